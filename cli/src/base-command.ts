@@ -1,0 +1,84 @@
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  CrError,
+  DEFAULT_CONFIG,
+  ExitCode,
+  PluginRegistry,
+  createCrContainer,
+  loadConfigFile,
+  loadPlugins,
+  resolveConfig,
+  type ConfigLayer,
+  type DependencyContainer,
+  type ResolvedConfig,
+} from '@cr/core';
+import type { CrConfig } from '@cr/schemas';
+import { Command, Flags } from '@oclif/core';
+import { BUILTIN_PLUGINS } from './builtin-plugins.js';
+
+/** Config values set by flags, keyed by the flag that set them (shown by `cr config`). */
+export type CrConfigFlags = Record<string, CrConfig>;
+
+const cliDir = dirname(dirname(fileURLToPath(import.meta.url)));
+
+/**
+ * What every cr command shares: `--config`, the layered config (defaults → file → flags), a
+ * container with the plugins loaded, and errors turned into one clear message and an exit code.
+ */
+export abstract class CrCommand extends Command {
+  static override baseFlags = {
+    config: Flags.file({ description: 'Config file to use instead of searching for .crrc and friends.', exists: true, helpGroup: 'GLOBAL' }),
+  };
+
+  protected container!: DependencyContainer;
+  protected resolved!: ResolvedConfig;
+  protected configFile: string | undefined;
+
+  /** Loads config and plugins; `flagLayer` holds the values the command's own flags set. */
+  protected async setUp(configPath: string | undefined, flagLayer: CrConfigFlags = {}): Promise<void> {
+    const file = await loadConfigFile({ cwd: process.cwd(), file: configPath });
+    this.configFile = file.filepath;
+    const layers: ConfigLayer[] = [{ source: 'default', config: DEFAULT_CONFIG }];
+    if (file.filepath) layers.push({ source: `file ${file.filepath}`, config: file.config });
+    for (const [flag, config] of Object.entries(flagLayer)) layers.push({ source: `flag ${flag}`, config });
+    this.resolved = resolveConfig(layers);
+    this.container = createCrContainer();
+    const searchFrom = [...(file.filepath ? [dirname(file.filepath)] : []), process.cwd(), cliDir];
+    await loadPlugins([...BUILTIN_PLUGINS, ...(this.resolved.config.plugins ?? [])], searchFrom, this.container, this.registry);
+    for (const [flag, layer] of Object.entries(flagLayer)) {
+      for (const type of [...(layer.checkpoint?.only ?? []), ...(layer.checkpoint?.exclude ?? [])]) this.assertKnownType(flag, type);
+    }
+  }
+
+  protected get registry(): PluginRegistry {
+    return this.container.resolve(PluginRegistry);
+  }
+
+  private assertKnownType(flag: string, type: string): void {
+    if (!this.registry.has(type)) {
+      throw new CrError(`${flag}: unknown resource type "${type}"; installed types: ${this.registry.orderedTypes().join(', ')} (see cr plugins)`, ExitCode.Usage);
+    }
+  }
+
+  protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
+    if (err instanceof CrError) {
+      if (this.jsonEnabled()) {
+        this.logJson({ error: { name: err.name, message: err.message, exitCode: err.exitCode } });
+        this.exit(err.exitCode);
+      }
+      this.logToStderr(`cr: ${err.message}`);
+      this.exit(err.exitCode);
+    }
+    return super.catch(err);
+  }
+}
+
+/** The config layers that `--only` and `--exclude` (comma-separated type lists) stand for. */
+export function typeSelectionFlags(flags: { only?: string; exclude?: string }): CrConfigFlags {
+  const list = (value: string) => value.split(',').map((t) => t.trim()).filter(Boolean);
+  return {
+    ...(flags.only !== undefined ? { '--only': { checkpoint: { only: list(flags.only) } } } : {}),
+    ...(flags.exclude !== undefined ? { '--exclude': { checkpoint: { exclude: list(flags.exclude) } } } : {}),
+  };
+}

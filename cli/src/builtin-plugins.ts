@@ -1,0 +1,2 @@
+/** The plugins cr ships with. They are loaded by package name, exactly like third-party ones. */
+export const BUILTIN_PLUGINS = ['@cr/plugin-uts-ns', '@cr/plugin-ipc-ns'] as const;

@@ -1,0 +1,56 @@
+import { Args, Flags } from '@oclif/core';
+import { CrError, ExitCode, ImageReader } from '@cr/core';
+import { z } from 'zod';
+import { CrCommand } from '../base-command.js';
+import { renderTable } from '../table.js';
+
+export default class Inspect extends CrCommand {
+  static override summary = 'Show what an image holds, and verify it.';
+  static override description = `Prints the manifest (format, tool and kernel versions, target), every object with the policy
+decision that was taken for it and the rule that decided, and the saved records. Every file's
+size and digest is checked, and every record is checked against its plugin's schema; any
+problem is reported and makes the command exit ${ExitCode.Image}.`;
+  static override examples = ['<%= config.bin %> inspect img', '<%= config.bin %> inspect img --json'];
+  static override enableJsonFlag = true;
+  static override args = { dir: Args.string({ description: 'Image directory.', required: true }) };
+  static override flags = { records: Flags.boolean({ description: 'Also print every record.', default: true, allowNo: true }) };
+
+  async run(): Promise<unknown> {
+    const { args, flags } = await this.parse(Inspect);
+    await this.setUp(flags.config);
+    const reader = ImageReader.open(args.dir);
+    const { manifest } = reader;
+    const problems = reader.verifyAll();
+    const records: Record<string, unknown> = {};
+    for (const object of manifest.objects) {
+      if (!object.record) continue;
+      const schema = this.registry.has(object.type) ? this.registry.get(object.type).plugin.recordSchema : z.unknown();
+      try {
+        records[object.key] = reader.readRecord(object, schema).record;
+      } catch (err) {
+        problems.push((err as Error).message);
+      }
+    }
+    if (!this.jsonEnabled()) {
+      const t = manifest.target;
+      this.log(`image      ${reader.imageDir}`);
+      this.log(`format     ${manifest.format} v${manifest.formatVersion}, written by cr ${manifest.tool.version} at ${manifest.createdAt}`);
+      this.log(`host       ${manifest.host.hostname}, Linux ${manifest.host.kernelRelease} ${manifest.host.arch}`);
+      this.log(`target     ${t.kind === 'process' ? `process ${t.pid}` : `IPC namespace ${t.path}`}`);
+      this.log('');
+      this.log(renderTable(['OBJECT', 'DECISION', 'RULE', 'SOURCE', 'BELOW'], manifest.objects.map((o) => [o.key, o.policy.decision, o.policy.rule, o.policy.source, o.parents.join(',')])));
+      if (flags.records) {
+        for (const [key, record] of Object.entries(records)) this.log(`\n${key}\n${JSON.stringify(record, null, 2)}`);
+      }
+      this.log(problems.length === 0 ? '\nintegrity: every file matches its digest' : `\nintegrity: ${problems.length} problem(s)\n  ${problems.join('\n  ')}`);
+    }
+    if (problems.length > 0) {
+      if (this.jsonEnabled()) {
+        this.logJson({ manifest, records, problems });
+        this.exit(ExitCode.Image);
+      }
+      throw new CrError(`image ${args.dir} failed verification`, ExitCode.Image);
+    }
+    return { manifest, records, problems };
+  }
+}

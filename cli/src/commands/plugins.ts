@@ -1,0 +1,26 @@
+import { CrCommand } from '../base-command.js';
+import { renderTable } from '../table.js';
+
+export default class Plugins extends CrCommand {
+  static override summary = 'List the installed resource types and the plugins that provide them.';
+  static override description = 'Built-in plugins and those named in the config file\'s "plugins" key, in the order cr saves and restores them.';
+  static override examples = ['<%= config.bin %> plugins', '<%= config.bin %> plugins --json'];
+  static override enableJsonFlag = true;
+
+  async run(): Promise<unknown> {
+    const { flags } = await this.parse(Plugins);
+    await this.setUp(flags.config);
+    const plugins = this.registry.all().map(({ plugin, source }) => ({
+      type: plugin.type,
+      version: plugin.version,
+      package: source,
+      collectsFrom: [...plugin.collectsFrom],
+      dependsOn: [...(plugin.dependsOn ?? [])],
+      description: plugin.description,
+    }));
+    if (!this.jsonEnabled()) {
+      this.log(renderTable(['TYPE', 'VERSION', 'PACKAGE', 'BELOW', 'DESCRIPTION'], plugins.map((p) => [p.type, p.version, p.package, p.collectsFrom.join(','), p.description])));
+    }
+    return { plugins };
+  }
+}

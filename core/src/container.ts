@@ -1,0 +1,19 @@
+import 'reflect-metadata';
+import { container, type DependencyContainer } from 'tsyringe';
+import { CheckpointEngine } from './engine/checkpoint-engine.js';
+import { RestoreEngine } from './engine/restore-engine.js';
+import { Kernel } from './kernel/kernel.js';
+import { PluginRegistry } from './plugin/registry.js';
+
+/**
+ * A fresh container for one cr run: the kernel layer, the plugin registry and the engines.
+ * Plugins are resolved from it (see loadPlugins), so they receive the same Kernel the engines use.
+ */
+export function createCrContainer(): DependencyContainer {
+  const c = container.createChildContainer();
+  c.registerInstance(Kernel, new Kernel());
+  c.registerInstance(PluginRegistry, new PluginRegistry());
+  c.registerSingleton(CheckpointEngine);
+  c.registerSingleton(RestoreEngine);
+  return c;
+}

@@ -1,0 +1,180 @@
+import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { ObjectEntry } from '@cr/schemas';
+import { inject, injectable } from 'tsyringe';
+import { CrError, ImageError, PluginError, TargetError } from '../errors.js';
+import { ImageReader } from '../image/image-reader.js';
+import { Kernel } from '../kernel/kernel.js';
+import { NamespaceHandle } from '../kernel/namespaces.js';
+import type { RestoreContext, RestoreOptions, ResourcePlugin } from '../plugin/contract.js';
+import { PluginRegistry } from '../plugin/registry.js';
+
+export interface RestoreRequest {
+  imageDir: string;
+  options: RestoreOptions;
+}
+
+export interface RestoredObject {
+  key: string;
+  type: string;
+  id: string;
+  /** Where a restored namespace was pinned (`--pin-ns`). */
+  pinnedAt?: string;
+}
+
+interface Planned {
+  entry: ObjectEntry;
+  plugin: ResourcePlugin;
+  record: unknown;
+  ctx: RestoreContext;
+}
+
+interface Done extends Planned {
+  value: unknown;
+  pinnedAt?: string;
+}
+
+/**
+ * restore = read and validate the whole image → preflight every record → recreate in dependency
+ * order → pin namespaces. If any step fails, everything already created is undone in reverse
+ * order, so a failed restore leaves nothing behind.
+ */
+@injectable()
+export class RestoreEngine {
+  constructor(
+    @inject(PluginRegistry) private readonly registry: PluginRegistry,
+    @inject(Kernel) private readonly kernel: Kernel,
+  ) {}
+
+  async restore(request: RestoreRequest): Promise<RestoredObject[]> {
+    const reader = ImageReader.open(request.imageDir);
+    const values = new Map<string, unknown>();
+    const plan = this.plan(reader, request.options, values);
+    const pinDir = request.options.pinDir === undefined ? undefined : resolve(request.options.pinDir);
+    const madePinDir = pinDir !== undefined && this.preparePinDir(pinDir, plan);
+
+    for (const p of plan) await p.plugin.preflight?.(p.record, p.ctx);
+
+    const done: Done[] = [];
+    try {
+      for (const p of plan) {
+        const value = await p.plugin.restore(p.record, p.ctx);
+        done.push({ ...p, value });
+        values.set(p.entry.key, value);
+      }
+      if (pinDir) this.pinNamespaces(done, pinDir, request.options);
+      return done.map((d) => ({ key: d.entry.key, type: d.entry.type, id: d.entry.id, ...(d.pinnedAt ? { pinnedAt: d.pinnedAt } : {}) }));
+    } catch (err) {
+      const problems = await this.rollback(done);
+      if (madePinDir) tryRmdir(pinDir!);
+      if (problems.length === 0) throw err;
+      throw new CrError(`${(err as Error).message}\nrollback was incomplete:\n  ${problems.join('\n  ')}`, err instanceof CrError ? err.exitCode : 1, { cause: err });
+    } finally {
+      for (const d of done) if (d.value instanceof NamespaceHandle) d.value.close();
+    }
+  }
+
+  /** Reads every record (checking digests and schemas) before anything on the system changes. */
+  private plan(reader: ImageReader, options: RestoreOptions, values: ReadonlyMap<string, unknown>): Planned[] {
+    const { manifest } = reader;
+    for (const saved of manifest.plugins) {
+      if (!manifest.objects.some((o) => o.type === saved.type && o.record)) continue;
+      if (!this.registry.has(saved.type)) {
+        throw new PluginError(`the image holds ${saved.type} records, saved by ${saved.package}, but no installed plugin handles "${saved.type}"; install ${saved.package}`);
+      }
+      const { plugin, source } = this.registry.get(saved.type);
+      if (saved.version > plugin.version) {
+        throw new PluginError(`the image holds ${saved.type} records of version ${saved.version}; the installed ${source} reads version ${plugin.version} and older: upgrade it`);
+      }
+    }
+    const planned: Planned[] = [];
+    for (const type of this.registry.orderedTypes()) {
+      const { plugin } = this.registry.get(type);
+      for (const entry of manifest.objects.filter((o) => o.type === type && o.record)) {
+        const { record } = reader.readRecord(entry, plugin.recordSchema);
+        const blobs = entry.blobs ?? {};
+        const blob = (name: string) => {
+          const rel = blobs[name];
+          if (!rel) throw new ImageError(`object ${entry.key} has no blob "${name}" in ${reader.imageDir}`);
+          return rel;
+        };
+        const ctx: RestoreContext = {
+          options,
+          key: entry.key,
+          parents: entry.parents,
+          restored: <T>(key: string) => values.get(key) as T | undefined,
+          readBlobInto: async (name, target) => reader.readBlobInto(blob(name), target),
+          blobSize: (name) => reader.blobSize(blob(name)),
+        };
+        planned.push({ entry, plugin, record, ctx });
+      }
+    }
+    const namespaces = planned.filter((p) => p.plugin.namespaceKind && !options.into?.[p.plugin.namespaceKind]);
+    const homes = planned.some((p) => p.plugin.holdsNamespaces);
+    if (namespaces.length > 0 && !homes && options.pinDir === undefined) {
+      throw new TargetError(
+        `the image holds namespaces (${namespaces.map((p) => p.entry.key).join(', ')}) but no process to live in them; ` +
+          'pass --pin-ns DIR to keep them on DIR, or exclude them',
+      );
+    }
+    return planned;
+  }
+
+  /** Creates the pin directory if needed and makes sure no pin path is taken; true if it created it. */
+  private preparePinDir(pinDir: string, plan: Planned[]): boolean {
+    const created = !existsSync(pinDir);
+    for (const path of this.pinPaths(plan, pinDir).values()) {
+      if (existsSync(path)) throw new TargetError(`cannot pin on ${path}: it exists; run cr unpin ${pinDir} or choose another directory`);
+    }
+    if (created) mkdirSync(pinDir, { recursive: true, mode: 0o700 });
+    return created;
+  }
+
+  private pinPaths(plan: Planned[], pinDir: string): Map<string, string> {
+    const paths = new Map<string, string>();
+    const used = new Set<string>();
+    for (const p of plan) {
+      const kind = p.plugin.namespaceKind;
+      if (!kind) continue;
+      const name = used.has(kind) ? `${kind}-${p.entry.id}` : kind;
+      used.add(kind);
+      paths.set(p.entry.key, join(pinDir, name));
+    }
+    return paths;
+  }
+
+  private pinNamespaces(done: Done[], pinDir: string, options: RestoreOptions): void {
+    const paths = this.pinPaths(done, pinDir);
+    for (const d of done) {
+      const kind = d.plugin.namespaceKind;
+      if (!kind || options.into?.[kind]) continue;
+      if (!(d.value instanceof NamespaceHandle)) {
+        throw new PluginError(`plugin for ${d.entry.type} declares namespaceKind "${kind}" but its restore() did not return a NamespaceHandle`);
+      }
+      const path = paths.get(d.entry.key)!;
+      this.kernel.namespaces.pin(d.value, path);
+      d.pinnedAt = path;
+    }
+  }
+
+  private async rollback(done: Done[]): Promise<string[]> {
+    const problems: string[] = [];
+    for (const d of [...done].reverse()) {
+      try {
+        if (d.pinnedAt) this.kernel.namespaces.unpin(d.pinnedAt);
+        await d.plugin.rollback?.(d.record, d.value, d.ctx);
+      } catch (err) {
+        problems.push(`${d.entry.key}: ${(err as Error).message}`);
+      }
+    }
+    return problems;
+  }
+}
+
+function tryRmdir(path: string): void {
+  try {
+    rmdirSync(path);
+  } catch {
+    // Not empty or already gone: either way nothing of ours is left in it.
+  }
+}

@@ -1,0 +1,116 @@
+import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, rmSync, statSync, writeSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import type { FileEntry, Manifest } from '@cr/schemas';
+import { ImageError } from '../errors.js';
+import { digestOf, digestString, newDigest } from './digest.js';
+import { MANIFEST_DIGEST_FILE, MANIFEST_FILE } from './layout.js';
+
+const DIR_MODE = 0o700;
+const FILE_MODE = 0o600;
+
+/**
+ * Writes an image atomically: everything goes into a hidden sibling directory, the manifest and
+ * its digest last, and only then is that directory renamed onto the image path. A checkpoint that
+ * fails or is killed leaves no directory at the image path (at most a `.NAME.cr-partial-*` one).
+ * Image files hold process memory, so they are private to their owner (0600 in 0700 dirs).
+ */
+export class ImageWriter {
+  private readonly files: Record<string, FileEntry> = {};
+  private done = false;
+
+  private constructor(
+    readonly imageDir: string,
+    readonly workDir: string,
+  ) {}
+
+  static create(dir: string): ImageWriter {
+    const imageDir = resolve(dir);
+    let existing;
+    try {
+      existing = statSync(imageDir);
+    } catch {
+      existing = undefined;
+    }
+    if (existing && !existing.isDirectory()) throw new ImageError(`${dir} exists and is not a directory; give a new image directory`);
+    if (existing && readdirSync(imageDir).length > 0) throw new ImageError(`${dir} is not empty; give a new image directory or remove the old image first`);
+    mkdirSync(dirname(imageDir), { recursive: true, mode: DIR_MODE });
+    const workDir = join(dirname(imageDir), `.${basename(imageDir)}.cr-partial-${process.pid}-${randomBytes(4).toString('hex')}`);
+    mkdirSync(workDir, { mode: DIR_MODE });
+    return new ImageWriter(imageDir, workDir);
+  }
+
+  /** Writes a small file (a record) in one go. */
+  writeFile(rel: string, data: string | Uint8Array): void {
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    const fd = this.openNew(rel);
+    try {
+      writeAll(fd, bytes);
+    } finally {
+      closeSync(fd);
+    }
+    this.files[rel] = { size: bytes.byteLength, digest: digestOf(bytes) };
+  }
+
+  /** Streams a blob to disk chunk by chunk, checksumming as it goes; never holds it whole. */
+  async writeStream(rel: string, source: Uint8Array | AsyncIterable<Uint8Array>): Promise<void> {
+    const fd = this.openNew(rel);
+    const hash = newDigest();
+    let size = 0;
+    try {
+      const chunks = source instanceof Uint8Array ? [source] : source;
+      for await (const chunk of chunks) {
+        writeAll(fd, chunk);
+        hash.update(chunk);
+        size += chunk.byteLength;
+      }
+    } finally {
+      closeSync(fd);
+    }
+    this.files[rel] = { size, digest: digestString(hash) };
+  }
+
+  /** Writes the manifest (with the digest of every file) and makes the image appear at its path. */
+  commit(manifest: Omit<Manifest, 'files'>): void {
+    const full: Manifest = { ...manifest, files: { ...this.files } };
+    const text = `${JSON.stringify(full, null, 2)}\n`;
+    this.writeFile(MANIFEST_FILE, text);
+    this.writeFile(MANIFEST_DIGEST_FILE, `${digestOf(text)}\n`);
+    syncPath(this.workDir);
+    try {
+      rmdirSync(this.imageDir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new ImageError(`cannot replace ${this.imageDir}: ${(err as Error).message}`);
+    }
+    renameSync(this.workDir, this.imageDir);
+    syncPath(dirname(this.imageDir));
+    this.done = true;
+  }
+
+  /** Removes everything written so far; safe to call after commit (then it does nothing). */
+  abort(): void {
+    if (!this.done) rmSync(this.workDir, { recursive: true, force: true });
+    this.done = true;
+  }
+
+  private openNew(rel: string): number {
+    if (this.done) throw new Error(`image ${this.imageDir} is already committed or aborted`);
+    const path = join(this.workDir, rel);
+    mkdirSync(dirname(path), { recursive: true, mode: DIR_MODE });
+    return openSync(path, 'wx', FILE_MODE);
+  }
+}
+
+function writeAll(fd: number, data: Uint8Array): void {
+  let offset = 0;
+  while (offset < data.byteLength) offset += writeSync(fd, data, offset, data.byteLength - offset);
+}
+
+function syncPath(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,0 +1,149 @@
+import koffi from 'koffi';
+import { KernelError } from './kernel-error.js';
+
+/**
+ * The one place cr binds libc. Everything above this file calls the typed methods of `Libc`,
+ * which throw KernelError on failure; nothing else in cr (or in a plugin) touches koffi.
+ */
+const lib = koffi.load('libc.so.6');
+
+const raw = {
+  strerror: lib.func('const char *strerror(int errnum)'),
+  setns: lib.func('int setns(int fd, int nstype)'),
+  unshare: lib.func('int unshare(int flags)'),
+  mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data)'),
+  umount2: lib.func('int umount2(const char *target, int flags)'),
+  uname: lib.func('int uname(_Out_ uint8_t *buf)'),
+  sethostname: lib.func('int sethostname(const char *name, size_t len)'),
+  setdomainname: lib.func('int setdomainname(const char *name, size_t len)'),
+  syscall: lib.func('long syscall(long number, ...)'),
+  ptrace: lib.func('long ptrace(int request, ...)'),
+  waitpid: lib.func('int waitpid(int pid, _Out_ int *status, int options)'),
+  kill: lib.func('int kill(int pid, int sig)'),
+  ioctl: lib.func('int ioctl(int fd, unsigned long request, ...)'),
+};
+
+export const CLONE_NEWNS = 0x00020000;
+export const CLONE_NEWUTS = 0x04000000;
+export const CLONE_NEWIPC = 0x08000000;
+export const CLONE_NEWUSER = 0x10000000;
+export const CLONE_NEWPID = 0x20000000;
+export const CLONE_NEWNET = 0x40000000;
+export const CLONE_NEWCGROUP = 0x02000000;
+export const MS_BIND = 0x1000;
+export const MNT_DETACH = 0x2;
+export const SYS_clone3 = 435;
+export const __WALL = 0x40000000;
+/** ioctl on an nsfs file: which CLONE_NEW* kind of namespace it is. */
+export const NS_GET_NSTYPE = 0xb703;
+
+function describe(errno: number): string {
+  return raw.strerror(errno) as string;
+}
+
+function check(result: number | bigint, syscall: string, target?: string): number {
+  const value = Number(result);
+  if (value === -1) {
+    const errno = koffi.errno();
+    throw new KernelError(syscall, errno, target, describe(errno));
+  }
+  return value;
+}
+
+/** A zero-terminated C string field of a fixed-size struct member. */
+function cString(buf: Buffer, offset: number, size: number): string {
+  const end = buf.indexOf(0, offset);
+  return buf.toString('utf8', offset, end === -1 || end > offset + size ? offset + size : end);
+}
+
+export interface Utsname {
+  sysname: string;
+  nodename: string;
+  release: string;
+  version: string;
+  machine: string;
+  domainname: string;
+}
+
+export interface WaitResult {
+  pid: number;
+  status: number;
+}
+
+export class Libc {
+  strerror(errno: number): string {
+    return describe(errno);
+  }
+
+  setns(fd: number, nstype: number, target: string): void {
+    check(raw.setns(fd, nstype), 'setns', target);
+  }
+
+  unshare(flags: number): void {
+    check(raw.unshare(flags), 'unshare', `0x${flags.toString(16)}`);
+  }
+
+  bindMount(source: string, target: string): void {
+    check(raw.mount(source, target, null, MS_BIND, null), 'mount', `${source} -> ${target}`);
+  }
+
+  umount2(target: string, flags: number): void {
+    check(raw.umount2(target, flags), 'umount2', target);
+  }
+
+  uname(): Utsname {
+    const field = 65;
+    const buf = Buffer.alloc(field * 6);
+    check(raw.uname(buf), 'uname');
+    const names = ['sysname', 'nodename', 'release', 'version', 'machine', 'domainname'] as const;
+    return Object.fromEntries(names.map((n, i) => [n, cString(buf, i * field, field)])) as unknown as Utsname;
+  }
+
+  sethostname(name: string): void {
+    const bytes = Buffer.from(name, 'utf8');
+    check(raw.sethostname(bytes, bytes.length), 'sethostname', name);
+  }
+
+  setdomainname(name: string): void {
+    const bytes = Buffer.from(name, 'utf8');
+    check(raw.setdomainname(bytes, bytes.length), 'setdomainname', name);
+  }
+
+  /**
+   * clone3(2) with `set_tid`, used only as a probe: asking for a PID that is taken must fail with
+   * EEXIST on a kernel that supports choosing PIDs, and creates no task.
+   */
+  clone3SetTidProbe(takenPid: number): number {
+    const tid = koffi.alloc('int', 1);
+    try {
+      koffi.encode(tid, 'int', takenPid);
+      const args = Buffer.alloc(88);
+      args.writeBigUInt64LE(17n, 32);
+      args.writeBigUInt64LE(BigInt(koffi.address(tid)), 64);
+      args.writeBigUInt64LE(1n, 72);
+      const result = Number(raw.syscall(SYS_clone3, 'void *', args, 'size_t', args.length));
+      return result === -1 ? koffi.errno() : 0;
+    } finally {
+      koffi.free(tid);
+    }
+  }
+
+  ptrace(request: number, pid: number, addr: bigint | number, data: bigint | number, name: string): number {
+    return check(raw.ptrace(request, 'int', pid, 'uintptr_t', addr, 'uintptr_t', data), name, `pid ${pid}`);
+  }
+
+  waitpid(pid: number, options: number): WaitResult {
+    const status = [0];
+    const result = check(raw.waitpid(pid, status, options), 'waitpid', `pid ${pid}`);
+    return { pid: result, status: status[0]! };
+  }
+
+  /** The CLONE_NEW* flag of the namespace an nsfs fd refers to. */
+  nsType(fd: number, target: string): number {
+    return check(raw.ioctl(fd, NS_GET_NSTYPE), 'ioctl(NS_GET_NSTYPE)', target);
+  }
+
+  kill(pid: number, signal: number): void {
+    check(raw.kill(pid, signal), 'kill', `pid ${pid}`);
+  }
+}

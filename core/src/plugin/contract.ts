@@ -1,0 +1,117 @@
+import type { CheckpointTarget } from '@cr/schemas';
+import type { ZodType } from 'zod';
+import type { NamespaceKind } from '../kernel/namespaces.js';
+
+/**
+ * The plugin contract, version 1.
+ *
+ * A plugin owns one resource type. cr finds its objects by asking it to `collect` below each
+ * parent object, asks the policy whether each object is saved, calls `save` for the saved ones in
+ * dependency order, and at restore time calls `preflight` for every record before anything is
+ * changed, then `restore` in dependency order, and `rollback` in reverse order if a later step
+ * fails. The full guide, with a worked third-party example, is docs/plugins.md.
+ *
+ * Plugins are tsyringe-injectable classes: take services (`Kernel`) through `@inject` from
+ * '@cr/core', never from a second copy of tsyringe, and never call libc yourself.
+ */
+export const PLUGIN_API_VERSION = 1;
+
+/** Where collection starts: the checkpoint target is the one node of one of these types. */
+export const TARGET_PROCESS = 'target:process';
+export const TARGET_IPC_NS = 'target:ipc-ns';
+
+/** Attribute values that policy rules can select objects by (an id, a key, a path …). */
+export type Attributes = Readonly<Record<string, string | number>>;
+
+/** One object of the resource graph as the engine holds it during a checkpoint. */
+export interface ResourceNode<H = unknown> {
+  /** `${type}:${id}`, unique in a checkpoint. */
+  readonly key: string;
+  readonly type: string;
+  /** Stable identity: namespace inode, shm id, … The same object found twice is saved once. */
+  readonly id: string;
+  /** What the owning plugin needs to save the object (an open fd, a PID …); never written out. */
+  readonly handle: H;
+  readonly attributes: Attributes;
+  /** Keys of the nodes this object was collected under. */
+  readonly parents: readonly string[];
+}
+
+/** What `collect` returns for each object it finds. */
+export interface CollectedObject<H = unknown> {
+  id: string;
+  handle: H;
+  attributes?: Attributes;
+  /** Called once the checkpoint is over, saved or not (close an fd, detach memory …). */
+  release?: () => void;
+}
+
+export interface CollectContext {
+  readonly target: CheckpointTarget;
+}
+
+export interface SaveContext {
+  readonly target: CheckpointTarget;
+  /**
+   * Stores a blob of raw bytes beside the record (page data, segment contents) and checksums it.
+   * Pass an async iterable to stream data that should never be held whole in memory.
+   */
+  writeBlob(name: string, data: Uint8Array | AsyncIterable<Uint8Array>): Promise<void>;
+}
+
+export interface RestoreOptions {
+  /** Directory to pin restored namespaces in (`--pin-ns`). */
+  readonly pinDir?: string;
+  /** Existing namespaces to restore into instead of new ones, by kind (`--into-ipc-ns`). */
+  readonly into?: Readonly<Partial<Record<NamespaceKind, string>>>;
+}
+
+export interface RestoreContext {
+  readonly options: RestoreOptions;
+  /** This object's key and the keys of its parents, as the image records them. */
+  readonly key: string;
+  readonly parents: readonly string[];
+  /** The value `restore` returned for an object restored earlier (a dependency), by key. */
+  restored<T = unknown>(key: string): T | undefined;
+  /** Reads a blob saved with `writeBlob` into `target`, which must be exactly its size; verified. */
+  readBlobInto(name: string, target: Uint8Array): Promise<void>;
+  /** Size in bytes of a blob saved with `writeBlob`. */
+  blobSize(name: string): number;
+}
+
+export interface ResourcePlugin<R = unknown, H = unknown, T = unknown> {
+  /** Must equal PLUGIN_API_VERSION of the cr that loads the plugin. */
+  readonly apiVersion: number;
+  /** The resource type this plugin owns, e.g. "uts-ns". */
+  readonly type: string;
+  /** Version of this type's record format; images with a higher one are refused. */
+  readonly version: number;
+  readonly description: string;
+  /** Parent types whose objects this plugin collects below (`target:process`, "ipc-ns" …). */
+  readonly collectsFrom: readonly string[];
+  /** Types whose objects must be restored before this type's (parents are implied). */
+  readonly dependsOn?: readonly string[];
+  /**
+   * Set when every object of this type is a namespace of that kind: `restore` must then return a
+   * NamespaceHandle, which cr pins with `--pin-ns` and closes when the restore is over.
+   */
+  readonly namespaceKind?: NamespaceKind;
+  /**
+   * Set when objects of this type are processes that keep the namespaces they live in alive;
+   * without any such object in an image, restored namespaces must be pinned (`--pin-ns`).
+   */
+  readonly holdsNamespaces?: boolean;
+  /** Validates records on save and on read. */
+  readonly recordSchema: ZodType<R>;
+
+  collect(parent: ResourceNode, ctx: CollectContext): Promise<CollectedObject<H>[]> | CollectedObject<H>[];
+  save(node: ResourceNode<H>, ctx: SaveContext): Promise<R> | R;
+  /** Checks, before anything is changed, that `record` can be restored (an id still free …). */
+  preflight?(record: R, ctx: RestoreContext): Promise<void> | void;
+  restore(record: R, ctx: RestoreContext): Promise<T> | T;
+  /** Undoes `restore` when a later step of the same restore failed. */
+  rollback?(record: R, restored: T, ctx: RestoreContext): Promise<void> | void;
+}
+
+/** A constructor tsyringe can build; what a plugin package exports by default (one or an array). */
+export type PluginClass = new (...args: any[]) => ResourcePlugin<unknown, unknown, unknown>;

@@ -1,0 +1,70 @@
+import { typeNameSchema } from '@cr/schemas';
+import { PluginError } from '../errors.js';
+import { orderTypes } from '../graph/type-order.js';
+import { PLUGIN_API_VERSION, type ResourcePlugin } from './contract.js';
+
+export interface RegisteredPlugin {
+  plugin: ResourcePlugin;
+  /** The package (or path) the plugin was loaded from. */
+  source: string;
+}
+
+/** The installed resource types, each owned by exactly one plugin. */
+export class PluginRegistry {
+  private readonly byType = new Map<string, RegisteredPlugin>();
+  private order: string[] | undefined;
+
+  register(plugin: ResourcePlugin, source: string): void {
+    assertPluginShape(plugin, source);
+    const existing = this.byType.get(plugin.type);
+    if (existing) {
+      throw new PluginError(`type "${plugin.type}" is provided twice: by ${existing.source} and by ${source}; remove one from the config's plugins`);
+    }
+    this.byType.set(plugin.type, { plugin, source });
+    this.order = undefined;
+  }
+
+  has(type: string): boolean {
+    return this.byType.has(type);
+  }
+
+  get(type: string): RegisteredPlugin {
+    const found = this.byType.get(type);
+    if (!found) {
+      throw new PluginError(`no installed plugin handles type "${type}"; installed types: ${[...this.byType.keys()].join(', ') || 'none'}`);
+    }
+    return found;
+  }
+
+  all(): RegisteredPlugin[] {
+    return this.orderedTypes().map((t) => this.byType.get(t)!);
+  }
+
+  /** Types in dependency order: what is saved and restored first comes first. */
+  orderedTypes(): string[] {
+    this.order ??= orderTypes(
+      [...this.byType.values()].map(({ plugin, source }) => ({
+        type: plugin.type,
+        needs: [...plugin.collectsFrom, ...(plugin.dependsOn ?? [])],
+        declaredBy: source,
+      })),
+    );
+    return this.order;
+  }
+}
+
+function assertPluginShape(plugin: ResourcePlugin, source: string): void {
+  const fail = (what: string) => {
+    throw new PluginError(`plugin from ${source} is not a valid cr plugin: ${what}; see docs/plugins.md`);
+  };
+  if (plugin.apiVersion !== PLUGIN_API_VERSION) {
+    fail(`it implements plugin API version ${String(plugin.apiVersion)}, this cr implements version ${PLUGIN_API_VERSION}`);
+  }
+  if (!typeNameSchema.safeParse(plugin.type).success) fail(`type ${JSON.stringify(plugin.type)} is not a type name like "uts-ns"`);
+  if (!Number.isInteger(plugin.version) || plugin.version < 1) fail(`version must be a positive integer, got ${String(plugin.version)}`);
+  if (!Array.isArray(plugin.collectsFrom) || plugin.collectsFrom.length === 0) fail('collectsFrom must name at least one parent type');
+  if (typeof plugin.recordSchema?.safeParse !== 'function') fail('recordSchema must be a zod schema');
+  for (const method of ['collect', 'save', 'restore'] as const) {
+    if (typeof plugin[method] !== 'function') fail(`it has no ${method}() method`);
+  }
+}

@@ -1,0 +1,41 @@
+import type { ZodError } from 'zod';
+
+/** `policy.rules[0].decision` from a zod issue path. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else out += out ? `.${String(part)}` : String(part);
+  }
+  return out || '(top level)';
+}
+
+function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
+  let value = data;
+  for (const part of path) {
+    if (value === null || typeof value !== 'object') return undefined;
+    value = (value as Record<PropertyKey, unknown>)[part];
+  }
+  return value;
+}
+
+function show(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  const text = JSON.stringify(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/**
+ * One line per problem, each naming the key path, what was found there and what was expected:
+ * `at "checkpoint.only[1]": found 42; expected a string`.
+ */
+export function describeZodError(error: ZodError, data: unknown): string[] {
+  return error.issues.map((issue) => {
+    if (issue.code === 'unrecognized_keys') {
+      const keys = issue.keys.map((k) => `"${k}"`).join(', ');
+      return `at "${formatPath(issue.path)}": found unknown key ${keys}; expected only the documented keys (see .crrc.example)`;
+    }
+    const expected = issue.message.replace(/^Invalid input: /, '').replace(/^Invalid option: /, '');
+    return `at "${formatPath(issue.path)}": found ${show(valueAt(data, issue.path))}; ${expected}`;
+  });
+}

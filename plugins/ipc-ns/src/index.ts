@@ -1,0 +1,72 @@
+import {
+  Kernel,
+  NamespaceHandle,
+  PLUGIN_API_VERSION,
+  TARGET_IPC_NS,
+  TARGET_PROCESS,
+  inject,
+  injectable,
+  type CollectedObject,
+  type IpcNsTargetHandle,
+  type ProcessTargetHandle,
+  type ResourceNode,
+  type ResourcePlugin,
+  type RestoreContext,
+} from '@cr/core';
+import { IPC_NS_SYSCTLS, ipcNsRecordSchema, type IpcNsRecord } from '@cr/schemas';
+
+/**
+ * IPC namespace: the per-namespace `kernel.*` IPC limits. The SysV object plugins (shm, msg,
+ * sem) collect below it, and restore their objects into the namespace this plugin restores.
+ */
+@injectable()
+export class IpcNsPlugin implements ResourcePlugin<IpcNsRecord, NamespaceHandle, NamespaceHandle> {
+  readonly apiVersion = PLUGIN_API_VERSION;
+  readonly type = 'ipc-ns';
+  readonly version = 1;
+  readonly description = 'IPC namespace: per-namespace limits (msgmax, shmmax, sem …); parent of the SysV IPC objects';
+  readonly collectsFrom = [TARGET_PROCESS, TARGET_IPC_NS];
+  readonly namespaceKind = 'ipc' as const;
+  readonly recordSchema = ipcNsRecordSchema;
+
+  constructor(@inject(Kernel) private readonly kernel: Kernel) {}
+
+  collect(parent: ResourceNode): CollectedObject<NamespaceHandle>[] {
+    const ns =
+      parent.type === TARGET_IPC_NS
+        ? this.kernel.namespaces.fromPath((parent.handle as IpcNsTargetHandle).path, 'ipc')
+        : this.kernel.namespaces.ofProcess((parent.handle as ProcessTargetHandle).pid, 'ipc');
+    return [{ id: String(ns.inode), handle: ns, attributes: { inode: ns.inode }, release: () => ns.close() }];
+  }
+
+  save(node: ResourceNode<NamespaceHandle>): IpcNsRecord {
+    return this.kernel.namespaces.within(node.handle, () => {
+      const sysctls: IpcNsRecord['sysctls'] = {};
+      for (const name of IPC_NS_SYSCTLS) {
+        if (this.kernel.sysctl.exists(`kernel.${name}`)) sysctls[name] = this.kernel.sysctl.read(`kernel.${name}`).replace(/\s+/g, ' ');
+      }
+      return { sysctls };
+    });
+  }
+
+  /**
+   * Into a new namespace, with the saved limits; or, with `--into-ipc-ns`, into an existing one
+   * whose limits are left as its owner set them.
+   */
+  restore(record: IpcNsRecord, ctx: RestoreContext): NamespaceHandle {
+    const into = ctx.options.into?.ipc;
+    if (into) return this.kernel.namespaces.fromPath(into, 'ipc');
+    const ns = this.kernel.namespaces.create('ipc');
+    try {
+      this.kernel.namespaces.within(ns, () => {
+        for (const [name, value] of Object.entries(record.sysctls)) this.kernel.sysctl.write(`kernel.${name}`, value);
+      });
+      return ns;
+    } catch (err) {
+      ns.close();
+      throw err;
+    }
+  }
+}
+
+export default IpcNsPlugin;

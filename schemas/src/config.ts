@@ -1,0 +1,50 @@
+import { z } from 'zod';
+
+/** A resource type name as plugins declare it: lower-case words joined by dashes. */
+export const typeNameSchema = z
+  .string()
+  .regex(/^[a-z][a-z0-9]*(-[a-z0-9]+)*$/, 'a type name such as "uts-ns" or "sysvipc-shm"');
+
+export const decisionSchema = z.enum(['include', 'exclude', 'external']);
+export type Decision = z.infer<typeof decisionSchema>;
+
+/**
+ * Attribute values an object rule matches against (an shm id, a key, a path …).
+ * Numbers may be written as strings so that hex keys ("0x1234") survive YAML and the CLI.
+ */
+export const selectorValueSchema = z.union([z.number().int(), z.string().min(1)]);
+
+export const policyRuleSchema = z.strictObject({
+  type: typeNameSchema.describe('Resource type the rule applies to, e.g. "sysvipc-shm".'),
+  match: z
+    .record(z.string().min(1), selectorValueSchema)
+    .optional()
+    .describe('Object attributes that must all be equal for the rule to apply; absent = every object of the type.'),
+  decision: decisionSchema.describe('What happens to matching objects.'),
+});
+export type PolicyRule = z.infer<typeof policyRuleSchema>;
+
+export const configSchema = z.strictObject({
+  plugins: z
+    .array(z.string().min(1))
+    .optional()
+    .describe('Extra plugin packages or paths to load, beside the built-in ones.'),
+  checkpoint: z
+    .strictObject({
+      only: z.array(typeNameSchema).optional().describe('Save only these resource types.'),
+      exclude: z.array(typeNameSchema).optional().describe('Leave these resource types out.'),
+    })
+    .optional(),
+  restore: z
+    .strictObject({
+      pinNs: z.string().min(1).optional().describe('Directory where restored namespaces are pinned.'),
+    })
+    .optional(),
+  policy: z
+    .strictObject({
+      default: decisionSchema.optional().describe('Decision for objects no rule matches.'),
+      rules: z.array(policyRuleSchema).optional().describe('Type and object rules; object rules win.'),
+    })
+    .optional(),
+});
+export type CrConfig = z.infer<typeof configSchema>;

@@ -1,0 +1,20 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { configSchema } from './config.js';
+import { manifestSchema } from './manifest.js';
+import { ipcNsRecordSchema } from './records/ipc-ns.js';
+import { utsNsRecordSchema } from './records/uts-ns.js';
+
+/** Writes JSON Schema files so editors can validate `.crrc.json` and tools can read images. */
+const outDir = process.argv[2] ?? 'json';
+const schemas: Record<string, z.ZodType> = {
+  'crrc.schema.json': configSchema,
+  'manifest.schema.json': manifestSchema,
+  'record.uts-ns.schema.json': utsNsRecordSchema,
+  'record.ipc-ns.schema.json': ipcNsRecordSchema,
+};
+mkdirSync(outDir, { recursive: true });
+for (const [file, schema] of Object.entries(schemas)) {
+  writeFileSync(join(outDir, file), JSON.stringify(z.toJSONSchema(schema, { io: 'input' }), null, 2) + '\n');
+}

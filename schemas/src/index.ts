@@ -1,0 +1,4 @@
+export * from './config.js';
+export * from './manifest.js';
+export * from './records/uts-ns.js';
+export * from './records/ipc-ns.js';

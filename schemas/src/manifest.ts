@@ -1,0 +1,70 @@
+import { z } from 'zod';
+import { decisionSchema, typeNameSchema } from './config.js';
+
+/** The image format this code writes. Readers refuse images with a higher number. */
+export const IMAGE_FORMAT_VERSION = 1;
+
+/** "<algorithm>:<hex digest>"; the algorithm is named so that blobs may use a faster one later. */
+export const digestSchema = z.string().regex(/^(sha256):[0-9a-f]{64}$/, 'a digest such as "sha256:<64 hex digits>"');
+
+export const fileEntrySchema = z.strictObject({
+  size: z.number().int().nonnegative(),
+  digest: digestSchema,
+});
+export type FileEntry = z.infer<typeof fileEntrySchema>;
+
+export const policyDecisionSchema = z.strictObject({
+  decision: decisionSchema,
+  rule: z.string().describe('The rule that decided, e.g. "default", "type sysvipc-shm", "object sysvipc-shm key=0x1234".'),
+  source: z.string().describe('Where that rule came from: default, a config file, a flag.'),
+});
+export type PolicyDecision = z.infer<typeof policyDecisionSchema>;
+
+export const objectEntrySchema = z.strictObject({
+  key: z.string().describe('"<type>:<id>", unique in the image.'),
+  type: typeNameSchema,
+  id: z.string().min(1),
+  parents: z.array(z.string()).describe('Keys of the objects this one was collected under.'),
+  attributes: z.record(z.string(), z.union([z.string(), z.number()])),
+  policy: policyDecisionSchema,
+  record: z.string().optional().describe('Path of the record file, for saved objects.'),
+  blobs: z.record(z.string(), z.string()).optional().describe('Blob name → path of the blob file.'),
+});
+export type ObjectEntry = z.infer<typeof objectEntrySchema>;
+
+export const targetSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('process'), pid: z.number().int().positive() }),
+  z.strictObject({ kind: z.literal('ipc-ns'), path: z.string() }),
+]);
+export type CheckpointTarget = z.infer<typeof targetSchema>;
+
+export const manifestSchema = z.strictObject({
+  format: z.literal('cr-image'),
+  formatVersion: z.number().int().positive(),
+  tool: z.strictObject({ name: z.literal('cr'), version: z.string() }),
+  createdAt: z.iso.datetime(),
+  host: z.strictObject({ kernelRelease: z.string(), arch: z.string(), hostname: z.string() }),
+  target: targetSchema,
+  plugins: z.array(
+    z.strictObject({ type: typeNameSchema, version: z.number().int().positive(), package: z.string() }),
+  ),
+  objects: z.array(objectEntrySchema),
+  files: z.record(z.string(), fileEntrySchema).describe('Every file of the image but the manifest, with its size and digest.'),
+});
+export type Manifest = z.infer<typeof manifestSchema>;
+
+/** Only the fields needed to decide whether this reader understands the image at all. */
+export const manifestHeaderSchema = z.object({
+  format: z.literal('cr-image'),
+  formatVersion: z.number().int().positive(),
+  tool: z.object({ version: z.string() }).optional(),
+});
+
+/** A record file: the envelope is checked by cr, `record` by the owning plugin's schema. */
+export const recordFileSchema = z.strictObject({
+  type: typeNameSchema,
+  id: z.string().min(1),
+  version: z.number().int().positive(),
+  record: z.unknown(),
+});
+export type RecordFile = z.infer<typeof recordFileSchema>;
