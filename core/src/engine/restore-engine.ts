@@ -114,7 +114,7 @@ export class RestoreEngine {
     if (namespaces.length > 0 && !homes && options.pinDir === undefined) {
       throw new TargetError(
         `the image holds namespaces (${namespaces.map((p) => p.entry.key).join(', ')}) but no process to live in them; ` +
-          'pass --pin-ns DIR to keep them on DIR, or exclude them',
+          'pass --pin-ns DIR to keep them alive on DIR',
       );
     }
     return planned;
