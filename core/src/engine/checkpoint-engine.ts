@@ -39,7 +39,7 @@ export class CheckpointEngine {
 
   /** Collects and decides without saving anything (what `--dry-run` shows). */
   async plan(target: CheckpointTarget, policy: Policy): Promise<CollectedObjectEntry[]> {
-    const graph = await this.collect(target, policy);
+    const graph = await this.collect(target);
     try {
       return graph.all().filter((n) => !n.type.startsWith('target:')).map((n) => this.entryOf(n, policy));
     } finally {
@@ -49,7 +49,7 @@ export class CheckpointEngine {
 
   async checkpoint(request: CheckpointRequest): Promise<CheckpointResult> {
     const { target, policy } = request;
-    const graph = await this.collect(target, policy);
+    const graph = await this.collect(target);
     let writer: ImageWriter | undefined;
     try {
       writer = ImageWriter.create(request.imageDir);
@@ -91,14 +91,16 @@ export class CheckpointEngine {
     };
   }
 
-  private async collect(target: CheckpointTarget, policy: Policy): Promise<ResourceGraph> {
+  /**
+   * Every type is collected, excluded ones too, so that the manifest and a dry run list every
+   * object with the rule that decided it. Plugins report unsupported objects in save, not here.
+   */
+  private async collect(target: CheckpointTarget): Promise<ResourceGraph> {
     const graph = new ResourceGraph();
     const root = rootOf(target, this.kernel);
     graph.add(root.type, root.id, root.handle, {}, undefined);
-    const needed = this.typesWorthCollecting(policy);
     try {
       for (const type of this.registry.orderedTypes()) {
-        if (!needed.has(type)) continue;
         const { plugin, source } = this.registry.get(type);
         for (const parentType of plugin.collectsFrom) {
           for (const parent of graph.ofType(parentType)) {
@@ -117,16 +119,6 @@ export class CheckpointEngine {
       throw err;
     }
     return graph;
-  }
-
-  /** A type is collected if its objects may be saved, or if a type below it may be. */
-  private typesWorthCollecting(policy: Policy): Set<string> {
-    const needed = new Set<string>();
-    for (const type of [...this.registry.orderedTypes()].reverse()) {
-      const children = this.registry.all().filter(({ plugin }) => plugin.collectsFrom.includes(type));
-      if (policy.mayInclude(type) || children.some(({ plugin }) => needed.has(plugin.type))) needed.add(type);
-    }
-    return needed;
   }
 
   private async save(node: ResourceNode, entry: ObjectEntry, writer: ImageWriter, target: CheckpointTarget): Promise<void> {

@@ -31,14 +31,6 @@ export class Policy {
     if (!winner) return { decision: this.defaultDecision, rule: 'default', source: this.defaultSource };
     return { decision: winner.rule.decision, rule: describeRule(winner.rule), source: winner.source };
   }
-
-  /** False when no object of `type` can be saved, so collecting it would be wasted work. */
-  mayInclude(type: string): boolean {
-    const forType = this.rules.filter((r) => r.rule.type === type);
-    if (forType.some((r) => r.rule.match && r.rule.decision !== 'exclude')) return true;
-    const typeRule = forType.filter((r) => !r.rule.match).at(-1);
-    return (typeRule?.rule.decision ?? this.defaultDecision) !== 'exclude';
-  }
 }
 
 export function describeRule(rule: PolicyRule): string {

@@ -1,0 +1,89 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const REPO = resolve(import.meta.dirname, '..', '..');
+const BIN = join(REPO, 'cli', 'bin', 'run.js');
+
+export interface CliResult {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real cr command line. */
+export function cr(args: string[], cwd = REPO): CliResult {
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8' });
+  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+export function crJson<T = Record<string, unknown>>(args: string[], cwd = REPO): T {
+  const r = cr([...args, '--json'], cwd);
+  if (r.status !== 0) throw new Error(`cr ${args.join(' ')} failed (${r.status}): ${r.stderr}${r.stdout}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+export function tempDir(prefix = 'cr-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Things a test created, undone in reverse order by `cleanup()` (call it in afterEach). */
+export class Cleanup {
+  private readonly steps: (() => void)[] = [];
+
+  add(step: () => void): void {
+    this.steps.push(step);
+  }
+
+  dir(path: string): string {
+    this.add(() => rmSync(path, { recursive: true, force: true }));
+    return path;
+  }
+
+  /** Unpins every namespace cr pinned in `dir`, if any are left. */
+  pins(dir: string): string {
+    this.add(() => {
+      if (existsSync(dir)) cr(['unpin', dir]);
+    });
+    return dir;
+  }
+
+  process(child: ChildProcess): ChildProcess {
+    this.add(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    return child;
+  }
+
+  run(): void {
+    for (const step of this.steps.splice(0).reverse()) {
+      try {
+        step();
+      } catch {
+        // Keep undoing the rest.
+      }
+    }
+  }
+}
+
+/**
+ * Starts `script` under `sh` in new UTS and IPC namespaces (the namespaces of the returned
+ * process). Resolves once the script printed "ready".
+ */
+export async function startInNewNamespaces(script: string, cleanup: Cleanup): Promise<ChildProcess> {
+  const child = cleanup.process(spawn('unshare', ['--uts', '--ipc', 'sh', '-c', `${script}; echo ready; exec sleep 1000`], { stdio: ['ignore', 'pipe', 'inherit'] }));
+  await new Promise<void>((ok, fail) => {
+    child.once('exit', (code) => fail(new Error(`namespace fixture exited early (${code})`)));
+    child.stdout!.on('data', (d: Buffer) => {
+      if (d.toString().includes('ready')) ok();
+    });
+  });
+  return child;
+}
+
+export function nsenter(args: string[]): string {
+  const r = spawnSync('nsenter', args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`nsenter ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout.trim();
+}
