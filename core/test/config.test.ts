@@ -1,0 +1,70 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, DEFAULT_CONFIG, loadConfigFile, resolveConfig } from '@cr/core';
+import { afterEach, describe, expect, it } from 'vitest';
+
+let dir: string;
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+const fresh = () => (dir = mkdtempSync(join(tmpdir(), 'cr-config-')));
+
+describe('config loading', () => {
+  it.each([
+    ['.crrc', 'checkpoint:\n  exclude: [ipc-ns]\n'],
+    ['.crrc.json', '{"checkpoint": {"exclude": ["ipc-ns"]}}'],
+    ['.crrc.yaml', 'checkpoint:\n  exclude:\n    - ipc-ns\n'],
+    ['cr.config.js', 'export default { checkpoint: { exclude: ["ipc-ns"] } };'],
+    ['package.json', '{"name": "x", "cr": {"checkpoint": {"exclude": ["ipc-ns"]}}}'],
+  ])('finds and validates %s', async (file, text) => {
+    writeFileSync(join(fresh(), file), text);
+    const loaded = await loadConfigFile({ cwd: dir });
+    expect(loaded.filepath).toBe(join(dir, file));
+    expect(loaded.config).toEqual({ checkpoint: { exclude: ['ipc-ns'] } });
+  });
+
+  it('names the file, the key path, what was found and what was expected', async () => {
+    writeFileSync(join(fresh(), '.crrc.yaml'), 'policy:\n  rules:\n    - type: sysvipc-shm\n      decision: maybe\n');
+    const err = await loadConfigFile({ cwd: dir }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    const message = (err as Error).message;
+    expect(message).toContain(join(dir, '.crrc.yaml'));
+    expect(message).toContain('policy.rules[0].decision');
+    expect(message).toContain('found "maybe"');
+    expect(message).toContain('"include"|"exclude"|"external"');
+  });
+
+  it('rejects unknown keys and wrong types', async () => {
+    writeFileSync(join(fresh(), '.crrc.json'), '{"checkpont": {}, "checkpoint": {"only": [42]}}');
+    const message = ((await loadConfigFile({ cwd: dir }).catch((e: unknown) => e)) as Error).message;
+    expect(message).toContain('unknown key "checkpont"');
+    expect(message).toMatch(/at "checkpoint.only\[0\]": found 42; expected string/);
+  });
+
+  it('reports a file that is not valid YAML, naming it', async () => {
+    writeFileSync(join(fresh(), '.crrc.yaml'), 'checkpoint: [unclosed\n');
+    const err = await loadConfigFile({ cwd: dir }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toContain('.crrc.yaml');
+  });
+
+  it('returns an empty config when there is no file', async () => {
+    expect(await loadConfigFile({ cwd: fresh() })).toEqual({ config: {} });
+  });
+});
+
+describe('resolveConfig', () => {
+  it('lets later layers win key by key and remembers the source of each key', () => {
+    const { config, sources } = resolveConfig([
+      { source: 'default', config: DEFAULT_CONFIG },
+      { source: 'file /x/.crrc', config: { checkpoint: { exclude: ['ipc-ns'] }, restore: { pinNs: '/run/a' } } },
+      { source: 'flag --only', config: { checkpoint: { only: ['uts-ns'] } } },
+    ]);
+    expect(config.checkpoint).toEqual({ only: ['uts-ns'], exclude: ['ipc-ns'] });
+    expect(sources).toMatchObject({
+      'checkpoint.only': 'flag --only',
+      'checkpoint.exclude': 'file /x/.crrc',
+      'restore.pinNs': 'file /x/.crrc',
+      'policy.default': 'default',
+    });
+  });
+});

@@ -1,0 +1,54 @@
+import { PluginError, PluginRegistry, orderTypes, type ResourcePlugin } from '@cr/core';
+import { fakePlugin } from './fake-plugin.js';
+import { describe, expect, it } from 'vitest';
+
+describe('type ordering', () => {
+  it('puts every type after the types it needs', () => {
+    const order = orderTypes([
+      { type: 'sysvipc-shm', needs: ['ipc-ns'], declaredBy: 'a' },
+      { type: 'tasks', needs: ['target:process', 'ipc-ns', 'uts-ns'], declaredBy: 'b' },
+      { type: 'ipc-ns', needs: ['target:process'], declaredBy: 'c' },
+      { type: 'uts-ns', needs: [], declaredBy: 'd' },
+    ]);
+    expect(order.indexOf('ipc-ns')).toBeLessThan(order.indexOf('sysvipc-shm'));
+    expect(order.indexOf('ipc-ns')).toBeLessThan(order.indexOf('tasks'));
+    expect(order.indexOf('uts-ns')).toBeLessThan(order.indexOf('tasks'));
+  });
+
+  it('names the cycle and the packages that declared it', () => {
+    expect(() =>
+      orderTypes([
+        { type: 'a', needs: ['b'], declaredBy: 'pkg-a' },
+        { type: 'b', needs: ['c'], declaredBy: 'pkg-b' },
+        { type: 'c', needs: ['a'], declaredBy: 'pkg-c' },
+      ]),
+    ).toThrowError(/cycle: a → b → c → a \(declared by pkg-a, pkg-b, pkg-c\)/);
+  });
+
+  it('names an unknown dependency and who needs it', () => {
+    expect(() => orderTypes([{ type: 'sysvipc-shm', needs: ['ipc-ns'], declaredBy: '@x/shm' }])).toThrowError(
+      /plugin @x\/shm \(type sysvipc-shm\) needs type "ipc-ns", which no installed plugin provides/,
+    );
+  });
+});
+
+describe('plugin registry', () => {
+  it('orders registered plugins by collectsFrom and dependsOn', () => {
+    const registry = new PluginRegistry();
+    registry.register(fakePlugin('child', { collectsFrom: ['parent'], dependsOn: ['other'] }), 'c');
+    registry.register(fakePlugin('parent'), 'p');
+    registry.register(fakePlugin('other'), 'o');
+    const order = registry.orderedTypes();
+    expect(order.indexOf('parent')).toBeLessThan(order.indexOf('child'));
+    expect(order.indexOf('other')).toBeLessThan(order.indexOf('child'));
+  });
+
+  it('rejects a wrong API version, a duplicate type, a missing method and a bad type name', () => {
+    const registry = new PluginRegistry();
+    expect(() => registry.register(fakePlugin('x', { apiVersion: 99 }), 'old-pkg')).toThrowError(/old-pkg .* plugin API version 99, this cr implements version 1/);
+    registry.register(fakePlugin('x'), 'first');
+    expect(() => registry.register(fakePlugin('x'), 'second')).toThrowError(/type "x" is provided twice: by first and by second/);
+    expect(() => registry.register({ ...fakePlugin('y'), save: undefined } as unknown as ResourcePlugin, 'p')).toThrowError(/no save\(\) method/);
+    expect(() => registry.register(fakePlugin('Bad Name'), 'p')).toThrowError(PluginError);
+  });
+});
