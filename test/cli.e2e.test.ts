@@ -1,0 +1,74 @@
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Cleanup, REPO, cr, crJson, tempDir } from './helpers/cli.js';
+
+const cleanup = new Cleanup();
+afterEach(() => cleanup.run());
+
+describe('cr command line', () => {
+  it('lists its commands in --help', () => {
+    const help = cr(['--help']);
+    expect(help.status).toBe(0);
+    for (const command of ['checkpoint', 'restore', 'inspect', 'check', 'plugins', 'config', 'unpin']) expect(help.stdout).toContain(command);
+  });
+
+  it('cr check finds every required kernel feature on this machine', () => {
+    const report = crJson<{ ok: boolean; features: { feature: string; ok: boolean; required: boolean }[] }>(['check']);
+    expect(report.features.filter((f) => f.required && !f.ok)).toEqual([]);
+    expect(report.ok).toBe(true);
+    expect(report.features.map((f) => f.feature)).toEqual(expect.arrayContaining(['ptrace seize/interrupt', 'clone3 with set_tid', 'pagemap', 'sysctl kernel.shm_next_id']));
+  });
+
+  it('cr plugins lists the built-in types in dependency order', () => {
+    const { plugins } = crJson<{ plugins: { type: string; package: string }[] }>(['plugins']);
+    expect(plugins).toEqual(expect.arrayContaining([
+      expect.objectContaining({ type: 'uts-ns', package: '@cr/plugin-uts-ns' }),
+      expect.objectContaining({ type: 'ipc-ns', package: '@cr/plugin-ipc-ns' }),
+    ]));
+  });
+
+  it('cr config shows each value with its source: default, file, flag', () => {
+    const dir = cleanup.dir(tempDir());
+    writeFileSync(join(dir, '.crrc.yaml'), 'checkpoint:\n  exclude: [ipc-ns]\nrestore:\n  pinNs: /run/cr/pins\n');
+    const { file, sources, config } = crJson<{ file: string; sources: Record<string, string>; config: { checkpoint: unknown } }>(['config', '--only', 'uts-ns'], dir);
+    expect(file).toBe(join(dir, '.crrc.yaml'));
+    expect(config.checkpoint).toEqual({ only: ['uts-ns'], exclude: ['ipc-ns'] });
+    expect(sources).toMatchObject({
+      'checkpoint.only': 'flag --only',
+      'checkpoint.exclude': `file ${join(dir, '.crrc.yaml')}`,
+      'restore.pinNs': `file ${join(dir, '.crrc.yaml')}`,
+      'policy.default': 'default',
+    });
+  });
+
+  it('an invalid .crrc is one message naming the file and key path, exit code 3', () => {
+    const dir = cleanup.dir(tempDir());
+    writeFileSync(join(dir, '.crrc.json'), '{"checkpoint": {"exclude": "ipc-ns"}}');
+    const r = cr(['checkpoint', String(process.pid), '-D', join(dir, 'img')], dir);
+    expect(r.status).toBe(3);
+    expect(r.stderr).toContain(`invalid config in ${join(dir, '.crrc.json')}`);
+    expect(r.stderr).toContain('at "checkpoint.exclude": found "ipc-ns"; expected array');
+  });
+
+  it('loads a third-party plugin package named in the config, and uses it to checkpoint and restore', async () => {
+    const dir = cleanup.dir(tempDir());
+    writeFileSync(join(dir, '.crrc.json'), JSON.stringify({ plugins: [join(REPO, 'test/fixtures/hello-plugin/index.js')] }));
+    const { plugins } = crJson<{ plugins: { type: string }[] }>(['plugins'], dir);
+    expect(plugins.map((p) => p.type)).toContain('hello');
+
+    const child = cleanup.process(spawn('sleep', ['1000']));
+    const img = join(dir, 'img');
+    expect(cr(['checkpoint', String(child.pid), '-D', img, '--only', 'hello'], dir).status).toBe(0);
+    const { records } = crJson<{ records: Record<string, unknown> }>(['inspect', img], dir);
+    expect(records).toEqual({ [`hello:${child.pid}`]: { comm: 'sleep' } });
+    const { restored } = crJson<{ restored: { key: string }[] }>(['restore', '-D', img], dir);
+    expect(restored).toEqual([{ key: `hello:${child.pid}`, type: 'hello', id: String(child.pid) }]);
+
+    // Without the plugin, the image cannot be restored, and the error says what to install.
+    const bare = cr(['restore', '-D', img], cleanup.dir(tempDir()));
+    expect(bare.status).toBe(6);
+    expect(bare.stderr).toContain('no installed plugin handles "hello"');
+  });
+});
