@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, DEFAULT_CONFIG, loadConfigFile, resolveConfig } from '@cr/core';
@@ -66,5 +66,14 @@ describe('resolveConfig', () => {
       'restore.pinNs': 'file /x/.crrc',
       'policy.default': 'default',
     });
+  });
+});
+
+describe('.crrc.example', () => {
+  it('is a valid config file', async () => {
+    fresh();
+    writeFileSync(join(dir, '.crrc.yaml'), readFileSync(new URL('../../.crrc.example', import.meta.url)));
+    const { config } = await loadConfigFile({ cwd: dir });
+    expect(config.restore?.pinNs).toBe('/run/cr/pins');
   });
 });
