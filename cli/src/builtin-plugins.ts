@@ -1,2 +1,8 @@
 /** The plugins cr ships with. They are loaded by package name, exactly like third-party ones. */
-export const BUILTIN_PLUGINS = ['@cr/plugin-uts-ns', '@cr/plugin-ipc-ns'] as const;
+export const BUILTIN_PLUGINS = [
+  '@cr/plugin-uts-ns',
+  '@cr/plugin-ipc-ns',
+  '@cr/plugin-sysvipc-shm',
+  '@cr/plugin-sysvipc-msg',
+  '@cr/plugin-sysvipc-sem',
+] as const;

@@ -27,4 +27,6 @@ export { Kernel } from './kernel/kernel.js';
 export { KernelError, errnoName } from './kernel/kernel-error.js';
 export { NamespaceHandle, Namespaces, pinnedNamespacePaths, type NamespaceKind } from './kernel/namespaces.js';
 export type { FeatureResult } from './kernel/features.js';
+export { SysvIpc, SHM_DEST, SHM_LOCKED, hex, type IpcKind, type IpcObjectInfo, type IpcOwnership, type MsgInfo, type QueuedMessage, type SemInfo, type ShmInfo } from './kernel/sysvipc.js';
+export type { ShmMapping } from './kernel/libc.js';
 export type { ProcessStat } from './kernel/procfs.js';

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { configSchema } from './config.js';
 import { manifestSchema } from './manifest.js';
 import { ipcNsRecordSchema } from './records/ipc-ns.js';
+import { msgRecordSchema, semRecordSchema, shmRecordSchema } from './records/sysvipc.js';
 import { utsNsRecordSchema } from './records/uts-ns.js';
 
 /** Writes JSON Schema files so editors can validate `.crrc.json` and tools can read images. */
@@ -13,6 +14,9 @@ const schemas: Record<string, z.ZodType> = {
   'manifest.schema.json': manifestSchema,
   'record.uts-ns.schema.json': utsNsRecordSchema,
   'record.ipc-ns.schema.json': ipcNsRecordSchema,
+  'record.sysvipc-shm.schema.json': shmRecordSchema,
+  'record.sysvipc-msg.schema.json': msgRecordSchema,
+  'record.sysvipc-sem.schema.json': semRecordSchema,
 };
 mkdirSync(outDir, { recursive: true });
 for (const [file, schema] of Object.entries(schemas)) {

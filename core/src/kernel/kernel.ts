@@ -3,6 +3,7 @@ import { Libc } from './libc.js';
 import { Namespaces } from './namespaces.js';
 import { Procfs } from './procfs.js';
 import { Sysctl } from './sysctl.js';
+import { SysvIpc } from './sysvipc.js';
 
 /**
  * The kernel layer as plugins see it: one injectable service (inject `Kernel`) whose parts wrap
@@ -13,6 +14,7 @@ export class Kernel {
   readonly namespaces = new Namespaces(this.libc);
   readonly sysctl = new Sysctl();
   readonly procfs = new Procfs();
+  readonly sysvipc = new SysvIpc(this.libc, this.sysctl);
   readonly features = new FeatureProbe(this.libc, this.namespaces);
 
   /** hostname and domainname of the UTS namespace the calling thread is in. */

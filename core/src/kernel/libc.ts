@@ -21,6 +21,16 @@ const raw = {
   waitpid: lib.func('int waitpid(int pid, _Out_ int *status, int options)'),
   kill: lib.func('int kill(int pid, int sig)'),
   ioctl: lib.func('int ioctl(int fd, unsigned long request, ...)'),
+  shmget: lib.func('int shmget(int key, size_t size, int flags)'),
+  shmat: lib.func('void *shmat(int id, void *addr, int flags)'),
+  shmdt: lib.func('int shmdt(void *addr)'),
+  shmctl: lib.func('int shmctl(int id, int cmd, void *buf)'),
+  msgget: lib.func('int msgget(int key, int flags)'),
+  msgsnd: lib.func('int msgsnd(int id, const void *msg, size_t size, int flags)'),
+  msgrcv: lib.func('long msgrcv(int id, _Out_ void *msg, size_t size, long type, int flags)'),
+  msgctl: lib.func('int msgctl(int id, int cmd, void *buf)'),
+  semget: lib.func('int semget(int key, int nsems, int flags)'),
+  semctl: lib.func('int semctl(int id, int semnum, int cmd, ...)'),
 };
 
 export const CLONE_NEWNS = 0x00020000;
@@ -68,6 +78,13 @@ export interface Utsname {
 export interface WaitResult {
   pid: number;
   status: number;
+}
+
+/** An shmat() mapping: a zero-copy view of the segment until `detach()`. */
+export interface ShmMapping {
+  readonly size: number;
+  view(): Uint8Array;
+  detach(): void;
 }
 
 export class Libc {
@@ -141,6 +158,64 @@ export class Libc {
   /** The CLONE_NEW* flag of the namespace an nsfs fd refers to. */
   nsType(fd: number, target: string): number {
     return check(raw.ioctl(fd, NS_GET_NSTYPE), 'ioctl(NS_GET_NSTYPE)', target);
+  }
+
+  shmget(key: number, size: number, flags: number, target: string): number {
+    return check(raw.shmget(key, size, flags), 'shmget', target);
+  }
+
+  shmat(id: number, size: number, flags: number): ShmMapping {
+    const addr = raw.shmat(id, null, flags);
+    if (BigInt(koffi.address(addr)) === 0xffffffffffffffffn) {
+      const errno = koffi.errno();
+      throw new KernelError('shmat', errno, `shm id ${id}`, describe(errno));
+    }
+    let attached = true;
+    return {
+      size,
+      view: () => new Uint8Array(koffi.view(addr, size)),
+      detach: () => {
+        if (attached) {
+          attached = false;
+          check(raw.shmdt(addr), 'shmdt', `shm id ${id}`);
+        }
+      },
+    };
+  }
+
+  shmctl(id: number, cmd: number, buf: Buffer | null, name: string): number {
+    return check(raw.shmctl(id, cmd, buf), name, `shm id ${id}`);
+  }
+
+  msgget(key: number, flags: number, target: string): number {
+    return check(raw.msgget(key, flags), 'msgget', target);
+  }
+
+  msgsnd(id: number, msg: Buffer, size: number, flags: number): void {
+    check(raw.msgsnd(id, msg, size, flags), 'msgsnd', `msg id ${id}`);
+  }
+
+  /** Returns the payload size, or -1 with the errno when `quietErrnos` lists it. */
+  msgrcv(id: number, buf: Buffer, size: number, type: number, flags: number, quietErrnos: readonly number[] = []): number {
+    const n = Number(raw.msgrcv(id, buf, size, type, flags));
+    if (n === -1) {
+      const errno = koffi.errno();
+      if (quietErrnos.includes(errno)) return -errno;
+      throw new KernelError('msgrcv', errno, `msg id ${id}`, describe(errno));
+    }
+    return n;
+  }
+
+  msgctl(id: number, cmd: number, buf: Buffer | null, name: string): number {
+    return check(raw.msgctl(id, cmd, buf), name, `msg id ${id}`);
+  }
+
+  semget(key: number, nsems: number, flags: number, target: string): number {
+    return check(raw.semget(key, nsems, flags), 'semget', target);
+  }
+
+  semctl(id: number, cmd: number, arg: Buffer | null, name: string): number {
+    return check(raw.semctl(id, 0, cmd, 'void *', arg), name, `sem id ${id}`);
   }
 
   kill(pid: number, signal: number): void {

@@ -4,10 +4,14 @@ import {
   PLUGIN_API_VERSION,
   TARGET_IPC_NS,
   TARGET_PROCESS,
+  TargetError,
+  hex,
   inject,
   injectable,
   type CollectedObject,
+  type IpcKind,
   type IpcNsTargetHandle,
+  type IpcObjectInfo,
   type ProcessTargetHandle,
   type ResourceNode,
   type ResourcePlugin,
@@ -70,3 +74,78 @@ export class IpcNsPlugin implements ResourcePlugin<IpcNsRecord, NamespaceHandle,
 }
 
 export default IpcNsPlugin;
+
+/**
+ * The IPC namespace a SysV IPC object is restored into: the one its parent ipc-ns object was
+ * restored as, or, when the image holds no ipc-ns record, the `--into-ipc-ns` namespace. The
+ * second is opened here, so the caller must close it when `opened` is true.
+ */
+export function ipcNamespaceForRestore(kernel: Kernel, ctx: RestoreContext): { ns: NamespaceHandle; opened: boolean } {
+  for (const parent of ctx.parents) {
+    const ns = ctx.restored<NamespaceHandle>(parent);
+    if (ns instanceof NamespaceHandle) return { ns, opened: false };
+  }
+  const into = ctx.options.into?.ipc;
+  if (into) return { ns: kernel.namespaces.fromPath(into, 'ipc'), opened: true };
+  throw new TargetError(`${ctx.key} has no IPC namespace to go into: the image does not hold its ipc-ns; pass --into-ipc-ns PATH`);
+}
+
+/**
+ * Fails, naming the object, when the id or (non-private) key of a saved object is taken in the
+ * namespace it would be restored into. Only an existing namespace (`--into-ipc-ns`) can collide.
+ */
+export function assertIpcSlotFree(kernel: Kernel, ctx: RestoreContext, kind: IpcKind, saved: { id: number; key: number }): void {
+  const into = ctx.options.into?.ipc;
+  if (!into) return;
+  const ns = kernel.namespaces.fromPath(into, 'ipc');
+  try {
+    const taken = kernel.namespaces.within(ns, () => kernel.sysvipc.list(kind as 'shm'));
+    const clash = taken.find((o) => o.id === saved.id || (saved.key !== 0 && o.key === saved.key));
+    if (clash) {
+      throw new TargetError(
+        `cannot restore ${ctx.key} (${kind} id ${saved.id}, key ${hex(saved.key)}) into ${into}: ` +
+          `${kind} id ${clash.id} with key ${hex(clash.key)} is already there; remove it (ipcrm) or restore into a new namespace`,
+      );
+    }
+  } finally {
+    ns.close();
+  }
+}
+
+/** Handle of a collected SysV IPC object: the namespace it lives in and what ipcs shows of it. */
+export interface IpcObjectHandle<I extends IpcObjectInfo = IpcObjectInfo> {
+  ns: NamespaceHandle;
+  info: I;
+}
+
+/** Collects the SysV IPC objects of `kind` in the IPC namespace `parent` (an ipc-ns node). */
+export function collectIpcObjects<I extends IpcObjectInfo>(kernel: Kernel, parent: ResourceNode, kind: IpcKind): CollectedObject<IpcObjectHandle<I>>[] {
+  const ns = parent.handle as NamespaceHandle;
+  const objects = kernel.namespaces.within(ns, () => kernel.sysvipc.list(kind as 'shm')) as unknown as I[];
+  return objects.map((info) => ({ id: String(info.id), handle: { ns, info }, attributes: { id: info.id, key: info.key } }));
+}
+
+/** Removes a restored object again (rollback), in the namespace it was restored into. */
+export function removeRestoredIpcObject(kernel: Kernel, ctx: RestoreContext, kind: IpcKind, id: number): void {
+  const { ns, opened } = ipcNamespaceForRestore(kernel, ctx);
+  try {
+    kernel.namespaces.within(ns, () => kernel.sysvipc.remove(kind, id));
+  } finally {
+    if (opened) ns.close();
+  }
+}
+
+/**
+ * Creates an object with exactly the saved id: sets `kernel.KIND_next_id`, then calls `create`.
+ * A kernel that hands out another id (the sysctl is missing or ignored) is an error, after the
+ * stray object is removed.
+ */
+export function createWithSavedId(kernel: Kernel, kind: IpcKind, savedId: number, create: () => number): number {
+  kernel.sysvipc.setNextId(kind, savedId);
+  const id = create();
+  if (id !== savedId) {
+    kernel.sysvipc.remove(kind, id);
+    throw new TargetError(`${kind} id ${savedId} could not be recreated: the kernel gave id ${id}; is kernel.${kind}_next_id supported (cr check)?`);
+  }
+  return id;
+}

@@ -1,0 +1,92 @@
+import {
+  Kernel,
+  PLUGIN_API_VERSION,
+  inject,
+  injectable,
+  type CollectedObject,
+  type MsgInfo,
+  type ResourceNode,
+  type ResourcePlugin,
+  type RestoreContext,
+  type SaveContext,
+} from '@cr/core';
+import { assertIpcSlotFree, collectIpcObjects, createWithSavedId, ipcNamespaceForRestore, removeRestoredIpcObject, type IpcObjectHandle } from '@cr/plugin-ipc-ns';
+import { msgRecordSchema, type MsgRecord } from '@cr/schemas';
+
+/**
+ * SysV message queues. Messages are read with MSG_COPY, so a checkpoint leaves the queue exactly
+ * as it was; their payloads follow one another in one blob, their types and sizes in the record.
+ */
+@injectable()
+export class SysvMsgPlugin implements ResourcePlugin<MsgRecord, IpcObjectHandle<MsgInfo>, number> {
+  readonly apiVersion = PLUGIN_API_VERSION;
+  readonly type = 'sysvipc-msg';
+  readonly version = 1;
+  readonly description = 'SysV message queues: every message in order, key, id, owners, mode, msg_qbytes';
+  readonly collectsFrom = ['ipc-ns'];
+  readonly recordSchema = msgRecordSchema;
+
+  constructor(@inject(Kernel) private readonly kernel: Kernel) {}
+
+  collect(parent: ResourceNode): CollectedObject<IpcObjectHandle<MsgInfo>>[] {
+    return collectIpcObjects<MsgInfo>(this.kernel, parent, 'msg');
+  }
+
+  async save(node: ResourceNode<IpcObjectHandle<MsgInfo>>, ctx: SaveContext): Promise<MsgRecord> {
+    const { ns, info } = node.handle;
+    const ipc = this.kernel.sysvipc;
+    const { qbytes, messages } = this.kernel.namespaces.within(ns, () => ({
+      qbytes: ipc.msgQbytes(info.id),
+      messages: ipc.msgCopyAll(info.id, info.qnum, info.cbytes),
+    }));
+    await ctx.writeBlob('messages', Buffer.concat(messages.map((m) => m.data)));
+    return {
+      key: info.key,
+      id: info.id,
+      mode: info.mode & 0o777,
+      uid: info.uid,
+      gid: info.gid,
+      cuid: info.cuid,
+      cgid: info.cgid,
+      qbytes,
+      messages: messages.map((m) => ({ type: m.type, size: m.data.length })),
+    };
+  }
+
+  preflight(record: MsgRecord, ctx: RestoreContext): void {
+    assertIpcSlotFree(this.kernel, ctx, 'msg', record);
+  }
+
+  async restore(record: MsgRecord, ctx: RestoreContext): Promise<number> {
+    const payload = Buffer.alloc(ctx.blobSize('messages'));
+    await ctx.readBlobInto('messages', payload);
+    const { ns, opened } = ipcNamespaceForRestore(this.kernel, ctx);
+    const ipc = this.kernel.sysvipc;
+    let created = false;
+    try {
+      this.kernel.namespaces.within(ns, () => {
+        createWithSavedId(this.kernel, 'msg', record.id, () => ipc.msgCreate(record.key, 0o600));
+        created = true;
+        ipc.setMsgQbytes(record.id, record.qbytes);
+        let offset = 0;
+        for (const m of record.messages) {
+          ipc.msgSend(record.id, { type: m.type, data: payload.subarray(offset, offset + m.size) });
+          offset += m.size;
+        }
+        ipc.setOwnership('msg', record.id, record);
+      });
+      return record.id;
+    } catch (err) {
+      if (created) this.kernel.namespaces.within(ns, () => ipc.remove('msg', record.id));
+      throw err;
+    } finally {
+      if (opened) ns.close();
+    }
+  }
+
+  rollback(_record: MsgRecord, id: number, ctx: RestoreContext): void {
+    removeRestoredIpcObject(this.kernel, ctx, 'msg', id);
+  }
+}
+
+export default SysvMsgPlugin;
