@@ -8,12 +8,13 @@ import {
   createCrContainer,
   loadConfigFile,
   loadPlugins,
+  describeZodError,
   resolveConfig,
   type ConfigLayer,
   type DependencyContainer,
   type ResolvedConfig,
 } from '@cr/core';
-import type { CrConfig } from '@cr/schemas';
+import { configSchema, type CrConfig } from '@cr/schemas';
 import { Command, Flags } from '@oclif/core';
 import { BUILTIN_PLUGINS } from './builtin-plugins.js';
 
@@ -47,7 +48,8 @@ export abstract class CrCommand extends Command {
     const searchFrom = [...(file.filepath ? [dirname(file.filepath)] : []), process.cwd(), cliDir];
     await loadPlugins([...BUILTIN_PLUGINS, ...(this.resolved.config.plugins ?? [])], searchFrom, this.container, this.registry);
     for (const [flag, layer] of Object.entries(flagLayer)) {
-      for (const type of [...(layer.checkpoint?.only ?? []), ...(layer.checkpoint?.exclude ?? [])]) this.assertKnownType(flag, type);
+      const { only = [], include = [], exclude = [] } = layer.checkpoint ?? {};
+      for (const selection of [...only, ...include, ...exclude]) this.assertKnownType(flag, selection.split(':')[0]!);
     }
   }
 
@@ -74,11 +76,29 @@ export abstract class CrCommand extends Command {
   }
 }
 
-/** The config layers that `--only` and `--exclude` (comma-separated type lists) stand for. */
-export function typeSelectionFlags(flags: { only?: string; exclude?: string }): CrConfigFlags {
-  const list = (value: string) => value.split(',').map((t) => t.trim()).filter(Boolean);
-  return {
-    ...(flags.only !== undefined ? { '--only': { checkpoint: { only: list(flags.only) } } } : {}),
-    ...(flags.exclude !== undefined ? { '--exclude': { checkpoint: { exclude: list(flags.exclude) } } } : {}),
-  };
+/**
+ * The config layers that `--only`, `--include` and `--exclude` stand for. Each takes a
+ * comma-separated list and may be repeated; the layers are validated like a config file.
+ */
+export function typeSelectionFlags(flags: { only?: string[]; include?: string[]; exclude?: string[] }): CrConfigFlags {
+  const layers: CrConfigFlags = {};
+  for (const name of ['only', 'include', 'exclude'] as const) {
+    const values = flags[name];
+    if (values === undefined) continue;
+    const list = values.flatMap((v) => v.split(',')).map((t) => t.trim()).filter(Boolean);
+    const parsed = configSchema.safeParse({ checkpoint: { [name]: list } });
+    if (!parsed.success) throw new CrError(`--${name}: ${describeZodError(parsed.error, { checkpoint: { [name]: list } }).join('; ')}`, ExitCode.Usage);
+    layers[`--${name}`] = parsed.data;
+  }
+  return layers;
 }
+
+/** Flags of the commands that select what is saved. */
+export const selectionFlags = {
+  only: Flags.string({ multiple: true, description: 'Save only these resource types (comma-separated), e.g. uts-ns,ipc-ns.' }),
+  include: Flags.string({
+    multiple: true,
+    description: 'Save these types or objects even where another rule excludes them: TYPE or TYPE:ATTR=VALUE, e.g. sysvipc-shm:key=0x1234.',
+  }),
+  exclude: Flags.string({ multiple: true, description: 'Leave these types or objects out: TYPE or TYPE:ATTR=VALUE, e.g. ipc-ns or sysvipc-msg:id=3.' }),
+};

@@ -9,7 +9,7 @@ export { PluginRegistry, type RegisteredPlugin } from './plugin/registry.js';
 export { loadPlugins } from './plugin/loader.js';
 export { orderTypes, type TypeDependencies } from './graph/type-order.js';
 export { ResourceGraph } from './graph/resource-graph.js';
-export { Policy, describeRule, typeSelectionRules, type SourcedRule } from './policy/policy.js';
+export { Policy, describeRule, parseSelection, typeSelectionRules, type SourcedRule } from './policy/policy.js';
 export { policyFromConfig } from './policy/from-config.js';
 export { ImageWriter } from './image/image-writer.js';
 export { ImageReader } from './image/image-reader.js';

@@ -14,6 +14,14 @@ export type Decision = z.infer<typeof decisionSchema>;
  */
 export const selectorValueSchema = z.union([z.number().int(), z.string().min(1)]);
 
+/**
+ * A selection as flags and `checkpoint.include`/`exclude` write it: a type, or a type and one
+ * attribute, e.g. "sysvipc-shm", "sysvipc-shm:key=0x1234", "sysvipc-msg:id=3".
+ */
+export const selectionSchema = z
+  .string()
+  .regex(/^[a-z][a-z0-9]*(-[a-z0-9]+)*(:[a-z][a-zA-Z0-9]*=[^\s,=]+)?$/, 'a type such as "sysvipc-shm", or a type and selector such as "sysvipc-shm:key=0x1234"');
+
 export const policyRuleSchema = z.strictObject({
   type: typeNameSchema.describe('Resource type the rule applies to, e.g. "sysvipc-shm".'),
   match: z
@@ -32,7 +40,8 @@ export const configSchema = z.strictObject({
   checkpoint: z
     .strictObject({
       only: z.array(typeNameSchema).optional().describe('Save only these resource types.'),
-      exclude: z.array(typeNameSchema).optional().describe('Leave these resource types out.'),
+      include: z.array(selectionSchema).optional().describe('Save these types or objects even where another rule excludes them.'),
+      exclude: z.array(selectionSchema).optional().describe('Leave these types or objects out.'),
     })
     .optional(),
   restore: z

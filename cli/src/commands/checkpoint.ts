@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { Args, Flags } from '@oclif/core';
 import { CheckpointEngine, CrError, ExitCode, policyFromConfig, type CollectedObjectEntry } from '@cr/core';
 import type { CheckpointTarget } from '@cr/schemas';
-import { CrCommand, typeSelectionFlags } from '../base-command.js';
+import { CrCommand, selectionFlags, typeSelectionFlags } from '../base-command.js';
 import { renderTable } from '../table.js';
 
 export default class Checkpoint extends CrCommand {
@@ -16,6 +16,10 @@ image appears at the path and the target is left as it was.`;
     { description: 'Save only its UTS namespace', command: '<%= config.bin %> checkpoint 1234 -D img --only uts-ns' },
     { description: 'Save everything but its IPC namespace', command: '<%= config.bin %> checkpoint 1234 -D img --exclude ipc-ns' },
     { description: 'Save an IPC namespace with no process at all', command: '<%= config.bin %> checkpoint --ipc-ns /run/cr/pins/ipc -D img' },
+    {
+      description: 'Skip shared memory in general, but include segment 0x1234, and leave queue 3 out',
+      command: '<%= config.bin %> checkpoint --ipc-ns 1234 -D img --exclude sysvipc-shm --include sysvipc-shm:key=0x1234 --exclude sysvipc-msg:id=3',
+    },
     { description: 'Show what would be saved, and why, without saving', command: '<%= config.bin %> checkpoint 1234 --dry-run' },
   ];
   static override enableJsonFlag = true;
@@ -24,8 +28,7 @@ image appears at the path and the target is left as it was.`;
   };
   static override flags = {
     'images-dir': Flags.string({ char: 'D', description: 'Directory to write the image to; it must not exist or be empty.' }),
-    only: Flags.string({ description: 'Save only these resource types (comma-separated), e.g. uts-ns,ipc-ns.' }),
-    exclude: Flags.string({ description: 'Leave these resource types out (comma-separated), e.g. ipc-ns.' }),
+    ...selectionFlags,
     'ipc-ns': Flags.string({
       description: 'Checkpoint an IPC namespace instead of a process: a PID, an nsfs path (/proc/PID/ns/ipc or a pinned file), or "host".',
       exclusive: ['pid'],

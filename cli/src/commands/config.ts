@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { CrCommand, typeSelectionFlags, type CrConfigFlags } from '../base-command.js';
+import { CrCommand, selectionFlags, typeSelectionFlags, type CrConfigFlags } from '../base-command.js';
 import { renderTable } from '../table.js';
 
 export default class Config extends CrCommand {
@@ -10,8 +10,7 @@ export default class Config extends CrCommand {
   static override examples = ['<%= config.bin %> config', '<%= config.bin %> config --exclude ipc-ns --json'];
   static override enableJsonFlag = true;
   static override flags = {
-    only: Flags.string({ description: 'As for cr checkpoint.' }),
-    exclude: Flags.string({ description: 'As for cr checkpoint.' }),
+    ...selectionFlags,
     'pin-ns': Flags.string({ description: 'As for cr restore.' }),
   };
 

@@ -56,17 +56,27 @@ function toNumber(value: string | number): number {
   return Number.isFinite(n) ? n : Number.NaN;
 }
 
+/** "sysvipc-shm:key=0x1234" → a rule; "sysvipc-shm" → a type rule. */
+export function parseSelection(selection: string, decision: Decision): PolicyRule {
+  const [type, selector] = selection.split(':', 2) as [string, string | undefined];
+  if (selector === undefined) return { type, decision };
+  const [name, value] = selector.split('=', 2) as [string, string];
+  return { type, match: { [name]: /^[0-9]+$/.test(value) ? Number(value) : value }, decision };
+}
+
 /**
- * Builds the policy of one checkpoint from `--only`/`--exclude`-style type lists: `only` turns the
- * default to exclude and includes the listed types; `exclude` excludes the listed types.
+ * The rules that `--only`, `--include` and `--exclude` (or the same keys under `checkpoint` in a
+ * config file) stand for: `only` turns the default to exclude and includes the listed types;
+ * `include` and `exclude` take types or single objects ("sysvipc-shm:key=0x1234").
  */
 export function typeSelectionRules(
-  selection: { only?: readonly string[]; exclude?: readonly string[] },
-  source: { only: string; exclude: string },
+  selection: { only?: readonly string[]; include?: readonly string[]; exclude?: readonly string[] },
+  source: { only: string; include: string; exclude: string },
 ): { defaultDecision?: { decision: Decision; source: string }; rules: SourcedRule[] } {
   const rules: SourcedRule[] = [];
   for (const type of selection.only ?? []) rules.push({ rule: { type, decision: 'include' }, source: source.only });
-  for (const type of selection.exclude ?? []) rules.push({ rule: { type, decision: 'exclude' }, source: source.exclude });
+  for (const s of selection.include ?? []) rules.push({ rule: parseSelection(s, 'include'), source: source.include });
+  for (const s of selection.exclude ?? []) rules.push({ rule: parseSelection(s, 'exclude'), source: source.exclude });
   return {
     defaultDecision: selection.only?.length ? { decision: 'exclude', source: source.only } : undefined,
     rules,

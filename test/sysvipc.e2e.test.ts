@@ -1,0 +1,102 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, afterEach, describe, expect, it } from 'vitest';
+import { Cleanup, REPO, cr, crJson, tempDir } from './helpers/cli.js';
+
+const cleanup = new Cleanup();
+afterEach(() => cleanup.run());
+
+let fixture: string;
+beforeAll(() => {
+  fixture = join(tempDir('cr-sysvipc-bin-'), 'sysvipc');
+  const built = spawnSync('cc', ['-O2', '-Wall', '-o', fixture, join(REPO, 'test/fixtures/sysvipc.c')], { encoding: 'utf8' });
+  if (built.status !== 0) throw new Error(`cc failed: ${built.stderr}`);
+  return () => spawnSync('rm', ['-rf', join(fixture, '..')]);
+});
+
+/** Starts the fixture in a fresh IPC namespace and waits until its objects exist. */
+async function startObjects(): Promise<ChildProcess> {
+  const child = cleanup.process(spawn('unshare', ['--ipc', fixture, 'create'], { stdio: ['ignore', 'pipe', 'inherit'] }));
+  await new Promise<void>((ok, fail) => {
+    child.once('exit', (code) => fail(new Error(`fixture exited (${code})`)));
+    child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && ok());
+  });
+  return child;
+}
+
+/** Everything the fixture sees in an IPC namespace: ids, keys, modes, owners, content hashes. */
+function dump(nsArg: string): string {
+  const r = spawnSync('nsenter', [nsArg, fixture, 'dump'], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  if (r.status !== 0) throw new Error(`dump failed: ${r.stderr}`);
+  return r.stdout;
+}
+
+describe('SysV IPC objects checkpointed on their own', () => {
+  it('restores shm, msg and sem with the same ids, keys, owners, contents, message order and values', async () => {
+    const child = await startObjects();
+    const ns = `--ipc=/proc/${child.pid}/ns/ipc`;
+    const before = dump(ns);
+    expect(before).toMatch(/^shm id=\d+ key=0x1234 mode=600 .* size=67108864 /m);
+    expect(before).toMatch(/^shm id=\d+ key=0x1235 mode=2640 uid=1000 gid=1000 /m);
+    expect(before).toMatch(/^msg id=\d+ key=0x5678 mode=620 .* qnum=1000 /m);
+    expect(before).toMatch(/^sem id=\d+ key=0x9abc mode=666 .* values=7,0,42,1000,32767$/m);
+    expect(before).toMatch(/^ {2}msg 0 type=\d size=0 /m);
+    expect(before).toMatch(/^ {2}msg 1 type=\d size=8192 /m);
+    // The fixture used and removed slots first, so no object sits at id 0.
+    expect(before).not.toMatch(/^(shm|msg|sem) id=0 /m);
+
+    const dir = cleanup.dir(tempDir());
+    const img = join(dir, 'img');
+    const saved = cr(['checkpoint', '--ipc-ns', String(child.pid), '-D', img]);
+    expect(saved.status, saved.stderr).toBe(0);
+    // MSG_COPY left the queue exactly as it was.
+    expect(dump(ns)).toBe(before);
+
+    child.kill('SIGKILL');
+    const pins = cleanup.pins(join(dir, 'pins'));
+    const restored = cr(['restore', '-D', img, '--pin-ns', pins]);
+    expect(restored.status, restored.stderr).toBe(0);
+    expect(dump(`--ipc=${pins}/ipc`)).toBe(before);
+  });
+
+  it('aborts a restore into a namespace where an id or key is taken, changing nothing', async () => {
+    const child = await startObjects();
+    const dir = cleanup.dir(tempDir());
+    const img = join(dir, 'img');
+    expect(cr(['checkpoint', '--ipc-ns', `/proc/${child.pid}/ns/ipc`, '-D', img]).status).toBe(0);
+
+    const other = await startObjects();
+    const target = `/proc/${other.pid}/ns/ipc`;
+    const before = dump(`--ipc=${target}`);
+    const clash = cr(['restore', '-D', img, '--into-ipc-ns', target]);
+    expect(clash.status).toBe(5);
+    expect(clash.stderr).toMatch(/cannot restore sysvipc-\w+:\d+ \(\w+ id \d+, key 0x[0-9a-f]+\) into .*: \w+ id \d+ with key 0x[0-9a-f]+ is already there/);
+    expect(dump(`--ipc=${target}`)).toBe(before);
+  });
+
+  it('saves exactly the objects selected by type, key and id, and records why', async () => {
+    const child = await startObjects();
+    const dir = cleanup.dir(tempDir());
+    const img = join(dir, 'img');
+    const plan = crJson<{ objects: { key: string; attributes: { id: number; key: number } }[] }>(['checkpoint', '--ipc-ns', String(child.pid), '--dry-run']);
+    const queue = plan.objects.find((o) => o.key.startsWith('sysvipc-msg:'))!;
+
+    const r = cr([
+      'checkpoint', '--ipc-ns', String(child.pid), '-D', img,
+      '--exclude', 'sysvipc-shm', '--include', 'sysvipc-shm:key=0x1235',
+      '--exclude', `sysvipc-msg:id=${queue.attributes.id}`,
+    ]);
+    expect(r.status, r.stderr).toBe(0);
+    const { manifest, records } = crJson<{
+      manifest: { objects: { key: string; type: string; attributes: { key?: number }; policy: { decision: string; rule: string; source: string } }[] };
+      records: Record<string, unknown>;
+    }>(['inspect', img]);
+    const decided = Object.fromEntries(manifest.objects.map((o) => [`${o.type}:${o.attributes.key ?? ''}`, o.policy]));
+    expect(decided['sysvipc-shm:4660']).toEqual({ decision: 'exclude', rule: 'type sysvipc-shm', source: 'flag --exclude' });
+    expect(decided['sysvipc-shm:4661']).toEqual({ decision: 'include', rule: 'object sysvipc-shm key=0x1235', source: 'flag --include' });
+    expect(decided['sysvipc-msg:22136']).toEqual({ decision: 'exclude', rule: `object sysvipc-msg id=${queue.attributes.id}`, source: 'flag --exclude' });
+    expect(Object.keys(records).map((k) => k.split(':')[0]).sort()).toEqual(['ipc-ns', 'sysvipc-sem', 'sysvipc-shm']);
+    expect(readdirSync(join(img, 'blobs'))).toEqual(['sysvipc-shm']);
+  });
+});
