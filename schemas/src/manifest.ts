@@ -4,8 +4,10 @@ import { decisionSchema, typeNameSchema } from './config.js';
 /** The image format this code writes. Readers refuse images with a higher number. */
 export const IMAGE_FORMAT_VERSION = 1;
 
-/** "<algorithm>:<hex digest>"; the algorithm is named so that blobs may use a faster one later. */
-export const digestSchema = z.string().regex(/^(sha256):[0-9a-f]{64}$/, 'a digest such as "sha256:<64 hex digits>"');
+/** "<algorithm>:<hex digest>": sha256 for the manifest and records, xxh3-64 for (large) blobs. */
+export const digestSchema = z
+  .string()
+  .regex(/^(sha256:[0-9a-f]{64}|xxh3-64:[0-9a-f]{16})$/, 'a digest such as "sha256:<64 hex digits>" or "xxh3-64:<16 hex digits>"');
 
 export const fileEntrySchema = z.strictObject({
   size: z.number().int().nonnegative(),

@@ -1,15 +1,41 @@
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { xxh3 } from '@node-rs/xxhash';
+import { ImageError } from '../errors.js';
 
-export const DIGEST_ALGORITHM = 'sha256';
+/**
+ * sha256 for the manifest and records; xxh3-64 for blobs, which can be gigabytes of memory:
+ * at ~16 GB/s it lets a checkpoint run near the speed of the copy itself. Both catch truncation
+ * and flipped bits; neither is meant to stop someone who can rewrite the manifest too.
+ */
+export type DigestAlgorithm = 'sha256' | 'xxh3-64';
 
-export function newDigest(): Hash {
-  return createHash(DIGEST_ALGORITHM);
+export interface StreamingDigest {
+  update(data: Uint8Array): void;
+  /** "<algorithm>:<hex>", as the manifest stores it. */
+  digest(): string;
 }
 
-export function digestString(hash: Hash): string {
-  return `${DIGEST_ALGORITHM}:${hash.digest('hex')}`;
+export function newDigest(algorithm: DigestAlgorithm = 'sha256'): StreamingDigest {
+  if (algorithm === 'sha256') {
+    const hash = createHash('sha256');
+    return { update: (data) => void hash.update(data), digest: () => `sha256:${hash.digest('hex')}` };
+  }
+  const hash = xxh3.Xxh3.withSeed(0n);
+  return {
+    update: (data) => void hash.update(Buffer.from(data.buffer, data.byteOffset, data.byteLength)),
+    digest: () => `xxh3-64:${hash.digest().toString(16).padStart(16, '0')}`,
+  };
 }
 
 export function digestOf(data: Uint8Array | string): string {
-  return digestString(newDigest().update(data));
+  const digest = newDigest('sha256');
+  digest.update(typeof data === 'string' ? Buffer.from(data) : data);
+  return digest.digest();
+}
+
+/** The algorithm a stored digest was made with. */
+export function algorithmOf(digest: string): DigestAlgorithm {
+  const algorithm = digest.slice(0, digest.indexOf(':'));
+  if (algorithm === 'sha256' || algorithm === 'xxh3-64') return algorithm;
+  throw new ImageError(`unknown digest algorithm in "${digest}"`);
 }

@@ -12,7 +12,7 @@ import {
 import type { ZodType } from 'zod';
 import { ImageError } from '../errors.js';
 import { describeZodError } from '../zod-issues.js';
-import { digestOf, digestString, newDigest } from './digest.js';
+import { algorithmOf, digestOf, newDigest } from './digest.js';
 import { MANIFEST_DIGEST_FILE, MANIFEST_FILE } from './layout.js';
 
 const CHUNK = 8 << 20;
@@ -71,7 +71,9 @@ export class ImageReader {
       throw new ImageError(`${path} is missing from the image`);
     }
     checkSize(path, data.byteLength, entry);
-    if (digestOf(data) !== entry.digest) throw new ImageError(`${path} is corrupt: its digest does not match the manifest`);
+    const digest = newDigest(algorithmOf(entry.digest));
+    digest.update(data);
+    if (digest.digest() !== entry.digest) throw new ImageError(`${path} is corrupt: its digest does not match the manifest`);
     return data;
   }
 
@@ -109,7 +111,7 @@ export class ImageReader {
     const path = join(this.imageDir, rel);
     if (target.byteLength !== entry.size) throw new ImageError(`${path} holds ${entry.size} bytes but ${target.byteLength} were expected`);
     const fd = openSync(path, 'r');
-    const hash = newDigest();
+    const hash = newDigest(algorithmOf(entry.digest));
     try {
       let offset = 0;
       while (offset < entry.size) {
@@ -122,7 +124,7 @@ export class ImageReader {
     } finally {
       closeSync(fd);
     }
-    if (digestString(hash) !== entry.digest) throw new ImageError(`${path} is corrupt: its digest does not match the manifest`);
+    if (hash.digest() !== entry.digest) throw new ImageError(`${path} is corrupt: its digest does not match the manifest`);
   }
 
   /** Checks every file of the image; returns one line per problem (empty when all is well). */
@@ -132,7 +134,7 @@ export class ImageReader {
       const path = join(this.imageDir, rel);
       try {
         const fd = openSync(path, 'r');
-        const hash = newDigest();
+        const hash = newDigest(algorithmOf(entry.digest));
         const buf = Buffer.allocUnsafe(CHUNK);
         let size = 0;
         try {
@@ -141,7 +143,7 @@ export class ImageReader {
           closeSync(fd);
         }
         checkSize(path, size, entry);
-        if (digestString(hash) !== entry.digest) problems.push(`${path} is corrupt: its digest does not match the manifest`);
+        if (hash.digest() !== entry.digest) problems.push(`${path} is corrupt: its digest does not match the manifest`);
       } catch (err) {
         problems.push(err instanceof ImageError ? err.message : `${path} is missing or unreadable`);
       }

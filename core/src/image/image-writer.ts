@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, rmSync, statSync, write, writeSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { FileEntry, Manifest } from '@cr/schemas';
 import { ImageError } from '../errors.js';
-import { digestOf, digestString, newDigest } from './digest.js';
+import { digestOf, newDigest } from './digest.js';
 import { MANIFEST_DIGEST_FILE, MANIFEST_FILE } from './layout.js';
 
+const writeAsync = promisify(write);
 const DIR_MODE = 0o700;
 const FILE_MODE = 0o600;
 
@@ -52,22 +54,26 @@ export class ImageWriter {
     this.files[rel] = { size: bytes.byteLength, digest: digestOf(bytes) };
   }
 
-  /** Streams a blob to disk chunk by chunk, checksumming as it goes; never holds it whole. */
+  /**
+   * Streams a blob to disk chunk by chunk, checksumming as it goes; never holds it whole. Each
+   * chunk is written on libuv's pool while the JS thread hashes it, so the digest costs little
+   * more than the write. `source` must not change until the promise settles.
+   */
   async writeStream(rel: string, source: Uint8Array | AsyncIterable<Uint8Array>): Promise<void> {
     const fd = this.openNew(rel);
-    const hash = newDigest();
+    const hash = newDigest('xxh3-64');
     let size = 0;
     try {
-      const chunks = source instanceof Uint8Array ? [source] : source;
-      for await (const chunk of chunks) {
-        writeAll(fd, chunk);
+      for await (const chunk of slices(source)) {
+        const written = writeAllAsync(fd, chunk);
         hash.update(chunk);
+        await written;
         size += chunk.byteLength;
       }
     } finally {
       closeSync(fd);
     }
-    this.files[rel] = { size, digest: digestString(hash) };
+    this.files[rel] = { size, digest: hash.digest() };
   }
 
   /** Writes the manifest (with the digest of every file) and makes the image appear at its path. */
@@ -99,6 +105,20 @@ export class ImageWriter {
     mkdirSync(dirname(path), { recursive: true, mode: DIR_MODE });
     return openSync(path, 'wx', FILE_MODE);
   }
+}
+
+const SLICE = 8 << 20;
+
+async function* slices(source: Uint8Array | AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+  const chunks = source instanceof Uint8Array ? [source] : source;
+  for await (const chunk of chunks) {
+    for (let off = 0; off < chunk.byteLength; off += SLICE) yield chunk.subarray(off, Math.min(off + SLICE, chunk.byteLength));
+  }
+}
+
+async function writeAllAsync(fd: number, data: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < data.byteLength) offset += (await writeAsync(fd, data, offset, data.byteLength - offset)).bytesWritten;
 }
 
 function writeAll(fd: number, data: Uint8Array): void {
