@@ -1,8 +1,8 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, afterEach, describe, expect, it } from 'vitest';
-import { Cleanup, REPO, cr, crJson, tempDir } from './helpers/cli.js';
+import { Cleanup, REPO, cr, crJson, startUntilReady, tempDir } from './helpers/cli.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -16,13 +16,13 @@ beforeAll(() => {
 });
 
 /** Starts the fixture in a fresh IPC namespace and waits until its objects exist. */
-async function startObjects(): Promise<ChildProcess> {
-  const child = cleanup.process(spawn('unshare', ['--ipc', fixture, 'create'], { stdio: ['ignore', 'pipe', 'inherit'] }));
-  await new Promise<void>((ok, fail) => {
-    child.once('exit', (code) => fail(new Error(`fixture exited (${code})`)));
-    child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && ok());
-  });
-  return child;
+function startObjects(): Promise<ChildProcess> {
+  return startUntilReady('unshare', ['--ipc', fixture, 'create'], cleanup);
+}
+
+/** A process alone in a new, empty IPC namespace whose kernel.msgmnb is `msgmnb`. */
+function startEmptyNamespace(msgmnb: string): Promise<ChildProcess> {
+  return startUntilReady('unshare', ['--ipc', 'sh', '-c', `echo ${msgmnb} > /proc/sys/kernel/msgmnb && echo ready && exec sleep 1000`], cleanup);
 }
 
 /** Everything the fixture sees in an IPC namespace: ids, keys, modes, owners, content hashes. */
@@ -73,6 +73,33 @@ describe('SysV IPC objects checkpointed on their own', () => {
     expect(clash.status).toBe(5);
     expect(clash.stderr).toMatch(/cannot restore sysvipc-\w+:\d+ \(\w+ id \d+, key 0x[0-9a-f]+\) into .*: \w+ id \d+ with key 0x[0-9a-f]+ is already there/);
     expect(dump(`--ipc=${target}`)).toBe(before);
+  });
+
+  it('removes everything it created when a restore fails half-way (a corrupt segment blob)', async () => {
+    const child = await startObjects();
+    const dir = cleanup.dir(tempDir());
+    const img = join(dir, 'img');
+    expect(cr(['checkpoint', '--ipc-ns', String(child.pid), '-D', img]).status).toBe(0);
+    const manifest = JSON.parse(readFileSync(join(img, 'manifest.json'), 'utf8')) as { objects: { key: string; attributes: { key?: number }; blobs?: { contents?: string } }[] };
+    const blob = join(img, manifest.objects.find((o) => o.attributes.key === 0x1234)!.blobs!.contents!);
+    const fd = openSync(blob, 'r+');
+    writeSync(fd, Buffer.from([0xff]), 0, 1, 12345678);
+    closeSync(fd);
+
+    const empty = await startEmptyNamespace('16384');
+    const target = `/proc/${empty.pid}/ns/ipc`;
+    // The saved queue is bigger than this namespace allows: refused before anything is created.
+    const tooBig = cr(['restore', '-D', img, '--into-ipc-ns', target]);
+    expect(tooBig.status).toBe(5);
+    expect(tooBig.stderr).toMatch(/msg_qbytes 16777216 is above that namespace's kernel.msgmnb 16384, and cr lacks CAP_SYS_RESOURCE/);
+    expect(dump(`--ipc=${target}`)).toBe('');
+
+    const roomy = await startEmptyNamespace(String(16 << 20));
+    const failed = cr(['restore', '-D', img, '--into-ipc-ns', `/proc/${roomy.pid}/ns/ipc`]);
+    expect(failed.status).toBe(4);
+    expect(failed.stderr).toContain(`${blob} is corrupt`);
+    // The queue and the semaphore set came first and were created; they are gone again.
+    expect(dump(`--ipc=/proc/${roomy.pid}/ns/ipc`)).toBe('');
   });
 
   it('saves exactly the objects selected by type, key and id, and records why', async () => {

@@ -67,19 +67,21 @@ export class Cleanup {
   }
 }
 
-/**
- * Starts `script` under `sh` in new UTS and IPC namespaces (the namespaces of the returned
- * process). Resolves once the script printed "ready".
- */
-export async function startInNewNamespaces(script: string, cleanup: Cleanup): Promise<ChildProcess> {
-  const child = cleanup.process(spawn('unshare', ['--uts', '--ipc', 'sh', '-c', `${script}; echo ready; exec sleep 1000`], { stdio: ['ignore', 'pipe', 'inherit'] }));
+/** Starts a fixture process and resolves once it printed "ready"; it is killed by `cleanup`. */
+export async function startUntilReady(command: string, args: string[], cleanup: Cleanup): Promise<ChildProcess> {
+  const child = cleanup.process(spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] }));
   await new Promise<void>((ok, fail) => {
-    child.once('exit', (code) => fail(new Error(`namespace fixture exited early (${code})`)));
+    child.once('exit', (code) => fail(new Error(`fixture ${command} ${args.join(' ')} exited early (${code})`)));
     child.stdout!.on('data', (d: Buffer) => {
       if (d.toString().includes('ready')) ok();
     });
   });
   return child;
+}
+
+/** Runs `script` under `sh` in new UTS and IPC namespaces, then keeps a process in them. */
+export function startInNewNamespaces(script: string, cleanup: Cleanup): Promise<ChildProcess> {
+  return startUntilReady('unshare', ['--uts', '--ipc', 'sh', '-c', `${script}; echo ready; exec sleep 1000`], cleanup);
 }
 
 export function nsenter(args: string[]): string {

@@ -54,6 +54,12 @@ export class Procfs {
     return stat;
   }
 
+  /** Whether this process has capability number `cap` (e.g. 24, CAP_SYS_RESOURCE) in effect. */
+  hasCapability(cap: number): boolean {
+    const line = readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith('CapEff:'));
+    return line !== undefined && ((BigInt(`0x${line.slice(7).trim()}`) >> BigInt(cap)) & 1n) === 1n;
+  }
+
   exe(pid: number): string {
     return readlinkSync(`/proc/${pid}/exe`);
   }

@@ -136,6 +136,26 @@ export function removeRestoredIpcObject(kernel: Kernel, ctx: RestoreContext, kin
 }
 
 /**
+ * The frame of every SysV object restore: finds the namespace (ipcNamespaceForRestore), lets
+ * `build` create and fill the object there, and if `build` fails removes what it left behind.
+ * Preflight made sure `id` was free, so an object with that id after a failure is ours.
+ */
+export async function recreateIpcObject(kernel: Kernel, ctx: RestoreContext, kind: IpcKind, id: number, build: (ns: NamespaceHandle) => Promise<void> | void): Promise<number> {
+  const { ns, opened } = ipcNamespaceForRestore(kernel, ctx);
+  try {
+    await build(ns);
+    return id;
+  } catch (err) {
+    kernel.namespaces.within(ns, () => {
+      if (kernel.sysvipc.list(kind as 'shm').some((o) => o.id === id)) kernel.sysvipc.remove(kind, id);
+    });
+    throw err;
+  } finally {
+    if (opened) ns.close();
+  }
+}
+
+/**
  * Creates an object with exactly the saved id: sets `kernel.KIND_next_id`, then calls `create`.
  * A kernel that hands out another id (the sysctl is missing or ignored) is an error, after the
  * stray object is removed.

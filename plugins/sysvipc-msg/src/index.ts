@@ -1,6 +1,7 @@
 import {
   Kernel,
   PLUGIN_API_VERSION,
+  TargetError,
   inject,
   injectable,
   type CollectedObject,
@@ -10,8 +11,10 @@ import {
   type RestoreContext,
   type SaveContext,
 } from '@cr/core';
-import { assertIpcSlotFree, collectIpcObjects, createWithSavedId, ipcNamespaceForRestore, removeRestoredIpcObject, type IpcObjectHandle } from '@cr/plugin-ipc-ns';
+import { assertIpcSlotFree, collectIpcObjects, createWithSavedId, recreateIpcObject, removeRestoredIpcObject, type IpcObjectHandle } from '@cr/plugin-ipc-ns';
 import { msgRecordSchema, type MsgRecord } from '@cr/schemas';
+
+const CAP_SYS_RESOURCE = 24;
 
 /**
  * SysV message queues. Messages are read with MSG_COPY, so a checkpoint leaves the queue exactly
@@ -53,20 +56,36 @@ export class SysvMsgPlugin implements ResourcePlugin<MsgRecord, IpcObjectHandle<
     };
   }
 
+  /**
+   * Besides a free id and key: a queue larger than the target namespace's kernel.msgmnb can only
+   * be recreated with CAP_SYS_RESOURCE. Only an existing namespace (`--into-ipc-ns`) can be
+   * checked here; a new one gets the saved limits from its ipc-ns record first.
+   */
   preflight(record: MsgRecord, ctx: RestoreContext): void {
     assertIpcSlotFree(this.kernel, ctx, 'msg', record);
+    const into = ctx.options.into?.ipc;
+    if (!into || this.kernel.procfs.hasCapability(CAP_SYS_RESOURCE)) return;
+    const ns = this.kernel.namespaces.fromPath(into, 'ipc');
+    try {
+      const msgmnb = Number(this.kernel.namespaces.within(ns, () => this.kernel.sysctl.read('kernel.msgmnb')));
+      if (record.qbytes > msgmnb) {
+        throw new TargetError(
+          `cannot restore ${ctx.key} (msg id ${record.id}) into ${into}: its msg_qbytes ${record.qbytes} is above that namespace's ` +
+            `kernel.msgmnb ${msgmnb}, and cr lacks CAP_SYS_RESOURCE to exceed it; raise it first: nsenter --ipc=${into} sysctl kernel.msgmnb=${record.qbytes}`,
+        );
+      }
+    } finally {
+      ns.close();
+    }
   }
 
   async restore(record: MsgRecord, ctx: RestoreContext): Promise<number> {
     const payload = Buffer.alloc(ctx.blobSize('messages'));
     await ctx.readBlobInto('messages', payload);
-    const { ns, opened } = ipcNamespaceForRestore(this.kernel, ctx);
     const ipc = this.kernel.sysvipc;
-    let created = false;
-    try {
+    return recreateIpcObject(this.kernel, ctx, 'msg', record.id, (ns) =>
       this.kernel.namespaces.within(ns, () => {
         createWithSavedId(this.kernel, 'msg', record.id, () => ipc.msgCreate(record.key, 0o600));
-        created = true;
         ipc.setMsgQbytes(record.id, record.qbytes);
         let offset = 0;
         for (const m of record.messages) {
@@ -74,14 +93,8 @@ export class SysvMsgPlugin implements ResourcePlugin<MsgRecord, IpcObjectHandle<
           offset += m.size;
         }
         ipc.setOwnership('msg', record.id, record);
-      });
-      return record.id;
-    } catch (err) {
-      if (created) this.kernel.namespaces.within(ns, () => ipc.remove('msg', record.id));
-      throw err;
-    } finally {
-      if (opened) ns.close();
-    }
+      }),
+    );
   }
 
   rollback(_record: MsgRecord, id: number, ctx: RestoreContext): void {

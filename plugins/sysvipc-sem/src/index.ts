@@ -9,7 +9,7 @@ import {
   type RestoreContext,
   type SemInfo,
 } from '@cr/core';
-import { assertIpcSlotFree, collectIpcObjects, createWithSavedId, ipcNamespaceForRestore, removeRestoredIpcObject, type IpcObjectHandle } from '@cr/plugin-ipc-ns';
+import { assertIpcSlotFree, collectIpcObjects, createWithSavedId, recreateIpcObject, removeRestoredIpcObject, type IpcObjectHandle } from '@cr/plugin-ipc-ns';
 import { semRecordSchema, type SemRecord } from '@cr/schemas';
 
 /** SysV semaphore sets: every semaphore's value. */
@@ -38,24 +38,15 @@ export class SysvSemPlugin implements ResourcePlugin<SemRecord, IpcObjectHandle<
     assertIpcSlotFree(this.kernel, ctx, 'sem', record);
   }
 
-  restore(record: SemRecord, ctx: RestoreContext): number {
-    const { ns, opened } = ipcNamespaceForRestore(this.kernel, ctx);
+  restore(record: SemRecord, ctx: RestoreContext): Promise<number> {
     const ipc = this.kernel.sysvipc;
-    let created = false;
-    try {
+    return recreateIpcObject(this.kernel, ctx, 'sem', record.id, (ns) =>
       this.kernel.namespaces.within(ns, () => {
         createWithSavedId(this.kernel, 'sem', record.id, () => ipc.semCreate(record.key, record.values.length, 0o600));
-        created = true;
         ipc.semSetAll(record.id, record.values);
         ipc.setOwnership('sem', record.id, record);
-      });
-      return record.id;
-    } catch (err) {
-      if (created) this.kernel.namespaces.within(ns, () => ipc.remove('sem', record.id));
-      throw err;
-    } finally {
-      if (opened) ns.close();
-    }
+      }),
+    );
   }
 
   rollback(_record: SemRecord, id: number, ctx: RestoreContext): void {

@@ -12,7 +12,7 @@ import {
   type SaveContext,
   type ShmInfo,
 } from '@cr/core';
-import { assertIpcSlotFree, collectIpcObjects, createWithSavedId, ipcNamespaceForRestore, removeRestoredIpcObject, type IpcObjectHandle } from '@cr/plugin-ipc-ns';
+import { assertIpcSlotFree, collectIpcObjects, createWithSavedId, recreateIpcObject, removeRestoredIpcObject, type IpcObjectHandle } from '@cr/plugin-ipc-ns';
 import { shmRecordSchema, type ShmRecord } from '@cr/schemas';
 
 /**
@@ -60,14 +60,11 @@ export class SysvShmPlugin implements ResourcePlugin<ShmRecord, IpcObjectHandle<
     assertIpcSlotFree(this.kernel, ctx, 'shm', record);
   }
 
-  async restore(record: ShmRecord, ctx: RestoreContext): Promise<number> {
-    const { ns, opened } = ipcNamespaceForRestore(this.kernel, ctx);
+  restore(record: ShmRecord, ctx: RestoreContext): Promise<number> {
     const ipc = this.kernel.sysvipc;
-    let created = false;
-    try {
+    return recreateIpcObject(this.kernel, ctx, 'shm', record.id, async (ns) => {
       const mapping = this.kernel.namespaces.within(ns, () => {
         createWithSavedId(this.kernel, 'shm', record.id, () => ipc.shmCreate(record.key, record.size, 0o600));
-        created = true;
         return ipc.shmAttach(record.id, record.size, false);
       });
       try {
@@ -79,13 +76,7 @@ export class SysvShmPlugin implements ResourcePlugin<ShmRecord, IpcObjectHandle<
         ipc.setOwnership('shm', record.id, record);
         if (record.locked) ipc.shmLock(record.id);
       });
-      return record.id;
-    } catch (err) {
-      if (created) this.kernel.namespaces.within(ns, () => ipc.remove('shm', record.id));
-      throw err;
-    } finally {
-      if (opened) ns.close();
-    }
+    });
   }
 
   rollback(_record: ShmRecord, id: number, ctx: RestoreContext): void {
