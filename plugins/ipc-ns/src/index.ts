@@ -118,20 +118,45 @@ export interface IpcObjectHandle<I extends IpcObjectInfo = IpcObjectInfo> {
   info: I;
 }
 
-/** Collects the SysV IPC objects of `kind` in the IPC namespace `parent` (an ipc-ns node). */
-export function collectIpcObjects<I extends IpcObjectInfo>(kernel: Kernel, parent: ResourceNode, kind: IpcKind): CollectedObject<IpcObjectHandle<I>>[] {
-  const ns = parent.handle as NamespaceHandle;
-  const objects = kernel.namespaces.within(ns, () => kernel.sysvipc.list(kind as 'shm')) as unknown as I[];
-  return objects.map((info) => ({ id: String(info.id), handle: { ns, info }, attributes: { id: info.id, key: info.key } }));
-}
+/**
+ * What the SysV IPC object plugins (shm, msg, sem) share: they hang below ipc-ns, are found in
+ * /proc/sysvipc of that namespace, selectable by id and key, refuse a taken id or key before
+ * anything changes, and are removed again on rollback. Subclasses add save and restore.
+ */
+export abstract class SysvIpcObjectPlugin<R extends { id: number; key: number }, I extends IpcObjectInfo>
+  implements Omit<ResourcePlugin<R, IpcObjectHandle<I>, number>, 'type' | 'description' | 'recordSchema' | 'save' | 'restore'>
+{
+  readonly apiVersion = PLUGIN_API_VERSION;
+  readonly version = 1;
+  readonly collectsFrom = ['ipc-ns'];
 
-/** Removes a restored object again (rollback), in the namespace it was restored into. */
-export function removeRestoredIpcObject(kernel: Kernel, ctx: RestoreContext, kind: IpcKind, id: number): void {
-  const { ns, opened } = ipcNamespaceForRestore(kernel, ctx);
-  try {
-    kernel.namespaces.within(ns, () => kernel.sysvipc.remove(kind, id));
-  } finally {
-    if (opened) ns.close();
+  constructor(
+    protected readonly kernel: Kernel,
+    protected readonly kind: IpcKind,
+  ) {}
+
+  collect(parent: ResourceNode): CollectedObject<IpcObjectHandle<I>>[] {
+    const ns = parent.handle as NamespaceHandle;
+    const objects = this.kernel.namespaces.within(ns, () => this.kernel.sysvipc.list(this.kind as 'shm')) as unknown as I[];
+    return objects.map((info) => ({ id: String(info.id), handle: { ns, info }, attributes: { id: info.id, key: info.key } }));
+  }
+
+  /** The part of a record every SysV object has: key, id, permission bits and owners. */
+  protected identityOf(info: I): { key: number; id: number; mode: number; uid: number; gid: number; cuid: number; cgid: number } {
+    return { key: info.key, id: info.id, mode: info.mode & 0o777, uid: info.uid, gid: info.gid, cuid: info.cuid, cgid: info.cgid };
+  }
+
+  preflight(record: R, ctx: RestoreContext): void {
+    assertIpcSlotFree(this.kernel, ctx, this.kind, record);
+  }
+
+  rollback(_record: R, id: number, ctx: RestoreContext): void {
+    const { ns, opened } = ipcNamespaceForRestore(this.kernel, ctx);
+    try {
+      this.kernel.namespaces.within(ns, () => this.kernel.sysvipc.remove(this.kind, id));
+    } finally {
+      if (opened) ns.close();
+    }
   }
 }
 

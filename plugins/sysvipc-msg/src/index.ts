@@ -1,17 +1,15 @@
 import {
   Kernel,
-  PLUGIN_API_VERSION,
   TargetError,
   inject,
   injectable,
-  type CollectedObject,
   type MsgInfo,
   type ResourceNode,
   type ResourcePlugin,
   type RestoreContext,
   type SaveContext,
 } from '@cr/core';
-import { assertIpcSlotFree, collectIpcObjects, createWithSavedId, recreateIpcObject, removeRestoredIpcObject, type IpcObjectHandle } from '@cr/plugin-ipc-ns';
+import { SysvIpcObjectPlugin, createWithSavedId, recreateIpcObject, type IpcObjectHandle } from '@cr/plugin-ipc-ns';
 import { msgRecordSchema, type MsgRecord } from '@cr/schemas';
 
 const CAP_SYS_RESOURCE = 24;
@@ -21,18 +19,13 @@ const CAP_SYS_RESOURCE = 24;
  * as it was; their payloads follow one another in one blob, their types and sizes in the record.
  */
 @injectable()
-export class SysvMsgPlugin implements ResourcePlugin<MsgRecord, IpcObjectHandle<MsgInfo>, number> {
-  readonly apiVersion = PLUGIN_API_VERSION;
+export class SysvMsgPlugin extends SysvIpcObjectPlugin<MsgRecord, MsgInfo> implements ResourcePlugin<MsgRecord, IpcObjectHandle<MsgInfo>, number> {
   readonly type = 'sysvipc-msg';
-  readonly version = 1;
   readonly description = 'SysV message queues: every message in order, key, id, owners, mode, msg_qbytes';
-  readonly collectsFrom = ['ipc-ns'];
   readonly recordSchema = msgRecordSchema;
 
-  constructor(@inject(Kernel) private readonly kernel: Kernel) {}
-
-  collect(parent: ResourceNode): CollectedObject<IpcObjectHandle<MsgInfo>>[] {
-    return collectIpcObjects<MsgInfo>(this.kernel, parent, 'msg');
+  constructor(@inject(Kernel) kernel: Kernel) {
+    super(kernel, 'msg');
   }
 
   async save(node: ResourceNode<IpcObjectHandle<MsgInfo>>, ctx: SaveContext): Promise<MsgRecord> {
@@ -44,13 +37,7 @@ export class SysvMsgPlugin implements ResourcePlugin<MsgRecord, IpcObjectHandle<
     }));
     await ctx.writeBlob('messages', Buffer.concat(messages.map((m) => m.data)));
     return {
-      key: info.key,
-      id: info.id,
-      mode: info.mode & 0o777,
-      uid: info.uid,
-      gid: info.gid,
-      cuid: info.cuid,
-      cgid: info.cgid,
+      ...this.identityOf(info),
       qbytes,
       messages: messages.map((m) => ({ type: m.type, size: m.data.length })),
     };
@@ -61,8 +48,8 @@ export class SysvMsgPlugin implements ResourcePlugin<MsgRecord, IpcObjectHandle<
    * be recreated with CAP_SYS_RESOURCE. Only an existing namespace (`--into-ipc-ns`) can be
    * checked here; a new one gets the saved limits from its ipc-ns record first.
    */
-  preflight(record: MsgRecord, ctx: RestoreContext): void {
-    assertIpcSlotFree(this.kernel, ctx, 'msg', record);
+  override preflight(record: MsgRecord, ctx: RestoreContext): void {
+    super.preflight(record, ctx);
     const into = ctx.options.into?.ipc;
     if (!into || this.kernel.procfs.hasCapability(CAP_SYS_RESOURCE)) return;
     const ns = this.kernel.namespaces.fromPath(into, 'ipc');
@@ -95,10 +82,6 @@ export class SysvMsgPlugin implements ResourcePlugin<MsgRecord, IpcObjectHandle<
         ipc.setOwnership('msg', record.id, record);
       }),
     );
-  }
-
-  rollback(_record: MsgRecord, id: number, ctx: RestoreContext): void {
-    removeRestoredIpcObject(this.kernel, ctx, 'msg', id);
   }
 }
 

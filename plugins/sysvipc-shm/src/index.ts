@@ -1,18 +1,16 @@
 import {
   Kernel,
-  PLUGIN_API_VERSION,
   SHM_DEST,
   SHM_LOCKED,
   inject,
   injectable,
-  type CollectedObject,
   type ResourceNode,
   type ResourcePlugin,
   type RestoreContext,
   type SaveContext,
   type ShmInfo,
 } from '@cr/core';
-import { assertIpcSlotFree, collectIpcObjects, createWithSavedId, recreateIpcObject, removeRestoredIpcObject, type IpcObjectHandle } from '@cr/plugin-ipc-ns';
+import { SysvIpcObjectPlugin, createWithSavedId, recreateIpcObject, type IpcObjectHandle } from '@cr/plugin-ipc-ns';
 import { shmRecordSchema, type ShmRecord } from '@cr/schemas';
 
 /**
@@ -20,18 +18,13 @@ import { shmRecordSchema, type ShmRecord } from '@cr/schemas';
  * (a zero-copy view), and come back straight into the new segment.
  */
 @injectable()
-export class SysvShmPlugin implements ResourcePlugin<ShmRecord, IpcObjectHandle<ShmInfo>, number> {
-  readonly apiVersion = PLUGIN_API_VERSION;
+export class SysvShmPlugin extends SysvIpcObjectPlugin<ShmRecord, ShmInfo> implements ResourcePlugin<ShmRecord, IpcObjectHandle<ShmInfo>, number> {
   readonly type = 'sysvipc-shm';
-  readonly version = 1;
   readonly description = 'SysV shared memory segments: contents, key, id, owners, mode, SHM_LOCKED, SHM_DEST';
-  readonly collectsFrom = ['ipc-ns'];
   readonly recordSchema = shmRecordSchema;
 
-  constructor(@inject(Kernel) private readonly kernel: Kernel) {}
-
-  collect(parent: ResourceNode): CollectedObject<IpcObjectHandle<ShmInfo>>[] {
-    return collectIpcObjects<ShmInfo>(this.kernel, parent, 'shm');
+  constructor(@inject(Kernel) kernel: Kernel) {
+    super(kernel, 'shm');
   }
 
   async save(node: ResourceNode<IpcObjectHandle<ShmInfo>>, ctx: SaveContext): Promise<ShmRecord> {
@@ -43,21 +36,11 @@ export class SysvShmPlugin implements ResourcePlugin<ShmRecord, IpcObjectHandle<
       mapping.detach();
     }
     return {
-      key: info.key,
-      id: info.id,
-      mode: info.mode & 0o777,
-      uid: info.uid,
-      gid: info.gid,
-      cuid: info.cuid,
-      cgid: info.cgid,
+      ...this.identityOf(info),
       size: info.size,
       locked: (info.mode & SHM_LOCKED) !== 0,
       markedForDestruction: (info.mode & SHM_DEST) !== 0,
     };
-  }
-
-  preflight(record: ShmRecord, ctx: RestoreContext): void {
-    assertIpcSlotFree(this.kernel, ctx, 'shm', record);
   }
 
   restore(record: ShmRecord, ctx: RestoreContext): Promise<number> {
@@ -77,10 +60,6 @@ export class SysvShmPlugin implements ResourcePlugin<ShmRecord, IpcObjectHandle<
         if (record.locked) ipc.shmLock(record.id);
       });
     });
-  }
-
-  rollback(_record: ShmRecord, id: number, ctx: RestoreContext): void {
-    removeRestoredIpcObject(this.kernel, ctx, 'shm', id);
   }
 }
 
