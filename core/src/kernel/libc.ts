@@ -92,10 +92,6 @@ export interface ShmMapping {
 }
 
 export class Libc {
-  strerror(errno: number): string {
-    return describe(errno);
-  }
-
   setns(fd: number, nstype: number, target: string): void {
     check(raw.setns(fd, nstype), 'setns', target);
   }

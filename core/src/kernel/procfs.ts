@@ -1,4 +1,4 @@
-import { readFileSync, readlinkSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { TargetError, UnsupportedError } from '../errors.js';
 
 const PF_KTHREAD = 0x00200000;
@@ -58,9 +58,5 @@ export class Procfs {
   hasCapability(cap: number): boolean {
     const line = readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith('CapEff:'));
     return line !== undefined && ((BigInt(`0x${line.slice(7).trim()}`) >> BigInt(cap)) & 1n) === 1n;
-  }
-
-  exe(pid: number): string {
-    return readlinkSync(`/proc/${pid}/exe`);
   }
 }
