@@ -30,3 +30,4 @@ export type { FeatureResult } from './kernel/features.js';
 export { SysvIpc, SHM_DEST, SHM_LOCKED, hex, type IpcKind, type IpcObjectInfo, type IpcOwnership, type MsgInfo, type QueuedMessage, type SemInfo, type ShmInfo } from './kernel/sysvipc.js';
 export type { ShmMapping } from './kernel/libc.js';
 export type { ProcessStat } from './kernel/procfs.js';
+export { Ptrace, REGISTER_NAMES, type RegisterName, type Registers } from './kernel/ptrace.js';

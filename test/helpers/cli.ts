@@ -49,6 +49,22 @@ export class Cleanup {
     return dir;
   }
 
+  /**
+   * Kills a process that is not our child and waits until it is gone: PID 1 of this machine
+   * reaps orphans slowly, and a test must not leave even a zombie behind.
+   */
+  orphan(pid: number): number {
+    this.add(() => {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        return;
+      }
+      for (let i = 0; i < 500 && existsSync(`/proc/${pid}`); i++) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    });
+    return pid;
+  }
+
   process(child: ChildProcess): ChildProcess {
     this.add(() => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');

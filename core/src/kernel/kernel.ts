@@ -2,6 +2,7 @@ import { FeatureProbe } from './features.js';
 import { Libc } from './libc.js';
 import { Namespaces } from './namespaces.js';
 import { Procfs } from './procfs.js';
+import { Ptrace } from './ptrace.js';
 import { Sysctl } from './sysctl.js';
 import { SysvIpc } from './sysvipc.js';
 
@@ -15,6 +16,7 @@ export class Kernel {
   readonly sysctl = new Sysctl();
   readonly procfs = new Procfs();
   readonly sysvipc = new SysvIpc(this.libc, this.sysctl);
+  readonly ptrace = new Ptrace(this.libc);
   readonly features = new FeatureProbe(this.libc, this.namespaces);
 
   /** hostname and domainname of the UTS namespace the calling thread is in. */

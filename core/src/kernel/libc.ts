@@ -145,8 +145,10 @@ export class Libc {
     }
   }
 
-  ptrace(request: number, pid: number, addr: bigint | number, data: bigint | number, name: string): number {
-    return check(raw.ptrace(request, 'int', pid, 'uintptr_t', addr, 'uintptr_t', data), name, `pid ${pid}`);
+  /** `data` is a number (an option word, a signal) or a buffer the kernel reads or fills. */
+  ptrace(request: number, pid: number, addr: bigint | number, data: bigint | number | Buffer, name: string): number {
+    const dataArg = Buffer.isBuffer(data) ? ['void *', data] : ['uintptr_t', data];
+    return check(raw.ptrace(request, 'int', pid, 'uintptr_t', addr, ...dataArg), name, `pid ${pid}`);
   }
 
   waitpid(pid: number, options: number): WaitResult {

@@ -1,0 +1,169 @@
+import { closeSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { TargetError } from '../errors.js';
+import { KernelError } from './kernel-error.js';
+import { Libc, __WALL } from './libc.js';
+
+const PTRACE_GETREGS = 12;
+const PTRACE_SETREGS = 13;
+const PTRACE_DETACH = 17;
+const PTRACE_SYSCALL = 24;
+const PTRACE_SEIZE = 0x4206;
+const PTRACE_INTERRUPT = 0x4207;
+const PTRACE_O_TRACESYSGOOD = 1;
+const SIGTRAP = 5;
+const SYSCALL_STOP = SIGTRAP | 0x80;
+
+/** x86_64 struct user_regs_struct, in order. */
+export const REGISTER_NAMES = [
+  'r15', 'r14', 'r13', 'r12', 'rbp', 'rbx', 'r11', 'r10', 'r9', 'r8', 'rax', 'rcx', 'rdx', 'rsi', 'rdi',
+  'orig_rax', 'rip', 'cs', 'eflags', 'rsp', 'ss', 'fs_base', 'gs_base', 'ds', 'es', 'fs', 'gs',
+] as const;
+export type RegisterName = (typeof REGISTER_NAMES)[number];
+/** General registers as unsigned 64-bit values. */
+export type Registers = Record<RegisterName, bigint>;
+
+const signed = (v: bigint) => BigInt.asIntN(64, v);
+const unsigned = (v: bigint) => BigInt.asUintN(64, v);
+
+/**
+ * ptrace, as cr uses it: seize and stop a task without a signal it could see, read and write
+ * its registers and memory, and run syscalls inside it ("remote syscalls").
+ *
+ * Ptrace belongs to the *thread* that attached: call every method from the JS thread, and only
+ * on tasks that are not children of this process (libuv would reap their stops otherwise).
+ */
+export class Ptrace {
+  private readonly syscallSites = new Map<number, bigint>();
+
+  constructor(private readonly libc: Libc) {}
+
+  /**
+   * Seizes and stops `pid` without a signal it could see, and returns its registers. A task
+   * stopped inside a blocking syscall shows orig_rax = the syscall and rax = -ERESTART*: the
+   * kernel decides on the way back to user space whether it restarts or fails with EINTR.
+   */
+  stop(pid: number): Registers {
+    this.libc.ptrace(PTRACE_SEIZE, pid, 0, PTRACE_O_TRACESYSGOOD, 'ptrace(PTRACE_SEIZE)');
+    try {
+      this.libc.ptrace(PTRACE_INTERRUPT, pid, 0, 0, 'ptrace(PTRACE_INTERRUPT)');
+      this.waitStop(pid);
+      return this.getRegs(pid);
+    } catch (err) {
+      this.detachQuietly(pid);
+      throw err;
+    }
+  }
+
+  /**
+   * Lets a stopped task go with the registers it has now. The interrupt first marks a signal as
+   * pending, so that on its way out the kernel runs its own syscall-restart logic on those
+   * registers: an interrupted pause() or read() restarts, or returns EINTR if a handler ran in
+   * between, exactly as without cr. (Rewriting the registers to restart unconditionally loses
+   * a signal that arrives between the release and the restart.)
+   */
+  detach(pid: number): void {
+    this.libc.ptrace(PTRACE_INTERRUPT, pid, 0, 0, 'ptrace(PTRACE_INTERRUPT)');
+    this.libc.ptrace(PTRACE_DETACH, pid, 0, 0, 'ptrace(PTRACE_DETACH)');
+    this.syscallSites.delete(pid);
+  }
+
+  getRegs(pid: number): Registers {
+    const buf = Buffer.alloc(REGISTER_NAMES.length * 8);
+    this.libc.ptrace(PTRACE_GETREGS, pid, 0, buf, 'ptrace(PTRACE_GETREGS)');
+    return Object.fromEntries(REGISTER_NAMES.map((name, i) => [name, buf.readBigUInt64LE(i * 8)])) as Registers;
+  }
+
+  setRegs(pid: number, regs: Registers): void {
+    const buf = Buffer.alloc(REGISTER_NAMES.length * 8);
+    REGISTER_NAMES.forEach((name, i) => buf.writeBigUInt64LE(unsigned(regs[name]), i * 8));
+    this.libc.ptrace(PTRACE_SETREGS, pid, 0, buf, 'ptrace(PTRACE_SETREGS)');
+  }
+
+  /** Reads the stopped task's memory through /proc/PID/mem (read-only pages included); user
+   * addresses fit in 47 bits, so they are exact as file positions. */
+  readMemory(pid: number, address: bigint, length: number): Buffer {
+    const fd = openSync(`/proc/${pid}/mem`, 'r');
+    try {
+      const buf = Buffer.alloc(length);
+      const n = readSync(fd, buf, 0, length, Number(address));
+      if (n !== length) throw new TargetError(`PID ${pid}: only ${n} of ${length} bytes readable at 0x${address.toString(16)}`);
+      return buf;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  writeMemory(pid: number, address: bigint, data: Uint8Array): void {
+    const fd = openSync(`/proc/${pid}/mem`, 'r+');
+    try {
+      const n = writeSync(fd, data, 0, data.byteLength, Number(address));
+      if (n !== data.byteLength) throw new TargetError(`PID ${pid}: only ${n} of ${data.byteLength} bytes writable at 0x${address.toString(16)}`);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /**
+   * Runs syscall `nr` inside the stopped task and returns its raw result (a negative errno on
+   * failure). The task's registers are put back afterwards; its memory is not touched, because
+   * the `syscall` instruction used is one the vdso already contains.
+   */
+  remoteSyscall(pid: number, nr: number, args: readonly bigint[] = []): bigint {
+    const saved = this.getRegs(pid);
+    const [rdi = 0n, rsi = 0n, rdx = 0n, r10 = 0n, r8 = 0n, r9 = 0n] = args;
+    this.setRegs(pid, { ...saved, rax: BigInt(nr), rdi, rsi, rdx, r10, r8, r9, rip: this.syscallSite(pid), orig_rax: -1n });
+    try {
+      this.stepToSyscallStop(pid);
+      this.stepToSyscallStop(pid);
+      return signed(this.getRegs(pid).rax);
+    } finally {
+      this.setRegs(pid, saved);
+    }
+  }
+
+  /** Like remoteSyscall, but a negative result is thrown as a KernelError naming the call. */
+  remoteSyscallChecked(pid: number, nr: number, name: string, args: readonly bigint[] = []): bigint {
+    const result = this.remoteSyscall(pid, nr, args);
+    if (result < 0n && result > -4096n) throw new KernelError(`${name} (in PID ${pid})`, Number(-result), `pid ${pid}`);
+    return result;
+  }
+
+  private stepToSyscallStop(pid: number): void {
+    this.libc.ptrace(PTRACE_SYSCALL, pid, 0, 0, 'ptrace(PTRACE_SYSCALL)');
+    const status = this.waitStop(pid);
+    if (((status >> 8) & 0xff) !== SYSCALL_STOP) {
+      throw new TargetError(`PID ${pid} stopped with status 0x${status.toString(16)} while running a remote syscall, not at a syscall stop`);
+    }
+  }
+
+  private waitStop(pid: number): number {
+    const { status } = this.libc.waitpid(pid, __WALL);
+    if ((status & 0xff) !== 0x7f) {
+      throw new TargetError(`PID ${pid} exited while cr was stopping it (wait status 0x${status.toString(16)})`);
+    }
+    return status;
+  }
+
+  /** Address of a `syscall` instruction (0f 05) in the task's vdso. */
+  private syscallSite(pid: number): bigint {
+    const cached = this.syscallSites.get(pid);
+    if (cached !== undefined) return cached;
+    const line = readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n').find((l) => l.endsWith('[vdso]'));
+    if (!line) throw new TargetError(`PID ${pid} has no [vdso] mapping to run remote syscalls from`);
+    const [start, end] = line.split(' ')[0]!.split('-').map((h) => BigInt(`0x${h}`)) as [bigint, bigint];
+    const code = this.readMemory(pid, start, Number(end - start));
+    const offset = code.indexOf(Buffer.from([0x0f, 0x05]));
+    if (offset < 0) throw new TargetError(`PID ${pid}: no syscall instruction found in its vdso`);
+    const site = start + BigInt(offset);
+    this.syscallSites.set(pid, site);
+    return site;
+  }
+
+  private detachQuietly(pid: number): void {
+    try {
+      this.detach(pid);
+    } catch {
+      // Not attached, or already gone: nothing to let go of.
+    }
+  }
+}
