@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cleanup, REPO, cr, crJson, tempDir } from './helpers/cli.js';
@@ -63,8 +63,11 @@ describe('cr command line', () => {
     expect(cr(['checkpoint', String(child.pid), '-D', img, '--only', 'hello'], dir).status).toBe(0);
     const { records } = crJson<{ records: Record<string, unknown> }>(['inspect', img], dir);
     expect(records).toEqual({ [`hello:${child.pid}`]: { comm: 'sleep' } });
-    const { restored } = crJson<{ restored: { key: string }[] }>(['restore', '-D', img], dir);
+    const log = join(dir, 'hello.log');
+    const { restored } = crJson<{ restored: { key: string }[] }>(['restore', '-D', img], dir, { CR_HELLO_LOG: log });
     expect(restored).toEqual([{ key: `hello:${child.pid}`, type: 'hello', id: String(child.pid) }]);
+    // The plugin's own restore() ran once, with the record its save() wrote.
+    expect(readFileSync(log, 'utf8')).toBe(`restore hello:${child.pid} sleep\n`);
 
     // Without the plugin, the image cannot be restored, and the error says what to install.
     const bare = cr(['restore', '-D', img], cleanup.dir(tempDir()));

@@ -1,5 +1,6 @@
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pinnedNamespacePaths } from '@cr/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cleanup, cr, crJson, nsenter, startInNewNamespaces, tempDir } from './helpers/cli.js';
 
@@ -85,6 +86,16 @@ describe('namespaces without processes (uts-ns, ipc-ns)', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it('will not write into a non-empty image directory, and leaves what is there alone', () => {
+    const dir = cleanup.dir(tempDir());
+    writeFileSync(join(dir, 'keep.txt'), 'precious');
+    const r = cr(['checkpoint', String(process.pid), '-D', dir]);
+    expect(r.status).toBe(4);
+    expect(r.stderr).toContain(`${dir} is not empty`);
+    expect(readdirSync(dir)).toEqual(['keep.txt']);
+    expect(readFileSync(join(dir, 'keep.txt'), 'utf8')).toBe('precious');
+  });
+
   it('restores nothing from a corrupt image, and never half-pins', async () => {
     const child = await startInNewNamespaces(FIXTURE, cleanup);
     const dir = cleanup.dir(tempDir());
@@ -108,6 +119,7 @@ describe('namespaces without processes (uts-ns, ipc-ns)', () => {
     expect(corrupt.stderr).toContain(record);
     expect(corrupt.stderr).toContain('corrupt');
     expect(existsSync(pins)).toBe(false);
+    expect(pinnedNamespacePaths(pins)).toEqual([]);
     expect(cr(['inspect', img]).status).toBe(4);
   });
 
@@ -118,9 +130,14 @@ describe('namespaces without processes (uts-ns, ipc-ns)', () => {
     const pins = cleanup.pins(join(dir, 'pins'));
     expect(cr(['checkpoint', String(child.pid), '-D', img]).status).toBe(0);
     expect(cr(['restore', '-D', img, '--pin-ns', pins]).status).toBe(0);
+    const before = { files: readdirSync(pins).sort(), uts: statSync(join(pins, 'uts')).ino, ipc: statSync(join(pins, 'ipc')).ino, mounts: pinnedNamespacePaths(pins).sort() };
     const again = cr(['restore', '-D', img, '--pin-ns', pins]);
     expect(again.status).toBe(5);
+    expect(again.stderr).toContain(`cannot pin on ${join(pins, 'ipc')}`);
     expect(again.stderr).toContain('cr unpin');
+    // The same namespaces are still pinned, once each, and still work.
+    expect({ files: readdirSync(pins).sort(), uts: statSync(join(pins, 'uts')).ino, ipc: statSync(join(pins, 'ipc')).ino, mounts: pinnedNamespacePaths(pins).sort() }).toEqual(before);
+    expect(before.mounts).toEqual([join(pins, 'ipc'), join(pins, 'uts')]);
     expect(nsenter([`--uts=${pins}/uts`, 'hostname'])).toBe('saved-host');
   });
 });

@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { pinnedNamespacePaths } from '@cr/core';
 
 export const REPO = resolve(import.meta.dirname, '..', '..');
 const BIN = join(REPO, 'cli', 'bin', 'run.js');
@@ -13,13 +14,13 @@ export interface CliResult {
 }
 
 /** Runs the real cr command line. */
-export function cr(args: string[], cwd = REPO): CliResult {
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8' });
+export function cr(args: string[], cwd = REPO, env: Record<string, string> = {}): CliResult {
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', env: { ...process.env, ...env } });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
-export function crJson<T = Record<string, unknown>>(args: string[], cwd = REPO): T {
-  const r = cr([...args, '--json'], cwd);
+export function crJson<T = Record<string, unknown>>(args: string[], cwd = REPO, env: Record<string, string> = {}): T {
+  const r = cr([...args, '--json'], cwd, env);
   if (r.status !== 0) throw new Error(`cr ${args.join(' ')} failed (${r.status}): ${r.stderr}${r.stdout}`);
   return JSON.parse(r.stdout) as T;
 }
@@ -30,9 +31,9 @@ export function tempDir(prefix = 'cr-test-'): string {
 
 /** Things a test created, undone in reverse order by `cleanup()` (call it in afterEach). */
 export class Cleanup {
-  private readonly steps: (() => void)[] = [];
+  private readonly steps: (() => void | Promise<void>)[] = [];
 
-  add(step: () => void): void {
+  add(step: () => void | Promise<void>): void {
     this.steps.push(step);
   }
 
@@ -41,10 +42,11 @@ export class Cleanup {
     return path;
   }
 
-  /** Unpins every namespace cr pinned in `dir`, if any are left. */
+  /** Unpins every namespace cr pinned in `dir`, if any are left; unmounts by hand if cr unpin fails. */
   pins(dir: string): string {
     this.add(() => {
       if (existsSync(dir)) cr(['unpin', dir]);
+      for (const path of pinnedNamespacePaths(dir)) spawnSync('umount', ['-l', path]);
     });
     return dir;
   }
@@ -65,17 +67,21 @@ export class Cleanup {
     return pid;
   }
 
+  /** Kills a child process and waits until it has exited and been reaped. */
   process(child: ChildProcess): ChildProcess {
-    this.add(() => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    this.add(async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((ok) => child.once('exit', ok));
+      child.kill('SIGKILL');
+      await exited;
     });
     return child;
   }
 
-  run(): void {
+  async run(): Promise<void> {
     for (const step of this.steps.splice(0).reverse()) {
       try {
-        step();
+        await step();
       } catch {
         // Keep undoing the rest.
       }
