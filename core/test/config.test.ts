@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, DEFAULT_CONFIG, loadConfigFile, resolveConfig } from '@cr/core';
@@ -11,6 +11,7 @@ const fresh = () => (dir = mkdtempSync(join(tmpdir(), 'cr-config-')));
 describe('config loading', () => {
   it.each([
     ['.crrc', 'checkpoint:\n  exclude: [ipc-ns]\n'],
+    ['.crrc', '{"checkpoint": {"exclude": ["ipc-ns"]}}'],
     ['.crrc.json', '{"checkpoint": {"exclude": ["ipc-ns"]}}'],
     ['.crrc.yaml', 'checkpoint:\n  exclude:\n    - ipc-ns\n'],
     ['cr.config.js', 'export default { checkpoint: { exclude: ["ipc-ns"] } };'],
@@ -31,6 +32,25 @@ describe('config loading', () => {
     expect(message).toContain('policy.rules[0].decision');
     expect(message).toContain('found "maybe"');
     expect(message).toContain('"include"|"exclude"|"external"');
+  });
+
+  it('reports every problem of a file in one ConfigError', async () => {
+    writeFileSync(join(fresh(), '.crrc.json'), JSON.stringify({ policy: { default: 'never', rules: [{ type: 'uts-ns', decision: 'keep' }] }, restore: { pinNs: 7 } }));
+    const err = await loadConfigFile({ cwd: dir }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).exitCode).toBe(3);
+    const lines = (err as Error).message.split('\n');
+    expect(lines[0]).toBe(`invalid config in ${join(dir, '.crrc.json')}:`);
+    expect(lines.slice(1).map((l) => l.trim().match(/^at "([^"]+)"/)?.[1]).sort()).toEqual(['policy.default', 'policy.rules[0].decision', 'restore.pinNs']);
+    expect((err as Error).message).toContain('at "restore.pinNs": found 7; expected string');
+  });
+
+  it('searches upwards from the cwd, and loads exactly the file it is given', async () => {
+    writeFileSync(join(fresh(), '.crrc.yaml'), 'restore:\n  pinNs: /run/up\n');
+    mkdirSync(join(dir, 'a', 'b'), { recursive: true });
+    expect(await loadConfigFile({ cwd: join(dir, 'a', 'b') })).toEqual({ config: { restore: { pinNs: '/run/up' } }, filepath: join(dir, '.crrc.yaml') });
+    writeFileSync(join(dir, 'a', 'other.json'), '{"plugins": ["./p.js"]}');
+    expect(await loadConfigFile({ cwd: join(dir, 'a', 'b'), file: join(dir, 'a', 'other.json') })).toEqual({ config: { plugins: ['./p.js'] }, filepath: join(dir, 'a', 'other.json') });
   });
 
   it('rejects unknown keys and wrong types', async () => {
@@ -66,6 +86,25 @@ describe('resolveConfig', () => {
       'restore.pinNs': 'file /x/.crrc',
       'policy.default': 'default',
     });
+  });
+});
+
+describe('resolveConfig, layer by layer', () => {
+  it('a flag overrides the file, which overrides the default, and each key says who set it', () => {
+    const file = { source: 'file /etc/.crrc', config: { checkpoint: { exclude: ['ipc-ns'] }, policy: { default: 'exclude' as const } } };
+    const flag = { source: 'flag --exclude', config: { checkpoint: { exclude: ['uts-ns'] } } };
+    const { config, sources } = resolveConfig([{ source: 'default', config: DEFAULT_CONFIG }, file, flag]);
+    expect(config.checkpoint?.exclude).toEqual(['uts-ns']);
+    expect(config.policy).toEqual({ default: 'exclude', rules: [] });
+    expect(sources).toEqual({
+      plugins: 'default',
+      'checkpoint.only': 'default',
+      'checkpoint.exclude': 'flag --exclude',
+      'policy.default': 'file /etc/.crrc',
+      'policy.rules': 'default',
+    });
+    // Order matters: the same layers the other way round give the file the last word.
+    expect(resolveConfig([{ source: 'default', config: DEFAULT_CONFIG }, flag, file]).config.checkpoint?.exclude).toEqual(['ipc-ns']);
   });
 });
 

@@ -52,3 +52,46 @@ describe('plugin registry', () => {
     expect(() => registry.register(fakePlugin('Bad Name'), 'p')).toThrowError(PluginError);
   });
 });
+
+describe('plugin registry ordering errors', () => {
+  it('reports a cycle between registered plugins, naming the types and their packages', () => {
+    const registry = new PluginRegistry();
+    registry.register(fakePlugin('alpha', { dependsOn: ['beta'] }), 'pkg-alpha');
+    registry.register(fakePlugin('beta', { collectsFrom: ['alpha'] }), 'pkg-beta');
+    const err = (() => {
+      try {
+        registry.orderedTypes();
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(PluginError);
+    expect((err as Error).message).toMatch(/cycle: alpha → beta → alpha \(declared by pkg-alpha, pkg-beta\)/);
+  });
+
+  it('names the plugin that needs a type nobody provides', () => {
+    const registry = new PluginRegistry();
+    registry.register(fakePlugin('sysvipc-shm', { collectsFrom: ['ipc-ns'] }), '@x/cr-plugin-shm');
+    expect(() => registry.orderedTypes()).toThrowError(/plugin @x\/cr-plugin-shm \(type sysvipc-shm\) needs type "ipc-ns"/);
+  });
+
+  it('gives the same order whatever order the plugins were registered in', () => {
+    const plugins = [fakePlugin('c', { collectsFrom: ['a'] }), fakePlugin('b'), fakePlugin('a'), fakePlugin('d', { collectsFrom: ['b'], dependsOn: ['c'] })];
+    const orders = [plugins, [...plugins].reverse()].map((list) => {
+      const registry = new PluginRegistry();
+      for (const p of list) registry.register(p, p.type);
+      return registry.orderedTypes();
+    });
+    expect(orders[0]).toEqual(orders[1]);
+    expect(orders[0]).toEqual(['a', 'b', 'c', 'd']);
+  });
+
+  it('treats target types as roots, and rejects a plugin with no parent or a bad version', () => {
+    expect(orderTypes([{ type: 'x', needs: ['target:process', 'target:ipc-ns'], declaredBy: 'p' }])).toEqual(['x']);
+    const registry = new PluginRegistry();
+    expect(() => registry.register(fakePlugin('x', { collectsFrom: [] }), 'p')).toThrowError(/collectsFrom must name at least one parent type/);
+    expect(() => registry.register(fakePlugin('x', { version: 0 }), 'p')).toThrowError(/version must be a positive integer/);
+    expect(() => registry.register(fakePlugin('x', { recordSchema: {} as never }), 'p')).toThrowError(/recordSchema must be a zod schema/);
+    expect(() => registry.get('x')).toThrowError(/no installed plugin handles type "x"/);
+  });
+});
