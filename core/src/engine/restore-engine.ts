@@ -53,7 +53,12 @@ export class RestoreEngine {
     const pinDir = request.options.pinDir === undefined ? undefined : resolve(request.options.pinDir);
     const madePinDir = pinDir !== undefined && this.preparePinDir(pinDir, plan);
 
-    for (const p of plan) await p.plugin.preflight?.(p.record, p.ctx);
+    try {
+      for (const p of plan) await p.plugin.preflight?.(p.record, p.ctx);
+    } catch (err) {
+      if (madePinDir) tryRmdir(pinDir!);
+      throw err;
+    }
 
     const done: Done[] = [];
     try {
