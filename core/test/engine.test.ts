@@ -1,7 +1,8 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CheckpointEngine, ImageReader, Policy, PluginRegistry, RestoreEngine, TARGET_PROCESS, createCrContainer, type ResourceNode } from '@cr/core';
+import { CheckpointEngine, ImageReader, Policy, PluginError, PluginRegistry, RestoreEngine, TARGET_PROCESS, TargetError, createCrContainer, type ResourceNode, type RestoreContext } from '@cr/core';
+import { z } from 'zod';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fakePlugin } from './fake-plugin.js';
 
@@ -68,6 +69,9 @@ describe('engine', () => {
     };
     await expect(container.resolve(RestoreEngine).restore({ imageDir: join(dir, 'img'), options: {} })).rejects.toThrowError('leaf id 1 is taken');
     expect(log).toEqual([]);
+    // Not even the pin directory it would have made.
+    await expect(container.resolve(RestoreEngine).restore({ imageDir: join(dir, 'img'), options: { pinDir: join(dir, 'pins') } })).rejects.toThrowError('leaf id 1 is taken');
+    expect(readdirSync(dir)).toEqual(['img']);
   });
 
   it('writes no image when a save fails', async () => {
@@ -78,5 +82,142 @@ describe('engine', () => {
     };
     await expect(container.resolve(CheckpointEngine).checkpoint({ target: { kind: 'process', pid: process.pid }, imageDir: join(dir, 'img'), policy: new Policy() })).rejects.toThrowError('unsupported leaf');
     expect(readdirSync(dir)).toEqual([]);
+  });
+});
+
+describe('engine, policy and plugin faults', () => {
+  const target = () => ({ kind: 'process' as const, pid: process.pid });
+
+  it('lists excluded objects in the manifest with the deciding rule, but saves no record for them', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cr-engine-'));
+    const log: string[] = [];
+    const container = setUp(log);
+    const policy = new Policy('include', 'default', [{ rule: { type: 'side', match: { n: 'right' }, decision: 'exclude' }, source: 'test' }]);
+    // Give the side objects an attribute to match on.
+    const side = container.resolve(PluginRegistry).get('side').plugin as { collect: () => unknown };
+    side.collect = () => ['left', 'right'].map((id) => ({ id, handle: id, attributes: { n: id } }));
+    await container.resolve(CheckpointEngine).checkpoint({ target: target(), imageDir: join(dir, 'img'), policy });
+    expect(log).not.toContain(`save side:right below target:process:${process.pid}`);
+    const { manifest } = ImageReader.open(join(dir, 'img'));
+    const right = manifest.objects.find((o) => o.key === 'side:right')!;
+    expect(right.policy).toEqual({ decision: 'exclude', rule: 'object side n=right', source: 'test' });
+    expect(right.record).toBeUndefined();
+    expect(Object.keys(manifest.files).sort()).toEqual(['records/leaf/1.json', 'records/shared/s.json', 'records/side/left.json']);
+    expect(manifest.plugins.map((p) => p.type)).toEqual(['side', 'shared', 'leaf']);
+  });
+
+  it('a dry run decides without writing anything', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cr-engine-'));
+    const log: string[] = [];
+    const objects = await setUp(log).resolve(CheckpointEngine).plan(target(), new Policy('exclude', 'flag --only'));
+    expect(objects.map((o) => [o.key, o.policy.decision, o.policy.source])).toEqual([
+      ['side:left', 'exclude', 'flag --only'],
+      ['side:right', 'exclude', 'flag --only'],
+      ['shared:s', 'exclude', 'flag --only'],
+      ['leaf:1', 'exclude', 'flag --only'],
+    ]);
+    expect(log).toEqual([]);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('refuses a record that fails the plugin schema, naming the plugin and object, and writes no image', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cr-engine-'));
+    const container = setUp([]);
+    const leaf = container.resolve(PluginRegistry).get('leaf').plugin as { recordSchema: unknown; save: () => unknown };
+    leaf.recordSchema = z.strictObject({ size: z.number() });
+    leaf.save = () => ({ size: 'big' });
+    const err = await container.resolve(CheckpointEngine).checkpoint({ target: target(), imageDir: join(dir, 'img'), policy: new Policy() }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PluginError);
+    expect((err as Error).message).toMatch(/plugin leaf-pkg produced an invalid record for leaf:1:\n {2}at "size": found "big"; expected number/);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('releases every collected handle, duplicates included, whether or not the checkpoint succeeds', async () => {
+    for (const fail of [false, true]) {
+      dir = mkdtempSync(join(tmpdir(), 'cr-engine-'));
+      const released: string[] = [];
+      const container = setUp([]);
+      const shared = container.resolve(PluginRegistry).get('shared').plugin as { collect: (p: ResourceNode) => unknown; save: () => unknown };
+      shared.collect = (parent) => [{ id: 's', handle: 's', release: () => released.push(`s from ${parent.key}`) }];
+      if (fail) {
+        shared.save = () => {
+          throw new Error('no');
+        };
+      }
+      const run = container.resolve(CheckpointEngine).checkpoint({ target: target(), imageDir: join(dir, 'img'), policy: new Policy() });
+      await (fail ? expect(run).rejects.toThrowError('no') : run);
+      expect(released.sort()).toEqual(['s from side:left', 's from side:right']);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a collected object without an id, naming the plugin', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cr-engine-'));
+    const container = setUp([]);
+    (container.resolve(PluginRegistry).get('leaf').plugin as { collect: () => unknown }).collect = () => [{ id: 1, handle: 1 }];
+    await expect(container.resolve(CheckpointEngine).checkpoint({ target: target(), imageDir: join(dir, 'img'), policy: new Policy() })).rejects.toThrowError(
+      /plugin leaf-pkg \(type leaf\) collected an object without a string id below shared:s/,
+    );
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('refuses a target process that does not exist before anything else', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cr-engine-'));
+    const log: string[] = [];
+    const err = await setUp(log).resolve(CheckpointEngine).checkpoint({ target: { kind: 'process', pid: 999_999_999 }, imageDir: join(dir, 'img'), policy: new Policy() }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TargetError);
+    expect((err as Error).message).toContain('999999999');
+    expect(log).toEqual([]);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('refuses an image whose records need a newer plugin, or a plugin that is not installed', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cr-engine-'));
+    const newer = setUp([]);
+    (newer.resolve(PluginRegistry).get('leaf').plugin as { version: number }).version = 2;
+    await newer.resolve(CheckpointEngine).checkpoint({ target: target(), imageDir: join(dir, 'img'), policy: new Policy() });
+
+    const log: string[] = [];
+    await expect(setUp(log).resolve(RestoreEngine).restore({ imageDir: join(dir, 'img'), options: {} })).rejects.toThrowError(
+      /holds leaf records of version 2; the installed leaf-pkg reads version 1 and older: upgrade it/,
+    );
+
+    const container = createCrContainer();
+    const registry = container.resolve(PluginRegistry);
+    registry.register(fakePlugin('side', { restore: (_r, ctx) => void log.push(`restore ${ctx.key}`) }), 'side-pkg');
+    await expect(container.resolve(RestoreEngine).restore({ imageDir: join(dir, 'img'), options: {} })).rejects.toThrowError(
+      /the image holds shared records, saved by shared-pkg, but no installed plugin handles "shared"; install shared-pkg/,
+    );
+    expect(log).toEqual([]);
+  });
+
+  it('reports a rollback that fails, together with the original error, and still undoes the rest', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cr-engine-'));
+    const log: string[] = [];
+    await setUp(log).resolve(CheckpointEngine).checkpoint({ target: target(), imageDir: join(dir, 'img'), policy: new Policy() });
+    log.length = 0;
+    const container = setUp(log, 'leaf');
+    const shared = container.resolve(PluginRegistry).get('shared').plugin as { rollback: () => void };
+    shared.rollback = () => {
+      throw new Error('shared:s is stuck');
+    };
+    const err = await container.resolve(RestoreEngine).restore({ imageDir: join(dir, 'img'), options: {} }).catch((e: unknown) => e);
+    expect((err as Error).message).toBe('cannot restore leaf:1\nrollback was incomplete:\n  shared:s: shared:s is stuck');
+    expect((err as Error).cause).toBeInstanceOf(Error);
+    expect(log).toEqual(['restore side:left', 'restore side:right', 'restore shared:s', 'rollback side:right', 'rollback side:left']);
+  });
+
+  it('gives each restore the values of what was restored before it', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cr-engine-'));
+    await setUp([]).resolve(CheckpointEngine).checkpoint({ target: target(), imageDir: join(dir, 'img'), policy: new Policy() });
+    const container = setUp([]);
+    const seen: unknown[] = [];
+    (container.resolve(PluginRegistry).get('shared').plugin as { restore: (r: unknown, ctx: RestoreContext) => unknown }).restore = (_r, ctx) => {
+      seen.push(ctx.parents, ctx.parents.map((p) => ctx.restored(p)));
+      return 'S';
+    };
+    const restored = await container.resolve(RestoreEngine).restore({ imageDir: join(dir, 'img'), options: {} });
+    expect(seen).toEqual([['side:left', 'side:right'], ['side:left', 'side:right']]);
+    expect(restored.map((r) => r.key)).toEqual(['side:left', 'side:right', 'shared:s', 'leaf:1']);
   });
 });
