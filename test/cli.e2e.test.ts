@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cleanup, REPO, cr, crJson, tempDir } from './helpers/cli.js';
 
@@ -27,6 +27,8 @@ describe('cr command line', () => {
       expect.objectContaining({ type: 'uts-ns', package: '@cr/plugin-uts-ns' }),
       expect.objectContaining({ type: 'ipc-ns', package: '@cr/plugin-ipc-ns' }),
     ]));
+    const types = plugins.map((p) => p.type);
+    for (const child of types.filter((t) => t.startsWith('sysvipc-'))) expect(types.indexOf('ipc-ns'), child).toBeLessThan(types.indexOf(child));
   });
 
   it('cr config shows each value with its source: default, file, flag', () => {
@@ -41,6 +43,33 @@ describe('cr command line', () => {
       'restore.pinNs': `file ${join(dir, '.crrc.yaml')}`,
       'policy.default': 'default',
     });
+  });
+
+  it('cr config, as a table, names the source of each value', () => {
+    const dir = cleanup.dir(tempDir());
+    writeFileSync(join(dir, '.crrc'), '{"restore": {"pinNs": "/run/cr/x"}}');
+    const r = cr(['config', '--exclude', 'ipc-ns'], dir);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`config file: ${join(dir, '.crrc')}`);
+    const row = (key: string) => r.stdout.split('\n').find((l) => l.includes(key)) ?? '';
+    expect(row('restore.pinNs')).toContain(`file ${join(dir, '.crrc')}`);
+    expect(row('checkpoint.exclude')).toContain('flag --exclude');
+    expect(row('policy.default')).toContain('default');
+  });
+
+  it('resolves a relative plugin path from the directory of the config file given with --config', () => {
+    const dir = cleanup.dir(tempDir());
+    const plugin = join(REPO, 'test/fixtures/hello-plugin/index.js');
+    mkdirSync(join(dir, 'conf'));
+    writeFileSync(join(dir, 'conf', 'cr.json'), JSON.stringify({ plugins: [relative(join(dir, 'conf'), plugin)] }));
+    const r = cr(['plugins', '--config', join(dir, 'conf', 'cr.json')], dir);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^hello\s+1\s+\.\.\/.*hello-plugin\/index\.js\s+target:process\s+the command name/m);
+    // A plugin that cannot be found is a plugin error that names it.
+    writeFileSync(join(dir, 'conf', 'bad.json'), JSON.stringify({ plugins: ['cr-plugin-nowhere'] }));
+    const bad = cr(['plugins', '--config', join(dir, 'conf', 'bad.json')], dir);
+    expect(bad.status).toBe(6);
+    expect(bad.stderr).toContain('plugin cr-plugin-nowhere not found');
   });
 
   it('an invalid .crrc is one message naming the file and key path, exit code 3', () => {

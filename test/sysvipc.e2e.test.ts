@@ -1,11 +1,26 @@
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { beforeAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, afterEach, describe, expect, it } from 'vitest';
 import { Cleanup, REPO, cr, crJson, startUntilReady, tempDir } from './helpers/cli.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
+
+/** Keys of the SysV IPC objects in the host's IPC namespace (the one this test runs in). */
+const hostKeys = () =>
+  ['shm', 'msg', 'sem'].flatMap((kind) =>
+    readFileSync(`/proc/sysvipc/${kind}`, 'utf8').trim().split('\n').slice(1).map((line) => `${kind}:${line.trim().split(/\s+/)[0]}`),
+  );
+const FIXTURE_KEYS = ['shm:4660', 'shm:4661', 'msg:22136', 'sem:39612'];
+let keysBefore: string[];
+beforeAll(() => {
+  keysBefore = hostKeys();
+});
+afterAll(() => {
+  // Every fixture object lived in a namespace of its own: none may have leaked into the host's.
+  expect(hostKeys().filter((k) => FIXTURE_KEYS.includes(k) && !keysBefore.includes(k))).toEqual([]);
+});
 
 let fixture: string;
 beforeAll(() => {
