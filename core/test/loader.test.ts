@@ -4,8 +4,10 @@ import { join } from 'node:path';
 import { PluginError, PluginRegistry, createCrContainer, loadPlugins } from '@cr/core';
 import { afterEach, describe, expect, it } from 'vitest';
 
-let dir: string;
-afterEach(() => rmSync(dir, { recursive: true, force: true }));
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
 
 /** A plugin module with no imports at all: the contract is structural. */
 const PLUGIN = (type: string) => `
@@ -23,7 +25,8 @@ export default class {
 `;
 
 async function load(files: Record<string, string>, specs: string[]): Promise<PluginRegistry> {
-  dir = mkdtempSync(join(tmpdir(), 'cr-loader-'));
+  const dir = mkdtempSync(join(tmpdir(), 'cr-loader-'));
+  dirs.push(dir);
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
   const container = createCrContainer();
   const registry = container.resolve(PluginRegistry);
