@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cleanup, REPO, cr, crJson, tempDir } from './helpers/cli.js';
@@ -79,6 +79,15 @@ describe('cr command line', () => {
     expect(r.status).toBe(3);
     expect(r.stderr).toContain(`invalid config in ${join(dir, '.crrc.json')}`);
     expect(r.stderr).toContain('at "checkpoint.exclude": found "ipc-ns"; expected array');
+  });
+
+  it('a type name in .crrc that no plugin provides is refused, naming the file, not silently ignored', () => {
+    const dir = cleanup.dir(tempDir());
+    writeFileSync(join(dir, '.crrc.yaml'), 'checkpoint:\n  exclude: [sysvipc-shn]\n');
+    const r = cr(['checkpoint', String(process.pid), '-D', join(dir, 'img')], dir);
+    expect(r.status).toBe(3);
+    expect(r.stderr).toContain(`file ${join(dir, '.crrc.yaml')}: unknown resource type "sysvipc-shn"`);
+    expect(existsSync(join(dir, 'img'))).toBe(false);
   });
 
   it('loads a third-party plugin package named in the config, and uses it to checkpoint and restore', async () => {

@@ -47,9 +47,10 @@ export abstract class CrCommand extends Command {
     this.container = createCrContainer();
     const searchFrom = [...(file.filepath ? [dirname(file.filepath)] : []), process.cwd(), cliDir];
     await loadPlugins([...BUILTIN_PLUGINS, ...(this.resolved.config.plugins ?? [])], searchFrom, this.container, this.registry);
-    for (const [flag, layer] of Object.entries(flagLayer)) {
-      const { only = [], include = [], exclude = [] } = layer.checkpoint ?? {};
-      for (const selection of [...only, ...include, ...exclude]) this.assertKnownType(flag, selection.split(':')[0]!);
+    for (const layer of layers) {
+      const { only = [], include = [], exclude = [] } = layer.config.checkpoint ?? {};
+      const rules = (layer.config.policy?.rules ?? []).map((r) => r.type);
+      for (const selection of [...only, ...include, ...exclude, ...rules]) this.assertKnownType(layer.source, selection.split(':')[0]!);
     }
   }
 
@@ -57,9 +58,11 @@ export abstract class CrCommand extends Command {
     return this.container.resolve(PluginRegistry);
   }
 
-  private assertKnownType(flag: string, type: string): void {
+  /** A type named by a flag or a config file must be installed: a typo would otherwise select nothing. */
+  private assertKnownType(source: string, type: string): void {
     if (!this.registry.has(type)) {
-      throw new CrError(`${flag}: unknown resource type "${type}"; installed types: ${this.registry.orderedTypes().join(', ')} (see cr plugins)`, ExitCode.Usage);
+      const exitCode = source.startsWith('file ') ? ExitCode.Config : ExitCode.Usage;
+      throw new CrError(`${source}: unknown resource type "${type}"; installed types: ${this.registry.orderedTypes().join(', ')} (see cr plugins)`, exitCode);
     }
   }
 
