@@ -53,9 +53,9 @@ describe('SysV IPC objects checkpointed on their own', () => {
     const ns = `--ipc=/proc/${child.pid}/ns/ipc`;
     const before = dump(ns);
     expect(before).toMatch(/^shm id=\d+ key=0x1234 mode=600 .* size=67108864 /m);
-    expect(before).toMatch(/^shm id=\d+ key=0x1235 mode=2640 uid=1000 gid=1000 /m);
+    expect(before).toMatch(/^shm id=\d+ key=0x1235 mode=2640 uid=1000 gid=1000 cuid=1001 cgid=1002 /m);
     expect(before).toMatch(/^msg id=\d+ key=0x5678 mode=620 .* qnum=1000 /m);
-    expect(before).toMatch(/^sem id=\d+ key=0x9abc mode=666 .* values=7,0,42,1000,32767$/m);
+    expect(before).toMatch(/^sem id=\d+ key=0x9abc mode=666 uid=1003 gid=1003 cuid=1003 cgid=1003 values=7,0,42,1000,32767$/m);
     expect(before).toMatch(/^ {2}msg 0 type=\d size=0 /m);
     expect(before).toMatch(/^ {2}msg 1 type=\d size=8192 /m);
     // The fixture used and removed slots first, so no object sits at id 0.

@@ -44,6 +44,8 @@ export const CLONE_NEWCGROUP = 0x02000000;
 export const MS_BIND = 0x1000;
 export const MNT_DETACH = 0x2;
 export const SYS_clone3 = 435;
+export const SYS_setresuid = 117;
+export const SYS_setresgid = 119;
 export const __WALL = 0x40000000;
 /** madvise(2) advice that faults a whole range in with one call (Linux 5.14+). */
 export const MADV_POPULATE_READ = 22;
@@ -221,6 +223,19 @@ export class Libc {
 
   semctl(id: number, cmd: number, arg: Buffer | null, name: string): number {
     return check(raw.semctl(id, 0, cmd, 'void *', arg), name, `sem id ${id}`);
+  }
+
+  /**
+   * Sets the calling thread's effective uid (setresuid(-1, euid, -1)) by the raw syscall: glibc's
+   * wrappers, and process.seteuid, change every thread of the process, this only the one calling.
+   */
+  setThreadEuid(euid: number): void {
+    check(raw.syscall(SYS_setresuid, 'long', -1, 'long', euid, 'long', -1), 'setresuid', `euid ${euid}`);
+  }
+
+  /** Sets the calling thread's effective gid only; see setThreadEuid. */
+  setThreadEgid(egid: number): void {
+    check(raw.syscall(SYS_setresgid, 'long', -1, 'long', egid, 'long', -1), 'setresgid', `egid ${egid}`);
   }
 
   kill(pid: number, signal: number): void {

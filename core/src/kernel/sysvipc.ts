@@ -88,6 +88,29 @@ export class SysvIpc {
     this.sysctl.write(`kernel.${kind}_next_id`, String(id));
   }
 
+  /**
+   * Runs `create` with the calling thread's effective uid and gid set to the saved creator's, so
+   * that the new object's cuid and cgid (which the kernel fixes at creation and IPC_SET cannot
+   * change) are the saved ones; the thread's own ids are back before this returns or throws.
+   * Write `*_next_id` before: as another user the thread may not.
+   */
+  asCreator<T>(creator: Pick<IpcOwnership, 'cuid' | 'cgid'>, create: () => T): T {
+    const euid = process.geteuid!();
+    const egid = process.getegid!();
+    if (creator.cuid === euid && creator.cgid === egid) return create();
+    this.libc.setThreadEgid(creator.cgid);
+    try {
+      this.libc.setThreadEuid(creator.cuid);
+      try {
+        return create();
+      } finally {
+        this.libc.setThreadEuid(euid);
+      }
+    } finally {
+      this.libc.setThreadEgid(egid);
+    }
+  }
+
   shmCreate(key: number, size: number, mode: number): number {
     return this.libc.shmget(key, size, IPC_CREAT | IPC_EXCL | (mode & 0o777), `shm key ${hex(key)}`);
   }

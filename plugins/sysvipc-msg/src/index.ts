@@ -72,7 +72,7 @@ export class SysvMsgPlugin extends SysvIpcObjectPlugin<MsgRecord, MsgInfo> imple
     const ipc = this.kernel.sysvipc;
     return recreateIpcObject(this.kernel, ctx, 'msg', record.id, (ns) =>
       this.kernel.namespaces.within(ns, () => {
-        createWithSavedId(this.kernel, 'msg', record.id, () => ipc.msgCreate(record.key, 0o600));
+        createWithSavedId(this.kernel, 'msg', record.id, () => ipc.asCreator(record, () => ipc.msgCreate(record.key, 0o600)));
         ipc.setMsgQbytes(record.id, record.qbytes);
         let offset = 0;
         for (const m of record.messages) {

@@ -31,7 +31,7 @@ export class SysvSemPlugin extends SysvIpcObjectPlugin<SemRecord, SemInfo> imple
     const ipc = this.kernel.sysvipc;
     return recreateIpcObject(this.kernel, ctx, 'sem', record.id, (ns) =>
       this.kernel.namespaces.within(ns, () => {
-        createWithSavedId(this.kernel, 'sem', record.id, () => ipc.semCreate(record.key, record.values.length, 0o600));
+        createWithSavedId(this.kernel, 'sem', record.id, () => ipc.asCreator(record, () => ipc.semCreate(record.key, record.values.length, 0o600)));
         ipc.semSetAll(record.id, record.values);
         ipc.setOwnership('sem', record.id, record);
       }),

@@ -47,7 +47,7 @@ export class SysvShmPlugin extends SysvIpcObjectPlugin<ShmRecord, ShmInfo> imple
     const ipc = this.kernel.sysvipc;
     return recreateIpcObject(this.kernel, ctx, 'shm', record.id, async (ns) => {
       const mapping = this.kernel.namespaces.within(ns, () => {
-        createWithSavedId(this.kernel, 'shm', record.id, () => ipc.shmCreate(record.key, record.size, 0o600));
+        createWithSavedId(this.kernel, 'shm', record.id, () => ipc.asCreator(record, () => ipc.shmCreate(record.key, record.size, 0o600)));
         return ipc.shmAttach(record.id, record.size, false);
       });
       try {
