@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { UnsupportedError } from '../errors.js';
 import { Libc, type ShmMapping } from './libc.js';
 import type { Sysctl } from './sysctl.js';
 
@@ -151,7 +152,12 @@ export class SysvIpc {
     for (let i = 0; i < count; i++) {
       const n = this.libc.msgrcv(id, buf, buf.length - 8, i, MSG_COPY | IPC_NOWAIT, [ENOMSG]);
       if (n < 0) break;
-      messages.push({ type: Number(buf.readBigInt64LE(0)), data: Buffer.from(buf.subarray(8, 8 + n)) });
+      const type = buf.readBigInt64LE(0);
+      if (type > BigInt(Number.MAX_SAFE_INTEGER)) {
+        // A record holds the type as a JSON number: refuse rather than save a rounded one.
+        throw new UnsupportedError(`msg id ${id}: message ${i} has type ${type}, above 2^53-1, which cr's msg record cannot hold exactly`);
+      }
+      messages.push({ type: Number(type), data: Buffer.from(buf.subarray(8, 8 + n)) });
     }
     return messages;
   }
