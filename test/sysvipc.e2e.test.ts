@@ -117,6 +117,27 @@ describe('SysV IPC objects checkpointed on their own', () => {
     expect(dump(`--ipc=/proc/${roomy.pid}/ns/ipc`)).toBe('');
   });
 
+  it("refuses, before creating anything, objects above the target namespace's shmmax or msgmax", async () => {
+    const child = await startObjects();
+    const dir = cleanup.dir(tempDir());
+    const img = join(dir, 'img');
+    expect(cr(['checkpoint', '--ipc-ns', String(child.pid), '-D', img]).status).toBe(0);
+
+    const small = (sysctl: string) =>
+      startUntilReady('unshare', ['--ipc', 'sh', '-c', `echo ${16 << 20} > /proc/sys/kernel/msgmnb && echo ${sysctl} && echo ready && exec sleep 1000`], cleanup);
+    const lowShm = await small('1048576 > /proc/sys/kernel/shmmax');
+    const shm = cr(['restore', '-D', img, '--into-ipc-ns', `/proc/${lowShm.pid}/ns/ipc`]);
+    expect(shm.status).toBe(5);
+    expect(shm.stderr).toMatch(/cannot restore sysvipc-shm:\d+ \(shm id \d+, 67108864 bytes\) into .*: that is above the namespace's kernel.shmmax 1048576/);
+    expect(dump(`--ipc=/proc/${lowShm.pid}/ns/ipc`)).toBe('');
+
+    const lowMsg = await small('4096 > /proc/sys/kernel/msgmax');
+    const msg = cr(['restore', '-D', img, '--into-ipc-ns', `/proc/${lowMsg.pid}/ns/ipc`]);
+    expect(msg.status).toBe(5);
+    expect(msg.stderr).toMatch(/cannot restore sysvipc-msg:\d+ \(msg id \d+\) into .*: it holds a 8192-byte message, above that namespace's kernel.msgmax 4096/);
+    expect(dump(`--ipc=/proc/${lowMsg.pid}/ns/ipc`)).toBe('');
+  });
+
   it('saves exactly the objects selected by type, key and id, and records why', async () => {
     const child = await startObjects();
     const dir = cleanup.dir(tempDir());

@@ -2,6 +2,7 @@ import {
   Kernel,
   SHM_DEST,
   SHM_LOCKED,
+  TargetError,
   inject,
   injectable,
   type ResourceNode,
@@ -41,6 +42,28 @@ export class SysvShmPlugin extends SysvIpcObjectPlugin<ShmRecord, ShmInfo> imple
       locked: (info.mode & SHM_LOCKED) !== 0,
       markedForDestruction: (info.mode & SHM_DEST) !== 0,
     };
+  }
+
+  /**
+   * Besides a free id and key: the segment must fit the target namespace's kernel.shmmax. Only an
+   * existing namespace (`--into-ipc-ns`) can be checked; a new one gets the saved limits first.
+   */
+  override preflight(record: ShmRecord, ctx: RestoreContext): void {
+    super.preflight(record, ctx);
+    const into = ctx.options.into?.ipc;
+    if (!into) return;
+    const ns = this.kernel.namespaces.fromPath(into, 'ipc');
+    try {
+      const shmmax = BigInt(this.kernel.namespaces.within(ns, () => this.kernel.sysctl.read('kernel.shmmax')).trim());
+      if (BigInt(record.size) > shmmax) {
+        throw new TargetError(
+          `cannot restore ${ctx.key} (shm id ${record.id}, ${record.size} bytes) into ${into}: that is above the namespace's ` +
+            `kernel.shmmax ${shmmax}; raise it first: nsenter --ipc=${into} sysctl kernel.shmmax=${record.size}`,
+        );
+      }
+    } finally {
+      ns.close();
+    }
   }
 
   restore(record: ShmRecord, ctx: RestoreContext): Promise<number> {
