@@ -95,18 +95,27 @@ export function ipcNamespaceForRestore(kernel: Kernel, ctx: RestoreContext): { n
  * namespace it would be restored into. Only an existing namespace (`--into-ipc-ns`) can collide.
  */
 export function assertIpcSlotFree(kernel: Kernel, ctx: RestoreContext, kind: IpcKind, saved: { id: number; key: number }): void {
+  const found = withinIntoNamespace(kernel, ctx, () => kernel.sysvipc.list(kind as 'shm'));
+  if (!found) return;
+  const clash = found.value.find((o) => o.id === saved.id || (saved.key !== 0 && o.key === saved.key));
+  if (clash) {
+    throw new TargetError(
+      `cannot restore ${ctx.key} (${kind} id ${saved.id}, key ${hex(saved.key)}) into ${found.into}: ` +
+        `${kind} id ${clash.id} with key ${hex(clash.key)} is already there; remove it (ipcrm) or restore into a new namespace`,
+    );
+  }
+}
+
+/**
+ * Runs `read` inside the existing namespace given with `--into-ipc-ns`, for preflight checks;
+ * undefined when the restore goes into a new namespace, which cannot hold anything yet.
+ */
+export function withinIntoNamespace<T>(kernel: Kernel, ctx: RestoreContext, read: () => T): { into: string; value: T } | undefined {
   const into = ctx.options.into?.ipc;
-  if (!into) return;
+  if (!into) return undefined;
   const ns = kernel.namespaces.fromPath(into, 'ipc');
   try {
-    const taken = kernel.namespaces.within(ns, () => kernel.sysvipc.list(kind as 'shm'));
-    const clash = taken.find((o) => o.id === saved.id || (saved.key !== 0 && o.key === saved.key));
-    if (clash) {
-      throw new TargetError(
-        `cannot restore ${ctx.key} (${kind} id ${saved.id}, key ${hex(saved.key)}) into ${into}: ` +
-          `${kind} id ${clash.id} with key ${hex(clash.key)} is already there; remove it (ipcrm) or restore into a new namespace`,
-      );
-    }
+    return { into, value: kernel.namespaces.within(ns, read) };
   } finally {
     ns.close();
   }

@@ -9,7 +9,7 @@ import {
   type RestoreContext,
   type SaveContext,
 } from '@cr/core';
-import { SysvIpcObjectPlugin, createWithSavedId, recreateIpcObject, type IpcObjectHandle } from '@cr/plugin-ipc-ns';
+import { SysvIpcObjectPlugin, createWithSavedId, recreateIpcObject, withinIntoNamespace, type IpcObjectHandle } from '@cr/plugin-ipc-ns';
 import { msgRecordSchema, type MsgRecord } from '@cr/schemas';
 
 const CAP_SYS_RESOURCE = 24;
@@ -45,34 +45,30 @@ export class SysvMsgPlugin extends SysvIpcObjectPlugin<MsgRecord, MsgInfo> imple
 
   /**
    * Besides a free id and key: every message must fit the target namespace's kernel.msgmax, and
-   * a queue larger than its kernel.msgmnb can only be recreated with CAP_SYS_RESOURCE. Only an existing namespace (`--into-ipc-ns`) can be
-   * checked here; a new one gets the saved limits from its ipc-ns record first.
+   * a queue larger than its kernel.msgmnb can only be recreated with CAP_SYS_RESOURCE. Only an
+   * existing namespace (`--into-ipc-ns`) can be checked here; a new one gets the saved limits from its ipc-ns record first.
    */
   override preflight(record: MsgRecord, ctx: RestoreContext): void {
     super.preflight(record, ctx);
-    const into = ctx.options.into?.ipc;
-    if (!into) return;
-    const ns = this.kernel.namespaces.fromPath(into, 'ipc');
-    try {
-      const [msgmnb, msgmax] = this.kernel.namespaces.within(ns, () => ['msgmnb', 'msgmax'].map((n) => Number(this.kernel.sysctl.read(`kernel.${n}`))));
-      const largest = Math.max(0, ...record.messages.map((m) => m.size));
-      if (largest > msgmax!) {
-        throw new TargetError(
-          `cannot restore ${ctx.key} (msg id ${record.id}) into ${into}: it holds a ${largest}-byte message, above that namespace's ` +
-            `kernel.msgmax ${msgmax}; raise it first: nsenter --ipc=${into} sysctl kernel.msgmax=${largest}`,
-        );
-      }
-      if (this.kernel.procfs.hasCapability(CAP_SYS_RESOURCE)) return;
-      if (record.qbytes > msgmnb!) {
-        throw new TargetError(
-          `cannot restore ${ctx.key} (msg id ${record.id}) into ${into}: its msg_qbytes ${record.qbytes} is above that namespace's ` +
-            `kernel.msgmnb ${msgmnb}, and cr lacks CAP_SYS_RESOURCE to exceed it; raise it first: nsenter --ipc=${into} sysctl kernel.msgmnb=${record.qbytes}`,
-        );
-      }
-    } finally {
-      ns.close();
+    const found = withinIntoNamespace(this.kernel, ctx, () => ['msgmnb', 'msgmax'].map((n) => Number(this.kernel.sysctl.read(`kernel.${n}`))));
+    if (!found) return;
+    const { into, value: [msgmnb, msgmax] } = found;
+    const largest = Math.max(0, ...record.messages.map((m) => m.size));
+    if (largest > msgmax!) {
+      throw new TargetError(
+        `cannot restore ${ctx.key} (msg id ${record.id}) into ${into}: it holds a ${largest}-byte message, above that namespace's ` +
+          `kernel.msgmax ${msgmax}; raise it first: nsenter --ipc=${into} sysctl kernel.msgmax=${largest}`,
+      );
+    }
+    if (this.kernel.procfs.hasCapability(CAP_SYS_RESOURCE)) return;
+    if (record.qbytes > msgmnb!) {
+      throw new TargetError(
+        `cannot restore ${ctx.key} (msg id ${record.id}) into ${into}: its msg_qbytes ${record.qbytes} is above that namespace's ` +
+          `kernel.msgmnb ${msgmnb}, and cr lacks CAP_SYS_RESOURCE to exceed it; raise it first: nsenter --ipc=${into} sysctl kernel.msgmnb=${record.qbytes}`,
+      );
     }
   }
+
 
   async restore(record: MsgRecord, ctx: RestoreContext): Promise<number> {
     const payload = Buffer.alloc(ctx.blobSize('messages'));

@@ -11,7 +11,7 @@ import {
   type SaveContext,
   type ShmInfo,
 } from '@cr/core';
-import { SysvIpcObjectPlugin, createWithSavedId, recreateIpcObject, type IpcObjectHandle } from '@cr/plugin-ipc-ns';
+import { SysvIpcObjectPlugin, createWithSavedId, recreateIpcObject, withinIntoNamespace, type IpcObjectHandle } from '@cr/plugin-ipc-ns';
 import { shmRecordSchema, type ShmRecord } from '@cr/schemas';
 
 /**
@@ -50,21 +50,17 @@ export class SysvShmPlugin extends SysvIpcObjectPlugin<ShmRecord, ShmInfo> imple
    */
   override preflight(record: ShmRecord, ctx: RestoreContext): void {
     super.preflight(record, ctx);
-    const into = ctx.options.into?.ipc;
-    if (!into) return;
-    const ns = this.kernel.namespaces.fromPath(into, 'ipc');
-    try {
-      const shmmax = BigInt(this.kernel.namespaces.within(ns, () => this.kernel.sysctl.read('kernel.shmmax')).trim());
-      if (BigInt(record.size) > shmmax) {
-        throw new TargetError(
-          `cannot restore ${ctx.key} (shm id ${record.id}, ${record.size} bytes) into ${into}: that is above the namespace's ` +
-            `kernel.shmmax ${shmmax}; raise it first: nsenter --ipc=${into} sysctl kernel.shmmax=${record.size}`,
-        );
-      }
-    } finally {
-      ns.close();
+    const found = withinIntoNamespace(this.kernel, ctx, () => this.kernel.sysctl.read('kernel.shmmax'));
+    if (!found) return;
+    const shmmax = BigInt(found.value.trim());
+    if (BigInt(record.size) > shmmax) {
+      throw new TargetError(
+        `cannot restore ${ctx.key} (shm id ${record.id}, ${record.size} bytes) into ${found.into}: that is above the namespace's ` +
+          `kernel.shmmax ${shmmax}; raise it first: nsenter --ipc=${found.into} sysctl kernel.shmmax=${record.size}`,
+      );
     }
   }
+
 
   restore(record: ShmRecord, ctx: RestoreContext): Promise<number> {
     const ipc = this.kernel.sysvipc;
