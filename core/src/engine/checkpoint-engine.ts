@@ -17,6 +17,8 @@ export interface CheckpointRequest {
   target: CheckpointTarget;
   imageDir: string;
   policy: Policy;
+  /** Stop the frozen objects (kill the process) once the image is committed (`--kill`). */
+  kill?: boolean;
 }
 
 export type CollectedObjectEntry = Omit<ObjectEntry, 'record' | 'blobs'>;
@@ -24,11 +26,22 @@ export type CollectedObjectEntry = Omit<ObjectEntry, 'record' | 'blobs'>;
 export interface CheckpointResult {
   imageDir: string;
   objects: ObjectEntry[];
+  /** How long the target was frozen, from the first freeze to the last thaw, in milliseconds. */
+  frozenMs: number;
+}
+
+interface Collected {
+  graph: ResourceGraph;
+  /** Frozen nodes, in the order they were frozen. */
+  frozen: ResourceNode[];
+  frozenAt: number;
 }
 
 /**
- * checkpoint = check target → collect → apply policy → save in dependency order → commit.
- * Any failure removes the partial image; the target is only read, never changed.
+ * checkpoint = check target → collect, freezing each object whose plugin can, before the objects
+ * below it are collected → apply policy → save in dependency order → commit → thaw (or kill).
+ * Any failure removes the partial image and thaws what was frozen, so the target carries on as
+ * if nothing happened.
  */
 @injectable()
 export class CheckpointEngine {
@@ -39,7 +52,7 @@ export class CheckpointEngine {
 
   /** Collects and decides without saving anything (what `--dry-run` shows). */
   async plan(target: CheckpointTarget, policy: Policy): Promise<CollectedObjectEntry[]> {
-    const graph = await this.collect(target);
+    const { graph } = await this.collect(target, false);
     try {
       return graph.all().filter((n) => !n.type.startsWith('target:')).map((n) => this.entryOf(n, policy));
     } finally {
@@ -49,11 +62,11 @@ export class CheckpointEngine {
 
   async checkpoint(request: CheckpointRequest): Promise<CheckpointResult> {
     const { target, policy } = request;
-    const graph = await this.collect(target);
+    const { graph, frozen, frozenAt } = await this.collect(target, true);
     let writer: ImageWriter | undefined;
+    const objects: ObjectEntry[] = [];
     try {
       writer = ImageWriter.create(request.imageDir);
-      const objects: ObjectEntry[] = [];
       for (const type of this.registry.orderedTypes()) {
         for (const node of graph.ofType(type)) {
           const entry: ObjectEntry = this.entryOf(node, policy);
@@ -71,13 +84,41 @@ export class CheckpointEngine {
         plugins: this.registry.all().map(({ plugin, source }) => ({ type: plugin.type, version: plugin.version, package: source })),
         objects,
       });
-      return { imageDir: writer.imageDir, objects };
     } catch (err) {
       writer?.abort();
+      await this.thawAfterFailure(frozen, err);
+      graph.release();
       throw err;
+    }
+    try {
+      await this.thaw(frozen, request.kill === true);
     } finally {
       graph.release();
     }
+    // Measured after the thaw: the target was frozen until then.
+    return { imageDir: writer.imageDir, objects, frozenMs: frozen.length > 0 ? performance.now() - frozenAt : 0 };
+  }
+
+  /** After a failed checkpoint: thaws, and if that fails too, says so in the error the user sees. */
+  private async thawAfterFailure(frozen: readonly ResourceNode[], err: unknown): Promise<void> {
+    try {
+      await this.thaw(frozen, false);
+    } catch (thawErr) {
+      if (err instanceof Error) err.message += `\nthe target could not be let go again: ${(thawErr as Error).message}`;
+    }
+  }
+
+  /** Thaws in reverse order of freezing; every node is tried, the first failure is reported. */
+  private async thaw(frozen: readonly ResourceNode[], kill: boolean): Promise<void> {
+    let first: unknown;
+    for (const node of [...frozen].reverse()) {
+      try {
+        await this.registry.get(node.type).plugin.thaw?.(node, { kill });
+      } catch (err) {
+        first ??= err;
+      }
+    }
+    if (first) throw first;
   }
 
   private entryOf(node: ResourceNode, policy: Policy): ObjectEntry {
@@ -95,10 +136,12 @@ export class CheckpointEngine {
    * Every type is collected, excluded ones too, so that the manifest and a dry run list every
    * object with the rule that decided it. Plugins report unsupported objects in save, not here.
    */
-  private async collect(target: CheckpointTarget): Promise<ResourceGraph> {
+  private async collect(target: CheckpointTarget, freeze: boolean): Promise<Collected> {
     const graph = new ResourceGraph();
     const root = rootOf(target, this.kernel);
     graph.add(root.type, root.id, root.handle, {}, undefined);
+    const frozen: ResourceNode[] = [];
+    let frozenAt = 0;
     try {
       for (const type of this.registry.orderedTypes()) {
         const { plugin, source } = this.registry.get(type);
@@ -113,12 +156,19 @@ export class CheckpointEngine {
             }
           }
         }
+        if (!freeze || !plugin.freeze) continue;
+        for (const node of graph.ofType(type)) {
+          if (frozen.length === 0) frozenAt = performance.now();
+          await plugin.freeze(node);
+          frozen.push(node);
+        }
       }
     } catch (err) {
+      await this.thawAfterFailure(frozen, err);
       graph.release();
       throw err;
     }
-    return graph;
+    return { graph, frozen, frozenAt };
   }
 
   private async save(node: ResourceNode, entry: ObjectEntry, writer: ImageWriter, target: CheckpointTarget): Promise<void> {

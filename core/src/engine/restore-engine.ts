@@ -6,7 +6,8 @@ import { CrError, ImageError, PluginError, TargetError } from '../errors.js';
 import { ImageReader } from '../image/image-reader.js';
 import { Kernel } from '../kernel/kernel.js';
 import { NamespaceHandle } from '../kernel/namespaces.js';
-import type { RestoreContext, RestoreOptions, ResourcePlugin } from '../plugin/contract.js';
+import type { NamespaceKind } from '../kernel/namespaces.js';
+import type { RestoreContext, RestoreOptions, ResourcePlugin, RestoredProcess } from '../plugin/contract.js';
 import { PluginRegistry } from '../plugin/registry.js';
 
 export interface RestoreRequest {
@@ -20,6 +21,8 @@ export interface RestoredObject {
   id: string;
   /** Where a restored namespace was pinned (`--pin-ns`). */
   pinnedAt?: string;
+  /** The PID of a restored process (objects of a `holdsNamespaces` type). */
+  pid?: number;
 }
 
 interface Planned {
@@ -35,9 +38,10 @@ interface Done extends Planned {
 }
 
 /**
- * restore = read and validate the whole image → preflight every record → recreate in dependency
- * order → pin namespaces. If any step fails, everything already created is undone in reverse
- * order, so a failed restore leaves nothing behind.
+ * restore = read and validate the whole image → preflight every record → recreate in restore
+ * order (namespaces and their IPC objects, then processes and what is below them) → pin
+ * namespaces → resume in reverse order (processes run from here on). If any step fails,
+ * everything already created is undone in reverse order, so a failed restore leaves nothing behind.
  */
 @injectable()
 export class RestoreEngine {
@@ -68,7 +72,14 @@ export class RestoreEngine {
         values.set(p.entry.key, value);
       }
       if (pinDir) this.pinNamespaces(done, pinDir, request.options);
-      return done.map((d) => ({ key: d.entry.key, type: d.entry.type, id: d.entry.id, ...(d.pinnedAt ? { pinnedAt: d.pinnedAt } : {}) }));
+      for (const d of [...done].reverse()) await d.plugin.resume?.(d.record, d.value, d.ctx);
+      return done.map((d) => ({
+        key: d.entry.key,
+        type: d.entry.type,
+        id: d.entry.id,
+        ...(d.pinnedAt ? { pinnedAt: d.pinnedAt } : {}),
+        ...(d.plugin.holdsNamespaces ? { pid: (d.value as RestoredProcess).pid } : {}),
+      }));
     } catch (err) {
       const problems = await this.rollback(done);
       if (madePinDir) tryRmdir(pinDir!);
@@ -93,7 +104,7 @@ export class RestoreEngine {
       }
     }
     const planned: Planned[] = [];
-    for (const type of this.registry.orderedTypes()) {
+    for (const type of this.registry.restoreOrder()) {
       const { plugin } = this.registry.get(type);
       for (const entry of manifest.objects.filter((o) => o.type === type && o.record)) {
         const { record } = reader.readRecord(entry, plugin.recordSchema);
@@ -109,7 +120,9 @@ export class RestoreEngine {
           parents: entry.parents,
           restored: <T>(key: string) => values.get(key) as T | undefined,
           readBlobInto: async (name, target) => reader.readBlobInto(blob(name), target),
+          readBlob: (name) => reader.readBlobChunks(blob(name)),
           blobSize: (name) => reader.blobSize(blob(name)),
+          namespaces: () => this.namespacesBelow(entry.key, manifest.objects, values),
         };
         planned.push({ entry, plugin, record, ctx });
       }
@@ -123,6 +136,16 @@ export class RestoreEngine {
       );
     }
     return planned;
+  }
+
+  /** The restored namespaces whose objects were collected below `key`, by kind. */
+  private namespacesBelow(key: string, objects: readonly ObjectEntry[], values: ReadonlyMap<string, unknown>): Partial<Record<NamespaceKind, NamespaceHandle>> {
+    const found: Partial<Record<NamespaceKind, NamespaceHandle>> = {};
+    for (const o of objects) {
+      const value = values.get(o.key);
+      if (o.parents.includes(key) && value instanceof NamespaceHandle) found[value.kind] = value;
+    }
+    return found;
   }
 
   /** Creates the pin directory if needed and makes sure no pin path is taken; true if it created it. */

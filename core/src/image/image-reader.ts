@@ -1,4 +1,5 @@
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { readRegions } from '../io/file-regions.js';
 import { join, resolve } from 'node:path';
 import {
   IMAGE_FORMAT_VERSION,
@@ -125,6 +126,33 @@ export class ImageReader {
       closeSync(fd);
     }
     if (hash.digest() !== entry.digest) throw new ImageError(`${path} is corrupt: its digest does not match the manifest`);
+  }
+
+  /**
+   * Streams a blob in chunks, for data too large to hold at once (process memory). The size is
+   * checked before the first chunk and the digest after the last: a consumer must not let what it
+   * built from the chunks take effect before the iteration has ended without an error.
+   */
+  async *readBlobChunks(rel: string): AsyncGenerator<Uint8Array> {
+    const entry = this.entry(rel);
+    const path = join(this.imageDir, rel);
+    let fd: number;
+    try {
+      fd = openSync(path, 'r');
+    } catch {
+      throw new ImageError(`${path} is missing from the image`);
+    }
+    try {
+      checkSize(path, statSync(path).size, entry);
+      const hash = newDigest(algorithmOf(entry.digest));
+      for await (const chunk of readRegions(fd, [{ position: 0, length: entry.size }], path)) {
+        hash.update(chunk);
+        yield chunk;
+      }
+      if (hash.digest() !== entry.digest) throw new ImageError(`${path} is corrupt: its digest does not match the manifest`);
+    } finally {
+      closeSync(fd);
+    }
   }
 
   /** Checks every file of the image; returns one line per problem (empty when all is well). */

@@ -1,10 +1,15 @@
 import { FeatureProbe } from './features.js';
 import { Libc } from './libc.js';
 import { Namespaces } from './namespaces.js';
+import { pageRuns, type PageRun, type PageSelection } from './pagemap.js';
+import { readVmas, type Vma } from './proc-maps.js';
 import { Procfs } from './procfs.js';
 import { Ptrace } from './ptrace.js';
+import { RemoteTask } from './remote-task.js';
+import { createSeed } from './seed.js';
 import { Sysctl } from './sysctl.js';
 import { SysvIpc } from './sysvipc.js';
+import { TaskMemory } from './task-memory.js';
 
 /**
  * The kernel layer as plugins see it: one injectable service (inject `Kernel`) whose parts wrap
@@ -18,6 +23,27 @@ export class Kernel {
   readonly sysvipc = new SysvIpc(this.libc, this.sysctl);
   readonly ptrace = new Ptrace(this.libc);
   readonly features = new FeatureProbe(this.libc, this.namespaces);
+  readonly memory = new TaskMemory();
+
+  /** Seizes and stops a running process, to read its state and run syscalls inside it. */
+  seize(pid: number): RemoteTask {
+    return RemoteTask.seize(this.ptrace, pid);
+  }
+
+  /** A stopped child of cr with exactly `pid`, to be rebuilt into a restored process (see seed.ts). */
+  createSeed(pid: number): RemoteTask {
+    return createSeed(this.libc, this.ptrace, pid);
+  }
+
+  /** The mappings of a process, with their VmFlags. */
+  vmas(pid: number): Vma[] {
+    return readVmas(pid);
+  }
+
+  /** The runs of pages of [start, end) whose contents must be saved (see pagemap.ts). */
+  pageRuns(pid: number, start: bigint, end: bigint, selection: PageSelection): PageRun[] {
+    return pageRuns(pid, start, end, selection);
+  }
 
   /** hostname and domainname of the UTS namespace the calling thread is in. */
   utsNames(): { hostname: string; domainname: string } {

@@ -32,6 +32,8 @@ const raw = {
   msgctl: lib.func('int msgctl(int id, int cmd, void *buf)'),
   semget: lib.func('int semget(int key, int nsems, int flags)'),
   semctl: lib.func('int semctl(int id, int semnum, int cmd, ...)'),
+  prctl: lib.func('int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5)'),
+  getrusage: lib.func('int getrusage(int who, _Out_ uint8_t *usage)'),
 };
 
 export const CLONE_NEWNS = 0x00020000;
@@ -46,6 +48,7 @@ export const MNT_DETACH = 0x2;
 export const SYS_clone3 = 435;
 export const SYS_setresuid = 117;
 export const SYS_setresgid = 119;
+export const SYS_kcmp = 312;
 export const __WALL = 0x40000000;
 /** madvise(2) advice that faults a whole range in with one call (Linux 5.14+). */
 export const MADV_POPULATE_READ = 22;
@@ -147,10 +150,57 @@ export class Libc {
     }
   }
 
-  /** `data` is a number (an option word, a signal) or a buffer the kernel reads or fills. */
-  ptrace(request: number, pid: number, addr: bigint | number, data: bigint | number | Buffer, name: string): number {
-    const dataArg = Buffer.isBuffer(data) ? ['void *', data] : ['uintptr_t', data];
-    return check(raw.ptrace(request, 'int', pid, 'uintptr_t', addr, ...dataArg), name, `pid ${pid}`);
+  /**
+   * `addr` and `data` are numbers (an option word, a signal, a size) or buffers the kernel reads
+   * or fills.
+   */
+  ptrace(request: number, pid: number, addr: bigint | number | Buffer, data: bigint | number | Buffer, name: string): number {
+    const arg = (v: bigint | number | Buffer) => (Buffer.isBuffer(v) ? ['void *', v] : ['uintptr_t', v]);
+    return check(raw.ptrace(request, 'int', pid, ...arg(addr), ...arg(data)), name, `pid ${pid}`);
+  }
+
+  /**
+   * A ptrace request whose data is a struct iovec (PTRACE_GETREGSET / SETREGSET): `buf` is
+   * what the kernel reads or fills; returns how many bytes it used.
+   */
+  ptraceIov(request: number, pid: number, addr: number, buf: Buffer, name: string): number {
+    const data = koffi.alloc('uint8_t', buf.length);
+    try {
+      const view = new Uint8Array(koffi.view(data, buf.length));
+      view.set(buf);
+      const iov = Buffer.alloc(16);
+      iov.writeBigUInt64LE(BigInt(koffi.address(data)), 0);
+      iov.writeBigUInt64LE(BigInt(buf.length), 8);
+      check(raw.ptrace(request, 'int', pid, 'uintptr_t', addr, 'void *', iov), name, `pid ${pid}`);
+      const used = Number(iov.readBigUInt64LE(8));
+      buf.set(view.subarray(0, used));
+      return used;
+    } finally {
+      koffi.free(data);
+    }
+  }
+
+  /** prctl(2) on the calling process; returns its result. */
+  prctl(option: number, arg2: number | bigint, name: string): number {
+    return check(raw.prctl(option, arg2, 0, 0, 0), name);
+  }
+
+  /**
+   * kcmp(2): 0 when fd1 of pid1 and fd2 of pid2 are the same open file description (KCMP_FILE),
+   * another value when they are not.
+   */
+  kcmpFiles(pid1: number, fd1: number, pid2: number, fd2: number): number {
+    const KCMP_FILE = 0;
+    return check(raw.syscall(SYS_kcmp, 'long', pid1, 'long', pid2, 'long', KCMP_FILE, 'long', fd1, 'long', fd2), 'kcmp', `pid ${pid1} fd ${fd1}`);
+  }
+
+  /** The largest peak RSS (bytes) among the children this process has waited for. */
+  childrenMaxRss(): number {
+    const RUSAGE_CHILDREN = -1;
+    const usage = Buffer.alloc(144);
+    check(raw.getrusage(RUSAGE_CHILDREN, usage), 'getrusage');
+    // struct rusage: two struct timevals (32 bytes), then ru_maxrss in KiB.
+    return Number(usage.readBigInt64LE(32)) * 1024;
   }
 
   waitpid(pid: number, options: number): WaitResult {

@@ -1,5 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { TargetError, UnsupportedError } from '../errors.js';
+import { nodeFsError } from './sysctl.js';
 
 const PF_KTHREAD = 0x00200000;
 
@@ -11,31 +12,69 @@ export interface ProcessStat {
   pgid: number;
   sid: number;
   flags: number;
+  threads: number;
   startTime: bigint;
+}
+
+/** The address-space bounds the kernel keeps in mm_struct, as /proc/PID/stat shows them. */
+export interface MmBounds {
+  startCode: bigint;
+  endCode: bigint;
+  startData: bigint;
+  endData: bigint;
+  startBrk: bigint;
+  startStack: bigint;
+  argStart: bigint;
+  argEnd: bigint;
+  envStart: bigint;
+  envEnd: bigint;
+}
+
+/** The lines of /proc/PID/status cr needs, parsed. */
+export interface ProcessStatus {
+  uids: [number, number, number, number];
+  gids: [number, number, number, number];
+  groups: number[];
+  /** Signal masks as 64-bit sets (bit n-1 = signal n). */
+  sigPending: bigint;
+  sigSharedPending: bigint;
+  sigBlocked: bigint;
+  capInheritable: bigint;
+  capPermitted: bigint;
+  capEffective: bigint;
+  capBounding: bigint;
+  capAmbient: bigint;
+  noNewPrivs: boolean;
+  seccomp: number;
+  umask: number;
+  threads: number;
+}
+
+/** One open file descriptor as /proc/PID/fd and /proc/PID/fdinfo show it. */
+export interface FdInfo {
+  fd: number;
+  /** What /proc/PID/fd/N points to: a path (maybe with " (deleted)"), "pipe:[ino]", "socket:[ino]" … */
+  link: string;
+  pos: bigint;
+  /** open(2) flags, O_CLOEXEC included. */
+  flags: number;
+  mntId: number;
 }
 
 /** What /proc says about processes. */
 export class Procfs {
   stat(pid: number): ProcessStat {
-    let text: string;
-    try {
-      text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    } catch {
-      throw new TargetError(`no process with PID ${pid}: /proc/${pid} does not exist; check the PID with ps`);
-    }
-    // comm may hold spaces and parentheses; it ends at the last ')'.
-    const close = text.lastIndexOf(')');
-    const comm = text.slice(text.indexOf('(') + 1, close);
-    const f = text.slice(close + 2).split(' ');
+    const f = this.statFields(pid);
     return {
       pid,
-      comm,
-      state: f[0]!,
-      ppid: Number(f[1]),
-      pgid: Number(f[2]),
-      sid: Number(f[3]),
-      flags: Number(f[6]),
-      startTime: BigInt(f[19]!),
+      comm: f.comm,
+      state: f.rest[0]!,
+      ppid: Number(f.rest[1]),
+      pgid: Number(f.rest[2]),
+      sid: Number(f.rest[3]),
+      flags: Number(f.rest[6]),
+      threads: Number(f.rest[17]),
+      startTime: BigInt(f.rest[19]!),
     };
   }
 
@@ -54,9 +93,129 @@ export class Procfs {
     return stat;
   }
 
+  mmBounds(pid: number): MmBounds {
+    const f = this.statFields(pid).rest;
+    // Fields 26-28 and 45-51 of proc(5), counted from 1 with pid and comm as the first two.
+    const at = (field: number) => BigInt(f[field - 3]!);
+    return {
+      startCode: at(26),
+      endCode: at(27),
+      startStack: at(28),
+      startData: at(45),
+      endData: at(46),
+      startBrk: at(47),
+      argStart: at(48),
+      argEnd: at(49),
+      envStart: at(50),
+      envEnd: at(51),
+    };
+  }
+
+  status(pid: number): ProcessStatus {
+    const lines = new Map(
+      this.read(pid, 'status')
+        .split('\n')
+        .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()] as const),
+    );
+    const get = (name: string) => lines.get(name) ?? '';
+    const ids = (name: string) => get(name).split(/\s+/).map(Number) as [number, number, number, number];
+    const hex = (name: string) => BigInt(`0x${get(name) || '0'}`);
+    return {
+      uids: ids('Uid'),
+      gids: ids('Gid'),
+      groups: get('Groups').split(/\s+/).filter(Boolean).map(Number),
+      sigPending: hex('SigPnd'),
+      sigSharedPending: hex('ShdPnd'),
+      sigBlocked: hex('SigBlk'),
+      capInheritable: hex('CapInh'),
+      capPermitted: hex('CapPrm'),
+      capEffective: hex('CapEff'),
+      capBounding: hex('CapBnd'),
+      capAmbient: hex('CapAmb'),
+      noNewPrivs: get('NoNewPrivs') === '1',
+      seccomp: Number(get('Seccomp') || 0),
+      umask: Number.parseInt(get('Umask') || '22', 8),
+      threads: Number(get('Threads') || 1),
+    };
+  }
+
+  /** PIDs of the processes whose parent is `pid`. */
+  children(pid: number): number[] {
+    const found: number[] = [];
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        found.push(...this.read(pid, `task/${tid}/children`).trim().split(/\s+/).filter(Boolean).map(Number));
+      } catch {
+        // The thread exited while we looked.
+      }
+    }
+    return found;
+  }
+
+  /** The open file descriptors of `pid`, in ascending order. */
+  fds(pid: number): FdInfo[] {
+    const fds = readdirSync(`/proc/${pid}/fd`).map(Number).sort((a, b) => a - b);
+    const found: FdInfo[] = [];
+    for (const fd of fds) {
+      let link: string;
+      let info: string;
+      try {
+        link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+        info = this.read(pid, `fdinfo/${fd}`);
+      } catch {
+        continue;
+      }
+      const field = (name: string) => info.match(new RegExp(`^${name}:\\s*(\\S+)`, 'm'))?.[1];
+      found.push({
+        fd,
+        link,
+        pos: BigInt(field('pos') ?? 0),
+        flags: Number.parseInt(field('flags') ?? '0', 8),
+        mntId: Number(field('mnt_id') ?? 0),
+      });
+    }
+    return found;
+  }
+
+  link(pid: number, name: string): string {
+    try {
+      return readlinkSync(`/proc/${pid}/${name}`);
+    } catch (err) {
+      throw nodeFsError('readlink', `/proc/${pid}/${name}`, err);
+    }
+  }
+
+  /** A file of /proc/PID as text. */
+  read(pid: number, name: string): string {
+    try {
+      return readFileSync(`/proc/${pid}/${name}`, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && name === 'stat') {
+        throw new TargetError(`no process with PID ${pid}: /proc/${pid} does not exist; check the PID with ps`);
+      }
+      throw nodeFsError('read', `/proc/${pid}/${name}`, err);
+    }
+  }
+
+  /** A file of /proc/PID as bytes (auxv). */
+  readBytes(pid: number, name: string): Buffer {
+    try {
+      return readFileSync(`/proc/${pid}/${name}`);
+    } catch (err) {
+      throw nodeFsError('read', `/proc/${pid}/${name}`, err);
+    }
+  }
+
   /** Whether this process has capability number `cap` (e.g. 24, CAP_SYS_RESOURCE) in effect. */
   hasCapability(cap: number): boolean {
     const line = readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith('CapEff:'));
     return line !== undefined && ((BigInt(`0x${line.slice(7).trim()}`) >> BigInt(cap)) & 1n) === 1n;
+  }
+
+  private statFields(pid: number): { comm: string; rest: string[] } {
+    const text = this.read(pid, 'stat');
+    // comm may hold spaces and parentheses; it ends at the last ')'.
+    const close = text.lastIndexOf(')');
+    return { comm: text.slice(text.indexOf('(') + 1, close), rest: text.slice(close + 2).trim().split(' ') };
   }
 }

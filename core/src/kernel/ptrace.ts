@@ -3,13 +3,26 @@ import { TargetError } from '../errors.js';
 import { KernelError } from './kernel-error.js';
 import { Libc, __WALL } from './libc.js';
 
+const PTRACE_CONT = 7;
 const PTRACE_GETREGS = 12;
 const PTRACE_SETREGS = 13;
 const PTRACE_DETACH = 17;
 const PTRACE_SYSCALL = 24;
+const PTRACE_GETEVENTMSG = 0x4201;
+const PTRACE_GETREGSET = 0x4204;
+const PTRACE_SETREGSET = 0x4205;
 const PTRACE_SEIZE = 0x4206;
 const PTRACE_INTERRUPT = 0x4207;
-const PTRACE_O_TRACESYSGOOD = 1;
+const PTRACE_PEEKSIGINFO = 0x4209;
+const PTRACE_GET_RSEQ_CONFIGURATION = 0x420f;
+const PTRACE_PEEKSIGINFO_SHARED = 1;
+const NT_X86_XSTATE = 0x202;
+/** Large enough for every xstate layout x86_64 CPUs have today (AMX included). */
+const XSTATE_MAX = 16384;
+const SIGINFO_SIZE = 128;
+
+export const PTRACE_O_TRACESYSGOOD = 1;
+export const PTRACE_O_TRACECLONE = 8;
 const SIGTRAP = 5;
 const SYSCALL_STOP = SIGTRAP | 0x80;
 
@@ -22,6 +35,20 @@ export type RegisterName = (typeof REGISTER_NAMES)[number];
 /** General registers as unsigned 64-bit values. */
 export type Registers = Record<RegisterName, bigint>;
 
+/** The rseq area a task registered (PTRACE_GET_RSEQ_CONFIGURATION). */
+export interface RseqConfiguration {
+  address: bigint;
+  size: number;
+  signature: number;
+  flags: number;
+}
+
+/** What a remote syscall returned, and the event message if it created a task (clone3). */
+export interface RemoteResult {
+  value: bigint;
+  eventMessage?: number;
+}
+
 const signed = (v: bigint) => BigInt.asIntN(64, v);
 const unsigned = (v: bigint) => BigInt.asUintN(64, v);
 
@@ -30,7 +57,7 @@ const unsigned = (v: bigint) => BigInt.asUintN(64, v);
  * its registers and memory, and run syscalls inside it ("remote syscalls").
  *
  * Ptrace belongs to the *thread* that attached: call every method from the JS thread, and only
- * on tasks that are not children of this process (libuv would reap their stops otherwise).
+ * on tasks that libuv did not spawn (it would reap their stops otherwise).
  */
 export class Ptrace {
   private readonly syscallSites = new Map<number, bigint>();
@@ -42,8 +69,8 @@ export class Ptrace {
    * stopped inside a blocking syscall shows orig_rax = the syscall and rax = -ERESTART*: the
    * kernel decides on the way back to user space whether it restarts or fails with EINTR.
    */
-  stop(pid: number): Registers {
-    this.libc.ptrace(PTRACE_SEIZE, pid, 0, PTRACE_O_TRACESYSGOOD, 'ptrace(PTRACE_SEIZE)');
+  stop(pid: number, options = PTRACE_O_TRACESYSGOOD): Registers {
+    this.libc.ptrace(PTRACE_SEIZE, pid, 0, options, 'ptrace(PTRACE_SEIZE)');
     try {
       this.libc.ptrace(PTRACE_INTERRUPT, pid, 0, 0, 'ptrace(PTRACE_INTERRUPT)');
       this.waitStop(pid);
@@ -52,6 +79,11 @@ export class Ptrace {
       this.detachQuietly(pid);
       throw err;
     }
+  }
+
+  /** Waits for the first stop of a task that was attached automatically (PTRACE_O_TRACECLONE). */
+  waitNewChild(pid: number): void {
+    this.waitStop(pid);
   }
 
   /**
@@ -67,6 +99,26 @@ export class Ptrace {
     this.syscallSites.delete(pid);
   }
 
+  /** Kills a traced task and waits until the kernel reports it gone to its tracer. */
+  kill(pid: number): void {
+    this.syscallSites.delete(pid);
+    try {
+      this.libc.kill(pid, 9);
+    } catch {
+      return;
+    }
+    try {
+      for (;;) {
+        const { status } = this.libc.waitpid(pid, __WALL);
+        if ((status & 0x7f) !== 0x7f) return;
+        // A stop reported before the kill took effect: let it go on to die.
+        this.libc.ptrace(PTRACE_CONT, pid, 0, 0, 'ptrace(PTRACE_CONT)');
+      }
+    } catch {
+      // Not ours to wait for any more (already reaped): it is gone either way.
+    }
+  }
+
   getRegs(pid: number): Registers {
     const buf = Buffer.alloc(REGISTER_NAMES.length * 8);
     this.libc.ptrace(PTRACE_GETREGS, pid, 0, buf, 'ptrace(PTRACE_GETREGS)');
@@ -77,6 +129,45 @@ export class Ptrace {
     const buf = Buffer.alloc(REGISTER_NAMES.length * 8);
     REGISTER_NAMES.forEach((name, i) => buf.writeBigUInt64LE(unsigned(regs[name]), i * 8));
     this.libc.ptrace(PTRACE_SETREGS, pid, 0, buf, 'ptrace(PTRACE_SETREGS)');
+  }
+
+  /** The FPU, SSE and AVX state (XSAVE area) of a stopped task, exactly as the CPU saved it. */
+  getXstate(pid: number): Buffer {
+    const buf = Buffer.alloc(XSTATE_MAX);
+    const used = this.libc.ptraceIov(PTRACE_GETREGSET, pid, NT_X86_XSTATE, buf, 'ptrace(PTRACE_GETREGSET, NT_X86_XSTATE)');
+    return buf.subarray(0, used);
+  }
+
+  setXstate(pid: number, xstate: Buffer): void {
+    this.libc.ptraceIov(PTRACE_SETREGSET, pid, NT_X86_XSTATE, xstate, 'ptrace(PTRACE_SETREGSET, NT_X86_XSTATE)');
+  }
+
+  /**
+   * The signals queued for a stopped task, each as its raw 128-byte siginfo, without removing
+   * them: the thread's own queue, or (shared) the process-wide one.
+   */
+  peekSiginfo(pid: number, shared: boolean): Buffer[] {
+    const found: Buffer[] = [];
+    const batch = 32;
+    for (;;) {
+      const args = Buffer.alloc(16);
+      args.writeBigUInt64LE(BigInt(found.length), 0);
+      args.writeUInt32LE(shared ? PTRACE_PEEKSIGINFO_SHARED : 0, 8);
+      args.writeInt32LE(batch, 12);
+      const buf = Buffer.alloc(batch * SIGINFO_SIZE);
+      const n = this.libc.ptrace(PTRACE_PEEKSIGINFO, pid, args, buf, 'ptrace(PTRACE_PEEKSIGINFO)');
+      for (let i = 0; i < n; i++) found.push(Buffer.from(buf.subarray(i * SIGINFO_SIZE, (i + 1) * SIGINFO_SIZE)));
+      if (n < batch) return found;
+    }
+  }
+
+  /** The rseq area registered by the task, or undefined if it registered none. */
+  rseqConfiguration(pid: number): RseqConfiguration | undefined {
+    const buf = Buffer.alloc(24);
+    this.libc.ptrace(PTRACE_GET_RSEQ_CONFIGURATION, pid, buf.length, buf, 'ptrace(PTRACE_GET_RSEQ_CONFIGURATION)');
+    const address = buf.readBigUInt64LE(0);
+    if (address === 0n) return undefined;
+    return { address, size: buf.readUInt32LE(8), signature: buf.readUInt32LE(12), flags: buf.readUInt32LE(16) };
   }
 
   /** Reads the stopped task's memory through /proc/PID/mem (read-only pages included); user
@@ -109,29 +200,77 @@ export class Ptrace {
    * the `syscall` instruction used is one the vdso already contains.
    */
   remoteSyscall(pid: number, nr: number, args: readonly bigint[] = []): bigint {
+    return this.remoteSyscallWithEvent(pid, nr, args).value;
+  }
+
+  /** Like remoteSyscall, but a negative result is thrown as a KernelError naming the call. */
+  remoteSyscallChecked(pid: number, nr: number, name: string, args: readonly bigint[] = []): bigint {
+    return checkRemote(pid, name, this.remoteSyscall(pid, nr, args));
+  }
+
+  /**
+   * A remote syscall that may stop with a ptrace event on the way (clone3 under
+   * PTRACE_O_TRACECLONE): the event's message (the new PID) is returned with the result.
+   */
+  remoteSyscallWithEvent(pid: number, nr: number, args: readonly bigint[] = []): RemoteResult {
     const saved = this.getRegs(pid);
-    const [rdi = 0n, rsi = 0n, rdx = 0n, r10 = 0n, r8 = 0n, r9 = 0n] = args;
-    this.setRegs(pid, { ...saved, rax: BigInt(nr), rdi, rsi, rdx, r10, r8, r9, rip: this.syscallSite(pid), orig_rax: -1n });
+    this.enterRemote(pid, saved, nr, args);
     try {
       this.stepToSyscallStop(pid);
-      this.stepToSyscallStop(pid);
-      return signed(this.getRegs(pid).rax);
+      let eventMessage: number | undefined;
+      this.libc.ptrace(PTRACE_SYSCALL, pid, 0, 0, 'ptrace(PTRACE_SYSCALL)');
+      let status = this.waitStop(pid);
+      if (status >> 16 !== 0) {
+        eventMessage = this.eventMessage(pid);
+        this.libc.ptrace(PTRACE_SYSCALL, pid, 0, 0, 'ptrace(PTRACE_SYSCALL)');
+        status = this.waitStop(pid);
+      }
+      this.assertSyscallStop(pid, status);
+      return { value: signed(this.getRegs(pid).rax), ...(eventMessage === undefined ? {} : { eventMessage }) };
     } finally {
       this.setRegs(pid, saved);
     }
   }
 
-  /** Like remoteSyscall, but a negative result is thrown as a KernelError naming the call. */
-  remoteSyscallChecked(pid: number, nr: number, name: string, args: readonly bigint[] = []): bigint {
-    const result = this.remoteSyscall(pid, nr, args);
-    if (result < 0n && result > -4096n) throw new KernelError(`${name} (in PID ${pid})`, Number(-result), `pid ${pid}`);
-    return result;
+  /**
+   * Starts a blocking syscall inside the task and interrupts it at once, as a signal would: the
+   * kernel leaves what it needs to restart the call (its restart block) in the task, and returns
+   * the raw result, normally -ERESTART_RESTARTBLOCK. Used to rebuild an interrupted nanosleep.
+   * The task's registers are NOT put back: the caller sets the ones it wants next.
+   */
+  remoteSyscallInterrupted(pid: number, nr: number, args: readonly bigint[]): bigint {
+    const saved = this.getRegs(pid);
+    this.enterRemote(pid, saved, nr, args);
+    this.stepToSyscallStop(pid);
+    this.libc.ptrace(PTRACE_SYSCALL, pid, 0, 0, 'ptrace(PTRACE_SYSCALL)');
+    this.libc.ptrace(PTRACE_INTERRUPT, pid, 0, 0, 'ptrace(PTRACE_INTERRUPT)');
+    this.assertSyscallStop(pid, this.waitStop(pid));
+    return signed(this.getRegs(pid).rax);
+  }
+
+  /** Forgets the cached address of the vdso's `syscall` instruction (after the vdso moved). */
+  forgetSyscallSite(pid: number): void {
+    this.syscallSites.delete(pid);
+  }
+
+  private enterRemote(pid: number, saved: Registers, nr: number, args: readonly bigint[]): void {
+    const [rdi = 0n, rsi = 0n, rdx = 0n, r10 = 0n, r8 = 0n, r9 = 0n] = args;
+    this.setRegs(pid, { ...saved, rax: BigInt(nr), rdi, rsi, rdx, r10, r8, r9, rip: this.syscallSite(pid), orig_rax: -1n });
+  }
+
+  private eventMessage(pid: number): number {
+    const buf = Buffer.alloc(8);
+    this.libc.ptrace(PTRACE_GETEVENTMSG, pid, 0, buf, 'ptrace(PTRACE_GETEVENTMSG)');
+    return Number(buf.readBigUInt64LE());
   }
 
   private stepToSyscallStop(pid: number): void {
     this.libc.ptrace(PTRACE_SYSCALL, pid, 0, 0, 'ptrace(PTRACE_SYSCALL)');
-    const status = this.waitStop(pid);
-    if (((status >> 8) & 0xff) !== SYSCALL_STOP) {
+    this.assertSyscallStop(pid, this.waitStop(pid));
+  }
+
+  private assertSyscallStop(pid: number, status: number): void {
+    if (((status >> 8) & 0xffff) !== SYSCALL_STOP) {
       throw new TargetError(`PID ${pid} stopped with status 0x${status.toString(16)} while running a remote syscall, not at a syscall stop`);
     }
   }
@@ -166,4 +305,10 @@ export class Ptrace {
       // Not attached, or already gone: nothing to let go of.
     }
   }
+}
+
+/** A remote syscall's raw result, or a KernelError naming the call when it is -errno. */
+export function checkRemote(pid: number, name: string, result: bigint): bigint {
+  if (result < 0n && result > -4096n) throw new KernelError(`${name} (in PID ${pid})`, Number(-result), `pid ${pid}`);
+  return result;
 }

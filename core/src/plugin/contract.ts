@@ -1,20 +1,27 @@
 import type { CheckpointTarget } from '@cr/schemas';
 import type { ZodType } from 'zod';
-import type { NamespaceKind } from '../kernel/namespaces.js';
+import type { NamespaceHandle, NamespaceKind } from '../kernel/namespaces.js';
 
 /**
- * The plugin contract, version 1.
+ * The plugin contract, version 2.
  *
  * A plugin owns one resource type. cr finds its objects by asking it to `collect` below each
- * parent object, asks the policy whether each object is saved, calls `save` for the saved ones in
- * dependency order, and at restore time calls `preflight` for every record before anything is
- * changed, then `restore` in dependency order, and `rollback` in reverse order if a later step
- * fails. The full guide, with a worked third-party example, is docs/plugins.md.
+ * parent object (and lets it `freeze` them before their own children are collected), asks the
+ * policy whether each object is saved, calls `save` for the saved ones in dependency order, and
+ * `thaw` at the end. At restore time it calls `preflight` for every record before anything is
+ * changed, then `restore` in dependency order, `resume` in reverse order once everything exists,
+ * and `rollback` in reverse order if a step fails. The full guide, with a worked third-party
+ * example, is docs/plugins.md.
+ *
+ * Version 2 only added optional members (freeze, thaw, resume) and context methods (readBlob,
+ * namespaces, options.inheritFds), so plugins written for version 1 load unchanged.
  *
  * Plugins are tsyringe-injectable classes: take services (`Kernel`) through `@inject` from
  * '@cr/core', never from a second copy of tsyringe, and never call libc yourself.
  */
-export const PLUGIN_API_VERSION = 1;
+export const PLUGIN_API_VERSION = 2;
+/** The oldest contract version this cr still loads plugins for. */
+export const MIN_PLUGIN_API_VERSION = 1;
 
 /** Where collection starts: the checkpoint target is the one node of one of these types. */
 export const TARGET_PROCESS = 'target:process';
@@ -50,6 +57,11 @@ export interface CollectContext {
   readonly target: CheckpointTarget;
 }
 
+export interface ThawContext {
+  /** The checkpoint succeeded and the user asked to stop the target (`--kill`). */
+  readonly kill: boolean;
+}
+
 export interface SaveContext {
   readonly target: CheckpointTarget;
   /**
@@ -64,6 +76,12 @@ export interface RestoreOptions {
   readonly pinDir?: string;
   /** Existing namespaces to restore into instead of new ones, by kind (`--into-ipc-ns`). */
   readonly into?: Readonly<Partial<Record<NamespaceKind, string>>>;
+  /**
+   * Where a restored process's descriptors that pointed outside the checkpoint (a terminal, a
+   * pipe from the shell) come from, by fd number: a path to open (`--inherit-fd 1=out.log`).
+   * Descriptors not named here are taken from cr's own fd of the same number, as a shell job.
+   */
+  readonly inheritFds?: Readonly<Record<number, string>>;
 }
 
 export interface RestoreContext {
@@ -75,12 +93,27 @@ export interface RestoreContext {
   restored<T = unknown>(key: string): T | undefined;
   /** Reads a blob saved with `writeBlob` into `target`, which must be exactly its size; verified. */
   readBlobInto(name: string, target: Uint8Array): Promise<void>;
+  /**
+   * Streams a blob saved with `writeBlob` in chunks (each valid until the next is asked for).
+   * The digest is checked after the last chunk: the iteration throws there if the blob is corrupt.
+   */
+  readBlob(name: string): AsyncIterable<Uint8Array>;
   /** Size in bytes of a blob saved with `writeBlob`. */
   blobSize(name: string): number;
+  /**
+   * The namespaces restored from objects collected below this one (a process's UTS and IPC
+   * namespaces), by kind: what a process must be created in. Namespace types are restored first.
+   */
+  namespaces(): Readonly<Partial<Record<NamespaceKind, NamespaceHandle>>>;
+}
+
+/** What `restore` returns for objects of a `holdsNamespaces` type: cr waits for these processes. */
+export interface RestoredProcess {
+  readonly pid: number;
 }
 
 export interface ResourcePlugin<R = unknown, H = unknown, T = unknown> {
-  /** Must equal PLUGIN_API_VERSION of the cr that loads the plugin. */
+  /** The contract version the plugin was written for: MIN_PLUGIN_API_VERSION to PLUGIN_API_VERSION. */
   readonly apiVersion: number;
   /** The resource type this plugin owns, e.g. "uts-ns". */
   readonly type: string;
@@ -105,11 +138,23 @@ export interface ResourcePlugin<R = unknown, H = unknown, T = unknown> {
   readonly recordSchema: ZodType<R>;
 
   collect(parent: ResourceNode, ctx: CollectContext): Promise<CollectedObject<H>[]> | CollectedObject<H>[];
+  /**
+   * Stops an object from changing until `thaw` (a process is stopped under ptrace). Called right
+   * after this type was collected, before the types below it are, and never for a dry run.
+   */
+  freeze?(node: ResourceNode<H>): Promise<void> | void;
+  /** Lets a frozen object go on, or ends it (`ctx.kill`); called however the checkpoint ended. */
+  thaw?(node: ResourceNode<H>, ctx: ThawContext): Promise<void> | void;
   save(node: ResourceNode<H>, ctx: SaveContext): Promise<R> | R;
   /** Checks, before anything is changed, that `record` can be restored (an id still free …). */
   preflight?(record: R, ctx: RestoreContext): Promise<void> | void;
   restore(record: R, ctx: RestoreContext): Promise<T> | T;
-  /** Undoes `restore` when a later step of the same restore failed. */
+  /**
+   * Called once every object of the image is restored, in reverse order (the objects below a
+   * process first, then the process): the last step, e.g. a process's registers, then letting it run.
+   */
+  resume?(record: R, restored: T, ctx: RestoreContext): Promise<void> | void;
+  /** Undoes `restore` (and `resume`) when a later step of the same restore failed. */
   rollback?(record: R, restored: T, ctx: RestoreContext): Promise<void> | void;
 }
 

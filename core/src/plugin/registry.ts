@@ -1,7 +1,7 @@
 import { typeNameSchema } from '@cr/schemas';
 import { PluginError } from '../errors.js';
 import { orderTypes } from '../graph/type-order.js';
-import { PLUGIN_API_VERSION, type ResourcePlugin } from './contract.js';
+import { MIN_PLUGIN_API_VERSION, PLUGIN_API_VERSION, type ResourcePlugin } from './contract.js';
 
 export interface RegisteredPlugin {
   plugin: ResourcePlugin;
@@ -40,7 +40,22 @@ export class PluginRegistry {
     return this.orderedTypes().map((t) => this.byType.get(t)!);
   }
 
-  /** Types in dependency order: what is saved and restored first comes first. */
+  /**
+   * The order of restore: namespace types, and the types below them (SysV objects in an IPC
+   * namespace), come first, because a process is created inside its namespaces and attaches its
+   * IPC objects; then the other types in dependency order.
+   */
+  restoreOrder(): string[] {
+    const order = this.orderedTypes();
+    const early = new Set<string>();
+    for (const type of order) {
+      const { plugin } = this.byType.get(type)!;
+      if (plugin.namespaceKind || [...plugin.collectsFrom, ...(plugin.dependsOn ?? [])].some((t) => early.has(t))) early.add(type);
+    }
+    return [...order.filter((t) => early.has(t)), ...order.filter((t) => !early.has(t))];
+  }
+
+  /** Types in dependency order: what is collected and saved first comes first. */
   orderedTypes(): string[] {
     this.order ??= orderTypes(
       [...this.byType.values()].map(({ plugin, source }) => ({
@@ -57,8 +72,11 @@ function assertPluginShape(plugin: ResourcePlugin, source: string): void {
   const fail = (what: string) => {
     throw new PluginError(`plugin from ${source} is not a valid cr plugin: ${what}; see docs/plugins.md`);
   };
-  if (plugin.apiVersion !== PLUGIN_API_VERSION) {
-    fail(`it implements plugin API version ${String(plugin.apiVersion)}, this cr implements version ${PLUGIN_API_VERSION}`);
+  if (!Number.isInteger(plugin.apiVersion) || plugin.apiVersion < MIN_PLUGIN_API_VERSION || plugin.apiVersion > PLUGIN_API_VERSION) {
+    fail(
+      `it implements plugin API version ${String(plugin.apiVersion)}, this cr loads versions ${MIN_PLUGIN_API_VERSION} to ${PLUGIN_API_VERSION}` +
+        (Number(plugin.apiVersion) > PLUGIN_API_VERSION ? '; upgrade cr' : '; upgrade the plugin'),
+    );
   }
   if (!typeNameSchema.safeParse(plugin.type).success) fail(`type ${JSON.stringify(plugin.type)} is not a type name like "uts-ns"`);
   if (!Number.isInteger(plugin.version) || plugin.version < 1) fail(`version must be a positive integer, got ${String(plugin.version)}`);

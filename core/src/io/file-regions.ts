@@ -1,0 +1,94 @@
+import { read, write } from 'node:fs';
+import { promisify } from 'node:util';
+import { CrError } from '../errors.js';
+
+const readAsync = promisify(read);
+const writeAsync = promisify(write);
+
+/** A byte range of a file (or of /proc/PID/mem, where the position is an address). */
+export interface FileRegion {
+  position: number;
+  length: number;
+}
+
+export const CHUNK_SIZE = 8 << 20;
+
+/**
+ * Streams the bytes of `regions` of an open file, in order, as chunks of at most `chunkSize`
+ * bytes. Two buffers alternate: the next chunk is read on libuv's pool while the consumer works
+ * on the current one, and a buffer is refilled only once the consumer asked for the chunk after
+ * it. Memory use stays at two chunks whatever the total size. A short read is an error naming
+ * `what`.
+ */
+export async function* readRegions(fd: number, regions: readonly FileRegion[], what: string, chunkSize = CHUNK_SIZE): AsyncGenerator<Uint8Array> {
+  const pieces = splitRegions(regions, chunkSize);
+  if (pieces.length === 0) return;
+  const buffers = [Buffer.allocUnsafe(Math.min(chunkSize, maxLength(pieces))), Buffer.allocUnsafe(Math.min(chunkSize, maxLength(pieces)))];
+  const start = (i: number) => readFully(fd, buffers[i % 2]!, pieces[i]!, what);
+  let pending = start(0);
+  for (let i = 0; i < pieces.length; i++) {
+    const chunk = await pending;
+    if (i + 1 < pieces.length) pending = start(i + 1);
+    yield chunk;
+  }
+}
+
+/**
+ * Writes the bytes of `source` to `regions` of an open file, in order: the inverse of
+ * readRegions. Each write runs on libuv's pool; the source must deliver exactly the regions'
+ * total length.
+ */
+export async function writeRegions(fd: number, regions: readonly FileRegion[], source: AsyncIterable<Uint8Array>, what: string): Promise<void> {
+  let index = 0;
+  let within = 0;
+  const total = regions.reduce((sum, r) => sum + r.length, 0);
+  let written = 0;
+  for await (const chunk of source) {
+    let offset = 0;
+    while (offset < chunk.byteLength) {
+      const region = regions[index];
+      if (!region) throw new CrError(`${what}: ${chunk.byteLength - offset} bytes more than the ${total} expected`);
+      const n = Math.min(region.length - within, chunk.byteLength - offset);
+      await writeFully(fd, chunk.subarray(offset, offset + n), region.position + within, what);
+      offset += n;
+      within += n;
+      written += n;
+      if (within === region.length) {
+        index++;
+        within = 0;
+      }
+    }
+  }
+  if (written !== total) throw new CrError(`${what}: ${written} bytes where ${total} were expected`);
+}
+
+function splitRegions(regions: readonly FileRegion[], chunkSize: number): FileRegion[] {
+  const pieces: FileRegion[] = [];
+  for (const r of regions) {
+    for (let off = 0; off < r.length; off += chunkSize) pieces.push({ position: r.position + off, length: Math.min(chunkSize, r.length - off) });
+  }
+  return pieces;
+}
+
+function maxLength(pieces: readonly FileRegion[]): number {
+  return pieces.reduce((m, p) => Math.max(m, p.length), 0);
+}
+
+async function readFully(fd: number, buffer: Buffer, piece: FileRegion, what: string): Promise<Buffer> {
+  let done = 0;
+  while (done < piece.length) {
+    const { bytesRead } = await readAsync(fd, buffer, done, piece.length - done, piece.position + done);
+    if (bytesRead === 0) throw new CrError(`${what}: only ${done} of ${piece.length} bytes readable at position ${piece.position}`);
+    done += bytesRead;
+  }
+  return buffer.subarray(0, piece.length);
+}
+
+async function writeFully(fd: number, data: Uint8Array, position: number, what: string): Promise<void> {
+  let done = 0;
+  while (done < data.byteLength) {
+    const { bytesWritten } = await writeAsync(fd, data, done, data.byteLength - done, position + done);
+    if (bytesWritten === 0) throw new CrError(`${what}: only ${done} of ${data.byteLength} bytes writable at position ${position}`);
+    done += bytesWritten;
+  }
+}

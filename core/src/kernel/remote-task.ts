@@ -1,0 +1,330 @@
+import { KernelError } from './kernel-error.js';
+import { checkRemote, type Ptrace, type Registers } from './ptrace.js';
+import {
+  F_SETFD,
+  MAP_ANONYMOUS,
+  MAP_PRIVATE,
+  PROT_READ,
+  PROT_WRITE,
+  SYS,
+} from './syscalls.js';
+
+const SCRATCH_SIZE = 64 * 1024;
+const u = (v: bigint | number) => BigInt.asUintN(64, BigInt(v));
+
+/** One signal's disposition as rt_sigaction(2) reports it (struct kernel_sigaction on x86_64). */
+export interface SignalAction {
+  handler: bigint;
+  flags: bigint;
+  restorer: bigint;
+  mask: bigint;
+}
+
+/** An alternate signal stack (stack_t). */
+export interface AltStack {
+  sp: bigint;
+  flags: number;
+  size: bigint;
+}
+
+/**
+ * A task stopped under ptrace, and typed syscalls run inside it ("remote syscalls"). Arguments
+ * that live in memory (a struct, a path) go through a scratch page cr maps into the task while it
+ * needs one and removes again (`dropScratch`, `release`), so the task is left as it was.
+ *
+ * Every method throws a KernelError naming the syscall, the errno and the PID when the call fails.
+ */
+export class RemoteTask {
+  private scratchAddress: bigint | undefined;
+
+  constructor(
+    readonly pid: number,
+    private readonly ptrace: Ptrace,
+    /** The registers the task had when cr stopped it. */
+    readonly stoppedRegs: Registers,
+  ) {}
+
+  /** Seizes and stops a running task. */
+  static seize(ptrace: Ptrace, pid: number): RemoteTask {
+    const regs = ptrace.stop(pid);
+    return new RemoteTask(pid, ptrace, regs);
+  }
+
+  /** Runs syscall `nr` inside the task; a -errno result is thrown as a KernelError named `name`. */
+  call(name: string, nr: number, args: readonly (bigint | number)[] = []): bigint {
+    return checkRemote(this.pid, name, this.ptrace.remoteSyscall(this.pid, nr, args.map(u)));
+  }
+
+  /** The raw result (a negative errno on failure), for calls whose failure is an answer. */
+  callRaw(nr: number, args: readonly (bigint | number)[] = []): bigint {
+    return this.ptrace.remoteSyscall(this.pid, nr, args.map(u));
+  }
+
+  read(address: bigint, length: number): Buffer {
+    return this.ptrace.readMemory(this.pid, address, length);
+  }
+
+  write(address: bigint, data: Uint8Array): void {
+    this.ptrace.writeMemory(this.pid, address, data);
+  }
+
+  /** Copies `data` into the scratch page at `offset` and returns its address in the task. */
+  put(data: Uint8Array, offset = 0): bigint {
+    if (offset + data.byteLength > SCRATCH_SIZE) throw new Error(`internal error: ${data.byteLength} bytes do not fit the scratch area`);
+    const address = this.scratch() + BigInt(offset);
+    this.write(address, data);
+    return address;
+  }
+
+  /** Address of `offset` in the scratch page, for the kernel to fill. */
+  scratchAt(offset: number): bigint {
+    return this.scratch() + BigInt(offset);
+  }
+
+  /** Unmaps the scratch page, if one is mapped. */
+  dropScratch(): void {
+    if (this.scratchAddress === undefined) return;
+    const address = this.scratchAddress;
+    this.scratchAddress = undefined;
+    this.call('munmap', SYS.munmap, [address, SCRATCH_SIZE]);
+  }
+
+  /** The address space was replaced wholesale: the scratch page is gone with it. */
+  forgetAddressSpace(): void {
+    this.scratchAddress = undefined;
+    this.ptrace.forgetSyscallSite(this.pid);
+  }
+
+  /** Lets the task run again with the registers it has now (see Ptrace.detach). */
+  release(): void {
+    try {
+      this.dropScratch();
+    } finally {
+      this.ptrace.detach(this.pid);
+    }
+  }
+
+  kill(): void {
+    this.ptrace.kill(this.pid);
+  }
+
+  regs(): Registers {
+    return this.ptrace.getRegs(this.pid);
+  }
+
+  setRegs(regs: Registers): void {
+    this.ptrace.setRegs(this.pid, regs);
+  }
+
+  // --- memory ---------------------------------------------------------------------------------
+
+  mmap(address: bigint, length: bigint, prot: number, flags: number, fd = -1, offset = 0n): bigint {
+    const at = this.call('mmap', SYS.mmap, [address, length, prot, flags, fd, offset]);
+    if (address !== 0n && at !== address) throw new KernelError(`mmap (in PID ${this.pid})`, 17, `0x${address.toString(16)}`, `mapped at 0x${at.toString(16)} instead`);
+    return at;
+  }
+
+  munmap(address: bigint, length: bigint): void {
+    this.call('munmap', SYS.munmap, [address, length]);
+  }
+
+  /** Moves a mapping to exactly `to` (MREMAP_MAYMOVE | MREMAP_FIXED). */
+  mremapTo(from: bigint, length: bigint, to: bigint): void {
+    this.call('mremap', SYS.mremap, [from, length, length, 3, to]);
+  }
+
+  madvise(address: bigint, length: bigint, advice: number): void {
+    this.call(`madvise(${advice})`, SYS.madvise, [address, length, advice]);
+  }
+
+  mlock(address: bigint, length: bigint): void {
+    this.call('mlock2', SYS.mlock2, [address, length, 0]);
+  }
+
+  brk(address: bigint): bigint {
+    return this.call('brk', SYS.brk, [address]);
+  }
+
+  shmat(shmid: number, address: bigint, flags: number): void {
+    const at = this.call('shmat', SYS.shmat, [shmid, address, flags]);
+    if (at !== address) throw new KernelError(`shmat (in PID ${this.pid})`, 17, `shm id ${shmid}`, `attached at 0x${at.toString(16)} instead of 0x${address.toString(16)}`);
+  }
+
+  // --- files ----------------------------------------------------------------------------------
+
+  /**
+   * Copies file descriptor `localFd` of *this* process (cr) into the task, on the lowest free
+   * number there, and returns that number. The two share one open file description, as after
+   * dup(): cr opens a file with the flags the task needs, and hands it over.
+   */
+  pullFd(localFd: number): number {
+    const pidfd = Number(this.call('pidfd_open', SYS.pidfd_open, [process.pid, 0]));
+    try {
+      const fd = Number(this.call('pidfd_getfd', SYS.pidfd_getfd, [pidfd, localFd, 0]));
+      // pidfd_getfd always sets close-on-exec; the caller decides.
+      this.call('fcntl(F_SETFD)', SYS.fcntl, [fd, F_SETFD, 0]);
+      return fd;
+    } finally {
+      this.call('close', SYS.close, [pidfd]);
+    }
+  }
+
+  close(fd: number): void {
+    this.call('close', SYS.close, [fd]);
+  }
+
+  closeRange(first: number, last: number): void {
+    this.call('close_range', SYS.close_range, [first, last, 0]);
+  }
+
+  dup3(oldFd: number, newFd: number, flags: number): void {
+    this.call('dup3', SYS.dup3, [oldFd, newFd, flags]);
+  }
+
+  fcntl(fd: number, cmd: number, arg: number | bigint = 0): bigint {
+    return this.call(`fcntl(${cmd})`, SYS.fcntl, [fd, cmd, arg]);
+  }
+
+  lseek(fd: number, offset: bigint, whence = 0): void {
+    this.call('lseek', SYS.lseek, [fd, offset, whence]);
+  }
+
+  fchdir(fd: number): void {
+    this.call('fchdir', SYS.fchdir, [fd]);
+  }
+
+  setns(fd: number, nstype: number): void {
+    this.call('setns', SYS.setns, [fd, nstype]);
+  }
+
+  // --- signals --------------------------------------------------------------------------------
+
+  getSignalAction(signal: number): SignalAction {
+    const at = this.scratchAt(0);
+    this.call(`rt_sigaction(${signal})`, SYS.rt_sigaction, [signal, 0, at, 8]);
+    const b = this.read(at, 32);
+    return { handler: b.readBigUInt64LE(0), flags: b.readBigUInt64LE(8), restorer: b.readBigUInt64LE(16), mask: b.readBigUInt64LE(24) };
+  }
+
+  setSignalAction(signal: number, action: SignalAction): void {
+    const b = Buffer.alloc(32);
+    b.writeBigUInt64LE(action.handler, 0);
+    b.writeBigUInt64LE(action.flags, 8);
+    b.writeBigUInt64LE(action.restorer, 16);
+    b.writeBigUInt64LE(action.mask, 24);
+    this.call(`rt_sigaction(${signal})`, SYS.rt_sigaction, [signal, this.put(b), 0, 8]);
+  }
+
+  setBlockedSignals(mask: bigint): void {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(mask);
+    this.call('rt_sigprocmask', SYS.rt_sigprocmask, [2, this.put(b), 0, 8]);
+  }
+
+  getAltStack(): AltStack {
+    const at = this.scratchAt(0);
+    this.call('sigaltstack', SYS.sigaltstack, [0, at]);
+    const b = this.read(at, 24);
+    return { sp: b.readBigUInt64LE(0), flags: b.readInt32LE(8), size: b.readBigUInt64LE(16) };
+  }
+
+  setAltStack(stack: AltStack): void {
+    const b = Buffer.alloc(24);
+    b.writeBigUInt64LE(stack.sp, 0);
+    b.writeInt32LE(stack.flags, 8);
+    b.writeBigUInt64LE(stack.size, 16);
+    this.call('sigaltstack', SYS.sigaltstack, [this.put(b), 0]);
+  }
+
+  /** Queues a signal with its full siginfo, on the process (shared) or on this thread. */
+  queueSignal(siginfo: Buffer, shared: boolean): void {
+    const signal = siginfo.readInt32LE(0);
+    const at = this.put(siginfo);
+    if (shared) this.call(`rt_sigqueueinfo(${signal})`, SYS.rt_sigqueueinfo, [this.pid, signal, at]);
+    else this.call(`rt_tgsigqueueinfo(${signal})`, SYS.rt_tgsigqueueinfo, [this.pid, this.pid, signal, at]);
+  }
+
+  // --- process state --------------------------------------------------------------------------
+
+  prctl(name: string, option: number, ...args: (bigint | number)[]): bigint {
+    return this.call(name, SYS.prctl, [option, ...args]);
+  }
+
+  /** prctl that reports through an int the kernel writes (PR_GET_PDEATHSIG). */
+  prctlGetInt(name: string, option: number): number {
+    const at = this.scratchAt(0);
+    this.call(name, SYS.prctl, [option, at]);
+    return this.read(at, 4).readInt32LE();
+  }
+
+  setRlimit(resource: number, soft: bigint, hard: bigint): void {
+    const b = Buffer.alloc(16);
+    b.writeBigUInt64LE(soft, 0);
+    b.writeBigUInt64LE(hard, 8);
+    this.call(`prlimit64(${resource})`, SYS.prlimit64, [0, resource, this.put(b), 0]);
+  }
+
+  getRlimit(resource: number): { soft: bigint; hard: bigint } {
+    const at = this.scratchAt(0);
+    this.call(`prlimit64(${resource})`, SYS.prlimit64, [0, resource, 0, at]);
+    const b = this.read(at, 16);
+    return { soft: b.readBigUInt64LE(0), hard: b.readBigUInt64LE(8) };
+  }
+
+  umask(mask: number): number {
+    return Number(this.call('umask', SYS.umask, [mask]));
+  }
+
+  personality(value: number): void {
+    this.call('personality', SYS.personality, [value]);
+  }
+
+  setsid(): void {
+    this.call('setsid', SYS.setsid);
+  }
+
+  setpgid(pgid: number): void {
+    this.call('setpgid', SYS.setpgid, [0, pgid]);
+  }
+
+  setGroups(groups: readonly number[]): void {
+    const b = Buffer.alloc(Math.max(4, groups.length * 4));
+    groups.forEach((g, i) => b.writeUInt32LE(g, i * 4));
+    this.call('setgroups', SYS.setgroups, [groups.length, this.put(b)]);
+  }
+
+  setresgid(real: number, effective: number, saved: number): void {
+    this.call('setresgid', SYS.setresgid, [real, effective, saved]);
+  }
+
+  setresuid(real: number, effective: number, saved: number): void {
+    this.call('setresuid', SYS.setresuid, [real, effective, saved]);
+  }
+
+  /** capset(2) with version 3 (64-bit sets): effective, permitted, inheritable. */
+  capset(effective: bigint, permitted: bigint, inheritable: bigint): void {
+    const header = Buffer.alloc(8);
+    header.writeUInt32LE(0x20080522, 0);
+    header.writeInt32LE(0, 4);
+    // Two struct __user_cap_data_struct {effective, permitted, inheritable}: low, then high 32 bits.
+    const data = Buffer.alloc(24);
+    [effective, permitted, inheritable].forEach((set, i) => {
+      data.writeUInt32LE(Number(set & 0xffffffffn), i * 4);
+      data.writeUInt32LE(Number(set >> 32n), 12 + i * 4);
+    });
+    this.call('capset', SYS.capset, [this.put(header), this.put(data, 64)]);
+  }
+
+  registerRseq(address: bigint, size: number, signature: number): void {
+    this.call('rseq', SYS.rseq, [address, size, 0, signature]);
+  }
+
+  unregisterRseq(address: bigint, size: number, signature: number): void {
+    this.call('rseq(RSEQ_FLAG_UNREGISTER)', SYS.rseq, [address, size, 1, signature]);
+  }
+
+  private scratch(): bigint {
+    this.scratchAddress ??= this.mmap(0n, BigInt(SCRATCH_SIZE), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+    return this.scratchAddress;
+  }
+}

@@ -1,0 +1,55 @@
+import { execFileSync } from 'node:child_process';
+import { TargetError } from '../errors.js';
+import { KernelError } from './kernel-error.js';
+import type { Libc } from './libc.js';
+import { PTRACE_O_TRACECLONE, PTRACE_O_TRACESYSGOOD, type Ptrace } from './ptrace.js';
+import { RemoteTask } from './remote-task.js';
+import { CLONE_PARENT, PR_SET_CHILD_SUBREAPER, SYS } from './syscalls.js';
+
+const CLONE_ARGS_SIZE = 88;
+const EEXIST = 17;
+
+/**
+ * Makes the process a restore starts from: a task with exactly the saved PID, stopped under
+ * ptrace, with no open files and no rseq registration, whose address space is whatever the
+ * launcher had (the mm plugin replaces it wholesale). It is a child of cr, so cr can wait for it.
+ *
+ * How: cr becomes a child subreaper and starts `sleep` in the background of a shell that exits,
+ * so the launcher is cr's child without libuv knowing it (libuv would reap its ptrace stops).
+ * Inside the launcher, a remote clone3(CLONE_PARENT, set_tid = PID) makes the seed a second
+ * child of cr; PTRACE_O_TRACECLONE attaches it from its first instruction. The launcher is then
+ * killed and reaped.
+ */
+export function createSeed(libc: Libc, ptrace: Ptrace, pid: number): RemoteTask {
+  libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 'prctl(PR_SET_CHILD_SUBREAPER)');
+  const launcherPid = Number(execFileSync('sh', ['-c', 'sleep 86400 </dev/null >/dev/null 2>&1 & echo $!'], { encoding: 'utf8' }).trim());
+  let launcher: RemoteTask | undefined;
+  try {
+    launcher = new RemoteTask(launcherPid, ptrace, ptrace.stop(launcherPid, PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE));
+    const tid = Buffer.alloc(4);
+    tid.writeInt32LE(pid);
+    const args = Buffer.alloc(CLONE_ARGS_SIZE);
+    args.writeBigUInt64LE(BigInt(CLONE_PARENT), 0);
+    args.writeBigUInt64LE(launcher.put(tid, CLONE_ARGS_SIZE), 64);
+    args.writeBigUInt64LE(1n, 72);
+    const result = ptrace.remoteSyscallWithEvent(launcherPid, SYS.clone3, [launcher.put(args), BigInt(CLONE_ARGS_SIZE)]);
+    if (result.value < 0n) {
+      const errno = Number(-result.value);
+      if (errno === EEXIST) throw new TargetError(`cannot restore PID ${pid}: a process with that PID exists; stop it (or wait for it to exit) and try again`);
+      throw new KernelError('clone3(set_tid)', errno, `pid ${pid}`);
+    }
+    ptrace.waitNewChild(pid);
+  } finally {
+    launcher?.kill();
+  }
+  const seed = new RemoteTask(pid, ptrace, ptrace.getRegs(pid));
+  try {
+    const rseq = ptrace.rseqConfiguration(pid);
+    if (rseq) seed.unregisterRseq(rseq.address, rseq.size, rseq.signature);
+    seed.closeRange(0, 0x7fffffff);
+    return seed;
+  } catch (err) {
+    seed.kill();
+    throw err;
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * x86_64 system call numbers and the constants cr passes to them, for remote syscalls (which run
+ * inside another task, so libc's wrappers cannot be used) and for libc's `syscall()`.
+ */
+export const SYS = {
+  read: 0,
+  close: 3,
+  lseek: 8,
+  mmap: 9,
+  mprotect: 10,
+  munmap: 11,
+  brk: 12,
+  rt_sigaction: 13,
+  rt_sigprocmask: 14,
+  mremap: 25,
+  madvise: 28,
+  shmat: 30,
+  nanosleep: 35,
+  getpid: 39,
+  clone: 56,
+  fcntl: 72,
+  fchdir: 81,
+  umask: 95,
+  setpgid: 109,
+  setsid: 112,
+  setgroups: 116,
+  setresuid: 117,
+  setresgid: 119,
+  capset: 126,
+  rt_sigqueueinfo: 129,
+  sigaltstack: 131,
+  personality: 135,
+  prctl: 157,
+  setns: 308,
+  restart_syscall: 219,
+  clock_nanosleep: 230,
+  rt_tgsigqueueinfo: 297,
+  prlimit64: 302,
+  kcmp: 312,
+  rseq: 334,
+  mlock2: 325,
+  pidfd_open: 434,
+  clone3: 435,
+  close_range: 436,
+  pidfd_getfd: 438,
+  dup3: 292,
+} as const;
+
+/** Values of rax while a task sits in an interrupted syscall: the kernel's -ERESTART* codes. */
+export const ERESTARTSYS = 512;
+export const ERESTARTNOINTR = 513;
+export const ERESTARTNOHAND = 514;
+export const ERESTART_RESTARTBLOCK = 516;
+export const EINTR = 4;
+
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+export const PROT_EXEC = 4;
+export const MAP_SHARED = 0x01;
+export const MAP_PRIVATE = 0x02;
+export const MAP_FIXED = 0x10;
+export const MAP_ANONYMOUS = 0x20;
+export const MAP_GROWSDOWN = 0x0100;
+export const MAP_NORESERVE = 0x4000;
+export const MREMAP_MAYMOVE = 1;
+export const MREMAP_FIXED = 2;
+export const SHM_RDONLY = 0o10000;
+export const SHM_REMAP = 0o40000;
+
+export const PR_SET_PDEATHSIG = 1;
+export const PR_GET_PDEATHSIG = 2;
+export const PR_GET_DUMPABLE = 3;
+export const PR_SET_DUMPABLE = 4;
+export const PR_GET_KEEPCAPS = 7;
+export const PR_SET_KEEPCAPS = 8;
+export const PR_SET_NAME = 15;
+export const PR_GET_TIMERSLACK = 30;
+export const PR_SET_TIMERSLACK = 29;
+export const PR_SET_MM = 35;
+export const PR_SET_MM_MAP = 14;
+export const PR_SET_CHILD_SUBREAPER = 36;
+export const PR_GET_CHILD_SUBREAPER = 37;
+export const PR_SET_NO_NEW_PRIVS = 38;
+export const PR_GET_NO_NEW_PRIVS = 39;
+export const PR_SET_THP_DISABLE = 41;
+export const PR_GET_THP_DISABLE = 42;
+
+export const CLONE_PARENT = 0x00008000;
+export const F_GETFD = 1;
+export const F_SETFD = 2;
+export const F_GETFL = 3;
+export const F_SETFL = 4;
+export const FD_CLOEXEC = 1;
+export const O_CLOEXEC = 0o2000000;
+export const SIG_SETMASK = 2;
+export const KCMP_FILE = 0;
+export const RSEQ_FLAG_UNREGISTER = 1;
+export const SIGKILL = 9;
+export const SIGSTOP = 19;
+export const NSIG = 64;
