@@ -1,5 +1,8 @@
 /** The plugins cr ships with. They are loaded by package name, exactly like third-party ones. */
 export const BUILTIN_PLUGINS = [
+  '@cr/plugin-tasks',
+  '@cr/plugin-mm',
+  '@cr/plugin-files',
   '@cr/plugin-uts-ns',
   '@cr/plugin-ipc-ns',
   '@cr/plugin-sysvipc-shm',

@@ -6,6 +6,9 @@ import { manifestSchema } from './manifest.js';
 import { ipcNsRecordSchema } from './records/ipc-ns.js';
 import { msgRecordSchema, semRecordSchema, shmRecordSchema } from './records/sysvipc.js';
 import { utsNsRecordSchema } from './records/uts-ns.js';
+import { tasksRecordSchema } from './records/tasks.js';
+import { mmRecordSchema } from './records/mm.js';
+import { filesRecordSchema } from './records/files.js';
 
 /** Writes JSON Schema files so editors can validate `.crrc.json` and tools can read images. */
 const outDir = process.argv[2] ?? 'json';
@@ -17,6 +20,9 @@ const schemas: Record<string, z.ZodType> = {
   'record.sysvipc-shm.schema.json': shmRecordSchema,
   'record.sysvipc-msg.schema.json': msgRecordSchema,
   'record.sysvipc-sem.schema.json': semRecordSchema,
+  'record.tasks.schema.json': tasksRecordSchema,
+  'record.mm.schema.json': mmRecordSchema,
+  'record.files.schema.json': filesRecordSchema,
 };
 mkdirSync(outDir, { recursive: true });
 for (const [file, schema] of Object.entries(schemas)) {

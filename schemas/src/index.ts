@@ -3,3 +3,7 @@ export * from './manifest.js';
 export * from './records/uts-ns.js';
 export * from './records/ipc-ns.js';
 export * from './records/sysvipc.js';
+export * from './records/common.js';
+export * from './records/tasks.js';
+export * from './records/mm.js';
+export * from './records/files.js';

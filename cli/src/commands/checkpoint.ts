@@ -12,7 +12,8 @@ leaves it out. --only and --exclude select whole resource types, like the kernel
 CHECKPOINT_ALL & ~CHECKPOINT_SYSVIPC. The image is written atomically: if the checkpoint fails, no
 image appears at the path and the target is left as it was.`;
   static override examples = [
-    { description: 'Save process 1234', command: '<%= config.bin %> checkpoint 1234 -D /var/lib/cr/app' },
+    { description: 'Save process 1234; it carries on running', command: '<%= config.bin %> checkpoint 1234 -D /var/lib/cr/app' },
+    { description: 'Save process 1234 and stop it once the image is safely written', command: '<%= config.bin %> checkpoint 1234 -D /var/lib/cr/app --kill' },
     { description: 'Save only its UTS namespace', command: '<%= config.bin %> checkpoint 1234 -D img --only uts-ns' },
     { description: 'Save everything but its IPC namespace', command: '<%= config.bin %> checkpoint 1234 -D img --exclude ipc-ns' },
     { description: 'Save an IPC namespace with no process at all', command: '<%= config.bin %> checkpoint --ipc-ns /run/cr/pins/ipc -D img' },
@@ -34,6 +35,7 @@ image appears at the path and the target is left as it was.`;
       exclusive: ['pid'],
     }),
     'dry-run': Flags.boolean({ description: 'Collect and decide, print what would be saved and which rule decided; write nothing.' }),
+    kill: Flags.boolean({ description: 'Kill the process once the image is committed (by default it carries on running).', exclusive: ['dry-run', 'ipc-ns'] }),
   };
 
   async run(): Promise<unknown> {
@@ -49,10 +51,11 @@ image appears at the path and the target is left as it was.`;
       return { target, objects };
     }
     if (!flags['images-dir']) throw new CrError('missing -D/--images-dir: say where to write the image, e.g. -D ./img', ExitCode.Usage);
-    const result = await engine.checkpoint({ target, imageDir: flags['images-dir'], policy });
+    const result = await engine.checkpoint({ target, imageDir: flags['images-dir'], policy, kill: flags.kill });
     if (!this.jsonEnabled()) {
       const saved = result.objects.filter((o) => o.record);
-      this.log(`checkpointed ${describeTarget(target)} into ${result.imageDir}`);
+      const frozen = result.frozenMs > 0 ? ` (frozen for ${result.frozenMs.toFixed(0)} ms${flags.kill ? ', then killed' : ''})` : '';
+      this.log(`checkpointed ${describeTarget(target)} into ${result.imageDir}${frozen}`);
       this.log(`saved ${saved.length} object(s): ${saved.map((o) => o.key).join(', ') || 'none'}`);
       const left = result.objects.filter((o) => !o.record);
       if (left.length > 0) this.log(`not saved: ${left.map((o) => `${o.key} (${o.policy.decision} by ${o.policy.rule})`).join(', ')}`);

@@ -1,14 +1,20 @@
 import { Flags } from '@oclif/core';
-import { RestoreEngine } from '@cr/core';
+import { CrError, ExitCode, Kernel, RestoreEngine } from '@cr/core';
 import { CrCommand, type CrConfigFlags } from '../base-command.js';
 
 export default class Restore extends CrCommand {
-  static override summary = 'Recreate the resources saved in an image.';
+  static override summary = 'Recreate the resources saved in an image: processes, namespaces, IPC objects.';
   static override description = `Reads and verifies the whole image first (digests, schemas, plugin versions), checks that every
 object can be recreated, then recreates them in dependency order. If any step fails, everything
-already recreated is removed again. Namespaces restored without a process to live in must be
-pinned with --pin-ns, which bind-mounts them on DIR/uts, DIR/ipc … (release them with cr unpin).`;
+already recreated is removed again. A restored process has its saved PID and carries on where it
+was; cr waits for it to exit and exits with its status, unless --detach. Its stdio that pointed
+outside the checkpoint (a terminal, a pipe) is cr's own stdio, or the files named with
+--inherit-fd. Namespaces restored without a process to live in must be pinned with --pin-ns,
+which bind-mounts them on DIR/uts, DIR/ipc … (release them with cr unpin).`;
   static override examples = [
+    { description: 'Restore a process and return once it runs', command: '<%= config.bin %> restore -D img --detach' },
+    { description: 'Restore it in this terminal, waiting for it like a shell job', command: '<%= config.bin %> restore -D img' },
+    { description: 'Give its stdout and stderr (a terminal at checkpoint time) to a file', command: '<%= config.bin %> restore -D img --detach --inherit-fd 1=out.log --inherit-fd 2=out.log' },
     { description: 'Restore the namespaces of an image and keep them on /run/cr/app', command: '<%= config.bin %> restore -D img --pin-ns /run/cr/app' },
     { description: 'Then use them', command: 'nsenter --uts=/run/cr/app/uts --ipc=/run/cr/app/ipc hostname' },
     { description: 'Restore IPC objects into a namespace that already exists', command: '<%= config.bin %> restore -D img --into-ipc-ns /proc/4321/ns/ipc' },
@@ -18,6 +24,11 @@ pinned with --pin-ns, which bind-mounts them on DIR/uts, DIR/ipc … (release th
     'images-dir': Flags.string({ char: 'D', description: 'Image directory written by cr checkpoint.', required: true }),
     'pin-ns': Flags.string({ description: 'Directory to pin restored namespaces in (created if missing).' }),
     'into-ipc-ns': Flags.string({ description: 'Restore into this existing IPC namespace (an nsfs path) instead of a new one.' }),
+    detach: Flags.boolean({ char: 'd', description: 'Return once the restored processes run, instead of waiting for them to exit.' }),
+    'inherit-fd': Flags.string({
+      multiple: true,
+      description: 'N=PATH: give the restored process PATH as fd N where it had stdio pointing outside the checkpoint (default: cr\'s own fd N).',
+    }),
   };
 
   async run(): Promise<unknown> {
@@ -25,14 +36,38 @@ pinned with --pin-ns, which bind-mounts them on DIR/uts, DIR/ipc … (release th
     const pinFlag: CrConfigFlags = flags['pin-ns'] === undefined ? {} : { '--pin-ns': { restore: { pinNs: flags['pin-ns'] } } };
     await this.setUp(flags.config, pinFlag);
     const pinDir = this.resolved.config.restore?.pinNs;
+    const inheritFds = parseInheritFds(flags['inherit-fd'] ?? []);
     const restored = await this.container.resolve(RestoreEngine).restore({
       imageDir: flags['images-dir'],
-      options: { ...(pinDir ? { pinDir } : {}), ...(flags['into-ipc-ns'] ? { into: { ipc: flags['into-ipc-ns'] } } : {}) },
+      options: {
+        ...(pinDir ? { pinDir } : {}),
+        ...(flags['into-ipc-ns'] ? { into: { ipc: flags['into-ipc-ns'] } } : {}),
+        ...(Object.keys(inheritFds).length > 0 ? { inheritFds } : {}),
+      },
     });
+    const pids = restored.flatMap((r) => (r.pid === undefined ? [] : [r.pid]));
+    const waiting = !flags.detach && pids.length > 0;
     if (!this.jsonEnabled()) {
-      this.log(`restored ${restored.length} object(s) from ${flags['images-dir']}`);
-      for (const r of restored) this.log(`  ${r.key}${r.pinnedAt ? ` pinned at ${r.pinnedAt}` : ''}`);
+      // While cr waits, its stdout may be the restored program's too: keep cr's lines apart.
+      const say = (line: string) => (waiting ? this.logToStderr(line) : this.log(line));
+      say(`restored ${restored.length} object(s) from ${flags['images-dir']}`);
+      for (const r of restored) say(`  ${r.key}${r.pinnedAt ? ` pinned at ${r.pinnedAt}` : ''}${r.pid === undefined ? '' : ` running as PID ${r.pid}`}`);
     }
-    return { restored };
+    if (!waiting) return { restored };
+    const kernel = this.container.resolve(Kernel);
+    let status = 0;
+    for (const pid of pids) status = kernel.waitForExit(pid);
+    this.exit(status);
   }
+}
+
+/** "1=out.log" → {1: "out.log"}; repeated flags add up. */
+export function parseInheritFds(values: readonly string[]): Record<number, string> {
+  const fds: Record<number, string> = {};
+  for (const value of values) {
+    const m = /^(\d+)=(.+)$/.exec(value);
+    if (!m) throw new CrError(`--inherit-fd ${value}: expected N=PATH, e.g. --inherit-fd 1=out.log`, ExitCode.Usage);
+    fds[Number(m[1])] = m[2]!;
+  }
+  return fds;
 }

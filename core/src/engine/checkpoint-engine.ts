@@ -54,7 +54,7 @@ export class CheckpointEngine {
   async plan(target: CheckpointTarget, policy: Policy): Promise<CollectedObjectEntry[]> {
     const { graph } = await this.collect(target, false);
     try {
-      return graph.all().filter((n) => !n.type.startsWith('target:')).map((n) => this.entryOf(n, policy));
+      return this.decideAll(graph, policy);
     } finally {
       graph.release();
     }
@@ -67,9 +67,10 @@ export class CheckpointEngine {
     const objects: ObjectEntry[] = [];
     try {
       writer = ImageWriter.create(request.imageDir);
+      const decided = new Map(this.decideAll(graph, policy).map((e) => [e.key, e]));
       for (const type of this.registry.orderedTypes()) {
         for (const node of graph.ofType(type)) {
-          const entry: ObjectEntry = this.entryOf(node, policy);
+          const entry: ObjectEntry = decided.get(node.key)!;
           if (entry.policy.decision === 'include') await this.save(node, entry, writer, target);
           objects.push(entry);
         }
@@ -121,15 +122,32 @@ export class CheckpointEngine {
     if (first) throw first;
   }
 
-  private entryOf(node: ResourceNode, policy: Policy): ObjectEntry {
-    return {
-      key: node.key,
-      type: node.type,
-      id: node.id,
-      parents: [...node.parents],
-      attributes: { ...node.attributes },
-      policy: policy.decide(node.type, node.attributes),
-    };
+  /**
+   * Every object's decision, parents before children: a rule for the object or its type wins;
+   * otherwise the plugin's own default for it; otherwise `external` if a parent is external (the
+   * objects of a namespace that exists at restore exist there too); otherwise the policy default.
+   */
+  private decideAll(graph: ResourceGraph, policy: Policy): ObjectEntry[] {
+    const decided = new Map<string, ObjectEntry>();
+    for (const type of this.registry.orderedTypes()) {
+      for (const node of graph.ofType(type)) {
+        const externalParent = node.parents.map((p) => decided.get(p)).find((p) => p?.policy.decision === 'external');
+        const fallback = node.defaultDecision
+          ? { decision: node.defaultDecision.decision, rule: node.defaultDecision.why, source: `plugin ${node.type}` }
+          : externalParent
+            ? { decision: 'external' as const, rule: `below ${externalParent.key}`, source: externalParent.policy.source }
+            : undefined;
+        decided.set(node.key, {
+          key: node.key,
+          type: node.type,
+          id: node.id,
+          parents: [...node.parents],
+          attributes: { ...node.attributes },
+          policy: policy.decide(node.type, node.attributes, fallback),
+        });
+      }
+    }
+    return [...decided.values()];
   }
 
   /**
@@ -152,7 +170,7 @@ export class CheckpointEngine {
               if (typeof obj.id !== 'string' || obj.id === '') {
                 throw new PluginError(`plugin ${source} (type ${type}) collected an object without a string id below ${parent.key}`);
               }
-              graph.add(type, obj.id, obj.handle, obj.attributes ?? {}, parent.key, obj.release);
+              graph.add(type, obj.id, obj.handle, obj.attributes ?? {}, parent.key, obj.release, obj.defaultDecision);
             }
           }
         }

@@ -1,4 +1,4 @@
-import type { Attributes, ResourceNode } from '../plugin/contract.js';
+import type { Attributes, DefaultDecision, ResourceNode } from '../plugin/contract.js';
 
 interface MutableNode extends ResourceNode {
   parents: string[];
@@ -12,7 +12,15 @@ interface MutableNode extends ResourceNode {
 export class ResourceGraph {
   private readonly nodes = new Map<string, MutableNode>();
 
-  add(type: string, id: string, handle: unknown, attributes: Attributes, parent: string | undefined, release?: () => void): ResourceNode {
+  add(
+    type: string,
+    id: string,
+    handle: unknown,
+    attributes: Attributes,
+    parent: string | undefined,
+    release?: () => void,
+    defaultDecision?: DefaultDecision,
+  ): ResourceNode {
     const key = `${type}:${id}`;
     const existing = this.nodes.get(key);
     if (existing) {
@@ -20,7 +28,7 @@ export class ResourceGraph {
       release?.();
       return existing;
     }
-    const node: MutableNode = { key, type, id, handle, attributes, parents: parent ? [parent] : [], release };
+    const node: MutableNode = { key, type, id, handle, attributes, parents: parent ? [parent] : [], release, ...(defaultDecision ? { defaultDecision } : {}) };
     this.nodes.set(key, node);
     return node;
   }

@@ -1,5 +1,5 @@
 import { FeatureProbe } from './features.js';
-import { Libc } from './libc.js';
+import { Libc, __WALL } from './libc.js';
 import { Namespaces } from './namespaces.js';
 import { pageRuns, type PageRun, type PageSelection } from './pagemap.js';
 import { readVmas, type Vma } from './proc-maps.js';
@@ -33,6 +33,18 @@ export class Kernel {
   /** A stopped child of cr with exactly `pid`, to be rebuilt into a restored process (see seed.ts). */
   createSeed(pid: number): RemoteTask {
     return createSeed(this.libc, this.ptrace, pid);
+  }
+
+  /**
+   * Waits for a child of cr (a restored process) to exit and returns a shell-style status: its
+   * exit code, or 128 + the signal that killed it.
+   */
+  waitForExit(pid: number): number {
+    for (;;) {
+      const { status } = this.libc.waitpid(pid, __WALL);
+      if ((status & 0x7f) === 0) return (status >> 8) & 0xff;
+      if ((status & 0xff) !== 0x7f) return 128 + (status & 0x7f);
+    }
   }
 
   /** The mappings of a process, with their VmFlags. */

@@ -72,6 +72,16 @@ export class Namespaces {
     return this.openFile(`/proc/thread-self/ns/${kind}`, kind);
   }
 
+  /** Whether `ns` is the namespace cr itself runs in (the host's, usually). */
+  isOwn(ns: NamespaceHandle): boolean {
+    const own = this.current(ns.kind);
+    try {
+      return own.inode === ns.inode;
+    } finally {
+      own.close();
+    }
+  }
+
   /** A new, empty namespace of `kind`; the calling thread stays where it was. */
   create(kind: NamespaceKind): NamespaceHandle {
     const home = this.current(kind);

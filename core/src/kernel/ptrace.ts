@@ -1,4 +1,5 @@
 import { closeSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { REGISTERS } from '@cr/schemas';
 import { TargetError } from '../errors.js';
 import { KernelError } from './kernel-error.js';
 import { Libc, __WALL } from './libc.js';
@@ -26,11 +27,8 @@ export const PTRACE_O_TRACECLONE = 8;
 const SIGTRAP = 5;
 const SYSCALL_STOP = SIGTRAP | 0x80;
 
-/** x86_64 struct user_regs_struct, in order. */
-export const REGISTER_NAMES = [
-  'r15', 'r14', 'r13', 'r12', 'rbp', 'rbx', 'r11', 'r10', 'r9', 'r8', 'rax', 'rcx', 'rdx', 'rsi', 'rdi',
-  'orig_rax', 'rip', 'cs', 'eflags', 'rsp', 'ss', 'fs_base', 'gs_base', 'ds', 'es', 'fs', 'gs',
-] as const;
+/** x86_64 struct user_regs_struct, in order (the record schema names them too). */
+export const REGISTER_NAMES = REGISTERS;
 export type RegisterName = (typeof REGISTER_NAMES)[number];
 /** General registers as unsigned 64-bit values. */
 export type Registers = Record<RegisterName, bigint>;

@@ -1,4 +1,4 @@
-import type { CheckpointTarget } from '@cr/schemas';
+import type { CheckpointTarget, Decision } from '@cr/schemas';
 import type { ZodType } from 'zod';
 import type { NamespaceHandle, NamespaceKind } from '../kernel/namespaces.js';
 
@@ -42,6 +42,18 @@ export interface ResourceNode<H = unknown> {
   readonly attributes: Attributes;
   /** Keys of the nodes this object was collected under. */
   readonly parents: readonly string[];
+  readonly defaultDecision?: DefaultDecision;
+}
+
+/**
+ * What a plugin decides for an object when no config rule, advice or flag does: a process's
+ * namespace that is cr's own (the host's) is `external`, it exists wherever cr restores.
+ * Objects below an external object are external too, unless a rule says otherwise.
+ */
+export interface DefaultDecision {
+  decision: Decision;
+  /** Shown as the rule in the decision table, e.g. "cr's own namespace". */
+  why: string;
 }
 
 /** What `collect` returns for each object it finds. */
@@ -51,6 +63,7 @@ export interface CollectedObject<H = unknown> {
   attributes?: Attributes;
   /** Called once the checkpoint is over, saved or not (close an fd, detach memory …). */
   release?: () => void;
+  defaultDecision?: DefaultDecision;
 }
 
 export interface CollectContext {

@@ -19,7 +19,8 @@ export class Policy {
     private readonly rules: readonly SourcedRule[] = [],
   ) {}
 
-  decide(type: string, attributes: Attributes): PolicyDecision {
+  /** `fallback` stands in for the default where a plugin, or an external parent, decided the object. */
+  decide(type: string, attributes: Attributes, fallback?: PolicyDecision): PolicyDecision {
     let typeRule: SourcedRule | undefined;
     let objectRule: SourcedRule | undefined;
     for (const r of this.rules) {
@@ -28,7 +29,7 @@ export class Policy {
       else if (matches(r.rule.match, attributes)) objectRule = r;
     }
     const winner = objectRule ?? typeRule;
-    if (!winner) return { decision: this.defaultDecision, rule: 'default', source: this.defaultSource };
+    if (!winner) return fallback ?? { decision: this.defaultDecision, rule: 'default', source: this.defaultSource };
     return { decision: winner.rule.decision, rule: describeRule(winner.rule), source: winner.source };
   }
 }

@@ -1,9 +1,9 @@
 import {
   Kernel,
   NamespaceHandle,
+  ownNamespaceDefault,
   PLUGIN_API_VERSION,
   TARGET_IPC_NS,
-  TARGET_PROCESS,
   TargetError,
   hex,
   inject,
@@ -12,7 +12,6 @@ import {
   type IpcKind,
   type IpcNsTargetHandle,
   type IpcObjectInfo,
-  type ProcessTargetHandle,
   type ResourceNode,
   type ResourcePlugin,
   type RestoreContext,
@@ -29,7 +28,8 @@ export class IpcNsPlugin implements ResourcePlugin<IpcNsRecord, NamespaceHandle,
   readonly type = 'ipc-ns';
   readonly version = 1;
   readonly description = 'IPC namespace: per-namespace limits (msgmax, shmmax, sem …); parent of the SysV IPC objects';
-  readonly collectsFrom = [TARGET_PROCESS, TARGET_IPC_NS];
+  /** Below each process (frozen first), or the namespace given with `cr checkpoint --ipc-ns`. */
+  readonly collectsFrom = ['tasks', TARGET_IPC_NS];
   readonly namespaceKind = 'ipc' as const;
   readonly recordSchema = ipcNsRecordSchema;
 
@@ -39,8 +39,9 @@ export class IpcNsPlugin implements ResourcePlugin<IpcNsRecord, NamespaceHandle,
     const ns =
       parent.type === TARGET_IPC_NS
         ? this.kernel.namespaces.fromPath((parent.handle as IpcNsTargetHandle).path, 'ipc')
-        : this.kernel.namespaces.ofProcess((parent.handle as ProcessTargetHandle).pid, 'ipc');
-    return [{ id: String(ns.inode), handle: ns, attributes: { inode: ns.inode }, release: () => ns.close() }];
+        : this.kernel.namespaces.ofProcess((parent.handle as { pid: number }).pid, 'ipc');
+    const fromProcess = parent.type !== TARGET_IPC_NS;
+    return [{ id: String(ns.inode), handle: ns, attributes: { inode: ns.inode }, release: () => ns.close(), ...(fromProcess ? ownNamespaceDefault(this.kernel, ns) : {}) }];
   }
 
   save(node: ResourceNode<NamespaceHandle>): IpcNsRecord {

@@ -1,34 +1,34 @@
 import {
   Kernel,
   NamespaceHandle,
+  ownNamespaceDefault,
   PLUGIN_API_VERSION,
-  TARGET_PROCESS,
   inject,
   injectable,
   type CollectedObject,
-  type ProcessTargetHandle,
   type ResourceNode,
   type ResourcePlugin,
 } from '@cr/core';
 import { utsNsRecordSchema, type UtsNsRecord } from '@cr/schemas';
 
-/** UTS namespace of the target process: its hostname and NIS domain name. */
+/** UTS namespace of a process: its hostname and NIS domain name. */
 @injectable()
 export class UtsNsPlugin implements ResourcePlugin<UtsNsRecord, NamespaceHandle, NamespaceHandle> {
   readonly apiVersion = PLUGIN_API_VERSION;
   readonly type = 'uts-ns';
   readonly version = 1;
   readonly description = 'UTS namespace: hostname and domainname';
-  readonly collectsFrom = [TARGET_PROCESS];
+  /** Below each process, so that a process is frozen before its namespaces are read. */
+  readonly collectsFrom = ['tasks'];
   readonly namespaceKind = 'uts' as const;
   readonly recordSchema = utsNsRecordSchema;
 
   constructor(@inject(Kernel) private readonly kernel: Kernel) {}
 
   collect(parent: ResourceNode): CollectedObject<NamespaceHandle>[] {
-    const { pid } = parent.handle as ProcessTargetHandle;
+    const { pid } = parent.handle as { pid: number };
     const ns = this.kernel.namespaces.ofProcess(pid, 'uts');
-    return [{ id: String(ns.inode), handle: ns, attributes: { inode: ns.inode }, release: () => ns.close() }];
+    return [{ id: String(ns.inode), handle: ns, attributes: { inode: ns.inode }, release: () => ns.close(), ...ownNamespaceDefault(this.kernel, ns) }];
   }
 
   save(node: ResourceNode<NamespaceHandle>): UtsNsRecord {
@@ -48,3 +48,4 @@ export class UtsNsPlugin implements ResourcePlugin<UtsNsRecord, NamespaceHandle,
 }
 
 export default UtsNsPlugin;
+

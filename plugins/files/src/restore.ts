@@ -1,0 +1,118 @@
+import { O_APPEND, O_CREAT, O_RDONLY, O_RDWR } from 'node:constants';
+
+const O_ACCMODE = 3;
+import { closeSync, existsSync, fstatSync, openSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname } from 'node:path';
+import { F_GETFD, F_SETFD, FD_CLOEXEC, KernelError, O_CLOEXEC, TargetError, writeRegions, type RemoteTask, type RestoreContext } from '@cr/core';
+import type { FilesRecord } from '@cr/schemas';
+
+/** open(2)'s O_TMPFILE: an unnamed file in a directory, as a deleted file is. */
+const O_TMPFILE = 0o20200000;
+
+/** Puts descriptor `record.fd` back into the task being restored. */
+export async function restoreFd(task: RemoteTask, record: FilesRecord, ctx: RestoreContext): Promise<void> {
+  const who = `fd ${record.fd} of PID ${task.pid}`;
+  if (record.kind === 'duplicate') {
+    if (task.callRaw(72, [record.of, F_GETFD]) < 0n) {
+      throw new TargetError(`cannot restore ${who}: it shares its open file with fd ${record.of}, which is not in the image; include files:fd=${record.of}`);
+    }
+    task.dup3(record.of, record.fd, record.closeOnExec ? O_CLOEXEC : 0);
+    return;
+  }
+  if (record.kind === 'inherited' && ctx.options.inheritFds?.[record.fd] === undefined) {
+    assertOwnFdOpen(record, who);
+    // cr's own descriptor (a terminal, a pipe) is shared with the task, as after fork().
+    install(task, record.fd, record.fd, record.closeOnExec);
+    return;
+  }
+  const local = await openLocally(record, ctx, who);
+  try {
+    install(task, local, record.fd, record.closeOnExec);
+  } finally {
+    closeSync(local);
+  }
+  if (record.kind !== 'inherited' && record.offset !== '0') task.lseek(record.fd, BigInt(record.offset));
+}
+
+/** Hands cr's open file to the task on the lowest free number, then moves it onto `fd`. */
+function install(task: RemoteTask, local: number, fd: number, closeOnExec: boolean): void {
+  const pulled = task.pullFd(local);
+  if (pulled !== fd) {
+    task.dup3(pulled, fd, closeOnExec ? O_CLOEXEC : 0);
+    task.close(pulled);
+  } else if (closeOnExec) {
+    task.fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
+}
+
+async function openLocally(record: Exclude<FilesRecord, { kind: 'duplicate' }>, ctx: RestoreContext, who: string): Promise<number> {
+  switch (record.kind) {
+    case 'file':
+    case 'directory':
+      return openExisting(record.path, record.flags, who);
+    case 'device': {
+      const fd = openExisting(record.path, record.flags, who);
+      if (Number(fstatSync(fd).rdev) !== record.rdev) {
+        closeSync(fd);
+        throw new TargetError(`cannot restore ${who}: ${record.path} is another device now than at the checkpoint`);
+      }
+      return fd;
+    }
+    case 'deleted':
+      return recreateDeleted(record, ctx, who);
+    case 'inherited':
+      return inherited(record, ctx);
+  }
+}
+
+function openExisting(path: string, flags: number, who: string): number {
+  try {
+    return openSync(path, flags);
+  } catch (err) {
+    throw new TargetError(`cannot restore ${who}: ${path} cannot be opened again (${(err as NodeJS.ErrnoException).code}); it must exist as it did at the checkpoint`);
+  }
+}
+
+/**
+ * A file that was deleted while open comes back as an unnamed file (O_TMPFILE) in the directory
+ * it was in, with its saved contents, opened with the saved flags: deleted, like the original.
+ */
+async function recreateDeleted(record: Extract<FilesRecord, { kind: 'deleted' }>, ctx: RestoreContext, who: string): Promise<number> {
+  const dir = existsSync(dirname(record.path)) ? dirname(record.path) : tmpdir();
+  let tmp: number;
+  try {
+    tmp = openSync(dir, O_TMPFILE | O_RDWR, record.mode);
+  } catch (err) {
+    throw new KernelError('open(O_TMPFILE)', -((err as NodeJS.ErrnoException).errno ?? 0), `${dir}, for ${who}`);
+  }
+  try {
+    await writeRegions(tmp, [{ position: 0, length: record.size }], ctx.readBlob('contents'), `the contents of ${record.path} (${who})`);
+    return openSync(`/proc/self/fd/${tmp}`, record.flags);
+  } finally {
+    closeSync(tmp);
+  }
+}
+
+/** Stdio that pointed outside the checkpoint, given with --inherit-fd N=PATH. */
+function inherited(record: Extract<FilesRecord, { kind: 'inherited' }>, ctx: RestoreContext): number {
+  const path = ctx.options.inheritFds![record.fd]!;
+  const access = record.flags & O_ACCMODE;
+  const flags = access === O_RDONLY ? O_RDONLY : access | O_CREAT | O_APPEND;
+  try {
+    return openSync(path, flags, 0o644);
+  } catch (err) {
+    throw new TargetError(`--inherit-fd ${record.fd}=${path}: cannot open it (${(err as NodeJS.ErrnoException).code})`);
+  }
+}
+
+function assertOwnFdOpen(record: Extract<FilesRecord, { kind: 'inherited' }>, who: string): void {
+  try {
+    fstatSync(record.fd);
+  } catch {
+    throw new TargetError(
+      `cannot restore ${who}: it was ${record.description} at the checkpoint and cr restore's own fd ${record.fd} is closed; ` +
+        `run cr restore with fd ${record.fd} open, or name a file with --inherit-fd ${record.fd}=PATH`,
+    );
+  }
+}

@@ -1,0 +1,23 @@
+import type { Vma } from '@cr/core';
+import type { VmaRecord } from '@cr/schemas';
+
+const SPECIAL: Record<string, VmaRecord['kind']> = { '[vdso]': 'vdso', '[vvar]': 'vvar', '[vvar_vclock]': 'vvar_vclock' };
+const DELETED = ' (deleted)';
+
+/**
+ * What kind of memory a mapping is, by what /proc/PID/smaps names it; undefined for what is not
+ * the process's to save ([vsyscall], the same fixed page in every process), and an error message
+ * for what cr cannot restore.
+ */
+export function classify(vma: Vma): VmaRecord['kind'] | undefined | { unsupported: string } {
+  const { path } = vma;
+  if (path === '[vsyscall]') return undefined;
+  if (SPECIAL[path]) return SPECIAL[path];
+  if (path === '' || path === '[heap]' || path === '[stack]' || path.startsWith('[anon:') || path.startsWith('[anon_shmem:')) return 'anon';
+  if (path === `/dev/zero${DELETED}` && vma.shared) return 'anon';
+  if (/^\/SYSV[0-9a-f]{8}( \(deleted\))?$/.test(path)) return 'sysv-shm';
+  if (path.startsWith('/memfd:')) return { unsupported: `memfd mapping ${path}` };
+  if (path.endsWith(DELETED)) return { unsupported: `mapping of the deleted file ${path.slice(0, -DELETED.length)}` };
+  if (path.startsWith('/')) return 'file';
+  return { unsupported: `special mapping ${path}` };
+}

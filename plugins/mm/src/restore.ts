@@ -1,0 +1,196 @@
+import { O_RDONLY, O_RDWR } from 'node:constants';
+import { closeSync, fstatSync, openSync } from 'node:fs';
+import {
+  Kernel,
+  MAP_ANONYMOUS,
+  MAP_FIXED,
+  MAP_GROWSDOWN,
+  MAP_NORESERVE,
+  MAP_PRIVATE,
+  MAP_SHARED,
+  PR_SET_MM,
+  PR_SET_MM_MAP,
+  PROT_WRITE,
+  SHM_RDONLY,
+  SHM_REMAP,
+  TargetError,
+  UnsupportedError,
+  type RemoteTask,
+  type RestoreContext,
+} from '@cr/core';
+import type { MmRecord, VmaRecord } from '@cr/schemas';
+
+const TASK_SIZE = 0x7ffffffff000n;
+const SPECIAL_KINDS: readonly VmaRecord['kind'][] = ['vvar', 'vvar_vclock', 'vdso'];
+/** madvise(2) advice for the VmFlags codes a program can set itself. */
+const ADVICE: Record<string, number> = { rr: 1, sr: 2, dc: 10, mg: 12, hg: 14, nh: 15, dd: 16, wf: 18 };
+
+const big = (v: string) => BigInt(v);
+
+/**
+ * Checks before anything is changed that every mapped file, and the executable, is still the file
+ * the program had: same size and modification time. A different libc would crash the program.
+ */
+export function checkMappedFiles(record: MmRecord, key: string): void {
+  const files = new Map<string, { size: number; mtimeNs: string }>([[record.exe.path, record.exe.file]]);
+  for (const vma of record.vmas) if (vma.kind === 'file') files.set(vma.path!, vma.file!);
+  for (const [path, saved] of files) {
+    let fd: number;
+    try {
+      fd = openSync(path, O_RDONLY);
+    } catch {
+      throw new TargetError(`cannot restore ${key}: ${path}, which the program had mapped, is gone`);
+    }
+    try {
+      const st = fstatSync(fd, { bigint: true });
+      if (Number(st.size) !== saved.size || String(st.mtimeNs) !== saved.mtimeNs) {
+        throw new TargetError(
+          `cannot restore ${key}: ${path} changed since the checkpoint (size ${saved.size} → ${st.size}, or its modification time); ` +
+            'the program must find the same file it had mapped',
+        );
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
+/**
+ * Turns the seed's address space into the saved one: everything of the seed is unmapped but its
+ * vdso and vvar, which are moved to the saved addresses (the program calls into them there); every
+ * mapping is recreated at its address with its protection and advice; the saved pages are written
+ * back; and the mm bounds, auxv and exe link are set with one PR_SET_MM_MAP.
+ */
+export async function restoreAddressSpace(kernel: Kernel, task: RemoteTask, record: MmRecord, ctx: RestoreContext): Promise<void> {
+  moveSpecialMappings(kernel, task, record);
+  const files = new OpenFiles(task);
+  try {
+    for (const vma of record.vmas) mapOne(task, vma, files);
+    await kernel.memory.write(task.pid, record.pages.map((r) => ({ address: big(r.address), pages: r.pages })), ctx.readBlob('pages'));
+    for (const vma of record.vmas) advise(task, vma);
+    setMmFields(task, record, files);
+  } finally {
+    files.close();
+  }
+}
+
+function moveSpecialMappings(kernel: Kernel, task: RemoteTask, record: MmRecord): void {
+  const current = kernel.vmas(task.pid).filter((v) => ['[vvar]', '[vvar_vclock]', '[vdso]'].includes(v.path));
+  const saved = record.vmas.filter((v) => SPECIAL_KINDS.includes(v.kind));
+  const names = (list: readonly string[]) => list.join(' ');
+  const currentNames = current.map((v) => v.path.slice(1, -1));
+  const savedNames = saved.map((v) => v.kind);
+  const sizes = (a: readonly bigint[], b: readonly bigint[]) => a.length === b.length && a.every((v, i) => v === b[i]);
+  if (
+    names(currentNames) !== names(savedNames) ||
+    !sizes(
+      current.map((v) => v.end - v.start),
+      saved.map((v) => big(v.end) - big(v.start)),
+    )
+  ) {
+    throw new UnsupportedError(
+      `the image's vdso layout (${savedNames.join(', ')}) differs from this kernel's (${currentNames.join(', ')}); restore on the kernel it was checkpointed on`,
+    );
+  }
+  const blockStart = current[0]!.start;
+  const blockEnd = current[current.length - 1]!.end;
+  task.munmap(0n, blockStart);
+  task.munmap(blockEnd, TASK_SIZE - blockEnd);
+
+  const savedStart = big(saved[0]!.start);
+  const savedEnd = big(saved[saved.length - 1]!.end);
+  let from = current.map((v) => v.start);
+  const overlaps = savedStart < blockEnd && blockStart < savedEnd;
+  if (overlaps) {
+    // mremap cannot move a mapping onto itself: go through a place that overlaps neither.
+    const parking = savedStart > 1n << 40n ? 1n << 32n : 1n << 44n;
+    from = moveBlock(task, current.map((v, i) => ({ from: from[i]!, length: v.end - v.start, to: parking + (v.start - blockStart) })));
+  }
+  moveBlock(task, saved.map((v, i) => ({ from: from[i]!, length: big(v.end) - big(v.start), to: big(v.start) })));
+}
+
+function moveBlock(task: RemoteTask, moves: readonly { from: bigint; length: bigint; to: bigint }[]): bigint[] {
+  for (const m of moves) {
+    if (m.from !== m.to) task.mremapTo(m.from, m.length, m.to);
+    // The remote syscall instruction lives in the vdso, which may just have moved.
+    task.forgetAddressSpace();
+  }
+  return moves.map((m) => m.to);
+}
+
+/** Files cr opened and handed to the task, one per path, for its file mappings and exe link. */
+class OpenFiles {
+  private readonly fds = new Map<string, { local: number; remote: number }>();
+  constructor(private readonly task: RemoteTask) {}
+
+  remoteFd(path: string, writable: boolean): number {
+    const key = `${writable ? 'rw' : 'r'}:${path}`;
+    let entry = this.fds.get(key);
+    if (!entry) {
+      const local = openSync(path, writable ? O_RDWR : O_RDONLY);
+      entry = { local, remote: this.task.pullFd(local) };
+      this.fds.set(key, entry);
+    }
+    return entry.remote;
+  }
+
+  close(): void {
+    for (const { local, remote } of this.fds.values()) {
+      closeSync(local);
+      try {
+        this.task.close(remote);
+      } catch {
+        // The task is being given up on anyway.
+      }
+    }
+    this.fds.clear();
+  }
+}
+
+function mapOne(task: RemoteTask, vma: VmaRecord, files: OpenFiles): void {
+  const start = big(vma.start);
+  const length = big(vma.end) - start;
+  const extra = (vma.flags.includes('gd') ? MAP_GROWSDOWN : 0) | (vma.flags.includes('nr') ? MAP_NORESERVE : 0);
+  switch (vma.kind) {
+    case 'anon':
+      task.mmap(start, length, vma.prot, (vma.shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_FIXED | extra);
+      return;
+    case 'file': {
+      const writable = vma.shared && vma.flags.includes('mw');
+      const fd = files.remoteFd(vma.path!, writable);
+      task.mmap(start, length, vma.prot, (vma.shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED | extra, fd, big(vma.offset!));
+      return;
+    }
+    case 'sysv-shm':
+      task.shmat(vma.shmid!, start, SHM_REMAP | (vma.prot & PROT_WRITE ? 0 : SHM_RDONLY));
+      return;
+    default:
+      return;
+  }
+}
+
+function advise(task: RemoteTask, vma: VmaRecord): void {
+  const start = big(vma.start);
+  const length = big(vma.end) - start;
+  for (const flag of vma.flags) {
+    const advice = ADVICE[flag];
+    if (advice !== undefined) task.madvise(start, length, advice);
+  }
+  if (vma.flags.includes('lo')) task.mlock(start, length);
+}
+
+/** struct prctl_mm_map, then the auxv it points to, in the task's scratch page. */
+function setMmFields(task: RemoteTask, record: MmRecord, files: OpenFiles): void {
+  const b = record.bounds;
+  const auxv = Buffer.from(record.auxv, 'base64');
+  const auxvAt = task.put(auxv, 256);
+  const map = Buffer.alloc(104);
+  [b.startCode, b.endCode, b.startData, b.endData, b.startBrk, b.brk, b.startStack, b.argStart, b.argEnd, b.envStart, b.envEnd].forEach((v, i) =>
+    map.writeBigUInt64LE(big(v), i * 8),
+  );
+  map.writeBigUInt64LE(auxvAt, 88);
+  map.writeUInt32LE(auxv.length, 96);
+  map.writeUInt32LE(files.remoteFd(record.exe.path, false), 100);
+  task.prctl('prctl(PR_SET_MM, PR_SET_MM_MAP)', PR_SET_MM, PR_SET_MM_MAP, task.put(map), map.length);
+  task.dropScratch();
+}

@@ -1,0 +1,81 @@
+import { statSync } from 'node:fs';
+import { Kernel, TargetError, UnsupportedError, type PageRun, type RemoteTask, type SaveContext, type Vma } from '@cr/core';
+import type { MmRecord, VmaRecord } from '@cr/schemas';
+import { classify } from './classify.js';
+
+const hex = (v: bigint | number) => `0x${BigInt(v).toString(16)}`;
+
+/**
+ * The address space of a stopped process: every mapping, the mm bounds (code, data, brk, stack,
+ * arguments, environment, auxv, exe), and the contents of the pages that exist nowhere else,
+ * streamed into the "pages" blob without being held in memory.
+ */
+export async function saveAddressSpace(kernel: Kernel, task: RemoteTask, ctx: SaveContext): Promise<MmRecord> {
+  const { pid } = task;
+  const vmas: VmaRecord[] = [];
+  const runs: PageRun[] = [];
+  for (const vma of kernel.vmas(pid)) {
+    const kind = classify(vma);
+    if (kind === undefined) continue;
+    const where = `PID ${pid}: mapping ${hex(vma.start)}-${hex(vma.end)}`;
+    if (typeof kind === 'object') throw new UnsupportedError(`${where} is a ${kind.unsupported}, which cr cannot checkpoint yet`);
+    vmas.push(describe(pid, vma, kind, where));
+    if (kind === 'anon') runs.push(...kernel.pageRuns(pid, vma.start, vma.end, 'present'));
+    if (kind === 'file' && !vma.shared) runs.push(...kernel.pageRuns(pid, vma.start, vma.end, 'private-copies'));
+  }
+  await ctx.writeBlob('pages', kernel.memory.read(pid, runs));
+  const bounds = kernel.procfs.mmBounds(pid);
+  const exePath = kernel.procfs.link(pid, 'exe');
+  return {
+    vmas,
+    bounds: {
+      startCode: hex(bounds.startCode),
+      endCode: hex(bounds.endCode),
+      startData: hex(bounds.startData),
+      endData: hex(bounds.endData),
+      startBrk: hex(bounds.startBrk),
+      brk: hex(task.brk(0n)),
+      startStack: hex(bounds.startStack),
+      argStart: hex(bounds.argStart),
+      argEnd: hex(bounds.argEnd),
+      envStart: hex(bounds.envStart),
+      envEnd: hex(bounds.envEnd),
+    },
+    auxv: kernel.procfs.readBytes(pid, 'auxv').toString('base64'),
+    exe: { path: exePath, file: identity(`/proc/${pid}/exe`, `PID ${pid}: its executable ${exePath}`) },
+    pages: runs.map((r) => ({ address: hex(r.address), pages: r.pages })),
+  };
+}
+
+function describe(pid: number, vma: Vma, kind: VmaRecord['kind'], where: string): VmaRecord {
+  const record: VmaRecord = { start: hex(vma.start), end: hex(vma.end), prot: vma.prot, shared: vma.shared, kind, flags: vma.flags };
+  if (vma.path.startsWith('[') && kind === 'anon') record.name = vma.path;
+  if (kind === 'sysv-shm') record.shmid = vma.inode;
+  if (kind === 'file') {
+    const mapped = `/proc/${pid}/map_files/${vma.start.toString(16)}-${vma.end.toString(16)}`;
+    const onDisk = statOrUndefined(vma.path);
+    const inMemory = statSync(mapped, { bigint: true });
+    if (!onDisk || onDisk.ino !== inMemory.ino || onDisk.dev !== inMemory.dev) {
+      throw new TargetError(`${where} maps ${vma.path}, but that path now holds another file (replaced since it was mapped); restart the program first`);
+    }
+    record.path = vma.path;
+    record.offset = hex(vma.offset);
+    record.file = identity(mapped, `${where} (${vma.path})`);
+  }
+  return record;
+}
+
+function statOrUndefined(path: string) {
+  try {
+    return statSync(path, { bigint: true });
+  } catch {
+    return undefined;
+  }
+}
+
+/** Size and modification time: what restore compares to be sure the same file is mapped again. */
+export function identity(path: string, what: string): { size: number; mtimeNs: string } {
+  const st = statOrUndefined(path);
+  if (!st) throw new TargetError(`${what} cannot be examined: ${path} is gone`);
+  return { size: Number(st.size), mtimeNs: String(st.mtimeNs) };
+}

@@ -1,0 +1,108 @@
+import {
+  Kernel,
+  PLUGIN_API_VERSION,
+  TARGET_PROCESS,
+  inject,
+  injectable,
+  type CollectedObject,
+  type ProcessTargetHandle,
+  type RemoteTask,
+  type ResourceNode,
+  type ResourcePlugin,
+  type RestoreContext,
+  type RestoredProcess,
+  type ThawContext,
+} from '@cr/core';
+import { tasksRecordSchema, type TasksRecord } from '@cr/schemas';
+import { awaitFreePid, createTask, resumeTask } from './restore.js';
+import { readTaskState } from './save.js';
+
+/**
+ * A process being checkpointed: its PID, and once frozen, the stopped task. The plugins of the
+ * types below a process (mm, files) get this as their parent's handle.
+ */
+export interface TaskHandle {
+  readonly pid: number;
+  task: RemoteTask | undefined;
+}
+
+/** A process being restored: the stopped seed that mm, files and resume turn into it. */
+export interface RestoredTask extends RestoredProcess {
+  readonly task: RemoteTask;
+}
+
+/**
+ * Processes: PID, credentials, registers and FPU state, signal handlers, masks and queues, the
+ * alternate signal stack, rlimits, personality, umask, working directory, session, rseq and the
+ * prctl settings a program can see. Freezing stops the process under ptrace; restoring starts a
+ * seed with the same PID inside the restored namespaces, which mm and files fill and `resume`
+ * finishes and lets run.
+ */
+@injectable()
+export class TasksPlugin implements ResourcePlugin<TasksRecord, TaskHandle, RestoredTask> {
+  readonly apiVersion = PLUGIN_API_VERSION;
+  readonly type = 'tasks';
+  readonly version = 1;
+  readonly description = 'Processes: PID, credentials, registers, FPU state, signals, rlimits, session, rseq, prctl state';
+  readonly collectsFrom = [TARGET_PROCESS];
+  readonly holdsNamespaces = true;
+  readonly recordSchema = tasksRecordSchema;
+
+  constructor(@inject(Kernel) private readonly kernel: Kernel) {}
+
+  collect(parent: ResourceNode): CollectedObject<TaskHandle>[] {
+    const { pid } = parent.handle as ProcessTargetHandle;
+    const { comm } = this.kernel.procfs.stat(pid);
+    return [{ id: String(pid), handle: { pid, task: undefined }, attributes: { pid, comm } }];
+  }
+
+  freeze(node: ResourceNode<TaskHandle>): void {
+    node.handle.task = this.kernel.seize(node.handle.pid);
+  }
+
+  thaw(node: ResourceNode<TaskHandle>, ctx: ThawContext): void {
+    const { task } = node.handle;
+    node.handle.task = undefined;
+    if (ctx.kill) task?.kill();
+    else task?.release();
+  }
+
+  save(node: ResourceNode<TaskHandle>): TasksRecord {
+    return readTaskState(this.kernel, frozenTask(node));
+  }
+
+  async preflight(record: TasksRecord): Promise<void> {
+    await awaitFreePid(this.kernel, record.pid);
+  }
+
+  restore(record: TasksRecord, ctx: RestoreContext): RestoredTask {
+    const task = createTask(this.kernel, record, ctx.namespaces());
+    return { pid: record.pid, task };
+  }
+
+  resume(record: TasksRecord, restored: RestoredTask): void {
+    resumeTask(this.kernel, restored.task, record);
+  }
+
+  rollback(_record: TasksRecord, restored: RestoredTask): void {
+    restored.task.kill();
+  }
+}
+
+/** The stopped task of a process node; save runs only after freeze. */
+export function frozenTask(node: ResourceNode<TaskHandle>): RemoteTask {
+  const { task } = node.handle;
+  if (!task) throw new Error(`internal error: ${node.key} is not frozen`);
+  return task;
+}
+
+/** The seed of the process an object below a task is restored into. */
+export function restoredTaskOf(ctx: RestoreContext): RemoteTask {
+  for (const key of ctx.parents) {
+    const restored = ctx.restored<RestoredTask>(key);
+    if (restored?.task) return restored.task;
+  }
+  throw new Error(`${ctx.key} belongs to a process that is not in the image; restore it together with its tasks object`);
+}
+
+export default TasksPlugin;

@@ -1,0 +1,189 @@
+import { O_DIRECTORY, O_RDONLY } from 'node:constants';
+import { closeSync, existsSync, openSync } from 'node:fs';
+import {
+  ERESTART_RESTARTBLOCK,
+  Kernel,
+  NAMESPACE_FLAGS,
+  NamespaceHandle,
+  PR_SET_CHILD_SUBREAPER,
+  PR_SET_DUMPABLE,
+  PR_SET_KEEPCAPS,
+  PR_SET_NAME,
+  PR_SET_NO_NEW_PRIVS,
+  PR_SET_PDEATHSIG,
+  PR_SET_THP_DISABLE,
+  PR_SET_TIMERSLACK,
+  REGISTER_NAMES,
+  SIGKILL,
+  SIGSTOP,
+  SYS,
+  TargetError,
+  UnsupportedError,
+  type NamespaceKind,
+  type Registers,
+  type RemoteTask,
+} from '@cr/core';
+import { RLIMIT_NAMES, type TasksRecord } from '@cr/schemas';
+import { fromHex } from './hex.js';
+
+const CAP_SYS_RESOURCE = 24;
+
+/** Waits (up to `ms`) for a PID to be free: PID 1 may take seconds to reap an orphan that was killed. */
+export async function awaitFreePid(kernel: Kernel, pid: number, ms = 5000): Promise<void> {
+  for (let waited = 0; existsSync(`/proc/${pid}`); waited += 50) {
+    if (waited >= ms) {
+      let comm = 'unknown';
+      try {
+        comm = kernel.procfs.stat(pid).comm;
+      } catch {
+        // Gone between the two looks: free after all.
+        return;
+      }
+      throw new TargetError(`cannot restore PID ${pid}: it is taken by a running process (${comm}); stop that process first, or restore where the PID is free`);
+    }
+    await new Promise((ok) => setTimeout(ok, 50));
+  }
+}
+
+/** The seed of the process, with the saved PID, inside the restored namespaces. */
+export function createTask(kernel: Kernel, record: TasksRecord, namespaces: Partial<Record<NamespaceKind, NamespaceHandle>>): RemoteTask {
+  const seed = kernel.createSeed(record.pid);
+  try {
+    for (const ns of Object.values(namespaces)) {
+      const fd = seed.pullFd(ns.fd);
+      seed.setns(fd, NAMESPACE_FLAGS[ns.kind]);
+      seed.close(fd);
+    }
+    return seed;
+  } catch (err) {
+    seed.kill();
+    throw err;
+  }
+}
+
+/**
+ * The last steps of a restore, once memory and files are back: every piece of process state,
+ * then the credentials (after which cr could no longer do privileged things in the task), then
+ * the registers; then the process runs.
+ */
+export function resumeTask(kernel: Kernel, task: RemoteTask, record: TasksRecord): void {
+  task.prctl('prctl(PR_SET_NAME)', PR_SET_NAME, task.put(Buffer.from(`${record.comm}\0`)));
+  restoreSignalActions(task, record);
+  const { altStack } = record.signals;
+  // SS_ONSTACK only says the task was running on it; the kernel refuses it as a request.
+  task.setAltStack({ sp: fromHex(altStack.sp), flags: altStack.flags & ~1, size: fromHex(altStack.size) });
+  restoreRlimits(kernel, task, record);
+  task.personality(record.personality);
+  task.umask(record.umask);
+  changeDirectory(task, record.cwd);
+  if (record.sessionLeader) task.setsid();
+  else if (record.groupLeader) task.setpgid(0);
+  const { prctl } = record;
+  task.prctl('prctl(PR_SET_PDEATHSIG)', PR_SET_PDEATHSIG, prctl.pdeathsig);
+  task.prctl('prctl(PR_SET_CHILD_SUBREAPER)', PR_SET_CHILD_SUBREAPER, prctl.childSubreaper ? 1 : 0);
+  task.prctl('prctl(PR_SET_TIMERSLACK)', PR_SET_TIMERSLACK, prctl.timerSlackNs);
+  task.prctl('prctl(PR_SET_THP_DISABLE)', PR_SET_THP_DISABLE, prctl.thpDisable ? 1 : 0);
+  if (record.rseq) task.registerRseq(fromHex(record.rseq.address), record.rseq.size, record.rseq.signature);
+  for (const { siginfo, shared } of record.signals.pending) task.queueSignal(Buffer.from(siginfo, 'base64'), shared);
+  task.setBlockedSignals(fromHex(record.signals.blocked));
+  restoreCredentials(kernel, task, record);
+  task.prctl('prctl(PR_SET_DUMPABLE)', PR_SET_DUMPABLE, prctl.dumpable);
+  if (prctl.noNewPrivs) task.prctl('prctl(PR_SET_NO_NEW_PRIVS)', PR_SET_NO_NEW_PRIVS, 1);
+  task.dropScratch();
+
+  const regs = Object.fromEntries(REGISTER_NAMES.map((name) => [name, fromHex(record.registers[name])])) as Registers;
+  if (record.restartSleep) rebuildInterruptedSleep(kernel, task, record.restartSleep, regs);
+  kernel.ptrace.setXstate(task.pid, Buffer.from(record.xstate, 'base64'));
+  task.setRegs(regs);
+  task.release();
+}
+
+/** Every catchable signal: the saved disposition, or the default (the seed may have inherited SIG_IGN). */
+function restoreSignalActions(task: RemoteTask, record: TasksRecord): void {
+  const saved = new Map(record.signals.actions.map((a) => [a.signal, a]));
+  for (let signal = 1; signal <= 64; signal++) {
+    if (signal === SIGKILL || signal === SIGSTOP) continue;
+    const a = saved.get(signal);
+    task.setSignalAction(
+      signal,
+      a
+        ? { handler: fromHex(a.handler), flags: fromHex(a.flags), restorer: fromHex(a.restorer), mask: fromHex(a.mask) }
+        : { handler: 0n, flags: 0n, restorer: 0n, mask: 0n },
+    );
+  }
+}
+
+function restoreRlimits(kernel: Kernel, task: RemoteTask, record: TasksRecord): void {
+  for (const { resource, soft, hard } of record.rlimits) {
+    const index = RLIMIT_NAMES.indexOf(resource);
+    const now = task.getRlimit(index);
+    const want = { soft: fromHex(soft), hard: fromHex(hard) };
+    if (now.soft === want.soft && now.hard === want.hard) continue;
+    if (want.hard > now.hard && !kernel.procfs.hasCapability(CAP_SYS_RESOURCE)) {
+      throw new UnsupportedError(
+        `cannot restore RLIMIT_${resource.toUpperCase()} of PID ${record.pid}: its hard limit was ${limit(want.hard)}, cr's is ${limit(now.hard)}, ` +
+          'and raising a hard limit needs CAP_SYS_RESOURCE, which cr lacks here; raise the limit in the shell that runs cr restore (ulimit -H)',
+      );
+    }
+    task.setRlimit(index, want.soft, want.hard);
+  }
+}
+
+const limit = (v: bigint) => (v === 0xffffffffffffffffn ? 'unlimited' : String(v));
+
+function changeDirectory(task: RemoteTask, cwd: string): void {
+  let local: number;
+  try {
+    local = openSync(cwd, O_RDONLY | O_DIRECTORY);
+  } catch {
+    throw new TargetError(`cannot restore the working directory of PID ${task.pid}: ${cwd} no longer exists or is not a directory; recreate it`);
+  }
+  try {
+    const fd = task.pullFd(local);
+    task.fchdir(fd);
+    task.close(fd);
+  } finally {
+    closeSync(local);
+  }
+}
+
+/**
+ * Groups, gids, then uids, keeping capabilities across the uid change, then the capability sets.
+ * Skipped when the task had the credentials the seed has (cr's own).
+ */
+function restoreCredentials(kernel: Kernel, task: RemoteTask, record: TasksRecord): void {
+  const now = kernel.procfs.status(task.pid);
+  const c = record.credentials;
+  const caps = c.capabilities;
+  const same =
+    c.uids.every((v, i) => v === now.uids[i]) &&
+    c.gids.every((v, i) => v === now.gids[i]) &&
+    c.groups.length === now.groups.length &&
+    c.groups.every((g, i) => g === now.groups[i]) &&
+    fromHex(caps.effective) === now.capEffective &&
+    fromHex(caps.permitted) === now.capPermitted &&
+    fromHex(caps.inheritable) === now.capInheritable;
+  if (!same) {
+    task.prctl('prctl(PR_SET_KEEPCAPS)', PR_SET_KEEPCAPS, 1);
+    task.setGroups(c.groups);
+    task.setresgid(c.gids[0], c.gids[1], c.gids[2]);
+    task.setresuid(c.uids[0], c.uids[1], c.uids[2]);
+    task.capset(fromHex(caps.effective), fromHex(caps.permitted), fromHex(caps.inheritable));
+  }
+  task.prctl('prctl(PR_SET_KEEPCAPS)', PR_SET_KEEPCAPS, record.prctl.keepCaps ? 1 : 0);
+}
+
+/**
+ * Rebuilds the kernel's restart block of an interrupted relative sleep: the same clock_nanosleep
+ * is started inside the task, asking for the time that was left (which the kernel had written to
+ * the program's own `rem` buffer, restored with its memory) and interrupted at once. On release
+ * the kernel then restarts the program's call through restart_syscall, as it would have done.
+ */
+function rebuildInterruptedSleep(kernel: Kernel, task: RemoteTask, sleep: NonNullable<TasksRecord['restartSleep']>, regs: Registers): void {
+  const remainder = fromHex(sleep.remainder);
+  const result = kernel.ptrace.remoteSyscallInterrupted(task.pid, SYS.clock_nanosleep, [BigInt(sleep.clockId), 0n, remainder, remainder]);
+  if (result === BigInt(-ERESTART_RESTARTBLOCK)) return;
+  // The time left ran out before the interrupt landed: the program's sleep simply completed.
+  regs.rax = result < 0n ? BigInt.asUintN(64, result) : 0n;
+  regs.orig_rax = BigInt.asUintN(64, -1n);
+}

@@ -1,0 +1,146 @@
+import { existsSync } from 'node:fs';
+import {
+  ERESTART_RESTARTBLOCK,
+  EINTR,
+  Kernel,
+  PR_GET_CHILD_SUBREAPER,
+  PR_GET_DUMPABLE,
+  PR_GET_KEEPCAPS,
+  PR_GET_NO_NEW_PRIVS,
+  PR_GET_PDEATHSIG,
+  PR_GET_THP_DISABLE,
+  PR_GET_TIMERSLACK,
+  REGISTER_NAMES,
+  SIGKILL,
+  SIGSTOP,
+  SYS,
+  UnsupportedError,
+  type ProcessStatus,
+  type RemoteTask,
+} from '@cr/core';
+import { RLIMIT_NAMES, type TasksRecord } from '@cr/schemas';
+import { toHex } from './hex.js';
+
+const CLOCK_MONOTONIC = 1;
+
+/** Everything of a stopped, single-threaded process that is not its memory or its files. */
+export function readTaskState(kernel: Kernel, task: RemoteTask): TasksRecord {
+  const { pid } = task;
+  const stat = kernel.procfs.stat(pid);
+  const status = kernel.procfs.status(pid);
+  assertSupported(kernel, pid, stat.comm, status);
+  const regs = { ...task.stoppedRegs };
+  const restartSleep = interruptedSleep(task);
+  // Other restart-block syscalls (poll, futex with a timeout …) cannot be rebuilt: like CRIU,
+  // cr lets them fail with EINTR after restore, which programs must handle for signals anyway.
+  if (!restartSleep && BigInt.asIntN(64, regs.rax) === BigInt(-ERESTART_RESTARTBLOCK)) regs.rax = BigInt(-EINTR);
+  try {
+    return {
+      pid,
+      comm: stat.comm,
+      ppid: stat.ppid,
+      sessionLeader: stat.sid === pid,
+      groupLeader: stat.pgid === pid,
+      credentials: {
+        uids: status.uids,
+        gids: status.gids,
+        groups: status.groups,
+        capabilities: {
+          inheritable: toHex(status.capInheritable),
+          permitted: toHex(status.capPermitted),
+          effective: toHex(status.capEffective),
+          bounding: toHex(status.capBounding),
+          ambient: toHex(status.capAmbient),
+        },
+      },
+      registers: Object.fromEntries(REGISTER_NAMES.map((name) => [name, toHex(regs[name])])) as TasksRecord['registers'],
+      xstate: kernel.ptrace.getXstate(pid).toString('base64'),
+      signals: {
+        blocked: toHex(status.sigBlocked),
+        actions: signalActions(task),
+        pending: [
+          ...kernel.ptrace.peekSiginfo(pid, false).map((info) => ({ shared: false, siginfo: info.toString('base64') })),
+          ...kernel.ptrace.peekSiginfo(pid, true).map((info) => ({ shared: true, siginfo: info.toString('base64') })),
+        ],
+        altStack: (({ sp, flags, size }) => ({ sp: toHex(sp), flags, size: toHex(size) }))(task.getAltStack()),
+      },
+      rlimits: RLIMIT_NAMES.map((resource, i) => {
+        const { soft, hard } = task.getRlimit(i);
+        return { resource, soft: toHex(soft), hard: toHex(hard) };
+      }),
+      personality: Number.parseInt(kernel.procfs.read(pid, 'personality').trim(), 16),
+      umask: status.umask,
+      cwd: kernel.procfs.link(pid, 'cwd'),
+      ...rseqOf(kernel, pid),
+      prctl: {
+        pdeathsig: task.prctlGetInt('prctl(PR_GET_PDEATHSIG)', PR_GET_PDEATHSIG),
+        dumpable: Number(task.prctl('prctl(PR_GET_DUMPABLE)', PR_GET_DUMPABLE)),
+        noNewPrivs: task.prctl('prctl(PR_GET_NO_NEW_PRIVS)', PR_GET_NO_NEW_PRIVS) === 1n,
+        childSubreaper: task.prctlGetInt('prctl(PR_GET_CHILD_SUBREAPER)', PR_GET_CHILD_SUBREAPER) !== 0,
+        timerSlackNs: Number(task.prctl('prctl(PR_GET_TIMERSLACK)', PR_GET_TIMERSLACK)),
+        thpDisable: task.prctl('prctl(PR_GET_THP_DISABLE)', PR_GET_THP_DISABLE) === 1n,
+        keepCaps: task.prctl('prctl(PR_GET_KEEPCAPS)', PR_GET_KEEPCAPS) === 1n,
+      },
+      ...(restartSleep ? { restartSleep } : {}),
+    };
+  } finally {
+    task.dropScratch();
+  }
+}
+
+/** What cr cannot checkpoint yet is refused here, before anything is written, naming the process. */
+function assertSupported(kernel: Kernel, pid: number, comm: string, status: ProcessStatus): void {
+  const who = `PID ${pid} (${comm})`;
+  if (status.threads > 1) throw new UnsupportedError(`${who} has ${status.threads} threads; cr checkpoints single-threaded processes only so far`);
+  const children = kernel.procfs.children(pid);
+  if (children.length > 0) {
+    throw new UnsupportedError(`${who} has child processes (${children.join(', ')}); cr checkpoints a single process, not a process tree, so far`);
+  }
+  if (status.seccomp !== 0) throw new UnsupportedError(`${who} runs under seccomp (mode ${status.seccomp}), which cr cannot restore`);
+  const root = kernel.procfs.link(pid, 'root');
+  if (root !== '/') throw new UnsupportedError(`${who} runs chrooted in ${root}, which cr cannot restore`);
+  const cwd = kernel.procfs.link(pid, 'cwd');
+  if (!existsSync(cwd)) throw new UnsupportedError(`${who} has a working directory that was removed (${cwd}); cr cannot restore it`);
+}
+
+/** Every catchable signal whose disposition is not the default one. */
+function signalActions(task: RemoteTask): TasksRecord['signals']['actions'] {
+  const actions: TasksRecord['signals']['actions'] = [];
+  for (let signal = 1; signal <= 64; signal++) {
+    if (signal === SIGKILL || signal === SIGSTOP) continue;
+    const a = task.getSignalAction(signal);
+    if (a.handler === 0n && a.flags === 0n && a.mask === 0n) continue;
+    actions.push({ signal, handler: toHex(a.handler), flags: toHex(a.flags), restorer: toHex(a.restorer), mask: toHex(a.mask) });
+  }
+  return actions;
+}
+
+function rseqOf(kernel: Kernel, pid: number): Pick<TasksRecord, 'rseq'> {
+  const rseq = kernel.ptrace.rseqConfiguration(pid);
+  return rseq ? { rseq: { address: toHex(rseq.address), size: rseq.size, signature: rseq.signature } } : {};
+}
+
+/**
+ * A relative nanosleep or clock_nanosleep interrupted by the freeze: the kernel has written the
+ * time left into the program's `rem` buffer, which restore uses to sleep exactly that long again.
+ * Without a `rem` buffer the time left is unknown and the call fails with EINTR instead.
+ */
+function interruptedSleep(task: RemoteTask): TasksRecord['restartSleep'] {
+  const regs = task.stoppedRegs;
+  if (BigInt.asIntN(64, regs.rax) !== BigInt(-ERESTART_RESTARTBLOCK)) return undefined;
+  let clockId: number;
+  let remainder: bigint;
+  if (regs.orig_rax === BigInt(SYS.nanosleep)) {
+    clockId = CLOCK_MONOTONIC;
+    remainder = regs.rsi;
+  } else if (regs.orig_rax === BigInt(SYS.clock_nanosleep)) {
+    clockId = Number(regs.rdi);
+    remainder = regs.r10;
+  } else {
+    return undefined;
+  }
+  if (remainder === 0n) return undefined;
+  const left = task.read(remainder, 16);
+  const remainingNs = left.readBigInt64LE(0) * 1_000_000_000n + left.readBigInt64LE(8);
+  return { clockId, remainingNs: String(remainingNs), remainder: toHex(remainder) };
+}

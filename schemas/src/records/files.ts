@@ -1,0 +1,28 @@
+import { z } from 'zod';
+
+const common = {
+  fd: z.number().int().nonnegative(),
+  closeOnExec: z.boolean(),
+};
+
+/** An open file: path, open flags (O_CLOEXEC aside) and position. */
+const opened = {
+  ...common,
+  path: z.string().startsWith('/'),
+  flags: z.number().int().nonnegative(),
+  offset: z.string().regex(/^[0-9]+$/),
+};
+
+export const filesRecordSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('file'), ...opened, size: z.number().int().nonnegative().describe('at checkpoint, for information') }),
+  z.strictObject({ kind: z.literal('directory'), ...opened }),
+  z.strictObject({ kind: z.literal('device'), ...opened, rdev: z.number().int().nonnegative() }),
+  z
+    .strictObject({ kind: z.literal('deleted'), ...opened, mode: z.number().int().min(0).max(0o7777), size: z.number().int().nonnegative() })
+    .describe('a regular file unlinked while open: its contents are in the "contents" blob'),
+  z.strictObject({ kind: z.literal('duplicate'), ...common, of: z.number().int().nonnegative() }).describe('the same open file description as fd `of` (dup)'),
+  z
+    .strictObject({ kind: z.literal('inherited'), ...common, flags: z.number().int().nonnegative(), description: z.string() })
+    .describe('stdio pointing outside the checkpoint (a terminal, a pipe): given again at restore'),
+]);
+export type FilesRecord = z.infer<typeof filesRecordSchema>;

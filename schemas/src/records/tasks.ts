@@ -1,0 +1,67 @@
+import { z } from 'zod';
+import { base64Schema, pidSchema, u64Schema } from './common.js';
+
+/** x86_64 general registers, named as in struct user_regs_struct. */
+export const REGISTERS = [
+  'r15', 'r14', 'r13', 'r12', 'rbp', 'rbx', 'r11', 'r10', 'r9', 'r8', 'rax', 'rcx', 'rdx', 'rsi', 'rdi',
+  'orig_rax', 'rip', 'cs', 'eflags', 'rsp', 'ss', 'fs_base', 'gs_base', 'ds', 'es', 'fs', 'gs',
+] as const;
+
+const signalNumber = z.number().int().min(1).max(64);
+
+export const signalActionSchema = z.strictObject({
+  signal: signalNumber,
+  handler: u64Schema.describe('SIG_DFL (0), SIG_IGN (1) or the handler address'),
+  flags: u64Schema.describe('SA_* flags'),
+  restorer: u64Schema,
+  mask: u64Schema.describe('signals blocked while the handler runs'),
+});
+
+export const RLIMIT_NAMES = [
+  'cpu', 'fsize', 'data', 'stack', 'core', 'rss', 'nproc', 'nofile', 'memlock', 'as', 'locks', 'sigpending', 'msgqueue', 'nice', 'rtprio', 'rttime',
+] as const;
+
+export const tasksRecordSchema = z.strictObject({
+  pid: pidSchema,
+  comm: z.string().max(15).describe('the command name (prctl PR_SET_NAME)'),
+  ppid: z.number().int().nonnegative().describe('the parent at checkpoint time, for information'),
+  sessionLeader: z.boolean().describe('sid == pid: restored with setsid()'),
+  groupLeader: z.boolean().describe('pgid == pid: restored with setpgid(0, 0)'),
+  credentials: z.strictObject({
+    uids: z.tuple([z.number(), z.number(), z.number(), z.number()]).describe('real, effective, saved, filesystem'),
+    gids: z.tuple([z.number(), z.number(), z.number(), z.number()]),
+    groups: z.array(z.number().int().nonnegative()),
+    capabilities: z.strictObject({ inheritable: u64Schema, permitted: u64Schema, effective: u64Schema, bounding: u64Schema, ambient: u64Schema }),
+  }),
+  registers: z.record(z.enum(REGISTERS), u64Schema),
+  xstate: base64Schema.describe('the XSAVE area (FPU, SSE, AVX …) as PTRACE_GETREGSET NT_X86_XSTATE returns it'),
+  signals: z.strictObject({
+    blocked: u64Schema,
+    actions: z.array(signalActionSchema).describe('every signal whose disposition is not the default'),
+    pending: z.array(z.strictObject({ shared: z.boolean(), siginfo: base64Schema })).describe('queued signals with their siginfo, in queue order'),
+    altStack: z.strictObject({ sp: u64Schema, flags: z.number().int(), size: u64Schema }),
+  }),
+  rlimits: z.array(z.strictObject({ resource: z.enum(RLIMIT_NAMES), soft: u64Schema, hard: u64Schema })),
+  personality: z.number().int().nonnegative(),
+  umask: z.number().int().min(0).max(0o777),
+  cwd: z.string().startsWith('/'),
+  rseq: z.strictObject({ address: u64Schema, size: z.number().int().positive(), signature: z.number().int().nonnegative() }).optional(),
+  prctl: z.strictObject({
+    pdeathsig: z.number().int().min(0).max(64),
+    dumpable: z.number().int().min(0).max(2),
+    noNewPrivs: z.boolean(),
+    childSubreaper: z.boolean(),
+    timerSlackNs: z.number().int().nonnegative(),
+    thpDisable: z.boolean(),
+    keepCaps: z.boolean(),
+  }),
+  restartSleep: z
+    .strictObject({
+      clockId: z.number().int().nonnegative(),
+      remainingNs: z.string().regex(/^[0-9]+$/),
+      remainder: u64Schema.describe('where the program asked for the remaining time (its rem/rmtp pointer)'),
+    })
+    .optional()
+    .describe('a relative nanosleep/clock_nanosleep that was interrupted: it sleeps the remaining time after restore'),
+});
+export type TasksRecord = z.infer<typeof tasksRecordSchema>;
