@@ -9,6 +9,7 @@ export default defineConfig({
     // End-to-end files spend most of their time waiting on child processes (cr, fixtures), so run
     // at least two at once even on a two-CPU machine (vitest's default there is one): ~40 s, not ~95 s.
     maxWorkers: Math.max(2, availableParallelism()),
+    setupFiles: ['test/setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
   },

@@ -21,7 +21,7 @@ describe('namespaces without processes (uts-ns, ipc-ns)', () => {
     const img = join(dir, 'img');
     const pins = cleanup.pins(join(dir, 'pins'));
 
-    const saved = cr(['checkpoint', String(child.pid), '-D', img]);
+    const saved = cr(['checkpoint', String(child.pid), '-D', img, '--only', 'uts-ns,ipc-ns']);
     expect(saved.stderr).toBe('');
     expect(saved.status).toBe(0);
     expect(statMode(img)).toBe(0o700);
@@ -59,7 +59,7 @@ describe('namespaces without processes (uts-ns, ipc-ns)', () => {
     const only = crJson<InspectJson>(['inspect', join(dir, 'only')]);
     expect(Object.keys(only.records).map((k) => k.split(':')[0])).toEqual(['uts-ns']);
 
-    expect(cr(['checkpoint', String(child.pid), '-D', join(dir, 'excl'), '--exclude', 'ipc-ns']).status).toBe(0);
+    expect(cr(['checkpoint', String(child.pid), '-D', join(dir, 'excl'), '--only', 'uts-ns,ipc-ns', '--exclude', 'ipc-ns']).status).toBe(0);
     const excl = crJson<InspectJson>(['inspect', join(dir, 'excl')]);
     expect(Object.keys(excl.records).map((k) => k.split(':')[0])).toEqual(['uts-ns']);
 
@@ -101,7 +101,7 @@ describe('namespaces without processes (uts-ns, ipc-ns)', () => {
     const dir = cleanup.dir(tempDir());
     const img = join(dir, 'img');
     const pins = cleanup.pins(join(dir, 'pins'));
-    expect(cr(['checkpoint', String(child.pid), '-D', img]).status).toBe(0);
+    expect(cr(['checkpoint', String(child.pid), '-D', img, '--only', 'uts-ns,ipc-ns']).status).toBe(0);
     child.kill('SIGKILL');
 
     const noPin = cr(['restore', '-D', img]);
@@ -128,7 +128,7 @@ describe('namespaces without processes (uts-ns, ipc-ns)', () => {
     const dir = cleanup.dir(tempDir());
     const img = join(dir, 'img');
     const pins = cleanup.pins(join(dir, 'pins'));
-    expect(cr(['checkpoint', String(child.pid), '-D', img]).status).toBe(0);
+    expect(cr(['checkpoint', String(child.pid), '-D', img, '--only', 'uts-ns,ipc-ns']).status).toBe(0);
     expect(cr(['restore', '-D', img, '--pin-ns', pins]).status).toBe(0);
     const before = { files: readdirSync(pins).sort(), uts: statSync(join(pins, 'uts')).ino, ipc: statSync(join(pins, 'ipc')).ino, mounts: pinnedNamespacePaths(pins).sort() };
     const again = cr(['restore', '-D', img, '--pin-ns', pins]);

@@ -45,7 +45,7 @@ describe('plugin registry', () => {
 
   it('rejects a wrong API version, a duplicate type, a missing method and a bad type name', () => {
     const registry = new PluginRegistry();
-    expect(() => registry.register(fakePlugin('x', { apiVersion: 99 }), 'old-pkg')).toThrowError(/old-pkg .* plugin API version 99, this cr implements version 1/);
+    expect(() => registry.register(fakePlugin('x', { apiVersion: 99 }), 'old-pkg')).toThrowError(/old-pkg .* plugin API version 99, this cr loads versions 1 to 2; upgrade cr/);
     registry.register(fakePlugin('x'), 'first');
     expect(() => registry.register(fakePlugin('x'), 'second')).toThrowError(/type "x" is provided twice: by first and by second/);
     expect(() => registry.register({ ...fakePlugin('y'), save: undefined } as unknown as ResourcePlugin, 'p')).toThrowError(/no save\(\) method/);

@@ -124,18 +124,20 @@ export class CheckpointEngine {
 
   /**
    * Every object's decision, parents before children: a rule for the object or its type wins;
-   * otherwise the plugin's own default for it; otherwise `external` if a parent is external (the
-   * objects of a namespace that exists at restore exist there too); otherwise the policy default.
+   * otherwise the plugin's own default for it; otherwise its parents' decision if that left them
+   * all out (the memory of a process that is not saved is not saved either; the objects of a
+   * namespace that exists at restore exist there too); otherwise the policy default.
    */
   private decideAll(graph: ResourceGraph, policy: Policy): ObjectEntry[] {
     const decided = new Map<string, ObjectEntry>();
     for (const type of this.registry.orderedTypes()) {
       for (const node of graph.ofType(type)) {
-        const externalParent = node.parents.map((p) => decided.get(p)).find((p) => p?.policy.decision === 'external');
+        const parents = node.parents.flatMap((p) => decided.get(p) ?? []);
+        const leftOut = parents.length > 0 && parents.every((p) => p.policy.decision !== 'include') ? parents[0] : undefined;
         const fallback = node.defaultDecision
           ? { decision: node.defaultDecision.decision, rule: node.defaultDecision.why, source: `plugin ${node.type}` }
-          : externalParent
-            ? { decision: 'external' as const, rule: `below ${externalParent.key}`, source: externalParent.policy.source }
+          : leftOut
+            ? { decision: leftOut.policy.decision, rule: `below ${leftOut.key}`, source: leftOut.policy.source }
             : undefined;
         decided.set(node.key, {
           key: node.key,
