@@ -15,6 +15,8 @@ const PTRACE_SETREGSET = 0x4205;
 const PTRACE_SEIZE = 0x4206;
 const PTRACE_INTERRUPT = 0x4207;
 const PTRACE_PEEKSIGINFO = 0x4209;
+const PTRACE_GETSIGMASK = 0x420a;
+const PTRACE_SETSIGMASK = 0x420b;
 const PTRACE_GET_RSEQ_CONFIGURATION = 0x420f;
 const PTRACE_PEEKSIGINFO_SHARED = 1;
 const NT_X86_XSTATE = 0x202;
@@ -157,6 +159,20 @@ export class Ptrace {
       for (let i = 0; i < n; i++) found.push(Buffer.from(buf.subarray(i * SIGINFO_SIZE, (i + 1) * SIGINFO_SIZE)));
       if (n < batch) return found;
     }
+  }
+
+  /** The task's blocked-signal mask. */
+  getSigmask(pid: number): bigint {
+    const buf = Buffer.alloc(8);
+    this.libc.ptrace(PTRACE_GETSIGMASK, pid, 8, buf, 'ptrace(PTRACE_GETSIGMASK)');
+    return buf.readBigUInt64LE();
+  }
+
+  /** Sets the blocked-signal mask of a stopped task without it running: nothing is delivered now. */
+  setSigmask(pid: number, mask: bigint): void {
+    const buf = Buffer.alloc(8);
+    buf.writeBigUInt64LE(mask);
+    this.libc.ptrace(PTRACE_SETSIGMASK, pid, 8, buf, 'ptrace(PTRACE_SETSIGMASK)');
   }
 
   /** The rseq area registered by the task, or undefined if it registered none. */

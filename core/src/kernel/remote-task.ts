@@ -10,6 +10,7 @@ import {
 } from './syscalls.js';
 
 const SCRATCH_SIZE = 64 * 1024;
+const ALL_SIGNALS = 0xffffffffffffffffn;
 const u = (v: bigint | number) => BigInt.asUintN(64, BigInt(v));
 
 /** One signal's disposition as rt_sigaction(2) reports it (struct kernel_sigaction on x86_64). */
@@ -36,18 +37,43 @@ export interface AltStack {
  */
 export class RemoteTask {
   private scratchAddress: bigint | undefined;
+  /** The blocked-signal mask the task gets back when it is let go. */
+  private maskOnRelease: bigint;
 
+  /**
+   * Takes over a task stopped under ptrace. Every signal is blocked while cr works in it: a signal
+   * arriving meanwhile stays pending instead of interrupting a remote syscall, and is delivered,
+   * as the program expects, once the task runs again with its own mask.
+   */
   constructor(
     readonly pid: number,
     private readonly ptrace: Ptrace,
     /** The registers the task had when cr stopped it. */
     readonly stoppedRegs: Registers,
-  ) {}
+  ) {
+    this.maskOnRelease = ptrace.getSigmask(pid);
+    ptrace.setSigmask(pid, ALL_SIGNALS);
+  }
 
   /** Seizes and stops a running task. */
   static seize(ptrace: Ptrace, pid: number): RemoteTask {
     const regs = ptrace.stop(pid);
-    return new RemoteTask(pid, ptrace, regs);
+    try {
+      return new RemoteTask(pid, ptrace, regs);
+    } catch (err) {
+      ptrace.detach(pid);
+      throw err;
+    }
+  }
+
+  /** The mask the task had when cr took it over (cr blocks every signal meanwhile). */
+  blockedSignals(): bigint {
+    return this.maskOnRelease;
+  }
+
+  /** The mask the task runs with once released. */
+  setBlockedSignals(mask: bigint): void {
+    this.maskOnRelease = mask;
   }
 
   /** Runs syscall `nr` inside the task; a -errno result is thrown as a KernelError named `name`. */
@@ -95,12 +121,16 @@ export class RemoteTask {
     this.ptrace.forgetSyscallSite(this.pid);
   }
 
-  /** Lets the task run again with the registers it has now (see Ptrace.detach). */
+  /** Lets the task run again with the registers it has now and its own signal mask (see Ptrace.detach). */
   release(): void {
     try {
       this.dropScratch();
     } finally {
-      this.ptrace.detach(this.pid);
+      try {
+        this.ptrace.setSigmask(this.pid, this.maskOnRelease);
+      } finally {
+        this.ptrace.detach(this.pid);
+      }
     }
   }
 
@@ -213,12 +243,6 @@ export class RemoteTask {
     b.writeBigUInt64LE(action.restorer, 16);
     b.writeBigUInt64LE(action.mask, 24);
     this.call(`rt_sigaction(${signal})`, SYS.rt_sigaction, [signal, this.put(b), 0, 8]);
-  }
-
-  setBlockedSignals(mask: bigint): void {
-    const b = Buffer.alloc(8);
-    b.writeBigUInt64LE(mask);
-    this.call('rt_sigprocmask', SYS.rt_sigprocmask, [2, this.put(b), 0, 8]);
   }
 
   getAltStack(): AltStack {

@@ -56,7 +56,7 @@ export function readTaskState(kernel: Kernel, task: RemoteTask): TasksRecord {
       registers: Object.fromEntries(REGISTER_NAMES.map((name) => [name, toHex(regs[name])])) as TasksRecord['registers'],
       xstate: kernel.ptrace.getXstate(pid).toString('base64'),
       signals: {
-        blocked: toHex(status.sigBlocked),
+        blocked: toHex(task.blockedSignals()),
         actions: signalActions(task),
         pending: [
           ...kernel.ptrace.peekSiginfo(pid, false).map((info) => ({ shared: false, siginfo: info.toString('base64') })),

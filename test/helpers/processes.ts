@@ -1,0 +1,79 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { REPO, type Cleanup, type CliResult } from './cli.js';
+
+const BIN = join(REPO, 'cli', 'bin', 'run.js');
+
+/** Compiles test/fixtures/NAME.c into `dir` and returns the binary's path. */
+export function compileFixture(name: string, dir: string): string {
+  const out = join(dir, name);
+  const built = spawnSync('cc', ['-O2', '-Wall', '-o', out, join(REPO, 'test/fixtures', `${name}.c`)], { encoding: 'utf8' });
+  if (built.status !== 0) throw new Error(`cc ${name}.c failed: ${built.stderr}`);
+  return out;
+}
+
+/** Runs cr without blocking the event loop, so that this process can reap its own children meanwhile. */
+export function crAsync(args: string[], options: { cwd?: string; stdin?: 'ignore' | 'pipe'; onSpawn?: (child: ChildProcess) => void } = {}): Promise<CliResult> {
+  return new Promise((ok, fail) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd ?? REPO, stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'] });
+    options.onSpawn?.(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('error', fail);
+    child.once('close', (code, signal) => ok({ status: code ?? (signal ? 128 : -1), stdout, stderr }));
+  });
+}
+
+export const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms));
+
+/** Polls until `check` returns something other than undefined, or fails after `ms`. */
+export async function waitFor<T>(what: string, check: () => T | undefined, ms = 10_000): Promise<T> {
+  for (let waited = 0; ; waited += 20) {
+    const value = check();
+    if (value !== undefined) return value;
+    if (waited >= ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+export function lines(path: string): string[] {
+  return existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean) : [];
+}
+
+/** Waits until the file holds a line matching `pattern`, and returns that line. */
+export function waitForLine(path: string, pattern: RegExp, ms?: number): Promise<string> {
+  return waitFor(`a line matching ${pattern} in ${path}`, () => lines(path).find((l) => pattern.test(l)), ms);
+}
+
+/**
+ * Starts a fixture as a child of this process, its stdout and stderr appended to `out` (a
+ * regular file opened O_APPEND), and waits for its "ready" line. It is killed by `cleanup`.
+ */
+export async function startFixture(cleanup: Cleanup, command: string, args: string[], out: string, stdin: 'ignore' | 'pipe' = 'ignore'): Promise<ChildProcess> {
+  const fd = openSync(out, 'a');
+  try {
+    const child = cleanup.process(spawn(command, args, { stdio: [stdin, fd, fd] }));
+    await waitForLine(out, /^ready/);
+    return child;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The state letter of a process (R, S, t …), or undefined once it is gone. */
+export function processState(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Waits until no process has `pid` (a killed orphan is reaped by PID 1, which can take seconds). */
+export function waitGone(pid: number): Promise<true> {
+  return waitFor(`PID ${pid} to be gone`, () => (existsSync(`/proc/${pid}`) ? undefined : true), 15_000);
+}
