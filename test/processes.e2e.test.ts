@@ -1,10 +1,10 @@
 import { once } from 'node:events';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Cleanup, tempDir } from './helpers/cli.js';
-import { compileFixture, crAsync, lines, processState, sleep, startFixture, waitFor, waitForLine } from './helpers/processes.js';
+import { compileFixture, crAsync, fifo, lines, processState, sleep, startFixture, waitFor, waitForLine } from './helpers/processes.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -100,5 +100,116 @@ describe('a single-threaded process, checkpointed and restored with the same PID
     expect(readFileSync(join(data, 'log.txt'), 'utf8')).toBe('before\nwhile away\nafter\n');
     expect(readFileSync(join(data, 'priv.bin'), 'utf8')).toBe('p'.repeat(4096));
     expect(readFileSync(join(data, 'shared.bin'), 'utf8').slice(0, 3)).toBe('YZs');
+  });
+});
+
+describe('syscalls interrupted by the checkpoint restart as the kernel would restart them', () => {
+  it('a relative nanosleep sleeps the time that was left, then returns 0', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const child = await startFixture(cleanup, fixture('sleeper'), ['nanosleep', '3000'], out);
+    await sleep(1000);
+    await checkpointAndKill(child, join(dir, 'img'));
+    await restoreDetached(join(dir, 'img'), child.pid!);
+    const restoredAt = Date.now();
+    const woke = await waitForLine(out, /^(slept|ERROR)/);
+    // About 2 s were left; EINTR or an immediate return would show here.
+    expect(woke).toMatch(/^slept \d+$/);
+    expect(Number(woke.split(' ')[1])).toBeGreaterThanOrEqual(3000);
+    expect(Date.now() - restoredAt).toBeGreaterThan(1000);
+  });
+
+  it('pause() goes on waiting, and wakes on a signal', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const child = await startFixture(cleanup, fixture('sleeper'), ['pause'], out);
+    await checkpointAndKill(child, join(dir, 'img'));
+    await restoreDetached(join(dir, 'img'), child.pid!);
+    await sleep(300);
+    expect(lines(out)).toEqual([`ready ${child.pid}`]);
+    process.kill(child.pid!, 'SIGUSR1');
+    expect(await waitForLine(out, /^woke/)).toBe('woke');
+  });
+
+  it('a blocking read on stdin (a pipe) reads what is written to the restoring cr\'s stdin', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const before = fifo(join(dir, 'before'), cleanup);
+    const child = await startFixture(cleanup, fixture('sleeper'), ['read'], out, before);
+    await checkpointAndKill(child, join(dir, 'img'));
+    const after = fifo(join(dir, 'after'), cleanup);
+    const r = await crAsync(['restore', '-D', join(dir, 'img'), '--detach'], { stdin: after });
+    cleanup.orphan(child.pid!);
+    expect(r.status, r.stderr).toBe(0);
+    // cr has exited; the restored program reads from the pipe cr had as stdin, shell-job style.
+    writeSync(after, 'hello\n');
+    expect(await waitForLine(out, /^(read |ERROR)/)).toBe('read hello');
+  });
+});
+
+describe('real interpreters', () => {
+  const PYTHON = `
+import sys, time
+state = {"n": 0, "total": 0, "names": []}
+print("ready", flush=True)
+while True:
+    state["n"] += 1
+    state["total"] += state["n"]
+    state["names"].append("item%d" % state["n"])
+    print(state["n"], state["total"], len(state["names"]), flush=True)
+    time.sleep(0.05)
+`;
+  const PERL = `
+$| = 1; my %seen; my ($n, $total) = (0, 0);
+print "ready\\n";
+while (1) { $n++; $total += $n; $seen{"item$n"} = 1; print "$n $total ", scalar(keys %seen), "\\n"; select(undef, undef, undef, 0.05); }
+`;
+  for (const [name, command, script] of [
+    ['python3', 'python3', PYTHON],
+    ['perl', 'perl', PERL],
+  ] as const) {
+    it(`a ${name} program keeps the state in its variables`, async () => {
+      const dir = cleanup.dir(tempDir());
+      const out = join(dir, 'out.txt');
+      const file = join(dir, 'program');
+      writeFileSync(file, script);
+      const child = await startFixture(cleanup, command, [file], out);
+      const ticks = () => lines(out).slice(1).map((l) => l.split(' ').map(Number));
+      await waitFor('ten ticks', () => (ticks().length >= 10 ? true : undefined));
+      await checkpointAndKill(child, join(dir, 'img'));
+      const before = ticks().length;
+      await restoreDetached(join(dir, 'img'), child.pid!);
+      await waitFor('ten more ticks', () => (ticks().length >= before + 10 ? true : undefined));
+      const seen = ticks();
+      expect(seen).toEqual(seen.map((_, i) => [i + 1, ((i + 1) * (i + 2)) / 2, i + 1]));
+    });
+  }
+});
+
+describe('checkpoint leaves the program running', () => {
+  it('the program carries on; a copy restored after it was killed carries on from the checkpoint', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const child = await startFixture(cleanup, fixture('counter'), [], out);
+    await waitFor('five ticks', () => (numbers(out).length >= 5 ? true : undefined));
+    const atLeast = numbers(out).length;
+    const r = await crAsync(['checkpoint', String(child.pid), '-D', join(dir, 'img')]);
+    expect(r.status, r.stderr).toBe(0);
+    const atMost = numbers(out).length;
+    // Still running, not stopped, and still counting.
+    expect(processState(child.pid!)).toMatch(/^[RS]$/);
+    await waitFor('five more ticks', () => (numbers(out).length >= atMost + 5 ? true : undefined));
+    const exited = once(child, 'exit');
+    child.kill('SIGKILL');
+    await exited;
+    const original = numbers(out);
+    expect(original).toEqual(original.map((_, i) => i + 1));
+
+    await restoreDetached(join(dir, 'img'), child.pid!);
+    await waitFor('five ticks of the copy', () => (numbers(out).length >= original.length + 5 ? true : undefined));
+    const copy = numbers(out).slice(original.length);
+    expect(copy[0]).toBeGreaterThan(atLeast);
+    expect(copy[0]).toBeLessThanOrEqual(atMost + 1);
+    expect(copy).toEqual(copy.map((_, i) => copy[0]! + i));
   });
 });

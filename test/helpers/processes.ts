@@ -1,4 +1,4 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO, type Cleanup, type CliResult } from './cli.js';
@@ -14,10 +14,9 @@ export function compileFixture(name: string, dir: string): string {
 }
 
 /** Runs cr without blocking the event loop, so that this process can reap its own children meanwhile. */
-export function crAsync(args: string[], options: { cwd?: string; stdin?: 'ignore' | 'pipe'; onSpawn?: (child: ChildProcess) => void } = {}): Promise<CliResult> {
+export function crAsync(args: string[], options: { cwd?: string; stdin?: 'ignore' | number } = {}): Promise<CliResult> {
   return new Promise((ok, fail) => {
     const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd ?? REPO, stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'] });
-    options.onSpawn?.(child);
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -52,7 +51,7 @@ export function waitForLine(path: string, pattern: RegExp, ms?: number): Promise
  * Starts a fixture as a child of this process, its stdout and stderr appended to `out` (a
  * regular file opened O_APPEND), and waits for its "ready" line. It is killed by `cleanup`.
  */
-export async function startFixture(cleanup: Cleanup, command: string, args: string[], out: string, stdin: 'ignore' | 'pipe' = 'ignore'): Promise<ChildProcess> {
+export async function startFixture(cleanup: Cleanup, command: string, args: string[], out: string, stdin: 'ignore' | number = 'ignore'): Promise<ChildProcess> {
   const fd = openSync(out, 'a');
   try {
     const child = cleanup.process(spawn(command, args, { stdio: [stdin, fd, fd] }));
@@ -61,6 +60,17 @@ export async function startFixture(cleanup: Cleanup, command: string, args: stri
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * A named pipe opened read-write, so that opening it does not wait for the other side: a stdin
+ * that outlives the process it was given to, for a restored program to read from.
+ */
+export function fifo(path: string, cleanup: Cleanup): number {
+  execFileSync('mkfifo', [path]);
+  const fd = openSync(path, 'r+');
+  cleanup.add(() => closeSync(fd));
+  return fd;
 }
 
 /** The state letter of a process (R, S, t …), or undefined once it is gone. */

@@ -1,10 +1,12 @@
 import { O_APPEND, O_CREAT, O_RDONLY, O_RDWR } from 'node:constants';
 
 const O_ACCMODE = 3;
+/** The open-file status flags fcntl(F_SETFL) can change: O_APPEND, O_ASYNC, O_DIRECT, O_NOATIME, O_NONBLOCK. */
+const STATUS_FLAGS = 0o2000 | 0o20000 | 0o40000 | 0o1000000 | 0o4000;
 import { closeSync, existsSync, fstatSync, openSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname } from 'node:path';
-import { F_GETFD, F_SETFD, FD_CLOEXEC, KernelError, O_CLOEXEC, TargetError, writeRegions, type RemoteTask, type RestoreContext } from '@cr/core';
+import { F_GETFD, F_SETFD, F_SETFL, FD_CLOEXEC, KernelError, O_CLOEXEC, TargetError, writeRegions, type RemoteTask, type RestoreContext } from '@cr/core';
 import type { FilesRecord } from '@cr/schemas';
 
 /** open(2)'s O_TMPFILE: an unnamed file in a directory, as a deleted file is. */
@@ -22,8 +24,10 @@ export async function restoreFd(task: RemoteTask, record: FilesRecord, ctx: Rest
   }
   if (record.kind === 'inherited' && ctx.options.inheritFds?.[record.fd] === undefined) {
     assertOwnFdOpen(record, who);
-    // cr's own descriptor (a terminal, a pipe) is shared with the task, as after fork().
+    // cr's own descriptor (a terminal, a pipe) is shared with the task, as after fork(); its
+    // status flags are the program's again (Node may have made cr's stdio non-blocking).
     install(task, record.fd, record.fd, record.closeOnExec);
+    task.fcntl(record.fd, F_SETFL, record.flags & STATUS_FLAGS);
     return;
   }
   const local = await openLocally(record, ctx, who);
