@@ -1,7 +1,7 @@
 import { once } from 'node:events';
-import { mkdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Cleanup, tempDir } from './helpers/cli.js';
 import { compileFixture, crAsync, fifo, lines, processState, sleep, startFixture, waitFor, waitForLine } from './helpers/processes.js';
@@ -213,3 +213,112 @@ describe('checkpoint leaves the program running', () => {
     expect(copy).toEqual(copy.map((_, i) => copy[0]! + i));
   });
 });
+
+describe('bad input: a clear error, and nothing lost', () => {
+  it('a process holding a socket is refused, naming the fd, and keeps running unharmed; excluding the fd lets it through', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const fd = openSync(out, 'a');
+    const child = cleanup.process(spawn(fixture('counter'), [], { stdio: ['ignore', fd, fd, 'pipe'] }));
+    closeSync(fd);
+    await waitFor('five ticks', () => (numbers(out).length >= 5 ? true : undefined));
+    const refused = await crAsync(['checkpoint', String(child.pid), '-D', join(dir, 'img')]);
+    expect(refused.status).toBe(7);
+    expect(refused.stderr).toContain(`PID ${child.pid}: fd 3 is a socket`);
+    expect(refused.stderr).toContain('--exclude files:fd=3');
+    expect(existsSync(join(dir, 'img'))).toBe(false);
+    expect(processState(child.pid!)).toMatch(/^[RS]$/);
+    const after = numbers(out).length;
+    await waitFor('five more ticks', () => (numbers(out).length >= after + 5 ? true : undefined));
+    expect(numbers(out)).toEqual(numbers(out).map((_, i) => i + 1));
+
+    await checkpointAndKill(child, join(dir, 'img'), ['--exclude', 'files:fd=3']);
+    await restoreDetached(join(dir, 'img'), child.pid!);
+    expect(readdirSync(`/proc/${child.pid}/fd`).sort()).toEqual(['0', '1', '2']);
+  });
+
+  it('a multi-threaded process is refused and keeps running', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const script = join(dir, 'threads.py');
+    writeFileSync(script, 'import threading, time\nthreading.Thread(target=time.sleep, args=(1000,), daemon=True).start()\nprint("ready", flush=True)\ntime.sleep(1000)\n');
+    const child = await startFixture(cleanup, 'python3', [script], out);
+    const r = await crAsync(['checkpoint', String(child.pid), '-D', join(dir, 'img')]);
+    expect(r.status).toBe(7);
+    expect(r.stderr).toContain(`PID ${child.pid} (python3) has 2 threads`);
+    expect(processState(child.pid!)).toBe('S');
+  });
+
+  it('a PID still taken at restore is refused, and the running process is left alone', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const child = await startFixture(cleanup, fixture('counter'), [], out);
+    expect((await crAsync(['checkpoint', String(child.pid), '-D', join(dir, 'img')])).status).toBe(0);
+    const r = await crAsync(['restore', '-D', join(dir, 'img'), '--detach']);
+    expect(r.status).toBe(5);
+    expect(r.stderr).toContain(`cannot restore PID ${child.pid}: it is taken by a running process (counter)`);
+    const now = numbers(out).length;
+    await waitFor('more ticks', () => (numbers(out).length > now ? true : undefined));
+  });
+
+  it('a corrupt memory image is found before the process runs: no process, nothing left behind', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const child = await startFixture(cleanup, fixture('heap'), ['16'], out);
+    await checkpointAndKill(child, join(dir, 'img'));
+    const pages = join(dir, 'img', 'blobs', 'mm', String(child.pid), 'pages.bin');
+    const bytes = readFileSync(pages);
+    bytes[bytes.length - 100] ^= 0xff;
+    writeFileSync(pages, bytes);
+    const launchers = sleepers();
+    const r = await crAsync(['restore', '-D', join(dir, 'img'), '--detach']);
+    expect(r.status).toBe(4);
+    expect(r.stderr).toContain(`${pages} is corrupt`);
+    expect(existsSync(`/proc/${child.pid}`)).toBe(false);
+    expect(sleepers()).toEqual(launchers);
+  });
+
+  it('a mapped file that changed since the checkpoint is refused before anything is created', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const program = join(dir, 'counter');
+    copyFileSync(fixture('counter'), program);
+    const child = await startFixture(cleanup, program, [], out);
+    await checkpointAndKill(child, join(dir, 'img'));
+    appendFileSync(program, 'changed');
+    const r = await crAsync(['restore', '-D', join(dir, 'img'), '--detach']);
+    expect(r.status).toBe(5);
+    expect(r.stderr).toContain(`${program} changed since the checkpoint`);
+    expect(existsSync(`/proc/${child.pid}`)).toBe(false);
+  });
+});
+
+describe('shell jobs', () => {
+  it('without --detach cr waits, the program writes to cr\'s stdout, and cr exits with its status', async () => {
+    const dir = cleanup.dir(tempDir());
+    const child = cleanup.process(spawn(fixture('sleeper'), ['pause'], { stdio: ['ignore', 'pipe', 'ignore'] }));
+    await once(child.stdout!, 'data');
+    await checkpointAndKill(child, join(dir, 'img'));
+    const restored = crAsync(['restore', '-D', join(dir, 'img')]);
+    cleanup.orphan(child.pid!);
+    await waitFor('the restored process', () => (processState(child.pid!) === 'S' ? true : undefined));
+    process.kill(child.pid!, 'SIGUSR1');
+    const r = await restored;
+    expect(r.stdout).toBe('woke\n');
+    expect(r.stderr).toContain(`tasks:${child.pid} running as PID ${child.pid}`);
+    expect(r.status).toBe(0);
+  });
+});
+
+/** PIDs of `sleep 86400` processes: the launchers cr restore starts must never be left behind. */
+function sleepers(): string[] {
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8') === 'sleep\u000086400\u0000';
+      } catch {
+        return false;
+      }
+    });
+}
