@@ -3,7 +3,8 @@ import { appendFileSync, closeSync, copyFileSync, existsSync, mkdirSync, openSyn
 import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Cleanup, tempDir } from './helpers/cli.js';
+import { Kernel } from '@cr/core';
+import { Cleanup, crJson, tempDir } from './helpers/cli.js';
 import { compileFixture, crAsync, fifo, lines, processState, sleep, startFixture, waitFor, waitForLine } from './helpers/processes.js';
 
 const cleanup = new Cleanup();
@@ -51,6 +52,15 @@ describe('a single-threaded process, checkpointed and restored with the same PID
     const seen = numbers(out);
     expect(seen).toEqual(seen.map((_, i) => i + 1));
     expect(readFileSync(`/proc/${child.pid}/comm`, 'utf8').trim()).toBe('counter');
+    // glibc's rseq area is registered again, where it was.
+    const { records } = crJson<{ records: Record<string, { rseq?: { address: string } }> }>(['inspect', join(dir, 'img')]);
+    const kernel = new Kernel();
+    kernel.ptrace.stop(child.pid!);
+    try {
+      expect(kernel.ptrace.rseqConfiguration(child.pid!)?.address).toBe(BigInt(records[`tasks:${child.pid}`]!.rseq!.address));
+    } finally {
+      kernel.ptrace.detach(child.pid!);
+    }
   });
 
   it('256 MiB of random heap data come back unchanged', async () => {
@@ -307,6 +317,23 @@ describe('shell jobs', () => {
     expect(r.stdout).toBe('woke\n');
     expect(r.stderr).toContain(`tasks:${child.pid} running as PID ${child.pid}`);
     expect(r.status).toBe(0);
+  });
+});
+
+describe('stdio that pointed outside the checkpoint', () => {
+  it('--inherit-fd gives the restored program a file the user names instead', async () => {
+    const dir = cleanup.dir(tempDir());
+    const child = cleanup.process(spawn(fixture('counter'), [], { stdio: ['ignore', 'pipe', 'ignore'] }));
+    await once(child.stdout!, 'data');
+    await checkpointAndKill(child, join(dir, 'img'));
+    const out = join(dir, 'out.txt');
+    await restoreDetached(join(dir, 'img'), child.pid!, ['--inherit-fd', `1=${out}`]);
+    await waitFor('ticks in the named file', () => (numbers(out).length >= 5 ? true : undefined));
+    const seen = numbers(out);
+    expect(seen).toEqual(seen.map((_, i) => seen[0]! + i));
+    const bad = await crAsync(['restore', '-D', join(dir, 'img'), '--inherit-fd', 'one=out.txt']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('--inherit-fd one=out.txt: expected N=PATH');
   });
 });
 

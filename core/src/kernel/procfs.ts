@@ -48,6 +48,8 @@ export interface ProcessStatus {
   seccomp: number;
   umask: number;
   threads: number;
+  /** The PID of the process tracing this one (a debugger), or 0. */
+  tracerPid: number;
 }
 
 /** One open file descriptor as /proc/PID/fd and /proc/PID/fdinfo show it. */
@@ -136,6 +138,7 @@ export class Procfs {
       seccomp: Number(get('Seccomp') || 0),
       umask: Number.parseInt(get('Umask') || '22', 8),
       threads: Number(get('Threads') || 1),
+      tracerPid: Number(get('TracerPid') || 0),
     };
   }
 

@@ -2,6 +2,7 @@ import {
   Kernel,
   PLUGIN_API_VERSION,
   TARGET_PROCESS,
+  TargetError,
   inject,
   injectable,
   type CollectedObject,
@@ -57,7 +58,12 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TaskHandle, Rest
   }
 
   freeze(node: ResourceNode<TaskHandle>): void {
-    node.handle.task = this.kernel.seize(node.handle.pid);
+    const { pid } = node.handle;
+    const { tracerPid } = this.kernel.procfs.status(pid);
+    if (tracerPid !== 0) {
+      throw new TargetError(`PID ${pid} is being traced by PID ${tracerPid} (${this.kernel.procfs.stat(tracerPid).comm}); detach that debugger or tracer first`);
+    }
+    node.handle.task = this.kernel.seize(pid);
   }
 
   thaw(node: ResourceNode<TaskHandle>, ctx: ThawContext): void {
