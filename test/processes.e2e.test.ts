@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { appendFileSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +14,7 @@ let bin: string;
 const fixture = (name: string) => join(bin, name);
 beforeAll(() => {
   bin = tempDir('cr-proc-bin-');
-  for (const name of ['counter', 'heap', 'signals', 'files', 'sleeper']) compileFixture(name, bin);
+  for (const name of ['counter', 'heap', 'signals', 'files', 'sleeper', 'shmuser']) compileFixture(name, bin);
 });
 afterAll(() => cleanup.dir(bin) && cleanup.run());
 
@@ -110,6 +110,27 @@ describe('a single-threaded process, checkpointed and restored with the same PID
     expect(readFileSync(join(data, 'log.txt'), 'utf8')).toBe('before\nwhile away\nafter\n');
     expect(readFileSync(join(data, 'priv.bin'), 'utf8')).toBe('p'.repeat(4096));
     expect(readFileSync(join(data, 'shared.bin'), 'utf8').slice(0, 3)).toBe('YZs');
+  });
+});
+
+describe('a process in its own namespaces', () => {
+  it('comes back inside new UTS and IPC namespaces, with its SysV segment attached and its queue', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const child = await startFixture(cleanup, 'unshare', ['--uts', '--ipc', 'sh', '-c', `hostname boxed; exec ${fixture('shmuser')}`], out);
+    const host = readFileSync('/proc/sys/kernel/hostname', 'utf8').trim();
+    await checkpointAndKill(child, join(dir, 'img'));
+    const r = await crAsync(['restore', '-D', join(dir, 'img'), '--detach']);
+    cleanup.orphan(child.pid!);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/sysvipc-shm:\d+/);
+    expect(r.stdout).toMatch(/sysvipc-msg:\d+/);
+    // New namespaces, not the host's: the host keeps its name.
+    expect(readlinkSync(`/proc/${child.pid}/ns/uts`)).not.toBe(readlinkSync('/proc/self/ns/uts'));
+    expect(readlinkSync(`/proc/${child.pid}/ns/ipc`)).not.toBe(readlinkSync('/proc/self/ns/ipc'));
+    expect(readFileSync('/proc/sys/kernel/hostname', 'utf8').trim()).toBe(host);
+    process.kill(child.pid!, 'SIGUSR1');
+    expect(await waitForLine(out, /^shm=/)).toBe('shm=before nattch=1 host=boxed msg=7:queued');
   });
 });
 

@@ -2,6 +2,7 @@ import {
   Kernel,
   PLUGIN_API_VERSION,
   TARGET_PROCESS,
+  ImageError,
   TargetError,
   inject,
   injectable,
@@ -108,7 +109,7 @@ export function restoredTaskOf(ctx: RestoreContext): RemoteTask {
     const restored = ctx.restored<RestoredTask>(key);
     if (restored?.task) return restored.task;
   }
-  throw new Error(`${ctx.key} belongs to a process that is not in the image; restore it together with its tasks object`);
+  throw new ImageError(`${ctx.key} belongs to a process whose tasks record is not in the image (it was left out at checkpoint); it cannot be restored on its own`);
 }
 
 export default TasksPlugin;
