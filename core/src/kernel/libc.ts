@@ -1,5 +1,6 @@
 import koffi from 'koffi';
 import { KernelError } from './kernel-error.js';
+import { KCMP_FILE, SYS } from './syscalls.js';
 
 /**
  * The one place cr binds libc. Everything above this file calls the typed methods of `Libc`,
@@ -45,10 +46,6 @@ export const CLONE_NEWNET = 0x40000000;
 export const CLONE_NEWCGROUP = 0x02000000;
 export const MS_BIND = 0x1000;
 export const MNT_DETACH = 0x2;
-export const SYS_clone3 = 435;
-export const SYS_setresuid = 117;
-export const SYS_setresgid = 119;
-export const SYS_kcmp = 312;
 export const __WALL = 0x40000000;
 /** madvise(2) advice that faults a whole range in with one call (Linux 5.14+). */
 export const MADV_POPULATE_READ = 22;
@@ -143,7 +140,7 @@ export class Libc {
       args.writeBigUInt64LE(17n, 32);
       args.writeBigUInt64LE(BigInt(koffi.address(tid)), 64);
       args.writeBigUInt64LE(1n, 72);
-      const result = Number(raw.syscall(SYS_clone3, 'void *', args, 'size_t', args.length));
+      const result = Number(raw.syscall(SYS.clone3, 'void *', args, 'size_t', args.length));
       return result === -1 ? koffi.errno() : 0;
     } finally {
       koffi.free(tid);
@@ -190,8 +187,7 @@ export class Libc {
    * another value when they are not.
    */
   kcmpFiles(pid1: number, fd1: number, pid2: number, fd2: number): number {
-    const KCMP_FILE = 0;
-    return check(raw.syscall(SYS_kcmp, 'long', pid1, 'long', pid2, 'long', KCMP_FILE, 'long', fd1, 'long', fd2), 'kcmp', `pid ${pid1} fd ${fd1}`);
+    return check(raw.syscall(SYS.kcmp, 'long', pid1, 'long', pid2, 'long', KCMP_FILE, 'long', fd1, 'long', fd2), 'kcmp', `pid ${pid1} fd ${fd1}`);
   }
 
   /** The largest peak RSS (bytes) among the children this process has waited for. */
@@ -280,12 +276,12 @@ export class Libc {
    * wrappers, and process.seteuid, change every thread of the process, this only the one calling.
    */
   setThreadEuid(euid: number): void {
-    check(raw.syscall(SYS_setresuid, 'long', -1, 'long', euid, 'long', -1), 'setresuid', `euid ${euid}`);
+    check(raw.syscall(SYS.setresuid, 'long', -1, 'long', euid, 'long', -1), 'setresuid', `euid ${euid}`);
   }
 
   /** Sets the calling thread's effective gid only; see setThreadEuid. */
   setThreadEgid(egid: number): void {
-    check(raw.syscall(SYS_setresgid, 'long', -1, 'long', egid, 'long', -1), 'setresgid', `egid ${egid}`);
+    check(raw.syscall(SYS.setresgid, 'long', -1, 'long', egid, 'long', -1), 'setresgid', `egid ${egid}`);
   }
 
   kill(pid: number, signal: number): void {

@@ -4,7 +4,10 @@ import {
   F_SETFD,
   MAP_ANONYMOUS,
   MAP_PRIVATE,
+  MREMAP_FIXED,
+  MREMAP_MAYMOVE,
   PROT_READ,
+  RSEQ_FLAG_UNREGISTER,
   PROT_WRITE,
   SYS,
 } from './syscalls.js';
@@ -160,7 +163,7 @@ export class RemoteTask {
 
   /** Moves a mapping to exactly `to` (MREMAP_MAYMOVE | MREMAP_FIXED). */
   mremapTo(from: bigint, length: bigint, to: bigint): void {
-    this.call('mremap', SYS.mremap, [from, length, length, 3, to]);
+    this.call('mremap', SYS.mremap, [from, length, length, MREMAP_MAYMOVE | MREMAP_FIXED, to]);
   }
 
   madvise(address: bigint, length: bigint, advice: number): void {
@@ -344,7 +347,7 @@ export class RemoteTask {
   }
 
   unregisterRseq(address: bigint, size: number, signature: number): void {
-    this.call('rseq(RSEQ_FLAG_UNREGISTER)', SYS.rseq, [address, size, 1, signature]);
+    this.call('rseq(RSEQ_FLAG_UNREGISTER)', SYS.rseq, [address, size, RSEQ_FLAG_UNREGISTER, signature]);
   }
 
   private scratch(): bigint {

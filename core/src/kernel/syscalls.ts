@@ -3,21 +3,16 @@
  * inside another task, so libc's wrappers cannot be used) and for libc's `syscall()`.
  */
 export const SYS = {
-  read: 0,
   close: 3,
   lseek: 8,
   mmap: 9,
-  mprotect: 10,
   munmap: 11,
   brk: 12,
   rt_sigaction: 13,
-  rt_sigprocmask: 14,
   mremap: 25,
   madvise: 28,
   shmat: 30,
   nanosleep: 35,
-  getpid: 39,
-  clone: 56,
   fcntl: 72,
   fchdir: 81,
   umask: 95,
@@ -32,7 +27,6 @@ export const SYS = {
   personality: 135,
   prctl: 157,
   setns: 308,
-  restart_syscall: 219,
   clock_nanosleep: 230,
   rt_tgsigqueueinfo: 297,
   prlimit64: 302,
@@ -46,10 +40,7 @@ export const SYS = {
   dup3: 292,
 } as const;
 
-/** Values of rax while a task sits in an interrupted syscall: the kernel's -ERESTART* codes. */
-export const ERESTARTSYS = 512;
-export const ERESTARTNOINTR = 513;
-export const ERESTARTNOHAND = 514;
+/** rax of a task stopped in a syscall the kernel restarts through restart_syscall() (-516). */
 export const ERESTART_RESTARTBLOCK = 516;
 export const EINTR = 4;
 
@@ -88,13 +79,10 @@ export const PR_GET_THP_DISABLE = 42;
 export const CLONE_PARENT = 0x00008000;
 export const F_GETFD = 1;
 export const F_SETFD = 2;
-export const F_GETFL = 3;
 export const F_SETFL = 4;
 export const FD_CLOEXEC = 1;
 export const O_CLOEXEC = 0o2000000;
-export const SIG_SETMASK = 2;
 export const KCMP_FILE = 0;
 export const RSEQ_FLAG_UNREGISTER = 1;
 export const SIGKILL = 9;
 export const SIGSTOP = 19;
-export const NSIG = 64;
