@@ -35,10 +35,6 @@ export interface ProcessStatus {
   uids: [number, number, number, number];
   gids: [number, number, number, number];
   groups: number[];
-  /** Signal masks as 64-bit sets (bit n-1 = signal n). */
-  sigPending: bigint;
-  sigSharedPending: bigint;
-  sigBlocked: bigint;
   capInheritable: bigint;
   capPermitted: bigint;
   capEffective: bigint;
@@ -126,9 +122,6 @@ export class Procfs {
       uids: ids('Uid'),
       gids: ids('Gid'),
       groups: get('Groups').split(/\s+/).filter(Boolean).map(Number),
-      sigPending: hex('SigPnd'),
-      sigSharedPending: hex('ShdPnd'),
-      sigBlocked: hex('SigBlk'),
       capInheritable: hex('CapInh'),
       capPermitted: hex('CapPrm'),
       capEffective: hex('CapEff'),
