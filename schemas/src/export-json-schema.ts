@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { adviceSchema } from './advice.js';
 import { configSchema } from './config.js';
 import { manifestSchema } from './manifest.js';
 import { ipcNsRecordSchema } from './records/ipc-ns.js';
@@ -14,6 +15,7 @@ import { filesRecordSchema } from './records/files.js';
 const outDir = process.argv[2] ?? 'json';
 const schemas: Record<string, z.ZodType> = {
   'crrc.schema.json': configSchema,
+  'advice.schema.json': adviceSchema,
   'manifest.schema.json': manifestSchema,
   'record.uts-ns.schema.json': utsNsRecordSchema,
   'record.ipc-ns.schema.json': ipcNsRecordSchema,

@@ -1,4 +1,5 @@
 export * from './config.js';
+export * from './advice.js';
 export * from './manifest.js';
 export * from './records/uts-ns.js';
 export * from './records/ipc-ns.js';

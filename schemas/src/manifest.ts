@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { adviceSchema } from './advice.js';
 import { decisionSchema, typeNameSchema } from './config.js';
 
 /** The image format this code writes. Readers refuse images with a higher number. */
@@ -18,7 +19,7 @@ export type FileEntry = z.infer<typeof fileEntrySchema>;
 export const policyDecisionSchema = z.strictObject({
   decision: decisionSchema,
   rule: z.string().describe('The rule that decided, e.g. "default", "type sysvipc-shm", "object sysvipc-shm key=0x1234".'),
-  source: z.string().describe('Where that rule came from: default, a config file, a flag.'),
+  source: z.string().describe('Where that rule came from: default, a config file, a profile, advice, a flag.'),
 });
 export type PolicyDecision = z.infer<typeof policyDecisionSchema>;
 
@@ -31,6 +32,12 @@ export const objectEntrySchema = z.strictObject({
   policy: policyDecisionSchema,
   record: z.string().optional().describe('Path of the record file, for saved objects.'),
   blobs: z.record(z.string(), z.string()).optional().describe('Blob name → path of the blob file.'),
+  reference: z
+    .strictObject({
+      usedBy: z.array(z.string()).describe('Keys of saved objects that use it (mm:1234 has the segment attached); empty when a rule said external.'),
+    })
+    .optional()
+    .describe('Set on an external reference: an object not saved that restore must find alive, with the same attributes (id, key, size …).'),
 });
 export type ObjectEntry = z.infer<typeof objectEntrySchema>;
 
@@ -51,6 +58,10 @@ export const manifestSchema = z.strictObject({
     z.strictObject({ type: typeNameSchema, version: z.number().int().positive(), package: z.string() }),
   ),
   objects: z.array(objectEntrySchema),
+  advice: z
+    .strictObject({ file: z.string(), advice: adviceSchema })
+    .optional()
+    .describe('The advice the checkpointed process had given (cr advise, or its own advice file), as it was applied.'),
   files: z.record(z.string(), fileEntrySchema).describe('Every file of the image but the manifest, with its size and digest.'),
 });
 export type Manifest = z.infer<typeof manifestSchema>;
