@@ -5,18 +5,31 @@ export { inject, injectable, singleton } from 'tsyringe';
 export type { DependencyContainer } from 'tsyringe';
 
 export * from './plugin/contract.js';
-export { PluginRegistry, type RegisteredPlugin } from './plugin/registry.js';
+export { NAMESPACES_GROUP, PluginRegistry, type RegisteredPlugin } from './plugin/registry.js';
 export { loadPlugins } from './plugin/loader.js';
 export { ownNamespaceDefault } from './plugin/own-namespace.js';
 export { orderTypes, type TypeDependencies } from './graph/type-order.js';
 export { ResourceGraph } from './graph/resource-graph.js';
-export { Policy, describeRule, parseSelection, typeSelectionRules, type SourcedRule } from './policy/policy.js';
-export { policyFromConfig } from './policy/from-config.js';
+export {
+  Policy,
+  describeRule,
+  describeSelector,
+  matchesSelector,
+  parseSelection,
+  parseSelector,
+  typeSelectionRules,
+  type PolicySubject,
+  type Selections,
+  type SourcedRule,
+} from './policy/policy.js';
+export { adviceRules, policyFromConfig, type AppliedAdvice } from './policy/from-config.js';
+export { ADVICE_DIR_ENV, DEFAULT_ADVICE_DIR, adviceDir, adviceFileOf, parseAdvice, pruneAdvice, readAdvice, removeAdvice, writeAdvice } from './advice/advice-file.js';
 export { ImageWriter } from './image/image-writer.js';
 export { ImageReader } from './image/image-reader.js';
 export * from './image/layout.js';
 export { CheckpointEngine, type CheckpointRequest, type CheckpointResult, type CollectedObjectEntry } from './engine/checkpoint-engine.js';
 export { RestoreEngine, type RestoreRequest, type RestoredObject } from './engine/restore-engine.js';
+export type { ExternalMapping } from './engine/external-references.js';
 export type { ProcessTargetHandle, IpcNsTargetHandle } from './engine/targets.js';
 export { CR_VERSION } from './engine/version.js';
 export { loadConfigFile, resolveConfig, CONFIG_MODULE_NAME, type ConfigFile, type ConfigLayer, type ResolvedConfig } from './config/load-config.js';

@@ -35,6 +35,11 @@ export function describeZodError(error: ZodError, data: unknown): string[] {
       const keys = issue.keys.map((k) => `"${k}"`).join(', ');
       return `at "${formatPath(issue.path)}": found unknown key ${keys}; expected only the documented keys (see .crrc.example)`;
     }
+    if (issue.code === 'invalid_key') {
+      // A bad name of a record's entry (a profile name): name the key itself, and what a key must be.
+      const key = String(issue.path[issue.path.length - 1]);
+      return `at "${formatPath(issue.path.slice(0, -1))}": found the key "${key}"; expected ${issue.issues.map((i) => i.message).join('; ')}`;
+    }
     const expected = issue.message.replace(/^Invalid input: /, '').replace(/^Invalid option: /, '');
     return `at "${formatPath(issue.path)}": found ${show(valueAt(data, issue.path))}; ${expected}`;
   });

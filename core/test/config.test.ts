@@ -67,6 +67,16 @@ describe('config loading', () => {
     expect((err as Error).message).toContain('.crrc.yaml');
   });
 
+  it('takes named profiles and checks them like the rest of the file, naming the key path', async () => {
+    writeFileSync(join(fresh(), '.crrc.yaml'), 'profiles:\n  nosysv:\n    checkpoint:\n      external: [sysvipc]\n    restore:\n      pinNs: /run/p\n');
+    expect((await loadConfigFile({ cwd: dir })).config).toEqual({ profiles: { nosysv: { checkpoint: { external: ['sysvipc'] }, restore: { pinNs: '/run/p' } } } });
+    writeFileSync(join(dir, '.crrc.yaml'), 'profiles:\n  nosysv:\n    checkpoint:\n      exclud: [sysvipc]\n    plugins: [x]\n  "bad name": {}\n');
+    const message = await loadConfigFile({ cwd: dir }).catch((e: Error) => e.message);
+    expect(message).toContain('at "profiles.nosysv.checkpoint": found unknown key "exclud"');
+    expect(message).toContain('at "profiles.nosysv": found unknown key "plugins"');
+    expect(message).toContain('at "profiles": found the key "bad name"; expected a profile name of letters, digits');
+  });
+
   it('returns an empty config when there is no file', async () => {
     expect(await loadConfigFile({ cwd: fresh() })).toEqual({ config: {} });
   });

@@ -1,5 +1,25 @@
-import { DEFAULT_CONFIG, Policy, parseSelection, policyFromConfig, resolveConfig, typeSelectionRules } from '@cr/core';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  ConfigError,
+  DEFAULT_CONFIG,
+  Kernel,
+  Policy,
+  adviceRules,
+  parseAdvice,
+  parseSelection,
+  policyFromConfig,
+  pruneAdvice,
+  readAdvice,
+  removeAdvice,
+  resolveConfig,
+  typeSelectionRules,
+  writeAdvice,
+} from '@cr/core';
+import type { Advice, CrConfig } from '@cr/schemas';
 import { describe, expect, it } from 'vitest';
+
 
 describe('policy', () => {
   const policy = new Policy('include', 'default', [
@@ -10,14 +30,14 @@ describe('policy', () => {
   ]);
 
   it('object rule beats type rule beats default, and names the rule and its source', () => {
-    expect(policy.decide('sysvipc-shm', { id: 1, key: 0x1234 })).toEqual({ decision: 'include', rule: 'object sysvipc-shm key=0x1234', source: 'flag --include' });
-    expect(policy.decide('sysvipc-shm', { id: 2, key: 0x9999 })).toEqual({ decision: 'exclude', rule: 'type sysvipc-shm', source: 'config' });
-    expect(policy.decide('uts-ns', {})).toEqual({ decision: 'include', rule: 'default', source: 'default' });
+    expect(policy.decide({ type: 'sysvipc-shm', attributes: { id: 1, key: 0x1234 } })).toEqual({ decision: 'include', rule: 'object sysvipc-shm key=0x1234', source: 'flag --include' });
+    expect(policy.decide({ type: 'sysvipc-shm', attributes: { id: 2, key: 0x9999 } })).toEqual({ decision: 'exclude', rule: 'type sysvipc-shm', source: 'config' });
+    expect(policy.decide({ type: 'uts-ns', attributes: {} })).toEqual({ decision: 'include', rule: 'default', source: 'default' });
   });
 
   it('lets the last of two rules of the same kind win', () => {
-    expect(policy.decide('sysvipc-msg', { id: 3 }).decision).toBe('external');
-    expect(policy.decide('sysvipc-msg', { id: 4 }).decision).toBe('include');
+    expect(policy.decide({ type: 'sysvipc-msg', attributes: { id: 3 } }).decision).toBe('external');
+    expect(policy.decide({ type: 'sysvipc-msg', attributes: { id: 4 } }).decision).toBe('include');
   });
 
   it('builds from config: --only turns the default to exclude', () => {
@@ -26,8 +46,8 @@ describe('policy', () => {
       { source: 'flag --only', config: { checkpoint: { only: ['uts-ns'] } } },
     ]);
     const p = policyFromConfig(resolved);
-    expect(p.decide('uts-ns', {})).toEqual({ decision: 'include', rule: 'type uts-ns', source: 'flag --only' });
-    expect(p.decide('ipc-ns', {})).toEqual({ decision: 'exclude', rule: 'default', source: 'flag --only' });
+    expect(p.decide({ type: 'uts-ns', attributes: {} })).toEqual({ decision: 'include', rule: 'type uts-ns', source: 'flag --only' });
+    expect(p.decide({ type: 'ipc-ns', attributes: {} })).toEqual({ decision: 'exclude', rule: 'default', source: 'flag --only' });
   });
 });
 
@@ -46,8 +66,8 @@ describe('selections from flags and config', () => {
         { source: 'flag --include', config: { checkpoint: { include: ['sysvipc-shm:key=0x1234'] } } },
       ]),
     );
-    expect(p.decide('sysvipc-shm', { id: 5, key: 0x1234 }).decision).toBe('include');
-    expect(p.decide('sysvipc-shm', { id: 6, key: 0x1235 })).toEqual({ decision: 'exclude', rule: 'type sysvipc-shm', source: 'flag --exclude' });
+    expect(p.decide({ type: 'sysvipc-shm', attributes: { id: 5, key: 0x1234 } }).decision).toBe('include');
+    expect(p.decide({ type: 'sysvipc-shm', attributes: { id: 6, key: 0x1235 } })).toEqual({ decision: 'exclude', rule: 'type sysvipc-shm', source: 'flag --exclude' });
   });
 });
 
@@ -55,23 +75,23 @@ describe('policy matching details', () => {
   it('a hex key "0x1234" matches the numeric attribute 4660, as do "4660" and 4660', () => {
     for (const key of ['0x1234', '0X1234', '4660', 4660]) {
       const p = new Policy('include', 'default', [{ rule: { type: 'sysvipc-shm', match: { key }, decision: 'exclude' }, source: 's' }]);
-      expect(p.decide('sysvipc-shm', { id: 9, key: 4660 }).decision, String(key)).toBe('exclude');
-      expect(p.decide('sysvipc-shm', { id: 9, key: 4661 }).decision, String(key)).toBe('include');
+      expect(p.decide({ type: 'sysvipc-shm', attributes: { id: 9, key: 4660 } }).decision, String(key)).toBe('exclude');
+      expect(p.decide({ type: 'sysvipc-shm', attributes: { id: 9, key: 4661 } }).decision, String(key)).toBe('include');
     }
   });
 
   it('a rule matches only when every attribute it names is equal, and never an object lacking one', () => {
     const p = new Policy('exclude', 'default', [{ rule: { type: 'sysvipc-msg', match: { id: 3, key: '0x10' }, decision: 'include' }, source: 's' }]);
-    expect(p.decide('sysvipc-msg', { id: 3, key: 16 }).decision).toBe('include');
-    expect(p.decide('sysvipc-msg', { id: 3, key: 17 }).decision).toBe('exclude');
-    expect(p.decide('sysvipc-msg', { id: 3 }).decision).toBe('exclude');
-    expect(p.decide('sysvipc-shm', { id: 3, key: 16 }).decision).toBe('exclude');
+    expect(p.decide({ type: 'sysvipc-msg', attributes: { id: 3, key: 16 } }).decision).toBe('include');
+    expect(p.decide({ type: 'sysvipc-msg', attributes: { id: 3, key: 17 } }).decision).toBe('exclude');
+    expect(p.decide({ type: 'sysvipc-msg', attributes: { id: 3 } }).decision).toBe('exclude');
+    expect(p.decide({ type: 'sysvipc-shm', attributes: { id: 3, key: 16 } }).decision).toBe('exclude');
   });
 
   it('string attributes compare as strings', () => {
     const p = new Policy('include', 'default', [{ rule: { type: 'files', match: { path: '/tmp/a' }, decision: 'external' }, source: 's' }]);
-    expect(p.decide('files', { path: '/tmp/a' })).toEqual({ decision: 'external', rule: 'object files path=/tmp/a', source: 's' });
-    expect(p.decide('files', { path: '/tmp/b' }).decision).toBe('include');
+    expect(p.decide({ type: 'files', attributes: { path: '/tmp/a' } })).toEqual({ decision: 'external', rule: 'object files path=/tmp/a', source: 's' });
+    expect(p.decide({ type: 'files', attributes: { path: '/tmp/b' } }).decision).toBe('include');
   });
 
   it('an object rule wins over a type rule given after it', () => {
@@ -79,8 +99,8 @@ describe('policy matching details', () => {
       { rule: { type: 'sysvipc-shm', match: { id: 5 }, decision: 'include' }, source: 'advice' },
       { rule: { type: 'sysvipc-shm', decision: 'exclude' }, source: 'flag --exclude' },
     ]);
-    expect(p.decide('sysvipc-shm', { id: 5 })).toEqual({ decision: 'include', rule: 'object sysvipc-shm id=5', source: 'advice' });
-    expect(p.decide('sysvipc-shm', { id: 6 })).toEqual({ decision: 'exclude', rule: 'type sysvipc-shm', source: 'flag --exclude' });
+    expect(p.decide({ type: 'sysvipc-shm', attributes: { id: 5 } })).toEqual({ decision: 'include', rule: 'object sysvipc-shm id=5', source: 'advice' });
+    expect(p.decide({ type: 'sysvipc-shm', attributes: { id: 6 } })).toEqual({ decision: 'exclude', rule: 'type sysvipc-shm', source: 'flag --exclude' });
   });
 
   it('a later type rule overrides an earlier one for the same type', () => {
@@ -88,7 +108,7 @@ describe('policy matching details', () => {
       { rule: { type: 'ipc-ns', decision: 'exclude' }, source: 'file' },
       { rule: { type: 'ipc-ns', decision: 'include' }, source: 'flag' },
     ]);
-    expect(p.decide('ipc-ns', {})).toEqual({ decision: 'include', rule: 'type ipc-ns', source: 'flag' });
+    expect(p.decide({ type: 'ipc-ns', attributes: {} })).toEqual({ decision: 'include', rule: 'type ipc-ns', source: 'flag' });
   });
 });
 
@@ -120,9 +140,9 @@ describe('typeSelectionRules', () => {
         { source: 'flag --exclude', config: { checkpoint: { exclude: ['ipc-ns'] } } },
       ]),
     );
-    expect(p.decide('uts-ns', {}).decision).toBe('include');
-    expect(p.decide('ipc-ns', {})).toEqual({ decision: 'exclude', rule: 'type ipc-ns', source: 'flag --exclude' });
-    expect(p.decide('sysvipc-sem', {})).toEqual({ decision: 'exclude', rule: 'default', source: 'flag --only' });
+    expect(p.decide({ type: 'uts-ns', attributes: {} }).decision).toBe('include');
+    expect(p.decide({ type: 'ipc-ns', attributes: {} })).toEqual({ decision: 'exclude', rule: 'type ipc-ns', source: 'flag --exclude' });
+    expect(p.decide({ type: 'sysvipc-sem', attributes: {} })).toEqual({ decision: 'exclude', rule: 'default', source: 'flag --only' });
   });
 
   it('policy.default and policy.rules from a file, flags after them', () => {
@@ -133,7 +153,182 @@ describe('typeSelectionRules', () => {
         { source: 'flag --include', config: { checkpoint: { include: ['sysvipc-shm:key=4660'] } } },
       ]),
     );
-    expect(p.decide('uts-ns', {})).toEqual({ decision: 'external', rule: 'default', source: 'file /x/.crrc' });
-    expect(p.decide('sysvipc-shm', { key: 0x1234 })).toEqual({ decision: 'include', rule: 'object sysvipc-shm key=4660', source: 'flag --include' });
+    expect(p.decide({ type: 'uts-ns', attributes: {} })).toEqual({ decision: 'external', rule: 'default', source: 'file /x/.crrc' });
+    expect(p.decide({ type: 'sysvipc-shm', attributes: { key: 0x1234 } })).toEqual({ decision: 'include', rule: 'object sysvipc-shm key=4660', source: 'flag --include' });
+  });
+});
+
+describe('selectors per type', () => {
+  const rule = (type: string, match: Record<string, string | number> | undefined, decision: 'include' | 'exclude' | 'external' = 'exclude') => ({
+    rule: { type, ...(match ? { match } : {}), decision },
+    source: 's',
+  });
+
+  it('files by path glob: * stays within a directory, ** crosses them, ? is one character', () => {
+    const p = new Policy('include', 'default', [rule('files', { path: '/var/log/*' }), rule('files', { path: '/srv/**/cache' }), rule('files', { path: '/tmp/job-?.lock' })]);
+    const decision = (path: string) => p.decide({ type: 'files', attributes: { pid: 7, fd: 3, path } }).decision;
+    expect(decision('/var/log/app.log')).toBe('exclude');
+    expect(decision('/var/log/.hidden')).toBe('exclude');
+    expect(decision('/var/log/nginx/access.log')).toBe('include');
+    expect(decision('/srv/a/b/cache')).toBe('exclude');
+    expect(decision('/srv/cache/x')).toBe('include');
+    expect(decision('/tmp/job-1.lock')).toBe('exclude');
+    expect(decision('/tmp/job-12.lock')).toBe('include');
+    expect(p.decide({ type: 'files', attributes: { path: '/var/log/a' } }).rule).toBe('object files path=/var/log/*');
+  });
+
+  it('files by fd number, tasks by pid or comm (a glob too)', () => {
+    const p = new Policy('include', 'default', [rule('files', { fd: 5 }), rule('tasks', { comm: 'worker-*' }), rule('tasks', { pid: '0x10' })]);
+    expect(p.decide({ type: 'files', attributes: { pid: 1, fd: 5, path: '/x' } }).decision).toBe('exclude');
+    expect(p.decide({ type: 'files', attributes: { pid: 1, fd: 6, path: '/x' } }).decision).toBe('include');
+    expect(p.decide({ type: 'tasks', attributes: { pid: 99, comm: 'worker-3' } }).decision).toBe('exclude');
+    expect(p.decide({ type: 'tasks', attributes: { pid: 99, comm: 'master' } }).decision).toBe('include');
+    expect(p.decide({ type: 'tasks', attributes: { pid: 16, comm: 'master' } }).decision).toBe('exclude');
+  });
+
+  it('a value without glob characters is compared exactly, even where it looks like a path prefix', () => {
+    const p = new Policy('include', 'default', [rule('files', { path: '/var/log' })]);
+    expect(p.decide({ type: 'files', attributes: { path: '/var/log' } }).decision).toBe('exclude');
+    expect(p.decide({ type: 'files', attributes: { path: '/var/log/a' } }).decision).toBe('include');
+  });
+
+  it('groups: a rule for "sysvipc" or "namespaces" applies to every type in it, and namespaces by kind', () => {
+    const shm = { type: 'sysvipc-shm', groups: ['sysvipc'], attributes: { id: 5, key: 0x1234 } };
+    const msg = { type: 'sysvipc-msg', groups: ['sysvipc'], attributes: { id: 3, key: 0x99 } };
+    const uts = { type: 'uts-ns', groups: ['namespaces'], attributes: { inode: 1, kind: 'uts' } };
+    const ipc = { type: 'ipc-ns', groups: ['namespaces'], attributes: { inode: 2, kind: 'ipc' } };
+    const p = new Policy('include', 'default', [
+      rule('sysvipc', undefined, 'external'),
+      rule('sysvipc-shm', { key: '0x1234' }, 'include'),
+      rule('namespaces', undefined, 'exclude'),
+      rule('namespaces', { kind: 'uts' }, 'include'),
+    ]);
+    expect(p.decide(msg)).toEqual({ decision: 'external', rule: 'type sysvipc', source: 's' });
+    expect(p.decide(shm)).toEqual({ decision: 'include', rule: 'object sysvipc-shm key=0x1234', source: 's' });
+    expect(p.decide(ipc)).toEqual({ decision: 'exclude', rule: 'type namespaces', source: 's' });
+    expect(p.decide(uts)).toEqual({ decision: 'include', rule: 'object namespaces kind=uts', source: 's' });
+    // A type without the group is not touched by it.
+    expect(p.decide({ type: 'sysvipc-shm', attributes: { id: 5, key: 0x1235 } }).decision).toBe('include');
+  });
+
+  it('a group rule and a type rule are both type rules: the later one wins', () => {
+    const shm = { type: 'sysvipc-shm', groups: ['sysvipc'], attributes: { id: 1, key: 1 } };
+    expect(new Policy('include', 'default', [rule('sysvipc', undefined, 'exclude'), rule('sysvipc-shm', undefined, 'include')]).decide(shm).decision).toBe('include');
+    expect(new Policy('include', 'default', [rule('sysvipc-shm', undefined, 'include'), rule('sysvipc', undefined, 'exclude')]).decide(shm).decision).toBe('exclude');
+  });
+
+  it('ruleFor says whether any rule applies, apart from the default and the fallback', () => {
+    const p = new Policy('external', 'file f', [rule('files', { fd: 1 })]);
+    expect(p.ruleFor({ type: 'files', attributes: { fd: 1 } })?.source).toBe('s');
+    expect(p.ruleFor({ type: 'files', attributes: { fd: 2 } })).toBeUndefined();
+    const fallback = { decision: 'exclude' as const, rule: 'below tasks:1', source: 'flag --exclude' };
+    expect(p.decide({ type: 'files', attributes: { fd: 2 } }, fallback)).toBe(fallback);
+    expect(p.decide({ type: 'files', attributes: { fd: 2 } })).toEqual({ decision: 'external', rule: 'default', source: 'file f' });
+  });
+
+  it('parses globs, paths and external selections', () => {
+    expect(parseSelection('files:path=/var/log/*', 'exclude')).toEqual({ type: 'files', match: { path: '/var/log/*' }, decision: 'exclude' });
+    expect(parseSelection('files:fd=3', 'exclude')).toEqual({ type: 'files', match: { fd: 3 }, decision: 'exclude' });
+    expect(parseSelection('namespaces:kind=uts', 'include')).toEqual({ type: 'namespaces', match: { kind: 'uts' }, decision: 'include' });
+    const { rules } = typeSelectionRules({ external: ['sysvipc', 'sysvipc-msg:key=0x5151'] }, { only: 'a', include: 'b', exclude: 'c', external: 'flag --external' });
+    expect(rules).toEqual([
+      { rule: { type: 'sysvipc', decision: 'external' }, source: 'flag --external' },
+      { rule: { type: 'sysvipc-msg', match: { key: '0x5151' }, decision: 'external' }, source: 'flag --external' },
+    ]);
+  });
+});
+
+describe('advice in the policy: after the config, before flags', () => {
+  const advice = (a: Advice) => ({ file: '/run/cr/advice/42-1000.json', advice: a });
+  const layers = (...extra: { source: string; config: CrConfig }[]) => resolveConfig([{ source: 'default', config: DEFAULT_CONFIG }, ...extra]);
+  const shm = (id: number, key: number) => ({ type: 'sysvipc-shm', groups: ['sysvipc'], attributes: { id, key } });
+
+  it('advice beats a config rule of the same kind, and is labelled with its file', () => {
+    const p = policyFromConfig(
+      layers({ source: 'file /etc/.crrc', config: { checkpoint: { include: ['sysvipc-shm'] }, policy: { rules: [{ type: 'sysvipc-shm', match: { id: 5 }, decision: 'include' }] } } }),
+      advice({ exclude: ['sysvipc-shm'], rules: [{ type: 'sysvipc-shm', match: { id: 5 }, decision: 'external' }] }),
+    );
+    expect(p.decide(shm(6, 6))).toEqual({ decision: 'exclude', rule: 'type sysvipc-shm', source: 'advice /run/cr/advice/42-1000.json' });
+    expect(p.decide(shm(5, 5))).toEqual({ decision: 'external', rule: 'object sysvipc-shm id=5', source: 'advice /run/cr/advice/42-1000.json' });
+  });
+
+  it('"skip shared memory in general, but include this segment" (cradvise), and a flag still beats both', () => {
+    const a = advice({ exclude: ['sysvipc-shm'], include: ['sysvipc-shm:key=0x1234'] });
+    const p = policyFromConfig(layers(), a);
+    expect(p.decide(shm(1, 0x1234)).decision).toBe('include');
+    expect(p.decide(shm(2, 0x9999)).decision).toBe('exclude');
+    const flagged = policyFromConfig(layers({ source: 'flag --exclude', config: { checkpoint: { exclude: ['sysvipc-shm:key=0x1234'] } } }), a);
+    expect(flagged.decide(shm(1, 0x1234))).toEqual({ decision: 'exclude', rule: 'object sysvipc-shm key=0x1234', source: 'flag --exclude' });
+  });
+
+  it('a config file selection stays before the advice while a flag selection of another key comes after it', () => {
+    const p = policyFromConfig(
+      layers(
+        { source: 'file /x/.crrc', config: { checkpoint: { exclude: ['sysvipc-msg'] } } },
+        { source: 'flag --include', config: { checkpoint: { include: ['sysvipc-sem'] } } },
+      ),
+      advice({ include: ['sysvipc-msg'], exclude: ['sysvipc-sem'] }),
+    );
+    expect(p.decide({ type: 'sysvipc-msg', attributes: {} }).source).toBe('advice /run/cr/advice/42-1000.json');
+    expect(p.decide({ type: 'sysvipc-sem', attributes: {} })).toEqual({ decision: 'include', rule: 'type sysvipc-sem', source: 'flag --include' });
+  });
+
+  it('a profile layer counts as config: before advice', () => {
+    const p = policyFromConfig(layers({ source: 'profile nosysv of /x/.crrc', config: { checkpoint: { exclude: ['sysvipc'] } } }), advice({ include: ['sysvipc-shm'] }));
+    expect(p.decide(shm(1, 1)).source).toBe('advice /run/cr/advice/42-1000.json');
+    expect(p.decide({ type: 'sysvipc-msg', groups: ['sysvipc'], attributes: {} })).toEqual({ decision: 'exclude', rule: 'type sysvipc', source: 'profile nosysv of /x/.crrc' });
+  });
+
+  it('adviceRules: structured rules first, then include, exclude, external', () => {
+    const rules = adviceRules(advice({ external: ['sysvipc-msg:id=3'], include: ['ipc-ns'], rules: [{ type: 'files', match: { fd: 4 }, decision: 'exclude' }] }));
+    expect(rules.map((r) => [r.rule.type, r.rule.decision])).toEqual([
+      ['files', 'exclude'],
+      ['ipc-ns', 'include'],
+      ['sysvipc-msg', 'external'],
+    ]);
+    expect(new Set(rules.map((r) => r.source))).toEqual(new Set(['advice /run/cr/advice/42-1000.json']));
+  });
+});
+
+describe('advice files', () => {
+  it('are validated with the file and the key path named (exit 3)', () => {
+    const err = (() => {
+      try {
+        return parseAdvice('/run/cr/advice/1-2.json', JSON.stringify({ exclude: ['sysvipc', 'Not A Type'], include: 'ipc-ns', extra: true }));
+      } catch (e) {
+        return e;
+      }
+    })() as ConfigError;
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err.exitCode).toBe(3);
+    expect(err.message.split('\n')[0]).toBe('invalid advice in /run/cr/advice/1-2.json:');
+    expect(err.message).toContain('at "exclude[1]": found "Not A Type"');
+    expect(err.message).toContain('at "include": found "ipc-ns"');
+    expect(err.message).toContain('found unknown key "extra"');
+  });
+
+  it('must be JSON', () => {
+    expect(() => parseAdvice('/a/1-2.json', 'exclude: [sysvipc]')).toThrowError(/^invalid advice in \/a\/1-2.json: not JSON/);
+  });
+
+  it('are kept per PID and start time, and a gone process loses them', () => {
+    const top = mkdtempSync(join(tmpdir(), 'cr-advice-'));
+    const dir = join(top, 'advice');
+    try {
+      const { procfs } = new Kernel();
+      const file = writeAdvice(dir, procfs, process.pid, { exclude: ['sysvipc'] });
+      expect(file).toBe(join(dir, `${process.pid}-${procfs.stat(process.pid).startTime}.json`));
+      // Created world-writable and sticky, so that programs of any user can advise about themselves.
+      expect(statSync(dir).mode & 0o7777).toBe(0o1777);
+      expect(readAdvice(dir, procfs, process.pid)).toEqual({ file, advice: { exclude: ['sysvipc'] } });
+      // The same PID with another start time is another process: a stale file is pruned, ours kept.
+      writeFileSync(join(dir, `${process.pid}-1.json`), '{}');
+      expect(pruneAdvice(dir, procfs)).toEqual([join(dir, `${process.pid}-1.json`)]);
+      expect(readdirSync(dir)).toEqual([`${process.pid}-${procfs.stat(process.pid).startTime}.json`]);
+      expect(removeAdvice(dir, procfs, process.pid)).toBe(true);
+      expect(readAdvice(dir, procfs, process.pid)).toBeUndefined();
+    } finally {
+      rmSync(top, { recursive: true, force: true });
+    }
   });
 });

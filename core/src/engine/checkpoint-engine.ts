@@ -8,6 +8,7 @@ import { blobPath, recordPath } from '../image/layout.js';
 import { Kernel } from '../kernel/kernel.js';
 import type { ResourceNode, SaveContext } from '../plugin/contract.js';
 import { PluginRegistry } from '../plugin/registry.js';
+import type { AppliedAdvice } from '../policy/from-config.js';
 import type { Policy } from '../policy/policy.js';
 import { describeZodError } from '../zod-issues.js';
 import { rootOf } from './targets.js';
@@ -19,6 +20,8 @@ export interface CheckpointRequest {
   policy: Policy;
   /** Stop the frozen objects (kill the process) once the image is committed (`--kill`). */
   kill?: boolean;
+  /** The process's advice that `policy` applies, recorded in the manifest for `cr inspect`. */
+  advice?: AppliedAdvice;
 }
 
 export type CollectedObjectEntry = Omit<ObjectEntry, 'record' | 'blobs'>;
@@ -84,6 +87,7 @@ export class CheckpointEngine {
         target,
         plugins: this.registry.all().map(({ plugin, source }) => ({ type: plugin.type, version: plugin.version, package: source })),
         objects,
+        ...(request.advice ? { advice: request.advice } : {}),
       });
     } catch (err) {
       writer?.abort();
@@ -126,11 +130,13 @@ export class CheckpointEngine {
    * Every object's decision, parents before children: a rule for the object or its type wins;
    * otherwise the plugin's own default for it; otherwise its parents' decision if that left them
    * all out (the memory of a process that is not saved is not saved either; the objects of a
-   * namespace that exists at restore exist there too); otherwise the policy default.
+   * namespace that exists at restore exist there too); otherwise the policy default. Then the
+   * external references: objects not saved that restore must find alive.
    */
   private decideAll(graph: ResourceGraph, policy: Policy): ObjectEntry[] {
     const decided = new Map<string, ObjectEntry>();
     for (const type of this.registry.orderedTypes()) {
+      const groups = this.registry.groupsOf(type);
       for (const node of graph.ofType(type)) {
         const parents = node.parents.flatMap((p) => decided.get(p) ?? []);
         const leftOut = parents.length > 0 && parents.every((p) => p.policy.decision !== 'include') ? parents[0] : undefined;
@@ -139,16 +145,23 @@ export class CheckpointEngine {
           : leftOut
             ? { decision: leftOut.policy.decision, rule: `below ${leftOut.key}`, source: leftOut.policy.source }
             : undefined;
-        decided.set(node.key, {
+        const subject = { type, groups, attributes: node.attributes };
+        const entry: ObjectEntry = {
           key: node.key,
           type: node.type,
           id: node.id,
           parents: [...node.parents],
           attributes: { ...node.attributes },
-          policy: policy.decide(node.type, node.attributes, fallback),
-        });
+          policy: policy.decide(subject, fallback),
+        };
+        // External by a rule, advice or the configured default is the user saying "it must be
+        // there"; external only by inheritance or a plugin's default is not, unless it is used.
+        const said = fallback === undefined || policy.ruleFor(subject) !== undefined;
+        if (said && entry.policy.decision === 'external') entry.reference = { usedBy: [] };
+        decided.set(node.key, entry);
       }
     }
+    markUsedObjects(graph, decided);
     return [...decided.values()];
   }
 
@@ -159,7 +172,7 @@ export class CheckpointEngine {
   private async collect(target: CheckpointTarget, freeze: boolean): Promise<Collected> {
     const graph = new ResourceGraph();
     const root = rootOf(target, this.kernel);
-    graph.add(root.type, root.id, root.handle, {}, undefined);
+    graph.add(root.type, { id: root.id, handle: root.handle });
     const frozen: ResourceNode[] = [];
     let frozenAt = 0;
     try {
@@ -172,7 +185,9 @@ export class CheckpointEngine {
               if (typeof obj.id !== 'string' || obj.id === '') {
                 throw new PluginError(`plugin ${source} (type ${type}) collected an object without a string id below ${parent.key}`);
               }
-              graph.add(type, obj.id, obj.handle, obj.attributes ?? {}, parent.key, obj.release, obj.defaultDecision);
+              // Namespaces carry their kind, so that `namespaces:kind=uts` selects them across types.
+              const attributes = plugin.namespaceKind ? { ...obj.attributes, kind: plugin.namespaceKind } : obj.attributes;
+              graph.add(type, { ...obj, attributes }, parent.key);
             }
           }
         }
@@ -210,5 +225,31 @@ export class CheckpointEngine {
     entry.record = recordPath(node.type, node.id);
     if (Object.keys(blobs).length > 0) entry.blobs = blobs;
     writer.writeFile(entry.record, `${JSON.stringify({ type: node.type, id: node.id, version: plugin.version, record: checked.data }, null, 2)}\n`);
+  }
+}
+
+/**
+ * An object left out that a saved object uses (a segment the saved memory has attached) is an
+ * external reference: the restored program needs it, so restore must find it alive. An excluded
+ * one turns external, and its rule says why.
+ */
+function markUsedObjects(graph: ResourceGraph, decided: ReadonlyMap<string, ObjectEntry>): void {
+  for (const node of graph.all()) {
+    if (decided.get(node.key)?.policy.decision !== 'include') continue;
+    for (const key of node.uses ?? []) {
+      const used = decided.get(key);
+      if (!used || used.policy.decision === 'include') continue;
+      used.reference ??= { usedBy: [] };
+      if (!used.reference.usedBy.includes(node.key)) used.reference.usedBy.push(node.key);
+    }
+  }
+  for (const entry of decided.values()) {
+    const usedBy = entry.reference?.usedBy ?? [];
+    if (usedBy.length === 0) continue;
+    const { decision, rule, source } = entry.policy;
+    entry.policy =
+      decision === 'exclude'
+        ? { decision: 'external', rule: `${rule}: excluded, but used by ${usedBy.join(', ')}`, source }
+        : { decision, rule: `${rule}; used by ${usedBy.join(', ')}`, source };
   }
 }

@@ -9,10 +9,14 @@ import { NamespaceHandle } from '../kernel/namespaces.js';
 import type { NamespaceKind } from '../kernel/namespaces.js';
 import type { RestoreContext, RestoreOptions, ResourcePlugin, RestoredProcess } from '../plugin/contract.js';
 import { PluginRegistry } from '../plugin/registry.js';
+import { externalReferences, findExternals, resolveMappings, type ExternalMapping } from './external-references.js';
+import { IntoNamespaces } from './into-namespaces.js';
 
 export interface RestoreRequest {
   imageDir: string;
   options: RestoreOptions;
+  /** External references to find as other live objects (`--map-external`). */
+  mapExternal?: readonly ExternalMapping[];
 }
 
 export interface RestoredObject {
@@ -38,7 +42,8 @@ interface Done extends Planned {
 }
 
 /**
- * restore = read and validate the whole image → preflight every record → recreate in restore
+ * restore = read and validate the whole image → find every external reference alive, and
+ * preflight every record → recreate in restore
  * order (namespaces and their IPC objects, then processes and what is below them) → pin
  * namespaces → resume in reverse order (processes run from here on). If any step fails,
  * everything already created is undone in reverse order, so a failed restore leaves nothing behind.
@@ -52,18 +57,30 @@ export class RestoreEngine {
 
   async restore(request: RestoreRequest): Promise<RestoredObject[]> {
     const reader = ImageReader.open(request.imageDir);
-    const values = new Map<string, unknown>();
-    const plan = this.plan(reader, request.options, values);
-    const pinDir = request.options.pinDir === undefined ? undefined : resolve(request.options.pinDir);
-    const madePinDir = pinDir !== undefined && this.preparePinDir(pinDir, plan);
-
+    const references = externalReferences(reader.manifest.objects);
+    const mapTo = resolveMappings(request.mapExternal ?? [], references);
+    const into = new IntoNamespaces(this.kernel, request.options.into ?? {});
     try {
-      for (const p of plan) await p.plugin.preflight?.(p.record, p.ctx);
-    } catch (err) {
-      if (madePinDir) tryRmdir(pinDir!);
-      throw err;
+      const values = new Map<string, unknown>();
+      const contextFor = (entry: ObjectEntry) => this.context(reader, entry, request.options, values, into);
+      const plan = this.plan(reader, request.options, contextFor);
+      const pinDir = request.options.pinDir === undefined ? undefined : resolve(request.options.pinDir);
+      const madePinDir = pinDir !== undefined && this.preparePinDir(pinDir, plan);
+      try {
+        for (const [key, value] of await findExternals(references, mapTo, this.registry, contextFor, reader.imageDir)) values.set(key, value);
+        for (const p of plan) await p.plugin.preflight?.(p.record, p.ctx);
+      } catch (err) {
+        if (madePinDir) tryRmdir(pinDir!);
+        throw err;
+      }
+      return await this.recreate(plan, values, pinDir, madePinDir, request.options);
+    } finally {
+      into.close();
     }
+  }
 
+  /** Recreates, pins and resumes everything planned; on failure, undoes it all in reverse order. */
+  private async recreate(plan: Planned[], values: Map<string, unknown>, pinDir: string | undefined, madePinDir: boolean, options: RestoreOptions): Promise<RestoredObject[]> {
     const done: Done[] = [];
     try {
       for (const p of plan) {
@@ -71,7 +88,7 @@ export class RestoreEngine {
         done.push({ ...p, value });
         values.set(p.entry.key, value);
       }
-      if (pinDir) this.pinNamespaces(done, pinDir, request.options);
+      if (pinDir) this.pinNamespaces(done, pinDir, options);
       for (const d of [...done].reverse()) await d.plugin.resume?.(d.record, d.value, d.ctx);
       return done.map((d) => ({
         key: d.entry.key,
@@ -91,7 +108,7 @@ export class RestoreEngine {
   }
 
   /** Reads every record (checking digests and schemas) before anything on the system changes. */
-  private plan(reader: ImageReader, options: RestoreOptions, values: ReadonlyMap<string, unknown>): Planned[] {
+  private plan(reader: ImageReader, options: RestoreOptions, contextFor: (entry: ObjectEntry) => RestoreContext): Planned[] {
     const { manifest } = reader;
     for (const saved of manifest.plugins) {
       if (!manifest.objects.some((o) => o.type === saved.type && o.record)) continue;
@@ -108,23 +125,7 @@ export class RestoreEngine {
       const { plugin } = this.registry.get(type);
       for (const entry of manifest.objects.filter((o) => o.type === type && o.record)) {
         const { record } = reader.readRecord(entry, plugin.recordSchema);
-        const blobs = entry.blobs ?? {};
-        const blob = (name: string) => {
-          const rel = blobs[name];
-          if (!rel) throw new ImageError(`object ${entry.key} has no blob "${name}" in ${reader.imageDir}`);
-          return rel;
-        };
-        const ctx: RestoreContext = {
-          options,
-          key: entry.key,
-          parents: entry.parents,
-          restored: <T>(key: string) => values.get(key) as T | undefined,
-          readBlobInto: async (name, target) => reader.readBlobInto(blob(name), target),
-          readBlob: (name) => reader.readBlobChunks(blob(name)),
-          blobSize: (name) => reader.blobSize(blob(name)),
-          namespaces: () => this.namespacesBelow(entry.key, manifest.objects, values),
-        };
-        planned.push({ entry, plugin, record, ctx });
+        planned.push({ entry, plugin, record, ctx: contextFor(entry) });
       }
     }
     const namespaces = planned.filter((p) => p.plugin.namespaceKind && !options.into?.[p.plugin.namespaceKind]);
@@ -136,6 +137,28 @@ export class RestoreEngine {
       );
     }
     return planned;
+  }
+
+  /** What the plugin restoring (or finding) `entry` is told about the image and the restore. */
+  private context(reader: ImageReader, entry: ObjectEntry, options: RestoreOptions, values: ReadonlyMap<string, unknown>, into: IntoNamespaces): RestoreContext {
+    const { manifest } = reader;
+    const blobs = entry.blobs ?? {};
+    const blob = (name: string) => {
+      const rel = blobs[name];
+      if (!rel) throw new ImageError(`object ${entry.key} has no blob "${name}" in ${reader.imageDir}`);
+      return rel;
+    };
+    return {
+      options,
+      key: entry.key,
+      parents: entry.parents,
+      restored: <T>(key: string) => values.get(key) as T | undefined,
+      saved: (key: string) => manifest.objects.some((o) => o.key === key && o.record !== undefined),
+      readBlobInto: async (name, target) => reader.readBlobInto(blob(name), target),
+      readBlob: (name) => reader.readBlobChunks(blob(name)),
+      blobSize: (name) => reader.blobSize(blob(name)),
+      namespaces: () => ({ ...into.all(), ...this.namespacesBelow(entry.key, manifest.objects, values) }),
+    };
   }
 
   /** The restored namespaces whose objects were collected below `key`, by kind. */

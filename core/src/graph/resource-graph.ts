@@ -1,4 +1,4 @@
-import type { Attributes, DefaultDecision, ResourceNode } from '../plugin/contract.js';
+import type { CollectedObject, ResourceNode } from '../plugin/contract.js';
 
 interface MutableNode extends ResourceNode {
   parents: string[];
@@ -12,23 +12,27 @@ interface MutableNode extends ResourceNode {
 export class ResourceGraph {
   private readonly nodes = new Map<string, MutableNode>();
 
-  add(
-    type: string,
-    id: string,
-    handle: unknown,
-    attributes: Attributes,
-    parent: string | undefined,
-    release?: () => void,
-    defaultDecision?: DefaultDecision,
-  ): ResourceNode {
-    const key = `${type}:${id}`;
+  /** Adds what a plugin collected below `parent` (or the root, without one); the same key again is one node. */
+  add(type: string, object: CollectedObject, parent?: string): ResourceNode {
+    const key = `${type}:${object.id}`;
     const existing = this.nodes.get(key);
     if (existing) {
       if (parent && !existing.parents.includes(parent)) existing.parents.push(parent);
-      release?.();
+      object.release?.();
       return existing;
     }
-    const node: MutableNode = { key, type, id, handle, attributes, parents: parent ? [parent] : [], release, ...(defaultDecision ? { defaultDecision } : {}) };
+    const { id, handle, attributes = {}, release, defaultDecision, uses } = object;
+    const node: MutableNode = {
+      key,
+      type,
+      id,
+      handle,
+      attributes,
+      parents: parent ? [parent] : [],
+      release,
+      ...(defaultDecision ? { defaultDecision } : {}),
+      ...(uses?.length ? { uses } : {}),
+    };
     this.nodes.set(key, node);
     return node;
   }

@@ -13,8 +13,9 @@ import type { NamespaceHandle, NamespaceKind } from '../kernel/namespaces.js';
  * and `rollback` in reverse order if a step fails. The full guide, with a worked third-party
  * example, is docs/plugins.md.
  *
- * Version 2 only added optional members (freeze, thaw, resume) and context methods (readBlob,
- * namespaces, options.inheritFds), so plugins written for version 1 load unchanged.
+ * Version 2 only added optional members (freeze, thaw, resume, groups, findExternal), collected
+ * object fields (defaultDecision, uses) and context members (readBlob, namespaces, saved,
+ * options.inheritFds), so plugins written for version 1 load unchanged.
  *
  * Plugins are tsyringe-injectable classes: take services (`Kernel`) through `@inject` from
  * '@cr/core', never from a second copy of tsyringe, and never call libc yourself.
@@ -43,6 +44,8 @@ export interface ResourceNode<H = unknown> {
   /** Keys of the nodes this object was collected under. */
   readonly parents: readonly string[];
   readonly defaultDecision?: DefaultDecision;
+  /** Keys of the objects this one uses (see CollectedObject.uses). */
+  readonly uses?: readonly string[];
 }
 
 /**
@@ -64,6 +67,12 @@ export interface CollectedObject<H = unknown> {
   /** Called once the checkpoint is over, saved or not (close an fd, detach memory …). */
   release?: () => void;
   defaultDecision?: DefaultDecision;
+  /**
+   * Keys of other objects this one uses, e.g. `sysvipc-shm:5` for a segment a process has
+   * attached. When this object is saved and one it uses is not, that one becomes an external
+   * reference: the manifest names it, and restore must find it alive or fails before it starts.
+   */
+  uses?: readonly string[];
 }
 
 export interface CollectContext {
@@ -102,8 +111,13 @@ export interface RestoreContext {
   /** This object's key and the keys of its parents, as the image records them. */
   readonly key: string;
   readonly parents: readonly string[];
-  /** The value `restore` returned for an object restored earlier (a dependency), by key. */
+  /**
+   * The value `restore` returned for an object restored earlier (a dependency), by key; for an
+   * external reference, what `findExternal` returned for it (the live shm id to attach).
+   */
   restored<T = unknown>(key: string): T | undefined;
+  /** Whether the image holds a record of `key`, so that it is restored (rather than found, or absent). */
+  saved(key: string): boolean;
   /** Reads a blob saved with `writeBlob` into `target`, which must be exactly its size; verified. */
   readBlobInto(name: string, target: Uint8Array): Promise<void>;
   /**
@@ -118,6 +132,19 @@ export interface RestoreContext {
    * namespaces), by kind: what a process must be created in. Namespace types are restored first.
    */
   namespaces(): Readonly<Partial<Record<NamespaceKind, NamespaceHandle>>>;
+}
+
+/** An object an image refers to without holding it, as `findExternal` is asked to find it. */
+export interface ExternalReference {
+  readonly key: string;
+  readonly type: string;
+  readonly id: string;
+  /** What identified it at checkpoint (id, key, size …), as the manifest records it. */
+  readonly attributes: Attributes;
+  /** Saved objects that use it; empty when a rule or advice said external. */
+  readonly usedBy: readonly string[];
+  /** With `--map-external`: the attributes of the live object to use instead of the saved identity. */
+  readonly mapTo?: Attributes;
 }
 
 /** What `restore` returns for objects of a `holdsNamespaces` type: cr waits for these processes. */
@@ -147,6 +174,11 @@ export interface ResourcePlugin<R = unknown, H = unknown, T = unknown> {
    * without any such object in an image, restored namespaces must be pinned (`--pin-ns`).
    */
   readonly holdsNamespaces?: boolean;
+  /**
+   * Names under which users select this type together with others: `--exclude sysvipc` for the
+   * three SysV types. Every type with a `namespaceKind` is also in the group `namespaces`.
+   */
+  readonly groups?: readonly string[];
   /** Validates records on save and on read. */
   readonly recordSchema: ZodType<R>;
 
@@ -161,6 +193,14 @@ export interface ResourcePlugin<R = unknown, H = unknown, T = unknown> {
   save(node: ResourceNode<H>, ctx: SaveContext): Promise<R> | R;
   /** Checks, before anything is changed, that `record` can be restored (an id still free …). */
   preflight?(record: R, ctx: RestoreContext): Promise<void> | void;
+  /**
+   * Finds, before anything is changed, the live object an external reference names where the
+   * restore will look for it (same identity, or `ref.mapTo`). Throws a TargetError naming it
+   * when it is missing or differs, or when the mapping would not be safe. The return value is
+   * what `ctx.restored(ref.key)` gives objects restored later. Without it, references of the
+   * type are not checked.
+   */
+  findExternal?(ref: ExternalReference, ctx: RestoreContext): Promise<unknown> | unknown;
   restore(record: R, ctx: RestoreContext): Promise<T> | T;
   /**
    * Called once every object of the image is restored, in reverse order (the objects below a

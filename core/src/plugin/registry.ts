@@ -9,6 +9,9 @@ export interface RegisteredPlugin {
   source: string;
 }
 
+/** The group of every type whose objects are namespaces: `--exclude namespaces`, `--include namespaces:kind=uts`. */
+export const NAMESPACES_GROUP = 'namespaces';
+
 /** The installed resource types, each owned by exactly one plugin. */
 export class PluginRegistry {
   private readonly byType = new Map<string, RegisteredPlugin>();
@@ -34,6 +37,22 @@ export class PluginRegistry {
       throw new PluginError(`no installed plugin handles type "${type}"; installed types: ${[...this.byType.keys()].join(', ') || 'none'}`);
     }
     return found;
+  }
+
+  /** The groups `type` is in (`sysvipc`, `namespaces`), by which rules can select it with others. */
+  groupsOf(type: string): string[] {
+    const { plugin } = this.get(type);
+    return [...(plugin.groups ?? []), ...(plugin.namespaceKind ? [NAMESPACES_GROUP] : [])];
+  }
+
+  /** Every group name some installed type is in. */
+  groups(): string[] {
+    return [...new Set(this.orderedTypes().flatMap((t) => this.groupsOf(t)))].sort();
+  }
+
+  /** Whether `name` is what a rule may select by: an installed type or a group of them. */
+  selects(name: string): boolean {
+    return this.has(name) || this.groups().includes(name);
   }
 
   all(): RegisteredPlugin[] {
@@ -82,6 +101,9 @@ function assertPluginShape(plugin: ResourcePlugin, source: string): void {
   if (!Number.isInteger(plugin.version) || plugin.version < 1) fail(`version must be a positive integer, got ${String(plugin.version)}`);
   if (!Array.isArray(plugin.collectsFrom) || plugin.collectsFrom.length === 0) fail('collectsFrom must name at least one parent type');
   if (typeof plugin.recordSchema?.safeParse !== 'function') fail('recordSchema must be a zod schema');
+  for (const group of plugin.groups ?? []) {
+    if (!typeNameSchema.safeParse(group).success) fail(`group ${JSON.stringify(group)} is not a name like "sysvipc"`);
+  }
   for (const method of ['collect', 'save', 'restore'] as const) {
     if (typeof plugin[method] !== 'function') fail(`it has no ${method}() method`);
   }

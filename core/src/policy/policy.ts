@@ -1,10 +1,19 @@
 import type { Decision, PolicyDecision, PolicyRule } from '@cr/schemas';
+import picomatch from 'picomatch';
 import type { Attributes } from '../plugin/contract.js';
 
-/** A rule together with where it came from ("config /home/u/.crrc.yaml", "flag --exclude" …). */
+/** A rule together with where it came from ("file /home/u/.crrc.yaml", "advice …", "flag --exclude" …). */
 export interface SourcedRule {
   rule: PolicyRule;
   source: string;
+}
+
+/** What rules are matched against: an object's type, the groups its type is in, its attributes. */
+export interface PolicySubject {
+  type: string;
+  /** Names that select the type together with others: "sysvipc", "namespaces". */
+  groups?: readonly string[];
+  attributes: Attributes;
 }
 
 /**
@@ -19,16 +28,22 @@ export class Policy {
     private readonly rules: readonly SourcedRule[] = [],
   ) {}
 
-  /** `fallback` stands in for the default where a plugin, or an external parent, decided the object. */
-  decide(type: string, attributes: Attributes, fallback?: PolicyDecision): PolicyDecision {
+  /** The rule that decides `subject`, if any rule applies to it at all. */
+  ruleFor(subject: PolicySubject): SourcedRule | undefined {
+    const names = [subject.type, ...(subject.groups ?? [])];
     let typeRule: SourcedRule | undefined;
     let objectRule: SourcedRule | undefined;
     for (const r of this.rules) {
-      if (r.rule.type !== type) continue;
+      if (!names.includes(r.rule.type)) continue;
       if (!r.rule.match) typeRule = r;
-      else if (matches(r.rule.match, attributes)) objectRule = r;
+      else if (matchesSelector(r.rule.match, subject.attributes)) objectRule = r;
     }
-    const winner = objectRule ?? typeRule;
+    return objectRule ?? typeRule;
+  }
+
+  /** `fallback` stands in for the default where a plugin, or a parent left out, decided the object. */
+  decide(subject: PolicySubject, fallback?: PolicyDecision): PolicyDecision {
+    const winner = this.ruleFor(subject);
     if (!winner) return fallback ?? { decision: this.defaultDecision, rule: 'default', source: this.defaultSource };
     return { decision: winner.rule.decision, rule: describeRule(winner.rule), source: winner.source };
   }
@@ -36,17 +51,29 @@ export class Policy {
 
 export function describeRule(rule: PolicyRule): string {
   if (!rule.match) return `type ${rule.type}`;
-  return `object ${rule.type} ${Object.entries(rule.match)
-    .map(([k, v]) => `${k}=${v}`)
-    .join(',')}`;
+  return `object ${rule.type} ${describeSelector(rule.match)}`;
 }
 
-function matches(match: Readonly<Record<string, string | number>>, attributes: Attributes): boolean {
+export function describeSelector(match: Readonly<Record<string, string | number>>): string {
+  return Object.entries(match)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+}
+
+const GLOB_CHARS = /[*?[\]{}]/;
+
+/**
+ * Whether every attribute a selector names has the wanted value: numbers compare as numbers
+ * ("0x1234", "4660" and 4660 are the same key), strings exactly, or as a glob when the wanted
+ * value has glob characters ("/var/log/*": `*` stays within one directory, `**` crosses them).
+ */
+export function matchesSelector(match: Readonly<Record<string, string | number>>, attributes: Attributes): boolean {
   return Object.entries(match).every(([name, wanted]) => {
     const actual = attributes[name];
     if (actual === undefined) return false;
     if (typeof actual === 'number') return toNumber(wanted) === actual;
-    return String(wanted) === actual;
+    const text = String(wanted);
+    return GLOB_CHARS.test(text) ? picomatch.isMatch(actual, text, { dot: true }) : text === actual;
   });
 }
 
@@ -57,27 +84,45 @@ function toNumber(value: string | number): number {
   return Number.isFinite(n) ? n : Number.NaN;
 }
 
-/** "sysvipc-shm:key=0x1234" → a rule; "sysvipc-shm" → a type rule. */
-export function parseSelection(selection: string, decision: Decision): PolicyRule {
-  const [type, selector] = selection.split(':', 2) as [string, string | undefined];
-  if (selector === undefined) return { type, decision };
-  const [name, value] = selector.split('=', 2) as [string, string];
-  return { type, match: { [name]: /^[0-9]+$/.test(value) ? Number(value) : value }, decision };
+/** "ATTR=VALUE" → {ATTR: VALUE}, with a decimal VALUE as a number. */
+export function parseSelector(selector: string): Record<string, string | number> {
+  const at = selector.indexOf('=');
+  const name = selector.slice(0, at);
+  const value = selector.slice(at + 1);
+  return { [name]: /^[0-9]+$/.test(value) ? Number(value) : value };
 }
 
+/** "sysvipc-shm:key=0x1234" → an object rule; "sysvipc-shm" → a type rule. */
+export function parseSelection(selection: string, decision: Decision): PolicyRule {
+  const colon = selection.indexOf(':');
+  if (colon < 0) return { type: selection, decision };
+  return { type: selection.slice(0, colon), match: parseSelector(selection.slice(colon + 1)), decision };
+}
+
+export interface Selections {
+  only?: readonly string[];
+  include?: readonly string[];
+  exclude?: readonly string[];
+  external?: readonly string[];
+}
+
+/** Where each list of a `Selections` came from. */
+export type SelectionSources = Record<keyof Selections, string>;
+
 /**
- * The rules that `--only`, `--include` and `--exclude` (or the same keys under `checkpoint` in a
- * config file) stand for: `only` turns the default to exclude and includes the listed types;
- * `include` and `exclude` take types or single objects ("sysvipc-shm:key=0x1234").
+ * The rules that `--only`, `--include`, `--exclude` and `--external` (or the same keys under
+ * `checkpoint` in a config file, or in advice) stand for: `only` turns the default to exclude and
+ * includes the listed types; the others take types or single objects ("sysvipc-shm:key=0x1234").
  */
 export function typeSelectionRules(
-  selection: { only?: readonly string[]; include?: readonly string[]; exclude?: readonly string[] },
-  source: { only: string; include: string; exclude: string },
+  selection: Selections,
+  source: SelectionSources,
 ): { defaultDecision?: { decision: Decision; source: string }; rules: SourcedRule[] } {
   const rules: SourcedRule[] = [];
   for (const type of selection.only ?? []) rules.push({ rule: { type, decision: 'include' }, source: source.only });
-  for (const s of selection.include ?? []) rules.push({ rule: parseSelection(s, 'include'), source: source.include });
-  for (const s of selection.exclude ?? []) rules.push({ rule: parseSelection(s, 'exclude'), source: source.exclude });
+  for (const decision of ['include', 'exclude', 'external'] as const) {
+    for (const s of selection[decision] ?? []) rules.push({ rule: parseSelection(s, decision), source: source[decision] });
+  }
   return {
     defaultDecision: selection.only?.length ? { decision: 'exclude', source: source.only } : undefined,
     rules,
