@@ -8,7 +8,9 @@ import {
   hex,
   inject,
   injectable,
+  type Attributes,
   type CollectedObject,
+  type ExternalReference,
   type IpcKind,
   type IpcNsTargetHandle,
   type IpcObjectInfo,
@@ -17,6 +19,9 @@ import {
   type RestoreContext,
 } from '@cr/core';
 import { IPC_NS_SYSCTLS, ipcNsRecordSchema, type IpcNsRecord } from '@cr/schemas';
+import { findLiveIpcObject, type StandIn } from './external.js';
+
+export type { StandIn } from './external.js';
 
 /**
  * IPC namespace: the per-namespace `kernel.*` IPC limits. The SysV object plugins (shm, msg,
@@ -130,8 +135,9 @@ export interface IpcObjectHandle<I extends IpcObjectInfo = IpcObjectInfo> {
 
 /**
  * What the SysV IPC object plugins (shm, msg, sem) share: they hang below ipc-ns, are found in
- * /proc/sysvipc of that namespace, selectable by id and key, refuse a taken id or key before
- * anything changes, and are removed again on rollback. Subclasses add save and restore.
+ * /proc/sysvipc of that namespace, selectable by id and key (and together as `sysvipc`), refuse
+ * a taken id or key before anything changes, are found alive when an image refers to them
+ * without saving them, and are removed again on rollback. Subclasses add save and restore.
  */
 export abstract class SysvIpcObjectPlugin<R extends { id: number; key: number }, I extends IpcObjectInfo>
   implements Omit<ResourcePlugin<R, IpcObjectHandle<I>, number>, 'type' | 'description' | 'recordSchema' | 'save' | 'restore'>
@@ -139,6 +145,9 @@ export abstract class SysvIpcObjectPlugin<R extends { id: number; key: number },
   readonly apiVersion = PLUGIN_API_VERSION;
   readonly version = 1;
   readonly collectsFrom = ['ipc-ns'];
+  readonly groups = ['sysvipc'];
+  /** What a live object must share with the saved one to stand in for it (findExternal). */
+  protected abstract readonly standIn: StandIn;
 
   constructor(
     protected readonly kernel: Kernel,
@@ -148,7 +157,16 @@ export abstract class SysvIpcObjectPlugin<R extends { id: number; key: number },
   collect(parent: ResourceNode): CollectedObject<IpcObjectHandle<I>>[] {
     const ns = parent.handle as NamespaceHandle;
     const objects = this.kernel.namespaces.within(ns, () => this.kernel.sysvipc.list(this.kind as 'shm')) as unknown as I[];
-    return objects.map((info) => ({ id: String(info.id), handle: { ns, info }, attributes: { id: info.id, key: info.key } }));
+    return objects.map((info) => ({ id: String(info.id), handle: { ns, info }, attributes: this.attributesOf(info) }));
+  }
+
+  /** What rules select objects by, and what identifies an external reference: id and key, and more where a subclass says. */
+  protected attributesOf(info: I): Attributes {
+    return { id: info.id, key: info.key };
+  }
+
+  findExternal(ref: ExternalReference, ctx: RestoreContext): number {
+    return findLiveIpcObject(this.kernel, this.kind, ref, ctx, this.standIn, (info) => this.attributesOf(info as I));
   }
 
   /** The part of a record every SysV object has: key, id, permission bits and owners. */

@@ -1,6 +1,7 @@
 import { Kernel, PLUGIN_API_VERSION, inject, injectable, type CollectedObject, type ResourceNode, type ResourcePlugin, type RestoreContext, type SaveContext } from '@cr/core';
 import { frozenTask, restoredTaskOf, type TaskHandle } from '@cr/plugin-tasks';
 import { mmRecordSchema, type MmRecord } from '@cr/schemas';
+import { classify } from './classify.js';
 import { checkMappedFiles, restoreAddressSpace } from './restore.js';
 import { saveAddressSpace } from './save.js';
 
@@ -23,7 +24,17 @@ export class MmPlugin implements ResourcePlugin<MmRecord, ResourceNode<TaskHandl
 
   collect(parent: ResourceNode): CollectedObject<ResourceNode<TaskHandle>>[] {
     const task = parent as ResourceNode<TaskHandle>;
-    return [{ id: String(task.handle.pid), handle: task, attributes: { pid: task.handle.pid } }];
+    const { pid } = task.handle;
+    return [{ id: String(pid), handle: task, attributes: { pid }, uses: this.attachedSegments(pid) }];
+  }
+
+  /**
+   * The SysV segments the process has attached: a memory image needs them, so one that is not
+   * saved with it becomes an external reference, which restore must find (or fail up front).
+   */
+  private attachedSegments(pid: number): string[] {
+    const ids = this.kernel.vmas(pid).flatMap((vma) => (classify(vma) === 'sysv-shm' ? [vma.inode] : []));
+    return [...new Set(ids)].map((id) => `sysvipc-shm:${id}`);
   }
 
   save(node: ResourceNode<ResourceNode<TaskHandle>>, ctx: SaveContext): Promise<MmRecord> {

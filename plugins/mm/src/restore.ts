@@ -65,7 +65,7 @@ export async function restoreAddressSpace(kernel: Kernel, task: RemoteTask, reco
   moveSpecialMappings(kernel, task, record);
   const files = new OpenFiles(task);
   try {
-    for (const vma of record.vmas) mapOne(task, vma, files);
+    for (const vma of record.vmas) mapOne(task, vma, files, ctx);
     await kernel.memory.write(task.pid, record.pages.map((r) => ({ address: big(r.address), pages: r.pages })), ctx.readBlob('pages'));
     for (const vma of record.vmas) advise(task, vma);
     setMmFields(task, record, files);
@@ -147,7 +147,7 @@ class OpenFiles {
   }
 }
 
-function mapOne(task: RemoteTask, vma: VmaRecord, files: OpenFiles): void {
+function mapOne(task: RemoteTask, vma: VmaRecord, files: OpenFiles, ctx: RestoreContext): void {
   const start = big(vma.start);
   const length = big(vma.end) - start;
   const extra = (vma.flags.includes('gd') ? MAP_GROWSDOWN : 0) | (vma.flags.includes('nr') ? MAP_NORESERVE : 0);
@@ -161,9 +161,12 @@ function mapOne(task: RemoteTask, vma: VmaRecord, files: OpenFiles): void {
       task.mmap(start, length, vma.prot, (vma.shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED | extra, fd, big(vma.offset!));
       return;
     }
-    case 'sysv-shm':
-      task.shmat(vma.shmid!, start, SHM_REMAP | (vma.prot & PROT_WRITE ? 0 : SHM_RDONLY));
+    case 'sysv-shm': {
+      // The segment as restored, or the live one an external reference was found as (--map-external).
+      const shmid = ctx.restored<number>(`sysvipc-shm:${vma.shmid}`) ?? vma.shmid!;
+      task.shmat(shmid, start, SHM_REMAP | (vma.prot & PROT_WRITE ? 0 : SHM_RDONLY));
       return;
+    }
     default:
       return;
   }

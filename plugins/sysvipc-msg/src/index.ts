@@ -9,7 +9,7 @@ import {
   type RestoreContext,
   type SaveContext,
 } from '@cr/core';
-import { SysvIpcObjectPlugin, createWithSavedId, recreateIpcObject, withinIntoNamespace, type IpcObjectHandle } from '@cr/plugin-ipc-ns';
+import { SysvIpcObjectPlugin, createWithSavedId, recreateIpcObject, withinIntoNamespace, type IpcObjectHandle, type StandIn } from '@cr/plugin-ipc-ns';
 import { msgRecordSchema, type MsgRecord } from '@cr/schemas';
 
 const CAP_SYS_RESOURCE = 24;
@@ -23,6 +23,8 @@ export class SysvMsgPlugin extends SysvIpcObjectPlugin<MsgRecord, MsgInfo> imple
   readonly type = 'sysvipc-msg';
   readonly description = 'SysV message queues: every message in order, key, id, owners, mode, msg_qbytes';
   readonly recordSchema = msgRecordSchema;
+  /** The program holds the queue id itself: only a queue with that id can stand in for it. */
+  protected readonly standIn: StandIn = { shape: [], otherId: false };
 
   constructor(@inject(Kernel) kernel: Kernel) {
     super(kernel, 'msg');
@@ -68,7 +70,6 @@ export class SysvMsgPlugin extends SysvIpcObjectPlugin<MsgRecord, MsgInfo> imple
       );
     }
   }
-
 
   async restore(record: MsgRecord, ctx: RestoreContext): Promise<number> {
     const payload = Buffer.alloc(ctx.blobSize('messages'));

@@ -5,9 +5,10 @@ import {
   type ResourceNode,
   type ResourcePlugin,
   type RestoreContext,
+  type Attributes,
   type SemInfo,
 } from '@cr/core';
-import { SysvIpcObjectPlugin, createWithSavedId, recreateIpcObject, type IpcObjectHandle } from '@cr/plugin-ipc-ns';
+import { SysvIpcObjectPlugin, createWithSavedId, recreateIpcObject, type IpcObjectHandle, type StandIn } from '@cr/plugin-ipc-ns';
 import { semRecordSchema, type SemRecord } from '@cr/schemas';
 
 /** SysV semaphore sets: every semaphore's value. */
@@ -16,9 +17,15 @@ export class SysvSemPlugin extends SysvIpcObjectPlugin<SemRecord, SemInfo> imple
   readonly type = 'sysvipc-sem';
   readonly description = 'SysV semaphore sets: every value, key, id, owners, mode';
   readonly recordSchema = semRecordSchema;
+  /** The program holds the set id itself, and indexes its semaphores: same id, same count. */
+  protected readonly standIn: StandIn = { shape: ['nsems'], otherId: false };
 
   constructor(@inject(Kernel) kernel: Kernel) {
     super(kernel, 'sem');
+  }
+
+  protected override attributesOf(info: SemInfo): Attributes {
+    return { ...super.attributesOf(info), nsems: info.nsems };
   }
 
   save(node: ResourceNode<IpcObjectHandle<SemInfo>>): SemRecord {

@@ -9,9 +9,10 @@ import {
   type ResourcePlugin,
   type RestoreContext,
   type SaveContext,
+  type Attributes,
   type ShmInfo,
 } from '@cr/core';
-import { SysvIpcObjectPlugin, createWithSavedId, recreateIpcObject, withinIntoNamespace, type IpcObjectHandle } from '@cr/plugin-ipc-ns';
+import { SysvIpcObjectPlugin, createWithSavedId, recreateIpcObject, withinIntoNamespace, type IpcObjectHandle, type StandIn } from '@cr/plugin-ipc-ns';
 import { shmRecordSchema, type ShmRecord } from '@cr/schemas';
 
 /**
@@ -23,9 +24,15 @@ export class SysvShmPlugin extends SysvIpcObjectPlugin<ShmRecord, ShmInfo> imple
   readonly type = 'sysvipc-shm';
   readonly description = 'SysV shared memory segments: contents, key, id, owners, mode, SHM_LOCKED, SHM_DEST';
   readonly recordSchema = shmRecordSchema;
+  /** A process's attachment is remade by cr at the id it finds, so another id will do; never another size. */
+  protected readonly standIn: StandIn = { shape: ['size'], otherId: true };
 
   constructor(@inject(Kernel) kernel: Kernel) {
     super(kernel, 'shm');
+  }
+
+  protected override attributesOf(info: ShmInfo): Attributes {
+    return { ...super.attributesOf(info), size: info.size };
   }
 
   async save(node: ResourceNode<IpcObjectHandle<ShmInfo>>, ctx: SaveContext): Promise<ShmRecord> {
@@ -60,7 +67,6 @@ export class SysvShmPlugin extends SysvIpcObjectPlugin<ShmRecord, ShmInfo> imple
       );
     }
   }
-
 
   restore(record: ShmRecord, ctx: RestoreContext): Promise<number> {
     const ipc = this.kernel.sysvipc;
