@@ -13,8 +13,9 @@ import {
   type ConfigLayer,
   type DependencyContainer,
   type ResolvedConfig,
+  type Selections,
 } from '@cr/core';
-import { configSchema, type CrConfig } from '@cr/schemas';
+import { configSchema, type CrConfig, type CrProfile, type PolicyRule } from '@cr/schemas';
 import { Command, Flags } from '@oclif/core';
 import { BUILTIN_PLUGINS } from './builtin-plugins.js';
 
@@ -36,21 +37,26 @@ export abstract class CrCommand extends Command {
   protected resolved!: ResolvedConfig;
   protected configFile: string | undefined;
 
-  /** Loads config and plugins; `flagLayer` holds the values the command's own flags set. */
-  protected async setUp(configPath: string | undefined, flagLayer: CrConfigFlags = {}): Promise<void> {
+  /**
+   * Loads config and plugins: cr's defaults, the config file, the file's profile named by
+   * `--profile`, then `flagLayer`, the values the command's own flags set.
+   */
+  protected async setUp(configPath: string | undefined, flagLayer: CrConfigFlags = {}, profile?: string): Promise<void> {
     const file = await loadConfigFile({ cwd: process.cwd(), file: configPath });
     this.configFile = file.filepath;
     const layers: ConfigLayer[] = [{ source: 'default', config: DEFAULT_CONFIG }];
     if (file.filepath) layers.push({ source: `file ${file.filepath}`, config: file.config });
+    if (profile !== undefined) layers.push({ source: `profile ${profile} of ${file.filepath}`, config: profileOf(file.config, file.filepath, profile) });
     for (const [flag, config] of Object.entries(flagLayer)) layers.push({ source: `flag ${flag}`, config });
     this.resolved = resolveConfig(layers);
     this.container = createCrContainer();
     const searchFrom = [...(file.filepath ? [dirname(file.filepath)] : []), process.cwd(), cliDir];
     await loadPlugins([...BUILTIN_PLUGINS, ...(this.resolved.config.plugins ?? [])], searchFrom, this.container, this.registry);
     for (const layer of layers) {
-      const { only = [], include = [], exclude = [] } = layer.config.checkpoint ?? {};
-      const rules = (layer.config.policy?.rules ?? []).map((r) => r.type);
-      for (const selection of [...only, ...include, ...exclude, ...rules]) this.assertKnownType(layer.source, selection.split(':')[0]!);
+      this.assertKnownTypes(layer.source, selectedNames(layer.config.checkpoint, layer.config.policy?.rules));
+      for (const [name, p] of Object.entries(layer.config.profiles ?? {})) {
+        this.assertKnownTypes(`${layer.source}, profile ${name}`, selectedNames(p.checkpoint, p.policy?.rules));
+      }
     }
   }
 
@@ -58,11 +64,18 @@ export abstract class CrCommand extends Command {
     return this.container.resolve(PluginRegistry);
   }
 
-  /** A type named by a flag or a config file must be installed: a typo would otherwise select nothing. */
-  private assertKnownType(source: string, type: string): void {
-    if (!this.registry.has(type)) {
-      const exitCode = source.startsWith('file ') ? ExitCode.Config : ExitCode.Usage;
-      throw new CrError(`${source}: unknown resource type "${type}"; installed types: ${this.registry.orderedTypes().join(', ')} (see cr plugins)`, exitCode);
+  /**
+   * Every type a flag, config file, profile or advice names must be installed (or be a group of
+   * installed types): a typo would otherwise select nothing.
+   */
+  protected assertKnownTypes(source: string, names: readonly string[]): void {
+    for (const name of names) {
+      if (this.registry.selects(name)) continue;
+      const exitCode = source.startsWith('flag ') ? ExitCode.Usage : ExitCode.Config;
+      throw new CrError(
+        `${source}: unknown resource type "${name}"; installed types: ${this.registry.orderedTypes().join(', ')}; groups: ${this.registry.groups().join(', ')} (see cr plugins)`,
+        exitCode,
+      );
     }
   }
 
@@ -79,13 +92,31 @@ export abstract class CrCommand extends Command {
   }
 }
 
+/** The type (or group) names that selections and rules name. */
+export function selectedNames(selections: Selections | undefined, rules: readonly PolicyRule[] | undefined): string[] {
+  const { only = [], include = [], exclude = [], external = [] } = selections ?? {};
+  return [...[...only, ...include, ...exclude, ...external].map((s) => s.split(':')[0]!), ...(rules ?? []).map((r) => r.type)];
+}
+
+/** The settings of profile `name` of the config file, or a usage error naming the profiles there are. */
+function profileOf(config: CrConfig, filepath: string | undefined, name: string): CrProfile {
+  if (!filepath) throw new CrError(`--profile ${name}: no config file was found (searched from ${process.cwd()} upwards), so there are no profiles; pass --config FILE`, ExitCode.Usage);
+  const profiles = config.profiles ?? {};
+  const found = profiles[name];
+  if (!found) {
+    const names = Object.keys(profiles);
+    throw new CrError(`--profile ${name}: ${filepath} has no profile "${name}"; its profiles: ${names.length > 0 ? names.join(', ') : 'none (add them under "profiles")'}`, ExitCode.Usage);
+  }
+  return found;
+}
+
 /**
- * The config layers that `--only`, `--include` and `--exclude` stand for. Each takes a
- * comma-separated list and may be repeated; the layers are validated like a config file.
+ * The config layers that `--only`, `--include`, `--exclude` and `--external` stand for. Each
+ * takes a comma-separated list and may be repeated; the layers are validated like a config file.
  */
-export function typeSelectionFlags(flags: { only?: string[]; include?: string[]; exclude?: string[] }): CrConfigFlags {
+export function typeSelectionFlags(flags: { only?: string[]; include?: string[]; exclude?: string[]; external?: string[] }): CrConfigFlags {
   const layers: CrConfigFlags = {};
-  for (const name of ['only', 'include', 'exclude'] as const) {
+  for (const name of ['only', 'include', 'exclude', 'external'] as const) {
     const values = flags[name];
     if (values === undefined) continue;
     const list = values.flatMap((v) => v.split(',')).map((t) => t.trim()).filter(Boolean);
@@ -98,10 +129,22 @@ export function typeSelectionFlags(flags: { only?: string[]; include?: string[];
 
 /** Flags of the commands that select what is saved. */
 export const selectionFlags = {
-  only: Flags.string({ multiple: true, description: 'Save only these resource types (comma-separated), e.g. uts-ns,ipc-ns.' }),
+  only: Flags.string({ multiple: true, description: 'Save only these resource types or groups (comma-separated), e.g. uts-ns,ipc-ns.' }),
   include: Flags.string({
     multiple: true,
     description: 'Save these types or objects even where another rule excludes them: TYPE or TYPE:ATTR=VALUE, e.g. sysvipc-shm:key=0x1234.',
   }),
-  exclude: Flags.string({ multiple: true, description: 'Leave these types or objects out: TYPE or TYPE:ATTR=VALUE, e.g. ipc-ns or sysvipc-msg:id=3.' }),
+  exclude: Flags.string({
+    multiple: true,
+    description: 'Leave these types or objects out: TYPE or TYPE:ATTR=VALUE, e.g. ipc-ns, sysvipc, sysvipc-msg:id=3, files:path=/var/log/*.',
+  }),
+  external: Flags.string({
+    multiple: true,
+    description: 'Leave these out as objects the program uses that must exist at restore (checked before restoring): TYPE or TYPE:ATTR=VALUE.',
+  }),
+};
+
+/** `--profile NAME`, for the commands whose settings a config file's profiles can hold. */
+export const profileFlag = {
+  profile: Flags.string({ description: 'Apply the settings of this profile of the config file (its "profiles" key) over the rest of the file.' }),
 };

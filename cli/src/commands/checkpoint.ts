@@ -1,16 +1,20 @@
 import { resolve } from 'node:path';
 import { Args, Flags } from '@oclif/core';
-import { CheckpointEngine, CrError, ExitCode, policyFromConfig, type CollectedObjectEntry } from '@cr/core';
+import { CheckpointEngine, CrError, ExitCode, Kernel, adviceDir, policyFromConfig, readAdvice, type AppliedAdvice, type CollectedObjectEntry } from '@cr/core';
 import type { CheckpointTarget } from '@cr/schemas';
-import { CrCommand, selectionFlags, typeSelectionFlags } from '../base-command.js';
+import { CrCommand, profileFlag, selectedNames, selectionFlags, typeSelectionFlags } from '../base-command.js';
 import { renderTable } from '../table.js';
 
 export default class Checkpoint extends CrCommand {
   static override summary = "Save a process's resources, or an IPC namespace on its own, into an image.";
   static override description = `Saves every resource of the target that the installed plugins cover (see cr plugins), unless policy
-leaves it out. --only and --exclude select whole resource types, like the kernel proposal's
-CHECKPOINT_ALL & ~CHECKPOINT_SYSVIPC. The image is written atomically: if the checkpoint fails, no
-image appears at the path and the target is left as it was.`;
+leaves it out. --only and --exclude select whole resource types (or groups: sysvipc, namespaces),
+like the kernel proposal's CHECKPOINT_ALL & ~CHECKPOINT_SYSVIPC, and single objects by their
+attributes (TYPE:ATTR=VALUE). Rules come from the config file (and its --profile), then the
+process's own advice (cr advise), then flags. An object left out that the saved process uses (a
+shared memory segment it has attached), or one marked --external, is recorded as an external
+reference: restore must find it alive. The image is written atomically: if the checkpoint fails,
+no image appears at the path and the target is left as it was.`;
   static override examples = [
     { description: 'Save process 1234; it carries on running', command: '<%= config.bin %> checkpoint 1234 -D /var/lib/cr/app' },
     { description: 'Save process 1234 and stop it once the image is safely written', command: '<%= config.bin %> checkpoint 1234 -D /var/lib/cr/app --kill' },
@@ -21,6 +25,9 @@ image appears at the path and the target is left as it was.`;
       description: 'Skip shared memory in general, but include segment 0x1234, and leave queue 3 out',
       command: '<%= config.bin %> checkpoint --ipc-ns 1234 -D img --exclude sysvipc-shm --include sysvipc-shm:key=0x1234 --exclude sysvipc-msg:id=3',
     },
+    { description: 'Leave the SysV IPC objects out: they are checkpointed on their own, and must exist at restore', command: '<%= config.bin %> checkpoint 1234 -D img --external sysvipc' },
+    { description: 'Leave out the files it has open under /var/log', command: "<%= config.bin %> checkpoint 1234 -D img --exclude 'files:path=/var/log/**'" },
+    { description: 'Use the settings of profile nosysv of the config file', command: '<%= config.bin %> checkpoint 1234 -D img --profile nosysv' },
     { description: 'Show what would be saved, and why, without saving', command: '<%= config.bin %> checkpoint 1234 --dry-run' },
   ];
   static override enableJsonFlag = true;
@@ -30,6 +37,7 @@ image appears at the path and the target is left as it was.`;
   static override flags = {
     'images-dir': Flags.string({ char: 'D', description: 'Directory to write the image to; it must not exist or be empty.' }),
     ...selectionFlags,
+    ...profileFlag,
     'ipc-ns': Flags.string({
       description: 'Checkpoint an IPC namespace instead of a process: a PID, an nsfs path (/proc/PID/ns/ipc or a pinned file), or "host".',
       exclusive: ['pid'],
@@ -40,18 +48,19 @@ image appears at the path and the target is left as it was.`;
 
   async run(): Promise<unknown> {
     const { args, flags } = await this.parse(Checkpoint);
-    await this.setUp(flags.config, typeSelectionFlags(flags));
+    await this.setUp(flags.config, typeSelectionFlags(flags), flags.profile);
     const target = targetOf(args.pid, flags['ipc-ns']);
-    const policy = policyFromConfig(this.resolved);
+    const advice = this.adviceFor(target);
+    const policy = policyFromConfig(this.resolved, advice);
     const engine = this.container.resolve(CheckpointEngine);
 
     if (flags['dry-run']) {
       const objects = await engine.plan(target, policy);
       if (!this.jsonEnabled()) this.log(decisionTable(objects));
-      return { target, objects };
+      return { target, objects, ...(advice ? { advice } : {}) };
     }
     if (!flags['images-dir']) throw new CrError('missing -D/--images-dir: say where to write the image, e.g. -D ./img', ExitCode.Usage);
-    const result = await engine.checkpoint({ target, imageDir: flags['images-dir'], policy, kill: flags.kill });
+    const result = await engine.checkpoint({ target, imageDir: flags['images-dir'], policy, kill: flags.kill, ...(advice ? { advice } : {}) });
     if (!this.jsonEnabled()) {
       const saved = result.objects.filter((o) => o.record);
       const frozen = result.frozenMs > 0 ? ` (frozen for ${result.frozenMs.toFixed(0)} ms${flags.kill ? ', then killed' : ''})` : '';
@@ -59,8 +68,20 @@ image appears at the path and the target is left as it was.`;
       this.log(`saved ${saved.length} object(s): ${saved.map((o) => o.key).join(', ') || 'none'}`);
       const left = result.objects.filter((o) => !o.record);
       if (left.length > 0) this.log(`not saved: ${left.map((o) => `${o.key} (${o.policy.decision} by ${o.policy.rule})`).join(', ')}`);
+      const references = result.objects.filter((o) => o.reference);
+      if (references.length > 0) this.log(`external references, which restore must find: ${references.map((o) => o.key).join(', ')}`);
     }
     return result;
+  }
+
+  /** The advice a process target has been given (none for an IPC namespace), checked like a config file. */
+  private adviceFor(target: CheckpointTarget): AppliedAdvice | undefined {
+    if (target.kind !== 'process') return undefined;
+    const kernel = this.container.resolve(Kernel);
+    kernel.procfs.assertUserProcess(target.pid);
+    const advice = readAdvice(adviceDir(), kernel.procfs, target.pid);
+    if (advice) this.assertKnownTypes(`advice ${advice.file}`, selectedNames(advice.advice, advice.advice.rules));
+    return advice;
   }
 }
 

@@ -1,16 +1,18 @@
 import { Flags } from '@oclif/core';
-import { CrCommand, selectionFlags, typeSelectionFlags, type CrConfigFlags } from '../base-command.js';
+import { CrCommand, profileFlag, selectionFlags, typeSelectionFlags, type CrConfigFlags } from '../base-command.js';
 import { renderTable } from '../table.js';
 
 export default class Config extends CrCommand {
   static override summary = 'Print the resolved configuration and where each value came from.';
   static override description = `Values come from, in increasing precedence: cr's defaults, the config file (.crrc, .crrc.json,
 .crrc.yaml, cr.config.js/.ts, package.json#cr, found from the current directory upwards, or
---config), and flags. Give the same flags as to checkpoint or restore to see their effect.`;
-  static override examples = ['<%= config.bin %> config', '<%= config.bin %> config --exclude ipc-ns --json'];
+--config), the file's profile named by --profile, and flags. Give the same flags as to
+checkpoint or restore to see their effect.`;
+  static override examples = ['<%= config.bin %> config', '<%= config.bin %> config --exclude ipc-ns --json', '<%= config.bin %> config --profile nosysv'];
   static override enableJsonFlag = true;
   static override flags = {
     ...selectionFlags,
+    ...profileFlag,
     'pin-ns': Flags.string({ description: 'As for cr restore.' }),
   };
 
@@ -20,7 +22,7 @@ export default class Config extends CrCommand {
       ...typeSelectionFlags(flags),
       ...(flags['pin-ns'] === undefined ? {} : { '--pin-ns': { restore: { pinNs: flags['pin-ns'] } } }),
     };
-    await this.setUp(flags.config, layers);
+    await this.setUp(flags.config, layers, flags.profile);
     const { config, sources } = this.resolved;
     if (!this.jsonEnabled()) {
       this.log(`config file: ${this.configFile ?? 'none found'}`);

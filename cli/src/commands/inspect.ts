@@ -1,13 +1,15 @@
 import { Args, Flags } from '@oclif/core';
-import { CrError, ExitCode, ImageReader } from '@cr/core';
+import { CrError, ExitCode, ImageReader, describeSelector } from '@cr/core';
 import { z } from 'zod';
 import { CrCommand } from '../base-command.js';
 import { renderTable } from '../table.js';
+import { describeAdvice } from './advise.js';
 
 export default class Inspect extends CrCommand {
   static override summary = 'Show what an image holds, and verify it.';
-  static override description = `Prints the manifest (format, tool and kernel versions, target), every object with the policy
-decision that was taken for it and the rule that decided, and the saved records. Every file's
+  static override description = `Prints the manifest (format, tool and kernel versions, target), the advice the process had
+given, every object with the policy decision that was taken for it and the rule that decided,
+the external references restore must find, and the saved records. Every file's
 size and digest is checked, and every record is checked against its plugin's schema; any
 problem is reported and makes the command exit ${ExitCode.Image}.`;
   static override examples = ['<%= config.bin %> inspect img', '<%= config.bin %> inspect img --json'];
@@ -37,8 +39,19 @@ problem is reported and makes the command exit ${ExitCode.Image}.`;
       this.log(`format     ${manifest.format} v${manifest.formatVersion}, written by cr ${manifest.tool.version} at ${manifest.createdAt}`);
       this.log(`host       ${manifest.host.hostname}, Linux ${manifest.host.kernelRelease} ${manifest.host.arch}`);
       this.log(`target     ${t.kind === 'process' ? `process ${t.pid}` : `IPC namespace ${t.path}`}`);
+      if (manifest.advice) this.log(`advice     ${manifest.advice.file}\n${describeAdvice(manifest.advice.advice).map((l) => `             ${l}`).join('\n')}`);
       this.log('');
       this.log(renderTable(['OBJECT', 'DECISION', 'RULE', 'SOURCE', 'BELOW'], manifest.objects.map((o) => [o.key, o.policy.decision, o.policy.rule, o.policy.source, o.parents.join(',')])));
+      const references = manifest.objects.filter((o) => o.reference);
+      if (references.length > 0) {
+        this.log('\nexternal references (not saved; restore must find each alive, with these attributes):');
+        this.log(
+          renderTable(
+            ['OBJECT', 'ATTRIBUTES', 'USED BY'],
+            references.map((o) => [o.key, describeSelector(o.attributes), o.reference!.usedBy.join(',') || '(marked external)']),
+          ),
+        );
+      }
       if (flags.records) {
         for (const [key, record] of Object.entries(records)) this.log(`\n${key}\n${JSON.stringify(record, null, 2)}`);
       }

@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
-import { CrError, ExitCode, Kernel, RestoreEngine } from '@cr/core';
-import { CrCommand, type CrConfigFlags } from '../base-command.js';
+import { CrError, ExitCode, Kernel, RestoreEngine, parseSelector, type ExternalMapping } from '@cr/core';
+import { CrCommand, profileFlag, type CrConfigFlags } from '../base-command.js';
 
 export default class Restore extends CrCommand {
   static override summary = 'Recreate the resources saved in an image: processes, namespaces, IPC objects.';
@@ -10,7 +10,11 @@ already recreated is removed again. A restored process has its saved PID and car
 was; cr waits for it to exit and exits with its status, unless --detach. Its stdio that pointed
 outside the checkpoint (a terminal, a pipe) is cr's own stdio, or the files named with
 --inherit-fd. Namespaces restored without a process to live in must be pinned with --pin-ns,
-which bind-mounts them on DIR/uts, DIR/ipc … (release them with cr unpin).`;
+which bind-mounts them on DIR/uts, DIR/ipc … (release them with cr unpin). With --into-ipc-ns,
+IPC objects and processes go into that existing IPC namespace. Objects the image refers to
+without holding them (external references: a shared memory segment or queue checkpointed on its
+own) must exist where the restore goes, with the same id, key and size, or nothing is changed;
+--map-external names another live object to use instead where that is safe.`;
   static override examples = [
     { description: 'Restore a process and return once it runs', command: '<%= config.bin %> restore -D img --detach' },
     { description: 'Restore it in this terminal, waiting for it like a shell job', command: '<%= config.bin %> restore -D img' },
@@ -18,6 +22,8 @@ which bind-mounts them on DIR/uts, DIR/ipc … (release them with cr unpin).`;
     { description: 'Restore the namespaces of an image and keep them on /run/cr/app', command: '<%= config.bin %> restore -D img --pin-ns /run/cr/app' },
     { description: 'Then use them', command: 'nsenter --uts=/run/cr/app/uts --ipc=/run/cr/app/ipc hostname' },
     { description: 'Restore IPC objects into a namespace that already exists', command: '<%= config.bin %> restore -D img --into-ipc-ns /proc/4321/ns/ipc' },
+    { description: 'Restore a process into the IPC namespace that holds its (external) segment and queue', command: '<%= config.bin %> restore -D app-img --into-ipc-ns /run/cr/pins/ipc --detach' },
+    { description: 'Attach the segment that was shm id 5 as the live segment 7 (same size)', command: '<%= config.bin %> restore -D app-img --detach --map-external sysvipc-shm:id=5=id=7' },
   ];
   static override enableJsonFlag = true;
   static override flags = {
@@ -29,16 +35,25 @@ which bind-mounts them on DIR/uts, DIR/ipc … (release them with cr unpin).`;
       multiple: true,
       description: 'N=PATH: give the restored process PATH as fd N where it had stdio pointing outside the checkpoint (default: cr\'s own fd N).',
     }),
+    'map-external': Flags.string({
+      multiple: true,
+      description:
+        'TYPE:ATTR=VALUE=ATTR=VALUE: find the external reference selected by the first ATTR=VALUE as the live object selected by the second, e.g. sysvipc-shm:id=5=id=7 (refused unless safe: a segment of the same size; a queue or set with the same id).',
+    }),
+    ...profileFlag,
   };
 
   async run(): Promise<unknown> {
     const { flags } = await this.parse(Restore);
     const pinFlag: CrConfigFlags = flags['pin-ns'] === undefined ? {} : { '--pin-ns': { restore: { pinNs: flags['pin-ns'] } } };
-    await this.setUp(flags.config, pinFlag);
+    await this.setUp(flags.config, pinFlag, flags.profile);
     const pinDir = this.resolved.config.restore?.pinNs;
     const inheritFds = parseInheritFds(flags['inherit-fd'] ?? []);
+    const mapExternal = (flags['map-external'] ?? []).map(parseMapExternal);
+    for (const m of mapExternal) this.assertKnownTypes('flag --map-external', [m.type]);
     const restored = await this.container.resolve(RestoreEngine).restore({
       imageDir: flags['images-dir'],
+      mapExternal,
       options: {
         ...(pinDir ? { pinDir } : {}),
         ...(flags['into-ipc-ns'] ? { into: { ipc: flags['into-ipc-ns'] } } : {}),
@@ -70,4 +85,13 @@ export function parseInheritFds(values: readonly string[]): Record<number, strin
     fds[Number(m[1])] = m[2]!;
   }
   return fds;
+}
+
+const MAPPING = /^([a-z][a-z0-9]*(?:-[a-z0-9]+)*):([a-z][a-zA-Z0-9]*=[^\s,=]+)=([a-z][a-zA-Z0-9]*=[^\s,=]+)$/;
+
+/** "sysvipc-shm:id=5=id=7" → the reference of sysvipc-shm with id 5 is found as the one with id 7. */
+export function parseMapExternal(text: string): ExternalMapping {
+  const m = MAPPING.exec(text);
+  if (!m) throw new CrError(`--map-external ${text}: expected TYPE:ATTR=VALUE=ATTR=VALUE, e.g. sysvipc-shm:id=5=id=7 or sysvipc-shm:key=0x1234=key=0x5678`, ExitCode.Usage);
+  return { text, type: m[1]!, from: parseSelector(m[2]!), to: parseSelector(m[3]!) };
 }
