@@ -110,6 +110,12 @@ async function restoreDetached(img: string, pid: number, extra: string[]): Promi
   expect(r.stdout).toContain(`tasks:${pid} running as PID ${pid}`);
 }
 
+/** Field 22 of /proc/PID/stat: what advice files are keyed by, beside the PID. */
+function startTime(pid: number): string {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]!;
+}
+
 const items = (out: string) => lines(out).filter((l) => /^(got|ERROR)/.test(l));
 const expectedItems = (n: number) => Array.from({ length: n }, (_, i) => `got ${i + 1} ok`);
 
@@ -129,6 +135,8 @@ describe('a producer and a consumer sharing a segment and a queue, checkpointed 
     for (const who of [first, second]) await restoreDetached(images[who], pids[who], ['--into-ipc-ns', join(pins, 'ipc')]);
     // Both live in the restored namespace, which holds the segment and queue they refer to.
     for (const pid of Object.values(pids)) expect(statSync(`/proc/${pid}/ns/ipc`).ino).toBe(statSync(join(pins, 'ipc')).ino);
+    // The restored producer is a new process to the kernel; the advice it gave still holds for it.
+    expect(readFileSync(join(adviceDir, `${pids.producer}-${startTime(pids.producer)}.json`), 'utf8')).toContain('"external"');
 
     // Items 6-10 were queued at checkpoint time: the consumer takes them from the restored queue
     // and finds each in the restored ring.

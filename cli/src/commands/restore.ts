@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { CrError, ExitCode, Kernel, RestoreEngine, parseSelector, type ExternalMapping } from '@cr/core';
+import { CrError, ExitCode, ImageReader, Kernel, RestoreEngine, adviceDir, parseSelector, writeAdvice, type ExternalMapping } from '@cr/core';
 import { CrCommand, profileFlag, type CrConfigFlags } from '../base-command.js';
 
 export default class Restore extends CrCommand {
@@ -62,17 +62,35 @@ own) must exist where the restore goes, with the same id, key and size, or nothi
     });
     const pids = restored.flatMap((r) => (r.pid === undefined ? [] : [r.pid]));
     const waiting = !flags.detach && pids.length > 0;
+    const kernel = this.container.resolve(Kernel);
+    const advice = this.carryAdviceOver(flags['images-dir'], pids, kernel);
     if (!this.jsonEnabled()) {
       // While cr waits, its stdout may be the restored program's too: keep cr's lines apart.
       const say = (line: string) => (waiting ? this.logToStderr(line) : this.log(line));
       say(`restored ${restored.length} object(s) from ${flags['images-dir']}`);
       for (const r of restored) say(`  ${r.key}${r.pinnedAt ? ` pinned at ${r.pinnedAt}` : ''}${r.pid === undefined ? '' : ` running as PID ${r.pid}`}`);
+      if (advice) say(`  its advice is kept in ${advice}`);
     }
-    if (!waiting) return { restored };
-    const kernel = this.container.resolve(Kernel);
+    if (!waiting) return { restored, ...(advice ? { advice } : {}) };
     let status = 0;
     for (const pid of pids) status = kernel.waitForExit(pid);
     this.exit(status);
+  }
+
+  /**
+   * The advice the process had given when it was checkpointed is given again for the restored
+   * one: to the kernel it is a new process (another start time), but it is the same program,
+   * which will not advise again. Best effort: the restore has succeeded whatever happens here.
+   */
+  private carryAdviceOver(imageDir: string, pids: readonly number[], kernel: Kernel): string | undefined {
+    const { advice, target } = ImageReader.open(imageDir).manifest;
+    if (!advice || target.kind !== 'process' || !pids.includes(target.pid)) return undefined;
+    try {
+      return writeAdvice(adviceDir(), kernel.procfs, target.pid, advice.advice);
+    } catch (err) {
+      this.warn(`the advice of PID ${target.pid} was not kept for the restored process: ${(err as Error).message}`);
+      return undefined;
+    }
   }
 }
 
