@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { appendFileSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +14,8 @@ let bin: string;
 const fixture = (name: string) => join(bin, name);
 beforeAll(() => {
   bin = tempDir('cr-proc-bin-');
+  // Fixtures also run as nobody.
+  chmodSync(bin, 0o755);
   for (const name of ['counter', 'heap', 'signals', 'files', 'sleeper', 'shmuser']) compileFixture(name, bin);
 });
 afterAll(() => cleanup.dir(bin) && cleanup.run());
@@ -110,6 +112,26 @@ describe('a single-threaded process, checkpointed and restored with the same PID
     expect(readFileSync(join(data, 'log.txt'), 'utf8')).toBe('before\nwhile away\nafter\n');
     expect(readFileSync(join(data, 'priv.bin'), 'utf8')).toBe('p'.repeat(4096));
     expect(readFileSync(join(data, 'shared.bin'), 'utf8').slice(0, 3)).toBe('YZs');
+  });
+});
+
+describe('credentials', () => {
+  it('a process of another user comes back as that user, with no capabilities', async () => {
+    const dir = cleanup.dir(tempDir());
+    chmodSync(dir, 0o755);
+    const out = join(dir, 'out.txt');
+    writeFileSync(out, '');
+    chmodSync(out, 0o666);
+    const child = await startFixture(cleanup, 'setpriv', ['--reuid=65534', '--regid=65534', '--groups=65533', '--inh-caps=-all', fixture('counter')], out);
+    const creds = () => readFileSync(`/proc/${child.pid}/status`, 'utf8').split('\n').filter((l) => /^(Uid|Gid|Groups|CapEff|CapPrm):/.test(l));
+    const before = creds();
+    expect(before).toContain('Uid:\t65534\t65534\t65534\t65534');
+    await checkpointAndKill(child, join(dir, 'img'));
+    const ticks = numbers(out).length;
+    await restoreDetached(join(dir, 'img'), child.pid!);
+    expect(creds()).toEqual(before);
+    await waitFor('more ticks', () => (numbers(out).length > ticks + 3 ? true : undefined));
+    expect(numbers(out)).toEqual(numbers(out).map((_, i) => i + 1));
   });
 });
 
