@@ -54,9 +54,11 @@ export function findLiveIpcObject(
   const selector = ref.mapTo ?? { id: saved.id! };
   const hits = live.filter((o) => matchesSelector(selector, attributesOf(o)));
   if (hits.length === 0) {
-    const fix = ctx.options.into?.ipc
-      ? 'restore it there first (cr restore of the image that holds it)'
-      : 'restore into the IPC namespace that holds it with --into-ipc-ns PATH';
+    const fix = ref.mapTo
+      ? 'map it to an object that is there (ipcs lists them)'
+      : ctx.options.into?.ipc
+        ? 'restore it there first (cr restore of the image that holds it)'
+        : 'restore into the IPC namespace that holds it with --into-ipc-ns PATH';
     throw new TargetError(`${ref.key} (${what}): no ${kind} with ${describeSelector(selector)} in ${look.where}; ${fix}`);
   }
   if (hits.length > 1) {
