@@ -90,12 +90,12 @@ async function checkpointAndKill(child: ChildProcess, img: string, extra: string
  * The IPC namespace on its own, then the producer (its own advice leaves the SysV objects out)
  * and the consumer (--external sysvipc), each killed once saved: nothing is left of the scene.
  */
-async function checkpointScene(s: Scene): Promise<{ ipc: string; producer: string; consumer: string }> {
+async function checkpointScene(s: Scene, producerFlags: string[] = []): Promise<{ ipc: string; producer: string; consumer: string }> {
   const images = { ipc: join(s.dir, 'ipc-img'), producer: join(s.dir, 'producer-img'), consumer: join(s.dir, 'consumer-img') };
   const ipc = await crAsync(['checkpoint', '--ipc-ns', s.ns, '-D', images.ipc]);
   expect(ipc.stderr).toBe('');
   expect(ipc.stdout).toMatch(/^saved 3 object\(s\): ipc-ns:\d+, sysvipc-msg:\d+, sysvipc-shm:\d+$/m);
-  const producerOut = await checkpointAndKill(s.producer, images.producer);
+  const producerOut = await checkpointAndKill(s.producer, images.producer, producerFlags);
   expect(producerOut).toMatch(/^external references, which restore must find: sysvipc-msg:\d+, sysvipc-shm:\d+$/m);
   await checkpointAndKill(s.consumer, images.consumer, ['--external', 'sysvipc']);
   return images;
@@ -149,6 +149,28 @@ describe('a producer and a consumer sharing a segment and a queue, checkpointed 
     await waitForLine(s.outC, /^drained 15$/);
     expect(items(s.outC)).toEqual(expectedItems(15));
     expect(lines(s.outP).filter((l) => l.startsWith('ERROR'))).toEqual([]);
+  });
+
+  it('a process saved without its IPC namespace joins the --into-ipc-ns namespace, where its references are found', async () => {
+    const s = await startScene();
+    const images = await checkpointScene(s, ['--exclude', 'ipc-ns']);
+    const pins = cleanup.pins(join(s.dir, 'pins'));
+    expect((await crAsync(['restore', '-D', images.ipc, '--pin-ns', pins])).status).toBe(0);
+    const producer = s.producer.pid!;
+    // Without --into-ipc-ns it would go into cr's own namespace, which does not hold its segment.
+    const own = await crAsync(['restore', '-D', images.producer, '--detach']);
+    expect(own.status).toBe(5);
+    expect(own.stderr).toMatch(/sysvipc-shm:0 \(shm id 0, key 0x00005150, size 1024, used by mm:\d+\): (no shm with id=0 in|shm id 0 in) cr's own IPC namespace/);
+    expect(existsSync(`/proc/${producer}`)).toBe(false);
+
+    await restoreDetached(images.producer, producer, ['--into-ipc-ns', join(pins, 'ipc')]);
+    await restoreDetached(images.consumer, s.consumer.pid!, ['--into-ipc-ns', join(pins, 'ipc')]);
+    expect(statSync(`/proc/${producer}/ns/ipc`).ino).toBe(statSync(join(pins, 'ipc')).ino);
+    send(join(pins, 'ipc'), 2, 5);
+    await waitForLine(s.outP, /^sent 15$/);
+    send(join(pins, 'ipc'), 3, 0);
+    await waitForLine(s.outC, /^drained 15$/);
+    expect(items(s.outC)).toEqual(expectedItems(15));
   });
 
   it('the same images, restored where the IPC objects are not, fail naming them and leave nothing behind', async () => {

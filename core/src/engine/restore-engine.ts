@@ -61,6 +61,8 @@ export class RestoreEngine {
     const mapTo = resolveMappings(request.mapExternal ?? [], references);
     const into = new IntoNamespaces(this.kernel, request.options.into ?? {});
     try {
+      // Opened now, so that a wrong path is reported before anything is changed.
+      into.all();
       const values = new Map<string, unknown>();
       const contextFor = (entry: ObjectEntry) => this.context(reader, entry, request.options, values, into);
       const plan = this.plan(reader, request.options, contextFor);
