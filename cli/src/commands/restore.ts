@@ -29,7 +29,9 @@ own) must exist where the restore goes, with the same id, key and size, or nothi
   static override flags = {
     'images-dir': Flags.string({ char: 'D', description: 'Image directory written by cr checkpoint.', required: true }),
     'pin-ns': Flags.string({ description: 'Directory to pin restored namespaces in (created if missing).' }),
-    'into-ipc-ns': Flags.string({ description: 'Restore into this existing IPC namespace (an nsfs path) instead of a new one.' }),
+    'into-ipc-ns': Flags.string({
+      description: 'Restore IPC objects, and put restored processes, into this existing IPC namespace (an nsfs path) instead of a new one.',
+    }),
     detach: Flags.boolean({ char: 'd', description: 'Return once the restored processes run, instead of waiting for them to exit.' }),
     'inherit-fd': Flags.string({
       multiple: true,
