@@ -267,6 +267,28 @@ describe('checkpoint leaves the program running', () => {
   });
 });
 
+describe('edge cases', () => {
+  it('a process running the program cr launches its seeds from (sleep) comes back too', async () => {
+    const dir = cleanup.dir(tempDir());
+    const child = cleanup.process(spawn('sleep', ['1000'], { stdio: 'ignore' }));
+    await waitFor('sleep to run', () => (processState(child.pid!) === 'S' ? true : undefined));
+    await checkpointAndKill(child, join(dir, 'img'));
+    await restoreDetached(join(dir, 'img'), child.pid!);
+    expect(readFileSync(`/proc/${child.pid}/cmdline`, 'utf8')).toBe('sleep\u00001000\u0000');
+    expect(readlinkSync(`/proc/${child.pid}/exe`)).toMatch(/\/sleep$/);
+  });
+
+  it('--kill leaves a process alone that the policy left out', async () => {
+    const dir = cleanup.dir(tempDir());
+    const child = cleanup.process(spawn('sleep', ['1000'], { stdio: 'ignore' }));
+    await waitFor('sleep to run', () => (processState(child.pid!) === 'S' ? true : undefined));
+    const r = await crAsync(['checkpoint', String(child.pid), '-D', join(dir, 'img'), '--kill', '--exclude', 'tasks']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).not.toContain('then killed');
+    expect(processState(child.pid!)).toBe('S');
+  });
+});
+
 describe('bad input: a clear error, and nothing lost', () => {
   it('a process holding a socket is refused, naming the fd, and keeps running unharmed; excluding the fd lets it through', async () => {
     const dir = cleanup.dir(tempDir());

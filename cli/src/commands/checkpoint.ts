@@ -43,7 +43,7 @@ no image appears at the path and the target is left as it was.`;
       exclusive: ['pid'],
     }),
     'dry-run': Flags.boolean({ description: 'Collect and decide, print what would be saved and which rule decided; write nothing.' }),
-    kill: Flags.boolean({ description: 'Kill the process once the image is committed (by default it carries on running).', exclusive: ['dry-run', 'ipc-ns'] }),
+    kill: Flags.boolean({ description: 'Kill the process once the image is committed (by default it carries on running); a process the policy leaves out is not killed.', exclusive: ['dry-run', 'ipc-ns'] }),
   };
 
   async run(): Promise<unknown> {
@@ -63,7 +63,7 @@ no image appears at the path and the target is left as it was.`;
     const result = await engine.checkpoint({ target, imageDir: flags['images-dir'], policy, kill: flags.kill, ...(advice ? { advice } : {}) });
     if (!this.jsonEnabled()) {
       const saved = result.objects.filter((o) => o.record);
-      const frozen = result.frozenMs > 0 ? ` (frozen for ${result.frozenMs.toFixed(0)} ms${flags.kill ? ', then killed' : ''})` : '';
+      const frozen = result.frozenMs > 0 ? ` (frozen for ${result.frozenMs.toFixed(0)} ms${result.killed.length > 0 ? ', then killed' : ''})` : '';
       this.log(`checkpointed ${describeTarget(target)} into ${result.imageDir}${frozen}`);
       this.log(`saved ${saved.length} object(s): ${saved.map((o) => o.key).join(', ') || 'none'}`);
       const left = result.objects.filter((o) => !o.record);

@@ -31,6 +31,8 @@ export interface CheckpointResult {
   objects: ObjectEntry[];
   /** How long the target was frozen, from the first freeze to the last thaw, in milliseconds. */
   frozenMs: number;
+  /** Keys of the objects `--kill` ended (only objects the image holds are). */
+  killed: string[];
 }
 
 interface Collected {
@@ -95,30 +97,33 @@ export class CheckpointEngine {
       graph.release();
       throw err;
     }
+    // --kill ends only what the image holds: a process left out by policy carries on.
+    const saved = new Set(objects.filter((o) => o.record).map((o) => o.key));
+    const killed = request.kill ? frozen.filter((n) => saved.has(n.key)).map((n) => n.key) : [];
     try {
-      await this.thaw(frozen, request.kill === true);
+      await this.thaw(frozen, (node) => killed.includes(node.key));
     } finally {
       graph.release();
     }
     // Measured after the thaw: the target was frozen until then.
-    return { imageDir: writer.imageDir, objects, frozenMs: frozen.length > 0 ? performance.now() - frozenAt : 0 };
+    return { imageDir: writer.imageDir, objects, frozenMs: frozen.length > 0 ? performance.now() - frozenAt : 0, killed };
   }
 
   /** After a failed checkpoint: thaws, and if that fails too, says so in the error the user sees. */
   private async thawAfterFailure(frozen: readonly ResourceNode[], err: unknown): Promise<void> {
     try {
-      await this.thaw(frozen, false);
+      await this.thaw(frozen, () => false);
     } catch (thawErr) {
       if (err instanceof Error) err.message += `\nthe target could not be let go again: ${(thawErr as Error).message}`;
     }
   }
 
   /** Thaws in reverse order of freezing; every node is tried, the first failure is reported. */
-  private async thaw(frozen: readonly ResourceNode[], kill: boolean): Promise<void> {
+  private async thaw(frozen: readonly ResourceNode[], kill: (node: ResourceNode) => boolean): Promise<void> {
     let first: unknown;
     for (const node of [...frozen].reverse()) {
       try {
-        await this.registry.get(node.type).plugin.thaw?.(node, { kill });
+        await this.registry.get(node.type).plugin.thaw?.(node, { kill: kill(node) });
       } catch (err) {
         first ??= err;
       }

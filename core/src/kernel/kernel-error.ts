@@ -1,4 +1,4 @@
-import { getSystemErrorName } from 'node:util';
+import { getSystemErrorMap, getSystemErrorName } from 'node:util';
 import { CrError, ExitCode } from '../errors.js';
 
 /** Name of an errno value ("EPERM"), or "errno N" for one Node does not know. */
@@ -23,7 +23,8 @@ export class KernelError extends CrError {
   constructor(syscall: string, errno: number, target?: string, description?: string) {
     const code = errnoName(errno);
     const what = target === undefined ? syscall : `${syscall}(${target})`;
-    super(`${what}: ${code}${description ? ` (${description})` : ''}`, ExitCode.Failure);
+    const text = description ?? getSystemErrorMap().get(-errno)?.[1];
+    super(`${what}: ${code}${text ? ` (${text})` : ''}`, ExitCode.Failure);
     this.syscall = syscall;
     this.errno = errno;
     this.code = code;

@@ -190,6 +190,13 @@ export class Libc {
     return check(raw.syscall(SYS.kcmp, 'long', pid1, 'long', pid2, 'long', KCMP_FILE, 'long', fd1, 'long', fd2), 'kcmp', `pid ${pid1} fd ${fd1}`);
   }
 
+  /** This process's own limit on `resource` (RLIMIT_*), as prlimit(2) reports it. */
+  getRlimit(resource: number): { soft: bigint; hard: bigint } {
+    const out = Buffer.alloc(16);
+    check(raw.syscall(SYS.prlimit64, 'long', 0, 'long', resource, 'void *', null, 'void *', out), 'prlimit64', `resource ${resource}`);
+    return { soft: out.readBigUInt64LE(0), hard: out.readBigUInt64LE(8) };
+  }
+
   /** The largest peak RSS (bytes) among the children this process has waited for. */
   childrenMaxRss(): number {
     const RUSAGE_CHILDREN = -1;

@@ -12,8 +12,12 @@ export interface ProcessStat {
   pgid: number;
   sid: number;
   flags: number;
+  nice: number;
   threads: number;
   startTime: bigint;
+  /** Real-time priority and scheduling policy (SCHED_OTHER 0, SCHED_FIFO 1 …). */
+  rtPriority: number;
+  policy: number;
 }
 
 /** The address-space bounds the kernel keeps in mm_struct, as /proc/PID/stat shows them. */
@@ -46,6 +50,8 @@ export interface ProcessStatus {
   threads: number;
   /** The PID of the process tracing this one (a debugger), or 0. */
   tracerPid: number;
+  /** The CPUs it may run on, as /proc shows the mask: hex words, highest first, comma-separated. */
+  cpusAllowed: string;
 }
 
 /** One open file descriptor as /proc/PID/fd and /proc/PID/fdinfo show it. */
@@ -71,8 +77,11 @@ export class Procfs {
       pgid: Number(f.rest[2]),
       sid: Number(f.rest[3]),
       flags: Number(f.rest[6]),
+      nice: Number(f.rest[16]),
       threads: Number(f.rest[17]),
       startTime: BigInt(f.rest[19]!),
+      rtPriority: Number(f.rest[37]),
+      policy: Number(f.rest[38]),
     };
   }
 
@@ -132,7 +141,15 @@ export class Procfs {
       umask: Number.parseInt(get('Umask') || '22', 8),
       threads: Number(get('Threads') || 1),
       tracerPid: Number(get('TracerPid') || 0),
+      cpusAllowed: get('Cpus_allowed'),
     };
+  }
+
+  /** Whether `pid` holds a file lock (flock, POSIX or lease) that /proc/locks shows. */
+  holdsFileLocks(pid: number): boolean {
+    return readFileSync('/proc/locks', 'utf8')
+      .split('\n')
+      .some((line) => line.replace(/^\d+:\s+(->\s+)?/, '').split(/\s+/)[3] === String(pid));
   }
 
   /** PIDs of the processes whose parent is `pid`. */

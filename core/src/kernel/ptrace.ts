@@ -323,6 +323,6 @@ export class Ptrace {
 
 /** A remote syscall's raw result, or a KernelError naming the call when it is -errno. */
 export function checkRemote(pid: number, name: string, result: bigint): bigint {
-  if (result < 0n && result > -4096n) throw new KernelError(`${name} (in PID ${pid})`, Number(-result), `pid ${pid}`);
+  if (result < 0n && result > -4096n) throw new KernelError(name, Number(-result), `in PID ${pid}`);
   return result;
 }

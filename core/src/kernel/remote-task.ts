@@ -24,6 +24,12 @@ export interface SignalAction {
   mask: bigint;
 }
 
+/** One interval timer (struct itimerval), in microseconds. */
+export interface ItimerValue {
+  intervalUs: bigint;
+  valueUs: bigint;
+}
+
 /** An alternate signal stack (stack_t). */
 export interface AltStack {
   sp: bigint;
@@ -153,7 +159,7 @@ export class RemoteTask {
 
   mmap(address: bigint, length: bigint, prot: number, flags: number, fd = -1, offset = 0n): bigint {
     const at = this.call('mmap', SYS.mmap, [address, length, prot, flags, fd, offset]);
-    if (address !== 0n && at !== address) throw new KernelError(`mmap (in PID ${this.pid})`, 17, `0x${address.toString(16)}`, `mapped at 0x${at.toString(16)} instead`);
+    if (address !== 0n && at !== address) throw new KernelError('mmap', 17, `in PID ${this.pid}, at 0x${address.toString(16)}`, `mapped at 0x${at.toString(16)} instead`);
     return at;
   }
 
@@ -180,7 +186,7 @@ export class RemoteTask {
 
   shmat(shmid: number, address: bigint, flags: number): void {
     const at = this.call('shmat', SYS.shmat, [shmid, address, flags]);
-    if (at !== address) throw new KernelError(`shmat (in PID ${this.pid})`, 17, `shm id ${shmid}`, `attached at 0x${at.toString(16)} instead of 0x${address.toString(16)}`);
+    if (at !== address) throw new KernelError('shmat', 17, `in PID ${this.pid}, shm id ${shmid}`, `attached at 0x${at.toString(16)} instead of 0x${address.toString(16)}`);
   }
 
   // --- files ----------------------------------------------------------------------------------
@@ -296,6 +302,42 @@ export class RemoteTask {
     this.call(`prlimit64(${resource})`, SYS.prlimit64, [0, resource, 0, at]);
     const b = this.read(at, 16);
     return { soft: b.readBigUInt64LE(0), hard: b.readBigUInt64LE(8) };
+  }
+
+  /** getitimer(2): the interval and the time left of one interval timer, in microseconds. */
+  getItimer(which: number): ItimerValue {
+    const at = this.scratchAt(0);
+    this.call(`getitimer(${which})`, SYS.getitimer, [which, at]);
+    const b = this.read(at, 32);
+    const us = (o: number) => b.readBigInt64LE(o) * 1_000_000n + b.readBigInt64LE(o + 8);
+    return { intervalUs: us(0), valueUs: us(16) };
+  }
+
+  setItimer(which: number, timer: ItimerValue): void {
+    const b = Buffer.alloc(32);
+    const put = (us: bigint, o: number) => {
+      b.writeBigInt64LE(us / 1_000_000n, o);
+      b.writeBigInt64LE(us % 1_000_000n, o + 8);
+    };
+    put(timer.intervalUs, 0);
+    put(timer.valueUs, 16);
+    this.call(`setitimer(${which})`, SYS.setitimer, [which, this.put(b), 0]);
+  }
+
+  /** setpriority(PRIO_PROCESS, self, nice). */
+  setNice(nice: number): void {
+    this.call('setpriority', SYS.setpriority, [0, 0, BigInt.asUintN(64, BigInt(nice))]);
+  }
+
+  setScheduler(policy: number, priority: number): void {
+    const b = Buffer.alloc(4);
+    b.writeInt32LE(priority);
+    this.call('sched_setscheduler', SYS.sched_setscheduler, [0, policy, this.put(b)]);
+  }
+
+  /** sched_setaffinity(2) with a CPU mask, lowest CPU in the lowest bit of the first byte. */
+  setAffinity(mask: Buffer): void {
+    this.call('sched_setaffinity', SYS.sched_setaffinity, [0, mask.length, this.put(mask)]);
   }
 
   umask(mask: number): number {

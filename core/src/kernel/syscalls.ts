@@ -13,6 +13,8 @@ export const SYS = {
   madvise: 28,
   shmat: 30,
   nanosleep: 35,
+  getitimer: 36,
+  setitimer: 38,
   fcntl: 72,
   fchdir: 81,
   umask: 95,
@@ -25,7 +27,10 @@ export const SYS = {
   rt_sigqueueinfo: 129,
   sigaltstack: 131,
   personality: 135,
+  setpriority: 141,
+  sched_setscheduler: 144,
   prctl: 157,
+  sched_setaffinity: 203,
   setns: 308,
   clock_nanosleep: 230,
   rt_tgsigqueueinfo: 297,
@@ -74,6 +79,9 @@ export const PR_GET_CHILD_SUBREAPER = 37;
 export const PR_SET_NO_NEW_PRIVS = 38;
 export const PR_GET_NO_NEW_PRIVS = 39;
 export const PR_SET_THP_DISABLE = 41;
+export const PR_CAPBSET_DROP = 24;
+export const PR_CAP_AMBIENT = 47;
+export const PR_CAP_AMBIENT_RAISE = 2;
 export const PR_GET_THP_DISABLE = 42;
 
 export const CLONE_PARENT = 0x00008000;

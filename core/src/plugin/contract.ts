@@ -80,7 +80,7 @@ export interface CollectContext {
 }
 
 export interface ThawContext {
-  /** The checkpoint succeeded and the user asked to stop the target (`--kill`). */
+  /** The checkpoint succeeded, this object is in the image, and the user asked to stop it (`--kill`). */
   readonly kill: boolean;
 }
 

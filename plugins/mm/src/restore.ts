@@ -1,5 +1,5 @@
 import { O_RDONLY, O_RDWR } from 'node:constants';
-import { closeSync, fstatSync, openSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, statSync } from 'node:fs';
 import {
   Kernel,
   MAP_ANONYMOUS,
@@ -27,6 +27,8 @@ const ADVICE: Record<string, number> = { rr: 1, sr: 2, dc: 10, mg: 12, hg: 14, n
 
 const big = (v: string) => BigInt(v);
 
+const nsToIso = (ns: bigint) => new Date(Number(ns / 1_000_000n)).toISOString();
+
 /**
  * Checks before anything is changed that every mapped file, and the executable, is still the file
  * the program had: same size and modification time. A different libc would crash the program.
@@ -43,11 +45,14 @@ export function checkMappedFiles(record: MmRecord, key: string): void {
     }
     try {
       const st = fstatSync(fd, { bigint: true });
-      if (Number(st.size) !== saved.size || String(st.mtimeNs) !== saved.mtimeNs) {
-        throw new TargetError(
-          `cannot restore ${key}: ${path} changed since the checkpoint (size ${saved.size} → ${st.size}, or its modification time); ` +
-            'the program must find the same file it had mapped',
-        );
+      const change =
+        Number(st.size) !== saved.size
+          ? `its size went from ${saved.size} to ${st.size} bytes`
+          : String(st.mtimeNs) !== saved.mtimeNs
+            ? `it was modified (at ${nsToIso(st.mtimeNs)}, not ${nsToIso(BigInt(saved.mtimeNs))})`
+            : undefined;
+      if (change) {
+        throw new TargetError(`cannot restore ${key}: ${path} changed since the checkpoint: ${change}; the program must find the same file it had mapped`);
       }
     } finally {
       closeSync(fd);
@@ -182,6 +187,20 @@ function advise(task: RemoteTask, vma: VmaRecord): void {
   if (vma.flags.includes('lo')) task.mlock(start, length);
 }
 
+/** prctl_mm_map.exe_fd that leaves the exe link as it is. */
+const NO_EXE_CHANGE = 0xffffffff;
+
+/**
+ * Whether two paths are one file. The kernel refuses to switch the exe link to a file while the
+ * old one is still mapped (EBUSY), which is the case when the program is the seed's own launcher
+ * (`sleep`): then the link is already right.
+ */
+function sameFile(a: string, b: string): boolean {
+  const sa = statSync(a, { bigint: true });
+  const sb = statSync(b, { bigint: true });
+  return sa.dev === sb.dev && sa.ino === sb.ino;
+}
+
 /** struct prctl_mm_map, then the auxv it points to, in the task's scratch page. */
 function setMmFields(task: RemoteTask, record: MmRecord, files: OpenFiles): void {
   const b = record.bounds;
@@ -193,7 +212,7 @@ function setMmFields(task: RemoteTask, record: MmRecord, files: OpenFiles): void
   );
   map.writeBigUInt64LE(auxvAt, 88);
   map.writeUInt32LE(auxv.length, 96);
-  map.writeUInt32LE(files.remoteFd(record.exe.path, false), 100);
+  map.writeUInt32LE(sameFile(`/proc/${task.pid}/exe`, record.exe.path) ? NO_EXE_CHANGE : files.remoteFd(record.exe.path, false), 100);
   task.prctl('prctl(PR_SET_MM, PR_SET_MM_MAP)', PR_SET_MM, PR_SET_MM_MAP, task.put(map), map.length);
   task.dropScratch();
 }

@@ -16,7 +16,7 @@ import {
   type ThawContext,
 } from '@cr/core';
 import { tasksRecordSchema, type TasksRecord } from '@cr/schemas';
-import { awaitFreePid, createTask, resumeTask } from './restore.js';
+import { awaitFreePid, checkRlimits, checkWorkingDirectory, createTask, resumeTask } from './restore.js';
 import { readTaskState } from './save.js';
 
 /**
@@ -79,6 +79,8 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TaskHandle, Rest
   }
 
   async preflight(record: TasksRecord): Promise<void> {
+    checkWorkingDirectory(record);
+    checkRlimits(this.kernel, record);
     await awaitFreePid(this.kernel, record.pid);
   }
 

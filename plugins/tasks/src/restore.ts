@@ -1,10 +1,13 @@
 import { O_DIRECTORY, O_RDONLY } from 'node:constants';
-import { closeSync, existsSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync, statSync } from 'node:fs';
 import {
   ERESTART_RESTARTBLOCK,
   Kernel,
   NAMESPACE_FLAGS,
   NamespaceHandle,
+  PR_CAPBSET_DROP,
+  PR_CAP_AMBIENT,
+  PR_CAP_AMBIENT_RAISE,
   PR_SET_CHILD_SUBREAPER,
   PR_SET_DUMPABLE,
   PR_SET_KEEPCAPS,
@@ -72,7 +75,9 @@ export function resumeTask(kernel: Kernel, task: RemoteTask, record: TasksRecord
   const { altStack } = record.signals;
   // SS_ONSTACK only says the task was running on it; the kernel refuses it as a request.
   task.setAltStack({ sp: fromHex(altStack.sp), flags: altStack.flags & ~1, size: fromHex(altStack.size) });
-  restoreRlimits(kernel, task, record);
+  restoreRlimits(task, record);
+  restoreScheduling(kernel, task, record);
+  record.itimers.forEach(({ which, intervalUs, valueUs }) => task.setItimer(ITIMERS.indexOf(which), { intervalUs: BigInt(intervalUs), valueUs: BigInt(valueUs) }));
   task.personality(record.personality);
   task.umask(record.umask);
   changeDirectory(task, record.cwd);
@@ -113,31 +118,61 @@ function restoreSignalActions(task: RemoteTask, record: TasksRecord): void {
   }
 }
 
-function restoreRlimits(kernel: Kernel, task: RemoteTask, record: TasksRecord): void {
+function restoreRlimits(task: RemoteTask, record: TasksRecord): void {
   for (const { resource, soft, hard } of record.rlimits) {
     const index = RLIMIT_NAMES.indexOf(resource);
     const now = task.getRlimit(index);
-    const want = { soft: fromHex(soft), hard: fromHex(hard) };
-    if (now.soft === want.soft && now.hard === want.hard) continue;
-    if (want.hard > now.hard && !kernel.procfs.hasCapability(CAP_SYS_RESOURCE)) {
+    if (now.soft !== fromHex(soft) || now.hard !== fromHex(hard)) task.setRlimit(index, fromHex(soft), fromHex(hard));
+  }
+}
+
+/**
+ * The seed inherits cr's limits; a hard limit above cr's cannot be restored without
+ * CAP_SYS_RESOURCE. Checked before anything is created.
+ */
+export function checkRlimits(kernel: Kernel, record: TasksRecord): void {
+  if (kernel.procfs.hasCapability(CAP_SYS_RESOURCE)) return;
+  for (const { resource, hard } of record.rlimits) {
+    const own = kernel.libc.getRlimit(RLIMIT_NAMES.indexOf(resource));
+    if (fromHex(hard) > own.hard) {
       throw new UnsupportedError(
-        `cannot restore RLIMIT_${resource.toUpperCase()} of PID ${record.pid}: its hard limit was ${limit(want.hard)}, cr's is ${limit(now.hard)}, ` +
+        `cannot restore RLIMIT_${resource.toUpperCase()} of PID ${record.pid}: its hard limit was ${limit(fromHex(hard))}, cr's is ${limit(own.hard)}, ` +
           'and raising a hard limit needs CAP_SYS_RESOURCE, which cr lacks here; raise the limit in the shell that runs cr restore (ulimit -H)',
       );
     }
-    task.setRlimit(index, want.soft, want.hard);
+  }
+}
+
+/** The working directory must still be there; checked before anything is created. */
+export function checkWorkingDirectory(record: TasksRecord): void {
+  if (!existsSync(record.cwd) || !statSync(record.cwd).isDirectory()) {
+    throw new TargetError(`cannot restore PID ${record.pid}: its working directory ${record.cwd} no longer exists or is not a directory; recreate it`);
   }
 }
 
 const limit = (v: bigint) => (v === 0xffffffffffffffffn ? 'unlimited' : String(v));
 
+/** Nice value, scheduling policy and CPU affinity, where they differ from the seed's (cr's). */
+function restoreScheduling(kernel: Kernel, task: RemoteTask, record: TasksRecord): void {
+  const { nice, policy, rtPriority, affinity } = record.scheduling;
+  const now = kernel.procfs.stat(task.pid);
+  if (now.policy !== policy || now.rtPriority !== rtPriority) task.setScheduler(policy, rtPriority);
+  if (now.nice !== nice) task.setNice(nice);
+  if (kernel.procfs.status(task.pid).cpusAllowed !== affinity) task.setAffinity(cpuMask(affinity));
+}
+
+/** "ff,0000000f" (highest word first) → the bytes sched_setaffinity takes (lowest CPU first). */
+function cpuMask(words: string): Buffer {
+  const list = words.split(',').reverse();
+  const mask = Buffer.alloc(list.length * 4);
+  list.forEach((word, i) => mask.writeUInt32LE(Number.parseInt(word, 16), i * 4));
+  return mask;
+}
+
+const ITIMERS = ['real', 'virtual', 'prof'] as const;
+
 function changeDirectory(task: RemoteTask, cwd: string): void {
-  let local: number;
-  try {
-    local = openSync(cwd, O_RDONLY | O_DIRECTORY);
-  } catch {
-    throw new TargetError(`cannot restore the working directory of PID ${task.pid}: ${cwd} no longer exists or is not a directory; recreate it`);
-  }
+  const local = openSync(cwd, O_RDONLY | O_DIRECTORY);
   try {
     const fd = task.pullFd(local);
     task.fchdir(fd);
@@ -162,13 +197,21 @@ function restoreCredentials(kernel: Kernel, task: RemoteTask, record: TasksRecor
     c.groups.every((g, i) => g === now.groups[i]) &&
     fromHex(caps.effective) === now.capEffective &&
     fromHex(caps.permitted) === now.capPermitted &&
-    fromHex(caps.inheritable) === now.capInheritable;
+    fromHex(caps.inheritable) === now.capInheritable &&
+    fromHex(caps.bounding) === now.capBounding &&
+    fromHex(caps.ambient) === now.capAmbient;
   if (!same) {
+    // Dropping from the bounding set needs CAP_SETPCAP, so it comes while the task is still root.
+    const dropped = now.capBounding & ~fromHex(caps.bounding);
+    for (let cap = 0; cap < 64; cap++) if ((dropped >> BigInt(cap)) & 1n) task.prctl(`prctl(PR_CAPBSET_DROP, ${cap})`, PR_CAPBSET_DROP, cap);
     task.prctl('prctl(PR_SET_KEEPCAPS)', PR_SET_KEEPCAPS, 1);
     task.setGroups(c.groups);
     task.setresgid(c.gids[0], c.gids[1], c.gids[2]);
     task.setresuid(c.uids[0], c.uids[1], c.uids[2]);
     task.capset(fromHex(caps.effective), fromHex(caps.permitted), fromHex(caps.inheritable));
+    // Ambient capabilities must be permitted and inheritable first.
+    const ambient = fromHex(caps.ambient);
+    for (let cap = 0; cap < 64; cap++) if ((ambient >> BigInt(cap)) & 1n) task.prctl(`prctl(PR_CAP_AMBIENT_RAISE, ${cap})`, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap);
   }
   task.prctl('prctl(PR_SET_KEEPCAPS)', PR_SET_KEEPCAPS, record.prctl.keepCaps ? 1 : 0);
 }

@@ -22,6 +22,9 @@ import { RLIMIT_NAMES, type TasksRecord } from '@cr/schemas';
 import { toHex } from './hex.js';
 
 const CLOCK_MONOTONIC = 1;
+const ITIMERS = ['real', 'virtual', 'prof'] as const;
+/** Namespaces a process may only share with cr: no plugin saves these kinds yet. */
+const UNSAVED_NAMESPACES = ['mnt', 'net', 'pid', 'user', 'cgroup'] as const;
 
 /** Everything of a stopped, single-threaded process that is not its memory or its files. */
 export function readTaskState(kernel: Kernel, task: RemoteTask): TasksRecord {
@@ -68,6 +71,11 @@ export function readTaskState(kernel: Kernel, task: RemoteTask): TasksRecord {
         const { soft, hard } = task.getRlimit(i);
         return { resource, soft: toHex(soft), hard: toHex(hard) };
       }),
+      scheduling: { nice: stat.nice, policy: stat.policy, rtPriority: stat.rtPriority, affinity: status.cpusAllowed },
+      itimers: ITIMERS.flatMap((which, i) => {
+        const { intervalUs, valueUs } = task.getItimer(i);
+        return intervalUs === 0n && valueUs === 0n ? [] : [{ which, intervalUs: String(intervalUs), valueUs: String(valueUs) }];
+      }),
       personality: Number.parseInt(kernel.procfs.read(pid, 'personality').trim(), 16),
       umask: status.umask,
       cwd: kernel.procfs.link(pid, 'cwd'),
@@ -101,6 +109,18 @@ function assertSupported(kernel: Kernel, pid: number, comm: string, status: Proc
   if (root !== '/') throw new UnsupportedError(`${who} runs chrooted in ${root}, which cr cannot restore`);
   const cwd = kernel.procfs.link(pid, 'cwd');
   if (!existsSync(cwd)) throw new UnsupportedError(`${who} has a working directory that was removed (${cwd}); cr cannot restore it`);
+  for (const kind of UNSAVED_NAMESPACES) {
+    const ns = kernel.namespaces.ofProcess(pid, kind);
+    try {
+      if (!kernel.namespaces.isOwn(ns)) throw new UnsupportedError(`${who} is in its own ${kind} namespace (${kind}:[${ns.inode}]), which cr cannot checkpoint yet`);
+    } finally {
+      ns.close();
+    }
+  }
+  if (kernel.procfs.read(pid, 'timers').trim() !== '') {
+    throw new UnsupportedError(`${who} has POSIX timers (timer_create), which cr cannot restore yet`);
+  }
+  if (kernel.procfs.holdsFileLocks(pid)) throw new UnsupportedError(`${who} holds file locks (flock, fcntl or a lease; see /proc/locks), which cr cannot restore yet`);
 }
 
 /** Every catchable signal whose disposition is not the default one. */

@@ -42,6 +42,15 @@ export const tasksRecordSchema = z.strictObject({
     altStack: z.strictObject({ sp: u64Schema, flags: z.number().int(), size: u64Schema }),
   }),
   rlimits: z.array(z.strictObject({ resource: z.enum(RLIMIT_NAMES), soft: u64Schema, hard: u64Schema })),
+  scheduling: z.strictObject({
+    nice: z.number().int().min(-20).max(19),
+    policy: z.number().int().nonnegative().describe('SCHED_OTHER 0, SCHED_FIFO 1, SCHED_RR 2, SCHED_BATCH 3, SCHED_IDLE 5'),
+    rtPriority: z.number().int().min(0).max(99),
+    affinity: z.string().regex(/^[0-9a-f]+(,[0-9a-f]+)*$/).describe('the CPU mask as /proc/PID/status Cpus_allowed shows it'),
+  }),
+  itimers: z
+    .array(z.strictObject({ which: z.enum(['real', 'virtual', 'prof']), intervalUs: z.string().regex(/^[0-9]+$/), valueUs: z.string().regex(/^[0-9]+$/) }))
+    .describe('the armed interval timers (setitimer, alarm): the time left runs again from the restore'),
   personality: z.number().int().nonnegative(),
   umask: z.number().int().min(0).max(0o777),
   cwd: z.string().startsWith('/'),
