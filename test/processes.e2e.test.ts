@@ -135,6 +135,34 @@ describe('credentials', () => {
   });
 });
 
+describe('scheduling and timers', () => {
+  it('nice value, CPU affinity and an armed alarm (setitimer) are back', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const script = join(dir, 'alarm.py');
+    writeFileSync(
+      script,
+      'import os, signal, time\n' +
+        'signal.signal(signal.SIGALRM, lambda *_: print("alarm", flush=True))\n' +
+        'os.nice(7)\nos.sched_setaffinity(0, {0})\nsignal.setitimer(signal.ITIMER_REAL, 3)\n' +
+        'print("ready", flush=True)\nwhile True: time.sleep(0.1)\n',
+    );
+    const child = await startFixture(cleanup, 'python3', [script], out);
+    const sched = () => {
+      const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+      const nice = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16];
+      const cpus = readFileSync(`/proc/${child.pid}/status`, 'utf8').match(/^Cpus_allowed_list:\s*(\S+)/m)![1];
+      return { nice, cpus };
+    };
+    expect(sched()).toEqual({ nice: '7', cpus: '0' });
+    await checkpointAndKill(child, join(dir, 'img'));
+    await restoreDetached(join(dir, 'img'), child.pid!);
+    expect(sched()).toEqual({ nice: '7', cpus: '0' });
+    expect(lines(out)).toEqual(['ready']);
+    expect(await waitForLine(out, /^alarm$/)).toBe('alarm');
+  });
+});
+
 describe('a process in its own namespaces', () => {
   it('comes back inside new UTS and IPC namespaces, with its SysV segment attached and its queue', async () => {
     const dir = cleanup.dir(tempDir());
