@@ -35,14 +35,17 @@ const CAP_SYS_RESOURCE = 24;
 export async function awaitFreePid(kernel: Kernel, pid: number, ms = 5000): Promise<void> {
   for (let waited = 0; existsSync(`/proc/${pid}`); waited += 50) {
     if (waited >= ms) {
-      let comm = 'unknown';
+      let holder;
       try {
-        comm = kernel.procfs.stat(pid).comm;
+        holder = kernel.procfs.stat(pid);
       } catch {
         // Gone between the two looks: free after all.
         return;
       }
-      throw new TargetError(`cannot restore PID ${pid}: it is taken by a running process (${comm}); stop that process first, or restore where the PID is free`);
+      if (holder.state === 'Z') {
+        throw new TargetError(`cannot restore PID ${pid}: it is held by an exited process (${holder.comm}) that its parent, PID ${holder.ppid}, has not reaped yet`);
+      }
+      throw new TargetError(`cannot restore PID ${pid}: it is taken by a running process (${holder.comm}); stop that process first, or restore where the PID is free`);
     }
     await new Promise((ok) => setTimeout(ok, 50));
   }
