@@ -24,12 +24,24 @@ export async function* readRegions(fd: number, regions: readonly FileRegion[], w
   const pieces = splitRegions(regions, chunkSize);
   if (pieces.length === 0) return;
   const buffers = [Buffer.allocUnsafe(Math.min(chunkSize, maxLength(pieces))), Buffer.allocUnsafe(Math.min(chunkSize, maxLength(pieces)))];
-  const start = (i: number) => readFully(fd, buffers[i % 2]!, pieces[i]!, what);
-  let pending = start(0);
-  for (let i = 0; i < pieces.length; i++) {
-    const chunk = await pending;
-    if (i + 1 < pieces.length) pending = start(i + 1);
-    yield chunk;
+  const start = (i: number) => {
+    const read = readFully(fd, buffers[i % 2]!, pieces[i]!, what);
+    // A read ahead that fails while the consumer is busy with the chunk before must not end the
+    // process as an unhandled rejection: it fails the `await` that comes to it.
+    read.catch(() => undefined);
+    return read;
+  };
+  let pending: Promise<Buffer> | undefined = start(0);
+  try {
+    for (let i = 0; i < pieces.length; i++) {
+      const chunk = await pending!;
+      pending = i + 1 < pieces.length ? start(i + 1) : undefined;
+      yield chunk;
+    }
+  } finally {
+    // Left early (the consumer failed): the read in flight must end before the caller closes
+    // `fd`, or it could land on another file that reuses the number.
+    await pending?.catch(() => undefined);
   }
 }
 

@@ -35,6 +35,12 @@ const raw = {
   semctl: lib.func('int semctl(int id, int semnum, int cmd, ...)'),
   prctl: lib.func('int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5)'),
   getrusage: lib.func('int getrusage(int who, _Out_ uint8_t *usage)'),
+  process_vm_readv: lib.func(
+    'long process_vm_readv(int pid, const void *local_iov, unsigned long liovcnt, const void *remote_iov, unsigned long riovcnt, unsigned long flags)',
+  ),
+  process_vm_writev: lib.func(
+    'long process_vm_writev(int pid, const void *local_iov, unsigned long liovcnt, const void *remote_iov, unsigned long riovcnt, unsigned long flags)',
+  ),
 };
 
 export const CLONE_NEWNS = 0x00020000;
@@ -66,6 +72,54 @@ function check(result: number | bigint, syscall: string, target?: string): numbe
   return value;
 }
 
+/**
+ * process_vm_readv/writev with one local iovec over `local` (its own memory, not a copy:
+ * koffi.address of a Buffer is where its bytes are) and one remote iovec per range.
+ */
+function crossMemoryArgs(name: string, pid: number, local: Uint8Array, remote: readonly RemoteRange[]): [number, Buffer, number, Buffer, number, number] {
+  if (remote.length > IOV_MAX) throw new Error(`internal error: ${name} of ${remote.length} ranges, more than ${IOV_MAX}`);
+  const bytes = Buffer.isBuffer(local) ? local : Buffer.from(local.buffer, local.byteOffset, local.byteLength);
+  const localIov = Buffer.alloc(16);
+  localIov.writeBigUInt64LE(koffi.address(bytes), 0);
+  localIov.writeBigUInt64LE(BigInt(bytes.byteLength), 8);
+  const remoteIov = Buffer.alloc(16 * remote.length);
+  remote.forEach((r, i) => {
+    remoteIov.writeBigUInt64LE(r.address, i * 16);
+    remoteIov.writeBigUInt64LE(BigInt(r.length), i * 16 + 8);
+  });
+  return [pid, localIov, 1, remoteIov, remote.length, 0];
+}
+
+const crossTarget = (pid: number, remote: readonly RemoteRange[]) => `pid ${pid} at ${remote[0] ? `0x${remote[0].address.toString(16)}` : 'nothing'}`;
+
+function crossMemory(fn: (typeof raw)['process_vm_readv'], name: string, pid: number, local: Uint8Array, remote: readonly RemoteRange[]): number {
+  return check(fn(...crossMemoryArgs(name, pid, local, remote)), name, crossTarget(pid, remote));
+}
+
+/**
+ * crossMemory on a thread of libuv's pool (koffi's async call). errno does not come back from
+ * there, so a call that failed is made once more on this thread to learn it: having copied
+ * nothing, it does no harm.
+ */
+function crossMemoryAsync(fn: (typeof raw)['process_vm_readv'], name: string, pid: number, local: Uint8Array, remote: readonly RemoteRange[]): Promise<number> {
+  const args = crossMemoryArgs(name, pid, local, remote);
+  return new Promise((ok, fail) => {
+    fn.async(...args, (err: unknown, result: number | bigint) => {
+      // `local` stays referenced until the kernel is done with its memory.
+      void local;
+      if (err) fail(err);
+      else if (Number(result) !== -1) ok(Number(result));
+      else {
+        try {
+          ok(crossMemory(fn, name, pid, local, remote));
+        } catch (again) {
+          fail(again);
+        }
+      }
+    });
+  });
+}
+
 /** A zero-terminated C string field of a fixed-size struct member. */
 function cString(buf: Buffer, offset: number, size: number): string {
   const end = buf.indexOf(0, offset);
@@ -85,6 +139,15 @@ export interface WaitResult {
   pid: number;
   status: number;
 }
+
+/** A range of another process's memory. */
+export interface RemoteRange {
+  address: bigint;
+  length: number;
+}
+
+/** How many iovecs one readv/writev-like call takes at most (IOV_MAX on Linux). */
+export const IOV_MAX = 1024;
 
 /** An shmat() mapping: a zero-copy view of the segment until `detach()`. */
 export interface ShmMapping {
@@ -204,6 +267,34 @@ export class Libc {
     check(raw.getrusage(RUSAGE_CHILDREN, usage), 'getrusage');
     // struct rusage: two struct timevals (32 bytes), then ru_maxrss in KiB.
     return Number(usage.readBigInt64LE(32)) * 1024;
+  }
+
+  /**
+   * process_vm_readv(2): copies the `remote` ranges of process `pid` (at most IOV_MAX), in order,
+   * into `local` (as long as they are together) with one copy, and returns how many bytes it copied.
+   * That is fewer than asked when it met a page the process itself could not read (PROT_NONE):
+   * nothing after that page is copied. Throws KernelError when not even the first page could be
+   * read (EFAULT), or the call is refused (ESRCH, EPERM, ENOSYS).
+   */
+  processVmRead(pid: number, local: Uint8Array, remote: readonly RemoteRange[]): number {
+    return crossMemory(raw.process_vm_readv, 'process_vm_readv', pid, local, remote);
+  }
+
+  /**
+   * processVmRead on a thread of libuv's pool, so that this thread goes on meanwhile (hashing,
+   * writing the bytes read before); `local` must be left alone until the promise settles. Rejects
+   * with a KernelError, as processVmRead throws.
+   */
+  processVmReadAsync(pid: number, local: Uint8Array, remote: readonly RemoteRange[]): Promise<number> {
+    return crossMemoryAsync(raw.process_vm_readv, 'process_vm_readv', pid, local, remote);
+  }
+
+  /**
+   * process_vm_writev(2): the inverse of processVmRead, with the same partial results: a page
+   * the process itself could not write (read-only) stops the copy.
+   */
+  processVmWrite(pid: number, local: Uint8Array, remote: readonly RemoteRange[]): number {
+    return crossMemory(raw.process_vm_writev, 'process_vm_writev', pid, local, remote);
   }
 
   waitpid(pid: number, options: number): WaitResult {

@@ -1,44 +1,217 @@
-import { closeSync, openSync } from 'node:fs';
-import { readRegions, writeRegions, type FileRegion } from '../io/file-regions.js';
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { CHUNK_SIZE } from '../io/file-regions.js';
+import { CrError } from '../errors.js';
+import { KernelError } from './kernel-error.js';
+import { IOV_MAX, Libc, type RemoteRange } from './libc.js';
 import { PAGE_SIZE, type PageRun } from './pagemap.js';
 import { nodeFsError } from './sysctl.js';
 
+const ENOSYS = 38;
+
 /**
- * Bulk access to another process's memory through /proc/PID/mem, which (unlike
- * process_vm_readv/writev) also reaches pages the process itself may not read or write: a
- * read-only code page that was patched, a PROT_NONE guard. Reads and writes run on libuv's pool.
+ * Bulk access to another process's memory. The bytes move with process_vm_readv/writev: one copy
+ * between cr's buffer and the process's pages, up to IOV_MAX ranges per call (/proc/PID/mem
+ * copies twice, through a kernel page, and takes a call per range). Those calls stop at a page
+ * the process itself may not read or write (a PROT_NONE guard that holds data, a read-only page
+ * that was patched); from there on, the chunk goes through /proc/PID/mem, which reaches every
+ * page. Reads run on libuv's pool, ahead of the consumer; writes run on the JS thread while the
+ * next chunk of their source is read on the pool.
  */
 export class TaskMemory {
-  /** Streams the pages of `runs`, in order, in chunks of at most 8 MiB. */
+  /** Whether process_vm_readv/writev exist here (false after ENOSYS). */
+  private fast = true;
+
+  constructor(
+    private readonly libc = new Libc(),
+    private readonly chunkSize = CHUNK_SIZE,
+  ) {}
+
+  /**
+   * Streams the pages of `runs`, in order, in chunks of at most 8 MiB. Two buffers alternate: the
+   * next chunk is read while the consumer writes the current one away, and a buffer is refilled
+   * only once the consumer asked for the chunk after the one it held. Memory use stays at two
+   * chunks whatever the total size.
+   */
   async *read(pid: number, runs: readonly PageRun[]): AsyncGenerator<Uint8Array> {
-    const fd = this.open(pid, 'r');
+    const chunks = packChunks(runs, this.chunkSize);
+    if (chunks.length === 0) return;
+    const mem = new ProcMem(pid, 'r');
+    const size = chunks.reduce((max, c) => Math.max(max, c.length), 0);
+    const buffers = [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
+    const fill = (i: number) => handled(this.readChunk(pid, mem, buffers[i % 2]!.subarray(0, chunks[i]!.length), chunks[i]!));
+    let pending: Promise<Uint8Array> | undefined = fill(0);
     try {
-      yield* readRegions(fd, regionsOf(runs), `/proc/${pid}/mem`);
+      for (let i = 0; i < chunks.length; i++) {
+        const chunk = await pending!;
+        pending = i + 1 < chunks.length ? fill(i + 1) : undefined;
+        yield chunk;
+      }
     } finally {
-      closeSync(fd);
+      // Left early (the consumer failed): the read ahead must end before its file is closed.
+      await pending?.catch(() => undefined);
+      mem.close();
     }
   }
 
   /** Writes the bytes of `source` into the pages of `runs`, in order. */
   async write(pid: number, runs: readonly PageRun[], source: AsyncIterable<Uint8Array>): Promise<void> {
-    const fd = this.open(pid, 'r+');
+    const total = runs.reduce((sum, r) => sum + r.pages * PAGE_SIZE, 0);
+    const mem = new ProcMem(pid, 'r+');
     try {
-      await writeRegions(fd, regionsOf(runs), source, `/proc/${pid}/mem`);
+      const cursor = new RunCursor(runs);
+      let written = 0;
+      for await (const chunk of source) {
+        if (written + chunk.byteLength > total) throw new CrError(`/proc/${pid}/mem: ${written + chunk.byteLength - total} bytes more than the ${total} expected`);
+        for (let offset = 0; offset < chunk.byteLength; ) {
+          const ranges = cursor.take(chunk.byteLength - offset);
+          const length = ranges.reduce((sum, r) => sum + r.length, 0);
+          this.writeRanges(pid, mem, chunk.subarray(offset, offset + length), ranges);
+          offset += length;
+        }
+        written += chunk.byteLength;
+      }
+      if (written !== total) throw new CrError(`/proc/${pid}/mem: ${written} bytes where ${total} were expected`);
     } finally {
-      closeSync(fd);
+      mem.close();
     }
   }
 
-  private open(pid: number, flags: string): number {
-    try {
-      return openSync(`/proc/${pid}/mem`, flags);
-    } catch (err) {
-      throw nodeFsError('open', `/proc/${pid}/mem`, err);
+  private async readChunk(pid: number, mem: ProcMem, target: Uint8Array, chunk: Chunk): Promise<Uint8Array> {
+    let done = 0;
+    if (this.fast) {
+      try {
+        done = await this.libc.processVmReadAsync(pid, target, chunk.ranges);
+      } catch (err) {
+        done = this.failed(err);
+      }
     }
+    if (done < chunk.length) eachRest(chunk.ranges, done, (r, at) => mem.read(target.subarray(at, at + r.length), r.address));
+    return target;
+  }
+
+  private writeRanges(pid: number, mem: ProcMem, data: Uint8Array, ranges: readonly RemoteRange[]): void {
+    let done = 0;
+    if (this.fast) {
+      try {
+        done = this.libc.processVmWrite(pid, data, ranges);
+      } catch (err) {
+        done = this.failed(err);
+      }
+    }
+    if (done < data.byteLength) eachRest(ranges, done, (r, at) => mem.write(data.subarray(at, at + r.length), r.address));
+  }
+
+  /** A cross-memory call failed: 0 bytes moved, /proc/PID/mem does the whole chunk. */
+  private failed(err: unknown): number {
+    if (!(err instanceof KernelError)) throw err;
+    // A kernel without CONFIG_CROSS_MEMORY_ATTACH: no use asking again.
+    if (err.errno === ENOSYS) this.fast = false;
+    return 0;
   }
 }
 
-/** User addresses fit in 47 bits, so they are exact as file positions. */
-function regionsOf(runs: readonly PageRun[]): FileRegion[] {
-  return runs.map((r) => ({ position: Number(r.address), length: r.pages * PAGE_SIZE }));
+/**
+ * `promise`, marked as handled: a read ahead that fails while the consumer is busy with the chunk
+ * before must not end the process as an unhandled rejection; it fails the `await` that comes to it.
+ */
+function handled<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => undefined);
+  return promise;
+}
+
+/** The ranges of one chunk: at most IOV_MAX of them, `length` bytes in all. */
+interface Chunk {
+  ranges: RemoteRange[];
+  length: number;
+}
+
+/** Cuts the runs into chunks of at most `chunkSize` bytes and IOV_MAX ranges. */
+function packChunks(runs: readonly PageRun[], chunkSize: number): Chunk[] {
+  const cursor = new RunCursor(runs);
+  const chunks: Chunk[] = [];
+  for (let ranges; (ranges = cursor.take(chunkSize)).length > 0; ) chunks.push({ ranges, length: ranges.reduce((sum, r) => sum + r.length, 0) });
+  return chunks;
+}
+
+/** Walks the bytes of page runs in order, handing out ranges. */
+class RunCursor {
+  private index = 0;
+  private within = 0;
+
+  constructor(private readonly runs: readonly PageRun[]) {}
+
+  /** The next ranges, together at most `bytes` long and at most IOV_MAX of them. */
+  take(bytes: number): RemoteRange[] {
+    const ranges: RemoteRange[] = [];
+    let left = bytes;
+    while (left > 0 && ranges.length < IOV_MAX && this.index < this.runs.length) {
+      const run = this.runs[this.index]!;
+      const length = Math.min(run.pages * PAGE_SIZE - this.within, left);
+      ranges.push({ address: run.address + BigInt(this.within), length });
+      left -= length;
+      this.within += length;
+      if (this.within === run.pages * PAGE_SIZE) {
+        this.index++;
+        this.within = 0;
+      }
+    }
+    return ranges;
+  }
+}
+
+/** Calls `each` for what is left of `ranges` after their first `skip` bytes, with its offset among them. */
+function eachRest(ranges: readonly RemoteRange[], skip: number, each: (range: RemoteRange, at: number) => void): void {
+  let at = 0;
+  for (const r of ranges) {
+    const from = Math.max(0, skip - at);
+    if (from < r.length) each({ address: r.address + BigInt(from), length: r.length - from }, at + from);
+    at += r.length;
+  }
+}
+
+/** /proc/PID/mem, for what process_vm_readv/writev cannot reach. Addresses fit in 47 bits: exact as positions. */
+class ProcMem {
+  private readonly fd: number;
+  private readonly path: string;
+
+  constructor(pid: number, flags: 'r' | 'r+') {
+    this.path = `/proc/${pid}/mem`;
+    try {
+      this.fd = openSync(this.path, flags);
+    } catch (err) {
+      throw nodeFsError('open', this.path, err);
+    }
+  }
+
+  read(target: Uint8Array, address: bigint): void {
+    for (let done = 0; done < target.byteLength; ) {
+      const position = Number(address) + done;
+      let n: number;
+      try {
+        n = readSync(this.fd, target, done, target.byteLength - done, position);
+      } catch (err) {
+        throw nodeFsError('read', `${this.path} at 0x${position.toString(16)}`, err);
+      }
+      if (n === 0) throw new CrError(`${this.path}: only ${done} of ${target.byteLength} bytes readable at 0x${address.toString(16)}`);
+      done += n;
+    }
+  }
+
+  write(data: Uint8Array, address: bigint): void {
+    for (let done = 0; done < data.byteLength; ) {
+      const position = Number(address) + done;
+      let n: number;
+      try {
+        n = writeSync(this.fd, data, done, data.byteLength - done, position);
+      } catch (err) {
+        throw nodeFsError('write', `${this.path} at 0x${position.toString(16)}`, err);
+      }
+      if (n === 0) throw new CrError(`${this.path}: only ${done} of ${data.byteLength} bytes writable at 0x${address.toString(16)}`);
+      done += n;
+    }
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
 }
