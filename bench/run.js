@@ -1,12 +1,16 @@
 // npm run bench: what cr costs, next to the raw cost of moving the same bytes in the same run.
-// Case: a 1 GiB SysV shm segment in a fresh IPC namespace, checkpointed and restored on its own.
+// Cases: a 1 GiB SysV shm segment in a fresh IPC namespace, checkpointed and restored on its own;
+// and a process with 1 GiB of heap, checkpointed (and killed) and restored by the cr command, its
+// heap checked by the process itself after every restore.
+// CR_BENCH_BYTES (a whole number of MiB), CR_BENCH_RUNS, CR_BENCH_DIR, CR_BENCH_CASES=shm,process.
 import 'reflect-metadata';
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readlinkSync, readSync, rmSync, writeSync } from 'node:fs';
+import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomFillSync } from 'node:crypto';
 import { xxh3 } from '@node-rs/xxhash';
-import { CheckpointEngine, Kernel, Policy, RestoreEngine, createCrContainer, loadPlugins, PluginRegistry } from '@cr/core';
+import { CheckpointEngine, Kernel, KernelError, PR_SET_CHILD_SUBREAPER, Policy, RestoreEngine, createCrContainer, loadPlugins, PluginRegistry } from '@cr/core';
 
 const SIZE = Number(process.env.CR_BENCH_BYTES ?? 1 << 30);
 const KEY = 0x0c0ffee;
@@ -14,16 +18,45 @@ const CHUNK = 8 << 20;
 const MB = 1e6;
 
 const RUNS = Number(process.env.CR_BENCH_RUNS ?? 3);
+const CASES = (process.env.CR_BENCH_CASES ?? 'shm,process').split(',');
+const MIB = 1 << 20;
+const CR = join(import.meta.dirname, '..', 'cli', 'bin', 'run.js');
+
+/**
+ * What the bench must undo, newest first: run by main's finally, and on SIGINT/SIGTERM/SIGHUP
+ * (then the bench exits 128 + the signal).
+ */
+const cleanups = [];
+function cleanUp() {
+  for (const undo of cleanups.splice(0).reverse()) {
+    try {
+      undo();
+    } catch (err) {
+      console.error(`cr bench: cleaning up: ${err.message}`);
+    }
+  }
+}
+for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]]) {
+  process.once(signal, () => {
+    cleanUp();
+    process.exit(128 + number);
+  });
+}
 
 const seconds = (start) => Number(process.hrtime.bigint() - start) / 1e9;
 
-/** Best of RUNS timed runs after one untimed warm-up: first touches of memory are slow on VMs. */
-async function best(run, reset) {
+/**
+ * Best of RUNS timed runs after one untimed warm-up: first touches of memory are slow on VMs.
+ * `prepare`, untimed, runs before each run. A run that returns a number has timed itself (a
+ * command, timed from its start to its exit).
+ */
+async function best(run, reset, prepare = () => {}) {
   let fastest = Infinity;
   for (let i = 0; i <= RUNS; i++) {
+    await prepare();
     const t = process.hrtime.bigint();
-    await run();
-    const s = seconds(t);
+    const timed = await run();
+    const s = typeof timed === 'number' ? timed : seconds(t);
     if (i > 0) fastest = Math.min(fastest, s);
     await reset();
   }
@@ -31,14 +64,24 @@ async function best(run, reset) {
 }
 const rate = (s) => `${(SIZE / MB / s).toFixed(0)} MB/s`;
 
-async function main() {
-  const dir = mkdtempSync(join(process.env.CR_BENCH_DIR ?? tmpdir(), 'cr-bench-'));
+async function shmBench(dir) {
   const kernel = new Kernel();
   const ns = kernel.namespaces.create('ipc');
+  cleanups.push(() => ns.close());
   const pin = join(dir, 'ipc');
   let pinnedRestore;
-  try {
+  cleanups.push(() => {
+    if (pinnedRestore) {
+      try {
+        kernel.namespaces.unpin(join(pinnedRestore, 'ipc'));
+      } catch {
+        // Restore failed before pinning: nothing to release.
+      }
+    }
+  });
+  {
     kernel.namespaces.pin(ns, pin);
+    cleanups.push(() => kernel.namespaces.unpin(pin));
     const shmid = kernel.namespaces.within(ns, () => {
       kernel.sysctl.write('kernel.shmmax', String(SIZE));
       return kernel.sysvipc.shmCreate(KEY, SIZE, 0o600);
@@ -129,26 +172,228 @@ async function main() {
       ['raw copy, file → memory', rawRead, rate(rawRead), '1.00'],
       ['cr restore', restore, rate(restore), (rawRead / restore).toFixed(2)],
     ];
-    console.log(`cr bench: SysV shm segment of ${SIZE / (1 << 20)} MiB, Linux ${(await import('node:os')).release()}`);
+    console.log(`cr bench: SysV shm segment of ${SIZE / MIB} MiB, Linux ${release()}`);
     console.log(`${'case'.padEnd(56)}seconds   throughput   vs raw`);
     for (const [name, s, r, ratio] of rows) console.log(`${name.padEnd(56)}${s.toFixed(3).padStart(7)}   ${r.padStart(10)}   ${ratio.padStart(6)}`);
     console.log(`best of ${RUNS} runs after a warm-up each; checkpoint/raw and restore/raw are throughput ratios (1.00 = as fast as the raw copy)`);
-    console.log(`cr's RSS grew by at most ${((rssPeak - rssBefore) / (1 << 20)).toFixed(0)} MiB while checkpointing (the attached segment counts: its pages are shared, not copied)`);
-  } finally {
-    if (pinnedRestore) {
-      try {
-        kernel.namespaces.unpin(join(pinnedRestore, 'ipc'));
-      } catch {
-        // Restore failed before pinning: nothing to release.
-      }
-    }
+    console.log(`cr's RSS grew by at most ${((rssPeak - rssBefore) / MIB).toFixed(0)} MiB while checkpointing (the attached segment counts: its pages are shared, not copied)`);
+  }
+}
+
+// --- process ----------------------------------------------------------------------------------
+
+const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
+
+async function waitFor(what, check, ms = 20_000) {
+  for (let waited = 0; ; waited += 20) {
+    const value = check();
+    if (value !== undefined) return value;
+    if (waited >= ms) throw new Error(`timed out after ${ms / 1000} s waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+const lines = (path) => (existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean) : []);
+
+function exeOf(pid) {
+  try {
+    return readlinkSync(`/proc/${pid}/exe`);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The processes the bench started (and cr restored), by PID. Each is killed at cleanup if it still
+ * runs the bench's program, so that a PID reused by someone else meanwhile is left alone.
+ */
+class Processes {
+  constructor(binary) {
+    this.binary = binary;
+    this.pids = new Set();
+    cleanups.push(() => {
+      for (const pid of this.pids) this.kill(pid);
+    });
+  }
+
+  /** Starts `binary args` in its own session, output appended to `out`, and waits for its "ready" line. */
+  async start(args, out) {
+    const fd = openSync(out, 'a', 0o600);
+    let child;
     try {
-      kernel.namespaces.unpin(pin);
-    } catch {
-      // Pinning failed: nothing to release.
+      child = spawn(this.binary, args, { stdio: ['ignore', fd, fd], detached: true });
+    } finally {
+      closeSync(fd);
     }
-    ns.close();
-    rmSync(dir, { recursive: true, force: true });
+    child.once('error', () => {});
+    child.unref();
+    this.pids.add(child.pid);
+    const ready = await waitFor(`${this.binary} ${args.join(' ')} to be ready`, () => {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${this.binary} ${args.join(' ')} exited early: ${lines(out).join('; ')}`);
+      return lines(out).find((l) => l.startsWith('ready '));
+    });
+    return { pid: child.pid, words: ready.split(' ').slice(1) };
+  }
+
+  kill(pid) {
+    if (exeOf(pid) === this.binary) process.kill(pid, 'SIGKILL');
+    this.pids.delete(pid);
+  }
+}
+
+/**
+ * Waits until no process has `pid`. A restored process is the bench's child (the bench is a child
+ * subreaper, and cr restore --detach leaves it behind), so the bench reaps it itself, at once: PID 1
+ * would take seconds. The first one was started by Node, which reaps it.
+ */
+const WNOHANG = 1;
+const ECHILD = 10;
+function waitGone(kernel, pid, reap) {
+  return waitFor(`PID ${pid} to be gone`, () => {
+    try {
+      if (reap) kernel.libc.waitpid(pid, WNOHANG);
+    } catch (err) {
+      if (!(err instanceof KernelError && err.errno === ECHILD)) throw err;
+    }
+    return existsSync(`/proc/${pid}`) ? undefined : true;
+  });
+}
+
+/** Runs a command (child-rss.js around it), in its own process group so that cleanup can end it. */
+let running;
+cleanups.push(() => {
+  if (running) process.kill(-running.pid, 'SIGKILL');
+});
+function measured(command, args) {
+  return new Promise((ok, fail) => {
+    const child = spawn(process.execPath, [join(import.meta.dirname, 'child-rss.js'), command, ...args], { stdio: ['ignore', 'pipe', 'inherit'], detached: true });
+    running = child;
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.once('error', fail);
+    child.once('close', () => {
+      running = undefined;
+      try {
+        const result = JSON.parse(out);
+        if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed (${result.status ?? result.signal}): ${result.stderr.trim()}`);
+        ok(result);
+      } catch (err) {
+        fail(err instanceof SyntaxError ? new Error(`${command} ${args.join(' ')}: no measurement (${out})`) : err);
+      }
+    });
+  });
+}
+
+const cr = (...args) => measured(process.execPath, [CR, ...args]);
+
+/** Runs dd, and returns how long it took from its start to its exit, in seconds. */
+function dd(...args) {
+  return new Promise((ok, fail) => {
+    const start = process.hrtime.bigint();
+    const child = spawn('dd', [...args, 'bs=8M', 'status=none'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    child.once('error', fail);
+    child.once('exit', (status, signal) => {
+      const s = seconds(start);
+      if (status === 0) ok(s);
+      else fail(new Error(`dd ${args.join(' ')} failed (${status ?? signal}): ${stderr.trim()}`));
+    });
+  });
+}
+
+async function processBench(dir) {
+  if (SIZE % MIB !== 0) throw new Error(`CR_BENCH_BYTES must be a whole number of MiB for the process case, not ${SIZE}`);
+  const binary = join(dir, 'heap');
+  const built = spawnSync('cc', ['-O2', '-Wall', '-o', binary, join(import.meta.dirname, 'heap.c')], { encoding: 'utf8' });
+  if (built.status !== 0) throw new Error(`cc bench/heap.c failed: ${built.error?.message ?? built.stderr}`);
+  // Processes cr restores are left to the bench when cr exits, instead of to PID 1; see waitGone.
+  const kernel = new Kernel();
+  kernel.libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 'prctl(PR_SET_CHILD_SUBREAPER)');
+  const processes = new Processes(binary);
+  const out = join(dir, 'heap.out');
+  const heap = await processes.start(['heap', String(SIZE / MIB)], out);
+  const { pid } = heap;
+  const [address, expected] = heap.words;
+
+  // Raw cost, checkpoint side: the heap's bytes from /proc/PID/mem into a file.
+  const rawPath = join(dir, 'raw.bin');
+  const rawCheckpoint = await best(
+    () => dd(`if=/proc/${pid}/mem`, `of=${rawPath}`, 'iflag=skip_bytes,count_bytes', `skip=${BigInt(address)}`, `count=${SIZE}`),
+    () => rmSync(rawPath),
+  );
+  // Restore side: that file into the fresh, untouched memory of a new process, through its
+  // /proc/PID/mem (a new sink process for each run, started untimed).
+  await dd(`if=/proc/${pid}/mem`, `of=${rawPath}`, 'iflag=skip_bytes,count_bytes', `skip=${BigInt(address)}`, `count=${SIZE}`);
+  let sink;
+  let sinks = 0;
+  const rawRestore = await best(
+    () => dd(`if=${rawPath}`, `of=/proc/${sink.pid}/mem`, 'oflag=seek_bytes', 'conv=notrunc', `seek=${BigInt(sink.words[0])}`),
+    () => processes.kill(sink.pid),
+    async () => (sink = await processes.start(['sink', String(SIZE / MIB)], join(dir, `sink-${sinks++}.out`))),
+  );
+  rmSync(rawPath);
+
+  // cr: checkpoint --kill, then restore --detach of that image, round after round: each round
+  // checkpoints the process the one before restored. After each restore the process sums its
+  // heap again (SIGUSR1) and must find the sum it had at the start.
+  // Every timed step starts right after the memory it will fill was freed (the image of the round
+  // before, the killed process, the raw file, the last sink): on a VM, memory that stays free for
+  // a few seconds may be handed back to the host, and touching it again then costs far more and
+  // varies from run to run. Raw copies and cr are measured alike in this respect.
+  const img = join(dir, 'img');
+  const checkpoints = [];
+  const restores = [];
+  for (let i = 0; i <= RUNS; i++) {
+    const c = await cr('checkpoint', String(pid), '-D', img, '--kill', '--json');
+    checkpoints.push({ seconds: c.seconds, maxRss: c.maxRss, frozenMs: JSON.parse(c.stdout).frozenMs });
+    await waitGone(kernel, pid, i > 0);
+    const r = await cr('restore', '-D', img, '--detach', '--json');
+    restores.push({ seconds: r.seconds, maxRss: r.maxRss });
+    processes.pids.add(pid);
+    const before = lines(out).length;
+    process.kill(pid, 'SIGUSR1');
+    const sum = await waitFor(`PID ${pid} to sum its heap after restore ${i + 1}`, () => lines(out).slice(before).find((l) => l.startsWith('sum ')));
+    if (sum !== `sum ${expected}`) throw new Error(`restore ${i + 1} is wrong: the restored process sums its heap to ${sum.slice(4)}, not ${expected} as before the checkpoint`);
+    rmSync(img, { recursive: true });
+  }
+  processes.kill(pid);
+  const startup = [];
+  for (let i = 0; i <= RUNS; i++) startup.push(await cr('plugins', '--json'));
+
+  const timed = (list) => list.slice(1);
+  const fastest = (list) => Math.min(...timed(list).map((r) => r.seconds));
+  const checkpoint = fastest(checkpoints);
+  const restore = fastest(restores);
+  const frozen = Math.min(...timed(checkpoints).map((r) => r.frozenMs));
+  const rss = (list) => `${(Math.max(...timed(list).map((r) => r.maxRss)) / MIB).toFixed(0)} MiB`;
+  const rows = [
+    ['raw copy, /proc/PID/mem → file (dd bs=8M)', rawCheckpoint, rate(rawCheckpoint), '1.00', '', ''],
+    ['cr checkpoint --kill (the whole command)', checkpoint, rate(checkpoint), (rawCheckpoint / checkpoint).toFixed(2), `${frozen.toFixed(0)} ms`, rss(checkpoints)],
+    ['raw copy, file → new process (dd to /proc/PID/mem)', rawRestore, rate(rawRestore), '1.00', '', ''],
+    ['cr restore --detach (the whole command)', restore, rate(restore), (rawRestore / restore).toFixed(2), '-', rss(restores)],
+    ['  for reference: cr plugins (start-up alone)', fastest(startup), '', '', '', rss(startup)],
+  ];
+  console.log(`cr bench: process with ${SIZE / MIB} MiB of heap (random data), Linux ${release()}`);
+  console.log(`${'case'.padEnd(56)}seconds   throughput   vs raw   frozen   cr peak RSS`);
+  for (const [name, s, r, ratio, f, m] of rows) {
+    console.log(`${name.padEnd(56)}${s.toFixed(3).padStart(7)}   ${r.padStart(10)}   ${ratio.padStart(6)}   ${f.padStart(6)}   ${m.padStart(11)}`);
+  }
+  console.log(`best of ${RUNS} runs after a warm-up each (frozen: the shortest; peak RSS: the largest); cr runs as a command (node start-up included),`);
+  console.log(`its peak RSS is getrusage(RUSAGE_CHILDREN) around it; frozen is the checkpoint's frozenMs (from the freeze to the kill);`);
+  console.log(`after each of the ${RUNS + 1} restores the process summed its heap again and found the sum it started with;`);
+  console.log(`on a VM, times vary from run to run (first touches of memory the host took back): compare rows of one run`);
+}
+
+async function main() {
+  const dir = mkdtempSync(join(process.env.CR_BENCH_DIR ?? tmpdir(), 'cr-bench-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  try {
+    if (CASES.includes('shm')) await shmBench(dir);
+    if (CASES.includes('shm') && CASES.includes('process')) console.log('');
+    if (CASES.includes('process')) await processBench(dir);
+  } finally {
+    cleanUp();
   }
 }
 
