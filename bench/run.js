@@ -145,7 +145,8 @@ async function shmBench(dir) {
     segment.detach();
 
     const container = createCrContainer();
-    await loadPlugins(['@cr/plugin-ipc-ns', '@cr/plugin-sysvipc-shm'], [join(import.meta.dirname, '..', 'cli')], container, container.resolve(PluginRegistry));
+    // ipc-ns also collects from tasks (a process's namespace), so tasks must be loaded too.
+    await loadPlugins(['@cr/plugin-tasks', '@cr/plugin-ipc-ns', '@cr/plugin-sysvipc-shm'], [join(import.meta.dirname, '..', 'cli')], container, container.resolve(PluginRegistry));
     const img = join(dir, 'img');
     const rssBefore = process.memoryUsage().rss;
     let rssPeak = rssBefore;
