@@ -164,6 +164,7 @@ async function shmBench(dir) {
       () => kernel.namespaces.unpin(join(pinnedRestore, 'ipc')),
     );
     pinnedRestore = undefined;
+    rmSync(img, { recursive: true });
 
     const rows = [
       ['raw copy, segment → file (shmat+write)', rawWrite, rate(rawWrite), '1.00'],
@@ -276,7 +277,8 @@ function measured(command, args) {
       running = undefined;
       try {
         const result = JSON.parse(out);
-        if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed (${result.status ?? result.signal}): ${result.stderr.trim()}`);
+        // With --json, cr reports its error on stdout.
+        if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed (${result.status ?? result.signal}): ${(result.stderr || result.stdout).trim()}`);
         ok(result);
       } catch (err) {
         fail(err instanceof SyntaxError ? new Error(`${command} ${args.join(' ')}: no measurement (${out})`) : err);
@@ -342,7 +344,7 @@ async function processBench(dir) {
   // before, the killed process, the raw file, the last sink): on a VM, memory that stays free for
   // a few seconds may be handed back to the host, and touching it again then costs far more and
   // varies from run to run. Raw copies and cr are measured alike in this respect.
-  const img = join(dir, 'img');
+  const img = join(dir, 'process-img');
   const checkpoints = [];
   const restores = [];
   for (let i = 0; i <= RUNS; i++) {
