@@ -29,7 +29,7 @@ export type CollectedObjectEntry = Omit<ObjectEntry, 'record' | 'blobs'>;
 export interface CheckpointResult {
   imageDir: string;
   objects: ObjectEntry[];
-  /** How long the target was frozen, from the first freeze to the last thaw, in milliseconds. */
+  /** How long the target was frozen, in milliseconds: from the first freeze until it ran again, or until --kill began. */
   frozenMs: number;
   /** Keys of the objects `--kill` ended (only objects the image holds are). */
   killed: string[];
@@ -100,13 +100,15 @@ export class CheckpointEngine {
     // --kill ends only what the image holds: a process left out by policy carries on.
     const saved = new Set(objects.filter((o) => o.record).map((o) => o.key));
     const killed = request.kill ? frozen.filter((n) => saved.has(n.key)).map((n) => n.key) : [];
+    const thawStart = performance.now();
     try {
       await this.thaw(frozen, (node) => killed.includes(node.key));
     } finally {
       graph.release();
     }
-    // Measured after the thaw: the target was frozen until then.
-    return { imageDir: writer.imageDir, objects, frozenMs: frozen.length > 0 ? performance.now() - frozenAt : 0, killed };
+    // A process that is let go was frozen until the thaw; one that is killed, until the kill began.
+    const frozenUntil = killed.length > 0 ? thawStart : performance.now();
+    return { imageDir: writer.imageDir, objects, frozenMs: frozen.length > 0 ? frozenUntil - frozenAt : 0, killed };
   }
 
   /** After a failed checkpoint: thaws, and if that fails too, says so in the error the user sees. */

@@ -61,6 +61,8 @@ const unsigned = (v: bigint) => BigInt.asUintN(64, v);
  */
 export class Ptrace {
   private readonly syscallSites = new Map<number, bigint>();
+  /** /proc/PID/mem of each task cr holds, opened once: a checkpoint reads it dozens of times. */
+  private readonly memFds = new Map<number, number>();
 
   constructor(private readonly libc: Libc) {}
 
@@ -96,12 +98,12 @@ export class Ptrace {
   detach(pid: number): void {
     this.libc.ptrace(PTRACE_INTERRUPT, pid, 0, 0, 'ptrace(PTRACE_INTERRUPT)');
     this.libc.ptrace(PTRACE_DETACH, pid, 0, 0, 'ptrace(PTRACE_DETACH)');
-    this.syscallSites.delete(pid);
+    this.forget(pid);
   }
 
   /** Kills a traced task and waits until the kernel reports it gone to its tracer. */
   kill(pid: number): void {
-    this.syscallSites.delete(pid);
+    this.forget(pid);
     try {
       this.libc.kill(pid, 9);
     } catch {
@@ -187,25 +189,15 @@ export class Ptrace {
   /** Reads the stopped task's memory through /proc/PID/mem (read-only pages included); user
    * addresses fit in 47 bits, so they are exact as file positions. */
   readMemory(pid: number, address: bigint, length: number): Buffer {
-    const fd = openSync(`/proc/${pid}/mem`, 'r');
-    try {
-      const buf = Buffer.alloc(length);
-      const n = readSync(fd, buf, 0, length, Number(address));
-      if (n !== length) throw new TargetError(`PID ${pid}: only ${n} of ${length} bytes readable at 0x${address.toString(16)}`);
-      return buf;
-    } finally {
-      closeSync(fd);
-    }
+    const buf = Buffer.alloc(length);
+    const n = readSync(this.memFd(pid), buf, 0, length, Number(address));
+    if (n !== length) throw new TargetError(`PID ${pid}: only ${n} of ${length} bytes readable at 0x${address.toString(16)}`);
+    return buf;
   }
 
   writeMemory(pid: number, address: bigint, data: Uint8Array): void {
-    const fd = openSync(`/proc/${pid}/mem`, 'r+');
-    try {
-      const n = writeSync(fd, data, 0, data.byteLength, Number(address));
-      if (n !== data.byteLength) throw new TargetError(`PID ${pid}: only ${n} of ${data.byteLength} bytes writable at 0x${address.toString(16)}`);
-    } finally {
-      closeSync(fd);
-    }
+    const n = writeSync(this.memFd(pid), data, 0, data.byteLength, Number(address));
+    if (n !== data.byteLength) throw new TargetError(`PID ${pid}: only ${n} of ${data.byteLength} bytes writable at 0x${address.toString(16)}`);
   }
 
   /**
@@ -265,6 +257,23 @@ export class Ptrace {
   /** Forgets the cached address of the vdso's `syscall` instruction (after the vdso moved). */
   forgetSyscallSite(pid: number): void {
     this.syscallSites.delete(pid);
+  }
+
+  private memFd(pid: number): number {
+    let fd = this.memFds.get(pid);
+    if (fd === undefined) {
+      fd = openSync(`/proc/${pid}/mem`, 'r+');
+      this.memFds.set(pid, fd);
+    }
+    return fd;
+  }
+
+  /** Drops what cr kept about a task it no longer holds. */
+  private forget(pid: number): void {
+    this.syscallSites.delete(pid);
+    const fd = this.memFds.get(pid);
+    if (fd !== undefined) closeSync(fd);
+    this.memFds.delete(pid);
   }
 
   private enterRemote(pid: number, saved: Registers, nr: number, args: readonly bigint[]): void {
