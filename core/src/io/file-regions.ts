@@ -14,35 +14,46 @@ export interface FileRegion {
 export const CHUNK_SIZE = 8 << 20;
 
 /**
- * Streams the bytes of `regions` of an open file, in order, as chunks of at most `chunkSize`
- * bytes. Two buffers alternate: the next chunk is read on libuv's pool while the consumer works
- * on the current one, and a buffer is refilled only once the consumer asked for the chunk after
- * it. Memory use stays at two chunks whatever the total size. A short read is an error naming
- * `what`.
+ * Yields the chunks `fill` produces, one per entry of `sizes`, in order. Two buffers alternate:
+ * the next chunk is filled (on libuv's pool) while the consumer works on the current one, and a
+ * buffer is refilled only once the consumer asked for the chunk after the one it held. Memory use
+ * stays at two chunks whatever the total size.
  */
-export async function* readRegions(fd: number, regions: readonly FileRegion[], what: string, chunkSize = CHUNK_SIZE): AsyncGenerator<Uint8Array> {
-  const pieces = splitRegions(regions, chunkSize);
-  if (pieces.length === 0) return;
-  const buffers = [Buffer.allocUnsafe(Math.min(chunkSize, maxLength(pieces))), Buffer.allocUnsafe(Math.min(chunkSize, maxLength(pieces)))];
+export async function* readAhead(sizes: readonly number[], fill: (index: number, target: Buffer) => Promise<Uint8Array>): AsyncGenerator<Uint8Array> {
+  if (sizes.length === 0) return;
+  const largest = sizes.reduce((max, size) => Math.max(max, size), 0);
+  const buffers = [Buffer.allocUnsafe(largest), Buffer.allocUnsafe(largest)];
   const start = (i: number) => {
-    const read = readFully(fd, buffers[i % 2]!, pieces[i]!, what);
+    const filled = fill(i, buffers[i % 2]!.subarray(0, sizes[i]!));
     // A read ahead that fails while the consumer is busy with the chunk before must not end the
     // process as an unhandled rejection: it fails the `await` that comes to it.
-    read.catch(() => undefined);
-    return read;
+    filled.catch(() => undefined);
+    return filled;
   };
-  let pending: Promise<Buffer> | undefined = start(0);
+  let pending: Promise<Uint8Array> | undefined = start(0);
   try {
-    for (let i = 0; i < pieces.length; i++) {
+    for (let i = 0; i < sizes.length; i++) {
       const chunk = await pending!;
-      pending = i + 1 < pieces.length ? start(i + 1) : undefined;
+      pending = i + 1 < sizes.length ? start(i + 1) : undefined;
       yield chunk;
     }
   } finally {
-    // Left early (the consumer failed): the read in flight must end before the caller closes
-    // `fd`, or it could land on another file that reuses the number.
+    // Left early (the consumer failed): the fill in flight must end before the caller closes
+    // what it reads from, or it could land on another file that reuses the number.
     await pending?.catch(() => undefined);
   }
+}
+
+/**
+ * Streams the bytes of `regions` of an open file, in order, as chunks of at most `chunkSize`
+ * bytes read ahead (see readAhead). A short read is an error naming `what`.
+ */
+export function readRegions(fd: number, regions: readonly FileRegion[], what: string, chunkSize = CHUNK_SIZE): AsyncGenerator<Uint8Array> {
+  const pieces = splitRegions(regions, chunkSize);
+  return readAhead(
+    pieces.map((p) => p.length),
+    (i, target) => readFully(fd, target, pieces[i]!, what),
+  );
 }
 
 /**
@@ -80,10 +91,6 @@ function splitRegions(regions: readonly FileRegion[], chunkSize: number): FileRe
     for (let off = 0; off < r.length; off += chunkSize) pieces.push({ position: r.position + off, length: Math.min(chunkSize, r.length - off) });
   }
   return pieces;
-}
-
-function maxLength(pieces: readonly FileRegion[]): number {
-  return pieces.reduce((m, p) => Math.max(m, p.length), 0);
 }
 
 async function readFully(fd: number, buffer: Buffer, piece: FileRegion, what: string): Promise<Buffer> {

@@ -1,5 +1,5 @@
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
-import { CHUNK_SIZE } from '../io/file-regions.js';
+import { CHUNK_SIZE, readAhead } from '../io/file-regions.js';
 import { CrError } from '../errors.js';
 import { KernelError } from './kernel-error.js';
 import { IOV_MAX, Libc, type RemoteRange } from './libc.js';
@@ -26,29 +26,17 @@ export class TaskMemory {
     private readonly chunkSize = CHUNK_SIZE,
   ) {}
 
-  /**
-   * Streams the pages of `runs`, in order, in chunks of at most 8 MiB. Two buffers alternate: the
-   * next chunk is read while the consumer writes the current one away, and a buffer is refilled
-   * only once the consumer asked for the chunk after the one it held. Memory use stays at two
-   * chunks whatever the total size.
-   */
+  /** Streams the pages of `runs`, in order, in chunks of at most 8 MiB, read ahead (see readAhead). */
   async *read(pid: number, runs: readonly PageRun[]): AsyncGenerator<Uint8Array> {
     const chunks = packChunks(runs, this.chunkSize);
     if (chunks.length === 0) return;
     const mem = new ProcMem(pid, 'r');
-    const size = chunks.reduce((max, c) => Math.max(max, c.length), 0);
-    const buffers = [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
-    const fill = (i: number) => handled(this.readChunk(pid, mem, buffers[i % 2]!.subarray(0, chunks[i]!.length), chunks[i]!));
-    let pending: Promise<Uint8Array> | undefined = fill(0);
     try {
-      for (let i = 0; i < chunks.length; i++) {
-        const chunk = await pending!;
-        pending = i + 1 < chunks.length ? fill(i + 1) : undefined;
-        yield chunk;
-      }
+      yield* readAhead(
+        chunks.map((c) => c.length),
+        (i, target) => this.readChunk(pid, mem, target, chunks[i]!),
+      );
     } finally {
-      // Left early (the consumer failed): the read ahead must end before its file is closed.
-      await pending?.catch(() => undefined);
       mem.close();
     }
   }
@@ -108,15 +96,6 @@ export class TaskMemory {
     if (err.errno === ENOSYS) this.fast = false;
     return 0;
   }
-}
-
-/**
- * `promise`, marked as handled: a read ahead that fails while the consumer is busy with the chunk
- * before must not end the process as an unhandled rejection; it fails the `await` that comes to it.
- */
-function handled<T>(promise: Promise<T>): Promise<T> {
-  promise.catch(() => undefined);
-  return promise;
 }
 
 /** The ranges of one chunk: at most IOV_MAX of them, `length` bytes in all. */
