@@ -1,10 +1,9 @@
-import { once } from 'node:events';
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Cleanup, startUntilReady, tempDir } from './helpers/cli.js';
-import { compileFixture, crAsync, lines, startFixture, waitForLine } from './helpers/processes.js';
+import { checkpointAndKill, compileFixture, crAsync, lines, restoreDetached, startFixture, waitForLine } from './helpers/processes.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -76,16 +75,6 @@ async function startScene(): Promise<Scene> {
   return { dir, producer, consumer, outP, outC, ns };
 }
 
-/** Checkpoints `child` with --kill and waits until it is gone, so that its PID is free again. */
-async function checkpointAndKill(child: ChildProcess, img: string, extra: string[] = []): Promise<string> {
-  const exited = once(child, 'exit');
-  const r = await crAsync(['checkpoint', String(child.pid), '-D', img, '--kill', ...extra]);
-  expect(r.stderr).toBe('');
-  expect(r.status).toBe(0);
-  await exited;
-  return r.stdout;
-}
-
 /**
  * The IPC namespace on its own, then the producer (its own advice leaves the SysV objects out)
  * and the consumer (--external sysvipc), each killed once saved: nothing is left of the scene.
@@ -99,15 +88,6 @@ async function checkpointScene(s: Scene, producerFlags: string[] = []): Promise<
   expect(producerOut).toMatch(/^external references, which restore must find: sysvipc-msg:\d+, sysvipc-shm:\d+$/m);
   await checkpointAndKill(s.consumer, images.consumer, ['--external', 'sysvipc']);
   return images;
-}
-
-/** Restores a process image detached and registers the restored process for cleanup. */
-async function restoreDetached(img: string, pid: number, extra: string[]): Promise<void> {
-  const r = await crAsync(['restore', '-D', img, '--detach', ...extra]);
-  cleanup.orphan(pid);
-  expect(r.stderr).toBe('');
-  expect(r.status).toBe(0);
-  expect(r.stdout).toContain(`tasks:${pid} running as PID ${pid}`);
 }
 
 /** Field 22 of /proc/PID/stat: what advice files are keyed by, beside the PID. */
@@ -132,7 +112,7 @@ describe('a producer and a consumer sharing a segment and a queue, checkpointed 
     expect(ipc.status).toBe(0);
 
     const pids = { producer: s.producer.pid!, consumer: s.consumer.pid! };
-    for (const who of [first, second]) await restoreDetached(images[who], pids[who], ['--into-ipc-ns', join(pins, 'ipc')]);
+    for (const who of [first, second]) await restoreDetached(cleanup, images[who], pids[who], ['--into-ipc-ns', join(pins, 'ipc')]);
     // Both live in the restored namespace, which holds the segment and queue they refer to.
     for (const pid of Object.values(pids)) expect(statSync(`/proc/${pid}/ns/ipc`).ino).toBe(statSync(join(pins, 'ipc')).ino);
     // The restored producer is a new process to the kernel; the advice it gave still holds for it.
@@ -163,8 +143,8 @@ describe('a producer and a consumer sharing a segment and a queue, checkpointed 
     expect(own.stderr).toMatch(/sysvipc-shm:0 \(shm id 0, key 0x00005150, size 1024, used by mm:\d+\): (no shm with id=0 in|shm id 0 in) cr's own IPC namespace/);
     expect(existsSync(`/proc/${producer}`)).toBe(false);
 
-    await restoreDetached(images.producer, producer, ['--into-ipc-ns', join(pins, 'ipc')]);
-    await restoreDetached(images.consumer, s.consumer.pid!, ['--into-ipc-ns', join(pins, 'ipc')]);
+    await restoreDetached(cleanup, images.producer, producer, ['--into-ipc-ns', join(pins, 'ipc')]);
+    await restoreDetached(cleanup, images.consumer, s.consumer.pid!, ['--into-ipc-ns', join(pins, 'ipc')]);
     expect(statSync(`/proc/${producer}/ns/ipc`).ino).toBe(statSync(join(pins, 'ipc')).ino);
     send(join(pins, 'ipc'), 2, 5);
     await waitForLine(s.outP, /^sent 15$/);
@@ -203,7 +183,7 @@ describe('a producer and a consumer sharing a segment and a queue, checkpointed 
 
     // Once the IPC image is restored there, the same image restores.
     expect((await crAsync(['restore', '-D', images.ipc, '--into-ipc-ns', empty])).status).toBe(0);
-    await restoreDetached(images.consumer, consumer, ['--into-ipc-ns', empty]);
+    await restoreDetached(cleanup, images.consumer, consumer, ['--into-ipc-ns', empty]);
     send(empty, 3, 0);
     await waitForLine(s.outC, /^drained 10$/);
     expect(items(s.outC)).toEqual(expectedItems(10));
@@ -235,7 +215,7 @@ describe('a producer and a consumer sharing a segment and a queue, checkpointed 
     expect(malformed.stderr).toContain('expected TYPE:ATTR=VALUE=ATTR=VALUE');
     expect(existsSync(`/proc/${producer}`)).toBe(false);
 
-    await restoreDetached(images.producer, producer, ['--into-ipc-ns', ns, '--map-external', `sysvipc-shm:id=0=id=${same}`]);
+    await restoreDetached(cleanup, images.producer, producer, ['--into-ipc-ns', ns, '--map-external', `sysvipc-shm:id=0=id=${same}`]);
     const attached = readFileSync(`/proc/${producer}/maps`, 'utf8').split('\n').filter((l) => l.includes('/SYSV'));
     expect(attached.map((l) => Number(l.trim().split(/\s+/)[4]))).toEqual([same]);
   });

@@ -1,11 +1,11 @@
 import { once } from 'node:events';
 import { appendFileSync, chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Kernel } from '@cr/core';
 import { Cleanup, crJson, tempDir } from './helpers/cli.js';
-import { compileFixture, crAsync, fifo, lines, processState, sleep, startFixture, waitFor, waitForLine } from './helpers/processes.js';
+import { checkpointAndKill, compileFixture, crAsync, fifo, lines, processState, restoreDetached, sleep, startFixture, waitFor, waitForLine } from './helpers/processes.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -20,24 +20,6 @@ beforeAll(() => {
 });
 afterAll(() => cleanup.dir(bin) && cleanup.run());
 
-/** Checkpoints `child` with --kill and waits until it is gone, so that its PID is free again. */
-async function checkpointAndKill(child: ChildProcess, img: string, extra: string[] = []): Promise<void> {
-  const exited = once(child, 'exit');
-  const r = await crAsync(['checkpoint', String(child.pid), '-D', img, '--kill', ...extra]);
-  expect(r.stderr).toBe('');
-  expect(r.status).toBe(0);
-  await exited;
-}
-
-/** Restores an image detached and registers the restored process for cleanup. */
-async function restoreDetached(img: string, pid: number, extra: string[] = []): Promise<void> {
-  const r = await crAsync(['restore', '-D', img, '--detach', ...extra]);
-  cleanup.orphan(pid);
-  expect(r.stderr).toBe('');
-  expect(r.status).toBe(0);
-  expect(r.stdout).toContain(`tasks:${pid} running as PID ${pid}`);
-}
-
 const numbers = (path: string) => lines(path).filter((l) => /^\d+$/.test(l)).map(Number);
 
 describe('a single-threaded process, checkpointed and restored with the same PID', () => {
@@ -48,7 +30,7 @@ describe('a single-threaded process, checkpointed and restored with the same PID
     await waitFor('ten ticks', () => (numbers(out).length >= 10 ? true : undefined));
     await checkpointAndKill(child, join(dir, 'img'));
     const before = numbers(out).length;
-    await restoreDetached(join(dir, 'img'), child.pid!);
+    await restoreDetached(cleanup, join(dir, 'img'), child.pid!);
     await waitFor('ten more ticks', () => (numbers(out).length >= before + 10 ? true : undefined));
     expect(lines(out).filter((l) => l.startsWith('ERROR'))).toEqual([]);
     const seen = numbers(out);
@@ -71,7 +53,7 @@ describe('a single-threaded process, checkpointed and restored with the same PID
     const child = await startFixture(cleanup, fixture('heap'), ['256'], out);
     const sum = (await waitForLine(out, /^ready/)).split(' ')[1];
     await checkpointAndKill(child, join(dir, 'img'));
-    await restoreDetached(join(dir, 'img'), child.pid!);
+    await restoreDetached(cleanup, join(dir, 'img'), child.pid!);
     process.kill(child.pid!, 'SIGUSR1');
     expect(await waitForLine(out, /^(same|DIFFERENT)/, 30_000)).toBe(`same ${sum}`);
   });
@@ -85,7 +67,7 @@ describe('a single-threaded process, checkpointed and restored with the same PID
     // Blocked: it stays pending, and must still be pending after the restore.
     process.kill(child.pid!, 'SIGUSR2');
     await checkpointAndKill(child, join(dir, 'img'));
-    await restoreDetached(join(dir, 'img'), child.pid!);
+    await restoreDetached(cleanup, join(dir, 'img'), child.pid!);
     process.kill(child.pid!, 'SIGUSR1');
     await waitForLine(out, /^usr1 2 /);
     process.kill(child.pid!, 'SIGTERM');
@@ -105,7 +87,7 @@ describe('a single-threaded process, checkpointed and restored with the same PID
     await checkpointAndKill(child, join(dir, 'img'));
     // The log grew while the program was gone: O_APPEND writes land at the end, not at the old offset.
     writeFileSync(join(data, 'log.txt'), 'before\nwhile away\n');
-    await restoreDetached(join(dir, 'img'), child.pid!);
+    await restoreDetached(cleanup, join(dir, 'img'), child.pid!);
     process.kill(child.pid!, 'SIGUSR1');
     await waitForLine(out, /^shared=/);
     expect(lines(out).slice(1)).toEqual(['input=abcdefghij', 'tmp=contents', 'dir=0123', 'null=1 cloexec=1', 'private=Xp', 'shared=YZ']);
@@ -128,7 +110,7 @@ describe('credentials', () => {
     expect(before).toContain('Uid:\t65534\t65534\t65534\t65534');
     await checkpointAndKill(child, join(dir, 'img'));
     const ticks = numbers(out).length;
-    await restoreDetached(join(dir, 'img'), child.pid!);
+    await restoreDetached(cleanup, join(dir, 'img'), child.pid!);
     expect(creds()).toEqual(before);
     await waitFor('more ticks', () => (numbers(out).length > ticks + 3 ? true : undefined));
     expect(numbers(out)).toEqual(numbers(out).map((_, i) => i + 1));
@@ -156,7 +138,7 @@ describe('scheduling and timers', () => {
     };
     expect(sched()).toEqual({ nice: '7', cpus: '0' });
     await checkpointAndKill(child, join(dir, 'img'));
-    await restoreDetached(join(dir, 'img'), child.pid!);
+    await restoreDetached(cleanup, join(dir, 'img'), child.pid!);
     expect(sched()).toEqual({ nice: '7', cpus: '0' });
     expect(lines(out)).toEqual(['ready']);
     expect(await waitForLine(out, /^alarm$/)).toBe('alarm');
@@ -191,7 +173,7 @@ describe('syscalls interrupted by the checkpoint restart as the kernel would res
     const child = await startFixture(cleanup, fixture('sleeper'), ['nanosleep', '3000'], out);
     await sleep(1000);
     await checkpointAndKill(child, join(dir, 'img'));
-    await restoreDetached(join(dir, 'img'), child.pid!);
+    await restoreDetached(cleanup, join(dir, 'img'), child.pid!);
     const restoredAt = Date.now();
     const woke = await waitForLine(out, /^(slept|ERROR)/);
     // About 2 s were left; EINTR or an immediate return would show here.
@@ -205,7 +187,7 @@ describe('syscalls interrupted by the checkpoint restart as the kernel would res
     const out = join(dir, 'out.txt');
     const child = await startFixture(cleanup, fixture('sleeper'), ['pause'], out);
     await checkpointAndKill(child, join(dir, 'img'));
-    await restoreDetached(join(dir, 'img'), child.pid!);
+    await restoreDetached(cleanup, join(dir, 'img'), child.pid!);
     await sleep(300);
     expect(lines(out)).toEqual([`ready ${child.pid}`]);
     process.kill(child.pid!, 'SIGUSR1');
@@ -259,7 +241,7 @@ while (1) { $n++; $total += $n; $seen{"item$n"} = 1; print "$n $total ", scalar(
       await waitFor('ten ticks', () => (ticks().length >= 10 ? true : undefined));
       await checkpointAndKill(child, join(dir, 'img'));
       const before = ticks().length;
-      await restoreDetached(join(dir, 'img'), child.pid!);
+      await restoreDetached(cleanup, join(dir, 'img'), child.pid!);
       await waitFor('ten more ticks', () => (ticks().length >= before + 10 ? true : undefined));
       const seen = ticks();
       expect(seen).toEqual(seen.map((_, i) => [i + 1, ((i + 1) * (i + 2)) / 2, i + 1]));
@@ -286,7 +268,7 @@ describe('checkpoint leaves the program running', () => {
     const original = numbers(out);
     expect(original).toEqual(original.map((_, i) => i + 1));
 
-    await restoreDetached(join(dir, 'img'), child.pid!);
+    await restoreDetached(cleanup, join(dir, 'img'), child.pid!);
     await waitFor('five ticks of the copy', () => (numbers(out).length >= original.length + 5 ? true : undefined));
     const copy = numbers(out).slice(original.length);
     expect(copy[0]).toBeGreaterThan(atLeast);
@@ -301,7 +283,7 @@ describe('edge cases', () => {
     const child = cleanup.process(spawn('sleep', ['1000'], { stdio: 'ignore' }));
     await waitFor('sleep to run', () => (processState(child.pid!) === 'S' ? true : undefined));
     await checkpointAndKill(child, join(dir, 'img'));
-    await restoreDetached(join(dir, 'img'), child.pid!);
+    await restoreDetached(cleanup, join(dir, 'img'), child.pid!);
     expect(readFileSync(`/proc/${child.pid}/cmdline`, 'utf8')).toBe('sleep\u00001000\u0000');
     expect(readlinkSync(`/proc/${child.pid}/exe`)).toMatch(/\/sleep$/);
   });
@@ -336,7 +318,7 @@ describe('bad input: a clear error, and nothing lost', () => {
     expect(numbers(out)).toEqual(numbers(out).map((_, i) => i + 1));
 
     await checkpointAndKill(child, join(dir, 'img'), ['--exclude', 'files:fd=3']);
-    await restoreDetached(join(dir, 'img'), child.pid!);
+    await restoreDetached(cleanup, join(dir, 'img'), child.pid!);
     expect(readdirSync(`/proc/${child.pid}/fd`).sort()).toEqual(['0', '1', '2']);
   });
 
@@ -421,7 +403,7 @@ describe('stdio that pointed outside the checkpoint', () => {
     await once(child.stdout!, 'data');
     await checkpointAndKill(child, join(dir, 'img'));
     const out = join(dir, 'out.txt');
-    await restoreDetached(join(dir, 'img'), child.pid!, ['--inherit-fd', `1=${out}`]);
+    await restoreDetached(cleanup, join(dir, 'img'), child.pid!, ['--inherit-fd', `1=${out}`]);
     await waitFor('ticks in the named file', () => (numbers(out).length >= 5 ? true : undefined));
     const seen = numbers(out);
     expect(seen).toEqual(seen.map((_, i) => seen[0]! + i));

@@ -1,6 +1,8 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { expect } from 'vitest';
 import { REPO, type Cleanup, type CliResult } from './cli.js';
 
 const BIN = join(REPO, 'cli', 'bin', 'run.js');
@@ -86,4 +88,23 @@ export function processState(pid: number): string | undefined {
 /** Waits until no process has `pid` (a killed orphan is reaped by PID 1, which can take seconds). */
 export function waitGone(pid: number): Promise<true> {
   return waitFor(`PID ${pid} to be gone`, () => (existsSync(`/proc/${pid}`) ? undefined : true), 15_000);
+}
+
+/** Checkpoints `child` with --kill and waits until it is gone, so that its PID is free again; returns cr's output. */
+export async function checkpointAndKill(child: ChildProcess, img: string, extra: string[] = []): Promise<string> {
+  const exited = once(child, 'exit');
+  const r = await crAsync(['checkpoint', String(child.pid), '-D', img, '--kill', ...extra]);
+  expect(r.stderr).toBe('');
+  expect(r.status).toBe(0);
+  await exited;
+  return r.stdout;
+}
+
+/** Restores a process image detached and registers the restored process for cleanup. */
+export async function restoreDetached(cleanup: Cleanup, img: string, pid: number, extra: string[] = []): Promise<void> {
+  const r = await crAsync(['restore', '-D', img, '--detach', ...extra]);
+  cleanup.orphan(pid);
+  expect(r.stderr).toBe('');
+  expect(r.status).toBe(0);
+  expect(r.stdout).toContain(`tasks:${pid} running as PID ${pid}`);
 }
