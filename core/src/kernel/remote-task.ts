@@ -1,6 +1,7 @@
 import { KernelError } from './kernel-error.js';
 import { checkRemote, type Ptrace, type Registers } from './ptrace.js';
 import {
+  F_GETFD,
   F_SETFD,
   MAP_ANONYMOUS,
   MAP_PRIVATE,
@@ -88,11 +89,6 @@ export class RemoteTask {
   /** Runs syscall `nr` inside the task; a -errno result is thrown as a KernelError named `name`. */
   call(name: string, nr: number, args: readonly (bigint | number)[] = []): bigint {
     return checkRemote(this.pid, name, this.ptrace.remoteSyscall(this.pid, nr, args.map(u)));
-  }
-
-  /** The raw result (a negative errno on failure), for calls whose failure is an answer. */
-  callRaw(nr: number, args: readonly (bigint | number)[] = []): bigint {
-    return this.ptrace.remoteSyscall(this.pid, nr, args.map(u));
   }
 
   read(address: bigint, length: number): Buffer {
@@ -206,6 +202,11 @@ export class RemoteTask {
     } finally {
       this.call('close', SYS.close, [pidfd]);
     }
+  }
+
+  /** Whether the task has descriptor `fd` open. */
+  hasFd(fd: number): boolean {
+    return this.ptrace.remoteSyscall(this.pid, SYS.fcntl, [u(fd), u(F_GETFD)]) >= 0n;
   }
 
   close(fd: number): void {

@@ -6,7 +6,7 @@ const STATUS_FLAGS = 0o2000 | 0o20000 | 0o40000 | 0o1000000 | 0o4000;
 import { closeSync, existsSync, fstatSync, openSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname } from 'node:path';
-import { F_GETFD, F_SETFD, F_SETFL, FD_CLOEXEC, KernelError, O_CLOEXEC, TargetError, writeRegions, type RemoteTask, type RestoreContext } from '@cr/core';
+import { F_SETFD, F_SETFL, FD_CLOEXEC, KernelError, O_CLOEXEC, TargetError, writeRegions, type RemoteTask, type RestoreContext } from '@cr/core';
 import type { FilesRecord } from '@cr/schemas';
 
 /** open(2)'s O_TMPFILE: an unnamed file in a directory, as a deleted file is. */
@@ -16,7 +16,7 @@ const O_TMPFILE = 0o20200000;
 export async function restoreFd(task: RemoteTask, record: FilesRecord, ctx: RestoreContext): Promise<void> {
   const who = `fd ${record.fd} of PID ${task.pid}`;
   if (record.kind === 'duplicate') {
-    if (task.callRaw(72, [record.of, F_GETFD]) < 0n) {
+    if (!task.hasFd(record.of)) {
       throw new TargetError(`cannot restore ${who}: it shares its open file with fd ${record.of}, which is not in the image; include files:fd=${record.of}`);
     }
     task.dup3(record.of, record.fd, record.closeOnExec ? O_CLOEXEC : 0);
