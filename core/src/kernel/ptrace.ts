@@ -23,9 +23,18 @@ const NT_X86_XSTATE = 0x202;
 /** Large enough for every xstate layout x86_64 CPUs have today (AMX included). */
 const XSTATE_MAX = 16384;
 const SIGINFO_SIZE = 128;
+const WNOHANG = 1;
+/** How long cr waits for a task to stop before it gives up on it. */
+const STOP_TIMEOUT_MS = 10_000;
+/** Polls of waitpid before the wait starts to sleep between polls. */
+const SPIN_ROUNDS = 2000;
+/** Atomics.wait on this is a synchronous sleep: ptrace must stay on the JS thread. */
+const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
 
 export const PTRACE_O_TRACESYSGOOD = 1;
 export const PTRACE_O_TRACECLONE = 8;
+/** The kernel kills the tracee when its tracer dies: for tasks cr creates at restore. */
+export const PTRACE_O_EXITKILL = 0x100000;
 const SIGTRAP = 5;
 const SYSCALL_STOP = SIGTRAP | 0x80;
 
@@ -61,6 +70,8 @@ const unsigned = (v: bigint) => BigInt.asUintN(64, v);
  */
 export class Ptrace {
   private readonly syscallSites = new Map<number, bigint>();
+  /** The stack pointer remote syscalls run with, for tasks that have a return frame (see useCallSite). */
+  private readonly callStacks = new Map<number, bigint>();
   /** /proc/PID/mem of each task cr holds, opened once: a checkpoint reads it dozens of times. */
   private readonly memFds = new Map<number, number>();
 
@@ -254,6 +265,15 @@ export class Ptrace {
     return signed(this.getRegs(pid).rax);
   }
 
+  /**
+   * Runs the remote syscalls of `pid` at `site`, a `syscall; ret` sequence, with the stack pointer
+   * at `stack`, whose first word returns into the task's return frame (see return-frame.ts).
+   */
+  useCallSite(pid: number, site: bigint, stack: bigint): void {
+    this.syscallSites.set(pid, site);
+    this.callStacks.set(pid, stack);
+  }
+
   /** Forgets the cached address of the vdso's `syscall` instruction (after the vdso moved). */
   forgetSyscallSite(pid: number): void {
     this.syscallSites.delete(pid);
@@ -271,6 +291,7 @@ export class Ptrace {
   /** Drops what cr kept about a task it no longer holds. */
   private forget(pid: number): void {
     this.syscallSites.delete(pid);
+    this.callStacks.delete(pid);
     const fd = this.memFds.get(pid);
     if (fd !== undefined) closeSync(fd);
     this.memFds.delete(pid);
@@ -278,7 +299,7 @@ export class Ptrace {
 
   private enterRemote(pid: number, saved: Registers, nr: number, args: readonly bigint[]): void {
     const [rdi = 0n, rsi = 0n, rdx = 0n, r10 = 0n, r8 = 0n, r9 = 0n] = args;
-    this.setRegs(pid, { ...saved, rax: BigInt(nr), rdi, rsi, rdx, r10, r8, r9, rip: this.syscallSite(pid), orig_rax: -1n });
+    this.setRegs(pid, { ...saved, rax: BigInt(nr), rdi, rsi, rdx, r10, r8, r9, rip: this.syscallSite(pid), rsp: this.callStacks.get(pid) ?? saved.rsp, orig_rax: -1n });
   }
 
   private eventMessage(pid: number): number {
@@ -298,12 +319,27 @@ export class Ptrace {
     }
   }
 
+  /**
+   * Waits for the task's next stop, for at most STOP_TIMEOUT_MS: a task in uninterruptible sleep
+   * (a hung NFS mount, a device) does not stop, and cr must not hang with it. Stops after a
+   * remote syscall come within microseconds, so the wait spins briefly before it sleeps.
+   */
   private waitStop(pid: number): number {
-    const { status } = this.libc.waitpid(pid, __WALL);
-    if ((status & 0xff) !== 0x7f) {
-      throw new TargetError(`PID ${pid} exited while cr was stopping it (wait status 0x${status.toString(16)})`);
+    const deadline = performance.now() + STOP_TIMEOUT_MS;
+    for (let round = 0; ; round++) {
+      const { pid: reported, status } = this.libc.waitpid(pid, __WALL | WNOHANG);
+      if (reported === pid) {
+        if ((status & 0xff) !== 0x7f) {
+          throw new TargetError(`PID ${pid} exited while cr was stopping it (wait status 0x${status.toString(16)})`);
+        }
+        return status;
+      }
+      if (performance.now() > deadline) {
+        const state = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[0];
+        throw new TargetError(`PID ${pid} did not stop within ${STOP_TIMEOUT_MS / 1000} s (state ${state}${state === 'D' ? ', uninterruptible sleep' : ''}); try again when it is not blocked in the kernel`);
+      }
+      if (round >= SPIN_ROUNDS) Atomics.wait(SLEEPER, 0, 0, Math.min(10, round - SPIN_ROUNDS + 1));
     }
-    return status;
   }
 
   /** Address of a `syscall` instruction (0f 05) in the task's vdso. */

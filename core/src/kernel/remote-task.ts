@@ -1,5 +1,10 @@
+import { readFileSync } from 'node:fs';
+import { TargetError, UnsupportedError } from '../errors.js';
+import { findCodeSites, SYSCALL_RET, type CodeSites } from './code-sites.js';
 import { KernelError } from './kernel-error.js';
+import { readVmas } from './proc-maps.js';
 import { checkRemote, type Ptrace, type Registers } from './ptrace.js';
+import { buildReturnFrame, OUT_AREA_SIZE, type ReturnFrame } from './return-frame.js';
 import {
   F_GETFD,
   F_SETFD,
@@ -14,6 +19,8 @@ import {
 } from './syscalls.js';
 
 const SCRATCH_SIZE = 64 * 1024;
+/** x86_64 CET: a task with a shadow stack would fault on the `ret` of a parked task. */
+const SHADOW_STACK = /^x86_Thread_features:.*\bshstk\b/m;
 const ALL_SIGNALS = 0xffffffffffffffffn;
 const u = (v: bigint | number) => BigInt.asUintN(64, BigInt(v));
 
@@ -60,17 +67,31 @@ export class RemoteTask {
     private readonly ptrace: Ptrace,
     /** The registers the task had when cr stopped it. */
     readonly stoppedRegs: Registers,
+    /** A live program's task: where its return frame keeps the results of remote syscalls. */
+    private readonly guarded?: { outArea: bigint },
   ) {
     this.maskOnRelease = ptrace.getSigmask(pid);
     ptrace.setSigmask(pid, ALL_SIGNALS);
   }
 
-  /** Seizes and stops a running task. */
+  /**
+   * Seizes and stops a running program's task so that it comes back unharmed whatever happens
+   * to cr, SIGKILL included: before anything runs inside it, a return frame below its stack (see
+   * return-frame.ts) and registers "parked" on a `ret` into rt_sigreturn make the kernel itself
+   * restore its registers, FPU state and signal mask if cr dies. No code and no mapping is added
+   * to the task; results of remote syscalls land in dead stack memory past the red zone.
+   */
   static seize(ptrace: Ptrace, pid: number): RemoteTask {
     const regs = ptrace.stop(pid);
+    let parked = false;
     try {
-      return new RemoteTask(pid, ptrace, regs);
+      const frame = prepareReturnFrame(ptrace, pid, regs);
+      ptrace.setRegs(pid, { ...regs, rip: frame.sites.syscallRet + BigInt(SYSCALL_RET.length - 1), rsp: frame.stackPointer, rax: 0n, orig_rax: -1n });
+      parked = true;
+      ptrace.useCallSite(pid, frame.sites.syscallRet, frame.stackPointer);
+      return new RemoteTask(pid, ptrace, regs, { outArea: frame.outArea });
     } catch (err) {
+      if (parked) ptrace.setRegs(pid, regs);
       ptrace.detach(pid);
       throw err;
     }
@@ -101,7 +122,8 @@ export class RemoteTask {
 
   /** Copies `data` into the scratch page at `offset` and returns its address in the task. */
   put(data: Uint8Array, offset = 0): bigint {
-    if (offset + data.byteLength > SCRATCH_SIZE) throw new Error(`internal error: ${data.byteLength} bytes do not fit the scratch area`);
+    const size = this.guarded ? OUT_AREA_SIZE : SCRATCH_SIZE;
+    if (offset + data.byteLength > size) throw new Error(`internal error: ${data.byteLength} bytes do not fit the scratch area`);
     const address = this.scratch() + BigInt(offset);
     this.write(address, data);
     return address;
@@ -114,7 +136,7 @@ export class RemoteTask {
 
   /** Unmaps the scratch page, if one is mapped. */
   dropScratch(): void {
-    if (this.scratchAddress === undefined) return;
+    if (this.scratchAddress === undefined || this.guarded) return;
     const address = this.scratchAddress;
     this.scratchAddress = undefined;
     this.call('munmap', SYS.munmap, [address, SCRATCH_SIZE]);
@@ -126,13 +148,18 @@ export class RemoteTask {
     this.ptrace.forgetSyscallSite(this.pid);
   }
 
-  /** Lets the task run again with the registers it has now and its own signal mask (see Ptrace.detach). */
+  /**
+   * Lets the task run again with its own signal mask (see Ptrace.detach): a seized program with
+   * the registers it was stopped with, a restored one with the registers it has now. The mask is
+   * given back before the registers, so that the task is safe at every step (return-frame.ts).
+   */
   release(): void {
     try {
       this.dropScratch();
     } finally {
       try {
         this.ptrace.setSigmask(this.pid, this.maskOnRelease);
+        if (this.guarded) this.ptrace.setRegs(this.pid, this.stoppedRegs);
       } finally {
         this.ptrace.detach(this.pid);
       }
@@ -394,7 +421,31 @@ export class RemoteTask {
   }
 
   private scratch(): bigint {
+    this.scratchAddress ??= this.guarded?.outArea;
     this.scratchAddress ??= this.mmap(0n, BigInt(SCRATCH_SIZE), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
     return this.scratchAddress;
   }
+}
+
+/**
+ * Writes a return frame for a stopped task below its stack pointer, after checking that the task
+ * has the code to run from, a stack with room for the frame, and no shadow stack. Nothing is
+ * changed in the task when a check fails.
+ */
+function prepareReturnFrame(ptrace: Ptrace, pid: number, regs: Registers): ReturnFrame & { sites: CodeSites } {
+  if (SHADOW_STACK.test(readFileSync(`/proc/${pid}/status`, 'utf8'))) {
+    throw new UnsupportedError(`PID ${pid} runs with a CET shadow stack, under which cr cannot run code in it safely`);
+  }
+  const vmas = readVmas(pid);
+  const sites = findCodeSites(vmas, (start, length) => ptrace.readMemory(pid, start, length));
+  if (!sites) {
+    throw new UnsupportedError(`PID ${pid} maps no "syscall; ret" and no rt_sigreturn code (no libc or dynamic loader), which cr needs to run code in it safely`);
+  }
+  const frame = buildReturnFrame(pid, regs, ptrace.getSigmask(pid), ptrace.getXstate(pid), sites.sigreturn);
+  const stack = vmas.find((v) => v.start <= regs.rsp - 1n && regs.rsp - 1n < v.end);
+  if (!stack || frame.lowest < stack.start || (stack.prot & 3) !== 3) {
+    throw new TargetError(`PID ${pid}: its stack pointer 0x${regs.rsp.toString(16)} leaves no ${frame.bytes.length} writable bytes below it for cr's return frame`);
+  }
+  ptrace.writeMemory(pid, frame.lowest, frame.bytes);
+  return { ...frame, sites };
 }

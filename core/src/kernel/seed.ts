@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { TargetError } from '../errors.js';
 import { KernelError } from './kernel-error.js';
 import type { Libc } from './libc.js';
-import { PTRACE_O_TRACECLONE, PTRACE_O_TRACESYSGOOD, type Ptrace } from './ptrace.js';
+import { PTRACE_O_EXITKILL, PTRACE_O_TRACECLONE, PTRACE_O_TRACESYSGOOD, type Ptrace } from './ptrace.js';
 import { RemoteTask } from './remote-task.js';
 import { CLONE_PARENT, PR_SET_CHILD_SUBREAPER, SYS } from './syscalls.js';
 
@@ -25,7 +25,7 @@ export function createSeed(libc: Libc, ptrace: Ptrace, pid: number): RemoteTask 
   const launcherPid = Number(execFileSync('sh', ['-c', 'sleep 86400 </dev/null >/dev/null 2>&1 & echo $!'], { encoding: 'utf8' }).trim());
   let launcher: RemoteTask | undefined;
   try {
-    launcher = new RemoteTask(launcherPid, ptrace, ptrace.stop(launcherPid, PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE));
+    launcher = new RemoteTask(launcherPid, ptrace, ptrace.stop(launcherPid, PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE | PTRACE_O_EXITKILL));
     const tid = Buffer.alloc(4);
     tid.writeInt32LE(pid);
     const args = Buffer.alloc(CLONE_ARGS_SIZE);
