@@ -11,6 +11,8 @@ export const ExitCode = {
   Target: 5,
   Plugin: 6,
   Unsupported: 7,
+  /** SIGINT, SIGTERM or SIGHUP: cr let every target go and removed what it had written. */
+  Interrupted: 130,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -56,5 +58,12 @@ export class PluginError extends CrError {
 export class UnsupportedError extends CrError {
   constructor(message: string, options?: ErrorOptions) {
     super(message, ExitCode.Unsupported, options);
+  }
+}
+
+/** cr was asked to stop (Ctrl-C, SIGTERM, SIGHUP) and undid its work before exiting. */
+export class InterruptedError extends CrError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, ExitCode.Interrupted, options);
   }
 }

@@ -3,6 +3,7 @@ import { Args, Flags } from '@oclif/core';
 import { CheckpointEngine, CrError, ExitCode, Kernel, adviceDir, policyFromConfig, readAdvice, type AppliedAdvice, type CollectedObjectEntry } from '@cr/core';
 import type { CheckpointTarget } from '@cr/schemas';
 import { CrCommand, profileFlag, selectedNames, selectionFlags, typeSelectionFlags } from '../base-command.js';
+import { abortOnSignals } from '../interrupts.js';
 import { renderTable } from '../table.js';
 
 export default class Checkpoint extends CrCommand {
@@ -60,7 +61,13 @@ no image appears at the path and the target is left as it was.`;
       return { target, objects, ...(advice ? { advice } : {}) };
     }
     if (!flags['images-dir']) throw new CrError('missing -D/--images-dir: say where to write the image, e.g. -D ./img', ExitCode.Usage);
-    const result = await engine.checkpoint({ target, imageDir: flags['images-dir'], policy, kill: flags.kill, ...(advice ? { advice } : {}) });
+    const interrupts = abortOnSignals('checkpoint');
+    let result;
+    try {
+      result = await engine.checkpoint({ target, imageDir: flags['images-dir'], policy, kill: flags.kill, signal: interrupts.signal, ...(advice ? { advice } : {}) });
+    } finally {
+      interrupts.stop();
+    }
     if (!this.jsonEnabled()) {
       const saved = result.objects.filter((o) => o.record);
       const frozen = result.frozenMs > 0 ? ` (frozen for ${result.frozenMs.toFixed(0)} ms${result.killed.length > 0 ? ', then killed' : ''})` : '';

@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core';
 import { CrError, ExitCode, ImageReader, Kernel, RestoreEngine, adviceDir, parseSelector, writeAdvice, type ExternalMapping } from '@cr/core';
+import { abortOnSignals } from '../interrupts.js';
 import { CrCommand, profileFlag, type CrConfigFlags } from '../base-command.js';
 
 export default class Restore extends CrCommand {
@@ -53,15 +54,22 @@ own) must exist where the restore goes, with the same id, key and size, or nothi
     const inheritFds = parseInheritFds(flags['inherit-fd'] ?? []);
     const mapExternal = (flags['map-external'] ?? []).map(parseMapExternal);
     for (const m of mapExternal) this.assertKnownTypes('flag --map-external', [m.type]);
-    const restored = await this.container.resolve(RestoreEngine).restore({
-      imageDir: flags['images-dir'],
-      mapExternal,
-      options: {
-        ...(pinDir ? { pinDir } : {}),
-        ...(flags['into-ipc-ns'] ? { into: { ipc: flags['into-ipc-ns'] } } : {}),
-        ...(Object.keys(inheritFds).length > 0 ? { inheritFds } : {}),
-      },
-    });
+    const interrupts = abortOnSignals('restore');
+    let restored;
+    try {
+      restored = await this.container.resolve(RestoreEngine).restore({
+        imageDir: flags['images-dir'],
+        mapExternal,
+        signal: interrupts.signal,
+        options: {
+          ...(pinDir ? { pinDir } : {}),
+          ...(flags['into-ipc-ns'] ? { into: { ipc: flags['into-ipc-ns'] } } : {}),
+          ...(Object.keys(inheritFds).length > 0 ? { inheritFds } : {}),
+        },
+      });
+    } finally {
+      interrupts.stop();
+    }
     const pids = restored.flatMap((r) => (r.pid === undefined ? [] : [r.pid]));
     const waiting = !flags.detach && pids.length > 0;
     const kernel = this.container.resolve(Kernel);

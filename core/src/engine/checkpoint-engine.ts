@@ -22,6 +22,8 @@ export interface CheckpointRequest {
   kill?: boolean;
   /** The process's advice that `policy` applies, recorded in the manifest for `cr inspect`. */
   advice?: AppliedAdvice;
+  /** Aborts the checkpoint (Ctrl-C): the targets are let go and nothing is written. */
+  signal?: AbortSignal;
 }
 
 export type CollectedObjectEntry = Omit<ObjectEntry, 'record' | 'blobs'>;
@@ -66,20 +68,29 @@ export class CheckpointEngine {
   }
 
   async checkpoint(request: CheckpointRequest): Promise<CheckpointResult> {
-    const { target, policy } = request;
-    const { graph, frozen, frozenAt } = await this.collect(target, true);
-    let writer: ImageWriter | undefined;
+    const { target, policy, signal } = request;
+    // The image path is checked and the partial directory made before anything is frozen.
+    const writer = ImageWriter.create(request.imageDir, signal);
+    let collected: Collected;
+    try {
+      collected = await this.collect(target, true, signal);
+    } catch (err) {
+      writer.abort();
+      throw err;
+    }
+    const { graph, frozen, frozenAt } = collected;
     const objects: ObjectEntry[] = [];
     try {
-      writer = ImageWriter.create(request.imageDir);
       const decided = new Map(this.decideAll(graph, policy).map((e) => [e.key, e]));
       for (const type of this.registry.orderedTypes()) {
         for (const node of graph.ofType(type)) {
           const entry: ObjectEntry = decided.get(node.key)!;
+          signal?.throwIfAborted();
           if (entry.policy.decision === 'include') await this.save(node, entry, writer, target);
           objects.push(entry);
         }
       }
+      signal?.throwIfAborted();
       writer.commit({
         format: 'cr-image',
         formatVersion: IMAGE_FORMAT_VERSION,
@@ -92,7 +103,7 @@ export class CheckpointEngine {
         ...(request.advice ? { advice: request.advice } : {}),
       });
     } catch (err) {
-      writer?.abort();
+      writer.abort();
       await this.thawAfterFailure(frozen, err);
       graph.release();
       throw err;
@@ -176,7 +187,7 @@ export class CheckpointEngine {
    * Every type is collected, excluded ones too, so that the manifest and a dry run list every
    * object with the rule that decided it. Plugins report unsupported objects in save, not here.
    */
-  private async collect(target: CheckpointTarget, freeze: boolean): Promise<Collected> {
+  private async collect(target: CheckpointTarget, freeze: boolean, signal?: AbortSignal): Promise<Collected> {
     const graph = new ResourceGraph();
     const root = rootOf(target, this.kernel);
     graph.add(root.type, { id: root.id, handle: root.handle });
@@ -200,6 +211,7 @@ export class CheckpointEngine {
         }
         if (!freeze || !plugin.freeze) continue;
         for (const node of graph.ofType(type)) {
+          signal?.throwIfAborted();
           if (frozen.length === 0) frozenAt = performance.now();
           await plugin.freeze(node);
           frozen.push(node);

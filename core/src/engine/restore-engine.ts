@@ -17,6 +17,8 @@ export interface RestoreRequest {
   options: RestoreOptions;
   /** External references to find as other live objects (`--map-external`). */
   mapExternal?: readonly ExternalMapping[];
+  /** Aborts the restore (Ctrl-C) until the restored processes run: everything created is undone. */
+  signal?: AbortSignal;
 }
 
 export interface RestoredObject {
@@ -75,21 +77,30 @@ export class RestoreEngine {
         if (madePinDir) tryRmdir(pinDir!);
         throw err;
       }
-      return await this.recreate(plan, values, pinDir, madePinDir, request.options);
+      return await this.recreate(plan, values, pinDir, madePinDir, request.options, request.signal);
     } finally {
       into.close();
     }
   }
 
   /** Recreates, pins and resumes everything planned; on failure, undoes it all in reverse order. */
-  private async recreate(plan: Planned[], values: Map<string, unknown>, pinDir: string | undefined, madePinDir: boolean, options: RestoreOptions): Promise<RestoredObject[]> {
+  private async recreate(
+    plan: Planned[],
+    values: Map<string, unknown>,
+    pinDir: string | undefined,
+    madePinDir: boolean,
+    options: RestoreOptions,
+    signal: AbortSignal | undefined,
+  ): Promise<RestoredObject[]> {
     const done: Done[] = [];
     try {
       for (const p of plan) {
+        signal?.throwIfAborted();
         const value = await p.plugin.restore(p.record, p.ctx);
         done.push({ ...p, value });
         values.set(p.entry.key, value);
       }
+      signal?.throwIfAborted();
       if (pinDir) this.pinNamespaces(done, pinDir, options);
       for (const d of [...done].reverse()) await d.plugin.resume?.(d.record, d.value, d.ctx);
       return done.map((d) => ({

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, rmSync, statSync, write, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmdirSync, rmSync, write, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { basename, dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { FileEntry, Manifest } from '@cr/schemas';
-import { ImageError } from '../errors.js';
+import { CrError, ImageError } from '../errors.js';
 import { digestOf, newDigest } from './digest.js';
+import { partialDirFor, prepareImagePath, removeStalePartials } from './image-path.js';
 import { MANIFEST_DIGEST_FILE, MANIFEST_FILE } from './layout.js';
 
 const writeAsync = promisify(write);
@@ -24,22 +25,24 @@ export class ImageWriter {
   private constructor(
     readonly imageDir: string,
     readonly workDir: string,
+    private readonly signal: AbortSignal | undefined,
   ) {}
 
-  static create(dir: string): ImageWriter {
-    const imageDir = resolve(dir);
-    let existing;
+  /**
+   * Checks the image path (see prepareImagePath), removes what dead checkpoints left beside it,
+   * and makes the partial directory: everything that can fail about the path fails here, before
+   * the caller freezes anything. `signal` interrupts blob writing (Ctrl-C).
+   */
+  static create(dir: string, signal?: AbortSignal): ImageWriter {
+    const imageDir = prepareImagePath(dir);
+    removeStalePartials(dirname(imageDir));
+    const workDir = partialDirFor(imageDir, randomBytes(4).toString('hex'));
     try {
-      existing = statSync(imageDir);
-    } catch {
-      existing = undefined;
+      mkdirSync(workDir, { mode: DIR_MODE });
+    } catch (err) {
+      throw new ImageError(`cannot write the image beside ${dir}: ${(err as Error).message.replace(/^[A-Z]+: /, '')}`);
     }
-    if (existing && !existing.isDirectory()) throw new ImageError(`${dir} exists and is not a directory; give a new image directory`);
-    if (existing && readdirSync(imageDir).length > 0) throw new ImageError(`${dir} is not empty; give a new image directory or remove the old image first`);
-    mkdirSync(dirname(imageDir), { recursive: true, mode: DIR_MODE });
-    const workDir = join(dirname(imageDir), `.${basename(imageDir)}.cr-partial-${process.pid}-${randomBytes(4).toString('hex')}`);
-    mkdirSync(workDir, { mode: DIR_MODE });
-    return new ImageWriter(imageDir, workDir);
+    return new ImageWriter(imageDir, workDir, signal);
   }
 
   /** Writes a small file (a record) in one go. */
@@ -48,6 +51,8 @@ export class ImageWriter {
     const fd = this.openNew(rel);
     try {
       writeAll(fd, bytes);
+    } catch (err) {
+      throw this.writeError(rel, err);
     } finally {
       closeSync(fd);
     }
@@ -65,11 +70,14 @@ export class ImageWriter {
     let size = 0;
     try {
       for await (const chunk of slices(source)) {
+        this.signal?.throwIfAborted();
         const written = writeAllAsync(fd, chunk);
         hash.update(chunk);
         await written;
         size += chunk.byteLength;
       }
+    } catch (err) {
+      throw this.writeError(rel, err);
     } finally {
       closeSync(fd);
     }
@@ -102,8 +110,18 @@ export class ImageWriter {
   private openNew(rel: string): number {
     if (this.done) throw new Error(`image ${this.imageDir} is already committed or aborted`);
     const path = join(this.workDir, rel);
-    mkdirSync(dirname(path), { recursive: true, mode: DIR_MODE });
-    return openSync(path, 'wx', FILE_MODE);
+    try {
+      mkdirSync(dirname(path), { recursive: true, mode: DIR_MODE });
+      return openSync(path, 'wx', FILE_MODE);
+    } catch (err) {
+      throw this.writeError(rel, err);
+    }
+  }
+
+  /** A failed write (a full disk …) as an error naming the image file; errors that are cr's pass through. */
+  private writeError(rel: string, err: unknown): unknown {
+    if (err instanceof CrError || !(err instanceof Error)) return err;
+    return new ImageError(`cannot write ${rel} of the image ${this.imageDir}: ${err.message.replace(/^[A-Z]+: /, '')}`, { cause: err });
   }
 }
 
