@@ -33,14 +33,14 @@ const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms));
  */
 async function startTicker(mode: string, out: string, stdin = '/dev/null'): Promise<number> {
   const pid = cleanup.orphan(Number(execFileSync('sh', ['-c', `${ticker} ${mode} > ${out} 2>&1 0<> ${stdin} & echo $!`], { encoding: 'utf8' }).trim()));
-  for (let i = 0; i < 100 && !(existsSync(out) && readFileSync(out, 'utf8').includes('ready')); i++) await sleep(20);
+  for (let i = 0; i < 500 && !(existsSync(out) && readFileSync(out, 'utf8').includes('ready')); i++) await sleep(20);
   return pid;
 }
 
-/** The ticks printed once there are at least `count` (or after 5 s); fails on any "ERROR" line. */
+/** The ticks printed once there are at least `count` (or after 20 s); fails on any "ERROR" line. */
 async function ticks(out: string, count: number): Promise<number[]> {
   const read = () => readFileSync(out, 'utf8').trim().split('\n').slice(1);
-  for (let i = 0; i < 250 && read().length < count; i++) await sleep(20);
+  for (let i = 0; i < 1000 && read().length < count; i++) await sleep(20);
   const lines = read();
   expect(lines.filter((l) => l.startsWith('ERROR'))).toEqual([]);
   return lines.map(Number);

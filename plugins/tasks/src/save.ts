@@ -74,7 +74,11 @@ export function readTaskState(kernel: Kernel, task: RemoteTask): TasksRecord {
       scheduling: { nice: stat.nice, policy: stat.policy, rtPriority: stat.rtPriority, affinity: status.cpusAllowed },
       itimers: ITIMERS.flatMap((which, i) => {
         const { intervalUs, valueUs } = task.getItimer(i);
-        return intervalUs === 0n && valueUs === 0n ? [] : [{ which, intervalUs: String(intervalUs), valueUs: String(valueUs) }];
+        if (intervalUs === 0n && valueUs === 0n) return [];
+        // A periodic timer that expired while its signal is still pending reads 0 until the
+        // signal is taken, when the kernel re-arms it; restored with 0, it would be disarmed.
+        const next = valueUs === 0n ? intervalUs : valueUs;
+        return [{ which, intervalUs: String(intervalUs), valueUs: String(next) }];
       }),
       personality: Number.parseInt(kernel.procfs.read(pid, 'personality').trim(), 16),
       umask: status.umask,
