@@ -131,3 +131,32 @@ describe('a checkpoint that is interrupted or killed leaves the target unharmed'
     expect(readdirSync(dir).filter((n) => n.includes('.cr-partial-'))).toEqual([]);
   });
 });
+
+describe('a restore that is interrupted or killed leaves no half-restored process', () => {
+  it.each(['SIGKILL', 'SIGINT'] as const)('%s once the process exists: it is removed again', async (name) => {
+    const target = await startProof(`restore-${name}`);
+    const pid = target.child.pid!;
+    const img = join(dir, `restore-${name}-img`);
+    const exitedTarget = once(target.child, 'exit');
+    const saved = spawn(process.execPath, [BIN, 'checkpoint', String(pid), '-D', img, '--kill'], { stdio: 'ignore' });
+    expect((await once(saved, 'exit'))[0]).toBe(0);
+    await exitedTarget;
+
+    const restore = spawn(process.execPath, [BIN, 'restore', '-D', img, '--detach'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    cleanup.process(restore);
+    let stderr = '';
+    restore.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = once(restore, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+    await waitFor('the restored process to exist under ptrace', () => (existsSync(`/proc/${pid}`) && tracerOf(pid) !== 0 ? true : undefined), 30_000);
+    restore.kill(name);
+    const [code] = await exited;
+    cleanup.orphan(pid);
+    // SIGINT can come too late to stop a restore that was about to finish: the process runs.
+    if (code === 0) return;
+    await waitFor(`PID ${pid} to be gone`, () => (existsSync(`/proc/${pid}`) ? undefined : true), 30_000);
+    if (name === 'SIGINT') {
+      expect(code).toBe(130);
+      expect(stderr).toBe('cr: restore interrupted by SIGINT; everything restored so far was removed\n');
+    }
+  });
+});
