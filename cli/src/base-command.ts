@@ -41,10 +41,14 @@ export abstract class CrCommand extends Command {
   /** What went wrong without stopping the command; commands with --json return it as `warnings`. */
   protected readonly warnings: string[] = [];
 
-  /** A problem that does not stop the command: one line `cr: warning: TEXT` on stderr, and kept for the JSON result. */
+  /**
+   * A problem that does not stop the command: one line `cr: warning: TEXT` on stderr (with --json
+   * too, where oclif's logToStderr says nothing), and kept for the JSON result.
+   */
   protected warning(text: string): void {
     this.warnings.push(text);
-    this.logToStderr(`cr: warning: ${text}`);
+    process.stderr.write(`cr: warning: ${text}
+`);
   }
 
   /**
