@@ -38,7 +38,7 @@ function adviceUid(kernel: Kernel, pid: number): number {
  */
 export function advisersOf(kernel: Kernel, pid: number): number[] {
   const [real, effective, saved] = kernel.procfs.status(pid).uids;
-  return real === effective && effective === saved ? [0, effective] : [0];
+  return real === effective && effective === saved && effective !== 0 ? [0, effective] : [0];
 }
 
 /** Refuses (exit 5) a `cr advise` by a user who may not advise about `pid`. */
@@ -215,7 +215,7 @@ export function pruneAdvice(dir: string, kernel: Kernel): string[] {
  * user could have swapped is refused, naming it.
  */
 function openUserDirectory(dir: string, kernel: Kernel, pid: number): Directory {
-  const top = openOrMake(dir, () => makeAdviceRoot(kernel, dir), () => kernel.openDirectory(dir));
+  const top = openOrMake(dir, () => makeAdviceRoot(kernel, dir), () => kernel.openDirectory(dir), `; root makes it with cr advise (or install -d -m 1777 ${dir}), or set ${ADVICE_DIR_ENV}`);
   try {
     const problem = ownershipProblem(top.stat(), [0, process.geteuid!()], { stickyAllowed: true });
     if (problem) throw new TargetError(`the advice directory ${dir} ${problem}; remove it, and cr makes it again (or set ${ADVICE_DIR_ENV})`);
@@ -234,6 +234,7 @@ function openUserDirectory(dir: string, kernel: Kernel, pid: number): Directory 
         }
       },
       () => top.openDirectory(String(uid)),
+      '',
     );
     const userProblem = ownershipProblem(user.stat(), [0, uid]);
     if (userProblem) {
@@ -268,8 +269,8 @@ function makeAdviceRoot(kernel: Kernel, dir: string): void {
   }
 }
 
-/** Opens a directory with `open`, first making it with `make` if it does not exist; errors name it and say what to do. */
-function openOrMake(path: string, make: () => void, open: () => Directory): Directory {
+/** Opens a directory with `open`, first making it with `make` if it does not exist; errors name it, and `hint` says what to do. */
+function openOrMake(path: string, make: () => void, open: () => Directory, hint: string): Directory {
   for (let attempt = 0; ; attempt++) {
     try {
       return open();
@@ -282,7 +283,7 @@ function openOrMake(path: string, make: () => void, open: () => Directory): Dire
       make();
     } catch (err) {
       if (err instanceof KernelError && err.code === 'EEXIST') continue;
-      throw new TargetError(`cannot create the advice directory ${path}: ${(err as Error).message}; root creates it with cr advise (or install -d -m 1777 ${path}), or set ${ADVICE_DIR_ENV}`);
+      throw new TargetError(`cannot create the advice directory ${path}: ${(err as Error).message}${hint}`);
     }
   }
 }
