@@ -10,6 +10,8 @@ afterEach(() => cleanup.run());
 
 /** cr reads advice from here (CR_ADVICE_DIR, inherited by every cr this file runs), and the producer writes its own there. */
 let adviceDir: string;
+/** Where the advice about the fixtures, which run as root, is kept: root's own directory in it. */
+const rootAdvice = () => join(adviceDir, '0');
 let bin: string;
 beforeAll(() => {
   bin = tempDir('cr-policy-bin-');
@@ -116,7 +118,7 @@ describe('a producer and a consumer sharing a segment and a queue, checkpointed 
     // Both live in the restored namespace, which holds the segment and queue they refer to.
     for (const pid of Object.values(pids)) expect(statSync(`/proc/${pid}/ns/ipc`).ino).toBe(statSync(join(pins, 'ipc')).ino);
     // The restored producer is a new process to the kernel; the advice it gave still holds for it.
-    expect(readFileSync(join(adviceDir, `${pids.producer}-${startTime(pids.producer)}.json`), 'utf8')).toContain('"external"');
+    expect(readFileSync(join(rootAdvice(), `${pids.producer}-${startTime(pids.producer)}.json`), 'utf8')).toContain('"external"');
 
     // Items 6-10 were queued at checkpoint time: the consumer takes them from the restored queue
     // and finds each in the restored ring.
@@ -232,14 +234,14 @@ describe('choosing what is saved', () => {
     return JSON.parse(r.stdout) as Decided;
   };
   const byType = (d: Decided) => Object.fromEntries(d.objects.filter((o) => !o.type.startsWith('files')).map((o) => [o.type, o.policy]));
-  const adviceFiles = () => (existsSync(adviceDir) ? readdirSync(adviceDir) : []);
+  const adviceFiles = () => (existsSync(rootAdvice()) ? readdirSync(rootAdvice()) : []);
 
   it('advice written by the program itself changes what is saved, and the image records it', async () => {
     const s = await startScene();
     const pid = s.producer.pid!;
     const [file] = adviceFiles().filter((f) => f.startsWith(`${pid}-`));
     expect(file).toMatch(new RegExp(`^${pid}-\\d+\\.json$`));
-    const source = `advice ${join(adviceDir, file!)}`;
+    const source = `advice ${join(rootAdvice(), file!)}`;
 
     const advised = byType(await plan(pid));
     expect(advised['sysvipc-shm']).toEqual({ decision: 'external', rule: `type sysvipc: excluded, but used by mm:${pid}`, source });
@@ -251,12 +253,12 @@ describe('choosing what is saved', () => {
     const advisedImg = join(s.dir, 'advised');
     expect((await crAsync(['checkpoint', String(pid), '-D', advisedImg])).status).toBe(0);
     const inspected = await crAsync(['inspect', advisedImg, '--no-records']);
-    expect(inspected.stdout).toContain(`advice     ${join(adviceDir, file!)}\n             exclude   sysvipc\n             external  sysvipc-msg:key=0x5151\n`);
+    expect(inspected.stdout).toContain(`advice     ${join(rootAdvice(), file!)}\n             exclude   sysvipc\n             external  sysvipc-msg:key=0x5151\n`);
     expect(inspected.stdout).toMatch(new RegExp(`^sysvipc-shm:0 +id=0,key=20816,size=1024 +mm:${pid} *$`, 'm'));
     expect(readdirSync(join(advisedImg, 'records')).sort()).toEqual(['files', 'ipc-ns', 'mm', 'tasks']);
 
     // The same process without its advice: its IPC objects are saved with it.
-    rmSync(join(adviceDir, file!));
+    rmSync(join(rootAdvice(), file!));
     const plain = byType(await plan(pid));
     expect(plain['sysvipc-shm']).toEqual({ decision: 'include', rule: 'default', source: 'default' });
     const plainImg = join(s.dir, 'plain');
@@ -268,13 +270,13 @@ describe('choosing what is saved', () => {
   it('cr advise records advice by PID and start time; a file for another start time is not this process\'s', async () => {
     const s = await startScene();
     const pid = s.consumer.pid!;
-    const stale = join(adviceDir, `${pid}-1.json`);
+    const stale = join(rootAdvice(), `${pid}-1.json`);
     writeFileSync(stale, JSON.stringify({ exclude: ['mm'] }));
     expect(byType(await plan(pid)).mm!.decision).toBe('include');
 
     const given = await crAsync(['advise', String(pid), '--exclude', 'sysvipc-shm', '--include', 'sysvipc-shm:key=0x5150', '--external', 'sysvipc-msg']);
     expect(given.status).toBe(0);
-    expect(given.stdout).toMatch(new RegExp(`^advice for PID ${pid} \\(prodcons\\) in ${adviceDir}/${pid}-\\d+\\.json:\n  include   sysvipc-shm:key=0x5150\n  exclude   sysvipc-shm\n  external  sysvipc-msg\n$`));
+    expect(given.stdout).toMatch(new RegExp(`^advice for PID ${pid} \\(prodcons\\) in ${rootAdvice()}/${pid}-\\d+\\.json:\n  include   sysvipc-shm:key=0x5150\n  exclude   sysvipc-shm\n  external  sysvipc-msg\n$`));
     // Advice for a process that is gone was pruned.
     expect(existsSync(stale)).toBe(false);
     const advised = byType(await plan(pid));
@@ -290,7 +292,7 @@ describe('choosing what is saved', () => {
     const s = await startScene();
     const pid = s.producer.pid!;
     const [file] = adviceFiles().filter((f) => f.startsWith(`${pid}-`));
-    const path = join(adviceDir, file!);
+    const path = join(rootAdvice(), file!);
     writeFileSync(path, JSON.stringify({ exclude: 'sysvipc', external: ['sysvipc-msg:key'] }));
     const bad = await crAsync(['checkpoint', String(pid), '--dry-run']);
     expect(bad.status).toBe(3);
@@ -310,7 +312,7 @@ describe('choosing what is saved', () => {
   it('profiles, groups, path globs and namespace kinds from the config file and flags', async () => {
     const s = await startScene();
     const pid = s.producer.pid!;
-    for (const f of adviceFiles()) rmSync(join(adviceDir, f));
+    for (const f of adviceFiles()) rmSync(join(rootAdvice(), f));
     const config = join(s.dir, '.crrc.yaml');
     writeFileSync(
       config,

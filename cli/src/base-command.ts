@@ -4,7 +4,9 @@ import {
   CrError,
   DEFAULT_CONFIG,
   ExitCode,
+  PluginError,
   PluginRegistry,
+  assertTrustedFile,
   createCrContainer,
   loadConfigFile,
   loadPlugins,
@@ -36,6 +38,18 @@ export abstract class CrCommand extends Command {
   protected container!: DependencyContainer;
   protected resolved!: ResolvedConfig;
   protected configFile: string | undefined;
+  /** What went wrong without stopping the command; commands with --json return it as `warnings`. */
+  protected readonly warnings: string[] = [];
+
+  /**
+   * A problem that does not stop the command: one line `cr: warning: TEXT` on stderr (with --json
+   * too, where oclif's logToStderr says nothing), and kept for the JSON result.
+   */
+  protected warning(text: string): void {
+    this.warnings.push(text);
+    process.stderr.write(`cr: warning: ${text}
+`);
+  }
 
   /**
    * Loads config and plugins: cr's defaults, the config file, the file's profile named by
@@ -50,8 +64,13 @@ export abstract class CrCommand extends Command {
     for (const [flag, config] of Object.entries(flagLayer)) layers.push({ source: `flag ${flag}`, config });
     this.resolved = resolveConfig(layers);
     this.container = createCrContainer();
+    // cr's own plugins come from its own install only: a node_modules above the working directory
+    // is not cr's. Plugins the config names must be files cr may trust, like the config itself.
+    await loadPlugins(BUILTIN_PLUGINS, [cliDir], this.container, this.registry);
     const searchFrom = [...(file.filepath ? [dirname(file.filepath)] : []), process.cwd(), cliDir];
-    await loadPlugins([...BUILTIN_PLUGINS, ...(this.resolved.config.plugins ?? [])], searchFrom, this.container, this.registry);
+    await loadPlugins(this.resolved.config.plugins ?? [], searchFrom, this.container, this.registry, (path, spec) =>
+      assertTrustedFile(path, `plugin ${spec}`, PluginError),
+    );
     for (const layer of layers) {
       this.assertKnownTypes(layer.source, selectedNames(layer.config.checkpoint, layer.config.policy?.rules));
       for (const [name, p] of Object.entries(layer.config.profiles ?? {})) {

@@ -23,7 +23,21 @@ export {
   type SourcedRule,
 } from './policy/policy.js';
 export { adviceRules, policyFromConfig, type AppliedAdvice } from './policy/from-config.js';
-export { ADVICE_DIR_ENV, DEFAULT_ADVICE_DIR, adviceDir, adviceFileOf, parseAdvice, pruneAdvice, readAdvice, removeAdvice, writeAdvice } from './advice/advice-file.js';
+export {
+  ADVICE_DIR_ENV,
+  DEFAULT_ADVICE_DIR,
+  adviceDir,
+  adviceFileOf,
+  adviceFileProblem,
+  advisersOf,
+  assertMayAdvise,
+  parseAdvice,
+  pruneAdvice,
+  readAdvice,
+  removeAdvice,
+  writeAdvice,
+  type AdviceReading,
+} from './advice/advice-file.js';
 export { ImageWriter } from './image/image-writer.js';
 export { ImageReader } from './image/image-reader.js';
 export * from './image/layout.js';
@@ -32,12 +46,15 @@ export { RestoreEngine, type RestoreRequest, type RestoredObject } from './engin
 export type { ExternalMapping } from './engine/external-references.js';
 export type { ProcessTargetHandle, IpcNsTargetHandle } from './engine/targets.js';
 export { CR_VERSION } from './engine/version.js';
+export { SAFE_DIRECTORIES_ENV, assertTrustedFile, listedSafe, untrustedReason } from './trust/safe-directories.js';
+export { describeOwners, ownershipProblem, type Ownership } from './trust/ownership.js';
 export { loadConfigFile, resolveConfig, CONFIG_MODULE_NAME, type ConfigFile, type ConfigLayer, type ResolvedConfig } from './config/load-config.js';
 export { DEFAULT_CONFIG } from './config/defaults.js';
 export { createCrContainer } from './container.js';
 export * from './errors.js';
 export { describeZodError, formatPath } from './zod-issues.js';
 export { Kernel } from './kernel/kernel.js';
+export { Directory } from './kernel/directory.js';
 export { KernelError, errnoName } from './kernel/kernel-error.js';
 export { NAMESPACE_FLAGS, NamespaceHandle, Namespaces, pinnedNamespacePaths, type NamespaceKind } from './kernel/namespaces.js';
 export type { FeatureResult } from './kernel/features.js';

@@ -315,18 +315,20 @@ describe('advice files', () => {
     const top = mkdtempSync(join(tmpdir(), 'cr-advice-'));
     const dir = join(top, 'advice');
     try {
-      const { procfs } = new Kernel();
-      const file = writeAdvice(dir, procfs, process.pid, { exclude: ['sysvipc'] });
-      expect(file).toBe(join(dir, `${process.pid}-${procfs.stat(process.pid).startTime}.json`));
-      // Created world-writable and sticky, so that programs of any user can advise about themselves.
+      const kernel = new Kernel();
+      const { procfs } = kernel;
+      const own = join(dir, String(process.geteuid!()));
+      const file = writeAdvice(dir, kernel, process.pid, { exclude: ['sysvipc'] });
+      expect(file).toBe(join(own, `${process.pid}-${procfs.stat(process.pid).startTime}.json`));
+      // Created world-writable and sticky, so that programs of any user can make their own directory in it.
       expect(statSync(dir).mode & 0o7777).toBe(0o1777);
-      expect(readAdvice(dir, procfs, process.pid)).toEqual({ file, advice: { exclude: ['sysvipc'] } });
+      expect(readAdvice(dir, kernel, process.pid)).toEqual({ advice: { file, advice: { exclude: ['sysvipc'] } }, warnings: [] });
       // The same PID with another start time is another process: a stale file is pruned, ours kept.
-      writeFileSync(join(dir, `${process.pid}-1.json`), '{}');
-      expect(pruneAdvice(dir, procfs)).toEqual([join(dir, `${process.pid}-1.json`)]);
-      expect(readdirSync(dir)).toEqual([`${process.pid}-${procfs.stat(process.pid).startTime}.json`]);
-      expect(removeAdvice(dir, procfs, process.pid)).toBe(true);
-      expect(readAdvice(dir, procfs, process.pid)).toBeUndefined();
+      writeFileSync(join(own, `${process.pid}-1.json`), '{}');
+      expect(pruneAdvice(dir, kernel)).toEqual([join(own, `${process.pid}-1.json`)]);
+      expect(readdirSync(own)).toEqual([`${process.pid}-${procfs.stat(process.pid).startTime}.json`]);
+      expect(removeAdvice(dir, kernel, process.pid)).toBe(true);
+      expect(readAdvice(dir, kernel, process.pid)).toEqual({ warnings: [] });
     } finally {
       rmSync(top, { recursive: true, force: true });
     }

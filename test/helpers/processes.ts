@@ -16,9 +16,10 @@ export function compileFixture(name: string, dir: string): string {
 }
 
 /** Runs cr without blocking the event loop, so that this process can reap its own children meanwhile. */
-export function crAsync(args: string[], options: { cwd?: string; stdin?: 'ignore' | number } = {}): Promise<CliResult> {
+export function crAsync(args: string[], options: { cwd?: string; stdin?: 'ignore' | number; env?: Record<string, string> } = {}): Promise<CliResult> {
   return new Promise((ok, fail) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd ?? REPO, stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'] });
+    const env = { ...process.env, ...options.env };
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd ?? REPO, env, stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core';
-import { DEFAULT_ADVICE_DIR, ADVICE_DIR_ENV, Kernel, adviceDir, describeRule, pruneAdvice, readAdvice, removeAdvice, writeAdvice } from '@cr/core';
+import { DEFAULT_ADVICE_DIR, ADVICE_DIR_ENV, Kernel, adviceDir, assertMayAdvise, describeRule, pruneAdvice, readAdvice, removeAdvice, writeAdvice } from '@cr/core';
 import type { Advice } from '@cr/schemas';
 import { CrCommand, selectedNames, typeSelectionFlags } from '../base-command.js';
 
@@ -12,9 +12,11 @@ file and before flags, listed in the decision table with source "advice FILE" an
 image (cr inspect shows it). Each call adds to the advice the process has; --clear removes it.
 Without selections, prints the process's advice.
 
-The advice is kept in ${DEFAULT_ADVICE_DIR}/PID-STARTTIME.json (or under $${ADVICE_DIR_ENV}), STARTTIME
-being field 22 of /proc/PID/stat: a later process with the same PID never inherits it. A program
-can write that file itself, in any language: see docs/selecting.md for the format.`;
+The advice is kept in ${DEFAULT_ADVICE_DIR}/UID/PID-STARTTIME.json (or under $${ADVICE_DIR_ENV}), UID
+being the process's effective uid and STARTTIME field 22 of /proc/PID/stat: a later process with
+the same PID never inherits it. Root may advise about any process, another user only about
+processes that run as that user. A program can write that file itself, in any language: see
+docs/selecting.md for the format.`;
   static override examples = [
     { description: 'Skip shared memory in general, but include segment 0x1234', command: '<%= config.bin %> advise 1234 --exclude sysvipc-shm --include sysvipc-shm:key=0x1234' },
     { description: 'The queue it holds is checkpointed on its own and must exist at restore', command: '<%= config.bin %> advise 1234 --external sysvipc-msg:key=0x5151' },
@@ -35,27 +37,33 @@ can write that file itself, in any language: see docs/selecting.md for the forma
     await this.setUp(flags.config);
     const added = typeSelectionFlags(flags);
     for (const [flag, layer] of Object.entries(added)) this.assertKnownTypes(`flag ${flag}`, selectedNames(layer.checkpoint, undefined));
-    const { procfs } = this.container.resolve(Kernel);
-    const { comm } = procfs.assertUserProcess(args.pid);
+    const kernel = this.container.resolve(Kernel);
+    const { comm } = kernel.procfs.assertUserProcess(args.pid);
+    assertMayAdvise(kernel, args.pid);
     const dir = adviceDir();
 
-    if (flags.clear) removeAdvice(dir, procfs, args.pid);
-    let current = flags.clear ? undefined : readAdvice(dir, procfs, args.pid);
+    if (flags.clear) removeAdvice(dir, kernel, args.pid);
+    let current = undefined;
+    if (!flags.clear) {
+      const reading = readAdvice(dir, kernel, args.pid);
+      for (const w of reading.warnings) this.warning(w);
+      current = reading.advice;
+    }
     if (Object.keys(added).length > 0) {
       const advice: Advice = { ...current?.advice };
       for (const list of LISTS) {
         const more = added[`--${list}`]?.checkpoint?.[list] ?? [];
         if (more.length > 0) advice[list] = [...new Set([...(advice[list] ?? []), ...more])];
       }
-      pruneAdvice(dir, procfs);
-      current = { file: writeAdvice(dir, procfs, args.pid, advice), advice };
+      pruneAdvice(dir, kernel);
+      current = { file: writeAdvice(dir, kernel, args.pid, advice), advice };
     }
 
     if (!this.jsonEnabled()) {
       if (!current) this.log(`PID ${args.pid} (${comm}) has no advice${flags.clear ? ' now' : ''}`);
       else this.log(`advice for PID ${args.pid} (${comm}) in ${current.file}:\n${describeAdvice(current.advice).map((l) => `  ${l}`).join('\n')}`);
     }
-    return { pid: args.pid, file: current?.file ?? null, advice: current?.advice ?? null };
+    return { pid: args.pid, file: current?.file ?? null, advice: current?.advice ?? null, warnings: this.warnings };
   }
 }
 

@@ -58,7 +58,7 @@ no image appears at the path and the target is left as it was.`;
     if (flags['dry-run']) {
       const objects = await engine.plan(target, policy);
       if (!this.jsonEnabled()) this.log(decisionTable(objects));
-      return { target, objects, ...(advice ? { advice } : {}) };
+      return { target, objects, ...(advice ? { advice } : {}), warnings: this.warnings };
     }
     if (!flags['images-dir']) throw new CrError('missing -D/--images-dir: say where to write the image, e.g. -D ./img', ExitCode.Usage);
     const interrupts = abortOnSignals('checkpoint');
@@ -78,15 +78,16 @@ no image appears at the path and the target is left as it was.`;
       const references = result.objects.filter((o) => o.reference);
       if (references.length > 0) this.log(`external references, which restore must find: ${references.map((o) => o.key).join(', ')}`);
     }
-    return result;
+    return { ...result, warnings: this.warnings };
   }
 
-  /** The advice a process target has been given (none for an IPC namespace), checked like a config file. */
+  /** The advice a process target has been given (none for an IPC namespace); a file another user could have written is passed over with a warning. */
   private adviceFor(target: CheckpointTarget): AppliedAdvice | undefined {
     if (target.kind !== 'process') return undefined;
     const kernel = this.container.resolve(Kernel);
     kernel.procfs.assertUserProcess(target.pid);
-    const advice = readAdvice(adviceDir(), kernel.procfs, target.pid);
+    const { advice, warnings } = readAdvice(adviceDir(), kernel, target.pid);
+    for (const w of warnings) this.warning(w);
     if (advice) this.assertKnownTypes(`advice ${advice.file}`, selectedNames(advice.advice, advice.advice.rules));
     return advice;
   }

@@ -81,7 +81,7 @@ own) must exist where the restore goes, with the same id, key and size, or nothi
       for (const r of restored) say(`  ${r.key}${r.pinnedAt ? ` pinned at ${r.pinnedAt}` : ''}${r.pid === undefined ? '' : ` running as PID ${r.pid}`}`);
       if (advice) say(`  its advice is kept in ${advice}`);
     }
-    if (!waiting) return { restored, ...(advice ? { advice } : {}) };
+    if (!waiting) return { restored, ...(advice ? { advice } : {}), warnings: this.warnings };
     let status = 0;
     for (const pid of pids) status = kernel.waitForExit(pid);
     this.exit(status);
@@ -96,9 +96,9 @@ own) must exist where the restore goes, with the same id, key and size, or nothi
     const { advice, target } = ImageReader.open(imageDir).manifest;
     if (!advice || target.kind !== 'process' || !pids.includes(target.pid)) return undefined;
     try {
-      return writeAdvice(adviceDir(), kernel.procfs, target.pid, advice.advice);
+      return writeAdvice(adviceDir(), kernel, target.pid, advice.advice);
     } catch (err) {
-      this.warn(`the advice of PID ${target.pid} was not kept for the restored process: ${(err as Error).message}`);
+      this.warning(`the advice of PID ${target.pid} was not kept for the restored process: ${(err as Error).message}`);
       return undefined;
     }
   }

@@ -1,3 +1,4 @@
+import { Directory } from './directory.js';
 import { FeatureProbe } from './features.js';
 import { Libc, __WALL } from './libc.js';
 import { Namespaces } from './namespaces.js';
@@ -24,6 +25,11 @@ export class Kernel {
   readonly ptrace = new Ptrace(this.libc);
   readonly features = new FeatureProbe(this.libc, this.namespaces);
   readonly memory = new TaskMemory();
+
+  /** Opens a directory for *at calls that never follow a symlink planted in it (see directory.ts). */
+  openDirectory(path: string): Directory {
+    return Directory.open(this.libc, path);
+  }
 
   /** Seizes and stops a running process, to read its state and run syscalls inside it. */
   seize(pid: number): RemoteTask {

@@ -21,6 +21,10 @@ const raw = {
   ptrace: lib.func('long ptrace(int request, ...)'),
   waitpid: lib.func('int waitpid(int pid, _Out_ int *status, int options)'),
   kill: lib.func('int kill(int pid, int sig)'),
+  openat: lib.func('int openat(int dirfd, const char *path, int flags, ...)'),
+  mkdirat: lib.func('int mkdirat(int dirfd, const char *path, uint32_t mode)'),
+  renameat: lib.func('int renameat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath)'),
+  unlinkat: lib.func('int unlinkat(int dirfd, const char *path, int flags)'),
   ioctl: lib.func('int ioctl(int fd, unsigned long request, ...)'),
   shmget: lib.func('int shmget(int key, size_t size, int flags)'),
   shmat: lib.func('void *shmat(int id, void *addr, int flags)'),
@@ -56,6 +60,10 @@ export const __WALL = 0x40000000;
 /** madvise(2) advice that faults a whole range in with one call (Linux 5.14+). */
 export const MADV_POPULATE_READ = 22;
 export const MADV_POPULATE_WRITE = 23;
+/** openat(2)'s directory for paths relative to the current directory. */
+export const AT_FDCWD = -100;
+/** Node's fs.constants lacks it: every fd cr opens itself through libc is close-on-exec. */
+export const O_CLOEXEC = 0o2000000;
 /** ioctl on an nsfs file: which CLONE_NEW* kind of namespace it is. */
 export const NS_GET_NSTYPE = 0xb703;
 
@@ -380,6 +388,23 @@ export class Libc {
   /** Sets the calling thread's effective gid only; see setThreadEuid. */
   setThreadEgid(egid: number): void {
     check(raw.syscall(SYS.setresgid, 'long', -1, 'long', egid, 'long', -1), 'setresgid', `egid ${egid}`);
+  }
+
+  /** openat(2), always close-on-exec; `target` names the file in errors. */
+  openat(dirfd: number, path: string, flags: number, mode: number, target: string): number {
+    return check(raw.openat(dirfd, path, flags | O_CLOEXEC, 'uint32_t', mode), 'openat', target);
+  }
+
+  mkdirat(dirfd: number, path: string, mode: number, target: string): void {
+    check(raw.mkdirat(dirfd, path, mode), 'mkdirat', target);
+  }
+
+  renameat(dirfd: number, from: string, to: string, target: string): void {
+    check(raw.renameat(dirfd, from, dirfd, to), 'renameat', target);
+  }
+
+  unlinkat(dirfd: number, path: string, target: string): void {
+    check(raw.unlinkat(dirfd, path, 0), 'unlinkat', target);
   }
 
   kill(pid: number, signal: number): void {

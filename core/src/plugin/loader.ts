@@ -10,16 +10,19 @@ import type { PluginRegistry } from './registry.js';
  * Loads plugin packages by name or path and registers them. A package's default export is a
  * plugin class or an array of them; the class is built by the container so its `@inject`ed
  * services are filled in. Names are resolved from each directory of `searchFrom` in turn (the
- * config file's directory first, then cr's own install).
+ * config file's directory first, then cr's own install). `check` sees each resolved module file
+ * before it is imported, and may refuse it by throwing.
  */
 export async function loadPlugins(
   specs: readonly string[],
   searchFrom: readonly string[],
   container: DependencyContainer,
   registry: PluginRegistry,
+  check?: (path: string, spec: string) => void,
 ): Promise<void> {
   for (const spec of specs) {
     const path = resolvePlugin(spec, searchFrom);
+    check?.(path, spec);
     let mod: { default?: unknown };
     try {
       mod = (await import(pathToFileURL(path).href)) as { default?: unknown };
