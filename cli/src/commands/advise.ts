@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { DEFAULT_ADVICE_DIR, ADVICE_DIR_ENV, Kernel, adviceDir, describeRule, pruneAdvice, readAdvice, removeAdvice, writeAdvice } from '@cr/core';
 import type { Advice } from '@cr/schemas';
-import { CrCommand, selectedNames, typeSelectionFlags } from '../base-command.js';
+import { CrCommand, typeSelectionFlags } from '../base-command.js';
 
 const LISTS = ['include', 'exclude', 'external'] as const;
 
@@ -34,7 +34,7 @@ can write that file itself, in any language: see docs/selecting.md for the forma
     const { args, flags } = await this.parse(Advise);
     await this.setUp(flags.config);
     const added = typeSelectionFlags(flags);
-    for (const [flag, layer] of Object.entries(added)) this.assertKnownTypes(`flag ${flag}`, selectedNames(layer.checkpoint, undefined));
+    for (const [flag, layer] of Object.entries(added)) this.assertSelections(`flag ${flag}`, layer.checkpoint, undefined);
     const { procfs } = this.container.resolve(Kernel);
     const { comm } = procfs.assertUserProcess(args.pid);
     const dir = adviceDir();
