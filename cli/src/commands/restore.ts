@@ -75,6 +75,8 @@ own) must exist where the restore goes, with the same id, key and size, or nothi
     if (!waiting) return { restored, ...(advice ? { advice } : {}) };
     let status = 0;
     for (const pid of pids) status = kernel.waitForExit(pid);
+    // cr exits with the program's status, so the JSON result is printed here, once the program is done.
+    if (this.jsonEnabled()) this.logJson(this.toSuccessJson({ restored, ...(advice ? { advice } : {}), status }));
     this.exit(status);
   }
 
