@@ -41,6 +41,7 @@ const BAD: [string, () => string[], string][] = [
   ['key above 32 bits', () => ['checkpoint', pid, '--dry-run', '--include', 'sysvipc-shm:key=0x100000000'], '0x100000000'],
   ['key in its signed form', () => ['checkpoint', pid, '--dry-run', '--include', 'sysvipc-shm:key=-865664020'], 'write 0xcc6703ec'],
   ['namespace kind that does not exist', () => ['checkpoint', pid, '--dry-run', '--exclude', 'namespaces:kind=utz'], 'one of uts'],
+  ['empty selection', () => ['checkpoint', pid, '--dry-run', '--exclude', ','], 'at least one'],
   ['selector with --only', () => ['checkpoint', pid, '--dry-run', '--only', 'files:fd=1'], '--only'],
   ['advice of an unknown attribute', () => ['advise', pid, '--exclude', 'tasks:name=x'], 'select them by pid'],
   ['fd beyond what a process can have', () => ['restore', '-D', dir, '--inherit-fd', '99999999999=/dev/null'], '99999999999'],

@@ -138,6 +138,7 @@ export function typeSelectionFlags(flags: { only?: string[]; include?: string[];
     const values = flags[name];
     if (values === undefined) continue;
     const list = values.flatMap((v) => v.split(',')).map((t) => t.trim()).filter(Boolean);
+    if (list.length === 0) throw new CrError(`--${name} ${values.join(' ')}: name at least one type or selection, e.g. --${name} sysvipc`, ExitCode.Usage);
     const parsed = configSchema.safeParse({ checkpoint: { [name]: list } });
     if (!parsed.success) throw new CrError(`--${name}: ${describeZodError(parsed.error, { checkpoint: { [name]: list } }).join('; ')}`, ExitCode.Usage);
     layers[`--${name}`] = parsed.data;
