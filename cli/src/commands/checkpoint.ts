@@ -62,6 +62,8 @@ checkpoint fails, no image appears at the path and the target is left as it was.
       for (const warning of warnings) this.warn(warning);
       return { target, objects, ...(advice ? { advice } : {}) };
     }
+    // A selector that matches nothing is found without freezing the target first; the checkpoint checks again what it froze.
+    if (flags.strict) await engine.plan(target, policy, true);
     const result = await engine.checkpoint({ target, imageDir: flags['images-dir']!, policy, kill: flags.kill, strict: flags.strict, ...(advice ? { advice } : {}) });
     if (!this.jsonEnabled()) {
       const saved = result.objects.filter((o) => o.record);
