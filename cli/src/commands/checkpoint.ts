@@ -14,8 +14,8 @@ attributes (TYPE:ATTR=VALUE). Rules come from the config file (and its --profile
 process's own advice (cr advise), then flags. An object left out that the saved process uses (a
 shared memory segment it has attached), or one marked --external, is recorded as an external
 reference: restore must find it alive. A selector that matches no collected object is a warning,
-or with --strict an error before anything is saved. The image is written atomically: if the
-checkpoint fails, no image appears at the path and the target is left as it was.`;
+or with --strict an error before anything is saved. The image is written atomically: if the checkpoint
+fails, no image appears at the path and the target is left as it was.`;
   static override examples = [
     { description: 'Save process 1234; it carries on running', command: '<%= config.bin %> checkpoint 1234 -D /var/lib/cr/app' },
     { description: 'Save process 1234 and stop it once the image is safely written', command: '<%= config.bin %> checkpoint 1234 -D /var/lib/cr/app --kill' },
