@@ -211,7 +211,7 @@ describe('a producer and a consumer sharing a segment and a queue, checkpointed 
     expect(otherQueue.stderr).toContain(`the program holds msg id 0 itself and cr cannot change that`);
     const noSuch = await crAsync(['restore', '-D', images.producer, '--detach', '--into-ipc-ns', ns, '--map-external', 'sysvipc-shm:id=9=id=1']);
     expect(noSuch.status).toBe(2);
-    expect(noSuch.stderr).toMatch(/the image has no external reference of type sysvipc-shm with id=9; the image's external references: sysvipc-msg:0 \(id=0,key=20817\), sysvipc-shm:0 \(id=0,key=20816,size=1024\)/);
+    expect(noSuch.stderr).toMatch(/the image has no external reference of type sysvipc-shm with id=9; the image's external references: sysvipc-msg:0 \(id=0,key=0x00005151\), sysvipc-shm:0 \(id=0,key=0x00005150,size=1024\)/);
     const malformed = await crAsync(['restore', '-D', images.producer, '--map-external', 'sysvipc-shm:5:7']);
     expect(malformed.status).toBe(2);
     expect(malformed.stderr).toContain('expected TYPE:ATTR=VALUE=ATTR=VALUE');
@@ -245,7 +245,7 @@ describe('choosing what is saved', () => {
 
     const advised = byType(await plan(pid));
     expect(advised['sysvipc-shm']).toEqual({ decision: 'external', rule: `type sysvipc: excluded, but used by mm:${pid}`, source });
-    expect(advised['sysvipc-msg']).toEqual({ decision: 'external', rule: 'object sysvipc-msg key=0x5151', source });
+    expect(advised['sysvipc-msg']).toEqual({ decision: 'external', rule: 'object sysvipc-msg key=0x00005151', source });
     // A flag beats advice of the same kind; an object rule still beats a type rule, wherever they come from.
     expect(byType(await plan(pid, ['--include', 'sysvipc-msg:id=0']))['sysvipc-msg']).toEqual({ decision: 'include', rule: 'object sysvipc-msg id=0', source: 'flag --include' });
     expect(byType(await plan(pid, ['--include', 'sysvipc-msg']))['sysvipc-msg']!.source).toBe(source);
@@ -254,7 +254,7 @@ describe('choosing what is saved', () => {
     expect((await crAsync(['checkpoint', String(pid), '-D', advisedImg])).status).toBe(0);
     const inspected = await crAsync(['inspect', advisedImg, '--no-records']);
     expect(inspected.stdout).toContain(`advice     ${join(rootAdvice(), file!)}\n             exclude   sysvipc\n             external  sysvipc-msg:key=0x5151\n`);
-    expect(inspected.stdout).toMatch(new RegExp(`^sysvipc-shm:0 +id=0,key=20816,size=1024 +mm:${pid} *$`, 'm'));
+    expect(inspected.stdout).toMatch(new RegExp(`^sysvipc-shm:0 +id=0,key=0x00005150,size=1024 +mm:${pid} *$`, 'm'));
     expect(readdirSync(join(advisedImg, 'records')).sort()).toEqual(['files', 'ipc-ns', 'mm', 'tasks']);
 
     // The same process without its advice: its IPC objects are saved with it.
@@ -280,7 +280,7 @@ describe('choosing what is saved', () => {
     // Advice for a process that is gone was pruned.
     expect(existsSync(stale)).toBe(false);
     const advised = byType(await plan(pid));
-    expect(advised['sysvipc-shm']).toMatchObject({ decision: 'include', rule: 'object sysvipc-shm key=0x5150' });
+    expect(advised['sysvipc-shm']).toMatchObject({ decision: 'include', rule: 'object sysvipc-shm key=0x00005150' });
     expect(advised['sysvipc-msg']).toMatchObject({ decision: 'external', rule: 'type sysvipc-msg' });
     expect(advised['sysvipc-msg']!.source).toMatch(/^advice /);
 
@@ -354,7 +354,7 @@ describe('choosing what is saved', () => {
     // The table a user reads: object, type, decision, rule, source.
     const table = await crAsync(['checkpoint', String(pid), '--dry-run', '--exclude', 'sysvipc', '--include', 'sysvipc-shm:key=0x5150'], { cwd: s.dir });
     expect(table.stdout.split('\n')[0]).toMatch(/^OBJECT +TYPE +DECISION +RULE +SOURCE *$/);
-    expect(table.stdout).toMatch(/^sysvipc-shm:0 +sysvipc-shm +include +object sysvipc-shm key=0x5150 +flag --include *$/m);
+    expect(table.stdout).toMatch(/^sysvipc-shm:0 +sysvipc-shm +include +object sysvipc-shm key=0x00005150 +flag --include *$/m);
     expect(table.stdout).toMatch(/^sysvipc-msg:0 +sysvipc-msg +exclude +type sysvipc +flag --exclude *$/m);
   });
 });

@@ -95,8 +95,8 @@ describe('SysV IPC objects checkpointed on their own', () => {
     const dir = cleanup.dir(tempDir());
     const img = join(dir, 'img');
     expect(cr(['checkpoint', '--ipc-ns', String(child.pid), '-D', img]).status).toBe(0);
-    const manifest = JSON.parse(readFileSync(join(img, 'manifest.json'), 'utf8')) as { objects: { key: string; attributes: { key?: number }; blobs?: { contents?: string } }[] };
-    const blob = join(img, manifest.objects.find((o) => o.attributes.key === 0x1234)!.blobs!.contents!);
+    const manifest = JSON.parse(readFileSync(join(img, 'manifest.json'), 'utf8')) as { objects: { key: string; attributes: { key?: string }; blobs?: { contents?: string } }[] };
+    const blob = join(img, manifest.objects.find((o) => o.attributes.key === '0x00001234')!.blobs!.contents!);
     const fd = openSync(blob, 'r+');
     writeSync(fd, Buffer.from([0xff]), 0, 1, 12345678);
     closeSync(fd);
@@ -142,7 +142,7 @@ describe('SysV IPC objects checkpointed on their own', () => {
     const child = await startObjects();
     const dir = cleanup.dir(tempDir());
     const img = join(dir, 'img');
-    const plan = crJson<{ objects: { key: string; attributes: { id: number; key: number } }[] }>(['checkpoint', '--ipc-ns', String(child.pid), '--dry-run']);
+    const plan = crJson<{ objects: { key: string; attributes: { id: number; key: string } }[] }>(['checkpoint', '--ipc-ns', String(child.pid), '--dry-run']);
     const queue = plan.objects.find((o) => o.key.startsWith('sysvipc-msg:'))!;
 
     const r = cr([
@@ -152,13 +152,13 @@ describe('SysV IPC objects checkpointed on their own', () => {
     ]);
     expect(r.status, r.stderr).toBe(0);
     const { manifest, records } = crJson<{
-      manifest: { objects: { key: string; type: string; attributes: { key?: number }; policy: { decision: string; rule: string; source: string } }[] };
+      manifest: { objects: { key: string; type: string; attributes: { key?: string }; policy: { decision: string; rule: string; source: string } }[] };
       records: Record<string, unknown>;
     }>(['inspect', img]);
     const decided = Object.fromEntries(manifest.objects.map((o) => [`${o.type}:${o.attributes.key ?? ''}`, o.policy]));
-    expect(decided['sysvipc-shm:4660']).toEqual({ decision: 'exclude', rule: 'type sysvipc-shm', source: 'flag --exclude' });
-    expect(decided['sysvipc-shm:4661']).toEqual({ decision: 'include', rule: 'object sysvipc-shm key=0x1235', source: 'flag --include' });
-    expect(decided['sysvipc-msg:22136']).toEqual({ decision: 'exclude', rule: `object sysvipc-msg id=${queue.attributes.id}`, source: 'flag --exclude' });
+    expect(decided['sysvipc-shm:0x00001234']).toEqual({ decision: 'exclude', rule: 'type sysvipc-shm', source: 'flag --exclude' });
+    expect(decided['sysvipc-shm:0x00001235']).toEqual({ decision: 'include', rule: 'object sysvipc-shm key=0x00001235', source: 'flag --include' });
+    expect(decided['sysvipc-msg:0x00005678']).toEqual({ decision: 'exclude', rule: `object sysvipc-msg id=${queue.attributes.id}`, source: 'flag --exclude' });
     expect(Object.keys(records).map((k) => k.split(':')[0]).sort()).toEqual(['ipc-ns', 'sysvipc-sem', 'sysvipc-shm']);
     expect(readdirSync(join(img, 'blobs'))).toEqual(['sysvipc-shm']);
   });

@@ -12,14 +12,20 @@ import {
   loadPlugins,
   describeZodError,
   resolveConfig,
+  typeSelectionRules,
+  typedRules,
   type ConfigLayer,
   type DependencyContainer,
   type ResolvedConfig,
   type Selections,
 } from '@cr/core';
 import { configSchema, type CrConfig, type CrProfile, type PolicyRule } from '@cr/schemas';
-import { Command, Flags } from '@oclif/core';
+import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
 import { BUILTIN_PLUGINS } from './builtin-plugins.js';
+import { errorJson, usageError } from './errors.js';
+
+/** oclif's FlagOutput and ArgOutput, which it does not export. */
+type ParsedValues = { [name: string]: any };
 
 /** Config values set by flags, keyed by the flag that set them (shown by `cr config`). */
 export type CrConfigFlags = Record<string, CrConfig>;
@@ -28,7 +34,8 @@ const cliDir = dirname(dirname(fileURLToPath(import.meta.url)));
 
 /**
  * What every cr command shares: `--config`, the layered config (defaults → file → flags), a
- * container with the plugins loaded, and errors turned into one clear message and an exit code.
+ * container with the plugins loaded, warnings as `cr: warning: …` lines, and every error, the
+ * parser's too, turned into one `cr:` line (or, with `--json`, one JSON document) and an exit code.
  */
 export abstract class CrCommand extends Command {
   static override baseFlags = {
@@ -38,18 +45,8 @@ export abstract class CrCommand extends Command {
   protected container!: DependencyContainer;
   protected resolved!: ResolvedConfig;
   protected configFile: string | undefined;
-  /** What went wrong without stopping the command; commands with --json return it as `warnings`. */
+  /** The warnings given so far, which a `--json` result or error carries as `warnings`. */
   protected readonly warnings: string[] = [];
-
-  /**
-   * A problem that does not stop the command: one line `cr: warning: TEXT` on stderr (with --json
-   * too, where oclif's logToStderr says nothing), and kept for the JSON result.
-   */
-  protected warning(text: string): void {
-    this.warnings.push(text);
-    process.stderr.write(`cr: warning: ${text}
-`);
-  }
 
   /**
    * Loads config and plugins: cr's defaults, the config file, the file's profile named by
@@ -72,9 +69,9 @@ export abstract class CrCommand extends Command {
       assertTrustedFile(path, `plugin ${spec}`, PluginError),
     );
     for (const layer of layers) {
-      this.assertKnownTypes(layer.source, selectedNames(layer.config.checkpoint, layer.config.policy?.rules));
+      this.assertSelections(layer.source, layer.config.checkpoint, layer.config.policy?.rules);
       for (const [name, p] of Object.entries(layer.config.profiles ?? {})) {
-        this.assertKnownTypes(`${layer.source}, profile ${name}`, selectedNames(p.checkpoint, p.policy?.rules));
+        this.assertSelections(`${layer.source}, profile ${name}`, p.checkpoint, p.policy?.rules);
       }
     }
   }
@@ -85,36 +82,48 @@ export abstract class CrCommand extends Command {
 
   /**
    * Every type a flag, config file, profile or advice names must be installed (or be a group of
-   * installed types): a typo would otherwise select nothing.
+   * installed types), and every selector must name attributes its objects can be selected by,
+   * with values of their types: a typo would otherwise select nothing.
    */
-  protected assertKnownTypes(source: string, names: readonly string[]): void {
-    for (const name of names) {
-      if (this.registry.selects(name)) continue;
-      const exitCode = source.startsWith('flag ') ? ExitCode.Usage : ExitCode.Config;
-      throw new CrError(
-        `${source}: unknown resource type "${name}"; installed types: ${this.registry.orderedTypes().join(', ')}; groups: ${this.registry.groups().join(', ')} (see cr plugins)`,
-        exitCode,
-      );
+  protected assertSelections(source: string, selections: Selections | undefined, rules: readonly PolicyRule[] | undefined): void {
+    const sources = { only: source, include: source, exclude: source, external: source };
+    typedRules([...(rules ?? []).map((rule) => ({ rule, source })), ...typeSelectionRules(selections ?? {}, sources).rules], this.registry);
+  }
+
+  /**
+   * A warning that does not stop the command: one `cr: warning:` line on stderr (written directly:
+   * oclif's logToStderr is silent under --json), and in the `--json` result.
+   */
+  override warn(input: string | Error): string | Error {
+    const text = typeof input === 'string' ? input : input.message;
+    this.warnings.push(text);
+    process.stderr.write(`cr: warning: ${text}\n`);
+    return input;
+  }
+
+  protected override toSuccessJson(result: unknown): unknown {
+    return { ...(result as object), warnings: this.warnings };
+  }
+
+  /** Any error the parser finds is a usage error (exit 2), in cr's words. */
+  protected override async parse<F extends ParsedValues, B extends ParsedValues, A extends ParsedValues>(
+    options?: Interfaces.Input<F, B, A>,
+    argv?: string[],
+  ): Promise<Interfaces.ParserOutput<F, B, A>> {
+    try {
+      return await super.parse(options, argv);
+    } catch (err) {
+      throw usageError(err as Error, this.id);
     }
   }
 
-  protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
-    if (err instanceof CrError) {
-      if (this.jsonEnabled()) {
-        this.logJson({ error: { name: err.name, message: err.message, exitCode: err.exitCode } });
-        this.exit(err.exitCode);
-      }
-      this.logToStderr(`cr: ${err.message}`);
-      this.exit(err.exitCode);
-    }
-    return super.catch(err);
+  protected override async catch(err: Error): Promise<unknown> {
+    if (err instanceof Errors.ExitError) throw err;
+    const error = err instanceof CrError ? err : new CrError(err.message, ExitCode.Failure, { cause: err });
+    if (this.jsonEnabled()) this.logJson(errorJson(error, this.warnings));
+    else this.logToStderr(`cr: ${error.message}`);
+    this.exit(error.exitCode);
   }
-}
-
-/** The type (or group) names that selections and rules name. */
-export function selectedNames(selections: Selections | undefined, rules: readonly PolicyRule[] | undefined): string[] {
-  const { only = [], include = [], exclude = [], external = [] } = selections ?? {};
-  return [...[...only, ...include, ...exclude, ...external].map((s) => s.split(':')[0]!), ...(rules ?? []).map((r) => r.type)];
 }
 
 /** The settings of profile `name` of the config file, or a usage error naming the profiles there are. */
@@ -139,6 +148,7 @@ export function typeSelectionFlags(flags: { only?: string[]; include?: string[];
     const values = flags[name];
     if (values === undefined) continue;
     const list = values.flatMap((v) => v.split(',')).map((t) => t.trim()).filter(Boolean);
+    if (list.length === 0) throw new CrError(`--${name} ${values.join(' ')}: name at least one type or selection, e.g. --${name} sysvipc`, ExitCode.Usage);
     const parsed = configSchema.safeParse({ checkpoint: { [name]: list } });
     if (!parsed.success) throw new CrError(`--${name}: ${describeZodError(parsed.error, { checkpoint: { [name]: list } }).join('; ')}`, ExitCode.Usage);
     layers[`--${name}`] = parsed.data;

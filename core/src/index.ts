@@ -13,16 +13,20 @@ export { ResourceGraph } from './graph/resource-graph.js';
 export {
   Policy,
   describeRule,
+  describeSelection,
   describeSelector,
   matchesSelector,
   parseSelection,
   parseSelector,
   typeSelectionRules,
+  typedRules,
   type PolicySubject,
+  type RuleTyping,
   type Selections,
   type SourcedRule,
 } from './policy/policy.js';
 export { adviceRules, policyFromConfig, type AppliedAdvice } from './policy/from-config.js';
+export { describeSelectable, typedMatch, typedValue, untypedAttributes, type SelectableAttributes } from './policy/selector-types.js';
 export {
   ADVICE_DIR_ENV,
   DEFAULT_ADVICE_DIR,
@@ -41,7 +45,7 @@ export {
 export { ImageWriter } from './image/image-writer.js';
 export { ImageReader } from './image/image-reader.js';
 export * from './image/layout.js';
-export { CheckpointEngine, type CheckpointRequest, type CheckpointResult, type CollectedObjectEntry } from './engine/checkpoint-engine.js';
+export { CheckpointEngine, type CheckpointPlan, type CheckpointRequest, type CheckpointResult, type CollectedObjectEntry } from './engine/checkpoint-engine.js';
 export { RestoreEngine, type RestoreRequest, type RestoredObject } from './engine/restore-engine.js';
 export type { ExternalMapping } from './engine/external-references.js';
 export type { ProcessTargetHandle, IpcNsTargetHandle } from './engine/targets.js';

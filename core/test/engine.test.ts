@@ -1,7 +1,7 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CheckpointEngine, ImageReader, Policy, PluginError, PluginRegistry, RestoreEngine, TARGET_PROCESS, TargetError, createCrContainer, type ResourceNode, type RestoreContext } from '@cr/core';
+import { CheckpointEngine, CrError, ExitCode, ImageReader, Policy, PluginError, PluginRegistry, RestoreEngine, TARGET_PROCESS, TargetError, createCrContainer, type ResourceNode, type RestoreContext } from '@cr/core';
 import { z } from 'zod';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fakePlugin } from './fake-plugin.js';
@@ -109,7 +109,8 @@ describe('engine, policy and plugin faults', () => {
   it('a dry run decides without writing anything', async () => {
     dir = mkdtempSync(join(tmpdir(), 'cr-engine-'));
     const log: string[] = [];
-    const objects = await setUp(log).resolve(CheckpointEngine).plan(target(), new Policy('exclude', 'flag --only'));
+    const { objects, warnings } = await setUp(log).resolve(CheckpointEngine).plan(target(), new Policy('exclude', 'flag --only'));
+    expect(warnings).toEqual([]);
     expect(objects.map((o) => [o.key, o.policy.decision, o.policy.source])).toEqual([
       ['side:left', 'exclude', 'flag --only'],
       ['side:right', 'exclude', 'flag --only'],
@@ -149,6 +150,45 @@ describe('engine, policy and plugin faults', () => {
       expect(released.sort()).toEqual(['s from side:left', 's from side:right']);
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('warns of a selector that matches no collected object; with strict, fails before saving and lets the target go', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cr-engine-'));
+    const log: string[] = [];
+    const container = setUp(log);
+    const side = container.resolve(PluginRegistry).get('side').plugin as { collect: () => unknown; thaw?: () => void };
+    side.collect = () => ['left', 'right'].map((id) => ({ id, handle: id, attributes: { n: id } }));
+    side.thaw = () => void log.push('thaw');
+    (side as { freeze?: () => void }).freeze = () => void log.push('freeze');
+    const policy = new Policy('include', 'default', [
+      { rule: { type: 'side', match: { n: 'left' }, decision: 'exclude' }, source: 'flag --exclude' },
+      { rule: { type: 'side', match: { n: 'middle' }, decision: 'exclude' }, source: 'flag --exclude' },
+      { rule: { type: 'leaf', decision: 'exclude' }, source: 'flag --exclude' },
+    ]);
+    const engine = container.resolve(CheckpointEngine);
+    const unmatched = 'side:n=middle (flag --exclude) matches no collected object, so it has no effect';
+    expect((await engine.plan(target(), policy)).warnings).toEqual([unmatched]);
+    await expect(engine.plan(target(), policy, true)).rejects.toThrowError(`--strict: ${unmatched}`);
+
+    log.length = 0;
+    const err = await engine.checkpoint({ target: target(), imageDir: join(dir, 'img'), policy, strict: true }).catch((e: unknown) => e);
+    expect((err as CrError).exitCode).toBe(ExitCode.Usage);
+    expect(log).toEqual(['freeze', 'freeze', 'thaw', 'thaw']);
+    expect(readdirSync(dir)).toEqual([]);
+    const result = await engine.checkpoint({ target: target(), imageDir: join(dir, 'img'), policy });
+    expect(result.warnings).toEqual([unmatched]);
+  });
+
+  it('refuses collected attributes that are not of the type the plugin declared', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cr-engine-'));
+    const container = setUp([]);
+    const leaf = container.resolve(PluginRegistry).get('leaf').plugin as { selectableBy?: unknown; collect: () => unknown };
+    leaf.selectableBy = { key: 'key', fd: 'uint' };
+    leaf.collect = () => [{ id: '1', handle: 1, attributes: { key: -862034964, fd: 3 } }];
+    await expect(container.resolve(CheckpointEngine).checkpoint({ target: target(), imageDir: join(dir, 'img'), policy: new Policy() })).rejects.toThrowError(
+      'plugin leaf-pkg (type leaf) collected leaf:1 with key -862034964 (IPC key, e.g. 0x0000abcd), not as it declares in selectableBy',
+    );
+    expect(readdirSync(dir)).toEqual([]);
   });
 
   it('refuses a collected object without an id, naming the plugin', async () => {

@@ -15,23 +15,27 @@ import {
   removeAdvice,
   resolveConfig,
   typeSelectionRules,
+  typedRules,
   writeAdvice,
 } from '@cr/core';
 import type { Advice, CrConfig } from '@cr/schemas';
 import { describe, expect, it } from 'vitest';
+import { selectorRegistry } from './fake-plugin.js';
+
+const registry = selectorRegistry();
 
 
 describe('policy', () => {
   const policy = new Policy('include', 'default', [
     { rule: { type: 'sysvipc-shm', decision: 'exclude' }, source: 'config' },
-    { rule: { type: 'sysvipc-shm', match: { key: '0x1234' }, decision: 'include' }, source: 'flag --include' },
+    { rule: { type: 'sysvipc-shm', match: { key: '0x00001234' }, decision: 'include' }, source: 'flag --include' },
     { rule: { type: 'sysvipc-msg', match: { id: 3 }, decision: 'exclude' }, source: 'config' },
     { rule: { type: 'sysvipc-msg', match: { id: 3 }, decision: 'external' }, source: 'flag' },
   ]);
 
   it('object rule beats type rule beats default, and names the rule and its source', () => {
-    expect(policy.decide({ type: 'sysvipc-shm', attributes: { id: 1, key: 0x1234 } })).toEqual({ decision: 'include', rule: 'object sysvipc-shm key=0x1234', source: 'flag --include' });
-    expect(policy.decide({ type: 'sysvipc-shm', attributes: { id: 2, key: 0x9999 } })).toEqual({ decision: 'exclude', rule: 'type sysvipc-shm', source: 'config' });
+    expect(policy.decide({ type: 'sysvipc-shm', attributes: { id: 1, key: '0x00001234' } })).toEqual({ decision: 'include', rule: 'object sysvipc-shm key=0x00001234', source: 'flag --include' });
+    expect(policy.decide({ type: 'sysvipc-shm', attributes: { id: 2, key: '0x00009999' } })).toEqual({ decision: 'exclude', rule: 'type sysvipc-shm', source: 'config' });
     expect(policy.decide({ type: 'uts-ns', attributes: {} })).toEqual({ decision: 'include', rule: 'default', source: 'default' });
   });
 
@@ -45,17 +49,17 @@ describe('policy', () => {
       { source: 'default', config: DEFAULT_CONFIG },
       { source: 'flag --only', config: { checkpoint: { only: ['uts-ns'] } } },
     ]);
-    const p = policyFromConfig(resolved);
+    const p = policyFromConfig(resolved, registry);
     expect(p.decide({ type: 'uts-ns', attributes: {} })).toEqual({ decision: 'include', rule: 'type uts-ns', source: 'flag --only' });
     expect(p.decide({ type: 'ipc-ns', attributes: {} })).toEqual({ decision: 'exclude', rule: 'default', source: 'flag --only' });
   });
 });
 
 describe('selections from flags and config', () => {
-  it('parses TYPE and TYPE:ATTR=VALUE', () => {
+  it('parses TYPE and TYPE:ATTR=VALUE, leaving the value to the attribute\'s type', () => {
     expect(parseSelection('sysvipc-shm', 'exclude')).toEqual({ type: 'sysvipc-shm', decision: 'exclude' });
     expect(parseSelection('sysvipc-shm:key=0x1234', 'include')).toEqual({ type: 'sysvipc-shm', match: { key: '0x1234' }, decision: 'include' });
-    expect(parseSelection('sysvipc-msg:id=3', 'exclude')).toEqual({ type: 'sysvipc-msg', match: { id: 3 }, decision: 'exclude' });
+    expect(parseSelection('sysvipc-msg:id=3', 'exclude')).toEqual({ type: 'sysvipc-msg', match: { id: '3' }, decision: 'exclude' });
   });
 
   it('skips shared memory in general but includes one segment (cradvise)', () => {
@@ -65,27 +69,30 @@ describe('selections from flags and config', () => {
         { source: 'flag --exclude', config: { checkpoint: { exclude: ['sysvipc-shm'] } } },
         { source: 'flag --include', config: { checkpoint: { include: ['sysvipc-shm:key=0x1234'] } } },
       ]),
+      registry,
     );
-    expect(p.decide({ type: 'sysvipc-shm', attributes: { id: 5, key: 0x1234 } }).decision).toBe('include');
-    expect(p.decide({ type: 'sysvipc-shm', attributes: { id: 6, key: 0x1235 } })).toEqual({ decision: 'exclude', rule: 'type sysvipc-shm', source: 'flag --exclude' });
+    expect(p.decide({ type: 'sysvipc-shm', attributes: { id: 5, key: '0x00001234' } }).decision).toBe('include');
+    expect(p.decide({ type: 'sysvipc-shm', attributes: { id: 6, key: '0x00001235' } })).toEqual({ decision: 'exclude', rule: 'type sysvipc-shm', source: 'flag --exclude' });
   });
 });
 
 describe('policy matching details', () => {
-  it('a hex key "0x1234" matches the numeric attribute 4660, as do "4660" and 4660', () => {
+  it('a hex key "0x1234", "0X1234", "4660" and 4660 all select the segment with key 0x00001234', () => {
     for (const key of ['0x1234', '0X1234', '4660', 4660]) {
-      const p = new Policy('include', 'default', [{ rule: { type: 'sysvipc-shm', match: { key }, decision: 'exclude' }, source: 's' }]);
-      expect(p.decide({ type: 'sysvipc-shm', attributes: { id: 9, key: 4660 } }).decision, String(key)).toBe('exclude');
-      expect(p.decide({ type: 'sysvipc-shm', attributes: { id: 9, key: 4661 } }).decision, String(key)).toBe('include');
+      const [typed] = typedRules([{ rule: { type: 'sysvipc-shm', match: { key }, decision: 'exclude' }, source: 's' }], registry);
+      expect(typed!.rule.match, String(key)).toEqual({ key: '0x00001234' });
+      const p = new Policy('include', 'default', [typed!]);
+      expect(p.decide({ type: 'sysvipc-shm', attributes: { id: 9, key: '0x00001234' } }).decision, String(key)).toBe('exclude');
+      expect(p.decide({ type: 'sysvipc-shm', attributes: { id: 9, key: '0x00001235' } }).decision, String(key)).toBe('include');
     }
   });
 
   it('a rule matches only when every attribute it names is equal, and never an object lacking one', () => {
-    const p = new Policy('exclude', 'default', [{ rule: { type: 'sysvipc-msg', match: { id: 3, key: '0x10' }, decision: 'include' }, source: 's' }]);
-    expect(p.decide({ type: 'sysvipc-msg', attributes: { id: 3, key: 16 } }).decision).toBe('include');
-    expect(p.decide({ type: 'sysvipc-msg', attributes: { id: 3, key: 17 } }).decision).toBe('exclude');
+    const p = new Policy('exclude', 'default', [{ rule: { type: 'sysvipc-msg', match: { id: 3, key: '0x00000010' }, decision: 'include' }, source: 's' }]);
+    expect(p.decide({ type: 'sysvipc-msg', attributes: { id: 3, key: '0x00000010' } }).decision).toBe('include');
+    expect(p.decide({ type: 'sysvipc-msg', attributes: { id: 3, key: '0x00000011' } }).decision).toBe('exclude');
     expect(p.decide({ type: 'sysvipc-msg', attributes: { id: 3 } }).decision).toBe('exclude');
-    expect(p.decide({ type: 'sysvipc-shm', attributes: { id: 3, key: 16 } }).decision).toBe('exclude');
+    expect(p.decide({ type: 'sysvipc-shm', attributes: { id: 3, key: '0x00000010' } }).decision).toBe('exclude');
   });
 
   it('string attributes compare as strings', () => {
@@ -124,7 +131,7 @@ describe('typeSelectionRules', () => {
       { rule: { type: 'ipc-ns', decision: 'include' }, source: 'flag --only' },
       { rule: { type: 'sysvipc-shm', match: { key: '0x1234' }, decision: 'include' }, source: 'file f' },
       { rule: { type: 'ipc-ns', decision: 'exclude' }, source: 'flag --exclude' },
-      { rule: { type: 'sysvipc-msg', match: { id: 3 }, decision: 'exclude' }, source: 'flag --exclude' },
+      { rule: { type: 'sysvipc-msg', match: { id: '3' }, decision: 'exclude' }, source: 'flag --exclude' },
     ]);
   });
 
@@ -139,6 +146,7 @@ describe('typeSelectionRules', () => {
         { source: 'flag --only', config: { checkpoint: { only: ['uts-ns', 'ipc-ns'] } } },
         { source: 'flag --exclude', config: { checkpoint: { exclude: ['ipc-ns'] } } },
       ]),
+      registry,
     );
     expect(p.decide({ type: 'uts-ns', attributes: {} }).decision).toBe('include');
     expect(p.decide({ type: 'ipc-ns', attributes: {} })).toEqual({ decision: 'exclude', rule: 'type ipc-ns', source: 'flag --exclude' });
@@ -152,9 +160,10 @@ describe('typeSelectionRules', () => {
         { source: 'file /x/.crrc', config: { policy: { default: 'external', rules: [{ type: 'sysvipc-shm', match: { key: '0x1234' }, decision: 'exclude' }] } } },
         { source: 'flag --include', config: { checkpoint: { include: ['sysvipc-shm:key=4660'] } } },
       ]),
+      registry,
     );
     expect(p.decide({ type: 'uts-ns', attributes: {} })).toEqual({ decision: 'external', rule: 'default', source: 'file /x/.crrc' });
-    expect(p.decide({ type: 'sysvipc-shm', attributes: { key: 0x1234 } })).toEqual({ decision: 'include', rule: 'object sysvipc-shm key=4660', source: 'flag --include' });
+    expect(p.decide({ type: 'sysvipc-shm', attributes: { key: '0x00001234' } })).toEqual({ decision: 'include', rule: 'object sysvipc-shm key=0x00001234', source: 'flag --include' });
   });
 });
 
@@ -178,7 +187,7 @@ describe('selectors per type', () => {
   });
 
   it('files by fd number, tasks by pid or comm (a glob too)', () => {
-    const p = new Policy('include', 'default', [rule('files', { fd: 5 }), rule('tasks', { comm: 'worker-*' }), rule('tasks', { pid: '0x10' })]);
+    const p = new Policy('include', 'default', typedRules([rule('files', { fd: '5' }), rule('tasks', { comm: 'worker-*' }), rule('tasks', { pid: '0x10' })], registry));
     expect(p.decide({ type: 'files', attributes: { pid: 1, fd: 5, path: '/x' } }).decision).toBe('exclude');
     expect(p.decide({ type: 'files', attributes: { pid: 1, fd: 6, path: '/x' } }).decision).toBe('include');
     expect(p.decide({ type: 'tasks', attributes: { pid: 99, comm: 'worker-3' } }).decision).toBe('exclude');
@@ -193,26 +202,26 @@ describe('selectors per type', () => {
   });
 
   it('groups: a rule for "sysvipc" or "namespaces" applies to every type in it, and namespaces by kind', () => {
-    const shm = { type: 'sysvipc-shm', groups: ['sysvipc'], attributes: { id: 5, key: 0x1234 } };
-    const msg = { type: 'sysvipc-msg', groups: ['sysvipc'], attributes: { id: 3, key: 0x99 } };
+    const shm = { type: 'sysvipc-shm', groups: ['sysvipc'], attributes: { id: 5, key: '0x00001234' } };
+    const msg = { type: 'sysvipc-msg', groups: ['sysvipc'], attributes: { id: 3, key: '0x00000099' } };
     const uts = { type: 'uts-ns', groups: ['namespaces'], attributes: { inode: 1, kind: 'uts' } };
     const ipc = { type: 'ipc-ns', groups: ['namespaces'], attributes: { inode: 2, kind: 'ipc' } };
     const p = new Policy('include', 'default', [
       rule('sysvipc', undefined, 'external'),
-      rule('sysvipc-shm', { key: '0x1234' }, 'include'),
+      rule('sysvipc-shm', { key: '0x00001234' }, 'include'),
       rule('namespaces', undefined, 'exclude'),
       rule('namespaces', { kind: 'uts' }, 'include'),
     ]);
     expect(p.decide(msg)).toEqual({ decision: 'external', rule: 'type sysvipc', source: 's' });
-    expect(p.decide(shm)).toEqual({ decision: 'include', rule: 'object sysvipc-shm key=0x1234', source: 's' });
+    expect(p.decide(shm)).toEqual({ decision: 'include', rule: 'object sysvipc-shm key=0x00001234', source: 's' });
     expect(p.decide(ipc)).toEqual({ decision: 'exclude', rule: 'type namespaces', source: 's' });
     expect(p.decide(uts)).toEqual({ decision: 'include', rule: 'object namespaces kind=uts', source: 's' });
     // A type without the group is not touched by it.
-    expect(p.decide({ type: 'sysvipc-shm', attributes: { id: 5, key: 0x1235 } }).decision).toBe('include');
+    expect(p.decide({ type: 'sysvipc-shm', attributes: { id: 5, key: '0x00001235' } }).decision).toBe('include');
   });
 
   it('a group rule and a type rule are both type rules: the later one wins', () => {
-    const shm = { type: 'sysvipc-shm', groups: ['sysvipc'], attributes: { id: 1, key: 1 } };
+    const shm = { type: 'sysvipc-shm', groups: ['sysvipc'], attributes: { id: 1, key: '0x00000001' } };
     expect(new Policy('include', 'default', [rule('sysvipc', undefined, 'exclude'), rule('sysvipc-shm', undefined, 'include')]).decide(shm).decision).toBe('include');
     expect(new Policy('include', 'default', [rule('sysvipc-shm', undefined, 'include'), rule('sysvipc', undefined, 'exclude')]).decide(shm).decision).toBe('exclude');
   });
@@ -228,7 +237,7 @@ describe('selectors per type', () => {
 
   it('parses globs, paths and external selections', () => {
     expect(parseSelection('files:path=/var/log/*', 'exclude')).toEqual({ type: 'files', match: { path: '/var/log/*' }, decision: 'exclude' });
-    expect(parseSelection('files:fd=3', 'exclude')).toEqual({ type: 'files', match: { fd: 3 }, decision: 'exclude' });
+    expect(parseSelection('files:fd=3', 'exclude')).toEqual({ type: 'files', match: { fd: '3' }, decision: 'exclude' });
     expect(parseSelection('namespaces:kind=uts', 'include')).toEqual({ type: 'namespaces', match: { kind: 'uts' }, decision: 'include' });
     const { rules } = typeSelectionRules({ external: ['sysvipc', 'sysvipc-msg:key=0x5151'] }, { only: 'a', include: 'b', exclude: 'c', external: 'flag --external' });
     expect(rules).toEqual([
@@ -241,11 +250,12 @@ describe('selectors per type', () => {
 describe('advice in the policy: after the config, before flags', () => {
   const advice = (a: Advice) => ({ file: '/run/cr/advice/42-1000.json', advice: a });
   const layers = (...extra: { source: string; config: CrConfig }[]) => resolveConfig([{ source: 'default', config: DEFAULT_CONFIG }, ...extra]);
-  const shm = (id: number, key: number) => ({ type: 'sysvipc-shm', groups: ['sysvipc'], attributes: { id, key } });
+  const shm = (id: number, key: number) => ({ type: 'sysvipc-shm', groups: ['sysvipc'], attributes: { id, key: `0x${key.toString(16).padStart(8, '0')}` } });
 
   it('advice beats a config rule of the same kind, and is labelled with its file', () => {
     const p = policyFromConfig(
       layers({ source: 'file /etc/.crrc', config: { checkpoint: { include: ['sysvipc-shm'] }, policy: { rules: [{ type: 'sysvipc-shm', match: { id: 5 }, decision: 'include' }] } } }),
+      registry,
       advice({ exclude: ['sysvipc-shm'], rules: [{ type: 'sysvipc-shm', match: { id: 5 }, decision: 'external' }] }),
     );
     expect(p.decide(shm(6, 6))).toEqual({ decision: 'exclude', rule: 'type sysvipc-shm', source: 'advice /run/cr/advice/42-1000.json' });
@@ -254,11 +264,11 @@ describe('advice in the policy: after the config, before flags', () => {
 
   it('"skip shared memory in general, but include this segment" (cradvise), and a flag still beats both', () => {
     const a = advice({ exclude: ['sysvipc-shm'], include: ['sysvipc-shm:key=0x1234'] });
-    const p = policyFromConfig(layers(), a);
+    const p = policyFromConfig(layers(), registry, a);
     expect(p.decide(shm(1, 0x1234)).decision).toBe('include');
     expect(p.decide(shm(2, 0x9999)).decision).toBe('exclude');
-    const flagged = policyFromConfig(layers({ source: 'flag --exclude', config: { checkpoint: { exclude: ['sysvipc-shm:key=0x1234'] } } }), a);
-    expect(flagged.decide(shm(1, 0x1234))).toEqual({ decision: 'exclude', rule: 'object sysvipc-shm key=0x1234', source: 'flag --exclude' });
+    const flagged = policyFromConfig(layers({ source: 'flag --exclude', config: { checkpoint: { exclude: ['sysvipc-shm:key=0x1234'] } } }), registry, a);
+    expect(flagged.decide(shm(1, 0x1234))).toEqual({ decision: 'exclude', rule: 'object sysvipc-shm key=0x00001234', source: 'flag --exclude' });
   });
 
   it('a config file selection stays before the advice while a flag selection of another key comes after it', () => {
@@ -267,6 +277,7 @@ describe('advice in the policy: after the config, before flags', () => {
         { source: 'file /x/.crrc', config: { checkpoint: { exclude: ['sysvipc-msg'] } } },
         { source: 'flag --include', config: { checkpoint: { include: ['sysvipc-sem'] } } },
       ),
+      registry,
       advice({ include: ['sysvipc-msg'], exclude: ['sysvipc-sem'] }),
     );
     expect(p.decide({ type: 'sysvipc-msg', attributes: {} }).source).toBe('advice /run/cr/advice/42-1000.json');
@@ -274,7 +285,7 @@ describe('advice in the policy: after the config, before flags', () => {
   });
 
   it('a profile layer counts as config: before advice', () => {
-    const p = policyFromConfig(layers({ source: 'profile nosysv of /x/.crrc', config: { checkpoint: { exclude: ['sysvipc'] } } }), advice({ include: ['sysvipc-shm'] }));
+    const p = policyFromConfig(layers({ source: 'profile nosysv of /x/.crrc', config: { checkpoint: { exclude: ['sysvipc'] } } }), registry, advice({ include: ['sysvipc-shm'] }));
     expect(p.decide(shm(1, 1)).source).toBe('advice /run/cr/advice/42-1000.json');
     expect(p.decide({ type: 'sysvipc-msg', groups: ['sysvipc'], attributes: {} })).toEqual({ decision: 'exclude', rule: 'type sysvipc', source: 'profile nosysv of /x/.crrc' });
   });

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { DEFAULT_ADVICE_DIR, ADVICE_DIR_ENV, Kernel, adviceDir, assertMayAdvise, describeRule, pruneAdvice, readAdvice, removeAdvice, writeAdvice } from '@cr/core';
 import type { Advice } from '@cr/schemas';
-import { CrCommand, selectedNames, typeSelectionFlags } from '../base-command.js';
+import { CrCommand, typeSelectionFlags } from '../base-command.js';
 
 const LISTS = ['include', 'exclude', 'external'] as const;
 
@@ -36,7 +36,7 @@ docs/selecting.md for the format.`;
     const { args, flags } = await this.parse(Advise);
     await this.setUp(flags.config);
     const added = typeSelectionFlags(flags);
-    for (const [flag, layer] of Object.entries(added)) this.assertKnownTypes(`flag ${flag}`, selectedNames(layer.checkpoint, undefined));
+    for (const [flag, layer] of Object.entries(added)) this.assertSelections(`flag ${flag}`, layer.checkpoint, undefined);
     const kernel = this.container.resolve(Kernel);
     const { comm } = kernel.procfs.assertUserProcess(args.pid);
     assertMayAdvise(kernel, args.pid);
@@ -46,7 +46,7 @@ docs/selecting.md for the format.`;
     let current = undefined;
     if (!flags.clear) {
       const reading = readAdvice(dir, kernel, args.pid);
-      for (const w of reading.warnings) this.warning(w);
+      for (const w of reading.warnings) this.warn(w);
       current = reading.advice;
     }
     if (Object.keys(added).length > 0) {
@@ -63,7 +63,7 @@ docs/selecting.md for the format.`;
       if (!current) this.log(`PID ${args.pid} (${comm}) has no advice${flags.clear ? ' now' : ''}`);
       else this.log(`advice for PID ${args.pid} (${comm}) in ${current.file}:\n${describeAdvice(current.advice).map((l) => `  ${l}`).join('\n')}`);
     }
-    return { pid: args.pid, file: current?.file ?? null, advice: current?.advice ?? null, warnings: this.warnings };
+    return { pid: args.pid, file: current?.file ?? null, advice: current?.advice ?? null };
   }
 }
 

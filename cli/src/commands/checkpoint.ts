@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { Args, Flags } from '@oclif/core';
 import { CheckpointEngine, CrError, ExitCode, Kernel, adviceDir, policyFromConfig, readAdvice, type AppliedAdvice, type CollectedObjectEntry } from '@cr/core';
 import type { CheckpointTarget } from '@cr/schemas';
-import { CrCommand, profileFlag, selectedNames, selectionFlags, typeSelectionFlags } from '../base-command.js';
+import { CrCommand, profileFlag, selectionFlags, typeSelectionFlags } from '../base-command.js';
 import { abortOnSignals } from '../interrupts.js';
 import { renderTable } from '../table.js';
 
@@ -14,8 +14,9 @@ like the kernel proposal's CHECKPOINT_ALL & ~CHECKPOINT_SYSVIPC, and single obje
 attributes (TYPE:ATTR=VALUE). Rules come from the config file (and its --profile), then the
 process's own advice (cr advise), then flags. An object left out that the saved process uses (a
 shared memory segment it has attached), or one marked --external, is recorded as an external
-reference: restore must find it alive. The image is written atomically: if the checkpoint fails,
-no image appears at the path and the target is left as it was.`;
+reference: restore must find it alive. A selector that matches no collected object is a warning,
+or with --strict an error before anything is saved. The image is written atomically: if the checkpoint
+fails, no image appears at the path and the target is left as it was.`;
   static override examples = [
     { description: 'Save process 1234; it carries on running', command: '<%= config.bin %> checkpoint 1234 -D /var/lib/cr/app' },
     { description: 'Save process 1234 and stop it once the image is safely written', command: '<%= config.bin %> checkpoint 1234 -D /var/lib/cr/app --kill' },
@@ -41,30 +42,42 @@ no image appears at the path and the target is left as it was.`;
     ...profileFlag,
     'ipc-ns': Flags.string({
       description: 'Checkpoint an IPC namespace instead of a process: a PID, an nsfs path (/proc/PID/ns/ipc or a pinned file), or "host".',
-      exclusive: ['pid'],
     }),
     'dry-run': Flags.boolean({ description: 'Collect and decide, print what would be saved and which rule decided; write nothing.' }),
+    strict: Flags.boolean({ description: 'Fail, before anything is saved, when a selector (TYPE:ATTR=VALUE) matches no collected object, instead of warning.' }),
     kill: Flags.boolean({ description: 'Kill the process once the image is committed (by default it carries on running); a process the policy leaves out is not killed.', exclusive: ['dry-run', 'ipc-ns'] }),
   };
 
   async run(): Promise<unknown> {
     const { args, flags } = await this.parse(Checkpoint);
-    await this.setUp(flags.config, typeSelectionFlags(flags), flags.profile);
     const target = targetOf(args.pid, flags['ipc-ns']);
+    if (!flags['dry-run'] && !flags['images-dir']) throw new CrError('missing -D/--images-dir: say where to write the image, e.g. -D ./img', ExitCode.Usage);
+    await this.setUp(flags.config, typeSelectionFlags(flags), flags.profile);
     const advice = this.adviceFor(target);
-    const policy = policyFromConfig(this.resolved, advice);
+    const policy = policyFromConfig(this.resolved, this.registry, advice);
     const engine = this.container.resolve(CheckpointEngine);
 
     if (flags['dry-run']) {
-      const objects = await engine.plan(target, policy);
+      const { objects, warnings } = await engine.plan(target, policy, flags.strict);
       if (!this.jsonEnabled()) this.log(decisionTable(objects));
-      return { target, objects, ...(advice ? { advice } : {}), warnings: this.warnings };
+      for (const warning of warnings) this.warn(warning);
+      return { target, objects, ...(advice ? { advice } : {}) };
     }
     if (!flags['images-dir']) throw new CrError('missing -D/--images-dir: say where to write the image, e.g. -D ./img', ExitCode.Usage);
+    // A selector that matches nothing is found without freezing the target first; the checkpoint checks again what it froze.
+    if (flags.strict) await engine.plan(target, policy, true);
     const interrupts = abortOnSignals('checkpoint');
     let result;
     try {
-      result = await engine.checkpoint({ target, imageDir: flags['images-dir'], policy, kill: flags.kill, signal: interrupts.signal, ...(advice ? { advice } : {}) });
+      result = await engine.checkpoint({
+        target,
+        imageDir: flags['images-dir'],
+        policy,
+        kill: flags.kill,
+        strict: flags.strict,
+        signal: interrupts.signal,
+        ...(advice ? { advice } : {}),
+      });
     } finally {
       interrupts.stop();
     }
@@ -78,7 +91,8 @@ no image appears at the path and the target is left as it was.`;
       const references = result.objects.filter((o) => o.reference);
       if (references.length > 0) this.log(`external references, which restore must find: ${references.map((o) => o.key).join(', ')}`);
     }
-    return { ...result, warnings: this.warnings };
+    for (const warning of result.warnings) this.warn(warning);
+    return result;
   }
 
   /** The advice a process target has been given (none for an IPC namespace); a file another user could have written is passed over with a warning. */
@@ -87,13 +101,16 @@ no image appears at the path and the target is left as it was.`;
     const kernel = this.container.resolve(Kernel);
     kernel.procfs.assertUserProcess(target.pid);
     const { advice, warnings } = readAdvice(adviceDir(), kernel, target.pid);
-    for (const w of warnings) this.warning(w);
-    if (advice) this.assertKnownTypes(`advice ${advice.file}`, selectedNames(advice.advice, advice.advice.rules));
+    for (const w of warnings) this.warn(w);
+    if (advice) this.assertSelections(`advice ${advice.file}`, advice.advice, advice.advice.rules);
     return advice;
   }
 }
 
 function targetOf(pid: number | undefined, ipcNs: string | undefined): CheckpointTarget {
+  if (pid !== undefined && ipcNs !== undefined) {
+    throw new CrError(`give a PID or --ipc-ns, not both: cr checkpoint ${pid} saves the process with its IPC namespace; --ipc-ns ${ipcNs} saves a namespace on its own`, ExitCode.Usage);
+  }
   if (ipcNs !== undefined) {
     if (ipcNs === 'host') return { kind: 'ipc-ns', path: '/proc/1/ns/ipc' };
     if (/^[0-9]+$/.test(ipcNs)) return { kind: 'ipc-ns', path: `/proc/${ipcNs}/ns/ipc` };

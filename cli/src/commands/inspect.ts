@@ -2,6 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { CrError, ExitCode, ImageReader, describeSelector } from '@cr/core';
 import { z } from 'zod';
 import { CrCommand } from '../base-command.js';
+import { errorJson } from '../errors.js';
 import { renderTable } from '../table.js';
 import { describeAdvice } from './advise.js';
 
@@ -58,11 +59,11 @@ problem is reported and makes the command exit ${ExitCode.Image}.`;
       this.log(problems.length === 0 ? '\nintegrity: every file matches its digest' : `\nintegrity: ${problems.length} problem(s)\n  ${problems.join('\n  ')}`);
     }
     if (problems.length > 0) {
-      if (this.jsonEnabled()) {
-        this.logJson({ manifest, records, problems });
-        this.exit(ExitCode.Image);
-      }
-      throw new CrError(`image ${args.dir} failed verification`, ExitCode.Image);
+      const error = new CrError(`image ${args.dir} failed verification`, ExitCode.Image);
+      if (!this.jsonEnabled()) throw error;
+      // One document: the error, and what could be read of the image.
+      this.logJson({ ...errorJson(error, this.warnings), manifest, records, problems });
+      this.exit(error.exitCode);
     }
     return { manifest, records, problems };
   }

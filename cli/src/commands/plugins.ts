@@ -16,6 +16,7 @@ export default class Plugins extends CrCommand {
       package: source,
       collectsFrom: [...plugin.collectsFrom],
       dependsOn: [...(plugin.dependsOn ?? [])],
+      selectableBy: this.registry.selectableBy(plugin.type),
       description: plugin.description,
     }));
     if (!this.jsonEnabled()) {

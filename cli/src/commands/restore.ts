@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { CrError, ExitCode, ImageReader, Kernel, RestoreEngine, adviceDir, parseSelector, writeAdvice, type ExternalMapping } from '@cr/core';
+import { CrError, ExitCode, ImageReader, Kernel, RestoreEngine, adviceDir, parseSelector, typedRules, writeAdvice, type ExternalMapping } from '@cr/core';
 import { abortOnSignals } from '../interrupts.js';
 import { CrCommand, profileFlag, type CrConfigFlags } from '../base-command.js';
 
@@ -51,9 +51,9 @@ own) must exist where the restore goes, with the same id, key and size, or nothi
     const pinFlag: CrConfigFlags = flags['pin-ns'] === undefined ? {} : { '--pin-ns': { restore: { pinNs: flags['pin-ns'] } } };
     await this.setUp(flags.config, pinFlag, flags.profile);
     const pinDir = this.resolved.config.restore?.pinNs;
-    const inheritFds = parseInheritFds(flags['inherit-fd'] ?? []);
-    const mapExternal = (flags['map-external'] ?? []).map(parseMapExternal);
-    for (const m of mapExternal) this.assertKnownTypes('flag --map-external', [m.type]);
+    const kernel = this.container.resolve(Kernel);
+    const inheritFds = parseInheritFds(flags['inherit-fd'] ?? [], Number(kernel.sysctl.read('fs.nr_open')));
+    const mapExternal = (flags['map-external'] ?? []).map((text) => this.typedMapping(parseMapExternal(text)));
     const interrupts = abortOnSignals('restore');
     let restored;
     try {
@@ -72,7 +72,6 @@ own) must exist where the restore goes, with the same id, key and size, or nothi
     }
     const pids = restored.flatMap((r) => (r.pid === undefined ? [] : [r.pid]));
     const waiting = !flags.detach && pids.length > 0;
-    const kernel = this.container.resolve(Kernel);
     const advice = this.carryAdviceOver(flags['images-dir'], pids, kernel);
     if (!this.jsonEnabled()) {
       // While cr waits, its stdout may be the restored program's too: keep cr's lines apart.
@@ -81,10 +80,21 @@ own) must exist where the restore goes, with the same id, key and size, or nothi
       for (const r of restored) say(`  ${r.key}${r.pinnedAt ? ` pinned at ${r.pinnedAt}` : ''}${r.pid === undefined ? '' : ` running as PID ${r.pid}`}`);
       if (advice) say(`  its advice is kept in ${advice}`);
     }
-    if (!waiting) return { restored, ...(advice ? { advice } : {}), warnings: this.warnings };
+    if (!waiting) return { restored, ...(advice ? { advice } : {}) };
     let status = 0;
     for (const pid of pids) status = kernel.waitForExit(pid);
+    // cr exits with the program's status, so the JSON result is printed here, once the program is done.
+    if (this.jsonEnabled()) this.logJson(this.toSuccessJson({ restored, ...(advice ? { advice } : {}), status }));
     this.exit(status);
+  }
+
+  /** `mapping` with both selectors typed by the plugin of its type (`key=0x5150` → "0x00005150"), or a usage error. */
+  private typedMapping(mapping: ExternalMapping): ExternalMapping {
+    const [from, to] = typedRules(
+      [mapping.from, mapping.to].map((match) => ({ rule: { type: mapping.type, match, decision: 'external' as const }, source: `flag --map-external ${mapping.text}` })),
+      this.registry,
+    ).map(({ rule }) => rule.match!);
+    return { ...mapping, from: from!, to: to! };
   }
 
   /**
@@ -98,19 +108,25 @@ own) must exist where the restore goes, with the same id, key and size, or nothi
     try {
       return writeAdvice(adviceDir(), kernel, target.pid, advice.advice);
     } catch (err) {
-      this.warning(`the advice of PID ${target.pid} was not kept for the restored process: ${(err as Error).message}`);
+      this.warn(`the advice of PID ${target.pid} was not kept for the restored process: ${(err as Error).message}`);
       return undefined;
     }
   }
 }
 
-/** "1=out.log" → {1: "out.log"}; repeated flags add up. */
-export function parseInheritFds(values: readonly string[]): Record<number, string> {
+/**
+ * "1=out.log" → {1: "out.log"}; repeated flags add up. N must be a descriptor number a process
+ * can have: below `nrOpen`, the kernel's fs.nr_open.
+ */
+export function parseInheritFds(values: readonly string[], nrOpen: number): Record<number, string> {
   const fds: Record<number, string> = {};
   for (const value of values) {
     const m = /^(\d+)=(.+)$/.exec(value);
     if (!m) throw new CrError(`--inherit-fd ${value}: expected N=PATH, e.g. --inherit-fd 1=out.log`, ExitCode.Usage);
-    fds[Number(m[1])] = m[2]!;
+    const fd = Number(m[1]);
+    if (fd >= nrOpen) throw new CrError(`--inherit-fd ${value}: ${m[1]} is not a descriptor number a process can have on this kernel (0 to ${nrOpen - 1}, fs.nr_open)`, ExitCode.Usage);
+    if (fds[fd] !== undefined) throw new CrError(`--inherit-fd ${value}: fd ${fd} is already given as ${fds[fd]}`, ExitCode.Usage);
+    fds[fd] = m[2]!;
   }
   return fds;
 }

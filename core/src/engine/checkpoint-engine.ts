@@ -1,7 +1,7 @@
 import { arch, hostname, release } from 'node:os';
 import { IMAGE_FORMAT_VERSION, type CheckpointTarget, type ObjectEntry } from '@cr/schemas';
 import { inject, injectable } from 'tsyringe';
-import { PluginError } from '../errors.js';
+import { CrError, ExitCode, PluginError } from '../errors.js';
 import { ResourceGraph } from '../graph/resource-graph.js';
 import { ImageWriter } from '../image/image-writer.js';
 import { blobPath, recordPath } from '../image/layout.js';
@@ -9,7 +9,8 @@ import { Kernel } from '../kernel/kernel.js';
 import type { ResourceNode, SaveContext } from '../plugin/contract.js';
 import { PluginRegistry } from '../plugin/registry.js';
 import type { AppliedAdvice } from '../policy/from-config.js';
-import type { Policy } from '../policy/policy.js';
+import { describeSelection, type Policy } from '../policy/policy.js';
+import { untypedAttributes } from '../policy/selector-types.js';
 import { describeZodError } from '../zod-issues.js';
 import { rootOf } from './targets.js';
 import { CR_VERSION } from './version.js';
@@ -24,6 +25,15 @@ export interface CheckpointRequest {
   advice?: AppliedAdvice;
   /** Aborts the checkpoint (Ctrl-C): the targets are let go and nothing is written. */
   signal?: AbortSignal;
+  /** A selector that matches no collected object fails the checkpoint before anything is saved (`--strict`). */
+  strict?: boolean;
+}
+
+/** What a dry run found: every object with its decision, and what the user should hear of. */
+export interface CheckpointPlan {
+  objects: CollectedObjectEntry[];
+  /** One line each: a selector that matched no collected object. */
+  warnings: string[];
 }
 
 export type CollectedObjectEntry = Omit<ObjectEntry, 'record' | 'blobs'>;
@@ -35,6 +45,8 @@ export interface CheckpointResult {
   frozenMs: number;
   /** Keys of the objects `--kill` ended (only objects the image holds are). */
   killed: string[];
+  /** One line each: a selector that matched no collected object. */
+  warnings: string[];
 }
 
 interface Collected {
@@ -58,10 +70,11 @@ export class CheckpointEngine {
   ) {}
 
   /** Collects and decides without saving anything (what `--dry-run` shows). */
-  async plan(target: CheckpointTarget, policy: Policy): Promise<CollectedObjectEntry[]> {
+  async plan(target: CheckpointTarget, policy: Policy, strict = false): Promise<CheckpointPlan> {
     const { graph } = await this.collect(target, false);
     try {
-      return this.decideAll(graph, policy);
+      const objects = this.decideAll(graph, policy);
+      return { objects, warnings: this.unmatchedSelectors(policy, objects, strict) };
     } finally {
       graph.release();
     }
@@ -80,8 +93,11 @@ export class CheckpointEngine {
     }
     const { graph, frozen, frozenAt } = collected;
     const objects: ObjectEntry[] = [];
+    let warnings: string[];
     try {
-      const decided = new Map(this.decideAll(graph, policy).map((e) => [e.key, e]));
+      const entries = this.decideAll(graph, policy);
+      warnings = this.unmatchedSelectors(policy, entries, request.strict ?? false);
+      const decided = new Map(entries.map((e) => [e.key, e]));
       for (const type of this.registry.orderedTypes()) {
         for (const node of graph.ofType(type)) {
           const entry: ObjectEntry = decided.get(node.key)!;
@@ -119,7 +135,17 @@ export class CheckpointEngine {
     }
     // A process that is let go was frozen until the thaw; one that is killed, until the kill began.
     const frozenUntil = killed.length > 0 ? thawStart : performance.now();
-    return { imageDir: writer.imageDir, objects, frozenMs: frozen.length > 0 ? frozenUntil - frozenAt : 0, killed };
+    return { imageDir: writer.imageDir, objects, frozenMs: frozen.length > 0 ? frozenUntil - frozenAt : 0, killed, warnings };
+  }
+
+  /** A line for each object rule that selects none of `objects`; with `strict`, a usage error naming them all. */
+  private unmatchedSelectors(policy: Policy, objects: readonly CollectedObjectEntry[], strict: boolean): string[] {
+    const subjects = objects.map((o) => ({ type: o.type, groups: this.registry.groupsOf(o.type), attributes: o.attributes }));
+    const lines = policy.unmatched(subjects).map(({ rule, source }) => `${describeSelection(rule)} (${source}) matches no collected object, so it has no effect`);
+    if (strict && lines.length > 0) {
+      throw new CrError(`--strict: ${lines.join('; ')}; --dry-run --json lists every object's attributes`, ExitCode.Usage);
+    }
+    return lines;
   }
 
   /** After a failed checkpoint: thaws, and if that fails too, says so in the error the user sees. */
@@ -204,7 +230,9 @@ export class CheckpointEngine {
                 throw new PluginError(`plugin ${source} (type ${type}) collected an object without a string id below ${parent.key}`);
               }
               // Namespaces carry their kind, so that `namespaces:kind=uts` selects them across types.
-              const attributes = plugin.namespaceKind ? { ...obj.attributes, kind: plugin.namespaceKind } : obj.attributes;
+              const attributes = plugin.namespaceKind ? { ...obj.attributes, kind: plugin.namespaceKind } : (obj.attributes ?? {});
+              const untyped = untypedAttributes(attributes, this.registry.selectableBy(type));
+              if (untyped.length > 0) throw new PluginError(`plugin ${source} (type ${type}) collected ${type}:${obj.id} with ${untyped.join(', ')}, not as it declares in selectableBy`);
               graph.add(type, { ...obj, attributes }, parent.key);
             }
           }

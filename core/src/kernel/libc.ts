@@ -316,8 +316,9 @@ export class Libc {
     return check(raw.ioctl(fd, NS_GET_NSTYPE), 'ioctl(NS_GET_NSTYPE)', target);
   }
 
+  /** `key` is unsigned, as cr holds keys; key_t is a C int, so it goes in as the same 32 bits. */
   shmget(key: number, size: number, flags: number, target: string): number {
-    return check(raw.shmget(key, size, flags), 'shmget', target);
+    return check(raw.shmget(key | 0, size, flags), 'shmget', target);
   }
 
   shmat(id: number, size: number, flags: number): ShmMapping {
@@ -347,7 +348,7 @@ export class Libc {
   }
 
   msgget(key: number, flags: number, target: string): number {
-    return check(raw.msgget(key, flags), 'msgget', target);
+    return check(raw.msgget(key | 0, flags), 'msgget', target);
   }
 
   msgsnd(id: number, msg: Buffer, size: number, flags: number): void {
@@ -370,7 +371,7 @@ export class Libc {
   }
 
   semget(key: number, nsems: number, flags: number, target: string): number {
-    return check(raw.semget(key, nsems, flags), 'semget', target);
+    return check(raw.semget(key | 0, nsems, flags), 'semget', target);
   }
 
   semctl(id: number, cmd: number, arg: Buffer | null, name: string): number {

@@ -61,7 +61,7 @@ export interface QueuedMessage {
 
 /**
  * SysV IPC objects of the IPC namespace of the *calling thread*: call these inside
- * Namespaces.within(). Ids and keys are what ipcs shows; errors name the object.
+ * Namespaces.within(). Ids and keys are what ipcs shows (keys unsigned); errors name the object.
  */
 export class SysvIpc {
   constructor(
@@ -77,7 +77,8 @@ export class SysvIpc {
     const lines = readFileSync(`/proc/sysvipc/${kind}`, 'utf8').trim().split('\n').slice(1);
     return lines.map((line) => {
       const f = line.trim().split(/\s+/).map(Number);
-      const base = { kind, key: f[0]!, id: f[1]!, mode: Number.parseInt(line.trim().split(/\s+/)[2]!, 8) };
+      // /proc/sysvipc prints key_t signed; keys are unsigned to users (ipcs, ftok) and to cr.
+      const base = { kind, key: f[0]! >>> 0, id: f[1]!, mode: Number.parseInt(line.trim().split(/\s+/)[2]!, 8) };
       if (kind === 'shm') return { ...base, size: f[3]!, nattch: f[6]!, uid: f[7]!, gid: f[8]!, cuid: f[9]!, cgid: f[10]! } satisfies ShmInfo;
       if (kind === 'msg') return { ...base, cbytes: f[3]!, qnum: f[4]!, uid: f[7]!, gid: f[8]!, cuid: f[9]!, cgid: f[10]! } satisfies MsgInfo;
       return { ...base, nsems: f[3]!, uid: f[4]!, gid: f[5]!, cuid: f[6]!, cgid: f[7]! } satisfies SemInfo;

@@ -13,7 +13,7 @@ import type { NamespaceHandle, NamespaceKind } from '../kernel/namespaces.js';
  * and `rollback` in reverse order if a step fails. The full guide, with a worked third-party
  * example, is docs/plugins.md.
  *
- * Version 2 only added optional members (freeze, thaw, resume, groups, findExternal), collected
+ * Version 2 only added optional members (freeze, thaw, resume, groups, findExternal, selectableBy), collected
  * object fields (defaultDecision, uses) and context members (readBlob, namespaces, saved,
  * options.inheritFds), so plugins written for version 1 load unchanged.
  *
@@ -30,6 +30,16 @@ export const TARGET_IPC_NS = 'target:ipc-ns';
 
 /** Attribute values that policy rules can select objects by (an id, a key, a path …). */
 export type Attributes = Readonly<Record<string, string | number>>;
+
+/**
+ * The type of an attribute users select objects by, which says how a selector may write its
+ * value and how `collect` must hold it:
+ * - `uint`: a non-negative integer (an id, a pid, an fd, a size), written in decimal or 0x hex;
+ * - `key`: a SysV IPC key, unsigned 32-bit, written in decimal or hex, held as "0x%08x";
+ * - `string`: text (a path, a command name), matched exactly or as a glob;
+ * - `{ oneOf }`: one of these words.
+ */
+export type AttributeType = 'uint' | 'key' | 'string' | { readonly oneOf: readonly string[] };
 
 /** One object of the resource graph as the engine holds it during a checkpoint. */
 export interface ResourceNode<H = unknown> {
@@ -179,6 +189,13 @@ export interface ResourcePlugin<R = unknown, H = unknown, T = unknown> {
    * three SysV types. Every type with a `namespaceKind` is also in the group `namespaces`.
    */
   readonly groups?: readonly string[];
+  /**
+   * The attributes users can select this type's objects by (`--exclude files:fd=3`), with their
+   * types. A selector naming another attribute, or a value not of its type, is refused before
+   * any target is touched; `collect` must give these attributes in their typed form. A type that
+   * declares none can be selected only as a whole. Namespace types also have `kind`.
+   */
+  readonly selectableBy?: Readonly<Record<string, AttributeType>>;
   /** Validates records on save and on read. */
   readonly recordSchema: ZodType<R>;
 

@@ -1,7 +1,10 @@
-import { typeNameSchema } from '@cr/schemas';
-import { PluginError } from '../errors.js';
+import { typeNameSchema, type PolicyRule } from '@cr/schemas';
+import { CrError, ExitCode, PluginError } from '../errors.js';
 import { orderTypes } from '../graph/type-order.js';
-import { MIN_PLUGIN_API_VERSION, PLUGIN_API_VERSION, type ResourcePlugin } from './contract.js';
+import { NAMESPACE_FLAGS } from '../kernel/namespaces.js';
+import { describeSelector } from '../policy/policy.js';
+import { typedMatch, type SelectableAttributes } from '../policy/selector-types.js';
+import { MIN_PLUGIN_API_VERSION, PLUGIN_API_VERSION, type AttributeType, type ResourcePlugin } from './contract.js';
 
 export interface RegisteredPlugin {
   plugin: ResourcePlugin;
@@ -11,6 +14,9 @@ export interface RegisteredPlugin {
 
 /** The group of every type whose objects are namespaces: `--exclude namespaces`, `--include namespaces:kind=uts`. */
 export const NAMESPACES_GROUP = 'namespaces';
+
+/** What the engine adds to the attributes of every namespace object, so that `namespaces:kind=uts` selects across types. */
+const NAMESPACE_KIND: AttributeType = { oneOf: Object.keys(NAMESPACE_FLAGS) };
 
 /** The installed resource types, each owned by exactly one plugin. */
 export class PluginRegistry {
@@ -53,6 +59,37 @@ export class PluginRegistry {
   /** Whether `name` is what a rule may select by: an installed type or a group of them. */
   selects(name: string): boolean {
     return this.has(name) || this.groups().includes(name);
+  }
+
+  /**
+   * The attributes objects of `name` can be selected by: a type's, as its plugin declares them;
+   * a group's, those every type in it has with the same type.
+   */
+  selectableBy(name: string): SelectableAttributes {
+    if (this.has(name)) {
+      const { plugin } = this.get(name);
+      return { ...plugin.selectableBy, ...(plugin.namespaceKind ? { kind: NAMESPACE_KIND } : {}) };
+    }
+    const [first, ...rest] = this.orderedTypes()
+      .filter((t) => this.groupsOf(t).includes(name))
+      .map((t) => this.selectableBy(t));
+    return Object.fromEntries(Object.entries(first ?? {}).filter(([attr, type]) => rest.every((s) => JSON.stringify(s[attr]) === JSON.stringify(type))));
+  }
+
+  /**
+   * `rule` with its selector's values as the objects hold them (`key=4660` → "0x00001234"); a
+   * usage error when it names a type or group that is not installed, an attribute its objects
+   * cannot be selected by, or a value not of the attribute's type.
+   */
+  typedRule(rule: PolicyRule): PolicyRule {
+    if (!this.selects(rule.type)) {
+      throw new CrError(
+        `unknown resource type "${rule.type}"; installed types: ${this.orderedTypes().join(', ')}; groups: ${this.groups().join(', ')} (see cr plugins)`,
+        ExitCode.Usage,
+      );
+    }
+    if (!rule.match) return rule;
+    return { ...rule, match: typedMatch(rule.type, `${rule.type}:${describeSelector(rule.match)}`, rule.match, this.selectableBy(rule.type)) };
   }
 
   all(): RegisteredPlugin[] {
@@ -104,7 +141,17 @@ function assertPluginShape(plugin: ResourcePlugin, source: string): void {
   for (const group of plugin.groups ?? []) {
     if (!typeNameSchema.safeParse(group).success) fail(`group ${JSON.stringify(group)} is not a name like "sysvipc"`);
   }
+  for (const [name, type] of Object.entries(plugin.selectableBy ?? {})) {
+    if (!/^[a-z][a-zA-Z0-9]*$/.test(name)) fail(`selectableBy names ${JSON.stringify(name)}, not an attribute name like "fd" or "nsems"`);
+    if (!isAttributeType(type)) fail(`selectableBy.${name} is ${JSON.stringify(type)}, not "uint", "key", "string" or {oneOf: [words]}`);
+  }
   for (const method of ['collect', 'save', 'restore'] as const) {
     if (typeof plugin[method] !== 'function') fail(`it has no ${method}() method`);
   }
+}
+
+function isAttributeType(type: unknown): type is AttributeType {
+  if (type === 'uint' || type === 'key' || type === 'string') return true;
+  const oneOf = (type as { oneOf?: unknown } | undefined)?.oneOf;
+  return Array.isArray(oneOf) && oneOf.length > 0 && oneOf.every((w) => typeof w === 'string' && w !== '');
 }

@@ -1,5 +1,6 @@
 import type { Decision, PolicyDecision, PolicyRule } from '@cr/schemas';
 import picomatch from 'picomatch';
+import { CrError, ExitCode } from '../errors.js';
 import type { Attributes } from '../plugin/contract.js';
 
 /** A rule together with where it came from ("file /home/u/.crrc.yaml", "advice …", "flag --exclude" …). */
@@ -41,6 +42,16 @@ export class Policy {
     return objectRule ?? typeRule;
   }
 
+  /**
+   * The object rules that select none of `subjects`, the objects collected: a selector that
+   * matches nothing is most likely a mistake (a wrong key, a process without that file).
+   */
+  unmatched(subjects: readonly PolicySubject[]): SourcedRule[] {
+    return this.rules.filter(
+      ({ rule }) => rule.match && !subjects.some((s) => [s.type, ...(s.groups ?? [])].includes(rule.type) && matchesSelector(rule.match!, s.attributes)),
+    );
+  }
+
   /** `fallback` stands in for the default where a plugin, or a parent left out, decided the object. */
   decide(subject: PolicySubject, fallback?: PolicyDecision): PolicyDecision {
     const winner = this.ruleFor(subject);
@@ -54,6 +65,11 @@ export function describeRule(rule: PolicyRule): string {
   return `object ${rule.type} ${describeSelector(rule.match)}`;
 }
 
+/** "sysvipc-shm:key=0x00001234", as a flag would write the rule's selector. */
+export function describeSelection(rule: PolicyRule): string {
+  return rule.match ? `${rule.type}:${describeSelector(rule.match)}` : rule.type;
+}
+
 export function describeSelector(match: Readonly<Record<string, string | number>>): string {
   return Object.entries(match)
     .map(([k, v]) => `${k}=${v}`)
@@ -63,33 +79,22 @@ export function describeSelector(match: Readonly<Record<string, string | number>
 const GLOB_CHARS = /[*?[\]{}]/;
 
 /**
- * Whether every attribute a selector names has the wanted value: numbers compare as numbers
- * ("0x1234", "4660" and 4660 are the same key), strings exactly, or as a glob when the wanted
- * value has glob characters ("/var/log/*": `*` stays within one directory, `**` crosses them).
+ * Whether every attribute a selector names has the wanted value. The selector is typed (see
+ * PluginRegistry.typedRule), so values compare exactly, except that a wanted string with glob
+ * characters matches as a glob ("/var/log/*": `*` stays within one directory, `**` crosses them).
  */
 export function matchesSelector(match: Readonly<Record<string, string | number>>, attributes: Attributes): boolean {
   return Object.entries(match).every(([name, wanted]) => {
     const actual = attributes[name];
-    if (actual === undefined) return false;
-    if (typeof actual === 'number') return toNumber(wanted) === actual;
-    const text = String(wanted);
-    return GLOB_CHARS.test(text) ? picomatch.isMatch(actual, text, { dot: true }) : text === actual;
+    if (typeof actual === 'string' && typeof wanted === 'string' && GLOB_CHARS.test(wanted)) return picomatch.isMatch(actual, wanted, { dot: true });
+    return actual === wanted;
   });
 }
 
-/** "0x1234", "4660" and 4660 all mean the same key. */
-function toNumber(value: string | number): number {
-  if (typeof value === 'number') return value;
-  const n = /^-?0x[0-9a-f]+$/i.test(value) ? Number.parseInt(value, 16) * (value.startsWith('-') ? -1 : 1) : Number(value);
-  return Number.isFinite(n) ? n : Number.NaN;
-}
-
-/** "ATTR=VALUE" → {ATTR: VALUE}, with a decimal VALUE as a number. */
-export function parseSelector(selector: string): Record<string, string | number> {
+/** "ATTR=VALUE" → {ATTR: "VALUE"}; the attribute's type says what VALUE means (PluginRegistry.typedRule). */
+export function parseSelector(selector: string): Record<string, string> {
   const at = selector.indexOf('=');
-  const name = selector.slice(0, at);
-  const value = selector.slice(at + 1);
-  return { [name]: /^[0-9]+$/.test(value) ? Number(value) : value };
+  return { [selector.slice(0, at)]: selector.slice(at + 1) };
 }
 
 /** "sysvipc-shm:key=0x1234" → an object rule; "sysvipc-shm" → a type rule. */
@@ -104,6 +109,26 @@ export interface Selections {
   include?: readonly string[];
   exclude?: readonly string[];
   external?: readonly string[];
+}
+
+/** What types rules: the plugin registry, which knows every type's selectable attributes. */
+export interface RuleTyping {
+  typedRule(rule: PolicyRule): PolicyRule;
+}
+
+/**
+ * Each rule typed (see PluginRegistry.typedRule). An error names the rule's source, with exit
+ * code 2 when a flag gave it, 3 when a file (config, profile, advice) did.
+ */
+export function typedRules(rules: readonly SourcedRule[], typing: RuleTyping): SourcedRule[] {
+  return rules.map(({ rule, source }) => {
+    try {
+      return { rule: typing.typedRule(rule), source };
+    } catch (err) {
+      if (!(err instanceof CrError)) throw err;
+      throw new CrError(`${source}: ${err.message}`, source.startsWith('flag ') ? ExitCode.Usage : ExitCode.Config);
+    }
+  });
 }
 
 /** Where each list of a `Selections` came from. */

@@ -37,6 +37,8 @@ export class FilesPlugin implements ResourcePlugin<FilesRecord, FdHandle> {
   readonly description = 'Open file descriptors: files and offsets, deleted files, directories, devices, dups, inherited stdio';
   readonly collectsFrom = ['tasks'];
   readonly recordSchema = filesRecordSchema;
+  /** `path` is what /proc/PID/fd/N points to. */
+  readonly selectableBy = { pid: 'uint', fd: 'uint', path: 'string' } as const;
 
   constructor(@inject(Kernel) private readonly kernel: Kernel) {}
 

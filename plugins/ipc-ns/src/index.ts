@@ -8,6 +8,7 @@ import {
   hex,
   inject,
   injectable,
+  type AttributeType,
   type Attributes,
   type CollectedObject,
   type ExternalReference,
@@ -37,6 +38,7 @@ export class IpcNsPlugin implements ResourcePlugin<IpcNsRecord, NamespaceHandle,
   readonly collectsFrom = ['tasks', TARGET_IPC_NS];
   readonly namespaceKind = 'ipc' as const;
   readonly recordSchema = ipcNsRecordSchema;
+  readonly selectableBy = { inode: 'uint' } as const;
 
   constructor(@inject(Kernel) private readonly kernel: Kernel) {}
 
@@ -133,6 +135,9 @@ export interface IpcObjectHandle<I extends IpcObjectInfo = IpcObjectInfo> {
   info: I;
 }
 
+/** What every SysV IPC object can be selected by; the key as ipcs shows it, 0x%08x. */
+export const IPC_OBJECT_SELECTABLE = { id: 'uint', key: 'key' } as const satisfies Record<string, AttributeType>;
+
 /**
  * What the SysV IPC object plugins (shm, msg, sem) share: they hang below ipc-ns, are found in
  * /proc/sysvipc of that namespace, selectable by id and key (and together as `sysvipc`), refuse
@@ -146,6 +151,7 @@ export abstract class SysvIpcObjectPlugin<R extends { id: number; key: number },
   readonly version = 1;
   readonly collectsFrom = ['ipc-ns'];
   readonly groups = ['sysvipc'];
+  readonly selectableBy: Readonly<Record<string, AttributeType>> = IPC_OBJECT_SELECTABLE;
   /** What a live object must share with the saved one to stand in for it (findExternal). */
   protected abstract readonly standIn: StandIn;
 
@@ -160,9 +166,9 @@ export abstract class SysvIpcObjectPlugin<R extends { id: number; key: number },
     return objects.map((info) => ({ id: String(info.id), handle: { ns, info }, attributes: this.attributesOf(info) }));
   }
 
-  /** What rules select objects by, and what identifies an external reference: id and key, and more where a subclass says. */
+  /** What rules select objects by (`selectableBy`), and what identifies an external reference: id and key, and more where a subclass says. */
   protected attributesOf(info: I): Attributes {
-    return { id: info.id, key: info.key };
+    return { id: info.id, key: hex(info.key) };
   }
 
   findExternal(ref: ExternalReference, ctx: RestoreContext): number {

@@ -19,6 +19,7 @@ export class MmPlugin implements ResourcePlugin<MmRecord, ResourceNode<TaskHandl
   readonly description = 'Address space: mappings, memory contents (present pages only), brk, auxv, exe';
   readonly collectsFrom = ['tasks'];
   readonly recordSchema = mmRecordSchema;
+  readonly selectableBy = { pid: 'uint' } as const;
 
   constructor(@inject(Kernel) private readonly kernel: Kernel) {}
 

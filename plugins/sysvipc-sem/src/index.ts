@@ -8,7 +8,7 @@ import {
   type Attributes,
   type SemInfo,
 } from '@cr/core';
-import { SysvIpcObjectPlugin, createWithSavedId, recreateIpcObject, type IpcObjectHandle, type StandIn } from '@cr/plugin-ipc-ns';
+import { IPC_OBJECT_SELECTABLE, SysvIpcObjectPlugin, createWithSavedId, recreateIpcObject, type IpcObjectHandle, type StandIn } from '@cr/plugin-ipc-ns';
 import { semRecordSchema, type SemRecord } from '@cr/schemas';
 
 /** SysV semaphore sets: every semaphore's value. */
@@ -17,6 +17,7 @@ export class SysvSemPlugin extends SysvIpcObjectPlugin<SemRecord, SemInfo> imple
   readonly type = 'sysvipc-sem';
   readonly description = 'SysV semaphore sets: every value, key, id, owners, mode';
   readonly recordSchema = semRecordSchema;
+  override readonly selectableBy = { ...IPC_OBJECT_SELECTABLE, nsems: 'uint' } as const;
   /** The program holds the set id itself, and indexes its semaphores: same id, same count. */
   protected readonly standIn: StandIn = { shape: ['nsems'], otherId: false };
 

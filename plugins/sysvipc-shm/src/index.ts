@@ -12,7 +12,7 @@ import {
   type Attributes,
   type ShmInfo,
 } from '@cr/core';
-import { SysvIpcObjectPlugin, createWithSavedId, recreateIpcObject, withinIntoNamespace, type IpcObjectHandle, type StandIn } from '@cr/plugin-ipc-ns';
+import { IPC_OBJECT_SELECTABLE, SysvIpcObjectPlugin, createWithSavedId, recreateIpcObject, withinIntoNamespace, type IpcObjectHandle, type StandIn } from '@cr/plugin-ipc-ns';
 import { shmRecordSchema, type ShmRecord } from '@cr/schemas';
 
 /**
@@ -24,6 +24,7 @@ export class SysvShmPlugin extends SysvIpcObjectPlugin<ShmRecord, ShmInfo> imple
   readonly type = 'sysvipc-shm';
   readonly description = 'SysV shared memory segments: contents, key, id, owners, mode, SHM_LOCKED, SHM_DEST';
   readonly recordSchema = shmRecordSchema;
+  override readonly selectableBy = { ...IPC_OBJECT_SELECTABLE, size: 'uint' } as const;
   /** A process's attachment is remade by cr at the id it finds, so another id will do; never another size. */
   protected readonly standIn: StandIn = { shape: ['size'], otherId: true };
 

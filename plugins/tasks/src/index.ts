@@ -49,6 +49,7 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TaskHandle, Rest
   readonly collectsFrom = [TARGET_PROCESS];
   readonly holdsNamespaces = true;
   readonly recordSchema = tasksRecordSchema;
+  readonly selectableBy = { pid: 'uint', comm: 'string' } as const;
 
   constructor(@inject(Kernel) private readonly kernel: Kernel) {}
 

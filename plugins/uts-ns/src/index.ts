@@ -22,6 +22,7 @@ export class UtsNsPlugin implements ResourcePlugin<UtsNsRecord, NamespaceHandle,
   readonly collectsFrom = ['tasks'];
   readonly namespaceKind = 'uts' as const;
   readonly recordSchema = utsNsRecordSchema;
+  readonly selectableBy = { inode: 'uint' } as const;
 
   constructor(@inject(Kernel) private readonly kernel: Kernel) {}
 

@@ -5,7 +5,7 @@ const uint = z.number().int().nonnegative();
 
 /** What every SysV IPC object has: its key and id (as ipcs shows them), owners and permission bits. */
 const ipcObject = {
-  key: z.number().int().describe('key_t, signed as the kernel stores it; 0 is IPC_PRIVATE'),
+  key: z.number().int().min(0).max(0xffff_ffff).describe('key_t as ipcs shows it, unsigned 32-bit; 0 is IPC_PRIVATE'),
   id,
   mode: z.number().int().min(0).max(0o777),
   uid: uint,
