@@ -11,6 +11,7 @@ import { PluginRegistry } from '../plugin/registry.js';
 import type { AppliedAdvice } from '../policy/from-config.js';
 import type { Policy } from '../policy/policy.js';
 import { describeZodError } from '../zod-issues.js';
+import { claimOwners, ownedElsewhere, refuseUnowned, type Owners } from './claims.js';
 import { rootOf } from './targets.js';
 import { CR_VERSION } from './version.js';
 
@@ -40,6 +41,7 @@ interface Collected {
   /** Frozen nodes, in the order they were frozen. */
   frozen: ResourceNode[];
   frozenAt: number;
+  owners: Owners;
 }
 
 /**
@@ -57,9 +59,11 @@ export class CheckpointEngine {
 
   /** Collects and decides without saving anything (what `--dry-run` shows). */
   async plan(target: CheckpointTarget, policy: Policy): Promise<CollectedObjectEntry[]> {
-    const { graph } = await this.collect(target, false);
+    const { graph, owners } = await this.collect(target, false);
     try {
-      return this.decideAll(graph, policy);
+      const decided = this.decideAll(graph, policy, owners);
+      refuseUnowned(graph, new Map(decided.map((e) => [e.key, e])), owners);
+      return decided;
     } finally {
       graph.release();
     }
@@ -67,12 +71,13 @@ export class CheckpointEngine {
 
   async checkpoint(request: CheckpointRequest): Promise<CheckpointResult> {
     const { target, policy } = request;
-    const { graph, frozen, frozenAt } = await this.collect(target, true);
+    const { graph, frozen, frozenAt, owners } = await this.collect(target, true);
     let writer: ImageWriter | undefined;
     const objects: ObjectEntry[] = [];
     try {
+      const decided = new Map(this.decideAll(graph, policy, owners).map((e) => [e.key, e]));
+      refuseUnowned(graph, decided, owners);
       writer = ImageWriter.create(request.imageDir);
-      const decided = new Map(this.decideAll(graph, policy).map((e) => [e.key, e]));
       for (const type of this.registry.orderedTypes()) {
         for (const node of graph.ofType(type)) {
           const entry: ObjectEntry = decided.get(node.key)!;
@@ -134,13 +139,14 @@ export class CheckpointEngine {
   }
 
   /**
-   * Every object's decision, parents before children: a rule for the object or its type wins;
+   * Every object's decision, parents before children: an object whose kernel object another one
+   * claims is left to that one; otherwise a rule for the object or its type wins;
    * otherwise the plugin's own default for it; otherwise its parents' decision if that left them
    * all out (the memory of a process that is not saved is not saved either; the objects of a
    * namespace that exists at restore exist there too); otherwise the policy default. Then the
    * external references: objects not saved that restore must find alive.
    */
-  private decideAll(graph: ResourceGraph, policy: Policy): ObjectEntry[] {
+  private decideAll(graph: ResourceGraph, policy: Policy, owners: Owners): ObjectEntry[] {
     const decided = new Map<string, ObjectEntry>();
     for (const type of this.registry.orderedTypes()) {
       const groups = this.registry.groupsOf(type);
@@ -159,7 +165,7 @@ export class CheckpointEngine {
           id: node.id,
           parents: [...node.parents],
           attributes: { ...node.attributes },
-          policy: policy.decide(subject, fallback),
+          policy: ownedElsewhere(node, owners) ?? policy.decide(subject, fallback),
         };
         // External by a rule, advice or the configured default is the user saying "it must be
         // there"; external only by inheritance or a plugin's default is not, unless it is used.
@@ -174,7 +180,8 @@ export class CheckpointEngine {
 
   /**
    * Every type is collected, excluded ones too, so that the manifest and a dry run list every
-   * object with the rule that decided it. Plugins report unsupported objects in save, not here.
+   * object with the rule that decided it. Plugins report unsupported objects in save, or through
+   * `defers.unsupported`, not here. Once every type is collected, every claim has its one owner.
    */
   private async collect(target: CheckpointTarget, freeze: boolean): Promise<Collected> {
     const graph = new ResourceGraph();
@@ -205,12 +212,13 @@ export class CheckpointEngine {
           frozen.push(node);
         }
       }
+      const owners = claimOwners(graph, (type) => this.registry.get(type).source);
+      return { graph, frozen, frozenAt, owners };
     } catch (err) {
       await this.thawAfterFailure(frozen, err);
       graph.release();
       throw err;
     }
-    return { graph, frozen, frozenAt };
   }
 
   private async save(node: ResourceNode, entry: ObjectEntry, writer: ImageWriter, target: CheckpointTarget): Promise<void> {
