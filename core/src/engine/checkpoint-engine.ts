@@ -75,9 +75,9 @@ export class CheckpointEngine {
     let writer: ImageWriter | undefined;
     const objects: ObjectEntry[] = [];
     try {
+      writer = ImageWriter.create(request.imageDir);
       const decided = new Map(this.decideAll(graph, policy, owners).map((e) => [e.key, e]));
       refuseUnowned(graph, decided, owners);
-      writer = ImageWriter.create(request.imageDir);
       for (const type of this.registry.orderedTypes()) {
         for (const node of graph.ofType(type)) {
           const entry: ObjectEntry = decided.get(node.key)!;
