@@ -70,5 +70,6 @@ export { RemoteTask, type AltStack, type SignalAction } from './kernel/remote-ta
 export type { Vma } from './kernel/proc-maps.js';
 export { PAGE_SIZE, type PageRun, type PageSelection } from './kernel/pagemap.js';
 export type { FdInfo, MmBounds, ProcessStatus } from './kernel/procfs.js';
+export { FS_MAGIC, classifyFd, type FdIdentity, type FdKind, type FdStat, type OpaqueFdKind, type ReopenableFdKind } from './kernel/fd-kind.js';
 export * from './kernel/syscalls.js';
 export { readRegions, writeRegions, type FileRegion } from './io/file-regions.js';

@@ -7,10 +7,10 @@ import { REPO, type Cleanup, type CliResult } from './cli.js';
 
 const BIN = join(REPO, 'cli', 'bin', 'run.js');
 
-/** Compiles test/fixtures/NAME.c into `dir` and returns the binary's path. */
-export function compileFixture(name: string, dir: string): string {
+/** Compiles test/fixtures/NAME.c into `dir`, linked with `libs` (`-lrt`), and returns the binary's path. */
+export function compileFixture(name: string, dir: string, libs: readonly string[] = []): string {
   const out = join(dir, name);
-  const built = spawnSync('cc', ['-O2', '-Wall', '-o', out, join(REPO, 'test/fixtures', `${name}.c`)], { encoding: 'utf8' });
+  const built = spawnSync('cc', ['-O2', '-Wall', '-o', out, join(REPO, 'test/fixtures', `${name}.c`), ...libs], { encoding: 'utf8' });
   if (built.status !== 0) throw new Error(`cc ${name}.c failed: ${built.stderr}`);
   return out;
 }

@@ -12,6 +12,7 @@ import type { AppliedAdvice } from '../policy/from-config.js';
 import { describeSelection, type Policy } from '../policy/policy.js';
 import { untypedAttributes } from '../policy/selector-types.js';
 import { describeZodError } from '../zod-issues.js';
+import { claimOwners, ownedElsewhere, refuseUnowned, type Owners } from './claims.js';
 import { rootOf } from './targets.js';
 import { CR_VERSION } from './version.js';
 
@@ -54,6 +55,7 @@ interface Collected {
   /** Frozen nodes, in the order they were frozen. */
   frozen: ResourceNode[];
   frozenAt: number;
+  owners: Owners;
 }
 
 /**
@@ -71,9 +73,10 @@ export class CheckpointEngine {
 
   /** Collects and decides without saving anything (what `--dry-run` shows). */
   async plan(target: CheckpointTarget, policy: Policy, strict = false): Promise<CheckpointPlan> {
-    const { graph } = await this.collect(target, false);
+    const { graph, owners } = await this.collect(target, false);
     try {
-      const objects = this.decideAll(graph, policy);
+      const objects = this.decideAll(graph, policy, owners);
+      refuseUnowned(graph, new Map(objects.map((e) => [e.key, e])), owners);
       return { objects, warnings: this.unmatchedSelectors(policy, objects, strict) };
     } finally {
       graph.release();
@@ -91,13 +94,14 @@ export class CheckpointEngine {
       writer.abort();
       throw err;
     }
-    const { graph, frozen, frozenAt } = collected;
+    const { graph, frozen, frozenAt, owners } = collected;
     const objects: ObjectEntry[] = [];
     let warnings: string[];
     try {
-      const entries = this.decideAll(graph, policy);
-      warnings = this.unmatchedSelectors(policy, entries, request.strict ?? false);
+      const entries = this.decideAll(graph, policy, owners);
       const decided = new Map(entries.map((e) => [e.key, e]));
+      refuseUnowned(graph, decided, owners);
+      warnings = this.unmatchedSelectors(policy, entries, request.strict ?? false);
       for (const type of this.registry.orderedTypes()) {
         for (const node of graph.ofType(type)) {
           const entry: ObjectEntry = decided.get(node.key)!;
@@ -171,13 +175,14 @@ export class CheckpointEngine {
   }
 
   /**
-   * Every object's decision, parents before children: a rule for the object or its type wins;
+   * Every object's decision, parents before children: an object whose kernel object another one
+   * claims is left to that one; otherwise a rule for the object or its type wins;
    * otherwise the plugin's own default for it; otherwise its parents' decision if that left them
    * all out (the memory of a process that is not saved is not saved either; the objects of a
    * namespace that exists at restore exist there too); otherwise the policy default. Then the
    * external references: objects not saved that restore must find alive.
    */
-  private decideAll(graph: ResourceGraph, policy: Policy): ObjectEntry[] {
+  private decideAll(graph: ResourceGraph, policy: Policy, owners: Owners): ObjectEntry[] {
     const decided = new Map<string, ObjectEntry>();
     for (const type of this.registry.orderedTypes()) {
       const groups = this.registry.groupsOf(type);
@@ -196,7 +201,7 @@ export class CheckpointEngine {
           id: node.id,
           parents: [...node.parents],
           attributes: { ...node.attributes },
-          policy: policy.decide(subject, fallback),
+          policy: ownedElsewhere(node, owners) ?? policy.decide(subject, fallback),
         };
         // External by a rule, advice or the configured default is the user saying "it must be
         // there"; external only by inheritance or a plugin's default is not, unless it is used.
@@ -211,7 +216,8 @@ export class CheckpointEngine {
 
   /**
    * Every type is collected, excluded ones too, so that the manifest and a dry run list every
-   * object with the rule that decided it. Plugins report unsupported objects in save, not here.
+   * object with the rule that decided it. Plugins report unsupported objects in save, or through
+   * `defers.unsupported`, not here. Once every type is collected, every claim has its one owner.
    */
   private async collect(target: CheckpointTarget, freeze: boolean, signal?: AbortSignal): Promise<Collected> {
     const graph = new ResourceGraph();
@@ -245,12 +251,13 @@ export class CheckpointEngine {
           frozen.push(node);
         }
       }
+      const owners = claimOwners(graph, (type) => this.registry.get(type).source);
+      return { graph, frozen, frozenAt, owners };
     } catch (err) {
       await this.thawAfterFailure(frozen, err);
       graph.release();
       throw err;
     }
-    return { graph, frozen, frozenAt };
   }
 
   private async save(node: ResourceNode, entry: ObjectEntry, writer: ImageWriter, target: CheckpointTarget): Promise<void> {

@@ -21,7 +21,7 @@ export class ResourceGraph {
       object.release?.();
       return existing;
     }
-    const { id, handle, attributes = {}, release, defaultDecision, uses } = object;
+    const { id, handle, attributes = {}, release, defaultDecision, uses, claims, defers } = object;
     const node: MutableNode = {
       key,
       type,
@@ -32,6 +32,8 @@ export class ResourceGraph {
       release,
       ...(defaultDecision ? { defaultDecision } : {}),
       ...(uses?.length ? { uses } : {}),
+      ...(claims?.length ? { claims } : {}),
+      ...(defers ? { defers } : {}),
     };
     this.nodes.set(key, node);
     return node;

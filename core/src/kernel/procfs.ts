@@ -1,5 +1,6 @@
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, statfsSync, statSync } from 'node:fs';
 import { TargetError, UnsupportedError } from '../errors.js';
+import { classifyFd, FS_MAGIC, type FdKind } from './fd-kind.js';
 import { nodeFsError } from './sysctl.js';
 
 const PF_KTHREAD = 0x00200000;
@@ -63,6 +64,8 @@ export interface FdInfo {
   /** open(2) flags, O_CLOEXEC included. */
   flags: number;
   mntId: number;
+  /** What it is, as the kernel identifies it (see fd-kind.ts). */
+  kind: FdKind;
 }
 
 /** What /proc says about processes. */
@@ -165,29 +168,42 @@ export class Procfs {
     return found;
   }
 
-  /** The open file descriptors of `pid`, in ascending order. */
+  /** The open file descriptors of `pid`, in ascending order, each identified (see fd-kind.ts). */
   fds(pid: number): FdInfo[] {
     const fds = readdirSync(`/proc/${pid}/fd`).map(Number).sort((a, b) => a - b);
-    const found: FdInfo[] = [];
-    for (const fd of fds) {
-      let link: string;
-      let info: string;
-      try {
-        link = readlinkSync(`/proc/${pid}/fd/${fd}`);
-        info = this.read(pid, `fdinfo/${fd}`);
-      } catch {
-        continue;
-      }
-      const field = (name: string) => info.match(new RegExp(`^${name}:\\s*(\\S+)`, 'm'))?.[1];
-      found.push({
-        fd,
-        link,
-        pos: BigInt(field('pos') ?? 0),
-        flags: Number.parseInt(field('flags') ?? '0', 8),
-        mntId: Number(field('mnt_id') ?? 0),
-      });
-    }
-    return found;
+    const reachableMounts = new Set([...this.mountIds(pid), ...this.mountIds('self')]);
+    return fds.flatMap((fd) => this.fdInfo(pid, fd, reachableMounts) ?? []);
+  }
+
+  /** One descriptor, or undefined when it was closed while we looked (a running process, for a dry run). */
+  private fdInfo(pid: number, fd: number, reachableMounts: ReadonlySet<number>): FdInfo | undefined {
+    const path = `/proc/${pid}/fd/${fd}`;
+    const link = unlessGone('readlink', path, () => readlinkSync(path));
+    const info = unlessGone('read', `/proc/${pid}/fdinfo/${fd}`, () => readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
+    const st = unlessGone('stat', path, () => statSync(path, { bigint: true }));
+    const fs = unlessGone('statfs', path, () => statfsSync(path));
+    if (link === undefined || info === undefined || st === undefined || fs === undefined) return undefined;
+    const field = (name: string) => info.match(new RegExp(`^${name}:\\s*(\\S+)`, 'm'))?.[1];
+    const mntId = Number(field('mnt_id') ?? 0);
+    const fsType = Number(fs.type);
+    const pidfdPid = fsType === FS_MAGIC.PIDFS ? field('Pid') : undefined;
+    return {
+      fd,
+      link,
+      pos: BigInt(field('pos') ?? 0),
+      flags: Number.parseInt(field('flags') ?? '0', 8),
+      mntId,
+      kind: classifyFd({ link, st, fsType, reachable: reachableMounts.has(mntId), ...(pidfdPid === undefined ? {} : { pidfdPid: Number(pidfdPid) }) }),
+    };
+  }
+
+  /** The ids of the mounts in the mount table of `pid` (or "self"): the mounts a path can lead to. */
+  private mountIds(pid: number | 'self'): number[] {
+    const table = pid === 'self' ? readFileSync('/proc/self/mountinfo', 'utf8') : this.read(pid, 'mountinfo');
+    return table
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => Number(line.slice(0, line.indexOf(' '))));
   }
 
   link(pid: number, name: string): string {
@@ -230,5 +246,15 @@ export class Procfs {
     // comm may hold spaces and parentheses; it ends at the last ')'.
     const close = text.lastIndexOf(')');
     return { comm: text.slice(text.indexOf('(') + 1, close), rest: text.slice(close + 2).trim().split(' ') };
+  }
+}
+
+/** A /proc read of one descriptor; undefined when the descriptor (or its process) is gone. */
+function unlessGone<T>(syscall: string, path: string, call: () => T): T | undefined {
+  try {
+    return call();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw nodeFsError(syscall, path, err);
   }
 }

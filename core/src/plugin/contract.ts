@@ -56,6 +56,10 @@ export interface ResourceNode<H = unknown> {
   readonly defaultDecision?: DefaultDecision;
   /** Keys of the objects this one uses (see CollectedObject.uses). */
   readonly uses?: readonly string[];
+  /** Kernel objects this object saves (see CollectedObject.claims). */
+  readonly claims?: readonly string[];
+  /** A kernel object this object leaves to whichever object claims it (see CollectedObject.defers). */
+  readonly defers?: Deferral;
 }
 
 /**
@@ -83,6 +87,30 @@ export interface CollectedObject<H = unknown> {
    * reference: the manifest names it, and restore must find it alive or fails before it starts.
    */
   uses?: readonly string[];
+  /**
+   * The kernel objects this object saves and restores, by name: `fd:PID:N` for descriptor N of
+   * process PID (the files plugin claims every descriptor it saves); a plugin may name other kinds
+   * of object the same way (`KIND:ID`). Each kernel object has one owner: two collected objects
+   * claiming the same name is a PluginError (exit 6) naming both, found before anything is saved.
+   */
+  claims?: readonly string[];
+  /** A kernel object this object stands for but leaves to a plugin that claims it; see Deferral. */
+  defers?: Deferral;
+}
+
+/**
+ * How an object gives way to another plugin's: the files plugin collects one object per
+ * descriptor, also for descriptors it cannot save (a message queue, an eventfd), so that each can
+ * be selected and listed. When another collected object claims `object`, this object is not
+ * saved, whatever the rules say: it is decided `exclude`, with the rule "claim of KEY" naming the
+ * claimant. When none does, its own plugin saves it as usual, or, if `unsupported` is set and the
+ * policy includes it, the checkpoint is refused with that message (exit 7) before anything is saved.
+ */
+export interface Deferral {
+  /** The kernel object, named as `claims` names them (`fd:PID:N`). */
+  object: string;
+  /** Why its own plugin cannot save it, and how to leave it out: the refusal when nobody claims it. */
+  unsupported?: string;
 }
 
 export interface CollectContext {

@@ -1,17 +1,16 @@
 import { closeSync, openSync } from 'node:fs';
 import { O_RDONLY } from 'node:constants';
-import { Kernel, O_CLOEXEC, UnsupportedError, readRegions, type FdInfo, type SaveContext } from '@cr/core';
+import { O_CLOEXEC, UnsupportedError, readRegions, type FdInfo, type SaveContext } from '@cr/core';
 import type { FilesRecord } from '@cr/schemas';
-import { kindOf } from './kinds.js';
+import { isInheritable, unsupportedFd } from './ownership.js';
 
-/** How one descriptor is saved. Descriptors sharing a description with a lower one become duplicates. */
-export async function saveFd(kernel: Kernel, pid: number, info: FdInfo, lower: readonly FdInfo[], ctx: SaveContext): Promise<FilesRecord> {
+/** How one descriptor is saved. One that shares its open file with a lower one (`twin`) is a duplicate of it. */
+export async function saveFd(pid: number, info: FdInfo, twin: FdInfo | undefined, ctx: SaveContext): Promise<FilesRecord> {
   const { fd } = info;
   const closeOnExec = (info.flags & O_CLOEXEC) !== 0;
   const flags = info.flags & ~O_CLOEXEC;
-  const twin = lower.find((l) => l.link === info.link && kernel.libc.kcmpFiles(pid, l.fd, pid, fd) === 0);
   if (twin) return { kind: 'duplicate', fd, closeOnExec, of: twin.fd };
-  const found = kindOf(pid, fd, info.link);
+  const found = info.kind;
   const offset = String(info.pos);
   switch (found.kind) {
     case 'file':
@@ -29,10 +28,9 @@ export async function saveFd(kernel: Kernel, pid: number, info: FdInfo, lower: r
       }
       return { kind: 'deleted', fd, closeOnExec, path: found.path, flags, offset, mode: Number(found.st.mode & 0o7777n), size: Number(found.st.size) };
     }
-    case 'external':
-      if (fd <= 2) return { kind: 'inherited', fd, closeOnExec, flags, description: info.link };
-      throw new UnsupportedError(
-        `PID ${pid}: fd ${fd} is ${found.what}, which cr cannot checkpoint yet; leave it out with --exclude files:fd=${fd} (the restored program will find it closed)`,
-      );
+    default:
+      if (isInheritable(info)) return { kind: 'inherited', fd, closeOnExec, flags, description: info.link };
+      // The engine refuses such a descriptor before anything is saved; this guards direct callers.
+      throw new UnsupportedError(unsupportedFd(pid, info));
   }
 }
