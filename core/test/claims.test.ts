@@ -63,7 +63,7 @@ describe('claims: one owner per kernel object', () => {
       [{ id: '1:3', handle: 3, claims: ['fd:1:3'] }],
     );
     const policy = new Policy('include', 'default', [{ rule: { type: 'desc', match: { fd: 3 }, decision: 'include' }, source: 'flag --include' }]);
-    const planned = await engine.plan(target, policy);
+    const { objects: planned } = await engine.plan(target, policy);
     expect(planned.find((o) => o.key === 'desc:1:3')!.policy).toEqual({ decision: 'exclude', rule: 'claim of queue:1:3', source: 'plugin queue' });
     const result = await checkpoint(engine, policy);
     expect(log).toEqual(['freeze', 'save proc:1', 'save desc:1:4', 'save queue:1:3', 'thaw']);
