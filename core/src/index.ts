@@ -26,9 +26,10 @@ export { adviceRules, policyFromConfig, type AppliedAdvice } from './policy/from
 export { ADVICE_DIR_ENV, DEFAULT_ADVICE_DIR, adviceDir, adviceFileOf, parseAdvice, pruneAdvice, readAdvice, removeAdvice, writeAdvice } from './advice/advice-file.js';
 export { ImageWriter } from './image/image-writer.js';
 export { ImageReader } from './image/image-reader.js';
+export { blobProblems, recordProblems, type ReadRecord } from './image/record-checks.js';
 export * from './image/layout.js';
 export { CheckpointEngine, type CheckpointRequest, type CheckpointResult, type CollectedObjectEntry } from './engine/checkpoint-engine.js';
-export { RestoreEngine, type RestoreRequest, type RestoredObject } from './engine/restore-engine.js';
+export { RestoreEngine, type CheckedImage, type CheckedRecord, type RestoreRequest, type RestoredObject } from './engine/restore-engine.js';
 export type { ExternalMapping } from './engine/external-references.js';
 export type { ProcessTargetHandle, IpcNsTargetHandle } from './engine/targets.js';
 export { CR_VERSION } from './engine/version.js';

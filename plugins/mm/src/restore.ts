@@ -20,8 +20,9 @@ import {
 } from '@cr/core';
 import type { MmRecord, VmaRecord } from '@cr/schemas';
 
-const TASK_SIZE = 0x7ffffffff000n;
-const SPECIAL_KINDS: readonly VmaRecord['kind'][] = ['vvar', 'vvar_vclock', 'vdso'];
+/** The end of the user address space (x86_64, 4-level page tables). */
+export const TASK_SIZE = 0x7ffffffff000n;
+export const SPECIAL_KINDS: readonly VmaRecord['kind'][] = ['vvar', 'vvar_vclock', 'vdso'];
 /** madvise(2) advice for the VmFlags codes a program can set itself. */
 const ADVICE: Record<string, number> = { rr: 1, sr: 2, dc: 10, mg: 12, hg: 14, nh: 15, dd: 16, wf: 18 };
 

@@ -30,6 +30,10 @@ export class SysvMsgPlugin extends SysvIpcObjectPlugin<MsgRecord, MsgInfo> imple
     super(kernel, 'msg');
   }
 
+  protected blobsOf(record: MsgRecord): Record<string, number> {
+    return { messages: record.messages.reduce((sum, m) => sum + m.size, 0) };
+  }
+
   async save(node: ResourceNode<IpcObjectHandle<MsgInfo>>, ctx: SaveContext): Promise<MsgRecord> {
     const { ns, info } = node.handle;
     const ipc = this.kernel.sysvipc;

@@ -4,10 +4,12 @@ import {
   TARGET_PROCESS,
   ImageError,
   TargetError,
+  blobProblems,
   inject,
   injectable,
   type CollectedObject,
   type ProcessTargetHandle,
+  type RecordCheckContext,
   type RemoteTask,
   type ResourceNode,
   type ResourcePlugin,
@@ -76,6 +78,11 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TaskHandle, Rest
 
   save(node: ResourceNode<TaskHandle>): TasksRecord {
     return readTaskState(this.kernel, frozenTask(node));
+  }
+
+  checkRecord(record: TasksRecord, ctx: RecordCheckContext): string[] {
+    const pid = String(record.pid) === ctx.id ? [] : [`it holds PID ${record.pid}, not ${ctx.id}`];
+    return [...pid, ...blobProblems(ctx, {})];
   }
 
   async preflight(record: TasksRecord): Promise<void> {

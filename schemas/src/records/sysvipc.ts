@@ -1,17 +1,22 @@
 import { z } from 'zod';
+import { intIdSchema, uidSchema } from './common.js';
 
-const id = z.number().int().nonnegative();
 const uint = z.number().int().nonnegative();
 
 /** What every SysV IPC object has: its key and id (as ipcs shows them), owners and permission bits. */
 const ipcObject = {
-  key: z.number().int().describe('key_t, signed as the kernel stores it; 0 is IPC_PRIVATE'),
-  id,
+  key: z
+    .number()
+    .int()
+    .min(-0x8000_0000)
+    .max(0xffff_ffff)
+    .describe('key_t, 32 bits; 0 is IPC_PRIVATE. A key of 2^31 or more may be held unsigned or as the negative int the kernel prints: both are the same key'),
+  id: intIdSchema,
   mode: z.number().int().min(0).max(0o777),
-  uid: uint,
-  gid: uint,
-  cuid: uint,
-  cgid: uint,
+  uid: uidSchema,
+  gid: uidSchema,
+  cuid: uidSchema,
+  cgid: uidSchema,
 };
 
 export const shmRecordSchema = z.strictObject({

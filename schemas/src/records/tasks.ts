@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { base64Schema, pidSchema, u64Schema } from './common.js';
+import { base64Schema, pidSchema, u64Schema, uidSchema } from './common.js';
 
 /** x86_64 general registers, named as in struct user_regs_struct. */
 export const REGISTERS = [
@@ -28,9 +28,9 @@ export const tasksRecordSchema = z.strictObject({
   sessionLeader: z.boolean().describe('sid == pid: restored with setsid()'),
   groupLeader: z.boolean().describe('pgid == pid: restored with setpgid(0, 0)'),
   credentials: z.strictObject({
-    uids: z.tuple([z.number(), z.number(), z.number(), z.number()]).describe('real, effective, saved, filesystem'),
-    gids: z.tuple([z.number(), z.number(), z.number(), z.number()]),
-    groups: z.array(z.number().int().nonnegative()),
+    uids: z.tuple([uidSchema, uidSchema, uidSchema, uidSchema]).describe('real, effective, saved, filesystem'),
+    gids: z.tuple([uidSchema, uidSchema, uidSchema, uidSchema]),
+    groups: z.array(uidSchema),
     capabilities: z.strictObject({ inheritable: u64Schema, permitted: u64Schema, effective: u64Schema, bounding: u64Schema, ambient: u64Schema }),
   }),
   registers: z.record(z.enum(REGISTERS), u64Schema),
