@@ -338,4 +338,14 @@ describe('fuzzed images', () => {
     }
     await Promise.all(refusals);
   });
+
+  it('cr inspect reports a record that does not agree with the image, and exits 4', async () => {
+    const msg = fileOf(sysv, 'records/sysvipc-msg/');
+    await withMutant(sysv, [set(msg, ['record', 'messages', 0, 'size'], 1)], async (dir) => {
+      const r = await crAsync(['inspect', dir, '--no-records']);
+      expect(r.stdout).toMatch(new RegExp(`\\nintegrity: 1 problem\\(s\\)\\n {2}record sysvipc-msg:\\d+ in ${dir}/${msg} does not agree with the image: its "messages" blob holds`));
+      expect(r.stderr).toBe(`cr: image ${dir} failed verification\n`);
+      expect(r.status).toBe(ExitCode.Image);
+    });
+  });
 });

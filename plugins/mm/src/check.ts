@@ -4,13 +4,15 @@ import { SPECIAL_KINDS, TASK_SIZE } from './restore.js';
 
 const PAGE = BigInt(PAGE_SIZE);
 const aligned = (v: bigint) => v % PAGE === 0n;
+/** Far more than the kernel keeps (mm->saved_auxv, a few hundred bytes); a longer one is no auxv. */
+const MAX_AUXV = 4096;
 
 /**
  * What restore relies on in an mm record, checked against the image before anything is changed:
  * it belongs to the process it hangs below; the mappings are page-aligned, inside the user
  * address space, in order and without overlaps, each with what its kind needs (a file, a segment
  * of the image); the saved pages lie in the private mappings they were read from, without
- * overlaps; and the "pages" blob holds exactly those pages.
+ * overlaps; the auxv is whole (type, value) pairs; and the "pages" blob holds exactly those pages.
  */
 export function mmRecordProblems(record: MmRecord, ctx: RecordCheckContext): string[] {
   const problems: string[] = [];
@@ -28,6 +30,8 @@ export function mmRecordProblems(record: MmRecord, ctx: RecordCheckContext): str
   for (const kind of SPECIAL_KINDS) {
     if (record.vmas.filter((v) => v.kind === kind).length > 1) problems.push(`it has more than one ${kind} mapping`);
   }
+  const auxv = Buffer.from(record.auxv, 'base64').length;
+  if (auxv % 16 !== 0 || auxv > MAX_AUXV) problems.push(`its auxv is ${auxv} bytes, not whole (type, value) pairs of at most ${MAX_AUXV} bytes`);
   problems.push(...pageProblems(record));
   const pages = record.pages.reduce((sum, run) => sum + run.pages, 0);
   return [...problems, ...blobProblems(ctx, { pages: pages * PAGE_SIZE })];

@@ -21,6 +21,9 @@ import { tasksRecordSchema, type TasksRecord } from '@cr/schemas';
 import { awaitFreePid, checkRlimits, checkWorkingDirectory, createTask, resumeTask } from './restore.js';
 import { readTaskState } from './save.js';
 
+/** sizeof(siginfo_t). */
+const SIGINFO_SIZE = 128;
+
 /**
  * A process being checkpointed: its PID, and once frozen, the stopped task. The plugins of the
  * types below a process (mm, files) get this as their parent's handle.
@@ -80,9 +83,14 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TaskHandle, Rest
     return readTaskState(this.kernel, frozenTask(node));
   }
 
+  /** The record is the process its object names; every queued signal has a whole siginfo_t. */
   checkRecord(record: TasksRecord, ctx: RecordCheckContext): string[] {
-    const pid = String(record.pid) === ctx.id ? [] : [`it holds PID ${record.pid}, not ${ctx.id}`];
-    return [...pid, ...blobProblems(ctx, {})];
+    const problems = String(record.pid) === ctx.id ? [] : [`it holds PID ${record.pid}, not ${ctx.id}`];
+    record.signals.pending.forEach(({ siginfo }, i) => {
+      const size = Buffer.from(siginfo, 'base64').length;
+      if (size !== SIGINFO_SIZE) problems.push(`its pending signal ${i} has a siginfo of ${size} bytes, not ${SIGINFO_SIZE}`);
+    });
+    return [...problems, ...blobProblems(ctx, {})];
   }
 
   async preflight(record: TasksRecord): Promise<void> {
