@@ -7,7 +7,7 @@ import { MANIFEST_DIGEST_FILE, MANIFEST_FILE, blobPath, recordPath } from './lay
  * Whether `rel` names a file inside the image directory: relative, normalised, no `..` and not
  * the manifest itself. Anything else could make cr read outside the image.
  */
-export function isImageFileName(rel: string): boolean {
+function isImageFileName(rel: string): boolean {
   return (
     rel !== '' &&
     !rel.includes('\0') &&

@@ -133,8 +133,19 @@ class OpenFiles {
     const key = `${writable ? 'rw' : 'r'}:${path}`;
     let entry = this.fds.get(key);
     if (!entry) {
-      const local = openSync(path, writable ? O_RDWR : O_RDONLY);
-      entry = { local, remote: this.task.pullFd(local) };
+      let local: number;
+      try {
+        local = openSync(path, writable ? O_RDWR : O_RDONLY);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        throw new TargetError(`cannot restore the memory of PID ${this.task.pid}: ${path}, which it had mapped${writable ? ' shared and writable' : ''}, cannot be opened again (${code})`);
+      }
+      try {
+        entry = { local, remote: this.task.pullFd(local) };
+      } catch (err) {
+        closeSync(local);
+        throw err;
+      }
       this.fds.set(key, entry);
     }
     return entry.remote;

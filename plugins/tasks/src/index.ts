@@ -83,9 +83,12 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TaskHandle, Rest
     return readTaskState(this.kernel, frozenTask(node));
   }
 
-  /** The record is the process its object names; every queued signal has a whole siginfo_t. */
+  /** The record is the process its object names; no soft limit is above its hard one; every queued signal has a whole siginfo_t. */
   checkRecord(record: TasksRecord, ctx: RecordCheckContext): string[] {
     const problems = String(record.pid) === ctx.id ? [] : [`it holds PID ${record.pid}, not ${ctx.id}`];
+    for (const { resource, soft, hard } of record.rlimits) {
+      if (BigInt(soft) > BigInt(hard)) problems.push(`its RLIMIT_${resource.toUpperCase()} has a soft limit ${soft} above its hard limit ${hard}`);
+    }
     record.signals.pending.forEach(({ siginfo }, i) => {
       const size = Buffer.from(siginfo, 'base64').length;
       if (size !== SIGINFO_SIZE) problems.push(`its pending signal ${i} has a siginfo of ${size} bytes, not ${SIGINFO_SIZE}`);
