@@ -44,9 +44,10 @@ export {
 } from './advice/advice-file.js';
 export { ImageWriter } from './image/image-writer.js';
 export { ImageReader } from './image/image-reader.js';
+export { blobProblems, recordProblems, type ReadRecord } from './image/record-checks.js';
 export * from './image/layout.js';
 export { CheckpointEngine, type CheckpointPlan, type CheckpointRequest, type CheckpointResult, type CollectedObjectEntry } from './engine/checkpoint-engine.js';
-export { RestoreEngine, type RestoreRequest, type RestoredObject } from './engine/restore-engine.js';
+export { RestoreEngine, type CheckedImage, type CheckedRecord, type RestoreRequest, type RestoredObject } from './engine/restore-engine.js';
 export type { ExternalMapping } from './engine/external-references.js';
 export type { ProcessTargetHandle, IpcNsTargetHandle } from './engine/targets.js';
 export { CR_VERSION } from './engine/version.js';

@@ -1,7 +1,23 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CheckpointEngine, CrError, ExitCode, ImageReader, Policy, PluginError, PluginRegistry, RestoreEngine, TARGET_PROCESS, TargetError, createCrContainer, type ResourceNode, type RestoreContext } from '@cr/core';
+import {
+  CheckpointEngine,
+  CrError,
+  ExitCode,
+  ImageError,
+  ImageReader,
+  Policy,
+  PluginError,
+  PluginRegistry,
+  RestoreEngine,
+  TARGET_PROCESS,
+  TargetError,
+  createCrContainer,
+  type RecordCheckContext,
+  type ResourceNode,
+  type RestoreContext,
+} from '@cr/core';
 import { z } from 'zod';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fakePlugin } from './fake-plugin.js';
@@ -259,5 +275,71 @@ describe('engine, policy and plugin faults', () => {
     const restored = await container.resolve(RestoreEngine).restore({ imageDir: join(dir, 'img'), options: {} });
     expect(seen).toEqual([['side:left', 'side:right'], ['side:left', 'side:right']]);
     expect(restored.map((r) => r.key)).toEqual(['side:left', 'side:right', 'shared:s', 'leaf:1']);
+  });
+});
+
+describe('restore refuses an image that does not hang together, before anything is restored', () => {
+  const target = () => ({ kind: 'process' as const, pid: process.pid });
+  const checkpoint = (container = setUp([])) =>
+    container.resolve(CheckpointEngine).checkpoint({ target: target(), imageDir: join(dir, 'img'), policy: new Policy() });
+  const failure = (container: ReturnType<typeof setUp>) => container.resolve(RestoreEngine).restore({ imageDir: join(dir, 'img'), options: {} }).catch((e: unknown) => e);
+
+  it('refuses an image with no saved object, which would restore nothing', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cr-engine-'));
+    await setUp([]).resolve(CheckpointEngine).checkpoint({ target: target(), imageDir: join(dir, 'img'), policy: new Policy('exclude') });
+    const log: string[] = [];
+    const err = await failure(setUp(log));
+    expect(err).toBeInstanceOf(ImageError);
+    expect((err as Error).message).toBe(`${join(dir, 'img')} holds nothing to restore: every object it lists was left out at checkpoint (cr inspect ${join(dir, 'img')} shows the decisions)`);
+    expect(log).toEqual([]);
+  });
+
+  it("asks each record's plugin whether it agrees with the image, and names every inconsistent record in one line", async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cr-engine-'));
+    const saving = setUp([]);
+    const shared = saving.resolve(PluginRegistry).get('shared').plugin as { save: (n: unknown, ctx: { writeBlob: (name: string, data: Uint8Array) => Promise<void> }) => unknown };
+    shared.save = async (_node, ctx) => {
+      await ctx.writeBlob('data', new Uint8Array(100));
+      return { bytes: 120 };
+    };
+    (saving.resolve(PluginRegistry).get('shared').plugin as { recordSchema: unknown }).recordSchema = z.strictObject({ bytes: z.number() });
+    await checkpoint(saving);
+
+    const log: string[] = [];
+    const container = setUp(log);
+    const registry = container.resolve(PluginRegistry);
+    (registry.get('shared').plugin as { recordSchema: unknown }).recordSchema = z.strictObject({ bytes: z.number() });
+    const seen: unknown[] = [];
+    (registry.get('shared').plugin as { checkRecord: (r: { bytes: number }, ctx: RecordCheckContext) => string[] }).checkRecord = (record, ctx) => {
+      seen.push(ctx.key, ctx.id, ctx.parents, ctx.blobSizes, ctx.object('side:left')?.saved, ctx.object('nothing'), ctx.records('side').map((r) => r.key));
+      return record.bytes === ctx.blobSizes.data ? [] : [`it says ${record.bytes} bytes, its blob holds ${ctx.blobSizes.data}`];
+    };
+    (registry.get('leaf').plugin as { checkRecord: () => string[] }).checkRecord = () => ['one', 'two', 'three', 'four', 'five'];
+    const err = await failure(container);
+    expect(err).toBeInstanceOf(ImageError);
+    expect((err as ImageError).exitCode).toBe(4);
+    expect((err as Error).message).toBe(
+      `record shared:s in ${join(dir, 'img', 'records/shared/s.json')} does not agree with the image: it says 120 bytes, its blob holds 100 ` +
+        `(and 1 more inconsistent record(s): cr inspect ${join(dir, 'img')} lists them)`,
+    );
+    expect(seen).toEqual(['shared:s', 's', ['side:left', 'side:right'], { data: 100 }, true, undefined, ['side:left', 'side:right']]);
+    expect(log).toEqual([]);
+
+    (registry.get('shared').plugin as { checkRecord?: unknown }).checkRecord = undefined;
+    expect(((await failure(container)) as Error).message).toBe(
+      `record leaf:1 in ${join(dir, 'img', 'records/leaf/1.json')} does not agree with the image: one; two; three; 2 more`,
+    );
+  });
+
+  it('refuses a record below a parent of a type its plugin does not collect from', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cr-engine-'));
+    await checkpoint();
+    const log: string[] = [];
+    const container = setUp(log);
+    (container.resolve(PluginRegistry).get('leaf').plugin as { collectsFrom: string[] }).collectsFrom = ['side'];
+    expect(((await failure(container)) as Error).message).toMatch(
+      /^record leaf:1 in .* does not agree with the image: its parent shared:s is of type shared, but objects of type leaf are found below side$/,
+    );
+    expect(log).toEqual([]);
   });
 });

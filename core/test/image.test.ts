@@ -1,9 +1,10 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IMAGE_FORMAT_VERSION, type ObjectEntry } from '@cr/schemas';
-import { ImageError, ImageReader, ImageWriter } from '@cr/core';
+import { ImageError, ImageReader, ImageWriter, blobPath } from '@cr/core';
 import { z } from 'zod';
 import { afterEach, describe, expect, it } from 'vitest';
 
@@ -109,7 +110,7 @@ describe('image format', () => {
   it('names the record and key path when a record fails its schema', async () => {
     const img = await writeImage();
     const strict = z.strictObject({ hostname: z.number() });
-    expect(() => ImageReader.open(img).readRecord(object, strict)).toThrowError(/record uts-ns:7 in .*7.json fails its schema:\n {2}at "hostname": found "box"; expected number/);
+    expect(() => ImageReader.open(img).readRecord(object, strict)).toThrowError(/^record uts-ns:7 in .*7.json fails its schema: at "hostname": found "box"; expected number/);
   });
 
   it('refuses to write into a non-empty directory', async () => {
@@ -127,6 +128,14 @@ describe('image format, more ways to break it', () => {
     const text = `${JSON.stringify(manifest, null, 2)}\n`;
     writeFileSync(join(img, 'manifest.json'), text);
     writeFileSync(join(img, 'manifest.sha256'), `sha256:${createHash('sha256').update(text).digest('hex')}\n`);
+  }
+
+  /** Replaces a file of the image and makes the manifest agree with it, as a forger would. */
+  function rewriteFile(img: string, rel: string, text: string): void {
+    writeFileSync(join(img, rel), text);
+    rewriteManifest(img, (m) => {
+      (m.files as Record<string, unknown>)[rel] = { size: Buffer.byteLength(text), digest: `sha256:${createHash('sha256').update(text).digest('hex')}` };
+    });
   }
 
   it('refuses an image whose manifest (with a valid digest) has a newer format version', async () => {
@@ -152,17 +161,14 @@ describe('image format, more ways to break it', () => {
   it('names the manifest and key path when a well-digested manifest is malformed', async () => {
     const img = await writeImage();
     rewriteManifest(img, (m) => ((m.objects as { policy: { decision: string } }[])[0]!.policy.decision = 'perhaps'));
-    expect(() => ImageReader.open(img)).toThrowError(/manifest.json is malformed:\n {2}at "objects\[0\].policy.decision": found "perhaps"/);
+    expect(() => ImageReader.open(img)).toThrowError(/manifest.json is malformed: at "objects\[0\].policy.decision": found "perhaps"/);
   });
 
   it('refuses a record that holds another object than the manifest says', async () => {
     const img = await writeImage();
-    rewriteManifest(img, (m) => {
-      const objects = m.objects as ObjectEntry[];
-      objects[0] = { ...objects[0]!, key: 'uts-ns:8', id: '8' };
-    });
+    rewriteFile(img, object.record!, JSON.stringify({ type: 'uts-ns', id: '8', version: 1, record: { hostname: 'box' } }));
     const reader = ImageReader.open(img);
-    expect(() => reader.readRecord(reader.manifest.objects[0]!, schema)).toThrowError(/record uts-ns:8 in .*7.json holds uts-ns:7 instead/);
+    expect(() => reader.readRecord(object, schema)).toThrowError(/record uts-ns:7 in .*7.json holds uts-ns:8 instead/);
   });
 
   it('names a record file that is missing, or present but not listed', async () => {
@@ -171,7 +177,7 @@ describe('image format, more ways to break it', () => {
     rmSync(path);
     const reader = ImageReader.open(img);
     expect(() => reader.readRecord(object, schema)).toThrowError(new RegExp(`${path} is missing from the image`));
-    expect(reader.verifyAll()).toEqual([`${path} is missing or unreadable`]);
+    expect(reader.verifyAll()).toEqual([`${path} is missing from the image`]);
     expect(() => reader.readFile('records/uts-ns/8.json')).toThrowError(/records\/uts-ns\/8.json is not listed in the manifest/);
   });
 
@@ -205,17 +211,20 @@ describe('image format, more ways to break it', () => {
     const img = join(dir, 'img');
     const writer = ImageWriter.create(img);
     const data = randomBytes(20 << 20); // more than one 8 MiB slice
-    await writer.writeStream('blobs/big.bin', data);
-    await writer.writeStream('blobs/empty.bin', new Uint8Array(0));
-    writer.commit({ ...baseManifest, objects: [] });
+    const big = blobPath('uts-ns', '7', 'big');
+    const empty = blobPath('uts-ns', '7', 'empty');
+    await writer.writeStream(big, data);
+    await writer.writeStream(empty, new Uint8Array(0));
+    writer.writeFile(object.record!, '{}');
+    writer.commit({ ...baseManifest, plugins: [{ type: 'uts-ns', version: 1, package: 'p' }], objects: [{ ...object, blobs: { big, empty } }] });
     const reader = ImageReader.open(img);
-    expect(reader.manifest.files['blobs/big.bin']).toMatchObject({ size: data.byteLength, digest: expect.stringMatching(/^xxh3-64:[0-9a-f]{16}$/) });
-    const back = new Uint8Array(reader.blobSize('blobs/big.bin'));
-    reader.readBlobInto('blobs/big.bin', back);
+    expect(reader.manifest.files[big]).toMatchObject({ size: data.byteLength, digest: expect.stringMatching(/^xxh3-64:[0-9a-f]{16}$/) });
+    const back = new Uint8Array(reader.blobSize(big));
+    reader.readBlobInto(big, back);
     expect(Buffer.from(back).equals(data)).toBe(true);
-    reader.readBlobInto('blobs/empty.bin', new Uint8Array(0));
+    reader.readBlobInto(empty, new Uint8Array(0));
     expect(statSync(join(img, 'blobs')).mode & 0o777).toBe(0o700);
-    expect(statSync(join(img, 'blobs/big.bin')).mode & 0o777).toBe(0o600);
+    expect(statSync(join(img, big)).mode & 0o777).toBe(0o600);
   });
 
   it('leaves nothing behind when a blob stream fails half-way and the write is aborted', async () => {
@@ -242,6 +251,102 @@ describe('image format, more ways to break it', () => {
     writeFileSync(join(dir, 'file'), 'x');
     expect(() => ImageWriter.create(join(dir, 'file'))).toThrowError(/exists and is not a directory/);
     expect(() => ImageReader.open(join(dir, 'nothing'))).toThrowError(/no image at .*nothing: the directory does not exist/);
+  });
+});
+
+describe('image files that lead out of the image, or do not hang together', () => {
+  /** Rewrites manifest.json with `change` and a matching digest, as a forger would. */
+  function forgeManifest(img: string, change: (m: { objects: ObjectEntry[]; files: Record<string, unknown>; plugins: { version: number }[] }) => void): void {
+    const manifest = JSON.parse(readFileSync(join(img, 'manifest.json'), 'utf8'));
+    change(manifest);
+    const text = JSON.stringify(manifest);
+    writeFileSync(join(img, 'manifest.json'), text);
+    writeFileSync(join(img, 'manifest.sha256'), `sha256:${createHash('sha256').update(text).digest('hex')}\n`);
+  }
+  const openError = (img: string) => {
+    try {
+      ImageReader.open(img);
+    } catch (err) {
+      expect(err).toBeInstanceOf(ImageError);
+      expect((err as Error).message).not.toContain('\n');
+      return (err as Error).message;
+    }
+    throw new Error('the image was accepted');
+  };
+
+  it('refuses file names outside the image, records and blobs where the format does not put them, and files no object refers to', async () => {
+    const img = await writeImage();
+    const files = JSON.parse(readFileSync(join(img, 'manifest.json'), 'utf8')).files;
+    for (const name of ['../../etc/passwd', '/etc/passwd', 'records/../../x', 'records//uts-ns/7.json', './records/uts-ns/7.json', 'manifest.json']) {
+      const copy = join(dir, `copy-${randomBytes(4).toString('hex')}`);
+      cpSync(img, copy, { recursive: true });
+      forgeManifest(copy, (m) => {
+        m.files = { ...files, [name]: files[object.record!] };
+      });
+      expect(openError(copy)).toBe(`${join(copy, 'manifest.json')} is inconsistent: it lists the file ${JSON.stringify(name)}, which is not a file name inside the image`);
+    }
+    forgeManifest(img, (m) => {
+      m.objects[0]!.record = '../7.json';
+    });
+    expect(openError(img)).toMatch(/is inconsistent: object uts-ns:7: its record is at "..\/7.json" instead of records\/uts-ns\/7.json$/);
+    forgeManifest(img, (m) => {
+      m.objects[0]!.record = object.record;
+      m.objects[0]!.blobs = {};
+    });
+    expect(openError(img)).toMatch(/is inconsistent: it lists the file blobs\/uts-ns\/7\/data.bin, which no object refers to$/);
+  });
+
+  it('refuses an object listed twice, a parent or user that is not in the image, and an included object without a record', async () => {
+    const cases: [(m: { objects: ObjectEntry[] }) => void, RegExp][] = [
+      [(m) => m.objects.push(m.objects[0]!), /it lists object uts-ns:7 twice$/],
+      [(m) => (m.objects[0]!.parents = ['ipc-ns:1']), /object uts-ns:7: its parent ipc-ns:1 is neither an object of the image nor the checkpoint's target$/],
+      [(m) => (m.objects[0]!.parents = ['target:process:2']), /its parent target:process:2 is neither/],
+      [(m) => m.objects.push({ ...m.objects[0]!, key: 'uts-ns:8', id: '8', record: undefined, blobs: undefined, policy: { decision: 'external', rule: 'r', source: 's' }, reference: { usedBy: ['mm:1'] } }), /object uts-ns:8: it is used by mm:1, which is not a saved object/],
+      [(m) => (m.objects[0]!.policy.decision = 'exclude'), /object uts-ns:7: it was not saved \(exclude\) but has a record$/],
+    ];
+    for (const [change, message] of cases) {
+      const img = await writeImage();
+      forgeManifest(img, change);
+      expect(openError(img)).toMatch(message);
+      rmSync(dir, { recursive: true });
+    }
+  });
+
+  it('refuses a record whose version is not the one the manifest gives its type', async () => {
+    const img = await writeImage();
+    const text = JSON.stringify({ type: 'uts-ns', id: '7', version: 3, record: { hostname: 'box' } });
+    writeFileSync(join(img, object.record!), text);
+    forgeManifest(img, (m) => {
+      m.files[object.record!] = { size: text.length, digest: `sha256:${createHash('sha256').update(text).digest('hex')}` };
+    });
+    const reader = ImageReader.open(img);
+    expect(() => reader.readRecord(object, schema)).toThrowError(/^record uts-ns:7 in .*7.json has record version 3, but the manifest says uts-ns records are version 1$/);
+  });
+
+  it('reads no file through a symbolic link, a FIFO or a linked directory, and checks every size up front', async () => {
+    const img = await writeImage();
+    const blob = join(img, object.blobs!.data!);
+    const outside = join(dir, 'outside.bin');
+    writeFileSync(outside, Buffer.alloc(1024, 1));
+    rmSync(blob);
+    symlinkSync(outside, blob);
+    const reader = ImageReader.open(img);
+    expect(() => reader.checkFiles()).toThrowError(`${blob} is a symbolic link; the files of an image must be regular files inside it`);
+    expect(() => reader.readBlobInto(object.blobs!.data!, new Uint8Array(1024))).toThrowError(/is a symbolic link/);
+    rmSync(blob);
+    execFileSync('mkfifo', [blob]);
+    expect(() => reader.checkFiles()).toThrowError(`${blob} is not a regular file; the files of an image must be regular files inside it`);
+    expect(reader.verifyAll()).toEqual([`${blob} is not a regular file; the files of an image must be regular files inside it`]);
+    rmSync(blob);
+    const blobDir = join(img, 'blobs/uts-ns/7');
+    renameSync(blobDir, join(dir, 'elsewhere'));
+    writeFileSync(join(dir, 'elsewhere/data.bin'), Buffer.alloc(1024));
+    symlinkSync(join(dir, 'elsewhere'), blobDir);
+    expect(() => reader.checkFiles()).toThrowError(`${blob} lies outside the image (a directory on its way is a symbolic link); the files of an image must be regular files inside it`);
+    rmSync(blobDir);
+    mkdirSync(blobDir);
+    writeFileSync(blob, Buffer.alloc(1000));
+    expect(() => reader.checkFiles()).toThrowError(`${blob} is truncated: 1000 of 1024 bytes`);
   });
 });
 

@@ -21,6 +21,14 @@ describe('record schemas', () => {
     expect(semRecordSchema.safeParse({ ...owner, values: [] }).success).toBe(false);
     expect(semRecordSchema.safeParse({ ...owner, mode: 0o1777, values: [1] }).success).toBe(false);
   });
+
+  it('hold keys unsigned in 32 bits, ids in a C int, and owners from 0 to 2^32-2 ((uid_t)-1 means "unchanged")', () => {
+    const sem = (change: Record<string, number>) => semRecordSchema.safeParse({ ...owner, ...change, values: [1] }).success;
+    expect([0, 0xcc6703ec, 0xffffffff].map((key) => sem({ key }))).toEqual([true, true, true]);
+    expect([2 ** 32, -0x3398fc14].map((key) => sem({ key }))).toEqual([false, false]);
+    expect([sem({ id: 0x7fffffff }), sem({ id: 0x80000000 }), sem({ id: -1 })]).toEqual([true, false, false]);
+    expect([sem({ uid: 0xfffffffe }), sem({ uid: 0xffffffff }), sem({ cgid: -1 })]).toEqual([true, false, false]);
+  });
 });
 
 describe('config schema', () => {

@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core';
-import { CrError, ExitCode, ImageReader, describeSelector } from '@cr/core';
+import { CrError, ExitCode, ImageReader, describeSelector, recordProblems } from '@cr/core';
 import { z } from 'zod';
 import { CrCommand } from '../base-command.js';
 import { errorJson } from '../errors.js';
@@ -11,8 +11,8 @@ export default class Inspect extends CrCommand {
   static override description = `Prints the manifest (format, tool and kernel versions, target), the advice the process had
 given, every object with the policy decision that was taken for it and the rule that decided,
 the external references restore must find, and the saved records. Every file's
-size and digest is checked, and every record is checked against its plugin's schema; any
-problem is reported and makes the command exit ${ExitCode.Image}.`;
+size and digest is checked, and every record against its plugin's schema and its consistency
+with its blobs and the rest of the image; any problem is reported and makes the command exit ${ExitCode.Image}.`;
   static override examples = ['<%= config.bin %> inspect img', '<%= config.bin %> inspect img --json'];
   static override enableJsonFlag = true;
   static override args = { dir: Args.string({ description: 'Image directory.', required: true }) };
@@ -34,6 +34,8 @@ problem is reported and makes the command exit ${ExitCode.Image}.`;
         problems.push((err as Error).message);
       }
     }
+    const read = manifest.objects.filter((o) => Object.hasOwn(records, o.key)).map((entry) => ({ entry, record: records[entry.key] }));
+    problems.push(...recordProblems(reader, this.registry, read));
     if (!this.jsonEnabled()) {
       const t = manifest.target;
       this.log(`image      ${reader.imageDir}`);

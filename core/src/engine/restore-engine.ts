@@ -4,6 +4,7 @@ import type { ObjectEntry } from '@cr/schemas';
 import { inject, injectable } from 'tsyringe';
 import { CrError, ImageError, PluginError, TargetError } from '../errors.js';
 import { ImageReader } from '../image/image-reader.js';
+import { recordProblems } from '../image/record-checks.js';
 import { Kernel } from '../kernel/kernel.js';
 import { NamespaceHandle } from '../kernel/namespaces.js';
 import type { NamespaceKind } from '../kernel/namespaces.js';
@@ -31,10 +32,20 @@ export interface RestoredObject {
   pid?: number;
 }
 
-interface Planned {
+/** A record of the image that passed every check, with the plugin that restores it. */
+export interface CheckedRecord {
   entry: ObjectEntry;
   plugin: ResourcePlugin;
   record: unknown;
+}
+
+/** What RestoreEngine.check returns: the open image and its records in restore order. */
+export interface CheckedImage {
+  reader: ImageReader;
+  records: CheckedRecord[];
+}
+
+interface Planned extends CheckedRecord {
   ctx: RestoreContext;
 }
 
@@ -58,7 +69,7 @@ export class RestoreEngine {
   ) {}
 
   async restore(request: RestoreRequest): Promise<RestoredObject[]> {
-    const reader = ImageReader.open(request.imageDir);
+    const { reader, records } = this.check(request.imageDir);
     const references = externalReferences(reader.manifest.objects);
     const mapTo = resolveMappings(request.mapExternal ?? [], references);
     const into = new IntoNamespaces(this.kernel, request.options.into ?? {});
@@ -67,7 +78,7 @@ export class RestoreEngine {
       into.all();
       const values = new Map<string, unknown>();
       const contextFor = (entry: ObjectEntry) => this.context(reader, entry, request.options, values, into);
-      const plan = this.plan(reader, request.options, contextFor);
+      const plan = this.plan(records, request.options, contextFor);
       const pinDir = request.options.pinDir === undefined ? undefined : resolve(request.options.pinDir);
       const madePinDir = pinDir !== undefined && this.preparePinDir(pinDir, plan);
       try {
@@ -120,9 +131,20 @@ export class RestoreEngine {
     }
   }
 
-  /** Reads every record (checking digests and schemas) before anything on the system changes. */
-  private plan(reader: ImageReader, options: RestoreOptions, contextFor: (entry: ObjectEntry) => RestoreContext): Planned[] {
+  /**
+   * Reads and checks the whole image without looking at the system: the manifest, every file's
+   * size, every record's digest, schema and version, the installed plugins' versions, and each
+   * record's agreement with its blobs and the rest of the image (`checkRecord`). Returns the
+   * records in restore order. Throws an ImageError (PluginError for a missing or too old plugin)
+   * naming the first problem; an image that holds no saved object is refused too.
+   */
+  check(imageDir: string): CheckedImage {
+    const reader = ImageReader.open(imageDir);
     const { manifest } = reader;
+    if (!manifest.objects.some((o) => o.record)) {
+      const left = manifest.objects.length === 0 ? 'it lists no object' : 'every object it lists was left out at checkpoint';
+      throw new ImageError(`${imageDir} holds nothing to restore: ${left} (cr inspect ${imageDir} shows the decisions)`);
+    }
     for (const saved of manifest.plugins) {
       if (!manifest.objects.some((o) => o.type === saved.type && o.record)) continue;
       if (!this.registry.has(saved.type)) {
@@ -133,14 +155,25 @@ export class RestoreEngine {
         throw new PluginError(`the image holds ${saved.type} records of version ${saved.version}; the installed ${source} reads version ${plugin.version} and older: upgrade it`);
       }
     }
-    const planned: Planned[] = [];
+    reader.checkFiles();
+    const records: CheckedRecord[] = [];
     for (const type of this.registry.restoreOrder()) {
       const { plugin } = this.registry.get(type);
       for (const entry of manifest.objects.filter((o) => o.type === type && o.record)) {
-        const { record } = reader.readRecord(entry, plugin.recordSchema);
-        planned.push({ entry, plugin, record, ctx: contextFor(entry) });
+        records.push({ entry, plugin, record: reader.readRecord(entry, plugin.recordSchema).record });
       }
     }
+    const problems = recordProblems(reader, this.registry, records);
+    if (problems.length > 0) {
+      const more = problems.length > 1 ? ` (and ${problems.length - 1} more inconsistent record(s): cr inspect ${imageDir} lists them)` : '';
+      throw new ImageError(`${problems[0]}${more}`);
+    }
+    return { reader, records };
+  }
+
+  /** The restore plan: every checked record with its context, and whether its namespaces have somewhere to live. */
+  private plan(records: readonly CheckedRecord[], options: RestoreOptions, contextFor: (entry: ObjectEntry) => RestoreContext): Planned[] {
+    const planned = records.map((r) => ({ ...r, ctx: contextFor(r.entry) }));
     const namespaces = planned.filter((p) => p.plugin.namespaceKind && !options.into?.[p.plugin.namespaceKind]);
     const homes = planned.some((p) => p.plugin.holdsNamespaces);
     if (namespaces.length > 0 && !homes && options.pinDir === undefined) {

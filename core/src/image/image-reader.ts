@@ -1,6 +1,7 @@
-import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { O_NOFOLLOW, O_NONBLOCK, O_RDONLY } from 'node:constants';
+import { closeSync, existsSync, fstatSync, openSync, readlinkSync, readSync, realpathSync } from 'node:fs';
 import { readRegions } from '../io/file-regions.js';
-import { join, resolve } from 'node:path';
+import { join, resolve, sep } from 'node:path';
 import {
   IMAGE_FORMAT_VERSION,
   manifestHeaderSchema,
@@ -15,30 +16,38 @@ import { ImageError } from '../errors.js';
 import { describeZodError } from '../zod-issues.js';
 import { algorithmOf, digestOf, newDigest } from './digest.js';
 import { MANIFEST_DIGEST_FILE, MANIFEST_FILE } from './layout.js';
+import { manifestProblem } from './manifest-check.js';
 
 const CHUNK = 8 << 20;
+/** Far above the manifest of any real checkpoint (a few KiB per object). */
+const MAX_MANIFEST_SIZE = 256 << 20;
 
 /**
  * Reads an image and refuses anything it cannot trust: a missing or altered manifest, a newer
- * format, a file whose size or digest differs from the manifest, a record that fails its schema.
- * Every error names the image file (and the record) concerned.
+ * format, a manifest that does not hang together (manifestProblem), a file name leading out of
+ * the image, a file that is not a regular file or whose size or digest differs from the
+ * manifest, a record that fails its schema or has another version than the manifest says.
+ * Every error is one line naming the image file (and the record) concerned.
  */
 export class ImageReader {
   private constructor(
     readonly imageDir: string,
     readonly manifest: Manifest,
+    /** imageDir with every symbolic link resolved: where every file read must lie. */
+    private readonly realDir: string,
   ) {}
 
   static open(dir: string): ImageReader {
     const imageDir = resolve(dir);
     if (!existsSync(imageDir)) throw new ImageError(`no image at ${dir}: the directory does not exist`);
+    const realDir = realpathSync(imageDir);
     const digestPath = join(imageDir, MANIFEST_DIGEST_FILE);
     const manifestPath = join(imageDir, MANIFEST_FILE);
     if (!existsSync(manifestPath) || !existsSync(digestPath)) {
       throw new ImageError(`${dir} is not a complete cr image: ${existsSync(manifestPath) ? MANIFEST_DIGEST_FILE : MANIFEST_FILE} is missing`);
     }
-    const text = readFileSync(manifestPath);
-    const expected = readFileSync(digestPath, 'utf8').trim();
+    const text = readWhole(manifestPath, realDir, atMost(manifestPath, MAX_MANIFEST_SIZE));
+    const expected = readWhole(digestPath, realDir, atMost(digestPath, 1024)).toString('utf8').trim();
     if (digestOf(text) !== expected) {
       throw new ImageError(`${manifestPath} is corrupt: its digest does not match ${MANIFEST_DIGEST_FILE}; the image cannot be trusted`);
     }
@@ -49,7 +58,7 @@ export class ImageReader {
       throw new ImageError(`${manifestPath} is not valid JSON: ${(err as Error).message}`);
     }
     const header = manifestHeaderSchema.safeParse(data);
-    if (!header.success) throw new ImageError(`${manifestPath} is not a cr image manifest:\n  ${describeZodError(header.error, data).join('\n  ')}`);
+    if (!header.success) throw new ImageError(`${manifestPath} is not a cr image manifest: ${describeZodError(header.error, data).join('; ')}`);
     if (header.data.formatVersion > IMAGE_FORMAT_VERSION) {
       throw new ImageError(
         `${dir} has image format version ${header.data.formatVersion} (written by cr ${header.data.tool?.version ?? 'unknown'}); ` +
@@ -57,20 +66,17 @@ export class ImageReader {
       );
     }
     const parsed = manifestSchema.safeParse(data);
-    if (!parsed.success) throw new ImageError(`${manifestPath} is malformed:\n  ${describeZodError(parsed.error, data).join('\n  ')}`);
-    return new ImageReader(imageDir, parsed.data);
+    if (!parsed.success) throw new ImageError(`${manifestPath} is malformed: ${describeZodError(parsed.error, data).join('; ')}`);
+    const problem = manifestProblem(parsed.data);
+    if (problem) throw new ImageError(`${manifestPath} is inconsistent: ${problem}`);
+    return new ImageReader(imageDir, parsed.data, realDir);
   }
 
   /** Reads a small file whole, after checking its size and digest against the manifest. */
   readFile(rel: string): Buffer {
     const entry = this.entry(rel);
     const path = join(this.imageDir, rel);
-    let data: Buffer;
-    try {
-      data = readFileSync(path);
-    } catch {
-      throw new ImageError(`${path} is missing from the image`);
-    }
+    const data = readWhole(path, this.realDir, (size) => checkSize(path, size, entry));
     checkSize(path, data.byteLength, entry);
     const digest = newDigest(algorithmOf(entry.digest));
     digest.update(data);
@@ -91,13 +97,17 @@ export class ImageReader {
       throw new ImageError(`${where} is not valid JSON: ${(err as Error).message}`);
     }
     const envelope = recordFileSchema.safeParse(data);
-    if (!envelope.success) throw new ImageError(`${where} is malformed:\n  ${describeZodError(envelope.error, data).join('\n  ')}`);
+    if (!envelope.success) throw new ImageError(`${where} is malformed: ${describeZodError(envelope.error, data).join('; ')}`);
     if (envelope.data.type !== object.type || envelope.data.id !== object.id) {
       throw new ImageError(`${where} holds ${envelope.data.type}:${envelope.data.id} instead`);
     }
+    const declared = this.manifest.plugins.find((p) => p.type === object.type)?.version;
+    if (envelope.data.version !== declared) {
+      throw new ImageError(`${where} has record version ${envelope.data.version}, but the manifest says ${object.type} records are version ${declared}`);
+    }
     const record = schema.safeParse(envelope.data.record);
     if (!record.success) {
-      throw new ImageError(`${where} fails its schema:\n  ${describeZodError(record.error, envelope.data.record).join('\n  ')}`);
+      throw new ImageError(`${where} fails its schema: ${describeZodError(record.error, envelope.data.record).join('; ')}`);
     }
     return { version: envelope.data.version, record: record.data };
   }
@@ -106,24 +116,38 @@ export class ImageReader {
     return this.entry(rel).size;
   }
 
+  /**
+   * Checks that every file the manifest lists is a regular file inside the image with the size
+   * the manifest says, without reading it: cheap enough to do before anything is restored, and
+   * what lets plugins trust blob sizes. Digests are checked as the files are read.
+   */
+  checkFiles(): void {
+    for (const [rel, entry] of Object.entries(this.manifest.files)) {
+      const { fd, path, size } = openInside(join(this.imageDir, rel), this.realDir);
+      closeSync(fd);
+      checkSize(path, size, entry);
+    }
+  }
+
   /** Reads a blob straight into `target` (e.g. attached shared memory), verifying it on the way. */
   readBlobInto(rel: string, target: Uint8Array): void {
     const entry = this.entry(rel);
     const path = join(this.imageDir, rel);
     if (target.byteLength !== entry.size) throw new ImageError(`${path} holds ${entry.size} bytes but ${target.byteLength} were expected`);
-    const fd = openSync(path, 'r');
+    const opened = openInside(path, this.realDir);
     const hash = newDigest(algorithmOf(entry.digest));
     try {
+      checkSize(path, opened.size, entry);
       let offset = 0;
       while (offset < entry.size) {
-        const n = readSync(fd, target, offset, Math.min(CHUNK, entry.size - offset), offset);
+        const n = readSync(opened.fd, target, offset, Math.min(CHUNK, entry.size - offset), offset);
         if (n === 0) break;
         hash.update(target.subarray(offset, offset + n));
         offset += n;
       }
-      checkSize(path, offset === entry.size ? statSync(path).size : offset, entry);
+      checkSize(path, offset, entry);
     } finally {
-      closeSync(fd);
+      closeSync(opened.fd);
     }
     if (hash.digest() !== entry.digest) throw new ImageError(`${path} is corrupt: its digest does not match the manifest`);
   }
@@ -136,14 +160,9 @@ export class ImageReader {
   async *readBlobChunks(rel: string): AsyncGenerator<Uint8Array> {
     const entry = this.entry(rel);
     const path = join(this.imageDir, rel);
-    let fd: number;
+    const { fd, size } = openInside(path, this.realDir);
     try {
-      fd = openSync(path, 'r');
-    } catch {
-      throw new ImageError(`${path} is missing from the image`);
-    }
-    try {
-      checkSize(path, statSync(path).size, entry);
+      checkSize(path, size, entry);
       const hash = newDigest(algorithmOf(entry.digest));
       for await (const chunk of readRegions(fd, [{ position: 0, length: entry.size }], path)) {
         hash.update(chunk);
@@ -161,7 +180,7 @@ export class ImageReader {
     for (const [rel, entry] of Object.entries(this.manifest.files)) {
       const path = join(this.imageDir, rel);
       try {
-        const fd = openSync(path, 'r');
+        const { fd } = openInside(path, this.realDir);
         const hash = newDigest(algorithmOf(entry.digest));
         const buf = Buffer.allocUnsafe(CHUNK);
         let size = 0;
@@ -173,7 +192,7 @@ export class ImageReader {
         checkSize(path, size, entry);
         if (hash.digest() !== entry.digest) problems.push(`${path} is corrupt: its digest does not match the manifest`);
       } catch (err) {
-        problems.push(err instanceof ImageError ? err.message : `${path} is missing or unreadable`);
+        problems.push(err instanceof ImageError ? err.message : `${path} is unreadable: ${(err as Error).message}`);
       }
     }
     return problems;
@@ -184,6 +203,55 @@ export class ImageReader {
     if (!entry) throw new ImageError(`${join(this.imageDir, rel)} is not listed in the manifest`);
     return entry;
   }
+}
+
+/**
+ * Opens a file of the image for reading, refusing what is not a regular file inside the image: a
+ * symbolic link (the file's own, or one of its directories'), a FIFO, a device. Non-blocking, so
+ * that a FIFO put in the image cannot make cr wait.
+ */
+function openInside(path: string, realDir: string): { fd: number; path: string; size: number } {
+  let fd: number;
+  try {
+    fd = openSync(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new ImageError(`${path} is missing from the image`);
+    if (code === 'ELOOP') throw new ImageError(`${path} is a symbolic link; the files of an image must be regular files inside it`);
+    throw new ImageError(`${path} cannot be opened (${code})`);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new ImageError(`${path} is not a regular file; the files of an image must be regular files inside it`);
+    if (!readlinkSync(`/proc/self/fd/${fd}`).startsWith(realDir + sep)) {
+      throw new ImageError(`${path} lies outside the image (a directory on its way is a symbolic link); the files of an image must be regular files inside it`);
+    }
+    return { fd, path, size: st.size };
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+}
+
+/** Reads a file of the image whole, once `check` has accepted its size. */
+function readWhole(path: string, realDir: string, check: (size: number) => void): Buffer {
+  const { fd, size } = openInside(path, realDir);
+  try {
+    check(size);
+    const data = Buffer.allocUnsafe(size);
+    let offset = 0;
+    for (let n; offset < size && (n = readSync(fd, data, offset, size - offset, offset)) > 0; offset += n);
+    return data.subarray(0, offset);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The manifest and its digest file are small; a huge one is not a manifest. */
+function atMost(path: string, limit: number): (size: number) => void {
+  return (size) => {
+    if (size > limit) throw new ImageError(`${path} is ${size} bytes, more than a cr image's ${limit}-byte limit for it; it is not a manifest cr wrote`);
+  };
 }
 
 function checkSize(path: string, size: number, entry: FileEntry): void {

@@ -172,6 +172,38 @@ export interface RestoreContext {
   namespaces(): Readonly<Partial<Record<NamespaceKind, NamespaceHandle>>>;
 }
 
+/** An object of the image as its manifest lists it: saved, left out, or an external reference. */
+export interface ImageObject {
+  readonly key: string;
+  readonly type: string;
+  readonly id: string;
+  readonly parents: readonly string[];
+  readonly attributes: Attributes;
+  /** Whether the image holds its record (it is restored, rather than found or absent). */
+  readonly saved: boolean;
+}
+
+/** A saved record of the image, already checked against its plugin's schema. */
+export interface ImageRecord<R = unknown> {
+  readonly key: string;
+  readonly parents: readonly string[];
+  readonly record: R;
+}
+
+/** What `checkRecord` is told about the record's place in the image. */
+export interface RecordCheckContext {
+  /** This object's key and id, and the keys of its parents, as the manifest records them. */
+  readonly key: string;
+  readonly id: string;
+  readonly parents: readonly string[];
+  /** Size in bytes of each blob the manifest lists for this object, by name; the files have these sizes. */
+  readonly blobSizes: Readonly<Record<string, number>>;
+  /** Any object of the image by key, or undefined when the manifest has none. */
+  object(key: string): ImageObject | undefined;
+  /** The saved records of `type` (this one included for its own type). */
+  records<T = unknown>(type: string): readonly ImageRecord<T>[];
+}
+
 /** An object an image refers to without holding it, as `findExternal` is asked to find it. */
 export interface ExternalReference {
   readonly key: string;
@@ -236,6 +268,14 @@ export interface ResourcePlugin<R = unknown, H = unknown, T = unknown> {
   /** Lets a frozen object go on, or ends it (`ctx.kill`); called however the checkpoint ended. */
   thaw?(node: ResourceNode<H>, ctx: ThawContext): Promise<void> | void;
   save(node: ResourceNode<H>, ctx: SaveContext): Promise<R> | R;
+  /**
+   * Checks that a record, which passed `recordSchema`, agrees with its blobs and with the rest of
+   * the image (sizes, counts, ranges, ids that must match, objects it names). Called when the
+   * image is read, before anything is restored; it must not look at the system (that is
+   * `preflight`). Returns one phrase per problem, empty when all is well: cr then refuses the
+   * image (exit 4), naming the record. `blobProblems` checks the blobs the record implies.
+   */
+  checkRecord?(record: R, ctx: RecordCheckContext): readonly string[];
   /** Checks, before anything is changed, that `record` can be restored (an id still free …). */
   preflight?(record: R, ctx: RestoreContext): Promise<void> | void;
   /**

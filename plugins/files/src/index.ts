@@ -1,10 +1,12 @@
 import {
   Kernel,
   PLUGIN_API_VERSION,
+  blobProblems,
   inject,
   injectable,
   type CollectedObject,
   type FdInfo,
+  type RecordCheckContext,
   type ResourceNode,
   type ResourcePlugin,
   type RestoreContext,
@@ -62,6 +64,19 @@ export class FilesPlugin implements ResourcePlugin<FilesRecord, FdHandle> {
   save(node: ResourceNode<FdHandle>, ctx: SaveContext): Promise<FilesRecord> {
     const { pid, info, twin } = node.handle;
     return saveFd(pid, info, twin, ctx);
+  }
+
+  /**
+   * The record is fd N of the process its object (`PID:N`) and parent (`tasks:PID`) name; a dup
+   * refers to a lower fd, restored before it; a deleted file's contents blob has its size.
+   */
+  checkRecord(record: FilesRecord, ctx: RecordCheckContext): string[] {
+    const problems: string[] = [];
+    const [pid, fd] = ctx.id.split(':');
+    if (String(record.fd) !== fd) problems.push(`it holds fd ${record.fd}, not ${fd}`);
+    if (!ctx.parents.includes(`tasks:${pid}`)) problems.push(`it is an fd of PID ${pid} but does not hang below tasks:${pid}`);
+    if (record.kind === 'duplicate' && record.of >= record.fd) problems.push(`it duplicates fd ${record.of}, which is not a lower fd`);
+    return [...problems, ...blobProblems(ctx, record.kind === 'deleted' ? { contents: record.size } : {})];
   }
 
   restore(record: FilesRecord, ctx: RestoreContext): Promise<void> {

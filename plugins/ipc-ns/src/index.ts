@@ -5,6 +5,7 @@ import {
   PLUGIN_API_VERSION,
   TARGET_IPC_NS,
   TargetError,
+  blobProblems,
   hex,
   inject,
   injectable,
@@ -16,6 +17,7 @@ import {
   type IpcNsTargetHandle,
   type IpcObjectInfo,
   type ResourceNode,
+  type RecordCheckContext,
   type ResourcePlugin,
   type RestoreContext,
 } from '@cr/core';
@@ -41,6 +43,10 @@ export class IpcNsPlugin implements ResourcePlugin<IpcNsRecord, NamespaceHandle,
   readonly selectableBy = { inode: 'uint' } as const;
 
   constructor(@inject(Kernel) private readonly kernel: Kernel) {}
+
+  checkRecord(_record: IpcNsRecord, ctx: RecordCheckContext): string[] {
+    return blobProblems(ctx, {});
+  }
 
   collect(parent: ResourceNode): CollectedObject<NamespaceHandle>[] {
     const ns =
@@ -105,7 +111,7 @@ export function ipcNamespaceForRestore(kernel: Kernel, ctx: RestoreContext): { n
 export function assertIpcSlotFree(kernel: Kernel, ctx: RestoreContext, kind: IpcKind, saved: { id: number; key: number }): void {
   const found = withinIntoNamespace(kernel, ctx, () => kernel.sysvipc.list(kind as 'shm'));
   if (!found) return;
-  const clash = found.value.find((o) => o.id === saved.id || (saved.key !== 0 && o.key === saved.key));
+  const clash = found.value.find((o) => o.id === saved.id || (saved.key !== 0 && o.key >>> 0 === saved.key >>> 0));
   if (clash) {
     throw new TargetError(
       `cannot restore ${ctx.key} (${kind} id ${saved.id}, key ${hex(saved.key)}) into ${found.into}: ` +
@@ -145,8 +151,9 @@ export const IPC_OBJECT_SELECTABLE = { id: 'uint', key: 'key' } as const satisfi
  * without saving them, and are removed again on rollback. Subclasses add save and restore.
  */
 export abstract class SysvIpcObjectPlugin<R extends { id: number; key: number }, I extends IpcObjectInfo>
-  implements Omit<ResourcePlugin<R, IpcObjectHandle<I>, number>, 'type' | 'description' | 'recordSchema' | 'save' | 'restore'>
+  implements Omit<ResourcePlugin<R, IpcObjectHandle<I>, number>, 'description' | 'recordSchema' | 'save' | 'restore'>
 {
+  abstract readonly type: string;
   readonly apiVersion = PLUGIN_API_VERSION;
   readonly version = 1;
   readonly collectsFrom = ['ipc-ns'];
@@ -154,6 +161,8 @@ export abstract class SysvIpcObjectPlugin<R extends { id: number; key: number },
   readonly selectableBy: Readonly<Record<string, AttributeType>> = IPC_OBJECT_SELECTABLE;
   /** What a live object must share with the saved one to stand in for it (findExternal). */
   protected abstract readonly standIn: StandIn;
+  /** The blobs a record implies, by name, with their sizes in bytes. */
+  protected abstract blobsOf(record: R): Record<string, number>;
 
   constructor(
     protected readonly kernel: Kernel,
@@ -178,6 +187,22 @@ export abstract class SysvIpcObjectPlugin<R extends { id: number; key: number },
   /** The part of a record every SysV object has: key, id, permission bits and owners. */
   protected identityOf(info: I): { key: number; id: number; mode: number; uid: number; gid: number; cuid: number; cgid: number } {
     return { key: info.key, id: info.id, mode: info.mode & 0o777, uid: info.uid, gid: info.gid, cuid: info.cuid, cgid: info.cgid };
+  }
+
+  /**
+   * The record holds its object's id; no other object of the type in the same IPC namespace has
+   * its key (unless IPC_PRIVATE), which the kernel would refuse half-way through a restore; and
+   * its blobs are the ones `blobsOf` says, with those sizes.
+   */
+  checkRecord(record: R, ctx: RecordCheckContext): string[] {
+    const problems: string[] = [];
+    if (String(record.id) !== ctx.id) problems.push(`it holds ${this.kind} id ${record.id}, not ${ctx.id}`);
+    const key = record.key >>> 0;
+    const twin = ctx
+      .records<R>(this.type)
+      .find((o) => o.key !== ctx.key && key !== 0 && o.record.key >>> 0 === key && o.parents.some((p) => ctx.parents.includes(p)));
+    if (twin) problems.push(`${twin.key} has the same key ${hex(key)} in the same IPC namespace`);
+    return [...problems, ...blobProblems(ctx, this.blobsOf(record))];
   }
 
   preflight(record: R, ctx: RestoreContext): void {

@@ -1,6 +1,7 @@
-import { Kernel, PLUGIN_API_VERSION, inject, injectable, type CollectedObject, type ResourceNode, type ResourcePlugin, type RestoreContext, type SaveContext } from '@cr/core';
+import { Kernel, PLUGIN_API_VERSION, inject, injectable, type CollectedObject, type RecordCheckContext, type ResourceNode, type ResourcePlugin, type RestoreContext, type SaveContext } from '@cr/core';
 import { frozenTask, restoredTaskOf, type TaskHandle } from '@cr/plugin-tasks';
 import { mmRecordSchema, type MmRecord } from '@cr/schemas';
+import { mmRecordProblems } from './check.js';
 import { classify } from './classify.js';
 import { checkMappedFiles, restoreAddressSpace } from './restore.js';
 import { saveAddressSpace } from './save.js';
@@ -40,6 +41,10 @@ export class MmPlugin implements ResourcePlugin<MmRecord, ResourceNode<TaskHandl
 
   save(node: ResourceNode<ResourceNode<TaskHandle>>, ctx: SaveContext): Promise<MmRecord> {
     return saveAddressSpace(this.kernel, frozenTask(node.handle), ctx);
+  }
+
+  checkRecord(record: MmRecord, ctx: RecordCheckContext): string[] {
+    return mmRecordProblems(record, ctx);
   }
 
   preflight(record: MmRecord, ctx: RestoreContext): void {

@@ -20,8 +20,9 @@ import {
 } from '@cr/core';
 import type { MmRecord, VmaRecord } from '@cr/schemas';
 
-const TASK_SIZE = 0x7ffffffff000n;
-const SPECIAL_KINDS: readonly VmaRecord['kind'][] = ['vvar', 'vvar_vclock', 'vdso'];
+/** The end of the user address space (x86_64, 4-level page tables). */
+export const TASK_SIZE = 0x7ffffffff000n;
+export const SPECIAL_KINDS: readonly VmaRecord['kind'][] = ['vvar', 'vvar_vclock', 'vdso'];
 /** madvise(2) advice for the VmFlags codes a program can set itself. */
 const ADVICE: Record<string, number> = { rr: 1, sr: 2, dc: 10, mg: 12, hg: 14, nh: 15, dd: 16, wf: 18 };
 
@@ -132,8 +133,19 @@ class OpenFiles {
     const key = `${writable ? 'rw' : 'r'}:${path}`;
     let entry = this.fds.get(key);
     if (!entry) {
-      const local = openSync(path, writable ? O_RDWR : O_RDONLY);
-      entry = { local, remote: this.task.pullFd(local) };
+      let local: number;
+      try {
+        local = openSync(path, writable ? O_RDWR : O_RDONLY);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        throw new TargetError(`cannot restore the memory of PID ${this.task.pid}: ${path}, which it had mapped${writable ? ' shared and writable' : ''}, cannot be opened again (${code})`);
+      }
+      try {
+        entry = { local, remote: this.task.pullFd(local) };
+      } catch (err) {
+        closeSync(local);
+        throw err;
+      }
       this.fds.set(key, entry);
     }
     return entry.remote;

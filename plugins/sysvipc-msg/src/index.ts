@@ -30,6 +30,10 @@ export class SysvMsgPlugin extends SysvIpcObjectPlugin<MsgRecord, MsgInfo> imple
     super(kernel, 'msg');
   }
 
+  protected blobsOf(record: MsgRecord): Record<string, number> {
+    return { messages: record.messages.reduce((sum, m) => sum + m.size, 0) };
+  }
+
   async save(node: ResourceNode<IpcObjectHandle<MsgInfo>>, ctx: SaveContext): Promise<MsgRecord> {
     const { ns, info } = node.handle;
     const ipc = this.kernel.sysvipc;
@@ -78,12 +82,17 @@ export class SysvMsgPlugin extends SysvIpcObjectPlugin<MsgRecord, MsgInfo> imple
     return recreateIpcObject(this.kernel, ctx, 'msg', record.id, (ns) =>
       this.kernel.namespaces.within(ns, () => {
         createWithSavedId(this.kernel, 'msg', record.id, () => ipc.asCreator(record, () => ipc.msgCreate(record.key, 0o600)));
-        ipc.setMsgQbytes(record.id, record.qbytes);
+        // A queue may hold more than its msg_qbytes allows (IPC_SET lowers it without looking at
+        // what is queued; the kernel bounds both bytes and messages by it): it takes every
+        // message first, and gets its own limit after.
+        const needed = Math.max(payload.length, record.messages.length);
+        ipc.setMsgQbytes(record.id, Math.max(record.qbytes, needed));
         let offset = 0;
         for (const m of record.messages) {
           ipc.msgSend(record.id, { type: m.type, data: payload.subarray(offset, offset + m.size) });
           offset += m.size;
         }
+        if (needed > record.qbytes) ipc.setMsgQbytes(record.id, record.qbytes);
         ipc.setOwnership('msg', record.id, record);
       }),
     );

@@ -25,6 +25,10 @@ export class SysvSemPlugin extends SysvIpcObjectPlugin<SemRecord, SemInfo> imple
     super(kernel, 'sem');
   }
 
+  protected blobsOf(_record: SemRecord): Record<string, number> {
+    return {};
+  }
+
   protected override attributesOf(info: SemInfo): Attributes {
     return { ...super.attributesOf(info), nsems: info.nsems };
   }

@@ -32,6 +32,10 @@ export class SysvShmPlugin extends SysvIpcObjectPlugin<ShmRecord, ShmInfo> imple
     super(kernel, 'shm');
   }
 
+  protected blobsOf(record: ShmRecord): Record<string, number> {
+    return { contents: record.size };
+  }
+
   protected override attributesOf(info: ShmInfo): Attributes {
     return { ...super.attributesOf(info), size: info.size };
   }

@@ -4,10 +4,12 @@ import {
   TARGET_PROCESS,
   ImageError,
   TargetError,
+  blobProblems,
   inject,
   injectable,
   type CollectedObject,
   type ProcessTargetHandle,
+  type RecordCheckContext,
   type RemoteTask,
   type ResourceNode,
   type ResourcePlugin,
@@ -18,6 +20,9 @@ import {
 import { tasksRecordSchema, type TasksRecord } from '@cr/schemas';
 import { awaitFreePid, checkRlimits, checkWorkingDirectory, createTask, resumeTask } from './restore.js';
 import { readTaskState } from './save.js';
+
+/** sizeof(siginfo_t). */
+const SIGINFO_SIZE = 128;
 
 /**
  * A process being checkpointed: its PID, and once frozen, the stopped task. The plugins of the
@@ -77,6 +82,19 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TaskHandle, Rest
 
   save(node: ResourceNode<TaskHandle>): TasksRecord {
     return readTaskState(this.kernel, frozenTask(node));
+  }
+
+  /** The record is the process its object names; no soft limit is above its hard one; every queued signal has a whole siginfo_t. */
+  checkRecord(record: TasksRecord, ctx: RecordCheckContext): string[] {
+    const problems = String(record.pid) === ctx.id ? [] : [`it holds PID ${record.pid}, not ${ctx.id}`];
+    for (const { resource, soft, hard } of record.rlimits) {
+      if (BigInt(soft) > BigInt(hard)) problems.push(`its RLIMIT_${resource.toUpperCase()} has a soft limit ${soft} above its hard limit ${hard}`);
+    }
+    record.signals.pending.forEach(({ siginfo }, i) => {
+      const size = Buffer.from(siginfo, 'base64').length;
+      if (size !== SIGINFO_SIZE) problems.push(`its pending signal ${i} has a siginfo of ${size} bytes, not ${SIGINFO_SIZE}`);
+    });
+    return [...problems, ...blobProblems(ctx, {})];
   }
 
   async preflight(record: TasksRecord): Promise<void> {

@@ -3,9 +3,11 @@ import {
   NamespaceHandle,
   ownNamespaceDefault,
   PLUGIN_API_VERSION,
+  blobProblems,
   inject,
   injectable,
   type CollectedObject,
+  type RecordCheckContext,
   type ResourceNode,
   type ResourcePlugin,
 } from '@cr/core';
@@ -34,6 +36,12 @@ export class UtsNsPlugin implements ResourcePlugin<UtsNsRecord, NamespaceHandle,
 
   save(node: ResourceNode<NamespaceHandle>): UtsNsRecord {
     return this.kernel.namespaces.within(node.handle, () => this.kernel.utsNames());
+  }
+
+  /** The kernel holds each name in 64 bytes, which the schema's 64 characters may exceed. */
+  checkRecord(record: UtsNsRecord, ctx: RecordCheckContext): string[] {
+    const long = (['hostname', 'domainname'] as const).filter((name) => Buffer.byteLength(record[name]) > 64);
+    return [...long.map((name) => `its ${name} is longer than the kernel's 64 bytes`), ...blobProblems(ctx, {})];
   }
 
   restore(record: UtsNsRecord): NamespaceHandle {

@@ -5,4 +5,11 @@ export const u64Schema = z.string().regex(/^0x[0-9a-f]{1,16}$/, 'a 64-bit value 
 
 export const base64Schema = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'base64 data');
 
-export const pidSchema = z.number().int().positive();
+/** PID_MAX_LIMIT on 64-bit: kernel.pid_max cannot be set higher. */
+export const pidSchema = z.number().int().positive().max(4_194_304);
+
+/** A uid or gid: 0 to 2^32-2. (uid_t)-1 is no id; the kernel reads it as "leave unchanged". */
+export const uidSchema = z.number().int().min(0).max(0xffff_fffe);
+
+/** A file descriptor number, or a SysV IPC id: a non-negative C int. */
+export const intIdSchema = z.number().int().min(0).max(0x7fff_ffff);

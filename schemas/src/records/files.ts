@@ -1,7 +1,8 @@
 import { z } from 'zod';
+import { intIdSchema } from './common.js';
 
 const common = {
-  fd: z.number().int().nonnegative(),
+  fd: intIdSchema,
   closeOnExec: z.boolean(),
 };
 
@@ -20,7 +21,7 @@ export const filesRecordSchema = z.discriminatedUnion('kind', [
   z
     .strictObject({ kind: z.literal('deleted'), ...opened, mode: z.number().int().min(0).max(0o7777), size: z.number().int().nonnegative() })
     .describe('a regular file unlinked while open: its contents are in the "contents" blob'),
-  z.strictObject({ kind: z.literal('duplicate'), ...common, of: z.number().int().nonnegative() }).describe('the same open file description as fd `of` (dup)'),
+  z.strictObject({ kind: z.literal('duplicate'), ...common, of: intIdSchema }).describe('the same open file description as fd `of` (dup)'),
   z
     .strictObject({ kind: z.literal('inherited'), ...common, flags: z.number().int().nonnegative(), description: z.string() })
     .describe('stdio pointing outside the checkpoint (a terminal, a pipe): given again at restore'),

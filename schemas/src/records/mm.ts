@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { base64Schema, u64Schema } from './common.js';
+import { base64Schema, intIdSchema, u64Schema } from './common.js';
 
 /** What cr checks at restore that a mapped file is still the one the program had mapped. */
 export const fileIdentitySchema = z.strictObject({
@@ -17,7 +17,7 @@ export const vmaSchema = z.strictObject({
   path: z.string().optional().describe('the mapped file'),
   offset: u64Schema.optional().describe('file offset of start'),
   file: fileIdentitySchema.optional(),
-  shmid: z.number().int().nonnegative().optional().describe('the SysV segment attached here'),
+  shmid: intIdSchema.optional().describe('the SysV segment attached here'),
   flags: z.array(z.string().regex(/^[a-z]{2}$/)).describe('VmFlags from /proc/PID/smaps'),
 });
 export type VmaRecord = z.infer<typeof vmaSchema>;

@@ -1,17 +1,17 @@
 import { z } from 'zod';
+import { intIdSchema, uidSchema } from './common.js';
 
-const id = z.number().int().nonnegative();
 const uint = z.number().int().nonnegative();
 
 /** What every SysV IPC object has: its key and id (as ipcs shows them), owners and permission bits. */
 const ipcObject = {
   key: z.number().int().min(0).max(0xffff_ffff).describe('key_t as ipcs shows it, unsigned 32-bit; 0 is IPC_PRIVATE'),
-  id,
+  id: intIdSchema,
   mode: z.number().int().min(0).max(0o777),
-  uid: uint,
-  gid: uint,
-  cuid: uint,
-  cgid: uint,
+  uid: uidSchema,
+  gid: uidSchema,
+  cuid: uidSchema,
+  cgid: uidSchema,
 };
 
 export const shmRecordSchema = z.strictObject({

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { base64Schema, pidSchema, u64Schema } from './common.js';
+import { base64Schema, pidSchema, u64Schema, uidSchema } from './common.js';
 
 /** x86_64 general registers, named as in struct user_regs_struct. */
 export const REGISTERS = [
@@ -28,9 +28,9 @@ export const tasksRecordSchema = z.strictObject({
   sessionLeader: z.boolean().describe('sid == pid: restored with setsid()'),
   groupLeader: z.boolean().describe('pgid == pid: restored with setpgid(0, 0)'),
   credentials: z.strictObject({
-    uids: z.tuple([z.number(), z.number(), z.number(), z.number()]).describe('real, effective, saved, filesystem'),
-    gids: z.tuple([z.number(), z.number(), z.number(), z.number()]),
-    groups: z.array(z.number().int().nonnegative()),
+    uids: z.tuple([uidSchema, uidSchema, uidSchema, uidSchema]).describe('real, effective, saved, filesystem'),
+    gids: z.tuple([uidSchema, uidSchema, uidSchema, uidSchema]),
+    groups: z.array(uidSchema),
     capabilities: z.strictObject({ inheritable: u64Schema, permitted: u64Schema, effective: u64Schema, bounding: u64Schema, ambient: u64Schema }),
   }),
   registers: z.record(z.enum(REGISTERS), u64Schema),
@@ -39,14 +39,14 @@ export const tasksRecordSchema = z.strictObject({
     blocked: u64Schema,
     actions: z.array(signalActionSchema).describe('every signal whose disposition is not the default'),
     pending: z.array(z.strictObject({ shared: z.boolean(), siginfo: base64Schema })).describe('queued signals with their siginfo, in queue order'),
-    altStack: z.strictObject({ sp: u64Schema, flags: z.number().int(), size: u64Schema }),
+    altStack: z.strictObject({ sp: u64Schema, flags: z.number().int().min(-0x8000_0000).max(0x7fff_ffff), size: u64Schema }),
   }),
   rlimits: z.array(z.strictObject({ resource: z.enum(RLIMIT_NAMES), soft: u64Schema, hard: u64Schema })),
   scheduling: z.strictObject({
     nice: z.number().int().min(-20).max(19),
     policy: z.number().int().nonnegative().describe('SCHED_OTHER 0, SCHED_FIFO 1, SCHED_RR 2, SCHED_BATCH 3, SCHED_IDLE 5'),
     rtPriority: z.number().int().min(0).max(99),
-    affinity: z.string().regex(/^[0-9a-f]+(,[0-9a-f]+)*$/).describe('the CPU mask as /proc/PID/status Cpus_allowed shows it'),
+    affinity: z.string().regex(/^[0-9a-f]{1,8}(,[0-9a-f]{1,8})*$/).describe('the CPU mask as /proc/PID/status Cpus_allowed shows it: 32-bit words in hex'),
   }),
   itimers: z
     .array(z.strictObject({ which: z.enum(['real', 'virtual', 'prof']), intervalUs: z.string().regex(/^[0-9]+$/), valueUs: z.string().regex(/^[0-9]+$/) }))

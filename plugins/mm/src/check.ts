@@ -1,0 +1,69 @@
+import { PAGE_SIZE, blobProblems, type RecordCheckContext } from '@cr/core';
+import type { MmRecord, VmaRecord } from '@cr/schemas';
+import { SPECIAL_KINDS, TASK_SIZE } from './restore.js';
+
+const PAGE = BigInt(PAGE_SIZE);
+const aligned = (v: bigint) => v % PAGE === 0n;
+/** Far more than the kernel keeps (mm->saved_auxv, a few hundred bytes); a longer one is no auxv. */
+const MAX_AUXV = 4096;
+
+/**
+ * What restore relies on in an mm record, checked against the image before anything is changed:
+ * it belongs to the process it hangs below; the mappings are page-aligned, inside the user
+ * address space, in order and without overlaps, each with what its kind needs (a file, a segment
+ * of the image); the saved pages lie in the private mappings they were read from, without
+ * overlaps; the auxv is whole (type, value) pairs; and the "pages" blob holds exactly those pages.
+ */
+export function mmRecordProblems(record: MmRecord, ctx: RecordCheckContext): string[] {
+  const problems: string[] = [];
+  if (!ctx.parents.includes(`tasks:${ctx.id}`)) problems.push(`it is the memory of PID ${ctx.id} but does not hang below tasks:${ctx.id}`);
+  let previous: VmaRecord | undefined;
+  for (const vma of record.vmas) {
+    const where = `mapping ${vma.start}-${vma.end}`;
+    const start = BigInt(vma.start);
+    const end = BigInt(vma.end);
+    if (!(start < end && end <= TASK_SIZE && aligned(start) && aligned(end))) problems.push(`${where} is not a page-aligned range of user addresses`);
+    if (previous && BigInt(previous.end) > start) problems.push(`${where} overlaps or comes before mapping ${previous.start}-${previous.end}`);
+    problems.push(...kindProblems(vma, where, ctx));
+    previous = vma;
+  }
+  for (const kind of SPECIAL_KINDS) {
+    if (record.vmas.filter((v) => v.kind === kind).length > 1) problems.push(`it has more than one ${kind} mapping`);
+  }
+  const auxv = Buffer.from(record.auxv, 'base64').length;
+  if (auxv % 16 !== 0 || auxv > MAX_AUXV) problems.push(`its auxv is ${auxv} bytes, not whole (type, value) pairs of at most ${MAX_AUXV} bytes`);
+  problems.push(...pageProblems(record));
+  const pages = record.pages.reduce((sum, run) => sum + run.pages, 0);
+  return [...problems, ...blobProblems(ctx, { pages: pages * PAGE_SIZE })];
+}
+
+function kindProblems(vma: VmaRecord, where: string, ctx: RecordCheckContext): string[] {
+  switch (vma.kind) {
+    case 'file':
+      if (vma.path === undefined || !vma.path.startsWith('/') || vma.offset === undefined || vma.file === undefined) {
+        return [`${where} maps a file but lacks its absolute path, offset or identity`];
+      }
+      return aligned(BigInt(vma.offset)) ? [] : [`${where} maps ${vma.path} at offset ${vma.offset}, which is not page-aligned`];
+    case 'sysv-shm':
+      if (vma.shmid === undefined) return [`${where} attaches a SysV segment but lacks its shmid`];
+      return ctx.object(`sysvipc-shm:${vma.shmid}`) ? [] : [`${where} attaches shm id ${vma.shmid}, which the image neither holds nor refers to`];
+    default:
+      return [];
+  }
+}
+
+/** Saved pages come from anonymous and private file mappings, one run within one mapping. */
+function pageProblems(record: MmRecord): string[] {
+  const problems: string[] = [];
+  const private_ = record.vmas.filter((v) => v.kind === 'anon' || (v.kind === 'file' && !v.shared));
+  const runs = record.pages.map((r) => ({ start: BigInt(r.address), end: BigInt(r.address) + BigInt(r.pages) * PAGE, address: r.address }));
+  for (const run of runs) {
+    const home = private_.some((v) => BigInt(v.start) <= run.start && run.end <= BigInt(v.end));
+    if (!aligned(run.start) || !home) problems.push(`the saved pages at ${run.address} do not lie page-aligned in one private mapping`);
+  }
+  const sorted = [...runs].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  for (let i = 1; i < sorted.length; i++) {
+    if (sorted[i]!.start < sorted[i - 1]!.end) problems.push(`the saved pages at ${sorted[i]!.address} overlap those at ${sorted[i - 1]!.address}`);
+  }
+  return problems;
+}
