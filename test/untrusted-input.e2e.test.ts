@@ -29,7 +29,10 @@ beforeEach(() => {
 
 /** Runs cr as the other user. */
 function crAs(args: string[], env: Record<string, string> = {}): CliResult {
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: home, uid: OTHER, gid: OTHER, encoding: 'utf8', env: { ...process.env, HOME: home, ...env } });
+  // The clone may sit below a directory only root can enter (CI's, a mktemp -d): the other user
+  // gets just the right to read and search files, so that it can run cr's code from there.
+  const asOther = ['--reuid', String(OTHER), '--regid', String(OTHER), '--clear-groups', '--inh-caps', '+dac_read_search', '--ambient-caps', '+dac_read_search'];
+  const r = spawnSync('setpriv', [...asOther, process.execPath, BIN, ...args], { cwd: home, encoding: 'utf8', env: { ...process.env, HOME: home, ...env } });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
