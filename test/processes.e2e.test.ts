@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { appendFileSync, chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -53,6 +53,21 @@ describe('a single-threaded process, checkpointed and restored with the same PID
     const child = await startFixture(cleanup, fixture('heap'), ['256'], out);
     const sum = (await waitForLine(out, /^ready/)).split(' ')[1];
     await checkpointAndKill(child, join(dir, 'img'));
+    await restoreDetached(cleanup, join(dir, 'img'), child.pid!);
+    process.kill(child.pid!, 'SIGUSR1');
+    expect(await waitForLine(out, /^(same|DIFFERENT)/, 30_000)).toBe(`same ${sum}`);
+  });
+
+  it('pages that hold only zeros are not saved, and come back as zeros', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const child = await startFixture(cleanup, fixture('heap'), ['16', '128'], out);
+    const sum = (await waitForLine(out, /^ready/)).split(' ')[1];
+    await checkpointAndKill(child, join(dir, 'img'));
+    // 16 MiB of data and 128 MiB of cleared heap: the image holds the data and little else.
+    const pages = statSync(join(dir, 'img', 'blobs', 'mm', String(child.pid), 'pages.bin')).size;
+    expect(pages).toBeGreaterThanOrEqual(16 << 20);
+    expect(pages).toBeLessThan(24 << 20);
     await restoreDetached(cleanup, join(dir, 'img'), child.pid!);
     process.kill(child.pid!, 'SIGUSR1');
     expect(await waitForLine(out, /^(same|DIFFERENT)/, 30_000)).toBe(`same ${sum}`);

@@ -2,6 +2,7 @@ import { statSync } from 'node:fs';
 import { Kernel, TargetError, UnsupportedError, type PageRun, type RemoteTask, type SaveContext, type Vma } from '@cr/core';
 import type { MmRecord, VmaRecord } from '@cr/schemas';
 import { classify } from './classify.js';
+import { withoutZeroPages, type SourceRun } from './zero-pages.js';
 
 const hex = (v: bigint | number) => `0x${BigInt(v).toString(16)}`;
 
@@ -13,17 +14,19 @@ const hex = (v: bigint | number) => `0x${BigInt(v).toString(16)}`;
 export async function saveAddressSpace(kernel: Kernel, task: RemoteTask, ctx: SaveContext): Promise<MmRecord> {
   const { pid } = task;
   const vmas: VmaRecord[] = [];
-  const runs: PageRun[] = [];
+  const runs: SourceRun[] = [];
   for (const vma of kernel.vmas(pid)) {
     const kind = classify(vma);
     if (kind === undefined) continue;
     const where = `PID ${pid}: mapping ${hex(vma.start)}-${hex(vma.end)}`;
     if (typeof kind === 'object') throw new UnsupportedError(`${where} is a ${kind.unsupported}, which cr cannot checkpoint yet`);
     vmas.push(describe(pid, vma, kind, where));
-    if (kind === 'anon') runs.push(...kernel.pageRuns(pid, vma.start, vma.end, 'present'));
-    if (kind === 'file' && !vma.shared) runs.push(...kernel.pageRuns(pid, vma.start, vma.end, 'private-copies'));
+    if (kind === 'anon') runs.push(...kernel.pageRuns(pid, vma.start, vma.end, 'present').map((r) => ({ ...r, zeroFree: true })));
+    // A private copy of a file page that the program zeroed must be written back over the file's.
+    if (kind === 'file' && !vma.shared) runs.push(...kernel.pageRuns(pid, vma.start, vma.end, 'private-copies').map((r) => ({ ...r, zeroFree: false })));
   }
-  await ctx.writeBlob('pages', kernel.memory.read(pid, runs));
+  const saved: PageRun[] = [];
+  await ctx.writeBlob('pages', withoutZeroPages(kernel.memory.read(pid, runs), runs, saved));
   const bounds = kernel.procfs.mmBounds(pid);
   const exePath = kernel.procfs.link(pid, 'exe');
   return {
@@ -43,7 +46,7 @@ export async function saveAddressSpace(kernel: Kernel, task: RemoteTask, ctx: Sa
     },
     auxv: kernel.procfs.readBytes(pid, 'auxv').toString('base64'),
     exe: { path: exePath, file: identity(`/proc/${pid}/exe`, `PID ${pid}: its executable ${exePath}`) },
-    pages: runs.map((r) => ({ address: hex(r.address), pages: r.pages })),
+    pages: saved.map((r) => ({ address: hex(r.address), pages: r.pages })),
   };
 }
 
