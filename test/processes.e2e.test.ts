@@ -16,7 +16,7 @@ beforeAll(() => {
   bin = tempDir('cr-proc-bin-');
   // Fixtures also run as nobody.
   chmodSync(bin, 0o755);
-  for (const name of ['counter', 'heap', 'signals', 'files', 'sleeper', 'shmuser']) compileFixture(name, bin);
+  for (const name of ['counter', 'heap', 'signals', 'files', 'sleeper', 'shmuser', 'madvise']) compileFixture(name, bin);
 });
 afterAll(() => cleanup.dir(bin) && cleanup.run());
 
@@ -56,6 +56,23 @@ describe('a single-threaded process, checkpointed and restored with the same PID
     await restoreDetached(cleanup, join(dir, 'img'), child.pid!);
     process.kill(child.pid!, 'SIGUSR1');
     expect(await waitForLine(out, /^(same|DIFFERENT)/, 30_000)).toBe(`same ${sum}`);
+  });
+
+  it('every mapping comes back with the same VmFlags: madvise advice, and the accounting of RELRO parts', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const child = await startFixture(cleanup, fixture('madvise'), [], out);
+    const layout = () =>
+      readFileSync(`/proc/${child.pid}/smaps`, 'utf8')
+        .split('\n')
+        .filter((l) => /^[0-9a-f]+-[0-9a-f]+ /.test(l) || l.startsWith('VmFlags:'))
+        .map((l) => (l.startsWith('VmFlags:') ? l.slice('VmFlags:'.length).trim() : l.split(' ')[0]))
+        .join('\n');
+    const before = layout();
+    expect(before).toMatch(/\bwf\b/);
+    await checkpointAndKill(child, join(dir, 'img'));
+    await restoreDetached(cleanup, join(dir, 'img'), child.pid!);
+    expect(layout()).toBe(before);
   });
 
   it('pages that hold only zeros are not saved, and come back as zeros', async () => {

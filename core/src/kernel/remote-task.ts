@@ -190,6 +190,10 @@ export class RemoteTask {
     this.call('munmap', SYS.munmap, [address, length]);
   }
 
+  mprotect(address: bigint, length: bigint, prot: number): void {
+    this.call('mprotect', SYS.mprotect, [address, length, prot]);
+  }
+
   /** Moves a mapping to exactly `to` (MREMAP_MAYMOVE | MREMAP_FIXED). */
   mremapTo(from: bigint, length: bigint, to: bigint): void {
     this.call('mremap', SYS.mremap, [from, length, length, MREMAP_MAYMOVE | MREMAP_FIXED, to]);

@@ -6,6 +6,7 @@ export const SYS = {
   close: 3,
   lseek: 8,
   mmap: 9,
+  mprotect: 10,
   munmap: 11,
   brk: 12,
   rt_sigaction: 13,

@@ -170,12 +170,14 @@ function mapOne(task: RemoteTask, vma: VmaRecord, files: OpenFiles, ctx: Restore
   const extra = (vma.flags.includes('gd') ? MAP_GROWSDOWN : 0) | (vma.flags.includes('nr') ? MAP_NORESERVE : 0);
   switch (vma.kind) {
     case 'anon':
-      task.mmap(start, length, vma.prot, (vma.shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_FIXED | extra);
+      task.mmap(start, length, createdProt(vma), (vma.shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_FIXED | extra);
+      restoreProt(task, vma, start, length);
       return;
     case 'file': {
       const writable = vma.shared && vma.flags.includes('mw');
       const fd = files.remoteFd(vma.path!, writable);
-      task.mmap(start, length, vma.prot, (vma.shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED | extra, fd, big(vma.offset!));
+      task.mmap(start, length, createdProt(vma), (vma.shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED | extra, fd, big(vma.offset!));
+      restoreProt(task, vma, start, length);
       return;
     }
     case 'sysv-shm': {
@@ -187,6 +189,18 @@ function mapOne(task: RemoteTask, vma: VmaRecord, files: OpenFiles, ctx: Restore
     default:
       return;
   }
+}
+
+/**
+ * A private mapping that was writable once and made read-only later (a library's RELRO part) keeps
+ * the kernel's accounting flag ("ac" in VmFlags), which also keeps it from merging with its
+ * neighbours: it is created writable, as the program's was, and then given its protection.
+ */
+const accountedReadOnly = (vma: VmaRecord) => !vma.shared && vma.flags.includes('ac') && (vma.prot & PROT_WRITE) === 0;
+const createdProt = (vma: VmaRecord) => (accountedReadOnly(vma) ? vma.prot | PROT_WRITE : vma.prot);
+
+function restoreProt(task: RemoteTask, vma: VmaRecord, start: bigint, length: bigint): void {
+  if (accountedReadOnly(vma)) task.mprotect(start, length, vma.prot);
 }
 
 function advise(task: RemoteTask, vma: VmaRecord): void {
