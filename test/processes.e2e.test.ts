@@ -16,7 +16,7 @@ beforeAll(() => {
   bin = tempDir('cr-proc-bin-');
   // Fixtures also run as nobody.
   chmodSync(bin, 0o755);
-  for (const name of ['counter', 'heap', 'signals', 'files', 'sleeper', 'shmuser', 'madvise']) compileFixture(name, bin);
+  for (const name of ['counter', 'heap', 'signals', 'files', 'sleeper', 'shmuser', 'madvise', 'deleted']) compileFixture(name, bin);
 });
 afterAll(() => cleanup.dir(bin) && cleanup.run());
 
@@ -56,6 +56,21 @@ describe('a single-threaded process, checkpointed and restored with the same PID
     await restoreDetached(cleanup, join(dir, 'img'), child.pid!);
     process.kill(child.pid!, 'SIGUSR1');
     expect(await waitForLine(out, /^(same|DIFFERENT)/, 30_000)).toBe(`same ${sum}`);
+  });
+
+  it('a file deleted with its directory comes back deleted at its path, with its owner, mode and contents', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const child = await startFixture(cleanup, fixture('deleted'), [dir], out);
+    const link = readlinkSync(`/proc/${child.pid}/fd/3`);
+    expect(link).toBe(`${dir}/sub/f (deleted)`);
+    await checkpointAndKill(child, join(dir, 'img'));
+    await restoreDetached(cleanup, join(dir, 'img'), child.pid!);
+    expect(readlinkSync(`/proc/${child.pid}/fd/3`)).toBe(link);
+    // The directory made for the moment is gone again.
+    expect(existsSync(join(dir, 'sub'))).toBe(false);
+    process.kill(child.pid!, 'SIGUSR1');
+    expect(await waitForLine(out, /^contents=/)).toBe('contents=kept contents uid=1234 gid=5678 mode=640');
   });
 
   it('every mapping comes back with the same VmFlags: madvise advice, and the accounting of RELRO parts', async () => {

@@ -10,7 +10,7 @@ const REG = 0o100644n;
 /** An identity as Procfs.fds gathers it, with a regular file on ext4 as the default. */
 function identity(over: Partial<FdIdentity> & { mode?: bigint; nlink?: bigint; rdev?: bigint }): FdIdentity {
   const { mode = REG, nlink = 1n, rdev = 0n, ...rest } = over;
-  return { link: '/data/x', st: { mode, nlink, rdev, size: 10n }, fsType: EXT4, reachable: true, ...rest };
+  return { link: '/data/x', st: { mode, nlink, uid: 0n, gid: 0n, rdev, size: 10n }, fsType: EXT4, reachable: true, ...rest };
 }
 
 const described = (kind: FdKind) => ('what' in kind ? [kind.kind, kind.what] : [kind.kind, kind.path]);

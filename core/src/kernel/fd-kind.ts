@@ -93,6 +93,8 @@ const DELETED = ' (deleted)';
 export interface FdStat {
   mode: bigint;
   nlink: bigint;
+  uid: bigint;
+  gid: bigint;
   rdev: bigint;
   size: bigint;
 }

@@ -1,16 +1,13 @@
-import { O_APPEND, O_CREAT, O_RDONLY, O_RDWR } from 'node:constants';
+import { O_APPEND, O_CREAT, O_RDONLY } from 'node:constants';
 
 const O_ACCMODE = 3;
 /** The open-file status flags fcntl(F_SETFL) can change: O_APPEND, O_ASYNC, O_DIRECT, O_NOATIME, O_NONBLOCK. */
 const STATUS_FLAGS = 0o2000 | 0o20000 | 0o40000 | 0o1000000 | 0o4000;
-import { closeSync, existsSync, fstatSync, openSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname } from 'node:path';
-import { F_SETFD, F_SETFL, FD_CLOEXEC, KernelError, O_CLOEXEC, TargetError, writeRegions, type RemoteTask, type RestoreContext } from '@cr/core';
+import { closeSync, fstatSync, openSync } from 'node:fs';
+import { F_SETFD, F_SETFL, FD_CLOEXEC, O_CLOEXEC, TargetError, type RemoteTask, type RestoreContext } from '@cr/core';
 import type { FilesRecord } from '@cr/schemas';
+import { recreateDeleted } from './deleted-file.js';
 
-/** open(2)'s O_TMPFILE: an unnamed file in a directory, as a deleted file is. */
-const O_TMPFILE = 0o20200000;
 
 /** Puts descriptor `record.fd` back into the task being restored. */
 export async function restoreFd(task: RemoteTask, record: FilesRecord, ctx: RestoreContext): Promise<void> {
@@ -75,26 +72,6 @@ function openExisting(path: string, flags: number, who: string): number {
     return openSync(path, flags);
   } catch (err) {
     throw new TargetError(`cannot restore ${who}: ${path} cannot be opened again (${(err as NodeJS.ErrnoException).code}); it must exist as it did at the checkpoint`);
-  }
-}
-
-/**
- * A file that was deleted while open comes back as an unnamed file (O_TMPFILE) in the directory
- * it was in, with its saved contents, opened with the saved flags: deleted, like the original.
- */
-async function recreateDeleted(record: Extract<FilesRecord, { kind: 'deleted' }>, ctx: RestoreContext, who: string): Promise<number> {
-  const dir = existsSync(dirname(record.path)) ? dirname(record.path) : tmpdir();
-  let tmp: number;
-  try {
-    tmp = openSync(dir, O_TMPFILE | O_RDWR, record.mode);
-  } catch (err) {
-    throw new KernelError('open(O_TMPFILE)', -((err as NodeJS.ErrnoException).errno ?? 0), `${dir}, for ${who}`);
-  }
-  try {
-    await writeRegions(tmp, [{ position: 0, length: record.size }], ctx.readBlob('contents'), `the contents of ${record.path} (${who})`);
-    return openSync(`/proc/self/fd/${tmp}`, record.flags);
-  } finally {
-    closeSync(tmp);
   }
 }
 

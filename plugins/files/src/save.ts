@@ -26,7 +26,8 @@ export async function saveFd(pid: number, info: FdInfo, twin: FdInfo | undefined
       } finally {
         closeSync(local);
       }
-      return { kind: 'deleted', fd, closeOnExec, path: found.path, flags, offset, mode: Number(found.st.mode & 0o7777n), size: Number(found.st.size) };
+      const { st } = found;
+      return { kind: 'deleted', fd, closeOnExec, path: found.path, flags, offset, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), size: Number(st.size) };
     }
     default:
       if (isInheritable(info)) return { kind: 'inherited', fd, closeOnExec, flags, description: info.link };

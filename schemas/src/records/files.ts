@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { intIdSchema } from './common.js';
+import { intIdSchema, uidSchema } from './common.js';
 
 const common = {
   fd: intIdSchema,
@@ -19,7 +19,14 @@ export const filesRecordSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('directory'), ...opened }),
   z.strictObject({ kind: z.literal('device'), ...opened, rdev: z.number().int().nonnegative() }),
   z
-    .strictObject({ kind: z.literal('deleted'), ...opened, mode: z.number().int().min(0).max(0o7777), size: z.number().int().nonnegative() })
+    .strictObject({
+      kind: z.literal('deleted'),
+      ...opened,
+      mode: z.number().int().min(0).max(0o7777),
+      uid: uidSchema.optional().describe('owner; images of cr before 0.1 left it out'),
+      gid: uidSchema.optional(),
+      size: z.number().int().nonnegative(),
+    })
     .describe('a regular file unlinked while open: its contents are in the "contents" blob'),
   z.strictObject({ kind: z.literal('duplicate'), ...common, of: intIdSchema }).describe('the same open file description as fd `of` (dup)'),
   z
