@@ -16,7 +16,7 @@ beforeAll(() => {
   bin = tempDir('cr-proc-bin-');
   // Fixtures also run as nobody.
   chmodSync(bin, 0o755);
-  for (const name of ['counter', 'heap', 'signals', 'files', 'sleeper', 'shmuser', 'madvise', 'deleted']) compileFixture(name, bin);
+  for (const name of ['counter', 'heap', 'signals', 'files', 'sleeper', 'shmuser', 'madvise', 'deleted', 'selfpipe']) compileFixture(name, bin);
 });
 afterAll(() => cleanup.dir(bin) && cleanup.run());
 
@@ -56,6 +56,25 @@ describe('a single-threaded process, checkpointed and restored with the same PID
     await restoreDetached(cleanup, join(dir, 'img'), child.pid!);
     process.kill(child.pid!, 'SIGUSR1');
     expect(await waitForLine(out, /^(same|DIFFERENT)/, 30_000)).toBe(`same ${sum}`);
+  });
+
+  it('pipes whose both ends it holds come back with the bytes queued in them, their capacity and flags', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const child = await startFixture(cleanup, fixture('selfpipe'), [], out);
+    const sum = (await waitForLine(out, /^ready/)).split(' ')[1];
+    const expected = `self=wake-up 1 nonblock=1 cloexec=1 drained=1 capacity=1048576 big=${sum} works=1`;
+    const saved = await crAsync(['checkpoint', String(child.pid), '-D', join(dir, 'img')]);
+    expect(saved.stdout).toMatch(/pipes:\d+:\d+, pipes:\d+:\d+/);
+    // Reading the pipes took nothing out of them: the program that ran on finds its bytes.
+    const exited = once(child, 'exit');
+    process.kill(child.pid!, 'SIGUSR1');
+    expect(await waitForLine(out, /^self=/)).toBe(expected);
+    await exited;
+    await restoreDetached(cleanup, join(dir, 'img'), child.pid!);
+    process.kill(child.pid!, 'SIGUSR1');
+    await waitFor('the restored program to answer', () => (lines(out).filter((l) => l.startsWith('self=')).length === 2 ? true : undefined));
+    expect(lines(out).filter((l) => l.startsWith('self='))).toEqual([expected, expected]);
   });
 
   it('a file deleted with its directory comes back deleted at its path, with its owner, mode and contents', async () => {

@@ -3,6 +3,7 @@ export const BUILTIN_PLUGINS = [
   '@cr/plugin-tasks',
   '@cr/plugin-mm',
   '@cr/plugin-files',
+  '@cr/plugin-pipes',
   '@cr/plugin-uts-ns',
   '@cr/plugin-ipc-ns',
   '@cr/plugin-sysvipc-shm',

@@ -21,6 +21,9 @@ const raw = {
   ptrace: lib.func('long ptrace(int request, ...)'),
   waitpid: lib.func('int waitpid(int pid, _Out_ int *status, int options)'),
   kill: lib.func('int kill(int pid, int sig)'),
+  pipe2: lib.func('int pipe2(_Out_ int *fds, int flags)'),
+  tee: lib.func('long tee(int fd_in, int fd_out, size_t len, unsigned int flags)'),
+  fcntlInt: lib.func('int fcntl(int fd, int cmd, int arg)'),
   openat: lib.func('int openat(int dirfd, const char *path, int flags, ...)'),
   mkdirat: lib.func('int mkdirat(int dirfd, const char *path, uint32_t mode)'),
   renameat: lib.func('int renameat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath)'),
@@ -303,6 +306,23 @@ export class Libc {
    */
   processVmWrite(pid: number, local: Uint8Array, remote: readonly RemoteRange[]): number {
     return crossMemory(raw.process_vm_writev, 'process_vm_writev', pid, local, remote);
+  }
+
+  /** pipe2(2): a new pipe, as [read end, write end]. */
+  pipe2(flags: number): [number, number] {
+    const fds = [0, 0];
+    check(raw.pipe2(fds, flags), 'pipe2');
+    return [fds[0]!, fds[1]!];
+  }
+
+  /** tee(2): copies up to `length` bytes from one pipe into another without consuming them. */
+  tee(fdIn: number, fdOut: number, length: number, flags: number, target: string): number {
+    return check(raw.tee(fdIn, fdOut, length, flags), 'tee', target);
+  }
+
+  /** fcntl(2) with an int argument (F_GETPIPE_SZ, F_SETPIPE_SZ, F_GETFL …). */
+  fcntl(fd: number, cmd: number, arg: number, target: string): number {
+    return check(raw.fcntlInt(fd, cmd, arg), `fcntl(${cmd})`, target);
   }
 
   waitpid(pid: number, options: number): WaitResult {

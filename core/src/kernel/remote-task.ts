@@ -8,6 +8,8 @@ import { buildReturnFrame, OUT_AREA_SIZE, type ReturnFrame } from './return-fram
 import {
   F_GETFD,
   F_SETFD,
+  FD_CLOEXEC,
+  O_CLOEXEC,
   MAP_ANONYMOUS,
   MAP_PRIVATE,
   MREMAP_FIXED,
@@ -232,6 +234,20 @@ export class RemoteTask {
       return fd;
     } finally {
       this.call('close', SYS.close, [pidfd]);
+    }
+  }
+
+  /**
+   * Gives the task cr's descriptor `localFd` as exactly descriptor `fd` (pullFd, then dup3 where
+   * it landed elsewhere), close-on-exec or not. cr keeps its own copy: the caller closes it.
+   */
+  installFd(localFd: number, fd: number, closeOnExec: boolean): void {
+    const pulled = this.pullFd(localFd);
+    if (pulled !== fd) {
+      this.dup3(pulled, fd, closeOnExec ? O_CLOEXEC : 0);
+      this.close(pulled);
+    } else if (closeOnExec) {
+      this.fcntl(fd, F_SETFD, FD_CLOEXEC);
     }
   }
 

@@ -4,7 +4,7 @@ const O_ACCMODE = 3;
 /** The open-file status flags fcntl(F_SETFL) can change: O_APPEND, O_ASYNC, O_DIRECT, O_NOATIME, O_NONBLOCK. */
 const STATUS_FLAGS = 0o2000 | 0o20000 | 0o40000 | 0o1000000 | 0o4000;
 import { closeSync, fstatSync, openSync } from 'node:fs';
-import { F_SETFD, F_SETFL, FD_CLOEXEC, O_CLOEXEC, TargetError, type RemoteTask, type RestoreContext } from '@cr/core';
+import { F_SETFL, O_CLOEXEC, TargetError, type RemoteTask, type RestoreContext } from '@cr/core';
 import type { FilesRecord } from '@cr/schemas';
 import { recreateDeleted } from './deleted-file.js';
 
@@ -23,28 +23,17 @@ export async function restoreFd(task: RemoteTask, record: FilesRecord, ctx: Rest
     assertOwnFdOpen(record, who);
     // cr's own descriptor (a terminal, a pipe) is shared with the task, as after fork(); its
     // status flags are the program's again (Node may have made cr's stdio non-blocking).
-    install(task, record.fd, record.fd, record.closeOnExec);
+    task.installFd(record.fd, record.fd, record.closeOnExec);
     task.fcntl(record.fd, F_SETFL, record.flags & STATUS_FLAGS);
     return;
   }
   const local = await openLocally(record, ctx, who);
   try {
-    install(task, local, record.fd, record.closeOnExec);
+    task.installFd(local, record.fd, record.closeOnExec);
   } finally {
     closeSync(local);
   }
   if (record.kind !== 'inherited' && record.offset !== '0') task.lseek(record.fd, BigInt(record.offset));
-}
-
-/** Hands cr's open file to the task on the lowest free number, then moves it onto `fd`. */
-function install(task: RemoteTask, local: number, fd: number, closeOnExec: boolean): void {
-  const pulled = task.pullFd(local);
-  if (pulled !== fd) {
-    task.dup3(pulled, fd, closeOnExec ? O_CLOEXEC : 0);
-    task.close(pulled);
-  } else if (closeOnExec) {
-    task.fcntl(fd, F_SETFD, FD_CLOEXEC);
-  }
 }
 
 async function openLocally(record: Exclude<FilesRecord, { kind: 'duplicate' }>, ctx: RestoreContext, who: string): Promise<number> {

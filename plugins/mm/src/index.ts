@@ -17,7 +17,7 @@ export class MmPlugin implements ResourcePlugin<MmRecord, ResourceNode<TaskHandl
   readonly apiVersion = PLUGIN_API_VERSION;
   readonly type = 'mm';
   readonly version = 1;
-  readonly description = 'Address space: mappings, memory contents (present pages only), brk, auxv, exe';
+  readonly description = 'Address space: mappings, memory contents (present pages that are not all zeros), brk, auxv, exe';
   readonly collectsFrom = ['tasks'];
   readonly recordSchema = mmRecordSchema;
   readonly selectableBy = { pid: 'uint' } as const;

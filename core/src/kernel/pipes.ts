@@ -1,0 +1,67 @@
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { O_NONBLOCK, O_RDONLY } from 'node:constants';
+import { KernelError } from './kernel-error.js';
+import type { Libc } from './libc.js';
+
+const F_SETPIPE_SZ = 1031;
+const F_GETPIPE_SZ = 1032;
+const SPLICE_F_NONBLOCK = 2;
+const EAGAIN = 11;
+
+/** What a pipe holds: the bytes queued in it, and its capacity. */
+export interface PipeContents {
+  data: Buffer;
+  capacity: number;
+}
+
+/** Pipes of other processes, read without disturbing them, and new pipes filled with saved data. */
+export class Pipes {
+  constructor(private readonly libc: Libc) {}
+
+  /**
+   * The bytes queued in the pipe behind descriptor `fd` of `pid`, left where they are: cr opens
+   * the pipe anew (a reader of its own, non-blocking) and tee(2)s what it holds into a pipe of
+   * its own, which it reads. The program's descriptors and their flags are not touched.
+   */
+  peek(pid: number, fd: number): PipeContents {
+    const target = `fd ${fd} of PID ${pid}`;
+    const pipe = openSync(`/proc/${pid}/fd/${fd}`, O_RDONLY | O_NONBLOCK);
+    try {
+      const capacity = this.libc.fcntl(pipe, F_GETPIPE_SZ, 0, target);
+      const [copyIn, copyOut] = this.libc.pipe2(O_NONBLOCK);
+      try {
+        this.libc.fcntl(copyOut, F_SETPIPE_SZ, capacity, target);
+        let copied: number;
+        try {
+          copied = this.libc.tee(pipe, copyOut, capacity, SPLICE_F_NONBLOCK, target);
+        } catch (err) {
+          // An empty pipe: nothing to copy.
+          if (err instanceof KernelError && err.errno === EAGAIN) copied = 0;
+          else throw err;
+        }
+        const data = Buffer.alloc(copied);
+        for (let at = 0; at < copied; ) at += readSync(copyIn, data, at, copied - at, null);
+        return { data, capacity };
+      } finally {
+        closeSync(copyIn);
+        closeSync(copyOut);
+      }
+    } finally {
+      closeSync(pipe);
+    }
+  }
+
+  /** A new pipe of `capacity` bytes (at least) holding `data`, as [read end, write end] of cr's. */
+  create(contents: PipeContents, target: string): [number, number] {
+    const [read, write] = this.libc.pipe2(0);
+    try {
+      if (this.libc.fcntl(write, F_GETPIPE_SZ, 0, target) < contents.capacity) this.libc.fcntl(write, F_SETPIPE_SZ, contents.capacity, target);
+      for (let at = 0; at < contents.data.length; ) at += writeSync(write, contents.data, at, contents.data.length - at);
+      return [read, write];
+    } catch (err) {
+      closeSync(read);
+      closeSync(write);
+      throw err;
+    }
+  }
+}
