@@ -16,7 +16,7 @@ beforeAll(() => {
   bin = tempDir('cr-proc-bin-');
   // Fixtures also run as nobody.
   chmodSync(bin, 0o755);
-  for (const name of ['counter', 'heap', 'signals', 'files', 'sleeper', 'shmuser', 'madvise', 'deleted', 'selfpipe']) compileFixture(name, bin);
+  for (const name of ['counter', 'heap', 'signals', 'files', 'sleeper', 'shmuser', 'madvise', 'deleted', 'selfpipe', 'eventfds']) compileFixture(name, bin);
 });
 afterAll(() => cleanup.dir(bin) && cleanup.run());
 
@@ -75,6 +75,17 @@ describe('a single-threaded process, checkpointed and restored with the same PID
     process.kill(child.pid!, 'SIGUSR1');
     await waitFor('the restored program to answer', () => (lines(out).filter((l) => l.startsWith('self=')).length === 2 ? true : undefined));
     expect(lines(out).filter((l) => l.startsWith('self='))).toEqual([expected, expected]);
+  });
+
+  it('an eventfd (and its dup), a signalfd and a timerfd come back with their counter, mask, timer and flags', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const child = await startFixture(cleanup, fixture('eventfds'), [], out);
+    const saved = await checkpointAndKill(child, join(dir, 'img'));
+    expect(saved).toMatch(/eventfd:\d+:3, .*signalfd:\d+:4, .*timerfd:\d+:5/);
+    await restoreDetached(cleanup, join(dir, 'img'), child.pid!);
+    process.kill(child.pid!, 'SIGUSR1');
+    expect(await waitForLine(out, /^eventfd=/)).toBe('eventfd=5 nonblock=1 signalfd=12 cloexec=1 timerfd=1');
   });
 
   it('a file deleted with its directory comes back deleted at its path, with its owner, mode and contents', async () => {

@@ -8,6 +8,7 @@ export * from './plugin/contract.js';
 export { NAMESPACES_GROUP, PluginRegistry, type RegisteredPlugin } from './plugin/registry.js';
 export { loadPlugins } from './plugin/loader.js';
 export { ownNamespaceDefault } from './plugin/own-namespace.js';
+export { descriptionProblems, descriptionsOf, installDescription, isAnonInode, type DescriptorNumber, type OpenDescription } from './plugin/fd-descriptions.js';
 export { orderTypes, type TypeDependencies } from './graph/type-order.js';
 export { ResourceGraph } from './graph/resource-graph.js';
 export {
@@ -59,6 +60,7 @@ export { createCrContainer } from './container.js';
 export * from './errors.js';
 export { describeZodError, formatPath } from './zod-issues.js';
 export { Kernel } from './kernel/kernel.js';
+export type { TimerfdState } from './kernel/event-fds.js';
 export { Directory } from './kernel/directory.js';
 export { KernelError, errnoName } from './kernel/kernel-error.js';
 export { NAMESPACE_FLAGS, NamespaceHandle, Namespaces, pinnedNamespacePaths, type NamespaceKind } from './kernel/namespaces.js';

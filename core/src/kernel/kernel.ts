@@ -4,6 +4,7 @@ import { Libc, __WALL } from './libc.js';
 import { Namespaces } from './namespaces.js';
 import { pageRuns, type PageRun, type PageSelection } from './pagemap.js';
 import { Pipes } from './pipes.js';
+import { EventFds } from './event-fds.js';
 import { readVmas, type Vma } from './proc-maps.js';
 import { Procfs } from './procfs.js';
 import { Ptrace } from './ptrace.js';
@@ -27,6 +28,7 @@ export class Kernel {
   readonly features = new FeatureProbe(this.libc, this.namespaces);
   readonly memory = new TaskMemory();
   readonly pipes = new Pipes(this.libc);
+  readonly eventFds = new EventFds(this.libc);
 
   /** Opens a directory for *at calls that never follow a symlink planted in it (see directory.ts). */
   openDirectory(path: string): Directory {

@@ -8,6 +8,9 @@ import { KCMP_FILE, SYS } from './syscalls.js';
  */
 const lib = koffi.load('libc.so.6');
 
+const timespec = koffi.struct('cr_timespec', { tv_sec: 'int64_t', tv_nsec: 'int64_t' });
+koffi.struct('cr_itimerspec', { it_interval: timespec, it_value: timespec });
+
 const raw = {
   strerror: lib.func('const char *strerror(int errnum)'),
   setns: lib.func('int setns(int fd, int nstype)'),
@@ -24,6 +27,11 @@ const raw = {
   pipe2: lib.func('int pipe2(_Out_ int *fds, int flags)'),
   tee: lib.func('long tee(int fd_in, int fd_out, size_t len, unsigned int flags)'),
   fcntlInt: lib.func('int fcntl(int fd, int cmd, int arg)'),
+  eventfd: lib.func('int eventfd(unsigned int initval, int flags)'),
+  signalfd: lib.func('int signalfd(int fd, const uint8_t *mask, int flags)'),
+  timerfdCreate: lib.func('int timerfd_create(int clockid, int flags)'),
+  timerfdSettime: lib.func('int timerfd_settime(int fd, int flags, const cr_itimerspec *value, cr_itimerspec *old)'),
+  ioctlU64: lib.func('int ioctl(int fd, unsigned long request, const uint64_t *arg)'),
   openat: lib.func('int openat(int dirfd, const char *path, int flags, ...)'),
   mkdirat: lib.func('int mkdirat(int dirfd, const char *path, uint32_t mode)'),
   renameat: lib.func('int renameat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath)'),
@@ -313,6 +321,33 @@ export class Libc {
     const fds = [0, 0];
     check(raw.pipe2(fds, flags), 'pipe2');
     return [fds[0]!, fds[1]!];
+  }
+
+  /** eventfd(2) with a counter of 0 (the counter is 64-bit, its initial value only 32). */
+  eventfd(flags: number, target: string): number {
+    return check(raw.eventfd(0, flags), 'eventfd', target);
+  }
+
+  /** signalfd(2): a new signalfd for the signals of `mask` (bit N-1 for signal N). */
+  signalfd(mask: bigint, flags: number, target: string): number {
+    const set = Buffer.alloc(128);
+    set.writeBigUInt64LE(mask);
+    return check(raw.signalfd(-1, set, flags), 'signalfd', target);
+  }
+
+  timerfdCreate(clockId: number, flags: number, target: string): number {
+    return check(raw.timerfdCreate(clockId, flags), 'timerfd_create', target);
+  }
+
+  /** timerfd_settime(2) with a relative first expiry and an interval, both in nanoseconds. */
+  timerfdSettime(fd: number, valueNs: bigint, intervalNs: bigint, target: string): void {
+    const spec = (ns: bigint) => ({ tv_sec: ns / 1_000_000_000n, tv_nsec: ns % 1_000_000_000n });
+    check(raw.timerfdSettime(fd, 0, { it_interval: spec(intervalNs), it_value: spec(valueNs) }, null), 'timerfd_settime', target);
+  }
+
+  /** ioctl(2) whose argument is a pointer to one u64 (TFD_IOC_SET_TICKS). */
+  ioctlU64(fd: number, request: number, value: bigint, name: string, target: string): void {
+    check(raw.ioctlU64(fd, request, new BigUint64Array([value])), name, target);
   }
 
   /** tee(2): copies up to `length` bytes from one pipe into another without consuming them. */

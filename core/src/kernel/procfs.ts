@@ -175,6 +175,16 @@ export class Procfs {
     return fds.flatMap((fd) => this.fdInfo(pid, fd, reachableMounts) ?? []);
   }
 
+  /** Every "name: value" line of /proc/PID/fdinfo/FD (eventfd-count, sigmask, it_value …). */
+  fdinfo(pid: number, fd: number): Record<string, string> {
+    const fields: Record<string, string> = {};
+    for (const line of this.read(pid, `fdinfo/${fd}`).split('\n')) {
+      const colon = line.indexOf(':');
+      if (colon > 0) fields[line.slice(0, colon).trim()] = line.slice(colon + 1).trim();
+    }
+    return fields;
+  }
+
   /** One descriptor, or undefined when it was closed while we looked (a running process, for a dry run). */
   private fdInfo(pid: number, fd: number, reachableMounts: ReadonlySet<number>): FdInfo | undefined {
     const path = `/proc/${pid}/fd/${fd}`;

@@ -1,0 +1,67 @@
+import type { RecordCheckContext } from './contract.js';
+import type { Kernel } from '../kernel/kernel.js';
+import type { FdInfo } from '../kernel/procfs.js';
+import type { RemoteTask } from '../kernel/remote-task.js';
+import { F_SETFL, O_CLOEXEC } from '../kernel/syscalls.js';
+
+/** One descriptor number of an open file description, as a plugin records it. */
+export interface DescriptorNumber {
+  fd: number;
+  closeOnExec: boolean;
+}
+
+/** An open file description of a process and every descriptor it has on it (one, or several after dup). */
+export interface OpenDescription {
+  /** What Procfs.fds says of its lowest descriptor. */
+  info: FdInfo;
+  fds: DescriptorNumber[];
+  /** Its file status flags (O_NONBLOCK …), without the access mode and close-on-exec. */
+  statusFlags: number;
+}
+
+const O_ACCMODE = 3;
+
+/**
+ * Whether a descriptor is the anonymous-inode object the kernel names `name` ("eventfd",
+ * "timerfd" …): on the anonymous-inode filesystem, the link is the kernel's name for the inode,
+ * which no path can imitate.
+ */
+export function isAnonInode(info: FdInfo, name: string): boolean {
+  return 'what' in info.kind && info.kind.kind === 'anon-inode' && (info.link === `anon_inode:[${name}]` || info.link === `anon_inode:${name}`);
+}
+
+/**
+ * The open file descriptions of `pid` that `wanted` picks (eventfds, timerfds …) with the
+ * descriptors on each: dups of one description are told apart from separate ones by kcmp(2), as
+ * the kernel sees them. A plugin that owns a kind of descriptor saves each description once.
+ */
+export function descriptionsOf(kernel: Kernel, pid: number, wanted: (info: FdInfo) => boolean): OpenDescription[] {
+  const found: OpenDescription[] = [];
+  for (const info of kernel.procfs.fds(pid)) {
+    if (!wanted(info)) continue;
+    const number = { fd: info.fd, closeOnExec: (info.flags & O_CLOEXEC) !== 0 };
+    const same = found.find((d) => kernel.libc.kcmpFiles(pid, d.info.fd, pid, info.fd) === 0);
+    if (same) same.fds.push(number);
+    else found.push({ info, fds: [number], statusFlags: info.flags & ~O_CLOEXEC & ~O_ACCMODE });
+  }
+  return found;
+}
+
+/** Gives the task cr's descriptor `local` on every number of `fds`, with the description's status flags. */
+export function installDescription(task: RemoteTask, local: number, fds: readonly DescriptorNumber[], statusFlags: number): void {
+  for (const { fd, closeOnExec } of fds) task.installFd(local, fd, closeOnExec);
+  task.fcntl(fds[0]!.fd, F_SETFL, statusFlags);
+}
+
+/**
+ * What is wrong with a saved description of object `PID:FD` (the id descriptionsOfKind's users
+ * give): it must hang below `tasks:PID`, start at FD, and name each descriptor once.
+ */
+export function descriptionProblems(fds: readonly DescriptorNumber[], ctx: Pick<RecordCheckContext, 'id' | 'parents'>): string[] {
+  const problems: string[] = [];
+  const [pid, fd] = ctx.id.split(':');
+  if (!ctx.parents.includes(`tasks:${pid}`)) problems.push(`it belongs to PID ${pid} but does not hang below tasks:${pid}`);
+  if (String(fds[0]?.fd) !== fd) problems.push(`its first descriptor is ${fds[0]?.fd}, not ${fd}`);
+  if (new Set(fds.map((d) => d.fd)).size !== fds.length) problems.push('it names one descriptor twice');
+  return problems;
+}
