@@ -8,11 +8,7 @@ import { describeAdvice } from './advise.js';
 
 export default class Inspect extends CrCommand {
   static override summary = 'Show what an image holds, and verify it.';
-  static override description = `Prints the manifest (format, tool and kernel versions, target), the advice the process had
-given, every object with the policy decision that was taken for it and the rule that decided,
-the external references restore must find, and the saved records. Every file's
-size and digest is checked, and every record against its plugin's schema and its consistency
-with its blobs and the rest of the image; any problem is reported and makes the command exit ${ExitCode.Image}.`;
+  static override description = `Prints the manifest (format, tool and kernel versions, target), the advice the process had given, every object with the policy decision that was taken for it and the rule that decided, the external references restore must find, and the saved records. Every file's size and digest is checked, and every record against its plugin's schema and its consistency with its blobs and the rest of the image; any problem is reported and makes the command exit ${ExitCode.Image}.`;
   static override examples = ['<%= config.bin %> inspect img', '<%= config.bin %> inspect img --json'];
   static override enableJsonFlag = true;
   static override args = { dir: Args.string({ description: 'Image directory.', required: true }) };

@@ -1,0 +1,102 @@
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Cleanup, REPO, cr, tempDir } from './helpers/cli.js';
+
+const cleanup = new Cleanup();
+afterEach(() => cleanup.run());
+
+/** cr's own commands, from its build: each must be listed and documented. */
+const COMMANDS = readdirSync(join(REPO, 'cli', 'dist', 'commands'))
+  .filter((f) => f.endsWith('.js'))
+  .map((f) => f.replace(/\.js$/, ''));
+
+describe('help', () => {
+  it('cr help X, cr X --help and cr X -h print the same help, exit 0', () => {
+    for (const command of COMMANDS) {
+      const help = cr(['help', command]);
+      expect(help.status, help.stderr).toBe(0);
+      expect(help.stdout).toContain(`$ cr ${command}`);
+      expect(cr([command, '--help']).stdout).toBe(help.stdout);
+      expect(cr([command, '-h']).stdout).toBe(help.stdout);
+    }
+  });
+
+  it('the top-level help and description list every command', () => {
+    const top = cr(['-h'], REPO, { OCLIF_COLUMNS: '200' });
+    expect(top.status).toBe(0);
+    const [description] = top.stdout.split('\n');
+    for (const command of [...COMMANDS, 'help', 'autocomplete']) {
+      expect(top.stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
+      expect(description).toContain(command);
+    }
+  });
+
+  // oclif wraps a flag's description put below its name to the width, then indents it by 6
+  it('wraps to the terminal width: at 60 columns nothing below the summary is wider than 66, at 300 descriptions are one line', () => {
+    for (const command of COMMANDS) {
+      const narrow = cr([command, '--help'], REPO, { OCLIF_COLUMNS: '60' }).stdout;
+      const long = narrow.split('\n').slice(1).filter((line) => line.length > 66 && !/^\s+\$ cr /.test(line));
+      expect(long, command).toEqual([]);
+      const wide = cr([command, '--help'], REPO, { OCLIF_COLUMNS: '300' }).stdout;
+      const description = wide.slice(wide.indexOf('DESCRIPTION\n')).split('\n\n')[0]!.split('\n').slice(1);
+      for (const line of description) expect(line.length, `${command}: ${line}`).toBeLessThanOrEqual(300);
+      // one paragraph of the source is one line: no hard-wrapped text in the command sources
+      expect(description.every((line) => line === '' || line.length > 100 || !/[a-z,]$/.test(line)), `${command}:\n${description.join('\n')}`).toBe(true);
+    }
+  });
+
+  it("checkpoint's usage lines say which flags exclude which", () => {
+    const usage = cr(['checkpoint', '--help'], REPO, { OCLIF_COLUMNS: '300' }).stdout;
+    expect(usage).toContain('$ cr checkpoint PID -D DIR [--kill]');
+    expect(usage).toContain('$ cr checkpoint --ipc-ns TARGET -D DIR');
+    expect(usage).toContain('$ cr checkpoint (PID | --ipc-ns TARGET) --dry-run');
+    expect(usage).not.toContain('--kill | --dry-run');
+  });
+
+  it('an unknown help topic is one cr: line, exit 2', () => {
+    const r = cr(['help', 'frob']);
+    expect(r.stderr).toBe('cr: unknown command frob; see cr --help\n');
+    expect(r.status).toBe(2);
+  });
+});
+
+describe('autocomplete', () => {
+  it('bash: the setup script cr prints completes commands and flags', () => {
+    const home = cleanup.dir(tempDir());
+    const env = { HOME: home, XDG_CACHE_HOME: join(home, '.cache') };
+    const setup = cr(['autocomplete', 'script', 'bash'], REPO, env);
+    expect(setup.status, setup.stderr).toBe(0);
+    const complete = (words: string) =>
+      spawnSync('bash', ['-c', `${setup.stdout}\nCOMP_WORDS=(${words}); COMP_CWORD=$((\${#COMP_WORDS[@]}-1)); _cr_autocomplete; echo "\${COMPREPLY[@]}"`], {
+        encoding: 'utf8',
+        env: { ...process.env, ...env },
+      }).stdout.trim();
+    expect(cr(['autocomplete', 'bash'], REPO, env).status).toBe(0);
+    expect(complete('cr chec').split(' ').sort()).toEqual(['check', 'checkpoint']);
+    expect(complete('cr checkpoint --ki')).toBe('--kill');
+  });
+
+  it('zsh: the completion function defines _cr', () => {
+    const home = cleanup.dir(tempDir());
+    const env = { HOME: home, XDG_CACHE_HOME: join(home, '.cache') };
+    expect(cr(['autocomplete', 'zsh'], REPO, env).status).toBe(0);
+    const r = spawnSync('zsh', ['-c', `autoload -U compinit; compinit -u -D; ${cr(['autocomplete', 'script', 'zsh'], REPO, env).stdout}; whence -w _cr`], {
+      encoding: 'utf8',
+      env: { ...process.env, ...env },
+    });
+    expect(r.stdout, r.stderr).toContain('_cr: function');
+  });
+
+  it('fish: completes commands, subcommands and flags, with descriptions', () => {
+    const script = cr(['autocomplete', 'fish']);
+    expect(script.status, script.stderr).toBe(0);
+    const complete = (line: string) =>
+      spawnSync('fish', ['--no-config', '-c', `${script.stdout}\ncomplete -C '${line}'`], { encoding: 'utf8' });
+    const top = complete('cr chec');
+    expect(top.stderr).toBe('');
+    expect(top.stdout).toBe("check\tCheck that this kernel has what cr needs\ncheckpoint\tSave a process's resources, or an IPC namespace on its own, into an image\n");
+    expect(complete('cr checkpoint 12 --ki').stdout).toMatch(/^--kill\tKill the process/);
+  });
+});
