@@ -7,19 +7,21 @@ import { Cleanup, REPO, cr, tempDir } from './helpers/cli.js';
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
 
-/** cr's own commands, from its build: each must be listed and documented. */
-const COMMANDS = readdirSync(join(REPO, 'cli', 'dist', 'commands'))
+/** cr's own commands, from its build (inspect/ps.js is "inspect ps"): each must be listed and documented. */
+const ALL_COMMANDS = readdirSync(join(REPO, 'cli', 'dist', 'commands'), { recursive: true, encoding: 'utf8' })
   .filter((f) => f.endsWith('.js'))
-  .map((f) => f.replace(/\.js$/, ''));
+  .map((f) => f.replace(/\.js$/, '').split('/').join(' '));
+const COMMANDS = ALL_COMMANDS.filter((c) => !c.includes(' '));
 
 describe('help', () => {
   it('cr help X, cr X --help and cr X -h print the same help, exit 0', () => {
-    for (const command of COMMANDS) {
-      const help = cr(['help', command]);
+    for (const command of ALL_COMMANDS) {
+      const words = command.split(' ');
+      const help = cr(['help', ...words]);
       expect(help.status, help.stderr).toBe(0);
       expect(help.stdout).toContain(`$ cr ${command}`);
-      expect(cr([command, '--help']).stdout).toBe(help.stdout);
-      expect(cr([command, '-h']).stdout).toBe(help.stdout);
+      expect(cr([...words, '--help']).stdout).toBe(help.stdout);
+      expect(cr([...words, '-h']).stdout).toBe(help.stdout);
     }
   });
 
@@ -31,15 +33,20 @@ describe('help', () => {
       expect(top.stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
       expect(description).toContain(command);
     }
+    const inspect = cr(['help', 'inspect'], REPO, { OCLIF_COLUMNS: '200' }).stdout;
+    for (const command of ALL_COMMANDS.filter((c) => c.startsWith('inspect '))) {
+      expect(inspect).toMatch(new RegExp(`^  ${command} `, 'm'));
+      expect(description).toContain(command.split(' ')[1]);
+    }
   });
 
   // oclif wraps a flag's description put below its name to the width, then indents it by 6
   it('wraps to the terminal width: at 60 columns nothing below the summary is wider than 66, at 300 descriptions are one line', () => {
-    for (const command of COMMANDS) {
-      const narrow = cr([command, '--help'], REPO, { OCLIF_COLUMNS: '60' }).stdout;
+    for (const command of ALL_COMMANDS) {
+      const narrow = cr([...command.split(' '), '--help'], REPO, { OCLIF_COLUMNS: '60' }).stdout;
       const long = narrow.split('\n').slice(1).filter((line) => line.length > 66 && !/^\s+\$ cr /.test(line));
       expect(long, command).toEqual([]);
-      const wide = cr([command, '--help'], REPO, { OCLIF_COLUMNS: '300' }).stdout;
+      const wide = cr([...command.split(' '), '--help'], REPO, { OCLIF_COLUMNS: '300' }).stdout;
       const description = wide.slice(wide.indexOf('DESCRIPTION\n')).split('\n\n')[0]!.split('\n').slice(1);
       for (const line of description) expect(line.length, `${command}: ${line}`).toBeLessThanOrEqual(300);
       // one paragraph of the source is one line: no hard-wrapped text in the command sources
@@ -98,5 +105,7 @@ describe('autocomplete', () => {
     expect(top.stderr).toBe('');
     expect(top.stdout).toBe("check\tCheck that this kernel has what cr needs\ncheckpoint\tSave a process's resources, or an IPC namespace on its own, into an image\n");
     expect(complete('cr checkpoint 12 --ki').stdout).toMatch(/^--kill\tKill the process/);
+    expect(complete('cr inspect ').stdout).toMatch(/^ps\tShow the saved processes as a tree\n/m);
+    expect(complete('cr inspect img ').stdout).toBe('');
   });
 });
