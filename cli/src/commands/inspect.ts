@@ -1,7 +1,8 @@
-import { Args, Flags } from '@oclif/core';
+import { Flags } from '@oclif/core';
 import { CrError, ExitCode, describeSelector } from '@cr/core';
 import { CrCommand } from '../base-command.js';
 import { errorJson } from '../errors.js';
+import { imageDirArg } from '../image/image-arg.js';
 import { readImage } from '../image/read-image.js';
 import { renderTable } from '../table.js';
 import { describeAdvice } from './advise.js';
@@ -11,7 +12,7 @@ export default class Inspect extends CrCommand {
   static override description = `Prints the manifest (format, tool and kernel versions, target), the advice the process had given, every object with the policy decision that was taken for it and the rule that decided, the external references restore must find, and the saved records. Every file's size and digest is checked, and every record against its plugin's schema and its consistency with its blobs and the rest of the image; any problem is reported and makes the command exit ${ExitCode.Image}. Its subcommands show parts of an image as crit does: ps (the process tree), fds, mems (mappings with saved pages), show (one object), diff (two images), decode (to one JSON document) and encode (back).`;
   static override examples = ['<%= config.bin %> inspect img', '<%= config.bin %> inspect img --json'];
   static override enableJsonFlag = true;
-  static override args = { dir: Args.string({ description: 'Image directory.', required: true }) };
+  static override args = imageDirArg;
   static override flags = { records: Flags.boolean({ description: 'Also print every record.', default: true, allowNo: true }) };
 
   async run(): Promise<unknown> {

@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
-import { Args, Flags } from '@oclif/core';
+import { Flags } from '@oclif/core';
 import { CrCommand } from '../../base-command.js';
+import { imageDirArg } from '../../image/image-arg.js';
 import { decodeImage } from '../../image/document.js';
 import { readSoundImage } from '../../image/read-image.js';
 
@@ -10,7 +11,7 @@ export default class InspectDecode extends CrCommand {
     'The document holds the manifest (without the file digests), every record, and every blob in base64 (process memory too, so it is about a third larger than the image and is built in memory). Edit it and turn it back into an image with cr inspect encode. The image is checked first, every blob by its digest.';
   static override examples = ['<%= config.bin %> inspect decode img > img.json', '<%= config.bin %> inspect decode img -o img.json'];
   static override enableJsonFlag = true;
-  static override args = { dir: Args.string({ description: 'Image directory.', required: true }) };
+  static override args = imageDirArg;
   static override flags = { output: Flags.string({ char: 'o', helpValue: 'FILE', description: 'Write the document to FILE instead of standard output.' }) };
 
   async run(): Promise<unknown> {

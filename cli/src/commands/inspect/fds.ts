@@ -1,6 +1,6 @@
-import { Args } from '@oclif/core';
 import type { FilesRecord, MmRecord, TasksRecord } from '@cr/schemas';
 import { CrCommand } from '../../base-command.js';
+import { imageDirArg } from '../../image/image-arg.js';
 import { readSoundImage, savedOfType } from '../../image/read-image.js';
 import { renderTable } from '../../table.js';
 
@@ -25,7 +25,7 @@ export default class InspectFds extends CrCommand {
     'For every saved process: its working directory, its executable, and each file descriptor with its kind (file, directory, device, deleted, duplicate, inherited stdio), what it refers to, its access mode and offset, and the policy decision (a descriptor left out is listed with the decision that left it out).';
   static override examples = ['<%= config.bin %> inspect fds img', '<%= config.bin %> inspect fds img --json'];
   static override enableJsonFlag = true;
-  static override args = { dir: Args.string({ description: 'Image directory.', required: true }) };
+  static override args = imageDirArg;
 
   async run(): Promise<unknown> {
     const { args, flags } = await this.parse(InspectFds);

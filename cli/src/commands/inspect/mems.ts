@@ -1,7 +1,7 @@
-import { Args } from '@oclif/core';
 import { PAGE_SIZE } from '@cr/core';
 import type { MmRecord, VmaRecord } from '@cr/schemas';
 import { CrCommand } from '../../base-command.js';
+import { imageDirArg } from '../../image/image-arg.js';
 import { readSoundImage, savedOfType } from '../../image/read-image.js';
 import { renderTable } from '../../table.js';
 
@@ -24,7 +24,7 @@ export default class InspectMems extends CrCommand {
     'For every saved address space (mm record): each mapping with its addresses, size in pages, protection (r, w, x; p private or s shared), kind, the file or name it maps, and how many of its pages the image holds the contents of (only present pages are saved; a file mapping that was never written is read from the file again).';
   static override examples = ['<%= config.bin %> inspect mems img', '<%= config.bin %> inspect mems img --json'];
   static override enableJsonFlag = true;
-  static override args = { dir: Args.string({ description: 'Image directory.', required: true }) };
+  static override args = imageDirArg;
 
   async run(): Promise<unknown> {
     const { args, flags } = await this.parse(InspectMems);

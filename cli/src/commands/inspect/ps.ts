@@ -1,6 +1,6 @@
-import { Args } from '@oclif/core';
 import type { TasksRecord } from '@cr/schemas';
 import { CrCommand } from '../../base-command.js';
+import { imageDirArg } from '../../image/image-arg.js';
 import { readSoundImage, savedOfType } from '../../image/read-image.js';
 import { processTree, type ProcessNode } from '../../image/process-tree.js';
 import { renderTable } from '../../table.js';
@@ -11,7 +11,7 @@ export default class InspectPs extends CrCommand {
     "Lays the image's processes (their tasks records) out as a tree by their parent PID at checkpoint time; a process whose parent was not saved is a root. Each shows its PID, parent PID, effective uid and command name.";
   static override examples = ['<%= config.bin %> inspect ps img', '<%= config.bin %> inspect ps img --json'];
   static override enableJsonFlag = true;
-  static override args = { dir: Args.string({ description: 'Image directory.', required: true }) };
+  static override args = imageDirArg;
 
   async run(): Promise<unknown> {
     const { args, flags } = await this.parse(InspectPs);
