@@ -14,15 +14,13 @@ const ALL_COMMANDS = readdirSync(join(REPO, 'cli', 'dist', 'commands'), { recurs
 const COMMANDS = ALL_COMMANDS.filter((c) => !c.includes(' '));
 
 describe('help', () => {
-  it('cr help X, cr X --help and cr X -h print the same help, exit 0', () => {
-    for (const command of ALL_COMMANDS) {
-      const words = command.split(' ');
-      const help = cr(['help', ...words]);
-      expect(help.status, help.stderr).toBe(0);
-      expect(help.stdout).toContain(`$ cr ${command}`);
-      expect(cr([...words, '--help']).stdout).toBe(help.stdout);
-      expect(cr([...words, '-h']).stdout).toBe(help.stdout);
-    }
+  it.each(ALL_COMMANDS)('cr help %s, its --help and -h print the same help, exit 0', (command) => {
+    const words = command.split(' ');
+    const help = cr(['help', ...words]);
+    expect(help.status, help.stderr).toBe(0);
+    expect(help.stdout).toContain(`$ cr ${command}`);
+    expect(cr([...words, '--help']).stdout).toBe(help.stdout);
+    expect(cr([...words, '-h']).stdout).toBe(help.stdout);
   });
 
   it('the top-level help and description list every command', () => {
@@ -41,17 +39,17 @@ describe('help', () => {
   });
 
   // oclif wraps a flag's description put below its name to the width, then indents it by 6
-  it('wraps to the terminal width: at 60 columns nothing below the summary is wider than 66, at 300 descriptions are one line', () => {
-    for (const command of ALL_COMMANDS) {
-      const narrow = cr([...command.split(' '), '--help'], REPO, { OCLIF_COLUMNS: '60' }).stdout;
-      const long = narrow.split('\n').slice(1).filter((line) => line.length > 66 && !/^\s+\$ cr /.test(line));
-      expect(long, command).toEqual([]);
-      const wide = cr([...command.split(' '), '--help'], REPO, { OCLIF_COLUMNS: '300' }).stdout;
-      const description = wide.slice(wide.indexOf('DESCRIPTION\n')).split('\n\n')[0]!.split('\n').slice(1);
-      for (const line of description) expect(line.length, `${command}: ${line}`).toBeLessThanOrEqual(300);
-      // one paragraph of the source is one line: no hard-wrapped text in the command sources
-      expect(description.every((line) => line === '' || line.length > 100 || !/[a-z,]$/.test(line)), `${command}:\n${description.join('\n')}`).toBe(true);
-    }
+  it.each(ALL_COMMANDS)('%s: help wraps to the terminal width: at 60 columns nothing below the summary is wider than 66, at 300 descriptions are one line', (command) => {
+    const narrow = cr([...command.split(' '), '--help'], REPO, { OCLIF_COLUMNS: '60' }).stdout;
+    const long = narrow.split('\n').slice(1).filter((line) => line.length > 66 && !/^\s+\$ cr /.test(line));
+    expect(long, command).toEqual([]);
+    const wide = cr([...command.split(' '), '--help'], REPO, { OCLIF_COLUMNS: '300' }).stdout;
+    const section = wide.slice(wide.indexOf('DESCRIPTION\n') + 'DESCRIPTION\n'.length);
+    const description = section.slice(0, section.search(/\n\n[A-Z]+\n|$/)).split('\n');
+    expect(description.filter((line) => line !== '').length, command).toBeGreaterThan(1);
+    for (const line of description) expect(line.length, `${command}: ${line}`).toBeLessThanOrEqual(300);
+    // one paragraph of the source is one line: no hard-wrapped text in the command sources
+    expect(description.every((line) => line === '' || line.length > 100 || !/[a-z,]$/.test(line)), `${command}:\n${description.join('\n')}`).toBe(true);
   });
 
   it("checkpoint's usage lines say which flags exclude which", () => {
