@@ -39,7 +39,7 @@ const cliDir = dirname(dirname(fileURLToPath(import.meta.url)));
  */
 export abstract class CrCommand extends Command {
   static override baseFlags = {
-    config: Flags.file({ description: 'Config file to use instead of searching for .crrc and friends.', exists: true, helpGroup: 'GLOBAL' }),
+    config: Flags.file({ helpValue: 'FILE', description: 'Config file to use instead of searching for .crrc and friends.', exists: true, helpGroup: 'GLOBAL' }),
   };
 
   protected container!: DependencyContainer;
@@ -158,22 +158,25 @@ export function typeSelectionFlags(flags: { only?: string[]; include?: string[];
 
 /** Flags of the commands that select what is saved. */
 export const selectionFlags = {
-  only: Flags.string({ multiple: true, description: 'Save only these resource types or groups (comma-separated), e.g. uts-ns,ipc-ns.' }),
+  only: Flags.string({ multiple: true, helpValue: 'TYPE,...', description: 'Save only these resource types or groups (comma-separated), e.g. uts-ns,ipc-ns.' }),
   include: Flags.string({
     multiple: true,
+    helpValue: 'SELECTOR,...',
     description: 'Save these types or objects even where another rule excludes them: TYPE or TYPE:ATTR=VALUE, e.g. sysvipc-shm:key=0x1234.',
   }),
   exclude: Flags.string({
     multiple: true,
+    helpValue: 'SELECTOR,...',
     description: 'Leave these types or objects out: TYPE or TYPE:ATTR=VALUE, e.g. ipc-ns, sysvipc, sysvipc-msg:id=3, files:path=/var/log/*.',
   }),
   external: Flags.string({
     multiple: true,
+    helpValue: 'SELECTOR,...',
     description: 'Leave these out as objects the program uses that must exist at restore (checked before restoring): TYPE or TYPE:ATTR=VALUE.',
   }),
 };
 
 /** `--profile NAME`, for the commands whose settings a config file's profiles can hold. */
 export const profileFlag = {
-  profile: Flags.string({ description: 'Apply the settings of this profile of the config file (its "profiles" key) over the rest of the file.' }),
+  profile: Flags.string({ helpValue: 'NAME', description: 'Apply the settings of this profile of the config file (its "profiles" key) over the rest of the file.' }),
 };

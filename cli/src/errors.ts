@@ -38,7 +38,7 @@ function describeParseError(err: Error & { flags?: string[]; args?: unknown[] })
       return `missing argument${plural(args.length)} ${args.map((a) => `${a.name.toUpperCase()}${a.description ? ` (${a.description.replace(/\.$/, '')})` : ''}`).join(', ')}`;
     }
     default: {
-      const unknownCommand = /^command (\S+) not found$/.exec(err.message);
+      const unknownCommand = /^command (\S+) not found\.?$/i.exec(err.message);
       return unknownCommand ? `unknown command ${unknownCommand[1]}` : oneLine(err.message);
     }
   }

@@ -66,6 +66,10 @@ export type CrProfile = z.infer<typeof profileSchema>;
 export const profileNameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'a profile name of letters, digits, ".", "_" and "-"');
 
 export const configSchema = z.strictObject({
+  $schema: z
+    .string()
+    .optional()
+    .describe('The JSON Schema of this file, for editors: cr ships it as @cr/schemas/json/crrc.schema.json. cr itself ignores it.'),
   plugins: z
     .array(z.string().min(1))
     .optional()

@@ -7,16 +7,9 @@ const LISTS = ['include', 'exclude', 'external'] as const;
 
 export default class Advise extends CrCommand {
   static override summary = 'Advise what a running process\'s checkpoints should save (the kernel proposal\'s cradvise).';
-  static override description = `Records advice for process PID, which every later cr checkpoint of it applies after the config
-file and before flags, listed in the decision table with source "advice FILE" and recorded in the
-image (cr inspect shows it). Each call adds to the advice the process has; --clear removes it.
-Without selections, prints the process's advice.
+  static override description = `Records advice for process PID, which every later cr checkpoint of it applies after the config file and before flags, listed in the decision table with source "advice FILE" and recorded in the image (cr inspect shows it). Each call adds to the advice the process has; --clear removes it. Without selections, prints the process's advice.
 
-The advice is kept in ${DEFAULT_ADVICE_DIR}/UID/PID-STARTTIME.json (or under $${ADVICE_DIR_ENV}), UID
-being the process's effective uid and STARTTIME field 22 of /proc/PID/stat: a later process with
-the same PID never inherits it. Root may advise about any process, another user only about
-processes that run as that user. A program can write that file itself, in any language: see
-docs/selecting.md for the format.`;
+The advice is kept in ${DEFAULT_ADVICE_DIR}/UID/PID-STARTTIME.json (or under $${ADVICE_DIR_ENV}), UID being the process's effective uid and STARTTIME field 22 of /proc/PID/stat: a later process with the same PID never inherits it. Root may advise about any process, another user only about processes that run as that user. A program can write that file itself, in any language: see docs/selecting.md for the format.`;
   static override examples = [
     { description: 'Skip shared memory in general, but include segment 0x1234', command: '<%= config.bin %> advise 1234 --exclude sysvipc-shm --include sysvipc-shm:key=0x1234' },
     { description: 'The queue it holds is checkpointed on its own and must exist at restore', command: '<%= config.bin %> advise 1234 --external sysvipc-msg:key=0x5151' },
@@ -26,9 +19,9 @@ docs/selecting.md for the format.`;
   static override enableJsonFlag = true;
   static override args = { pid: Args.integer({ description: 'PID of the running process to advise about.', min: 1, required: true }) };
   static override flags = {
-    include: Flags.string({ multiple: true, description: 'Save these types or objects even where a config rule leaves them out: TYPE or TYPE:ATTR=VALUE.' }),
-    exclude: Flags.string({ multiple: true, description: 'Leave these types or objects out: TYPE or TYPE:ATTR=VALUE.' }),
-    external: Flags.string({ multiple: true, description: 'Leave these out as objects the process uses that must exist at restore: TYPE or TYPE:ATTR=VALUE.' }),
+    include: Flags.string({ multiple: true, helpValue: 'SELECTOR,...', description: 'Save these types or objects even where a config rule leaves them out: TYPE or TYPE:ATTR=VALUE.' }),
+    exclude: Flags.string({ multiple: true, helpValue: 'SELECTOR,...', description: 'Leave these types or objects out: TYPE or TYPE:ATTR=VALUE.' }),
+    external: Flags.string({ multiple: true, helpValue: 'SELECTOR,...', description: 'Leave these out as objects the process uses that must exist at restore: TYPE or TYPE:ATTR=VALUE.' }),
     clear: Flags.boolean({ description: 'Remove the advice the process has (before adding any given with this call).' }),
   };
 

@@ -4,9 +4,7 @@ import { renderTable } from '../table.js';
 
 export default class Check extends CrCommand {
   static override summary = 'Check that this kernel has what cr needs.';
-  static override description = `Exercises each kernel feature cr relies on (ptrace, the *_next_id sysctls, clone3 with set_tid,
-pagemap, namespaces, nsfs pinning) for real, like criu check. Exits 0 when every required
-feature works, ${ExitCode.Unsupported} otherwise.`;
+  static override description = `Exercises each kernel feature cr relies on (ptrace, the *_next_id sysctls, clone3 with set_tid, pagemap, namespaces, nsfs pinning) for real, like criu check. Exits 0 when every required feature works, ${ExitCode.Unsupported} otherwise.`;
   static override examples = ['<%= config.bin %> check', '<%= config.bin %> check --json'];
   static override enableJsonFlag = true;
 

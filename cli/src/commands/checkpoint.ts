@@ -8,15 +8,7 @@ import { renderTable } from '../table.js';
 
 export default class Checkpoint extends CrCommand {
   static override summary = "Save a process's resources, or an IPC namespace on its own, into an image.";
-  static override description = `Saves every resource of the target that the installed plugins cover (see cr plugins), unless policy
-leaves it out. --only and --exclude select whole resource types (or groups: sysvipc, namespaces),
-like the kernel proposal's CHECKPOINT_ALL & ~CHECKPOINT_SYSVIPC, and single objects by their
-attributes (TYPE:ATTR=VALUE). Rules come from the config file (and its --profile), then the
-process's own advice (cr advise), then flags. An object left out that the saved process uses (a
-shared memory segment it has attached), or one marked --external, is recorded as an external
-reference: restore must find it alive. A selector that matches no collected object is a warning,
-or with --strict an error before anything is saved. The image is written atomically: if the checkpoint
-fails, no image appears at the path and the target is left as it was.`;
+  static override description = `Saves every resource of the target that the installed plugins cover (see cr plugins), unless policy leaves it out. --only and --exclude select whole resource types (or groups: sysvipc, namespaces), like the kernel proposal's CHECKPOINT_ALL & ~CHECKPOINT_SYSVIPC, and single objects by their attributes (TYPE:ATTR=VALUE). Rules come from the config file (and its --profile), then the process's own advice (cr advise), then flags. An object left out that the saved process uses (a shared memory segment it has attached), or one marked --external, is recorded as an external reference: restore must find it alive. A selector that matches no collected object is a warning, or with --strict an error before anything is saved. The image is written atomically: if the checkpoint fails, no image appears at the path and the target is left as it was.`;
   static override examples = [
     { description: 'Save process 1234; it carries on running', command: '<%= config.bin %> checkpoint 1234 -D /var/lib/cr/app' },
     { description: 'Save process 1234 and stop it once the image is safely written', command: '<%= config.bin %> checkpoint 1234 -D /var/lib/cr/app --kill' },
@@ -32,15 +24,21 @@ fails, no image appears at the path and the target is left as it was.`;
     { description: 'Use the settings of profile nosysv of the config file', command: '<%= config.bin %> checkpoint 1234 -D img --profile nosysv' },
     { description: 'Show what would be saved, and why, without saving', command: '<%= config.bin %> checkpoint 1234 --dry-run' },
   ];
+  static override usage = [
+    '<%= command.id %> PID -D DIR [--kill] [--strict] [--only TYPE,...] [--include SELECTOR,...] [--exclude SELECTOR,...] [--external SELECTOR,...] [--profile NAME] [--config FILE] [--json]',
+    '<%= command.id %> --ipc-ns TARGET -D DIR [--strict] [--only TYPE,...] [--include SELECTOR,...] [--exclude SELECTOR,...] [--external SELECTOR,...] [--profile NAME] [--config FILE] [--json]',
+    '<%= command.id %> (PID | --ipc-ns TARGET) --dry-run [--strict] [selection flags as above] [--json]',
+  ];
   static override enableJsonFlag = true;
   static override args = {
     pid: Args.integer({ description: 'PID of the process to checkpoint.', min: 1 }),
   };
   static override flags = {
-    'images-dir': Flags.string({ char: 'D', description: 'Directory to write the image to; it must not exist or be empty.' }),
+    'images-dir': Flags.string({ char: 'D', helpValue: 'DIR', description: 'Directory to write the image to; it must not exist or be empty.' }),
     ...selectionFlags,
     ...profileFlag,
     'ipc-ns': Flags.string({
+      helpValue: 'TARGET',
       description: 'Checkpoint an IPC namespace instead of a process: a PID, an nsfs path (/proc/PID/ns/ipc or a pinned file), or "host".',
     }),
     'dry-run': Flags.boolean({ description: 'Collect and decide, print what would be saved and which rule decided; write nothing.' }),

@@ -4,16 +4,13 @@ import { renderTable } from '../table.js';
 
 export default class Config extends CrCommand {
   static override summary = 'Print the resolved configuration and where each value came from.';
-  static override description = `Values come from, in increasing precedence: cr's defaults, the config file (.crrc, .crrc.json,
-.crrc.yaml, cr.config.js/.ts, package.json#cr, found from the current directory upwards, or
---config), the file's profile named by --profile, and flags. Give the same flags as to
-checkpoint or restore to see their effect.`;
+  static override description = `Values come from, in increasing precedence: cr's defaults, the config file (.crrc, .crrc.json, .crrc.yaml, cr.config.js/.ts, package.json#cr, found from the current directory upwards, or --config), the file's profile named by --profile, and flags. Give the same flags as to checkpoint or restore to see their effect.`;
   static override examples = ['<%= config.bin %> config', '<%= config.bin %> config --exclude ipc-ns --json', '<%= config.bin %> config --profile nosysv'];
   static override enableJsonFlag = true;
   static override flags = {
     ...selectionFlags,
     ...profileFlag,
-    'pin-ns': Flags.string({ description: 'As for cr restore.' }),
+    'pin-ns': Flags.string({ helpValue: 'DIR', description: 'As for cr restore.' }),
   };
 
   async run(): Promise<unknown> {

@@ -1,41 +1,24 @@
-import { Args, Flags } from '@oclif/core';
-import { CrError, ExitCode, ImageReader, describeSelector, recordProblems } from '@cr/core';
-import { z } from 'zod';
+import { Flags } from '@oclif/core';
+import { CrError, ExitCode, describeSelector } from '@cr/core';
 import { CrCommand } from '../base-command.js';
 import { errorJson } from '../errors.js';
+import { imageDirArg } from '../image/image-arg.js';
+import { readImage } from '../image/read-image.js';
 import { renderTable } from '../table.js';
 import { describeAdvice } from './advise.js';
 
 export default class Inspect extends CrCommand {
   static override summary = 'Show what an image holds, and verify it.';
-  static override description = `Prints the manifest (format, tool and kernel versions, target), the advice the process had
-given, every object with the policy decision that was taken for it and the rule that decided,
-the external references restore must find, and the saved records. Every file's
-size and digest is checked, and every record against its plugin's schema and its consistency
-with its blobs and the rest of the image; any problem is reported and makes the command exit ${ExitCode.Image}.`;
+  static override description = `Prints the manifest (format, tool and kernel versions, target), the advice the process had given, every object with the policy decision that was taken for it and the rule that decided, the external references restore must find, and the saved records. Every file's size and digest is checked, and every record against its plugin's schema and its consistency with its blobs and the rest of the image; any problem is reported and makes the command exit ${ExitCode.Image}. Its subcommands show parts of an image as crit does: ps (the process tree), fds, mems (mappings with saved pages), show (one object), diff (two images), decode (to one JSON document) and encode (back).`;
   static override examples = ['<%= config.bin %> inspect img', '<%= config.bin %> inspect img --json'];
   static override enableJsonFlag = true;
-  static override args = { dir: Args.string({ description: 'Image directory.', required: true }) };
+  static override args = imageDirArg;
   static override flags = { records: Flags.boolean({ description: 'Also print every record.', default: true, allowNo: true }) };
 
   async run(): Promise<unknown> {
     const { args, flags } = await this.parse(Inspect);
     await this.setUp(flags.config);
-    const reader = ImageReader.open(args.dir);
-    const { manifest } = reader;
-    const problems = reader.verifyAll();
-    const records: Record<string, unknown> = {};
-    for (const object of manifest.objects) {
-      if (!object.record) continue;
-      const schema = this.registry.has(object.type) ? this.registry.get(object.type).plugin.recordSchema : z.unknown();
-      try {
-        records[object.key] = reader.readRecord(object, schema).record;
-      } catch (err) {
-        problems.push((err as Error).message);
-      }
-    }
-    const read = manifest.objects.filter((o) => Object.hasOwn(records, o.key)).map((entry) => ({ entry, record: records[entry.key] }));
-    problems.push(...recordProblems(reader, this.registry, read));
+    const { reader, manifest, records, problems } = readImage(args.dir, this.registry, { verifyBlobs: true });
     if (!this.jsonEnabled()) {
       const t = manifest.target;
       this.log(`image      ${reader.imageDir}`);

@@ -1,0 +1,4 @@
+import { Args } from '@oclif/core';
+
+/** The image directory argument of cr inspect and its views. */
+export const imageDirArg = { dir: Args.string({ description: 'Image directory.', required: true }) };

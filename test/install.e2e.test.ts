@@ -1,0 +1,62 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Cleanup, REPO, tempDir } from './helpers/cli.js';
+import { waitGone } from './helpers/processes.js';
+
+const cleanup = new Cleanup();
+afterEach(() => cleanup.run());
+
+/** Runs a command as a user's shell would, with only PATH, HOME and npm's prefix and cache set. */
+function run(command: string, args: string[], cwd: string, env: Record<string, string>) {
+  const r = spawnSync(command, args, { cwd, encoding: 'utf8', env: { PATH: process.env.PATH!, HOME: process.env.HOME!, ...env } });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const WORKSPACES = ['core', 'schemas', 'cli', ...readdirSync(join(REPO, 'plugins')).map((p) => `plugins/${p}`)];
+
+describe('installing cr', () => {
+  it('npm run install-cli puts cr on the PATH of npm prefix -g/bin, and uninstall-cli takes it away', () => {
+    const prefix = cleanup.dir(tempDir('cr-prefix-'));
+    const env = { npm_config_prefix: prefix };
+    const installed = run('npm', ['run', 'install-cli'], REPO, env);
+    expect(installed.status, installed.stderr).toBe(0);
+    const path = `${join(prefix, 'bin')}:${process.env.PATH}`;
+    // from a directory outside the clone, as a user would
+    const version = run('cr', ['--version'], prefix, { PATH: path });
+    expect(version.stdout).toMatch(/^@cr\/cli\/0\.1\.0 linux-x64 node-v/);
+    expect(run('cr', ['plugins'], prefix, { PATH: path }).stdout).toMatch(/^TYPE +VERSION +PACKAGE/);
+    expect(run('npm', ['run', 'uninstall-cli'], REPO, env).status).toBe(0);
+    expect(existsSync(join(prefix, 'bin', 'cr'))).toBe(false);
+  });
+
+  it('npm pack of every package makes tarballs that install into another project, whose cr checkpoints and restores', async () => {
+    const packs = cleanup.dir(tempDir('cr-packs-'));
+    const packed = run('npm', ['pack', '--workspaces', '--pack-destination', packs], REPO, {});
+    expect(packed.status, packed.stderr).toBe(0);
+    const tarballs = readdirSync(packs).filter((f) => f.endsWith('.tgz'));
+    expect(tarballs).toHaveLength(WORKSPACES.length);
+
+    const project = cleanup.dir(tempDir('cr-project-'));
+    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'uses-cr', version: '1.0.0', private: true }));
+    const installed = run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', ...tarballs.map((t) => join(packs, t))], project, {});
+    expect(installed.status, installed.stderr).toBe(0);
+    const cr = (...args: string[]) => run(join(project, 'node_modules', '.bin', 'cr'), args, project, {});
+    expect(cr('--version').stdout).toMatch(/^@cr\/cli\/0\.1\.0 /);
+    const plugins = JSON.parse(cr('plugins', '--json').stdout) as { plugins: { package: string }[] };
+    expect(plugins.plugins.map((p) => p.package).sort()).toEqual(WORKSPACES.filter((w) => w.startsWith('plugins/')).map((w) => `@cr/plugin-${w.slice('plugins/'.length)}`).sort());
+
+    const sleeper = cleanup.process(spawn('sleep', ['1000'], { stdio: 'ignore' }));
+    const pid = sleeper.pid!;
+    const img = join(project, 'img');
+    const checkpoint = cr('checkpoint', String(pid), '-D', img, '--kill');
+    expect(checkpoint.stderr).toBe('');
+    expect(checkpoint.status).toBe(0);
+    await waitGone(pid);
+    const restored = cr('restore', '-D', img, '--detach');
+    cleanup.orphan(pid);
+    expect(restored.stdout).toContain(`tasks:${pid} running as PID ${pid}`);
+    expect(JSON.parse(cr('inspect', 'ps', img, '--json').stdout).processes[0].comm).toBe('sleep');
+  });
+});
