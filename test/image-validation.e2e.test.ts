@@ -16,7 +16,7 @@ import {
   type CheckedImage,
   type NamespaceHandle,
 } from '@cr/core';
-import type { TasksRecord } from '@cr/schemas';
+import type { TasksRecord } from '@cr/plugin-tasks';
 import { BUILTIN_PLUGINS } from '../cli/src/builtin-plugins.js';
 import { Cleanup, REPO, cr, startUntilReady } from './helpers/cli.js';
 import { loadImage, mutantArbitrary, writeMutant, type Mutation, type PristineImage } from './helpers/image-mutants.js';

@@ -1,5 +1,4 @@
 import { closeSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
-import { REGISTERS } from '@cr/schemas';
 import { TargetError } from '../errors.js';
 import { KernelError } from './kernel-error.js';
 import { Libc, __WALL } from './libc.js';
@@ -38,8 +37,11 @@ export const PTRACE_O_EXITKILL = 0x100000;
 const SIGTRAP = 5;
 const SYSCALL_STOP = SIGTRAP | 0x80;
 
-/** x86_64 struct user_regs_struct, in order (the record schema names them too). */
-export const REGISTER_NAMES = REGISTERS;
+/** x86_64 struct user_regs_struct, in order (the tasks record names them too). */
+export const REGISTER_NAMES = [
+  'r15', 'r14', 'r13', 'r12', 'rbp', 'rbx', 'r11', 'r10', 'r9', 'r8', 'rax', 'rcx', 'rdx', 'rsi', 'rdi',
+  'orig_rax', 'rip', 'cs', 'eflags', 'rsp', 'ss', 'fs_base', 'gs_base', 'ds', 'es', 'fs', 'gs',
+] as const;
 export type RegisterName = (typeof REGISTER_NAMES)[number];
 /** General registers as unsigned 64-bit values. */
 export type Registers = Record<RegisterName, bigint>;

@@ -14,7 +14,7 @@ import {
 } from '@cr/core';
 import type { TaskHandle } from '@cr/plugin-tasks';
 import { restoredTaskOf } from '@cr/plugin-tasks';
-import { filesRecordSchema, type FilesRecord } from '@cr/schemas';
+import { filesRecordSchema, type FilesRecord } from './record.js';
 import { ownership } from './ownership.js';
 import { restoreFd } from './restore.js';
 import { saveFd } from './save.js';
@@ -83,5 +83,7 @@ export class FilesPlugin implements ResourcePlugin<FilesRecord, FdHandle> {
     return restoreFd(restoredTaskOf(ctx), record, ctx);
   }
 }
+
+export { filesRecordSchema, type FilesRecord } from './record.js';
 
 export default FilesPlugin;

@@ -7,7 +7,7 @@ import { closeSync, existsSync, fstatSync, openSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname } from 'node:path';
 import { F_SETFD, F_SETFL, FD_CLOEXEC, KernelError, O_CLOEXEC, TargetError, writeRegions, type RemoteTask, type RestoreContext } from '@cr/core';
-import type { FilesRecord } from '@cr/schemas';
+import type { FilesRecord } from './record.js';
 
 /** open(2)'s O_TMPFILE: an unnamed file in a directory, as a deleted file is. */
 const O_TMPFILE = 0o20200000;

@@ -1,5 +1,5 @@
 import { PAGE_SIZE, blobProblems, type RecordCheckContext } from '@cr/core';
-import type { MmRecord, VmaRecord } from '@cr/schemas';
+import type { MmRecord, VmaRecord } from './record.js';
 import { SPECIAL_KINDS, TASK_SIZE } from './restore.js';
 
 const PAGE = BigInt(PAGE_SIZE);

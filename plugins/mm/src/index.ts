@@ -1,6 +1,6 @@
 import { Kernel, PLUGIN_API_VERSION, inject, injectable, type CollectedObject, type RecordCheckContext, type ResourceNode, type ResourcePlugin, type RestoreContext, type SaveContext } from '@cr/core';
 import { frozenTask, restoredTaskOf, type TaskHandle } from '@cr/plugin-tasks';
-import { mmRecordSchema, type MmRecord } from '@cr/schemas';
+import { mmRecordSchema, type MmRecord } from './record.js';
 import { mmRecordProblems } from './check.js';
 import { classify } from './classify.js';
 import { checkMappedFiles, restoreAddressSpace } from './restore.js';
@@ -55,5 +55,7 @@ export class MmPlugin implements ResourcePlugin<MmRecord, ResourceNode<TaskHandl
     await restoreAddressSpace(this.kernel, restoredTaskOf(ctx), record, ctx);
   }
 }
+
+export { mmRecordSchema, type MmRecord, type VmaRecord } from './record.js';
 
 export default MmPlugin;

@@ -18,7 +18,7 @@ import {
   type RemoteTask,
   type RestoreContext,
 } from '@cr/core';
-import type { MmRecord, VmaRecord } from '@cr/schemas';
+import type { MmRecord, VmaRecord } from './record.js';
 
 /** The end of the user address space (x86_64, 4-level page tables). */
 export const TASK_SIZE = 0x7ffffffff000n;

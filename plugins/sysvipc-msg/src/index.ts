@@ -9,8 +9,8 @@ import {
   type RestoreContext,
   type SaveContext,
 } from '@cr/core';
-import { SysvIpcObjectPlugin, createWithSavedId, recreateIpcObject, withinIntoNamespace, type IpcObjectHandle, type StandIn } from '@cr/plugin-ipc-ns';
-import { msgRecordSchema, type MsgRecord } from '@cr/schemas';
+import { SysvIpcObjectPlugin, createWithSavedId, recreateIpcObject, withinIntoNamespace, type IpcObjectHandle, type StandIn } from '@cr/sysvipc-base';
+import { msgRecordSchema, type MsgRecord } from './record.js';
 
 const CAP_SYS_RESOURCE = 24;
 
@@ -98,5 +98,7 @@ export class SysvMsgPlugin extends SysvIpcObjectPlugin<MsgRecord, MsgInfo> imple
     );
   }
 }
+
+export { msgRecordSchema, type MsgRecord } from './record.js';
 
 export default SysvMsgPlugin;

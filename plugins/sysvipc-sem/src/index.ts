@@ -8,8 +8,8 @@ import {
   type Attributes,
   type SemInfo,
 } from '@cr/core';
-import { IPC_OBJECT_SELECTABLE, SysvIpcObjectPlugin, createWithSavedId, recreateIpcObject, type IpcObjectHandle, type StandIn } from '@cr/plugin-ipc-ns';
-import { semRecordSchema, type SemRecord } from '@cr/schemas';
+import { IPC_OBJECT_SELECTABLE, SysvIpcObjectPlugin, createWithSavedId, recreateIpcObject, type IpcObjectHandle, type StandIn } from '@cr/sysvipc-base';
+import { semRecordSchema, type SemRecord } from './record.js';
 
 /** SysV semaphore sets: every semaphore's value. */
 @injectable()
@@ -50,5 +50,7 @@ export class SysvSemPlugin extends SysvIpcObjectPlugin<SemRecord, SemInfo> imple
     );
   }
 }
+
+export { semRecordSchema, type SemRecord } from './record.js';
 
 export default SysvSemPlugin;

@@ -12,8 +12,8 @@ import {
   type Attributes,
   type ShmInfo,
 } from '@cr/core';
-import { IPC_OBJECT_SELECTABLE, SysvIpcObjectPlugin, createWithSavedId, recreateIpcObject, withinIntoNamespace, type IpcObjectHandle, type StandIn } from '@cr/plugin-ipc-ns';
-import { shmRecordSchema, type ShmRecord } from '@cr/schemas';
+import { IPC_OBJECT_SELECTABLE, SysvIpcObjectPlugin, createWithSavedId, recreateIpcObject, withinIntoNamespace, type IpcObjectHandle, type StandIn } from '@cr/sysvipc-base';
+import { shmRecordSchema, type ShmRecord } from './record.js';
 
 /**
  * SysV shared memory segments. Contents go to the image straight from the attached segment
@@ -92,5 +92,7 @@ export class SysvShmPlugin extends SysvIpcObjectPlugin<ShmRecord, ShmInfo> imple
     });
   }
 }
+
+export { shmRecordSchema, type ShmRecord } from './record.js';
 
 export default SysvShmPlugin;

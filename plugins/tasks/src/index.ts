@@ -17,7 +17,7 @@ import {
   type RestoredProcess,
   type ThawContext,
 } from '@cr/core';
-import { tasksRecordSchema, type TasksRecord } from '@cr/schemas';
+import { tasksRecordSchema, type TasksRecord } from './record.js';
 import { awaitFreePid, checkRlimits, checkWorkingDirectory, createTask, resumeTask } from './restore.js';
 import { readTaskState } from './save.js';
 
@@ -132,5 +132,7 @@ export function restoredTaskOf(ctx: RestoreContext): RemoteTask {
   }
   throw new ImageError(`${ctx.key} belongs to a process whose tasks record is not in the image (it was left out at checkpoint); it cannot be restored on its own`);
 }
+
+export { RLIMIT_NAMES, signalActionSchema, tasksRecordSchema, type TasksRecord } from './record.js';
 
 export default TasksPlugin;

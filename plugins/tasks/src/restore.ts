@@ -26,7 +26,7 @@ import {
   type Registers,
   type RemoteTask,
 } from '@cr/core';
-import { RLIMIT_NAMES, type TasksRecord } from '@cr/schemas';
+import { RLIMIT_NAMES, type TasksRecord } from './record.js';
 import { fromHex } from './hex.js';
 
 const CAP_SYS_RESOURCE = 24;

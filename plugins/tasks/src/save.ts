@@ -18,7 +18,7 @@ import {
   type ProcessStatus,
   type RemoteTask,
 } from '@cr/core';
-import { RLIMIT_NAMES, type TasksRecord } from '@cr/schemas';
+import { RLIMIT_NAMES, type TasksRecord } from './record.js';
 import { toHex } from './hex.js';
 
 const CLOCK_MONOTONIC = 1;

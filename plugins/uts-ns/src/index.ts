@@ -11,7 +11,7 @@ import {
   type ResourceNode,
   type ResourcePlugin,
 } from '@cr/core';
-import { utsNsRecordSchema, type UtsNsRecord } from '@cr/schemas';
+import { utsNsRecordSchema, type UtsNsRecord } from './record.js';
 
 /** UTS namespace of a process: its hostname and NIS domain name. */
 @injectable()
@@ -55,6 +55,8 @@ export class UtsNsPlugin implements ResourcePlugin<UtsNsRecord, NamespaceHandle,
     }
   }
 }
+
+export { utsNsRecordSchema, type UtsNsRecord } from './record.js';
 
 export default UtsNsPlugin;
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { intIdSchema } from './common.js';
+import { intIdSchema } from '@cr/schemas';
 
 const common = {
   fd: intIdSchema,
