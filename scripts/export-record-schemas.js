@@ -4,7 +4,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PluginRegistry, createCrContainer, loadPlugins } from '@cr/core';
+import { PluginRegistry, createCrContainer, loadPlugins } from '@cr/core/engine';
 import { BUILTIN_PLUGINS } from '@cr/cli/dist/builtin-plugins.js';
 import { z } from 'zod';
 

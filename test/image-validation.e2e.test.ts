@@ -8,14 +8,16 @@ import {
   CrError,
   ExitCode,
   Kernel,
+  type NamespaceHandle,
+} from '@cr/core';
+import {
   PluginRegistry,
   RestoreEngine,
   createCrContainer,
   loadPlugins,
   pinnedNamespacePaths,
   type CheckedImage,
-  type NamespaceHandle,
-} from '@cr/core';
+} from '@cr/core/engine';
 import type { TasksRecord } from '@cr/plugin-tasks';
 import { BUILTIN_PLUGINS } from '../cli/src/builtin-plugins.js';
 import { Cleanup, REPO, cr, startUntilReady } from './helpers/cli.js';

@@ -2,22 +2,24 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  CheckpointEngine,
   CrError,
   ExitCode,
   ImageError,
-  ImageReader,
-  Policy,
   PluginError,
-  PluginRegistry,
-  RestoreEngine,
   TARGET_PROCESS,
   TargetError,
-  createCrContainer,
   type CollectedObject,
   type ResourceNode,
   type ResourcePlugin,
 } from '@cr/core';
+import {
+  CheckpointEngine,
+  ImageReader,
+  Policy,
+  PluginRegistry,
+  RestoreEngine,
+  createCrContainer,
+} from '@cr/core/engine';
 import type { DependencyContainer } from 'tsyringe';
 import { z } from 'zod';
 import { afterEach, describe, expect, it } from 'vitest';

@@ -1,10 +1,9 @@
 import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ConfigError, Kernel } from '@cr/core';
 import {
-  ConfigError,
   DEFAULT_CONFIG,
-  Kernel,
   Policy,
   adviceRules,
   parseAdvice,
@@ -17,7 +16,7 @@ import {
   typeSelectionRules,
   typedRules,
   writeAdvice,
-} from '@cr/core';
+} from '@cr/core/engine';
 import type { Advice, CrConfig } from '@cr/schemas';
 import { describe, expect, it } from 'vitest';
 import { selectorRegistry } from './fake-plugin.js';

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { SHM_LOCKED, type CheckedImage, type Kernel, type NamespaceHandle } from '@cr/core';
+import { SHM_LOCKED, type Kernel, type NamespaceHandle } from '@cr/core';
+import { type CheckedImage } from '@cr/core/engine';
 import type { IpcNsRecord } from '@cr/plugin-ipc-ns';
 import type { MsgRecord } from '@cr/plugin-sysvipc-msg';
 import type { SemRecord } from '@cr/plugin-sysvipc-sem';

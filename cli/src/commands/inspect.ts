@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core';
-import { CrError, ExitCode, ImageReader, describeSelector, recordProblems } from '@cr/core';
+import { CrError, ExitCode, describeSelector } from '@cr/core';
+import { ImageReader, recordProblems } from '@cr/core/engine';
 import { z } from 'zod';
 import { CrCommand } from '../base-command.js';
 import { errorJson } from '../errors.js';

@@ -8,7 +8,11 @@ import { KCMP_FILE, SYS } from './syscalls.js';
  */
 const lib = koffi.load('libc.so.6');
 
+/** struct rlimit64 of prlimit(2). */
+koffi.struct('cr_rlimit64', { rlim_cur: 'uint64_t', rlim_max: 'uint64_t' });
+
 const raw = {
+  prlimit: lib.func('int prlimit(int pid, int resource, const cr_rlimit64 *limit, _Out_ cr_rlimit64 *old)'),
   strerror: lib.func('const char *strerror(int errnum)'),
   setns: lib.func('int setns(int fd, int nstype)'),
   unshare: lib.func('int unshare(int flags)'),
@@ -148,6 +152,9 @@ export interface WaitResult {
   status: number;
 }
 
+/** An argument of a raw syscall: an integer, or memory the call reads or fills. */
+export type SyscallArg = bigint | number | Uint8Array;
+
 /** A range of another process's memory. */
 export interface RemoteRange {
   address: bigint;
@@ -263,9 +270,23 @@ export class Libc {
 
   /** This process's own limit on `resource` (RLIMIT_*), as prlimit(2) reports it. */
   getRlimit(resource: number): { soft: bigint; hard: bigint } {
-    const out = Buffer.alloc(16);
-    check(raw.syscall(SYS.prlimit64, 'long', 0, 'long', resource, 'void *', null, 'void *', out), 'prlimit64', `resource ${resource}`);
-    return { soft: out.readBigUInt64LE(0), hard: out.readBigUInt64LE(8) };
+    const out: { rlim_cur?: bigint | number; rlim_max?: bigint | number } = {};
+    check(raw.prlimit(0, resource, null, out), 'prlimit', `resource ${resource}`);
+    return { soft: BigInt(out.rlim_cur!), hard: BigInt(out.rlim_max!) };
+  }
+
+  /**
+   * Any syscall by number, in cr itself: integers are passed as 64-bit values, a Uint8Array as a
+   * pointer to its bytes (which the kernel may write into). A -1 result throws, named `name`.
+   */
+  syscall(name: string, nr: number, args: readonly SyscallArg[], target?: string): bigint {
+    const typed = args.flatMap((a): unknown[] => (typeof a === 'object' ? ['void *', a] : ['int64_t', BigInt(a)]));
+    const result = BigInt(raw.syscall(nr, ...typed) as number | bigint);
+    if (result === -1n) {
+      const errno = koffi.errno();
+      throw new KernelError(name, errno, target, describe(errno));
+    }
+    return result;
   }
 
   /** The largest peak RSS (bytes) among the children this process has waited for. */

@@ -3,7 +3,7 @@ import { TargetError, UnsupportedError } from '../errors.js';
 import { findCodeSites, SYSCALL_RET, type CodeSites } from './code-sites.js';
 import { KernelError } from './kernel-error.js';
 import { readVmas } from './proc-maps.js';
-import { checkRemote, type Ptrace, type Registers } from './ptrace.js';
+import { checkRemote, type Ptrace, type Registers, type RseqConfiguration } from './ptrace.js';
 import { buildReturnFrame, OUT_AREA_SIZE, type ReturnFrame } from './return-frame.js';
 import {
   F_GETFD,
@@ -16,6 +16,7 @@ import {
   RSEQ_FLAG_UNREGISTER,
   PROT_WRITE,
   SYS,
+  type RawSyscall,
 } from './syscalls.js';
 
 const SCRATCH_SIZE = 64 * 1024;
@@ -107,9 +108,46 @@ export class RemoteTask {
     this.maskOnRelease = mask;
   }
 
+  /**
+   * The escape hatch: a syscall the layer has no method for, run inside the task (in its
+   * namespaces, on its fds and memory). Arguments are integers; memory goes through `put` and
+   * `read`. Returns the result; a failure throws a KernelError with the errno's name and the PID.
+   */
+  syscall(call: RawSyscall, args: readonly (bigint | number)[] = []): bigint {
+    return this.call(call.name, call.nr, args);
+  }
+
   /** Runs syscall `nr` inside the task; a -errno result is thrown as a KernelError named `name`. */
-  call(name: string, nr: number, args: readonly (bigint | number)[] = []): bigint {
+  private call(name: string, nr: number, args: readonly (bigint | number)[] = []): bigint {
     return checkRemote(this.pid, name, this.ptrace.remoteSyscall(this.pid, nr, args.map(u)));
+  }
+
+  /** The FPU, SSE and AVX state (XSAVE area), exactly as the CPU saved it. */
+  xstate(): Buffer {
+    return this.ptrace.getXstate(this.pid);
+  }
+
+  setXstate(xstate: Buffer): void {
+    this.ptrace.setXstate(this.pid, xstate);
+  }
+
+  /** The signals queued for the task (or, shared, for its process), each as its raw siginfo, left queued. */
+  pendingSignals(shared: boolean): Buffer[] {
+    return this.ptrace.peekSiginfo(this.pid, shared);
+  }
+
+  /** The rseq area the task registered, or undefined. */
+  rseqConfiguration(): RseqConfiguration | undefined {
+    return this.ptrace.rseqConfiguration(this.pid);
+  }
+
+  /**
+   * Starts clock_nanosleep(clockId, 0, request, remain) inside the task and interrupts it at once,
+   * as a signal would, leaving the kernel's restart block in the task; returns the raw result,
+   * normally -ERESTART_RESTARTBLOCK. The registers are NOT put back: the caller sets them next.
+   */
+  interruptedSleep(clockId: number, request: bigint, remain: bigint): bigint {
+    return this.ptrace.remoteSyscallInterrupted(this.pid, SYS.clock_nanosleep, [BigInt(clockId), 0n, request, remain]);
   }
 
   read(address: bigint, length: number): Buffer {
@@ -168,10 +206,6 @@ export class RemoteTask {
 
   kill(): void {
     this.ptrace.kill(this.pid);
-  }
-
-  regs(): Registers {
-    return this.ptrace.getRegs(this.pid);
   }
 
   setRegs(regs: Registers): void {

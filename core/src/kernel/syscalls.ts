@@ -45,6 +45,15 @@ export const SYS = {
   dup3: 292,
 } as const;
 
+/**
+ * A syscall the kernel layer has no typed method for, by its x86_64 number (asm/unistd_64.h):
+ * what `Kernel.syscall` and `RemoteTask.syscall` take. `name` is what errors call it.
+ */
+export interface RawSyscall {
+  readonly name: string;
+  readonly nr: number;
+}
+
 /** rax of a task stopped in a syscall the kernel restarts through restart_syscall() (-516). */
 export const ERESTART_RESTARTBLOCK = 516;
 export const EINTR = 4;

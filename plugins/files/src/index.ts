@@ -51,7 +51,7 @@ export class FilesPlugin implements ResourcePlugin<FilesRecord, FdHandle> {
     const { pid } = (parent as ResourceNode<TaskHandle>).handle;
     const fds = this.kernel.procfs.fds(pid);
     return fds.map((info, i) => {
-      const twin = fds.slice(0, i).find((l) => l.link === info.link && this.kernel.libc.kcmpFiles(pid, l.fd, pid, info.fd) === 0);
+      const twin = fds.slice(0, i).find((l) => l.link === info.link && this.kernel.sameOpenFile(pid, l.fd, pid, info.fd));
       return {
         id: `${pid}:${info.fd}`,
         handle: { pid, info, ...(twin ? { twin } : {}) },

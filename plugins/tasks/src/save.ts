@@ -57,13 +57,13 @@ export function readTaskState(kernel: Kernel, task: RemoteTask): TasksRecord {
         },
       },
       registers: Object.fromEntries(REGISTER_NAMES.map((name) => [name, toHex(regs[name])])) as TasksRecord['registers'],
-      xstate: kernel.ptrace.getXstate(pid).toString('base64'),
+      xstate: task.xstate().toString('base64'),
       signals: {
         blocked: toHex(task.blockedSignals()),
         actions: signalActions(task),
         pending: [
-          ...kernel.ptrace.peekSiginfo(pid, false).map((info) => ({ shared: false, siginfo: info.toString('base64') })),
-          ...kernel.ptrace.peekSiginfo(pid, true).map((info) => ({ shared: true, siginfo: info.toString('base64') })),
+          ...task.pendingSignals(false).map((info) => ({ shared: false, siginfo: info.toString('base64') })),
+          ...task.pendingSignals(true).map((info) => ({ shared: true, siginfo: info.toString('base64') })),
         ],
         altStack: (({ sp, flags, size }) => ({ sp: toHex(sp), flags, size: toHex(size) }))(task.getAltStack()),
       },
@@ -83,7 +83,7 @@ export function readTaskState(kernel: Kernel, task: RemoteTask): TasksRecord {
       personality: Number.parseInt(kernel.procfs.read(pid, 'personality').trim(), 16),
       umask: status.umask,
       cwd: kernel.procfs.link(pid, 'cwd'),
-      ...rseqOf(kernel, pid),
+      ...rseqOf(task),
       prctl: {
         pdeathsig: task.prctlGetInt('prctl(PR_GET_PDEATHSIG)', PR_GET_PDEATHSIG),
         dumpable: Number(task.prctl('prctl(PR_GET_DUMPABLE)', PR_GET_DUMPABLE)),
@@ -139,8 +139,8 @@ function signalActions(task: RemoteTask): TasksRecord['signals']['actions'] {
   return actions;
 }
 
-function rseqOf(kernel: Kernel, pid: number): Pick<TasksRecord, 'rseq'> {
-  const rseq = kernel.ptrace.rseqConfiguration(pid);
+function rseqOf(task: RemoteTask): Pick<TasksRecord, 'rseq'> {
+  const rseq = task.rseqConfiguration();
   return rseq ? { rseq: { address: toHex(rseq.address), size: rseq.size, signature: rseq.signature } } : {};
 }
 
