@@ -11,6 +11,7 @@ export { inject, injectable, singleton } from 'tsyringe';
 
 export * from './plugin/contract.js';
 export { ownNamespaceDefault } from './plugin/own-namespace.js';
+export { IPC_NS_TARGET, ObjectType, PROCESS_TARGET, objectType } from './plugin/references.js';
 export { describeSelector, matchesSelector } from './policy/policy.js';
 export { blobProblems } from './image/record-checks.js';
 export type { ProcessTargetHandle, IpcNsTargetHandle } from './engine/targets.js';
@@ -20,7 +21,7 @@ export { Directory } from './kernel/directory.js';
 export { KernelError, errnoName } from './kernel/kernel-error.js';
 export { NAMESPACE_FLAGS, NamespaceHandle, Namespaces, type NamespaceKind } from './kernel/namespaces.js';
 export type { FeatureResult } from './kernel/features.js';
-export { SysvIpc, SHM_DEST, SHM_LOCKED, hex, type IpcKind, type IpcObjectInfo, type IpcOwnership, type MsgInfo, type QueuedMessage, type SemInfo, type ShmInfo } from './kernel/sysvipc.js';
+export { SysvIpc, SHM_DEST, SHM_LOCKED, hex, type IpcInfoOf, type IpcKind, type IpcObjectInfo, type IpcOwnership, type MsgInfo, type QueuedMessage, type SemInfo, type ShmInfo } from './kernel/sysvipc.js';
 export type { ShmMapping, SyscallArg } from './kernel/libc.js';
 export { REGISTER_NAMES, type RegisterName, type Registers, type RseqConfiguration } from './kernel/ptrace.js';
 export { RemoteTask, type AltStack, type ItimerValue, type SignalAction } from './kernel/remote-task.js';

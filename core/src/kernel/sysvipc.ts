@@ -5,6 +5,9 @@ import type { Sysctl } from './sysctl.js';
 
 export type IpcKind = 'shm' | 'msg' | 'sem';
 
+/** What `list` gives for each kind of object. */
+export type IpcInfoOf<K extends IpcKind> = { shm: ShmInfo; msg: MsgInfo; sem: SemInfo }[K];
+
 const IPC_CREAT = 0o1000;
 const IPC_EXCL = 0o2000;
 const IPC_NOWAIT = 0o4000;
@@ -69,9 +72,7 @@ export class SysvIpc {
     private readonly sysctl: Sysctl,
   ) {}
 
-  list(kind: 'shm'): ShmInfo[];
-  list(kind: 'msg'): MsgInfo[];
-  list(kind: 'sem'): SemInfo[];
+  list<K extends IpcKind>(kind: K): IpcInfoOf<K>[];
   list(kind: IpcKind): IpcObjectInfo[] {
     // /proc/sysvipc/* shows the objects of the reader's IPC namespace; read on this thread.
     const lines = readFileSync(`/proc/sysvipc/${kind}`, 'utf8').trim().split('\n').slice(1);

@@ -3,18 +3,22 @@ import {
   NamespaceHandle,
   ownNamespaceDefault,
   PLUGIN_API_VERSION,
-  TARGET_IPC_NS,
+  IPC_NS_TARGET,
   blobProblems,
   inject,
   injectable,
+  objectType,
   type CollectedObject,
-  type IpcNsTargetHandle,
   type ResourceNode,
   type RecordCheckContext,
   type ResourcePlugin,
   type RestoreContext,
 } from '@cr/core';
+import { TASKS } from '@cr/plugin-tasks';
 import { IPC_NS_SYSCTLS, ipcNsRecordSchema, type IpcNsRecord } from './record.js';
+
+/** The IPC namespaces, for the SysV object plugins below them: handles and restored values are NamespaceHandles. */
+export const IPC_NAMESPACES = objectType<NamespaceHandle, NamespaceHandle>('ipc-ns');
 
 /**
  * IPC namespace: the per-namespace `kernel.*` IPC limits. The SysV object plugins (shm, msg,
@@ -23,11 +27,11 @@ import { IPC_NS_SYSCTLS, ipcNsRecordSchema, type IpcNsRecord } from './record.js
 @injectable()
 export class IpcNsPlugin implements ResourcePlugin<IpcNsRecord, NamespaceHandle, NamespaceHandle> {
   readonly apiVersion = PLUGIN_API_VERSION;
-  readonly type = 'ipc-ns';
+  readonly type = IPC_NAMESPACES.type;
   readonly version = 1;
   readonly description = 'IPC namespace: per-namespace limits (msgmax, shmmax, sem …); parent of the SysV IPC objects';
   /** Below each process (frozen first), or the namespace given with `cr checkpoint --ipc-ns`. */
-  readonly collectsFrom = ['tasks', TARGET_IPC_NS];
+  readonly collectsFrom = [TASKS.type, IPC_NS_TARGET.type];
   readonly namespaceKind = 'ipc' as const;
   readonly recordSchema = ipcNsRecordSchema;
   readonly selectableBy = { inode: 'uint' } as const;
@@ -39,11 +43,10 @@ export class IpcNsPlugin implements ResourcePlugin<IpcNsRecord, NamespaceHandle,
   }
 
   collect(parent: ResourceNode): CollectedObject<NamespaceHandle>[] {
-    const ns =
-      parent.type === TARGET_IPC_NS
-        ? this.kernel.namespaces.fromPath((parent.handle as IpcNsTargetHandle).path, 'ipc')
-        : this.kernel.namespaces.ofProcess((parent.handle as { pid: number }).pid, 'ipc');
-    const fromProcess = parent.type !== TARGET_IPC_NS;
+    const fromProcess = !IPC_NS_TARGET.is(parent);
+    const ns = fromProcess
+      ? this.kernel.namespaces.ofProcess(TASKS.handleOf(parent).pid, 'ipc')
+      : this.kernel.namespaces.fromPath(IPC_NS_TARGET.handleOf(parent).path, 'ipc');
     return [{ id: String(ns.inode), handle: ns, attributes: { inode: ns.inode }, release: () => ns.close(), ...(fromProcess ? ownNamespaceDefault(this.kernel, ns) : {}) }];
   }
 

@@ -18,6 +18,7 @@ import {
   type RemoteTask,
   type RestoreContext,
 } from '@cr/core';
+import { SHM_SEGMENTS } from '@cr/sysvipc-base';
 import type { MmRecord, VmaRecord } from './record.js';
 
 /** The end of the user address space (x86_64, 4-level page tables). */
@@ -180,7 +181,7 @@ function mapOne(task: RemoteTask, vma: VmaRecord, files: OpenFiles, ctx: Restore
     }
     case 'sysv-shm': {
       // The segment as restored, or the live one an external reference was found as (--map-external).
-      const shmid = ctx.restored<number>(`sysvipc-shm:${vma.shmid}`) ?? vma.shmid!;
+      const shmid = SHM_SEGMENTS.restored(ctx, vma.shmid!) ?? vma.shmid!;
       task.shmat(shmid, start, SHM_REMAP | (vma.prot & PROT_WRITE ? 0 : SHM_RDONLY));
       return;
     }

@@ -4,18 +4,22 @@ import {
   TargetError,
   blobProblems,
   hex,
+  objectType,
   type AttributeType,
   type Attributes,
   type CollectedObject,
   type ExternalReference,
+  type IpcInfoOf,
   type IpcKind,
   type IpcObjectInfo,
   type Kernel,
   type RecordCheckContext,
   type ResourceNode,
   type ResourcePlugin,
+  type ShmInfo,
   type RestoreContext,
 } from '@cr/core';
+import { IPC_NAMESPACES } from '@cr/plugin-ipc-ns';
 import { findLiveIpcObject, type StandIn } from './external.js';
 
 /**
@@ -38,7 +42,7 @@ export function ipcNamespaceForRestore(kernel: Kernel, ctx: RestoreContext): { n
  * namespace it would be restored into. Only an existing namespace (`--into-ipc-ns`) can collide.
  */
 export function assertIpcSlotFree(kernel: Kernel, ctx: RestoreContext, kind: IpcKind, saved: { id: number; key: number }): void {
-  const found = withinIntoNamespace(kernel, ctx, () => kernel.sysvipc.list(kind as 'shm'));
+  const found = withinIntoNamespace(kernel, ctx, () => kernel.sysvipc.list(kind));
   if (!found) return;
   const clash = found.value.find((o) => o.id === saved.id || (saved.key !== 0 && o.key >>> 0 === saved.key >>> 0));
   if (clash) {
@@ -64,6 +68,9 @@ export function withinIntoNamespace<T>(kernel: Kernel, ctx: RestoreContext, read
   }
 }
 
+/** The SysV shared-memory segments, for mm: a process's memory refers to the segments it attached. */
+export const SHM_SEGMENTS = objectType<IpcObjectHandle<ShmInfo>, number>('sysvipc-shm');
+
 /** Handle of a collected SysV IPC object: the namespace it lives in and what ipcs shows of it. */
 export interface IpcObjectHandle<I extends IpcObjectInfo = IpcObjectInfo> {
   ns: NamespaceHandle;
@@ -79,13 +86,13 @@ export const IPC_OBJECT_SELECTABLE = { id: 'uint', key: 'key' } as const satisfi
  * a taken id or key before anything changes, are found alive when an image refers to them
  * without saving them, and are removed again on rollback. Subclasses add save and restore.
  */
-export abstract class SysvIpcObjectPlugin<R extends { id: number; key: number }, I extends IpcObjectInfo>
+export abstract class SysvIpcObjectPlugin<R extends { id: number; key: number }, K extends IpcKind, I extends IpcInfoOf<K> = IpcInfoOf<K>>
   implements Omit<ResourcePlugin<R, IpcObjectHandle<I>, number>, 'description' | 'recordSchema' | 'save' | 'restore'>
 {
   abstract readonly type: string;
   readonly apiVersion = PLUGIN_API_VERSION;
   readonly version = 1;
-  readonly collectsFrom = ['ipc-ns'];
+  readonly collectsFrom = [IPC_NAMESPACES.type];
   readonly groups = ['sysvipc'];
   readonly selectableBy: Readonly<Record<string, AttributeType>> = IPC_OBJECT_SELECTABLE;
   /** What a live object must share with the saved one to stand in for it (findExternal). */
@@ -95,12 +102,12 @@ export abstract class SysvIpcObjectPlugin<R extends { id: number; key: number },
 
   constructor(
     protected readonly kernel: Kernel,
-    protected readonly kind: IpcKind,
+    protected readonly kind: K,
   ) {}
 
   collect(parent: ResourceNode): CollectedObject<IpcObjectHandle<I>>[] {
-    const ns = parent.handle as NamespaceHandle;
-    const objects = this.kernel.namespaces.within(ns, () => this.kernel.sysvipc.list(this.kind as 'shm')) as unknown as I[];
+    const ns = IPC_NAMESPACES.handleOf(parent);
+    const objects = this.kernel.namespaces.within(ns, () => this.kernel.sysvipc.list(this.kind)) as I[];
     return objects.map((info) => ({ id: String(info.id), handle: { ns, info }, attributes: this.attributesOf(info) }));
   }
 
@@ -160,7 +167,7 @@ export async function recreateIpcObject(kernel: Kernel, ctx: RestoreContext, kin
     return id;
   } catch (err) {
     kernel.namespaces.within(ns, () => {
-      if (kernel.sysvipc.list(kind as 'shm').some((o) => o.id === id)) kernel.sysvipc.remove(kind, id);
+      if (kernel.sysvipc.list(kind).some((o) => o.id === id)) kernel.sysvipc.remove(kind, id);
     });
     throw err;
   } finally {

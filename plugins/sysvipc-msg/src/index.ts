@@ -19,7 +19,7 @@ const CAP_SYS_RESOURCE = 24;
  * as it was; their payloads follow one another in one blob, their types and sizes in the record.
  */
 @injectable()
-export class SysvMsgPlugin extends SysvIpcObjectPlugin<MsgRecord, MsgInfo> implements ResourcePlugin<MsgRecord, IpcObjectHandle<MsgInfo>, number> {
+export class SysvMsgPlugin extends SysvIpcObjectPlugin<MsgRecord, 'msg'> implements ResourcePlugin<MsgRecord, IpcObjectHandle<MsgInfo>, number> {
   readonly type = 'sysvipc-msg';
   readonly description = 'SysV message queues: every message in order, key, id, owners, mode, msg_qbytes';
   readonly recordSchema = msgRecordSchema;

@@ -13,7 +13,7 @@ import { semRecordSchema, type SemRecord } from './record.js';
 
 /** SysV semaphore sets: every semaphore's value. */
 @injectable()
-export class SysvSemPlugin extends SysvIpcObjectPlugin<SemRecord, SemInfo> implements ResourcePlugin<SemRecord, IpcObjectHandle<SemInfo>, number> {
+export class SysvSemPlugin extends SysvIpcObjectPlugin<SemRecord, 'sem'> implements ResourcePlugin<SemRecord, IpcObjectHandle<SemInfo>, number> {
   readonly type = 'sysvipc-sem';
   readonly description = 'SysV semaphore sets: every value, key, id, owners, mode';
   readonly recordSchema = semRecordSchema;

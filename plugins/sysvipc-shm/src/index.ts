@@ -12,7 +12,7 @@ import {
   type Attributes,
   type ShmInfo,
 } from '@cr/core';
-import { IPC_OBJECT_SELECTABLE, SysvIpcObjectPlugin, createWithSavedId, recreateIpcObject, withinIntoNamespace, type IpcObjectHandle, type StandIn } from '@cr/sysvipc-base';
+import { IPC_OBJECT_SELECTABLE, SHM_SEGMENTS, SysvIpcObjectPlugin, createWithSavedId, recreateIpcObject, withinIntoNamespace, type IpcObjectHandle, type StandIn } from '@cr/sysvipc-base';
 import { shmRecordSchema, type ShmRecord } from './record.js';
 
 /**
@@ -20,8 +20,8 @@ import { shmRecordSchema, type ShmRecord } from './record.js';
  * (a zero-copy view), and come back straight into the new segment.
  */
 @injectable()
-export class SysvShmPlugin extends SysvIpcObjectPlugin<ShmRecord, ShmInfo> implements ResourcePlugin<ShmRecord, IpcObjectHandle<ShmInfo>, number> {
-  readonly type = 'sysvipc-shm';
+export class SysvShmPlugin extends SysvIpcObjectPlugin<ShmRecord, 'shm'> implements ResourcePlugin<ShmRecord, IpcObjectHandle<ShmInfo>, number> {
+  readonly type = SHM_SEGMENTS.type;
   readonly description = 'SysV shared memory segments: contents, key, id, owners, mode, SHM_LOCKED, SHM_DEST';
   readonly recordSchema = shmRecordSchema;
   override readonly selectableBy = { ...IPC_OBJECT_SELECTABLE, size: 'uint' } as const;
