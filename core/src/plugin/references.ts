@@ -36,6 +36,12 @@ export class ObjectType<H, T> {
     return ctx.restored<T>(this.key(id));
   }
 
+  /** What the first parent of this type (among `ctx.parents`) was restored as, if it was. */
+  restoredParent(ctx: { readonly parents: readonly string[]; restored<R>(key: string): R | undefined }): T | undefined {
+    const parent = ctx.parents.find((key) => key.startsWith(`${this.type}:`));
+    return parent === undefined ? undefined : ctx.restored<T>(parent);
+  }
+
   /** The object with this id in the image being checked (`RecordCheckContext.object`). */
   inImage(ctx: { object(key: string): ImageObject | undefined }, id: string | number): ImageObject | undefined {
     return ctx.object(this.key(id));

@@ -28,10 +28,8 @@ import { findLiveIpcObject, type StandIn } from './external.js';
  * second is opened here, so the caller must close it when `opened` is true.
  */
 export function ipcNamespaceForRestore(kernel: Kernel, ctx: RestoreContext): { ns: NamespaceHandle; opened: boolean } {
-  for (const parent of ctx.parents) {
-    const ns = ctx.restored<NamespaceHandle>(parent);
-    if (ns instanceof NamespaceHandle) return { ns, opened: false };
-  }
+  const ns = IPC_NAMESPACES.restoredParent(ctx);
+  if (ns) return { ns, opened: false };
   const into = ctx.options.into?.ipc;
   if (into) return { ns: kernel.namespaces.fromPath(into, 'ipc'), opened: true };
   throw new TargetError(`${ctx.key} has no IPC namespace to go into: the image does not hold its ipc-ns; pass --into-ipc-ns PATH`);

@@ -130,10 +130,8 @@ export function frozenTask(node: ResourceNode<TaskHandle>): RemoteTask {
 
 /** The seed of the process an object below a task is restored into. */
 export function restoredTaskOf(ctx: RestoreContext): RemoteTask {
-  for (const key of ctx.parents) {
-    const restored = ctx.restored<RestoredTask>(key);
-    if (restored?.task) return restored.task;
-  }
+  const restored = TASKS.restoredParent(ctx);
+  if (restored) return restored.task;
   throw new ImageError(`${ctx.key} belongs to a process whose tasks record is not in the image (it was left out at checkpoint); it cannot be restored on its own`);
 }
 
