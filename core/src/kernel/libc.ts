@@ -1,6 +1,6 @@
 import koffi from 'koffi';
 import { KernelError } from './kernel-error.js';
-import { KCMP_FILE, SYS } from './syscalls.js';
+import { KCMP_FILE, O_CLOEXEC, SYS } from './syscalls.js';
 
 /**
  * The one place cr binds libc. Everything above this file calls the typed methods of `Libc`,
@@ -66,8 +66,6 @@ export const MADV_POPULATE_READ = 22;
 export const MADV_POPULATE_WRITE = 23;
 /** openat(2)'s directory for paths relative to the current directory. */
 export const AT_FDCWD = -100;
-/** Node's fs.constants lacks it: every fd cr opens itself through libc is close-on-exec. */
-export const O_CLOEXEC = 0o2000000;
 /** ioctl on an nsfs file: which CLONE_NEW* kind of namespace it is. */
 export const NS_GET_NSTYPE = 0xb703;
 
@@ -266,6 +264,11 @@ export class Libc {
    */
   kcmpFiles(pid1: number, fd1: number, pid2: number, fd2: number): number {
     return check(raw.syscall(SYS.kcmp, 'long', pid1, 'long', pid2, 'long', KCMP_FILE, 'long', fd1, 'long', fd2), 'kcmp', `pid ${pid1} fd ${fd1}`);
+  }
+
+  /** Where a buffer's bytes are in this process's memory (they stay there while it is referenced). */
+  addressOf(buf: Uint8Array): bigint {
+    return BigInt(koffi.address(buf));
   }
 
   /** This process's own limit on `resource` (RLIMIT_*), as prlimit(2) reports it. */

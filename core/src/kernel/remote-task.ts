@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { TargetError, UnsupportedError } from '../errors.js';
 import { findCodeSites, SYSCALL_RET, type CodeSites } from './code-sites.js';
 import { KernelError } from './kernel-error.js';
+import { setMmMap, type MmMap } from './mm-map.js';
 import { readVmas } from './proc-maps.js';
 import { checkRemote, type Ptrace, type Registers, type RseqConfiguration } from './ptrace.js';
 import { buildReturnFrame, OUT_AREA_SIZE, type ReturnFrame } from './return-frame.js';
@@ -329,6 +330,11 @@ export class RemoteTask {
     b.writeInt32LE(stack.flags, 8);
     b.writeBigUInt64LE(stack.size, 16);
     this.call('sigaltstack', SYS.sigaltstack, [this.put(b), 0]);
+  }
+
+  /** Sets the mm bounds, auxv and exe link at once (PR_SET_MM_MAP); uses the scratch area. */
+  setMmMap(map: MmMap): void {
+    setMmMap(this, map);
   }
 
   /** Queues a signal with its full siginfo, on the process (shared) or on this thread. */

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { UnsupportedError } from '../errors.js';
 import { Libc, type ShmMapping } from './libc.js';
 import type { Sysctl } from './sysctl.js';
+import { SHM_RDONLY } from './syscalls.js';
 
 export type IpcKind = 'shm' | 'msg' | 'sem';
 
@@ -15,7 +16,6 @@ const IPC_RMID = 0;
 const IPC_SET = 1;
 const IPC_STAT = 2;
 const SHM_LOCK = 11;
-const SHM_RDONLY = 0o10000;
 const MSG_COPY = 0o40000;
 const GETALL = 13;
 const SETALL = 17;
