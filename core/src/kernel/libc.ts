@@ -1,5 +1,6 @@
 import koffi from 'koffi';
 import { KernelError } from './kernel-error.js';
+import { decodeStruct, rlimit64, u64 } from './structs.js';
 import { KCMP_FILE, O_CLOEXEC, SYS } from './syscalls.js';
 
 /**
@@ -8,11 +9,9 @@ import { KCMP_FILE, O_CLOEXEC, SYS } from './syscalls.js';
  */
 const lib = koffi.load('libc.so.6');
 
-/** struct rlimit64 of prlimit(2). */
-koffi.struct('cr_rlimit64', { rlim_cur: 'uint64_t', rlim_max: 'uint64_t' });
 
 const raw = {
-  prlimit: lib.func('int prlimit(int pid, int resource, const cr_rlimit64 *limit, _Out_ cr_rlimit64 *old)'),
+  prlimit: lib.func('int prlimit(int pid, int resource, const void *limit, _Out_ void *old)'),
   strerror: lib.func('const char *strerror(int errnum)'),
   setns: lib.func('int setns(int fd, int nstype)'),
   unshare: lib.func('int unshare(int flags)'),
@@ -273,9 +272,10 @@ export class Libc {
 
   /** This process's own limit on `resource` (RLIMIT_*), as prlimit(2) reports it. */
   getRlimit(resource: number): { soft: bigint; hard: bigint } {
-    const out: { rlim_cur?: bigint | number; rlim_max?: bigint | number } = {};
+    const out = Buffer.alloc(koffi.sizeof(rlimit64));
     check(raw.prlimit(0, resource, null, out), 'prlimit', `resource ${resource}`);
-    return { soft: BigInt(out.rlim_cur!), hard: BigInt(out.rlim_max!) };
+    const limit = decodeStruct<{ rlim_cur: number | bigint; rlim_max: number | bigint }>(out, rlimit64);
+    return { soft: u64(limit.rlim_cur), hard: u64(limit.rlim_max) };
   }
 
   /**

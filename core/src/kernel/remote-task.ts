@@ -19,6 +19,7 @@ import {
   SYS,
   type RawSyscall,
 } from './syscalls.js';
+import { decodeStruct, encodeStruct, itimerval, kernelSigaction, rlimit64, stackT, structSize, u64, type Timeval } from './structs.js';
 
 const SCRATCH_SIZE = 64 * 1024;
 /** x86_64 CET: a task with a shadow stack would fault on the `ret` of a parked task. */
@@ -304,32 +305,23 @@ export class RemoteTask {
   getSignalAction(signal: number): SignalAction {
     const at = this.scratchAt(0);
     this.call(`rt_sigaction(${signal})`, SYS.rt_sigaction, [signal, 0, at, 8]);
-    const b = this.read(at, 32);
-    return { handler: b.readBigUInt64LE(0), flags: b.readBigUInt64LE(8), restorer: b.readBigUInt64LE(16), mask: b.readBigUInt64LE(24) };
+    const a = decodeStruct<Record<keyof SignalAction, number | bigint>>(this.read(at, structSize(kernelSigaction)), kernelSigaction);
+    return { handler: u64(a.handler), flags: u64(a.flags), restorer: u64(a.restorer), mask: u64(a.mask) };
   }
 
   setSignalAction(signal: number, action: SignalAction): void {
-    const b = Buffer.alloc(32);
-    b.writeBigUInt64LE(action.handler, 0);
-    b.writeBigUInt64LE(action.flags, 8);
-    b.writeBigUInt64LE(action.restorer, 16);
-    b.writeBigUInt64LE(action.mask, 24);
-    this.call(`rt_sigaction(${signal})`, SYS.rt_sigaction, [signal, this.put(b), 0, 8]);
+    this.call(`rt_sigaction(${signal})`, SYS.rt_sigaction, [signal, this.put(encodeStruct(kernelSigaction, action)), 0, 8]);
   }
 
   getAltStack(): AltStack {
     const at = this.scratchAt(0);
     this.call('sigaltstack', SYS.sigaltstack, [0, at]);
-    const b = this.read(at, 24);
-    return { sp: b.readBigUInt64LE(0), flags: b.readInt32LE(8), size: b.readBigUInt64LE(16) };
+    const s = decodeStruct<{ ss_sp: number | bigint; ss_flags: number; ss_size: number | bigint }>(this.read(at, structSize(stackT)), stackT);
+    return { sp: u64(s.ss_sp), flags: s.ss_flags, size: u64(s.ss_size) };
   }
 
   setAltStack(stack: AltStack): void {
-    const b = Buffer.alloc(24);
-    b.writeBigUInt64LE(stack.sp, 0);
-    b.writeInt32LE(stack.flags, 8);
-    b.writeBigUInt64LE(stack.size, 16);
-    this.call('sigaltstack', SYS.sigaltstack, [this.put(b), 0]);
+    this.call('sigaltstack', SYS.sigaltstack, [this.put(encodeStruct(stackT, { ss_sp: stack.sp, ss_flags: stack.flags, ss_size: stack.size })), 0]);
   }
 
   /** Sets the mm bounds, auxv and exe link at once (PR_SET_MM_MAP); uses the scratch area. */
@@ -359,36 +351,28 @@ export class RemoteTask {
   }
 
   setRlimit(resource: number, soft: bigint, hard: bigint): void {
-    const b = Buffer.alloc(16);
-    b.writeBigUInt64LE(soft, 0);
-    b.writeBigUInt64LE(hard, 8);
-    this.call(`prlimit64(${resource})`, SYS.prlimit64, [0, resource, this.put(b), 0]);
+    this.call(`prlimit64(${resource})`, SYS.prlimit64, [0, resource, this.put(encodeStruct(rlimit64, { rlim_cur: soft, rlim_max: hard })), 0]);
   }
 
   getRlimit(resource: number): { soft: bigint; hard: bigint } {
     const at = this.scratchAt(0);
     this.call(`prlimit64(${resource})`, SYS.prlimit64, [0, resource, 0, at]);
-    const b = this.read(at, 16);
-    return { soft: b.readBigUInt64LE(0), hard: b.readBigUInt64LE(8) };
+    const r = decodeStruct<{ rlim_cur: number | bigint; rlim_max: number | bigint }>(this.read(at, structSize(rlimit64)), rlimit64);
+    return { soft: u64(r.rlim_cur), hard: u64(r.rlim_max) };
   }
 
   /** getitimer(2): the interval and the time left of one interval timer, in microseconds. */
   getItimer(which: number): ItimerValue {
     const at = this.scratchAt(0);
     this.call(`getitimer(${which})`, SYS.getitimer, [which, at]);
-    const b = this.read(at, 32);
-    const us = (o: number) => b.readBigInt64LE(o) * 1_000_000n + b.readBigInt64LE(o + 8);
-    return { intervalUs: us(0), valueUs: us(16) };
+    const t = decodeStruct<Record<'it_interval' | 'it_value', Timeval>>(this.read(at, structSize(itimerval)), itimerval);
+    const us = (tv: Timeval) => BigInt(tv.tv_sec) * 1_000_000n + BigInt(tv.tv_usec);
+    return { intervalUs: us(t.it_interval), valueUs: us(t.it_value) };
   }
 
   setItimer(which: number, timer: ItimerValue): void {
-    const b = Buffer.alloc(32);
-    const put = (us: bigint, o: number) => {
-      b.writeBigInt64LE(us / 1_000_000n, o);
-      b.writeBigInt64LE(us % 1_000_000n, o + 8);
-    };
-    put(timer.intervalUs, 0);
-    put(timer.valueUs, 16);
+    const tv = (us: bigint): Timeval => ({ tv_sec: us / 1_000_000n, tv_usec: us % 1_000_000n });
+    const b = encodeStruct(itimerval, { it_interval: tv(timer.intervalUs), it_value: tv(timer.valueUs) });
     this.call(`setitimer(${which})`, SYS.setitimer, [which, this.put(b), 0]);
   }
 
