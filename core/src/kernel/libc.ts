@@ -1,7 +1,7 @@
 import koffi from 'koffi';
 import { KernelError } from './kernel-error.js';
-import { decodeStruct, rlimit64, u64 } from './structs.js';
-import { KCMP_FILE, O_CLOEXEC, SYS } from './syscalls.js';
+import { cloneArgs, decodeStruct, encodeStruct, rlimit64, u64 } from './structs.js';
+import { KCMP_FILE, O_CLOEXEC, SIGCHLD, SYS } from './syscalls.js';
 
 /**
  * The one place cr binds libc. Everything above this file calls the typed methods of `Libc`,
@@ -211,10 +211,7 @@ export class Libc {
     const tid = koffi.alloc('int', 1);
     try {
       koffi.encode(tid, 'int', takenPid);
-      const args = Buffer.alloc(88);
-      args.writeBigUInt64LE(17n, 32);
-      args.writeBigUInt64LE(BigInt(koffi.address(tid)), 64);
-      args.writeBigUInt64LE(1n, 72);
+      const args = encodeStruct(cloneArgs, { exit_signal: SIGCHLD, set_tid: koffi.address(tid), set_tid_size: 1 });
       const result = Number(raw.syscall(SYS.clone3, 'void *', args, 'size_t', args.length));
       return result === -1 ? koffi.errno() : 0;
     } finally {

@@ -24,6 +24,33 @@ export interface Timeval {
 /** struct itimerval of getitimer(2) and setitimer(2). */
 export const itimerval = koffi.struct('cr_itimerval', { it_interval: timeval, it_value: timeval });
 
+/** struct clone_args of clone3(2) (Linux 5.7+: up to cgroup). */
+export const cloneArgs = koffi.struct('cr_clone_args', {
+  flags: 'uint64_t',
+  pidfd: 'uint64_t',
+  child_tid: 'uint64_t',
+  parent_tid: 'uint64_t',
+  exit_signal: 'uint64_t',
+  stack: 'uint64_t',
+  stack_size: 'uint64_t',
+  tls: 'uint64_t',
+  set_tid: 'uint64_t',
+  set_tid_size: 'uint64_t',
+  cgroup: 'uint64_t',
+});
+
+/** struct ptrace_peeksiginfo_args of PTRACE_PEEKSIGINFO. */
+export const peeksiginfoArgs = koffi.struct('cr_ptrace_peeksiginfo_args', { off: 'uint64_t', flags: 'uint32_t', nr: 'int32_t' });
+
+/** struct ptrace_rseq_configuration of PTRACE_GET_RSEQ_CONFIGURATION. */
+export const rseqConfiguration = koffi.struct('cr_ptrace_rseq_configuration', {
+  rseq_abi_pointer: 'uint64_t',
+  rseq_abi_size: 'uint32_t',
+  signature: 'uint32_t',
+  flags: 'uint32_t',
+  pad: 'uint32_t',
+});
+
 /** sizeof(type). */
 export const structSize = (type: TypeObject): number => koffi.sizeof(type);
 

@@ -102,4 +102,5 @@ export const O_CLOEXEC = 0o2000000;
 export const KCMP_FILE = 0;
 export const RSEQ_FLAG_UNREGISTER = 1;
 export const SIGKILL = 9;
+export const SIGCHLD = 17;
 export const SIGSTOP = 19;
