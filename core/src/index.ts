@@ -26,6 +26,7 @@ export type { ShmMapping, SyscallArg } from './kernel/libc.js';
 export { REGISTER_NAMES, type RegisterName, type Registers, type RseqConfiguration } from './kernel/ptrace.js';
 export { RemoteTask, type AltStack, type ItimerValue, type SignalAction } from './kernel/remote-task.js';
 export type { MmMap } from './kernel/mm-map.js';
+export type { StoppedSyscall, SyscallName } from './kernel/stopped-syscall.js';
 export type { Vma } from './kernel/proc-maps.js';
 export { PAGE_SIZE, type PageRun, type PageSelection } from './kernel/pagemap.js';
 export type { FdInfo, MmBounds, ProcessStat, ProcessStatus } from './kernel/procfs.js';

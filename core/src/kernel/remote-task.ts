@@ -4,6 +4,7 @@ import { findCodeSites, SYSCALL_RET, type CodeSites } from './code-sites.js';
 import { KernelError } from './kernel-error.js';
 import { setMmMap, type MmMap } from './mm-map.js';
 import { readVmas } from './proc-maps.js';
+import { stoppedSyscall, type StoppedSyscall } from './stopped-syscall.js';
 import { checkRemote, type Ptrace, type Registers, type RseqConfiguration } from './ptrace.js';
 import { buildReturnFrame, OUT_AREA_SIZE, type ReturnFrame } from './return-frame.js';
 import {
@@ -98,6 +99,11 @@ export class RemoteTask {
       ptrace.detach(pid);
       throw err;
     }
+  }
+
+  /** The syscall the task was in when cr stopped it (by name, with its arguments), if any. */
+  stoppedSyscall(): StoppedSyscall | undefined {
+    return stoppedSyscall(this.stoppedRegs);
   }
 
   /** The mask the task had when cr took it over (cr blocks every signal meanwhile). */

@@ -13,7 +13,6 @@ import {
   REGISTER_NAMES,
   SIGKILL,
   SIGSTOP,
-  SYS,
   UnsupportedError,
   type ProcessStatus,
   type RemoteTask,
@@ -150,16 +149,16 @@ function rseqOf(task: RemoteTask): Pick<TasksRecord, 'rseq'> {
  * Without a `rem` buffer the time left is unknown and the call fails with EINTR instead.
  */
 function interruptedSleep(task: RemoteTask): TasksRecord['restartSleep'] {
-  const regs = task.stoppedRegs;
-  if (BigInt.asIntN(64, regs.rax) !== BigInt(-ERESTART_RESTARTBLOCK)) return undefined;
+  const call = task.stoppedSyscall();
+  if (call?.result !== BigInt(-ERESTART_RESTARTBLOCK)) return undefined;
   let clockId: number;
   let remainder: bigint;
-  if (regs.orig_rax === BigInt(SYS.nanosleep)) {
+  if (call.name === 'nanosleep') {
     clockId = CLOCK_MONOTONIC;
-    remainder = regs.rsi;
-  } else if (regs.orig_rax === BigInt(SYS.clock_nanosleep)) {
-    clockId = Number(regs.rdi);
-    remainder = regs.r10;
+    remainder = call.args[1]!;
+  } else if (call.name === 'clock_nanosleep') {
+    clockId = Number(call.args[0]);
+    remainder = call.args[3]!;
   } else {
     return undefined;
   }
