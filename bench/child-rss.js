@@ -4,7 +4,7 @@
 // of the 1 GiB fixtures the bench itself starts.
 import 'reflect-metadata';
 import { spawn } from 'node:child_process';
-import { Kernel } from '@cr/core';
+import { Libc } from '@cr/core/engine';
 
 const [command, ...args] = process.argv.slice(2);
 const start = process.hrtime.bigint();
@@ -21,6 +21,6 @@ let seconds;
 child.once('exit', () => (seconds = Number(process.hrtime.bigint() - start) / 1e9));
 // Reported once its output is read to the end too.
 child.once('close', (status, signal) => {
-  const maxRss = new Kernel().libc.childrenMaxRss();
+  const maxRss = new Libc().childrenMaxRss();
   process.stdout.write(`${JSON.stringify({ status, signal, seconds, maxRss, stdout, stderr })}\n`);
 });

@@ -10,7 +10,8 @@ import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomFillSync } from 'node:crypto';
 import { xxh3 } from '@node-rs/xxhash';
-import { CheckpointEngine, Kernel, KernelError, PR_SET_CHILD_SUBREAPER, Policy, RestoreEngine, createCrContainer, loadPlugins, PluginRegistry } from '@cr/core';
+import { Kernel, KernelError, PR_SET_CHILD_SUBREAPER } from '@cr/core';
+import { CheckpointEngine, Libc, Policy, RestoreEngine, createCrContainer, loadPlugins, PluginRegistry } from '@cr/core/engine';
 
 const SIZE = Number(process.env.CR_BENCH_BYTES ?? 1 << 30);
 const KEY = 0x0c0ffee;
@@ -250,10 +251,10 @@ class Processes {
  */
 const WNOHANG = 1;
 const ECHILD = 10;
-function waitGone(kernel, pid, reap) {
+function waitGone(libc, pid, reap) {
   return waitFor(`PID ${pid} to be gone`, () => {
     try {
-      if (reap) kernel.libc.waitpid(pid, WNOHANG);
+      if (reap) libc.waitpid(pid, WNOHANG);
     } catch (err) {
       if (!(err instanceof KernelError && err.errno === ECHILD)) throw err;
     }
@@ -311,8 +312,8 @@ async function processBench(dir) {
   const built = spawnSync('cc', ['-O2', '-Wall', '-o', binary, join(import.meta.dirname, 'heap.c')], { encoding: 'utf8' });
   if (built.status !== 0) throw new Error(`cc bench/heap.c failed: ${built.error?.message ?? built.stderr}`);
   // Processes cr restores are left to the bench when cr exits, instead of to PID 1; see waitGone.
-  const kernel = new Kernel();
-  kernel.libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 'prctl(PR_SET_CHILD_SUBREAPER)');
+  const libc = new Libc();
+  libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 'prctl(PR_SET_CHILD_SUBREAPER)');
   const processes = new Processes(binary);
   const out = join(dir, 'heap.out');
   const heap = await processes.start(['heap', String(SIZE / MIB)], out);
@@ -350,7 +351,7 @@ async function processBench(dir) {
   for (let i = 0; i <= RUNS; i++) {
     const c = await cr('checkpoint', String(pid), '-D', img, '--kill', '--json');
     checkpoints.push({ seconds: c.seconds, maxRss: c.maxRss, frozenMs: JSON.parse(c.stdout).frozenMs });
-    await waitGone(kernel, pid, i > 0);
+    await waitGone(libc, pid, i > 0);
     const r = await cr('restore', '-D', img, '--detach', '--json');
     restores.push({ seconds: r.seconds, maxRss: r.maxRss });
     processes.pids.add(pid);

@@ -1,9 +1,10 @@
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { existsSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Cleanup, REPO, crJson, tempDir } from './helpers/cli.js';
-import { compileFixture, crAsync, processState, startFixture, waitForLine } from './helpers/processes.js';
+import { compileFixture, crAsync, processState, startFixture, waitForLine, waitGone } from './helpers/processes.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -92,6 +93,39 @@ describe('one owner per descriptor', () => {
     expect(records[`mqueue-fd:${pid}:3`]).toEqual({ fd: 3, name, flags: expect.any(Number) });
     expect(records[`files:${pid}:3`]).toBeUndefined();
     expect(await selfCheck(pid, out)).toBe('ok');
+  });
+
+  it('the third-party plugin restores what it claimed: the queue is open again on fd 3 of the restored process', async () => {
+    const dir = projectWith([PLUGIN]);
+    const name = queueName();
+    const { child, pid, out } = await holding(dir, [`mqueue:${name}`]);
+    const exited = once(child, 'exit');
+    const saved = await crAsync(['checkpoint', String(pid), '-D', join(dir, 'img'), '--kill'], { cwd: dir });
+    expect(saved.status, saved.stderr).toBe(0);
+    await exited;
+    const log = join(dir, 'restore.log');
+    const r = await crAsync(['restore', '-D', join(dir, 'img'), '--detach'], { cwd: dir, env: { CR_MQUEUE_LOG: log } });
+    cleanup.orphan(pid);
+    expect(r.status, r.stderr).toBe(0);
+    expect(readFileSync(log, 'utf8')).toBe(`restore mqueue-fd:${pid}:3 ${name}\n`);
+    expect(readlinkSync(`/proc/${pid}/fd/3`)).toBe(name);
+    // The fixture asks the queue itself (mq_getattr): the one it created, with its maxmsg.
+    expect(await selfCheck(pid, out)).toBe('ok');
+  });
+
+  it('a queue that is gone by the restore is refused by name, and no process is left', async () => {
+    const dir = projectWith([PLUGIN]);
+    const name = queueName();
+    const { child, pid } = await holding(dir, [`mqueue:${name}`]);
+    const exited = once(child, 'exit');
+    expect((await crAsync(['checkpoint', String(pid), '-D', join(dir, 'img'), '--kill'], { cwd: dir })).status).toBe(0);
+    await exited;
+    spawnSync(fdkinds, ['--unlink', name]);
+    const r = await crAsync(['restore', '-D', join(dir, 'img'), '--detach'], { cwd: dir });
+    cleanup.orphan(pid);
+    expect(r.status, r.stderr).toBe(5);
+    expect(r.stderr).toContain(`cannot restore mqueue-fd:${pid}:3: message queue ${name} cannot be opened (ENOENT); it must exist as it did at the checkpoint`);
+    await waitGone(pid);
   });
 
   it('two plugins claiming the same descriptor are refused before anything is saved, naming both', async () => {

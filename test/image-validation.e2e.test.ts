@@ -8,15 +8,17 @@ import {
   CrError,
   ExitCode,
   Kernel,
+  type NamespaceHandle,
+} from '@cr/core';
+import {
   PluginRegistry,
   RestoreEngine,
   createCrContainer,
   loadPlugins,
   pinnedNamespacePaths,
   type CheckedImage,
-  type NamespaceHandle,
-} from '@cr/core';
-import type { TasksRecord } from '@cr/schemas';
+} from '@cr/core/engine';
+import type { TasksRecord } from '@cr/plugin-tasks';
 import { BUILTIN_PLUGINS } from '../cli/src/builtin-plugins.js';
 import { Cleanup, REPO, cr, startUntilReady } from './helpers/cli.js';
 import { loadImage, mutantArbitrary, writeMutant, type Mutation, type PristineImage } from './helpers/image-mutants.js';

@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pinnedNamespacePaths } from '@cr/core';
+import { pinnedNamespacePaths } from '@cr/core/engine';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cleanup, cr, crJson, nsenter, startInNewNamespaces, tempDir } from './helpers/cli.js';
 

@@ -38,12 +38,11 @@ describe('a single-threaded process, checkpointed and restored with the same PID
     expect(readFileSync(`/proc/${child.pid}/comm`, 'utf8').trim()).toBe('counter');
     // glibc's rseq area is registered again, where it was.
     const { records } = crJson<{ records: Record<string, { rseq?: { address: string } }> }>(['inspect', join(dir, 'img')]);
-    const kernel = new Kernel();
-    kernel.ptrace.stop(child.pid!);
+    const task = new Kernel().seize(child.pid!);
     try {
-      expect(kernel.ptrace.rseqConfiguration(child.pid!)?.address).toBe(BigInt(records[`tasks:${child.pid}`]!.rseq!.address));
+      expect(task.rseqConfiguration()?.address).toBe(BigInt(records[`tasks:${child.pid}`]!.rseq!.address));
     } finally {
-      kernel.ptrace.detach(child.pid!);
+      task.release();
     }
   });
 

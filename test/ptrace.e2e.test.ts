@@ -1,7 +1,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { Kernel } from '@cr/core';
+import { Libc, Ptrace } from '@cr/core/engine';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Cleanup, REPO, tempDir } from './helpers/cli.js';
 
@@ -10,7 +10,7 @@ const SYS_mmap = 9;
 const SYS_munmap = 11;
 const SYS_getpid = 39;
 
-const kernel = new Kernel();
+const ptrace = new Ptrace(new Libc());
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
 
@@ -48,20 +48,20 @@ async function ticks(out: string, count: number): Promise<number[]> {
 
 /** Stops the task, runs real syscalls inside it, checks what they did, and lets it go. */
 function exerciseRemoteSyscalls(pid: number): void {
-  const regs = kernel.ptrace.stop(pid);
+  const regs = ptrace.stop(pid);
   try {
-    expect(kernel.ptrace.remoteSyscall(pid, SYS_getpid)).toBe(BigInt(pid));
-    const page = kernel.ptrace.remoteSyscallChecked(pid, SYS_mmap, 'mmap', [0n, 4096n, 3n, 0x22n, -1n, 0n]);
+    expect(ptrace.remoteSyscall(pid, SYS_getpid)).toBe(BigInt(pid));
+    const page = ptrace.remoteSyscallChecked(pid, SYS_mmap, 'mmap', [0n, 4096n, 3n, 0x22n, -1n, 0n]);
     const bytes = Buffer.from('written into the stopped task');
-    kernel.ptrace.writeMemory(pid, page, bytes);
-    expect(kernel.ptrace.readMemory(pid, page, bytes.length)).toEqual(bytes);
+    ptrace.writeMemory(pid, page, bytes);
+    expect(ptrace.readMemory(pid, page, bytes.length)).toEqual(bytes);
     expect(readFileSync(`/proc/${pid}/maps`, 'utf8')).toContain(page.toString(16));
-    expect(kernel.ptrace.remoteSyscall(pid, SYS_munmap, [page, 4096n])).toBe(0n);
-    expect(kernel.ptrace.remoteSyscall(pid, SYS_read, [9999n, 0n, 0n])).toBe(-9n);
-    expect(() => kernel.ptrace.remoteSyscallChecked(pid, SYS_read, 'read', [9999n, 0n, 0n])).toThrowError(/read\(in PID \d+\): EBADF \(bad file descriptor\)/i);
-    expect(kernel.ptrace.getRegs(pid)).toEqual(regs);
+    expect(ptrace.remoteSyscall(pid, SYS_munmap, [page, 4096n])).toBe(0n);
+    expect(ptrace.remoteSyscall(pid, SYS_read, [9999n, 0n, 0n])).toBe(-9n);
+    expect(() => ptrace.remoteSyscallChecked(pid, SYS_read, 'read', [9999n, 0n, 0n])).toThrowError(/read\(in PID \d+\): EBADF \(bad file descriptor\)/i);
+    expect(ptrace.getRegs(pid)).toEqual(regs);
   } finally {
-    kernel.ptrace.detach(pid);
+    ptrace.detach(pid);
   }
 }
 

@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { Kernel, KernelError, UnsupportedError, type NamespaceHandle } from '@cr/core';
+import { Libc } from '@cr/core/engine';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 /**
@@ -58,7 +59,7 @@ describe('SysvIpc (kernel layer)', () => {
         expect(ipc.msgCopyAll(id, 1, 1)[0]!.type).toBe(Number.MAX_SAFE_INTEGER);
         const big = Buffer.alloc(9);
         big.writeBigInt64LE(2n ** 62n, 0);
-        kernel.libc.msgsnd(id, big, 1, 0);
+        new Libc().msgsnd(id, big, 1, 0);
         expect(() => ipc.msgCopyAll(id, 2, 1)).toThrowError(UnsupportedError);
       } finally {
         ipc.remove('msg', id);

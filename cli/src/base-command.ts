@@ -1,10 +1,8 @@
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CrError, ExitCode, PluginError } from '@cr/core';
 import {
-  CrError,
   DEFAULT_CONFIG,
-  ExitCode,
-  PluginError,
   PluginRegistry,
   assertTrustedFile,
   createCrContainer,
@@ -18,7 +16,7 @@ import {
   type DependencyContainer,
   type ResolvedConfig,
   type Selections,
-} from '@cr/core';
+} from '@cr/core/engine';
 import { configSchema, type CrConfig, type CrProfile, type PolicyRule } from '@cr/schemas';
 import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
 import { BUILTIN_PLUGINS } from './builtin-plugins.js';

@@ -2,7 +2,8 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, Kernel, TargetError, adviceFileOf, adviceFileProblem, advisersOf, assertMayAdvise, pruneAdvice, readAdvice, removeAdvice, writeAdvice } from '@cr/core';
+import { ConfigError, Kernel, TargetError } from '@cr/core';
+import { adviceFileOf, adviceFileProblem, advisersOf, assertMayAdvise, pruneAdvice, readAdvice, removeAdvice, writeAdvice } from '@cr/core/engine';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 /** Another user, whose processes and files these tests make. */

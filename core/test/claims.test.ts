@@ -1,7 +1,8 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CheckpointEngine, Policy, PluginError, PluginRegistry, TARGET_PROCESS, UnsupportedError, createCrContainer, type CollectedObject } from '@cr/core';
+import { PluginError, TARGET_PROCESS, UnsupportedError, type CollectedObject } from '@cr/core';
+import { CheckpointEngine, Policy, PluginRegistry, createCrContainer } from '@cr/core/engine';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fakePlugin } from './fake-plugin.js';
 

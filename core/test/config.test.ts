@@ -1,7 +1,8 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, DEFAULT_CONFIG, loadConfigFile, resolveConfig } from '@cr/core';
+import { ConfigError } from '@cr/core';
+import { DEFAULT_CONFIG, loadConfigFile, resolveConfig } from '@cr/core/engine';
 import { afterEach, describe, expect, it } from 'vitest';
 
 let dir: string;

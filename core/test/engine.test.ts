@@ -2,28 +2,36 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  CheckpointEngine,
   CrError,
   ExitCode,
   ImageError,
-  ImageReader,
-  Policy,
   PluginError,
-  PluginRegistry,
-  RestoreEngine,
   TARGET_PROCESS,
   TargetError,
-  createCrContainer,
-  type RecordCheckContext,
+  type CollectedObject,
   type ResourceNode,
-  type RestoreContext,
+  type ResourcePlugin,
 } from '@cr/core';
+import {
+  CheckpointEngine,
+  ImageReader,
+  Policy,
+  PluginRegistry,
+  RestoreEngine,
+  createCrContainer,
+} from '@cr/core/engine';
+import type { DependencyContainer } from 'tsyringe';
 import { z } from 'zod';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fakePlugin } from './fake-plugin.js';
 
 let dir: string;
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The registered plugin of a type, for a test to replace its parts. */
+function pluginOf(container: DependencyContainer, type: string): { -readonly [K in keyof ResourcePlugin]: ResourcePlugin[K] } {
+  return container.resolve(PluginRegistry).get(type).plugin;
+}
 
 /** parent → shared (found below both "left" and "right") → leaf; records what happens, in order. */
 function setUp(log: string[], failRestoreOf?: string) {
@@ -93,7 +101,7 @@ describe('engine', () => {
   it('writes no image when a save fails', async () => {
     dir = mkdtempSync(join(tmpdir(), 'cr-engine-'));
     const container = setUp([]);
-    (container.resolve(PluginRegistry).get('leaf').plugin as { save: () => never }).save = () => {
+    pluginOf(container, 'leaf').save = () => {
       throw new Error('unsupported leaf');
     };
     await expect(container.resolve(CheckpointEngine).checkpoint({ target: { kind: 'process', pid: process.pid }, imageDir: join(dir, 'img'), policy: new Policy() })).rejects.toThrowError('unsupported leaf');
@@ -110,7 +118,7 @@ describe('engine, policy and plugin faults', () => {
     const container = setUp(log);
     const policy = new Policy('include', 'default', [{ rule: { type: 'side', match: { n: 'right' }, decision: 'exclude' }, source: 'test' }]);
     // Give the side objects an attribute to match on.
-    const side = container.resolve(PluginRegistry).get('side').plugin as { collect: () => unknown };
+    const side = pluginOf(container, 'side');
     side.collect = () => ['left', 'right'].map((id) => ({ id, handle: id, attributes: { n: id } }));
     await container.resolve(CheckpointEngine).checkpoint({ target: target(), imageDir: join(dir, 'img'), policy });
     expect(log).not.toContain(`save side:right below target:process:${process.pid}`);
@@ -140,7 +148,7 @@ describe('engine, policy and plugin faults', () => {
   it('refuses a record that fails the plugin schema, naming the plugin and object, and writes no image', async () => {
     dir = mkdtempSync(join(tmpdir(), 'cr-engine-'));
     const container = setUp([]);
-    const leaf = container.resolve(PluginRegistry).get('leaf').plugin as { recordSchema: unknown; save: () => unknown };
+    const leaf = pluginOf(container, 'leaf');
     leaf.recordSchema = z.strictObject({ size: z.number() });
     leaf.save = () => ({ size: 'big' });
     const err = await container.resolve(CheckpointEngine).checkpoint({ target: target(), imageDir: join(dir, 'img'), policy: new Policy() }).catch((e: unknown) => e);
@@ -154,7 +162,7 @@ describe('engine, policy and plugin faults', () => {
       dir = mkdtempSync(join(tmpdir(), 'cr-engine-'));
       const released: string[] = [];
       const container = setUp([]);
-      const shared = container.resolve(PluginRegistry).get('shared').plugin as { collect: (p: ResourceNode) => unknown; save: () => unknown };
+      const shared = pluginOf(container, 'shared');
       shared.collect = (parent) => [{ id: 's', handle: 's', release: () => released.push(`s from ${parent.key}`) }];
       if (fail) {
         shared.save = () => {
@@ -172,10 +180,10 @@ describe('engine, policy and plugin faults', () => {
     dir = mkdtempSync(join(tmpdir(), 'cr-engine-'));
     const log: string[] = [];
     const container = setUp(log);
-    const side = container.resolve(PluginRegistry).get('side').plugin as { collect: () => unknown; thaw?: () => void };
+    const side = pluginOf(container, 'side');
     side.collect = () => ['left', 'right'].map((id) => ({ id, handle: id, attributes: { n: id } }));
     side.thaw = () => void log.push('thaw');
-    (side as { freeze?: () => void }).freeze = () => void log.push('freeze');
+    side.freeze = () => void log.push('freeze');
     const policy = new Policy('include', 'default', [
       { rule: { type: 'side', match: { n: 'left' }, decision: 'exclude' }, source: 'flag --exclude' },
       { rule: { type: 'side', match: { n: 'middle' }, decision: 'exclude' }, source: 'flag --exclude' },
@@ -198,7 +206,7 @@ describe('engine, policy and plugin faults', () => {
   it('refuses collected attributes that are not of the type the plugin declared', async () => {
     dir = mkdtempSync(join(tmpdir(), 'cr-engine-'));
     const container = setUp([]);
-    const leaf = container.resolve(PluginRegistry).get('leaf').plugin as { selectableBy?: unknown; collect: () => unknown };
+    const leaf = pluginOf(container, 'leaf');
     leaf.selectableBy = { key: 'key', fd: 'uint' };
     leaf.collect = () => [{ id: '1', handle: 1, attributes: { key: -862034964, fd: 3 } }];
     await expect(container.resolve(CheckpointEngine).checkpoint({ target: target(), imageDir: join(dir, 'img'), policy: new Policy() })).rejects.toThrowError(
@@ -210,7 +218,8 @@ describe('engine, policy and plugin faults', () => {
   it('refuses a collected object without an id, naming the plugin', async () => {
     dir = mkdtempSync(join(tmpdir(), 'cr-engine-'));
     const container = setUp([]);
-    (container.resolve(PluginRegistry).get('leaf').plugin as { collect: () => unknown }).collect = () => [{ id: 1, handle: 1 }];
+    // What a plain-JavaScript plugin could return.
+    pluginOf(container, 'leaf').collect = () => [{ id: 1, handle: 1 }] as unknown as CollectedObject[];
     await expect(container.resolve(CheckpointEngine).checkpoint({ target: target(), imageDir: join(dir, 'img'), policy: new Policy() })).rejects.toThrowError(
       /plugin leaf-pkg \(type leaf\) collected an object without a string id below shared:s/,
     );
@@ -253,7 +262,7 @@ describe('engine, policy and plugin faults', () => {
     await setUp(log).resolve(CheckpointEngine).checkpoint({ target: target(), imageDir: join(dir, 'img'), policy: new Policy() });
     log.length = 0;
     const container = setUp(log, 'leaf');
-    const shared = container.resolve(PluginRegistry).get('shared').plugin as { rollback: () => void };
+    const shared = pluginOf(container, 'shared');
     shared.rollback = () => {
       throw new Error('shared:s is stuck');
     };
@@ -268,7 +277,7 @@ describe('engine, policy and plugin faults', () => {
     await setUp([]).resolve(CheckpointEngine).checkpoint({ target: target(), imageDir: join(dir, 'img'), policy: new Policy() });
     const container = setUp([]);
     const seen: unknown[] = [];
-    (container.resolve(PluginRegistry).get('shared').plugin as { restore: (r: unknown, ctx: RestoreContext) => unknown }).restore = (_r, ctx) => {
+    pluginOf(container, 'shared').restore = (_r, ctx) => {
       seen.push(ctx.parents, ctx.parents.map((p) => ctx.restored(p)));
       return 'S';
     };
@@ -297,24 +306,25 @@ describe('restore refuses an image that does not hang together, before anything 
   it("asks each record's plugin whether it agrees with the image, and names every inconsistent record in one line", async () => {
     dir = mkdtempSync(join(tmpdir(), 'cr-engine-'));
     const saving = setUp([]);
-    const shared = saving.resolve(PluginRegistry).get('shared').plugin as { save: (n: unknown, ctx: { writeBlob: (name: string, data: Uint8Array) => Promise<void> }) => unknown };
+    const shared = pluginOf(saving, 'shared');
     shared.save = async (_node, ctx) => {
       await ctx.writeBlob('data', new Uint8Array(100));
       return { bytes: 120 };
     };
-    (saving.resolve(PluginRegistry).get('shared').plugin as { recordSchema: unknown }).recordSchema = z.strictObject({ bytes: z.number() });
+    pluginOf(saving, 'shared').recordSchema = z.strictObject({ bytes: z.number() });
     await checkpoint(saving);
 
     const log: string[] = [];
     const container = setUp(log);
     const registry = container.resolve(PluginRegistry);
-    (registry.get('shared').plugin as { recordSchema: unknown }).recordSchema = z.strictObject({ bytes: z.number() });
+    pluginOf(container, 'shared').recordSchema = z.strictObject({ bytes: z.number() });
     const seen: unknown[] = [];
-    (registry.get('shared').plugin as { checkRecord: (r: { bytes: number }, ctx: RecordCheckContext) => string[] }).checkRecord = (record, ctx) => {
+    registry.get('shared').plugin.checkRecord = (record, ctx) => {
       seen.push(ctx.key, ctx.id, ctx.parents, ctx.blobSizes, ctx.object('side:left')?.saved, ctx.object('nothing'), ctx.records('side').map((r) => r.key));
-      return record.bytes === ctx.blobSizes.data ? [] : [`it says ${record.bytes} bytes, its blob holds ${ctx.blobSizes.data}`];
+      const { bytes } = record as { bytes: number };
+      return bytes === ctx.blobSizes.data ? [] : [`it says ${bytes} bytes, its blob holds ${ctx.blobSizes.data}`];
     };
-    (registry.get('leaf').plugin as { checkRecord: () => string[] }).checkRecord = () => ['one', 'two', 'three', 'four', 'five'];
+    registry.get('leaf').plugin.checkRecord = () => ['one', 'two', 'three', 'four', 'five'];
     const err = await failure(container);
     expect(err).toBeInstanceOf(ImageError);
     expect((err as ImageError).exitCode).toBe(4);
@@ -325,7 +335,7 @@ describe('restore refuses an image that does not hang together, before anything 
     expect(seen).toEqual(['shared:s', 's', ['side:left', 'side:right'], { data: 100 }, true, undefined, ['side:left', 'side:right']]);
     expect(log).toEqual([]);
 
-    (registry.get('shared').plugin as { checkRecord?: unknown }).checkRecord = undefined;
+    registry.get('shared').plugin.checkRecord = undefined;
     expect(((await failure(container)) as Error).message).toBe(
       `record leaf:1 in ${join(dir, 'img', 'records/leaf/1.json')} does not agree with the image: one; two; three; 2 more`,
     );
@@ -336,7 +346,7 @@ describe('restore refuses an image that does not hang together, before anything 
     await checkpoint();
     const log: string[] = [];
     const container = setUp(log);
-    (container.resolve(PluginRegistry).get('leaf').plugin as { collectsFrom: string[] }).collectsFrom = ['side'];
+    pluginOf(container, 'leaf').collectsFrom = ['side'];
     expect(((await failure(container)) as Error).message).toMatch(
       /^record leaf:1 in .* does not agree with the image: its parent shared:s is of type shared, but objects of type leaf are found below side$/,
     );

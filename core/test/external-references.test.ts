@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CheckpointEngine, CrError, ImageReader, Policy, PluginRegistry, RestoreEngine, TARGET_PROCESS, TargetError, createCrContainer, type ExternalReference } from '@cr/core';
+import { CrError, TARGET_PROCESS, TargetError, type ExternalReference } from '@cr/core';
+import { CheckpointEngine, ImageReader, Policy, PluginRegistry, RestoreEngine, createCrContainer } from '@cr/core/engine';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fakePlugin } from './fake-plugin.js';
 

@@ -1,4 +1,5 @@
-import { PLUGIN_API_VERSION, PluginRegistry, TARGET_PROCESS, type ResourcePlugin } from '@cr/core';
+import { PLUGIN_API_VERSION, TARGET_PROCESS, type ResourcePlugin } from '@cr/core';
+import { PluginRegistry } from '@cr/core/engine';
 import { z } from 'zod';
 
 /** A plugin that does nothing unless a test overrides its parts. */

@@ -1,4 +1,5 @@
-import { PluginError, PluginRegistry, orderTypes, type ResourcePlugin } from '@cr/core';
+import { PluginError, type ResourcePlugin } from '@cr/core';
+import { PluginRegistry, orderTypes } from '@cr/core/engine';
 import { fakePlugin } from './fake-plugin.js';
 import { describe, expect, it } from 'vitest';
 

@@ -4,7 +4,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IMAGE_FORMAT_VERSION, type ObjectEntry } from '@cr/schemas';
-import { ImageError, ImageReader, ImageWriter, blobPath } from '@cr/core';
+import { ImageError } from '@cr/core';
+import { ImageReader, ImageWriter, blobPath } from '@cr/core/engine';
 import { z } from 'zod';
 import { afterEach, describe, expect, it } from 'vitest';
 

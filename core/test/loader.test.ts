@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PluginError, PluginRegistry, createCrContainer, loadPlugins } from '@cr/core';
+import { PluginError } from '@cr/core';
+import { PluginRegistry, createCrContainer, loadPlugins } from '@cr/core/engine';
 import { afterEach, describe, expect, it } from 'vitest';
 
 const dirs: string[] = [];

@@ -1,10 +1,9 @@
 import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ConfigError, Kernel } from '@cr/core';
 import {
-  ConfigError,
   DEFAULT_CONFIG,
-  Kernel,
   Policy,
   adviceRules,
   parseAdvice,
@@ -17,7 +16,7 @@ import {
   typeSelectionRules,
   typedRules,
   writeAdvice,
-} from '@cr/core';
+} from '@cr/core/engine';
 import type { Advice, CrConfig } from '@cr/schemas';
 import { describe, expect, it } from 'vitest';
 import { selectorRegistry } from './fake-plugin.js';
@@ -120,10 +119,10 @@ describe('policy matching details', () => {
 });
 
 describe('typeSelectionRules', () => {
-  it('turns only/include/exclude into rules labelled with their sources, in that order', () => {
+  it('turns only/include/exclude/external into rules labelled with their sources, in that order', () => {
     const { defaultDecision, rules } = typeSelectionRules(
-      { only: ['uts-ns', 'ipc-ns'], include: ['sysvipc-shm:key=0x1234'], exclude: ['ipc-ns', 'sysvipc-msg:id=3'] },
-      { only: 'flag --only', include: 'file f', exclude: 'flag --exclude' },
+      { only: ['uts-ns', 'ipc-ns'], include: ['sysvipc-shm:key=0x1234'], exclude: ['ipc-ns', 'sysvipc-msg:id=3'], external: ['sysvipc-sem:key=0x99'] },
+      { only: 'flag --only', include: 'file f', exclude: 'flag --exclude', external: 'flag --external' },
     );
     expect(defaultDecision).toEqual({ decision: 'exclude', source: 'flag --only' });
     expect(rules).toEqual([
@@ -132,11 +131,12 @@ describe('typeSelectionRules', () => {
       { rule: { type: 'sysvipc-shm', match: { key: '0x1234' }, decision: 'include' }, source: 'file f' },
       { rule: { type: 'ipc-ns', decision: 'exclude' }, source: 'flag --exclude' },
       { rule: { type: 'sysvipc-msg', match: { id: '3' }, decision: 'exclude' }, source: 'flag --exclude' },
+      { rule: { type: 'sysvipc-sem', match: { key: '0x99' }, decision: 'external' }, source: 'flag --external' },
     ]);
   });
 
   it('leaves the default alone when nothing is listed under only', () => {
-    expect(typeSelectionRules({ only: [], exclude: ['ipc-ns'] }, { only: 'a', include: 'b', exclude: 'c' }).defaultDecision).toBeUndefined();
+    expect(typeSelectionRules({ only: [], exclude: ['ipc-ns'] }, { only: 'a', include: 'b', exclude: 'c', external: 'd' }).defaultDecision).toBeUndefined();
   });
 
   it('--only with --exclude of a listed type: the exclusion, given later, wins', () => {

@@ -1,4 +1,5 @@
-import { CrError, ExitCode, Policy, PluginError, PluginRegistry, typedRules, typedValue, type PolicySubject } from '@cr/core';
+import { CrError, ExitCode, PluginError } from '@cr/core';
+import { Policy, PluginRegistry, typedRules, typedValue, type PolicySubject } from '@cr/core/engine';
 import type { PolicyRule } from '@cr/schemas';
 import { describe, expect, it } from 'vitest';
 import { fakePlugin, selectorRegistry } from './fake-plugin.js';

@@ -2,9 +2,8 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, symli
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ConfigError, PluginError } from '@cr/core';
 import {
-  ConfigError,
-  PluginError,
   PluginRegistry,
   SAFE_DIRECTORIES_ENV,
   assertTrustedFile,
@@ -15,7 +14,7 @@ import {
   loadPlugins,
   ownershipProblem,
   untrustedReason,
-} from '@cr/core';
+} from '@cr/core/engine';
 import { afterEach, describe, expect, it } from 'vitest';
 
 /** A uid no file of this machine is expected to belong to: "another user". */

@@ -2,7 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { pinnedNamespacePaths } from '@cr/core';
+import { pinnedNamespacePaths } from '@cr/core/engine';
 
 export const REPO = resolve(import.meta.dirname, '..', '..');
 const BIN = join(REPO, 'cli', 'bin', 'run.js');

@@ -1,6 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { SHM_LOCKED, type CheckedImage, type Kernel, type NamespaceHandle } from '@cr/core';
-import type { IpcNsRecord, MsgRecord, SemRecord, ShmRecord } from '@cr/schemas';
+import { SHM_LOCKED, type Kernel, type NamespaceHandle } from '@cr/core';
+import { type CheckedImage } from '@cr/core/engine';
+import type { IpcNsRecord } from '@cr/plugin-ipc-ns';
+import type { MsgRecord } from '@cr/plugin-sysvipc-msg';
+import type { SemRecord } from '@cr/plugin-sysvipc-sem';
+import type { ShmRecord } from '@cr/plugin-sysvipc-shm';
 
 /**
  * Everything about the SysV objects of an IPC namespace that cr restores, in a form two states

@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core';
-import { DEFAULT_ADVICE_DIR, ADVICE_DIR_ENV, Kernel, adviceDir, assertMayAdvise, describeRule, pruneAdvice, readAdvice, removeAdvice, writeAdvice } from '@cr/core';
+import { Kernel } from '@cr/core';
+import { DEFAULT_ADVICE_DIR, ADVICE_DIR_ENV, adviceDir, assertMayAdvise, describeRule, pruneAdvice, readAdvice, removeAdvice, writeAdvice } from '@cr/core/engine';
 import type { Advice } from '@cr/schemas';
 import { CrCommand, typeSelectionFlags } from '../base-command.js';
 

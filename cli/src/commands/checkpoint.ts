@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { Args, Flags } from '@oclif/core';
-import { CheckpointEngine, CrError, ExitCode, Kernel, adviceDir, policyFromConfig, readAdvice, type AppliedAdvice, type CollectedObjectEntry } from '@cr/core';
+import { CrError, ExitCode, Kernel } from '@cr/core';
+import { CheckpointEngine, adviceDir, policyFromConfig, readAdvice, type AppliedAdvice, type CollectedObjectEntry } from '@cr/core/engine';
 import type { CheckpointTarget } from '@cr/schemas';
 import { CrCommand, profileFlag, selectionFlags, typeSelectionFlags } from '../base-command.js';
 import { abortOnSignals } from '../interrupts.js';

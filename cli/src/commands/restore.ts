@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core';
-import { CrError, ExitCode, ImageReader, Kernel, RestoreEngine, adviceDir, parseSelector, typedRules, writeAdvice, type ExternalMapping } from '@cr/core';
+import { CrError, ExitCode, Kernel } from '@cr/core';
+import { ImageReader, RestoreEngine, adviceDir, parseSelector, typedRules, writeAdvice, type ExternalMapping } from '@cr/core/engine';
 import { abortOnSignals } from '../interrupts.js';
 import { CrCommand, profileFlag, type CrConfigFlags } from '../base-command.js';
 

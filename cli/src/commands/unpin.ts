@@ -1,7 +1,8 @@
 import { rmdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Args } from '@oclif/core';
-import { CrError, ExitCode, Kernel, pinnedNamespacePaths } from '@cr/core';
+import { CrError, ExitCode, Kernel } from '@cr/core';
+import { pinnedNamespacePaths } from '@cr/core/engine';
 import { CrCommand } from '../base-command.js';
 
 export default class Unpin extends CrCommand {

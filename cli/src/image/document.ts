@@ -1,5 +1,6 @@
 import { rmSync } from 'node:fs';
-import { ImageError, ImageWriter, describeZodError, type PluginRegistry } from '@cr/core';
+import { ImageError } from '@cr/core';
+import { ImageWriter, describeZodError, type PluginRegistry } from '@cr/core/engine';
 import { manifestSchema, recordFileSchema } from '@cr/schemas';
 import { z } from 'zod';
 import { readImage, type ReadImage } from './read-image.js';

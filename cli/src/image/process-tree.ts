@@ -1,4 +1,4 @@
-import type { TasksRecord } from '@cr/schemas';
+import type { TasksRecord } from '@cr/plugin-tasks';
 
 /** A saved process and the saved processes whose parent it was. */
 export interface ProcessNode {

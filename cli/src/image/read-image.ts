@@ -1,4 +1,5 @@
-import { CrError, ExitCode, ImageReader, recordProblems, type PluginRegistry } from '@cr/core';
+import { CrError, ExitCode } from '@cr/core';
+import { ImageReader, recordProblems, type PluginRegistry } from '@cr/core/engine';
 import type { Manifest, ObjectEntry } from '@cr/schemas';
 import { z } from 'zod';
 

@@ -2,10 +2,12 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, readSync, closeSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import koffi from 'koffi';
 import { errnoName } from './kernel-error.js';
 import { Libc, __WALL } from './libc.js';
 import { Namespaces, NAMESPACE_FLAGS, type NamespaceKind } from './namespaces.js';
+import { PAGE_SIZE } from './pagemap.js';
+import { PTRACE_DETACH, PTRACE_INTERRUPT, PTRACE_SEIZE } from './ptrace.js';
+import { SIGKILL } from './syscalls.js';
 
 export interface FeatureResult {
   feature: string;
@@ -14,12 +16,6 @@ export interface FeatureResult {
   required: boolean;
   detail: string;
 }
-
-const PTRACE_SEIZE = 0x4206;
-const PTRACE_INTERRUPT = 0x4207;
-const PTRACE_DETACH = 17;
-const SIGKILL = 9;
-const PAGE_SIZE = 4096;
 
 /**
  * `cr check`: each probe exercises the kernel feature for real (no version-number guessing) and
@@ -95,24 +91,21 @@ export class FeatureProbe {
 
   /** Reads our own pagemap entry for a page we just touched: it must show present with a PFN. */
   private pagemap(): string {
-    const page = koffi.alloc('uint8_t', PAGE_SIZE * 2);
+    // Two pages of our own memory, so that one whole page lies inside.
+    const page = Buffer.alloc(PAGE_SIZE * 2, 1);
+    const touched = (this.libc.addressOf(page) / BigInt(PAGE_SIZE) + 1n) * BigInt(PAGE_SIZE);
+    const fd = openSync('/proc/self/pagemap', 'r');
     try {
-      const addr = BigInt(koffi.address(page));
-      const touched = (addr / BigInt(PAGE_SIZE) + 1n) * BigInt(PAGE_SIZE);
-      new Uint8Array(koffi.view(page, PAGE_SIZE * 2)).fill(1);
-      const fd = openSync('/proc/self/pagemap', 'r');
-      try {
-        const entry = Buffer.alloc(8);
-        readSync(fd, entry, 0, 8, Number((touched / BigInt(PAGE_SIZE)) * 8n));
-        const value = entry.readBigUInt64LE();
-        if (!(value >> 63n)) throw new Error('a touched page is not reported present');
-        if ((value & ((1n << 55n) - 1n)) === 0n) throw new Error('page frame numbers are hidden (need CAP_SYS_ADMIN)');
-        return 'present pages and frame numbers visible';
-      } finally {
-        closeSync(fd);
-      }
+      const entry = Buffer.alloc(8);
+      readSync(fd, entry, 0, 8, Number((touched / BigInt(PAGE_SIZE)) * 8n));
+      const value = entry.readBigUInt64LE();
+      if (!(value >> 63n)) throw new Error('a touched page is not reported present');
+      if ((value & ((1n << 55n) - 1n)) === 0n) throw new Error('page frame numbers are hidden (need CAP_SYS_ADMIN)');
+      return 'present pages and frame numbers visible';
     } finally {
-      koffi.free(page);
+      closeSync(fd);
+      // The page stays referenced, so in place, until its entry was read.
+      void page;
     }
   }
 }

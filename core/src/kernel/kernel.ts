@@ -1,6 +1,6 @@
 import { Directory } from './directory.js';
 import { FeatureProbe } from './features.js';
-import { Libc, __WALL } from './libc.js';
+import { Libc, __WALL, type SyscallArg } from './libc.js';
 import { Namespaces } from './namespaces.js';
 import { pageRuns, type PageRun, type PageSelection } from './pagemap.js';
 import { Pipes } from './pipes.js';
@@ -12,19 +12,21 @@ import { RemoteTask } from './remote-task.js';
 import { createSeed } from './seed.js';
 import { Sysctl } from './sysctl.js';
 import { SysvIpc } from './sysvipc.js';
+import type { RawSyscall } from './syscalls.js';
 import { TaskMemory } from './task-memory.js';
 
 /**
  * The kernel layer as plugins see it: one injectable service (inject `Kernel`) whose parts wrap
- * libc calls and /proc with typed methods that throw KernelError or a CrError subclass.
+ * libc calls and /proc with typed methods that throw KernelError or a CrError subclass. libc and
+ * ptrace stay inside: a syscall the layer lacks goes through `syscall` (or `RemoteTask.syscall`).
  */
 export class Kernel {
-  readonly libc = new Libc();
+  private readonly libc = new Libc();
+  private readonly ptrace = new Ptrace(this.libc);
   readonly namespaces = new Namespaces(this.libc);
   readonly sysctl = new Sysctl();
   readonly procfs = new Procfs();
   readonly sysvipc = new SysvIpc(this.libc, this.sysctl);
-  readonly ptrace = new Ptrace(this.libc);
   readonly features = new FeatureProbe(this.libc, this.namespaces);
   readonly memory = new TaskMemory();
   readonly pipes = new Pipes(this.libc);
@@ -76,5 +78,25 @@ export class Kernel {
   setUtsNames(names: { hostname: string; domainname: string }): void {
     this.libc.sethostname(names.hostname);
     this.libc.setdomainname(names.domainname);
+  }
+
+  /** Whether fd1 of pid1 and fd2 of pid2 are the same open file description (kcmp KCMP_FILE). */
+  sameOpenFile(pid1: number, fd1: number, pid2: number, fd2: number): boolean {
+    return this.libc.kcmpFiles(pid1, fd1, pid2, fd2) === 0;
+  }
+
+  /** cr's own limit on `resource` (an RLIMIT_* number), as prlimit(2) reports it. */
+  ownRlimit(resource: number): { soft: bigint; hard: bigint } {
+    return this.libc.getRlimit(resource);
+  }
+
+  /**
+   * The escape hatch: a syscall the layer has no method for, made by cr itself (in the namespaces
+   * cr is in, see `namespaces.within`). Integers go as 64-bit values, a Uint8Array as a pointer to
+   * its bytes. Returns the result; a failure throws a KernelError with the errno's name
+   * (`mq_getsetattr(fd 3): EBADF (Bad file descriptor)`), `target` naming what it was aimed at.
+   */
+  syscall(call: RawSyscall, args: readonly SyscallArg[] = [], target?: string): bigint {
+    return this.libc.syscall(call.name, call.nr, args, target);
   }
 }

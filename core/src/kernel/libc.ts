@@ -1,6 +1,7 @@
 import koffi from 'koffi';
 import { KernelError } from './kernel-error.js';
-import { KCMP_FILE, SYS } from './syscalls.js';
+import { cloneArgs, decodeStruct, encodeStruct, rlimit64, u64 } from './structs.js';
+import { KCMP_FILE, O_CLOEXEC, SIGCHLD, SYS } from './syscalls.js';
 
 /**
  * The one place cr binds libc. Everything above this file calls the typed methods of `Libc`,
@@ -12,6 +13,7 @@ const timespec = koffi.struct('cr_timespec', { tv_sec: 'int64_t', tv_nsec: 'int6
 koffi.struct('cr_itimerspec', { it_interval: timespec, it_value: timespec });
 
 const raw = {
+  prlimit: lib.func('int prlimit(int pid, int resource, const void *limit, _Out_ void *old)'),
   strerror: lib.func('const char *strerror(int errnum)'),
   setns: lib.func('int setns(int fd, int nstype)'),
   unshare: lib.func('int unshare(int flags)'),
@@ -73,8 +75,6 @@ export const MADV_POPULATE_READ = 22;
 export const MADV_POPULATE_WRITE = 23;
 /** openat(2)'s directory for paths relative to the current directory. */
 export const AT_FDCWD = -100;
-/** Node's fs.constants lacks it: every fd cr opens itself through libc is close-on-exec. */
-export const O_CLOEXEC = 0o2000000;
 /** ioctl on an nsfs file: which CLONE_NEW* kind of namespace it is. */
 export const NS_GET_NSTYPE = 0xb703;
 
@@ -159,6 +159,9 @@ export interface WaitResult {
   status: number;
 }
 
+/** An argument of a raw syscall: an integer, or memory the call reads or fills. */
+export type SyscallArg = bigint | number | Uint8Array;
+
 /** A range of another process's memory. */
 export interface RemoteRange {
   address: bigint;
@@ -218,10 +221,7 @@ export class Libc {
     const tid = koffi.alloc('int', 1);
     try {
       koffi.encode(tid, 'int', takenPid);
-      const args = Buffer.alloc(88);
-      args.writeBigUInt64LE(17n, 32);
-      args.writeBigUInt64LE(BigInt(koffi.address(tid)), 64);
-      args.writeBigUInt64LE(1n, 72);
+      const args = encodeStruct(cloneArgs, { exit_signal: SIGCHLD, set_tid: koffi.address(tid), set_tid_size: 1 });
       const result = Number(raw.syscall(SYS.clone3, 'void *', args, 'size_t', args.length));
       return result === -1 ? koffi.errno() : 0;
     } finally {
@@ -272,11 +272,31 @@ export class Libc {
     return check(raw.syscall(SYS.kcmp, 'long', pid1, 'long', pid2, 'long', KCMP_FILE, 'long', fd1, 'long', fd2), 'kcmp', `pid ${pid1} fd ${fd1}`);
   }
 
+  /** Where a buffer's bytes are in this process's memory (they stay there while it is referenced). */
+  addressOf(buf: Uint8Array): bigint {
+    return BigInt(koffi.address(buf));
+  }
+
   /** This process's own limit on `resource` (RLIMIT_*), as prlimit(2) reports it. */
   getRlimit(resource: number): { soft: bigint; hard: bigint } {
-    const out = Buffer.alloc(16);
-    check(raw.syscall(SYS.prlimit64, 'long', 0, 'long', resource, 'void *', null, 'void *', out), 'prlimit64', `resource ${resource}`);
-    return { soft: out.readBigUInt64LE(0), hard: out.readBigUInt64LE(8) };
+    const out = Buffer.alloc(koffi.sizeof(rlimit64));
+    check(raw.prlimit(0, resource, null, out), 'prlimit', `resource ${resource}`);
+    const limit = decodeStruct<{ rlim_cur: number | bigint; rlim_max: number | bigint }>(out, rlimit64);
+    return { soft: u64(limit.rlim_cur), hard: u64(limit.rlim_max) };
+  }
+
+  /**
+   * Any syscall by number, in cr itself: integers are passed as 64-bit values, a Uint8Array as a
+   * pointer to its bytes (which the kernel may write into). A -1 result throws, named `name`.
+   */
+  syscall(name: string, nr: number, args: readonly SyscallArg[], target?: string): bigint {
+    const typed = args.flatMap((a): unknown[] => (typeof a === 'object' ? ['void *', a] : ['int64_t', BigInt(a)]));
+    const result = BigInt(raw.syscall(nr, ...typed) as number | bigint);
+    if (result === -1n) {
+      const errno = koffi.errno();
+      throw new KernelError(name, errno, target, describe(errno));
+    }
+    return result;
   }
 
   /** The largest peak RSS (bytes) among the children this process has waited for. */

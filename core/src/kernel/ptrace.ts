@@ -1,19 +1,19 @@
 import { closeSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
-import { REGISTERS } from '@cr/schemas';
 import { TargetError } from '../errors.js';
 import { KernelError } from './kernel-error.js';
 import { Libc, __WALL } from './libc.js';
+import { decodeStruct, encodeStruct, peeksiginfoArgs, rseqConfiguration, structSize, u64 } from './structs.js';
 
 const PTRACE_CONT = 7;
 const PTRACE_GETREGS = 12;
 const PTRACE_SETREGS = 13;
-const PTRACE_DETACH = 17;
+export const PTRACE_DETACH = 17;
 const PTRACE_SYSCALL = 24;
 const PTRACE_GETEVENTMSG = 0x4201;
 const PTRACE_GETREGSET = 0x4204;
 const PTRACE_SETREGSET = 0x4205;
-const PTRACE_SEIZE = 0x4206;
-const PTRACE_INTERRUPT = 0x4207;
+export const PTRACE_SEIZE = 0x4206;
+export const PTRACE_INTERRUPT = 0x4207;
 const PTRACE_PEEKSIGINFO = 0x4209;
 const PTRACE_GETSIGMASK = 0x420a;
 const PTRACE_SETSIGMASK = 0x420b;
@@ -38,8 +38,11 @@ export const PTRACE_O_EXITKILL = 0x100000;
 const SIGTRAP = 5;
 const SYSCALL_STOP = SIGTRAP | 0x80;
 
-/** x86_64 struct user_regs_struct, in order (the record schema names them too). */
-export const REGISTER_NAMES = REGISTERS;
+/** x86_64 struct user_regs_struct, in order (the tasks record names them too). */
+export const REGISTER_NAMES = [
+  'r15', 'r14', 'r13', 'r12', 'rbp', 'rbx', 'r11', 'r10', 'r9', 'r8', 'rax', 'rcx', 'rdx', 'rsi', 'rdi',
+  'orig_rax', 'rip', 'cs', 'eflags', 'rsp', 'ss', 'fs_base', 'gs_base', 'ds', 'es', 'fs', 'gs',
+] as const;
 export type RegisterName = (typeof REGISTER_NAMES)[number];
 /** General registers as unsigned 64-bit values. */
 export type Registers = Record<RegisterName, bigint>;
@@ -163,10 +166,7 @@ export class Ptrace {
     const found: Buffer[] = [];
     const batch = 32;
     for (;;) {
-      const args = Buffer.alloc(16);
-      args.writeBigUInt64LE(BigInt(found.length), 0);
-      args.writeUInt32LE(shared ? PTRACE_PEEKSIGINFO_SHARED : 0, 8);
-      args.writeInt32LE(batch, 12);
+      const args = encodeStruct(peeksiginfoArgs, { off: found.length, flags: shared ? PTRACE_PEEKSIGINFO_SHARED : 0, nr: batch });
       const buf = Buffer.alloc(batch * SIGINFO_SIZE);
       const n = this.libc.ptrace(PTRACE_PEEKSIGINFO, pid, args, buf, 'ptrace(PTRACE_PEEKSIGINFO)');
       for (let i = 0; i < n; i++) found.push(Buffer.from(buf.subarray(i * SIGINFO_SIZE, (i + 1) * SIGINFO_SIZE)));
@@ -190,11 +190,12 @@ export class Ptrace {
 
   /** The rseq area registered by the task, or undefined if it registered none. */
   rseqConfiguration(pid: number): RseqConfiguration | undefined {
-    const buf = Buffer.alloc(24);
+    const buf = Buffer.alloc(structSize(rseqConfiguration));
     this.libc.ptrace(PTRACE_GET_RSEQ_CONFIGURATION, pid, buf.length, buf, 'ptrace(PTRACE_GET_RSEQ_CONFIGURATION)');
-    const address = buf.readBigUInt64LE(0);
+    const c = decodeStruct<{ rseq_abi_pointer: number | bigint; rseq_abi_size: number; signature: number; flags: number }>(buf, rseqConfiguration);
+    const address = u64(c.rseq_abi_pointer);
     if (address === 0n) return undefined;
-    return { address, size: buf.readUInt32LE(8), signature: buf.readUInt32LE(12), flags: buf.readUInt32LE(16) };
+    return { address, size: c.rseq_abi_size, signature: c.signature, flags: c.flags };
   }
 
   /** Reads the stopped task's memory through /proc/PID/mem (read-only pages included); user

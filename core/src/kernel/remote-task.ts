@@ -2,8 +2,10 @@ import { readFileSync } from 'node:fs';
 import { TargetError, UnsupportedError } from '../errors.js';
 import { findCodeSites, SYSCALL_RET, type CodeSites } from './code-sites.js';
 import { KernelError } from './kernel-error.js';
+import { setMmMap, type MmMap } from './mm-map.js';
 import { readVmas } from './proc-maps.js';
-import { checkRemote, type Ptrace, type Registers } from './ptrace.js';
+import { stoppedSyscall, type StoppedSyscall } from './stopped-syscall.js';
+import { checkRemote, type Ptrace, type Registers, type RseqConfiguration } from './ptrace.js';
 import { buildReturnFrame, OUT_AREA_SIZE, type ReturnFrame } from './return-frame.js';
 import {
   F_GETFD,
@@ -18,7 +20,9 @@ import {
   RSEQ_FLAG_UNREGISTER,
   PROT_WRITE,
   SYS,
+  type RawSyscall,
 } from './syscalls.js';
+import { decodeStruct, encodeStruct, itimerval, kernelSigaction, rlimit64, stackT, structSize, u64, type Timeval } from './structs.js';
 
 const SCRATCH_SIZE = 64 * 1024;
 /** x86_64 CET: a task with a shadow stack would fault on the `ret` of a parked task. */
@@ -99,6 +103,11 @@ export class RemoteTask {
     }
   }
 
+  /** The syscall the task was in when cr stopped it (by name, with its arguments), if any. */
+  stoppedSyscall(): StoppedSyscall | undefined {
+    return stoppedSyscall(this.stoppedRegs);
+  }
+
   /** The mask the task had when cr took it over (cr blocks every signal meanwhile). */
   blockedSignals(): bigint {
     return this.maskOnRelease;
@@ -109,9 +118,46 @@ export class RemoteTask {
     this.maskOnRelease = mask;
   }
 
+  /**
+   * The escape hatch: a syscall the layer has no method for, run inside the task (in its
+   * namespaces, on its fds and memory). Arguments are integers; memory goes through `put` and
+   * `read`. Returns the result; a failure throws a KernelError with the errno's name and the PID.
+   */
+  syscall(call: RawSyscall, args: readonly (bigint | number)[] = []): bigint {
+    return this.call(call.name, call.nr, args);
+  }
+
   /** Runs syscall `nr` inside the task; a -errno result is thrown as a KernelError named `name`. */
-  call(name: string, nr: number, args: readonly (bigint | number)[] = []): bigint {
+  private call(name: string, nr: number, args: readonly (bigint | number)[] = []): bigint {
     return checkRemote(this.pid, name, this.ptrace.remoteSyscall(this.pid, nr, args.map(u)));
+  }
+
+  /** The FPU, SSE and AVX state (XSAVE area), exactly as the CPU saved it. */
+  xstate(): Buffer {
+    return this.ptrace.getXstate(this.pid);
+  }
+
+  setXstate(xstate: Buffer): void {
+    this.ptrace.setXstate(this.pid, xstate);
+  }
+
+  /** The signals queued for the task (or, shared, for its process), each as its raw siginfo, left queued. */
+  pendingSignals(shared: boolean): Buffer[] {
+    return this.ptrace.peekSiginfo(this.pid, shared);
+  }
+
+  /** The rseq area the task registered, or undefined. */
+  rseqConfiguration(): RseqConfiguration | undefined {
+    return this.ptrace.rseqConfiguration(this.pid);
+  }
+
+  /**
+   * Starts clock_nanosleep(clockId, 0, request, remain) inside the task and interrupts it at once,
+   * as a signal would, leaving the kernel's restart block in the task; returns the raw result,
+   * normally -ERESTART_RESTARTBLOCK. The registers are NOT put back: the caller sets them next.
+   */
+  interruptedSleep(clockId: number, request: bigint, remain: bigint): bigint {
+    return this.ptrace.remoteSyscallInterrupted(this.pid, SYS.clock_nanosleep, [BigInt(clockId), 0n, request, remain]);
   }
 
   read(address: bigint, length: number): Buffer {
@@ -170,10 +216,6 @@ export class RemoteTask {
 
   kill(): void {
     this.ptrace.kill(this.pid);
-  }
-
-  regs(): Registers {
-    return this.ptrace.getRegs(this.pid);
   }
 
   setRegs(regs: Registers): void {
@@ -289,32 +331,28 @@ export class RemoteTask {
   getSignalAction(signal: number): SignalAction {
     const at = this.scratchAt(0);
     this.call(`rt_sigaction(${signal})`, SYS.rt_sigaction, [signal, 0, at, 8]);
-    const b = this.read(at, 32);
-    return { handler: b.readBigUInt64LE(0), flags: b.readBigUInt64LE(8), restorer: b.readBigUInt64LE(16), mask: b.readBigUInt64LE(24) };
+    const a = decodeStruct<Record<keyof SignalAction, number | bigint>>(this.read(at, structSize(kernelSigaction)), kernelSigaction);
+    return { handler: u64(a.handler), flags: u64(a.flags), restorer: u64(a.restorer), mask: u64(a.mask) };
   }
 
   setSignalAction(signal: number, action: SignalAction): void {
-    const b = Buffer.alloc(32);
-    b.writeBigUInt64LE(action.handler, 0);
-    b.writeBigUInt64LE(action.flags, 8);
-    b.writeBigUInt64LE(action.restorer, 16);
-    b.writeBigUInt64LE(action.mask, 24);
-    this.call(`rt_sigaction(${signal})`, SYS.rt_sigaction, [signal, this.put(b), 0, 8]);
+    this.call(`rt_sigaction(${signal})`, SYS.rt_sigaction, [signal, this.put(encodeStruct(kernelSigaction, action)), 0, 8]);
   }
 
   getAltStack(): AltStack {
     const at = this.scratchAt(0);
     this.call('sigaltstack', SYS.sigaltstack, [0, at]);
-    const b = this.read(at, 24);
-    return { sp: b.readBigUInt64LE(0), flags: b.readInt32LE(8), size: b.readBigUInt64LE(16) };
+    const s = decodeStruct<{ ss_sp: number | bigint; ss_flags: number; ss_size: number | bigint }>(this.read(at, structSize(stackT)), stackT);
+    return { sp: u64(s.ss_sp), flags: s.ss_flags, size: u64(s.ss_size) };
   }
 
   setAltStack(stack: AltStack): void {
-    const b = Buffer.alloc(24);
-    b.writeBigUInt64LE(stack.sp, 0);
-    b.writeInt32LE(stack.flags, 8);
-    b.writeBigUInt64LE(stack.size, 16);
-    this.call('sigaltstack', SYS.sigaltstack, [this.put(b), 0]);
+    this.call('sigaltstack', SYS.sigaltstack, [this.put(encodeStruct(stackT, { ss_sp: stack.sp, ss_flags: stack.flags, ss_size: stack.size })), 0]);
+  }
+
+  /** Sets the mm bounds, auxv and exe link at once (PR_SET_MM_MAP); uses the scratch area. */
+  setMmMap(map: MmMap): void {
+    setMmMap(this, map);
   }
 
   /** Queues a signal with its full siginfo, on the process (shared) or on this thread. */
@@ -339,36 +377,28 @@ export class RemoteTask {
   }
 
   setRlimit(resource: number, soft: bigint, hard: bigint): void {
-    const b = Buffer.alloc(16);
-    b.writeBigUInt64LE(soft, 0);
-    b.writeBigUInt64LE(hard, 8);
-    this.call(`prlimit64(${resource})`, SYS.prlimit64, [0, resource, this.put(b), 0]);
+    this.call(`prlimit64(${resource})`, SYS.prlimit64, [0, resource, this.put(encodeStruct(rlimit64, { rlim_cur: soft, rlim_max: hard })), 0]);
   }
 
   getRlimit(resource: number): { soft: bigint; hard: bigint } {
     const at = this.scratchAt(0);
     this.call(`prlimit64(${resource})`, SYS.prlimit64, [0, resource, 0, at]);
-    const b = this.read(at, 16);
-    return { soft: b.readBigUInt64LE(0), hard: b.readBigUInt64LE(8) };
+    const r = decodeStruct<{ rlim_cur: number | bigint; rlim_max: number | bigint }>(this.read(at, structSize(rlimit64)), rlimit64);
+    return { soft: u64(r.rlim_cur), hard: u64(r.rlim_max) };
   }
 
   /** getitimer(2): the interval and the time left of one interval timer, in microseconds. */
   getItimer(which: number): ItimerValue {
     const at = this.scratchAt(0);
     this.call(`getitimer(${which})`, SYS.getitimer, [which, at]);
-    const b = this.read(at, 32);
-    const us = (o: number) => b.readBigInt64LE(o) * 1_000_000n + b.readBigInt64LE(o + 8);
-    return { intervalUs: us(0), valueUs: us(16) };
+    const t = decodeStruct<Record<'it_interval' | 'it_value', Timeval>>(this.read(at, structSize(itimerval)), itimerval);
+    const us = (tv: Timeval) => BigInt(tv.tv_sec) * 1_000_000n + BigInt(tv.tv_usec);
+    return { intervalUs: us(t.it_interval), valueUs: us(t.it_value) };
   }
 
   setItimer(which: number, timer: ItimerValue): void {
-    const b = Buffer.alloc(32);
-    const put = (us: bigint, o: number) => {
-      b.writeBigInt64LE(us / 1_000_000n, o);
-      b.writeBigInt64LE(us % 1_000_000n, o + 8);
-    };
-    put(timer.intervalUs, 0);
-    put(timer.valueUs, 16);
+    const tv = (us: bigint): Timeval => ({ tv_sec: us / 1_000_000n, tv_usec: us % 1_000_000n });
+    const b = encodeStruct(itimerval, { it_interval: tv(timer.intervalUs), it_value: tv(timer.valueUs) });
     this.call(`setitimer(${which})`, SYS.setitimer, [which, this.put(b), 0]);
   }
 

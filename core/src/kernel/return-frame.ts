@@ -1,4 +1,5 @@
 import koffi from 'koffi';
+import { stackT } from './structs.js';
 import { TargetError } from '../errors.js';
 import type { Registers } from './ptrace.js';
 
@@ -12,7 +13,6 @@ import type { Registers } from './ptrace.js';
  * a signal handler. See docs/safety.md.
  */
 
-const stackT = koffi.struct('cr_stack_t', { ss_sp: 'uint64_t', ss_flags: 'int', ss_size: 'uint64_t' });
 
 /** struct sigcontext of x86_64, as rt_sigreturn reads it. */
 const sigcontext = koffi.struct('cr_sigcontext_64', {

@@ -4,9 +4,9 @@ import { KernelError } from './kernel-error.js';
 import type { Libc } from './libc.js';
 import { PTRACE_O_EXITKILL, PTRACE_O_TRACECLONE, PTRACE_O_TRACESYSGOOD, type Ptrace } from './ptrace.js';
 import { RemoteTask } from './remote-task.js';
+import { cloneArgs, encodeStruct, structSize } from './structs.js';
 import { CLONE_PARENT, PR_SET_CHILD_SUBREAPER, SYS } from './syscalls.js';
 
-const CLONE_ARGS_SIZE = 88;
 const EEXIST = 17;
 
 /**
@@ -28,11 +28,9 @@ export function createSeed(libc: Libc, ptrace: Ptrace, pid: number): RemoteTask 
     launcher = new RemoteTask(launcherPid, ptrace, ptrace.stop(launcherPid, PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE | PTRACE_O_EXITKILL));
     const tid = Buffer.alloc(4);
     tid.writeInt32LE(pid);
-    const args = Buffer.alloc(CLONE_ARGS_SIZE);
-    args.writeBigUInt64LE(BigInt(CLONE_PARENT), 0);
-    args.writeBigUInt64LE(launcher.put(tid, CLONE_ARGS_SIZE), 64);
-    args.writeBigUInt64LE(1n, 72);
-    const result = ptrace.remoteSyscallWithEvent(launcherPid, SYS.clone3, [launcher.put(args), BigInt(CLONE_ARGS_SIZE)]);
+    const size = structSize(cloneArgs);
+    const args = encodeStruct(cloneArgs, { flags: CLONE_PARENT, set_tid: launcher.put(tid, size), set_tid_size: 1 });
+    const result = ptrace.remoteSyscallWithEvent(launcherPid, SYS.clone3, [launcher.put(args), BigInt(size)]);
     if (result.value < 0n) {
       const errno = Number(-result.value);
       if (errno === EEXIST) throw new TargetError(`cannot restore PID ${pid}: a process with that PID exists; stop it (or wait for it to exit) and try again`);

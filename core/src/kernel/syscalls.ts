@@ -46,6 +46,15 @@ export const SYS = {
   dup3: 292,
 } as const;
 
+/**
+ * A syscall the kernel layer has no typed method for, by its x86_64 number (asm/unistd_64.h):
+ * what `Kernel.syscall` and `RemoteTask.syscall` take. `name` is what errors call it.
+ */
+export interface RawSyscall {
+  readonly name: string;
+  readonly nr: number;
+}
+
 /** rax of a task stopped in a syscall the kernel restarts through restart_syscall() (-516). */
 export const ERESTART_RESTARTBLOCK = 516;
 export const EINTR = 4;
@@ -94,4 +103,5 @@ export const O_CLOEXEC = 0o2000000;
 export const KCMP_FILE = 0;
 export const RSEQ_FLAG_UNREGISTER = 1;
 export const SIGKILL = 9;
+export const SIGCHLD = 17;
 export const SIGSTOP = 19;

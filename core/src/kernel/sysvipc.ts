@@ -2,8 +2,12 @@ import { readFileSync } from 'node:fs';
 import { UnsupportedError } from '../errors.js';
 import { Libc, type ShmMapping } from './libc.js';
 import type { Sysctl } from './sysctl.js';
+import { SHM_RDONLY } from './syscalls.js';
 
 export type IpcKind = 'shm' | 'msg' | 'sem';
+
+/** What `list` gives for each kind of object. */
+export type IpcInfoOf<K extends IpcKind> = { shm: ShmInfo; msg: MsgInfo; sem: SemInfo }[K];
 
 const IPC_CREAT = 0o1000;
 const IPC_EXCL = 0o2000;
@@ -12,7 +16,6 @@ const IPC_RMID = 0;
 const IPC_SET = 1;
 const IPC_STAT = 2;
 const SHM_LOCK = 11;
-const SHM_RDONLY = 0o10000;
 const MSG_COPY = 0o40000;
 const GETALL = 13;
 const SETALL = 17;
@@ -69,9 +72,7 @@ export class SysvIpc {
     private readonly sysctl: Sysctl,
   ) {}
 
-  list(kind: 'shm'): ShmInfo[];
-  list(kind: 'msg'): MsgInfo[];
-  list(kind: 'sem'): SemInfo[];
+  list<K extends IpcKind>(kind: K): IpcInfoOf<K>[];
   list(kind: IpcKind): IpcObjectInfo[] {
     // /proc/sysvipc/* shows the objects of the reader's IPC namespace; read on this thread.
     const lines = readFileSync(`/proc/sysvipc/${kind}`, 'utf8').trim().split('\n').slice(1);

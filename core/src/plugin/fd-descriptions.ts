@@ -40,7 +40,7 @@ export function descriptionsOf(kernel: Kernel, pid: number, wanted: (info: FdInf
   for (const info of kernel.procfs.fds(pid)) {
     if (!wanted(info)) continue;
     const number = { fd: info.fd, closeOnExec: (info.flags & O_CLOEXEC) !== 0 };
-    const same = found.find((d) => kernel.libc.kcmpFiles(pid, d.info.fd, pid, info.fd) === 0);
+    const same = found.find((d) => kernel.sameOpenFile(pid, d.info.fd, pid, info.fd));
     if (same) same.fds.push(number);
     else found.push({ info, fds: [number], statusFlags: info.flags & ~O_CLOEXEC & ~O_ACCMODE });
   }

@@ -2,7 +2,7 @@ import { O_CREAT, O_EXCL, O_RDWR } from 'node:constants';
 import { closeSync, existsSync, fchmodSync, fchownSync, mkdirSync, openSync, rmdirSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { KernelError, writeRegions, type RestoreContext } from '@cr/core';
-import type { FilesRecord } from '@cr/schemas';
+import type { FilesRecord } from './record.js';
 
 /** open(2)'s O_TMPFILE: an unnamed file in a directory, as a deleted file is. */
 const O_TMPFILE = 0o20200000;

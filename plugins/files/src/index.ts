@@ -12,9 +12,8 @@ import {
   type RestoreContext,
   type SaveContext,
 } from '@cr/core';
-import type { TaskHandle } from '@cr/plugin-tasks';
-import { restoredTaskOf } from '@cr/plugin-tasks';
-import { filesRecordSchema, type FilesRecord } from '@cr/schemas';
+import { TASKS, restoredTaskOf } from '@cr/plugin-tasks';
+import { filesRecordSchema, type FilesRecord } from './record.js';
 import { ownership } from './ownership.js';
 import { restoreFd } from './restore.js';
 import { saveFd } from './save.js';
@@ -40,7 +39,7 @@ export class FilesPlugin implements ResourcePlugin<FilesRecord, FdHandle> {
   readonly type = 'files';
   readonly version = 1;
   readonly description = 'Open file descriptors: files and offsets, deleted files, directories, devices, dups, inherited stdio';
-  readonly collectsFrom = ['tasks'];
+  readonly collectsFrom = [TASKS.type];
   readonly recordSchema = filesRecordSchema;
   /** `path` is what /proc/PID/fd/N points to. */
   readonly selectableBy = { pid: 'uint', fd: 'uint', path: 'string' } as const;
@@ -48,10 +47,10 @@ export class FilesPlugin implements ResourcePlugin<FilesRecord, FdHandle> {
   constructor(@inject(Kernel) private readonly kernel: Kernel) {}
 
   collect(parent: ResourceNode): CollectedObject<FdHandle>[] {
-    const { pid } = (parent as ResourceNode<TaskHandle>).handle;
+    const { pid } = TASKS.handleOf(parent);
     const fds = this.kernel.procfs.fds(pid);
     return fds.map((info, i) => {
-      const twin = fds.slice(0, i).find((l) => l.link === info.link && this.kernel.libc.kcmpFiles(pid, l.fd, pid, info.fd) === 0);
+      const twin = fds.slice(0, i).find((l) => l.link === info.link && this.kernel.sameOpenFile(pid, l.fd, pid, info.fd));
       return {
         id: `${pid}:${info.fd}`,
         handle: { pid, info, ...(twin ? { twin } : {}) },
@@ -74,7 +73,7 @@ export class FilesPlugin implements ResourcePlugin<FilesRecord, FdHandle> {
     const problems: string[] = [];
     const [pid, fd] = ctx.id.split(':');
     if (String(record.fd) !== fd) problems.push(`it holds fd ${record.fd}, not ${fd}`);
-    if (!ctx.parents.includes(`tasks:${pid}`)) problems.push(`it is an fd of PID ${pid} but does not hang below tasks:${pid}`);
+    if (!TASKS.isAmong(ctx.parents, pid!)) problems.push(`it is an fd of PID ${pid} but does not hang below ${TASKS.key(pid!)}`);
     if (record.kind === 'duplicate' && record.of >= record.fd) problems.push(`it duplicates fd ${record.of}, which is not a lower fd`);
     return [...problems, ...blobProblems(ctx, record.kind === 'deleted' ? { contents: record.size } : {})];
   }
@@ -83,5 +82,7 @@ export class FilesPlugin implements ResourcePlugin<FilesRecord, FdHandle> {
     return restoreFd(restoredTaskOf(ctx), record, ctx);
   }
 }
+
+export { filesRecordSchema, type FilesRecord } from './record.js';
 
 export default FilesPlugin;

@@ -5,8 +5,8 @@ const O_ACCMODE = 3;
 const STATUS_FLAGS = 0o2000 | 0o20000 | 0o40000 | 0o1000000 | 0o4000;
 import { closeSync, fstatSync, openSync } from 'node:fs';
 import { F_SETFL, O_CLOEXEC, TargetError, type RemoteTask, type RestoreContext } from '@cr/core';
-import type { FilesRecord } from '@cr/schemas';
 import { recreateDeleted } from './deleted-file.js';
+import type { FilesRecord } from './record.js';
 
 
 /** Puts descriptor `record.fd` back into the task being restored. */

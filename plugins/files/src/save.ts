@@ -1,7 +1,7 @@
 import { closeSync, openSync } from 'node:fs';
 import { O_RDONLY } from 'node:constants';
 import { O_CLOEXEC, UnsupportedError, readRegions, type FdInfo, type SaveContext } from '@cr/core';
-import type { FilesRecord } from '@cr/schemas';
+import type { FilesRecord } from './record.js';
 import { isInheritable, unsupportedFd } from './ownership.js';
 
 /** How one descriptor is saved. One that shares its open file with a lower one (`twin`) is a duplicate of it. */

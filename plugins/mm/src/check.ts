@@ -1,5 +1,7 @@
 import { PAGE_SIZE, blobProblems, type RecordCheckContext } from '@cr/core';
-import type { MmRecord, VmaRecord } from '@cr/schemas';
+import { TASKS } from '@cr/plugin-tasks';
+import { SHM_SEGMENTS } from '@cr/sysvipc-base';
+import type { MmRecord, VmaRecord } from './record.js';
 import { SPECIAL_KINDS, TASK_SIZE } from './restore.js';
 
 const PAGE = BigInt(PAGE_SIZE);
@@ -16,7 +18,7 @@ const MAX_AUXV = 4096;
  */
 export function mmRecordProblems(record: MmRecord, ctx: RecordCheckContext): string[] {
   const problems: string[] = [];
-  if (!ctx.parents.includes(`tasks:${ctx.id}`)) problems.push(`it is the memory of PID ${ctx.id} but does not hang below tasks:${ctx.id}`);
+  if (!TASKS.isAmong(ctx.parents, ctx.id)) problems.push(`it is the memory of PID ${ctx.id} but does not hang below ${TASKS.key(ctx.id)}`);
   let previous: VmaRecord | undefined;
   for (const vma of record.vmas) {
     const where = `mapping ${vma.start}-${vma.end}`;
@@ -46,7 +48,7 @@ function kindProblems(vma: VmaRecord, where: string, ctx: RecordCheckContext): s
       return aligned(BigInt(vma.offset)) ? [] : [`${where} maps ${vma.path} at offset ${vma.offset}, which is not page-aligned`];
     case 'sysv-shm':
       if (vma.shmid === undefined) return [`${where} attaches a SysV segment but lacks its shmid`];
-      return ctx.object(`sysvipc-shm:${vma.shmid}`) ? [] : [`${where} attaches shm id ${vma.shmid}, which the image neither holds nor refers to`];
+      return SHM_SEGMENTS.inImage(ctx, vma.shmid) ? [] : [`${where} attaches shm id ${vma.shmid}, which the image neither holds nor refers to`];
     default:
       return [];
   }

@@ -1,5 +1,5 @@
 import type { Vma } from '@cr/core';
-import type { VmaRecord } from '@cr/schemas';
+import type { VmaRecord } from './record.js';
 
 const SPECIAL: Record<string, VmaRecord['kind']> = { '[vdso]': 'vdso', '[vvar]': 'vvar', '[vvar_vclock]': 'vvar_vclock' };
 const DELETED = ' (deleted)';

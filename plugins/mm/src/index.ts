@@ -1,6 +1,7 @@
 import { Kernel, PLUGIN_API_VERSION, inject, injectable, type CollectedObject, type RecordCheckContext, type ResourceNode, type ResourcePlugin, type RestoreContext, type SaveContext } from '@cr/core';
-import { frozenTask, restoredTaskOf, type TaskHandle } from '@cr/plugin-tasks';
-import { mmRecordSchema, type MmRecord } from '@cr/schemas';
+import { TASKS, frozenTask, restoredTaskOf, type TaskHandle } from '@cr/plugin-tasks';
+import { SHM_SEGMENTS } from '@cr/sysvipc-base';
+import { mmRecordSchema, type MmRecord } from './record.js';
 import { mmRecordProblems } from './check.js';
 import { classify } from './classify.js';
 import { checkMappedFiles, restoreAddressSpace } from './restore.js';
@@ -18,14 +19,14 @@ export class MmPlugin implements ResourcePlugin<MmRecord, ResourceNode<TaskHandl
   readonly type = 'mm';
   readonly version = 1;
   readonly description = 'Address space: mappings, memory contents (present pages that are not all zeros), brk, auxv, exe';
-  readonly collectsFrom = ['tasks'];
+  readonly collectsFrom = [TASKS.type];
   readonly recordSchema = mmRecordSchema;
   readonly selectableBy = { pid: 'uint' } as const;
 
   constructor(@inject(Kernel) private readonly kernel: Kernel) {}
 
   collect(parent: ResourceNode): CollectedObject<ResourceNode<TaskHandle>>[] {
-    const task = parent as ResourceNode<TaskHandle>;
+    const task = TASKS.node(parent);
     const { pid } = task.handle;
     return [{ id: String(pid), handle: task, attributes: { pid }, uses: this.attachedSegments(pid) }];
   }
@@ -36,7 +37,7 @@ export class MmPlugin implements ResourcePlugin<MmRecord, ResourceNode<TaskHandl
    */
   private attachedSegments(pid: number): string[] {
     const ids = this.kernel.vmas(pid).flatMap((vma) => (classify(vma) === 'sysv-shm' ? [vma.inode] : []));
-    return [...new Set(ids)].map((id) => `sysvipc-shm:${id}`);
+    return [...new Set(ids)].map((id) => SHM_SEGMENTS.key(id));
   }
 
   save(node: ResourceNode<ResourceNode<TaskHandle>>, ctx: SaveContext): Promise<MmRecord> {
@@ -55,5 +56,7 @@ export class MmPlugin implements ResourcePlugin<MmRecord, ResourceNode<TaskHandl
     await restoreAddressSpace(this.kernel, restoredTaskOf(ctx), record, ctx);
   }
 }
+
+export { mmRecordSchema, type MmRecord, type VmaRecord } from './record.js';
 
 export default MmPlugin;

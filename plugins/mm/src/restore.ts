@@ -8,8 +8,6 @@ import {
   MAP_NORESERVE,
   MAP_PRIVATE,
   MAP_SHARED,
-  PR_SET_MM,
-  PR_SET_MM_MAP,
   PROT_WRITE,
   SHM_RDONLY,
   SHM_REMAP,
@@ -18,7 +16,8 @@ import {
   type RemoteTask,
   type RestoreContext,
 } from '@cr/core';
-import type { MmRecord, VmaRecord } from '@cr/schemas';
+import { SHM_SEGMENTS } from '@cr/sysvipc-base';
+import type { MmRecord, VmaRecord } from './record.js';
 
 /** The end of the user address space (x86_64, 4-level page tables). */
 export const TASK_SIZE = 0x7ffffffff000n;
@@ -182,7 +181,7 @@ function mapOne(task: RemoteTask, vma: VmaRecord, files: OpenFiles, ctx: Restore
     }
     case 'sysv-shm': {
       // The segment as restored, or the live one an external reference was found as (--map-external).
-      const shmid = ctx.restored<number>(`sysvipc-shm:${vma.shmid}`) ?? vma.shmid!;
+      const shmid = SHM_SEGMENTS.restored(ctx, vma.shmid!) ?? vma.shmid!;
       task.shmat(shmid, start, SHM_REMAP | (vma.prot & PROT_WRITE ? 0 : SHM_RDONLY));
       return;
     }
@@ -213,9 +212,6 @@ function advise(task: RemoteTask, vma: VmaRecord): void {
   if (vma.flags.includes('lo')) task.mlock(start, length);
 }
 
-/** prctl_mm_map.exe_fd that leaves the exe link as it is. */
-const NO_EXE_CHANGE = 0xffffffff;
-
 /**
  * Whether two paths are one file. The kernel refuses to switch the exe link to a file while the
  * old one is still mapped (EBUSY), which is the case when the program is the seed's own launcher
@@ -227,18 +223,23 @@ function sameFile(a: string, b: string): boolean {
   return sa.dev === sb.dev && sa.ino === sb.ino;
 }
 
-/** struct prctl_mm_map, then the auxv it points to, in the task's scratch page. */
+/** The mm bounds, auxv and exe link, with one PR_SET_MM_MAP. */
 function setMmFields(task: RemoteTask, record: MmRecord, files: OpenFiles): void {
   const b = record.bounds;
-  const auxv = Buffer.from(record.auxv, 'base64');
-  const auxvAt = task.put(auxv, 256);
-  const map = Buffer.alloc(104);
-  [b.startCode, b.endCode, b.startData, b.endData, b.startBrk, b.brk, b.startStack, b.argStart, b.argEnd, b.envStart, b.envEnd].forEach((v, i) =>
-    map.writeBigUInt64LE(big(v), i * 8),
-  );
-  map.writeBigUInt64LE(auxvAt, 88);
-  map.writeUInt32LE(auxv.length, 96);
-  map.writeUInt32LE(sameFile(`/proc/${task.pid}/exe`, record.exe.path) ? NO_EXE_CHANGE : files.remoteFd(record.exe.path, false), 100);
-  task.prctl('prctl(PR_SET_MM, PR_SET_MM_MAP)', PR_SET_MM, PR_SET_MM_MAP, task.put(map), map.length);
+  task.setMmMap({
+    startCode: big(b.startCode),
+    endCode: big(b.endCode),
+    startData: big(b.startData),
+    endData: big(b.endData),
+    startBrk: big(b.startBrk),
+    brk: big(b.brk),
+    startStack: big(b.startStack),
+    argStart: big(b.argStart),
+    argEnd: big(b.argEnd),
+    envStart: big(b.envStart),
+    envEnd: big(b.envEnd),
+    auxv: Buffer.from(record.auxv, 'base64'),
+    exeFd: sameFile(`/proc/${task.pid}/exe`, record.exe.path) ? undefined : files.remoteFd(record.exe.path, false),
+  });
   task.dropScratch();
 }

@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs';
 import { Kernel, TargetError, UnsupportedError, type PageRun, type RemoteTask, type SaveContext, type Vma } from '@cr/core';
-import type { MmRecord, VmaRecord } from '@cr/schemas';
+import type { MmRecord, VmaRecord } from './record.js';
 import { classify } from './classify.js';
 import { withoutZeroPages, type SourceRun } from './zero-pages.js';
 

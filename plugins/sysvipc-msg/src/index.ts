@@ -9,8 +9,8 @@ import {
   type RestoreContext,
   type SaveContext,
 } from '@cr/core';
-import { SysvIpcObjectPlugin, createWithSavedId, recreateIpcObject, withinIntoNamespace, type IpcObjectHandle, type StandIn } from '@cr/plugin-ipc-ns';
-import { msgRecordSchema, type MsgRecord } from '@cr/schemas';
+import { SysvIpcObjectPlugin, createWithSavedId, recreateIpcObject, withinIntoNamespace, type IpcObjectHandle, type StandIn } from '@cr/sysvipc-base';
+import { msgRecordSchema, type MsgRecord } from './record.js';
 
 const CAP_SYS_RESOURCE = 24;
 
@@ -19,7 +19,7 @@ const CAP_SYS_RESOURCE = 24;
  * as it was; their payloads follow one another in one blob, their types and sizes in the record.
  */
 @injectable()
-export class SysvMsgPlugin extends SysvIpcObjectPlugin<MsgRecord, MsgInfo> implements ResourcePlugin<MsgRecord, IpcObjectHandle<MsgInfo>, number> {
+export class SysvMsgPlugin extends SysvIpcObjectPlugin<MsgRecord, 'msg'> implements ResourcePlugin<MsgRecord, IpcObjectHandle<MsgInfo>, number> {
   readonly type = 'sysvipc-msg';
   readonly description = 'SysV message queues: every message in order, key, id, owners, mode, msg_qbytes';
   readonly recordSchema = msgRecordSchema;
@@ -98,5 +98,7 @@ export class SysvMsgPlugin extends SysvIpcObjectPlugin<MsgRecord, MsgInfo> imple
     );
   }
 }
+
+export { msgRecordSchema, type MsgRecord } from './record.js';
 
 export default SysvMsgPlugin;

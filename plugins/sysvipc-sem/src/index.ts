@@ -8,12 +8,12 @@ import {
   type Attributes,
   type SemInfo,
 } from '@cr/core';
-import { IPC_OBJECT_SELECTABLE, SysvIpcObjectPlugin, createWithSavedId, recreateIpcObject, type IpcObjectHandle, type StandIn } from '@cr/plugin-ipc-ns';
-import { semRecordSchema, type SemRecord } from '@cr/schemas';
+import { IPC_OBJECT_SELECTABLE, SysvIpcObjectPlugin, createWithSavedId, recreateIpcObject, type IpcObjectHandle, type StandIn } from '@cr/sysvipc-base';
+import { semRecordSchema, type SemRecord } from './record.js';
 
 /** SysV semaphore sets: every semaphore's value. */
 @injectable()
-export class SysvSemPlugin extends SysvIpcObjectPlugin<SemRecord, SemInfo> implements ResourcePlugin<SemRecord, IpcObjectHandle<SemInfo>, number> {
+export class SysvSemPlugin extends SysvIpcObjectPlugin<SemRecord, 'sem'> implements ResourcePlugin<SemRecord, IpcObjectHandle<SemInfo>, number> {
   readonly type = 'sysvipc-sem';
   readonly description = 'SysV semaphore sets: every value, key, id, owners, mode';
   readonly recordSchema = semRecordSchema;
@@ -50,5 +50,7 @@ export class SysvSemPlugin extends SysvIpcObjectPlugin<SemRecord, SemInfo> imple
     );
   }
 }
+
+export { semRecordSchema, type SemRecord } from './record.js';
 
 export default SysvSemPlugin;

@@ -12,16 +12,16 @@ import {
   type Attributes,
   type ShmInfo,
 } from '@cr/core';
-import { IPC_OBJECT_SELECTABLE, SysvIpcObjectPlugin, createWithSavedId, recreateIpcObject, withinIntoNamespace, type IpcObjectHandle, type StandIn } from '@cr/plugin-ipc-ns';
-import { shmRecordSchema, type ShmRecord } from '@cr/schemas';
+import { IPC_OBJECT_SELECTABLE, SHM_SEGMENTS, SysvIpcObjectPlugin, createWithSavedId, recreateIpcObject, withinIntoNamespace, type IpcObjectHandle, type StandIn } from '@cr/sysvipc-base';
+import { shmRecordSchema, type ShmRecord } from './record.js';
 
 /**
  * SysV shared memory segments. Contents go to the image straight from the attached segment
  * (a zero-copy view), and come back straight into the new segment.
  */
 @injectable()
-export class SysvShmPlugin extends SysvIpcObjectPlugin<ShmRecord, ShmInfo> implements ResourcePlugin<ShmRecord, IpcObjectHandle<ShmInfo>, number> {
-  readonly type = 'sysvipc-shm';
+export class SysvShmPlugin extends SysvIpcObjectPlugin<ShmRecord, 'shm'> implements ResourcePlugin<ShmRecord, IpcObjectHandle<ShmInfo>, number> {
+  readonly type = SHM_SEGMENTS.type;
   readonly description = 'SysV shared memory segments: contents, key, id, owners, mode, SHM_LOCKED, SHM_DEST';
   readonly recordSchema = shmRecordSchema;
   override readonly selectableBy = { ...IPC_OBJECT_SELECTABLE, size: 'uint' } as const;
@@ -92,5 +92,7 @@ export class SysvShmPlugin extends SysvIpcObjectPlugin<ShmRecord, ShmInfo> imple
     });
   }
 }
+
+export { shmRecordSchema, type ShmRecord } from './record.js';
 
 export default SysvShmPlugin;

@@ -1,14 +1,15 @@
 import {
   Kernel,
   PLUGIN_API_VERSION,
+  PROCESS_TARGET,
   TARGET_PROCESS,
   ImageError,
   TargetError,
   blobProblems,
   inject,
   injectable,
+  objectType,
   type CollectedObject,
-  type ProcessTargetHandle,
   type RecordCheckContext,
   type RemoteTask,
   type ResourceNode,
@@ -17,7 +18,7 @@ import {
   type RestoredProcess,
   type ThawContext,
 } from '@cr/core';
-import { tasksRecordSchema, type TasksRecord } from '@cr/schemas';
+import { tasksRecordSchema, type TasksRecord } from './record.js';
 import { awaitFreePid, checkRlimits, checkWorkingDirectory, createTask, resumeTask } from './restore.js';
 import { readTaskState } from './save.js';
 
@@ -38,6 +39,9 @@ export interface RestoredTask extends RestoredProcess {
   readonly task: RemoteTask;
 }
 
+/** The processes, for the plugins below them: keys `tasks:PID`, handles TaskHandle, restored as RestoredTask. */
+export const TASKS = objectType<TaskHandle, RestoredTask>('tasks');
+
 /**
  * Processes: PID, credentials, registers and FPU state, signal handlers, masks and queues, the
  * alternate signal stack, rlimits, personality, umask, working directory, session, rseq and the
@@ -48,7 +52,7 @@ export interface RestoredTask extends RestoredProcess {
 @injectable()
 export class TasksPlugin implements ResourcePlugin<TasksRecord, TaskHandle, RestoredTask> {
   readonly apiVersion = PLUGIN_API_VERSION;
-  readonly type = 'tasks';
+  readonly type = TASKS.type;
   readonly version = 1;
   readonly description = 'Processes: PID, credentials, registers, FPU state, signals, rlimits, session, rseq, prctl state';
   readonly collectsFrom = [TARGET_PROCESS];
@@ -59,7 +63,7 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TaskHandle, Rest
   constructor(@inject(Kernel) private readonly kernel: Kernel) {}
 
   collect(parent: ResourceNode): CollectedObject<TaskHandle>[] {
-    const { pid } = parent.handle as ProcessTargetHandle;
+    const { pid } = PROCESS_TARGET.handleOf(parent);
     const { comm } = this.kernel.procfs.stat(pid);
     return [{ id: String(pid), handle: { pid, task: undefined }, attributes: { pid, comm } }];
   }
@@ -126,11 +130,11 @@ export function frozenTask(node: ResourceNode<TaskHandle>): RemoteTask {
 
 /** The seed of the process an object below a task is restored into. */
 export function restoredTaskOf(ctx: RestoreContext): RemoteTask {
-  for (const key of ctx.parents) {
-    const restored = ctx.restored<RestoredTask>(key);
-    if (restored?.task) return restored.task;
-  }
+  const restored = TASKS.restoredParent(ctx);
+  if (restored) return restored.task;
   throw new ImageError(`${ctx.key} belongs to a process whose tasks record is not in the image (it was left out at checkpoint); it cannot be restored on its own`);
 }
+
+export { RLIMIT_NAMES, signalActionSchema, tasksRecordSchema, type TasksRecord } from './record.js';
 
 export default TasksPlugin;

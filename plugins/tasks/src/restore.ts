@@ -19,14 +19,13 @@ import {
   REGISTER_NAMES,
   SIGKILL,
   SIGSTOP,
-  SYS,
   TargetError,
   UnsupportedError,
   type NamespaceKind,
   type Registers,
   type RemoteTask,
 } from '@cr/core';
-import { RLIMIT_NAMES, type TasksRecord } from '@cr/schemas';
+import { RLIMIT_NAMES, type TasksRecord } from './record.js';
 import { fromHex } from './hex.js';
 
 const CAP_SYS_RESOURCE = 24;
@@ -100,8 +99,8 @@ export function resumeTask(kernel: Kernel, task: RemoteTask, record: TasksRecord
   task.dropScratch();
 
   const regs = Object.fromEntries(REGISTER_NAMES.map((name) => [name, fromHex(record.registers[name])])) as Registers;
-  if (record.restartSleep) rebuildInterruptedSleep(kernel, task, record.restartSleep, regs);
-  kernel.ptrace.setXstate(task.pid, Buffer.from(record.xstate, 'base64'));
+  if (record.restartSleep) rebuildInterruptedSleep(task, record.restartSleep, regs);
+  task.setXstate(Buffer.from(record.xstate, 'base64'));
   task.setRegs(regs);
   task.release();
 }
@@ -136,7 +135,7 @@ function restoreRlimits(task: RemoteTask, record: TasksRecord): void {
 export function checkRlimits(kernel: Kernel, record: TasksRecord): void {
   if (kernel.procfs.hasCapability(CAP_SYS_RESOURCE)) return;
   for (const { resource, hard } of record.rlimits) {
-    const own = kernel.libc.getRlimit(RLIMIT_NAMES.indexOf(resource));
+    const own = kernel.ownRlimit(RLIMIT_NAMES.indexOf(resource));
     if (fromHex(hard) > own.hard) {
       throw new UnsupportedError(
         `cannot restore RLIMIT_${resource.toUpperCase()} of PID ${record.pid}: its hard limit was ${limit(fromHex(hard))}, cr's is ${limit(own.hard)}, ` +
@@ -225,9 +224,9 @@ function restoreCredentials(kernel: Kernel, task: RemoteTask, record: TasksRecor
  * the program's own `rem` buffer, restored with its memory) and interrupted at once. On release
  * the kernel then restarts the program's call through restart_syscall, as it would have done.
  */
-function rebuildInterruptedSleep(kernel: Kernel, task: RemoteTask, sleep: NonNullable<TasksRecord['restartSleep']>, regs: Registers): void {
+function rebuildInterruptedSleep(task: RemoteTask, sleep: NonNullable<TasksRecord['restartSleep']>, regs: Registers): void {
   const remainder = fromHex(sleep.remainder);
-  const result = kernel.ptrace.remoteSyscallInterrupted(task.pid, SYS.clock_nanosleep, [BigInt(sleep.clockId), 0n, remainder, remainder]);
+  const result = task.interruptedSleep(sleep.clockId, remainder, remainder);
   if (result === BigInt(-ERESTART_RESTARTBLOCK)) return;
   // The time left ran out before the interrupt landed: the program's sleep simply completed.
   regs.rax = result < 0n ? BigInt.asUintN(64, result) : 0n;

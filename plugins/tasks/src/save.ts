@@ -13,12 +13,11 @@ import {
   REGISTER_NAMES,
   SIGKILL,
   SIGSTOP,
-  SYS,
   UnsupportedError,
   type ProcessStatus,
   type RemoteTask,
 } from '@cr/core';
-import { RLIMIT_NAMES, type TasksRecord } from '@cr/schemas';
+import { RLIMIT_NAMES, type TasksRecord } from './record.js';
 import { toHex } from './hex.js';
 
 const CLOCK_MONOTONIC = 1;
@@ -57,13 +56,13 @@ export function readTaskState(kernel: Kernel, task: RemoteTask): TasksRecord {
         },
       },
       registers: Object.fromEntries(REGISTER_NAMES.map((name) => [name, toHex(regs[name])])) as TasksRecord['registers'],
-      xstate: kernel.ptrace.getXstate(pid).toString('base64'),
+      xstate: task.xstate().toString('base64'),
       signals: {
         blocked: toHex(task.blockedSignals()),
         actions: signalActions(task),
         pending: [
-          ...kernel.ptrace.peekSiginfo(pid, false).map((info) => ({ shared: false, siginfo: info.toString('base64') })),
-          ...kernel.ptrace.peekSiginfo(pid, true).map((info) => ({ shared: true, siginfo: info.toString('base64') })),
+          ...task.pendingSignals(false).map((info) => ({ shared: false, siginfo: info.toString('base64') })),
+          ...task.pendingSignals(true).map((info) => ({ shared: true, siginfo: info.toString('base64') })),
         ],
         altStack: (({ sp, flags, size }) => ({ sp: toHex(sp), flags, size: toHex(size) }))(task.getAltStack()),
       },
@@ -83,7 +82,7 @@ export function readTaskState(kernel: Kernel, task: RemoteTask): TasksRecord {
       personality: Number.parseInt(kernel.procfs.read(pid, 'personality').trim(), 16),
       umask: status.umask,
       cwd: kernel.procfs.link(pid, 'cwd'),
-      ...rseqOf(kernel, pid),
+      ...rseqOf(task),
       prctl: {
         pdeathsig: task.prctlGetInt('prctl(PR_GET_PDEATHSIG)', PR_GET_PDEATHSIG),
         dumpable: Number(task.prctl('prctl(PR_GET_DUMPABLE)', PR_GET_DUMPABLE)),
@@ -139,8 +138,8 @@ function signalActions(task: RemoteTask): TasksRecord['signals']['actions'] {
   return actions;
 }
 
-function rseqOf(kernel: Kernel, pid: number): Pick<TasksRecord, 'rseq'> {
-  const rseq = kernel.ptrace.rseqConfiguration(pid);
+function rseqOf(task: RemoteTask): Pick<TasksRecord, 'rseq'> {
+  const rseq = task.rseqConfiguration();
   return rseq ? { rseq: { address: toHex(rseq.address), size: rseq.size, signature: rseq.signature } } : {};
 }
 
@@ -150,16 +149,16 @@ function rseqOf(kernel: Kernel, pid: number): Pick<TasksRecord, 'rseq'> {
  * Without a `rem` buffer the time left is unknown and the call fails with EINTR instead.
  */
 function interruptedSleep(task: RemoteTask): TasksRecord['restartSleep'] {
-  const regs = task.stoppedRegs;
-  if (BigInt.asIntN(64, regs.rax) !== BigInt(-ERESTART_RESTARTBLOCK)) return undefined;
+  const call = task.stoppedSyscall();
+  if (call?.result !== BigInt(-ERESTART_RESTARTBLOCK)) return undefined;
   let clockId: number;
   let remainder: bigint;
-  if (regs.orig_rax === BigInt(SYS.nanosleep)) {
+  if (call.name === 'nanosleep') {
     clockId = CLOCK_MONOTONIC;
-    remainder = regs.rsi;
-  } else if (regs.orig_rax === BigInt(SYS.clock_nanosleep)) {
-    clockId = Number(regs.rdi);
-    remainder = regs.r10;
+    remainder = call.args[1]!;
+  } else if (call.name === 'clock_nanosleep') {
+    clockId = Number(call.args[0]);
+    remainder = call.args[3]!;
   } else {
     return undefined;
   }

@@ -11,7 +11,8 @@ import {
   type ResourceNode,
   type ResourcePlugin,
 } from '@cr/core';
-import { utsNsRecordSchema, type UtsNsRecord } from '@cr/schemas';
+import { TASKS } from '@cr/plugin-tasks';
+import { utsNsRecordSchema, type UtsNsRecord } from './record.js';
 
 /** UTS namespace of a process: its hostname and NIS domain name. */
 @injectable()
@@ -21,7 +22,7 @@ export class UtsNsPlugin implements ResourcePlugin<UtsNsRecord, NamespaceHandle,
   readonly version = 1;
   readonly description = 'UTS namespace: hostname and domainname';
   /** Below each process, so that a process is frozen before its namespaces are read. */
-  readonly collectsFrom = ['tasks'];
+  readonly collectsFrom = [TASKS.type];
   readonly namespaceKind = 'uts' as const;
   readonly recordSchema = utsNsRecordSchema;
   readonly selectableBy = { inode: 'uint' } as const;
@@ -29,7 +30,7 @@ export class UtsNsPlugin implements ResourcePlugin<UtsNsRecord, NamespaceHandle,
   constructor(@inject(Kernel) private readonly kernel: Kernel) {}
 
   collect(parent: ResourceNode): CollectedObject<NamespaceHandle>[] {
-    const { pid } = parent.handle as { pid: number };
+    const { pid } = TASKS.handleOf(parent);
     const ns = this.kernel.namespaces.ofProcess(pid, 'uts');
     return [{ id: String(ns.inode), handle: ns, attributes: { inode: ns.inode }, release: () => ns.close(), ...ownNamespaceDefault(this.kernel, ns) }];
   }
@@ -55,6 +56,8 @@ export class UtsNsPlugin implements ResourcePlugin<UtsNsRecord, NamespaceHandle,
     }
   }
 }
+
+export { utsNsRecordSchema, type UtsNsRecord } from './record.js';
 
 export default UtsNsPlugin;
 

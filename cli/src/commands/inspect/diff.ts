@@ -1,5 +1,5 @@
 import { Args } from '@oclif/core';
-import { formatPath } from '@cr/core';
+import { formatPath } from '@cr/core/engine';
 import { fileEntrySchema, type ObjectEntry } from '@cr/schemas';
 import microdiff from 'microdiff';
 import { CrCommand } from '../../base-command.js';

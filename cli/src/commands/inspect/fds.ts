@@ -1,4 +1,6 @@
-import type { FilesRecord, MmRecord, TasksRecord } from '@cr/schemas';
+import type { FilesRecord } from '@cr/plugin-files';
+import type { MmRecord } from '@cr/plugin-mm';
+import type { TasksRecord } from '@cr/plugin-tasks';
 import { CrCommand } from '../../base-command.js';
 import { imageDirArg } from '../../image/image-arg.js';
 import { readSoundImage, savedOfType } from '../../image/read-image.js';

@@ -1,5 +1,5 @@
 import { PAGE_SIZE } from '@cr/core';
-import type { MmRecord, VmaRecord } from '@cr/schemas';
+import type { MmRecord, VmaRecord } from '@cr/plugin-mm';
 import { CrCommand } from '../../base-command.js';
 import { imageDirArg } from '../../image/image-arg.js';
 import { readSoundImage, savedOfType } from '../../image/read-image.js';

@@ -1,4 +1,4 @@
-import type { TasksRecord } from '@cr/schemas';
+import type { TasksRecord } from '@cr/plugin-tasks';
 import { CrCommand } from '../../base-command.js';
 import { imageDirArg } from '../../image/image-arg.js';
 import { readSoundImage, savedOfType } from '../../image/read-image.js';

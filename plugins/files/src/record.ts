@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { intIdSchema, uidSchema } from './common.js';
+import { intIdSchema, uidSchema } from '@cr/schemas';
 
 const common = {
   fd: intIdSchema,

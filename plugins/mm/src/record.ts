@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { base64Schema, intIdSchema, u64Schema } from './common.js';
+import { base64Schema, intIdSchema, u64Schema } from '@cr/schemas';
 
 /** What cr checks at restore that a mapped file is still the one the program had mapped. */
 export const fileIdentitySchema = z.strictObject({

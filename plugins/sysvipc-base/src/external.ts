@@ -47,7 +47,7 @@ export function findLiveIpcObject(
   const look = lookIn(kernel, ctx);
   let live: IpcObjectInfo[];
   try {
-    live = look.ns ? kernel.namespaces.within(look.ns, () => kernel.sysvipc.list(kind as 'shm')) : [];
+    live = look.ns ? kernel.namespaces.within(look.ns, () => kernel.sysvipc.list(kind)) : [];
   } finally {
     if (look.ns) look.ns.close();
   }

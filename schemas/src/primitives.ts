@@ -1,5 +1,7 @@
 import { z } from 'zod';
 
+/** Value shapes that records of several types share. */
+
 /** A 64-bit value (an address, a register, a signal set) as hex: JSON numbers stop at 2^53. */
 export const u64Schema = z.string().regex(/^0x[0-9a-f]{1,16}$/, 'a 64-bit value in hex, e.g. "0x7ffd4a3c1000"');
 

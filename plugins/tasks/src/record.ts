@@ -1,11 +1,6 @@
 import { z } from 'zod';
-import { base64Schema, pidSchema, u64Schema, uidSchema } from './common.js';
-
-/** x86_64 general registers, named as in struct user_regs_struct. */
-export const REGISTERS = [
-  'r15', 'r14', 'r13', 'r12', 'rbp', 'rbx', 'r11', 'r10', 'r9', 'r8', 'rax', 'rcx', 'rdx', 'rsi', 'rdi',
-  'orig_rax', 'rip', 'cs', 'eflags', 'rsp', 'ss', 'fs_base', 'gs_base', 'ds', 'es', 'fs', 'gs',
-] as const;
+import { REGISTER_NAMES } from '@cr/core';
+import { base64Schema, pidSchema, u64Schema, uidSchema } from '@cr/schemas';
 
 const signalNumber = z.number().int().min(1).max(64);
 
@@ -33,7 +28,7 @@ export const tasksRecordSchema = z.strictObject({
     groups: z.array(uidSchema),
     capabilities: z.strictObject({ inheritable: u64Schema, permitted: u64Schema, effective: u64Schema, bounding: u64Schema, ambient: u64Schema }),
   }),
-  registers: z.record(z.enum(REGISTERS), u64Schema),
+  registers: z.record(z.enum(REGISTER_NAMES), u64Schema),
   xstate: base64Schema.describe('the XSAVE area (FPU, SSE, AVX …) as PTRACE_GETREGSET NT_X86_XSTATE returns it'),
   signals: z.strictObject({
     blocked: u64Schema,

@@ -1,0 +1,3 @@
+export * from './object-plugin.js';
+export { ipcObjectShape } from './record.js';
+export type { StandIn } from './external.js';
