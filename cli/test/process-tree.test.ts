@@ -1,4 +1,4 @@
-import type { TasksRecord } from '@cr/schemas';
+import type { TasksRecord } from '@cr/plugin-tasks';
 import { describe, expect, it } from 'vitest';
 import { processTree } from '../src/image/process-tree.js';
 
