@@ -1,6 +1,6 @@
 import koffi from 'koffi';
 import { KernelError } from './kernel-error.js';
-import { cloneArgs, decodeStruct, encodeStruct, rlimit64, u64 } from './structs.js';
+import { cloneArgs, decodeStruct, encodeStruct, itimerspec, rlimit64, u64 } from './structs.js';
 import { KCMP_FILE, O_CLOEXEC, SIGCHLD, SYS } from './syscalls.js';
 
 /**
@@ -9,8 +9,6 @@ import { KCMP_FILE, O_CLOEXEC, SIGCHLD, SYS } from './syscalls.js';
  */
 const lib = koffi.load('libc.so.6');
 
-const timespec = koffi.struct('cr_timespec', { tv_sec: 'int64_t', tv_nsec: 'int64_t' });
-koffi.struct('cr_itimerspec', { it_interval: timespec, it_value: timespec });
 
 const raw = {
   prlimit: lib.func('int prlimit(int pid, int resource, const void *limit, _Out_ void *old)'),
@@ -32,7 +30,7 @@ const raw = {
   eventfd: lib.func('int eventfd(unsigned int initval, int flags)'),
   signalfd: lib.func('int signalfd(int fd, const uint8_t *mask, int flags)'),
   timerfdCreate: lib.func('int timerfd_create(int clockid, int flags)'),
-  timerfdSettime: lib.func('int timerfd_settime(int fd, int flags, const cr_itimerspec *value, cr_itimerspec *old)'),
+  timerfdSettime: lib.func('timerfd_settime', 'int', ['int', 'int', koffi.pointer(itimerspec), koffi.pointer(itimerspec)]),
   ioctlU64: lib.func('int ioctl(int fd, unsigned long request, const uint64_t *arg)'),
   openat: lib.func('int openat(int dirfd, const char *path, int flags, ...)'),
   mkdirat: lib.func('int mkdirat(int dirfd, const char *path, uint32_t mode)'),

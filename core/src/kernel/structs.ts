@@ -24,6 +24,10 @@ export interface Timeval {
 /** struct itimerval of getitimer(2) and setitimer(2). */
 export const itimerval = koffi.struct('cr_itimerval', { it_interval: timeval, it_value: timeval });
 
+const timespec = koffi.struct('cr_timespec', { tv_sec: 'int64_t', tv_nsec: 'int64_t' });
+/** struct itimerspec of timerfd_settime(2). */
+export const itimerspec = koffi.struct('cr_itimerspec', { it_interval: timespec, it_value: timespec });
+
 /** struct clone_args of clone3(2) (Linux 5.7+: up to cgroup). */
 export const cloneArgs = koffi.struct('cr_clone_args', {
   flags: 'uint64_t',
