@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cleanup, REPO, tempDir } from './helpers/cli.js';
@@ -15,6 +15,11 @@ function run(command: string, args: string[], cwd: string, env: Record<string, s
 }
 
 const WORKSPACES = ['core', 'schemas', 'cli', ...readdirSync(join(REPO, 'plugins')).map((p) => `plugins/${p}`)];
+/** The packages that are plugins (keyword cr-plugin), not what plugins share (@cr/sysvipc-base). */
+const PLUGIN_PACKAGES = WORKSPACES.flatMap((w) => {
+  const pkg = JSON.parse(readFileSync(join(REPO, w, 'package.json'), 'utf8')) as { name: string; keywords?: string[] };
+  return pkg.keywords?.includes('cr-plugin') ? [pkg.name] : [];
+});
 
 describe('installing cr', () => {
   it('npm run install-cli puts cr on the PATH of npm prefix -g/bin, and uninstall-cli takes it away', () => {
@@ -45,7 +50,7 @@ describe('installing cr', () => {
     const cr = (...args: string[]) => run(join(project, 'node_modules', '.bin', 'cr'), args, project, {});
     expect(cr('--version').stdout).toMatch(/^@cr\/cli\/0\.1\.0 /);
     const plugins = JSON.parse(cr('plugins', '--json').stdout) as { plugins: { package: string }[] };
-    expect(plugins.plugins.map((p) => p.package).sort()).toEqual(WORKSPACES.filter((w) => w.startsWith('plugins/')).map((w) => `@cr/plugin-${w.slice('plugins/'.length)}`).sort());
+    expect(plugins.plugins.map((p) => p.package).sort()).toEqual([...PLUGIN_PACKAGES].sort());
 
     const sleeper = cleanup.process(spawn('sleep', ['1000'], { stdio: 'ignore' }));
     const pid = sleeper.pid!;
