@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Cleanup, REPO, tempDir } from './helpers/cli.js';
@@ -27,7 +27,7 @@ const cleanup = new Cleanup();
 beforeAll(() => {
   dir = tempDir('cr-interrupt-');
   proof = compileFixture('proof', dir);
-  return () => cleanup.dir(dir);
+  return () => rmSync(dir, { recursive: true, force: true });
 });
 afterEach(() => cleanup.run());
 
