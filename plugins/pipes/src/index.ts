@@ -13,7 +13,7 @@ import {
   type RestoreContext,
   type SaveContext,
 } from '@cr/core';
-import { restoredTaskOf, type TaskHandle } from '@cr/plugin-tasks';
+import { TASKS, restoredTaskOf } from '@cr/plugin-tasks';
 import { closeSync } from 'node:fs';
 import { heldPipes, type HeldPipe } from './collect.js';
 import { pipeRecordSchema, type PipeEnd, type PipeRecord } from './record.js';
@@ -38,14 +38,14 @@ export class PipesPlugin implements ResourcePlugin<PipeRecord, PipeHandle> {
   readonly type = 'pipes';
   readonly version = 1;
   readonly description = 'Pipes both of whose ends a process holds, with the bytes queued in them';
-  readonly collectsFrom = ['tasks'];
+  readonly collectsFrom = [TASKS.type];
   readonly recordSchema = pipeRecordSchema;
   readonly selectableBy = { pid: 'uint', inode: 'uint' } as const;
 
   constructor(@inject(Kernel) private readonly kernel: Kernel) {}
 
   collect(parent: ResourceNode): CollectedObject<PipeHandle>[] {
-    const { pid } = (parent as ResourceNode<TaskHandle>).handle;
+    const { pid } = TASKS.handleOf(parent);
     return heldPipes(this.kernel.procfs.fds(pid)).map((pipe) => ({
       id: `${pid}:${pipe.inode}`,
       handle: { pid, pipe },

@@ -1,0 +1,87 @@
+import {
+  PLUGIN_API_VERSION,
+  descriptionProblems,
+  descriptionsOf,
+  installDescription,
+  type CollectedObject,
+  type DescriptorNumber,
+  type FdInfo,
+  type Kernel,
+  type OpenDescription,
+  type RecordCheckContext,
+  type ResourceNode,
+  type ResourcePlugin,
+  type RestoreContext,
+} from '@cr/core';
+import { TASKS, restoredTaskOf } from '@cr/plugin-tasks';
+import { closeSync } from 'node:fs';
+import type { ZodType } from 'zod';
+
+/** What every descriptor-owning plugin records of an open file description, beside its own state. */
+export interface DescriptionRecord {
+  /** The file status flags of the description (O_NONBLOCK …). */
+  statusFlags: number;
+  fds: DescriptorNumber[];
+}
+
+/** A description being checkpointed: the process, and the description with every fd on it. */
+export interface DescriptionHandle {
+  pid: number;
+  description: OpenDescription;
+}
+
+/**
+ * The shared part of the plugins that own one kind of descriptor and can make one again in cr
+ * (eventfd, signalfd, timerfd): one object per open file description (`PID:FD`, its lowest fd),
+ * claiming every descriptor on it, so that the files plugin leaves them alone; its state read
+ * from /proc/PID/fdinfo without touching it; restored by making a new one in cr and giving it to
+ * the task on the same numbers, dups shared, with the same flags. A subclass says which
+ * descriptors are its own, what their state is, and how to make one.
+ */
+export abstract class DescriptionPlugin<R extends DescriptionRecord> implements ResourcePlugin<R, DescriptionHandle> {
+  readonly apiVersion = PLUGIN_API_VERSION;
+  readonly collectsFrom = [TASKS.type];
+  readonly selectableBy = { pid: 'uint', fd: 'uint' } as const;
+  abstract readonly type: string;
+  abstract readonly version: number;
+  abstract readonly description: string;
+  abstract readonly recordSchema: ZodType<R>;
+
+  constructor(protected readonly kernel: Kernel) {}
+
+  /** Whether a descriptor is of this plugin's kind. */
+  protected abstract owns(info: FdInfo): boolean;
+  /** The state of a description, from the fdinfo of one of its descriptors. */
+  protected abstract state(fdinfo: Readonly<Record<string, string>>): Omit<R, keyof DescriptionRecord>;
+  /** A new description in the saved state, as a descriptor of cr's; `target` names it in errors. */
+  protected abstract create(record: R, target: string): number;
+
+  collect(parent: ResourceNode): CollectedObject<DescriptionHandle>[] {
+    const { pid } = TASKS.handleOf(parent);
+    return descriptionsOf(this.kernel, pid, (info) => this.owns(info)).map((description) => ({
+      id: `${pid}:${description.info.fd}`,
+      handle: { pid, description },
+      attributes: { pid, fd: description.info.fd },
+      claims: description.fds.map((d) => `fd:${pid}:${d.fd}`),
+    }));
+  }
+
+  save(node: ResourceNode<DescriptionHandle>): R {
+    const { pid, description } = node.handle;
+    return { ...this.state(this.kernel.procfs.fdinfo(pid, description.info.fd)), statusFlags: description.statusFlags, fds: description.fds } as R;
+  }
+
+  checkRecord(record: R, ctx: RecordCheckContext): string[] {
+    return descriptionProblems(record.fds, ctx);
+  }
+
+  restore(record: R, ctx: RestoreContext): void {
+    const task = restoredTaskOf(ctx);
+    const local = this.create(record, `a ${this.type} of PID ${task.pid}`);
+    try {
+      installDescription(task, local, record.fds, record.statusFlags);
+    } finally {
+      closeSync(local);
+    }
+  }
+}
