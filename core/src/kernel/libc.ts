@@ -1,6 +1,6 @@
 import koffi from 'koffi';
 import { KernelError } from './kernel-error.js';
-import { cloneArgs, decodeStruct, encodeStruct, itimerspec, rlimit64, u64 } from './structs.js';
+import { cloneArgs, decodeStruct, encodeStruct, iovec, itimerspec, rlimit64, structSize, u64, utsname } from './structs.js';
 import { KCMP_FILE, O_CLOEXEC, SIGCHLD, SYS } from './syscalls.js';
 
 /**
@@ -17,7 +17,7 @@ const raw = {
   unshare: lib.func('int unshare(int flags)'),
   mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data)'),
   umount2: lib.func('int umount2(const char *target, int flags)'),
-  uname: lib.func('int uname(_Out_ uint8_t *buf)'),
+  uname: lib.func('uname', 'int', [koffi.out(koffi.pointer(utsname))]),
   sethostname: lib.func('int sethostname(const char *name, size_t len)'),
   setdomainname: lib.func('int setdomainname(const char *name, size_t len)'),
   syscall: lib.func('long syscall(long number, ...)'),
@@ -96,14 +96,9 @@ function check(result: number | bigint, syscall: string, target?: string): numbe
 function crossMemoryArgs(name: string, pid: number, local: Uint8Array, remote: readonly RemoteRange[]): [number, Buffer, number, Buffer, number, number] {
   if (remote.length > IOV_MAX) throw new Error(`internal error: ${name} of ${remote.length} ranges, more than ${IOV_MAX}`);
   const bytes = Buffer.isBuffer(local) ? local : Buffer.from(local.buffer, local.byteOffset, local.byteLength);
-  const localIov = Buffer.alloc(16);
-  localIov.writeBigUInt64LE(koffi.address(bytes), 0);
-  localIov.writeBigUInt64LE(BigInt(bytes.byteLength), 8);
-  const remoteIov = Buffer.alloc(16 * remote.length);
-  remote.forEach((r, i) => {
-    remoteIov.writeBigUInt64LE(r.address, i * 16);
-    remoteIov.writeBigUInt64LE(BigInt(r.length), i * 16 + 8);
-  });
+  const localIov = encodeStruct(iovec, { iov_base: koffi.address(bytes), iov_len: bytes.byteLength });
+  const remoteIov = Buffer.alloc(structSize(iovec) * remote.length);
+  koffi.encode(remoteIov, 0, koffi.array(iovec, remote.length), remote.map((r) => ({ iov_base: r.address, iov_len: r.length })));
   return [pid, localIov, 1, remoteIov, remote.length, 0];
 }
 
@@ -137,12 +132,7 @@ function crossMemoryAsync(fn: (typeof raw)['process_vm_readv'], name: string, pi
   });
 }
 
-/** A zero-terminated C string field of a fixed-size struct member. */
-function cString(buf: Buffer, offset: number, size: number): string {
-  const end = buf.indexOf(0, offset);
-  return buf.toString('utf8', offset, end === -1 || end > offset + size ? offset + size : end);
-}
-
+/** What uname(2) reports. */
 export interface Utsname {
   sysname: string;
   nodename: string;
@@ -194,11 +184,9 @@ export class Libc {
   }
 
   uname(): Utsname {
-    const field = 65;
-    const buf = Buffer.alloc(field * 6);
-    check(raw.uname(buf), 'uname');
-    const names = ['sysname', 'nodename', 'release', 'version', 'machine', 'domainname'] as const;
-    return Object.fromEntries(names.map((n, i) => [n, cString(buf, i * field, field)])) as unknown as Utsname;
+    const names = {};
+    check(raw.uname(names), 'uname');
+    return names as Utsname;
   }
 
   sethostname(name: string): void {
@@ -245,11 +233,9 @@ export class Libc {
     try {
       const view = new Uint8Array(koffi.view(data, buf.length));
       view.set(buf);
-      const iov = Buffer.alloc(16);
-      iov.writeBigUInt64LE(BigInt(koffi.address(data)), 0);
-      iov.writeBigUInt64LE(BigInt(buf.length), 8);
+      const iov = encodeStruct(iovec, { iov_base: koffi.address(data), iov_len: buf.length });
       check(raw.ptrace(request, 'int', pid, 'uintptr_t', addr, 'void *', iov), name, `pid ${pid}`);
-      const used = Number(iov.readBigUInt64LE(8));
+      const used = Number(decodeStruct<{ iov_len: number | bigint }>(iov, iovec).iov_len);
       buf.set(view.subarray(0, used));
       return used;
     } finally {

@@ -22,8 +22,10 @@ import {
   SYS,
   type RawSyscall,
 } from './syscalls.js';
-import { decodeStruct, encodeStruct, itimerval, kernelSigaction, rlimit64, stackT, structSize, u64, type Timeval } from './structs.js';
+import { capUserData, capUserHeader, decodeStruct, encodeStruct, itimerval, kernelSigaction, rlimit64, stackT, structSize, u64, type Timeval } from './structs.js';
 
+/** capset(2) with 64-bit capability sets. */
+const _LINUX_CAPABILITY_VERSION_3 = 0x20080522;
 const SCRATCH_SIZE = 64 * 1024;
 /** x86_64 CET: a task with a shadow stack would fault on the `ret` of a parked task. */
 const SHADOW_STACK = /^x86_Thread_features:.*\bshstk\b/m;
@@ -450,15 +452,13 @@ export class RemoteTask {
 
   /** capset(2) with version 3 (64-bit sets): effective, permitted, inheritable. */
   capset(effective: bigint, permitted: bigint, inheritable: bigint): void {
-    const header = Buffer.alloc(8);
-    header.writeUInt32LE(0x20080522, 0);
-    header.writeInt32LE(0, 4);
-    // Two struct __user_cap_data_struct {effective, permitted, inheritable}: low, then high 32 bits.
-    const data = Buffer.alloc(24);
-    [effective, permitted, inheritable].forEach((set, i) => {
-      data.writeUInt32LE(Number(set & 0xffffffffn), i * 4);
-      data.writeUInt32LE(Number(set >> 32n), 12 + i * 4);
+    const header = encodeStruct(capUserHeader, { version: _LINUX_CAPABILITY_VERSION_3, pid: 0 });
+    const half = (shift: bigint) => ({
+      effective: Number((effective >> shift) & 0xffffffffn),
+      permitted: Number((permitted >> shift) & 0xffffffffn),
+      inheritable: Number((inheritable >> shift) & 0xffffffffn),
     });
+    const data = encodeStruct(capUserData, [half(0n), half(32n)]);
     this.call('capset', SYS.capset, [this.put(header), this.put(data, 64)]);
   }
 

@@ -55,6 +55,59 @@ export const rseqConfiguration = koffi.struct('cr_ptrace_rseq_configuration', {
   pad: 'uint32_t',
 });
 
+/** struct utsname of uname(2): six NUL-terminated strings of 65 bytes. */
+const utsField = koffi.array('char', 65, 'String');
+export const utsname = koffi.struct('cr_utsname', {
+  sysname: utsField,
+  nodename: utsField,
+  release: utsField,
+  version: utsField,
+  machine: utsField,
+  domainname: utsField,
+});
+
+/** struct iovec of readv(2), process_vm_readv(2), PTRACE_GETREGSET. */
+export const iovec = koffi.struct('cr_iovec', { iov_base: 'uint64_t', iov_len: 'uint64_t' });
+
+/** struct __user_cap_header_struct of capset(2). */
+export const capUserHeader = koffi.struct('cr_cap_user_header', { version: 'uint32_t', pid: 'int32_t' });
+/** Two struct __user_cap_data_struct of capset(2) version 3: the low, then the high 32 bits of each set. */
+export const capUserData = koffi.array(koffi.struct('cr_cap_user_data', { effective: 'uint32_t', permitted: 'uint32_t', inheritable: 'uint32_t' }), 2);
+
+/** struct ipc64_perm (x86_64), which starts every *id64_ds. */
+const ipc64Perm = koffi.struct('cr_ipc64_perm', {
+  key: 'int32_t',
+  uid: 'uint32_t',
+  gid: 'uint32_t',
+  cuid: 'uint32_t',
+  cgid: 'uint32_t',
+  mode: 'uint16_t',
+  pad1: koffi.array('uint8_t', 2),
+  seq: 'uint16_t',
+  pad2: 'uint16_t',
+  unused1: 'uint64_t',
+  unused2: 'uint64_t',
+});
+/** struct msqid64_ds (x86_64) of msgctl(2). */
+export const msqid64Ds = koffi.struct('cr_msqid64_ds', {
+  msg_perm: ipc64Perm,
+  msg_stime: 'int64_t',
+  msg_rtime: 'int64_t',
+  msg_ctime: 'int64_t',
+  msg_cbytes: 'uint64_t',
+  msg_qnum: 'uint64_t',
+  msg_qbytes: 'uint64_t',
+  msg_lspid: 'int32_t',
+  msg_lrpid: 'int32_t',
+  unused4: 'uint64_t',
+  unused5: 'uint64_t',
+});
+
+/** The leading ipc64_perm of any *id64_ds, for reading and writing owners and mode in place. */
+export const ipcPermHead = ipc64Perm;
+/** A buffer that holds any *id64_ds (shmid64_ds, the largest, has 112 bytes). */
+export const IPC_STAT_SIZE = 128;
+
 /** sizeof(type). */
 export const structSize = (type: TypeObject): number => koffi.sizeof(type);
 
@@ -68,6 +121,11 @@ export function encodeStruct(type: TypeObject, value: object): Buffer {
 /** The fields of `type` read from `bytes`; koffi gives 64-bit fields as numbers where they fit, so take them with `u64`. */
 export function decodeStruct<T>(bytes: Uint8Array, type: TypeObject): T {
   return koffi.decode(bytes, type) as T;
+}
+
+/** Changes some fields of the `type` at the start of `bytes`, leaving the rest as they are. */
+export function patchStruct(bytes: Uint8Array, type: TypeObject, change: object): void {
+  koffi.encode(bytes, 0, type, { ...(koffi.decode(bytes, type) as object), ...change });
 }
 
 /** A 64-bit field as koffi decodes it (a number, or a bigint beyond 2^53), as a bigint. */

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { UnsupportedError } from '../errors.js';
 import { Libc, type ShmMapping } from './libc.js';
 import type { Sysctl } from './sysctl.js';
+import { IPC_STAT_SIZE, decodeStruct, ipcPermHead, msqid64Ds, patchStruct, structSize } from './structs.js';
 import { SHM_RDONLY } from './syscalls.js';
 
 export type IpcKind = 'shm' | 'msg' | 'sem';
@@ -24,12 +25,6 @@ const ENOMSG = 42;
 export const SHM_DEST = 0o1000;
 export const SHM_LOCKED = 0o2000;
 
-/** Offsets in the kernel's ipc64_perm (x86_64), which starts every *id_ds. */
-const PERM_UID = 4;
-const PERM_GID = 8;
-const PERM_MODE = 20;
-const MSQ_QBYTES = 88;
-const STAT_BUF = 256;
 
 export interface IpcOwnership {
   uid: number;
@@ -132,15 +127,15 @@ export class SysvIpc {
   }
 
   msgQbytes(id: number): number {
-    const buf = Buffer.alloc(STAT_BUF);
+    const buf = Buffer.alloc(structSize(msqid64Ds));
     this.libc.msgctl(id, IPC_STAT, buf, 'msgctl(IPC_STAT)');
-    return Number(buf.readBigUInt64LE(MSQ_QBYTES));
+    return Number(decodeStruct<{ msg_qbytes: number | bigint }>(buf, msqid64Ds).msg_qbytes);
   }
 
   setMsgQbytes(id: number, qbytes: number): void {
-    const buf = Buffer.alloc(STAT_BUF);
+    const buf = Buffer.alloc(structSize(msqid64Ds));
     this.libc.msgctl(id, IPC_STAT, buf, 'msgctl(IPC_STAT)');
-    buf.writeBigUInt64LE(BigInt(qbytes), MSQ_QBYTES);
+    patchStruct(buf, msqid64Ds, { msg_qbytes: BigInt(qbytes) });
     this.libc.msgctl(id, IPC_SET, buf, 'msgctl(IPC_SET msg_qbytes)');
   }
 
@@ -189,11 +184,9 @@ export class SysvIpc {
 
   /** Sets owner uid/gid and permission bits (creator ids are fixed by the kernel at creation). */
   setOwnership(kind: IpcKind, id: number, owner: Pick<IpcOwnership, 'uid' | 'gid' | 'mode'>): void {
-    const buf = Buffer.alloc(STAT_BUF);
+    const buf = Buffer.alloc(IPC_STAT_SIZE);
     this.ctl(kind, id, IPC_STAT, buf, 'IPC_STAT');
-    buf.writeUInt32LE(owner.uid, PERM_UID);
-    buf.writeUInt32LE(owner.gid, PERM_GID);
-    buf.writeUInt16LE(owner.mode & 0o777, PERM_MODE);
+    patchStruct(buf, ipcPermHead, { uid: owner.uid, gid: owner.gid, mode: owner.mode & 0o777 });
     this.ctl(kind, id, IPC_SET, buf, 'IPC_SET');
   }
 
