@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cleanup, REPO, tempDir } from './helpers/cli.js';
-import { compileFixture, sleep, waitForLine } from './helpers/processes.js';
+import { compileFixture, sleep, tracerOf, waitForLine } from './helpers/processes.js';
 
 const BIN = join(REPO, 'cli', 'bin', 'run.js');
 const cleanup = new Cleanup();
@@ -31,8 +31,6 @@ afterAll(async () => {
   await cleanup.run();
 });
 
-const tracer = () => Number(/^TracerPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
-
 /** Runs a checkpoint of the target, watching all along that it is never put under ptrace. */
 async function checkpointWatched(imageDir: string): Promise<{ status: number | null; stderr: string; traced: boolean }> {
   const child = spawn(process.execPath, [BIN, 'checkpoint', String(pid), '-D', imageDir], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -41,7 +39,7 @@ async function checkpointWatched(imageDir: string): Promise<{ status: number | n
   const exited = once(child, 'exit');
   let traced = false;
   while (child.exitCode === null && child.signalCode === null) {
-    traced ||= tracer() !== 0;
+    traced ||= tracerOf(pid) !== 0;
     await sleep(1);
   }
   const [status] = await exited;

@@ -4,7 +4,7 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync } fr
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Cleanup, REPO, tempDir } from './helpers/cli.js';
-import { compileFixture, processState, sleep, waitFor, waitForLine } from './helpers/processes.js';
+import { compileFixture, processState, sleep, tracerOf, waitFor, waitForLine } from './helpers/processes.js';
 
 const BIN = join(REPO, 'cli', 'bin', 'run.js');
 /** SIGUSR2 and SIGWINCH, as proof.c blocks them (bit N-1 for signal N). */
@@ -47,10 +47,6 @@ async function startProof(name: string, mode: 'busy' | 'block' = 'busy'): Promis
   } finally {
     closeSync(fd);
   }
-}
-
-function tracerOf(pid: number): number {
-  return Number(/^TracerPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
 }
 
 /** Asks the target to prove its state, and checks every part of the answer. */

@@ -86,6 +86,11 @@ export function processState(pid: number): string | undefined {
   }
 }
 
+/** The PID of the process tracing `pid` (ptrace), 0 when none is. */
+export function tracerOf(pid: number): number {
+  return Number(/^TracerPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+}
+
 /** Waits until no process has `pid` (a killed orphan is reaped by PID 1, which can take seconds). */
 export function waitGone(pid: number): Promise<true> {
   return waitFor(`PID ${pid} to be gone`, () => (existsSync(`/proc/${pid}`) ? undefined : true), 15_000);

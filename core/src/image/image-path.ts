@@ -2,6 +2,9 @@ import { lstatSync, mkdirSync, readdirSync, rmSync, statfsSync, type Stats } fro
 import { basename, dirname, join, resolve } from 'node:path';
 import { ImageError } from '../errors.js';
 import { Procfs } from '../kernel/procfs.js';
+import { nodeFsError } from '../kernel/sysctl.js';
+
+const procfs = new Procfs();
 
 const DIR_MODE = 0o700;
 
@@ -48,7 +51,7 @@ export function prepareImagePath(dir: string): string {
 
 /** The name of a new partial directory beside `imageDir`, for this process. */
 export function partialDirFor(imageDir: string, random: string): string {
-  const startTime = new Procfs().stat(process.pid).startTime;
+  const startTime = procfs.stat(process.pid).startTime;
   return join(dirname(imageDir), `.${basename(imageDir)}.cr-partial-${process.pid}-${startTime}-${random}`);
 }
 
@@ -59,21 +62,20 @@ export function partialDirFor(imageDir: string, random: string): string {
  */
 export function removeStalePartials(parent: string): string[] {
   const removed: string[] = [];
-  const procfs = new Procfs();
   for (const name of readdirSync(parent)) {
     const m = PARTIAL.exec(name);
     if (!m) continue;
     const path = join(parent, name);
     const st = lstatOrUndefined(path);
     if (!st?.isDirectory() || st.uid !== process.geteuid!()) continue;
-    if (writerRuns(procfs, Number(m[1]), BigInt(m[2]!))) continue;
+    if (writerRuns(Number(m[1]), BigInt(m[2]!))) continue;
     rmSync(path, { recursive: true, force: true });
     removed.push(path);
   }
   return removed;
 }
 
-function writerRuns(procfs: Procfs, pid: number, startTime: bigint): boolean {
+function writerRuns(pid: number, startTime: bigint): boolean {
   try {
     return procfs.stat(pid).startTime === startTime;
   } catch {
@@ -96,7 +98,7 @@ function makeParents(dir: string, ancestor: string): void {
     try {
       mkdirSync(p, { mode: DIR_MODE });
     } catch (err) {
-      throw new ImageError(`cannot create the directory ${p} for the image: ${(err as Error).message.replace(/^[A-Z]+: /, '')}`);
+      throw new ImageError(`cannot create the directory ${p} for the image: ${nodeFsError('mkdir', p, err).message}`);
     }
   }
   const st = lstatOrUndefined(dir);

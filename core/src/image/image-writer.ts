@@ -4,6 +4,7 @@ import { promisify } from 'node:util';
 import { dirname, join } from 'node:path';
 import type { FileEntry, Manifest } from '@cr/schemas';
 import { CrError, ImageError } from '../errors.js';
+import { nodeFsError } from '../kernel/sysctl.js';
 import { digestOf, newDigest } from './digest.js';
 import { partialDirFor, prepareImagePath, removeStalePartials } from './image-path.js';
 import { MANIFEST_DIGEST_FILE, MANIFEST_FILE } from './layout.js';
@@ -40,7 +41,7 @@ export class ImageWriter {
     try {
       mkdirSync(workDir, { mode: DIR_MODE });
     } catch (err) {
-      throw new ImageError(`cannot write the image beside ${dir}: ${(err as Error).message.replace(/^[A-Z]+: /, '')}`);
+      throw new ImageError(`cannot write the image beside ${dir}: ${nodeFsError('mkdir', workDir, err).message}`);
     }
     return new ImageWriter(imageDir, workDir, signal);
   }
@@ -52,7 +53,7 @@ export class ImageWriter {
     try {
       writeAll(fd, bytes);
     } catch (err) {
-      throw this.writeError(rel, err);
+      throw this.writeError('write', rel, err);
     } finally {
       closeSync(fd);
     }
@@ -77,7 +78,7 @@ export class ImageWriter {
         size += chunk.byteLength;
       }
     } catch (err) {
-      throw this.writeError(rel, err);
+      throw this.writeError('write', rel, err);
     } finally {
       closeSync(fd);
     }
@@ -114,14 +115,14 @@ export class ImageWriter {
       mkdirSync(dirname(path), { recursive: true, mode: DIR_MODE });
       return openSync(path, 'wx', FILE_MODE);
     } catch (err) {
-      throw this.writeError(rel, err);
+      throw this.writeError('open', rel, err);
     }
   }
 
   /** A failed write (a full disk …) as an error naming the image file; errors that are cr's pass through. */
-  private writeError(rel: string, err: unknown): unknown {
+  private writeError(syscall: string, rel: string, err: unknown): unknown {
     if (err instanceof CrError || !(err instanceof Error)) return err;
-    return new ImageError(`cannot write ${rel} of the image ${this.imageDir}: ${err.message.replace(/^[A-Z]+: /, '')}`, { cause: err });
+    return new ImageError(`cannot write ${rel} of the image ${this.imageDir}: ${nodeFsError(syscall, join(this.workDir, rel), err).message}`, { cause: err });
   }
 }
 

@@ -2,6 +2,7 @@ import { closeSync, openSync, readFileSync, readSync, writeSync } from 'node:fs'
 import { TargetError } from '../errors.js';
 import { KernelError } from './kernel-error.js';
 import { Libc, __WALL } from './libc.js';
+import { Procfs } from './procfs.js';
 import { decodeStruct, encodeStruct, peeksiginfoArgs, rseqConfiguration, structSize, u64 } from './structs.js';
 
 const PTRACE_CONT = 7;
@@ -336,7 +337,7 @@ export class Ptrace {
         return status;
       }
       if (performance.now() > deadline) {
-        const state = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[0];
+        const { state } = new Procfs().stat(pid);
         throw new TargetError(`PID ${pid} did not stop within ${STOP_TIMEOUT_MS / 1000} s (state ${state}${state === 'D' ? ', uninterruptible sleep' : ''}); try again when it is not blocked in the kernel`);
       }
       if (round >= SPIN_ROUNDS) Atomics.wait(SLEEPER, 0, 0, Math.min(10, round - SPIN_ROUNDS + 1));
