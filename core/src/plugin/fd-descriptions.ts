@@ -31,13 +31,13 @@ export function isAnonInode(info: FdInfo, name: string): boolean {
 }
 
 /**
- * The open file descriptions of `pid` that `wanted` picks (eventfds, timerfds …) with the
+ * The open file descriptions among `fds` (the descriptors of `pid`) that `wanted` picks (eventfds, timerfds …) with the
  * descriptors on each: dups of one description are told apart from separate ones by kcmp(2), as
  * the kernel sees them. A plugin that owns a kind of descriptor saves each description once.
  */
-export function descriptionsOf(kernel: Kernel, pid: number, wanted: (info: FdInfo) => boolean): OpenDescription[] {
+export function descriptionsOf(kernel: Kernel, pid: number, fds: readonly FdInfo[], wanted: (info: FdInfo) => boolean): OpenDescription[] {
   const found: OpenDescription[] = [];
-  for (const info of kernel.procfs.fds(pid)) {
+  for (const info of fds) {
     if (!wanted(info)) continue;
     const number = { fd: info.fd, closeOnExec: (info.flags & O_CLOEXEC) !== 0 };
     const same = found.find((d) => kernel.sameOpenFile(pid, d.info.fd, pid, info.fd));

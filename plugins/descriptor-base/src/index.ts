@@ -57,8 +57,9 @@ export abstract class DescriptionPlugin<R extends DescriptionRecord> implements 
   protected abstract create(record: R, target: string): number;
 
   collect(parent: ResourceNode): CollectedObject<DescriptionHandle>[] {
-    const { pid } = TASKS.handleOf(parent);
-    return descriptionsOf(this.kernel, pid, (info) => this.owns(info)).map((description) => ({
+    const task = TASKS.handleOf(parent);
+    const { pid } = task;
+    return descriptionsOf(this.kernel, pid, task.fds(), (info) => this.owns(info)).map((description) => ({
       id: `${pid}:${description.info.fd}`,
       handle: { pid, description },
       attributes: { pid, fd: description.info.fd },

@@ -47,8 +47,9 @@ export class FilesPlugin implements ResourcePlugin<FilesRecord, FdHandle> {
   constructor(@inject(Kernel) private readonly kernel: Kernel) {}
 
   collect(parent: ResourceNode): CollectedObject<FdHandle>[] {
-    const { pid } = TASKS.handleOf(parent);
-    const fds = this.kernel.procfs.fds(pid);
+    const task = TASKS.handleOf(parent);
+    const { pid } = task;
+    const fds = task.fds();
     return fds.map((info, i) => {
       const twin = fds.slice(0, i).find((l) => l.link === info.link && this.kernel.sameOpenFile(pid, l.fd, pid, info.fd));
       return {

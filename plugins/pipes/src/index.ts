@@ -45,8 +45,9 @@ export class PipesPlugin implements ResourcePlugin<PipeRecord, PipeHandle> {
   constructor(@inject(Kernel) private readonly kernel: Kernel) {}
 
   collect(parent: ResourceNode): CollectedObject<PipeHandle>[] {
-    const { pid } = TASKS.handleOf(parent);
-    return heldPipes(this.kernel.procfs.fds(pid)).map((pipe) => ({
+    const task = TASKS.handleOf(parent);
+    const { pid } = task;
+    return heldPipes(task.fds()).map((pipe) => ({
       id: `${pid}:${pipe.inode}`,
       handle: { pid, pipe },
       attributes: { pid, inode: pipe.inode },

@@ -10,6 +10,7 @@ import {
   injectable,
   objectType,
   type CollectedObject,
+  type FdInfo,
   type RecordCheckContext,
   type RemoteTask,
   type ResourceNode,
@@ -27,11 +28,16 @@ const SIGINFO_SIZE = 128;
 
 /**
  * A process being checkpointed: its PID, and once frozen, the stopped task. The plugins of the
- * types below a process (mm, files) get this as their parent's handle.
+ * types below a process (mm, files, pipes …) get this as their parent's handle.
  */
 export interface TaskHandle {
   readonly pid: number;
   task: RemoteTask | undefined;
+  /**
+   * Its descriptors, identified (Procfs.fds), read once for all the plugins that look for theirs
+   * among them: they are collected while the process is frozen, where every read counts.
+   */
+  fds(): readonly FdInfo[];
 }
 
 /** A process being restored: the stopped seed that mm, files and resume turn into it. */
@@ -65,7 +71,9 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TaskHandle, Rest
   collect(parent: ResourceNode): CollectedObject<TaskHandle>[] {
     const { pid } = PROCESS_TARGET.handleOf(parent);
     const { comm } = this.kernel.procfs.stat(pid);
-    return [{ id: String(pid), handle: { pid, task: undefined }, attributes: { pid, comm } }];
+    let fds: readonly FdInfo[] | undefined;
+    const handle: TaskHandle = { pid, task: undefined, fds: () => (fds ??= this.kernel.procfs.fds(pid)) };
+    return [{ id: String(pid), handle, attributes: { pid, comm } }];
   }
 
   freeze(node: ResourceNode<TaskHandle>): void {
