@@ -1,13 +1,12 @@
 import {
-  F_SETFL,
   Kernel,
   PLUGIN_API_VERSION,
   blobProblems,
   inject,
   injectable,
+  installDescription,
   type CollectedObject,
   type RecordCheckContext,
-  type RemoteTask,
   type ResourceNode,
   type ResourcePlugin,
   type RestoreContext,
@@ -16,7 +15,7 @@ import {
 import { TASKS, restoredTaskOf } from '@cr/plugin-tasks';
 import { closeSync } from 'node:fs';
 import { heldPipes, type HeldPipe } from './collect.js';
-import { pipeRecordSchema, type PipeEnd, type PipeRecord } from './record.js';
+import { pipeRecordSchema, type PipeRecord } from './record.js';
 
 export { pipeRecordSchema, type PipeRecord } from './record.js';
 
@@ -78,18 +77,16 @@ export class PipesPlugin implements ResourcePlugin<PipeRecord, PipeHandle> {
     const data = record.queued > 0 ? await readAll(ctx.readBlob('data')) : Buffer.alloc(0);
     const [read, write] = this.kernel.pipes.create({ data, capacity: record.capacity }, `a pipe of PID ${task.pid}`);
     try {
-      for (const end of record.ends) install(task, end, end.end === 'read' ? read : write);
+      // Each end is one open file description, shared by its dups, as after pipe2.
+      for (const [end, local] of [['read', read], ['write', write]] as const) {
+        const fds = record.ends.filter((e) => e.end === end);
+        installDescription(task, local, fds, fds[0]!.flags);
+      }
     } finally {
       closeSync(read);
       closeSync(write);
     }
   }
-}
-
-/** One descriptor, with the status flags of its end (both ends share one open file each, as after pipe2). */
-function install(task: RemoteTask, end: PipeEnd, local: number): void {
-  task.installFd(local, end.fd, end.closeOnExec);
-  task.fcntl(end.fd, F_SETFL, end.flags);
 }
 
 async function readAll(source: AsyncIterable<Uint8Array>): Promise<Buffer> {
