@@ -27,12 +27,20 @@ beforeEach(() => {
   chownSync(home, OTHER, OTHER);
 });
 
-/** Runs cr as the other user. */
-function crAs(args: string[], env: Record<string, string> = {}): CliResult {
+/**
+ * Runs cr as the other user, with the environment a job of an account-less uid may have (a
+ * container's, a CI runner's): no SHELL, and HOME only when given.
+ */
+function crAs(args: string[], env: Record<string, string> = {}, withHome = true): CliResult {
   // The clone may sit below a directory only root can enter (CI's, a mktemp -d): the other user
   // gets just the right to read and search files, so that it can run cr's code from there.
   const asOther = ['--reuid', String(OTHER), '--regid', String(OTHER), '--clear-groups', '--inh-caps', '+dac_read_search', '--ambient-caps', '+dac_read_search'];
-  const r = spawnSync('setpriv', [...asOther, process.execPath, BIN, ...args], { cwd: home, encoding: 'utf8', env: { ...process.env, HOME: home, ...env } });
+  const { SHELL: _shell, HOME: _home, ...inherited } = process.env;
+  const r = spawnSync('setpriv', [...asOther, process.execPath, BIN, ...args], {
+    cwd: home,
+    encoding: 'utf8',
+    env: { ...inherited, ...(withHome ? { HOME: home } : {}), ...env },
+  });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -85,6 +93,16 @@ describe('advice and other users', () => {
     expect(r.stderr).toBe(`cr: PID ${roots} runs as uid 0/0/0 (real/effective/saved); only root may advise about it, not uid ${OTHER}; run cr advise as root\n`);
     expect(r.status).toBe(5);
     expect(existsSync(adviceDir)).toBe(false);
+  });
+
+  it('a uid with no account, no HOME and no SHELL runs cr: its help and its config', () => {
+    const help = crAs(['advise', '--help'], {}, false);
+    expect(help.stderr).toBe('');
+    expect(help.status).toBe(0);
+    expect(help.stdout).toContain('USAGE');
+    const config = crAs(['config', '--json'], {}, false);
+    expect(config.stderr).toBe('');
+    expect(config.status).toBe(0);
   });
 
   it('a program of another user advises about itself as docs/selecting.md shows, and with cr advise; root\'s checkpoint applies both', async () => {

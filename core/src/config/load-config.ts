@@ -77,13 +77,25 @@ function readTrusted(filepath: string, env: NodeJS.ProcessEnv): { filepath: stri
 
 /** cosmiconfig's "global" search: each directory from `cwd` up to the home directory (or /), then the user's config directory. */
 function* searchPlaces(cwd: string, env: NodeJS.ProcessEnv): Generator<string> {
-  const home = homedir();
+  const home = homeDirectory(env);
   for (let dir = cwd; ; dir = dirname(dir)) {
     for (const place of getDefaultSearchPlaces(CONFIG_MODULE_NAME)) yield join(dir, place);
     if (dir === home || dirname(dir) === dir) break;
   }
-  const globalDir = join(env.XDG_CONFIG_HOME || join(home, '.config'), CONFIG_MODULE_NAME);
+  const configHome = env.XDG_CONFIG_HOME || (home && join(home, '.config'));
+  if (!configHome) return;
+  const globalDir = join(configHome, CONFIG_MODULE_NAME);
   for (const place of globalConfigSearchPlaces) yield join(globalDir, place);
+}
+
+/** HOME, else the password database's; a uid with neither (a container's) has no user config. */
+function homeDirectory(env: NodeJS.ProcessEnv): string | undefined {
+  if (env.HOME) return env.HOME;
+  try {
+    return homedir();
+  } catch {
+    return undefined;
+  }
 }
 
 function readConfigText(filepath: string): string {
