@@ -7,6 +7,7 @@ export const BUILTIN_PLUGINS = [
   '@cr/plugin-eventfd',
   '@cr/plugin-signalfd',
   '@cr/plugin-timerfd',
+  '@cr/plugin-file-locks',
   '@cr/plugin-uts-ns',
   '@cr/plugin-ipc-ns',
   '@cr/plugin-sysvipc-shm',

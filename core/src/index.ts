@@ -19,6 +19,7 @@ export type { ProcessTargetHandle, IpcNsTargetHandle } from './engine/targets.js
 export * from './errors.js';
 export { Kernel } from './kernel/kernel.js';
 export type { TimerfdState } from './kernel/event-fds.js';
+export type { FileLock, FileLockKind, LockRequest } from './kernel/file-locks.js';
 export { Directory } from './kernel/directory.js';
 export { KernelError, errnoName } from './kernel/kernel-error.js';
 export { NAMESPACE_FLAGS, NamespaceHandle, Namespaces, type NamespaceKind } from './kernel/namespaces.js';

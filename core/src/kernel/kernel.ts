@@ -1,5 +1,6 @@
 import { Directory } from './directory.js';
 import { FeatureProbe } from './features.js';
+import { FileLocks } from './file-locks.js';
 import { Libc, __WALL, type SyscallArg } from './libc.js';
 import { Namespaces } from './namespaces.js';
 import { pageRuns, type PageRun, type PageSelection } from './pagemap.js';
@@ -31,6 +32,7 @@ export class Kernel {
   readonly memory = new TaskMemory();
   readonly pipes = new Pipes(this.libc);
   readonly eventFds = new EventFds(this.libc);
+  readonly fileLocks = new FileLocks();
 
   /** Opens a directory for *at calls that never follow a symlink planted in it (see directory.ts). */
   openDirectory(path: string): Directory {

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, readlinkSync, statfsSync, statSync } from 'node:fs';
 import { TargetError, UnsupportedError } from '../errors.js';
 import { classifyFd, FS_MAGIC, type FdKind } from './fd-kind.js';
+import { parseFileLocks, type FileLock } from './file-locks.js';
 import { nodeFsError } from './sysctl.js';
 
 const PF_KTHREAD = 0x00200000;
@@ -66,6 +67,8 @@ export interface FdInfo {
   mntId: number;
   /** What it is, as the kernel identifies it (see fd-kind.ts). */
   kind: FdKind;
+  /** The locks fdinfo lists on it: the open file's own (flock, OFD, lease) and the process's record locks on its file. */
+  locks: FileLock[];
 }
 
 /** What /proc says about processes. */
@@ -148,13 +151,6 @@ export class Procfs {
     };
   }
 
-  /** Whether `pid` holds a file lock (flock, POSIX or lease) that /proc/locks shows. */
-  holdsFileLocks(pid: number): boolean {
-    return readFileSync('/proc/locks', 'utf8')
-      .split('\n')
-      .some((line) => line.replace(/^\d+:\s+(->\s+)?/, '').split(/\s+/)[3] === String(pid));
-  }
-
   /** PIDs of the processes whose parent is `pid`. */
   children(pid: number): number[] {
     const found: number[] = [];
@@ -204,6 +200,7 @@ export class Procfs {
       flags: Number.parseInt(field('flags') ?? '0', 8),
       mntId,
       kind: classifyFd({ link, st, fsType, reachable: reachableMounts.has(mntId), ...(pidfdPid === undefined ? {} : { pidfdPid: Number(pidfdPid) }) }),
+      locks: parseFileLocks(info, `/proc/${pid}/fdinfo/${fd}`),
     };
   }
 

@@ -28,6 +28,9 @@ const timespec = koffi.struct('cr_timespec', { tv_sec: 'int64_t', tv_nsec: 'int6
 /** struct itimerspec of timerfd_settime(2). */
 export const itimerspec = koffi.struct('cr_itimerspec', { it_interval: timespec, it_value: timespec });
 
+/** struct flock of fcntl(2) F_SETLK and F_OFD_SETLK. */
+export const flockStruct = koffi.struct('cr_flock', { l_type: 'int16_t', l_whence: 'int16_t', l_start: 'int64_t', l_len: 'int64_t', l_pid: 'int32_t' });
+
 /** struct clone_args of clone3(2) (Linux 5.7+: up to cgroup). */
 export const cloneArgs = koffi.struct('cr_clone_args', {
   flags: 'uint64_t',

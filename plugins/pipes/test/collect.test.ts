@@ -6,7 +6,7 @@ const O_WRONLY = 1;
 const O_NONBLOCK = 0o4000;
 const O_CLOEXEC = 0o2000000;
 
-const fd = (n: number, link: string, flags: number, kind: FdInfo['kind'] = { kind: 'pipe', what: `a pipe (${link})` }): FdInfo => ({ fd: n, link, pos: 0n, flags, mntId: 1, kind });
+const fd = (n: number, link: string, flags: number, kind: FdInfo['kind'] = { kind: 'pipe', what: `a pipe (${link})` }): FdInfo => ({ fd: n, link, pos: 0n, flags, mntId: 1, kind, locks: [] });
 
 describe('heldPipes', () => {
   it('keeps the pipes whose read and write ends the process both holds, with every fd on them', () => {

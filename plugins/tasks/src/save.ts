@@ -123,7 +123,6 @@ function assertSupported(kernel: Kernel, pid: number, comm: string, status: Proc
   if (kernel.procfs.read(pid, 'timers').trim() !== '') {
     throw new UnsupportedError(`${who} has POSIX timers (timer_create), which cr cannot restore yet`);
   }
-  if (kernel.procfs.holdsFileLocks(pid)) throw new UnsupportedError(`${who} holds file locks (flock, fcntl or a lease; see /proc/locks), which cr cannot restore yet`);
 }
 
 /** Every catchable signal whose disposition is not the default one. */
