@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Kernel } from '@cr/core';
-import { Cleanup, crJson, tempDir } from './helpers/cli.js';
+import { Cleanup, crJson, nsenter, tempDir } from './helpers/cli.js';
 import { checkpointAndKill, compileFixture, crAsync, fifo, lines, processState, restoreDetached, sleep, startFixture, waitFor, waitForLine } from './helpers/processes.js';
 
 const cleanup = new Cleanup();
@@ -241,7 +241,26 @@ describe('a process in its own namespaces', () => {
     expect(readlinkSync(`/proc/${child.pid}/ns/ipc`)).not.toBe(readlinkSync('/proc/self/ns/ipc'));
     expect(readFileSync('/proc/sys/kernel/hostname', 'utf8').trim()).toBe(host);
     process.kill(child.pid!, 'SIGUSR1');
-    expect(await waitForLine(out, /^shm=/)).toBe('shm=before nattch=1 host=boxed msg=7:queued');
+    expect(await waitForLine(out, /^shm=/)).toBe('shm=before nattch=1 dest=0 host=boxed msg=7:queued');
+  });
+
+  it('a segment it removed while attached (SHM_DEST) comes back attached and marked for destruction, with its id', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const child = await startFixture(cleanup, 'unshare', ['--uts', '--ipc', 'sh', '-c', `hostname boxed; exec ${fixture('shmuser')} rmid`], out);
+    const pid = child.pid!;
+    const segments = () => nsenter(['--ipc', '-t', String(pid), 'cat', '/proc/sysvipc/shm']).split('\n').slice(1).filter(Boolean);
+    const before = segments();
+    expect(before).toHaveLength(1);
+    await checkpointAndKill(child, join(dir, 'img'));
+    await restoreDetached(cleanup, join(dir, 'img'), pid);
+    const after = segments();
+    // key, shmid, perms (SHM_DEST is 01000) and size, as /proc/sysvipc/shm lists them.
+    const identity = (line: string) => line.trim().split(/\s+/).slice(0, 4);
+    expect(after.map(identity)).toEqual(before.map(identity));
+    expect(identity(after[0]!)[2]).toBe('1600');
+    process.kill(pid, 'SIGUSR1');
+    expect(await waitForLine(out, /^shm=/)).toBe('shm=before nattch=1 dest=1 host=boxed msg=7:queued');
   });
 });
 

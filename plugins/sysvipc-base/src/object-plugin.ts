@@ -144,6 +144,11 @@ export abstract class SysvIpcObjectPlugin<R extends { id: number; key: number },
   }
 
   rollback(_record: R, id: number, ctx: RestoreContext): void {
+    this.removeRestored(id, ctx);
+  }
+
+  /** IPC_RMID of the object restored as `id`, in the namespace it was restored into. */
+  protected removeRestored(id: number, ctx: RestoreContext): void {
     const { ns, opened } = ipcNamespaceForRestore(this.kernel, ctx);
     try {
       this.kernel.namespaces.within(ns, () => this.kernel.sysvipc.remove(this.kind, id));

@@ -91,6 +91,14 @@ export class SysvShmPlugin extends SysvIpcObjectPlugin<ShmRecord, 'shm'> impleme
       });
     });
   }
+
+  /**
+   * A segment removed while attached (SHM_DEST) is removed again once every restored process has
+   * attached it: it then lives as long as they keep it, as it did.
+   */
+  resume(record: ShmRecord, id: number, ctx: RestoreContext): void {
+    if (record.markedForDestruction) this.removeRestored(id, ctx);
+  }
 }
 
 export { shmRecordSchema, type ShmRecord } from './record.js';
