@@ -259,6 +259,20 @@ export class Procfs {
   }
 }
 
+/**
+ * The thread ids of a process as /proc/PID/task lists them, the main thread (PID) first; just
+ * [PID] when the process is gone.
+ */
+export function threadIds(pid: number): number[] {
+  let tids: number[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`).map(Number);
+  } catch {
+    return [pid];
+  }
+  return [pid, ...tids.filter((tid) => tid !== pid).sort((a, b) => a - b)];
+}
+
 /** A /proc read of one descriptor; undefined when the descriptor (or its process) is gone. */
 function unlessGone<T>(syscall: string, path: string, call: () => T): T | undefined {
   try {
