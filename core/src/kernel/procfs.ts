@@ -97,6 +97,12 @@ export class Procfs {
     if (stat.flags & PF_KTHREAD) {
       throw new UnsupportedError(`PID ${pid} (${stat.comm}) is a kernel thread; cr checkpoints user processes only`);
     }
+    if (stat.state === 'Z' && stat.threads > 1) {
+      throw new UnsupportedError(
+        `PID ${pid} (${stat.comm}): its main thread has exited (pthread_exit) while ${stat.threads - 1} other thread(s) run on; ` +
+          'cr cannot checkpoint such a process yet: /proc shows no memory, files or working directory for it',
+      );
+    }
     if (stat.state === 'Z' || stat.state === 'X') {
       throw new TargetError(`PID ${pid} (${stat.comm}) is a zombie: it has exited and has nothing left to checkpoint`);
     }

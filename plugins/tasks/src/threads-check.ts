@@ -5,7 +5,8 @@ export function threadProblems(record: TasksRecord, siginfoSize: number): string
   const problems: string[] = [];
   const seen = new Set([record.pid]);
   for (const thread of record.threads ?? []) {
-    if (seen.has(thread.tid)) problems.push(`its thread id ${thread.tid} is used twice`);
+    if (thread.tid === record.pid) problems.push(`its thread id ${thread.tid} is the PID, which is the main thread's`);
+    else if (seen.has(thread.tid)) problems.push(`its thread id ${thread.tid} is used twice`);
     seen.add(thread.tid);
     thread.pending.forEach((siginfo, i) => {
       const size = Buffer.from(siginfo, 'base64').length;

@@ -1,0 +1,209 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { chmodSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Cleanup, REPO, crJson, tempDir } from './helpers/cli.js';
+import { checkpointAndKill, compileFixture, crAsync, lines, processState, restoreDetached, sleep, startFixture, tracerOf, waitFor } from './helpers/processes.js';
+
+const BIN = join(REPO, 'cli', 'bin', 'run.js');
+const cleanup = new Cleanup();
+afterEach(() => cleanup.run());
+
+let bin: string;
+const fixture = (name: string) => join(bin, name);
+beforeAll(() => {
+  bin = tempDir('cr-threads-bin-');
+  chmodSync(bin, 0o755);
+  for (const name of ['threads', 'blocked', 'chain', 'zombie-leader']) compileFixture(name, bin, ['-pthread']);
+});
+afterAll(() => cleanup.dir(bin) && cleanup.run());
+
+/** What /proc shows of each thread of `pid`: its name and blocked-signal mask, by thread id. */
+function threadsOf(pid: number): Map<number, { comm: string; blocked: string }> {
+  const tids = readdirSync(`/proc/${pid}/task`).map(Number);
+  return new Map(
+    tids.map((tid) => {
+      const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      const blocked = /^SigBlk:\s+(\S+)/m.exec(readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))![1]!;
+      return [tid, { comm, blocked }];
+    }),
+  );
+}
+
+/** The reports of threads.c, by thread number: the thread id each came from and the counts in order. */
+function reports(out: string): Map<number, { tids: Set<number>; counts: number[] }> {
+  const found = new Map<number, { tids: Set<number>; counts: number[] }>();
+  for (const line of lines(out)) {
+    const m = /^t(\d+) tid=(\d+) n=(\d+)$/.exec(line);
+    if (!m) continue;
+    const entry = found.get(Number(m[1])) ?? { tids: new Set(), counts: [] };
+    entry.tids.add(Number(m[2]));
+    entry.counts.push(Number(m[3]));
+    found.set(Number(m[1]), entry);
+  }
+  return found;
+}
+
+/** Waits until each of the 16 threads has reported `more` counts beyond `from` (by thread number). */
+function eachCounted(out: string, more: number, from = new Map<number, number>()): Promise<true> {
+  return waitFor(`every thread to count ${more} more`, () => {
+    const seen = reports(out);
+    return seen.size === 16 && [...seen].every(([i, r]) => r.counts.length >= (from.get(i) ?? 0) + more) ? true : undefined;
+  }, 20_000);
+}
+
+const countsSoFar = (out: string) => new Map([...reports(out)].map(([i, r]) => [i, r.counts.length]));
+
+describe('a multi-threaded process, checkpointed and restored with the same thread ids', () => {
+  it('16 threads each counting in its own TLS carry on from their own counts, with their names and signal masks', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const child = await startFixture(cleanup, fixture('threads'), [], out);
+    const pid = child.pid!;
+    await eachCounted(out, 5);
+    const before = threadsOf(pid);
+    expect(before.size).toBe(17);
+    expect(new Set([...before.values()].map((t) => t.comm)).size).toBe(17);
+    await checkpointAndKill(child, join(dir, 'img'));
+    const { records } = crJson<{ records: Record<string, { threads?: { tid: number }[] }> }>(['inspect', join(dir, 'img')]);
+    expect(records[`tasks:${pid}`]!.threads!.map((t) => t.tid).sort()).toEqual([...before.keys()].filter((tid) => tid !== pid).sort());
+    const saved = countsSoFar(out);
+
+    await restoreDetached(cleanup, join(dir, 'img'), pid);
+    await eachCounted(out, 5, saved);
+    expect(threadsOf(pid)).toEqual(before);
+    for (const [i, { tids, counts }] of reports(out)) {
+      // One thread id per thread, before and after; every count once, in order: each thread
+      // went on from its own TLS counter.
+      expect(tids.size, `thread ${i}`).toBe(1);
+      expect(before.has([...tids][0]!)).toBe(true);
+      expect(counts).toEqual(counts.map((_, k) => k + 1));
+    }
+    // Not even an interrupted sleep failed: each thread's was rebuilt.
+    expect(lines(out).filter((l) => /^(BROKEN|ERROR)/.test(l))).toEqual([]);
+  });
+
+  it('threads blocked in pthread_mutex_lock, pthread_cond_wait and pthread_join carry on; a robust mutex is still robust', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const child = await startFixture(cleanup, fixture('blocked'), [], out);
+    const pid = child.pid!;
+    const FUTEX = '202';
+    await waitFor('five threads in futex waits', () => {
+      const calls = readdirSync(`/proc/${pid}/task`).map((tid) => readFileSync(`/proc/${pid}/task/${tid}/syscall`, 'utf8').split(' ')[0]);
+      return calls.filter((nr) => nr === FUTEX).length === 5 ? true : undefined;
+    });
+    await checkpointAndKill(child, join(dir, 'img'));
+    await restoreDetached(cleanup, join(dir, 'img'), pid);
+    process.kill(pid, 'SIGUSR1');
+    await waitFor('"done"', () => (lines(out).includes('done') ? true : undefined));
+    expect(lines(out).slice(1).sort()).toEqual(['cond woken', 'done', 'joined 0 42', 'mutex acquired', 'robust EOWNERDEAD']);
+  });
+
+  it('threads that come and go while cr seizes the others are all caught, and the chain goes on after restore', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const child = await startFixture(cleanup, fixture('chain'), [], out);
+    const counts = () => lines(out).flatMap((l) => (/^links=\d+$/.test(l) ? [Number(l.slice(6))] : []));
+    await waitFor('a few reports', () => (counts().length >= 3 ? true : undefined));
+    await checkpointAndKill(child, join(dir, 'img'));
+    const saved = counts();
+    await restoreDetached(cleanup, join(dir, 'img'), child.pid!);
+    await waitFor('five more reports', () => (counts().length >= saved.length + 5 ? true : undefined), 20_000);
+    const after = counts().slice(saved.length);
+    // New links were made after the restore, from the one that was running at the checkpoint.
+    expect(after.at(-1)!).toBeGreaterThan(saved.at(-1)! + 100);
+    expect(after).toEqual([...after].sort((a, b) => a - b));
+    expect(lines(out).filter((l) => l.startsWith('ERROR'))).toEqual([]);
+  });
+
+  it('python3 threads computing carry on with what they computed', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const script = join(dir, 'work.py');
+    writeFileSync(
+      script,
+      [
+        'import os, threading, time',
+        'def work(i):',
+        '    n, s = 0, 0',
+        '    while True:',
+        '        n += 1',
+        '        s += (i + 1) * n * n',
+        '        os.write(1, f"t{i} n={n} s={s}\\n".encode())',
+        '        time.sleep(0.02)',
+        'for i in range(4):',
+        '    threading.Thread(target=work, args=(i,), daemon=True).start()',
+        'os.write(1, b"ready\\n")',
+        'threading.Event().wait()',
+        '',
+      ].join('\n'),
+    );
+    const child = await startFixture(cleanup, 'python3', [script], out);
+    const sums = () => lines(out).flatMap((l) => {
+      const m = /^t(\d) n=(\d+) s=(\d+)$/.exec(l);
+      return m ? [{ i: Number(m[1]), n: BigInt(m[2]!), s: BigInt(m[3]!) }] : [];
+    });
+    const counted = (count: number) => waitFor(`${count} sums`, () => (sums().length >= count ? true : undefined), 20_000);
+    await counted(20);
+    await checkpointAndKill(child, join(dir, 'img'));
+    const saved = sums().length;
+    await restoreDetached(cleanup, join(dir, 'img'), child.pid!);
+    await counted(saved + 40);
+    for (let i = 0; i < 4; i++) {
+      const mine = sums().filter((r) => r.i === i);
+      expect(mine.map((r) => r.n)).toEqual(mine.map((_, k) => BigInt(k + 1)));
+      // (i + 1) · (1² + … + n²), as each thread added it up.
+      for (const { n, s } of mine) expect(s).toBe((BigInt(i + 1) * n * (n + 1n) * (2n * n + 1n)) / 6n);
+    }
+  });
+
+  it('a process whose main thread has exited is refused by name and keeps running', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const child = await startFixture(cleanup, fixture('zombie-leader'), [], out);
+    const pid = child.pid!;
+    await waitFor('the main thread to exit', () => (processState(pid) === 'Z' ? true : undefined));
+    const r = await crAsync(['checkpoint', String(pid), '-D', join(dir, 'img')]);
+    expect(r.stderr).toBe(
+      `cr: PID ${pid} (zombie-leader): its main thread has exited (pthread_exit) while 2 other thread(s) run on; cr cannot checkpoint such a process yet: /proc shows no memory, files or working directory for it\n`,
+    );
+    expect(r.status).toBe(7);
+    const count = lines(out).length;
+    await waitFor('the threads to count on', () => (lines(out).length > count + 4 ? true : undefined));
+  });
+});
+
+describe('cr SIGKILLed while it holds a threaded process', () => {
+  it('every thread goes on intact: its count, TLS, name and mask, untraced', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const child = await startFixture(cleanup, fixture('threads'), [], out);
+    const pid = child.pid!;
+    await eachCounted(out, 2);
+    const before = threadsOf(pid);
+    let killed = 0;
+    for (let round = 0; round < 6; round++) {
+      const cr: ChildProcess = cleanup.process(spawn(process.execPath, [BIN, 'checkpoint', String(pid), '-D', join(dir, `img-${round}`)], { stdio: 'ignore' }));
+      const exited = once(cr, 'exit');
+      // Some kills land while cr is still seizing the threads, some while it reads them.
+      await waitFor('cr to hold a thread', () => (cr.exitCode !== null || tracerOf(pid) !== 0 || [...before.keys()].some((tid) => tracerOf(tid) !== 0) ? true : undefined), 20_000);
+      await sleep(round * 15);
+      cr.kill('SIGKILL');
+      if ((await exited)[1] === 'SIGKILL') killed++;
+      const from = countsSoFar(out);
+      await eachCounted(out, 3, from);
+      expect([...before.keys()].filter((tid) => tracerOf(tid) !== 0 || /[tT]/.test(processState(tid) ?? 'gone'))).toEqual([]);
+      expect(threadsOf(pid)).toEqual(before);
+    }
+    expect(killed).toBeGreaterThan(3);
+    for (const [, { tids, counts }] of reports(out)) {
+      expect(tids.size).toBe(1);
+      expect(counts).toEqual(counts.map((_, k) => k + 1));
+    }
+    // A sleep interrupted as cr died ends early with EINTR (docs/safety.md), and the thread sleeps
+    // the rest; nothing else may go wrong.
+    expect(lines(out).filter((l) => l.startsWith('BROKEN') || (l.startsWith('ERROR') && !/ 4$/.test(l)))).toEqual([]);
+  });
+});
