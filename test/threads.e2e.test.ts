@@ -1,9 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Cleanup, REPO, crJson, tempDir } from './helpers/cli.js';
+import { loadImage, writeMutant } from './helpers/image-mutants.js';
 import { checkpointAndKill, compileFixture, crAsync, lines, processState, restoreDetached, sleep, startFixture, tracerOf, waitFor } from './helpers/processes.js';
 
 const BIN = join(REPO, 'cli', 'bin', 'run.js');
@@ -157,6 +158,55 @@ describe('a multi-threaded process, checkpointed and restored with the same thre
       // (i + 1) · (1² + … + n²), as each thread added it up.
       for (const { n, s } of mine) expect(s).toBe((BigInt(i + 1) * n * (n + 1n) * (2n * n + 1n)) / 6n);
     }
+  });
+
+  it('a restore that fails once threads exist removes them all, and the PID and TIDs are free again', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const child = await startFixture(cleanup, fixture('threads'), [], out);
+    const pid = child.pid!;
+    await eachCounted(out, 2);
+    const tids = [...threadsOf(pid).keys()];
+    await checkpointAndKill(child, join(dir, 'img'));
+    // The kernel refuses an rseq area that is not 32-byte aligned: the restore fails at the last
+    // thread, after every other thread was made.
+    writeMutant(loadImage(join(dir, 'img')), [{ layer: 'json', file: `records/tasks/${pid}.json`, path: ['record', 'threads', 15, 'rseq', 'address'], op: { set: '0x1008' } }], join(dir, 'bad'));
+    const r = await crAsync(['restore', '-D', join(dir, 'bad'), '--detach']);
+    cleanup.orphan(pid);
+    expect(r.stderr).toMatch(/^cr: rseq\(in PID \d+\): EINVAL/);
+    expect(r.status).toBe(1);
+    expect(tids.filter((tid) => existsSync(`/proc/${tid}`))).toEqual([]);
+    // The good image restores at once: nothing was left holding an id.
+    await restoreDetached(cleanup, join(dir, 'img'), pid);
+    expect([...threadsOf(pid).keys()].sort()).toEqual([...tids].sort());
+  });
+
+  it('a thread with credentials of its own is refused by name; the process keeps running', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const script = join(dir, 'creds.py');
+    // setresuid as a raw syscall changes the calling thread only (libc would change them all).
+    writeFileSync(
+      script,
+      [
+        'import ctypes, os, threading',
+        'libc = ctypes.CDLL(None, use_errno=True)',
+        'def other():',
+        '    libc.syscall(117, 65534, 65534, 65534)',
+        '    os.write(1, b"ready\\n")',
+        '    threading.Event().wait()',
+        'threading.Thread(target=other, daemon=True).start()',
+        'threading.Event().wait()',
+        '',
+      ].join('\n'),
+    );
+    const child = await startFixture(cleanup, 'python3', [script], out);
+    const r = await crAsync(['checkpoint', String(child.pid), '-D', join(dir, 'img')]);
+    expect(r.stderr).toMatch(new RegExp(`^cr: thread \\d+ \\(python3\\) of PID ${child.pid} has credentials other than its main thread's \\(uids 65534 65534 65534 65534, `));
+    expect(r.status).toBe(7);
+    expect(existsSync(join(dir, 'img'))).toBe(false);
+    expect(processState(child.pid!)).toBe('S');
+    expect(tracerOf(child.pid!)).toBe(0);
   });
 
   it('a process whose main thread has exited is refused by name and keeps running', async () => {
