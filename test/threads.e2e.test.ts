@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Cleanup, REPO, crJson, tempDir } from './helpers/cli.js';
@@ -56,13 +56,18 @@ function eachCounted(out: string, more: number, from = new Map<number, number>()
 
 const countsSoFar = (out: string) => new Map([...reports(out)].map(([i, r]) => [i, r.counts.length]));
 
+/** Starts threads.c in a directory of its own and waits until every thread has counted `ticks` times. */
+async function startCounting(ticks: number): Promise<{ dir: string; out: string; child: ChildProcess; pid: number }> {
+  const dir = cleanup.dir(tempDir());
+  const out = join(dir, 'out.txt');
+  const child = await startFixture(cleanup, fixture('threads'), [], out);
+  await eachCounted(out, ticks);
+  return { dir, out, child, pid: child.pid! };
+}
+
 describe('a multi-threaded process, checkpointed and restored with the same thread ids', () => {
   it('16 threads each counting in its own TLS carry on from their own counts, with their names and signal masks', async () => {
-    const dir = cleanup.dir(tempDir());
-    const out = join(dir, 'out.txt');
-    const child = await startFixture(cleanup, fixture('threads'), [], out);
-    const pid = child.pid!;
-    await eachCounted(out, 5);
+    const { dir, out, child, pid } = await startCounting(5);
     const before = threadsOf(pid);
     expect(before.size).toBe(17);
     expect(new Set([...before.values()].map((t) => t.comm)).size).toBe(17);
@@ -122,26 +127,7 @@ describe('a multi-threaded process, checkpointed and restored with the same thre
   it('python3 threads computing carry on with what they computed', async () => {
     const dir = cleanup.dir(tempDir());
     const out = join(dir, 'out.txt');
-    const script = join(dir, 'work.py');
-    writeFileSync(
-      script,
-      [
-        'import os, threading, time',
-        'def work(i):',
-        '    n, s = 0, 0',
-        '    while True:',
-        '        n += 1',
-        '        s += (i + 1) * n * n',
-        '        os.write(1, f"t{i} n={n} s={s}\\n".encode())',
-        '        time.sleep(0.02)',
-        'for i in range(4):',
-        '    threading.Thread(target=work, args=(i,), daemon=True).start()',
-        'os.write(1, b"ready\\n")',
-        'threading.Event().wait()',
-        '',
-      ].join('\n'),
-    );
-    const child = await startFixture(cleanup, 'python3', [script], out);
+    const child = await startFixture(cleanup, 'python3', [join(REPO, 'test/fixtures/thread-sums.py')], out);
     const sums = () => lines(out).flatMap((l) => {
       const m = /^t(\d) n=(\d+) s=(\d+)$/.exec(l);
       return m ? [{ i: Number(m[1]), n: BigInt(m[2]!), s: BigInt(m[3]!) }] : [];
@@ -161,11 +147,7 @@ describe('a multi-threaded process, checkpointed and restored with the same thre
   });
 
   it('a restore that fails once threads exist removes them all, and the PID and TIDs are free again', async () => {
-    const dir = cleanup.dir(tempDir());
-    const out = join(dir, 'out.txt');
-    const child = await startFixture(cleanup, fixture('threads'), [], out);
-    const pid = child.pid!;
-    await eachCounted(out, 2);
+    const { dir, child, pid } = await startCounting(2);
     const tids = [...threadsOf(pid).keys()];
     await checkpointAndKill(child, join(dir, 'img'));
     // The kernel refuses an rseq area that is not 32-byte aligned: the restore fails at the last
@@ -184,23 +166,7 @@ describe('a multi-threaded process, checkpointed and restored with the same thre
   it('a thread with credentials of its own is refused by name; the process keeps running', async () => {
     const dir = cleanup.dir(tempDir());
     const out = join(dir, 'out.txt');
-    const script = join(dir, 'creds.py');
-    // setresuid as a raw syscall changes the calling thread only (libc would change them all).
-    writeFileSync(
-      script,
-      [
-        'import ctypes, os, threading',
-        'libc = ctypes.CDLL(None, use_errno=True)',
-        'def other():',
-        '    libc.syscall(117, 65534, 65534, 65534)',
-        '    os.write(1, b"ready\\n")',
-        '    threading.Event().wait()',
-        'threading.Thread(target=other, daemon=True).start()',
-        'threading.Event().wait()',
-        '',
-      ].join('\n'),
-    );
-    const child = await startFixture(cleanup, 'python3', [script], out);
+    const child = await startFixture(cleanup, 'python3', [join(REPO, 'test/fixtures/thread-creds.py')], out);
     const r = await crAsync(['checkpoint', String(child.pid), '-D', join(dir, 'img')]);
     expect(r.stderr).toMatch(new RegExp(`^cr: thread \\d+ \\(python3\\) of PID ${child.pid} has credentials other than its main thread's \\(uids 65534 65534 65534 65534, `));
     expect(r.status).toBe(7);
@@ -227,11 +193,7 @@ describe('a multi-threaded process, checkpointed and restored with the same thre
 
 describe('cr SIGKILLed while it holds a threaded process', () => {
   it('every thread goes on intact: its count, TLS, name and mask, untraced', async () => {
-    const dir = cleanup.dir(tempDir());
-    const out = join(dir, 'out.txt');
-    const child = await startFixture(cleanup, fixture('threads'), [], out);
-    const pid = child.pid!;
-    await eachCounted(out, 2);
+    const { dir, out, pid } = await startCounting(2);
     const before = threadsOf(pid);
     let killed = 0;
     for (let round = 0; round < 6; round++) {
