@@ -210,6 +210,10 @@ describe('cr SIGKILLed while it holds a threaded process', () => {
       expect(threadsOf(pid)).toEqual(before);
     }
     expect(killed).toBeGreaterThan(3);
+    // A checkpoint let finish lets every thread go on the same way.
+    expect((await crAsync(['checkpoint', String(pid), '-D', join(dir, 'whole')])).status).toBe(0);
+    await eachCounted(out, 3, countsSoFar(out));
+    expect(threadsOf(pid)).toEqual(before);
     for (const [, { tids, counts }] of reports(out)) {
       expect(tids.size).toBe(1);
       expect(counts).toEqual(counts.map((_, k) => k + 1));
