@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { chmodSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Kernel } from '@cr/core';
 import { Cleanup, REPO, crJson, tempDir } from './helpers/cli.js';
 import { loadImage, writeMutant } from './helpers/image-mutants.js';
 import { checkpointAndKill, compileFixture, crAsync, lines, processState, restoreDetached, sleep, startFixture, tracerOf, waitFor } from './helpers/processes.js';
@@ -20,16 +21,46 @@ beforeAll(() => {
 });
 afterAll(() => cleanup.dir(bin) && cleanup.run());
 
-/** What /proc shows of each thread of `pid`: its name and blocked-signal mask, by thread id. */
-function threadsOf(pid: number): Map<number, { comm: string; blocked: string }> {
+/** What /proc shows of each thread of `pid`, by thread id: its name, blocked-signal mask, nice value and CPU affinity. */
+function threadsOf(pid: number): Map<number, { comm: string; blocked: string; nice: string; cpus: string }> {
   const tids = readdirSync(`/proc/${pid}/task`).map(Number);
   return new Map(
     tids.map((tid) => {
       const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
-      const blocked = /^SigBlk:\s+(\S+)/m.exec(readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))![1]!;
-      return [tid, { comm, blocked }];
+      const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const nice = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]!;
+      return [tid, { comm, blocked: /^SigBlk:\s+(\S+)/m.exec(status)![1]!, nice, cpus: /^Cpus_allowed_list:\s+(\S+)/m.exec(status)![1]! }];
     }),
   );
+}
+
+interface SavedThread {
+  tid: number;
+  rseq?: { address: string };
+  clearChildTid: string;
+  robustList: { head: string };
+  altStack: { sp: string; size: string };
+}
+
+/** Checks what only the kernel knows of each thread against the image: rseq, exit futex, robust list, alternate stack. */
+function expectKernelThreadState(pid: number, saved: readonly SavedThread[]): void {
+  const kernel = new Kernel();
+  const tasks = kernel.seizeThreads(pid);
+  const others = tasks.slice(1);
+  try {
+    expect(others.map((t) => t.pid).sort()).toEqual(saved.map((t) => t.tid).sort());
+    for (const task of others) {
+      const thread = saved.find((t) => t.tid === task.pid)!;
+      expect(task.rseqConfiguration()?.address).toBe(BigInt(thread.rseq!.address));
+      expect(task.tidAddress()).toBe(BigInt(thread.clearChildTid));
+      expect(kernel.robustList(task.pid).head).toBe(BigInt(thread.robustList.head));
+      const alt = task.getAltStack();
+      expect([alt.sp, alt.size]).toEqual([BigInt(thread.altStack.sp), BigInt(thread.altStack.size)]);
+    }
+  } finally {
+    for (const task of tasks) task.release();
+  }
 }
 
 /** The reports of threads.c, by thread number: the thread id each came from and the counts in order. */
@@ -66,19 +97,24 @@ async function startCounting(ticks: number): Promise<{ dir: string; out: string;
 }
 
 describe('a multi-threaded process, checkpointed and restored with the same thread ids', () => {
-  it('16 threads each counting in its own TLS carry on from their own counts, with their names and signal masks', async () => {
+  it('16 threads each counting in its own TLS carry on from their own counts, with their names, masks, nice values, affinity, rseq, exit futex, robust list and alternate stack', async () => {
     const { dir, out, child, pid } = await startCounting(5);
     const before = threadsOf(pid);
     expect(before.size).toBe(17);
     expect(new Set([...before.values()].map((t) => t.comm)).size).toBe(17);
+    expect(new Set([...before.values()].map((t) => t.nice)).size).toBe(8);
     await checkpointAndKill(child, join(dir, 'img'));
-    const { records } = crJson<{ records: Record<string, { threads?: { tid: number }[] }> }>(['inspect', join(dir, 'img')]);
-    expect(records[`tasks:${pid}`]!.threads!.map((t) => t.tid).sort()).toEqual([...before.keys()].filter((tid) => tid !== pid).sort());
-    const saved = countsSoFar(out);
+    const { records } = crJson<{ records: Record<string, { threads?: SavedThread[] }> }>(['inspect', join(dir, 'img')]);
+    const saved = records[`tasks:${pid}`]!.threads!;
+    expect(saved.map((t) => t.tid).sort()).toEqual([...before.keys()].filter((tid) => tid !== pid).sort());
+    // Half of the threads have an alternate signal stack.
+    expect(saved.filter((t) => t.altStack.size !== '0x0')).toHaveLength(8);
+    const counted = countsSoFar(out);
 
     await restoreDetached(cleanup, join(dir, 'img'), pid);
-    await eachCounted(out, 5, saved);
+    await eachCounted(out, 5, counted);
     expect(threadsOf(pid)).toEqual(before);
+    expectKernelThreadState(pid, saved);
     for (const [i, { tids, counts }] of reports(out)) {
       // One thread id per thread, before and after; every count once, in order: each thread
       // went on from its own TLS counter.
