@@ -9,6 +9,7 @@ import { loadImage, writeMutant } from './helpers/image-mutants.js';
 import { checkpointAndKill, compileFixture, crAsync, lines, processState, restoreDetached, sleep, startFixture, tracerOf, waitFor } from './helpers/processes.js';
 
 const BIN = join(REPO, 'cli', 'bin', 'run.js');
+const TGKILL = { name: 'tgkill', nr: 234 };
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
 
@@ -22,7 +23,7 @@ beforeAll(() => {
 afterAll(() => cleanup.dir(bin) && cleanup.run());
 
 /** What /proc shows of each thread of `pid`, by thread id: its name, blocked-signal mask, nice value and CPU affinity. */
-function threadsOf(pid: number): Map<number, { comm: string; blocked: string; nice: string; cpus: string }> {
+function threadsOf(pid: number): Map<number, { comm: string; blocked: string; pending: string; nice: string; cpus: string }> {
   const tids = readdirSync(`/proc/${pid}/task`).map(Number);
   return new Map(
     tids.map((tid) => {
@@ -30,7 +31,8 @@ function threadsOf(pid: number): Map<number, { comm: string; blocked: string; ni
       const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
       const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
       const nice = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]!;
-      return [tid, { comm, blocked: /^SigBlk:\s+(\S+)/m.exec(status)![1]!, nice, cpus: /^Cpus_allowed_list:\s+(\S+)/m.exec(status)![1]! }];
+      const field = (name: string) => new RegExp(`^${name}:\\s+(\\S+)`, 'm').exec(status)![1]!;
+      return [tid, { comm, blocked: field('SigBlk'), pending: field('SigPnd'), nice, cpus: field('Cpus_allowed_list') }];
     }),
   );
 }
@@ -97,9 +99,15 @@ async function startCounting(ticks: number): Promise<{ dir: string; out: string;
 }
 
 describe('a multi-threaded process, checkpointed and restored with the same thread ids', () => {
-  it('16 threads each counting in its own TLS carry on from their own counts, with their names, masks, nice values, affinity, rseq, exit futex, robust list and alternate stack', async () => {
+  it('16 threads each counting in its own TLS carry on from their own counts, with their names, masks, own pending signals, nice values, affinity, rseq, exit futex, robust list and alternate stack', async () => {
     const { dir, out, child, pid } = await startCounting(5);
+    // Each thread gets the signal it blocks (pthread_kill): it stays queued for that thread alone.
+    const kernel = new Kernel();
+    for (const [tid, { blocked }] of threadsOf(pid)) {
+      if (tid !== pid) kernel.syscall(TGKILL, [pid, tid, BigInt(`0x${blocked}`).toString(2).length]);
+    }
     const before = threadsOf(pid);
+    expect([...before.values()].filter((t) => t.pending !== '0000000000000000')).toHaveLength(16);
     expect(before.size).toBe(17);
     expect(new Set([...before.values()].map((t) => t.comm)).size).toBe(17);
     expect(new Set([...before.values()].map((t) => t.nice)).size).toBe(8);
