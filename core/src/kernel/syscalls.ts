@@ -28,7 +28,6 @@ export const SYS = {
   rt_sigqueueinfo: 129,
   sigaltstack: 131,
   getpid: 39,
-  exit: 60,
   set_tid_address: 218,
   set_robust_list: 273,
   get_robust_list: 274,
