@@ -22,17 +22,18 @@ beforeAll(() => {
 });
 afterAll(() => cleanup.dir(bin) && cleanup.run());
 
-/** What /proc shows of each thread of `pid`, by thread id: its name, blocked-signal mask, nice value and CPU affinity. */
-function threadsOf(pid: number): Map<number, { comm: string; blocked: string; pending: string; nice: string; cpus: string }> {
+/** What /proc shows of each thread of `pid`, by thread id: its name, signal mask and queue, nice value, scheduling policy and CPU affinity. */
+function threadsOf(pid: number): Map<number, { comm: string; blocked: string; pending: string; nice: string; policy: string; cpus: string }> {
   const tids = readdirSync(`/proc/${pid}/task`).map(Number);
   return new Map(
     tids.map((tid) => {
       const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
       const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
       const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const nice = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]!;
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const [nice, policy] = [fields[16]!, fields[38]!];
       const field = (name: string) => new RegExp(`^${name}:\\s+(\\S+)`, 'm').exec(status)![1]!;
-      return [tid, { comm, blocked: field('SigBlk'), pending: field('SigPnd'), nice, cpus: field('Cpus_allowed_list') }];
+      return [tid, { comm, blocked: field('SigBlk'), pending: field('SigPnd'), nice, policy, cpus: field('Cpus_allowed_list') }];
     }),
   );
 }
@@ -99,7 +100,7 @@ async function startCounting(ticks: number): Promise<{ dir: string; out: string;
 }
 
 describe('a multi-threaded process, checkpointed and restored with the same thread ids', () => {
-  it('16 threads each counting in its own TLS carry on from their own counts, with their names, masks, own pending signals, nice values, affinity, rseq, exit futex, robust list and alternate stack', async () => {
+  it('16 threads each counting in its own TLS carry on from their own counts, with their names, masks, own pending signals, nice values, policies, affinity, rseq, exit futex, robust list and alternate stack', async () => {
     const { dir, out, child, pid } = await startCounting(5);
     // Each thread gets the signal it blocks (pthread_kill): it stays queued for that thread alone.
     const kernel = new Kernel();
@@ -111,6 +112,8 @@ describe('a multi-threaded process, checkpointed and restored with the same thre
     expect(before.size).toBe(17);
     expect(new Set([...before.values()].map((t) => t.comm)).size).toBe(17);
     expect(new Set([...before.values()].map((t) => t.nice)).size).toBe(8);
+    const SCHED_BATCH = '3';
+    expect([...before.values()].filter((t) => t.policy === SCHED_BATCH)).toHaveLength(8);
     await checkpointAndKill(child, join(dir, 'img'));
     const { records } = crJson<{ records: Record<string, { threads?: SavedThread[] }> }>(['inspect', join(dir, 'img')]);
     const saved = records[`tasks:${pid}`]!.threads!;
