@@ -424,18 +424,6 @@ describe('bad input: a clear error, and nothing lost', () => {
     expect(readdirSync(`/proc/${child.pid}/fd`).sort()).toEqual(['0', '1', '2']);
   });
 
-  it('a multi-threaded process is refused and keeps running', async () => {
-    const dir = cleanup.dir(tempDir());
-    const out = join(dir, 'out.txt');
-    const script = join(dir, 'threads.py');
-    writeFileSync(script, 'import threading, time\nthreading.Thread(target=time.sleep, args=(1000,), daemon=True).start()\nprint("ready", flush=True)\ntime.sleep(1000)\n');
-    const child = await startFixture(cleanup, 'python3', [script], out);
-    const r = await crAsync(['checkpoint', String(child.pid), '-D', join(dir, 'img')]);
-    expect(r.status).toBe(7);
-    expect(r.stderr).toContain(`PID ${child.pid} (python3) has 2 threads`);
-    expect(processState(child.pid!)).toBe('S');
-  });
-
   it('a PID still taken at restore is refused, and the running process is left alone', async () => {
     const dir = cleanup.dir(tempDir());
     const out = join(dir, 'out.txt');

@@ -13,7 +13,8 @@ import { RemoteTask } from './remote-task.js';
 import { createSeed } from './seed.js';
 import { Sysctl } from './sysctl.js';
 import { SysvIpc } from './sysvipc.js';
-import type { RawSyscall } from './syscalls.js';
+import { SYS, type RawSyscall } from './syscalls.js';
+import { createThread, seizeThreads } from './thread-group.js';
 import { TaskMemory } from './task-memory.js';
 
 /**
@@ -42,6 +43,27 @@ export class Kernel {
   /** Seizes and stops a running process, to read its state and run syscalls inside it. */
   seize(pid: number): RemoteTask {
     return RemoteTask.seize(this.ptrace, pid);
+  }
+
+  /**
+   * Seizes every thread of a running process, each as `seize` does, main thread first (see
+   * thread-group.ts). Releasing each lets the process go; `kill` on the first kills it.
+   */
+  seizeThreads(pid: number): RemoteTask[] {
+    return seizeThreads(this.ptrace, pid);
+  }
+
+  /** A stopped new thread with exactly `tid` in a process being restored, `leader` its seed (see thread-group.ts). */
+  createThread(leader: RemoteTask, tid: number): RemoteTask {
+    return createThread(this.ptrace, leader, tid);
+  }
+
+  /** The robust futex list thread `tid` registered (get_robust_list(2)): its head, and the size of the head it gave. */
+  robustList(tid: number): { head: bigint; length: bigint } {
+    const head = new Uint8Array(8);
+    const length = new Uint8Array(8);
+    this.libc.syscall('get_robust_list', SYS.get_robust_list, [tid, head, length], `tid ${tid}`);
+    return { head: Buffer.from(head).readBigUInt64LE(), length: Buffer.from(length).readBigUInt64LE() };
   }
 
   /** A stopped child of cr with exactly `pid`, to be rebuilt into a restored process (see seed.ts). */

@@ -100,6 +100,12 @@ export class Procfs {
     if (stat.flags & PF_KTHREAD) {
       throw new UnsupportedError(`PID ${pid} (${stat.comm}) is a kernel thread; cr checkpoints user processes only`);
     }
+    if (stat.state === 'Z' && stat.threads > 1) {
+      throw new UnsupportedError(
+        `PID ${pid} (${stat.comm}): its main thread has exited (pthread_exit) while ${stat.threads - 1} other thread(s) run on; ` +
+          'cr cannot checkpoint such a process yet: /proc shows no memory, files or working directory for it',
+      );
+    }
     if (stat.state === 'Z' || stat.state === 'X') {
       throw new TargetError(`PID ${pid} (${stat.comm}) is a zombie: it has exited and has nothing left to checkpoint`);
     }
@@ -254,6 +260,20 @@ export class Procfs {
     const close = text.lastIndexOf(')');
     return { comm: text.slice(text.indexOf('(') + 1, close), rest: text.slice(close + 2).trim().split(' ') };
   }
+}
+
+/**
+ * The thread ids of a process as /proc/PID/task lists them, the main thread (PID) first; just
+ * [PID] when the process is gone.
+ */
+export function threadIds(pid: number): number[] {
+  let tids: number[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`).map(Number);
+  } catch {
+    return [pid];
+  }
+  return [pid, ...tids.filter((tid) => tid !== pid).sort((a, b) => a - b)];
 }
 
 /** A /proc read of one descriptor; undefined when the descriptor (or its process) is gone. */

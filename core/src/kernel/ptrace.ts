@@ -2,7 +2,7 @@ import { closeSync, openSync, readFileSync, readSync, writeSync } from 'node:fs'
 import { TargetError } from '../errors.js';
 import { KernelError } from './kernel-error.js';
 import { Libc, __WALL } from './libc.js';
-import { Procfs } from './procfs.js';
+import { Procfs, threadIds } from './procfs.js';
 import { decodeStruct, encodeStruct, peeksiginfoArgs, rseqConfiguration, structSize, u64 } from './structs.js';
 
 const PTRACE_CONT = 7;
@@ -116,23 +116,32 @@ export class Ptrace {
     this.forget(pid);
   }
 
-  /** Kills a traced task and waits until the kernel reports it gone to its tracer. */
+  /**
+   * Kills a traced process, every thread of it, and waits until the kernel reports each thread
+   * cr traces gone. The other threads come first: the kernel reports a leader's death only once
+   * its other threads are reaped, and a traced thread waits for its tracer to reap it.
+   */
   kill(pid: number): void {
-    this.forget(pid);
+    const tids = threadIds(pid).reverse();
+    for (const tid of tids) this.forget(tid);
     try {
       this.libc.kill(pid, 9);
     } catch {
       return;
     }
+    for (const tid of tids) this.reapKilled(tid);
+  }
+
+  private reapKilled(tid: number): void {
     try {
       for (;;) {
-        const { status } = this.libc.waitpid(pid, __WALL);
+        const { status } = this.libc.waitpid(tid, __WALL);
         if ((status & 0x7f) !== 0x7f) return;
         // A stop reported before the kill took effect: let it go on to die.
-        this.libc.ptrace(PTRACE_CONT, pid, 0, 0, 'ptrace(PTRACE_CONT)');
+        this.libc.ptrace(PTRACE_CONT, tid, 0, 0, 'ptrace(PTRACE_CONT)');
       }
     } catch {
-      // Not ours to wait for any more (already reaped): it is gone either way.
+      // Not ours to wait for (not traced by cr, or already reaped): it is gone either way.
     }
   }
 

@@ -17,6 +17,7 @@ import {
   MREMAP_FIXED,
   MREMAP_MAYMOVE,
   PROT_READ,
+  PR_GET_TID_ADDRESS,
   RSEQ_FLAG_UNREGISTER,
   PROT_WRITE,
   SYS,
@@ -362,7 +363,25 @@ export class RemoteTask {
     const signal = siginfo.readInt32LE(0);
     const at = this.put(siginfo);
     if (shared) this.call(`rt_sigqueueinfo(${signal})`, SYS.rt_sigqueueinfo, [this.pid, signal, at]);
-    else this.call(`rt_tgsigqueueinfo(${signal})`, SYS.rt_tgsigqueueinfo, [this.pid, this.pid, signal, at]);
+    else this.call(`rt_tgsigqueueinfo(${signal})`, SYS.rt_tgsigqueueinfo, [this.call('getpid', SYS.getpid), this.pid, signal, at]);
+  }
+
+  // --- thread state ---------------------------------------------------------------------------
+
+  /** Where the kernel clears the thread id and wakes a futex when this thread exits (PR_GET_TID_ADDRESS). */
+  tidAddress(): bigint {
+    const at = this.scratchAt(0);
+    this.call('prctl(PR_GET_TID_ADDRESS)', SYS.prctl, [PR_GET_TID_ADDRESS, at]);
+    return this.read(at, 8).readBigUInt64LE();
+  }
+
+  setTidAddress(address: bigint): void {
+    this.call('set_tid_address', SYS.set_tid_address, [address]);
+  }
+
+  /** Registers the thread's robust futex list (set_robust_list(2)); `length` is the size of its head. */
+  setRobustList(head: bigint, length: bigint): void {
+    this.call('set_robust_list', SYS.set_robust_list, [head, length]);
   }
 
   // --- process state --------------------------------------------------------------------------

@@ -27,6 +27,10 @@ export const SYS = {
   capset: 126,
   rt_sigqueueinfo: 129,
   sigaltstack: 131,
+  getpid: 39,
+  set_tid_address: 218,
+  set_robust_list: 273,
+  get_robust_list: 274,
   personality: 135,
   setpriority: 141,
   sched_setscheduler: 144,
@@ -95,6 +99,7 @@ export const PR_CAP_AMBIENT_RAISE = 2;
 export const PR_GET_THP_DISABLE = 42;
 
 export const CLONE_PARENT = 0x00008000;
+export const PR_GET_TID_ADDRESS = 40;
 export const F_GETFD = 1;
 export const F_SETFD = 2;
 export const F_SETFL = 4;

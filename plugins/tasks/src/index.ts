@@ -22,6 +22,8 @@ import {
 import { tasksRecordSchema, type TasksRecord } from './record.js';
 import { awaitFreePid, checkRlimits, checkWorkingDirectory, createTask, resumeTask } from './restore.js';
 import { readTaskState } from './save.js';
+import { threadProblems } from './threads-check.js';
+import { readThreads } from './threads-save.js';
 
 /** sizeof(siginfo_t). */
 const SIGINFO_SIZE = 128;
@@ -32,7 +34,10 @@ const SIGINFO_SIZE = 128;
  */
 export interface TaskHandle {
   readonly pid: number;
+  /** The main thread, once frozen. */
   task: RemoteTask | undefined;
+  /** The other threads, once frozen. */
+  threads: RemoteTask[];
   /**
    * Its descriptors, identified (Procfs.fds), read once for all the plugins that look for theirs
    * among them: they are collected while the process is frozen, where every read counts.
@@ -72,7 +77,7 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TaskHandle, Rest
     const { pid } = PROCESS_TARGET.handleOf(parent);
     const { comm } = this.kernel.procfs.stat(pid);
     let fds: readonly FdInfo[] | undefined;
-    const handle: TaskHandle = { pid, task: undefined, fds: () => (fds ??= this.kernel.procfs.fds(pid)) };
+    const handle: TaskHandle = { pid, task: undefined, threads: [], fds: () => (fds ??= this.kernel.procfs.fds(pid)) };
     return [{ id: String(pid), handle, attributes: { pid, comm } }];
   }
 
@@ -82,18 +87,20 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TaskHandle, Rest
     if (tracerPid !== 0) {
       throw new TargetError(`PID ${pid} is being traced by PID ${tracerPid} (${this.kernel.procfs.stat(tracerPid).comm}); detach that debugger or tracer first`);
     }
-    node.handle.task = this.kernel.seize(pid);
+    [node.handle.task, ...node.handle.threads] = this.kernel.seizeThreads(pid);
   }
 
   thaw(node: ResourceNode<TaskHandle>, ctx: ThawContext): void {
-    const { task } = node.handle;
+    const { task, threads } = node.handle;
     node.handle.task = undefined;
+    node.handle.threads = [];
     if (ctx.kill) task?.kill();
-    else task?.release();
+    else releaseAll([...threads, ...(task ? [task] : [])]);
   }
 
   save(node: ResourceNode<TaskHandle>): TasksRecord {
-    return readTaskState(this.kernel, frozenTask(node));
+    const task = frozenTask(node);
+    return { ...readTaskState(this.kernel, task), ...readThreads(this.kernel, task, node.handle.threads) };
   }
 
   /** The record is the process its object names; no soft limit is above its hard one; every queued signal has a whole siginfo_t. */
@@ -106,13 +113,13 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TaskHandle, Rest
       const size = Buffer.from(siginfo, 'base64').length;
       if (size !== SIGINFO_SIZE) problems.push(`its pending signal ${i} has a siginfo of ${size} bytes, not ${SIGINFO_SIZE}`);
     });
-    return [...problems, ...blobProblems(ctx, {})];
+    return [...problems, ...threadProblems(record, SIGINFO_SIZE), ...blobProblems(ctx, {})];
   }
 
   async preflight(record: TasksRecord): Promise<void> {
     checkWorkingDirectory(record);
     checkRlimits(this.kernel, record);
-    await awaitFreePid(this.kernel, record.pid);
+    for (const id of [record.pid, ...(record.threads ?? []).map((t) => t.tid)]) await awaitFreePid(this.kernel, id);
   }
 
   restore(record: TasksRecord, ctx: RestoreContext): RestoredTask {
@@ -127,6 +134,19 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TaskHandle, Rest
   rollback(_record: TasksRecord, restored: RestoredTask): void {
     restored.task.kill();
   }
+}
+
+/** Lets every task go, even when letting one go fails; the first failure is thrown after. */
+function releaseAll(tasks: readonly RemoteTask[]): void {
+  const failures = tasks.flatMap((task) => {
+    try {
+      task.release();
+      return [];
+    } catch (err) {
+      return [err];
+    }
+  });
+  if (failures.length > 0) throw failures[0];
 }
 
 /** The stopped task of a process node; save runs only after freeze. */

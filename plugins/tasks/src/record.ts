@@ -16,6 +16,43 @@ export const RLIMIT_NAMES = [
   'cpu', 'fsize', 'data', 'stack', 'core', 'rss', 'nproc', 'nofile', 'memlock', 'as', 'locks', 'sigpending', 'msgqueue', 'nice', 'rtprio', 'rttime',
 ] as const;
 
+const altStackSchema = z.strictObject({ sp: u64Schema, flags: z.number().int().min(-0x8000_0000).max(0x7fff_ffff), size: u64Schema });
+const rseqSchema = z.strictObject({ address: u64Schema, size: z.number().int().positive(), signature: z.number().int().nonnegative() });
+const schedulingSchema = z.strictObject({
+  nice: z.number().int().min(-20).max(19),
+  policy: z.number().int().nonnegative().describe('SCHED_OTHER 0, SCHED_FIFO 1, SCHED_RR 2, SCHED_BATCH 3, SCHED_IDLE 5'),
+  rtPriority: z.number().int().min(0).max(99),
+  affinity: z.string().regex(/^[0-9a-f]{1,8}(,[0-9a-f]{1,8})*$/).describe('the CPU mask as /proc/PID/status Cpus_allowed shows it: 32-bit words in hex'),
+});
+const restartSleepSchema = z
+  .strictObject({
+    clockId: z.number().int().nonnegative(),
+    remainingNs: z.string().regex(/^[0-9]+$/),
+    remainder: u64Schema.describe('where the program asked for the remaining time (its rem/rmtp pointer)'),
+  })
+  .describe('a relative nanosleep/clock_nanosleep that was interrupted: it sleeps the remaining time after restore');
+const clearChildTidSchema = u64Schema.describe('where the kernel clears the thread id and wakes a futex when the thread exits (set_tid_address; pthread_join waits on it)');
+const robustListSchema = z
+  .strictObject({ head: u64Schema, length: u64Schema })
+  .describe('the robust futex list (set_robust_list): its head and the size of the head');
+
+/** A thread other than the main one: what each thread has of its own. */
+export const threadRecordSchema = z.strictObject({
+  tid: pidSchema,
+  comm: z.string().max(15).describe('the thread name (pthread_setname_np, /proc/PID/task/TID/comm)'),
+  registers: z.record(z.enum(REGISTER_NAMES), u64Schema),
+  xstate: base64Schema,
+  blocked: u64Schema,
+  pending: z.array(base64Schema).describe("the signals queued for this thread alone, with their siginfo, in queue order"),
+  altStack: altStackSchema,
+  rseq: rseqSchema.optional(),
+  clearChildTid: clearChildTidSchema,
+  robustList: robustListSchema,
+  scheduling: schedulingSchema,
+  restartSleep: restartSleepSchema.optional(),
+});
+export type ThreadRecord = z.infer<typeof threadRecordSchema>;
+
 export const tasksRecordSchema = z.strictObject({
   pid: pidSchema,
   comm: z.string().max(15).describe('the command name (prctl PR_SET_NAME)'),
@@ -34,22 +71,17 @@ export const tasksRecordSchema = z.strictObject({
     blocked: u64Schema,
     actions: z.array(signalActionSchema).describe('every signal whose disposition is not the default'),
     pending: z.array(z.strictObject({ shared: z.boolean(), siginfo: base64Schema })).describe('queued signals with their siginfo, in queue order'),
-    altStack: z.strictObject({ sp: u64Schema, flags: z.number().int().min(-0x8000_0000).max(0x7fff_ffff), size: u64Schema }),
+    altStack: altStackSchema,
   }),
   rlimits: z.array(z.strictObject({ resource: z.enum(RLIMIT_NAMES), soft: u64Schema, hard: u64Schema })),
-  scheduling: z.strictObject({
-    nice: z.number().int().min(-20).max(19),
-    policy: z.number().int().nonnegative().describe('SCHED_OTHER 0, SCHED_FIFO 1, SCHED_RR 2, SCHED_BATCH 3, SCHED_IDLE 5'),
-    rtPriority: z.number().int().min(0).max(99),
-    affinity: z.string().regex(/^[0-9a-f]{1,8}(,[0-9a-f]{1,8})*$/).describe('the CPU mask as /proc/PID/status Cpus_allowed shows it: 32-bit words in hex'),
-  }),
+  scheduling: schedulingSchema,
   itimers: z
     .array(z.strictObject({ which: z.enum(['real', 'virtual', 'prof']), intervalUs: z.string().regex(/^[0-9]+$/), valueUs: z.string().regex(/^[0-9]+$/) }))
     .describe('the armed interval timers (setitimer, alarm): the time left runs again from the restore'),
   personality: z.number().int().nonnegative(),
   umask: z.number().int().min(0).max(0o777),
   cwd: z.string().startsWith('/'),
-  rseq: z.strictObject({ address: u64Schema, size: z.number().int().positive(), signature: z.number().int().nonnegative() }).optional(),
+  rseq: rseqSchema.optional(),
   prctl: z.strictObject({
     pdeathsig: z.number().int().min(0).max(64),
     dumpable: z.number().int().min(0).max(2),
@@ -59,13 +91,9 @@ export const tasksRecordSchema = z.strictObject({
     thpDisable: z.boolean(),
     keepCaps: z.boolean(),
   }),
-  restartSleep: z
-    .strictObject({
-      clockId: z.number().int().nonnegative(),
-      remainingNs: z.string().regex(/^[0-9]+$/),
-      remainder: u64Schema.describe('where the program asked for the remaining time (its rem/rmtp pointer)'),
-    })
-    .optional()
-    .describe('a relative nanosleep/clock_nanosleep that was interrupted: it sleeps the remaining time after restore'),
+  restartSleep: restartSleepSchema.optional(),
+  clearChildTid: clearChildTidSchema.optional().describe('of the main thread; absent in images of cr before threads'),
+  robustList: robustListSchema.optional().describe('of the main thread; absent in images of cr before threads'),
+  threads: z.array(threadRecordSchema).optional().describe('the threads other than the main one, whose state is the rest of this record'),
 });
 export type TasksRecord = z.infer<typeof tasksRecordSchema>;

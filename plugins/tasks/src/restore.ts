@@ -27,6 +27,7 @@ import {
 } from '@cr/core';
 import { RLIMIT_NAMES, type TasksRecord } from './record.js';
 import { fromHex } from './hex.js';
+import { createThreads } from './threads-restore.js';
 
 const CAP_SYS_RESOURCE = 24;
 
@@ -74,11 +75,9 @@ export function createTask(kernel: Kernel, record: TasksRecord, namespaces: Part
 export function resumeTask(kernel: Kernel, task: RemoteTask, record: TasksRecord): void {
   task.prctl('prctl(PR_SET_NAME)', PR_SET_NAME, task.put(Buffer.from(`${record.comm}\0`)));
   restoreSignalActions(task, record);
-  const { altStack } = record.signals;
-  // SS_ONSTACK only says the task was running on it; the kernel refuses it as a request.
-  task.setAltStack({ sp: fromHex(altStack.sp), flags: altStack.flags & ~1, size: fromHex(altStack.size) });
+  restoreAltStack(task, record.signals.altStack);
   restoreRlimits(task, record);
-  restoreScheduling(kernel, task, record);
+  restoreScheduling(kernel, task, record.scheduling);
   record.itimers.forEach(({ which, intervalUs, valueUs }) => task.setItimer(ITIMERS.indexOf(which), { intervalUs: BigInt(intervalUs), valueUs: BigInt(valueUs) }));
   task.personality(record.personality);
   task.umask(record.umask);
@@ -93,16 +92,36 @@ export function resumeTask(kernel: Kernel, task: RemoteTask, record: TasksRecord
   if (record.rseq) task.registerRseq(fromHex(record.rseq.address), record.rseq.size, record.rseq.signature);
   for (const { siginfo, shared } of record.signals.pending) task.queueSignal(Buffer.from(siginfo, 'base64'), shared);
   task.setBlockedSignals(fromHex(record.signals.blocked));
-  restoreCredentials(kernel, task, record);
+  // Made while the process still has cr's credentials: choosing a thread id needs them.
+  const threads = createThreads(kernel, task, record);
+  // Credentials and no_new_privs are each thread's own.
+  for (const each of [task, ...threads.map((t) => t.task)]) {
+    restoreCredentials(kernel, each, record);
+    if (prctl.noNewPrivs) each.prctl('prctl(PR_SET_NO_NEW_PRIVS)', PR_SET_NO_NEW_PRIVS, 1);
+  }
   task.prctl('prctl(PR_SET_DUMPABLE)', PR_SET_DUMPABLE, prctl.dumpable);
-  if (prctl.noNewPrivs) task.prctl('prctl(PR_SET_NO_NEW_PRIVS)', PR_SET_NO_NEW_PRIVS, 1);
   task.dropScratch();
-
-  const regs = Object.fromEntries(REGISTER_NAMES.map((name) => [name, fromHex(record.registers[name])])) as Registers;
-  if (record.restartSleep) rebuildInterruptedSleep(task, record.restartSleep, regs);
-  task.setXstate(Buffer.from(record.xstate, 'base64'));
-  task.setRegs(regs);
+  restoreRegisters(task, record);
+  for (const thread of threads) {
+    thread.task.dropScratch();
+    restoreRegisters(thread.task, thread.record);
+  }
+  // Every thread is ready: they run together from here.
+  for (const thread of threads) thread.task.release();
   task.release();
+}
+
+/** The registers and FPU state, with an interrupted sleep rebuilt; the last thing before the task runs. */
+export function restoreRegisters(task: RemoteTask, saved: Pick<TasksRecord, 'registers' | 'xstate' | 'restartSleep'>): void {
+  const regs = Object.fromEntries(REGISTER_NAMES.map((name) => [name, fromHex(saved.registers[name])])) as Registers;
+  if (saved.restartSleep) rebuildInterruptedSleep(task, saved.restartSleep, regs);
+  task.setXstate(Buffer.from(saved.xstate, 'base64'));
+  task.setRegs(regs);
+}
+
+export function restoreAltStack(task: RemoteTask, altStack: TasksRecord['signals']['altStack']): void {
+  // SS_ONSTACK only says the task was running on it; the kernel refuses it as a request.
+  task.setAltStack({ sp: fromHex(altStack.sp), flags: altStack.flags & ~1, size: fromHex(altStack.size) });
 }
 
 /** Every catchable signal: the saved disposition, or the default (the seed may have inherited SIG_IGN). */
@@ -154,9 +173,9 @@ export function checkWorkingDirectory(record: TasksRecord): void {
 
 const limit = (v: bigint) => (v === 0xffffffffffffffffn ? 'unlimited' : String(v));
 
-/** Nice value, scheduling policy and CPU affinity, where they differ from the seed's (cr's). */
-function restoreScheduling(kernel: Kernel, task: RemoteTask, record: TasksRecord): void {
-  const { nice, policy, rtPriority, affinity } = record.scheduling;
+/** Nice value, scheduling policy and CPU affinity of one thread, where they differ from the seed's (cr's). */
+export function restoreScheduling(kernel: Kernel, task: RemoteTask, scheduling: TasksRecord['scheduling']): void {
+  const { nice, policy, rtPriority, affinity } = scheduling;
   const now = kernel.procfs.stat(task.pid);
   if (now.policy !== policy || now.rtPriority !== rtPriority) task.setScheduler(policy, rtPriority);
   if (now.nice !== nice) task.setNice(nice);

@@ -14,6 +14,7 @@ import {
   SIGKILL,
   SIGSTOP,
   UnsupportedError,
+  type ProcessStat,
   type ProcessStatus,
   type RemoteTask,
 } from '@cr/core';
@@ -25,17 +26,13 @@ const ITIMERS = ['real', 'virtual', 'prof'] as const;
 /** Namespaces a process may only share with cr: no plugin saves these kinds yet. */
 const UNSAVED_NAMESPACES = ['mnt', 'net', 'pid', 'user', 'cgroup'] as const;
 
-/** Everything of a stopped, single-threaded process that is not its memory or its files. */
+/** Everything of a stopped process that is not its memory, its files or its other threads (threads-save.ts). */
 export function readTaskState(kernel: Kernel, task: RemoteTask): TasksRecord {
   const { pid } = task;
   const stat = kernel.procfs.stat(pid);
   const status = kernel.procfs.status(pid);
   assertSupported(kernel, pid, stat.comm, status);
-  const regs = { ...task.stoppedRegs };
-  const restartSleep = interruptedSleep(task);
-  // Other restart-block syscalls (poll, futex with a timeout …) cannot be rebuilt: like CRIU,
-  // cr lets them fail with EINTR after restore, which programs must handle for signals anyway.
-  if (!restartSleep && BigInt.asIntN(64, regs.rax) === BigInt(-ERESTART_RESTARTBLOCK)) regs.rax = BigInt(-EINTR);
+  const { registers, restartSleep } = savedRegisters(task);
   try {
     return {
       pid,
@@ -55,7 +52,7 @@ export function readTaskState(kernel: Kernel, task: RemoteTask): TasksRecord {
           ambient: toHex(status.capAmbient),
         },
       },
-      registers: Object.fromEntries(REGISTER_NAMES.map((name) => [name, toHex(regs[name])])) as TasksRecord['registers'],
+      registers,
       xstate: task.xstate().toString('base64'),
       signals: {
         blocked: toHex(task.blockedSignals()),
@@ -64,13 +61,13 @@ export function readTaskState(kernel: Kernel, task: RemoteTask): TasksRecord {
           ...task.pendingSignals(false).map((info) => ({ shared: false, siginfo: info.toString('base64') })),
           ...task.pendingSignals(true).map((info) => ({ shared: true, siginfo: info.toString('base64') })),
         ],
-        altStack: (({ sp, flags, size }) => ({ sp: toHex(sp), flags, size: toHex(size) }))(task.getAltStack()),
+        altStack: altStackOf(task),
       },
       rlimits: RLIMIT_NAMES.map((resource, i) => {
         const { soft, hard } = task.getRlimit(i);
         return { resource, soft: toHex(soft), hard: toHex(hard) };
       }),
-      scheduling: { nice: stat.nice, policy: stat.policy, rtPriority: stat.rtPriority, affinity: status.cpusAllowed },
+      scheduling: schedulingOf(stat, status),
       itimers: ITIMERS.flatMap((which, i) => {
         const { intervalUs, valueUs } = task.getItimer(i);
         if (intervalUs === 0n && valueUs === 0n) return [];
@@ -99,10 +96,24 @@ export function readTaskState(kernel: Kernel, task: RemoteTask): TasksRecord {
   }
 }
 
+/**
+ * The registers of a stopped task as they are saved, and the interrupted sleep to rebuild. Other
+ * restart-block syscalls (poll, futex with a timeout …) cannot be rebuilt: like CRIU, cr lets
+ * them fail with EINTR after restore, which programs must handle for signals anyway.
+ */
+export function savedRegisters(task: RemoteTask): Pick<TasksRecord, 'registers' | 'restartSleep'> {
+  const regs = { ...task.stoppedRegs };
+  const restartSleep = interruptedSleep(task);
+  if (!restartSleep && BigInt.asIntN(64, regs.rax) === BigInt(-ERESTART_RESTARTBLOCK)) regs.rax = BigInt(-EINTR);
+  return {
+    registers: Object.fromEntries(REGISTER_NAMES.map((name) => [name, toHex(regs[name])])) as TasksRecord['registers'],
+    ...(restartSleep ? { restartSleep } : {}),
+  };
+}
+
 /** What cr cannot checkpoint yet is refused here, before anything is written, naming the process. */
 function assertSupported(kernel: Kernel, pid: number, comm: string, status: ProcessStatus): void {
   const who = `PID ${pid} (${comm})`;
-  if (status.threads > 1) throw new UnsupportedError(`${who} has ${status.threads} threads; cr checkpoints single-threaded processes only so far`);
   const children = kernel.procfs.children(pid);
   if (children.length > 0) {
     throw new UnsupportedError(`${who} has child processes (${children.join(', ')}); cr checkpoints a single process, not a process tree, so far`);
@@ -137,7 +148,17 @@ function signalActions(task: RemoteTask): TasksRecord['signals']['actions'] {
   return actions;
 }
 
-function rseqOf(task: RemoteTask): Pick<TasksRecord, 'rseq'> {
+export function altStackOf(task: RemoteTask): TasksRecord['signals']['altStack'] {
+  const { sp, flags, size } = task.getAltStack();
+  return { sp: toHex(sp), flags, size: toHex(size) };
+}
+
+/** Nice value, policy and affinity are each thread's own: `stat` and `status` are the thread's. */
+export function schedulingOf(stat: ProcessStat, status: ProcessStatus): TasksRecord['scheduling'] {
+  return { nice: stat.nice, policy: stat.policy, rtPriority: stat.rtPriority, affinity: status.cpusAllowed };
+}
+
+export function rseqOf(task: RemoteTask): Pick<TasksRecord, 'rseq'> {
   const rseq = task.rseqConfiguration();
   return rseq ? { rseq: { address: toHex(rseq.address), size: rseq.size, signature: rseq.signature } } : {};
 }
@@ -147,7 +168,7 @@ function rseqOf(task: RemoteTask): Pick<TasksRecord, 'rseq'> {
  * time left into the program's `rem` buffer, which restore uses to sleep exactly that long again.
  * Without a `rem` buffer the time left is unknown and the call fails with EINTR instead.
  */
-function interruptedSleep(task: RemoteTask): TasksRecord['restartSleep'] {
+export function interruptedSleep(task: RemoteTask): TasksRecord['restartSleep'] {
   const call = task.stoppedSyscall();
   if (call?.result !== BigInt(-ERESTART_RESTARTBLOCK)) return undefined;
   let clockId: number;

@@ -47,3 +47,31 @@ describe('tasks checkRecord', () => {
     ]);
   });
 });
+
+describe('tasks checkRecord of a threaded process', () => {
+  const thread = (tid: number, pending: string[] = []): NonNullable<TasksRecord['threads']>[number] => ({
+    tid,
+    comm: 'worker',
+    registers: Object.fromEntries(REGISTER_NAMES.map((name) => [name, zero])) as TasksRecord['registers'],
+    xstate: Buffer.alloc(576).toString('base64'),
+    blocked: zero,
+    pending,
+    altStack: { sp: zero, flags: 2, size: zero },
+    clearChildTid: zero,
+    robustList: { head: zero, length: '0x18' },
+    scheduling: { nice: 0, policy: 0, rtPriority: 0, affinity: 'ff' },
+  });
+
+  it('accepts threads with ids of their own', () => {
+    expect(plugin.checkRecord(task({ threads: [thread(43), thread(44)] }), recordCheckContext('tasks:42'))).toEqual([]);
+  });
+
+  it("names a thread id used twice or the PID's, and a thread's siginfo of the wrong size", () => {
+    const wrong = task({ threads: [thread(43), thread(43), thread(42, [Buffer.alloc(64).toString('base64')])] });
+    expect(plugin.checkRecord(wrong, recordCheckContext('tasks:42'))).toEqual([
+      'its thread id 43 is used twice',
+      "its thread id 42 is the PID, which is the main thread's",
+      'the pending signal 0 of its thread 42 has a siginfo of 64 bytes, not 128',
+    ]);
+  });
+});

@@ -1,0 +1,17 @@
+import type { TasksRecord } from './record.js';
+
+/** What is wrong with the threads of a record: a thread id used twice (or the PID's), a siginfo of the wrong size. */
+export function threadProblems(record: TasksRecord, siginfoSize: number): string[] {
+  const problems: string[] = [];
+  const seen = new Set([record.pid]);
+  for (const thread of record.threads ?? []) {
+    if (thread.tid === record.pid) problems.push(`its thread id ${thread.tid} is the PID, which is the main thread's`);
+    else if (seen.has(thread.tid)) problems.push(`its thread id ${thread.tid} is used twice`);
+    seen.add(thread.tid);
+    thread.pending.forEach((siginfo, i) => {
+      const size = Buffer.from(siginfo, 'base64').length;
+      if (size !== siginfoSize) problems.push(`the pending signal ${i} of its thread ${thread.tid} has a siginfo of ${size} bytes, not ${siginfoSize}`);
+    });
+  }
+  return problems;
+}

@@ -1,0 +1,54 @@
+import { UnsupportedError, type Kernel, type ProcessStatus, type RemoteTask } from '@cr/core';
+import type { TasksRecord, ThreadRecord } from './record.js';
+import { altStackOf, rseqOf, savedRegisters, schedulingOf } from './save.js';
+import { toHex } from './hex.js';
+
+/**
+ * What each thread of a stopped process has of its own, beyond what `readTaskState` saves of the
+ * main thread: the main thread's exit futex and robust list, and a record for every other thread.
+ */
+export function readThreads(kernel: Kernel, main: RemoteTask, others: readonly RemoteTask[]): Pick<TasksRecord, 'clearChildTid' | 'robustList' | 'threads'> {
+  const mainStatus = kernel.procfs.status(main.pid);
+  const threads = others.map((task) => readThreadState(kernel, task, main.pid, mainStatus));
+  return { ...threadLinks(kernel, main), ...(threads.length > 0 ? { threads } : {}) };
+}
+
+function readThreadState(kernel: Kernel, task: RemoteTask, pid: number, mainStatus: ProcessStatus): ThreadRecord {
+  const stat = kernel.procfs.stat(task.pid);
+  const status = kernel.procfs.status(task.pid);
+  assertRestorable(`thread ${task.pid} (${stat.comm}) of PID ${pid}`, status, mainStatus);
+  return {
+    tid: task.pid,
+    comm: stat.comm,
+    ...savedRegisters(task),
+    xstate: task.xstate().toString('base64'),
+    blocked: toHex(task.blockedSignals()),
+    pending: task.pendingSignals(false).map((info) => info.toString('base64')),
+    altStack: altStackOf(task),
+    ...rseqOf(task),
+    ...threadLinks(kernel, task),
+    scheduling: schedulingOf(stat, status),
+  };
+}
+
+/**
+ * The kernel keeps credentials and seccomp per thread, but a program's threads share them unless
+ * it went around libc; cr restores the main thread's on every thread, so a thread with others is
+ * refused by name rather than changed.
+ */
+function assertRestorable(who: string, status: ProcessStatus, main: ProcessStatus): void {
+  if (status.seccomp !== 0) throw new UnsupportedError(`${who} runs under seccomp (mode ${status.seccomp}), which cr cannot restore`);
+  const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((v, i) => v === b[i]);
+  const sameCaps = status.capEffective === main.capEffective && status.capPermitted === main.capPermitted && status.capInheritable === main.capInheritable;
+  if (!same(status.uids, main.uids) || !same(status.gids, main.gids) || !same(status.groups, main.groups) || !sameCaps) {
+    throw new UnsupportedError(
+      `${who} has credentials other than its main thread's (uids ${status.uids.join(' ')}, gids ${status.gids.join(' ')}; the main thread's ${main.uids.join(' ')}, ${main.gids.join(' ')}, or other capabilities); cr restores one set of credentials on every thread`,
+    );
+  }
+}
+
+/** The thread's links to its own memory that the kernel acts on when it exits. */
+function threadLinks(kernel: Kernel, task: RemoteTask): Required<Pick<ThreadRecord, 'clearChildTid' | 'robustList'>> {
+  const { head, length } = kernel.robustList(task.pid);
+  return { clearChildTid: toHex(task.tidAddress()), robustList: { head: toHex(head), length: toHex(length) } };
+}
