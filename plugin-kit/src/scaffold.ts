@@ -63,7 +63,7 @@ export function scaffoldPlugin(options: ScaffoldOptions): Scaffolded {
     mkdirSync(dirname(target), { recursive: true });
     writeFileSync(target, text);
   }
-  return { dir, name, type, files: files.map((f) => RENAMED[f] ?? f), crPackages };
+  return { dir, name, type, files: files.map((f) => RENAMED[f] ?? f).sort(), crPackages };
 }
 
 function templateFiles(root: string, under = ''): string[] {
