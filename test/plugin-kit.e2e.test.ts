@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -62,5 +62,21 @@ describe('the plugin kit: from cr plugin new to a plugin cr loads', () => {
     expect(restored.stdout).toContain(`coredump-filter:${pid}`);
     expect(filterOf(pid)).toBe(0x31);
     await waitFor('the restored counter to count on', () => (lines(out).length > before + 3 ? true : undefined));
+  });
+
+  it('cr plugin new refuses a directory that is not empty and names that are not a package or a type, before writing anything', () => {
+    const work = cleanup.dir(tempDir('cr-kit-e2e-'));
+    mkdirSync(join(work, 'cr-plugin-taken'));
+    writeFileSync(join(work, 'cr-plugin-taken', 'notes'), '');
+    const taken = cr(['plugin', 'new', 'cr-plugin-taken'], work);
+    expect(taken.stderr).toBe(`cr: plugin new: ${join(work, 'cr-plugin-taken')} exists and is not empty; choose a new directory\n`);
+    expect(taken.status).toBe(2);
+    const badName = cr(['plugin', 'new', 'My_Plugin'], work);
+    expect(badName.stderr).toMatch(/^cr: plugin new: "My_Plugin" is not an npm package name/);
+    expect(badName.status).toBe(2);
+    const badType = cr(['plugin', 'new', 'cr-plugin-x', '--type', 'Not-A-Type'], work);
+    expect(badType.stderr).toMatch(/^cr: plugin new: "Not-A-Type" is not a resource type name/);
+    expect(badType.status).toBe(2);
+    expect(readdirSync(work, { recursive: true })).toEqual(['cr-plugin-taken', 'cr-plugin-taken/notes']);
   });
 });
