@@ -13,8 +13,8 @@ import { describeSelection, type Policy } from '../policy/policy.js';
 import { untypedAttributes } from '../policy/selector-types.js';
 import { describeZodError } from '../zod-issues.js';
 import { claimOwners, ownedElsewhere, refuseUnowned, type Owners } from './claims.js';
-import { rootOf } from './targets.js';
 import type { EngineEvents } from './events.js';
+import { rootOf } from './targets.js';
 import { CR_VERSION } from './version.js';
 
 export interface CheckpointRequest {

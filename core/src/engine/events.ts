@@ -11,7 +11,8 @@ export interface Progress {
 
 /**
  * What the engines report as they work, to whoever drives them (the CLI's logger and progress
- * bar, a library user's callbacks). Both are optional and must not throw: they are told, not asked.
+ * bar, a library user's callbacks). Both are optional. A callback that throws fails the
+ * checkpoint or restore like any other error, which undoes it.
  */
 export interface EngineEvents {
   log?(level: LogLevel, message: string, fields?: Readonly<Record<string, unknown>>): void;
