@@ -363,7 +363,7 @@ async function processBench(dir) {
   }
   processes.kill(pid);
   const startup = [];
-  for (let i = 0; i <= RUNS; i++) startup.push(await cr('plugins', '--json'));
+  for (let i = 0; i <= RUNS; i++) startup.push(await cr('types', '--json'));
 
   const timed = (list) => list.slice(1);
   const fastest = (list) => Math.min(...timed(list).map((r) => r.seconds));
@@ -376,7 +376,7 @@ async function processBench(dir) {
     ['cr checkpoint --kill (the whole command)', checkpoint, rate(checkpoint), (rawCheckpoint / checkpoint).toFixed(2), `${frozen.toFixed(0)} ms`, rss(checkpoints)],
     ['raw copy, file → new process (dd to /proc/PID/mem)', rawRestore, rate(rawRestore), '1.00', '', ''],
     ['cr restore --detach (the whole command)', restore, rate(restore), (rawRestore / restore).toFixed(2), '-', rss(restores)],
-    ['  for reference: cr plugins (start-up alone)', fastest(startup), '', '', '', rss(startup)],
+    ['  for reference: cr types (start-up alone)', fastest(startup), '', '', '', rss(startup)],
   ];
   console.log(`cr bench: process with ${SIZE / MIB} MiB of heap (random data), Linux ${release()}`);
   console.log(`${'case'.padEnd(56)}seconds   throughput   vs raw   frozen   cr peak RSS`);

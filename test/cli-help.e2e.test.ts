@@ -60,6 +60,15 @@ describe('help', () => {
     expect(usage).not.toContain('--kill | --dry-run');
   });
 
+  it('cr plugins, the old name of cr types, still works with a warning, and is not listed', () => {
+    const old = cr(['plugins', '--json']);
+    expect(old.status).toBe(0);
+    expect(old.stderr).toBe('cr: warning: The "plugins" command has been deprecated. Use "types" instead.\n');
+    const types = JSON.parse(cr(['types', '--json']).stdout) as { plugins: unknown[]; warnings: string[] };
+    expect(JSON.parse(old.stdout)).toEqual({ ...types, warnings: ['The "plugins" command has been deprecated. Use "types" instead.'] });
+    expect(cr(['-h'], REPO, { OCLIF_COLUMNS: '200' }).stdout).not.toMatch(/^ {2}plugins /m);
+  });
+
   it('an unknown help topic is one cr: line, exit 2', () => {
     const r = cr(['help', 'frob']);
     expect(r.stderr).toBe('cr: unknown command frob; see cr --help\n');

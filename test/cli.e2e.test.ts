@@ -11,7 +11,7 @@ describe('cr command line', () => {
   it('lists its commands in --help', () => {
     const help = cr(['--help']);
     expect(help.status).toBe(0);
-    for (const command of ['checkpoint', 'restore', 'inspect', 'check', 'plugins', 'config', 'unpin']) expect(help.stdout).toContain(command);
+    for (const command of ['checkpoint', 'restore', 'inspect', 'check', 'types', 'plugin new', 'config', 'unpin']) expect(help.stdout).toContain(command);
   });
 
   it('cr check finds every required kernel feature on this machine', () => {
@@ -21,8 +21,8 @@ describe('cr command line', () => {
     expect(report.features.map((f) => f.feature)).toEqual(expect.arrayContaining(['ptrace seize/interrupt', 'clone3 with set_tid', 'pagemap', 'sysctl kernel.shm_next_id']));
   });
 
-  it('cr plugins lists the built-in types in dependency order', () => {
-    const { plugins } = crJson<{ plugins: { type: string; package: string }[] }>(['plugins']);
+  it('cr types lists the built-in types in dependency order', () => {
+    const { plugins } = crJson<{ plugins: { type: string; package: string }[] }>(['types']);
     expect(plugins).toEqual(expect.arrayContaining([
       expect.objectContaining({ type: 'uts-ns', package: '@cr/plugin-uts-ns' }),
       expect.objectContaining({ type: 'ipc-ns', package: '@cr/plugin-ipc-ns' }),
@@ -62,12 +62,12 @@ describe('cr command line', () => {
     const plugin = join(REPO, 'test/fixtures/hello-plugin/index.js');
     mkdirSync(join(dir, 'conf'));
     writeFileSync(join(dir, 'conf', 'cr.json'), JSON.stringify({ plugins: [relative(join(dir, 'conf'), plugin)] }));
-    const r = cr(['plugins', '--config', join(dir, 'conf', 'cr.json')], dir);
+    const r = cr(['types', '--config', join(dir, 'conf', 'cr.json')], dir);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^hello\s+1\s+\.\.\/.*hello-plugin\/index\.js\s+target:process\s+the command name/m);
     // A plugin that cannot be found is a plugin error that names it.
     writeFileSync(join(dir, 'conf', 'bad.json'), JSON.stringify({ plugins: ['cr-plugin-nowhere'] }));
-    const bad = cr(['plugins', '--config', join(dir, 'conf', 'bad.json')], dir);
+    const bad = cr(['types', '--config', join(dir, 'conf', 'bad.json')], dir);
     expect(bad.status).toBe(6);
     expect(bad.stderr).toContain('plugin cr-plugin-nowhere not found');
   });
@@ -93,7 +93,7 @@ describe('cr command line', () => {
   it('loads a third-party plugin package named in the config, and uses it to checkpoint and restore', async () => {
     const dir = cleanup.dir(tempDir());
     writeFileSync(join(dir, '.crrc.json'), JSON.stringify({ plugins: [join(REPO, 'test/fixtures/hello-plugin/index.js')] }));
-    const { plugins } = crJson<{ plugins: { type: string }[] }>(['plugins'], dir);
+    const { plugins } = crJson<{ plugins: { type: string }[] }>(['types'], dir);
     expect(plugins.map((p) => p.type)).toContain('hello');
 
     const child = cleanup.process(spawn('sleep', ['1000']));

@@ -19,7 +19,7 @@ import {
   type CheckedImage,
 } from '@cr/core/engine';
 import type { TasksRecord } from '@cr/plugin-tasks';
-import { BUILTIN_PLUGINS } from '../cli/src/builtin-plugins.js';
+import { BUILTIN_PLUGINS } from '@cr/api';
 import { Cleanup, REPO, cr, startUntilReady } from './helpers/cli.js';
 import { loadImage, mutantArbitrary, writeMutant, type Mutation, type PristineImage } from './helpers/image-mutants.js';
 import { checkpointAndKill, compileFixture, crAsync, startFixture } from './helpers/processes.js';

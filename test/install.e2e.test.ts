@@ -14,7 +14,7 @@ function run(command: string, args: string[], cwd: string, env: Record<string, s
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-const WORKSPACES = ['core', 'schemas', 'cli', ...readdirSync(join(REPO, 'plugins')).map((p) => `plugins/${p}`)];
+const WORKSPACES = ['core', 'schemas', 'api', 'plugin-kit', 'cli', ...readdirSync(join(REPO, 'plugins')).map((p) => `plugins/${p}`)];
 /** The packages that are plugins (keyword cr-plugin), not what plugins share (@cr/sysvipc-base). */
 const PLUGIN_PACKAGES = WORKSPACES.flatMap((w) => {
   const pkg = JSON.parse(readFileSync(join(REPO, w, 'package.json'), 'utf8')) as { name: string; keywords?: string[] };
@@ -31,7 +31,7 @@ describe('installing cr', () => {
     // from a directory outside the clone, as a user would
     const version = run('cr', ['--version'], prefix, { PATH: path });
     expect(version.stdout).toMatch(/^@cr\/cli\/0\.1\.0 linux-x64 node-v/);
-    expect(run('cr', ['plugins'], prefix, { PATH: path }).stdout).toMatch(/^TYPE +VERSION +PACKAGE/);
+    expect(run('cr', ['types'], prefix, { PATH: path }).stdout).toMatch(/^TYPE +VERSION +PACKAGE/);
     expect(run('npm', ['run', 'uninstall-cli'], REPO, env).status).toBe(0);
     expect(existsSync(join(prefix, 'bin', 'cr'))).toBe(false);
   });
@@ -49,7 +49,7 @@ describe('installing cr', () => {
     expect(installed.status, installed.stderr).toBe(0);
     const cr = (...args: string[]) => run(join(project, 'node_modules', '.bin', 'cr'), args, project, {});
     expect(cr('--version').stdout).toMatch(/^@cr\/cli\/0\.1\.0 /);
-    const plugins = JSON.parse(cr('plugins', '--json').stdout) as { plugins: { package: string }[] };
+    const plugins = JSON.parse(cr('types', '--json').stdout) as { plugins: { package: string }[] };
     expect(plugins.plugins.map((p) => p.package).sort()).toEqual([...PLUGIN_PACKAGES].sort());
 
     const sleeper = cleanup.process(spawn('sleep', ['1000'], { stdio: 'ignore' }));

@@ -238,7 +238,7 @@ describe('config files and plugins from directories other users can write', () =
 
   it('a .crrc.json of root listing plugins is refused in a directory others can write; a plugin another user wrote is refused (exit 6) until allowed', () => {
     writeFileSync(join(shared, '.crrc.json'), JSON.stringify({ plugins: ['./evil.cjs'] }));
-    const config = cr(['plugins'], work);
+    const config = cr(['types'], work);
     expect(config.stderr).toMatch(new RegExp(`^cr: refusing to load config ${join(shared, '.crrc.json')}: its directory ${shared} is writable by others \\(mode 1777\\);`));
     expect(config.status).toBe(3);
 
@@ -252,12 +252,12 @@ describe('config files and plugins from directories other users can write', () =
       leavesMarker(`class Planted { apiVersion = 2; type = 'planted'; version = 1; description = 'planted'; collectsFrom = ['target:process'];
         recordSchema = { safeParse: (v) => ({ success: true, data: v }) }; collect() { return []; } save() { return {}; } restore() {} }`),
     );
-    const refused = cr(['plugins'], project);
+    const refused = cr(['types'], project);
     expect(refused.stderr).toMatch(new RegExp(`^cr: refusing to load plugin ${plugin} ${plugin}: it belongs to uid ${OTHER}, not to root; .* CR_SAFE_DIRECTORIES=${shared} `));
     expect(refused.status).toBe(6);
     expect(existsSync(marker)).toBe(false);
 
-    const allowed = cr(['plugins'], project, { CR_SAFE_DIRECTORIES: shared });
+    const allowed = cr(['types'], project, { CR_SAFE_DIRECTORIES: shared });
     expect(allowed.stderr).toBe('');
     expect(allowed.stdout).toMatch(/^planted\s+1\s/m);
     expect(existsSync(marker)).toBe(true);
@@ -269,7 +269,7 @@ describe('config files and plugins from directories other users can write', () =
     writeAs(join(work, '.config', 'config.cjs'), leavesMarker('{}'));
     writeAs(join(shared, 'node_modules', '@cr', 'plugin-uts-ns', 'package.json'), '{"name": "@cr/plugin-uts-ns", "main": "index.js"}');
     writeAs(join(shared, 'node_modules', '@cr', 'plugin-uts-ns', 'index.js'), leavesMarker('{}'));
-    const r = cr(['plugins'], work);
+    const r = cr(['types'], work);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^uts-ns\s+1\s+@cr\/plugin-uts-ns\s/m);

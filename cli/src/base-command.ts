@@ -1,25 +1,9 @@
 import { dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { CrError, ExitCode, PluginError } from '@cr/core';
-import {
-  DEFAULT_CONFIG,
-  PluginRegistry,
-  assertTrustedFile,
-  createCrContainer,
-  loadConfigFile,
-  loadPlugins,
-  describeZodError,
-  resolveConfig,
-  typeSelectionRules,
-  typedRules,
-  type ConfigLayer,
-  type DependencyContainer,
-  type ResolvedConfig,
-  type Selections,
-} from '@cr/core/engine';
-import { configSchema, type CrConfig, type CrProfile, type PolicyRule } from '@cr/schemas';
+import { CrError, ExitCode } from '@cr/core';
+import { DEFAULT_CONFIG, describeZodError, loadConfigFile, type ConfigLayer, type DependencyContainer, type PluginRegistry, type ResolvedConfig } from '@cr/core/engine';
+import { openSession } from '@cr/api';
+import { configSchema, type CrConfig, type CrProfile } from '@cr/schemas';
 import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
-import { BUILTIN_PLUGINS } from './builtin-plugins.js';
 import { errorJson, usageError } from './errors.js';
 
 /** oclif's FlagOutput and ArgOutput, which it does not export. */
@@ -27,8 +11,6 @@ type ParsedValues = { [name: string]: any };
 
 /** Config values set by flags, keyed by the flag that set them (shown by `cr config`). */
 export type CrConfigFlags = Record<string, CrConfig>;
-
-const cliDir = dirname(dirname(fileURLToPath(import.meta.url)));
 
 /**
  * What every cr command shares: `--config`, the layered config (defaults → file → flags), a
@@ -41,6 +23,7 @@ export abstract class CrCommand extends Command {
   };
 
   protected container!: DependencyContainer;
+  protected registry!: PluginRegistry;
   protected resolved!: ResolvedConfig;
   protected configFile: string | undefined;
   /** The warnings given so far, which a `--json` result or error carries as `warnings`. */
@@ -57,35 +40,10 @@ export abstract class CrCommand extends Command {
     if (file.filepath) layers.push({ source: `file ${file.filepath}`, config: file.config });
     if (profile !== undefined) layers.push({ source: `profile ${profile} of ${file.filepath}`, config: profileOf(file.config, file.filepath, profile) });
     for (const [flag, config] of Object.entries(flagLayer)) layers.push({ source: `flag ${flag}`, config });
-    this.resolved = resolveConfig(layers);
-    this.container = createCrContainer();
-    // cr's own plugins come from its own install only: a node_modules above the working directory
-    // is not cr's. Plugins the config names must be files cr may trust, like the config itself.
-    await loadPlugins(BUILTIN_PLUGINS, [cliDir], this.container, this.registry);
-    const searchFrom = [...(file.filepath ? [dirname(file.filepath)] : []), process.cwd(), cliDir];
-    await loadPlugins(this.resolved.config.plugins ?? [], searchFrom, this.container, this.registry, (path, spec) =>
-      assertTrustedFile(path, `plugin ${spec}`, PluginError),
-    );
-    for (const layer of layers) {
-      this.assertSelections(layer.source, layer.config.checkpoint, layer.config.policy?.rules);
-      for (const [name, p] of Object.entries(layer.config.profiles ?? {})) {
-        this.assertSelections(`${layer.source}, profile ${name}`, p.checkpoint, p.policy?.rules);
-      }
-    }
-  }
-
-  protected get registry(): PluginRegistry {
-    return this.container.resolve(PluginRegistry);
-  }
-
-  /**
-   * Every type a flag, config file, profile or advice names must be installed (or be a group of
-   * installed types), and every selector must name attributes its objects can be selected by,
-   * with values of their types: a typo would otherwise select nothing.
-   */
-  protected assertSelections(source: string, selections: Selections | undefined, rules: readonly PolicyRule[] | undefined): void {
-    const sources = { only: source, include: source, exclude: source, external: source };
-    typedRules([...(rules ?? []).map((rule) => ({ rule, source })), ...typeSelectionRules(selections ?? {}, sources).rules], this.registry);
+    const session = await openSession({ layers, searchFrom: [...(file.filepath ? [dirname(file.filepath)] : []), process.cwd()] });
+    this.container = session.container;
+    this.registry = session.registry;
+    this.resolved = session.resolved;
   }
 
   /**

@@ -45,10 +45,12 @@ export {
 export { ImageWriter } from './image/image-writer.js';
 export { ImageReader } from './image/image-reader.js';
 export { recordProblems, type ReadRecord } from './image/record-checks.js';
+export { readImage, type ReadImage } from './image/read-image.js';
 export * from './image/layout.js';
 export { CheckpointEngine, type CheckpointPlan, type CheckpointRequest, type CheckpointResult, type CollectedObjectEntry } from './engine/checkpoint-engine.js';
 export { RestoreEngine, type CheckedImage, type CheckedRecord, type RestoreRequest, type RestoredObject } from './engine/restore-engine.js';
 export type { ExternalMapping } from './engine/external-references.js';
+export type { EngineEvents, LogLevel, Progress } from './engine/events.js';
 export { CR_VERSION } from './engine/version.js';
 export { SAFE_DIRECTORIES_ENV, assertTrustedFile, listedSafe, untrustedReason } from './trust/safe-directories.js';
 export { describeOwners, ownershipProblem, type Ownership } from './trust/ownership.js';

@@ -27,20 +27,22 @@ function show(value: unknown): string {
 
 /**
  * One line per problem, each naming the key path, what was found there and what was expected:
- * `at "checkpoint.only[1]": found 42; expected a string`.
+ * `at "checkpoint.only[1]": found 42; expected a string`. `prefix` is where `data` sits in a larger
+ * document (`pluginOptions.TYPE`), named in front of every path.
  */
-export function describeZodError(error: ZodError, data: unknown): string[] {
+export function describeZodError(error: ZodError, data: unknown, prefix: readonly PropertyKey[] = []): string[] {
   return error.issues.map((issue) => {
+    const at = [...prefix, ...issue.path];
     if (issue.code === 'unrecognized_keys') {
       const keys = issue.keys.map((k) => `"${k}"`).join(', ');
-      return `at "${formatPath(issue.path)}": found unknown key ${keys}; expected only the documented keys (see .crrc.example)`;
+      return `at "${formatPath(at)}": found unknown key ${keys}; expected only the documented keys (see .crrc.example)`;
     }
     if (issue.code === 'invalid_key') {
       // A bad name of a record's entry (a profile name): name the key itself, and what a key must be.
       const key = String(issue.path[issue.path.length - 1]);
-      return `at "${formatPath(issue.path.slice(0, -1))}": found the key "${key}"; expected ${issue.issues.map((i) => i.message).join('; ')}`;
+      return `at "${formatPath(at.slice(0, -1))}": found the key "${key}"; expected ${issue.issues.map((i) => i.message).join('; ')}`;
     }
     const expected = issue.message.replace(/^Invalid input: /, '').replace(/^Invalid option: /, '');
-    return `at "${formatPath(issue.path)}": found ${show(valueAt(data, issue.path))}; ${expected}`;
+    return `at "${formatPath(at)}": found ${show(valueAt(data, issue.path))}; ${expected}`;
   });
 }

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 
 const REPO = join(import.meta.dirname, '..', '..');
 
-/** Every source file of the built-in plugins and the third-party plugin fixtures. */
+/** Every source file of the built-in plugins, the third-party plugin fixtures and the plugin `cr plugin new` writes. */
 function pluginSources(): string[] {
   const walk = (dir: string): string[] =>
     readdirSync(dir).flatMap((name) => {
@@ -16,7 +16,7 @@ function pluginSources(): string[] {
   const fixtures = readdirSync(join(REPO, 'test', 'fixtures'))
     .filter((f) => f.endsWith('-plugin'))
     .map((f) => join(REPO, 'test', 'fixtures', f));
-  return [...plugins, ...fixtures].flatMap(walk);
+  return [...plugins, ...fixtures, join(REPO, 'plugin-kit', 'template', 'src')].flatMap(walk);
 }
 
 /** The module specifiers a source file imports or re-exports, static or dynamic. */
@@ -29,7 +29,7 @@ describe('the plugin boundary', () => {
   const files = pluginSources();
 
   it('finds the sources it checks', () => {
-    expect(files.map((f) => relative(REPO, f))).toEqual(expect.arrayContaining(['plugins/tasks/src/index.ts', 'plugins/sysvipc-base/src/index.ts', 'test/fixtures/mqueue-plugin/index.js']));
+    expect(files.map((f) => relative(REPO, f))).toEqual(expect.arrayContaining(['plugins/tasks/src/index.ts', 'plugins/sysvipc-base/src/index.ts', 'test/fixtures/mqueue-plugin/index.js', 'plugin-kit/template/src/index.ts']));
   });
 
   it('plugins reach core only through @cr/core, the plugin API, and the kernel only through its services', () => {

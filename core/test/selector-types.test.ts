@@ -83,7 +83,7 @@ describe('selectors typed by the plugins', () => {
   });
 
   it('an unknown type names the installed types and groups', () => {
-    expect(typingError({ type: 'sysvipc-shn', decision: 'exclude' }).message).toMatch(/^flag --exclude: unknown resource type "sysvipc-shn"; installed types: .*sysvipc-shm.*; groups: namespaces, sysvipc \(see cr plugins\)$/);
+    expect(typingError({ type: 'sysvipc-shn', decision: 'exclude' }).message).toMatch(/^flag --exclude: unknown resource type "sysvipc-shn"; installed types: .*sysvipc-shm.*; groups: namespaces, sysvipc \(see cr types\)$/);
   });
 
   it('a type whose plugin declares no attributes can be selected only as a whole', () => {

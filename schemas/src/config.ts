@@ -74,6 +74,10 @@ export const configSchema = z.strictObject({
     .array(z.string().min(1))
     .optional()
     .describe('Extra plugin packages or paths to load, beside the built-in ones.'),
+  pluginOptions: z
+    .record(typeNameSchema, z.unknown())
+    .optional()
+    .describe("Options of plugins, by resource type, e.g. {\"coredump-filter\": {\"override\": 51}}; each is checked by its plugin's own schema when the plugin is loaded."),
   checkpoint: checkpointSchema.optional(),
   restore: restoreSchema.optional(),
   policy: policySchema.optional(),

@@ -1,6 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { Kernel } from '@cr/core';
 import { DEFAULT_ADVICE_DIR, ADVICE_DIR_ENV, adviceDir, assertMayAdvise, describeRule, pruneAdvice, readAdvice, removeAdvice, writeAdvice } from '@cr/core/engine';
+import { assertSelections } from '@cr/api';
 import type { Advice } from '@cr/schemas';
 import { CrCommand, typeSelectionFlags } from '../base-command.js';
 
@@ -30,7 +31,7 @@ The advice is kept in ${DEFAULT_ADVICE_DIR}/UID/PID-STARTTIME.json (or under $${
     const { args, flags } = await this.parse(Advise);
     await this.setUp(flags.config);
     const added = typeSelectionFlags(flags);
-    for (const [flag, layer] of Object.entries(added)) this.assertSelections(`flag ${flag}`, layer.checkpoint, undefined);
+    for (const [flag, layer] of Object.entries(added)) assertSelections(this.registry, `flag ${flag}`, layer.checkpoint, undefined);
     const kernel = this.container.resolve(Kernel);
     const { comm } = kernel.procfs.assertUserProcess(args.pid);
     assertMayAdvise(kernel, args.pid);

@@ -3,13 +3,14 @@ import { Args, Flags } from '@oclif/core';
 import { CrError, ExitCode, Kernel } from '@cr/core';
 import { CheckpointEngine, adviceDir, policyFromConfig, readAdvice, type AppliedAdvice, type CollectedObjectEntry } from '@cr/core/engine';
 import type { CheckpointTarget } from '@cr/schemas';
+import { assertSelections } from '@cr/api';
 import { CrCommand, profileFlag, selectionFlags, typeSelectionFlags } from '../base-command.js';
 import { abortOnSignals } from '../interrupts.js';
 import { renderTable } from '../table.js';
 
 export default class Checkpoint extends CrCommand {
   static override summary = "Save a process's resources, or an IPC namespace on its own, into an image.";
-  static override description = `Saves every resource of the target that the installed plugins cover (see cr plugins), unless policy leaves it out. --only and --exclude select whole resource types (or groups: sysvipc, namespaces), like the kernel proposal's CHECKPOINT_ALL & ~CHECKPOINT_SYSVIPC, and single objects by their attributes (TYPE:ATTR=VALUE). Rules come from the config file (and its --profile), then the process's own advice (cr advise), then flags. An object left out that the saved process uses (a shared memory segment it has attached), or one marked --external, is recorded as an external reference: restore must find it alive. A selector that matches no collected object is a warning, or with --strict an error before anything is saved. The image is written atomically: if the checkpoint fails, no image appears at the path and the target is left as it was.`;
+  static override description = `Saves every resource of the target that the installed plugins cover (see cr types), unless policy leaves it out. --only and --exclude select whole resource types (or groups: sysvipc, namespaces), like the kernel proposal's CHECKPOINT_ALL & ~CHECKPOINT_SYSVIPC, and single objects by their attributes (TYPE:ATTR=VALUE). Rules come from the config file (and its --profile), then the process's own advice (cr advise), then flags. An object left out that the saved process uses (a shared memory segment it has attached), or one marked --external, is recorded as an external reference: restore must find it alive. A selector that matches no collected object is a warning, or with --strict an error before anything is saved. The image is written atomically: if the checkpoint fails, no image appears at the path and the target is left as it was.`;
   static override examples = [
     { description: 'Save process 1234; it carries on running', command: '<%= config.bin %> checkpoint 1234 -D /var/lib/cr/app' },
     { description: 'Save process 1234 and stop it once the image is safely written', command: '<%= config.bin %> checkpoint 1234 -D /var/lib/cr/app --kill' },
@@ -101,7 +102,7 @@ export default class Checkpoint extends CrCommand {
     kernel.procfs.assertUserProcess(target.pid);
     const { advice, warnings } = readAdvice(adviceDir(), kernel, target.pid);
     for (const w of warnings) this.warn(w);
-    if (advice) this.assertSelections(`advice ${advice.file}`, advice.advice, advice.advice.rules);
+    if (advice) assertSelections(this.registry, `advice ${advice.file}`, advice.advice, advice.advice.rules);
     return advice;
   }
 }

@@ -1,9 +1,9 @@
 import { Flags } from '@oclif/core';
 import { CrError, ExitCode, describeSelector } from '@cr/core';
+import { readImage } from '@cr/core/engine';
 import { CrCommand } from '../base-command.js';
 import { errorJson } from '../errors.js';
 import { imageDirArg } from '../image/image-arg.js';
-import { readImage } from '../image/read-image.js';
 import { renderTable } from '../table.js';
 import { describeAdvice } from './advise.js';
 

@@ -1,6 +1,7 @@
 import { Flags } from '@oclif/core';
 import { CrError, ExitCode, Kernel } from '@cr/core';
-import { ImageReader, RestoreEngine, adviceDir, parseSelector, typedRules, writeAdvice, type ExternalMapping } from '@cr/core/engine';
+import { ImageReader, RestoreEngine, adviceDir, writeAdvice } from '@cr/core/engine';
+import { parseMapExternal, typedMapping } from '@cr/api';
 import { abortOnSignals } from '../interrupts.js';
 import { CrCommand, profileFlag, type CrConfigFlags } from '../base-command.js';
 
@@ -47,7 +48,7 @@ export default class Restore extends CrCommand {
     const pinDir = this.resolved.config.restore?.pinNs;
     const kernel = this.container.resolve(Kernel);
     const inheritFds = parseInheritFds(flags['inherit-fd'] ?? [], Number(kernel.sysctl.read('fs.nr_open')));
-    const mapExternal = (flags['map-external'] ?? []).map((text) => this.typedMapping(parseMapExternal(text)));
+    const mapExternal = (flags['map-external'] ?? []).map((text) => typedMapping(parseMapExternal(text), this.registry));
     const interrupts = abortOnSignals('restore');
     let restored;
     try {
@@ -82,15 +83,6 @@ export default class Restore extends CrCommand {
     this.exit(status);
   }
 
-  /** `mapping` with both selectors typed by the plugin of its type (`key=0x5150` → "0x00005150"), or a usage error. */
-  private typedMapping(mapping: ExternalMapping): ExternalMapping {
-    const [from, to] = typedRules(
-      [mapping.from, mapping.to].map((match) => ({ rule: { type: mapping.type, match, decision: 'external' as const }, source: `flag --map-external ${mapping.text}` })),
-      this.registry,
-    ).map(({ rule }) => rule.match!);
-    return { ...mapping, from: from!, to: to! };
-  }
-
   /**
    * The advice the process had given when it was checkpointed is given again for the restored
    * one: to the kernel it is a new process (another start time), but it is the same program,
@@ -123,13 +115,4 @@ export function parseInheritFds(values: readonly string[], nrOpen: number): Reco
     fds[fd] = m[2]!;
   }
   return fds;
-}
-
-const MAPPING = /^([a-z][a-z0-9]*(?:-[a-z0-9]+)*):([a-z][a-zA-Z0-9]*=[^\s,=]+)=([a-z][a-zA-Z0-9]*=[^\s,=]+)$/;
-
-/** "sysvipc-shm:id=5=id=7" → the reference of sysvipc-shm with id 5 is found as the one with id 7. */
-export function parseMapExternal(text: string): ExternalMapping {
-  const m = MAPPING.exec(text);
-  if (!m) throw new CrError(`--map-external ${text}: expected TYPE:ATTR=VALUE=ATTR=VALUE, e.g. sysvipc-shm:id=5=id=7 or sysvipc-shm:key=0x1234=key=0x5678`, ExitCode.Usage);
-  return { text, type: m[1]!, from: parseSelector(m[2]!), to: parseSelector(m[3]!) };
 }

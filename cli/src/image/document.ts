@@ -1,9 +1,8 @@
 import { rmSync } from 'node:fs';
 import { ImageError } from '@cr/core';
-import { ImageWriter, describeZodError, type PluginRegistry } from '@cr/core/engine';
+import { ImageWriter, describeZodError, readImage, type PluginRegistry, type ReadImage } from '@cr/core/engine';
 import { manifestSchema, recordFileSchema } from '@cr/schemas';
 import { z } from 'zod';
-import { readImage, type ReadImage } from './read-image.js';
 
 /**
  * An image as one JSON document (crit's decode): the manifest without its file digests, the

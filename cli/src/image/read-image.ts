@@ -1,41 +1,6 @@
 import { CrError, ExitCode } from '@cr/core';
-import { ImageReader, recordProblems, type PluginRegistry } from '@cr/core/engine';
-import type { Manifest, ObjectEntry } from '@cr/schemas';
-import { z } from 'zod';
-
-/** An image with its records read, and every problem found on the way. */
-export interface ReadImage {
-  reader: ImageReader;
-  manifest: Manifest;
-  /** Object key → record, each checked against its file's digest and its plugin's schema. */
-  records: Record<string, unknown>;
-  problems: string[];
-}
-
-/**
- * Reads every record of the image at `dir` and checks it (digest, envelope, the plugin's schema,
- * consistency with its blobs and the other records); with `verifyBlobs`, also every blob's
- * digest, which reads the whole image. A record of a type no installed plugin handles is read
- * unchecked (and reported by recordProblems).
- */
-export function readImage(dir: string, registry: PluginRegistry, options: { verifyBlobs: boolean }): ReadImage {
-  const reader = ImageReader.open(dir);
-  const { manifest } = reader;
-  const problems = options.verifyBlobs ? reader.verifyAll() : [];
-  const records: Record<string, unknown> = {};
-  for (const object of manifest.objects) {
-    if (!object.record) continue;
-    const schema = registry.has(object.type) ? registry.get(object.type).plugin.recordSchema : z.unknown();
-    try {
-      records[object.key] = reader.readRecord(object, schema).record;
-    } catch (err) {
-      problems.push((err as Error).message);
-    }
-  }
-  const read = manifest.objects.filter((o) => Object.hasOwn(records, o.key)).map((entry) => ({ entry, record: records[entry.key] }));
-  problems.push(...recordProblems(reader, registry, read));
-  return { reader, manifest, records, problems };
-}
+import { readImage, type PluginRegistry, type ReadImage } from '@cr/core/engine';
+import type { ObjectEntry } from '@cr/schemas';
 
 /** readImage, refusing an image with any problem (exit 4): the views built on it show only what checks out. */
 export function readSoundImage(dir: string, registry: PluginRegistry): ReadImage {

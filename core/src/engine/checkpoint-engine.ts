@@ -13,6 +13,7 @@ import { describeSelection, type Policy } from '../policy/policy.js';
 import { untypedAttributes } from '../policy/selector-types.js';
 import { describeZodError } from '../zod-issues.js';
 import { claimOwners, ownedElsewhere, refuseUnowned, type Owners } from './claims.js';
+import type { EngineEvents } from './events.js';
 import { rootOf } from './targets.js';
 import { CR_VERSION } from './version.js';
 
@@ -28,6 +29,8 @@ export interface CheckpointRequest {
   signal?: AbortSignal;
   /** A selector that matches no collected object fails the checkpoint before anything is saved (`--strict`). */
   strict?: boolean;
+  /** Told of every object saved, and of each phase in the log. */
+  events?: EngineEvents;
 }
 
 /** What a dry run found: every object with its decision, and what the user should hear of. */
@@ -84,7 +87,7 @@ export class CheckpointEngine {
   }
 
   async checkpoint(request: CheckpointRequest): Promise<CheckpointResult> {
-    const { target, policy, signal } = request;
+    const { target, policy, signal, events } = request;
     // The image path is checked and the partial directory made before anything is frozen.
     const writer = ImageWriter.create(request.imageDir, signal);
     let collected: Collected;
@@ -95,6 +98,7 @@ export class CheckpointEngine {
       throw err;
     }
     const { graph, frozen, frozenAt, owners } = collected;
+    events?.log?.('debug', `collected ${graph.all().length} object(s), ${frozen.length} frozen`, { phase: 'collect' });
     const objects: ObjectEntry[] = [];
     let warnings: string[];
     try {
@@ -102,11 +106,17 @@ export class CheckpointEngine {
       const decided = new Map(entries.map((e) => [e.key, e]));
       refuseUnowned(graph, decided, owners);
       warnings = this.unmatchedSelectors(policy, entries, request.strict ?? false);
+      const total = entries.filter((e) => e.policy.decision === 'include').length;
+      let done = 0;
       for (const type of this.registry.orderedTypes()) {
         for (const node of graph.ofType(type)) {
           const entry: ObjectEntry = decided.get(node.key)!;
           signal?.throwIfAborted();
-          if (entry.policy.decision === 'include') await this.save(node, entry, writer, target);
+          if (entry.policy.decision === 'include') {
+            await this.save(node, entry, writer, target);
+            events?.log?.('debug', `saved ${node.key}`, { phase: 'save', key: node.key });
+            events?.progress?.({ phase: 'save', done: ++done, total, key: node.key });
+          }
           objects.push(entry);
         }
       }
@@ -230,7 +240,7 @@ export class CheckpointEngine {
         const { plugin, source } = this.registry.get(type);
         for (const parentType of plugin.collectsFrom) {
           for (const parent of graph.ofType(parentType)) {
-            const found = await plugin.collect(parent, { target });
+            const found = await plugin.collect(parent, { target, pluginOptions: this.registry.optionsOf(type) });
             for (const obj of found) {
               if (typeof obj.id !== 'string' || obj.id === '') {
                 throw new PluginError(`plugin ${source} (type ${type}) collected an object without a string id below ${parent.key}`);
@@ -265,6 +275,7 @@ export class CheckpointEngine {
     const blobs: Record<string, string> = {};
     const ctx: SaveContext = {
       target,
+      pluginOptions: this.registry.optionsOf(node.type),
       writeBlob: async (name, data) => {
         if (blobs[name]) throw new PluginError(`plugin ${source} wrote blob "${name}" of ${node.key} twice`);
         blobs[name] = blobPath(node.type, node.id, name);

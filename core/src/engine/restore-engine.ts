@@ -11,6 +11,7 @@ import type { NamespaceKind } from '../kernel/namespaces.js';
 import type { RestoreContext, RestoreOptions, ResourcePlugin, RestoredProcess } from '../plugin/contract.js';
 import { PluginRegistry } from '../plugin/registry.js';
 import { externalReferences, findExternals, resolveMappings, type ExternalMapping } from './external-references.js';
+import type { EngineEvents } from './events.js';
 import { IntoNamespaces } from './into-namespaces.js';
 
 export interface RestoreRequest {
@@ -20,6 +21,8 @@ export interface RestoreRequest {
   mapExternal?: readonly ExternalMapping[];
   /** Aborts the restore (Ctrl-C) until the restored processes run: everything created is undone. */
   signal?: AbortSignal;
+  /** Told of every object restored. */
+  events?: EngineEvents;
 }
 
 export interface RestoredObject {
@@ -88,7 +91,7 @@ export class RestoreEngine {
         if (madePinDir) tryRmdir(pinDir!);
         throw err;
       }
-      return await this.recreate(plan, values, pinDir, madePinDir, request.options, request.signal);
+      return await this.recreate(plan, values, pinDir, madePinDir, request);
     } finally {
       into.close();
     }
@@ -100,8 +103,7 @@ export class RestoreEngine {
     values: Map<string, unknown>,
     pinDir: string | undefined,
     madePinDir: boolean,
-    options: RestoreOptions,
-    signal: AbortSignal | undefined,
+    { options, signal, events }: RestoreRequest,
   ): Promise<RestoredObject[]> {
     const done: Done[] = [];
     try {
@@ -110,6 +112,8 @@ export class RestoreEngine {
         const value = await p.plugin.restore(p.record, p.ctx);
         done.push({ ...p, value });
         values.set(p.entry.key, value);
+        events?.log?.('debug', `restored ${p.entry.key}`, { phase: 'restore', key: p.entry.key });
+        events?.progress?.({ phase: 'restore', done: done.length, total: plan.length, key: p.entry.key });
       }
       signal?.throwIfAborted();
       if (pinDir) this.pinNamespaces(done, pinDir, options);
@@ -196,6 +200,7 @@ export class RestoreEngine {
     };
     return {
       options,
+      pluginOptions: this.registry.has(entry.type) ? this.registry.optionsOf(entry.type) : undefined,
       key: entry.key,
       parents: entry.parents,
       restored: <T>(key: string) => values.get(key) as T | undefined,

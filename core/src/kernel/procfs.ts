@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, readlinkSync, statfsSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, statfsSync, statSync, writeFileSync } from 'node:fs';
 import { TargetError, UnsupportedError } from '../errors.js';
 import { classifyFd, FS_MAGIC, type FdKind } from './fd-kind.js';
 import { parseFileLocks, type FileLock } from './file-locks.js';
@@ -236,6 +236,15 @@ export class Procfs {
         throw new TargetError(`no process with PID ${pid}: /proc/${pid} does not exist; check the PID with ps`);
       }
       throw nodeFsError('read', `/proc/${pid}/${name}`, err);
+    }
+  }
+
+  /** Writes a setting of /proc/PID (coredump_filter, oom_score_adj …) as one write, as the kernel wants it. */
+  write(pid: number, name: string, value: string): void {
+    try {
+      writeFileSync(`/proc/${pid}/${name}`, value);
+    } catch (err) {
+      throw nodeFsError('write', `/proc/${pid}/${name}`, err);
     }
   }
 

@@ -13,9 +13,9 @@ import type { NamespaceHandle, NamespaceKind } from '../kernel/namespaces.js';
  * and `rollback` in reverse order if a step fails. The full guide, with a worked third-party
  * example, is docs/plugins.md.
  *
- * Version 2 only added optional members (freeze, thaw, resume, groups, findExternal, selectableBy), collected
- * object fields (defaultDecision, uses) and context members (readBlob, namespaces, saved,
- * options.inheritFds), so plugins written for version 1 load unchanged.
+ * Version 2 only added optional members (freeze, thaw, resume, groups, findExternal, selectableBy,
+ * optionsSchema), collected object fields (defaultDecision, uses) and context members (readBlob,
+ * namespaces, saved, options.inheritFds, pluginOptions), so plugins written for version 1 load unchanged.
  *
  * Plugins are tsyringe-injectable classes: take services (`Kernel`) through `@inject` from
  * '@cr/core', never from a second copy of tsyringe, and never call libc yourself.
@@ -113,8 +113,10 @@ export interface Deferral {
   unsupported?: string;
 }
 
-export interface CollectContext {
+export interface CollectContext<O = unknown> {
   readonly target: CheckpointTarget;
+  /** This plugin's options from the config's `pluginOptions.TYPE`, as its `optionsSchema` parsed them. */
+  readonly pluginOptions: O;
 }
 
 export interface ThawContext {
@@ -122,8 +124,10 @@ export interface ThawContext {
   readonly kill: boolean;
 }
 
-export interface SaveContext {
+export interface SaveContext<O = unknown> {
   readonly target: CheckpointTarget;
+  /** As in CollectContext. */
+  readonly pluginOptions: O;
   /**
    * Stores a blob of raw bytes beside the record (page data, segment contents) and checksums it.
    * Pass an async iterable to stream data that should never be held whole in memory.
@@ -144,8 +148,10 @@ export interface RestoreOptions {
   readonly inheritFds?: Readonly<Record<number, string>>;
 }
 
-export interface RestoreContext {
+export interface RestoreContext<O = unknown> {
   readonly options: RestoreOptions;
+  /** As in CollectContext: the options of the restoring cr's config, not of the one that checkpointed. */
+  readonly pluginOptions: O;
   /** This object's key and the keys of its parents, as the image records them. */
   readonly key: string;
   readonly parents: readonly string[];
@@ -222,7 +228,7 @@ export interface RestoredProcess {
   readonly pid: number;
 }
 
-export interface ResourcePlugin<R = unknown, H = unknown, T = unknown> {
+export interface ResourcePlugin<R = unknown, H = unknown, T = unknown, O = unknown> {
   /** The contract version the plugin was written for: MIN_PLUGIN_API_VERSION to PLUGIN_API_VERSION. */
   readonly apiVersion: number;
   /** The resource type this plugin owns, e.g. "uts-ns". */
@@ -258,8 +264,14 @@ export interface ResourcePlugin<R = unknown, H = unknown, T = unknown> {
   readonly selectableBy?: Readonly<Record<string, AttributeType>>;
   /** Validates records on save and on read. */
   readonly recordSchema: ZodType<R>;
+  /**
+   * Validates this plugin's options, which users give in the config as `pluginOptions.TYPE`; the
+   * parsed value (defaults filled in) is `ctx.pluginOptions`. A bad value is a config error (exit 3)
+   * naming the key path. Without it, the plugin takes no options and `pluginOptions.TYPE` is refused.
+   */
+  readonly optionsSchema?: ZodType<O>;
 
-  collect(parent: ResourceNode, ctx: CollectContext): Promise<CollectedObject<H>[]> | CollectedObject<H>[];
+  collect(parent: ResourceNode, ctx: CollectContext<O>): Promise<CollectedObject<H>[]> | CollectedObject<H>[];
   /**
    * Stops an object from changing until `thaw` (a process is stopped under ptrace). Called right
    * after this type was collected, before the types below it are, and never for a dry run.
@@ -267,7 +279,7 @@ export interface ResourcePlugin<R = unknown, H = unknown, T = unknown> {
   freeze?(node: ResourceNode<H>): Promise<void> | void;
   /** Lets a frozen object go on, or ends it (`ctx.kill`); called however the checkpoint ended. */
   thaw?(node: ResourceNode<H>, ctx: ThawContext): Promise<void> | void;
-  save(node: ResourceNode<H>, ctx: SaveContext): Promise<R> | R;
+  save(node: ResourceNode<H>, ctx: SaveContext<O>): Promise<R> | R;
   /**
    * Checks that a record, which passed `recordSchema`, agrees with its blobs and with the rest of
    * the image (sizes, counts, ranges, ids that must match, objects it names). Called when the
@@ -277,7 +289,7 @@ export interface ResourcePlugin<R = unknown, H = unknown, T = unknown> {
    */
   checkRecord?(record: R, ctx: RecordCheckContext): readonly string[];
   /** Checks, before anything is changed, that `record` can be restored (an id still free …). */
-  preflight?(record: R, ctx: RestoreContext): Promise<void> | void;
+  preflight?(record: R, ctx: RestoreContext<O>): Promise<void> | void;
   /**
    * Finds, before anything is changed, the live object an external reference names where the
    * restore will look for it (same identity, or `ref.mapTo`). Throws a TargetError naming it
@@ -285,16 +297,16 @@ export interface ResourcePlugin<R = unknown, H = unknown, T = unknown> {
    * what `ctx.restored(ref.key)` gives objects restored later. Without it, references of the
    * type are not checked.
    */
-  findExternal?(ref: ExternalReference, ctx: RestoreContext): Promise<unknown> | unknown;
-  restore(record: R, ctx: RestoreContext): Promise<T> | T;
+  findExternal?(ref: ExternalReference, ctx: RestoreContext<O>): Promise<unknown> | unknown;
+  restore(record: R, ctx: RestoreContext<O>): Promise<T> | T;
   /**
    * Called once every object of the image is restored, in reverse order (the objects below a
    * process first, then the process): the last step, e.g. a process's registers, then letting it run.
    */
-  resume?(record: R, restored: T, ctx: RestoreContext): Promise<void> | void;
+  resume?(record: R, restored: T, ctx: RestoreContext<O>): Promise<void> | void;
   /** Undoes `restore` (and `resume`) when a later step of the same restore failed. */
-  rollback?(record: R, restored: T, ctx: RestoreContext): Promise<void> | void;
+  rollback?(record: R, restored: T, ctx: RestoreContext<O>): Promise<void> | void;
 }
 
 /** A constructor tsyringe can build; what a plugin package exports by default (one or an array). */
-export type PluginClass = new (...args: any[]) => ResourcePlugin<unknown, unknown, unknown>;
+export type PluginClass = new (...args: any[]) => ResourcePlugin<unknown, unknown, unknown, unknown>;

@@ -1,8 +1,9 @@
 import { typeNameSchema, type PolicyRule } from '@cr/schemas';
-import { CrError, ExitCode, PluginError } from '../errors.js';
+import { ConfigError, CrError, ExitCode, PluginError } from '../errors.js';
 import { orderTypes } from '../graph/type-order.js';
 import { NAMESPACE_FLAGS } from '../kernel/namespaces.js';
 import { describeSelector } from '../policy/policy.js';
+import { describeZodError } from '../zod-issues.js';
 import { typedMatch, type SelectableAttributes } from '../policy/selector-types.js';
 import { MIN_PLUGIN_API_VERSION, PLUGIN_API_VERSION, type AttributeType, type ResourcePlugin } from './contract.js';
 
@@ -21,6 +22,7 @@ const NAMESPACE_KIND: AttributeType = { oneOf: Object.keys(NAMESPACE_FLAGS) };
 /** The installed resource types, each owned by exactly one plugin. */
 export class PluginRegistry {
   private readonly byType = new Map<string, RegisteredPlugin>();
+  private readonly options = new Map<string, unknown>();
   private order: string[] | undefined;
 
   register(plugin: ResourcePlugin, source: string): void {
@@ -31,6 +33,36 @@ export class PluginRegistry {
     }
     this.byType.set(plugin.type, { plugin, source });
     this.order = undefined;
+  }
+
+  /**
+   * Validates the config's `pluginOptions` (type → that plugin's options) with each plugin's
+   * `optionsSchema`, and keeps what it parsed for the plugin's contexts. A type no plugin handles,
+   * options for a plugin without a schema, or a value its schema refuses is a ConfigError naming
+   * the key path; `sourceOf(type)` says where the value came from. A plugin with a schema that is
+   * given nothing gets what its schema makes of `{}` (its defaults).
+   */
+  setPluginOptions(given: Readonly<Record<string, unknown>>, sourceOf: (type: string) => string): void {
+    for (const type of Object.keys(given)) {
+      const where = `pluginOptions.${type} (${sourceOf(type)})`;
+      if (!this.has(type)) throw new ConfigError(`${where}: no installed plugin handles type "${type}"; installed types: ${[...this.byType.keys()].join(', ')}`);
+      if (!this.get(type).plugin.optionsSchema) throw new ConfigError(`${where}: plugin ${this.get(type).source} takes no options; remove the key`);
+    }
+    for (const { plugin, source } of this.byType.values()) {
+      if (!plugin.optionsSchema) continue;
+      const value = Object.hasOwn(given, plugin.type) ? given[plugin.type] : {};
+      const parsed = plugin.optionsSchema.safeParse(value);
+      if (!parsed.success) {
+        const lines = describeZodError(parsed.error, value, ['pluginOptions', plugin.type]);
+        throw new ConfigError(`invalid options for plugin ${source} (${Object.hasOwn(given, plugin.type) ? sourceOf(plugin.type) : 'none given'}):\n  ${lines.join('\n  ')}`);
+      }
+      this.options.set(plugin.type, parsed.data);
+    }
+  }
+
+  /** The options of `type`'s plugin, as its `optionsSchema` parsed them; undefined for a plugin without one. */
+  optionsOf(type: string): unknown {
+    return this.options.get(type);
   }
 
   has(type: string): boolean {
@@ -84,7 +116,7 @@ export class PluginRegistry {
   typedRule(rule: PolicyRule): PolicyRule {
     if (!this.selects(rule.type)) {
       throw new CrError(
-        `unknown resource type "${rule.type}"; installed types: ${this.orderedTypes().join(', ')}; groups: ${this.groups().join(', ')} (see cr plugins)`,
+        `unknown resource type "${rule.type}"; installed types: ${this.orderedTypes().join(', ')}; groups: ${this.groups().join(', ')} (see cr types)`,
         ExitCode.Usage,
       );
     }
@@ -138,6 +170,7 @@ function assertPluginShape(plugin: ResourcePlugin, source: string): void {
   if (!Number.isInteger(plugin.version) || plugin.version < 1) fail(`version must be a positive integer, got ${String(plugin.version)}`);
   if (!Array.isArray(plugin.collectsFrom) || plugin.collectsFrom.length === 0) fail('collectsFrom must name at least one parent type');
   if (typeof plugin.recordSchema?.safeParse !== 'function') fail('recordSchema must be a zod schema');
+  if (plugin.optionsSchema !== undefined && typeof plugin.optionsSchema?.safeParse !== 'function') fail('optionsSchema must be a zod schema');
   for (const group of plugin.groups ?? []) {
     if (!typeNameSchema.safeParse(group).success) fail(`group ${JSON.stringify(group)} is not a name like "sysvipc"`);
   }

@@ -1,9 +1,9 @@
 import { Args } from '@oclif/core';
-import { formatPath } from '@cr/core/engine';
+import { formatPath, type ReadImage } from '@cr/core/engine';
 import { fileEntrySchema, type ObjectEntry } from '@cr/schemas';
 import microdiff from 'microdiff';
 import { CrCommand } from '../../base-command.js';
-import { readSoundImage, type ReadImage } from '../../image/read-image.js';
+import { readSoundImage } from '../../image/read-image.js';
 
 /** One difference between two images. */
 export interface ImageDifference {

@@ -1,4 +1,8 @@
-/** The plugins cr ships with. They are loaded by package name, exactly like third-party ones. */
+/**
+ * The plugins cr ships with, which the CLI and the library load by default. They are loaded by
+ * package name, exactly like third-party ones, from cr's own install (this package's
+ * dependencies).
+ */
 export const BUILTIN_PLUGINS = [
   '@cr/plugin-tasks',
   '@cr/plugin-mm',
