@@ -8,6 +8,7 @@ import { EventFds } from './event-fds.js';
 import { readVmas, type Vma } from './proc-maps.js';
 import { Procfs } from './procfs.js';
 import { Ptrace } from './ptrace.js';
+import { Shmem } from './shmem.js';
 import { RemoteTask } from './remote-task.js';
 import { createSeed } from './seed.js';
 import { Sysctl } from './sysctl.js';
@@ -31,6 +32,7 @@ export class Kernel {
   readonly memory = new TaskMemory();
   readonly pipes = new Pipes(this.libc);
   readonly eventFds = new EventFds(this.libc);
+  readonly shmem = new Shmem(this.libc);
 
   /** Opens a directory for *at calls that never follow a symlink planted in it (see directory.ts). */
   openDirectory(path: string): Directory {

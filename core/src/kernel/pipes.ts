@@ -55,13 +55,23 @@ export class Pipes {
   create(contents: PipeContents, target: string): [number, number] {
     const [read, write] = this.libc.pipe2(0);
     try {
-      if (this.libc.fcntl(write, F_GETPIPE_SZ, 0, target) < contents.capacity) this.libc.fcntl(write, F_SETPIPE_SZ, contents.capacity, target);
-      for (let at = 0; at < contents.data.length; ) at += writeSync(write, contents.data, at, contents.data.length - at);
+      this.fill(write, contents, target);
       return [read, write];
     } catch (err) {
       closeSync(read);
       closeSync(write);
       throw err;
     }
+  }
+
+  /** Gives the pipe behind `fd` (a writable descriptor of cr's) at least `capacity` bytes, and writes `data` into it. */
+  fill(fd: number, contents: PipeContents, target: string): void {
+    if (this.libc.fcntl(fd, F_GETPIPE_SZ, 0, target) < contents.capacity) this.libc.fcntl(fd, F_SETPIPE_SZ, contents.capacity, target);
+    for (let at = 0; at < contents.data.length; ) at += writeSync(fd, contents.data, at, contents.data.length - at);
+  }
+
+  /** Makes a named pipe at `path` (mkfifo); its mode is then cr's umask's, for the caller to set. */
+  makeFifo(path: string, mode: number): void {
+    this.libc.mkfifo(path, mode);
   }
 }
