@@ -1,4 +1,4 @@
-import { O_APPEND, O_CREAT, O_RDONLY } from 'node:constants';
+import { O_APPEND, O_CREAT, O_NONBLOCK, O_RDONLY } from 'node:constants';
 
 const O_ACCMODE = 3;
 /** The open-file status flags fcntl(F_SETFL) can change: O_APPEND, O_ASYNC, O_DIRECT, O_NOATIME, O_NONBLOCK. */
@@ -21,9 +21,15 @@ export async function restoreFd(task: RemoteTask, record: FilesRecord, ctx: Rest
   }
   if (record.kind === 'inherited' && ctx.options.inheritFds?.[record.fd] === undefined) {
     assertOwnFdOpen(record, who);
-    // cr's own descriptor (a terminal, a pipe) is shared with the task, as after fork(); its
-    // status flags are the program's again (Node may have made cr's stdio non-blocking).
-    task.installFd(record.fd, record.fd, record.closeOnExec);
+    // cr's own descriptor (a terminal) is shared with the task, as after fork(); its status
+    // flags are the program's again (Node may have made cr's stdio non-blocking). A pipe is
+    // opened anew instead, when it can be, for Node puts back the flags of its stdio as cr exits.
+    const local = reopenedPipe(record) ?? record.fd;
+    try {
+      task.installFd(local, record.fd, record.closeOnExec);
+    } finally {
+      if (local !== record.fd) closeSync(local);
+    }
     task.fcntl(record.fd, F_SETFL, record.flags & STATUS_FLAGS);
     return;
   }
@@ -73,6 +79,17 @@ function inherited(record: Extract<FilesRecord, { kind: 'inherited' }>, ctx: Res
     return openSync(path, flags, 0o644);
   } catch (err) {
     throw new TargetError(`--inherit-fd ${record.fd}=${path}: cannot open it (${(err as NodeJS.ErrnoException).code})`);
+  }
+}
+
+/** cr's own fd `record.fd` opened again when it is a pipe or named pipe with someone at the other end, with the program's access mode. */
+function reopenedPipe(record: Extract<FilesRecord, { kind: 'inherited' }>): number | undefined {
+  if (!fstatSync(record.fd).isFIFO()) return undefined;
+  try {
+    return openSync(`/proc/self/fd/${record.fd}`, (record.flags & O_ACCMODE) | O_NONBLOCK);
+  } catch {
+    // Nobody reads from it (ENXIO): the program finds it as cr had it.
+    return undefined;
   }
 }
 
