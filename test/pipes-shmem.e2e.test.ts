@@ -1,0 +1,168 @@
+import { once } from 'node:events';
+import { spawn } from 'node:child_process';
+import { chownSync, closeSync, existsSync, openSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Kernel } from '@cr/core';
+import { Cleanup, REPO, crJson, tempDir } from './helpers/cli.js';
+import { checkpointAndKill, compileFixture, crAsync, lines, restoreDetached, startFixture, waitFor, waitForLine, waitGone } from './helpers/processes.js';
+
+const BIN = join(REPO, 'cli', 'bin', 'run.js');
+const cleanup = new Cleanup();
+afterEach(() => cleanup.run());
+
+let bin: string;
+const fixture = (name: string) => join(bin, name);
+beforeAll(() => {
+  bin = tempDir('cr-pipes-shmem-bin-');
+  for (const name of ['pipecount', 'fifo', 'memfd', 'shmanon']) compileFixture(name, bin);
+});
+afterAll(() => cleanup.dir(bin) && cleanup.run());
+
+interface Tick {
+  n: bigint;
+  sum: bigint;
+  nonblock: boolean;
+}
+
+/** The "tick N sum S" lines pipecount wrote, each checked: S is the sum of the squares up to N. */
+function ticks(path: string): Tick[] {
+  return lines(path)
+    .map((l) => /^tick (\d+) sum (\d+)( nonblock=1)?$/.exec(l))
+    .filter((m) => m !== null)
+    .map((m) => {
+      const n = BigInt(m[1]!);
+      expect(BigInt(m[2]!), `tick ${n}`).toBe((n * (n + 1n) * (2n * n + 1n)) / 6n);
+      return { n, sum: BigInt(m[2]!), nonblock: m[3] !== undefined };
+    });
+}
+
+/** Waits for `count` more ticks than `after` in `path`, and checks they follow it one by one, non-blocking. */
+async function carriesOn(path: string, after: bigint, count = 10): Promise<void> {
+  const seen = await waitFor(`${count} ticks after tick ${after} in ${path}`, () => {
+    const t = ticks(path);
+    return t.length >= count ? t : undefined;
+  });
+  expect(seen.map((t) => t.n)).toEqual(seen.map((_, i) => after + 1n + BigInt(i)));
+  expect(seen.every((t) => t.nonblock)).toBe(true);
+}
+
+/**
+ * Checkpoints a fixture without stopping it, lets the running program answer SIGUSR1 (it exits
+ * then), restores the image and asks the restored program the same: both answers must be equal.
+ */
+async function sameAnswerAfterRestore(
+  name: string,
+  args: string[],
+  answer: RegExp,
+  hooks: { started?: (dir: string) => void; beforeRestore?: (dir: string) => void } = {},
+): Promise<{ answer: string; saved: string; img: string; pid: number; dir: string }> {
+  const dir = cleanup.dir(tempDir());
+  const out = join(dir, 'out.txt');
+  const img = join(dir, 'img');
+  const child = await startFixture(cleanup, fixture(name), args.map((a) => a.replace('DIR', dir)), out);
+  hooks.started?.(dir);
+  const saved = await crAsync(['checkpoint', String(child.pid), '-D', img]);
+  expect(saved.stderr).toBe('');
+  const exited = once(child, 'exit');
+  process.kill(child.pid!, 'SIGUSR1');
+  const first = await waitForLine(out, answer);
+  await exited;
+  hooks.beforeRestore?.(dir);
+  await restoreDetached(cleanup, img, child.pid!);
+  process.kill(child.pid!, 'SIGUSR1');
+  await waitFor('the restored program to answer', () => (lines(out).filter((l) => answer.test(l)).length === 2 ? true : undefined));
+  expect(lines(out).filter((l) => answer.test(l))).toEqual([first, first]);
+  return { answer: first, saved: saved.stdout, img, pid: child.pid!, dir };
+}
+
+describe('pipes that lead outside the process', () => {
+  it('`fixture | cat`: stdout, a pipe to cat, carries on into the pipe cr restore writes to (`cr restore | cat`), still non-blocking', async () => {
+    const dir = cleanup.dir(tempDir());
+    const [err, out, out2] = ['err', 'out', 'out2'].map((f) => join(dir, f));
+    const shell = cleanup.process(spawn('sh', ['-c', `${fixture('pipecount')} 1 nonblock 2>>${err} | cat >>${out}`], { stdio: 'ignore' }));
+    const pid = cleanup.orphan(Number((await waitForLine(err, /^ready/)).split(' ')[1]));
+    await waitFor('ten ticks', () => (ticks(out).length >= 10 ? true : undefined));
+    const shellDone = once(shell, 'exit');
+    const saved = await crAsync(['checkpoint', String(pid), '-D', join(dir, 'img'), '--kill']);
+    expect(saved.stderr).toBe('');
+    expect(saved.stdout).toContain(`files:${pid}:1`);
+    // Its end gone, cat read the rest and ended, and the shell with it.
+    await shellDone;
+    await waitGone(pid);
+    const last = ticks(out).at(-1)!.n;
+    cleanup.process(spawn('sh', ['-c', `${process.execPath} ${BIN} restore -D ${join(dir, 'img')} --detach | cat >>${out2}`], { stdio: 'ignore' }));
+    await carriesOn(out2, last);
+  });
+
+  it('fd 5, a pipe whose reader is another process, is refused at restore without --inherit-fd and carries on into that pipe with it', async () => {
+    const dir = cleanup.dir(tempDir());
+    const [log, out] = ['log', 'out'].map((f) => join(dir, f));
+    const [read, write] = new Kernel().pipes.create({ data: Buffer.alloc(0), capacity: 65536 }, 'the test pipe');
+    // The test keeps the write end too, so that cat does not see the end of its input while the program is away.
+    cleanup.add(() => closeSync(write));
+    const outFd = openSync(out, 'a');
+    const cat = cleanup.process(spawn('cat', [], { stdio: [read, outFd, 'ignore'] }));
+    closeSync(outFd);
+    closeSync(read);
+    const logFd = openSync(log, 'a');
+    const child = cleanup.process(spawn(fixture('pipecount'), ['5', 'nonblock'], { stdio: ['ignore', logFd, logFd, 'ignore', 'ignore', write] }));
+    closeSync(logFd);
+    await waitFor('ten ticks', () => (ticks(out).length >= 10 ? true : undefined));
+    const img = join(dir, 'img');
+    const saved = await checkpointAndKill(child, img);
+    expect(saved).toMatch(new RegExp(`pipes:${child.pid}:\\d+`));
+    await waitFor('cat to have read everything', () => (ticks(out).length > 0 && lines(out).at(-1)!.startsWith('tick') ? true : undefined));
+    const last = ticks(out).at(-1)!.n;
+
+    const refused = await crAsync(['restore', '-D', img, '--detach']);
+    expect(refused.status, refused.stderr).toBe(5);
+    expect(refused.stderr).toMatch(/^cr: cannot restore fd 5(, \d+)* of PID \d+: the write end of pipe:\[\d+\], whose read end was outside the checkpoint; give it with --inherit-fd 5=PATH/);
+    expect(existsSync(`/proc/${child.pid}`)).toBe(false);
+
+    const before = lines(out).length;
+    await restoreDetached(cleanup, img, child.pid!, ['--inherit-fd', `5=/proc/${cat.pid}/fd/0`]);
+    await waitFor('ten more ticks', () => (lines(out).length >= before + 10 ? true : undefined));
+    expect(ticks(out).slice(-10).every((t) => t.nonblock)).toBe(true);
+    expect(ticks(out).map((t) => t.n)).toEqual(ticks(out).map((_, i) => 1n + BigInt(i)));
+    expect(ticks(out).some((t) => t.n === last + 1n)).toBe(true);
+  });
+});
+
+describe('named pipes', () => {
+  it('a named pipe opened three ways comes back by path, made again with its mode and owner, with its 70000 bytes, capacity and flags', async () => {
+    const { answer, saved, dir } = await sameAnswerAfterRestore('fifo', ['DIR/ff'], /^fifo /, {
+      started: (d) => chownSync(join(d, 'ff'), 1234, 5678),
+      // Gone at restore: made again.
+      beforeRestore: (d) => rmSync(join(d, 'ff')),
+    });
+    expect(saved).toMatch(/fifos:\d+:3/);
+    // Read without draining: the program that ran on found all its bytes, as the restored one does.
+    expect(answer).toMatch(/^fifo got=70000 sum=\d+ nonblock=1 capacity=131072 works=1 abc$/);
+    const st = statSync(join(dir, 'ff'));
+    expect([st.isFIFO(), st.mode & 0o7777, st.uid, st.gid]).toEqual([true, 0o640, 1234, 5678]);
+  });
+});
+
+describe('shared memory', () => {
+  it('memfds come back as memfds with their name, size, contents, seals and offset, mapped where they were, fd and mapping one object', async () => {
+    const { answer, saved } = await sameAnswerAfterRestore('memfd', [], /^memfd /);
+    expect(answer).toMatch(
+      /^memfd link=\/memfd:cr-buf \(deleted\) map=\/memfd:cr-buf \(deleted\) size=12388 seals=6 offset=777 sum=(\d+) mapsum=\1 shared=1 grow-refused=1 \| ro map=\/memfd:cr-ro \(deleted\) seals=14 sum=\d+ write-refused=1$/,
+    );
+    // fd 3, its dup fd 6 and the mapping lead to one object; the sealed memfd is another.
+    expect(saved.match(/shmem:\d+/g)).toHaveLength(2);
+    expect(saved).toMatch(/memfd:\d+:3, memfd:\d+:4/);
+  });
+
+  it('shared anonymous memory comes back shared, with the pages the process no longer had mapped', async () => {
+    const { answer, img, pid } = await sameAnswerAfterRestore('shmanon', [], /^shared /);
+    expect(answer).toMatch(/^shared sum=\d+ perms=rw-s path=\/dev\/zero \(deleted\) written=1$/);
+    const { records } = crJson<{ records: Record<string, { kind?: string; regions?: { length: number }[] }> }>(['inspect', img]);
+    const shmem = Object.entries(records).find(([key]) => key.startsWith('shmem:'))![1];
+    expect(shmem.kind).toBe('anonymous');
+    // Every page of the object (all 64 were read or written), though 16 were no longer in the page table (MADV_DONTNEED).
+    expect(shmem.regions!.reduce((sum, r) => sum + r.length, 0)).toBe(64 * 4096);
+    expect(records[`mm:${pid}`]).toBeDefined();
+  });
+});
