@@ -20,7 +20,7 @@ export class MmPlugin implements ResourcePlugin<MmRecord, ResourceNode<TaskHandl
   readonly apiVersion = PLUGIN_API_VERSION;
   readonly type = 'mm';
   readonly version = 1;
-  readonly description = 'Address space: mappings, memory contents (present pages that are not all zeros), brk, auxv, exe';
+  readonly description = 'Address space: mappings, private memory contents (present pages that are not all zeros), brk, auxv, exe';
   readonly collectsFrom = [TASKS.type];
   readonly dependsOn = [SHMEM.type];
   readonly recordSchema = mmRecordSchema;

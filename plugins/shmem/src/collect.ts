@@ -39,24 +39,35 @@ export function shmemOfVma(vma: Pick<Vma, 'path' | 'shared'>): ShmemKind | undef
   return undefined;
 }
 
-/** The shared memory objects process `pid` reaches through `fds` and `vmas`, each once. */
+/** Whether the file at `path` is on hugetlbfs (a memfd made with MFD_HUGETLB), which cr cannot save yet. */
+export function onHugePages(path: string): boolean {
+  return statfsSync(path).type === FS_MAGIC.HUGETLBFS;
+}
+
+/**
+ * The shared memory objects process `pid` reaches through `fds` and `vmas`, each once. A memfd on
+ * huge pages is left to the files plugin, which refuses its descriptors by name (they can be
+ * left out); a mapping of one is refused here.
+ */
 export function shmemSources(pid: number, fds: readonly FdInfo[], vmas: readonly Vma[]): ShmemSource[] {
   const found = new Map<number, ShmemSource>();
-  const add = (path: string, what: ShmemKind, where: string) => {
-    if (statfsSync(path).type === FS_MAGIC.HUGETLBFS) {
-      throw new UnsupportedError(`PID ${pid}: ${where} is a memfd on huge pages (MFD_HUGETLB), which cr cannot checkpoint yet`);
-    }
+  const add = (path: string, what: ShmemKind) => {
     const inode = Number(statSync(path).ino);
     if (!found.has(inode)) found.set(inode, { inode, what, path });
   };
   for (const info of fds) {
     const what = shmemOfFd(info);
-    if (what) add(`/proc/${pid}/fd/${info.fd}`, what, `fd ${info.fd}`);
+    const path = `/proc/${pid}/fd/${info.fd}`;
+    if (what && !onHugePages(path)) add(path, what);
   }
   for (const vma of vmas) {
     const what = shmemOfVma(vma);
-    const range = `${vma.start.toString(16)}-${vma.end.toString(16)}`;
-    if (what) add(`/proc/${pid}/map_files/${range}`, what, `mapping 0x${range.replace('-', '-0x')}`);
+    if (!what) continue;
+    const path = `/proc/${pid}/map_files/${vma.start.toString(16)}-${vma.end.toString(16)}`;
+    if (onHugePages(path)) {
+      throw new UnsupportedError(`PID ${pid}: mapping 0x${vma.start.toString(16)}-0x${vma.end.toString(16)} maps a memfd on huge pages (${vma.path}), which cr cannot checkpoint yet`);
+    }
+    add(path, what);
   }
   return [...found.values()];
 }

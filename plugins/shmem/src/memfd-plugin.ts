@@ -16,7 +16,7 @@ import {
   type RestoreContext,
 } from '@cr/core';
 import { TASKS, restoredTaskOf } from '@cr/plugin-tasks';
-import { shmemOfFd } from './collect.js';
+import { onHugePages, shmemOfFd } from './collect.js';
 import { memfdRecordSchema, type MemfdRecord } from './record.js';
 import { SHMEM } from './shmem-plugin.js';
 
@@ -51,7 +51,7 @@ export class MemfdPlugin implements ResourcePlugin<MemfdRecord, MemfdHandle> {
   collect(parent: ResourceNode): CollectedObject<MemfdHandle>[] {
     const task = TASKS.handleOf(parent);
     const { pid } = task;
-    return descriptionsOf(this.kernel, pid, task.fds(), (info) => shmemOfFd(info) !== undefined).map((description) => {
+    return descriptionsOf(this.kernel, pid, task.fds(), (info) => shmemOfFd(info) !== undefined && !onHugePages(`/proc/${pid}/fd/${info.fd}`)).map((description) => {
       const inode = Number(statSync(`/proc/${pid}/fd/${description.info.fd}`).ino);
       return {
         id: `${pid}:${description.info.fd}`,
