@@ -15,9 +15,10 @@ import {
   type SaveContext,
 } from '@cr/core';
 import { TASKS, restoredTaskOf } from '@cr/plugin-tasks';
+import { O_RDONLY, O_WRONLY } from 'node:constants';
 import { closeSync } from 'node:fs';
 import { heldPipes, type HeldPipe } from './collect.js';
-import { givenPath, openGivenEnd } from './given-end.js';
+import { inheritedPath, openInherited } from '@cr/descriptor-base';
 import { pipeRecordSchema, type PipeRecord } from './record.js';
 import { FifosPlugin } from './fifos.js';
 import { readAll } from './read-all.js';
@@ -85,7 +86,7 @@ export class PipesPlugin implements ResourcePlugin<PipeRecord, PipeHandle> {
 
   /** An end whose other end was outside needs --inherit-fd, checked before anything is changed. */
   preflight(record: PipeRecord, ctx: RestoreContext): void {
-    if (record.outside === undefined || givenPath(record.ends, ctx)) return;
+    if (record.outside === undefined || inheritedPath(record.ends, ctx)) return;
     const [pid] = ctx.key.slice(this.type.length + 1).split(':');
     const fds = record.ends.map((e) => e.fd);
     const end = record.ends[0]!.end;
@@ -113,8 +114,9 @@ export class PipesPlugin implements ResourcePlugin<PipeRecord, PipeHandle> {
   }
 
   private restoreGivenEnd(task: RemoteTask, record: PipeRecord, ctx: RestoreContext): void {
-    const { fd, path } = givenPath(record.ends, ctx)!;
-    const { local, statusFlags } = openGivenEnd(record.ends[0]!.end, fd, path, record.ends[0]!.flags);
+    const { fd, path } = inheritedPath(record.ends, ctx)!;
+    const { end, flags } = record.ends[0]!;
+    const { local, statusFlags } = openInherited(fd, path, (end === 'read' ? O_RDONLY : O_WRONLY) | flags);
     try {
       installDescription(task, local, record.ends, statusFlags);
     } finally {
