@@ -2,14 +2,13 @@ import { once } from 'node:events';
 import { spawn } from 'node:child_process';
 import { chownSync, closeSync, existsSync, openSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kernel } from '@cr/core';
 import { Cleanup, REPO, crJson, tempDir } from './helpers/cli.js';
 import { checkpointAndKill, compileFixture, crAsync, lines, restoreDetached, startFixture, waitFor, waitForLine, waitGone } from './helpers/processes.js';
 
 const BIN = join(REPO, 'cli', 'bin', 'run.js');
-const cleanup = new Cleanup();
-afterEach(() => cleanup.run());
+const shared = new Cleanup();
 
 let bin: string;
 const fixture = (name: string) => join(bin, name);
@@ -17,7 +16,17 @@ beforeAll(() => {
   bin = tempDir('cr-pipes-shmem-bin-');
   for (const name of ['pipecount', 'fifo', 'memfd', 'shmanon']) compileFixture(name, bin);
 });
-afterAll(() => cleanup.dir(bin) && cleanup.run());
+afterAll(() => shared.dir(bin) && shared.run());
+
+/** A test with its own Cleanup, run however it ends: the tests of this file run at once. */
+const cleaned = (test: (cleanup: Cleanup) => Promise<void>) => async () => {
+  const cleanup = new Cleanup();
+  try {
+    await test(cleanup);
+  } finally {
+    await cleanup.run();
+  }
+};
 
 interface Tick {
   n: bigint;
@@ -52,6 +61,7 @@ async function carriesOn(path: string, after: bigint, count = 10): Promise<void>
  * then), restores the image and asks the restored program the same: both answers must be equal.
  */
 async function sameAnswerAfterRestore(
+  cleanup: Cleanup,
   name: string,
   args: string[],
   answer: RegExp,
@@ -76,8 +86,8 @@ async function sameAnswerAfterRestore(
   return { answer: first, saved: saved.stdout, img, pid: child.pid!, dir };
 }
 
-describe('pipes that lead outside the process', () => {
-  it('`fixture | cat`: stdout, a pipe to cat, carries on into the pipe cr restore writes to (`cr restore | cat`), still non-blocking', async () => {
+describe.concurrent('pipes that lead outside the process', () => {
+  it('`fixture | cat`: stdout, a pipe to cat, carries on into the pipe cr restore writes to (`cr restore | cat`), still non-blocking', cleaned(async (cleanup) => {
     const dir = cleanup.dir(tempDir());
     const [err, out, out2] = ['err', 'out', 'out2'].map((f) => join(dir, f));
     const shell = cleanup.process(spawn('sh', ['-c', `${fixture('pipecount')} 1 nonblock 2>>${err} | cat >>${out}`], { stdio: 'ignore' }));
@@ -93,9 +103,9 @@ describe('pipes that lead outside the process', () => {
     const last = ticks(out).at(-1)!.n;
     cleanup.process(spawn('sh', ['-c', `${process.execPath} ${BIN} restore -D ${join(dir, 'img')} --detach | cat >>${out2}`], { stdio: 'ignore' }));
     await carriesOn(out2, last);
-  });
+  }));
 
-  it('fd 5, a pipe whose reader is another process, is refused at restore without --inherit-fd and carries on into that pipe with it', async () => {
+  it('fd 5, a pipe whose reader is another process, is refused at restore without --inherit-fd and carries on into that pipe with it', cleaned(async (cleanup) => {
     const dir = cleanup.dir(tempDir());
     const [log, out] = ['log', 'out'].map((f) => join(dir, f));
     const [read, write] = new Kernel().pipes.create({ data: Buffer.alloc(0), capacity: 65536 }, 'the test pipe');
@@ -126,12 +136,12 @@ describe('pipes that lead outside the process', () => {
     expect(ticks(out).slice(-10).every((t) => t.nonblock)).toBe(true);
     expect(ticks(out).map((t) => t.n)).toEqual(ticks(out).map((_, i) => 1n + BigInt(i)));
     expect(ticks(out).some((t) => t.n === last + 1n)).toBe(true);
-  });
+  }));
 });
 
-describe('named pipes', () => {
-  it('a named pipe opened three ways comes back by path, made again with its mode and owner, with its 70000 bytes, capacity and flags', async () => {
-    const { answer, saved, dir } = await sameAnswerAfterRestore('fifo', ['DIR/ff'], /^fifo /, {
+describe.concurrent('named pipes', () => {
+  it('a named pipe opened three ways comes back by path, made again with its mode and owner, with its 70000 bytes, capacity and flags', cleaned(async (cleanup) => {
+    const { answer, saved, dir } = await sameAnswerAfterRestore(cleanup, 'fifo', ['DIR/ff'], /^fifo /, {
       started: (d) => chownSync(join(d, 'ff'), 1234, 5678),
       // Gone at restore: made again.
       beforeRestore: (d) => rmSync(join(d, 'ff')),
@@ -141,22 +151,22 @@ describe('named pipes', () => {
     expect(answer).toMatch(/^fifo got=70000 sum=\d+ nonblock=1 capacity=131072 works=1 abc$/);
     const st = statSync(join(dir, 'ff'));
     expect([st.isFIFO(), st.mode & 0o7777, st.uid, st.gid]).toEqual([true, 0o640, 1234, 5678]);
-  });
+  }));
 });
 
-describe('shared memory', () => {
-  it('memfds come back as memfds with their name, size, contents, seals and offset, mapped where they were, fd and mapping one object', async () => {
-    const { answer, saved } = await sameAnswerAfterRestore('memfd', [], /^memfd /);
+describe.concurrent('shared memory', () => {
+  it('memfds come back as memfds with their name, size, contents, seals and offset, mapped where they were, fd and mapping one object', cleaned(async (cleanup) => {
+    const { answer, saved } = await sameAnswerAfterRestore(cleanup, 'memfd', [], /^memfd /);
     expect(answer).toMatch(
       /^memfd link=\/memfd:cr-buf \(deleted\) map=\/memfd:cr-buf \(deleted\) size=12388 seals=6 offset=777 sum=(\d+) mapsum=\1 shared=1 grow-refused=1 \| ro map=\/memfd:cr-ro \(deleted\) seals=14 sum=\d+ write-refused=1$/,
     );
     // fd 3, its dup fd 6 and the mapping lead to one object; the sealed memfd is another.
     expect(saved.match(/shmem:\d+/g)).toHaveLength(2);
     expect(saved).toMatch(/memfd:\d+:3, memfd:\d+:4/);
-  });
+  }));
 
-  it('shared anonymous memory comes back shared, with the pages the process no longer had mapped', async () => {
-    const { answer, img, pid } = await sameAnswerAfterRestore('shmanon', [], /^shared /);
+  it('shared anonymous memory comes back shared, with the pages the process no longer had mapped', cleaned(async (cleanup) => {
+    const { answer, img, pid } = await sameAnswerAfterRestore(cleanup, 'shmanon', [], /^shared /);
     expect(answer).toMatch(/^shared sum=\d+ perms=rw-s path=\/dev\/zero \(deleted\) written=1$/);
     const { records } = crJson<{ records: Record<string, { kind?: string; regions?: { length: number }[] }> }>(['inspect', img]);
     const shmem = Object.entries(records).find(([key]) => key.startsWith('shmem:'))![1];
@@ -164,5 +174,5 @@ describe('shared memory', () => {
     // Every page of the object (all 64 were read or written), though 16 were no longer in the page table (MADV_DONTNEED).
     expect(shmem.regions!.reduce((sum, r) => sum + r.length, 0)).toBe(64 * 4096);
     expect(records[`mm:${pid}`]).toBeDefined();
-  });
+  }));
 });

@@ -2,6 +2,7 @@ import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { O_NONBLOCK, O_RDONLY } from 'node:constants';
 import { KernelError } from './kernel-error.js';
 import type { Libc } from './libc.js';
+import { O_CLOEXEC } from './syscalls.js';
 
 const F_SETPIPE_SZ = 1031;
 const F_GETPIPE_SZ = 1032;
@@ -28,7 +29,7 @@ export class Pipes {
     const pipe = openSync(`/proc/${pid}/fd/${fd}`, O_RDONLY | O_NONBLOCK);
     try {
       const capacity = this.libc.fcntl(pipe, F_GETPIPE_SZ, 0, target);
-      const [copyIn, copyOut] = this.libc.pipe2(O_NONBLOCK);
+      const [copyIn, copyOut] = this.libc.pipe2(O_NONBLOCK | O_CLOEXEC);
       try {
         this.libc.fcntl(copyOut, F_SETPIPE_SZ, capacity, target);
         let copied: number;
@@ -51,9 +52,12 @@ export class Pipes {
     }
   }
 
-  /** A new pipe of `capacity` bytes (at least) holding `data`, as [read end, write end] of cr's. */
+  /**
+   * A new pipe of `capacity` bytes (at least) holding `data`, as [read end, write end] of cr's,
+   * close-on-exec like every descriptor Node opens, so that no process cr starts inherits it.
+   */
   create(contents: PipeContents, target: string): [number, number] {
-    const [read, write] = this.libc.pipe2(0);
+    const [read, write] = this.libc.pipe2(O_CLOEXEC);
     try {
       this.fill(write, contents, target);
       return [read, write];
