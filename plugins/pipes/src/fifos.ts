@@ -1,5 +1,6 @@
 import { O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY } from 'node:constants';
-import { chmodSync, chownSync, closeSync, lstatSync, openSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, lstatSync, openSync, rmSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import {
   Kernel,
   PLUGIN_API_VERSION,
@@ -25,6 +26,11 @@ const O_ACCMODE = 3;
 const ACCESS: Record<number, FifoDescription['access']> = { [O_RDONLY]: 'read', [O_WRONLY]: 'write', [O_RDWR]: 'read-write' };
 const OPEN_FLAGS: Record<FifoDescription['access'], number> = { read: O_RDONLY, write: O_WRONLY, 'read-write': O_RDWR };
 
+/** What restoring a named pipe did: whether cr made it (and removes it if the restore fails). */
+export interface RestoredFifo {
+  made: boolean;
+}
+
 /** A named pipe being checkpointed: the process, its path, and its descriptions of it. */
 export interface FifoHandle {
   pid: number;
@@ -40,7 +46,7 @@ export interface FifoHandle {
  * gone; the bytes are written back when nobody else has it open, for otherwise they are still in it.
  */
 @injectable()
-export class FifosPlugin implements ResourcePlugin<FifoRecord, FifoHandle> {
+export class FifosPlugin implements ResourcePlugin<FifoRecord, FifoHandle, RestoredFifo> {
   readonly apiVersion = PLUGIN_API_VERSION;
   readonly type = 'fifos';
   readonly version = 1;
@@ -100,39 +106,54 @@ export class FifosPlugin implements ResourcePlugin<FifoRecord, FifoHandle> {
     return [...problems, ...blobProblems(ctx, record.queued > 0 ? { data: record.queued } : {})];
   }
 
-  /** Something other than a named pipe at the path is refused before anything is changed. */
+  /** Something other than a named pipe at the path, or no directory to make it in, is refused before anything is changed. */
   preflight(record: FifoRecord, ctx: RestoreContext): void {
     const st = lstatOrUndefined(record.path);
     if (st && !st.isFIFO()) {
       throw new TargetError(`cannot restore ${ctx.key}: ${record.path} was a named pipe at the checkpoint, and is another kind of file now; remove it, or move it away`);
     }
+    if (!st && !lstatOrUndefined(dirname(record.path))?.isDirectory()) {
+      throw new TargetError(`cannot restore ${ctx.key}: the named pipe ${record.path} is gone, and so is its directory; make the directory again`);
+    }
   }
 
-  async restore(record: FifoRecord, ctx: RestoreContext): Promise<void> {
+  async restore(record: FifoRecord, ctx: RestoreContext): Promise<RestoredFifo> {
     const task = restoredTaskOf(ctx);
     const who = `the named pipe ${record.path} of PID ${task.pid}`;
     const made = !lstatOrUndefined(record.path);
-    if (made) this.makeFifo(record, who);
-    // A reader no one else has: nobody holds the named pipe, so its buffer is new and empty.
-    const unused = made || !hasReader(record.path);
-    // Holding both sides, so that opening either end does not wait for the other.
-    const anchor = openOrThrow(record.path, O_RDWR | O_NONBLOCK, who);
     try {
-      if (unused && this.kernel.pipes.peek(process.pid, anchor).data.length === 0) {
-        const data = record.queued > 0 ? await readAll(ctx.readBlob('data')) : Buffer.alloc(0);
-        this.kernel.pipes.fill(anchor, { data, capacity: record.capacity }, who);
-      }
-      for (const description of record.descriptions) {
-        const local = openOrThrow(record.path, OPEN_FLAGS[description.access] | O_NONBLOCK, who);
-        try {
-          installDescription(task, local, description.fds, description.statusFlags);
-        } finally {
-          closeSync(local);
+      if (made) this.makeFifo(record, who);
+      // The saved bytes go back when nobody else holds the named pipe: it has no reader, and
+      // nothing in it (a writer that kept it open would have kept the bytes in it too).
+      const unused = made || !hasReader(record.path);
+      // Holding both sides, so that opening either end does not wait for the other.
+      const anchor = openOrThrow(record.path, O_RDWR | O_NONBLOCK, who);
+      try {
+        if (unused && this.kernel.pipes.peek(process.pid, anchor).data.length === 0) {
+          const data = record.queued > 0 ? await readAll(ctx.readBlob('data')) : Buffer.alloc(0);
+          this.kernel.pipes.fill(anchor, { data, capacity: record.capacity }, who);
         }
+        for (const description of record.descriptions) {
+          const local = openOrThrow(record.path, OPEN_FLAGS[description.access] | O_NONBLOCK, who);
+          try {
+            installDescription(task, local, description.fds, description.statusFlags);
+          } finally {
+            closeSync(local);
+          }
+        }
+      } finally {
+        closeSync(anchor);
       }
-    } finally {
-      closeSync(anchor);
+    } catch (err) {
+      if (made) rmSync(record.path, { force: true });
+      throw err;
     }
+    return { made };
+  }
+
+  /** A named pipe cr made is removed again. */
+  rollback(record: FifoRecord, restored: RestoredFifo): void {
+    if (restored.made) rmSync(record.path, { force: true });
   }
 
   private makeFifo(record: FifoRecord, who: string): void {
