@@ -133,9 +133,11 @@ describe.concurrent('pipes that lead outside the process', () => {
     const before = lines(out).length;
     await restoreDetached(cleanup, img, child.pid!, ['--inherit-fd', `5=/proc/${cat.pid}/fd/0`]);
     await waitFor('ten more ticks', () => (lines(out).length >= before + 10 ? true : undefined));
-    expect(ticks(out).slice(-10).every((t) => t.nonblock)).toBe(true);
-    expect(ticks(out).map((t) => t.n)).toEqual(ticks(out).map((_, i) => 1n + BigInt(i)));
-    expect(ticks(out).some((t) => t.n === last + 1n)).toBe(true);
+    // One read of a file the program goes on writing to.
+    const seen = ticks(out);
+    expect(seen.slice(-10).every((t) => t.nonblock)).toBe(true);
+    expect(seen.map((t) => t.n)).toEqual(seen.map((_, i) => 1n + BigInt(i)));
+    expect(seen.some((t) => t.n === last + 1n)).toBe(true);
   }));
 });
 
