@@ -1,7 +1,7 @@
 import { PAGE_SIZE, blobProblems, type RecordCheckContext } from '@cr/core';
 import { TASKS } from '@cr/plugin-tasks';
 import { SHM_SEGMENTS } from '@cr/sysvipc-base';
-import { SHMEM } from '@cr/plugin-shmem';
+import { SHMEM, missingShmem } from '@cr/plugin-shmem';
 import type { MmRecord, VmaRecord } from './record.js';
 import { SPECIAL_KINDS, TASK_SIZE } from './restore.js';
 
@@ -53,7 +53,7 @@ function kindProblems(vma: VmaRecord, where: string, ctx: RecordCheckContext): s
     case 'shmem':
       if (vma.shmem === undefined || vma.offset === undefined) return [`${where} maps shared memory but lacks its shmem object or offset`];
       if (!aligned(BigInt(vma.offset))) return [`${where} maps ${SHMEM.key(vma.shmem)} at offset ${vma.offset}, which is not page-aligned`];
-      return SHMEM.inImage(ctx, vma.shmem)?.saved ? [] : [`${where} maps ${SHMEM.key(vma.shmem)}, which the image does not hold`];
+      return SHMEM.inImage(ctx, vma.shmem)?.saved ? [] : [`${where} maps ${missingShmem(vma.shmem)}`];
     default:
       return [];
   }

@@ -18,7 +18,7 @@ import {
 import { TASKS, restoredTaskOf } from '@cr/plugin-tasks';
 import { onHugePages, shmemOfFd } from './collect.js';
 import { memfdRecordSchema, type MemfdRecord } from './record.js';
-import { SHMEM } from './shmem-plugin.js';
+import { SHMEM, missingShmem } from './shmem-plugin.js';
 
 const O_ACCMODE = 3;
 
@@ -76,7 +76,7 @@ export class MemfdPlugin implements ResourcePlugin<MemfdRecord, MemfdHandle> {
 
   checkRecord(record: MemfdRecord, ctx: RecordCheckContext): string[] {
     const problems = descriptionProblems(record.fds, ctx);
-    if (!SHMEM.inImage(ctx, record.shmem)?.saved) problems.push(`it is open on ${SHMEM.key(record.shmem)}, which the image does not hold`);
+    if (!SHMEM.inImage(ctx, record.shmem)?.saved) problems.push(`it is open on ${missingShmem(record.shmem)}`);
     return problems;
   }
 

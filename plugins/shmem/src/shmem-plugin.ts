@@ -40,6 +40,11 @@ export class RestoredShmem {
 /** The objects of type `shmem`, by inode: what the mm and memfd plugins map and open. */
 export const SHMEM = objectType<ShmemSource, RestoredShmem>('shmem');
 
+/** Why a record that maps or opens shmem object `inode` cannot be restored when the image lacks it. */
+export function missingShmem(inode: number): string {
+  return `${SHMEM.key(inode)}, which the image does not hold (shared memory comes back only from the image: checkpoint again without leaving it out)`;
+}
+
 /**
  * Shared memory objects: memfds (memfd_create) and the shmem files behind shared anonymous
  * mappings, one object per inode however many descriptors and mappings lead to it. Saved with
