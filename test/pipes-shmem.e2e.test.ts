@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import { spawn } from 'node:child_process';
+import { O_RDWR } from 'node:constants';
 import { chownSync, closeSync, existsSync, openSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -153,6 +154,22 @@ describe.concurrent('named pipes', () => {
     expect(answer).toMatch(/^fifo got=70000 sum=\d+ nonblock=1 capacity=131072 works=1 abc$/);
     const st = statSync(join(dir, 'ff'));
     expect([st.isFIFO(), st.mode & 0o7777, st.uid, st.gid]).toEqual([true, 0o640, 1234, 5678]);
+  }));
+});
+
+describe.concurrent('named pipes held elsewhere', () => {
+  it('a named pipe another process keeps open comes back with the bytes it still holds, not written twice', cleaned(async (cleanup) => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const path = join(dir, 'ff');
+    const child = await startFixture(cleanup, fixture('fifo'), [path], out);
+    // Another holder of the named pipe: its bytes live on in it while the program is away.
+    const held = openSync(path, O_RDWR);
+    cleanup.add(() => closeSync(held));
+    await checkpointAndKill(child, join(dir, 'img'));
+    await restoreDetached(cleanup, join(dir, 'img'), child.pid!);
+    process.kill(child.pid!, 'SIGUSR1');
+    expect(await waitForLine(out, /^fifo /)).toMatch(/^fifo got=70000 sum=\d+ nonblock=1 capacity=131072 works=1 abc$/);
   }));
 });
 
