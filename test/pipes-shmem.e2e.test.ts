@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { spawn } from 'node:child_process';
 import { O_RDWR } from 'node:constants';
-import { chownSync, closeSync, existsSync, openSync, rmSync, statSync } from 'node:fs';
+import { chownSync, closeSync, existsSync, openSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kernel } from '@cr/core';
@@ -28,6 +28,23 @@ const cleaned = (test: (cleanup: Cleanup) => Promise<void>) => async () => {
     await cleanup.run();
   }
 };
+
+/** The python3 program of docs/processes.md: a counter in a sealed memfd it maps, squares in shared anonymous memory. */
+const PYTHON_SHM = `import fcntl, mmap, os, struct, time
+fd = os.memfd_create('counter', os.MFD_ALLOW_SEALING)
+os.ftruncate(fd, 8)
+fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW)
+count = mmap.mmap(fd, 8)
+squares = mmap.mmap(-1, 1 << 20, flags=mmap.MAP_SHARED)
+print('ready', flush=True)
+while True:
+    n = struct.unpack('q', count[:8])[0] + 1
+    count[:8] = struct.pack('q', n)
+    squares[n * 8:(n + 1) * 8] = struct.pack('q', n * n)
+    total = sum(struct.unpack('q', squares[i * 8:(i + 1) * 8])[0] for i in range(n + 1))
+    print(n, total, os.readlink(f'/proc/self/fd/{fd}').removesuffix(' (deleted)'), fcntl.fcntl(fd, fcntl.F_GET_SEALS), flush=True)
+    time.sleep(0.2)
+`;
 
 interface Tick {
   n: bigint;
@@ -182,6 +199,24 @@ describe.concurrent('shared memory', () => {
     // fd 3, its dup fd 6 and the mapping lead to one object; the sealed memfd is another.
     expect(saved.match(/shmem:\d+/g)).toHaveLength(2);
     expect(saved).toMatch(/memfd:\d+:3, memfd:\d+:4/);
+  }));
+
+  it('a python3 program keeps counting in a sealed memfd it maps and in shared anonymous memory', cleaned(async (cleanup) => {
+    const dir = cleanup.dir(tempDir());
+    const script = join(dir, 'shm.py');
+    const out = join(dir, 'out.txt');
+    writeFileSync(script, PYTHON_SHM);
+    const child = await startFixture(cleanup, 'python3', [script], out);
+    await waitFor('three counts', () => (lines(out).length >= 4 ? true : undefined));
+    await checkpointAndKill(child, join(dir, 'img'));
+    const before = lines(out).length;
+    await restoreDetached(cleanup, join(dir, 'img'), child.pid!);
+    await waitFor('three more counts', () => (lines(out).length >= before + 3 ? true : undefined));
+    const counts = lines(out).slice(1).map((l) => l.split(' '));
+    // n, the sum of the squares up to n read back from shared memory, the memfd's name and seals.
+    expect(counts.map(([n, total, link, seals]) => [Number(n), Number(total), link, seals])).toEqual(
+      counts.map((_, i) => [i + 1, ((i + 1) * (i + 2) * (2 * i + 3)) / 6, '/memfd:counter', '6']),
+    );
   }));
 
   it('shared anonymous memory comes back shared, with the pages the process no longer had mapped', cleaned(async (cleanup) => {
