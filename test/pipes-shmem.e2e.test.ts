@@ -29,7 +29,7 @@ const cleaned = (test: (cleanup: Cleanup) => Promise<void>) => async () => {
   }
 };
 
-/** The python3 program of docs/processes.md: a counter in a sealed memfd it maps, squares in shared anonymous memory. */
+/** Like the python3 program of docs/processes.md, faster: a counter in a sealed memfd it maps, squares in shared anonymous memory. */
 const PYTHON_SHM = `import fcntl, mmap, os, struct, time
 fd = os.memfd_create('counter', os.MFD_ALLOW_SEALING)
 os.ftruncate(fd, 8)
