@@ -56,6 +56,7 @@ describe('classifyFd: what an fd is, by the filesystem it is on and its file typ
 
   it('a memfd is a tmpfs file on a mount no path leads to; a deleted tmpfs file on a real mount is a deleted file', () => {
     expect(described(classifyFd(identity({ link: '/memfd:buf (deleted)', nlink: 0n, fsType: FS_MAGIC.TMPFS, reachable: false })))).toEqual(['memfd', 'a memfd (memfd:buf)']);
+    expect(described(classifyFd(identity({ link: '/memfd:big (deleted)', nlink: 0n, fsType: FS_MAGIC.HUGETLBFS, reachable: false })))).toEqual(['memfd', 'a memfd on huge pages (memfd:big)']);
     expect(described(classifyFd(identity({ link: '/memfd:buf (deleted)', nlink: 0n, fsType: FS_MAGIC.TMPFS, reachable: true })))).toEqual(['deleted', '/memfd:buf']);
     expect(classifyFd(identity({ link: '/x', fsType: EXT4, reachable: false })).kind).toBe('unreachable');
   });

@@ -7,7 +7,7 @@ import { CrCommand, profileFlag, type CrConfigFlags } from '../base-command.js';
 
 export default class Restore extends CrCommand {
   static override summary = 'Recreate the resources saved in an image: processes, namespaces, IPC objects.';
-  static override description = `Reads and verifies the whole image first (digests, schemas, plugin versions), checks that every object can be recreated, then recreates them in dependency order. If any step fails, everything already recreated is removed again. A restored process has its saved PID and carries on where it was; cr waits for it to exit and exits with its status, unless --detach. Its stdio that pointed outside the checkpoint (a terminal, a pipe) is cr's own stdio, or the files named with --inherit-fd. Namespaces restored without a process to live in must be pinned with --pin-ns, which bind-mounts them on DIR/uts, DIR/ipc … (release them with cr unpin). With --into-ipc-ns, IPC objects and processes go into that existing IPC namespace. Objects the image refers to without holding them (external references: a shared memory segment or queue checkpointed on its own) must exist where the restore goes, with the same id, key and size, or nothing is changed; --map-external names another live object to use instead where that is safe.`;
+  static override description = `Reads and verifies the whole image first (digests, schemas, plugin versions), checks that every object can be recreated, then recreates them in dependency order. If any step fails, everything already recreated is removed again. A restored process has its saved PID and carries on where it was; cr waits for it to exit and exits with its status, unless --detach. Its stdio that pointed outside the checkpoint (a terminal, a pipe) is cr's own stdio, or the files named with --inherit-fd; a pipe above stdio whose other end was outside needs --inherit-fd. Namespaces restored without a process to live in must be pinned with --pin-ns, which bind-mounts them on DIR/uts, DIR/ipc … (release them with cr unpin). With --into-ipc-ns, IPC objects and processes go into that existing IPC namespace. Objects the image refers to without holding them (external references: a shared memory segment or queue checkpointed on its own) must exist where the restore goes, with the same id, key and size, or nothing is changed; --map-external names another live object to use instead where that is safe.`;
   static override examples = [
     { description: 'Restore a process and return once it runs', command: '<%= config.bin %> restore -D img --detach' },
     { description: 'Restore it in this terminal, waiting for it like a shell job', command: '<%= config.bin %> restore -D img' },
@@ -30,7 +30,8 @@ export default class Restore extends CrCommand {
     'inherit-fd': Flags.string({
       multiple: true,
       helpValue: 'N=PATH',
-      description: 'N=PATH: give the restored process PATH as fd N where it had stdio pointing outside the checkpoint (default: cr\'s own fd N).',
+      description:
+        'N=PATH: give the restored process PATH as fd N where it had stdio, or an end of a pipe, pointing outside the checkpoint (default for stdio: cr\'s own fd N); PATH may be /proc/PID/fd/M of the process holding the other end of the pipe.',
     }),
     'map-external': Flags.string({
       multiple: true,

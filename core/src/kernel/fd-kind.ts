@@ -154,7 +154,9 @@ export function classifyFd(id: FdIdentity): FdKind {
   if (fsName) return opaque('interface-file', `${type === S_IFDIR ? 'a directory' : 'a file'} on ${fsName} (${link})`);
   if (!id.reachable) {
     // memfd_create and friends make shmem files on a kernel-internal mount no path leads to.
-    if (fsType === FS_MAGIC.TMPFS || fsType === FS_MAGIC.HUGETLBFS) return opaque('memfd', `a memfd (${withoutDeleted(link).replace(/^\//, '')})`);
+    const name = withoutDeleted(link).replace(/^\//, '');
+    if (fsType === FS_MAGIC.TMPFS) return opaque('memfd', `a memfd (${name})`);
+    if (fsType === FS_MAGIC.HUGETLBFS) return opaque('memfd', `a memfd on huge pages (${name})`);
     return opaque('unreachable', `a file on a kernel-internal mount (${link})`);
   }
   if (st.nlink === 0n && link.endsWith(DELETED)) {

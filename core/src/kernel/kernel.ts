@@ -9,6 +9,7 @@ import { EventFds } from './event-fds.js';
 import { readVmas, type Vma } from './proc-maps.js';
 import { Procfs } from './procfs.js';
 import { Ptrace } from './ptrace.js';
+import { Shmem } from './shmem.js';
 import { RemoteTask } from './remote-task.js';
 import { createSeed } from './seed.js';
 import { Sysctl } from './sysctl.js';
@@ -34,6 +35,7 @@ export class Kernel {
   readonly pipes = new Pipes(this.libc);
   readonly eventFds = new EventFds(this.libc);
   readonly fileLocks = new FileLocks();
+  readonly shmem = new Shmem(this.libc);
 
   /** Opens a directory for *at calls that never follow a symlink planted in it (see directory.ts). */
   openDirectory(path: string): Directory {

@@ -26,6 +26,11 @@ const raw = {
   kill: lib.func('int kill(int pid, int sig)'),
   pipe2: lib.func('int pipe2(_Out_ int *fds, int flags)'),
   tee: lib.func('long tee(int fd_in, int fd_out, size_t len, unsigned int flags)'),
+  mkfifo: lib.func('int mkfifo(const char *path, uint32_t mode)'),
+  memfdCreate: lib.func('int memfd_create(const char *name, unsigned int flags)'),
+  lseek: lib.func('int64_t lseek(int fd, int64_t offset, int whence)'),
+  mmap: lib.func('uintptr_t mmap(uintptr_t addr, size_t length, int prot, int flags, int fd, int64_t offset)'),
+  munmap: lib.func('int munmap(uintptr_t addr, size_t length)'),
   fcntlInt: lib.func('int fcntl(int fd, int cmd, int arg)'),
   eventfd: lib.func('int eventfd(unsigned int initval, int flags)'),
   signalfd: lib.func('int signalfd(int fd, const uint8_t *mask, int flags)'),
@@ -71,6 +76,9 @@ export const __WALL = 0x40000000;
 /** madvise(2) advice that faults a whole range in with one call (Linux 5.14+). */
 export const MADV_POPULATE_READ = 22;
 export const MADV_POPULATE_WRITE = 23;
+const ENXIO = 6;
+/** mmap(2)'s (void *)-1. */
+const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
 /** openat(2)'s directory for paths relative to the current directory. */
 export const AT_FDCWD = -100;
 /** ioctl on an nsfs file: which CLONE_NEW* kind of namespace it is. */
@@ -357,6 +365,37 @@ export class Libc {
   /** tee(2): copies up to `length` bytes from one pipe into another without consuming them. */
   tee(fdIn: number, fdOut: number, length: number, flags: number, target: string): number {
     return check(raw.tee(fdIn, fdOut, length, flags), 'tee', target);
+  }
+
+  /** mkfifo(3): a named pipe at `path` with `mode` (less cr's umask). */
+  mkfifo(path: string, mode: number): void {
+    check(raw.mkfifo(path, mode), 'mkfifo', path);
+  }
+
+  /** memfd_create(2). */
+  memfdCreate(name: string, flags: number, target: string): number {
+    return check(raw.memfdCreate(name, flags), 'memfd_create', target);
+  }
+
+  /** lseek(2); -1 with ENXIO (SEEK_DATA or SEEK_HOLE past the last data) comes back as undefined. */
+  lseek(fd: number, offset: bigint, whence: number, target: string): bigint | undefined {
+    const result = BigInt(raw.lseek(fd, offset, whence) as number | bigint);
+    if (result === -1n && koffi.errno() === ENXIO) return undefined;
+    return BigInt(check(result, 'lseek', target));
+  }
+
+  /** mmap(2) in cr itself, MAP_ANONYMOUS: the address of the new mapping. */
+  mmapAnonymous(length: number, prot: number, flags: number, target: string): bigint {
+    const address = BigInt(raw.mmap(0, length, prot, flags, -1, 0) as number | bigint);
+    if (address === MAP_FAILED) {
+      const errno = koffi.errno();
+      throw new KernelError('mmap', errno, target, describe(errno));
+    }
+    return address;
+  }
+
+  munmap(address: bigint, length: number, target: string): void {
+    check(raw.munmap(address, length), 'munmap', target);
   }
 
   /** fcntl(2) with an int argument (F_GETPIPE_SZ, F_SETPIPE_SZ, F_GETFL …). */

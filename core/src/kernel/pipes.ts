@@ -2,6 +2,7 @@ import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { O_NONBLOCK, O_RDONLY } from 'node:constants';
 import { KernelError } from './kernel-error.js';
 import type { Libc } from './libc.js';
+import { O_CLOEXEC } from './syscalls.js';
 
 const F_SETPIPE_SZ = 1031;
 const F_GETPIPE_SZ = 1032;
@@ -28,7 +29,7 @@ export class Pipes {
     const pipe = openSync(`/proc/${pid}/fd/${fd}`, O_RDONLY | O_NONBLOCK);
     try {
       const capacity = this.libc.fcntl(pipe, F_GETPIPE_SZ, 0, target);
-      const [copyIn, copyOut] = this.libc.pipe2(O_NONBLOCK);
+      const [copyIn, copyOut] = this.libc.pipe2(O_NONBLOCK | O_CLOEXEC);
       try {
         this.libc.fcntl(copyOut, F_SETPIPE_SZ, capacity, target);
         let copied: number;
@@ -51,17 +52,30 @@ export class Pipes {
     }
   }
 
-  /** A new pipe of `capacity` bytes (at least) holding `data`, as [read end, write end] of cr's. */
+  /**
+   * A new pipe of `capacity` bytes (at least) holding `data`, as [read end, write end] of cr's,
+   * close-on-exec like every descriptor Node opens, so that no process cr starts inherits it.
+   */
   create(contents: PipeContents, target: string): [number, number] {
-    const [read, write] = this.libc.pipe2(0);
+    const [read, write] = this.libc.pipe2(O_CLOEXEC);
     try {
-      if (this.libc.fcntl(write, F_GETPIPE_SZ, 0, target) < contents.capacity) this.libc.fcntl(write, F_SETPIPE_SZ, contents.capacity, target);
-      for (let at = 0; at < contents.data.length; ) at += writeSync(write, contents.data, at, contents.data.length - at);
+      this.fill(write, contents, target);
       return [read, write];
     } catch (err) {
       closeSync(read);
       closeSync(write);
       throw err;
     }
+  }
+
+  /** Gives the pipe behind `fd` (a writable descriptor of cr's) at least `capacity` bytes, and writes `data` into it. */
+  fill(fd: number, contents: PipeContents, target: string): void {
+    if (this.libc.fcntl(fd, F_GETPIPE_SZ, 0, target) < contents.capacity) this.libc.fcntl(fd, F_SETPIPE_SZ, contents.capacity, target);
+    for (let at = 0; at < contents.data.length; ) at += writeSync(fd, contents.data, at, contents.data.length - at);
+  }
+
+  /** Makes a named pipe at `path` (mkfifo); its mode is then cr's umask's, for the caller to set. */
+  makeFifo(path: string, mode: number): void {
+    this.libc.mkfifo(path, mode);
   }
 }

@@ -86,3 +86,5 @@ export abstract class DescriptionPlugin<R extends DescriptionRecord> implements 
     }
   }
 }
+
+export { inheritedPath, openInherited } from './inherited.js';

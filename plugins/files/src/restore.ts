@@ -1,13 +1,13 @@
-import { O_APPEND, O_CREAT, O_RDONLY } from 'node:constants';
+import { O_NONBLOCK } from 'node:constants';
+import { closeSync, fstatSync, openSync } from 'node:fs';
+import { F_SETFL, O_CLOEXEC, TargetError, type RemoteTask, type RestoreContext } from '@cr/core';
+import { openInherited } from '@cr/descriptor-base';
+import { recreateDeleted } from './deleted-file.js';
+import type { FilesRecord } from './record.js';
 
 const O_ACCMODE = 3;
 /** The open-file status flags fcntl(F_SETFL) can change: O_APPEND, O_ASYNC, O_DIRECT, O_NOATIME, O_NONBLOCK. */
 const STATUS_FLAGS = 0o2000 | 0o20000 | 0o40000 | 0o1000000 | 0o4000;
-import { closeSync, fstatSync, openSync } from 'node:fs';
-import { F_SETFL, O_CLOEXEC, TargetError, type RemoteTask, type RestoreContext } from '@cr/core';
-import { recreateDeleted } from './deleted-file.js';
-import type { FilesRecord } from './record.js';
-
 
 /** Puts descriptor `record.fd` back into the task being restored. */
 export async function restoreFd(task: RemoteTask, record: FilesRecord, ctx: RestoreContext): Promise<void> {
@@ -19,24 +19,17 @@ export async function restoreFd(task: RemoteTask, record: FilesRecord, ctx: Rest
     task.dup3(record.of, record.fd, record.closeOnExec ? O_CLOEXEC : 0);
     return;
   }
-  if (record.kind === 'inherited' && ctx.options.inheritFds?.[record.fd] === undefined) {
-    assertOwnFdOpen(record, who);
-    // cr's own descriptor (a terminal, a pipe) is shared with the task, as after fork(); its
-    // status flags are the program's again (Node may have made cr's stdio non-blocking).
-    task.installFd(record.fd, record.fd, record.closeOnExec);
-    task.fcntl(record.fd, F_SETFL, record.flags & STATUS_FLAGS);
-    return;
-  }
+  if (record.kind === 'inherited') return restoreInherited(task, record, ctx, who);
   const local = await openLocally(record, ctx, who);
   try {
     task.installFd(local, record.fd, record.closeOnExec);
   } finally {
     closeSync(local);
   }
-  if (record.kind !== 'inherited' && record.offset !== '0') task.lseek(record.fd, BigInt(record.offset));
+  if (record.offset !== '0') task.lseek(record.fd, BigInt(record.offset));
 }
 
-async function openLocally(record: Exclude<FilesRecord, { kind: 'duplicate' }>, ctx: RestoreContext, who: string): Promise<number> {
+async function openLocally(record: Exclude<FilesRecord, { kind: 'duplicate' | 'inherited' }>, ctx: RestoreContext, who: string): Promise<number> {
   switch (record.kind) {
     case 'file':
     case 'directory':
@@ -51,8 +44,6 @@ async function openLocally(record: Exclude<FilesRecord, { kind: 'duplicate' }>, 
     }
     case 'deleted':
       return recreateDeleted(record, ctx, who);
-    case 'inherited':
-      return inherited(record, ctx);
   }
 }
 
@@ -64,15 +55,37 @@ function openExisting(path: string, flags: number, who: string): number {
   }
 }
 
-/** Stdio that pointed outside the checkpoint, given with --inherit-fd N=PATH. */
-function inherited(record: Extract<FilesRecord, { kind: 'inherited' }>, ctx: RestoreContext): number {
-  const path = ctx.options.inheritFds![record.fd]!;
-  const access = record.flags & O_ACCMODE;
-  const flags = access === O_RDONLY ? O_RDONLY : access | O_CREAT | O_APPEND;
+/**
+ * Stdio that pointed outside the checkpoint: what --inherit-fd names for it, or else cr's own
+ * descriptor (a terminal) shared with the task, as after fork(); either way with the program's
+ * status flags again (Node may have made cr's stdio non-blocking). A pipe of cr's is opened anew
+ * instead, when it can be, for Node puts back the flags of its stdio as cr exits.
+ */
+function restoreInherited(task: RemoteTask, record: Extract<FilesRecord, { kind: 'inherited' }>, ctx: RestoreContext, who: string): void {
+  const given = ctx.options.inheritFds?.[record.fd];
+  let local = record.fd;
+  let statusFlags = record.flags;
+  if (given !== undefined) ({ local, statusFlags } = openInherited(record.fd, given, record.flags));
+  else {
+    assertOwnFdOpen(record, who);
+    local = reopenedPipe(record) ?? record.fd;
+  }
   try {
-    return openSync(path, flags, 0o644);
-  } catch (err) {
-    throw new TargetError(`--inherit-fd ${record.fd}=${path}: cannot open it (${(err as NodeJS.ErrnoException).code})`);
+    task.installFd(local, record.fd, record.closeOnExec);
+  } finally {
+    if (local !== record.fd) closeSync(local);
+  }
+  task.fcntl(record.fd, F_SETFL, statusFlags & STATUS_FLAGS);
+}
+
+/** cr's own fd `record.fd` opened again when it is a pipe or named pipe with someone at the other end, with the program's access mode. */
+function reopenedPipe(record: Extract<FilesRecord, { kind: 'inherited' }>): number | undefined {
+  if (!fstatSync(record.fd).isFIFO()) return undefined;
+  try {
+    return openSync(`/proc/self/fd/${record.fd}`, (record.flags & O_ACCMODE) | O_NONBLOCK);
+  } catch {
+    // Nobody reads from it (ENXIO): the program finds it as cr had it.
+    return undefined;
   }
 }
 

@@ -1,6 +1,7 @@
 import { PAGE_SIZE, blobProblems, type RecordCheckContext } from '@cr/core';
 import { TASKS } from '@cr/plugin-tasks';
 import { SHM_SEGMENTS } from '@cr/sysvipc-base';
+import { SHMEM, missingShmem } from '@cr/plugin-shmem';
 import type { MmRecord, VmaRecord } from './record.js';
 import { SPECIAL_KINDS, TASK_SIZE } from './restore.js';
 
@@ -49,15 +50,19 @@ function kindProblems(vma: VmaRecord, where: string, ctx: RecordCheckContext): s
     case 'sysv-shm':
       if (vma.shmid === undefined) return [`${where} attaches a SysV segment but lacks its shmid`];
       return SHM_SEGMENTS.inImage(ctx, vma.shmid) ? [] : [`${where} attaches shm id ${vma.shmid}, which the image neither holds nor refers to`];
+    case 'shmem':
+      if (vma.shmem === undefined || vma.offset === undefined) return [`${where} maps shared memory but lacks its shmem object or offset`];
+      if (!aligned(BigInt(vma.offset))) return [`${where} maps ${SHMEM.key(vma.shmem)} at offset ${vma.offset}, which is not page-aligned`];
+      return SHMEM.inImage(ctx, vma.shmem)?.saved ? [] : [`${where} maps ${missingShmem(vma.shmem)}`];
     default:
       return [];
   }
 }
 
-/** Saved pages come from anonymous and private file mappings, one run within one mapping. */
+/** Saved pages come from anonymous and private file and memfd mappings, one run within one mapping. */
 function pageProblems(record: MmRecord): string[] {
   const problems: string[] = [];
-  const private_ = record.vmas.filter((v) => v.kind === 'anon' || (v.kind === 'file' && !v.shared));
+  const private_ = record.vmas.filter((v) => v.kind === 'anon' || ((v.kind === 'file' || v.kind === 'shmem') && !v.shared));
   const runs = record.pages.map((r) => ({ start: BigInt(r.address), end: BigInt(r.address) + BigInt(r.pages) * PAGE, address: r.address }));
   for (const run of runs) {
     const home = private_.some((v) => BigInt(v.start) <= run.start && run.end <= BigInt(v.end));

@@ -1,4 +1,5 @@
 import type { Vma } from '@cr/core';
+import { shmemOfVma } from '@cr/plugin-shmem';
 import type { VmaRecord } from './record.js';
 
 const SPECIAL: Record<string, VmaRecord['kind']> = { '[vdso]': 'vdso', '[vvar]': 'vvar', '[vvar_vclock]': 'vvar_vclock' };
@@ -13,10 +14,9 @@ export function classify(vma: Vma): VmaRecord['kind'] | undefined | { unsupporte
   const { path } = vma;
   if (path === '[vsyscall]') return undefined;
   if (SPECIAL[path]) return SPECIAL[path];
-  if (path === '' || path === '[heap]' || path === '[stack]' || path.startsWith('[anon:') || path.startsWith('[anon_shmem:')) return 'anon';
-  if (path === `/dev/zero${DELETED}` && vma.shared) return 'anon';
+  if (shmemOfVma(vma)) return 'shmem';
+  if (path === '' || path === '[heap]' || path === '[stack]' || path.startsWith('[anon:')) return 'anon';
   if (/^\/SYSV[0-9a-f]{8}( \(deleted\))?$/.test(path)) return 'sysv-shm';
-  if (path.startsWith('/memfd:')) return { unsupported: `memfd mapping ${path}` };
   if (path.endsWith(DELETED)) return { unsupported: `mapping of the deleted file ${path.slice(0, -DELETED.length)}` };
   if (path.startsWith('/')) return 'file';
   return { unsupported: `special mapping ${path}` };

@@ -1,6 +1,7 @@
 import { Kernel, PLUGIN_API_VERSION, inject, injectable, type CollectedObject, type RecordCheckContext, type ResourceNode, type ResourcePlugin, type RestoreContext, type SaveContext } from '@cr/core';
 import { TASKS, frozenTask, restoredTaskOf, type TaskHandle } from '@cr/plugin-tasks';
 import { SHM_SEGMENTS } from '@cr/sysvipc-base';
+import { SHMEM } from '@cr/plugin-shmem';
 import { mmRecordSchema, type MmRecord } from './record.js';
 import { mmRecordProblems } from './check.js';
 import { classify } from './classify.js';
@@ -8,18 +9,20 @@ import { checkMappedFiles, restoreAddressSpace } from './restore.js';
 import { saveAddressSpace } from './save.js';
 
 /**
- * A process's address space: every mapping (anonymous, file, SysV shm, vdso/vvar) with its
- * protection and advice, the mm bounds (brk, arguments, environment, auxv, exe), and the pages
- * that exist nowhere else: present anonymous pages, and the pages of private file mappings the
- * program changed.
+ * A process's address space: every mapping (anonymous, file, SysV shm, memfd and shared
+ * anonymous memory, vdso/vvar) with its protection and advice, the mm bounds (brk, arguments,
+ * environment, auxv, exe), and the pages that exist nowhere else: present private anonymous
+ * pages, and the pages of private file and memfd mappings the program changed. Shared memory is
+ * the shmem plugin's objects, saved once for every mapping and descriptor on them.
  */
 @injectable()
 export class MmPlugin implements ResourcePlugin<MmRecord, ResourceNode<TaskHandle>> {
   readonly apiVersion = PLUGIN_API_VERSION;
   readonly type = 'mm';
   readonly version = 1;
-  readonly description = 'Address space: mappings, memory contents (present pages that are not all zeros), brk, auxv, exe';
+  readonly description = 'Address space: mappings, private memory contents (present pages that are not all zeros), brk, auxv, exe';
   readonly collectsFrom = [TASKS.type];
+  readonly dependsOn = [SHMEM.type];
   readonly recordSchema = mmRecordSchema;
   readonly selectableBy = { pid: 'uint' } as const;
 
@@ -28,16 +31,20 @@ export class MmPlugin implements ResourcePlugin<MmRecord, ResourceNode<TaskHandl
   collect(parent: ResourceNode): CollectedObject<ResourceNode<TaskHandle>>[] {
     const task = TASKS.node(parent);
     const { pid } = task.handle;
-    return [{ id: String(pid), handle: task, attributes: { pid }, uses: this.attachedSegments(pid) }];
+    return [{ id: String(pid), handle: task, attributes: { pid }, uses: this.sharedMemory(pid) }];
   }
 
   /**
-   * The SysV segments the process has attached: a memory image needs them, so one that is not
-   * saved with it becomes an external reference, which restore must find (or fail up front).
+   * The SysV segments the process has attached and the shared memory objects it maps (memfds,
+   * shared anonymous memory): a memory image needs them, so a segment that is not saved with it
+   * becomes an external reference, which restore must find (or fail up front).
    */
-  private attachedSegments(pid: number): string[] {
-    const ids = this.kernel.vmas(pid).flatMap((vma) => (classify(vma) === 'sysv-shm' ? [vma.inode] : []));
-    return [...new Set(ids)].map((id) => SHM_SEGMENTS.key(id));
+  private sharedMemory(pid: number): string[] {
+    const keys = this.kernel.vmas(pid).flatMap((vma) => {
+      const kind = classify(vma);
+      return kind === 'sysv-shm' ? [SHM_SEGMENTS.key(vma.inode)] : kind === 'shmem' ? [SHMEM.key(vma.inode)] : [];
+    });
+    return [...new Set(keys)];
   }
 
   save(node: ResourceNode<ResourceNode<TaskHandle>>, ctx: SaveContext): Promise<MmRecord> {

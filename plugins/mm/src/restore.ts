@@ -17,6 +17,7 @@ import {
   type RestoreContext,
 } from '@cr/core';
 import { SHM_SEGMENTS } from '@cr/sysvipc-base';
+import { SHMEM } from '@cr/plugin-shmem';
 import type { MmRecord, VmaRecord } from './record.js';
 
 /** The end of the user address space (x86_64, 4-level page tables). */
@@ -172,9 +173,11 @@ function mapOne(task: RemoteTask, vma: VmaRecord, files: OpenFiles, ctx: Restore
       task.mmap(start, length, createdProt(vma), (vma.shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_FIXED | extra);
       restoreProt(task, vma, start, length);
       return;
-    case 'file': {
-      const writable = vma.shared && vma.flags.includes('mw');
-      const fd = files.remoteFd(vma.path!, writable);
+    case 'file':
+    case 'shmem': {
+      // Writable only where the program's mapping could be made writable: a memfd sealed
+      // against writing refuses the seal while a mapping may write.
+      const fd = files.remoteFd(mappedPath(task, vma, ctx), vma.shared && vma.flags.includes('mw'));
       task.mmap(start, length, createdProt(vma), (vma.shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED | extra, fd, big(vma.offset!));
       restoreProt(task, vma, start, length);
       return;
@@ -188,6 +191,14 @@ function mapOne(task: RemoteTask, vma: VmaRecord, files: OpenFiles, ctx: Restore
     default:
       return;
   }
+}
+
+/** The file a mapping maps: its path, or for shared memory, the object the shmem plugin restored. */
+function mappedPath(task: RemoteTask, vma: VmaRecord, ctx: RestoreContext): string {
+  if (vma.kind !== 'shmem') return vma.path!;
+  const shmem = SHMEM.restored(ctx, vma.shmem!);
+  if (!shmem) throw new TargetError(`cannot restore the memory of PID ${task.pid}: ${SHMEM.key(vma.shmem!)}, mapped at ${vma.start}, was not restored`);
+  return shmem.path;
 }
 
 /**

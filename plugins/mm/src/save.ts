@@ -23,7 +23,7 @@ export async function saveAddressSpace(kernel: Kernel, task: RemoteTask, ctx: Sa
     vmas.push(describe(pid, vma, kind, where));
     if (kind === 'anon') runs.push(...kernel.pageRuns(pid, vma.start, vma.end, 'present').map((r) => ({ ...r, zeroFree: true })));
     // A private copy of a file page that the program zeroed must be written back over the file's.
-    if (kind === 'file' && !vma.shared) runs.push(...kernel.pageRuns(pid, vma.start, vma.end, 'private-copies').map((r) => ({ ...r, zeroFree: false })));
+    if ((kind === 'file' || kind === 'shmem') && !vma.shared) runs.push(...kernel.pageRuns(pid, vma.start, vma.end, 'private-copies').map((r) => ({ ...r, zeroFree: false })));
   }
   const saved: PageRun[] = [];
   await ctx.writeBlob('pages', withoutZeroPages(kernel.memory.read(pid, runs), runs, saved));
@@ -54,6 +54,11 @@ function describe(pid: number, vma: Vma, kind: VmaRecord['kind'], where: string)
   const record: VmaRecord = { start: hex(vma.start), end: hex(vma.end), prot: vma.prot, shared: vma.shared, kind, flags: vma.flags };
   if (vma.path.startsWith('[') && kind === 'anon') record.name = vma.path;
   if (kind === 'sysv-shm') record.shmid = vma.inode;
+  if (kind === 'shmem') {
+    record.path = vma.path;
+    record.offset = hex(vma.offset);
+    record.shmem = vma.inode;
+  }
   if (kind === 'file') {
     const mapped = `/proc/${pid}/map_files/${vma.start.toString(16)}-${vma.end.toString(16)}`;
     const onDisk = statOrUndefined(vma.path);

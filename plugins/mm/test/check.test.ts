@@ -44,3 +44,27 @@ describe('mm checkRecord', () => {
     expect(plugin.checkRecord(mm([shm]), inImage)).toEqual([]);
   });
 });
+
+describe('mm checkRecord of shared memory mappings', () => {
+  const memfd: VmaRecord = { start: '0x50000', end: '0x52000', prot: 3, shared: true, kind: 'shmem', shmem: 9, path: '/memfd:buf (deleted)', offset: '0x0', flags: [] };
+  const withShmem = (saved: boolean, pages = 0) =>
+    recordCheckContext('mm:42', {
+      parents: ['tasks:42'],
+      blobSizes: { pages },
+      objects: [{ key: 'shmem:9', type: 'shmem', id: '9', parents: ['tasks:42'], attributes: {}, saved }],
+    });
+
+  it('wants the shmem object it maps saved in the image, at a page-aligned offset', () => {
+    expect(plugin.checkRecord(mm([memfd]), withShmem(true))).toEqual([]);
+    expect(plugin.checkRecord(mm([memfd]), withShmem(false))).toEqual([
+      'mapping 0x50000-0x52000 maps shmem:9, which the image does not hold (shared memory comes back only from the image: checkpoint again without leaving it out)',
+    ]);
+    expect(plugin.checkRecord(mm([{ ...memfd, offset: '0x10' }]), withShmem(true))).toEqual(['mapping 0x50000-0x52000 maps shmem:9 at offset 0x10, which is not page-aligned']);
+  });
+
+  it('keeps saved pages to private mappings: a shared one holds none, a private memfd mapping may', () => {
+    const pages = [{ address: '0x50000', pages: 1 }];
+    expect(plugin.checkRecord(mm([memfd], pages), withShmem(true, 4096))).toEqual(['the saved pages at 0x50000 do not lie page-aligned in one private mapping']);
+    expect(plugin.checkRecord(mm([{ ...memfd, shared: false }], pages), withShmem(true, 4096))).toEqual([]);
+  });
+});

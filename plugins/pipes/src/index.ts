@@ -1,23 +1,30 @@
 import {
   Kernel,
   PLUGIN_API_VERSION,
+  TargetError,
   blobProblems,
   inject,
   injectable,
   installDescription,
   type CollectedObject,
   type RecordCheckContext,
+  type RemoteTask,
   type ResourceNode,
   type ResourcePlugin,
   type RestoreContext,
   type SaveContext,
 } from '@cr/core';
 import { TASKS, restoredTaskOf } from '@cr/plugin-tasks';
+import { O_RDONLY, O_WRONLY } from 'node:constants';
 import { closeSync } from 'node:fs';
 import { heldPipes, type HeldPipe } from './collect.js';
+import { inheritedPath, openInherited } from '@cr/descriptor-base';
 import { pipeRecordSchema, type PipeRecord } from './record.js';
+import { FifosPlugin } from './fifos.js';
+import { readAll } from './read-all.js';
 
-export { pipeRecordSchema, type PipeRecord } from './record.js';
+export { pipeRecordSchema, fifoRecordSchema, type PipeRecord, type FifoRecord } from './record.js';
+export { FifosPlugin } from './fifos.js';
 
 /** A pipe being checkpointed: the process that holds it, and its descriptors on it. */
 export interface PipeHandle {
@@ -26,17 +33,19 @@ export interface PipeHandle {
 }
 
 /**
- * Pipes whose both ends a process holds (a self-pipe that wakes an event loop, a pipe to itself),
- * with the bytes queued in them, read without taking them out. Each claims its descriptors
- * (`fd:PID:N`), which the files plugin then leaves to it. Restored as a new pipe of the same
- * capacity holding the same bytes, on the same descriptor numbers with the same flags.
+ * Pipes of a process. One whose both ends it holds (a self-pipe that wakes an event loop) is
+ * saved with the bytes queued in it, read without taking them out, and restored as a new pipe of
+ * the same capacity holding the same bytes. One whose other end is outside the checkpoint (fd 5
+ * of `cmd 5>&1 | cat`) is saved as that end only, given again at restore with --inherit-fd; its
+ * bytes stay in the pipe, with whoever holds it. Each claims its descriptors (`fd:PID:N`), which
+ * the files plugin then leaves to it; stdio that leads outside is the files plugin's (inherited).
  */
 @injectable()
 export class PipesPlugin implements ResourcePlugin<PipeRecord, PipeHandle> {
   readonly apiVersion = PLUGIN_API_VERSION;
   readonly type = 'pipes';
   readonly version = 1;
-  readonly description = 'Pipes both of whose ends a process holds, with the bytes queued in them';
+  readonly description = 'Pipes: both ends with the bytes queued in them, or an end leading outside, given with --inherit-fd';
   readonly collectsFrom = [TASKS.type];
   readonly recordSchema = pipeRecordSchema;
   readonly selectableBy = { pid: 'uint', inode: 'uint' } as const;
@@ -46,7 +55,7 @@ export class PipesPlugin implements ResourcePlugin<PipeRecord, PipeHandle> {
   collect(parent: ResourceNode): CollectedObject<PipeHandle>[] {
     const task = TASKS.handleOf(parent);
     const { pid } = task;
-    return heldPipes(task.fds()).map((pipe) => ({
+    return heldPipes(task.fds(), (a, b) => this.kernel.sameOpenFile(pid, a, pid, b)).map((pipe) => ({
       id: `${pid}:${pipe.inode}`,
       handle: { pid, pipe },
       attributes: { pid, inode: pipe.inode },
@@ -57,23 +66,39 @@ export class PipesPlugin implements ResourcePlugin<PipeRecord, PipeHandle> {
   async save(node: ResourceNode<PipeHandle>, ctx: SaveContext): Promise<PipeRecord> {
     const { pid, pipe } = node.handle;
     const { data, capacity } = this.kernel.pipes.peek(pid, pipe.ends[0]!.fd);
+    if (pipe.outside) return { inode: pipe.inode, capacity, queued: 0, ends: pipe.ends, outside: pipe.outside };
     if (data.length > 0) await ctx.writeBlob('data', data);
     return { inode: pipe.inode, capacity, queued: data.length, ends: pipe.ends };
   }
 
-  /** The ends are of PID's own (`PID:INODE` below `tasks:PID`), both kinds are there, and the blob holds what was queued. */
+  /** The ends are of PID's own (`PID:INODE` below `tasks:PID`), both kinds are there or one with the other outside, and the blob holds what was queued. */
   checkRecord(record: PipeRecord, ctx: RecordCheckContext): string[] {
     const problems: string[] = [];
     const [pid] = ctx.id.split(':');
     if (!ctx.parents.includes(`tasks:${pid}`)) problems.push(`it is a pipe of PID ${pid} but does not hang below tasks:${pid}`);
-    if (!record.ends.some((e) => e.end === 'read') || !record.ends.some((e) => e.end === 'write')) problems.push('it lacks a read end or a write end');
+    const kinds = new Set(record.ends.map((e) => e.end));
+    if (record.outside === undefined && kinds.size < 2) problems.push('it lacks a read end or a write end');
+    if (record.outside !== undefined && (kinds.has(record.outside) || record.queued > 0)) problems.push(`its ${record.outside} end is outside, yet it holds that end or queued bytes`);
     if (new Set(record.ends.map((e) => e.fd)).size !== record.ends.length) problems.push('it names one fd twice');
     if (record.queued > record.capacity) problems.push(`${record.queued} bytes are queued in a pipe of ${record.capacity}`);
     return [...problems, ...blobProblems(ctx, record.queued > 0 ? { data: record.queued } : {})];
   }
 
+  /** An end whose other end was outside needs --inherit-fd, checked before anything is changed. */
+  preflight(record: PipeRecord, ctx: RestoreContext): void {
+    if (record.outside === undefined || inheritedPath(record.ends, ctx)) return;
+    const [pid] = ctx.key.slice(this.type.length + 1).split(':');
+    const fds = record.ends.map((e) => e.fd);
+    const end = record.ends[0]!.end;
+    throw new TargetError(
+      `cannot restore fd ${fds.join(', ')} of PID ${pid}: the ${end} end of pipe:[${record.inode}], whose ${record.outside} end was outside the checkpoint; ` +
+        `give it with --inherit-fd ${fds[0]}=PATH (the pipe as /proc/PID/fd/N of the process holding the other end, a named pipe, or a file)`,
+    );
+  }
+
   async restore(record: PipeRecord, ctx: RestoreContext): Promise<void> {
     const task = restoredTaskOf(ctx);
+    if (record.outside !== undefined) return this.restoreGivenEnd(task, record, ctx);
     const data = record.queued > 0 ? await readAll(ctx.readBlob('data')) : Buffer.alloc(0);
     const [read, write] = this.kernel.pipes.create({ data, capacity: record.capacity }, `a pipe of PID ${task.pid}`);
     try {
@@ -87,12 +112,17 @@ export class PipesPlugin implements ResourcePlugin<PipeRecord, PipeHandle> {
       closeSync(write);
     }
   }
+
+  private restoreGivenEnd(task: RemoteTask, record: PipeRecord, ctx: RestoreContext): void {
+    const { fd, path } = inheritedPath(record.ends, ctx)!;
+    const { end, flags } = record.ends[0]!;
+    const { local, statusFlags } = openInherited(fd, path, (end === 'read' ? O_RDONLY : O_WRONLY) | flags);
+    try {
+      installDescription(task, local, record.ends, statusFlags);
+    } finally {
+      closeSync(local);
+    }
+  }
 }
 
-async function readAll(source: AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const parts: Uint8Array[] = [];
-  for await (const part of source) parts.push(Buffer.from(part));
-  return Buffer.concat(parts);
-}
-
-export default PipesPlugin;
+export default [PipesPlugin, FifosPlugin];

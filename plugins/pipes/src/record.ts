@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { uidSchema } from '@cr/schemas';
 
 const fdNumber = z.number().int().min(0).max(0x7fff_ffff);
 
@@ -11,12 +12,38 @@ export const pipeEndSchema = z.strictObject({
   closeOnExec: z.boolean(),
 });
 
-/** A pipe both of whose ends the process holds, and the bytes queued in it (the "data" blob). */
+/**
+ * A pipe of the process, and the bytes queued in it (the "data" blob): one whose both ends the
+ * process holds, or (`outside`) one whose other end only processes outside the checkpoint hold;
+ * the bytes then stay in the pipe, and the ends here are given again with --inherit-fd.
+ */
 export const pipeRecordSchema = z.strictObject({
-  inode: z.number().int().positive().describe('the pipe as /proc/PID/fd/N names it, pipe:[INODE]; for information'),
+  inode: z.number().int().positive().describe('the pipe as /proc/PID/fd/N names it, pipe:[INODE]'),
   capacity: z.number().int().positive().describe('F_GETPIPE_SZ'),
   queued: z.number().int().nonnegative().describe('bytes queued in the pipe, in the "data" blob'),
-  ends: z.array(pipeEndSchema).min(2),
+  ends: z.array(pipeEndSchema).min(1),
+  outside: z.enum(['read', 'write']).optional().describe('the end outside the checkpoint; absent for a pipe whose both ends are here'),
 });
 export type PipeRecord = z.infer<typeof pipeRecordSchema>;
 export type PipeEnd = z.infer<typeof pipeEndSchema>;
+
+/** One open file description of the process on a named pipe, and its descriptors (dups). */
+export const fifoDescriptionSchema = z.strictObject({
+  access: z.enum(['read', 'write', 'read-write']),
+  /** Its file status flags (O_NONBLOCK …), without the access mode. */
+  statusFlags: z.number().int().nonnegative(),
+  fds: z.array(z.strictObject({ fd: fdNumber, closeOnExec: z.boolean() })).min(1),
+});
+
+/** A named pipe the process opened by path, with the bytes queued in it (the "data" blob). */
+export const fifoRecordSchema = z.strictObject({
+  path: z.string().startsWith('/'),
+  mode: z.number().int().min(0).max(0o7777),
+  uid: uidSchema,
+  gid: uidSchema,
+  capacity: z.number().int().positive().describe('F_GETPIPE_SZ'),
+  queued: z.number().int().nonnegative().describe('bytes queued in it, in the "data" blob'),
+  descriptions: z.array(fifoDescriptionSchema).min(1),
+});
+export type FifoRecord = z.infer<typeof fifoRecordSchema>;
+export type FifoDescription = z.infer<typeof fifoDescriptionSchema>;

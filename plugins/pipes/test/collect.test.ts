@@ -7,15 +7,15 @@ const O_NONBLOCK = 0o4000;
 const O_CLOEXEC = 0o2000000;
 
 const fd = (n: number, link: string, flags: number, kind: FdInfo['kind'] = { kind: 'pipe', what: `a pipe (${link})` }): FdInfo => ({ fd: n, link, pos: 0n, flags, mntId: 1, kind, locks: [] });
+/** Descriptors that share one open file description, as kcmp would say: pairs of fds. */
+const sharing = (...pairs: [number, number][]) => (a: number, b: number) => pairs.some(([x, y]) => (x === a && y === b) || (x === b && y === a));
 
 describe('heldPipes', () => {
   it('keeps the pipes whose read and write ends the process both holds, with every fd on them', () => {
-    const pipes = heldPipes([
-      fd(0, 'pipe:[10]', 0),
-      fd(3, 'pipe:[20]', O_NONBLOCK | O_CLOEXEC),
-      fd(4, 'pipe:[20]', O_WRONLY | O_NONBLOCK),
-      fd(7, 'pipe:[20]', O_NONBLOCK),
-    ]);
+    const pipes = heldPipes(
+      [fd(0, 'pipe:[10]', 0), fd(3, 'pipe:[20]', O_NONBLOCK | O_CLOEXEC), fd(4, 'pipe:[20]', O_WRONLY | O_NONBLOCK), fd(7, 'pipe:[20]', O_NONBLOCK)],
+      sharing([3, 7]),
+    );
     expect(pipes).toEqual([
       {
         inode: 20,
@@ -28,7 +28,25 @@ describe('heldPipes', () => {
     ]);
   });
 
-  it('leaves out a pipe with only one end here (it leads outside), and what only looks like a pipe by name', () => {
-    expect(heldPipes([fd(0, 'pipe:[10]', 0), fd(5, 'pipe:[30]', O_WRONLY), fd(6, 'pipe:[30]', 0, { kind: 'fifo', what: 'the named pipe /tmp/f' })])).toEqual([]);
+  it('keeps a pipe with one end here as that end, the other being outside', () => {
+    expect(heldPipes([fd(5, 'pipe:[30]', O_WRONLY | O_NONBLOCK), fd(6, 'pipe:[30]', O_WRONLY)], sharing())).toEqual([
+      {
+        inode: 30,
+        ends: [
+          { fd: 5, end: 'write', flags: O_NONBLOCK, closeOnExec: false },
+          { fd: 6, end: 'write', flags: 0, closeOnExec: false },
+        ],
+        outside: 'read',
+      },
+    ]);
+  });
+
+  it('leaves stdio leading outside, and its dups, to the files plugin, but not another open of the same pipe', () => {
+    const fds = [fd(0, 'pipe:[10]', 0), fd(1, 'pipe:[11]', O_WRONLY), fd(4, 'pipe:[11]', O_WRONLY), fd(5, 'pipe:[11]', O_WRONLY)];
+    expect(heldPipes(fds, sharing([1, 4]))).toEqual([{ inode: 11, ends: [{ fd: 5, end: 'write', flags: 0, closeOnExec: false }], outside: 'read' }]);
+  });
+
+  it('leaves out what only looks like a pipe by name', () => {
+    expect(heldPipes([fd(6, 'pipe:[30]', 0, { kind: 'fifo', what: 'the named pipe /tmp/f' })], sharing())).toEqual([]);
   });
 });

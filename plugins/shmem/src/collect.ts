@@ -1,0 +1,73 @@
+import { statSync, statfsSync } from 'node:fs';
+import { FS_MAGIC, UnsupportedError, type FdInfo, type Vma } from '@cr/core';
+
+const MEMFD = '/memfd:';
+const DELETED = ' (deleted)';
+
+/** What a shared memory object is: a memfd (with its name) or shared anonymous memory. */
+export type ShmemKind = { kind: 'memfd'; name: string } | { kind: 'anonymous' };
+
+/** A shared memory object as a process reaches it, and where cr can open it. */
+export interface ShmemSource {
+  inode: number;
+  what: ShmemKind;
+  /** /proc/PID/fd/N or /proc/PID/map_files/START-END: opening it opens the object itself. */
+  path: string;
+}
+
+function memfdName(path: string): string | undefined {
+  if (!path.startsWith(MEMFD)) return undefined;
+  return path.endsWith(DELETED) ? path.slice(MEMFD.length, -DELETED.length) : path.slice(MEMFD.length);
+}
+
+/** The shared memory object behind a descriptor: a memfd, which /proc names "/memfd:NAME (deleted)". */
+export function shmemOfFd(info: FdInfo): ShmemKind | undefined {
+  if (!('what' in info.kind) || info.kind.kind !== 'memfd') return undefined;
+  const name = memfdName(info.link);
+  return name === undefined ? undefined : { kind: 'memfd', name };
+}
+
+/**
+ * The shared memory object behind a mapping: a memfd mapped shared or private, or shared
+ * anonymous memory, which the kernel backs with a shmem file it calls "/dev/zero (deleted)"
+ * ("[anon_shmem:NAME]" once named with PR_SET_VMA_ANON_NAME).
+ */
+export function shmemOfVma(vma: Pick<Vma, 'path' | 'shared'>): ShmemKind | undefined {
+  const name = memfdName(vma.path);
+  if (name !== undefined) return { kind: 'memfd', name };
+  if (vma.shared && (vma.path === `/dev/zero${DELETED}` || vma.path.startsWith('[anon_shmem:'))) return { kind: 'anonymous' };
+  return undefined;
+}
+
+/** Whether the file at `path` is on hugetlbfs (a memfd made with MFD_HUGETLB), which cr cannot save yet. */
+export function onHugePages(path: string): boolean {
+  return statfsSync(path).type === FS_MAGIC.HUGETLBFS;
+}
+
+/**
+ * The shared memory objects process `pid` reaches through `fds` and `vmas`, each once. A memfd on
+ * huge pages is left to the files plugin, which refuses its descriptors by name (they can be
+ * left out); a mapping of one is refused here.
+ */
+export function shmemSources(pid: number, fds: readonly FdInfo[], vmas: readonly Vma[]): ShmemSource[] {
+  const found = new Map<number, ShmemSource>();
+  const add = (path: string, what: ShmemKind) => {
+    const inode = Number(statSync(path).ino);
+    if (!found.has(inode)) found.set(inode, { inode, what, path });
+  };
+  for (const info of fds) {
+    const what = shmemOfFd(info);
+    const path = `/proc/${pid}/fd/${info.fd}`;
+    if (what && !onHugePages(path)) add(path, what);
+  }
+  for (const vma of vmas) {
+    const what = shmemOfVma(vma);
+    if (!what) continue;
+    const path = `/proc/${pid}/map_files/${vma.start.toString(16)}-${vma.end.toString(16)}`;
+    if (onHugePages(path)) {
+      throw new UnsupportedError(`PID ${pid}: mapping 0x${vma.start.toString(16)}-0x${vma.end.toString(16)} maps a memfd on huge pages (${vma.path}), which cr cannot checkpoint yet`);
+    }
+    add(path, what);
+  }
+  return [...found.values()];
+}
