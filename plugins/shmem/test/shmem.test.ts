@@ -3,7 +3,7 @@ import { ShmemPlugin, shmemOfFd, shmemOfVma, shmemRecordSchema, type ShmemRecord
 import { describe, expect, it } from 'vitest';
 import { recordCheckContext } from '../../../test/helpers/record-check.js';
 
-const fd = (link: string, kind: FdInfo['kind']): FdInfo => ({ fd: 3, link, pos: 0n, flags: 2, mntId: 1, kind });
+const fd = (link: string, kind: FdInfo['kind']): FdInfo => ({ fd: 3, link, pos: 0n, flags: 2, mntId: 1, kind, locks: [] });
 
 describe('what is shared memory', () => {
   it('a memfd descriptor, by its name on the kernel-internal mount; not a file that only looks like one', () => {
