@@ -47,7 +47,7 @@ export { ImageReader } from './image/image-reader.js';
 export { recordProblems, type ReadRecord } from './image/record-checks.js';
 export * from './image/layout.js';
 export { CheckpointEngine, type CheckpointPlan, type CheckpointRequest, type CheckpointResult, type CollectedObjectEntry } from './engine/checkpoint-engine.js';
-export { RestoreEngine, type CheckedImage, type CheckedRecord, type RestoreRequest, type RestoredObject } from './engine/restore-engine.js';
+export { RestoreEngine, type CheckedImage, type CheckedRecord, type RestoreRequest, type RestoreResult, type RestoredObject } from './engine/restore-engine.js';
 export type { ExternalMapping } from './engine/external-references.js';
 export { CR_VERSION } from './engine/version.js';
 export { SAFE_DIRECTORIES_ENV, assertTrustedFile, listedSafe, untrustedReason } from './trust/safe-directories.js';
@@ -55,6 +55,9 @@ export { describeOwners, ownershipProblem, type Ownership } from './trust/owners
 export { loadConfigFile, resolveConfig, CONFIG_MODULE_NAME, type ConfigFile, type ConfigLayer, type ResolvedConfig } from './config/load-config.js';
 export { DEFAULT_CONFIG } from './config/defaults.js';
 export { createCrContainer } from './container.js';
+export { LOGGER, silentLogger, type LogFn, type Logger } from './log/logger.js';
+export { PROGRESS, noProgress, type ProgressReporter, type ProgressTask, type ProgressWork } from './log/progress.js';
+export { describeBytes, type PhaseTimings } from './log/phases.js';
 export { describeZodError, formatPath } from './zod-issues.js';
 export { pinnedNamespacePaths } from './kernel/namespaces.js';
 /** The raw kernel bindings under the Kernel service, for cr's own kernel tests and the benchmark. */
