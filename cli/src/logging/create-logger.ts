@@ -1,4 +1,5 @@
 import { constants, openSync } from 'node:fs';
+import { getSystemErrorMap } from 'node:util';
 import { CrError, ExitCode } from '@cr/core';
 import { silentLogger, type Logger } from '@cr/core/engine';
 import type { Level } from 'pino';
@@ -52,8 +53,9 @@ function openLogFile(path: string): number {
   try {
     return openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
   } catch (err) {
-    const { code } = err as NodeJS.ErrnoException;
-    const why = code === 'ELOOP' ? 'it is a symbolic link' : code === 'EISDIR' ? 'it is a directory' : `${code ?? (err as Error).message}`;
+    const { code, errno } = err as NodeJS.ErrnoException;
+    const description = errno === undefined ? undefined : getSystemErrorMap().get(errno)?.[1];
+    const why = code === 'ELOOP' ? 'it is a symbolic link' : `${code ?? (err as Error).message}${description ? ` (${description})` : ''}`;
     throw new CrError(`--log-file ${path}: cannot append to it: ${why}`, ExitCode.Usage);
   }
 }
