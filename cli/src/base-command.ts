@@ -95,7 +95,7 @@ export abstract class CrCommand extends Command {
       assertTrustedFile(path, `plugin ${spec}`, PluginError),
     );
     for (const { plugin, source } of this.registry.all()) {
-      this.logger.debug({ type: plugin.type, version: plugin.version, package: source }, `plugin ${plugin.type} (record version ${plugin.version}) from ${source}`);
+      this.logger.trace({ type: plugin.type, version: plugin.version, package: source }, `plugin ${plugin.type} (record version ${plugin.version}) from ${source}`);
     }
     for (const layer of layers) {
       this.assertSelections(layer.source, layer.config.checkpoint, layer.config.policy?.rules);
@@ -160,7 +160,7 @@ export abstract class CrCommand extends Command {
     this.progress = bars ?? noProgress;
     const stderr = (text: string) => (bars ? bars.write(text) : process.stderr.write(text));
     this.logger = await createLogger({ verbosity, stderr, ...(file === undefined ? {} : { file }), ...(terminal ? { terminal } : {}) });
-    this.logger.debug({ argv: this.argv, version: this.config.version }, `cr ${this.id} ${this.argv.join(' ')}`);
+    this.logger.trace({ argv: this.argv, version: this.config.version }, `cr ${this.id} ${this.argv.join(' ')}`);
   }
 
   protected override async catch(err: Error): Promise<unknown> {

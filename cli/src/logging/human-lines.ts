@@ -27,7 +27,7 @@ export function humanLines(out: (text: string) => void, terminal: { colour: bool
       if (!terminal) return out(`cr: ${entry.level}: ${text}\n`);
       const time = entry.time === undefined ? '' : `${new Date(entry.time).toTimeString().slice(0, 8)}.${entry.time.slice(20, 23)} `;
       const level = entry.level.padEnd(5);
-      out(`${time}${terminal.colour ? styleText(COLOURS[entry.level] ?? 'white', level) : level} ${text}\n`);
+      out(`${time}${terminal.colour ? styleText(COLOURS[entry.level] ?? 'white', level, { validateStream: false }) : level} ${text}\n`);
     },
   };
 }

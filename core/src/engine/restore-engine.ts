@@ -105,7 +105,7 @@ export class RestoreEngine {
               this.log.debug({ object: key }, `preflight ${key}: the external reference was found`);
               values.set(key, value);
             }
-            for (const p of plan) await clock.step('preflight', p.entry.key, () => p.plugin.preflight?.(p.record, p.ctx));
+            for (const p of plan) if (p.plugin.preflight) await clock.step('preflight', p.entry.key, () => p.plugin.preflight!(p.record, p.ctx));
           } catch (err) {
             if (madePinDir) tryRmdir(pinDir!);
             throw err;
@@ -153,7 +153,7 @@ export class RestoreEngine {
       await clock.time(
         'resume',
         async () => {
-          for (const d of [...done].reverse()) await clock.step('resume', d.entry.key, () => d.plugin.resume?.(d.record, d.value, d.ctx));
+          for (const d of [...done].reverse()) if (d.plugin.resume) await clock.step('resume', d.entry.key, () => d.plugin.resume!(d.record, d.value, d.ctx));
         },
         () => `${done.length} object(s)`,
       );
