@@ -89,31 +89,7 @@ export class RestoreEngine {
     const into = new IntoNamespaces(this.kernel, request.options.into ?? {});
     try {
       const values = new Map<string, unknown>();
-      const contextFor = (entry: ObjectEntry) => this.context(reader, entry, request.options, values, into);
-      const { plan, pinDir, madePinDir } = await clock.time(
-        'preflight',
-        async () => {
-          const references = externalReferences(reader.manifest.objects);
-          const mapTo = resolveMappings(request.mapExternal ?? [], references);
-          // Opened now, so that a wrong path is reported before anything is changed.
-          into.all();
-          const plan = this.plan(records, request.options, contextFor);
-          const pinDir = request.options.pinDir === undefined ? undefined : resolve(request.options.pinDir);
-          const madePinDir = pinDir !== undefined && this.preparePinDir(pinDir, plan);
-          try {
-            for (const [key, value] of await findExternals(references, mapTo, this.registry, contextFor, reader.imageDir)) {
-              this.log.debug({ object: key }, `preflight ${key}: the external reference was found`);
-              values.set(key, value);
-            }
-            for (const p of plan) if (p.plugin.preflight) await clock.step('preflight', p.entry.key, () => p.plugin.preflight!(p.record, p.ctx));
-          } catch (err) {
-            if (madePinDir) tryRmdir(pinDir!);
-            throw err;
-          }
-          return { plan, pinDir, madePinDir };
-        },
-        ({ plan }) => `${plan.length} object(s) can be restored`,
-      );
+      const { plan, pinDir, madePinDir } = await clock.time('preflight', () => this.preflight(request, reader, records, into, values, clock), ({ plan }) => `${plan.length} object(s) can be restored`);
       const restored = await this.recreate(plan, values, pinDir, madePinDir, request.options, clock, request.signal);
       const ms = performance.now() - started;
       this.log.info({ ms, objects: restored.length }, `restore done: ${restored.length} object(s) in ${ms.toFixed(1)} ms`);
@@ -121,6 +97,40 @@ export class RestoreEngine {
     } finally {
       into.close();
     }
+  }
+
+  /**
+   * Everything that can be checked before anything is changed: the external references are found
+   * alive (their values put in `values`), the namespaces to go into opened, the pin directory
+   * prepared, and every plugin's preflight passed. Returns the restore plan.
+   */
+  private async preflight(
+    request: RestoreRequest,
+    reader: ImageReader,
+    records: readonly CheckedRecord[],
+    into: IntoNamespaces,
+    values: Map<string, unknown>,
+    clock: PhaseClock,
+  ): Promise<{ plan: Planned[]; pinDir: string | undefined; madePinDir: boolean }> {
+    const contextFor = (entry: ObjectEntry) => this.context(reader, entry, request.options, values, into);
+    const references = externalReferences(reader.manifest.objects);
+    const mapTo = resolveMappings(request.mapExternal ?? [], references);
+    // Opened now, so that a wrong path is reported before anything is changed.
+    into.all();
+    const plan = this.plan(records, request.options, contextFor);
+    const pinDir = request.options.pinDir === undefined ? undefined : resolve(request.options.pinDir);
+    const madePinDir = pinDir !== undefined && this.preparePinDir(pinDir, plan);
+    try {
+      for (const [key, value] of await findExternals(references, mapTo, this.registry, contextFor, reader.imageDir)) {
+        this.log.debug({ object: key }, `preflight ${key}: the external reference was found`);
+        values.set(key, value);
+      }
+      for (const p of plan) if (p.plugin.preflight) await clock.step('preflight', p.entry.key, () => p.plugin.preflight!(p.record, p.ctx));
+    } catch (err) {
+      if (madePinDir) tryRmdir(pinDir!);
+      throw err;
+    }
+    return { plan, pinDir, madePinDir };
   }
 
   /** Recreates, pins and resumes everything planned; on failure, undoes it all in reverse order. */
