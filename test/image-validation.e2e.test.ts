@@ -229,7 +229,7 @@ describe('fuzzed images', () => {
           const options = intoScratch ? { into: { ipc: scratchPath } } : { pinDir };
           let restored;
           try {
-            restored = await engine.restore({ imageDir: dir, options });
+            ({ restored } = await engine.restore({ imageDir: dir, options }));
           } catch (err) {
             expectCleanFailure(err);
             // Nothing half-restored: no object in the namespace it went into, no pin.

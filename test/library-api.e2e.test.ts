@@ -30,15 +30,24 @@ function project(): string {
 const MAIN = `
 import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ExitCode, TargetError, checkpoint, inspect, restore, type Progress } from '@cr/api';
+import { ExitCode, TargetError, checkpoint, inspect, restore, type Logger, type ProgressReporter } from '@cr/api';
 
 const [pid, imageDir] = [Number(process.argv[2]), process.argv[3]!];
 const plan = await checkpoint({ pid, dryRun: true, exclude: ['files:fd=1'] });
-const progress: Progress[] = [];
+const progress: { phase: string; unit: string; total?: number; done: number }[] = [];
+const reporter: ProgressReporter = {
+  start: ({ phase, unit, total }) => {
+    const work = { phase, unit, ...(total === undefined ? {} : { total }), done: 0 };
+    progress.push(work);
+    return { advance: (n) => { work.done += n; }, end: () => {} };
+  },
+};
 const logs: string[] = [];
-const saved = await checkpoint({ pid, imageDir, kill: true, onProgress: (p) => progress.push(p), onLog: (level, message) => logs.push(\`\${level} \${message}\`) });
+const line = (level: string) => (a: object | string, b?: string) => logs.push(\`\${level} \${typeof a === 'string' ? a : b}\`);
+const logger: Logger = { error: line('error'), warn: line('warn'), info: line('info'), debug: line('debug'), trace: line('trace'), child: () => logger };
+const saved = await checkpoint({ pid, imageDir, kill: true, progress: reporter, logger });
 while (existsSync(\`/proc/\${pid}\`)) await sleep(20); // killed, it is reaped by PID 1
-const restored = await restore({ imageDir, onProgress: (p) => progress.push(p) });
+const restored = await restore({ imageDir, progress: reporter });
 const image = await inspect(imageDir);
 let refusal: unknown;
 try {
@@ -84,11 +93,11 @@ describe('the library API, @cr/api, from a project of its own', () => {
     expect(result.planned).toEqual(expect.arrayContaining([[`tasks:${pid}`, 'include'], [`files:${pid}:1`, 'exclude'], [`mm:${pid}`, 'include']]));
     expect(result.saved).toEqual(expect.arrayContaining([`tasks:${pid}`, `files:${pid}:1`, `mm:${pid}`]));
     expect(result.frozenMs).toBeGreaterThan(0);
-    const saves = result.progress.filter((p: { phase: string }) => p.phase === 'save');
-    expect(saves.map((p: { done: number }) => p.done)).toEqual(result.saved.map((_: string, i: number) => i + 1));
-    expect(saves.every((p: { total: number }) => p.total === result.saved.length)).toBe(true);
-    expect(result.progress.filter((p: { phase: string }) => p.phase === 'restore').map((p: { key: string }) => p.key).sort()).toEqual([...result.saved].sort());
-    expect(result.logs).toContain(`debug saved mm:${pid}`);
+    // One piece of work for the saved objects, one for the restored ones, each advanced to its end.
+    const objects = (phase: string) => result.progress.filter((p: { phase: string; unit: string }) => p.phase === phase && p.unit === 'objects');
+    expect(objects('save')).toEqual([{ phase: 'save', unit: 'objects', total: result.saved.length, done: result.saved.length }]);
+    expect(objects('recreate')).toEqual([{ phase: 'recreate', unit: 'objects', total: result.saved.length, done: result.saved.length }]);
+    expect(result.logs).toEqual(expect.arrayContaining([expect.stringMatching(/^info phase save: /), expect.stringMatching(new RegExp(`^debug save mm:${pid}: `))]));
     expect(result.pids).toEqual([pid]);
     expect(result.target).toEqual({ kind: 'process', pid });
     expect(result.problems).toEqual([]);

@@ -1,7 +1,7 @@
 import { CrError, ExitCode, Kernel } from '@cr/core';
-import { CheckpointEngine, adviceDir, policyFromConfig, readAdvice, type CheckpointPlan, type CheckpointResult } from '@cr/core/engine';
+import { CheckpointEngine, adviceDir, policyFromConfig, readAdvice, type CheckpointPlan, type CheckpointResult, type Logger } from '@cr/core/engine';
 import type { CheckpointTarget, CrConfig } from '@cr/schemas';
-import { eventsOf, sessionFor, type CommonOptions } from './options.js';
+import { sessionFor, type CommonOptions } from './options.js';
 import { assertSelections } from './session.js';
 
 export interface CheckpointOptions extends CommonOptions {
@@ -41,8 +41,7 @@ export async function checkpoint(options: CheckpointOptions): Promise<Checkpoint
   const target = targetOf(options);
   if (!options.dryRun && options.imageDir === undefined) throw new CrError('checkpoint: say where to write the image with imageDir, or ask for a dryRun', ExitCode.Usage);
   const session = await sessionFor(options, selectionLayers(options));
-  const events = eventsOf(options);
-  const advice = options.advice === false || target.kind !== 'process' ? undefined : adviceOf(session.container.resolve(Kernel), target.pid, events.log);
+  const advice = options.advice === false || target.kind !== 'process' ? undefined : adviceOf(session.container.resolve(Kernel), target.pid, options.logger);
   if (advice) assertSelections(session.registry, `advice ${advice.file}`, advice.advice, advice.advice.rules);
   const policy = policyFromConfig(session.resolved, session.registry, advice);
   const engine = session.container.resolve(CheckpointEngine);
@@ -55,11 +54,10 @@ export async function checkpoint(options: CheckpointOptions): Promise<Checkpoint
     policy,
     kill: options.kill,
     strict: options.strict,
-    events,
     ...(options.signal ? { signal: options.signal } : {}),
     ...(advice ? { advice } : {}),
   });
-  for (const warning of result.warnings) events.log?.('warn', warning);
+  for (const warning of result.warnings) options.logger?.warn(warning);
   return result;
 }
 
@@ -79,9 +77,9 @@ function selectionLayers(options: CheckpointOptions): Record<string, CrConfig> {
 }
 
 /** The process's advice; a file another user could have written is passed over with a warning. */
-function adviceOf(kernel: Kernel, pid: number, log: ((level: 'warn', message: string) => void) | undefined) {
+function adviceOf(kernel: Kernel, pid: number, logger: Logger | undefined) {
   kernel.procfs.assertUserProcess(pid);
   const { advice, warnings } = readAdvice(adviceDir(), kernel, pid);
-  for (const w of warnings) log?.('warn', w);
+  for (const w of warnings) logger?.warn(w);
   return advice;
 }

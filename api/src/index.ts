@@ -18,5 +18,5 @@ export { BUILTIN_PLUGINS } from './builtin-plugins.js';
 export { openSession, assertSelections, type Session, type SessionRequest } from './session.js';
 export { parseMapExternal, typedMapping } from './map-external.js';
 export { ConfigError, CrError, ExitCode, ImageError, InterruptedError, KernelError, PluginError, TargetError, UnsupportedError, type ExitCodeValue } from '@cr/core';
-export type { CheckpointPlan, CheckpointResult, CollectedObjectEntry, LogLevel, Progress, RestoredObject } from '@cr/core/engine';
+export type { CheckpointPlan, CheckpointResult, CollectedObjectEntry, LogFn, Logger, PhaseTimings, ProgressReporter, ProgressTask, ProgressWork, RestoredObject } from '@cr/core/engine';
 export type { CheckpointTarget, CrConfig, Manifest, ObjectEntry } from '@cr/schemas';

@@ -1,6 +1,6 @@
 import { dirname } from 'node:path';
 import { ConfigError } from '@cr/core';
-import { DEFAULT_CONFIG, describeZodError, loadConfigFile, type ConfigLayer, type EngineEvents, type LogLevel, type Progress } from '@cr/core/engine';
+import { DEFAULT_CONFIG, describeZodError, loadConfigFile, type ConfigLayer, type Logger, type ProgressReporter } from '@cr/core/engine';
 import { configSchema, type CrConfig } from '@cr/schemas';
 import { openSession, type Session } from './session.js';
 
@@ -23,10 +23,13 @@ export interface CommonOptions {
   cwd?: string;
   /** Aborts the work: a checkpoint lets its targets go and writes nothing, a restore removes what it created. */
   signal?: AbortSignal;
-  /** Told of each step, with its detail: phases, each object saved or restored, warnings. */
-  onLog?: (level: LogLevel, message: string, fields?: Readonly<Record<string, unknown>>) => void;
-  /** Told after each object saved or restored: how many of how many. */
-  onProgress?: (progress: Progress) => void;
+  /**
+   * Where cr logs, as pino's logger takes lines (a pino logger fits as it is): phases with their
+   * timings (info), each object's steps and decisions (debug), warnings, and a failure (error).
+   */
+  logger?: Logger;
+  /** Told of long work as it goes: a phase's objects, a blob's bytes (the CLI draws bars from it). */
+  progress?: ProgressReporter;
 }
 
 /**
@@ -50,7 +53,13 @@ export async function sessionFor(options: CommonOptions, extra: Readonly<Record<
     const source = name === 'config' ? 'option config' : `flag ${name}`;
     layers.push({ source, config: checkedConfig(config, source) });
   }
-  return openSession({ layers, searchFrom: [...(file.filepath ? [dirname(file.filepath)] : []), cwd], builtinPlugins: options.builtinPlugins });
+  return openSession({
+    layers,
+    searchFrom: [...(file.filepath ? [dirname(file.filepath)] : []), cwd],
+    builtinPlugins: options.builtinPlugins,
+    ...(options.logger ? { logger: options.logger } : {}),
+    ...(options.progress ? { progress: options.progress } : {}),
+  });
 }
 
 /** `config` if it is a valid config, else a ConfigError naming each bad key path. */
@@ -58,12 +67,4 @@ function checkedConfig(config: unknown, source: string): CrConfig {
   const parsed = configSchema.safeParse(config);
   if (!parsed.success) throw new ConfigError(`invalid ${source}:\n  ${describeZodError(parsed.error, config).join('\n  ')}`);
   return parsed.data;
-}
-
-/** The callbacks of `options` as the engines take them. */
-export function eventsOf(options: CommonOptions): EngineEvents {
-  return {
-    ...(options.onLog ? { log: options.onLog } : {}),
-    ...(options.onProgress ? { progress: options.onProgress } : {}),
-  };
 }

@@ -1,6 +1,6 @@
 import { Kernel } from '@cr/core';
-import { RestoreEngine, type RestoredObject } from '@cr/core/engine';
-import { eventsOf, sessionFor, type CommonOptions } from './options.js';
+import { RestoreEngine, type PhaseTimings, type RestoredObject } from '@cr/core/engine';
+import { sessionFor, type CommonOptions } from './options.js';
 import { parseMapExternal, typedMapping } from './map-external.js';
 
 export interface RestoreOptions extends CommonOptions {
@@ -24,6 +24,8 @@ export interface RestoreResult {
    * (`waitForExit`), or it stays a zombie.
    */
   pids: number[];
+  /** How long each phase took, in milliseconds (check, preflight, recreate, pin, resume). */
+  phases: PhaseTimings;
 }
 
 /**
@@ -35,10 +37,9 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   const session = await sessionFor(options, options.pinNs === undefined ? {} : { pinNs: { restore: { pinNs: options.pinNs } } });
   const mapExternal = (options.mapExternal ?? []).map((text) => typedMapping(parseMapExternal(text), session.registry));
   const pinDir = session.resolved.config.restore?.pinNs;
-  const restored = await session.container.resolve(RestoreEngine).restore({
+  const { restored, phases } = await session.container.resolve(RestoreEngine).restore({
     imageDir: options.imageDir,
     mapExternal,
-    events: eventsOf(options),
     ...(options.signal ? { signal: options.signal } : {}),
     options: {
       ...(pinDir ? { pinDir } : {}),
@@ -46,7 +47,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       ...(options.inheritFds ? { inheritFds: options.inheritFds } : {}),
     },
   });
-  return { restored, pids: restored.flatMap((r) => (r.pid === undefined ? [] : [r.pid])) };
+  return { restored, pids: restored.flatMap((r) => (r.pid === undefined ? [] : [r.pid])), phases };
 }
 
 /**

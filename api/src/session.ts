@@ -2,6 +2,8 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PluginError } from '@cr/core';
 import {
+  LOGGER,
+  PROGRESS,
   PluginRegistry,
   assertTrustedFile,
   createCrContainer,
@@ -11,6 +13,8 @@ import {
   typedRules,
   type ConfigLayer,
   type DependencyContainer,
+  type Logger,
+  type ProgressReporter,
   type ResolvedConfig,
   type Selections,
 } from '@cr/core/engine';
@@ -34,6 +38,10 @@ export interface SessionRequest {
   searchFrom: readonly string[];
   /** Load cr's built-in plugins (the default). */
   builtinPlugins?: boolean;
+  /** Where the engines and plugins log (pino's logger fits); silent if absent. */
+  logger?: Logger;
+  /** Where the engines report the progress of long work; nowhere if absent. */
+  progress?: ProgressReporter;
 }
 
 /**
@@ -44,6 +52,8 @@ export interface SessionRequest {
 export async function openSession(request: SessionRequest): Promise<Session> {
   const resolved = resolveConfig(request.layers);
   const container = createCrContainer();
+  if (request.logger) container.register(LOGGER, { useValue: request.logger });
+  if (request.progress) container.register(PROGRESS, { useValue: request.progress });
   const registry = container.resolve(PluginRegistry);
   if (request.builtinPlugins !== false) await loadPlugins(BUILTIN_PLUGINS, [OWN_INSTALL], container, registry);
   await loadPlugins(resolved.config.plugins ?? [], [...request.searchFrom, OWN_INSTALL], container, registry, (path, spec) =>
@@ -60,6 +70,9 @@ export async function openSession(request: SessionRequest): Promise<Session> {
     return Object.entries(resolved.sources).find(([key]) => key === path || key.startsWith(`${path}.`))?.[1] ?? 'default';
   };
   registry.setPluginOptions(resolved.config.pluginOptions ?? {}, sourceOf);
+  for (const { plugin, source } of registry.all()) {
+    request.logger?.trace({ type: plugin.type, version: plugin.version, package: source }, `plugin ${plugin.type} (record version ${plugin.version}) from ${source}`);
+  }
   return { container, registry, resolved };
 }
 

@@ -1,10 +1,24 @@
 import { dirname } from 'node:path';
 import { CrError, ExitCode } from '@cr/core';
-import { DEFAULT_CONFIG, describeZodError, loadConfigFile, type ConfigLayer, type DependencyContainer, type PluginRegistry, type ResolvedConfig } from '@cr/core/engine';
+import {
+  DEFAULT_CONFIG,
+  describeZodError,
+  loadConfigFile,
+  noProgress,
+  silentLogger,
+  type ConfigLayer,
+  type DependencyContainer,
+  type Logger,
+  type PluginRegistry,
+  type ProgressReporter,
+  type ResolvedConfig,
+} from '@cr/core/engine';
 import { openSession } from '@cr/api';
 import { configSchema, type CrConfig, type CrProfile } from '@cr/schemas';
 import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
 import { errorJson, usageError } from './errors.js';
+import { createLogger } from './logging/create-logger.js';
+import { DEFAULT_PROGRESS_DELAY_MS, TerminalProgress } from './logging/terminal-progress.js';
 
 /** oclif's FlagOutput and ArgOutput, which it does not export. */
 type ParsedValues = { [name: string]: any };
@@ -12,16 +26,33 @@ type ParsedValues = { [name: string]: any };
 /** Config values set by flags, keyed by the flag that set them (shown by `cr config`). */
 export type CrConfigFlags = Record<string, CrConfig>;
 
+/** Overrides how long work must last before its progress bar appears (tests use 0). */
+export const PROGRESS_DELAY_ENV = 'CR_PROGRESS_DELAY_MS';
+
 /**
  * What every cr command shares: `--config`, the layered config (defaults → file → flags), a
- * container with the plugins loaded, warnings as `cr: warning: …` lines, and every error, the
- * parser's too, turned into one `cr:` line (or, with `--json`, one JSON document) and an exit code.
+ * container with the plugins loaded, logging (`-v`, `--log-file`) and progress bars, warnings as
+ * `cr: warning: …` lines, and every error, the parser's too, turned into one `cr:` line (or, with
+ * `--json`, one JSON document) and an exit code.
  */
 export abstract class CrCommand extends Command {
   static override baseFlags = {
     config: Flags.file({ helpValue: 'FILE', description: 'Config file to use instead of searching for .crrc and friends.', exists: true, helpGroup: 'GLOBAL' }),
+    verbose: Flags.boolean({
+      char: 'v',
+      description: "Log on stderr: -v each phase with its timing, -vv also each object's steps and decisions, -vvv everything.",
+      helpGroup: 'GLOBAL',
+    }),
+    'log-file': Flags.string({
+      helpValue: 'FILE',
+      description: 'Append every log line, at the most detailed level whatever -v says, to FILE as JSON lines (created mode 0600).',
+      helpGroup: 'GLOBAL',
+    }),
   };
 
+  /** Logs nothing until the flags are parsed; then as -v and --log-file say. */
+  protected logger: Logger = silentLogger;
+  private progress: ProgressReporter = noProgress;
   protected container!: DependencyContainer;
   protected registry!: PluginRegistry;
   protected resolved!: ResolvedConfig;
@@ -40,7 +71,9 @@ export abstract class CrCommand extends Command {
     if (file.filepath) layers.push({ source: `file ${file.filepath}`, config: file.config });
     if (profile !== undefined) layers.push({ source: `profile ${profile} of ${file.filepath}`, config: profileOf(file.config, file.filepath, profile) });
     for (const [flag, config] of Object.entries(flagLayer)) layers.push({ source: `flag ${flag}`, config });
-    const session = await openSession({ layers, searchFrom: [...(file.filepath ? [dirname(file.filepath)] : []), process.cwd()] });
+    if (file.filepath) this.logger.debug({ config: file.filepath }, `config file ${file.filepath}`);
+    const searchFrom = [...(file.filepath ? [dirname(file.filepath)] : []), process.cwd()];
+    const session = await openSession({ layers, searchFrom, logger: this.logger, progress: this.progress });
     this.container = session.container;
     this.registry = session.registry;
     this.resolved = session.resolved;
@@ -53,6 +86,7 @@ export abstract class CrCommand extends Command {
   override warn(input: string | Error): string | Error {
     const text = typeof input === 'string' ? input : input.message;
     this.warnings.push(text);
+    this.logger.warn(text);
     process.stderr.write(`cr: warning: ${text}\n`);
     return input;
   }
@@ -66,20 +100,43 @@ export abstract class CrCommand extends Command {
     options?: Interfaces.Input<F, B, A>,
     argv?: string[],
   ): Promise<Interfaces.ParserOutput<F, B, A>> {
+    let parsed: Interfaces.ParserOutput<F, B, A>;
     try {
-      return await super.parse(options, argv);
+      parsed = await super.parse(options, argv);
     } catch (err) {
       throw usageError(err as Error, this.id);
     }
+    await this.startLogging(parsed.raw.filter((token) => token.type === 'flag' && token.flag === 'verbose').length, parsed.flags['log-file']);
+    return parsed;
+  }
+
+  /**
+   * The logger and progress reporter of this command: -v given `verbosity` times, `--log-file`;
+   * progress bars only on a terminal, and never with --json.
+   */
+  private async startLogging(verbosity: number, file: string | undefined): Promise<void> {
+    const terminal = process.stderr.isTTY ? { colour: process.stderr.hasColors() } : undefined;
+    const bars = terminal && !this.jsonEnabled() ? new TerminalProgress(process.stderr, progressDelay()) : undefined;
+    this.progress = bars ?? noProgress;
+    const stderr = (text: string) => (bars ? bars.write(text) : process.stderr.write(text));
+    this.logger = await createLogger({ verbosity, stderr, ...(file === undefined ? {} : { file }), ...(terminal ? { terminal } : {}) });
+    this.logger.trace({ argv: this.argv, version: this.config.version }, `cr ${this.id} ${this.argv.join(' ')}`);
   }
 
   protected override async catch(err: Error): Promise<unknown> {
     if (err instanceof Errors.ExitError) throw err;
     const error = err instanceof CrError ? err : new CrError(err.message, ExitCode.Failure, { cause: err });
+    this.logger.error({ err: error, exitCode: error.exitCode }, `cr ${this.id} failed (exit ${error.exitCode}): ${error.message}`);
     if (this.jsonEnabled()) this.logJson(errorJson(error, this.warnings));
     else this.logToStderr(`cr: ${error.message}`);
     this.exit(error.exitCode);
   }
+}
+
+/** How long work must last before its bar appears: CR_PROGRESS_DELAY_MS, or a second. */
+function progressDelay(): number {
+  const ms = Number(process.env[PROGRESS_DELAY_ENV]);
+  return process.env[PROGRESS_DELAY_ENV] !== undefined && Number.isFinite(ms) && ms >= 0 ? ms : DEFAULT_PROGRESS_DELAY_MS;
 }
 
 /** The settings of profile `name` of the config file, or a usage error naming the profiles there are. */

@@ -10,6 +10,7 @@ import 'reflect-metadata';
 export { inject, injectable, singleton } from 'tsyringe';
 
 export * from './plugin/contract.js';
+export type { LogFn, Logger } from './log/logger.js';
 export { ownNamespaceDefault } from './plugin/own-namespace.js';
 export { IPC_NS_TARGET, ObjectType, PROCESS_TARGET, objectType } from './plugin/references.js';
 export { describeSelector, matchesSelector } from './policy/policy.js';

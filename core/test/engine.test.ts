@@ -281,7 +281,7 @@ describe('engine, policy and plugin faults', () => {
       seen.push(ctx.parents, ctx.parents.map((p) => ctx.restored(p)));
       return 'S';
     };
-    const restored = await container.resolve(RestoreEngine).restore({ imageDir: join(dir, 'img'), options: {} });
+    const { restored } = await container.resolve(RestoreEngine).restore({ imageDir: join(dir, 'img'), options: {} });
     expect(seen).toEqual([['side:left', 'side:right'], ['side:left', 'side:right']]);
     expect(restored.map((r) => r.key)).toEqual(['side:left', 'side:right', 'shared:s', 'leaf:1']);
   });

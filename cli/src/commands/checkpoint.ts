@@ -58,10 +58,10 @@ export default class Checkpoint extends CrCommand {
     const engine = this.container.resolve(CheckpointEngine);
 
     if (flags['dry-run']) {
-      const { objects, warnings } = await engine.plan(target, policy, flags.strict);
+      const { objects, warnings, phases } = await engine.plan(target, policy, flags.strict);
       if (!this.jsonEnabled()) this.log(decisionTable(objects));
       for (const warning of warnings) this.warn(warning);
-      return { target, objects, ...(advice ? { advice } : {}) };
+      return { target, objects, phases, ...(advice ? { advice } : {}) };
     }
     if (!flags['images-dir']) throw new CrError('missing -D/--images-dir: say where to write the image, e.g. -D ./img', ExitCode.Usage);
     // A selector that matches nothing is found without freezing the target first; the checkpoint checks again what it froze.

@@ -51,9 +51,9 @@ export default class Restore extends CrCommand {
     const inheritFds = parseInheritFds(flags['inherit-fd'] ?? [], Number(kernel.sysctl.read('fs.nr_open')));
     const mapExternal = (flags['map-external'] ?? []).map((text) => typedMapping(parseMapExternal(text), this.registry));
     const interrupts = abortOnSignals('restore');
-    let restored;
+    let result;
     try {
-      restored = await this.container.resolve(RestoreEngine).restore({
+      result = await this.container.resolve(RestoreEngine).restore({
         imageDir: flags['images-dir'],
         mapExternal,
         signal: interrupts.signal,
@@ -66,6 +66,7 @@ export default class Restore extends CrCommand {
     } finally {
       interrupts.stop();
     }
+    const { restored, phases } = result;
     const pids = restored.flatMap((r) => (r.pid === undefined ? [] : [r.pid]));
     const waiting = !flags.detach && pids.length > 0;
     const advice = this.carryAdviceOver(flags['images-dir'], pids, kernel);
@@ -76,11 +77,15 @@ export default class Restore extends CrCommand {
       for (const r of restored) say(`  ${r.key}${r.pinnedAt ? ` pinned at ${r.pinnedAt}` : ''}${r.pid === undefined ? '' : ` running as PID ${r.pid}`}`);
       if (advice) say(`  its advice is kept in ${advice}`);
     }
-    if (!waiting) return { restored, ...(advice ? { advice } : {}) };
+    if (!waiting) return { restored, phases, ...(advice ? { advice } : {}) };
     let status = 0;
-    for (const pid of pids) status = kernel.waitForExit(pid);
+    for (const pid of pids) {
+      this.logger.debug({ pid }, `waiting for PID ${pid} to exit`);
+      status = kernel.waitForExit(pid);
+      this.logger.debug({ pid, status }, `PID ${pid} exited with status ${status}`);
+    }
     // cr exits with the program's status, so the JSON result is printed here, once the program is done.
-    if (this.jsonEnabled()) this.logJson(this.toSuccessJson({ restored, ...(advice ? { advice } : {}), status }));
+    if (this.jsonEnabled()) this.logJson(this.toSuccessJson({ restored, phases, ...(advice ? { advice } : {}), status }));
     this.exit(status);
   }
 

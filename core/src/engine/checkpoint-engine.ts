@@ -6,6 +6,9 @@ import { ResourceGraph } from '../graph/resource-graph.js';
 import { ImageWriter } from '../image/image-writer.js';
 import { blobPath, recordPath } from '../image/layout.js';
 import { Kernel } from '../kernel/kernel.js';
+import { LOGGER, type Logger } from '../log/logger.js';
+import { PhaseClock, describeBytes, type PhaseTimings } from '../log/phases.js';
+import { PROGRESS, type ProgressReporter } from '../log/progress.js';
 import type { ResourceNode, SaveContext } from '../plugin/contract.js';
 import { PluginRegistry } from '../plugin/registry.js';
 import type { AppliedAdvice } from '../policy/from-config.js';
@@ -13,7 +16,6 @@ import { describeSelection, type Policy } from '../policy/policy.js';
 import { untypedAttributes } from '../policy/selector-types.js';
 import { describeZodError } from '../zod-issues.js';
 import { claimOwners, ownedElsewhere, refuseUnowned, type Owners } from './claims.js';
-import type { EngineEvents } from './events.js';
 import { rootOf } from './targets.js';
 import { CR_VERSION } from './version.js';
 
@@ -29,8 +31,6 @@ export interface CheckpointRequest {
   signal?: AbortSignal;
   /** A selector that matches no collected object fails the checkpoint before anything is saved (`--strict`). */
   strict?: boolean;
-  /** Told of every object saved, and of each phase in the log. */
-  events?: EngineEvents;
 }
 
 /** What a dry run found: every object with its decision, and what the user should hear of. */
@@ -38,6 +38,8 @@ export interface CheckpointPlan {
   objects: CollectedObjectEntry[];
   /** One line each: a selector that matched no collected object. */
   warnings: string[];
+  /** How long collect and decide took, in milliseconds. */
+  phases: PhaseTimings;
 }
 
 export type CollectedObjectEntry = Omit<ObjectEntry, 'record' | 'blobs'>;
@@ -51,6 +53,8 @@ export interface CheckpointResult {
   killed: string[];
   /** One line each: a selector that matched no collected object. */
   warnings: string[];
+  /** How long each phase took, in milliseconds: validate, collect, freeze, decide, save, commit, then thaw or kill. */
+  phases: PhaseTimings;
 }
 
 interface Collected {
@@ -65,63 +69,73 @@ interface Collected {
  * checkpoint = check target → collect, freezing each object whose plugin can, before the objects
  * below it are collected → apply policy → save in dependency order → commit → thaw (or kill).
  * Any failure removes the partial image and thaws what was frozen, so the target carries on as
- * if nothing happened.
+ * if nothing happened. Each phase is timed and logged (see PhaseClock), and long work reported to
+ * the progress reporter.
  */
 @injectable()
 export class CheckpointEngine {
   constructor(
     @inject(PluginRegistry) private readonly registry: PluginRegistry,
     @inject(Kernel) private readonly kernel: Kernel,
+    @inject(LOGGER) private readonly log: Logger,
+    @inject(PROGRESS) private readonly progress: ProgressReporter,
   ) {}
 
   /** Collects and decides without saving anything (what `--dry-run` shows). */
   async plan(target: CheckpointTarget, policy: Policy, strict = false): Promise<CheckpointPlan> {
-    const { graph, owners } = await this.collect(target, false);
+    const clock = new PhaseClock(this.log);
+    this.log.info({ target }, `dry run: what a checkpoint of ${describeTarget(target)} would save`);
+    const { graph, owners } = await this.collect(target, false, clock);
     try {
-      const objects = this.decideAll(graph, policy, owners);
-      refuseUnowned(graph, new Map(objects.map((e) => [e.key, e])), owners);
-      return { objects, warnings: this.unmatchedSelectors(policy, objects, strict) };
+      const { objects, warnings } = await clock.time('decide', () => this.decide(graph, policy, owners, strict), ({ objects }) => describeDecisions(objects));
+      return { objects, warnings, phases: clock.timings };
     } finally {
       graph.release();
     }
   }
 
   async checkpoint(request: CheckpointRequest): Promise<CheckpointResult> {
-    const { target, policy, signal, events } = request;
+    const { target, policy, signal } = request;
+    const clock = new PhaseClock(this.log);
+    const started = performance.now();
+    this.log.info({ target, imageDir: request.imageDir, kill: request.kill ?? false }, `checkpoint of ${describeTarget(target)} into ${request.imageDir}`);
     // The image path is checked and the partial directory made before anything is frozen.
-    const writer = ImageWriter.create(request.imageDir, signal);
+    const writer = await clock.time('validate', () => ImageWriter.create(request.imageDir, signal), (w) => `image path ${w.imageDir} is free`);
     let collected: Collected;
     try {
-      collected = await this.collect(target, true, signal);
+      collected = await this.collect(target, true, clock, signal);
     } catch (err) {
       writer.abort();
       throw err;
     }
     const { graph, frozen, frozenAt, owners } = collected;
-    events?.log?.('debug', `collected ${graph.all().length} object(s), ${frozen.length} frozen`, { phase: 'collect' });
     const objects: ObjectEntry[] = [];
     let warnings: string[];
+    let bytes = 0;
     try {
-      const entries = this.decideAll(graph, policy, owners);
-      const decided = new Map(entries.map((e) => [e.key, e]));
-      refuseUnowned(graph, decided, owners);
-      warnings = this.unmatchedSelectors(policy, entries, request.strict ?? false);
-      const total = entries.filter((e) => e.policy.decision === 'include').length;
-      let done = 0;
-      for (const type of this.registry.orderedTypes()) {
-        for (const node of graph.ofType(type)) {
-          const entry: ObjectEntry = decided.get(node.key)!;
-          signal?.throwIfAborted();
-          if (entry.policy.decision === 'include') {
-            await this.save(node, entry, writer, target);
-            events?.log?.('debug', `saved ${node.key}`, { phase: 'save', key: node.key });
-            events?.progress?.({ phase: 'save', done: ++done, total, key: node.key });
+      const decision = await clock.time('decide', () => this.decide(graph, policy, owners, request.strict ?? false), ({ objects }) => describeDecisions(objects));
+      warnings = decision.warnings;
+      const decided = new Map(decision.objects.map((e) => [e.key, e]));
+      const included = decision.objects.filter((e) => e.policy.decision === 'include').length;
+      const progress = this.progress.start({ phase: 'save', label: 'saving objects', unit: 'objects', total: included });
+      try {
+        for (const type of this.registry.orderedTypes()) {
+          for (const node of graph.ofType(type)) {
+            const entry: ObjectEntry = decided.get(node.key)!;
+            signal?.throwIfAborted();
+            if (entry.policy.decision === 'include') {
+              bytes += await clock.piece('save', node.key, () => this.save(node, entry, writer, target), (b) => `${Object.keys(entry.blobs ?? {}).length} blob(s), ${describeBytes(b)}`);
+              progress.advance(1);
+            }
+            objects.push(entry);
           }
-          objects.push(entry);
         }
+      } finally {
+        progress.end();
       }
+      clock.report('save', `${included} object(s), ${describeBytes(bytes)} of blobs`);
       signal?.throwIfAborted();
-      writer.commit({
+      await clock.time('commit', () => writer.commit({
         format: 'cr-image',
         formatVersion: IMAGE_FORMAT_VERSION,
         tool: { name: 'cr', version: CR_VERSION },
@@ -131,10 +145,10 @@ export class CheckpointEngine {
         plugins: this.registry.all().map(({ plugin, source }) => ({ type: plugin.type, version: plugin.version, package: source })),
         objects,
         ...(request.advice ? { advice: request.advice } : {}),
-      });
+      }), () => `image written at ${writer.imageDir}`);
     } catch (err) {
       writer.abort();
-      await this.thawAfterFailure(frozen, err);
+      await this.thawAfterFailure(frozen, err, clock);
       graph.release();
       throw err;
     }
@@ -143,13 +157,28 @@ export class CheckpointEngine {
     const killed = request.kill ? frozen.filter((n) => saved.has(n.key)).map((n) => n.key) : [];
     const thawStart = performance.now();
     try {
-      await this.thaw(frozen, (node) => killed.includes(node.key));
+      await clock.time(killed.length > 0 ? 'kill' : 'thaw', () => this.thaw(frozen, (node) => killed.includes(node.key), clock), () => `${frozen.length} object(s)`);
     } finally {
       graph.release();
     }
     // A process that is let go was frozen until the thaw; one that is killed, until the kill began.
     const frozenUntil = killed.length > 0 ? thawStart : performance.now();
-    return { imageDir: writer.imageDir, objects, frozenMs: frozen.length > 0 ? frozenUntil - frozenAt : 0, killed, warnings };
+    const frozenMs = frozen.length > 0 ? frozenUntil - frozenAt : 0;
+    this.log.info(
+      { ms: performance.now() - started, frozenMs, objects: saved.size, bytes },
+      `checkpoint done: ${saved.size} object(s), ${describeBytes(bytes)} of blobs, frozen for ${frozenMs.toFixed(1)} ms, in ${(performance.now() - started).toFixed(1)} ms`,
+    );
+    return { imageDir: writer.imageDir, objects, frozenMs, killed, warnings, phases: clock.timings };
+  }
+
+  /** Every object's decision, checked for claims nobody owns and for selectors that match nothing. */
+  private decide(graph: ResourceGraph, policy: Policy, owners: Owners, strict: boolean): { objects: ObjectEntry[]; warnings: string[] } {
+    const objects = this.decideAll(graph, policy, owners);
+    for (const o of objects) {
+      this.log.debug({ object: o.key, decision: o.policy }, `decide ${o.key}: ${o.policy.decision} (${o.policy.rule}, from ${o.policy.source})`);
+    }
+    refuseUnowned(graph, new Map(objects.map((e) => [e.key, e])), owners);
+    return { objects, warnings: this.unmatchedSelectors(policy, objects, strict) };
   }
 
   /** A line for each object rule that selects none of `objects`; with `strict`, a usage error naming them all. */
@@ -163,25 +192,32 @@ export class CheckpointEngine {
   }
 
   /** After a failed checkpoint: thaws, and if that fails too, says so in the error the user sees. */
-  private async thawAfterFailure(frozen: readonly ResourceNode[], err: unknown): Promise<void> {
+  private async thawAfterFailure(frozen: readonly ResourceNode[], err: unknown, clock: PhaseClock): Promise<void> {
+    if (frozen.length > 0) this.log.info({ objects: frozen.length }, `letting ${frozen.length} frozen object(s) go after the failure`);
     try {
-      await this.thaw(frozen, () => false);
+      await this.thaw(frozen, () => false, clock);
     } catch (thawErr) {
       if (err instanceof Error) err.message += `\nthe target could not be let go again: ${(thawErr as Error).message}`;
     }
   }
 
   /** Thaws in reverse order of freezing; every node is tried, the first failure is reported. */
-  private async thaw(frozen: readonly ResourceNode[], kill: (node: ResourceNode) => boolean): Promise<void> {
+  private async thaw(frozen: readonly ResourceNode[], kill: (node: ResourceNode) => boolean, clock: PhaseClock): Promise<void> {
     let first: unknown;
     for (const node of [...frozen].reverse()) {
+      const ctx = { kill: kill(node), log: this.objectLog(node) };
       try {
-        await this.registry.get(node.type).plugin.thaw?.(node, { kill: kill(node) });
+        await clock.step(ctx.kill ? 'kill' : 'thaw', node.key, () => this.registry.get(node.type).plugin.thaw?.(node, ctx));
       } catch (err) {
         first ??= err;
       }
     }
     if (first) throw first;
+  }
+
+  /** The logger a plugin is given for one of its objects. */
+  private objectLog(node: ResourceNode): Logger {
+    return this.log.child({ plugin: node.type, object: node.key });
   }
 
   /**
@@ -229,7 +265,7 @@ export class CheckpointEngine {
    * object with the rule that decided it. Plugins report unsupported objects in save, or through
    * `defers.unsupported`, not here. Once every type is collected, every claim has its one owner.
    */
-  private async collect(target: CheckpointTarget, freeze: boolean, signal?: AbortSignal): Promise<Collected> {
+  private async collect(target: CheckpointTarget, freeze: boolean, clock: PhaseClock, signal?: AbortSignal): Promise<Collected> {
     const graph = new ResourceGraph();
     const root = rootOf(target, this.kernel);
     graph.add(root.type, { id: root.id, handle: root.handle });
@@ -240,7 +276,8 @@ export class CheckpointEngine {
         const { plugin, source } = this.registry.get(type);
         for (const parentType of plugin.collectsFrom) {
           for (const parent of graph.ofType(parentType)) {
-            const found = await plugin.collect(parent, { target, pluginOptions: this.registry.optionsOf(type) });
+            const ctx = { target, pluginOptions: this.registry.optionsOf(type), log: this.log.child({ plugin: type, object: parent.key }) };
+            const found = await clock.piece('collect', parent.key, () => plugin.collect(parent, ctx), (objs) => `${objs.length} ${type} object(s)`);
             for (const obj of found) {
               if (typeof obj.id !== 'string' || obj.id === '') {
                 throw new PluginError(`plugin ${source} (type ${type}) collected an object without a string id below ${parent.key}`);
@@ -250,6 +287,7 @@ export class CheckpointEngine {
               const untyped = untypedAttributes(attributes, this.registry.selectableBy(type));
               if (untyped.length > 0) throw new PluginError(`plugin ${source} (type ${type}) collected ${type}:${obj.id} with ${untyped.join(', ')}, not as it declares in selectableBy`);
               graph.add(type, { ...obj, attributes }, parent.key);
+              this.log.trace({ object: `${type}:${obj.id}`, parent: parent.key, attributes }, `collected ${type}:${obj.id} below ${parent.key}`);
             }
           }
         }
@@ -257,29 +295,46 @@ export class CheckpointEngine {
         for (const node of graph.ofType(type)) {
           signal?.throwIfAborted();
           if (frozen.length === 0) frozenAt = performance.now();
-          await plugin.freeze(node);
+          await clock.piece('freeze', node.key, () => plugin.freeze!(node));
           frozen.push(node);
         }
       }
       const owners = claimOwners(graph, (type) => this.registry.get(type).source);
+      clock.report('collect', `${graph.all().length} object(s)`);
+      if (freeze) clock.report('freeze', `${frozen.length} object(s)`);
       return { graph, frozen, frozenAt, owners };
     } catch (err) {
-      await this.thawAfterFailure(frozen, err);
+      await this.thawAfterFailure(frozen, err, clock);
       graph.release();
       throw err;
     }
   }
 
-  private async save(node: ResourceNode, entry: ObjectEntry, writer: ImageWriter, target: CheckpointTarget): Promise<void> {
+  /** Saves one object's record and blobs; returns how many bytes of blobs it wrote. */
+  private async save(node: ResourceNode, entry: ObjectEntry, writer: ImageWriter, target: CheckpointTarget): Promise<number> {
     const { plugin, source } = this.registry.get(node.type);
     const blobs: Record<string, string> = {};
+    let bytes = 0;
     const ctx: SaveContext = {
       target,
       pluginOptions: this.registry.optionsOf(node.type),
-      writeBlob: async (name, data) => {
+      log: this.objectLog(node),
+      writeBlob: async (name, data, options) => {
         if (blobs[name]) throw new PluginError(`plugin ${source} wrote blob "${name}" of ${node.key} twice`);
         blobs[name] = blobPath(node.type, node.id, name);
-        await writer.writeStream(blobs[name], data);
+        const total = data instanceof Uint8Array ? data.byteLength : options?.expectedSize;
+        const progress = this.progress.start({ phase: 'save', label: `${node.key} ${name}`, unit: 'bytes', ...(total === undefined ? {} : { total }) });
+        let blobBytes = 0;
+        try {
+          await writer.writeStream(blobs[name], data, (written) => {
+            blobBytes += written;
+            progress.advance(written);
+          });
+        } finally {
+          progress.end();
+          bytes += blobBytes;
+        }
+        ctx.log.trace({ blob: name, bytes: blobBytes }, `wrote blob ${name} of ${node.key}: ${describeBytes(blobBytes)}`);
       },
     };
     const record = await plugin.save(node, ctx);
@@ -290,7 +345,19 @@ export class CheckpointEngine {
     entry.record = recordPath(node.type, node.id);
     if (Object.keys(blobs).length > 0) entry.blobs = blobs;
     writer.writeFile(entry.record, `${JSON.stringify({ type: node.type, id: node.id, version: plugin.version, record: checked.data }, null, 2)}\n`);
+    return bytes;
   }
+}
+
+function describeTarget(target: CheckpointTarget): string {
+  return target.kind === 'process' ? `PID ${target.pid}` : `IPC namespace ${target.path}`;
+}
+
+/** "5 include, 2 external": how many objects each decision got. */
+function describeDecisions(objects: readonly CollectedObjectEntry[]): string {
+  const counts = new Map<string, number>();
+  for (const o of objects) counts.set(o.policy.decision, (counts.get(o.policy.decision) ?? 0) + 1);
+  return [...counts].map(([decision, n]) => `${n} ${decision}`).join(', ') || 'no object';
 }
 
 /**

@@ -8,10 +8,12 @@ import { recordProblems } from '../image/record-checks.js';
 import { Kernel } from '../kernel/kernel.js';
 import { NamespaceHandle } from '../kernel/namespaces.js';
 import type { NamespaceKind } from '../kernel/namespaces.js';
+import { LOGGER, type Logger } from '../log/logger.js';
+import { PhaseClock, type PhaseTimings } from '../log/phases.js';
+import { PROGRESS, type ProgressReporter, type ProgressWork } from '../log/progress.js';
 import type { RestoreContext, RestoreOptions, ResourcePlugin, RestoredProcess } from '../plugin/contract.js';
 import { PluginRegistry } from '../plugin/registry.js';
 import { externalReferences, findExternals, resolveMappings, type ExternalMapping } from './external-references.js';
-import type { EngineEvents } from './events.js';
 import { IntoNamespaces } from './into-namespaces.js';
 
 export interface RestoreRequest {
@@ -21,8 +23,6 @@ export interface RestoreRequest {
   mapExternal?: readonly ExternalMapping[];
   /** Aborts the restore (Ctrl-C) until the restored processes run: everything created is undone. */
   signal?: AbortSignal;
-  /** Told of every object restored. */
-  events?: EngineEvents;
 }
 
 export interface RestoredObject {
@@ -33,6 +33,13 @@ export interface RestoredObject {
   pinnedAt?: string;
   /** The PID of a restored process (objects of a `holdsNamespaces` type). */
   pid?: number;
+}
+
+/** What a restore did: the objects it restored, and how long each phase took, in milliseconds. */
+export interface RestoreResult {
+  restored: RestoredObject[];
+  /** check, preflight, recreate, pin (with a pin directory), resume. */
+  phases: PhaseTimings;
 }
 
 /** A record of the image that passed every check, with the plugin that restores it. */
@@ -63,38 +70,67 @@ interface Done extends Planned {
  * order (namespaces and their IPC objects, then processes and what is below them) → pin
  * namespaces → resume in reverse order (processes run from here on). If any step fails,
  * everything already created is undone in reverse order, so a failed restore leaves nothing behind.
+ * Each phase is timed and logged (see PhaseClock), and long work reported to the progress reporter.
  */
 @injectable()
 export class RestoreEngine {
   constructor(
     @inject(PluginRegistry) private readonly registry: PluginRegistry,
     @inject(Kernel) private readonly kernel: Kernel,
+    @inject(LOGGER) private readonly log: Logger,
+    @inject(PROGRESS) private readonly progress: ProgressReporter,
   ) {}
 
-  async restore(request: RestoreRequest): Promise<RestoredObject[]> {
-    const { reader, records } = this.check(request.imageDir);
-    const references = externalReferences(reader.manifest.objects);
-    const mapTo = resolveMappings(request.mapExternal ?? [], references);
+  async restore(request: RestoreRequest): Promise<RestoreResult> {
+    const clock = new PhaseClock(this.log);
+    const started = performance.now();
+    this.log.info({ imageDir: request.imageDir, options: request.options }, `restore from ${request.imageDir}`);
+    const { reader, records } = await clock.time('check', () => this.check(request.imageDir), (checked) => `${checked.records.length} record(s) read and checked`);
     const into = new IntoNamespaces(this.kernel, request.options.into ?? {});
     try {
-      // Opened now, so that a wrong path is reported before anything is changed.
-      into.all();
       const values = new Map<string, unknown>();
-      const contextFor = (entry: ObjectEntry) => this.context(reader, entry, request.options, values, into);
-      const plan = this.plan(records, request.options, contextFor);
-      const pinDir = request.options.pinDir === undefined ? undefined : resolve(request.options.pinDir);
-      const madePinDir = pinDir !== undefined && this.preparePinDir(pinDir, plan);
-      try {
-        for (const [key, value] of await findExternals(references, mapTo, this.registry, contextFor, reader.imageDir)) values.set(key, value);
-        for (const p of plan) await p.plugin.preflight?.(p.record, p.ctx);
-      } catch (err) {
-        if (madePinDir) tryRmdir(pinDir!);
-        throw err;
-      }
-      return await this.recreate(plan, values, pinDir, madePinDir, request);
+      const { plan, pinDir, madePinDir } = await clock.time('preflight', () => this.preflight(request, reader, records, into, values, clock), ({ plan }) => `${plan.length} object(s) can be restored`);
+      const restored = await this.recreate(plan, values, pinDir, madePinDir, request.options, clock, request.signal);
+      const ms = performance.now() - started;
+      this.log.info({ ms, objects: restored.length }, `restore done: ${restored.length} object(s) in ${ms.toFixed(1)} ms`);
+      return { restored, phases: clock.timings };
     } finally {
       into.close();
     }
+  }
+
+  /**
+   * Everything that can be checked before anything is changed: the external references are found
+   * alive (their values put in `values`), the namespaces to go into opened, the pin directory
+   * prepared, and every plugin's preflight passed. Returns the restore plan.
+   */
+  private async preflight(
+    request: RestoreRequest,
+    reader: ImageReader,
+    records: readonly CheckedRecord[],
+    into: IntoNamespaces,
+    values: Map<string, unknown>,
+    clock: PhaseClock,
+  ): Promise<{ plan: Planned[]; pinDir: string | undefined; madePinDir: boolean }> {
+    const contextFor = (entry: ObjectEntry) => this.context(reader, entry, request.options, values, into);
+    const references = externalReferences(reader.manifest.objects);
+    const mapTo = resolveMappings(request.mapExternal ?? [], references);
+    // Opened now, so that a wrong path is reported before anything is changed.
+    into.all();
+    const plan = this.plan(records, request.options, contextFor);
+    const pinDir = request.options.pinDir === undefined ? undefined : resolve(request.options.pinDir);
+    const madePinDir = pinDir !== undefined && this.preparePinDir(pinDir, plan);
+    try {
+      for (const [key, value] of await findExternals(references, mapTo, this.registry, contextFor, reader.imageDir)) {
+        this.log.debug({ object: key }, `preflight ${key}: the external reference was found`);
+        values.set(key, value);
+      }
+      for (const p of plan) if (p.plugin.preflight) await clock.step('preflight', p.entry.key, () => p.plugin.preflight!(p.record, p.ctx));
+    } catch (err) {
+      if (madePinDir) tryRmdir(pinDir!);
+      throw err;
+    }
+    return { plan, pinDir, madePinDir };
   }
 
   /** Recreates, pins and resumes everything planned; on failure, undoes it all in reverse order. */
@@ -103,21 +139,34 @@ export class RestoreEngine {
     values: Map<string, unknown>,
     pinDir: string | undefined,
     madePinDir: boolean,
-    { options, signal, events }: RestoreRequest,
+    options: RestoreOptions,
+    clock: PhaseClock,
+    signal: AbortSignal | undefined,
   ): Promise<RestoredObject[]> {
     const done: Done[] = [];
     try {
-      for (const p of plan) {
-        signal?.throwIfAborted();
-        const value = await p.plugin.restore(p.record, p.ctx);
-        done.push({ ...p, value });
-        values.set(p.entry.key, value);
-        events?.log?.('debug', `restored ${p.entry.key}`, { phase: 'restore', key: p.entry.key });
-        events?.progress?.({ phase: 'restore', done: done.length, total: plan.length, key: p.entry.key });
+      const progress = this.progress.start({ phase: 'recreate', label: 'restoring objects', unit: 'objects', total: plan.length });
+      try {
+        for (const p of plan) {
+          signal?.throwIfAborted();
+          const value = await clock.piece('recreate', p.entry.key, () => p.plugin.restore(p.record, p.ctx));
+          done.push({ ...p, value });
+          values.set(p.entry.key, value);
+          progress.advance(1);
+        }
+      } finally {
+        progress.end();
       }
+      clock.report('recreate', `${done.length} object(s)`);
       signal?.throwIfAborted();
-      if (pinDir) this.pinNamespaces(done, pinDir, options);
-      for (const d of [...done].reverse()) await d.plugin.resume?.(d.record, d.value, d.ctx);
+      if (pinDir) await clock.time('pin', () => this.pinNamespaces(done, pinDir, options), () => `namespaces pinned in ${pinDir}`);
+      await clock.time(
+        'resume',
+        async () => {
+          for (const d of [...done].reverse()) if (d.plugin.resume) await clock.step('resume', d.entry.key, () => d.plugin.resume!(d.record, d.value, d.ctx));
+        },
+        () => `${done.length} object(s)`,
+      );
       return done.map((d) => ({
         key: d.entry.key,
         type: d.entry.type,
@@ -126,7 +175,7 @@ export class RestoreEngine {
         ...(d.plugin.holdsNamespaces ? { pid: (d.value as RestoredProcess).pid } : {}),
       }));
     } catch (err) {
-      const problems = await this.rollback(done);
+      const problems = await clock.time('rollback', () => this.rollback(done, clock), (p) => `${done.length} object(s) undone${p.length > 0 ? `, ${p.length} problem(s)` : ''}`);
       if (madePinDir) tryRmdir(pinDir!);
       if (problems.length === 0) throw err;
       throw new CrError(`${(err as Error).message}\nrollback was incomplete:\n  ${problems.join('\n  ')}`, err instanceof CrError ? err.exitCode : 1, { cause: err });
@@ -198,18 +247,41 @@ export class RestoreEngine {
       if (!rel) throw new ImageError(`object ${entry.key} has no blob "${name}" in ${reader.imageDir}`);
       return rel;
     };
+    const progress = (name: string, total: number): ProgressWork => ({ phase: 'recreate', label: `${entry.key} ${name}`, unit: 'bytes', total });
     return {
       options,
       pluginOptions: this.registry.has(entry.type) ? this.registry.optionsOf(entry.type) : undefined,
+      log: this.log.child({ plugin: entry.type, object: entry.key }),
       key: entry.key,
       parents: entry.parents,
       restored: <T>(key: string) => values.get(key) as T | undefined,
       saved: (key: string) => manifest.objects.some((o) => o.key === key && o.record !== undefined),
-      readBlobInto: async (name, target) => reader.readBlobInto(blob(name), target),
-      readBlob: (name) => reader.readBlobChunks(blob(name)),
+      readBlobInto: async (name, target) => {
+        const task = this.progress.start(progress(name, target.byteLength));
+        try {
+          reader.readBlobInto(blob(name), target);
+          task.advance(target.byteLength);
+        } finally {
+          task.end();
+        }
+      },
+      readBlob: (name) => this.reported(reader.readBlobChunks(blob(name)), progress(name, reader.blobSize(blob(name)))),
       blobSize: (name) => reader.blobSize(blob(name)),
       namespaces: () => ({ ...into.all(), ...this.namespacesBelow(entry.key, manifest.objects, values) }),
     };
+  }
+
+  /** Passes `chunks` on, reporting their sizes as the progress of `work`. */
+  private async *reported(chunks: AsyncIterable<Uint8Array>, work: ProgressWork): AsyncGenerator<Uint8Array> {
+    const task = this.progress.start(work);
+    try {
+      for await (const chunk of chunks) {
+        yield chunk;
+        task.advance(chunk.byteLength);
+      }
+    } finally {
+      task.end();
+    }
   }
 
   /** The restored namespaces whose objects were collected below `key`, by kind. */
@@ -259,12 +331,14 @@ export class RestoreEngine {
     }
   }
 
-  private async rollback(done: Done[]): Promise<string[]> {
+  private async rollback(done: Done[], clock: PhaseClock): Promise<string[]> {
     const problems: string[] = [];
     for (const d of [...done].reverse()) {
       try {
-        if (d.pinnedAt) this.kernel.namespaces.unpin(d.pinnedAt);
-        await d.plugin.rollback?.(d.record, d.value, d.ctx);
+        await clock.step('rollback', d.entry.key, async () => {
+          if (d.pinnedAt) this.kernel.namespaces.unpin(d.pinnedAt);
+          await d.plugin.rollback?.(d.record, d.value, d.ctx);
+        });
       } catch (err) {
         problems.push(`${d.entry.key}: ${(err as Error).message}`);
       }

@@ -63,9 +63,10 @@ export class ImageWriter {
   /**
    * Streams a blob to disk chunk by chunk, checksumming as it goes; never holds it whole. Each
    * chunk is written on libuv's pool while the JS thread hashes it, so the digest costs little
-   * more than the write. `source` must not change until the promise settles.
+   * more than the write. `source` must not change until the promise settles. `onWritten` is told
+   * the size of each chunk once it is on disk (progress).
    */
-  async writeStream(rel: string, source: Uint8Array | AsyncIterable<Uint8Array>): Promise<void> {
+  async writeStream(rel: string, source: Uint8Array | AsyncIterable<Uint8Array>, onWritten?: (bytes: number) => void): Promise<void> {
     const fd = this.openNew(rel);
     const hash = newDigest('xxh3-64');
     let size = 0;
@@ -76,6 +77,7 @@ export class ImageWriter {
         hash.update(chunk);
         await written;
         size += chunk.byteLength;
+        onWritten?.(chunk.byteLength);
       }
     } catch (err) {
       throw this.writeError('write', rel, err);

@@ -1,6 +1,7 @@
 import type { CheckpointTarget, Decision } from '@cr/schemas';
 import type { ZodType } from 'zod';
 import type { NamespaceHandle, NamespaceKind } from '../kernel/namespaces.js';
+import type { Logger } from '../log/logger.js';
 
 /**
  * The plugin contract, version 2.
@@ -15,7 +16,8 @@ import type { NamespaceHandle, NamespaceKind } from '../kernel/namespaces.js';
  *
  * Version 2 only added optional members (freeze, thaw, resume, groups, findExternal, selectableBy,
  * optionsSchema), collected object fields (defaultDecision, uses) and context members (readBlob,
- * namespaces, saved, options.inheritFds, pluginOptions), so plugins written for version 1 load unchanged.
+ * namespaces, saved, options.inheritFds, pluginOptions, log, writeBlob's options), so plugins
+ * written for version 1 load unchanged.
  *
  * Plugins are tsyringe-injectable classes: take services (`Kernel`) through `@inject` from
  * '@cr/core', never from a second copy of tsyringe, and never call libc yourself.
@@ -117,11 +119,24 @@ export interface CollectContext<O = unknown> {
   readonly target: CheckpointTarget;
   /** This plugin's options from the config's `pluginOptions.TYPE`, as its `optionsSchema` parsed them. */
   readonly pluginOptions: O;
+  /** Logs as the parent object's collection of this type (see `SaveContext.log`). */
+  readonly log: Logger;
 }
 
 export interface ThawContext {
   /** The checkpoint succeeded, this object is in the image, and the user asked to stop it (`--kill`). */
   readonly kill: boolean;
+  /** Logs as this object (see `SaveContext.log`). */
+  readonly log: Logger;
+}
+
+/** Hints for `writeBlob`. */
+export interface BlobOptions {
+  /**
+   * About how many bytes a streamed blob will have (an upper bound is fine), for the progress
+   * bar the CLI shows while a long blob is written; a Uint8Array's own size is known.
+   */
+  readonly expectedSize?: number;
 }
 
 export interface SaveContext<O = unknown> {
@@ -132,7 +147,13 @@ export interface SaveContext<O = unknown> {
    * Stores a blob of raw bytes beside the record (page data, segment contents) and checksums it.
    * Pass an async iterable to stream data that should never be held whole in memory.
    */
-  writeBlob(name: string, data: Uint8Array | AsyncIterable<Uint8Array>): Promise<void>;
+  writeBlob(name: string, data: Uint8Array | AsyncIterable<Uint8Array>, options?: BlobOptions): Promise<void>;
+  /**
+   * cr's logger, bound to this plugin and object (`{plugin, object}` on every line): `debug` for
+   * the steps a user debugging a failure needs, `trace` for finer detail. It goes to stderr with
+   * `-v`/`-vv`/`-vvv` and always to `--log-file`. Errors the plugin throws are logged by cr.
+   */
+  readonly log: Logger;
 }
 
 export interface RestoreOptions {
@@ -152,6 +173,8 @@ export interface RestoreContext<O = unknown> {
   readonly options: RestoreOptions;
   /** As in CollectContext: the options of the restoring cr's config, not of the one that checkpointed. */
   readonly pluginOptions: O;
+  /** Logs as this object (see `SaveContext.log`). */
+  readonly log: Logger;
   /** This object's key and the keys of its parents, as the image records them. */
   readonly key: string;
   readonly parents: readonly string[];

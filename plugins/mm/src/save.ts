@@ -1,5 +1,5 @@
 import { statSync } from 'node:fs';
-import { Kernel, TargetError, UnsupportedError, type PageRun, type RemoteTask, type SaveContext, type Vma } from '@cr/core';
+import { Kernel, PAGE_SIZE, TargetError, UnsupportedError, type PageRun, type RemoteTask, type SaveContext, type Vma } from '@cr/core';
 import type { MmRecord, VmaRecord } from './record.js';
 import { classify } from './classify.js';
 import { withoutZeroPages, type SourceRun } from './zero-pages.js';
@@ -26,7 +26,9 @@ export async function saveAddressSpace(kernel: Kernel, task: RemoteTask, ctx: Sa
     if ((kind === 'file' || kind === 'shmem') && !vma.shared) runs.push(...kernel.pageRuns(pid, vma.start, vma.end, 'private-copies').map((r) => ({ ...r, zeroFree: false })));
   }
   const saved: PageRun[] = [];
-  await ctx.writeBlob('pages', withoutZeroPages(kernel.memory.read(pid, runs), runs, saved));
+  const pages = runs.reduce((n, r) => n + r.pages, 0);
+  ctx.log.debug({ mappings: vmas.length, pages }, `${vmas.length} mapping(s), ${pages} page(s) to read (all-zero anonymous pages are left out)`);
+  await ctx.writeBlob('pages', withoutZeroPages(kernel.memory.read(pid, runs), runs, saved), { expectedSize: pages * PAGE_SIZE });
   const bounds = kernel.procfs.mmBounds(pid);
   const exePath = kernel.procfs.link(pid, 'exe');
   return {
