@@ -7,6 +7,8 @@ export const BUILTIN_PLUGINS = [
   '@cr/plugin-eventfd',
   '@cr/plugin-signalfd',
   '@cr/plugin-timerfd',
+  '@cr/plugin-inet-sockets',
+  '@cr/plugin-epoll',
   '@cr/plugin-uts-ns',
   '@cr/plugin-ipc-ns',
   '@cr/plugin-sysvipc-shm',

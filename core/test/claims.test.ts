@@ -71,7 +71,7 @@ describe('claims: one owner per kernel object', () => {
     expect(result.objects.find((o) => o.key === 'desc:1:3')!.record).toBeUndefined();
   });
 
-  it('an unsupported object nobody claims is refused with its message before anything is saved, unless a rule leaves it out', async () => {
+  it('unsupported objects nobody claims are all refused with their messages before anything is saved, unless a rule leaves them out', async () => {
     const log: string[] = [];
     const desc = [
       { id: '1:3', handle: 3, attributes: { fd: 3 }, defers: { object: 'fd:1:3', unsupported: 'PID 1: fd 3 is an eventfd' } },
@@ -80,10 +80,13 @@ describe('claims: one owner per kernel object', () => {
     const engine = setUp(log, desc, []);
     const err = await checkpoint(engine).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UnsupportedError);
-    expect((err as Error).message).toBe('PID 1: fd 3 is an eventfd (1 more cannot be saved either: desc:1:4)');
+    expect((err as Error).message).toBe('2 objects cannot be checkpointed:\n  PID 1: fd 3 is an eventfd\n  PID 1: fd 4 is a pipe');
     expect(log).toEqual(['freeze', 'thaw']);
     expect(readdirSync(dir)).toEqual([]);
-    await expect(engine.plan(target, new Policy())).rejects.toThrowError('PID 1: fd 3 is an eventfd');
+    expect((await engine.plan(target, new Policy())).refusals).toEqual([
+      { key: 'desc:1:3', reason: 'PID 1: fd 3 is an eventfd' },
+      { key: 'desc:1:4', reason: 'PID 1: fd 4 is a pipe' },
+    ]);
 
     log.length = 0;
     const leaveOut = new Policy('include', 'default', [{ rule: { type: 'desc', match: { fd: 3 }, decision: 'exclude' }, source: 'flag --exclude' }]);

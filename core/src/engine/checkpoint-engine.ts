@@ -12,7 +12,8 @@ import type { AppliedAdvice } from '../policy/from-config.js';
 import { describeSelection, type Policy } from '../policy/policy.js';
 import { untypedAttributes } from '../policy/selector-types.js';
 import { describeZodError } from '../zod-issues.js';
-import { claimOwners, ownedElsewhere, refuseUnowned, type Owners } from './claims.js';
+import { claimOwners, ownedElsewhere, type Owners } from './claims.js';
+import { refusalError, refusalsOf, type Refusal } from './refusals.js';
 import { rootOf } from './targets.js';
 import { CR_VERSION } from './version.js';
 
@@ -35,6 +36,8 @@ export interface CheckpointPlan {
   objects: CollectedObjectEntry[];
   /** One line each: a selector that matched no collected object. */
   warnings: string[];
+  /** Every included object that a checkpoint would refuse, and why. */
+  refusals: Refusal[];
 }
 
 export type CollectedObjectEntry = Omit<ObjectEntry, 'record' | 'blobs'>;
@@ -76,8 +79,8 @@ export class CheckpointEngine {
     const { graph, owners } = await this.collect(target, false);
     try {
       const objects = this.decideAll(graph, policy, owners);
-      refuseUnowned(graph, new Map(objects.map((e) => [e.key, e])), owners);
-      return { objects, warnings: this.unmatchedSelectors(policy, objects, strict) };
+      const refusals = await refusalsOf(graph, new Map(objects.map((e) => [e.key, e])), owners, this.registry);
+      return { objects, warnings: this.unmatchedSelectors(policy, objects, strict), refusals };
     } finally {
       graph.release();
     }
@@ -100,13 +103,14 @@ export class CheckpointEngine {
     try {
       const entries = this.decideAll(graph, policy, owners);
       const decided = new Map(entries.map((e) => [e.key, e]));
-      refuseUnowned(graph, decided, owners);
+      const refusals = await refusalsOf(graph, decided, owners, this.registry);
+      if (refusals.length > 0) throw refusalError(refusals);
       warnings = this.unmatchedSelectors(policy, entries, request.strict ?? false);
       for (const type of this.registry.orderedTypes()) {
         for (const node of graph.ofType(type)) {
           const entry: ObjectEntry = decided.get(node.key)!;
           signal?.throwIfAborted();
-          if (entry.policy.decision === 'include') await this.save(node, entry, writer, target);
+          if (entry.policy.decision === 'include') await this.save(node, entry, writer, target, warnings);
           objects.push(entry);
         }
       }
@@ -260,7 +264,7 @@ export class CheckpointEngine {
     }
   }
 
-  private async save(node: ResourceNode, entry: ObjectEntry, writer: ImageWriter, target: CheckpointTarget): Promise<void> {
+  private async save(node: ResourceNode, entry: ObjectEntry, writer: ImageWriter, target: CheckpointTarget, warnings: string[]): Promise<void> {
     const { plugin, source } = this.registry.get(node.type);
     const blobs: Record<string, string> = {};
     const ctx: SaveContext = {
@@ -270,6 +274,7 @@ export class CheckpointEngine {
         blobs[name] = blobPath(node.type, node.id, name);
         await writer.writeStream(blobs[name], data);
       },
+      warn: (message) => void warnings.push(message),
     };
     const record = await plugin.save(node, ctx);
     const checked = plugin.recordSchema.safeParse(record);

@@ -22,7 +22,7 @@ import {
   SYS,
   type RawSyscall,
 } from './syscalls.js';
-import { capUserData, capUserHeader, decodeStruct, encodeStruct, itimerval, kernelSigaction, rlimit64, stackT, structSize, u64, type Timeval } from './structs.js';
+import { capUserData, capUserHeader, decodeStruct, encodeStruct, epollEvent, itimerval, kernelSigaction, rlimit64, stackT, structSize, u64, type Timeval } from './structs.js';
 
 /** capset(2) with 64-bit capability sets. */
 const _LINUX_CAPABILITY_VERSION_3 = 0x20080522;
@@ -326,6 +326,16 @@ export class RemoteTask {
 
   setns(fd: number, nstype: number): void {
     this.call('setns', SYS.setns, [fd, nstype]);
+  }
+
+  /**
+   * epoll_ctl(EPOLL_CTL_ADD) in the task: its epoll instance `epfd` watches its descriptor `fd`
+   * (an epoll item is known by the file and the number it was added with, so it is added by the
+   * task's own number) for `events`, reporting `data`.
+   */
+  epollAdd(epfd: number, fd: number, events: number, data: bigint): void {
+    const EPOLL_CTL_ADD = 1;
+    this.call(`epoll_ctl(${epfd}, EPOLL_CTL_ADD, ${fd})`, SYS.epoll_ctl, [epfd, EPOLL_CTL_ADD, fd, this.put(encodeStruct(epollEvent, { events, data }))]);
   }
 
   // --- signals --------------------------------------------------------------------------------

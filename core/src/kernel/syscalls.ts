@@ -44,6 +44,7 @@ export const SYS = {
   close_range: 436,
   pidfd_getfd: 438,
   dup3: 292,
+  epoll_ctl: 233,
 } as const;
 
 /**
@@ -100,7 +101,9 @@ export const F_SETFD = 2;
 export const F_SETFL = 4;
 export const FD_CLOEXEC = 1;
 export const O_CLOEXEC = 0o2000000;
+export const SOCK_CLOEXEC = 0o2000000;
 export const KCMP_FILE = 0;
+export const KCMP_EPOLL_TFD = 7;
 export const RSEQ_FLAG_UNREGISTER = 1;
 export const SIGKILL = 9;
 export const SIGCHLD = 17;

@@ -5,7 +5,7 @@ import { mmRecordSchema, type MmRecord } from './record.js';
 import { mmRecordProblems } from './check.js';
 import { classify } from './classify.js';
 import { checkMappedFiles, restoreAddressSpace } from './restore.js';
-import { saveAddressSpace } from './save.js';
+import { mappingRefusals, saveAddressSpace } from './save.js';
 
 /**
  * A process's address space: every mapping (anonymous, file, SysV shm, vdso/vvar) with its
@@ -38,6 +38,10 @@ export class MmPlugin implements ResourcePlugin<MmRecord, ResourceNode<TaskHandl
   private attachedSegments(pid: number): string[] {
     const ids = this.kernel.vmas(pid).flatMap((vma) => (classify(vma) === 'sysv-shm' ? [vma.inode] : []));
     return [...new Set(ids)].map((id) => SHM_SEGMENTS.key(id));
+  }
+
+  refusals(node: ResourceNode<ResourceNode<TaskHandle>>): string[] {
+    return mappingRefusals(this.kernel, TASKS.handleOf(node.handle).pid);
   }
 
   save(node: ResourceNode<ResourceNode<TaskHandle>>, ctx: SaveContext): Promise<MmRecord> {

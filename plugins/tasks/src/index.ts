@@ -21,6 +21,7 @@ import {
 } from '@cr/core';
 import { tasksRecordSchema, type TasksRecord } from './record.js';
 import { awaitFreePid, checkRlimits, checkWorkingDirectory, createTask, resumeTask } from './restore.js';
+import { taskRefusals } from './refusals.js';
 import { readTaskState } from './save.js';
 
 /** sizeof(siginfo_t). */
@@ -90,6 +91,10 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TaskHandle, Rest
     node.handle.task = undefined;
     if (ctx.kill) task?.kill();
     else task?.release();
+  }
+
+  refusals(node: ResourceNode<TaskHandle>): string[] {
+    return taskRefusals(this.kernel, node.handle.pid);
   }
 
   save(node: ResourceNode<TaskHandle>): TasksRecord {
