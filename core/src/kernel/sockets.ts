@@ -1,4 +1,5 @@
-import { closeSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, lstatSync, unlinkSync } from 'node:fs';
+import { TargetError } from '../errors.js';
 import { KernelError } from './kernel-error.js';
 import type { Libc } from './libc.js';
 import { SUN_PATH_OFFSET, decodeStruct, encodeStruct, iovec, msghdr, sockaddrFamily, sockaddrIn, sockaddrIn6, sockaddrUn, structSize, tcpInfoHead } from './structs.js';
@@ -105,6 +106,26 @@ export class Sockets {
 
   bind(fd: number, address: SocketAddress, target: string): void {
     this.libc.bind(fd, encodeAddress(address), target);
+  }
+
+  /**
+   * Binds a unix socket to a path, with the owner and mode its file had (when known). The socket file a killed program
+   * left behind is removed first; a path that holds another file, or the file of a socket that is
+   * still bound (a running program's), is refused: cr replaces nobody's socket.
+   */
+  bindPath(fd: number, path: string, file: { mode: number; uid: number; gid: number } | undefined, liveFileInodes: ReadonlySet<number>, target: string): void {
+    const S_IFSOCK = 0o140000;
+    const existing = lstatOrUndefined(path);
+    if (existing) {
+      if ((existing.mode & 0o170000) !== S_IFSOCK) throw new TargetError(`cannot restore ${target}: ${path} exists and is not a socket; remove it, so that the socket can be bound there again`);
+      if (liveFileInodes.has(existing.ino)) throw new TargetError(`cannot restore ${target}: ${path} is bound by a running socket (another program, or the checkpointed one still running); stop it first`);
+      unlinkSync(path);
+    }
+    this.bind(fd, { family: 'unix', path }, target);
+    if (file) {
+      chownSync(path, file.uid, file.gid);
+      chmodSync(path, file.mode & 0o7777);
+    }
   }
 
   listen(fd: number, backlog: number, target: string): void {
@@ -216,6 +237,16 @@ function ipv6Bytes(address: string): Uint8Array {
     bytes[i * 2 + 1] = value & 0xff;
   });
   return bytes;
+}
+
+function lstatOrUndefined(path: string): { mode: number; ino: number } | undefined {
+  try {
+    const st = lstatSync(path);
+    return { mode: st.mode, ino: st.ino };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
 }
 
 /** The inode of a socket descriptor, from its /proc/PID/fd link ("socket:[1234]"), the kernel's name for it. */
