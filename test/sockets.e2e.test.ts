@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
+import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +14,7 @@ let bin: string;
 const fixture = (name: string) => join(bin, name);
 beforeAll(() => {
   bin = tempDir('cr-sockets-bin-');
-  for (const name of ['unixsockets']) compileFixture(name, bin);
+  for (const name of ['unixsockets', 'udpserver']) compileFixture(name, bin);
 });
 afterAll(() => cleanup.dir(bin) && cleanup.run());
 
@@ -36,6 +37,16 @@ function askSeqpacket(abstract: string): string {
   return r.stdout;
 }
 
+/** Sends one datagram to 127.0.0.1:port and returns the answer. */
+function askUdp(port: number, text: string): Promise<string> {
+  return new Promise((ok, fail) => {
+    const socket = createSocket('udp4');
+    const timer = setTimeout(() => (socket.close(), fail(new Error(`no answer from UDP port ${port}`))), 10_000);
+    socket.on('message', (m) => (clearTimeout(timer), socket.close(), ok(m.toString())));
+    socket.send(text, port, '127.0.0.1');
+  });
+}
+
 describe('unix sockets, checkpointed with --kill and restored', () => {
   it('socketpairs keep the messages queued both ways; listeners on a path and an abstract name accept again', async () => {
     const dir = cleanup.dir(tempDir());
@@ -55,5 +66,21 @@ describe('unix sockets, checkpointed with --kill and restored', () => {
     expect(await waitForLine(out, /^four=/)).toBe('four=to-four three=to-three! dgram=one,two');
     expect(await askPath(path)).toBe('hello 2\n');
     expect(askSeqpacket(abstract)).toBe('hello 3\n');
+  });
+});
+
+describe('UDP sockets, checkpointed with --kill and restored', () => {
+  it('a server receives and answers on the same port, and a socket connected to it sends to it again', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const child = await startFixture(cleanup, fixture('udpserver'), [], out);
+    const port = Number((await waitForLine(out, /^ready \d+/)).split(' ')[1]);
+    expect(await askUdp(port, 'before')).toBe('got 1 before');
+    const saved = await checkpointAndKill(child, join(dir, 'img'));
+    expect(saved).toMatch(/inet-sockets:\d+:3, inet-sockets:\d+:4/);
+    await restoreDetached(cleanup, join(dir, 'img'), child.pid!);
+    expect(await askUdp(port, 'after')).toBe('got 2 after');
+    process.kill(child.pid!, 'SIGUSR1');
+    expect(await waitForLine(out, /^got 3/)).toBe('got 3 self');
   });
 });
