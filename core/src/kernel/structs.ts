@@ -28,6 +28,15 @@ const timespec = koffi.struct('cr_timespec', { tv_sec: 'int64_t', tv_nsec: 'int6
 /** struct itimerspec of timerfd_settime(2). */
 export const itimerspec = koffi.struct('cr_itimerspec', { it_interval: timespec, it_value: timespec });
 
+/** struct sigevent of timer_create(2) on x86_64 (64 bytes; the thread id of SIGEV_THREAD_ID leads the union). */
+export const sigevent = koffi.struct('cr_sigevent', {
+  sigev_value: 'uint64_t',
+  sigev_signo: 'int32_t',
+  sigev_notify: 'int32_t',
+  sigev_notify_thread_id: 'int32_t',
+  pad: koffi.array('int32_t', 11),
+});
+
 /** struct clone_args of clone3(2) (Linux 5.7+: up to cgroup). */
 export const cloneArgs = koffi.struct('cr_clone_args', {
   flags: 'uint64_t',

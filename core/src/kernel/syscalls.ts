@@ -45,6 +45,10 @@ export const SYS = {
   pidfd_getfd: 438,
   dup3: 292,
   epoll_ctl: 233,
+  timer_create: 222,
+  timer_settime: 223,
+  timer_gettime: 224,
+  timer_getoverrun: 225,
 } as const;
 
 /**
@@ -94,6 +98,8 @@ export const PR_CAPBSET_DROP = 24;
 export const PR_CAP_AMBIENT = 47;
 export const PR_CAP_AMBIENT_RAISE = 2;
 export const PR_GET_THP_DISABLE = 42;
+/** Linux 6.15+: timer_create(2) takes the id to give the new timer from *timerid (for restoring timers). */
+export const PR_TIMER_CREATE_RESTORE_IDS = 77;
 
 export const CLONE_PARENT = 0x00008000;
 export const F_GETFD = 1;
