@@ -1,8 +1,10 @@
+import { once } from 'node:events';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Cleanup, tempDir } from './helpers/cli.js';
-import { checkpointAndKill, compileFixture, restoreDetached, startFixture, waitForLine } from './helpers/processes.js';
+import { checkpointAndKill, compileFixture, crAsync, lines, restoreDetached, startFixture, waitFor, waitForLine } from './helpers/processes.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -11,7 +13,7 @@ let bin: string;
 const fixture = (name: string) => join(bin, name);
 beforeAll(() => {
   bin = tempDir('cr-loops-bin-');
-  for (const name of ['epollserver']) compileFixture(name, bin);
+  for (const name of ['epollserver', 'inotify']) compileFixture(name, bin);
 });
 afterAll(() => cleanup.dir(bin) && cleanup.run());
 
@@ -44,5 +46,30 @@ describe('event loops, checkpointed with --kill and restored', () => {
     await waitForLine(out, /^eventfd 2$/);
     process.kill(child.pid!, 'SIGUSR2');
     await waitForLine(out, /^pipe 1$/);
+  });
+
+  it('an inotify watch on a directory reports a file created after the restore, with the same watch number; unread events are dropped with a warning', async () => {
+    const dir = cleanup.dir(tempDir());
+    const watched = join(dir, 'watched');
+    mkdirSync(join(watched, 'sub'), { recursive: true });
+    const out = join(dir, 'out.txt');
+    const child = await startFixture(cleanup, fixture('inotify'), [watched], out);
+    const events = async () => {
+      const before = lines(out).length;
+      process.kill(child.pid!, 'SIGUSR1');
+      await waitFor('the events read', () => (lines(out).slice(before).includes('read') ? true : undefined));
+      return lines(out).slice(before, -1);
+    };
+    writeFileSync(join(watched, 'before'), '');
+    expect(await events()).toEqual(['created before wd=2']);
+    writeFileSync(join(watched, 'unread'), '');
+    const exited = once(child, 'exit');
+    const r = await crAsync(['checkpoint', String(child.pid), '-D', join(dir, 'img'), '--kill']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(new RegExp(`^cr: warning: PID ${child.pid}: fd 3, an inotify instance, has \\d+ bytes of events not read yet; they are not saved`));
+    await exited;
+    await restoreDetached(cleanup, join(dir, 'img'), child.pid!);
+    writeFileSync(join(watched, 'after'), '');
+    expect(await events()).toEqual(['created after wd=2']);
   });
 });

@@ -7,6 +7,7 @@ export const BUILTIN_PLUGINS = [
   '@cr/plugin-eventfd',
   '@cr/plugin-signalfd',
   '@cr/plugin-timerfd',
+  '@cr/plugin-inotify',
   '@cr/plugin-posix-timers',
   '@cr/plugin-unix-sockets',
   '@cr/plugin-inet-sockets',

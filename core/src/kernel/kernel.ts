@@ -4,6 +4,7 @@ import { KernelError } from './kernel-error.js';
 import { Libc, __WALL, type SyscallArg } from './libc.js';
 import { Namespaces } from './namespaces.js';
 import { pageRuns, type PageRun, type PageSelection } from './pagemap.js';
+import { Inotify } from './inotify.js';
 import { Pipes } from './pipes.js';
 import { SockDiag } from './sock-diag.js';
 import { Sockets } from './sockets.js';
@@ -35,6 +36,7 @@ export class Kernel {
   readonly pipes = new Pipes(this.libc);
   readonly eventFds = new EventFds(this.libc);
   readonly sockets = new Sockets(this.libc);
+  readonly inotify = new Inotify(this.libc);
   readonly sockDiag = new SockDiag(this.libc);
 
   /** Opens a directory for *at calls that never follow a symlink planted in it (see directory.ts). */

@@ -30,6 +30,10 @@ const raw = {
   fcntlInt: lib.func('int fcntl(int fd, int cmd, int arg)'),
   eventfd: lib.func('int eventfd(unsigned int initval, int flags)'),
   epollCreate1: lib.func('int epoll_create1(int flags)'),
+  inotifyInit1: lib.func('int inotify_init1(int flags)'),
+  inotifyAddWatch: lib.func('int inotify_add_watch(int fd, const char *path, uint32_t mask)'),
+  inotifyRmWatch: lib.func('int inotify_rm_watch(int fd, int wd)'),
+  openByHandleAt: lib.func('int open_by_handle_at(int mount_fd, const void *handle, int flags)'),
   socket: lib.func('int socket(int domain, int type, int protocol)'),
   socketpair: lib.func('int socketpair(int domain, int type, int protocol, _Out_ int *sv)'),
   bind: lib.func('int bind(int fd, const void *addr, uint32_t len)'),
@@ -370,6 +374,23 @@ export class Libc {
 
   epollCreate1(flags: number, target: string): number {
     return check(raw.epollCreate1(flags), 'epoll_create1', target);
+  }
+
+  inotifyInit1(flags: number, target: string): number {
+    return check(raw.inotifyInit1(flags), 'inotify_init1', target);
+  }
+
+  inotifyAddWatch(fd: number, path: string, mask: number, target: string): number {
+    return check(raw.inotifyAddWatch(fd, path, mask), 'inotify_add_watch', `${target} (${path})`);
+  }
+
+  inotifyRmWatch(fd: number, wd: number, target: string): void {
+    check(raw.inotifyRmWatch(fd, wd), 'inotify_rm_watch', target);
+  }
+
+  /** open_by_handle_at(2): `handle` is a whole struct file_handle. */
+  openByHandleAt(mountFd: number, handle: Buffer, flags: number, target: string): number {
+    return check(raw.openByHandleAt(mountFd, handle, flags | O_CLOEXEC), 'open_by_handle_at', target);
   }
 
   socket(domain: number, type: number, protocol: number, target: string): number {

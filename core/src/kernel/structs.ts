@@ -168,6 +168,9 @@ export const inetDiagMsg = koffi.struct('cr_inet_diag_msg', {
   idiag_inode: 'uint32_t',
 });
 
+/** The fixed part of struct file_handle of open_by_handle_at(2); f_handle's bytes follow it. */
+export const fileHandleHead = koffi.struct('cr_file_handle', { handle_bytes: 'uint32_t', handle_type: 'int32_t' });
+
 /** struct iovec of readv(2), process_vm_readv(2), PTRACE_GETREGSET. */
 export const iovec = koffi.struct('cr_iovec', { iov_base: 'uint64_t', iov_len: 'uint64_t' });
 
