@@ -95,6 +95,42 @@ describe('claims: one owner per kernel object', () => {
     expect(log.filter((l) => l.startsWith('save'))).toEqual(['save proc:1']);
   });
 
+  it("plugins' own refusals of included objects are reported with the unclaimed ones, all at once, before anything is saved", async () => {
+    const log: string[] = [];
+    dir = mkdtempSync(join(tmpdir(), 'cr-claims-'));
+    const container = createCrContainer();
+    const registry = container.resolve(PluginRegistry);
+    registry.register(fakePlugin('proc', { collect: () => [{ id: '1', handle: 1 }], freeze: () => void log.push('freeze'), thaw: () => void log.push('thaw') }), 'proc-pkg');
+    registry.register(
+      fakePlugin('sock', {
+        collectsFrom: ['proc'],
+        selectableBy: { fd: 'uint' },
+        collect: () => [3, 4, 5].map((fd) => ({ id: `1:${fd}`, handle: fd, attributes: { fd } })),
+        refusals: (node) => (node.handle === 4 ? [] : [`fd ${String(node.handle)} is connected outside`]),
+        save: (node) => (log.push(`save ${node.key}`), {}),
+      }),
+      'sock-pkg',
+    );
+    registry.register(
+      fakePlugin('desc', { collectsFrom: ['proc'], collect: () => [{ id: '1:6', handle: 6, defers: { object: 'fd:1:6', unsupported: 'fd 6 is a memfd' } }] }),
+      'desc-pkg',
+    );
+    const engine = container.resolve(CheckpointEngine);
+    expect((await engine.plan(target, new Policy())).refusals).toEqual([
+      { key: 'desc:1:6', reason: 'fd 6 is a memfd' },
+      { key: 'sock:1:3', reason: 'fd 3 is connected outside' },
+      { key: 'sock:1:5', reason: 'fd 5 is connected outside' },
+    ]);
+    await expect(checkpoint(engine)).rejects.toThrowError('3 objects cannot be checkpointed:\n  fd 6 is a memfd\n  fd 3 is connected outside\n  fd 5 is connected outside');
+    expect(log).toEqual(['freeze', 'thaw']);
+    // An excluded object is not asked.
+    const leaveOut = new Policy('include', 'default', [
+      { rule: { type: 'sock', match: { fd: 3 }, decision: 'exclude' }, source: 'flag --exclude' },
+      { rule: { type: 'desc', decision: 'exclude' }, source: 'flag --exclude' },
+    ]);
+    expect((await engine.plan(target, leaveOut)).refusals).toEqual([{ key: 'sock:1:5', reason: 'fd 5 is connected outside' }]);
+  });
+
   it('an object deferring without a refusal is saved by its own plugin when nobody claims its kernel object', async () => {
     const log: string[] = [];
     const engine = setUp(log, [{ id: '1:1', handle: 1, defers: { object: 'fd:1:1' } }], [], [{ id: 'x', handle: 'x', claims: ['fd:1:2'] }]);
