@@ -7,7 +7,7 @@ import { pageRuns, type PageRun, type PageSelection } from './pagemap.js';
 import { Inotify } from './inotify.js';
 import { Pipes } from './pipes.js';
 import { SockDiag } from './sock-diag.js';
-import { Sockets } from './sockets.js';
+import { Sockets, withFd } from './sockets.js';
 import { EventFds } from './event-fds.js';
 import { readVmas, type Vma } from './proc-maps.js';
 import { Procfs } from './procfs.js';
@@ -113,6 +113,11 @@ export class Kernel {
    */
   takeFd(pid: number, fd: number): number {
     return this.libc.takeFd(pid, fd, `fd ${fd} of PID ${pid}`);
+  }
+
+  /** Runs `use` on a copy in cr of descriptor `fd` of `pid` (takeFd), closed after; `target` names it in errors. */
+  withFdOf<T>(pid: number, fd: number, use: (local: number, target: string) => T): T {
+    return withFd(this.takeFd(pid, fd), (local) => use(local, `fd ${fd} of PID ${pid}`));
   }
 
   /** cr's own limit on `resource` (an RLIMIT_* number), as prlimit(2) reports it. */

@@ -7,7 +7,6 @@ import {
   inject,
   injectable,
   socketInode,
-  withFd,
   type FdInfo,
   type ResourceNode,
   type SocketAddress,
@@ -49,7 +48,7 @@ export class InetSocketsPlugin extends DescriptionPlugin<InetSocketRecord> {
 
   protected owns(info: FdInfo, pid: number): boolean {
     if (info.kind.kind !== 'socket') return false;
-    return this.look(pid, info.fd, (fd, target) => {
+    return this.kernel.withFdOf(pid, info.fd, (fd, target) => {
       const { family, type, protocol } = this.kernel.sockets.kind(fd, target);
       if (family !== AF_INET && family !== AF_INET6) return false;
       const tcp = type === SOCK_STREAM && protocol === IPPROTO_TCP;
@@ -61,7 +60,7 @@ export class InetSocketsPlugin extends DescriptionPlugin<InetSocketRecord> {
 
   refusals(node: ResourceNode<DescriptionHandle>): string[] {
     const { pid, description } = node.handle;
-    return this.look(pid, description.info.fd, (fd, target) => {
+    return this.kernel.withFdOf(pid, description.info.fd, (fd, target) => {
       const { type } = this.kernel.sockets.kind(fd, target);
       if (type !== SOCK_STREAM) return [];
       const state = this.kernel.sockets.tcpState(fd, target);
@@ -73,7 +72,7 @@ export class InetSocketsPlugin extends DescriptionPlugin<InetSocketRecord> {
   }
 
   protected state(_fdinfo: Readonly<Record<string, string>>, at: DescriptionSite): Omit<InetSocketRecord, 'statusFlags' | 'fds'> {
-    return this.look(at.pid, at.fd, (fd, target) => {
+    return this.kernel.withFdOf(at.pid, at.fd, (fd, target) => {
       const sockets = this.kernel.sockets;
       const kind = sockets.kind(fd, target);
       const protocol = kind.type === SOCK_STREAM ? 'tcp' : 'udp';
@@ -120,10 +119,6 @@ export class InetSocketsPlugin extends DescriptionPlugin<InetSocketRecord> {
     }
   }
 
-  /** Runs `use` on cr's copy of descriptor `fd` of `pid`. */
-  private look<T>(pid: number, fd: number, use: (fd: number, target: string) => T): T {
-    return withFd(this.kernel.takeFd(pid, fd), (local) => use(local, `fd ${fd} of PID ${pid}`));
-  }
 }
 
 export default InetSocketsPlugin;

@@ -1,4 +1,4 @@
-import { Kernel, inject, injectable, inotifyWatches, isAnonInode, withFd, type FdInfo, type RecordCheckContext, type ResourceNode } from '@cr/core';
+import { Kernel, inject, injectable, inotifyWatches, isAnonInode, type FdInfo, type RecordCheckContext, type ResourceNode } from '@cr/core';
 import { DescriptionPlugin, type DescriptionHandle, type DescriptionSite } from '@cr/descriptor-base';
 import { inotifyRecordSchema, type InotifyRecord } from './record.js';
 
@@ -37,7 +37,7 @@ export class InotifyPlugin extends DescriptionPlugin<InotifyRecord> {
   }
 
   protected state(_fdinfo: Readonly<Record<string, string>>, at: DescriptionSite): Pick<InotifyRecord, 'watches'> {
-    const pending = withFd(this.kernel.takeFd(at.pid, at.fd), (local) => this.kernel.inotify.pendingBytes(local, `fd ${at.fd} of PID ${at.pid}`));
+    const pending = this.kernel.withFdOf(at.pid, at.fd, (local, target) => this.kernel.inotify.pendingBytes(local, target));
     if (pending > 0) at.warn(`PID ${at.pid}: fd ${at.fd}, an inotify instance, has ${pending} bytes of events not read yet; they are not saved, and the restored program will not see them`);
     const watches = inotifyWatches(this.kernel.procfs.read(at.pid, `fdinfo/${at.fd}`));
     return { watches: watches.map((w) => ({ wd: w.wd, mask: w.mask, path: this.kernel.inotify.pathOf(w)! })) };

@@ -77,7 +77,7 @@ export class UnixSocketsPlugin implements ResourcePlugin<UnixSocketRecord, UnixS
   collect(parent: ResourceNode): CollectedObject<UnixSocketHandle>[] {
     const task = TASKS.handleOf(parent);
     const { pid } = task;
-    const sockets = descriptionsOf(this.kernel, pid, task.fds(), (info) => info.kind.kind === 'socket' && this.look(pid, info.fd, (fd, target) => this.kernel.sockets.kind(fd, target).family === AF_UNIX));
+    const sockets = descriptionsOf(this.kernel, pid, task.fds(), (info) => info.kind.kind === 'socket' && this.kernel.withFdOf(pid, info.fd, (fd, target) => this.kernel.sockets.kind(fd, target).family === AF_UNIX));
     if (sockets.length === 0) return [];
     const diags = this.kernel.sockDiag.unix();
     const byInode = new Map(sockets.map((d) => [socketInode(d.info), d]));
@@ -110,7 +110,7 @@ export class UnixSocketsPlugin implements ResourcePlugin<UnixSocketRecord, UnixS
       const where = `PID ${pid}: fd ${fd}`;
       const leaveOut = `or leave it out with --exclude unix-sockets:fd=${node.handle.ends[0]!.description.info.fd}`;
       if (!diag) return [`${where} is a unix socket sock_diag does not show in cr's network namespace; cr cannot checkpoint it`];
-      return this.look(pid, fd, (local, target) => {
+      return this.kernel.withFdOf(pid, fd, (local, target) => {
         const type = typeName(diag.type);
         const refusals: string[] = [];
         if (diag.state === STATE_LISTEN && diag.queued > 0) {
@@ -119,7 +119,7 @@ export class UnixSocketsPlugin implements ResourcePlugin<UnixSocketRecord, UnixS
         if (diag.state === STATE_CONNECTED && ends.length === 1) {
           const peer = nameOf(this.kernel.sockets.peerAddress(local, target));
           if (type !== 'dgram' || !peer) {
-            refusals.push(`${where} is a unix ${type} socket connected to ${peer ? shown(peer) : `socket inode ${diag.peer}`}, outside the process; cr cannot restore that connection; close it first, ${leaveOut}`);
+            refusals.push(`${where} is a unix ${type} socket connected to ${peer ? shown(peer) : `an unnamed socket (socket:[${diag.peer}])`}, outside the process; cr cannot restore that connection; close it first, ${leaveOut}`);
           }
         }
         if (diag.state !== STATE_LISTEN && diag.queued > 0) {
@@ -176,12 +176,12 @@ export class UnixSocketsPlugin implements ResourcePlugin<UnixSocketRecord, UnixS
     if (record.ends.length !== 1 || !end.peer) return;
     const task = restoredTaskOf(ctx);
     const fd = end.fds[0]!.fd;
-    withFd(this.kernel.takeFd(task.pid, fd), (local) => this.kernel.sockets.connect(local, addressOf(end.peer!), `fd ${fd} of PID ${task.pid} (to ${shown(end.peer)})`));
+    this.kernel.withFdOf(task.pid, fd, (local, target) => this.kernel.sockets.connect(local, addressOf(end.peer!), `${target} (to ${shown(end.peer)})`));
   }
 
   private saveEnd(pid: number, { description, diag }: End, paired: boolean): UnixEnd {
     const fd = description.info.fd;
-    return this.look(pid, fd, (local, target) => {
+    return this.kernel.withFdOf(pid, fd, (local, target) => {
       const sockets = this.kernel.sockets;
       const name = paired ? undefined : nameOf(sockets.localAddress(local, target));
       const state = diag?.state === STATE_LISTEN ? 'listen' : diag?.state === STATE_CONNECTED ? 'connected' : 'unconnected';
@@ -228,10 +228,6 @@ export class UnixSocketsPlugin implements ResourcePlugin<UnixSocketRecord, UnixS
     }
   }
 
-  /** Runs `use` on cr's copy of descriptor `fd` of `pid`. */
-  private look<T>(pid: number, fd: number, use: (fd: number, target: string) => T): T {
-    return withFd(this.kernel.takeFd(pid, fd), (local) => use(local, `fd ${fd} of PID ${pid}`));
-  }
 }
 
 /** The owner and mode of a bound socket's file, when the path still holds the socket's own file. */
