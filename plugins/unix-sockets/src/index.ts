@@ -126,6 +126,8 @@ export class UnixSocketsPlugin implements ResourcePlugin<UnixSocketRecord, UnixS
           const { withFds } = this.kernel.sockets.peekQueue(local, diag.type, target);
           if (withFds) refusals.push(`${where} is a unix ${type} socket with descriptors (SCM_RIGHTS) or credentials in flight in its queue, which cr cannot checkpoint yet; let the program read them first, ${leaveOut}`);
           else if (ends.length === 1 && type !== 'dgram') refusals.push(`${where} is a unix ${type} socket whose peer is gone, with ${diag.queued} byte(s) still queued, which cr cannot put back; ${leaveOut.replace(/^or /, '')}`);
+          // Queued datagrams come back sent to the socket's name: one without a name cannot get them.
+          else if (ends.length === 1 && !nameOf(this.kernel.sockets.localAddress(local, target))) refusals.push(`${where} is an unnamed unix datagram socket with messages queued, which cr cannot put back; let the program read them first, ${leaveOut}`);
         }
         return refusals;
       });
