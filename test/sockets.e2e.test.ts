@@ -48,7 +48,7 @@ function askUdp(port: number, text: string): Promise<string> {
 }
 
 describe('unix sockets, checkpointed with --kill and restored', () => {
-  it('socketpairs keep the messages queued both ways; listeners on a path and an abstract name accept again', async () => {
+  it('socketpairs keep the messages queued both ways; listeners on a path and an abstract name accept again; a named datagram socket keeps its messages and its client is connected to it again', async () => {
     const dir = cleanup.dir(tempDir());
     const out = join(dir, 'out.txt');
     const path = join(dir, 'server.sock');
@@ -57,13 +57,13 @@ describe('unix sockets, checkpointed with --kill and restored', () => {
     expect(await askPath(path)).toBe('hello 1\n');
     const mode = statSync(path).mode;
     const saved = await checkpointAndKill(child, join(dir, 'img'));
-    expect(saved).toMatch(/unix-sockets:\d+:3, unix-sockets:\d+:5, unix-sockets:\d+:7, unix-sockets:\d+:8/);
+    expect(saved).toMatch(/unix-sockets:\d+:3, unix-sockets:\d+:5, unix-sockets:\d+:7, unix-sockets:\d+:8, unix-sockets:\d+:9, unix-sockets:\d+:10/);
     // The killed program's socket file is left behind; restore binds the path again.
     expect(existsSync(path)).toBe(true);
     await restoreDetached(cleanup, join(dir, 'img'), child.pid!);
     expect(statSync(path).mode).toBe(mode);
     process.kill(child.pid!, 'SIGUSR1');
-    expect(await waitForLine(out, /^four=/)).toBe('four=to-four three=to-three! dgram=one,two');
+    expect(await waitForLine(out, /^four=/)).toBe('four=to-four three=to-three! dgram=one,two named=q1,q2,after');
     expect(await askPath(path)).toBe('hello 2\n');
     expect(askSeqpacket(abstract)).toBe('hello 3\n');
   });

@@ -29,11 +29,16 @@ import { unixSocketRecordSchema, type UnixEnd, type UnixName, type UnixSocketRec
 export { unixSocketRecordSchema, type UnixSocketRecord } from './record.js';
 
 const SO_PASSCRED = 16;
-const STATE_CONNECTED = 1;
 const STATE_LISTEN = 10;
 const TYPES = { stream: SOCK_STREAM, dgram: SOCK_DGRAM, seqpacket: SOCK_SEQPACKET } as const;
 type TypeName = keyof typeof TYPES;
 const typeName = (type: number): TypeName => (Object.entries(TYPES).find(([, n]) => n === type)?.[0] ?? 'stream') as TypeName;
+
+/**
+ * Whether a socket is connected: it has a peer. Not its state, which a datagram socket shares with
+ * one that connects to it (both ESTABLISHED), and a stream socket keeps when its peer is gone.
+ */
+const connected = (diag: UnixSocketDiag | undefined) => diag !== undefined && diag.state !== STATE_LISTEN && diag.peer !== 0;
 
 /** One socket of an object: its description in the process and what sock_diag says of it. */
 interface End {
@@ -92,7 +97,7 @@ export class UnixSocketsPlugin implements ResourcePlugin<UnixSocketRecord, UnixS
       const ends = pair ? [description, pair] : [description];
       ends.forEach((d) => taken.add(d));
       // stdin, stdout or stderr connected outside the process is the files plugin's: it is given again at restore.
-      if (!pair && diag?.state === STATE_CONNECTED && description.fds.every((d) => d.fd <= 2)) continue;
+      if (!pair && connected(diag) && description.fds.every((d) => d.fd <= 2)) continue;
       objects.push({
         id: `${pid}:${description.info.fd}`,
         handle: { pid, ends: ends.map((d) => ({ description: d, diag: diags.get(socketInode(d.info)) })) },
@@ -116,7 +121,7 @@ export class UnixSocketsPlugin implements ResourcePlugin<UnixSocketRecord, UnixS
         if (diag.state === STATE_LISTEN && diag.queued > 0) {
           refusals.push(`${where} is a unix ${type} listener on ${shown(nameOf(this.kernel.sockets.localAddress(local, target)))} with ${diag.queued} connection(s) not accepted yet, which cr cannot checkpoint; checkpoint when they are accepted, ${leaveOut}`);
         }
-        if (diag.state === STATE_CONNECTED && ends.length === 1) {
+        if (connected(diag) && ends.length === 1) {
           const peer = nameOf(this.kernel.sockets.peerAddress(local, target));
           if (type !== 'dgram' || !peer) {
             refusals.push(`${where} is a unix ${type} socket connected to ${peer ? shown(peer) : `an unnamed socket (socket:[${diag.peer}])`}, outside the process; cr cannot restore that connection; close it first, ${leaveOut}`);
@@ -186,7 +191,7 @@ export class UnixSocketsPlugin implements ResourcePlugin<UnixSocketRecord, UnixS
     return this.kernel.withFdOf(pid, fd, (local, target) => {
       const sockets = this.kernel.sockets;
       const name = paired ? undefined : nameOf(sockets.localAddress(local, target));
-      const state = diag?.state === STATE_LISTEN ? 'listen' : diag?.state === STATE_CONNECTED ? 'connected' : 'unconnected';
+      const state = diag?.state === STATE_LISTEN ? 'listen' : connected(diag) ? 'connected' : 'unconnected';
       const peer = !paired && state === 'connected' ? nameOf(sockets.peerAddress(local, target)) : undefined;
       const file = name && 'path' in name ? socketFile(name.path, diag?.fileInode) : undefined;
       const queue = state === 'listen' || !diag?.queued ? [] : sockets.peekQueue(local, diag.type, target).messages.map((m) => m.toString('base64'));
