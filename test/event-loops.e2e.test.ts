@@ -1,9 +1,10 @@
 import { once } from 'node:events';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Cleanup, tempDir } from './helpers/cli.js';
+import { AF_INET, Kernel, SOL_SOCKET, socketInode } from '@cr/core';
+import { Cleanup, crJson, tempDir } from './helpers/cli.js';
 import { checkpointAndKill, compileFixture, crAsync, lines, restoreDetached, startFixture, waitFor, waitForLine } from './helpers/processes.js';
 
 const cleanup = new Cleanup();
@@ -40,7 +41,15 @@ describe('event loops, checkpointed with --kill and restored', () => {
     const saved = await checkpointAndKill(child, join(dir, 'img'));
     expect(saved).toMatch(/epoll:\d+:7, epoll:\d+:8/);
     expect(saved).toMatch(/inet-sockets:\d+:6/);
+    const { records } = crJson<{ records: Record<string, { state: string; backlog: number; options: Record<string, number> }> }>(['inspect', join(dir, 'img')]);
+    expect(records[`inet-sockets:${child.pid}:6`]).toMatchObject({ state: 'listen', backlog: 16, local: { family: 'inet', address: '127.0.0.1', port }, options: { reuseaddr: 1 } });
     await restoreDetached(cleanup, join(dir, 'img'), child.pid!);
+    // The restored listener has the program's backlog and SO_REUSEADDR.
+    const kernel = new Kernel();
+    const SO_REUSEADDR = 2;
+    expect(kernel.withFdOf(child.pid!, 6, (fd, target) => kernel.sockets.intOption(fd, SOL_SOCKET, SO_REUSEADDR, target))).toBe(1);
+    const inode = socketInode({ link: readlinkSync(`/proc/${child.pid}/fd/6`) });
+    expect(kernel.sockDiag.tcpListeners(AF_INET).get(inode)?.backlog).toBe(16);
     expect(await ask(port, 'again\n')).toBe('served 2\n');
     process.kill(child.pid!, 'SIGUSR1');
     await waitForLine(out, /^eventfd 2$/);
