@@ -142,6 +142,11 @@ export class Sockets {
     if (sent !== data.byteLength) throw new KernelError('send', 11, target, `sent ${sent} of ${data.byteLength} bytes`);
   }
 
+  /** How many bytes wait in the socket's receive queue (SIOCINQ; for a UDP socket, the next datagram's). */
+  queuedBytes(fd: number, target: string): number {
+    return this.libc.ioctlInt(fd, SIOCINQ, 'ioctl(SIOCINQ)', target);
+  }
+
   /**
    * The messages queued for the socket, without taking them: a stream's bytes as one message, or
    * each datagram. Datagrams after the first are reached with the socket's peek offset
@@ -149,7 +154,7 @@ export class Sockets {
    * or credentials ends the look (`withFds`): peeking at it would give cr those descriptors.
    */
   peekQueue(fd: number, type: number, target: string): SocketQueue {
-    const queued = this.libc.ioctlInt(fd, SIOCINQ, 'ioctl(SIOCINQ)', target);
+    const queued = this.queuedBytes(fd, target);
     if (queued === 0) return { messages: [], withFds: false };
     if (type === SOCK_STREAM) {
       const { data, flags } = this.peekOne(fd, Buffer.alloc(queued), target);

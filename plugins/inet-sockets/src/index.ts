@@ -89,6 +89,7 @@ export class InetSocketsPlugin extends DescriptionPlugin<InetSocketRecord> {
         if (diag && diag.pending > 0) at.warn(`PID ${at.pid}: fd ${at.fd}, the TCP listener on ${shown(local)}, has ${diag.pending} connection(s) not accepted yet; they are not saved, and their clients see them reset`);
         return { ...base, state: 'listen', backlog: diag?.backlog ?? 0 };
       }
+      if (protocol === 'udp' && sockets.queuedBytes(fd, target) > 0) at.warn(`PID ${at.pid}: fd ${at.fd}, the UDP socket on ${shown(local)}, has datagrams not read yet; they are not saved, and the restored program will not see them`);
       const peer = protocol === 'udp' ? sockets.peerAddress(fd, target) : undefined;
       return { ...base, state: bound ? 'bound' : 'unbound', ...(peer && 'port' in peer ? { peer } : {}) };
     });
