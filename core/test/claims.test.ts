@@ -71,7 +71,7 @@ describe('claims: one owner per kernel object', () => {
     expect(result.objects.find((o) => o.key === 'desc:1:3')!.record).toBeUndefined();
   });
 
-  it('an unsupported object nobody claims is refused with its message before anything is saved, unless a rule leaves it out', async () => {
+  it('unsupported objects nobody claims are all refused with their messages before anything is saved, unless a rule leaves them out', async () => {
     const log: string[] = [];
     const desc = [
       { id: '1:3', handle: 3, attributes: { fd: 3 }, defers: { object: 'fd:1:3', unsupported: 'PID 1: fd 3 is an eventfd' } },
@@ -80,16 +80,55 @@ describe('claims: one owner per kernel object', () => {
     const engine = setUp(log, desc, []);
     const err = await checkpoint(engine).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UnsupportedError);
-    expect((err as Error).message).toBe('PID 1: fd 3 is an eventfd (1 more cannot be saved either: desc:1:4)');
+    expect((err as Error).message).toBe('2 objects cannot be checkpointed:\n  PID 1: fd 3 is an eventfd\n  PID 1: fd 4 is a pipe');
     expect(log).toEqual(['freeze', 'thaw']);
     expect(readdirSync(dir)).toEqual([]);
-    await expect(engine.plan(target, new Policy())).rejects.toThrowError('PID 1: fd 3 is an eventfd');
+    expect((await engine.plan(target, new Policy())).refusals).toEqual([
+      { key: 'desc:1:3', reason: 'PID 1: fd 3 is an eventfd' },
+      { key: 'desc:1:4', reason: 'PID 1: fd 4 is a pipe' },
+    ]);
 
     log.length = 0;
     const leaveOut = new Policy('include', 'default', [{ rule: { type: 'desc', match: { fd: 3 }, decision: 'exclude' }, source: 'flag --exclude' }]);
     await expect(checkpoint(engine, leaveOut)).rejects.toThrowError(/^PID 1: fd 4 is a pipe$/);
     await checkpoint(engine, new Policy('include', 'default', [{ rule: { type: 'desc', decision: 'exclude' }, source: 'flag --exclude' }]));
     expect(log.filter((l) => l.startsWith('save'))).toEqual(['save proc:1']);
+  });
+
+  it("plugins' own refusals of included objects are reported with the unclaimed ones, all at once, before anything is saved", async () => {
+    const log: string[] = [];
+    dir = mkdtempSync(join(tmpdir(), 'cr-claims-'));
+    const container = createCrContainer();
+    const registry = container.resolve(PluginRegistry);
+    registry.register(fakePlugin('proc', { collect: () => [{ id: '1', handle: 1 }], freeze: () => void log.push('freeze'), thaw: () => void log.push('thaw') }), 'proc-pkg');
+    registry.register(
+      fakePlugin('sock', {
+        collectsFrom: ['proc'],
+        selectableBy: { fd: 'uint' },
+        collect: () => [3, 4, 5].map((fd) => ({ id: `1:${fd}`, handle: fd, attributes: { fd } })),
+        refusals: (node) => (node.handle === 4 ? [] : [`fd ${String(node.handle)} is connected outside`]),
+        save: (node) => (log.push(`save ${node.key}`), {}),
+      }),
+      'sock-pkg',
+    );
+    registry.register(
+      fakePlugin('desc', { collectsFrom: ['proc'], collect: () => [{ id: '1:6', handle: 6, defers: { object: 'fd:1:6', unsupported: 'fd 6 is a memfd' } }] }),
+      'desc-pkg',
+    );
+    const engine = container.resolve(CheckpointEngine);
+    expect((await engine.plan(target, new Policy())).refusals).toEqual([
+      { key: 'desc:1:6', reason: 'fd 6 is a memfd' },
+      { key: 'sock:1:3', reason: 'fd 3 is connected outside' },
+      { key: 'sock:1:5', reason: 'fd 5 is connected outside' },
+    ]);
+    await expect(checkpoint(engine)).rejects.toThrowError('3 objects cannot be checkpointed:\n  fd 6 is a memfd\n  fd 3 is connected outside\n  fd 5 is connected outside');
+    expect(log).toEqual(['freeze', 'thaw']);
+    // An excluded object is not asked.
+    const leaveOut = new Policy('include', 'default', [
+      { rule: { type: 'sock', match: { fd: 3 }, decision: 'exclude' }, source: 'flag --exclude' },
+      { rule: { type: 'desc', decision: 'exclude' }, source: 'flag --exclude' },
+    ]);
+    expect((await engine.plan(target, leaveOut)).refusals).toEqual([{ key: 'sock:1:5', reason: 'fd 5 is connected outside' }]);
   });
 
   it('an object deferring without a refusal is saved by its own plugin when nobody claims its kernel object', async () => {

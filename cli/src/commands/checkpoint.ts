@@ -58,10 +58,15 @@ export default class Checkpoint extends CrCommand {
     const engine = this.container.resolve(CheckpointEngine);
 
     if (flags['dry-run']) {
-      const { objects, warnings, phases } = await engine.plan(target, policy, flags.strict);
+      const { objects, warnings, refusals, phases } = await engine.plan(target, policy, flags.strict);
       if (!this.jsonEnabled()) this.log(decisionTable(objects));
       for (const warning of warnings) this.warn(warning);
-      return { target, objects, phases, ...(advice ? { advice } : {}) };
+      // Every refusal, not only the first a checkpoint would stop at; the exit status says there were some.
+      if (refusals.length > 0) {
+        if (!this.jsonEnabled()) process.stderr.write(`cr: a checkpoint would refuse ${refusals.length} object(s):\n${refusals.map((r) => `  ${r.key}: ${r.reason}\n`).join('')}`);
+        process.exitCode = ExitCode.Unsupported;
+      }
+      return { target, objects, refusals, phases, ...(advice ? { advice } : {}) };
     }
     if (!flags['images-dir']) throw new CrError('missing -D/--images-dir: say where to write the image, e.g. -D ./img', ExitCode.Usage);
     // A selector that matches nothing is found without freezing the target first; the checkpoint checks again what it froze.

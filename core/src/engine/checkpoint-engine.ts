@@ -15,7 +15,8 @@ import type { AppliedAdvice } from '../policy/from-config.js';
 import { describeSelection, type Policy } from '../policy/policy.js';
 import { untypedAttributes } from '../policy/selector-types.js';
 import { describeZodError } from '../zod-issues.js';
-import { claimOwners, ownedElsewhere, refuseUnowned, type Owners } from './claims.js';
+import { claimOwners, ownedElsewhere, type Owners } from './claims.js';
+import { refusalError, refusalsOf, type Refusal } from './refusals.js';
 import { rootOf } from './targets.js';
 import { CR_VERSION } from './version.js';
 
@@ -40,6 +41,8 @@ export interface CheckpointPlan {
   warnings: string[];
   /** How long collect and decide took, in milliseconds. */
   phases: PhaseTimings;
+  /** Every included object that a checkpoint would refuse, and why. */
+  refusals: Refusal[];
 }
 
 export type CollectedObjectEntry = Omit<ObjectEntry, 'record' | 'blobs'>;
@@ -88,7 +91,8 @@ export class CheckpointEngine {
     const { graph, owners } = await this.collect(target, false, clock);
     try {
       const { objects, warnings } = await clock.time('decide', () => this.decide(graph, policy, owners, strict), ({ objects }) => describeDecisions(objects));
-      return { objects, warnings, phases: clock.timings };
+      const refusals = await refusalsOf(graph, new Map(objects.map((e) => [e.key, e])), owners, this.registry);
+      return { objects, warnings, refusals, phases: clock.timings };
     } finally {
       graph.release();
     }
@@ -116,6 +120,8 @@ export class CheckpointEngine {
       const decision = await clock.time('decide', () => this.decide(graph, policy, owners, request.strict ?? false), ({ objects }) => describeDecisions(objects));
       warnings = decision.warnings;
       const decided = new Map(decision.objects.map((e) => [e.key, e]));
+      const refusals = await refusalsOf(graph, decided, owners, this.registry);
+      if (refusals.length > 0) throw refusalError(refusals);
       const included = decision.objects.filter((e) => e.policy.decision === 'include').length;
       const progress = this.progress.start({ phase: 'save', label: 'saving objects', unit: 'objects', total: included });
       try {
@@ -124,7 +130,7 @@ export class CheckpointEngine {
             const entry: ObjectEntry = decided.get(node.key)!;
             signal?.throwIfAborted();
             if (entry.policy.decision === 'include') {
-              bytes += await clock.piece('save', node.key, () => this.save(node, entry, writer, target), (b) => `${Object.keys(entry.blobs ?? {}).length} blob(s), ${describeBytes(b)}`);
+              bytes += await clock.piece('save', node.key, () => this.save(node, entry, writer, target, warnings), (b) => `${Object.keys(entry.blobs ?? {}).length} blob(s), ${describeBytes(b)}`);
               progress.advance(1);
             }
             objects.push(entry);
@@ -177,7 +183,6 @@ export class CheckpointEngine {
     for (const o of objects) {
       this.log.debug({ object: o.key, decision: o.policy }, `decide ${o.key}: ${o.policy.decision} (${o.policy.rule}, from ${o.policy.source})`);
     }
-    refuseUnowned(graph, new Map(objects.map((e) => [e.key, e])), owners);
     return { objects, warnings: this.unmatchedSelectors(policy, objects, strict) };
   }
 
@@ -311,7 +316,7 @@ export class CheckpointEngine {
   }
 
   /** Saves one object's record and blobs; returns how many bytes of blobs it wrote. */
-  private async save(node: ResourceNode, entry: ObjectEntry, writer: ImageWriter, target: CheckpointTarget): Promise<number> {
+  private async save(node: ResourceNode, entry: ObjectEntry, writer: ImageWriter, target: CheckpointTarget, warnings: string[]): Promise<number> {
     const { plugin, source } = this.registry.get(node.type);
     const blobs: Record<string, string> = {};
     let bytes = 0;
@@ -336,6 +341,7 @@ export class CheckpointEngine {
         }
         ctx.log.trace({ blob: name, bytes: blobBytes }, `wrote blob ${name} of ${node.key}: ${describeBytes(blobBytes)}`);
       },
+      warn: (message) => void warnings.push(message),
     };
     const record = await plugin.save(node, ctx);
     const checked = plugin.recordSchema.safeParse(record);

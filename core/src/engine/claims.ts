@@ -1,7 +1,8 @@
 import type { ObjectEntry, PolicyDecision } from '@cr/schemas';
-import { PluginError, UnsupportedError } from '../errors.js';
+import { PluginError } from '../errors.js';
 import type { ResourceGraph } from '../graph/resource-graph.js';
 import type { ResourceNode } from '../plugin/contract.js';
+import type { Refusal } from './refusals.js';
 
 /** Which collected object owns each claimed kernel object (`fd:PID:N` → its node). */
 export type Owners = ReadonlyMap<string, ResourceNode>;
@@ -35,15 +36,12 @@ export function ownedElsewhere(node: ResourceNode, owners: Owners): PolicyDecisi
 }
 
 /**
- * Refuses, before anything is saved, an included object whose plugin cannot save it and whose
- * kernel object nobody claims: the first one's message, and the keys of any others.
+ * The included objects whose plugin cannot save them and whose kernel object nobody claims, each
+ * with its plugin's message.
  */
-export function refuseUnowned(graph: ResourceGraph, decided: ReadonlyMap<string, Pick<ObjectEntry, 'policy'>>, owners: Owners): void {
-  const refused = graph
+export function unownedRefusals(graph: ResourceGraph, decided: ReadonlyMap<string, Pick<ObjectEntry, 'policy'>>, owners: Owners): Refusal[] {
+  return graph
     .all()
-    .filter((n) => n.defers?.unsupported !== undefined && !owners.has(n.defers.object) && decided.get(n.key)?.policy.decision === 'include');
-  const [first, ...others] = refused;
-  if (!first) return;
-  const more = others.length > 0 ? ` (${others.length} more cannot be saved either: ${others.map((n) => n.key).join(', ')})` : '';
-  throw new UnsupportedError(`${first.defers!.unsupported!}${more}`);
+    .filter((n) => n.defers?.unsupported !== undefined && !owners.has(n.defers.object) && decided.get(n.key)?.policy.decision === 'include')
+    .map((n) => ({ key: n.key, reason: n.defers!.unsupported! }));
 }

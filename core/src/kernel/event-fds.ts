@@ -15,7 +15,7 @@ export interface TimerfdState {
 }
 
 /**
- * eventfds, signalfds and timerfds made by cr with a saved state, to hand to a restored task. Each
+ * eventfds, signalfds, timerfds and epoll instances made by cr with a saved state, to hand to a restored task. Each
  * method returns a descriptor of cr's own that the caller closes once the task has its copy.
  */
 export class EventFds {
@@ -35,6 +35,11 @@ export class EventFds {
       closeSync(fd);
       throw err;
     }
+  }
+
+  /** An empty epoll instance: the task adds its targets itself (RemoteTask.epollAdd), by its own numbers. */
+  epoll(target: string): number {
+    return this.libc.epollCreate1(0, target);
   }
 
   signalfd(mask: bigint, flags: number, target: string): number {

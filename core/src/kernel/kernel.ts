@@ -1,10 +1,14 @@
 import { Directory } from './directory.js';
 import { FeatureProbe } from './features.js';
 import { FileLocks } from './file-locks.js';
+import { KernelError } from './kernel-error.js';
 import { Libc, __WALL, type SyscallArg } from './libc.js';
 import { Namespaces } from './namespaces.js';
 import { pageRuns, type PageRun, type PageSelection } from './pagemap.js';
+import { Inotify } from './inotify.js';
 import { Pipes } from './pipes.js';
+import { SockDiag } from './sock-diag.js';
+import { Sockets, withFd } from './sockets.js';
 import { EventFds } from './event-fds.js';
 import { readVmas, type Vma } from './proc-maps.js';
 import { Procfs } from './procfs.js';
@@ -36,6 +40,9 @@ export class Kernel {
   readonly eventFds = new EventFds(this.libc);
   readonly fileLocks = new FileLocks();
   readonly shmem = new Shmem(this.libc);
+  readonly sockets = new Sockets(this.libc);
+  readonly inotify = new Inotify(this.libc);
+  readonly sockDiag = new SockDiag(this.libc);
 
   /** Opens a directory for *at calls that never follow a symlink planted in it (see directory.ts). */
   openDirectory(path: string): Directory {
@@ -109,6 +116,34 @@ export class Kernel {
   /** Whether fd1 of pid1 and fd2 of pid2 are the same open file description (kcmp KCMP_FILE). */
   sameOpenFile(pid1: number, fd1: number, pid2: number, fd2: number): boolean {
     return this.libc.kcmpFiles(pid1, fd1, pid2, fd2) === 0;
+  }
+
+  /**
+   * Whether epoll instance `epfd` of `pid` watches, as its `toff`-th item added by number `tfd`, the file
+   * that `pid` still has on descriptor `tfd` (kcmp KCMP_EPOLL_TFD): false when that descriptor was
+   * closed since, or now holds another file, while the kernel keeps watching the old one.
+   */
+  epollWatchesOpenFd(pid: number, epfd: number, tfd: number, toff: number): boolean {
+    try {
+      return this.libc.kcmpEpollTarget(pid, tfd, epfd, tfd, toff) === 0;
+    } catch (err) {
+      if (err instanceof KernelError && (err.code === 'EBADF' || err.code === 'ENOENT')) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * A copy in cr of descriptor `fd` of process `pid` (pidfd_getfd(2), close-on-exec), sharing
+   * its open file description: to look at a socket or an inotify instance from here. The caller
+   * closes it. The process is not touched, and need not be stopped.
+   */
+  takeFd(pid: number, fd: number): number {
+    return this.libc.takeFd(pid, fd, `fd ${fd} of PID ${pid}`);
+  }
+
+  /** Runs `use` on a copy in cr of descriptor `fd` of `pid` (takeFd), closed after; `target` names it in errors. */
+  withFdOf<T>(pid: number, fd: number, use: (local: number, target: string) => T): T {
+    return withFd(this.takeFd(pid, fd), (local) => use(local, `fd ${fd} of PID ${pid}`));
   }
 
   /** cr's own limit on `resource` (an RLIMIT_* number), as prlimit(2) reports it. */

@@ -1,7 +1,8 @@
+import { closeSync } from 'node:fs';
 import koffi from 'koffi';
 import { KernelError } from './kernel-error.js';
-import { cloneArgs, decodeStruct, encodeStruct, iovec, itimerspec, rlimit64, structSize, u64, utsname } from './structs.js';
-import { KCMP_FILE, O_CLOEXEC, SIGCHLD, SYS } from './syscalls.js';
+import { cloneArgs, decodeStruct, encodeStruct, iovec, kcmpEpollSlot, itimerspec, rlimit64, structSize, u64, utsname } from './structs.js';
+import { KCMP_EPOLL_TFD, KCMP_FILE, O_CLOEXEC, SIGCHLD, SOCK_CLOEXEC, SYS } from './syscalls.js';
 
 /**
  * The one place cr binds libc. Everything above this file calls the typed methods of `Libc`,
@@ -33,6 +34,23 @@ const raw = {
   munmap: lib.func('int munmap(uintptr_t addr, size_t length)'),
   fcntlInt: lib.func('int fcntl(int fd, int cmd, int arg)'),
   eventfd: lib.func('int eventfd(unsigned int initval, int flags)'),
+  epollCreate1: lib.func('int epoll_create1(int flags)'),
+  inotifyInit1: lib.func('int inotify_init1(int flags)'),
+  inotifyAddWatch: lib.func('int inotify_add_watch(int fd, const char *path, uint32_t mask)'),
+  inotifyRmWatch: lib.func('int inotify_rm_watch(int fd, int wd)'),
+  openByHandleAt: lib.func('int open_by_handle_at(int mount_fd, const void *handle, int flags)'),
+  socket: lib.func('int socket(int domain, int type, int protocol)'),
+  socketpair: lib.func('int socketpair(int domain, int type, int protocol, _Out_ int *sv)'),
+  bind: lib.func('int bind(int fd, const void *addr, uint32_t len)'),
+  listen: lib.func('int listen(int fd, int backlog)'),
+  connect: lib.func('int connect(int fd, const void *addr, uint32_t len)'),
+  getsockopt: lib.func('int getsockopt(int fd, int level, int name, void *value, void *len)'),
+  setsockopt: lib.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)'),
+  getsockname: lib.func('int getsockname(int fd, void *addr, void *len)'),
+  getpeername: lib.func('int getpeername(int fd, void *addr, void *len)'),
+  send: lib.func('long send(int fd, const void *buf, size_t len, int flags)'),
+  recvmsg: lib.func('long recvmsg(int fd, void *msg, int flags)'),
+  recv: lib.func('long recv(int fd, void *buf, size_t len, int flags)'),
   signalfd: lib.func('int signalfd(int fd, const uint8_t *mask, int flags)'),
   timerfdCreate: lib.func('int timerfd_create(int clockid, int flags)'),
   timerfdSettime: lib.func('timerfd_settime', 'int', ['int', 'int', koffi.pointer(itimerspec), koffi.pointer(itimerspec)]),
@@ -264,6 +282,28 @@ export class Libc {
     return check(raw.syscall(SYS.kcmp, 'long', pid1, 'long', pid2, 'long', KCMP_FILE, 'long', fd1, 'long', fd2), 'kcmp', `pid ${pid1} fd ${fd1}`);
   }
 
+  /**
+   * kcmp(2) KCMP_EPOLL_TFD: 0 when fd `fd` of `pid` is the file that epoll instance `epfd` of
+   * `pid` watches as its `toff`-th item added by number `tfd`; ENOENT when it has no such item.
+   */
+  kcmpEpollTarget(pid: number, fd: number, epfd: number, tfd: number, toff: number): number {
+    const slot = encodeStruct(kcmpEpollSlot, { efd: epfd, tfd, toff });
+    return check(raw.syscall(SYS.kcmp, 'long', pid, 'long', pid, 'long', KCMP_EPOLL_TFD, 'long', fd, 'void *', slot), 'kcmp(KCMP_EPOLL_TFD)', `pid ${pid} fd ${epfd}`);
+  }
+
+  /**
+   * A copy of descriptor `fd` of process `pid` in cr (pidfd_getfd(2), close-on-exec): the same
+   * open file description, to look at it from here. The process is not touched.
+   */
+  takeFd(pid: number, fd: number, target: string): number {
+    const pidfd = check(raw.syscall(SYS.pidfd_open, 'long', pid, 'long', 0), 'pidfd_open', `pid ${pid}`);
+    try {
+      return check(raw.syscall(SYS.pidfd_getfd, 'long', pidfd, 'long', fd, 'long', 0), 'pidfd_getfd', target);
+    } finally {
+      closeSync(pidfd);
+    }
+  }
+
   /** Where a buffer's bytes are in this process's memory (they stay there while it is referenced). */
   addressOf(buf: Uint8Array): bigint {
     return BigInt(koffi.address(buf));
@@ -338,6 +378,88 @@ export class Libc {
   /** eventfd(2) with a counter of 0 (the counter is 64-bit, its initial value only 32). */
   eventfd(flags: number, target: string): number {
     return check(raw.eventfd(0, flags), 'eventfd', target);
+  }
+
+  epollCreate1(flags: number, target: string): number {
+    return check(raw.epollCreate1(flags), 'epoll_create1', target);
+  }
+
+  inotifyInit1(flags: number, target: string): number {
+    return check(raw.inotifyInit1(flags), 'inotify_init1', target);
+  }
+
+  inotifyAddWatch(fd: number, path: string, mask: number, target: string): number {
+    return check(raw.inotifyAddWatch(fd, path, mask), 'inotify_add_watch', `${target} (${path})`);
+  }
+
+  inotifyRmWatch(fd: number, wd: number, target: string): void {
+    check(raw.inotifyRmWatch(fd, wd), 'inotify_rm_watch', target);
+  }
+
+  /** open_by_handle_at(2): `handle` is a whole struct file_handle. */
+  openByHandleAt(mountFd: number, handle: Buffer, flags: number, target: string): number {
+    return check(raw.openByHandleAt(mountFd, handle, flags | O_CLOEXEC), 'open_by_handle_at', target);
+  }
+
+  socket(domain: number, type: number, protocol: number, target: string): number {
+    return check(raw.socket(domain, type | SOCK_CLOEXEC, protocol), 'socket', target);
+  }
+
+  socketpair(domain: number, type: number, target: string): [number, number] {
+    const fds = [0, 0];
+    check(raw.socketpair(domain, type | SOCK_CLOEXEC, 0, fds), 'socketpair', target);
+    return [fds[0]!, fds[1]!];
+  }
+
+  bind(fd: number, address: Buffer, target: string): void {
+    check(raw.bind(fd, address, address.length), 'bind', target);
+  }
+
+  listen(fd: number, backlog: number, target: string): void {
+    check(raw.listen(fd, backlog), 'listen', target);
+  }
+
+  connect(fd: number, address: Buffer, target: string): void {
+    check(raw.connect(fd, address, address.length), 'connect', target);
+  }
+
+  /** getsockopt(2) into `value`; returns how many bytes the kernel wrote. */
+  getsockopt(fd: number, level: number, name: number, value: Buffer, target: string): number {
+    const length = new Uint32Array([value.length]);
+    check(raw.getsockopt(fd, level, name, value, length), `getsockopt(${level}, ${name})`, target);
+    return length[0]!;
+  }
+
+  setsockopt(fd: number, level: number, name: number, value: Buffer, target: string): void {
+    check(raw.setsockopt(fd, level, name, value, value.length), `setsockopt(${level}, ${name})`, target);
+  }
+
+  /** getsockname(2) or getpeername(2): the address's bytes, as long as the kernel says it is. */
+  sockaddr(fd: number, peer: boolean, target: string): Buffer {
+    const address = Buffer.alloc(128);
+    const length = new Uint32Array([address.length]);
+    check((peer ? raw.getpeername : raw.getsockname)(fd, address, length), peer ? 'getpeername' : 'getsockname', target);
+    return address.subarray(0, Math.min(length[0]!, address.length));
+  }
+
+  send(fd: number, data: Uint8Array, flags: number, target: string): number {
+    return check(raw.send(fd, data, data.byteLength, flags), 'send', target);
+  }
+
+  recv(fd: number, into: Uint8Array, flags: number, target: string): number {
+    return check(raw.recv(fd, into, into.byteLength, flags), 'recv', target);
+  }
+
+  /** recvmsg(2) with a msghdr cr encoded (its buffers stay referenced by the caller); returns the bytes received. */
+  recvmsg(fd: number, message: Buffer, flags: number, target: string): number {
+    return check(raw.recvmsg(fd, message, flags), 'recvmsg', target);
+  }
+
+  /** ioctl(2) whose argument is an int the kernel fills (FIONREAD, SIOCINQ). */
+  ioctlInt(fd: number, request: number, name: string, target: string): number {
+    const value = new Int32Array(1);
+    check(raw.ioctl(fd, request, 'void *', value), name, target);
+    return value[0]!;
   }
 
   /** signalfd(2): a new signalfd for the signals of `mask` (bit N-1 for signal N). */

@@ -23,7 +23,7 @@ import {
   SYS,
   type RawSyscall,
 } from './syscalls.js';
-import { capUserData, capUserHeader, decodeStruct, encodeStruct, itimerval, kernelSigaction, rlimit64, stackT, structSize, u64, type Timeval } from './structs.js';
+import { capUserData, capUserHeader, decodeStruct, encodeStruct, epollEvent, itimerspec, itimerval, sigevent, kernelSigaction, rlimit64, stackT, structSize, u64, type Timeval } from './structs.js';
 
 /** capset(2) with 64-bit capability sets. */
 const _LINUX_CAPABILITY_VERSION_3 = 0x20080522;
@@ -46,6 +46,28 @@ export interface ItimerValue {
   intervalUs: bigint;
   valueUs: bigint;
 }
+
+/** How a POSIX timer is armed: the time to its next expiry and its interval, in nanoseconds. */
+export interface PosixTimerSetting {
+  valueNs: bigint;
+  intervalNs: bigint;
+}
+
+/** What a POSIX timer does when it expires (struct sigevent): SIGEV_SIGNAL 0, SIGEV_NONE 1, SIGEV_THREAD_ID 4. */
+export interface PosixTimerNotification {
+  notify: number;
+  signal: number;
+  /** sigev_value, the 64 bits the signal carries. */
+  value: bigint;
+  /** The thread SIGEV_THREAD_ID signals. */
+  tid: number;
+}
+
+interface Timespec {
+  tv_sec: number | bigint;
+  tv_nsec: number | bigint;
+}
+const nanoseconds = (t: Timespec) => BigInt(t.tv_sec) * 1_000_000_000n + BigInt(t.tv_nsec);
 
 /** An alternate signal stack (stack_t). */
 export interface AltStack {
@@ -329,6 +351,16 @@ export class RemoteTask {
     this.call('setns', SYS.setns, [fd, nstype]);
   }
 
+  /**
+   * epoll_ctl(EPOLL_CTL_ADD) in the task: its epoll instance `epfd` watches its descriptor `fd`
+   * (an epoll item is known by the file and the number it was added with, so it is added by the
+   * task's own number) for `events`, reporting `data`.
+   */
+  epollAdd(epfd: number, fd: number, events: number, data: bigint): void {
+    const EPOLL_CTL_ADD = 1;
+    this.call(`epoll_ctl(${epfd}, EPOLL_CTL_ADD, ${fd})`, SYS.epoll_ctl, [epfd, EPOLL_CTL_ADD, fd, this.put(encodeStruct(epollEvent, { events, data }))]);
+  }
+
   // --- signals --------------------------------------------------------------------------------
 
   getSignalAction(signal: number): SignalAction {
@@ -421,6 +453,43 @@ export class RemoteTask {
     const tv = (us: bigint): Timeval => ({ tv_sec: us / 1_000_000n, tv_usec: us % 1_000_000n });
     const b = encodeStruct(itimerval, { it_interval: tv(timer.intervalUs), it_value: tv(timer.valueUs) });
     this.call(`setitimer(${which})`, SYS.setitimer, [which, this.put(b), 0]);
+  }
+
+  /** timer_gettime(2) of the task's POSIX timer `id`: the time to its next expiry and its interval, in nanoseconds. */
+  timerGettime(id: number): PosixTimerSetting {
+    const at = this.scratchAt(0);
+    this.call(`timer_gettime(${id})`, SYS.timer_gettime, [id, at]);
+    const t = decodeStruct<Record<'it_interval' | 'it_value', Timespec>>(this.read(at, structSize(itimerspec)), itimerspec);
+    return { valueNs: nanoseconds(t.it_value), intervalNs: nanoseconds(t.it_interval) };
+  }
+
+  /** timer_getoverrun(2): the expirations of timer `id` its last signal stood for, beyond the one. */
+  timerGetoverrun(id: number): number {
+    return Number(this.call(`timer_getoverrun(${id})`, SYS.timer_getoverrun, [id]));
+  }
+
+  /**
+   * timer_create(2) of a timer with exactly id `id` (the task must have PR_TIMER_CREATE_RESTORE_IDS
+   * on), notifying as `notification` says.
+   */
+  timerCreate(id: number, clockId: number, notification: PosixTimerNotification): void {
+    const event = encodeStruct(sigevent, {
+      sigev_value: notification.value,
+      sigev_signo: notification.signal,
+      sigev_notify: notification.notify,
+      sigev_notify_thread_id: notification.tid,
+      pad: new Array(11).fill(0),
+    });
+    const idAt = this.put(new Uint8Array(new Int32Array([id]).buffer), structSize(sigevent));
+    this.call(`timer_create(${id})`, SYS.timer_create, [clockId, this.put(event), idAt]);
+    const created = this.read(idAt, 4).readInt32LE();
+    if (created !== id) throw new KernelError('timer_create', 17, `in PID ${this.pid}`, `created timer ${created} instead of ${id}`);
+  }
+
+  /** timer_settime(2), relative: timer `id` expires after `valueNs`, then every `intervalNs` (0: once). */
+  timerSettime(id: number, setting: PosixTimerSetting): void {
+    const spec = (ns: bigint) => ({ tv_sec: ns / 1_000_000_000n, tv_nsec: ns % 1_000_000_000n });
+    this.call(`timer_settime(${id})`, SYS.timer_settime, [id, 0, this.put(encodeStruct(itimerspec, { it_interval: spec(setting.intervalNs), it_value: spec(setting.valueNs) })), 0]);
   }
 
   /** setpriority(PRIO_PROCESS, self, nice). */

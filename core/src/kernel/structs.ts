@@ -30,6 +30,14 @@ export const itimerspec = koffi.struct('cr_itimerspec', { it_interval: timespec,
 
 /** struct flock of fcntl(2) F_SETLK and F_OFD_SETLK. */
 export const flockStruct = koffi.struct('cr_flock', { l_type: 'int16_t', l_whence: 'int16_t', l_start: 'int64_t', l_len: 'int64_t', l_pid: 'int32_t' });
+/** struct sigevent of timer_create(2) on x86_64 (64 bytes; the thread id of SIGEV_THREAD_ID leads the union). */
+export const sigevent = koffi.struct('cr_sigevent', {
+  sigev_value: 'uint64_t',
+  sigev_signo: 'int32_t',
+  sigev_notify: 'int32_t',
+  sigev_notify_thread_id: 'int32_t',
+  pad: koffi.array('int32_t', 11),
+});
 
 /** struct clone_args of clone3(2) (Linux 5.7+: up to cgroup). */
 export const cloneArgs = koffi.struct('cr_clone_args', {
@@ -68,6 +76,102 @@ export const utsname = koffi.struct('cr_utsname', {
   machine: utsField,
   domainname: utsField,
 });
+
+/** struct epoll_event of epoll_ctl(2): packed on x86_64 (12 bytes). */
+export const epollEvent = koffi.pack('cr_epoll_event', { events: 'uint32_t', data: 'uint64_t' });
+
+/** struct kcmp_epoll_slot of kcmp(KCMP_EPOLL_TFD). */
+export const kcmpEpollSlot = koffi.struct('cr_kcmp_epoll_slot', { efd: 'uint32_t', tfd: 'uint32_t', toff: 'uint32_t' });
+
+/** struct sockaddr_un: a path, an abstract name (a leading NUL) or nothing, sized by the address length. */
+export const sockaddrUn = koffi.struct('cr_sockaddr_un', { sun_family: 'uint16_t', sun_path: koffi.array('uint8_t', 108) });
+/** The family that starts every struct sockaddr. */
+export const sockaddrFamily = koffi.struct('cr_sockaddr', { sa_family: 'uint16_t' });
+/** Where sun_path starts: a unix address is as long as its family and its name. */
+export const SUN_PATH_OFFSET = koffi.offsetof(sockaddrUn, 'sun_path');
+/** struct sockaddr_in; the port and address in network byte order. */
+export const sockaddrIn = koffi.struct('cr_sockaddr_in', { sin_family: 'uint16_t', sin_port: 'uint16_be_t', sin_addr: koffi.array('uint8_t', 4), sin_zero: koffi.array('uint8_t', 8) });
+/** struct sockaddr_in6. */
+export const sockaddrIn6 = koffi.struct('cr_sockaddr_in6', {
+  sin6_family: 'uint16_t',
+  sin6_port: 'uint16_be_t',
+  sin6_flowinfo: 'uint32_be_t',
+  sin6_addr: koffi.array('uint8_t', 16),
+  sin6_scope_id: 'uint32_t',
+});
+/** The start of struct tcp_info (TCP_INFO): the connection's state, as the kernel's TCP_* numbers. */
+export const tcpInfoHead = koffi.struct('cr_tcp_info_head', { tcpi_state: 'uint8_t' });
+/** struct msghdr of recvmsg(2). */
+export const msghdr = koffi.struct('cr_msghdr', {
+  msg_name: 'uint64_t',
+  msg_namelen: 'uint32_t',
+  msg_iov: 'uint64_t',
+  msg_iovlen: 'uint64_t',
+  msg_control: 'uint64_t',
+  msg_controllen: 'uint64_t',
+  msg_flags: 'int32_t',
+});
+
+/** struct nlmsghdr, which starts every netlink message. */
+export const nlmsghdr = koffi.struct('cr_nlmsghdr', { nlmsg_len: 'uint32_t', nlmsg_type: 'uint16_t', nlmsg_flags: 'uint16_t', nlmsg_seq: 'uint32_t', nlmsg_pid: 'uint32_t' });
+/** struct rtattr (nlattr), which starts every attribute of a netlink message. */
+export const rtattr = koffi.struct('cr_rtattr', { rta_len: 'uint16_t', rta_type: 'uint16_t' });
+/** struct unix_diag_req of sock_diag(7). */
+export const unixDiagReq = koffi.struct('cr_unix_diag_req', {
+  sdiag_family: 'uint8_t',
+  sdiag_protocol: 'uint8_t',
+  pad: 'uint16_t',
+  udiag_states: 'uint32_t',
+  udiag_ino: 'uint32_t',
+  udiag_show: 'uint32_t',
+  udiag_cookie: koffi.array('uint32_t', 2),
+});
+/** struct unix_diag_msg of sock_diag(7). */
+export const unixDiagMsg = koffi.struct('cr_unix_diag_msg', {
+  udiag_family: 'uint8_t',
+  udiag_type: 'uint8_t',
+  udiag_state: 'uint8_t',
+  pad: 'uint8_t',
+  udiag_ino: 'uint32_t',
+  udiag_cookie: koffi.array('uint32_t', 2),
+});
+/** struct unix_diag_rqlen (UNIX_DIAG_RQLEN): queued bytes, or pending connections and the backlog of a listener. */
+export const unixDiagRqlen = koffi.struct('cr_unix_diag_rqlen', { udiag_rqueue: 'uint32_t', udiag_wqueue: 'uint32_t' });
+/** struct unix_diag_vfs (UNIX_DIAG_VFS): the inode and device of a bound socket's file. */
+export const unixDiagVfs = koffi.struct('cr_unix_diag_vfs', { udiag_vfs_ino: 'uint32_t', udiag_vfs_dev: 'uint32_t' });
+const inetDiagSockid = koffi.struct('cr_inet_diag_sockid', {
+  idiag_sport: 'uint16_be_t',
+  idiag_dport: 'uint16_be_t',
+  idiag_src: koffi.array('uint32_t', 4),
+  idiag_dst: koffi.array('uint32_t', 4),
+  idiag_if: 'uint32_t',
+  idiag_cookie: koffi.array('uint32_t', 2),
+});
+/** struct inet_diag_req_v2 of sock_diag(7). */
+export const inetDiagReqV2 = koffi.struct('cr_inet_diag_req_v2', {
+  sdiag_family: 'uint8_t',
+  sdiag_protocol: 'uint8_t',
+  idiag_ext: 'uint8_t',
+  pad: 'uint8_t',
+  idiag_states: 'uint32_t',
+  id: inetDiagSockid,
+});
+/** struct inet_diag_msg of sock_diag(7). */
+export const inetDiagMsg = koffi.struct('cr_inet_diag_msg', {
+  idiag_family: 'uint8_t',
+  idiag_state: 'uint8_t',
+  idiag_timer: 'uint8_t',
+  idiag_retrans: 'uint8_t',
+  id: inetDiagSockid,
+  idiag_expires: 'uint32_t',
+  idiag_rqueue: 'uint32_t',
+  idiag_wqueue: 'uint32_t',
+  idiag_uid: 'uint32_t',
+  idiag_inode: 'uint32_t',
+});
+
+/** The fixed part of struct file_handle of open_by_handle_at(2); f_handle's bytes follow it. */
+export const fileHandleHead = koffi.struct('cr_file_handle', { handle_bytes: 'uint32_t', handle_type: 'int32_t' });
 
 /** struct iovec of readv(2), process_vm_readv(2), PTRACE_GETREGSET. */
 export const iovec = koffi.struct('cr_iovec', { iov_base: 'uint64_t', iov_len: 'uint64_t' });

@@ -48,6 +48,11 @@ export const SYS = {
   close_range: 436,
   pidfd_getfd: 438,
   dup3: 292,
+  epoll_ctl: 233,
+  timer_create: 222,
+  timer_settime: 223,
+  timer_gettime: 224,
+  timer_getoverrun: 225,
 } as const;
 
 /**
@@ -97,6 +102,8 @@ export const PR_CAPBSET_DROP = 24;
 export const PR_CAP_AMBIENT = 47;
 export const PR_CAP_AMBIENT_RAISE = 2;
 export const PR_GET_THP_DISABLE = 42;
+/** Linux 6.15+: timer_create(2) takes the id to give the new timer from *timerid (for restoring timers). */
+export const PR_TIMER_CREATE_RESTORE_IDS = 77;
 
 export const CLONE_PARENT = 0x00008000;
 export const PR_GET_TID_ADDRESS = 40;
@@ -105,7 +112,9 @@ export const F_SETFD = 2;
 export const F_SETFL = 4;
 export const FD_CLOEXEC = 1;
 export const O_CLOEXEC = 0o2000000;
+export const SOCK_CLOEXEC = 0o2000000;
 export const KCMP_FILE = 0;
+export const KCMP_EPOLL_TFD = 7;
 export const RSEQ_FLAG_UNREGISTER = 1;
 export const SIGKILL = 9;
 export const SIGCHLD = 17;

@@ -154,6 +154,11 @@ export interface SaveContext<O = unknown> {
    * `-v`/`-vv`/`-vvv` and always to `--log-file`. Errors the plugin throws are logged by cr.
    */
   readonly log: Logger;
+  /**
+   * Tells the user of something the image leaves out that the program may notice (events not
+   * read yet that are dropped): one `cr: warning:` line, naming the object, in the checkpoint's output.
+   */
+  warn(message: string): void;
 }
 
 export interface RestoreOptions {
@@ -302,6 +307,14 @@ export interface ResourcePlugin<R = unknown, H = unknown, T = unknown, O = unkno
   freeze?(node: ResourceNode<H>): Promise<void> | void;
   /** Lets a frozen object go on, or ends it (`ctx.kill`); called however the checkpoint ended. */
   thaw?(node: ResourceNode<H>, ctx: ThawContext): Promise<void> | void;
+  /**
+   * What stops an included object from being saved, one message each (`PID 7: fd 5 is an epoll
+   * instance watching fd 9, which was closed since …`), empty when it can be saved. Called for
+   * every included object after the policy, before anything is saved: by `--dry-run` on objects
+   * that were never frozen (read /proc, not the frozen task, and expect things to vanish), and by
+   * a checkpoint on frozen ones. cr reports every refusal of every object at once.
+   */
+  refusals?(node: ResourceNode<H>): Promise<readonly string[]> | readonly string[];
   save(node: ResourceNode<H>, ctx: SaveContext<O>): Promise<R> | R;
   /**
    * Checks that a record, which passed `recordSchema`, agrees with its blobs and with the rest of

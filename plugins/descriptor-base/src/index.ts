@@ -12,6 +12,7 @@ import {
   type ResourceNode,
   type ResourcePlugin,
   type RestoreContext,
+  type SaveContext,
 } from '@cr/core';
 import { TASKS, restoredTaskOf } from '@cr/plugin-tasks';
 import { closeSync } from 'node:fs';
@@ -22,6 +23,14 @@ export interface DescriptionRecord {
   /** The file status flags of the description (O_NONBLOCK …). */
   statusFlags: number;
   fds: DescriptorNumber[];
+}
+
+/** Where a description's state is read: its process and lowest descriptor, and the checkpoint's warnings. */
+export interface DescriptionSite {
+  pid: number;
+  fd: number;
+  info: FdInfo;
+  warn(message: string): void;
 }
 
 /** A description being checkpointed: the process, and the description with every fd on it. */
@@ -49,17 +58,17 @@ export abstract class DescriptionPlugin<R extends DescriptionRecord> implements 
 
   constructor(protected readonly kernel: Kernel) {}
 
-  /** Whether a descriptor is of this plugin's kind. */
-  protected abstract owns(info: FdInfo): boolean;
-  /** The state of a description, from the fdinfo of one of its descriptors. */
-  protected abstract state(fdinfo: Readonly<Record<string, string>>): Omit<R, keyof DescriptionRecord>;
+  /** Whether descriptor `info` of process `pid` is of this plugin's kind. */
+  protected abstract owns(info: FdInfo, pid: number): boolean;
+  /** The state of a description, from the fdinfo of its descriptor `at.fd` (whose lines are in `fdinfo`). */
+  protected abstract state(fdinfo: Readonly<Record<string, string>>, at: DescriptionSite): Omit<R, keyof DescriptionRecord>;
   /** A new description in the saved state, as a descriptor of cr's; `target` names it in errors. */
   protected abstract create(record: R, target: string): number;
 
   collect(parent: ResourceNode): CollectedObject<DescriptionHandle>[] {
     const task = TASKS.handleOf(parent);
     const { pid } = task;
-    return descriptionsOf(this.kernel, pid, task.fds(), (info) => this.owns(info)).map((description) => ({
+    return descriptionsOf(this.kernel, pid, task.fds(), (info) => this.owns(info, pid)).map((description) => ({
       id: `${pid}:${description.info.fd}`,
       handle: { pid, description },
       attributes: { pid, fd: description.info.fd },
@@ -67,9 +76,11 @@ export abstract class DescriptionPlugin<R extends DescriptionRecord> implements 
     }));
   }
 
-  save(node: ResourceNode<DescriptionHandle>): R {
+  save(node: ResourceNode<DescriptionHandle>, ctx: SaveContext): R {
     const { pid, description } = node.handle;
-    return { ...this.state(this.kernel.procfs.fdinfo(pid, description.info.fd)), statusFlags: description.statusFlags, fds: description.fds } as R;
+    const { info } = description;
+    const at = { pid, fd: info.fd, info, warn: (message: string) => ctx.warn(message) };
+    return { ...this.state(this.kernel.procfs.fdinfo(pid, info.fd), at), statusFlags: description.statusFlags, fds: description.fds } as R;
   }
 
   checkRecord(record: R, ctx: RecordCheckContext): string[] {

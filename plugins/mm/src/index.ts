@@ -6,7 +6,7 @@ import { mmRecordSchema, type MmRecord } from './record.js';
 import { mmRecordProblems } from './check.js';
 import { classify } from './classify.js';
 import { checkMappedFiles, restoreAddressSpace } from './restore.js';
-import { saveAddressSpace } from './save.js';
+import { mappingRefusals, saveAddressSpace } from './save.js';
 
 /**
  * A process's address space: every mapping (anonymous, file, SysV shm, memfd and shared
@@ -45,6 +45,10 @@ export class MmPlugin implements ResourcePlugin<MmRecord, ResourceNode<TaskHandl
       return kind === 'sysv-shm' ? [SHM_SEGMENTS.key(vma.inode)] : kind === 'shmem' ? [SHMEM.key(vma.inode)] : [];
     });
     return [...new Set(keys)];
+  }
+
+  refusals(node: ResourceNode<ResourceNode<TaskHandle>>): string[] {
+    return mappingRefusals(this.kernel, TASKS.handleOf(node.handle).pid);
   }
 
   save(node: ResourceNode<ResourceNode<TaskHandle>>, ctx: SaveContext): Promise<MmRecord> {

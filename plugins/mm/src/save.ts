@@ -18,8 +18,8 @@ export async function saveAddressSpace(kernel: Kernel, task: RemoteTask, ctx: Sa
   for (const vma of kernel.vmas(pid)) {
     const kind = classify(vma);
     if (kind === undefined) continue;
-    const where = `PID ${pid}: mapping ${hex(vma.start)}-${hex(vma.end)}`;
-    if (typeof kind === 'object') throw new UnsupportedError(`${where} is a ${kind.unsupported}, which cr cannot checkpoint yet`);
+    const where = mappingName(pid, vma);
+    if (typeof kind === 'object') throw new UnsupportedError(unsupportedMapping(pid, vma, kind));
     vmas.push(describe(pid, vma, kind, where));
     if (kind === 'anon') runs.push(...kernel.pageRuns(pid, vma.start, vma.end, 'present').map((r) => ({ ...r, zeroFree: true })));
     // A private copy of a file page that the program zeroed must be written back over the file's.
@@ -50,6 +50,17 @@ export async function saveAddressSpace(kernel: Kernel, task: RemoteTask, ctx: Sa
     exe: { path: exePath, file: identity(`/proc/${pid}/exe`, `PID ${pid}: its executable ${exePath}`) },
     pages: saved.map((r) => ({ address: hex(r.address), pages: r.pages })),
   };
+}
+
+const mappingName = (pid: number, vma: Vma) => `PID ${pid}: mapping ${hex(vma.start)}-${hex(vma.end)}`;
+const unsupportedMapping = (pid: number, vma: Vma, kind: { unsupported: string }) => `${mappingName(pid, vma)} is a ${kind.unsupported}, which cr cannot checkpoint yet`;
+
+/** Every mapping of `pid` that cr cannot checkpoint, each named. */
+export function mappingRefusals(kernel: Kernel, pid: number): string[] {
+  return kernel.vmas(pid).flatMap((vma) => {
+    const kind = classify(vma);
+    return typeof kind === 'object' ? [unsupportedMapping(pid, vma, kind)] : [];
+  });
 }
 
 function describe(pid: number, vma: Vma, kind: VmaRecord['kind'], where: string): VmaRecord {

@@ -21,6 +21,7 @@ import {
 } from '@cr/core';
 import { tasksRecordSchema, type TasksRecord } from './record.js';
 import { awaitFreePid, checkRlimits, checkWorkingDirectory, createTask, resumeTask } from './restore.js';
+import { taskRefusals } from './refusals.js';
 import { readTaskState } from './save.js';
 import { threadProblems } from './threads-check.js';
 import { readThreads } from './threads-save.js';
@@ -96,6 +97,10 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TaskHandle, Rest
     node.handle.threads = [];
     if (ctx.kill) task?.kill();
     else releaseAll([...threads, ...(task ? [task] : [])]);
+  }
+
+  refusals(node: ResourceNode<TaskHandle>): string[] {
+    return taskRefusals(this.kernel, node.handle.pid);
   }
 
   save(node: ResourceNode<TaskHandle>): TasksRecord {

@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import {
   ERESTART_RESTARTBLOCK,
   EINTR,
@@ -13,7 +12,6 @@ import {
   REGISTER_NAMES,
   SIGKILL,
   SIGSTOP,
-  UnsupportedError,
   type ProcessStat,
   type ProcessStatus,
   type RemoteTask,
@@ -23,15 +21,12 @@ import { toHex } from './hex.js';
 
 const CLOCK_MONOTONIC = 1;
 const ITIMERS = ['real', 'virtual', 'prof'] as const;
-/** Namespaces a process may only share with cr: no plugin saves these kinds yet. */
-const UNSAVED_NAMESPACES = ['mnt', 'net', 'pid', 'user', 'cgroup'] as const;
 
 /** Everything of a stopped process that is not its memory, its files or its other threads (threads-save.ts). */
 export function readTaskState(kernel: Kernel, task: RemoteTask): TasksRecord {
   const { pid } = task;
   const stat = kernel.procfs.stat(pid);
   const status = kernel.procfs.status(pid);
-  assertSupported(kernel, pid, stat.comm, status);
   const { registers, restartSleep } = savedRegisters(task);
   try {
     return {
@@ -109,31 +104,6 @@ export function savedRegisters(task: RemoteTask): Pick<TasksRecord, 'registers' 
     registers: Object.fromEntries(REGISTER_NAMES.map((name) => [name, toHex(regs[name])])) as TasksRecord['registers'],
     ...(restartSleep ? { restartSleep } : {}),
   };
-}
-
-/** What cr cannot checkpoint yet is refused here, before anything is written, naming the process. */
-function assertSupported(kernel: Kernel, pid: number, comm: string, status: ProcessStatus): void {
-  const who = `PID ${pid} (${comm})`;
-  const children = kernel.procfs.children(pid);
-  if (children.length > 0) {
-    throw new UnsupportedError(`${who} has child processes (${children.join(', ')}); cr checkpoints a single process, not a process tree, so far`);
-  }
-  if (status.seccomp !== 0) throw new UnsupportedError(`${who} runs under seccomp (mode ${status.seccomp}), which cr cannot restore`);
-  const root = kernel.procfs.link(pid, 'root');
-  if (root !== '/') throw new UnsupportedError(`${who} runs chrooted in ${root}, which cr cannot restore`);
-  const cwd = kernel.procfs.link(pid, 'cwd');
-  if (!existsSync(cwd)) throw new UnsupportedError(`${who} has a working directory that was removed (${cwd}); cr cannot restore it`);
-  for (const kind of UNSAVED_NAMESPACES) {
-    const ns = kernel.namespaces.ofProcess(pid, kind);
-    try {
-      if (!kernel.namespaces.isOwn(ns)) throw new UnsupportedError(`${who} is in its own ${kind} namespace (${kind}:[${ns.inode}]), which cr cannot checkpoint yet`);
-    } finally {
-      ns.close();
-    }
-  }
-  if (kernel.procfs.read(pid, 'timers').trim() !== '') {
-    throw new UnsupportedError(`${who} has POSIX timers (timer_create), which cr cannot restore yet`);
-  }
 }
 
 /** Every catchable signal whose disposition is not the default one. */

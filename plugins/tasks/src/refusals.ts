@@ -1,0 +1,34 @@
+import { existsSync } from 'node:fs';
+import type { Kernel } from '@cr/core';
+
+/** Namespaces a process may only share with cr: no plugin saves these kinds yet. */
+const UNSAVED_NAMESPACES = ['mnt', 'net', 'pid', 'user', 'cgroup'] as const;
+
+/**
+ * What cr cannot checkpoint yet about a process, every item naming it; read from /proc, so that a
+ * dry run finds the same on a process that runs on.
+ */
+export function taskRefusals(kernel: Kernel, pid: number): string[] {
+  const { comm } = kernel.procfs.stat(pid);
+  const status = kernel.procfs.status(pid);
+  const who = `PID ${pid} (${comm})`;
+  const refusals: string[] = [];
+  // cr itself traces a process it froze.
+  if (status.tracerPid !== 0 && status.tracerPid !== process.pid) refusals.push(`PID ${pid} is being traced by PID ${status.tracerPid} (${kernel.procfs.stat(status.tracerPid).comm}); detach that debugger or tracer first`);
+  const children = kernel.procfs.children(pid);
+  if (children.length > 0) refusals.push(`${who} has child processes (${children.join(', ')}); cr checkpoints a single process, not a process tree, so far`);
+  if (status.seccomp !== 0) refusals.push(`${who} runs under seccomp (mode ${status.seccomp}), which cr cannot restore`);
+  const root = kernel.procfs.link(pid, 'root');
+  if (root !== '/') refusals.push(`${who} runs chrooted in ${root}, which cr cannot restore`);
+  const cwd = kernel.procfs.link(pid, 'cwd');
+  if (!existsSync(cwd)) refusals.push(`${who} has a working directory that was removed (${cwd}); cr cannot restore it`);
+  for (const kind of UNSAVED_NAMESPACES) {
+    const ns = kernel.namespaces.ofProcess(pid, kind);
+    try {
+      if (!kernel.namespaces.isOwn(ns)) refusals.push(`${who} is in its own ${kind} namespace (${kind}:[${ns.inode}]), which cr cannot checkpoint yet`);
+    } finally {
+      ns.close();
+    }
+  }
+  return refusals;
+}
