@@ -1,5 +1,5 @@
 import { arch, hostname, release } from 'node:os';
-import { IMAGE_FORMAT_VERSION, type CheckpointTarget, type ObjectEntry } from '@cr/schemas';
+import type { CheckpointTarget, Compression, ObjectEntry } from '@cr/schemas';
 import { inject, injectable } from 'tsyringe';
 import { CrError, ExitCode, PluginError } from '../errors.js';
 import { ResourceGraph } from '../graph/resource-graph.js';
@@ -28,6 +28,15 @@ export interface CheckpointRequest {
   signal?: AbortSignal;
   /** A selector that matches no collected object fails the checkpoint before anything is saved (`--strict`). */
   strict?: boolean;
+  /** Store blobs compressed (`--compress`). */
+  compression?: Compression;
+  /**
+   * Called with the committed image's path, to hand the image on (`--stream` writes it to
+   * standard output). With `kill`, it runs while the target is still frozen, and the target is
+   * killed only once it has succeeded; if it fails, the target is let go as after any failure.
+   * Without `kill`, it runs once the target runs again.
+   */
+  deliver?: (imageDir: string) => Promise<void>;
 }
 
 /** What a dry run found: every object with its decision, and what the user should hear of. */
@@ -86,7 +95,7 @@ export class CheckpointEngine {
   async checkpoint(request: CheckpointRequest): Promise<CheckpointResult> {
     const { target, policy, signal } = request;
     // The image path is checked and the partial directory made before anything is frozen.
-    const writer = ImageWriter.create(request.imageDir, signal);
+    const writer = ImageWriter.create(request.imageDir, signal, request.compression);
     let collected: Collected;
     try {
       collected = await this.collect(target, true, signal);
@@ -113,7 +122,6 @@ export class CheckpointEngine {
       signal?.throwIfAborted();
       writer.commit({
         format: 'cr-image',
-        formatVersion: IMAGE_FORMAT_VERSION,
         tool: { name: 'cr', version: CR_VERSION },
         createdAt: new Date().toISOString(),
         host: { kernelRelease: release(), arch: arch(), hostname: hostname() },
@@ -122,6 +130,7 @@ export class CheckpointEngine {
         objects,
         ...(request.advice ? { advice: request.advice } : {}),
       });
+      if (request.kill) await request.deliver?.(writer.imageDir);
     } catch (err) {
       writer.abort();
       await this.thawAfterFailure(frozen, err);
@@ -139,6 +148,7 @@ export class CheckpointEngine {
     }
     // A process that is let go was frozen until the thaw; one that is killed, until the kill began.
     const frozenUntil = killed.length > 0 ? thawStart : performance.now();
+    if (!request.kill) await request.deliver?.(writer.imageDir);
     return { imageDir: writer.imageDir, objects, frozenMs: frozen.length > 0 ? frozenUntil - frozenAt : 0, killed, warnings };
   }
 
