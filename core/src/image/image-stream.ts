@@ -55,9 +55,8 @@ export async function writeImageStream(imageDir: string, output: Writable, signa
 export async function readImageStream(input: Readable, dir: string, signal?: AbortSignal): Promise<void> {
   const extract = tar.extract();
   const received = pipeline(input, extract, ...(signal ? [{ signal }] : []));
-  received.catch(() => undefined);
   const names = new Set<string>();
-  try {
+  const unpacked = (async () => {
     for await (const entry of extract) {
       const { name, type } = entry.header;
       names.add(name);
@@ -77,7 +76,11 @@ export async function readImageStream(input: Readable, dir: string, signal?: Abo
       }
       await pipeline(entry, file);
     }
-    await received;
+  })();
+  // Whichever fails first is the error: an archive cut short fails the pipeline while the entries wait for more.
+  unpacked.catch((err) => extract.destroy(err));
+  try {
+    await Promise.all([unpacked, received]);
   } catch (err) {
     throw streamError('read the image stream', err);
   }
