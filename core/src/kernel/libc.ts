@@ -1,7 +1,10 @@
+import { closeSync, openSync } from 'node:fs';
 import koffi from 'koffi';
 import { KernelError } from './kernel-error.js';
 import { cloneArgs, decodeStruct, encodeStruct, iovec, itimerspec, rlimit64, structSize, u64, utsname } from './structs.js';
-import { KCMP_FILE, O_CLOEXEC, SIGCHLD, SYS } from './syscalls.js';
+import { KCMP_FILE, O_CLOEXEC, SHM_RDONLY, SIGCHLD, SYS } from './syscalls.js';
+import { PAGE_SIZE } from './pagemap.js';
+import { nodeFsError } from './sysctl.js';
 
 /**
  * The one place cr binds libc. Everything above this file calls the typed methods of `Libc`,
@@ -41,6 +44,8 @@ const raw = {
   shmat: lib.func('void *shmat(int id, void *addr, int flags)'),
   shmdt: lib.func('int shmdt(void *addr)'),
   madvise: lib.func('int madvise(void *addr, size_t length, int advice)'),
+  madviseAt: lib.func('int madvise(uintptr_t addr, size_t length, int advice)'),
+  lseek: lib.func('int64_t lseek(int fd, int64_t offset, int whence)'),
   shmctl: lib.func('int shmctl(int id, int cmd, void *buf)'),
   msgget: lib.func('int msgget(int key, int flags)'),
   msgsnd: lib.func('int msgsnd(int id, const void *msg, size_t size, int flags)'),
@@ -69,6 +74,9 @@ export const MS_BIND = 0x1000;
 export const MNT_DETACH = 0x2;
 export const __WALL = 0x40000000;
 /** madvise(2) advice that faults a whole range in with one call (Linux 5.14+). */
+const SEEK_DATA = 3;
+const SEEK_HOLE = 4;
+const ENXIO = 6;
 export const MADV_POPULATE_READ = 22;
 export const MADV_POPULATE_WRITE = 23;
 /** openat(2)'s directory for paths relative to the current directory. */
@@ -159,10 +167,29 @@ export interface RemoteRange {
 /** How many iovecs one readv/writev-like call takes at most (IOV_MAX on Linux). */
 export const IOV_MAX = 1024;
 
+/** A byte range of a segment (or file). */
+export interface ByteRange {
+  offset: number;
+  length: number;
+}
+
 /** An shmat() mapping: a zero-copy view of the segment until `detach()`. */
 export interface ShmMapping {
   readonly size: number;
   view(): Uint8Array;
+  /**
+   * The ranges of the segment that hold pages, in order (SEEK_DATA/SEEK_HOLE on its shmem
+   * file, whose swapped-out pages count as data): a page never written is a hole, which reads
+   * as zeros and takes no memory.
+   */
+  dataRanges(): ByteRange[];
+  /**
+   * Faults in a range at once (one call instead of a page fault per page: on a VM each fault is
+   * a costly exit). Reading a hole of a segment allocates a page, so only ranges that hold data
+   * (or are about to) should be populated. Older kernels reject the advice; the range then
+   * simply faults in as it is used.
+   */
+  populate(range: ByteRange): void;
   detach(): void;
 }
 
@@ -382,17 +409,18 @@ export class Libc {
 
   shmat(id: number, size: number, flags: number): ShmMapping {
     const addr = raw.shmat(id, null, flags);
-    if (BigInt(koffi.address(addr)) === 0xffffffffffffffffn) {
+    const start = BigInt(koffi.address(addr));
+    if (start === 0xffffffffffffffffn) {
       const errno = koffi.errno();
       throw new KernelError('shmat', errno, `shm id ${id}`, describe(errno));
     }
-    // One populate call instead of a page fault per page: on a VM each fault is a costly exit.
-    // Older kernels reject the advice (EINVAL); the mapping then simply faults in as it is used.
-    raw.madvise(addr, size, flags & 0o10000 ? MADV_POPULATE_READ : MADV_POPULATE_WRITE);
+    const readOnly = (flags & SHM_RDONLY) !== 0;
     let attached = true;
     return {
       size,
       view: () => new Uint8Array(koffi.view(addr, size)),
+      dataRanges: () => this.dataRanges(`/proc/self/map_files/${start.toString(16)}-${(start + BigInt(Math.ceil(size / PAGE_SIZE) * PAGE_SIZE)).toString(16)}`, size, `shm id ${id}`),
+      populate: (range) => void raw.madviseAt(start + BigInt(range.offset), range.length, readOnly ? MADV_POPULATE_READ : MADV_POPULATE_WRITE),
       detach: () => {
         if (attached) {
           attached = false;
@@ -400,6 +428,34 @@ export class Libc {
         }
       },
     };
+  }
+
+  /** The data ranges of the file at `path` below `size`, by lseek(SEEK_DATA) and lseek(SEEK_HOLE). */
+  private dataRanges(path: string, size: number, target: string): ByteRange[] {
+    let fd: number;
+    try {
+      fd = openSync(path, 'r');
+    } catch (err) {
+      throw nodeFsError('open', `${path} (${target})`, err);
+    }
+    try {
+      const ranges: ByteRange[] = [];
+      for (let position = 0; position < size; ) {
+        const data = Number(raw.lseek(fd, position, SEEK_DATA));
+        if (data < 0) {
+          const errno = koffi.errno();
+          if (errno === ENXIO) break;
+          throw new KernelError('lseek(SEEK_DATA)', errno, target, describe(errno));
+        }
+        if (data >= size) break;
+        const hole = Number(check(raw.lseek(fd, data, SEEK_HOLE), 'lseek(SEEK_HOLE)', target));
+        ranges.push({ offset: data, length: Math.min(hole, size) - data });
+        position = hole;
+      }
+      return ranges;
+    } finally {
+      closeSync(fd);
+    }
   }
 
   shmctl(id: number, cmd: number, buf: Buffer | null, name: string): number {
