@@ -67,7 +67,7 @@ describe('image format', () => {
     const blob = new Uint8Array(reader.blobSize('blobs/uts-ns/7/data.bin'));
     await reader.readBlobInto('blobs/uts-ns/7/data.bin', blob);
     expect(blob.slice(998, 1002)).toEqual(new Uint8Array([1, 1, 2, 2]));
-    expect(reader.verifyAll()).toEqual([]);
+    expect(await reader.verifyAll()).toEqual([]);
     expect(statSync(img).mode & 0o777).toBe(0o700);
     expect(statSync(join(img, object.record!)).mode & 0o777).toBe(0o600);
     expect(readdirSync(dir)).toEqual(['img']);
@@ -113,7 +113,7 @@ describe('image format', () => {
     flipByte(join(img, object.blobs!.data!), 500);
     const reader = ImageReader.open(img);
     await expect(reader.readBlobInto(object.blobs!.data!, new Uint8Array(1024))).rejects.toThrowError(/data.bin is corrupt/);
-    expect(reader.verifyAll()).toHaveLength(1);
+    expect(await reader.verifyAll()).toHaveLength(1);
   });
 
   it('names the record and key path when a record fails its schema', async () => {
@@ -178,7 +178,7 @@ describe('image format, more ways to break it', () => {
     rmSync(path);
     const reader = ImageReader.open(img);
     expect(() => reader.readRecord(object, schema)).toThrowError(new RegExp(`${path} is missing from the image`));
-    expect(reader.verifyAll()).toEqual([`${path} is missing from the image`]);
+    expect(await reader.verifyAll()).toEqual([`${path} is missing from the image`]);
     expect(() => reader.readFile('records/uts-ns/8.json')).toThrowError(/records\/uts-ns\/8.json is not listed in the manifest/);
   });
 
@@ -337,7 +337,7 @@ describe('image files that lead out of the image, or do not hang together', () =
     rmSync(blob);
     execFileSync('mkfifo', [blob]);
     expect(() => reader.checkFiles()).toThrowError(`${blob} is not a regular file; the files of an image must be regular files inside it`);
-    expect(reader.verifyAll()).toEqual([`${blob} is not a regular file; the files of an image must be regular files inside it`]);
+    expect(await reader.verifyAll()).toEqual([`${blob} is not a regular file; the files of an image must be regular files inside it`]);
     rmSync(blob);
     const blobDir = join(img, 'blobs/uts-ns/7');
     renameSync(blobDir, join(dir, 'elsewhere'));
@@ -381,7 +381,7 @@ describe('compressed blobs', () => {
       const back = Buffer.alloc(reader.blobSize(rel));
       await reader.readBlobInto(rel, back);
       expect(back.equals(expected)).toBe(true);
-      expect(reader.verifyAll()).toEqual([]);
+      expect(await reader.verifyAll()).toEqual([]);
       const plain = await writeImageElsewhere(data());
       expect(ImageReader.open(plain).manifest.files[rel]!.digest).toBe(entry.digest);
     });
@@ -409,7 +409,7 @@ describe('compressed blobs', () => {
     flipByte(join(img, rel), frames[0]! + 1);
     const reader = ImageReader.open(img);
     const problem = `${join(img, rel)} is corrupt: frame 2 of 3 is not valid zstd data`;
-    expect(reader.verifyAll()[0]).toContain(problem);
+    expect((await reader.verifyAll())[0]).toContain(problem);
     await expect(reader.readBlobInto(rel, Buffer.alloc(expected.byteLength))).rejects.toThrowError(problem);
   });
 });

@@ -3,7 +3,7 @@ import { CrError, ExitCode, describeSelector } from '@cr/core';
 import { CrCommand } from '../base-command.js';
 import { errorJson } from '../errors.js';
 import { imageDirArg } from '../image/image-arg.js';
-import { readImage } from '../image/read-image.js';
+import { readVerifiedImage } from '../image/read-image.js';
 import { renderTable } from '../table.js';
 import { describeAdvice } from './advise.js';
 
@@ -18,7 +18,7 @@ export default class Inspect extends CrCommand {
   async run(): Promise<unknown> {
     const { args, flags } = await this.parse(Inspect);
     await this.setUp(flags.config);
-    const { reader, manifest, records, problems } = readImage(args.dir, this.registry, { verifyBlobs: true });
+    const { reader, manifest, records, problems } = await readVerifiedImage(args.dir, this.registry);
     if (!this.jsonEnabled()) {
       const t = manifest.target;
       this.log(`image      ${reader.imageDir}`);

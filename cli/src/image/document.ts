@@ -3,7 +3,7 @@ import { ImageError } from '@cr/core';
 import { ImageWriter, describeZodError, type PluginRegistry } from '@cr/core/engine';
 import { manifestSchema, recordFileSchema } from '@cr/schemas';
 import { z } from 'zod';
-import { readImage, type ReadImage } from './read-image.js';
+import { readVerifiedImage, type ReadImage } from './read-image.js';
 
 /**
  * An image as one JSON document (crit's decode): the manifest without its file digests, the
@@ -60,7 +60,7 @@ export async function encodeImage(data: unknown, source: string, dir: string, re
   }
   let image: ReadImage;
   try {
-    image = readImage(writer.imageDir, registry, { verifyBlobs: true });
+    image = await readVerifiedImage(writer.imageDir, registry);
   } catch (err) {
     rmSync(writer.imageDir, { recursive: true, force: true });
     throw new ImageError(`${source} does not make a valid image, so nothing was written: ${(err as Error).message}`, { cause: err });

@@ -19,7 +19,6 @@ import { algorithmOf, digestOf, newDigest } from './digest.js';
 import { MANIFEST_DIGEST_FILE, MANIFEST_FILE } from './layout.js';
 import { manifestProblem } from './manifest-check.js';
 
-const CHUNK = 8 << 20;
 /** Far above the manifest of any real checkpoint (a few KiB per object). */
 const MAX_MANIFEST_SIZE = 256 << 20;
 
@@ -166,7 +165,7 @@ export class ImageReader {
   }
 
   /** Checks every file of the image; returns one line per problem (empty when all is well). */
-  verifyAll(): string[] {
+  async verifyAll(): Promise<string[]> {
     const problems: string[] = [];
     for (const [rel, entry] of Object.entries(this.manifest.files)) {
       const path = join(this.imageDir, rel);
@@ -176,7 +175,7 @@ export class ImageReader {
         let size = 0;
         try {
           checkStoredSize(path, stored, entry);
-          for (const chunk of dataOfSync(fd, path, entry)) {
+          for await (const chunk of dataOf(fd, path, entry)) {
             hash.update(chunk);
             size += chunk.byteLength;
           }
@@ -274,28 +273,6 @@ async function* dataOf(fd: number, path: string, entry: FileEntry): AsyncGenerat
       throw undecodable(path, entry, index, err);
     }
     checkFrame(path, entry, index++, data);
-    yield data;
-  }
-}
-
-/** dataOf, read and decompressed synchronously. */
-function* dataOfSync(fd: number, path: string, entry: FileEntry): Generator<Uint8Array> {
-  const compression = entry.compression;
-  const buffer = Buffer.allocUnsafe(compression ? compression.frames.reduce((max, n) => Math.max(max, n), 0) : CHUNK);
-  if (!compression) {
-    for (let n; (n = readSync(fd, buffer, 0, CHUNK, null)) > 0; ) yield buffer.subarray(0, n);
-    return;
-  }
-  const codec = codecFor(compression.algorithm);
-  for (const [index, region] of frameRegions(compression.frames).entries()) {
-    const frame = buffer.subarray(0, readSync(fd, buffer, 0, region.length, region.position));
-    let data: Buffer;
-    try {
-      data = codec.decompressSync(frame);
-    } catch (err) {
-      throw undecodable(path, entry, index, err);
-    }
-    checkFrame(path, entry, index, data);
     yield data;
   }
 }
