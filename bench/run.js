@@ -2,7 +2,10 @@
 // Cases: a 1 GiB SysV shm segment in a fresh IPC namespace, checkpointed and restored on its own;
 // and a process with 1 GiB of heap, checkpointed (and killed) and restored by the cr command, its
 // heap checked by the process itself after every restore.
-// CR_BENCH_BYTES (a whole number of MiB), CR_BENCH_RUNS, CR_BENCH_DIR, CR_BENCH_CASES=shm,process.
+// Then, on segments of the same size: compression (--compress zstd|lz4 against none, on data that
+// is half text, half random) and a sparse segment (1 page in 64 written, the rest never touched).
+// CR_BENCH_BYTES (a whole number of MiB), CR_BENCH_RUNS, CR_BENCH_DIR,
+// CR_BENCH_CASES=shm,compress,sparse,process.
 import 'reflect-metadata';
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readlinkSync, readSync, rmSync, writeSync } from 'node:fs';
@@ -19,7 +22,7 @@ const CHUNK = 8 << 20;
 const MB = 1e6;
 
 const RUNS = Number(process.env.CR_BENCH_RUNS ?? 3);
-const CASES = (process.env.CR_BENCH_CASES ?? 'shm,process').split(',');
+const CASES = (process.env.CR_BENCH_CASES ?? 'shm,compress,sparse,process').split(',');
 const MIB = 1 << 20;
 const CR = join(import.meta.dirname, '..', 'cli', 'bin', 'run.js');
 
@@ -87,8 +90,14 @@ async function shmBench(dir) {
       kernel.sysctl.write('kernel.shmmax', String(SIZE));
       return kernel.sysvipc.shmCreate(KEY, SIZE, 0o600);
     });
-    const attach = () => kernel.namespaces.within(ns, () => kernel.sysvipc.shmAttach(shmid, SIZE, true));
+    // Populated at once, as cr populates what it saves: page faults one by one cost far more on a VM.
+    const attach = () => {
+      const mapping = kernel.namespaces.within(ns, () => kernel.sysvipc.shmAttach(shmid, SIZE, true));
+      mapping.populate({ offset: 0, length: SIZE });
+      return mapping;
+    };
     const segment = kernel.namespaces.within(ns, () => kernel.sysvipc.shmAttach(shmid, SIZE, false));
+    segment.populate({ offset: 0, length: SIZE });
     const view = segment.view();
     for (let off = 0; off < SIZE; off += CHUNK) randomFillSync(view, off, Math.min(CHUNK, SIZE - off));
 
@@ -181,6 +190,107 @@ async function shmBench(dir) {
     console.log(`best of ${RUNS} runs after a warm-up each; checkpoint/raw and restore/raw are throughput ratios (1.00 = as fast as the raw copy)`);
     console.log(`cr's RSS grew by at most ${((rssPeak - rssBefore) / MIB).toFixed(0)} MiB while checkpointing (the attached segment counts: its pages are shared, not copied)`);
   }
+}
+
+/**
+ * A fresh IPC namespace, pinned in `dir`, with one segment of SIZE bytes (key KEY) that `fill`
+ * fills through a writable attachment; and the plugins that checkpoint and restore it.
+ */
+async function segmentSetup(dir, name, fill) {
+  const kernel = new Kernel();
+  const ns = kernel.namespaces.create('ipc');
+  cleanups.push(() => ns.close());
+  const pin = join(dir, `${name}-ipc`);
+  kernel.namespaces.pin(ns, pin);
+  cleanups.push(() => kernel.namespaces.unpin(pin));
+  const shmid = kernel.namespaces.within(ns, () => {
+    kernel.sysctl.write('kernel.shmmax', String(SIZE));
+    return kernel.sysvipc.shmCreate(KEY, SIZE, 0o600);
+  });
+  const segment = kernel.namespaces.within(ns, () => kernel.sysvipc.shmAttach(shmid, SIZE, false));
+  fill(segment);
+  segment.detach();
+  const container = createCrContainer();
+  await loadPlugins(['@cr/plugin-tasks', '@cr/plugin-ipc-ns', '@cr/plugin-sysvipc-shm'], [join(import.meta.dirname, '..', 'cli')], container, container.resolve(PluginRegistry));
+  const restoredPin = join(dir, `${name}-restored`);
+  cleanups.push(() => {
+    try {
+      kernel.namespaces.unpin(join(restoredPin, 'ipc'));
+    } catch {
+      // Not restored, or already released.
+    }
+  });
+  return {
+    kernel,
+    checkpoint: (img, compression) => container.resolve(CheckpointEngine).checkpoint({ target: { kind: 'ipc-ns', path: pin }, imageDir: img, policy: new Policy(), ...(compression ? { compression } : {}) }),
+    restore: (img) => container.resolve(RestoreEngine).restore({ imageDir: img, options: { pinDir: restoredPin } }),
+    unpinRestored: () => kernel.namespaces.unpin(join(restoredPin, 'ipc')),
+    restoredNs: join(restoredPin, 'ipc'),
+  };
+}
+
+/** The size of the files under `dir`, in bytes. */
+function sizeOnDisk(dir) {
+  return Number(spawnSync('du', ['-sb', dir], { encoding: 'utf8' }).stdout.split('\t')[0]);
+}
+
+/** Text that compresses like logs or program data do: numbered lines, some words repeated. */
+function fillMixed(view) {
+  const half = Math.floor(SIZE / 2 / CHUNK) * CHUNK;
+  for (let off = 0; off < half; off += CHUNK) randomFillSync(view, off, Math.min(CHUNK, half - off));
+  const line = (i) => `${String(i).padStart(9, '0')} request /api/items/${i % 977} status=${i % 7 === 0 ? 404 : 200} bytes=${(i * 7919) % 65536}\n`;
+  for (let off = half, i = 0; off < SIZE; i++) off += Buffer.from(view.buffer, view.byteOffset + off, Math.min(100, SIZE - off)).write(line(i));
+}
+
+async function compressBench(dir) {
+  const setup = await segmentSetup(dir, 'compress', (segment) => {
+    segment.populate({ offset: 0, length: SIZE });
+    fillMixed(segment.view());
+  });
+  const rows = [];
+  for (const compression of [undefined, 'lz4', 'zstd']) {
+    const img = join(dir, `img-${compression ?? 'none'}`);
+    const checkpoint = await best(() => setup.checkpoint(img, compression), () => rmSync(img, { recursive: true, force: true }));
+    await setup.checkpoint(img, compression);
+    const stored = sizeOnDisk(img);
+    const restore = await best(() => setup.restore(img), () => setup.unpinRestored());
+    rmSync(img, { recursive: true });
+    rows.push([compression ?? 'none (raw blobs)', checkpoint, restore, stored]);
+  }
+  console.log(`cr bench: --compress, SysV shm segment of ${SIZE / MIB} MiB, half random bytes and half text lines`);
+  console.log(`${'compression'.padEnd(24)}checkpoint   throughput   restore   throughput   image size   ratio`);
+  for (const [name, c, r, stored] of rows) {
+    console.log(`${name.padEnd(24)}${c.toFixed(3).padStart(10)}   ${rate(c).padStart(10)}   ${r.toFixed(3).padStart(7)}   ${rate(r).padStart(10)}   ${`${(stored / MIB).toFixed(1)} MiB`.padStart(10)}   ${(SIZE / stored).toFixed(2).padStart(5)}`);
+  }
+  console.log(`best of ${RUNS} runs after a warm-up each; throughput is of the segment's bytes; ratio is segment size / image size`);
+}
+
+/** The rss column of /proc/sysvipc/shm for key KEY in the IPC namespace pinned at `nsPath`. */
+function segmentRss(nsPath) {
+  const out = spawnSync('nsenter', [`--ipc=${nsPath}`, 'cat', '/proc/sysvipc/shm'], { encoding: 'utf8' }).stdout.trim().split('\n');
+  const header = out[0].trim().split(/\s+/);
+  const row = out.find((l) => l.trim().split(/\s+/)[0] === String(KEY)).trim().split(/\s+/);
+  return Number(row[header.indexOf('rss')]);
+}
+
+async function sparseBench(dir) {
+  const PAGE = 4096;
+  const setup = await segmentSetup(dir, 'sparse', (segment) => {
+    const view = segment.view();
+    for (let off = 0; off < SIZE; off += 64 * PAGE) randomFillSync(view, off, PAGE);
+  });
+  const img = join(dir, 'img-sparse');
+  const checkpoint = await best(() => setup.checkpoint(img), () => rmSync(img, { recursive: true, force: true }));
+  await setup.checkpoint(img);
+  const stored = sizeOnDisk(img);
+  const restore = await best(() => setup.restore(img), () => setup.unpinRestored());
+  await setup.restore(img);
+  const rss = segmentRss(setup.restoredNs);
+  setup.unpinRestored();
+  rmSync(img, { recursive: true });
+  console.log(`cr bench: sparse SysV shm segment of ${SIZE / MIB} MiB, one page in 64 written (${SIZE / 64 / MIB} MiB), the rest never touched`);
+  console.log(`cr checkpoint ${checkpoint.toFixed(3)} s, cr restore ${restore.toFixed(3)} s; image ${(stored / MIB).toFixed(1)} MiB; the restored segment takes ${(rss / MIB).toFixed(1)} MiB`);
+  console.log(`best of ${RUNS} runs after a warm-up each`);
 }
 
 // --- process ----------------------------------------------------------------------------------
@@ -364,6 +474,8 @@ async function processBench(dir) {
   processes.kill(pid);
   const startup = [];
   for (let i = 0; i <= RUNS; i++) startup.push(await cr('types', '--json'));
+  const version = [];
+  for (let i = 0; i <= RUNS; i++) version.push(await cr('--version'));
 
   const timed = (list) => list.slice(1);
   const fastest = (list) => Math.min(...timed(list).map((r) => r.seconds));
@@ -377,6 +489,7 @@ async function processBench(dir) {
     ['raw copy, file → new process (dd to /proc/PID/mem)', rawRestore, rate(rawRestore), '1.00', '', ''],
     ['cr restore --detach (the whole command)', restore, rate(restore), (rawRestore / restore).toFixed(2), '-', rss(restores)],
     ['  for reference: cr types (start-up alone)', fastest(startup), '', '', '', rss(startup)],
+    ['  for reference: cr --version', fastest(version), '', '', '', rss(version)],
   ];
   console.log(`cr bench: process with ${SIZE / MIB} MiB of heap (random data), Linux ${release()}`);
   console.log(`${'case'.padEnd(56)}seconds   throughput   vs raw   frozen   cr peak RSS`);
@@ -393,9 +506,16 @@ async function main() {
   const dir = mkdtempSync(join(process.env.CR_BENCH_DIR ?? tmpdir(), 'cr-bench-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   try {
-    if (CASES.includes('shm')) await shmBench(dir);
-    if (CASES.includes('shm') && CASES.includes('process')) console.log('');
-    if (CASES.includes('process')) await processBench(dir);
+    const cases = [
+      ['shm', shmBench],
+      ['compress', compressBench],
+      ['sparse', sparseBench],
+      ['process', processBench],
+    ].filter(([name]) => CASES.includes(name));
+    for (const [i, [, run]] of cases.entries()) {
+      if (i > 0) console.log('');
+      await run(dir);
+    }
   } finally {
     cleanUp();
   }

@@ -1,5 +1,5 @@
 import { ImageError } from '@cr/core';
-import { readImage } from '@cr/core/engine';
+import { readImage, readVerifiedImage } from '@cr/core/engine';
 import type { Manifest } from '@cr/schemas';
 import { sessionFor, type CommonOptions } from './options.js';
 
@@ -25,7 +25,7 @@ export interface Inspection {
  */
 export async function inspect(imageDir: string, options: InspectOptions = {}): Promise<Inspection> {
   const { registry } = await sessionFor(options);
-  const { manifest, records, problems } = readImage(imageDir, registry, { verifyBlobs: options.verifyBlobs ?? true });
+  const { manifest, records, problems } = (options.verifyBlobs ?? true) ? await readVerifiedImage(imageDir, registry) : readImage(imageDir, registry);
   if (problems.length > 0 && !options.allowProblems) {
     throw new ImageError(`image ${imageDir} failed verification: ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ''}`);
   }

@@ -61,16 +61,26 @@ export function wantsJson(argv: readonly string[]): boolean {
 }
 
 /**
+ * An error of oclif's (a CLIError, or the ExitError of a command that reported its own error),
+ * told by its shape rather than its class: oclif's plugins (help, autocomplete) throw them from
+ * their own copy of @oclif/core, not the one bundled into cr's CLI.
+ */
+function oclifError(err: unknown): (Errors.CLIError & { code?: string }) | undefined {
+  return err instanceof Error && typeof (err as Partial<Errors.CLIError>).oclif === 'object' ? (err as Errors.CLIError) : undefined;
+}
+
+/**
  * Reports an error that happened outside any command (an unknown command, a bad top-level flag)
  * as cr does inside them, and sets the exit code; an ExitError is a command that already
  * reported its own.
  */
 export function reportOutsideCommand(err: unknown, argv: readonly string[]): void {
-  if (err instanceof Errors.ExitError) {
-    process.exitCode = err.oclif.exit;
+  const oclif = oclifError(err);
+  if (oclif?.code === 'EEXIT') {
+    process.exitCode = oclif.oclif.exit;
     return;
   }
-  const error = err instanceof CrError ? err : err instanceof Errors.CLIError ? usageError(err, undefined) : new CrError(String((err as Error)?.message ?? err), ExitCode.Failure);
+  const error = err instanceof CrError ? err : oclif ? usageError(oclif, undefined) : new CrError(String((err as Error)?.message ?? err), ExitCode.Failure);
   if (wantsJson(argv)) process.stdout.write(`${JSON.stringify(errorJson(error), null, 2)}\n`);
   else process.stderr.write(`cr: ${error.message}\n`);
   process.exitCode = error.exitCode;

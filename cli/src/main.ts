@@ -1,5 +1,4 @@
 import { flush, run } from '@oclif/core';
-import { reportOutsideCommand } from './errors.js';
 
 /** Runs the cr command line; what goes wrong before a command runs (an unknown command) is reported like the rest. */
 export async function main(argv: string[], root: string): Promise<void> {
@@ -7,6 +6,8 @@ export async function main(argv: string[], root: string): Promise<void> {
     await run(argv, root);
     await flush();
   } catch (err) {
+    // Loaded only on failure: errors.js brings in @cr/core (koffi, tsyringe), which --version and --help do not need.
+    const { reportOutsideCommand } = await import('./errors.js');
     reportOutsideCommand(err, argv);
   }
 }

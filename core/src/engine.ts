@@ -44,8 +44,9 @@ export {
 } from './advice/advice-file.js';
 export { ImageWriter } from './image/image-writer.js';
 export { ImageReader } from './image/image-reader.js';
+export { readImageStream, writeImageStream } from './image/image-stream.js';
 export { recordProblems, type ReadRecord } from './image/record-checks.js';
-export { readImage, type ReadImage } from './image/read-image.js';
+export { readImage, readVerifiedImage, type ReadImage } from './image/read-image.js';
 export * from './image/layout.js';
 export { CheckpointEngine, type CheckpointPlan, type CheckpointRequest, type CheckpointResult, type CollectedObjectEntry } from './engine/checkpoint-engine.js';
 export { RestoreEngine, type CheckedImage, type CheckedRecord, type RestoreRequest, type RestoreResult, type RestoredObject } from './engine/restore-engine.js';

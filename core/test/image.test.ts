@@ -3,7 +3,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import { createHash, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { IMAGE_FORMAT_VERSION, type ObjectEntry } from '@cr/schemas';
+import { IMAGE_FORMAT_VERSION, type Compression, type FileEntry, type ObjectEntry } from '@cr/schemas';
 import { ImageError } from '@cr/core';
 import { ImageReader, ImageWriter, blobPath } from '@cr/core/engine';
 import { z } from 'zod';
@@ -24,18 +24,16 @@ const object: ObjectEntry = {
 };
 const schema = z.strictObject({ hostname: z.string() });
 
-async function writeImage(formatVersion = IMAGE_FORMAT_VERSION): Promise<string> {
+async function writeImage(compression?: Compression, blob: Uint8Array[] = [Buffer.alloc(1000, 1), Buffer.alloc(24, 2)]): Promise<string> {
   dir = mkdtempSync(join(tmpdir(), 'cr-image-'));
   const img = join(dir, 'img');
-  const writer = ImageWriter.create(img);
+  const writer = ImageWriter.create(img, undefined, compression);
   writer.writeFile(object.record!, JSON.stringify({ type: 'uts-ns', id: '7', version: 1, record: { hostname: 'box' } }));
   await writer.writeStream(object.blobs!.data!, (async function* () {
-    yield Buffer.alloc(1000, 1);
-    yield Buffer.alloc(24, 2);
+    yield* blob;
   })());
   writer.commit({
     format: 'cr-image',
-    formatVersion,
     tool: { name: 'cr', version: '9.9.9' },
     createdAt: new Date().toISOString(),
     host: { kernelRelease: 'r', arch: 'x64', hostname: 'h' },
@@ -44,6 +42,15 @@ async function writeImage(formatVersion = IMAGE_FORMAT_VERSION): Promise<string>
     objects: [object],
   });
   return img;
+}
+
+/** Changes the manifest and makes its digest agree, as a forger would. */
+function rewriteManifest(img: string, change: (m: Record<string, unknown>) => void): void {
+  const manifest = JSON.parse(readFileSync(join(img, 'manifest.json'), 'utf8')) as Record<string, unknown>;
+  change(manifest);
+  const text = `${JSON.stringify(manifest, null, 2)}\n`;
+  writeFileSync(join(img, 'manifest.json'), text);
+  writeFileSync(join(img, 'manifest.sha256'), `sha256:${createHash('sha256').update(text).digest('hex')}\n`);
 }
 
 function flipByte(path: string, at = 10): void {
@@ -58,9 +65,9 @@ describe('image format', () => {
     const reader = ImageReader.open(img);
     expect(reader.readRecord(object, schema)).toEqual({ version: 1, record: { hostname: 'box' } });
     const blob = new Uint8Array(reader.blobSize('blobs/uts-ns/7/data.bin'));
-    reader.readBlobInto('blobs/uts-ns/7/data.bin', blob);
+    await reader.readBlobInto('blobs/uts-ns/7/data.bin', blob);
     expect(blob.slice(998, 1002)).toEqual(new Uint8Array([1, 1, 2, 2]));
-    expect(reader.verifyAll()).toEqual([]);
+    expect(await reader.verifyAll()).toEqual([]);
     expect(statSync(img).mode & 0o777).toBe(0o700);
     expect(statSync(join(img, object.record!)).mode & 0o777).toBe(0o600);
     expect(readdirSync(dir)).toEqual(['img']);
@@ -75,7 +82,8 @@ describe('image format', () => {
   });
 
   it('refuses a newer format version, naming it', async () => {
-    const img = await writeImage(IMAGE_FORMAT_VERSION + 1);
+    const img = await writeImage();
+    rewriteManifest(img, (m) => (m.formatVersion = IMAGE_FORMAT_VERSION + 1));
     expect(() => ImageReader.open(img)).toThrowError(new RegExp(`format version ${IMAGE_FORMAT_VERSION + 1} \\(written by cr 9.9.9\\).*upgrade cr`));
   });
 
@@ -104,8 +112,8 @@ describe('image format', () => {
     const img = await writeImage();
     flipByte(join(img, object.blobs!.data!), 500);
     const reader = ImageReader.open(img);
-    expect(() => reader.readBlobInto(object.blobs!.data!, new Uint8Array(1024))).toThrowError(/data.bin is corrupt/);
-    expect(reader.verifyAll()).toHaveLength(1);
+    await expect(reader.readBlobInto(object.blobs!.data!, new Uint8Array(1024))).rejects.toThrowError(/data.bin is corrupt/);
+    expect(await reader.verifyAll()).toHaveLength(1);
   });
 
   it('names the record and key path when a record fails its schema', async () => {
@@ -123,14 +131,6 @@ describe('image format', () => {
 
 describe('image format, more ways to break it', () => {
   /** Rewrites manifest.json with `change` and writes a matching manifest.sha256, as a newer cr would. */
-  function rewriteManifest(img: string, change: (m: Record<string, unknown>) => void): void {
-    const manifest = JSON.parse(readFileSync(join(img, 'manifest.json'), 'utf8')) as Record<string, unknown>;
-    change(manifest);
-    const text = `${JSON.stringify(manifest, null, 2)}\n`;
-    writeFileSync(join(img, 'manifest.json'), text);
-    writeFileSync(join(img, 'manifest.sha256'), `sha256:${createHash('sha256').update(text).digest('hex')}\n`);
-  }
-
   /** Replaces a file of the image and makes the manifest agree with it, as a forger would. */
   function rewriteFile(img: string, rel: string, text: string): void {
     writeFileSync(join(img, rel), text);
@@ -178,7 +178,7 @@ describe('image format, more ways to break it', () => {
     rmSync(path);
     const reader = ImageReader.open(img);
     expect(() => reader.readRecord(object, schema)).toThrowError(new RegExp(`${path} is missing from the image`));
-    expect(reader.verifyAll()).toEqual([`${path} is missing from the image`]);
+    expect(await reader.verifyAll()).toEqual([`${path} is missing from the image`]);
     expect(() => reader.readFile('records/uts-ns/8.json')).toThrowError(/records\/uts-ns\/8.json is not listed in the manifest/);
   });
 
@@ -200,11 +200,11 @@ describe('image format, more ways to break it', () => {
     const img = await writeImage();
     const blob = join(img, object.blobs!.data!);
     const reader = ImageReader.open(img);
-    expect(() => reader.readBlobInto(object.blobs!.data!, new Uint8Array(10))).toThrowError(`${blob} holds 1024 bytes but 10 were expected`);
+    await expect(reader.readBlobInto(object.blobs!.data!, new Uint8Array(10))).rejects.toThrowError(`${blob} holds 1024 bytes but 10 were expected`);
     truncateSync(blob, 1000);
-    expect(() => reader.readBlobInto(object.blobs!.data!, new Uint8Array(1024))).toThrowError(`${blob} is truncated: 1000 of 1024 bytes`);
+    await expect(reader.readBlobInto(object.blobs!.data!, new Uint8Array(1024))).rejects.toThrowError(`${blob} is truncated: 1000 of 1024 bytes`);
     truncateSync(blob, 1030);
-    expect(() => reader.readBlobInto(object.blobs!.data!, new Uint8Array(1024))).toThrowError(`${blob} is longer than the manifest says: 1030 bytes, expected 1024`);
+    await expect(reader.readBlobInto(object.blobs!.data!, new Uint8Array(1024))).rejects.toThrowError(`${blob} is longer than the manifest says: 1030 bytes, expected 1024`);
   });
 
   it('streams a large blob in slices and reads it back byte for byte', async () => {
@@ -221,9 +221,9 @@ describe('image format, more ways to break it', () => {
     const reader = ImageReader.open(img);
     expect(reader.manifest.files[big]).toMatchObject({ size: data.byteLength, digest: expect.stringMatching(/^xxh3-64:[0-9a-f]{16}$/) });
     const back = new Uint8Array(reader.blobSize(big));
-    reader.readBlobInto(big, back);
+    await reader.readBlobInto(big, back);
     expect(Buffer.from(back).equals(data)).toBe(true);
-    reader.readBlobInto(empty, new Uint8Array(0));
+    await reader.readBlobInto(empty, new Uint8Array(0));
     expect(statSync(join(img, 'blobs')).mode & 0o777).toBe(0o700);
     expect(statSync(join(img, big)).mode & 0o777).toBe(0o600);
   });
@@ -333,11 +333,11 @@ describe('image files that lead out of the image, or do not hang together', () =
     symlinkSync(outside, blob);
     const reader = ImageReader.open(img);
     expect(() => reader.checkFiles()).toThrowError(`${blob} is a symbolic link; the files of an image must be regular files inside it`);
-    expect(() => reader.readBlobInto(object.blobs!.data!, new Uint8Array(1024))).toThrowError(/is a symbolic link/);
+    await expect(reader.readBlobInto(object.blobs!.data!, new Uint8Array(1024))).rejects.toThrowError(/is a symbolic link/);
     rmSync(blob);
     execFileSync('mkfifo', [blob]);
     expect(() => reader.checkFiles()).toThrowError(`${blob} is not a regular file; the files of an image must be regular files inside it`);
-    expect(reader.verifyAll()).toEqual([`${blob} is not a regular file; the files of an image must be regular files inside it`]);
+    expect(await reader.verifyAll()).toEqual([`${blob} is not a regular file; the files of an image must be regular files inside it`]);
     rmSync(blob);
     const blobDir = join(img, 'blobs/uts-ns/7');
     renameSync(blobDir, join(dir, 'elsewhere'));
@@ -360,3 +360,70 @@ const baseManifest = {
   target: { kind: 'process' as const, pid: 1 },
   plugins: [],
 };
+
+describe('compressed blobs', () => {
+  const rel = 'blobs/uts-ns/7/data.bin';
+  /** 20 MiB that compress well, in uneven chunks: three frames, the last one partial. */
+  const data = () => Array.from({ length: 5 }, (_, i) => Buffer.alloc(4 << 20, `chunk ${i} `));
+  const expected = Buffer.concat(data());
+
+  for (const algorithm of ['zstd', 'lz4'] as const) {
+    it(`${algorithm}: round-trips, as frames of 8 MiB of data each, with the digest and size of the data itself`, async () => {
+      const img = await writeImage(algorithm, data());
+      const reader = ImageReader.open(img);
+      expect(reader.manifest.formatVersion).toBe(2);
+      const entry = reader.manifest.files[rel]!;
+      expect(entry.size).toBe(expected.byteLength);
+      expect(entry.compression!.algorithm).toBe(algorithm);
+      expect(entry.compression!.frames).toHaveLength(3);
+      expect(entry.compression!.size).toBe(statSync(join(img, rel)).size);
+      expect(entry.compression!.size).toBeLessThan(expected.byteLength / 100);
+      const back = Buffer.alloc(reader.blobSize(rel));
+      await reader.readBlobInto(rel, back);
+      expect(back.equals(expected)).toBe(true);
+      expect(await reader.verifyAll()).toEqual([]);
+      const plain = await writeImageElsewhere(data());
+      expect(ImageReader.open(plain).manifest.files[rel]!.digest).toBe(entry.digest);
+    });
+  }
+
+  it('an image without compressed files is still format 1', async () => {
+    const img = await writeImage();
+    expect(ImageReader.open(img).manifest.formatVersion).toBe(1);
+  });
+
+  it('refuses a compressed file in a format 1 manifest, and frames that cannot hold the data', async () => {
+    const img = await writeImage('zstd', data());
+    rewriteManifest(img, (m) => (m.formatVersion = 1));
+    expect(() => ImageReader.open(img)).toThrowError(`the file ${rel} is compressed, which image format 1 has no place for`);
+    rewriteManifest(img, (m) => {
+      m.formatVersion = 2;
+      (m.files as Record<string, FileEntry>)[rel]!.compression!.frames.pop();
+    });
+    expect(() => ImageReader.open(img)).toThrowError(`the file ${rel} has 2 frame(s) for ${expected.byteLength} bytes of data in frames of ${8 << 20}`);
+  });
+
+  it('names the frame that does not decompress', async () => {
+    const img = await writeImage('zstd', data());
+    const frames = ImageReader.open(img).manifest.files[rel]!.compression!.frames;
+    flipByte(join(img, rel), frames[0]! + 1);
+    const reader = ImageReader.open(img);
+    const problem = `${join(img, rel)} is corrupt: frame 2 of 3 is not valid zstd data`;
+    expect((await reader.verifyAll())[0]).toContain(problem);
+    await expect(reader.readBlobInto(rel, Buffer.alloc(expected.byteLength))).rejects.toThrowError(problem);
+  });
+});
+
+/** The same blob in a plain image beside the one of the test. */
+async function writeImageElsewhere(blob: Uint8Array[]): Promise<string> {
+  const first = dir;
+  try {
+    const img = await writeImage(undefined, blob);
+    const moved = join(first, 'plain');
+    renameSync(img, moved);
+    rmSync(dir, { recursive: true, force: true });
+    return moved;
+  } finally {
+    dir = first;
+  }
+}

@@ -2,8 +2,28 @@ import { z } from 'zod';
 import { adviceSchema } from './advice.js';
 import { decisionSchema, typeNameSchema } from './config.js';
 
-/** The image format this code writes. Readers refuse images with a higher number. */
-export const IMAGE_FORMAT_VERSION = 1;
+/**
+ * The newest image format this code reads and writes; readers refuse images with a higher number.
+ * Format 2 adds compressed blobs (a file entry's `compression`): a reader of format 1 would take
+ * them for corrupt files. An image with no compressed file is still written as format 1
+ * (PLAIN_IMAGE_FORMAT_VERSION), so that an older cr reads it.
+ */
+export const IMAGE_FORMAT_VERSION = 2;
+/** The format of an image whose files are all stored as they are. */
+export const PLAIN_IMAGE_FORMAT_VERSION = 1;
+
+export const COMPRESSIONS = ['zstd', 'lz4'] as const;
+export const compressionSchema = z.enum(COMPRESSIONS);
+export type Compression = z.infer<typeof compressionSchema>;
+
+/** How a compressed file is stored: independent frames, each the compression of one slice of the data. */
+export const storedCompressionSchema = z.strictObject({
+  algorithm: compressionSchema.describe('zstd frames or LZ4 frames, one after the other (what zstd -d or lz4 -d reads).'),
+  size: z.number().int().nonnegative().describe('Bytes the file takes in the image.'),
+  frameSize: z.number().int().positive().describe('Bytes of data each frame holds, but the last, which holds the rest.'),
+  frames: z.array(z.number().int().positive()).describe('The stored size of each frame, in order.'),
+});
+export type StoredCompression = z.infer<typeof storedCompressionSchema>;
 
 /** "<algorithm>:<hex digest>": sha256 for the manifest and records, xxh3-64 for (large) blobs. */
 export const digestSchema = z
@@ -11,8 +31,9 @@ export const digestSchema = z
   .regex(/^(sha256:[0-9a-f]{64}|xxh3-64:[0-9a-f]{16})$/, 'a digest such as "sha256:<64 hex digits>" or "xxh3-64:<16 hex digits>"');
 
 export const fileEntrySchema = z.strictObject({
-  size: z.number().int().nonnegative(),
-  digest: digestSchema,
+  size: z.number().int().nonnegative().describe('Bytes of data; of a compressed file, the size of its data uncompressed.'),
+  digest: digestSchema.describe('Of the data; of a compressed file, of its data uncompressed.'),
+  compression: storedCompressionSchema.optional().describe('Set when the file is stored compressed (image format 2).'),
 });
 export type FileEntry = z.infer<typeof fileEntrySchema>;
 

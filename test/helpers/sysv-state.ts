@@ -76,7 +76,7 @@ export function sysvStateOfImage(image: CheckedImage): SysvState {
         ...owners(record),
         size: record.size,
         locked: record.locked,
-        contents: encoded(sized(key, blob('contents'), record.size)),
+        contents: encoded(segmentOf(key, blob('contents'), record)),
       })),
     ),
     msg: byId(
@@ -89,6 +89,17 @@ export function sysvStateOfImage(image: CheckedImage): SysvState {
     ),
     sem: byId(of<SemRecord>('sysvipc-sem').map(({ record }) => ({ ...owners(record), values: record.values }))),
   };
+}
+
+/** The whole segment a shm record and its blob stand for: the blob's bytes at the record's ranges, zeros elsewhere. */
+function segmentOf(key: string, blob: Buffer, record: ShmRecord): Buffer {
+  const ranges = record.ranges ?? [{ offset: 0, length: record.size }];
+  const saved = ranges.reduce((sum, r) => sum + r.length, 0);
+  if (blob.length !== saved) throw new Error(`${key}: the record says ${saved} bytes, its blob holds ${blob.length}`);
+  const segment = Buffer.alloc(record.size);
+  let offset = 0;
+  for (const r of ranges) segment.set(blob.subarray(offset, (offset += r.length)), r.offset);
+  return segment;
 }
 
 /** The `kernel.*` IPC sysctls of a namespace, as an ipc-ns record holds them. */

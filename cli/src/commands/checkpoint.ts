@@ -1,10 +1,11 @@
 import { resolve } from 'node:path';
 import { Args, Flags } from '@oclif/core';
 import { CrError, ExitCode, Kernel } from '@cr/core';
-import { CheckpointEngine, adviceDir, policyFromConfig, readAdvice, type AppliedAdvice, type CollectedObjectEntry } from '@cr/core/engine';
-import type { CheckpointTarget } from '@cr/schemas';
+import { CheckpointEngine, adviceDir, policyFromConfig, readAdvice, writeImageStream, type AppliedAdvice, type CollectedObjectEntry } from '@cr/core/engine';
+import { COMPRESSIONS, type CheckpointTarget } from '@cr/schemas';
 import { assertSelections } from '@cr/api';
 import { CrCommand, profileFlag, selectionFlags, typeSelectionFlags } from '../base-command.js';
+import { STDIO, StreamSpool, standardOutput } from '../image/stream.js';
 import { abortOnSignals } from '../interrupts.js';
 import { renderTable } from '../table.js';
 
@@ -25,10 +26,12 @@ export default class Checkpoint extends CrCommand {
     { description: 'Leave out the files it has open under /var/log', command: "<%= config.bin %> checkpoint 1234 -D img --exclude 'files:path=/var/log/**'" },
     { description: 'Use the settings of profile nosysv of the config file', command: '<%= config.bin %> checkpoint 1234 -D img --profile nosysv' },
     { description: 'Show what would be saved, and why, without saving', command: '<%= config.bin %> checkpoint 1234 --dry-run' },
+    { description: 'Move process 1234 to another machine: stream the image, kill it once all is sent', command: '<%= config.bin %> checkpoint 1234 --stream --kill | ssh other cr restore --stream --detach' },
+    { description: 'Store its memory compressed with zstd', command: '<%= config.bin %> checkpoint 1234 -D img --compress zstd' },
   ];
   static override usage = [
-    '<%= command.id %> PID -D DIR [--kill] [--strict] [--only TYPE,...] [--include SELECTOR,...] [--exclude SELECTOR,...] [--external SELECTOR,...] [--profile NAME] [--config FILE] [--json]',
-    '<%= command.id %> --ipc-ns TARGET -D DIR [--strict] [--only TYPE,...] [--include SELECTOR,...] [--exclude SELECTOR,...] [--external SELECTOR,...] [--profile NAME] [--config FILE] [--json]',
+    '<%= command.id %> PID (-D DIR | --stream) [--compress zstd|lz4] [--kill] [--strict] [--only TYPE,...] [--include SELECTOR,...] [--exclude SELECTOR,...] [--external SELECTOR,...] [--profile NAME] [--config FILE] [--json]',
+    '<%= command.id %> --ipc-ns TARGET (-D DIR | --stream) [--compress zstd|lz4] [--strict] [--only TYPE,...] [--include SELECTOR,...] [--exclude SELECTOR,...] [--external SELECTOR,...] [--profile NAME] [--config FILE] [--json]',
     '<%= command.id %> (PID | --ipc-ns TARGET) --dry-run [--strict] [selection flags as above] [--json]',
   ];
   static override enableJsonFlag = true;
@@ -36,7 +39,18 @@ export default class Checkpoint extends CrCommand {
     pid: Args.integer({ description: 'PID of the process to checkpoint.', min: 1 }),
   };
   static override flags = {
-    'images-dir': Flags.string({ char: 'D', helpValue: 'DIR', description: 'Directory to write the image to; it must not exist or be empty.' }),
+    'images-dir': Flags.string({ char: 'D', helpValue: 'DIR', description: 'Directory to write the image to; it must not exist or be empty. - writes it to standard output, as --stream.' }),
+    stream: Flags.boolean({
+      description:
+        'Write the image to standard output as one stream (a tar archive of the image directory, manifest last), for cr restore --stream at the other end of a pipe. It is put together under $TMPDIR first; with --kill, the process is killed only once the whole stream is written, and stays untouched if the reader goes away.',
+      exclusive: ['images-dir', 'dry-run'],
+    }),
+    compress: Flags.option({
+      options: COMPRESSIONS,
+      helpValue: 'zstd|lz4',
+      description: "Store memory and other blobs compressed: zstd (smaller) or lz4 (faster). Digests are of the data itself; restore reads the compression from the manifest. Makes an image of format 2, which a cr that reads only format 1 refuses.",
+      exclusive: ['dry-run'],
+    })(),
     ...selectionFlags,
     ...profileFlag,
     'ipc-ns': Flags.string({
@@ -51,7 +65,10 @@ export default class Checkpoint extends CrCommand {
   async run(): Promise<unknown> {
     const { args, flags } = await this.parse(Checkpoint);
     const target = targetOf(args.pid, flags['ipc-ns']);
-    if (!flags['dry-run'] && !flags['images-dir']) throw new CrError('missing -D/--images-dir: say where to write the image, e.g. -D ./img', ExitCode.Usage);
+    const toStdout = flags.stream || flags['images-dir'] === STDIO;
+    if (!flags['dry-run'] && !flags['images-dir'] && !toStdout) throw new CrError('missing -D/--images-dir: say where to write the image, e.g. -D ./img, or --stream', ExitCode.Usage);
+    if (toStdout && this.jsonEnabled()) throw new CrError('--json and --stream both want standard output; leave one out', ExitCode.Usage);
+    const output = toStdout ? standardOutput() : undefined;
     await this.setUp(flags.config, typeSelectionFlags(flags), flags.profile);
     const advice = this.adviceFor(target);
     const policy = policyFromConfig(this.resolved, this.registry, advice);
@@ -68,33 +85,38 @@ export default class Checkpoint extends CrCommand {
       }
       return { target, objects, refusals, phases, ...(advice ? { advice } : {}) };
     }
-    if (!flags['images-dir']) throw new CrError('missing -D/--images-dir: say where to write the image, e.g. -D ./img', ExitCode.Usage);
     // A selector that matches nothing is found without freezing the target first; the checkpoint checks again what it froze.
     if (flags.strict) await engine.plan(target, policy, true);
+    const spool = output ? StreamSpool.create() : undefined;
     const interrupts = abortOnSignals('checkpoint');
     let result;
     try {
       result = await engine.checkpoint({
         target,
-        imageDir: flags['images-dir'],
+        imageDir: spool?.imageDir ?? flags['images-dir']!,
         policy,
         kill: flags.kill,
         strict: flags.strict,
         signal: interrupts.signal,
         ...(advice ? { advice } : {}),
+        ...(flags.compress ? { compression: flags.compress } : {}),
+        ...(output ? { deliver: (dir: string) => writeImageStream(dir, output, interrupts.signal) } : {}),
       });
     } finally {
       interrupts.stop();
+      spool?.remove();
     }
     if (!this.jsonEnabled()) {
+      // With --stream, standard output holds the image.
+      const log = output ? (line: string) => this.logToStderr(line) : (line: string) => this.log(line);
       const saved = result.objects.filter((o) => o.record);
       const frozen = result.frozenMs > 0 ? ` (frozen for ${result.frozenMs.toFixed(0)} ms${result.killed.length > 0 ? ', then killed' : ''})` : '';
-      this.log(`checkpointed ${describeTarget(target)} into ${result.imageDir}${frozen}`);
-      this.log(`saved ${saved.length} object(s): ${saved.map((o) => o.key).join(', ') || 'none'}`);
+      log(`checkpointed ${describeTarget(target)} into ${output ? 'standard output' : result.imageDir}${frozen}`);
+      log(`saved ${saved.length} object(s): ${saved.map((o) => o.key).join(', ') || 'none'}`);
       const left = result.objects.filter((o) => !o.record);
-      if (left.length > 0) this.log(`not saved: ${left.map((o) => `${o.key} (${o.policy.decision} by ${o.policy.rule})`).join(', ')}`);
+      if (left.length > 0) log(`not saved: ${left.map((o) => `${o.key} (${o.policy.decision} by ${o.policy.rule})`).join(', ')}`);
       const references = result.objects.filter((o) => o.reference);
-      if (references.length > 0) this.log(`external references, which restore must find: ${references.map((o) => o.key).join(', ')}`);
+      if (references.length > 0) log(`external references, which restore must find: ${references.map((o) => o.key).join(', ')}`);
     }
     for (const warning of result.warnings) this.warn(warning);
     return result;

@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { CrError, ExitCode, describeSelector } from '@cr/core';
-import { readImage } from '@cr/core/engine';
+import { readVerifiedImage } from '@cr/core/engine';
 import { CrCommand } from '../base-command.js';
 import { errorJson } from '../errors.js';
 import { imageDirArg } from '../image/image-arg.js';
@@ -18,7 +18,7 @@ export default class Inspect extends CrCommand {
   async run(): Promise<unknown> {
     const { args, flags } = await this.parse(Inspect);
     await this.setUp(flags.config);
-    const { reader, manifest, records, problems } = readImage(args.dir, this.registry, { verifyBlobs: true });
+    const { reader, manifest, records, problems } = await readVerifiedImage(args.dir, this.registry);
     if (!this.jsonEnabled()) {
       const t = manifest.target;
       this.log(`image      ${reader.imageDir}`);

@@ -1,7 +1,8 @@
 import { Flags } from '@oclif/core';
 import { CrError, ExitCode, Kernel } from '@cr/core';
-import { ImageReader, RestoreEngine, adviceDir, writeAdvice } from '@cr/core/engine';
+import { ImageReader, RestoreEngine, adviceDir, readImageStream, writeAdvice } from '@cr/core/engine';
 import { parseMapExternal, typedMapping } from '@cr/api';
+import { STDIO, StreamSpool, standardInput } from '../image/stream.js';
 import { abortOnSignals } from '../interrupts.js';
 import { CrCommand, profileFlag, type CrConfigFlags } from '../base-command.js';
 
@@ -11,6 +12,7 @@ export default class Restore extends CrCommand {
   static override examples = [
     { description: 'Restore a process and return once it runs', command: '<%= config.bin %> restore -D img --detach' },
     { description: 'Restore it in this terminal, waiting for it like a shell job', command: '<%= config.bin %> restore -D img' },
+    { description: 'Restore what cr checkpoint --stream sends through a pipe', command: '<%= config.bin %> checkpoint 1234 --stream --kill | <%= config.bin %> restore --stream --detach' },
     { description: 'Give its stdout and stderr (a terminal at checkpoint time) to a file', command: '<%= config.bin %> restore -D img --detach --inherit-fd 1=out.log --inherit-fd 2=out.log' },
     { description: 'Restore the namespaces of an image and keep them on /run/cr/app', command: '<%= config.bin %> restore -D img --pin-ns /run/cr/app' },
     { description: 'Then use them', command: 'nsenter --uts=/run/cr/app/uts --ipc=/run/cr/app/ipc hostname' },
@@ -20,7 +22,11 @@ export default class Restore extends CrCommand {
   ];
   static override enableJsonFlag = true;
   static override flags = {
-    'images-dir': Flags.string({ char: 'D', helpValue: 'DIR', description: 'Image directory written by cr checkpoint.', required: true }),
+    'images-dir': Flags.string({ char: 'D', helpValue: 'DIR', description: 'Image directory written by cr checkpoint. - reads the image from standard input, as --stream.' }),
+    stream: Flags.boolean({
+      description: 'Read the image from standard input, as cr checkpoint --stream writes it. It is unpacked under $TMPDIR and checked whole before anything is restored.',
+      exclusive: ['images-dir'],
+    }),
     'pin-ns': Flags.string({ helpValue: 'DIR', description: 'Directory to pin restored namespaces in (created if missing).' }),
     'into-ipc-ns': Flags.string({
       helpValue: 'PATH',
@@ -50,11 +56,18 @@ export default class Restore extends CrCommand {
     const kernel = this.container.resolve(Kernel);
     const inheritFds = parseInheritFds(flags['inherit-fd'] ?? [], Number(kernel.sysctl.read('fs.nr_open')));
     const mapExternal = (flags['map-external'] ?? []).map((text) => typedMapping(parseMapExternal(text), this.registry));
+    const fromStdin = flags.stream || flags['images-dir'] === STDIO;
+    if (!fromStdin && !flags['images-dir']) throw new CrError('missing -D/--images-dir: say which image to restore, e.g. -D ./img, or --stream', ExitCode.Usage);
+    const input = fromStdin ? standardInput() : undefined;
+    const spool = input ? StreamSpool.create() : undefined;
+    const imageDir = spool?.imageDir ?? flags['images-dir']!;
     const interrupts = abortOnSignals('restore');
     let result;
+    let advice;
     try {
+      if (input) await readImageStream(input, imageDir, interrupts.signal);
       result = await this.container.resolve(RestoreEngine).restore({
-        imageDir: flags['images-dir'],
+        imageDir,
         mapExternal,
         signal: interrupts.signal,
         options: {
@@ -63,23 +76,24 @@ export default class Restore extends CrCommand {
           ...(Object.keys(inheritFds).length > 0 ? { inheritFds } : {}),
         },
       });
+      advice = this.carryAdviceOver(imageDir, pids(result.restored), kernel);
     } finally {
       interrupts.stop();
+      spool?.remove();
     }
     const { restored, phases } = result;
-    const pids = restored.flatMap((r) => (r.pid === undefined ? [] : [r.pid]));
-    const waiting = !flags.detach && pids.length > 0;
-    const advice = this.carryAdviceOver(flags['images-dir'], pids, kernel);
+    const restoredPids = pids(restored);
+    const waiting = !flags.detach && restoredPids.length > 0;
     if (!this.jsonEnabled()) {
       // While cr waits, its stdout may be the restored program's too: keep cr's lines apart.
       const say = (line: string) => (waiting ? this.logToStderr(line) : this.log(line));
-      say(`restored ${restored.length} object(s) from ${flags['images-dir']}`);
+      say(`restored ${restored.length} object(s) from ${input ? 'standard input' : imageDir}`);
       for (const r of restored) say(`  ${r.key}${r.pinnedAt ? ` pinned at ${r.pinnedAt}` : ''}${r.pid === undefined ? '' : ` running as PID ${r.pid}`}`);
       if (advice) say(`  its advice is kept in ${advice}`);
     }
     if (!waiting) return { restored, phases, ...(advice ? { advice } : {}) };
     let status = 0;
-    for (const pid of pids) {
+    for (const pid of restoredPids) {
       this.logger.debug({ pid }, `waiting for PID ${pid} to exit`);
       status = kernel.waitForExit(pid);
       this.logger.debug({ pid, status }, `PID ${pid} exited with status ${status}`);
@@ -104,6 +118,10 @@ export default class Restore extends CrCommand {
       return undefined;
     }
   }
+}
+
+function pids(restored: readonly { pid?: number }[]): number[] {
+  return restored.flatMap((r) => (r.pid === undefined ? [] : [r.pid]));
 }
 
 /**

@@ -1,6 +1,6 @@
 import { rmSync } from 'node:fs';
 import { ImageError } from '@cr/core';
-import { ImageWriter, describeZodError, readImage, type PluginRegistry, type ReadImage } from '@cr/core/engine';
+import { ImageWriter, describeZodError, readVerifiedImage, type PluginRegistry, type ReadImage } from '@cr/core/engine';
 import { manifestSchema, recordFileSchema } from '@cr/schemas';
 import { z } from 'zod';
 
@@ -59,7 +59,7 @@ export async function encodeImage(data: unknown, source: string, dir: string, re
   }
   let image: ReadImage;
   try {
-    image = readImage(writer.imageDir, registry, { verifyBlobs: true });
+    image = await readVerifiedImage(writer.imageDir, registry);
   } catch (err) {
     rmSync(writer.imageDir, { recursive: true, force: true });
     throw new ImageError(`${source} does not make a valid image, so nothing was written: ${(err as Error).message}`, { cause: err });

@@ -4,7 +4,7 @@ import type { ObjectEntry } from '@cr/schemas';
 
 /** readImage, refusing an image with any problem (exit 4): the views built on it show only what checks out. */
 export function readSoundImage(dir: string, registry: PluginRegistry): ReadImage {
-  const image = readImage(dir, registry, { verifyBlobs: false });
+  const image = readImage(dir, registry);
   if (image.problems.length > 0) {
     throw new CrError(`image ${dir} failed verification (cr inspect ${dir} lists every problem): ${image.problems[0]}`, ExitCode.Image);
   }

@@ -1,5 +1,5 @@
 import { arch, hostname, release } from 'node:os';
-import { IMAGE_FORMAT_VERSION, type CheckpointTarget, type ObjectEntry } from '@cr/schemas';
+import type { CheckpointTarget, Compression, ObjectEntry } from '@cr/schemas';
 import { inject, injectable } from 'tsyringe';
 import { CrError, ExitCode, PluginError } from '../errors.js';
 import { ResourceGraph } from '../graph/resource-graph.js';
@@ -32,6 +32,15 @@ export interface CheckpointRequest {
   signal?: AbortSignal;
   /** A selector that matches no collected object fails the checkpoint before anything is saved (`--strict`). */
   strict?: boolean;
+  /** Store blobs compressed (`--compress`). */
+  compression?: Compression;
+  /**
+   * Called with the committed image's path, to hand the image on (`--stream` writes it to
+   * standard output). With `kill`, it runs while the target is still frozen, and the target is
+   * killed only once it has succeeded; if it fails, the target is let go as after any failure.
+   * Without `kill`, it runs once the target runs again.
+   */
+  deliver?: (imageDir: string) => Promise<void>;
 }
 
 /** What a dry run found: every object with its decision, and what the user should hear of. */
@@ -104,7 +113,7 @@ export class CheckpointEngine {
     const started = performance.now();
     this.log.info({ target, imageDir: request.imageDir, kill: request.kill ?? false }, `checkpoint of ${describeTarget(target)} into ${request.imageDir}`);
     // The image path is checked and the partial directory made before anything is frozen.
-    const writer = await clock.time('validate', () => ImageWriter.create(request.imageDir, signal), (w) => `image path ${w.imageDir} is free`);
+    const writer = await clock.time('validate', () => ImageWriter.create(request.imageDir, signal, request.compression), (w) => `image path ${w.imageDir} is free`);
     let collected: Collected;
     try {
       collected = await this.collect(target, true, clock, signal);
@@ -143,7 +152,6 @@ export class CheckpointEngine {
       signal?.throwIfAborted();
       await clock.time('commit', () => writer.commit({
         format: 'cr-image',
-        formatVersion: IMAGE_FORMAT_VERSION,
         tool: { name: 'cr', version: CR_VERSION },
         createdAt: new Date().toISOString(),
         host: { kernelRelease: release(), arch: arch(), hostname: hostname() },
@@ -152,6 +160,7 @@ export class CheckpointEngine {
         objects,
         ...(request.advice ? { advice: request.advice } : {}),
       }), () => `image written at ${writer.imageDir}`);
+      if (request.kill) await request.deliver?.(writer.imageDir);
     } catch (err) {
       writer.abort();
       await this.thawAfterFailure(frozen, err, clock);
@@ -174,6 +183,7 @@ export class CheckpointEngine {
       { ms: performance.now() - started, frozenMs, objects: saved.size, bytes },
       `checkpoint done: ${saved.size} object(s), ${describeBytes(bytes)} of blobs, frozen for ${frozenMs.toFixed(1)} ms, in ${(performance.now() - started).toFixed(1)} ms`,
     );
+    if (!request.kill) await request.deliver?.(writer.imageDir);
     return { imageDir: writer.imageDir, objects, frozenMs, killed, warnings, phases: clock.timings };
   }
 

@@ -14,11 +14,11 @@ import {
 import type { ZodType } from 'zod';
 import { ImageError } from '../errors.js';
 import { describeZodError } from '../zod-issues.js';
+import { codecFor } from './compression.js';
 import { algorithmOf, digestOf, newDigest } from './digest.js';
 import { MANIFEST_DIGEST_FILE, MANIFEST_FILE } from './layout.js';
 import { manifestProblem } from './manifest-check.js';
 
-const CHUNK = 8 << 20;
 /** Far above the manifest of any real checkpoint (a few KiB per object). */
 const MAX_MANIFEST_SIZE = 256 << 20;
 
@@ -125,46 +125,36 @@ export class ImageReader {
     for (const [rel, entry] of Object.entries(this.manifest.files)) {
       const { fd, path, size } = openInside(join(this.imageDir, rel), this.realDir);
       closeSync(fd);
-      checkSize(path, size, entry);
+      checkStoredSize(path, size, entry);
     }
   }
 
   /** Reads a blob straight into `target` (e.g. attached shared memory), verifying it on the way. */
-  readBlobInto(rel: string, target: Uint8Array): void {
+  async readBlobInto(rel: string, target: Uint8Array): Promise<void> {
     const entry = this.entry(rel);
     const path = join(this.imageDir, rel);
     if (target.byteLength !== entry.size) throw new ImageError(`${path} holds ${entry.size} bytes but ${target.byteLength} were expected`);
-    const opened = openInside(path, this.realDir);
-    const hash = newDigest(algorithmOf(entry.digest));
-    try {
-      checkSize(path, opened.size, entry);
-      let offset = 0;
-      while (offset < entry.size) {
-        const n = readSync(opened.fd, target, offset, Math.min(CHUNK, entry.size - offset), offset);
-        if (n === 0) break;
-        hash.update(target.subarray(offset, offset + n));
-        offset += n;
-      }
-      checkSize(path, offset, entry);
-    } finally {
-      closeSync(opened.fd);
+    let offset = 0;
+    for await (const chunk of this.readBlobChunks(rel)) {
+      target.set(chunk, offset);
+      offset += chunk.byteLength;
     }
-    if (hash.digest() !== entry.digest) throw new ImageError(`${path} is corrupt: its digest does not match the manifest`);
   }
 
   /**
-   * Streams a blob in chunks, for data too large to hold at once (process memory). The size is
-   * checked before the first chunk and the digest after the last: a consumer must not let what it
-   * built from the chunks take effect before the iteration has ended without an error.
+   * Streams a blob in chunks, for data too large to hold at once (process memory), decompressing
+   * what is stored compressed. The size is checked before the first chunk and the digest after
+   * the last: a consumer must not let what it built from the chunks take effect before the
+   * iteration has ended without an error.
    */
   async *readBlobChunks(rel: string): AsyncGenerator<Uint8Array> {
     const entry = this.entry(rel);
     const path = join(this.imageDir, rel);
     const { fd, size } = openInside(path, this.realDir);
     try {
-      checkSize(path, size, entry);
+      checkStoredSize(path, size, entry);
       const hash = newDigest(algorithmOf(entry.digest));
-      for await (const chunk of readRegions(fd, [{ position: 0, length: entry.size }], path)) {
+      for await (const chunk of dataOf(fd, path, entry)) {
         hash.update(chunk);
         yield chunk;
       }
@@ -175,17 +165,20 @@ export class ImageReader {
   }
 
   /** Checks every file of the image; returns one line per problem (empty when all is well). */
-  verifyAll(): string[] {
+  async verifyAll(): Promise<string[]> {
     const problems: string[] = [];
     for (const [rel, entry] of Object.entries(this.manifest.files)) {
       const path = join(this.imageDir, rel);
       try {
-        const { fd } = openInside(path, this.realDir);
+        const { fd, size: stored } = openInside(path, this.realDir);
         const hash = newDigest(algorithmOf(entry.digest));
-        const buf = Buffer.allocUnsafe(CHUNK);
         let size = 0;
         try {
-          for (let n; (n = readSync(fd, buf, 0, CHUNK, null)) > 0; size += n) hash.update(buf.subarray(0, n));
+          checkStoredSize(path, stored, entry);
+          for await (const chunk of dataOf(fd, path, entry)) {
+            hash.update(chunk);
+            size += chunk.byteLength;
+          }
         } finally {
           closeSync(fd);
         }
@@ -252,6 +245,57 @@ function atMost(path: string, limit: number): (size: number) => void {
   return (size) => {
     if (size > limit) throw new ImageError(`${path} is ${size} bytes, more than a cr image's ${limit}-byte limit for it; it is not a manifest cr wrote`);
   };
+}
+
+/** Checks the size a file takes in the image: its data's, or the sum of its frames' if compressed. */
+function checkStoredSize(path: string, size: number, entry: FileEntry): void {
+  if (!entry.compression) return checkSize(path, size, entry);
+  const expected = entry.compression.size;
+  if (size < expected) throw new ImageError(`${path} is truncated: ${size} of ${expected} bytes (${entry.compression.algorithm}-compressed)`);
+  if (size > expected) throw new ImageError(`${path} is longer than the manifest says: ${size} bytes, expected ${expected} (${entry.compression.algorithm}-compressed)`);
+}
+
+/** The data of an open image file, in chunks: as stored, or each frame decompressed. */
+async function* dataOf(fd: number, path: string, entry: FileEntry): AsyncGenerator<Uint8Array> {
+  const compression = entry.compression;
+  if (!compression) {
+    yield* readRegions(fd, [{ position: 0, length: entry.size }], path);
+    return;
+  }
+  const codec = codecFor(compression.algorithm);
+  const largest = compression.frames.reduce((max, n) => Math.max(max, n), 0);
+  let index = 0;
+  for await (const frame of readRegions(fd, frameRegions(compression.frames), path, largest)) {
+    let data: Buffer;
+    try {
+      data = await codec.decompress(frame);
+    } catch (err) {
+      throw undecodable(path, entry, index, err);
+    }
+    checkFrame(path, entry, index++, data);
+    yield data;
+  }
+}
+
+function frameRegions(frames: readonly number[]): { position: number; length: number }[] {
+  let position = 0;
+  return frames.map((length) => {
+    const region = { position, length };
+    position += length;
+    return region;
+  });
+}
+
+function undecodable(path: string, entry: FileEntry, index: number, err: unknown): ImageError {
+  const { algorithm, frames } = entry.compression!;
+  return new ImageError(`${path} is corrupt: frame ${index + 1} of ${frames.length} is not valid ${algorithm} data (${(err as Error).message})`);
+}
+
+/** Every frame holds frameSize bytes of data, but the last, which holds the rest. */
+function checkFrame(path: string, entry: FileEntry, index: number, data: Uint8Array): void {
+  const { frameSize, frames } = entry.compression!;
+  const expected = index < frames.length - 1 ? frameSize : entry.size - frameSize * (frames.length - 1);
+  if (data.byteLength !== expected) throw new ImageError(`${path} is corrupt: frame ${index + 1} of ${frames.length} holds ${data.byteLength} bytes of data, not ${expected}`);
 }
 
 function checkSize(path: string, size: number, entry: FileEntry): void {

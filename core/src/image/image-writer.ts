@@ -2,9 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmdirSync, rmSync, write, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { dirname, join } from 'node:path';
-import type { FileEntry, Manifest } from '@cr/schemas';
+import { IMAGE_FORMAT_VERSION, PLAIN_IMAGE_FORMAT_VERSION, type Compression, type FileEntry, type Manifest } from '@cr/schemas';
 import { CrError, ImageError } from '../errors.js';
 import { nodeFsError } from '../kernel/sysctl.js';
+import { codecFor, FRAME_SIZE } from './compression.js';
 import { digestOf, newDigest } from './digest.js';
 import { partialDirFor, prepareImagePath, removeStalePartials } from './image-path.js';
 import { MANIFEST_DIGEST_FILE, MANIFEST_FILE } from './layout.js';
@@ -27,14 +28,17 @@ export class ImageWriter {
     readonly imageDir: string,
     readonly workDir: string,
     private readonly signal: AbortSignal | undefined,
+    private readonly compression: Compression | undefined,
   ) {}
 
   /**
    * Checks the image path (see prepareImagePath), removes what dead checkpoints left beside it,
    * and makes the partial directory: everything that can fail about the path fails here, before
-   * the caller freezes anything. `signal` interrupts blob writing (Ctrl-C).
+   * the caller freezes anything. `signal` interrupts blob writing (Ctrl-C). With `compression`,
+   * blobs are stored compressed (records stay as they are, small and readable).
    */
-  static create(dir: string, signal?: AbortSignal): ImageWriter {
+  static create(dir: string, signal?: AbortSignal, compression?: Compression): ImageWriter {
+    if (compression) codecFor(compression);
     const imageDir = prepareImagePath(dir);
     removeStalePartials(dirname(imageDir));
     const workDir = partialDirFor(imageDir, randomBytes(4).toString('hex'));
@@ -43,7 +47,7 @@ export class ImageWriter {
     } catch (err) {
       throw new ImageError(`cannot write the image beside ${dir}: ${nodeFsError('mkdir', workDir, err).message}`);
     }
-    return new ImageWriter(imageDir, workDir, signal);
+    return new ImageWriter(imageDir, workDir, signal, compression);
   }
 
   /** Writes a small file (a record) in one go. */
@@ -67,6 +71,7 @@ export class ImageWriter {
    * the size of each chunk once it is on disk (progress).
    */
   async writeStream(rel: string, source: Uint8Array | AsyncIterable<Uint8Array>, onWritten?: (bytes: number) => void): Promise<void> {
+    if (this.compression) return this.writeCompressed(rel, source, this.compression, onWritten);
     const fd = this.openNew(rel);
     const hash = newDigest('xxh3-64');
     let size = 0;
@@ -87,9 +92,48 @@ export class ImageWriter {
     this.files[rel] = { size, digest: hash.digest() };
   }
 
-  /** Writes the manifest (with the digest of every file) and makes the image appear at its path. */
-  commit(manifest: Omit<Manifest, 'files'>): void {
-    const full: Manifest = { ...manifest, files: { ...this.files } };
+  /**
+   * A blob as independent frames, each the compression of FRAME_SIZE bytes of it (the last, of
+   * the rest). The digest and size are of the data itself, so that they mean the same whether or
+   * not the image is compressed. A frame is written on libuv's pool while the next is compressed.
+   */
+  private async writeCompressed(rel: string, source: Uint8Array | AsyncIterable<Uint8Array>, algorithm: Compression, onWritten?: (bytes: number) => void): Promise<void> {
+    const codec = codecFor(algorithm);
+    const fd = this.openNew(rel);
+    const hash = newDigest('xxh3-64');
+    const frames: number[] = [];
+    let size = 0;
+    let writing: Promise<void> = Promise.resolve();
+    try {
+      for await (const data of frameSlices(slices(source))) {
+        this.signal?.throwIfAborted();
+        hash.update(data);
+        size += data.byteLength;
+        const frame = await codec.compress(data);
+        await writing;
+        writing = writeAllAsync(fd, frame).then(() => onWritten?.(data.byteLength));
+        // Awaited at the next frame or at the end; until then a failure must not go unhandled.
+        writing.catch(() => undefined);
+        frames.push(frame.byteLength);
+      }
+      await writing;
+    } catch (err) {
+      throw this.writeError('write', rel, err);
+    } finally {
+      await writing.catch(() => undefined);
+      closeSync(fd);
+    }
+    const stored = frames.reduce((sum, n) => sum + n, 0);
+    this.files[rel] = { size, digest: hash.digest(), compression: { algorithm, size: stored, frameSize: FRAME_SIZE, frames } };
+  }
+
+  /**
+   * Writes the manifest (with the digest of every file) and makes the image appear at its path.
+   * The format is the oldest that says all the image holds: 1 unless a file is compressed.
+   */
+  commit(manifest: Omit<Manifest, 'files' | 'formatVersion'>): void {
+    const compressed = Object.values(this.files).some((f) => f.compression);
+    const full: Manifest = { ...manifest, formatVersion: compressed ? IMAGE_FORMAT_VERSION : PLAIN_IMAGE_FORMAT_VERSION, files: { ...this.files } };
     const text = `${JSON.stringify(full, null, 2)}\n`;
     this.writeFile(MANIFEST_FILE, text);
     this.writeFile(MANIFEST_DIGEST_FILE, `${digestOf(text)}\n`);
@@ -128,13 +172,42 @@ export class ImageWriter {
   }
 }
 
-const SLICE = 8 << 20;
+const SLICE = FRAME_SIZE;
 
 async function* slices(source: Uint8Array | AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
   const chunks = source instanceof Uint8Array ? [source] : source;
   for await (const chunk of chunks) {
     for (let off = 0; off < chunk.byteLength; off += SLICE) yield chunk.subarray(off, Math.min(off + SLICE, chunk.byteLength));
   }
+}
+
+/**
+ * The data of `chunks` cut again into slices of exactly FRAME_SIZE bytes (the last, of the rest),
+ * for compression frames. A chunk that is a whole slice passes through uncopied; smaller ones are
+ * gathered into one buffer (the chunks' own may be reused once the next is asked for), which the
+ * consumer must be done with when it asks for the next slice.
+ */
+async function* frameSlices(chunks: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+  let gathered: Buffer | undefined;
+  let filled = 0;
+  for await (const chunk of chunks) {
+    if (filled === 0 && chunk.byteLength === FRAME_SIZE) {
+      yield chunk;
+      continue;
+    }
+    for (let off = 0; off < chunk.byteLength; ) {
+      gathered ??= Buffer.allocUnsafe(FRAME_SIZE);
+      const n = Math.min(FRAME_SIZE - filled, chunk.byteLength - off);
+      gathered.set(chunk.subarray(off, off + n), filled);
+      filled += n;
+      off += n;
+      if (filled === FRAME_SIZE) {
+        yield gathered;
+        filled = 0;
+      }
+    }
+  }
+  if (filled > 0) yield gathered!.subarray(0, filled);
 }
 
 async function writeAllAsync(fd: number, data: Uint8Array): Promise<void> {

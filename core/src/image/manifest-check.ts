@@ -1,5 +1,5 @@
 import { posix } from 'node:path';
-import type { Manifest } from '@cr/schemas';
+import type { FileEntry, Manifest } from '@cr/schemas';
 import { TARGET_IPC_NS, TARGET_PROCESS } from '../plugin/contract.js';
 import { MANIFEST_DIGEST_FILE, MANIFEST_FILE, blobPath, recordPath } from './layout.js';
 
@@ -7,7 +7,7 @@ import { MANIFEST_DIGEST_FILE, MANIFEST_FILE, blobPath, recordPath } from './lay
  * Whether `rel` names a file inside the image directory: relative, normalised, no `..` and not
  * the manifest itself. Anything else could make cr read outside the image.
  */
-function isImageFileName(rel: string): boolean {
+export function isImageFileName(rel: string): boolean {
   return (
     rel !== '' &&
     !rel.includes('\0') &&
@@ -27,8 +27,10 @@ function isImageFileName(rel: string): boolean {
  * manifest lists no plugin version for. Returns the first problem, or undefined.
  */
 export function manifestProblem(manifest: Manifest): string | undefined {
-  for (const rel of Object.keys(manifest.files)) {
+  for (const [rel, entry] of Object.entries(manifest.files)) {
     if (!isImageFileName(rel)) return `it lists the file ${JSON.stringify(rel)}, which is not a file name inside the image`;
+    const problem = compressionProblem(entry, manifest.formatVersion);
+    if (problem) return `the file ${rel} ${problem}`;
   }
   const types = new Set<string>();
   for (const { type } of manifest.plugins) {
@@ -53,6 +55,16 @@ export function manifestProblem(manifest: Manifest): string | undefined {
 
 type ObjectEntry = Manifest['objects'][number];
 
+/** What is wrong with how a file says it is compressed: frames that cannot hold its data, or a format that has no compression. */
+function compressionProblem(entry: FileEntry, formatVersion: number): string | undefined {
+  const c = entry.compression;
+  if (!c) return undefined;
+  if (formatVersion < 2) return `is compressed, which image format ${formatVersion} has no place for`;
+  if (c.frames.length !== Math.ceil(entry.size / c.frameSize)) return `has ${c.frames.length} frame(s) for ${entry.size} bytes of data in frames of ${c.frameSize}`;
+  if (c.frames.reduce((sum, n) => sum + n, 0) !== c.size) return `has frames that add up to another size than its stored ${c.size} bytes`;
+  return undefined;
+}
+
 interface ImageIndex {
   manifest: Manifest;
   byKey: ReadonlyMap<string, ObjectEntry>;
@@ -73,6 +85,7 @@ function objectProblem(o: ObjectEntry, { manifest, byKey, types, target }: Image
     if (!types.has(o.type)) return `the manifest lists no plugin version for type ${o.type}`;
     if (o.record !== recordPath(o.type, o.id)) return `its record is at ${JSON.stringify(o.record)} instead of ${recordPath(o.type, o.id)}`;
     if (!manifest.files[o.record]) return `its record ${o.record} is not among the image's files`;
+    if (manifest.files[o.record]!.compression) return `its record ${o.record} is compressed; only blobs are`;
     referenced.add(o.record);
   }
   for (const [name, rel] of Object.entries(o.blobs ?? {})) {

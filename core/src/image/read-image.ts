@@ -15,14 +15,13 @@ export interface ReadImage {
 
 /**
  * Reads every record of the image at `dir` and checks it (digest, envelope, the plugin's schema,
- * consistency with its blobs and the other records); with `verifyBlobs`, also every blob's
- * digest, which reads the whole image. A record of a type no installed plugin handles is read
- * unchecked (and reported by recordProblems).
+ * consistency with its blobs and the other records). A record of a type no installed plugin
+ * handles is read unchecked (and reported by recordProblems).
  */
-export function readImage(dir: string, registry: PluginRegistry, options: { verifyBlobs: boolean }): ReadImage {
+export function readImage(dir: string, registry: PluginRegistry): ReadImage {
   const reader = ImageReader.open(dir);
   const { manifest } = reader;
-  const problems = options.verifyBlobs ? reader.verifyAll() : [];
+  const problems: string[] = [];
   const records: Record<string, unknown> = {};
   for (const object of manifest.objects) {
     if (!object.record) continue;
@@ -36,4 +35,12 @@ export function readImage(dir: string, registry: PluginRegistry, options: { veri
   const read = manifest.objects.filter((o) => Object.hasOwn(records, o.key)).map((entry) => ({ entry, record: records[entry.key] }));
   problems.push(...recordProblems(reader, registry, read));
   return { reader, manifest, records, problems };
+}
+
+/** readImage, and every blob's digest checked too, which reads (and decompresses) the whole image; the blobs' problems come first. */
+export async function readVerifiedImage(dir: string, registry: PluginRegistry): Promise<ReadImage> {
+  const blobProblems = await ImageReader.open(dir).verifyAll();
+  const image = readImage(dir, registry);
+  image.problems.unshift(...blobProblems);
+  return image;
 }

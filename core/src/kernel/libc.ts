@@ -1,8 +1,11 @@
-import { closeSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import koffi from 'koffi';
 import { KernelError } from './kernel-error.js';
 import { cloneArgs, decodeStruct, encodeStruct, iovec, kcmpEpollSlot, itimerspec, rlimit64, structSize, u64, utsname } from './structs.js';
-import { KCMP_EPOLL_TFD, KCMP_FILE, O_CLOEXEC, SIGCHLD, SOCK_CLOEXEC, SYS } from './syscalls.js';
+import { KCMP_EPOLL_TFD, KCMP_FILE, O_CLOEXEC, SHM_RDONLY, SIGCHLD, SOCK_CLOEXEC, SYS } from './syscalls.js';
+import { PAGE_SIZE } from './pagemap.js';
+import { nodeFsError } from './sysctl.js';
+import type { FileRegion } from '../io/file-regions.js';
 
 /**
  * The one place cr binds libc. Everything above this file calls the typed methods of `Libc`,
@@ -64,6 +67,7 @@ const raw = {
   shmat: lib.func('void *shmat(int id, void *addr, int flags)'),
   shmdt: lib.func('int shmdt(void *addr)'),
   madvise: lib.func('int madvise(void *addr, size_t length, int advice)'),
+  madviseAt: lib.func('int madvise(uintptr_t addr, size_t length, int advice)'),
   shmctl: lib.func('int shmctl(int id, int cmd, void *buf)'),
   msgget: lib.func('int msgget(int key, int flags)'),
   msgsnd: lib.func('int msgsnd(int id, const void *msg, size_t size, int flags)'),
@@ -92,9 +96,11 @@ export const MS_BIND = 0x1000;
 export const MNT_DETACH = 0x2;
 export const __WALL = 0x40000000;
 /** madvise(2) advice that faults a whole range in with one call (Linux 5.14+). */
+const SEEK_DATA = 3;
+const SEEK_HOLE = 4;
+const ENXIO = 6;
 export const MADV_POPULATE_READ = 22;
 export const MADV_POPULATE_WRITE = 23;
-const ENXIO = 6;
 /** mmap(2)'s (void *)-1. */
 const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
 /** openat(2)'s directory for paths relative to the current directory. */
@@ -185,10 +191,29 @@ export interface RemoteRange {
 /** How many iovecs one readv/writev-like call takes at most (IOV_MAX on Linux). */
 export const IOV_MAX = 1024;
 
+/** A byte range of a segment (or file). */
+export interface ByteRange {
+  offset: number;
+  length: number;
+}
+
 /** An shmat() mapping: a zero-copy view of the segment until `detach()`. */
 export interface ShmMapping {
   readonly size: number;
   view(): Uint8Array;
+  /**
+   * The ranges of the segment that hold pages, in order (SEEK_DATA/SEEK_HOLE on its shmem
+   * file, whose swapped-out pages count as data): a page never written is a hole, which reads
+   * as zeros and takes no memory.
+   */
+  dataRanges(): ByteRange[];
+  /**
+   * Faults in a range at once (one call instead of a page fault per page: on a VM each fault is
+   * a costly exit). Reading a hole of a segment allocates a page, so only ranges that hold data
+   * (or are about to) should be populated. Older kernels reject the advice; the range then
+   * simply faults in as it is used.
+   */
+  populate(range: ByteRange): void;
   detach(): void;
 }
 
@@ -543,17 +568,18 @@ export class Libc {
 
   shmat(id: number, size: number, flags: number): ShmMapping {
     const addr = raw.shmat(id, null, flags);
-    if (BigInt(koffi.address(addr)) === 0xffffffffffffffffn) {
+    const start = BigInt(koffi.address(addr));
+    if (start === 0xffffffffffffffffn) {
       const errno = koffi.errno();
       throw new KernelError('shmat', errno, `shm id ${id}`, describe(errno));
     }
-    // One populate call instead of a page fault per page: on a VM each fault is a costly exit.
-    // Older kernels reject the advice (EINVAL); the mapping then simply faults in as it is used.
-    raw.madvise(addr, size, flags & 0o10000 ? MADV_POPULATE_READ : MADV_POPULATE_WRITE);
+    const readOnly = (flags & SHM_RDONLY) !== 0;
     let attached = true;
     return {
       size,
       view: () => new Uint8Array(koffi.view(addr, size)),
+      dataRanges: () => this.dataRanges(`/proc/self/map_files/${start.toString(16)}-${(start + BigInt(Math.ceil(size / PAGE_SIZE) * PAGE_SIZE)).toString(16)}`, size, `shm id ${id}`),
+      populate: (range) => void raw.madviseAt(start + BigInt(range.offset), range.length, readOnly ? MADV_POPULATE_READ : MADV_POPULATE_WRITE),
       detach: () => {
         if (attached) {
           attached = false;
@@ -561,6 +587,39 @@ export class Libc {
         }
       },
     };
+  }
+
+  /** The data ranges of the file at `path` below `size` (see dataRegions). */
+  private dataRanges(path: string, size: number, target: string): ByteRange[] {
+    let fd: number;
+    try {
+      fd = openSync(path, 'r');
+    } catch (err) {
+      throw nodeFsError('open', `${path} (${target})`, err);
+    }
+    try {
+      return this.dataRegions(fd, size, target).map(({ position, length }) => ({ offset: position, length }));
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /**
+   * The parts of the first `size` bytes of a file that hold data, page by page (SEEK_DATA and
+   * SEEK_HOLE): for a shmem file, every page it has, in memory or swapped out, whether or not a
+   * process maps it; a hole was never written and reads as zeros.
+   */
+  dataRegions(fd: number, size: number, target: string): FileRegion[] {
+    const regions: FileRegion[] = [];
+    for (let at = 0; at < size; ) {
+      const data = this.lseek(fd, BigInt(at), SEEK_DATA, target);
+      if (data === undefined || data >= BigInt(size)) break;
+      const hole = this.lseek(fd, data, SEEK_HOLE, target) ?? BigInt(size);
+      const end = Math.min(Number(hole), size);
+      regions.push({ position: Number(data), length: end - Number(data) });
+      at = end;
+    }
+    return regions;
   }
 
   shmctl(id: number, cmd: number, buf: Buffer | null, name: string): number {

@@ -9,8 +9,6 @@ const F_ADD_SEALS = 1033;
 const F_GET_SEALS = 1034;
 const MFD_CLOEXEC = 1;
 const MFD_ALLOW_SEALING = 2;
-const SEEK_DATA = 3;
-const SEEK_HOLE = 4;
 const PAGE = 4096;
 
 /** memfd seals (F_ADD_SEALS), by the bit the kernel gives each. */
@@ -38,16 +36,7 @@ export class Shmem {
    * process maps it; a hole was never written and reads as zeros.
    */
   dataRegions(fd: number, size: number, target: string): FileRegion[] {
-    const regions: FileRegion[] = [];
-    for (let at = 0; at < size; ) {
-      const data = this.libc.lseek(fd, BigInt(at), SEEK_DATA, target);
-      if (data === undefined || data >= BigInt(size)) break;
-      const hole = this.libc.lseek(fd, data, SEEK_HOLE, target) ?? BigInt(size);
-      const end = Math.min(Number(hole), size);
-      regions.push({ position: Number(data), length: end - Number(data) });
-      at = end;
-    }
-    return regions;
+    return this.libc.dataRegions(fd, size, target);
   }
 
   /** A new, sealable memfd called `name` (what /proc shows as "/memfd:NAME"), as a descriptor of cr's. */

@@ -11,13 +11,17 @@ import {
   type SaveContext,
   type Attributes,
   type ShmInfo,
+  type ByteRange,
 } from '@cr/core';
 import { IPC_OBJECT_SELECTABLE, SHM_SEGMENTS, SysvIpcObjectPlugin, createWithSavedId, recreateIpcObject, withinIntoNamespace, type IpcObjectHandle, type StandIn } from '@cr/sysvipc-base';
 import { shmRecordSchema, type ShmRecord } from './record.js';
+import { nonZeroPages, scatter } from './sparse.js';
 
 /**
  * SysV shared memory segments. Contents go to the image straight from the attached segment
- * (a zero-copy view), and come back straight into the new segment.
+ * (a zero-copy view), and come back straight into the new segment. Only the pages a segment
+ * holds that are not all zeros are saved, and restored: a large segment that was barely used
+ * stays small on both sides, and checkpointing it does not make it take memory it did not.
  */
 @injectable()
 export class SysvShmPlugin extends SysvIpcObjectPlugin<ShmRecord, 'shm'> implements ResourcePlugin<ShmRecord, IpcObjectHandle<ShmInfo>, number> {
@@ -33,7 +37,7 @@ export class SysvShmPlugin extends SysvIpcObjectPlugin<ShmRecord, 'shm'> impleme
   }
 
   protected blobsOf(record: ShmRecord): Record<string, number> {
-    return { contents: record.size };
+    return { contents: savedRanges(record).reduce((sum, r) => sum + r.length, 0) };
   }
 
   protected override attributesOf(info: ShmInfo): Attributes {
@@ -43,8 +47,11 @@ export class SysvShmPlugin extends SysvIpcObjectPlugin<ShmRecord, 'shm'> impleme
   async save(node: ResourceNode<IpcObjectHandle<ShmInfo>>, ctx: SaveContext): Promise<ShmRecord> {
     const { ns, info } = node.handle;
     const mapping = this.kernel.namespaces.within(ns, () => this.kernel.sysvipc.shmAttach(info.id, info.size, true));
+    const ranges: ByteRange[] = [];
     try {
-      await ctx.writeBlob('contents', mapping.view());
+      const data = mapping.dataRanges();
+      for (const range of data) mapping.populate(range);
+      await ctx.writeBlob('contents', toAsync(nonZeroPages(mapping.view(), data, ranges)));
     } finally {
       mapping.detach();
     }
@@ -53,6 +60,7 @@ export class SysvShmPlugin extends SysvIpcObjectPlugin<ShmRecord, 'shm'> impleme
       size: info.size,
       locked: (info.mode & SHM_LOCKED) !== 0,
       markedForDestruction: (info.mode & SHM_DEST) !== 0,
+      ranges,
     };
   }
 
@@ -81,7 +89,9 @@ export class SysvShmPlugin extends SysvIpcObjectPlugin<ShmRecord, 'shm'> impleme
         return ipc.shmAttach(record.id, record.size, false);
       });
       try {
-        await ctx.readBlobInto('contents', mapping.view());
+        const ranges = savedRanges(record);
+        for (const range of ranges) mapping.populate(range);
+        await scatter(ctx.readBlob('contents'), mapping.view(), ranges, `${ctx.key} contents`);
       } finally {
         mapping.detach();
       }
@@ -99,6 +109,15 @@ export class SysvShmPlugin extends SysvIpcObjectPlugin<ShmRecord, 'shm'> impleme
   resume(record: ShmRecord, id: number, ctx: RestoreContext): void {
     if (record.markedForDestruction) this.removeRestored(id, ctx);
   }
+}
+
+/** The ranges a record's blob holds: the whole segment in images made before sparse saving. */
+function savedRanges(record: ShmRecord): ByteRange[] {
+  return record.ranges ?? [{ offset: 0, length: record.size }];
+}
+
+async function* toAsync<T>(items: Iterable<T>): AsyncGenerator<T> {
+  yield* items;
 }
 
 export { shmRecordSchema, type ShmRecord } from './record.js';
