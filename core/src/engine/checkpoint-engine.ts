@@ -1,7 +1,7 @@
 import { arch, hostname, release } from 'node:os';
 import { IMAGE_FORMAT_VERSION, type CheckpointTarget, type ObjectEntry } from '@cr/schemas';
 import { inject, injectable } from 'tsyringe';
-import { CrError, ExitCode, PluginError } from '../errors.js';
+import { CollectAgainError, CrError, ExitCode, PluginError, TargetError } from '../errors.js';
 import { ResourceGraph } from '../graph/resource-graph.js';
 import { ImageWriter } from '../image/image-writer.js';
 import { blobPath, recordPath } from '../image/layout.js';
@@ -13,6 +13,7 @@ import { describeSelection, type Policy } from '../policy/policy.js';
 import { untypedAttributes } from '../policy/selector-types.js';
 import { describeZodError } from '../zod-issues.js';
 import { claimOwners, ownedElsewhere, refuseUnowned, type Owners } from './claims.js';
+import { refuseUnmetRequirements } from './requirements.js';
 import { rootOf } from './targets.js';
 import { CR_VERSION } from './version.js';
 
@@ -50,6 +51,9 @@ export interface CheckpointResult {
   warnings: string[];
 }
 
+/** How often collect and freeze start again when a freeze finds that what was collected changed meanwhile. */
+const COLLECT_TRIES = 10;
+
 interface Collected {
   graph: ResourceGraph;
   /** Frozen nodes, in the order they were frozen. */
@@ -76,7 +80,9 @@ export class CheckpointEngine {
     const { graph, owners } = await this.collect(target, false);
     try {
       const objects = this.decideAll(graph, policy, owners);
-      refuseUnowned(graph, new Map(objects.map((e) => [e.key, e])), owners);
+      const decided = new Map(objects.map((e) => [e.key, e]));
+      refuseUnowned(graph, decided, owners);
+      refuseUnmetRequirements(graph, decided);
       return { objects, warnings: this.unmatchedSelectors(policy, objects, strict) };
     } finally {
       graph.release();
@@ -101,6 +107,7 @@ export class CheckpointEngine {
       const entries = this.decideAll(graph, policy, owners);
       const decided = new Map(entries.map((e) => [e.key, e]));
       refuseUnowned(graph, decided, owners);
+      refuseUnmetRequirements(graph, decided);
       warnings = this.unmatchedSelectors(policy, entries, request.strict ?? false);
       for (const type of this.registry.orderedTypes()) {
         for (const node of graph.ofType(type)) {
@@ -220,6 +227,22 @@ export class CheckpointEngine {
    * `defers.unsupported`, not here. Once every type is collected, every claim has its one owner.
    */
   private async collect(target: CheckpointTarget, freeze: boolean, signal?: AbortSignal): Promise<Collected> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.collectOnce(target, freeze, signal);
+      } catch (err) {
+        if (!(err instanceof CollectAgainError)) throw err;
+        if (attempt >= COLLECT_TRIES) {
+          throw new TargetError(`the target kept changing while cr froze it (${COLLECT_TRIES} tries; the last time: ${err.message}); try again when it is quieter`);
+        }
+        // A forking loop forks on its own clock: a short pause lets the next try fall between forks.
+        await new Promise((ok) => setTimeout(ok, 5 * attempt));
+      }
+    }
+  }
+
+  /** One try of collect (see collect): a freeze that throws CollectAgainError lets everything go again. */
+  private async collectOnce(target: CheckpointTarget, freeze: boolean, signal?: AbortSignal): Promise<Collected> {
     const graph = new ResourceGraph();
     const root = rootOf(target, this.kernel);
     graph.add(root.type, { id: root.id, handle: root.handle });

@@ -44,6 +44,9 @@ export const SYS = {
   close_range: 436,
   pidfd_getfd: 438,
   dup3: 292,
+  kill: 62,
+  wait4: 61,
+  exit_group: 231,
 } as const;
 
 /**
@@ -101,6 +104,11 @@ export const F_SETFL = 4;
 export const FD_CLOEXEC = 1;
 export const O_CLOEXEC = 0o2000000;
 export const KCMP_FILE = 0;
+/** kcmp(2) types: whether two processes share one of these (CLONE_VM, CLONE_FILES, CLONE_FS, CLONE_SIGHAND). */
+export const KCMP_VM = 1;
+export const KCMP_FILES = 2;
+export const KCMP_FS = 3;
+export const KCMP_SIGHAND = 4;
 export const RSEQ_FLAG_UNREGISTER = 1;
 export const SIGKILL = 9;
 export const SIGCHLD = 17;

@@ -1,6 +1,7 @@
 import {
   Kernel,
   PLUGIN_API_VERSION,
+  SharedDescriptions,
   PROCESS_TARGET,
   TARGET_PROCESS,
   ImageError,
@@ -9,6 +10,7 @@ import {
   inject,
   injectable,
   objectType,
+  type CollectContext,
   type CollectedObject,
   type FdInfo,
   type RecordCheckContext,
@@ -19,9 +21,12 @@ import {
   type RestoredProcess,
   type ThawContext,
 } from '@cr/core';
-import { tasksRecordSchema, type TasksRecord } from './record.js';
+import { isZombieRecord, tasksRecordSchema, type TasksRecord } from './record.js';
 import { awaitFreePid, checkRlimits, checkWorkingDirectory, createTask, resumeTask } from './restore.js';
-import { readTaskState } from './save.js';
+import { readTaskState, readZombie } from './save.js';
+import { assertForkShared, assertRestorableLinks, type TreeLinks } from './sessions.js';
+import { checkFrozenTask, exitedMeanwhile, listTree, refuseSharedMemoryChildren, type ListedTask } from './tree-collect.js';
+import { RestoredTree } from './tree-restore.js';
 
 /** sizeof(siginfo_t). */
 const SIGINFO_SIZE = 128;
@@ -38,11 +43,32 @@ export interface TaskHandle {
    * among them: they are collected while the process is frozen, where every read counts.
    */
   fds(): readonly FdInfo[];
+  /** It had exited, and its parent had not reaped it: a zombie, with no memory, files or namespaces. */
+  zombie: boolean;
+  /** What the processes of one checkpoint share. */
+  readonly tree: TaskTree;
+}
+
+/** The processes of one checkpoint (the target and its descendants, or the target alone with --no-tree). */
+export interface TaskTree {
+  /** Parents before children. */
+  readonly tasks: readonly TaskHandle[];
+  /** The open file descriptions collected so far, so that one that several processes hold is saved once. */
+  readonly descriptions: SharedDescriptions;
+}
+
+/** The handle the tasks plugin itself keeps: what was listed of the process, to check once it is frozen. */
+interface TreeTaskHandle extends TaskHandle {
+  readonly listed: ListedTask;
+  readonly root: number;
+  readonly whole: boolean;
 }
 
 /** A process being restored: the stopped seed that mm, files and resume turn into it. */
 export interface RestoredTask extends RestoredProcess {
   readonly task: RemoteTask;
+  /** The tree it belongs to, which lets all its processes run at once. */
+  readonly tree: RestoredTree;
 }
 
 /** The processes, for the plugins below them: keys `tasks:PID`, handles TaskHandle, restored as RestoredTask. */
@@ -56,33 +82,94 @@ export const TASKS = objectType<TaskHandle, RestoredTask>('tasks');
  * finishes and lets run.
  */
 @injectable()
-export class TasksPlugin implements ResourcePlugin<TasksRecord, TaskHandle, RestoredTask> {
+export class TasksPlugin implements ResourcePlugin<TasksRecord, TreeTaskHandle, RestoredTask> {
   readonly apiVersion = PLUGIN_API_VERSION;
   readonly type = TASKS.type;
-  readonly version = 1;
-  readonly description = 'Processes: PID, credentials, registers, FPU state, signals, rlimits, session, rseq, prctl state';
+  /** 2: process trees (parent links, groups, sessions, zombies); records of version 1 are single processes, read as before. */
+  readonly version = 2;
+  readonly description = 'Processes and their trees: PID, parent, session, group, credentials, registers, FPU state, signals, rlimits, rseq, prctl state, zombies';
   readonly collectsFrom = [TARGET_PROCESS];
   readonly holdsNamespaces = true;
   readonly recordSchema = tasksRecordSchema;
-  readonly selectableBy = { pid: 'uint', comm: 'string' } as const;
+  /** `subtree=PID` selects that process and every one below it. */
+  readonly selectableBy = { pid: 'uint', comm: 'string', subtree: 'lineage' } as const;
+
+  private readonly treeLinks = new WeakMap<TaskTree, Map<number, TreeLinks>>();
 
   constructor(@inject(Kernel) private readonly kernel: Kernel) {}
 
-  collect(parent: ResourceNode): CollectedObject<TaskHandle>[] {
-    const { pid } = PROCESS_TARGET.handleOf(parent);
-    const { comm } = this.kernel.procfs.stat(pid);
-    let fds: readonly FdInfo[] | undefined;
-    const handle: TaskHandle = { pid, task: undefined, fds: () => (fds ??= this.kernel.procfs.fds(pid)) };
-    return [{ id: String(pid), handle, attributes: { pid, comm } }];
+  /**
+   * The target and, unless --no-tree, every process below it, parents before children. Each
+   * requires its parent and children in the tree: a tree is saved whole, or not at all.
+   */
+  collect(parent: ResourceNode, ctx: CollectContext): CollectedObject<TreeTaskHandle>[] {
+    const { pid: root } = PROCESS_TARGET.handleOf(parent);
+    const whole = ctx.target.kind !== 'process' || ctx.target.tree !== false;
+    const listed = listTree(this.kernel, root, whole);
+    const tasks: TaskHandle[] = [];
+    const tree: TaskTree = { tasks, descriptions: new SharedDescriptions(this.kernel) };
+    const inTree = new Map(listed.map((t) => [t.pid, t]));
+    return listed.map((t) => {
+      let fds: readonly FdInfo[] | undefined;
+      const handle: TreeTaskHandle = {
+        pid: t.pid,
+        task: undefined,
+        fds: () => (fds ??= handle.zombie ? [] : this.kernel.procfs.fds(t.pid)),
+        zombie: t.zombie,
+        tree,
+        listed: t,
+        root,
+        whole,
+      };
+      tasks.push(handle);
+      const parentOf = t.pid !== root ? inTree.get(t.ppid) : undefined;
+      const requires = [
+        ...t.children.map((c) => ({
+          key: TASKS.key(c),
+          why: `is its parent: the restored PID ${t.pid} (${t.comm}) would miss its child PID ${c}; a tree is saved whole (to save only the subtree of PID ${c}, checkpoint PID ${c})`,
+        })),
+        ...(parentOf
+          ? [{ key: TASKS.key(parentOf.pid), why: `is its child: restored without its parent PID ${parentOf.pid} (${parentOf.comm}) it would be an orphan; a tree is saved whole (to save only this subtree, checkpoint PID ${t.pid})` }]
+          : []),
+      ];
+      return { id: String(t.pid), handle, attributes: { pid: t.pid, comm: t.comm, subtree: t.lineage }, requires };
+    });
   }
 
-  freeze(node: ResourceNode<TaskHandle>): void {
-    const { pid } = node.handle;
-    const { tracerPid } = this.kernel.procfs.status(pid);
-    if (tracerPid !== 0) {
-      throw new TargetError(`PID ${pid} is being traced by PID ${tracerPid} (${this.kernel.procfs.stat(tracerPid).comm}); detach that debugger or tracer first`);
+  /**
+   * Stops the process, parents before children: once a process is stopped its children can no
+   * longer change but by exiting, so they are checked against what was listed, and the tree is
+   * listed and frozen again when they differ. A child that exits meanwhile is a zombie, saved as one.
+   */
+  freeze(node: ResourceNode<TreeTaskHandle>): void {
+    const handle = node.handle;
+    const { pid, listed } = handle;
+    if (listed.zombie) return;
+    const isRoot = pid === handle.root;
+    const status = isRoot ? this.kernel.procfs.status(pid) : statusOrUndefined(this.kernel, pid);
+    if (!status) {
+      handle.zombie = exitedMeanwhile(this.kernel, listed, new TargetError(`PID ${pid} is gone`)) === 'zombie';
+      return;
     }
-    node.handle.task = this.kernel.seize(pid);
+    if (status.tracerPid !== 0) {
+      throw new TargetError(`PID ${pid} is being traced by PID ${status.tracerPid} (${this.kernel.procfs.stat(status.tracerPid).comm}); detach that debugger or tracer first`);
+    }
+    if (handle.whole) refuseSharedMemoryChildren(this.kernel, listed);
+    try {
+      handle.task = this.kernel.seize(pid);
+    } catch (err) {
+      if (isRoot) throw err;
+      handle.zombie = exitedMeanwhile(this.kernel, listed, err) === 'zombie';
+      return;
+    }
+    if (!handle.whole) return;
+    try {
+      checkFrozenTask(this.kernel, listed, isRoot);
+    } catch (err) {
+      handle.task.release();
+      handle.task = undefined;
+      throw err;
+    }
   }
 
   thaw(node: ResourceNode<TaskHandle>, ctx: ThawContext): void {
@@ -92,13 +179,43 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TaskHandle, Rest
     else task?.release();
   }
 
-  save(node: ResourceNode<TaskHandle>): TasksRecord {
-    return readTaskState(this.kernel, frozenTask(node));
+  save(node: ResourceNode<TreeTaskHandle>): TasksRecord {
+    const handle = node.handle;
+    this.checkTreeLinks(handle);
+    if (handle.zombie) return readZombie(this.kernel, handle.pid);
+    return readTaskState(this.kernel, frozenTask(node), !handle.whole);
+  }
+
+  /** Refuses what restore could not rebuild of the process's place in the tree (sessions.ts). */
+  private checkTreeLinks(handle: TreeTaskHandle): void {
+    if (!handle.whole) return;
+    const links = this.linksOf(handle.tree);
+    const self = links.get(handle.pid)!;
+    assertRestorableLinks(self, links, links.get(handle.root)!);
+    const parent = handle.tree.tasks.find((t) => t.pid === self.ppid);
+    if (!handle.zombie && parent && !parent.zombie && handle.pid !== handle.root) {
+      assertForkShared(`PID ${self.pid} (${self.comm})`, parent.pid, this.kernel.sharedBetween(parent.pid, handle.pid));
+    }
   }
 
   /** The record is the process its object names; no soft limit is above its hard one; every queued signal has a whole siginfo_t. */
+  /** Where each process of a frozen tree sits, read once per checkpoint. */
+  private linksOf(tree: TaskTree): ReadonlyMap<number, TreeLinks> {
+    let links = this.treeLinks.get(tree);
+    if (!links) {
+      links = new Map();
+      for (const t of tree.tasks) {
+        const stat = this.kernel.procfs.stat(t.pid);
+        links.set(t.pid, { pid: t.pid, ppid: stat.ppid, pgid: stat.pgid, sid: stat.sid, comm: stat.comm });
+      }
+      this.treeLinks.set(tree, links);
+    }
+    return links;
+  }
+
   checkRecord(record: TasksRecord, ctx: RecordCheckContext): string[] {
     const problems = String(record.pid) === ctx.id ? [] : [`it holds PID ${record.pid}, not ${ctx.id}`];
+    if (isZombieRecord(record)) return [...problems, ...blobProblems(ctx, {})];
     for (const { resource, soft, hard } of record.rlimits) {
       if (BigInt(soft) > BigInt(hard)) problems.push(`its RLIMIT_${resource.toUpperCase()} has a soft limit ${soft} above its hard limit ${hard}`);
     }
@@ -110,18 +227,41 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TaskHandle, Rest
   }
 
   async preflight(record: TasksRecord): Promise<void> {
-    checkWorkingDirectory(record);
-    checkRlimits(this.kernel, record);
+    if (!isZombieRecord(record)) {
+      checkWorkingDirectory(record);
+      checkRlimits(this.kernel, record);
+    }
     await awaitFreePid(this.kernel, record.pid);
   }
 
+  /**
+   * A process whose parent's record is in the image (restored before it: parents come first) is
+   * made by fork inside its parent's seed; any other, the root, as a child of cr.
+   */
   restore(record: TasksRecord, ctx: RestoreContext): RestoredTask {
-    const task = createTask(this.kernel, record, ctx.namespaces());
-    return { pid: record.pid, task };
+    const parent = TASKS.restored(ctx, record.ppid);
+    const tree = parent?.tree ?? new RestoredTree(this.kernel, record.pid);
+    const make = parent ? () => tree.createChild(parent.task, record) : undefined;
+    const task = createTask(this.kernel, record.pid, ctx.namespaces(), make);
+    try {
+      tree.add(task, record);
+    } catch (err) {
+      task.kill();
+      throw err;
+    }
+    return { pid: record.pid, task, tree };
   }
 
-  resume(record: TasksRecord, restored: RestoredTask): void {
-    resumeTask(this.kernel, restored.task, record);
+  /** Everything but running: the tree's root, resumed last of its tree, lets every process of it run at once. */
+  async resume(record: TasksRecord, restored: RestoredTask): Promise<void> {
+    const { task, tree } = restored;
+    if (isZombieRecord(record)) {
+      tree.settle(record.pid);
+      task.exitOnRelease(record.exited.waitStatus);
+    } else {
+      resumeTask(this.kernel, task, record, () => tree.settle(record.pid));
+    }
+    if (tree.root === record.pid) await tree.releaseAll();
   }
 
   rollback(_record: TasksRecord, restored: RestoredTask): void {
@@ -143,6 +283,14 @@ export function restoredTaskOf(ctx: RestoreContext): RemoteTask {
   throw new ImageError(`${ctx.key} belongs to a process whose tasks record is not in the image (it was left out at checkpoint); it cannot be restored on its own`);
 }
 
-export { RLIMIT_NAMES, signalActionSchema, tasksRecordSchema, type TasksRecord } from './record.js';
+function statusOrUndefined(kernel: Kernel, pid: number): ReturnType<Kernel['procfs']['status']> | undefined {
+  try {
+    return kernel.procfs.status(pid);
+  } catch {
+    return undefined;
+  }
+}
+
+export { RLIMIT_NAMES, isZombieRecord, signalActionSchema, tasksRecordSchema, type LiveTaskRecord, type TasksRecord, type ZombieRecord } from './record.js';
 
 export default TasksPlugin;

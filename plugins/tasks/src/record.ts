@@ -16,10 +16,25 @@ export const RLIMIT_NAMES = [
   'cpu', 'fsize', 'data', 'stack', 'core', 'rss', 'nproc', 'nofile', 'memlock', 'as', 'locks', 'sigpending', 'msgqueue', 'nice', 'rtprio', 'rttime',
 ] as const;
 
-export const tasksRecordSchema = z.strictObject({
+const treeLinks = {
   pid: pidSchema,
   comm: z.string().max(15).describe('the command name (prctl PR_SET_NAME)'),
-  ppid: z.number().int().nonnegative().describe('the parent at checkpoint time, for information'),
+  ppid: z.number().int().nonnegative().describe('the parent: when its tasks record is in the image, the process is restored as its child'),
+  pgid: z.number().int().nonnegative().optional().describe('the process group; images before tree support (version 1) left it out'),
+  sid: z.number().int().nonnegative().optional().describe('the session; images before tree support (version 1) left it out'),
+};
+
+/** A process that had exited and was not reaped yet: restored as a zombie its parent reaps. */
+export const zombieRecordSchema = z.strictObject({
+  ...treeLinks,
+  exited: z.strictObject({
+    waitStatus: z.number().int().min(0).max(0xffff).describe('what wait() reports: the exit code << 8, or the signal that killed it'),
+  }),
+});
+export type ZombieRecord = z.infer<typeof zombieRecordSchema>;
+
+export const liveTaskRecordSchema = z.strictObject({
+  ...treeLinks,
   sessionLeader: z.boolean().describe('sid == pid: restored with setsid()'),
   groupLeader: z.boolean().describe('pgid == pid: restored with setpgid(0, 0)'),
   credentials: z.strictObject({
@@ -68,4 +83,11 @@ export const tasksRecordSchema = z.strictObject({
     .optional()
     .describe('a relative nanosleep/clock_nanosleep that was interrupted: it sleeps the remaining time after restore'),
 });
+export type LiveTaskRecord = z.infer<typeof liveTaskRecordSchema>;
+
+export const tasksRecordSchema = z.union([liveTaskRecordSchema, zombieRecordSchema]);
 export type TasksRecord = z.infer<typeof tasksRecordSchema>;
+
+export function isZombieRecord(record: TasksRecord): record is ZombieRecord {
+  return 'exited' in record;
+}

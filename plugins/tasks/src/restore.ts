@@ -25,7 +25,7 @@ import {
   type Registers,
   type RemoteTask,
 } from '@cr/core';
-import { RLIMIT_NAMES, type TasksRecord } from './record.js';
+import { RLIMIT_NAMES, type LiveTaskRecord } from './record.js';
 import { fromHex } from './hex.js';
 
 const CAP_SYS_RESOURCE = 24;
@@ -50,9 +50,17 @@ export async function awaitFreePid(kernel: Kernel, pid: number, ms = 5000): Prom
   }
 }
 
-/** The seed of the process, with the saved PID, inside the restored namespaces. */
-export function createTask(kernel: Kernel, record: TasksRecord, namespaces: Partial<Record<NamespaceKind, NamespaceHandle>>): RemoteTask {
-  const seed = kernel.createSeed(record.pid);
+/**
+ * The seed of the process, with the saved PID, inside the restored namespaces: a child of cr, or
+ * what `make` makes (a child of its restored parent).
+ */
+export function createTask(
+  kernel: Kernel,
+  pid: number,
+  namespaces: Partial<Record<NamespaceKind, NamespaceHandle>>,
+  make: () => RemoteTask = () => kernel.createSeed(pid),
+): RemoteTask {
+  const seed = make();
   try {
     for (const ns of Object.values(namespaces)) {
       const fd = seed.pullFd(ns.fd);
@@ -68,10 +76,10 @@ export function createTask(kernel: Kernel, record: TasksRecord, namespaces: Part
 
 /**
  * The last steps of a restore, once memory and files are back: every piece of process state,
- * then the credentials (after which cr could no longer do privileged things in the task), then
- * the registers; then the process runs.
+ * its session and group (`settle`), then the credentials (after which cr could no longer do
+ * privileged things in the task), then the registers. The process runs once released.
  */
-export function resumeTask(kernel: Kernel, task: RemoteTask, record: TasksRecord): void {
+export function resumeTask(kernel: Kernel, task: RemoteTask, record: LiveTaskRecord, settle: () => void): void {
   task.prctl('prctl(PR_SET_NAME)', PR_SET_NAME, task.put(Buffer.from(`${record.comm}\0`)));
   restoreSignalActions(task, record);
   const { altStack } = record.signals;
@@ -83,8 +91,7 @@ export function resumeTask(kernel: Kernel, task: RemoteTask, record: TasksRecord
   task.personality(record.personality);
   task.umask(record.umask);
   changeDirectory(task, record.cwd);
-  if (record.sessionLeader) task.setsid();
-  else if (record.groupLeader) task.setpgid(0);
+  settle();
   const { prctl } = record;
   task.prctl('prctl(PR_SET_PDEATHSIG)', PR_SET_PDEATHSIG, prctl.pdeathsig);
   task.prctl('prctl(PR_SET_CHILD_SUBREAPER)', PR_SET_CHILD_SUBREAPER, prctl.childSubreaper ? 1 : 0);
@@ -102,11 +109,10 @@ export function resumeTask(kernel: Kernel, task: RemoteTask, record: TasksRecord
   if (record.restartSleep) rebuildInterruptedSleep(task, record.restartSleep, regs);
   task.setXstate(Buffer.from(record.xstate, 'base64'));
   task.setRegs(regs);
-  task.release();
 }
 
 /** Every catchable signal: the saved disposition, or the default (the seed may have inherited SIG_IGN). */
-function restoreSignalActions(task: RemoteTask, record: TasksRecord): void {
+function restoreSignalActions(task: RemoteTask, record: LiveTaskRecord): void {
   const saved = new Map(record.signals.actions.map((a) => [a.signal, a]));
   for (let signal = 1; signal <= 64; signal++) {
     if (signal === SIGKILL || signal === SIGSTOP) continue;
@@ -120,7 +126,7 @@ function restoreSignalActions(task: RemoteTask, record: TasksRecord): void {
   }
 }
 
-function restoreRlimits(task: RemoteTask, record: TasksRecord): void {
+function restoreRlimits(task: RemoteTask, record: LiveTaskRecord): void {
   for (const { resource, soft, hard } of record.rlimits) {
     const index = RLIMIT_NAMES.indexOf(resource);
     const now = task.getRlimit(index);
@@ -132,7 +138,7 @@ function restoreRlimits(task: RemoteTask, record: TasksRecord): void {
  * The seed inherits cr's limits; a hard limit above cr's cannot be restored without
  * CAP_SYS_RESOURCE. Checked before anything is created.
  */
-export function checkRlimits(kernel: Kernel, record: TasksRecord): void {
+export function checkRlimits(kernel: Kernel, record: LiveTaskRecord): void {
   if (kernel.procfs.hasCapability(CAP_SYS_RESOURCE)) return;
   for (const { resource, hard } of record.rlimits) {
     const own = kernel.ownRlimit(RLIMIT_NAMES.indexOf(resource));
@@ -146,7 +152,7 @@ export function checkRlimits(kernel: Kernel, record: TasksRecord): void {
 }
 
 /** The working directory must still be there; checked before anything is created. */
-export function checkWorkingDirectory(record: TasksRecord): void {
+export function checkWorkingDirectory(record: LiveTaskRecord): void {
   if (!existsSync(record.cwd) || !statSync(record.cwd).isDirectory()) {
     throw new TargetError(`cannot restore PID ${record.pid}: its working directory ${record.cwd} no longer exists or is not a directory; recreate it`);
   }
@@ -155,7 +161,7 @@ export function checkWorkingDirectory(record: TasksRecord): void {
 const limit = (v: bigint) => (v === 0xffffffffffffffffn ? 'unlimited' : String(v));
 
 /** Nice value, scheduling policy and CPU affinity, where they differ from the seed's (cr's). */
-function restoreScheduling(kernel: Kernel, task: RemoteTask, record: TasksRecord): void {
+function restoreScheduling(kernel: Kernel, task: RemoteTask, record: LiveTaskRecord): void {
   const { nice, policy, rtPriority, affinity } = record.scheduling;
   const now = kernel.procfs.stat(task.pid);
   if (now.policy !== policy || now.rtPriority !== rtPriority) task.setScheduler(policy, rtPriority);
@@ -188,7 +194,7 @@ function changeDirectory(task: RemoteTask, cwd: string): void {
  * Groups, gids, then uids, keeping capabilities across the uid change, then the capability sets.
  * Skipped when the task had the credentials the seed has (cr's own).
  */
-function restoreCredentials(kernel: Kernel, task: RemoteTask, record: TasksRecord): void {
+function restoreCredentials(kernel: Kernel, task: RemoteTask, record: LiveTaskRecord): void {
   const now = kernel.procfs.status(task.pid);
   const c = record.credentials;
   const caps = c.capabilities;
@@ -224,7 +230,7 @@ function restoreCredentials(kernel: Kernel, task: RemoteTask, record: TasksRecor
  * the program's own `rem` buffer, restored with its memory) and interrupted at once. On release
  * the kernel then restarts the program's call through restart_syscall, as it would have done.
  */
-function rebuildInterruptedSleep(task: RemoteTask, sleep: NonNullable<TasksRecord['restartSleep']>, regs: Registers): void {
+function rebuildInterruptedSleep(task: RemoteTask, sleep: NonNullable<LiveTaskRecord['restartSleep']>, regs: Registers): void {
   const remainder = fromHex(sleep.remainder);
   const result = task.interruptedSleep(sleep.clockId, remainder, remainder);
   if (result === BigInt(-ERESTART_RESTARTBLOCK)) return;

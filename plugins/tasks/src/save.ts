@@ -17,7 +17,7 @@ import {
   type ProcessStatus,
   type RemoteTask,
 } from '@cr/core';
-import { RLIMIT_NAMES, type TasksRecord } from './record.js';
+import { RLIMIT_NAMES, type LiveTaskRecord, type ZombieRecord } from './record.js';
 import { toHex } from './hex.js';
 
 const CLOCK_MONOTONIC = 1;
@@ -25,12 +25,15 @@ const ITIMERS = ['real', 'virtual', 'prof'] as const;
 /** Namespaces a process may only share with cr: no plugin saves these kinds yet. */
 const UNSAVED_NAMESPACES = ['mnt', 'net', 'pid', 'user', 'cgroup'] as const;
 
-/** Everything of a stopped, single-threaded process that is not its memory or its files. */
-export function readTaskState(kernel: Kernel, task: RemoteTask): TasksRecord {
+/**
+ * Everything of a stopped, single-threaded process that is not its memory or its files. `alone`:
+ * the process is checkpointed without its children (--no-tree), so it must have none.
+ */
+export function readTaskState(kernel: Kernel, task: RemoteTask, alone: boolean): LiveTaskRecord {
   const { pid } = task;
   const stat = kernel.procfs.stat(pid);
   const status = kernel.procfs.status(pid);
-  assertSupported(kernel, pid, stat.comm, status);
+  assertSupported(kernel, pid, stat.comm, status, alone);
   const regs = { ...task.stoppedRegs };
   const restartSleep = interruptedSleep(task);
   // Other restart-block syscalls (poll, futex with a timeout …) cannot be rebuilt: like CRIU,
@@ -41,6 +44,8 @@ export function readTaskState(kernel: Kernel, task: RemoteTask): TasksRecord {
       pid,
       comm: stat.comm,
       ppid: stat.ppid,
+      pgid: stat.pgid,
+      sid: stat.sid,
       sessionLeader: stat.sid === pid,
       groupLeader: stat.pgid === pid,
       credentials: {
@@ -55,7 +60,7 @@ export function readTaskState(kernel: Kernel, task: RemoteTask): TasksRecord {
           ambient: toHex(status.capAmbient),
         },
       },
-      registers: Object.fromEntries(REGISTER_NAMES.map((name) => [name, toHex(regs[name])])) as TasksRecord['registers'],
+      registers: Object.fromEntries(REGISTER_NAMES.map((name) => [name, toHex(regs[name])])) as LiveTaskRecord['registers'],
       xstate: task.xstate().toString('base64'),
       signals: {
         blocked: toHex(task.blockedSignals()),
@@ -99,13 +104,19 @@ export function readTaskState(kernel: Kernel, task: RemoteTask): TasksRecord {
   }
 }
 
+/** A process that had exited and that its (frozen) parent had not reaped: what wait() will report of it. */
+export function readZombie(kernel: Kernel, pid: number): ZombieRecord {
+  const stat = kernel.procfs.stat(pid);
+  return { pid, comm: stat.comm, ppid: stat.ppid, pgid: stat.pgid, sid: stat.sid, exited: { waitStatus: stat.exitCode & 0xffff } };
+}
+
 /** What cr cannot checkpoint yet is refused here, before anything is written, naming the process. */
-function assertSupported(kernel: Kernel, pid: number, comm: string, status: ProcessStatus): void {
+function assertSupported(kernel: Kernel, pid: number, comm: string, status: ProcessStatus, alone: boolean): void {
   const who = `PID ${pid} (${comm})`;
   if (status.threads > 1) throw new UnsupportedError(`${who} has ${status.threads} threads; cr checkpoints single-threaded processes only so far`);
-  const children = kernel.procfs.children(pid);
+  const children = alone ? kernel.procfs.children(pid) : [];
   if (children.length > 0) {
-    throw new UnsupportedError(`${who} has child processes (${children.join(', ')}); cr checkpoints a single process, not a process tree, so far`);
+    throw new UnsupportedError(`${who} has child processes (${children.join(', ')}); --no-tree checkpoints a process alone: leave --no-tree out to save them with it`);
   }
   if (status.seccomp !== 0) throw new UnsupportedError(`${who} runs under seccomp (mode ${status.seccomp}), which cr cannot restore`);
   const root = kernel.procfs.link(pid, 'root');
@@ -127,8 +138,8 @@ function assertSupported(kernel: Kernel, pid: number, comm: string, status: Proc
 }
 
 /** Every catchable signal whose disposition is not the default one. */
-function signalActions(task: RemoteTask): TasksRecord['signals']['actions'] {
-  const actions: TasksRecord['signals']['actions'] = [];
+function signalActions(task: RemoteTask): LiveTaskRecord['signals']['actions'] {
+  const actions: LiveTaskRecord['signals']['actions'] = [];
   for (let signal = 1; signal <= 64; signal++) {
     if (signal === SIGKILL || signal === SIGSTOP) continue;
     const a = task.getSignalAction(signal);
@@ -138,7 +149,7 @@ function signalActions(task: RemoteTask): TasksRecord['signals']['actions'] {
   return actions;
 }
 
-function rseqOf(task: RemoteTask): Pick<TasksRecord, 'rseq'> {
+function rseqOf(task: RemoteTask): Pick<LiveTaskRecord, 'rseq'> {
   const rseq = task.rseqConfiguration();
   return rseq ? { rseq: { address: toHex(rseq.address), size: rseq.size, signature: rseq.signature } } : {};
 }
@@ -148,7 +159,7 @@ function rseqOf(task: RemoteTask): Pick<TasksRecord, 'rseq'> {
  * time left into the program's `rem` buffer, which restore uses to sleep exactly that long again.
  * Without a `rem` buffer the time left is unknown and the call fails with EINTR instead.
  */
-function interruptedSleep(task: RemoteTask): TasksRecord['restartSleep'] {
+function interruptedSleep(task: RemoteTask): LiveTaskRecord['restartSleep'] {
   const call = task.stoppedSyscall();
   if (call?.result !== BigInt(-ERESTART_RESTARTBLOCK)) return undefined;
   let clockId: number;

@@ -1,0 +1,89 @@
+import { existsSync } from 'node:fs';
+import { TargetError, type Kernel, type RemoteTask } from '@cr/core';
+import { isZombieRecord, type TasksRecord } from './record.js';
+
+/** How long a restored zombie may take to exit before the tree is let run. */
+const ZOMBIE_EXIT_MS = 5000;
+
+interface Member {
+  task: RemoteTask;
+  record: TasksRecord;
+}
+
+/**
+ * The processes of one restored tree, from its root's restore until they all run. Every process
+ * is a stopped seed until the end: a child is made by fork inside its parent's seed (so it is that
+ * parent's child, in its session and group), a session leader calls setsid only once the
+ * children that kept its old session exist, and the whole tree is let go at once, when the
+ * root is resumed, the last of the tree (resume runs in reverse restore order).
+ */
+export class RestoredTree {
+  private readonly members = new Map<number, Member>();
+  private readonly pendingSetsid = new Set<number>();
+  /** cr's own process group: the one the root's group stands for when its leader was not saved. */
+  private readonly outsideGroup: number;
+
+  constructor(
+    private readonly kernel: Kernel,
+    readonly root: number,
+  ) {
+    this.outsideGroup = kernel.procfs.stat(process.pid).pgid;
+  }
+
+  /**
+   * The seed of `record` as a child of its restored parent `parent`: the parent first leaves its
+   * old session if this child is in the new one.
+   */
+  createChild(parent: RemoteTask, record: TasksRecord): RemoteTask {
+    if (record.sid === parent.pid) this.leaveOldSession(parent.pid);
+    return this.kernel.createChildSeed(parent, record.pid);
+  }
+
+  /** Takes a new seed in: a session leader calls setsid later (see createChild), a group leader setpgid now. */
+  add(task: RemoteTask, record: TasksRecord): void {
+    this.members.set(record.pid, { task, record });
+    const sessionLeader = isZombieRecord(record) ? record.sid === record.pid : record.sessionLeader;
+    const groupLeader = isZombieRecord(record) ? record.pgid === record.pid : record.groupLeader;
+    if (sessionLeader) this.pendingSetsid.add(record.pid);
+    else if (groupLeader) task.setpgid(0);
+  }
+
+  /**
+   * Puts the process into its session and group, once every process of the tree exists: the
+   * pending setsid of a leader, and setpgid into the group it was in (cr's own, when that group's
+   * leader was outside the tree).
+   */
+  settle(pid: number): void {
+    this.leaveOldSession(pid);
+    const { task, record } = this.members.get(pid)!;
+    if (record.pgid === undefined || record.pgid === pid) return;
+    const group = this.members.has(record.pgid) ? record.pgid : this.outsideGroup;
+    if (this.kernel.procfs.stat(pid).pgid !== group) task.setpgid(group);
+  }
+
+  /**
+   * Lets every process of the tree run: the restored zombies first, which exit at once with
+   * their saved status (their parents, still stopped, can reap them as soon as they run), then
+   * everything else.
+   */
+  async releaseAll(): Promise<void> {
+    const zombies = [...this.members.values()].filter((m) => isZombieRecord(m.record));
+    for (const z of zombies) z.task.release();
+    for (const z of zombies) await this.awaitZombie(z.record.pid);
+    const live = [...this.members.values()].filter((m) => !isZombieRecord(m.record)).reverse();
+    for (const m of live) m.task.release();
+  }
+
+  private leaveOldSession(pid: number): void {
+    if (!this.pendingSetsid.delete(pid)) return;
+    this.members.get(pid)!.task.setsid();
+  }
+
+  private async awaitZombie(pid: number): Promise<void> {
+    for (let waited = 0; waited < ZOMBIE_EXIT_MS; waited += 10) {
+      if (!existsSync(`/proc/${pid}`) || this.kernel.procfs.stat(pid).state === 'Z') return;
+      await new Promise((ok) => setTimeout(ok, 10));
+    }
+    throw new TargetError(`the restored zombie PID ${pid} did not exit within ${ZOMBIE_EXIT_MS / 1000} s`);
+  }
+}
