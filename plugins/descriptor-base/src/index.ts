@@ -4,6 +4,7 @@ import {
   descriptionsOf,
   installDescription,
   type CollectedObject,
+  type DescriptionHolder,
   type DescriptorNumber,
   type FdInfo,
   type Kernel,
@@ -14,6 +15,7 @@ import {
   type RestoreContext,
 } from '@cr/core';
 import { TASKS, restoredTaskOf } from '@cr/plugin-tasks';
+import { descriptionHoldersSchema } from '@cr/schemas';
 import { closeSync } from 'node:fs';
 import type { ZodType } from 'zod';
 
@@ -22,12 +24,18 @@ export interface DescriptionRecord {
   /** The file status flags of the description (O_NONBLOCK …). */
   statusFlags: number;
   fds: DescriptorNumber[];
+  /** Other processes holding it (after fork). */
+  holders?: DescriptionHolder[];
 }
 
-/** A description being checkpointed: the process, and the description with every fd on it. */
+/** The `holders` field of a description record (see DescriptionRecord). */
+export const holdersField = { holders: descriptionHoldersSchema };
+
+/** A description being checkpointed: the process, the description with every fd on it, and the other processes holding it. */
 export interface DescriptionHandle {
   pid: number;
   description: OpenDescription;
+  holders: readonly DescriptionHolder[];
 }
 
 /**
@@ -59,28 +67,38 @@ export abstract class DescriptionPlugin<R extends DescriptionRecord> implements 
   collect(parent: ResourceNode): CollectedObject<DescriptionHandle>[] {
     const task = TASKS.handleOf(parent);
     const { pid } = task;
-    return descriptionsOf(this.kernel, pid, task.fds(), (info) => this.owns(info)).map((description) => ({
-      id: `${pid}:${description.info.fd}`,
-      handle: { pid, description },
-      attributes: { pid, fd: description.info.fd },
-      claims: description.fds.map((d) => `fd:${pid}:${d.fd}`),
-    }));
+    return descriptionsOf(this.kernel, pid, task.fds(), (info) => this.owns(info)).map((description) => {
+      // One another process of the tree holds too (inherited across fork) is one object, saved with the first.
+      const shared = task.tree.descriptions.holderOf(this.type, pid, description.info, description.fds, `${pid}:${description.info.fd}`);
+      return {
+        id: shared.id,
+        handle: { pid, description, holders: shared.holders },
+        attributes: { pid, fd: description.info.fd },
+        claims: description.fds.map((d) => `fd:${pid}:${d.fd}`),
+      };
+    });
   }
 
   save(node: ResourceNode<DescriptionHandle>): R {
-    const { pid, description } = node.handle;
-    return { ...this.state(this.kernel.procfs.fdinfo(pid, description.info.fd)), statusFlags: description.statusFlags, fds: description.fds } as R;
+    const { pid, description, holders } = node.handle;
+    const shared = holders.length > 0 ? { holders: holders.map((h) => ({ pid: h.pid, fds: [...h.fds] })) } : {};
+    return { ...this.state(this.kernel.procfs.fdinfo(pid, description.info.fd)), statusFlags: description.statusFlags, fds: description.fds, ...shared } as R;
   }
 
   checkRecord(record: R, ctx: RecordCheckContext): string[] {
-    return descriptionProblems(record.fds, ctx);
+    return descriptionProblems(record.fds, ctx, record.holders);
   }
 
+  /** One new description, given to the process and to every other holder that was restored. */
   restore(record: R, ctx: RestoreContext): void {
     const task = restoredTaskOf(ctx);
     const local = this.create(record, `a ${this.type} of PID ${task.pid}`);
     try {
       installDescription(task, local, record.fds, record.statusFlags);
+      for (const { pid, fds } of record.holders ?? []) {
+        const holder = TASKS.restored(ctx, pid)?.task;
+        if (holder) installDescription(holder, local, fds, record.statusFlags);
+      }
     } finally {
       closeSync(local);
     }

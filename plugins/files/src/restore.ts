@@ -9,8 +9,15 @@ import { recreateDeleted } from './deleted-file.js';
 import type { FilesRecord } from './record.js';
 
 
-/** Puts descriptor `record.fd` back into the task being restored. */
-export async function restoreFd(task: RemoteTask, record: FilesRecord, ctx: RestoreContext): Promise<void> {
+/** Another restored process that holds the same open file, on descriptor `fd`. */
+export interface RestoredHolder {
+  task: RemoteTask;
+  fd: number;
+  closeOnExec: boolean;
+}
+
+/** Puts descriptor `record.fd` back into the task being restored, and the same open file into every other holder. */
+export async function restoreFd(task: RemoteTask, record: FilesRecord, ctx: RestoreContext, holders: readonly RestoredHolder[]): Promise<void> {
   const who = `fd ${record.fd} of PID ${task.pid}`;
   if (record.kind === 'duplicate') {
     if (!task.hasFd(record.of)) {
@@ -24,12 +31,14 @@ export async function restoreFd(task: RemoteTask, record: FilesRecord, ctx: Rest
     // cr's own descriptor (a terminal, a pipe) is shared with the task, as after fork(); its
     // status flags are the program's again (Node may have made cr's stdio non-blocking).
     task.installFd(record.fd, record.fd, record.closeOnExec);
+    for (const h of holders) h.task.installFd(record.fd, h.fd, h.closeOnExec);
     task.fcntl(record.fd, F_SETFL, record.flags & STATUS_FLAGS);
     return;
   }
   const local = await openLocally(record, ctx, who);
   try {
     task.installFd(local, record.fd, record.closeOnExec);
+    for (const h of holders) h.task.installFd(local, h.fd, h.closeOnExec);
   } finally {
     closeSync(local);
   }
