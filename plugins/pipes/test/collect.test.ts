@@ -8,17 +8,22 @@ const O_CLOEXEC = 0o2000000;
 
 const fd = (n: number, link: string, flags: number, kind: FdInfo['kind'] = { kind: 'pipe', what: `a pipe (${link})` }): FdInfo => ({ fd: n, link, pos: 0n, flags, mntId: 1, kind });
 
+/** A checkpoint of processes with these descriptors, parents first. */
+const tree = (...tasks: [number, FdInfo[]][]) => tasks.map(([pid, fds]) => ({ pid, fds: () => fds }));
+
 describe('heldPipes', () => {
   it('keeps the pipes whose read and write ends the process both holds, with every fd on them', () => {
-    const pipes = heldPipes([
+    const pipes = heldPipes(1, tree([1, [
       fd(0, 'pipe:[10]', 0),
       fd(3, 'pipe:[20]', O_NONBLOCK | O_CLOEXEC),
       fd(4, 'pipe:[20]', O_WRONLY | O_NONBLOCK),
       fd(7, 'pipe:[20]', O_NONBLOCK),
-    ]);
+    ]]));
     expect(pipes).toEqual([
       {
         inode: 20,
+        pid: 1,
+        holders: [],
         ends: [
           { fd: 3, end: 'read', flags: O_NONBLOCK, closeOnExec: true },
           { fd: 4, end: 'write', flags: O_NONBLOCK, closeOnExec: false },
@@ -28,7 +33,17 @@ describe('heldPipes', () => {
     ]);
   });
 
-  it('leaves out a pipe with only one end here (it leads outside), and what only looks like a pipe by name', () => {
-    expect(heldPipes([fd(0, 'pipe:[10]', 0), fd(5, 'pipe:[30]', O_WRONLY), fd(6, 'pipe:[30]', 0, { kind: 'fifo', what: 'the named pipe /tmp/f' })])).toEqual([]);
+  it('leaves out a pipe with only one end in the checkpoint (it leads outside), and what only looks like a pipe by name', () => {
+    expect(heldPipes(1, tree([1, [fd(0, 'pipe:[10]', 0), fd(5, 'pipe:[30]', O_WRONLY), fd(6, 'pipe:[30]', 0, { kind: 'fifo', what: 'the named pipe /tmp/f' })]]))).toEqual([]);
+  });
+
+  it('keeps a pipe between two processes of the checkpoint as one pipe of the first holder, with the other as a holder', () => {
+    const pipeline = tree([1, [fd(5, 'pipe:[30]', O_WRONLY)]], [2, [fd(1, 'pipe:[30]', O_WRONLY)]], [3, [fd(0, 'pipe:[30]', 0)]]);
+    const held = { inode: 30, pid: 1, ends: [{ fd: 5, end: 'write', flags: 0, closeOnExec: false }] };
+    const holders = [
+      { pid: 2, ends: [{ fd: 1, end: 'write', flags: 0, closeOnExec: false }] },
+      { pid: 3, ends: [{ fd: 0, end: 'read', flags: 0, closeOnExec: false }] },
+    ];
+    for (const pid of [1, 2, 3]) expect(heldPipes(pid, pipeline)).toEqual([{ ...held, holders }]);
   });
 });

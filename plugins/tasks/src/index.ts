@@ -1,6 +1,7 @@
 import {
   Kernel,
   PLUGIN_API_VERSION,
+  PR_SET_NAME,
   SharedDescriptions,
   PROCESS_TARGET,
   TARGET_PROCESS,
@@ -256,6 +257,7 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TreeTaskHandle, 
   async resume(record: TasksRecord, restored: RestoredTask): Promise<void> {
     const { task, tree } = restored;
     if (isZombieRecord(record)) {
+      task.prctl('prctl(PR_SET_NAME)', PR_SET_NAME, task.put(Buffer.from(`${record.comm}\0`)));
       tree.settle(record.pid);
       task.exitOnRelease(record.exited.waitStatus);
     } else {
