@@ -89,6 +89,22 @@ describe('process trees, checkpointed and restored with the same PIDs and parent
     await waitFor('the leader and its child to answer', () => (linesMatching(out, /^usr1 leader/).length === 2 ? true : undefined));
   });
 
+  it('a session and a group whose leaders exited (orphaned groups under a subreaper) come back through helpers with the leaders\' PIDs', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const root = await startLogged(cleanup, tree, ['orphans'], out);
+    const [sessionLeader, groupLeader] = lines(out)[0]!.split(' ').slice(1).map(Number) as [number, number];
+    const before = await checkpointAndRestore(cleanup, root, join(dir, 'img'));
+    expectSameLinks(before, root.pid!, ['ppid', 'pgid', 'sid']);
+    // The helpers are gone (reaped by their parent), their groups are not.
+    expect([sessionLeader, groupLeader].map((pid) => processState(pid))).toEqual([undefined, undefined]);
+    process.kill(-sessionLeader, 'SIGUSR1');
+    process.kill(-groupLeader, 'SIGUSR1');
+    await waitFor('both orphans to answer', () => (linesMatching(out, /^usr1 /).length === 2 ? true : undefined));
+    await sleep(200);
+    expect(linesMatching(out, /^usr1 /).map((l) => l.split(' ')[1]).sort()).toEqual(['group-orphan', 'session-orphan']);
+  });
+
   it('a producer | consumer pipeline with data in the pipe carries on with no line lost or repeated', async () => {
     const dir = cleanup.dir(tempDir());
     const out = join(dir, 'out.txt');

@@ -41,7 +41,8 @@ export function createSeed(libc: Libc, ptrace: Ptrace, pid: number): RemoteTask 
  */
 export function createChildSeed(ptrace: Ptrace, parent: RemoteTask, pid: number, fromParentOf: boolean): RemoteTask {
   ptrace.setOptions(parent.pid, PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_EXITKILL);
-  cloneWithPid(ptrace, parent, pid, fromParentOf ? CLONE_PARENT : 0, SIGCHLD);
+  // clone3 takes no exit signal with CLONE_PARENT: the child gets the caller's, which is SIGCHLD.
+  cloneWithPid(ptrace, parent, pid, fromParentOf ? CLONE_PARENT : 0, fromParentOf ? 0 : SIGCHLD);
   return adoptSeed(ptrace, pid);
 }
 

@@ -25,7 +25,7 @@ import {
 import { isZombieRecord, tasksRecordSchema, type TasksRecord } from './record.js';
 import { awaitFreePid, checkRlimits, checkWorkingDirectory, createTask, resumeTask } from './restore.js';
 import { readTaskState, readZombie } from './save.js';
-import { assertForkShared, assertRestorableLinks, type TreeLinks } from './sessions.js';
+import { assertForkShared, entryOf, type TreeLinks } from './sessions.js';
 import { checkFrozenTask, exitedMeanwhile, listTree, refuseSharedMemoryChildren, type ListedTask } from './tree-collect.js';
 import { RestoredTree } from './tree-restore.js';
 
@@ -182,21 +182,24 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TreeTaskHandle, 
 
   save(node: ResourceNode<TreeTaskHandle>): TasksRecord {
     const handle = node.handle;
-    this.checkTreeLinks(handle);
-    if (handle.zombie) return readZombie(this.kernel, handle.pid);
-    return readTaskState(this.kernel, frozenTask(node), !handle.whole);
+    const enterVia = this.treeEntry(handle);
+    const record = handle.zombie ? readZombie(this.kernel, handle.pid) : readTaskState(this.kernel, frozenTask(node), !handle.whole);
+    return enterVia ? { ...record, enterVia } : record;
   }
 
-  /** Refuses what restore could not rebuild of the process's place in the tree (sessions.ts). */
-  private checkTreeLinks(handle: TreeTaskHandle): void {
-    if (!handle.whole) return;
+  /**
+   * How restore rebuilds the process's place in the tree, when its session or group leader had
+   * exited (sessions.ts); refuses what it could not rebuild.
+   */
+  private treeEntry(handle: TreeTaskHandle): ReturnType<typeof entryOf> {
+    if (!handle.whole) return undefined;
     const links = this.linksOf(handle.tree);
     const self = links.get(handle.pid)!;
-    assertRestorableLinks(self, links, links.get(handle.root)!);
     const parent = handle.tree.tasks.find((t) => t.pid === self.ppid);
     if (!handle.zombie && parent && !parent.zombie && handle.pid !== handle.root) {
       assertForkShared(`PID ${self.pid} (${self.comm})`, parent.pid, this.kernel.sharedBetween(parent.pid, handle.pid));
     }
+    return entryOf(self, links, links.get(handle.root)!);
   }
 
   /** The record is the process its object names; no soft limit is above its hard one; every queued signal has a whole siginfo_t. */
@@ -233,6 +236,7 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TreeTaskHandle, 
       checkRlimits(this.kernel, record);
     }
     await awaitFreePid(this.kernel, record.pid);
+    if (record.enterVia) await awaitFreePid(this.kernel, record.enterVia.pid);
   }
 
   /**

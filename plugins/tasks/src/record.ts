@@ -22,6 +22,10 @@ const treeLinks = {
   ppid: z.number().int().nonnegative().describe('the parent: when its tasks record is in the image, the process is restored as its child'),
   pgid: z.number().int().nonnegative().optional().describe('the process group; images before tree support (version 1) left it out'),
   sid: z.number().int().nonnegative().optional().describe('the session; images before tree support (version 1) left it out'),
+  enterVia: z
+    .strictObject({ pid: pidSchema, session: z.boolean() })
+    .optional()
+    .describe('the leader of its session (session: true) or process group had exited: restore makes a helper with the leader\'s PID that calls setsid or setpgid, makes this process, and exits'),
 };
 
 /** A process that had exited and was not reaped yet: restored as a zombie its parent reaps. */

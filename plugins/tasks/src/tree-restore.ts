@@ -20,6 +20,8 @@ interface Member {
 export class RestoredTree {
   private readonly members = new Map<number, Member>();
   private readonly pendingSetsid = new Set<number>();
+  /** Groups a helper made, whose leader had exited. */
+  private readonly groups = new Set<number>();
   /** cr's own process group: the one the root's group stands for when its leader was not saved. */
   private readonly outsideGroup: number;
 
@@ -36,7 +38,32 @@ export class RestoredTree {
    */
   createChild(parent: RemoteTask, record: TasksRecord): RemoteTask {
     if (record.sid === parent.pid) this.leaveOldSession(parent.pid);
-    return this.kernel.createChildSeed(parent, record.pid);
+    const via = record.enterVia;
+    if (!via || this.groups.has(via.pid)) return this.kernel.createChildSeed(parent, record.pid);
+    return this.createThroughHelper(parent, record.pid, via);
+  }
+
+  /**
+   * A session or group whose leader had exited: a helper with the leader's PID, a child of
+   * `parent`, calls setsid or setpgid(0, 0) and makes the process as `parent`'s child; then it
+   * exits and `parent` reaps it. Later members of a group join it in `settle`.
+   */
+  private createThroughHelper(parent: RemoteTask, pid: number, via: { pid: number; session: boolean }): RemoteTask {
+    const helper = this.kernel.createChildSeed(parent, via.pid);
+    let child: RemoteTask;
+    try {
+      if (via.session) helper.setsid();
+      else helper.setpgid(0);
+      child = this.kernel.createChildSeed(helper, pid, true);
+    } catch (err) {
+      helper.kill();
+      throw err;
+    }
+    helper.exitOnRelease(0);
+    helper.release();
+    parent.reap(via.pid);
+    this.groups.add(via.pid);
+    return child;
   }
 
   /** Takes a new seed in: a session leader calls setsid later (see createChild), a group leader setpgid now. */
@@ -57,7 +84,7 @@ export class RestoredTree {
     this.leaveOldSession(pid);
     const { task, record } = this.members.get(pid)!;
     if (record.pgid === undefined || record.pgid === pid) return;
-    const group = this.members.has(record.pgid) ? record.pgid : this.outsideGroup;
+    const group = this.members.has(record.pgid) || this.groups.has(record.pgid) ? record.pgid : this.outsideGroup;
     if (this.kernel.procfs.stat(pid).pgid !== group) task.setpgid(group);
   }
 
