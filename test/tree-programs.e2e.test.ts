@@ -99,4 +99,21 @@ describe('freezing a tree', () => {
     await waitFor('the tree to count on', () => (lines(out).slice(counted).filter((l) => l.startsWith('w ')).length >= 4 ? true : undefined));
     expect([root.pid!, ...descendants(root.pid!)].every((pid) => tracerOf(pid) === 0)).toBe(true);
   });
+
+  it('refuses a parent waiting in vfork for its child, by name, without stopping either', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const root = await startLogged(cleanup, tree, ['vfork'], out);
+    const child = await waitFor('the vfork child', () => descendants(root.pid!)[0]);
+    cleanup.orphan(child);
+    const refused = await crAsync(['checkpoint', String(root.pid), '-D', join(dir, 'img')]);
+    expect(refused.status).toBe(7);
+    expect(refused.stderr).toBe(
+      `cr: PID ${root.pid} (tree) shares its memory with its child PID ${child} (tree), as after vfork(); cr cannot checkpoint a vfork child yet: checkpoint once the child has called exec or exited\n`,
+    );
+    expect([root.pid!, child].map((pid) => [tracerOf(pid), processState(pid)])).toEqual([
+      [0, 'D'],
+      [0, 'S'],
+    ]);
+  });
 });
