@@ -29,6 +29,8 @@ import { RLIMIT_NAMES, type LiveTaskRecord } from './record.js';
 import { fromHex } from './hex.js';
 
 const CAP_SYS_RESOURCE = 24;
+const SETFSUID = { name: 'setfsuid', nr: 122 };
+const SETFSGID = { name: 'setfsgid', nr: 123 };
 
 /** Waits (up to `ms`) for a PID to be free: PID 1 may take seconds to reap an orphan that was killed. */
 export async function awaitFreePid(kernel: Kernel, pid: number, ms = 5000): Promise<void> {
@@ -214,8 +216,11 @@ function restoreCredentials(kernel: Kernel, task: RemoteTask, record: LiveTaskRe
     for (let cap = 0; cap < 64; cap++) if ((dropped >> BigInt(cap)) & 1n) task.prctl(`prctl(PR_CAPBSET_DROP, ${cap})`, PR_CAPBSET_DROP, cap);
     task.prctl('prctl(PR_SET_KEEPCAPS)', PR_SET_KEEPCAPS, 1);
     task.setGroups(c.groups);
+    // setres[ug]id make the filesystem id the effective one; a program may have set it apart.
     task.setresgid(c.gids[0], c.gids[1], c.gids[2]);
+    task.syscall(SETFSGID, [c.gids[3]]);
     task.setresuid(c.uids[0], c.uids[1], c.uids[2]);
+    task.syscall(SETFSUID, [c.uids[3]]);
     task.capset(fromHex(caps.effective), fromHex(caps.permitted), fromHex(caps.inheritable));
     // Ambient capabilities must be permitted and inheritable first.
     const ambient = fromHex(caps.ambient);
