@@ -1,8 +1,9 @@
-import { readFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { existsSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Cleanup, tempDir } from './helpers/cli.js';
-import { compileFixture, lines, processState, sleep, waitFor } from './helpers/processes.js';
+import { compileFixture, crAsync, lines, processState, sleep, waitFor, waitGone } from './helpers/processes.js';
 import { checkpointAndRestore, descendants, expectSameLinks, linesMatching, links, manifestObjects, startLogged } from './helpers/trees.js';
 
 const cleanup = new Cleanup();
@@ -69,6 +70,26 @@ describe('process trees, checkpointed and restored with the same PIDs and parent
     written.forEach((line, i) => expect(line).toBe(`${i % 2 === 0 ? 'C' : 'P'} ${String(Math.floor(i / 2) + 1).padStart(13, '0')}`));
     const offsets = lines(out).filter((l) => l.startsWith('offset ')).map((l) => Number(l.split(' ')[2]));
     expect(offsets).toEqual(offsets.map((_, i) => (i + 1) * 16));
+  });
+
+  it('a restore that fails once the tree exists kills every process it made', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const file = join(dir, 'shared.txt');
+    const root = await startLogged(cleanup, tree, ['offset', file], out);
+    const child = descendants(root.pid!)[0]!;
+    cleanup.orphan(child);
+    const img = join(dir, 'img');
+    const exited = once(root, 'exit');
+    expect((await crAsync(['checkpoint', String(root.pid), '-D', img, '--kill'])).status).toBe(0);
+    await exited;
+    await waitGone(child);
+    // The open file is gone: found only when its descriptor is given back, after both processes exist.
+    unlinkSync(file);
+    const r = await crAsync(['restore', '-D', img, '--detach']);
+    expect(r.status).toBe(5);
+    expect(r.stderr).toMatch(new RegExp(`^cr: cannot restore fd 3 of PID ${root.pid}: ${file} cannot be opened again \\(ENOENT\\)`));
+    expect([root.pid!, child].map((pid) => existsSync(`/proc/${pid}`))).toEqual([false, false]);
   });
 
   it('a session leader with jobs in their own process groups: same sessions and groups, and a signal to a group reaches just its members', async () => {

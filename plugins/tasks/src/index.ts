@@ -270,8 +270,10 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TreeTaskHandle, 
     if (tree.root === record.pid) await tree.releaseAll();
   }
 
-  rollback(_record: TasksRecord, restored: RestoredTask): void {
+  /** Kills the seed; the root, rolled back last of its tree, then reaps the others (tree-restore.ts). */
+  rollback(record: TasksRecord, restored: RestoredTask): void {
     restored.task.kill();
+    if (restored.tree.root === record.pid) restored.tree.reapKilled();
   }
 }
 

@@ -101,6 +101,22 @@ export class RestoredTree {
     for (const m of live) m.task.release();
   }
 
+  /**
+   * After a failed restore killed every process of the tree (children first): their corpses,
+   * which the root's death handed to cr (a child subreaper, see seed.ts), are reaped, so that no
+   * process of the tree is left behind, not even for the moment PID 1 would take.
+   */
+  reapKilled(): void {
+    for (const pid of this.members.keys()) {
+      if (pid === this.root) continue;
+      try {
+        this.kernel.waitForExit(pid);
+      } catch {
+        // Reaped already, by its restored parent or by the kill.
+      }
+    }
+  }
+
   private leaveOldSession(pid: number): void {
     if (!this.pendingSetsid.delete(pid)) return;
     this.members.get(pid)!.task.setsid();
