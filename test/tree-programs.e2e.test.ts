@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Cleanup, tempDir } from './helpers/cli.js';
 import { compileFixture, crAsync, lines, processState, sleep, tracerOf, waitFor } from './helpers/processes.js';
-import { checkpointAndRestore, descendants, expectSameLinks, linesMatching, links, startLogged } from './helpers/trees.js';
+import { checkpointAndRestore, descendants, endServerFirst, expectSameLinks, linesMatching, links, startLogged } from './helpers/trees.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -61,6 +61,7 @@ describe('freezing a tree', () => {
     const root = await startLogged(cleanup, tree, ['server', '4'], out);
     const pids = [root.pid!, ...descendants(root.pid!)];
     for (const pid of pids.slice(1)) cleanup.orphan(pid);
+    endServerFirst(cleanup, root);
     for (const delay of [150, 250, 350, 450, 550, 700]) {
       const cr = spawn(process.execPath, [join(import.meta.dirname, '..', 'cli', 'bin', 'run.js'), 'checkpoint', String(root.pid), '-D', join(dir, `img-${delay}`)], { stdio: 'ignore' });
       const exited = once(cr, 'exit');
@@ -85,6 +86,7 @@ describe('freezing a tree', () => {
     const out = join(dir, 'out.txt');
     const root = await startLogged(cleanup, tree, ['server', '2'], out);
     const [first] = descendants(root.pid!).map((pid) => cleanup.orphan(pid));
+    endServerFirst(cleanup, root);
     const alone = await crAsync(['checkpoint', String(root.pid), '-D', join(dir, 'a'), '--no-tree']);
     expect(alone.status).toBe(7);
     expect(alone.stderr).toMatch(new RegExp(`^cr: PID ${root.pid} \\(tree\\) has child processes \\(\\d+, \\d+\\); --no-tree checkpoints a process alone`));
