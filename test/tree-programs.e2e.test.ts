@@ -102,6 +102,22 @@ describe('freezing a tree', () => {
     expect([root.pid!, ...descendants(root.pid!)].every((pid) => tracerOf(pid) === 0)).toBe(true);
   });
 
+  it('refuses a child that shares its fd table with its parent (CLONE_FILES), by name', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const root = await startLogged(cleanup, tree, ['clonefiles'], out);
+    const child = cleanup.orphan(descendants(root.pid!)[0]!);
+    // The parent first, so that PID 1 (not a parent that never waits) gets the child.
+    cleanup.add(() => void root.kill('SIGKILL'));
+    const refused = await crAsync(['checkpoint', String(root.pid), '-D', join(dir, 'img')]);
+    expect(refused.status).toBe(7);
+    expect(refused.stderr).toBe(`cr: PID ${child} (tree) shares its fd table (CLONE_FILES) with its parent PID ${root.pid}; cr restores processes that share only what fork() shares, so far\n`);
+    expect([root.pid!, child].map((pid) => [tracerOf(pid), processState(pid)])).toEqual([
+      [0, 'S'],
+      [0, 'S'],
+    ]);
+  });
+
   it('refuses a parent waiting in vfork for its child, by name, without stopping either', async () => {
     const dir = cleanup.dir(tempDir());
     const out = join(dir, 'out.txt');
