@@ -18,7 +18,7 @@ import {
   pinnedNamespacePaths,
   type CheckedImage,
 } from '@cr/core/engine';
-import type { TasksRecord } from '@cr/plugin-tasks';
+import type { LiveTaskRecord } from '@cr/plugin-tasks';
 import { BUILTIN_PLUGINS } from '@cr/api';
 import { Cleanup, REPO, cr, startUntilReady } from './helpers/cli.js';
 import { loadImage, mutantArbitrary, writeMutant, type Mutation, type PristineImage } from './helpers/image-mutants.js';
@@ -292,7 +292,7 @@ describe('fuzzed images', () => {
     expect(sample).toHaveLength(SAMPLED_PARTS.length * PER_PART);
     for (const mutations of sample) {
       await withMutant(proc, mutations, async (dir) => {
-        const tasks = engine.check(dir).records.find((r) => r.entry.type === 'tasks')!.record as TasksRecord;
+        const tasks = engine.check(dir).records.find((r) => r.entry.type === 'tasks')!.record as LiveTaskRecord;
         const restore = await restoreAttached(dir);
         if ('status' in restore) {
           expect(RESTORE_FAILURES, restore.stderr).toContain(restore.status);

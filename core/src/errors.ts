@@ -67,3 +67,14 @@ export class InterruptedError extends CrError {
     super(message, ExitCode.Interrupted, options);
   }
 }
+
+/**
+ * Thrown by a plugin's `freeze` when, once its object is stopped, what was collected before no
+ * longer holds (a process forked or a child exited in between): cr lets everything go, collects
+ * again from the start, and gives up with a TargetError after a few tries.
+ */
+export class CollectAgainError extends CrError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, ExitCode.Target, options);
+  }
+}

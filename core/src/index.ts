@@ -15,7 +15,18 @@ export { ownNamespaceDefault } from './plugin/own-namespace.js';
 export { IPC_NS_TARGET, ObjectType, PROCESS_TARGET, objectType } from './plugin/references.js';
 export { describeSelector, matchesSelector } from './policy/policy.js';
 export { blobProblems } from './image/record-checks.js';
-export { descriptionProblems, descriptionsOf, installDescription, isAnonInode, type DescriptorNumber, type OpenDescription } from './plugin/fd-descriptions.js';
+export {
+  SharedDescriptions,
+  descriptionProblems,
+  descriptionsOf,
+  holderProblems,
+  installDescription,
+  isAnonInode,
+  type DescriptionHolder,
+  type DescriptorNumber,
+  type OpenDescription,
+  type SharedDescription,
+} from './plugin/fd-descriptions.js';
 export type { ProcessTargetHandle, IpcNsTargetHandle } from './engine/targets.js';
 export * from './errors.js';
 export { Kernel } from './kernel/kernel.js';

@@ -2,12 +2,14 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  CollectAgainError,
   CrError,
   ExitCode,
   ImageError,
   PluginError,
   TARGET_PROCESS,
   TargetError,
+  UnsupportedError,
   type CollectedObject,
   type ResourceNode,
   type ResourcePlugin,
@@ -284,6 +286,75 @@ describe('engine, policy and plugin faults', () => {
     const { restored } = await container.resolve(RestoreEngine).restore({ imageDir: join(dir, 'img'), options: {} });
     expect(seen).toEqual([['side:left', 'side:right'], ['side:left', 'side:right']]);
     expect(restored.map((r) => r.key)).toEqual(['side:left', 'side:right', 'shared:s', 'leaf:1']);
+  });
+});
+
+describe('engine: objects that change while frozen, that need each other, that several parents hold', () => {
+  const target = () => ({ kind: 'process' as const, pid: process.pid });
+
+  it('collects and freezes again when a freeze finds the collected objects changed, letting go of what it froze', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cr-engine-'));
+    const log: string[] = [];
+    const container = setUp(log);
+    const side = pluginOf(container, 'side');
+    let tries = 0;
+    side.collect = () => {
+      tries++;
+      return ['left', 'right'].map((id) => ({ id, handle: id }));
+    };
+    side.freeze = (node) => {
+      log.push(`freeze ${node.key}`);
+      if (node.id === 'right' && tries < 3) throw new CollectAgainError(`right forked on try ${tries}`);
+    };
+    side.thaw = (node) => void log.push(`thaw ${node.key}`);
+    await container.resolve(CheckpointEngine).checkpoint({ target: target(), imageDir: join(dir, 'img'), policy: new Policy() });
+    expect(tries).toBe(3);
+    expect(log.filter((l) => /^(freeze|thaw)/.test(l))).toEqual([
+      ...['freeze side:left', 'freeze side:right', 'thaw side:left'],
+      ...['freeze side:left', 'freeze side:right', 'thaw side:left'],
+      ...['freeze side:left', 'freeze side:right', 'thaw side:right', 'thaw side:left'],
+    ]);
+  });
+
+  it('gives up with a TargetError naming the last change when the objects keep changing', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cr-engine-'));
+    const container = setUp([]);
+    pluginOf(container, 'side').freeze = () => {
+      throw new CollectAgainError('PID 7 made child 8 meanwhile');
+    };
+    const run = container.resolve(CheckpointEngine).checkpoint({ target: target(), imageDir: join(dir, 'img'), policy: new Policy() });
+    await expect(run).rejects.toThrowError(TargetError);
+    await expect(run).rejects.toThrowError(/kept changing while cr froze it \(10 tries; the last time: PID 7 made child 8 meanwhile\)/);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('refuses, before saving, an object whose required object the policy leaves out, naming both and the rule', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cr-engine-'));
+    const container = setUp([]);
+    pluginOf(container, 'side').collect = () =>
+      ['left', 'right'].map((id) => ({ id, handle: id, attributes: { n: id }, requires: [{ key: `side:${id === 'left' ? 'right' : 'left'}`, why: 'is its twin' }] }));
+    const policy = new Policy('include', 'default', [{ rule: { type: 'side', match: { n: 'right' }, decision: 'exclude' }, source: 'flag --exclude' }]);
+    const engine = container.resolve(CheckpointEngine);
+    await expect(engine.plan(target(), policy)).rejects.toThrowError('side:right is left out (exclude by object side n=right), but side:left is saved and is its twin');
+    const run = engine.checkpoint({ target: target(), imageDir: join(dir, 'img'), policy });
+    await expect(run).rejects.toThrowError(UnsupportedError);
+    expect(readdirSync(dir)).toEqual([]);
+    // Both left out: nothing is missing.
+    const none = new Policy('include', 'default', [{ rule: { type: 'side', decision: 'exclude' }, source: 'flag --exclude' }]);
+    expect((await engine.plan(target(), none)).objects.filter((o) => o.type === 'side').map((o) => o.policy.decision)).toEqual(['exclude', 'exclude']);
+  });
+
+  it('an object found again below another parent claims what it claims there too', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cr-engine-'));
+    const container = setUp([]);
+    pluginOf(container, 'shared').collect = (parent) => [{ id: 's', handle: 's', claims: [`fd:${parent.id}:1`] }];
+    pluginOf(container, 'leaf').collectsFrom = ['side'];
+    pluginOf(container, 'leaf').collect = (parent) => [{ id: parent.id, handle: parent.id, defers: { object: `fd:${parent.id}:1`, unsupported: 'nobody saves it' } }];
+    const { objects } = await container.resolve(CheckpointEngine).plan(target(), new Policy());
+    expect(objects.filter((o) => o.type === 'leaf').map((o) => [o.key, o.policy.rule])).toEqual([
+      ['leaf:left', 'claim of shared:s'],
+      ['leaf:right', 'claim of shared:s'],
+    ]);
   });
 });
 

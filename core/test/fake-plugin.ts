@@ -22,7 +22,7 @@ export function fakePlugin(type: string, over: Partial<ResourcePlugin> = {}): Re
 export function selectorRegistry(): PluginRegistry {
   const registry = new PluginRegistry();
   const sysv = { groups: ['sysvipc'] };
-  registry.register(fakePlugin('tasks', { selectableBy: { pid: 'uint', comm: 'string' } }), 'test');
+  registry.register(fakePlugin('tasks', { selectableBy: { pid: 'uint', comm: 'string', subtree: 'lineage' } }), 'test');
   registry.register(fakePlugin('files', { selectableBy: { pid: 'uint', fd: 'uint', path: 'string' } }), 'test');
   registry.register(fakePlugin('uts-ns', { namespaceKind: 'uts', selectableBy: { inode: 'uint' } }), 'test');
   registry.register(fakePlugin('ipc-ns', { namespaceKind: 'ipc', selectableBy: { inode: 'uint' } }), 'test');

@@ -76,6 +76,16 @@ describe('selections from flags and config', () => {
 });
 
 describe('policy matching details', () => {
+  it('a lineage selects the process with that PID and every process below it, and no other', () => {
+    for (const pid of ['50', '0x32', 50]) {
+      const [typed] = typedRules([{ rule: { type: 'tasks', match: { subtree: pid }, decision: 'exclude' }, source: 's' }], registry);
+      expect(typed!.rule.match, String(pid)).toEqual({ subtree: 50 });
+      const p = new Policy('include', 'default', [typed!]);
+      const decide = (subtree: string) => p.decide({ type: 'tasks', attributes: { pid: Number(subtree.split(' ').at(-1)), subtree } }).decision;
+      expect(['10', '10 50', '10 50 60', '10 50 60 70', '10 20', '10 500', '10 5'].map(decide)).toEqual(['include', 'exclude', 'exclude', 'exclude', 'include', 'include', 'include']);
+    }
+  });
+
   it('a hex key "0x1234", "0X1234", "4660" and 4660 all select the segment with key 0x00001234', () => {
     for (const key of ['0x1234', '0X1234', '4660', 4660]) {
       const [typed] = typedRules([{ rule: { type: 'sysvipc-shm', match: { key }, decision: 'exclude' }, source: 's' }], registry);

@@ -1,5 +1,5 @@
 import { CrError, ExitCode, PluginError } from '@cr/core';
-import { Policy, PluginRegistry, typedRules, typedValue, type PolicySubject } from '@cr/core/engine';
+import { Policy, PluginRegistry, typedRules, typedValue, untypedAttributes, type PolicySubject } from '@cr/core/engine';
 import type { PolicyRule } from '@cr/schemas';
 import { describe, expect, it } from 'vitest';
 import { fakePlugin, selectorRegistry } from './fake-plugin.js';
@@ -23,6 +23,15 @@ describe('attribute types', () => {
     for (const bad of ['abc', '-1', '1.5', '', '3x', '99999999999999999999', -1, 2.5]) {
       expect(typedValue('uint', bad), String(bad)).toEqual({ problem: 'must be an unsigned integer, in decimal or 0x hex' });
     }
+  });
+
+  it('lineage: a selector gives one PID, as a uint; collected, it is PIDs separated by spaces', () => {
+    expect(typedValue('lineage', '0x10')).toEqual({ value: 16 });
+    expect(typedValue('lineage', '1 2')).toEqual({ problem: 'must be an unsigned integer, in decimal or 0x hex' });
+    expect(untypedAttributes({ subtree: '10 20 30' }, { subtree: 'lineage' })).toEqual([]);
+    expect(untypedAttributes({ subtree: '10' }, { subtree: 'lineage' })).toEqual([]);
+    expect(untypedAttributes({ subtree: 10 }, { subtree: 'lineage' })).toEqual(['subtree 10 (PIDs separated by spaces)']);
+    expect(untypedAttributes({ subtree: '10,20' }, { subtree: 'lineage' })).toEqual(['subtree "10,20" (PIDs separated by spaces)']);
   });
 
   it('key: every spelling of one key is "0x%08x", up to 0xffffffff', () => {

@@ -63,7 +63,11 @@ export const objectEntrySchema = z.strictObject({
 export type ObjectEntry = z.infer<typeof objectEntrySchema>;
 
 export const targetSchema = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('process'), pid: z.number().int().positive() }),
+  z.strictObject({
+    kind: z.literal('process'),
+    pid: z.number().int().positive(),
+    tree: z.boolean().optional().describe('false: the process alone (cr checkpoint --no-tree), refused if it has children; otherwise it and all its descendants'),
+  }),
   z.strictObject({ kind: z.literal('ipc-ns'), path: z.string() }),
 ]);
 export type CheckpointTarget = z.infer<typeof targetSchema>;

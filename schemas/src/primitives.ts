@@ -15,3 +15,16 @@ export const uidSchema = z.number().int().min(0).max(0xffff_fffe);
 
 /** A file descriptor number, or a SysV IPC id: a non-negative C int. */
 export const intIdSchema = z.number().int().min(0).max(0x7fff_ffff);
+
+/** One descriptor number of an open file description, and its close-on-exec flag. */
+export const descriptorNumberSchema = z.strictObject({ fd: intIdSchema, closeOnExec: z.boolean() });
+
+/**
+ * The other processes that hold an open file description (inherited across fork: shared stdio, a
+ * file whose offset parent and child move together), each with its descriptor numbers on it. The
+ * description is saved once, with the first process that holds it, and given to all at restore.
+ */
+export const descriptionHoldersSchema = z
+  .array(z.strictObject({ pid: pidSchema, fds: z.array(descriptorNumberSchema).min(1) }))
+  .optional()
+  .describe('other processes holding the same open file description; images before process trees left it out');

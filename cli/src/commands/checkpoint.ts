@@ -14,6 +14,7 @@ export default class Checkpoint extends CrCommand {
   static override description = `Saves every resource of the target that the installed plugins cover (see cr types), unless policy leaves it out. --only and --exclude select whole resource types (or groups: sysvipc, namespaces), like the kernel proposal's CHECKPOINT_ALL & ~CHECKPOINT_SYSVIPC, and single objects by their attributes (TYPE:ATTR=VALUE). Rules come from the config file (and its --profile), then the process's own advice (cr advise), then flags. An object left out that the saved process uses (a shared memory segment it has attached), or one marked --external, is recorded as an external reference: restore must find it alive. A selector that matches no collected object is a warning, or with --strict an error before anything is saved. The image is written atomically: if the checkpoint fails, no image appears at the path and the target is left as it was.`;
   static override examples = [
     { description: 'Save process 1234; it carries on running', command: '<%= config.bin %> checkpoint 1234 -D /var/lib/cr/app' },
+    { description: 'Save process 1234 alone, refusing it if it has child processes', command: '<%= config.bin %> checkpoint 1234 -D img --no-tree' },
     { description: 'Save process 1234 and stop it once the image is safely written', command: '<%= config.bin %> checkpoint 1234 -D /var/lib/cr/app --kill' },
     { description: 'Save only its UTS namespace', command: '<%= config.bin %> checkpoint 1234 -D img --only uts-ns' },
     { description: 'Save everything but its IPC namespace', command: '<%= config.bin %> checkpoint 1234 -D img --exclude ipc-ns' },
@@ -30,7 +31,7 @@ export default class Checkpoint extends CrCommand {
     { description: 'Store its memory compressed with zstd', command: '<%= config.bin %> checkpoint 1234 -D img --compress zstd' },
   ];
   static override usage = [
-    '<%= command.id %> PID (-D DIR | --stream) [--compress zstd|lz4] [--kill] [--strict] [--only TYPE,...] [--include SELECTOR,...] [--exclude SELECTOR,...] [--external SELECTOR,...] [--profile NAME] [--config FILE] [--json]',
+    '<%= command.id %> PID (-D DIR | --stream) [--no-tree] [--compress zstd|lz4] [--kill] [--strict] [--only TYPE,...] [--include SELECTOR,...] [--exclude SELECTOR,...] [--external SELECTOR,...] [--profile NAME] [--config FILE] [--json]',
     '<%= command.id %> --ipc-ns TARGET (-D DIR | --stream) [--compress zstd|lz4] [--strict] [--only TYPE,...] [--include SELECTOR,...] [--exclude SELECTOR,...] [--external SELECTOR,...] [--profile NAME] [--config FILE] [--json]',
     '<%= command.id %> (PID | --ipc-ns TARGET) --dry-run [--strict] [selection flags as above] [--json]',
   ];
@@ -59,12 +60,18 @@ export default class Checkpoint extends CrCommand {
     }),
     'dry-run': Flags.boolean({ description: 'Collect and decide, print what would be saved and which rule decided; write nothing.' }),
     strict: Flags.boolean({ description: 'Fail, before anything is saved, when a selector (TYPE:ATTR=VALUE) matches no collected object, instead of warning.' }),
+    tree: Flags.boolean({
+      default: true,
+      allowNo: true,
+      description: 'Save the process with all its descendants, with their PIDs, parent links, sessions and process groups (the default); --no-tree saves the process alone and refuses one with children.',
+      exclusive: ['ipc-ns'],
+    }),
     kill: Flags.boolean({ description: 'Kill the process once the image is committed (by default it carries on running); a process the policy leaves out is not killed.', exclusive: ['dry-run', 'ipc-ns'] }),
   };
 
   async run(): Promise<unknown> {
     const { args, flags } = await this.parse(Checkpoint);
-    const target = targetOf(args.pid, flags['ipc-ns']);
+    const target = targetOf(args.pid, flags['ipc-ns'], flags.tree);
     const toStdout = flags.stream || flags['images-dir'] === STDIO;
     if (!flags['dry-run'] && !flags['images-dir'] && !toStdout) throw new CrError('missing -D/--images-dir: say where to write the image, e.g. -D ./img, or --stream', ExitCode.Usage);
     if (toStdout && this.jsonEnabled()) throw new CrError('--json and --stream both want standard output; leave one out', ExitCode.Usage);
@@ -134,7 +141,7 @@ export default class Checkpoint extends CrCommand {
   }
 }
 
-function targetOf(pid: number | undefined, ipcNs: string | undefined): CheckpointTarget {
+function targetOf(pid: number | undefined, ipcNs: string | undefined, tree: boolean): CheckpointTarget {
   if (pid !== undefined && ipcNs !== undefined) {
     throw new CrError(`give a PID or --ipc-ns, not both: cr checkpoint ${pid} saves the process with its IPC namespace; --ipc-ns ${ipcNs} saves a namespace on its own`, ExitCode.Usage);
   }
@@ -144,7 +151,7 @@ function targetOf(pid: number | undefined, ipcNs: string | undefined): Checkpoin
     return { kind: 'ipc-ns', path: resolve(ipcNs) };
   }
   if (pid === undefined) throw new CrError('say what to checkpoint: a PID, or --ipc-ns TARGET', ExitCode.Usage);
-  return { kind: 'process', pid };
+  return { kind: 'process', pid, ...(tree ? {} : { tree: false }) };
 }
 
 function describeTarget(target: CheckpointTarget): string {

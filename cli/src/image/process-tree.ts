@@ -1,10 +1,11 @@
-import type { TasksRecord } from '@cr/plugin-tasks';
+import { isZombieRecord, type TasksRecord } from '@cr/plugin-tasks';
 
 /** A saved process and the saved processes whose parent it was. */
 export interface ProcessNode {
   pid: number;
   ppid: number;
-  uid: number;
+  /** Its effective uid; none for a zombie (an exited process keeps no credentials cr reads). */
+  uid: number | undefined;
   comm: string;
   children: ProcessNode[];
 }
@@ -15,7 +16,7 @@ export interface ProcessNode {
  * edited image can say so), so that every process is shown once.
  */
 export function processTree(tasks: readonly TasksRecord[]): ProcessNode[] {
-  const nodes = new Map(tasks.map((t) => [t.pid, { pid: t.pid, ppid: t.ppid, uid: t.credentials.uids[1], comm: t.comm, children: [] as ProcessNode[] }]));
+  const nodes = new Map(tasks.map((t) => [t.pid, { pid: t.pid, ppid: t.ppid, uid: isZombieRecord(t) ? undefined : t.credentials.uids[1], comm: t.comm, children: [] as ProcessNode[] }]));
   const inCycle = (pid: number) => {
     const seen = new Set<number>();
     for (let at = nodes.get(pid); at; at = nodes.get(at.ppid)) {

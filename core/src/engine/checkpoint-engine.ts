@@ -1,7 +1,7 @@
 import { arch, hostname, release } from 'node:os';
 import type { CheckpointTarget, Compression, ObjectEntry } from '@cr/schemas';
 import { inject, injectable } from 'tsyringe';
-import { CrError, ExitCode, PluginError } from '../errors.js';
+import { CollectAgainError, CrError, ExitCode, PluginError, TargetError } from '../errors.js';
 import { ResourceGraph } from '../graph/resource-graph.js';
 import { ImageWriter } from '../image/image-writer.js';
 import { blobPath, recordPath } from '../image/layout.js';
@@ -17,6 +17,7 @@ import { untypedAttributes } from '../policy/selector-types.js';
 import { describeZodError } from '../zod-issues.js';
 import { claimOwners, ownedElsewhere, type Owners } from './claims.js';
 import { refusalError, refusalsOf, type Refusal } from './refusals.js';
+import { refuseUnmetRequirements } from './requirements.js';
 import { rootOf } from './targets.js';
 import { CR_VERSION } from './version.js';
 
@@ -68,6 +69,9 @@ export interface CheckpointResult {
   /** How long each phase took, in milliseconds: validate, collect, freeze, decide, save, commit, then thaw or kill. */
   phases: PhaseTimings;
 }
+
+/** How often collect and freeze start again when a freeze finds that what was collected changed meanwhile. */
+const COLLECT_TRIES = 10;
 
 interface Collected {
   graph: ResourceGraph;
@@ -193,6 +197,7 @@ export class CheckpointEngine {
     for (const o of objects) {
       this.log.debug({ object: o.key, decision: o.policy }, `decide ${o.key}: ${o.policy.decision} (${o.policy.rule}, from ${o.policy.source})`);
     }
+    refuseUnmetRequirements(graph, new Map(objects.map((e) => [e.key, e])));
     return { objects, warnings: this.unmatchedSelectors(policy, objects, strict) };
   }
 
@@ -281,6 +286,23 @@ export class CheckpointEngine {
    * `defers.unsupported`, not here. Once every type is collected, every claim has its one owner.
    */
   private async collect(target: CheckpointTarget, freeze: boolean, clock: PhaseClock, signal?: AbortSignal): Promise<Collected> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.collectOnce(target, freeze, clock, signal);
+      } catch (err) {
+        if (!(err instanceof CollectAgainError)) throw err;
+        if (attempt >= COLLECT_TRIES) {
+          throw new TargetError(`the target kept changing while cr froze it (${COLLECT_TRIES} tries; the last time: ${err.message}); try again when it is quieter`);
+        }
+        this.log.debug({ attempt, reason: err.message }, `collect again: ${err.message}`);
+        // A forking loop forks on its own clock: a short pause lets the next try fall between forks.
+        await new Promise((ok) => setTimeout(ok, 5 * attempt));
+      }
+    }
+  }
+
+  /** One try of collect (see collect): a freeze that throws CollectAgainError lets everything go again. */
+  private async collectOnce(target: CheckpointTarget, freeze: boolean, clock: PhaseClock, signal?: AbortSignal): Promise<Collected> {
     const graph = new ResourceGraph();
     const root = rootOf(target, this.kernel);
     graph.add(root.type, { id: root.id, handle: root.handle });

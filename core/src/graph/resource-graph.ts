@@ -2,6 +2,8 @@ import type { CollectedObject, ResourceNode } from '../plugin/contract.js';
 
 interface MutableNode extends ResourceNode {
   parents: string[];
+  claims?: readonly string[];
+  uses?: readonly string[];
   release?: () => void;
 }
 
@@ -18,10 +20,14 @@ export class ResourceGraph {
     const existing = this.nodes.get(key);
     if (existing) {
       if (parent && !existing.parents.includes(parent)) existing.parents.push(parent);
+      // Found again from another parent (a description a child inherited): what it claims and
+      // uses there is the same object's too.
+      if (object.claims?.length) existing.claims = union(existing.claims, object.claims);
+      if (object.uses?.length) existing.uses = union(existing.uses, object.uses);
       object.release?.();
       return existing;
     }
-    const { id, handle, attributes = {}, release, defaultDecision, uses, claims, defers } = object;
+    const { id, handle, attributes = {}, release, defaultDecision, uses, claims, defers, requires } = object;
     const node: MutableNode = {
       key,
       type,
@@ -34,6 +40,7 @@ export class ResourceGraph {
       ...(uses?.length ? { uses } : {}),
       ...(claims?.length ? { claims } : {}),
       ...(defers ? { defers } : {}),
+      ...(requires?.length ? { requires } : {}),
     };
     this.nodes.set(key, node);
     return node;
@@ -58,4 +65,8 @@ export class ResourceGraph {
     }
     this.nodes.clear();
   }
+}
+
+function union(a: readonly string[] | undefined, b: readonly string[]): string[] {
+  return [...new Set([...(a ?? []), ...b])];
 }

@@ -15,10 +15,10 @@ import { Procfs } from './procfs.js';
 import { Ptrace } from './ptrace.js';
 import { Shmem } from './shmem.js';
 import { RemoteTask } from './remote-task.js';
-import { createSeed } from './seed.js';
+import { createChildSeed, createSeed } from './seed.js';
 import { Sysctl } from './sysctl.js';
 import { SysvIpc } from './sysvipc.js';
-import { SYS, type RawSyscall } from './syscalls.js';
+import { KCMP_FILES, KCMP_FS, KCMP_SIGHAND, KCMP_VM, SYS, type RawSyscall } from './syscalls.js';
 import { createThread, seizeThreads } from './thread-group.js';
 import { TaskMemory } from './task-memory.js';
 
@@ -144,6 +144,26 @@ export class Kernel {
   /** Runs `use` on a copy in cr of descriptor `fd` of `pid` (takeFd), closed after; `target` names it in errors. */
   withFdOf<T>(pid: number, fd: number, use: (local: number, target: string) => T): T {
     return withFd(this.takeFd(pid, fd), (local) => use(local, `fd ${fd} of PID ${pid}`));
+  }
+
+  /**
+   * What two processes share that fork does not share (they were made with clone flags): their
+   * address space (CLONE_VM, as vfork), fd table (CLONE_FILES), cwd/umask/root (CLONE_FS) or
+   * signal handlers (CLONE_SIGHAND).
+   */
+  sharedBetween(pid1: number, pid2: number): ('vm' | 'files' | 'fs' | 'sighand')[] {
+    const kinds = [['vm', KCMP_VM], ['files', KCMP_FILES], ['fs', KCMP_FS], ['sighand', KCMP_SIGHAND]] as const;
+    return kinds.filter(([, type]) => this.libc.kcmp(pid1, pid2, type) === 0).map(([name]) => name);
+  }
+
+  /**
+   * A child of the stopped seed `parent` with exactly `pid`, made by fork inside it (see seed.ts):
+   * stopped from its first instruction, a copy of the parent. `fromParentOf` makes it the
+   * parent's sibling instead (CLONE_PARENT), for a task that creates members of its session or
+   * group and then exits.
+   */
+  createChildSeed(parent: RemoteTask, pid: number, fromParentOf = false): RemoteTask {
+    return createChildSeed(this.ptrace, parent, pid, fromParentOf);
   }
 
   /** cr's own limit on `resource` (an RLIMIT_* number), as prlimit(2) reports it. */

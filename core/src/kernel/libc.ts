@@ -329,6 +329,11 @@ export class Libc {
     }
   }
 
+  /** kcmp(2) of a per-process object (KCMP_VM, KCMP_FILES, KCMP_FS, KCMP_SIGHAND): 0 when the two processes share it. */
+  kcmp(pid1: number, pid2: number, type: number): number {
+    return check(raw.syscall(SYS.kcmp, 'long', pid1, 'long', pid2, 'long', type, 'long', 0, 'long', 0), 'kcmp', `pid ${pid1} and ${pid2}`);
+  }
+
   /** Where a buffer's bytes are in this process's memory (they stay there while it is referenced). */
   addressOf(buf: Uint8Array): bigint {
     return BigInt(koffi.address(buf));

@@ -20,6 +20,8 @@ export interface ProcessStat {
   /** Real-time priority and scheduling policy (SCHED_OTHER 0, SCHED_FIFO 1 …). */
   rtPriority: number;
   policy: number;
+  /** A zombie's wait status (exit code << 8, or the signal that killed it); 0 for a live process. */
+  exitCode: number;
 }
 
 /** The address-space bounds the kernel keeps in mm_struct, as /proc/PID/stat shows them. */
@@ -88,6 +90,7 @@ export class Procfs {
       startTime: BigInt(f.rest[19]!),
       rtPriority: Number(f.rest[37]),
       policy: Number(f.rest[38]),
+      exitCode: Number(f.rest[49] ?? 0),
     };
   }
 

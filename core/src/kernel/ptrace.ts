@@ -32,7 +32,9 @@ const SPIN_ROUNDS = 2000;
 /** Atomics.wait on this is a synchronous sleep: ptrace must stay on the JS thread. */
 const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
 
+const PTRACE_SETOPTIONS = 0x4200;
 export const PTRACE_O_TRACESYSGOOD = 1;
+export const PTRACE_O_TRACEFORK = 2;
 export const PTRACE_O_TRACECLONE = 8;
 /** The kernel kills the tracee when its tracer dies: for tasks cr creates at restore. */
 export const PTRACE_O_EXITKILL = 0x100000;
@@ -96,6 +98,19 @@ export class Ptrace {
       this.detachQuietly(pid);
       throw err;
     }
+  }
+
+  /** Sets the ptrace options of a task cr traces (PTRACE_O_*). */
+  setOptions(pid: number, options: number): void {
+    this.libc.ptrace(PTRACE_SETOPTIONS, pid, 0, options, 'ptrace(PTRACE_SETOPTIONS)');
+  }
+
+  /**
+   * Points the stopped task at syscall `nr` with `args`, to be made when it next runs (when cr
+   * lets it go): for a task whose last act is that call (a restored zombie's exit).
+   */
+  callOnRelease(pid: number, nr: number, args: readonly bigint[]): void {
+    this.enterRemote(pid, this.getRegs(pid), nr, args);
   }
 
   /** Waits for the first stop of a task that was attached automatically (PTRACE_O_TRACECLONE). */

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { TargetError, UnsupportedError } from '../errors.js';
 import { findCodeSites, SYSCALL_RET, type CodeSites } from './code-sites.js';
 import { KernelError } from './kernel-error.js';
+import { __WALL } from './libc.js';
 import { setMmMap, type MmMap } from './mm-map.js';
 import { readVmas } from './proc-maps.js';
 import { stoppedSyscall, type StoppedSyscall } from './stopped-syscall.js';
@@ -31,6 +32,7 @@ const SCRATCH_SIZE = 64 * 1024;
 /** x86_64 CET: a task with a shadow stack would fault on the `ret` of a parked task. */
 const SHADOW_STACK = /^x86_Thread_features:.*\bshstk\b/m;
 const ALL_SIGNALS = 0xffffffffffffffffn;
+const RLIMIT_CORE = 4;
 const u = (v: bigint | number) => BigInt.asUintN(64, BigInt(v));
 
 /** One signal's disposition as rt_sigaction(2) reports it (struct kernel_sigaction on x86_64). */
@@ -241,6 +243,32 @@ export class RemoteTask {
 
   kill(): void {
     this.ptrace.kill(this.pid);
+  }
+
+  /**
+   * Makes the task's first act, once let go, to end as a process whose wait status was
+   * `waitStatus`: exit with its code, or die of its signal (with no core file). For a zombie
+   * being restored, which its restored parent then reaps.
+   */
+  exitOnRelease(waitStatus: number): void {
+    const signal = waitStatus & 0x7f;
+    if (signal === 0) {
+      this.dropScratch();
+      this.ptrace.callOnRelease(this.pid, SYS.exit_group, [BigInt((waitStatus >> 8) & 0xff)]);
+      return;
+    }
+    this.setRlimit(RLIMIT_CORE, 0n, 0n);
+    this.setSignalAction(signal, { handler: 0n, flags: 0n, restorer: 0n, mask: 0n });
+    this.dropScratch();
+    this.maskOnRelease = 0n;
+    this.ptrace.callOnRelease(this.pid, SYS.kill, [BigInt(this.pid), BigInt(signal)]);
+  }
+
+  /** wait4(2) inside the task for its child `pid`, which has exited or is about to: reaps it, returns its wait status. */
+  reap(pid: number): number {
+    const at = this.scratchAt(0);
+    this.call(`wait4(${pid})`, SYS.wait4, [pid, at, __WALL, 0]);
+    return this.read(at, 4).readInt32LE();
   }
 
   setRegs(regs: Registers): void {

@@ -2,10 +2,10 @@ import { execFileSync } from 'node:child_process';
 import { TargetError } from '../errors.js';
 import { KernelError } from './kernel-error.js';
 import type { Libc } from './libc.js';
-import { PTRACE_O_EXITKILL, PTRACE_O_TRACECLONE, PTRACE_O_TRACESYSGOOD, type Ptrace } from './ptrace.js';
+import { PTRACE_O_EXITKILL, PTRACE_O_TRACECLONE, PTRACE_O_TRACEFORK, PTRACE_O_TRACESYSGOOD, type Ptrace } from './ptrace.js';
 import { RemoteTask } from './remote-task.js';
 import { cloneArgs, encodeStruct, structSize } from './structs.js';
-import { CLONE_PARENT, PR_SET_CHILD_SUBREAPER, SYS } from './syscalls.js';
+import { CLONE_PARENT, PR_SET_CHILD_SUBREAPER, SIGCHLD, SYS } from './syscalls.js';
 
 const EEXIST = 17;
 
@@ -26,20 +26,43 @@ export function createSeed(libc: Libc, ptrace: Ptrace, pid: number): RemoteTask 
   let launcher: RemoteTask | undefined;
   try {
     launcher = new RemoteTask(launcherPid, ptrace, ptrace.stop(launcherPid, PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE | PTRACE_O_EXITKILL));
-    const tid = Buffer.alloc(4);
-    tid.writeInt32LE(pid);
-    const size = structSize(cloneArgs);
-    const args = encodeStruct(cloneArgs, { flags: CLONE_PARENT, set_tid: launcher.put(tid, size), set_tid_size: 1 });
-    const result = ptrace.remoteSyscallWithEvent(launcherPid, SYS.clone3, [launcher.put(args), BigInt(size)]);
-    if (result.value < 0n) {
-      const errno = Number(-result.value);
-      if (errno === EEXIST) throw new TargetError(`cannot restore PID ${pid}: a process with that PID exists; stop it (or wait for it to exit) and try again`);
-      throw new KernelError('clone3(set_tid)', errno, `pid ${pid}`);
-    }
-    ptrace.waitNewChild(pid);
+    cloneWithPid(ptrace, launcher, pid, CLONE_PARENT, 0);
   } finally {
     launcher?.kill();
   }
+  return adoptSeed(ptrace, pid);
+}
+
+/**
+ * A child of a seed (or of its parent, with CLONE_PARENT) with exactly `pid`: a fork made inside
+ * the stopped seed, with SIGCHLD as its exit signal as after fork(), so that the restored parent
+ * waits for it as for any child. PTRACE_O_TRACEFORK attaches it from its first instruction, with
+ * the seed's options (PTRACE_O_EXITKILL among them).
+ */
+export function createChildSeed(ptrace: Ptrace, parent: RemoteTask, pid: number, fromParentOf: boolean): RemoteTask {
+  ptrace.setOptions(parent.pid, PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_EXITKILL);
+  // clone3 takes no exit signal with CLONE_PARENT: the child gets the caller's, which is SIGCHLD.
+  cloneWithPid(ptrace, parent, pid, fromParentOf ? CLONE_PARENT : 0, fromParentOf ? 0 : SIGCHLD);
+  return adoptSeed(ptrace, pid);
+}
+
+/** clone3(set_tid = pid) inside the stopped task `in`, and the wait for the new task's first stop. */
+function cloneWithPid(ptrace: Ptrace, task: RemoteTask, pid: number, flags: number, exitSignal: number): void {
+  const tid = Buffer.alloc(4);
+  tid.writeInt32LE(pid);
+  const size = structSize(cloneArgs);
+  const args = encodeStruct(cloneArgs, { flags, exit_signal: exitSignal, set_tid: task.put(tid, size), set_tid_size: 1 });
+  const result = ptrace.remoteSyscallWithEvent(task.pid, SYS.clone3, [task.put(args), BigInt(size)]);
+  if (result.value < 0n) {
+    const errno = Number(-result.value);
+    if (errno === EEXIST) throw new TargetError(`cannot restore PID ${pid}: a process with that PID exists; stop it (or wait for it to exit) and try again`);
+    throw new KernelError('clone3(set_tid)', errno, `pid ${pid}`);
+  }
+  ptrace.waitNewChild(pid);
+}
+
+/** The new task as a seed: no rseq registration, no open files. */
+function adoptSeed(ptrace: Ptrace, pid: number): RemoteTask {
   const seed = new RemoteTask(pid, ptrace, ptrace.getRegs(pid));
   try {
     const rseq = ptrace.rseqConfiguration(pid);

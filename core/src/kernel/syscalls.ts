@@ -53,6 +53,9 @@ export const SYS = {
   timer_settime: 223,
   timer_gettime: 224,
   timer_getoverrun: 225,
+  kill: 62,
+  wait4: 61,
+  exit_group: 231,
 } as const;
 
 /**
@@ -115,6 +118,11 @@ export const O_CLOEXEC = 0o2000000;
 export const SOCK_CLOEXEC = 0o2000000;
 export const KCMP_FILE = 0;
 export const KCMP_EPOLL_TFD = 7;
+/** kcmp(2) types: whether two processes share one of these (CLONE_VM, CLONE_FILES, CLONE_FS, CLONE_SIGHAND). */
+export const KCMP_VM = 1;
+export const KCMP_FILES = 2;
+export const KCMP_FS = 3;
+export const KCMP_SIGHAND = 4;
 export const RSEQ_FLAG_UNREGISTER = 1;
 export const SIGKILL = 9;
 export const SIGCHLD = 17;

@@ -39,9 +39,12 @@ export type Attributes = Readonly<Record<string, string | number>>;
  * - `uint`: a non-negative integer (an id, a pid, an fd, a size), written in decimal or 0x hex;
  * - `key`: a SysV IPC key, unsigned 32-bit, written in decimal or hex, held as "0x%08x";
  * - `string`: text (a path, a command name), matched exactly or as a glob;
+ * - `lineage`: the object's number and those of the objects it descends from (a process and its
+ *   ancestors), held as decimal numbers separated by spaces, the topmost first ("4242 4250"); a
+ *   selector gives one number (a uint) and selects every object whose lineage has it: a subtree;
  * - `{ oneOf }`: one of these words.
  */
-export type AttributeType = 'uint' | 'key' | 'string' | { readonly oneOf: readonly string[] };
+export type AttributeType = 'uint' | 'key' | 'string' | 'lineage' | { readonly oneOf: readonly string[] };
 
 /** One object of the resource graph as the engine holds it during a checkpoint. */
 export interface ResourceNode<H = unknown> {
@@ -62,6 +65,18 @@ export interface ResourceNode<H = unknown> {
   readonly claims?: readonly string[];
   /** A kernel object this object leaves to whichever object claims it (see CollectedObject.defers). */
   readonly defers?: Deferral;
+  /** Objects that must be saved whenever this one is (see CollectedObject.requires). */
+  readonly requires?: readonly Requirement[];
+}
+
+/**
+ * Another object that must be saved whenever this one is: a process's children and parent are,
+ * since the restored tree could not be whole without them. `why` ends the refusal's sentence.
+ */
+export interface Requirement {
+  key: string;
+  /** "it is the parent of PID 7 (sh); …": why and what to do. */
+  why: string;
 }
 
 /**
@@ -98,6 +113,12 @@ export interface CollectedObject<H = unknown> {
   claims?: readonly string[];
   /** A kernel object this object stands for but leaves to a plugin that claims it; see Deferral. */
   defers?: Deferral;
+  /**
+   * Objects that must be saved whenever this one is: when this one is included and one of these is
+   * excluded or external, the checkpoint (and `--dry-run`) is refused (exit 7) before anything is
+   * saved, naming both and the rule that left the other out.
+   */
+  requires?: readonly Requirement[];
 }
 
 /**

@@ -47,6 +47,48 @@ export function descriptionsOf(kernel: Kernel, pid: number, fds: readonly FdInfo
   return found;
 }
 
+/** Another process that holds an open file description too (it inherited it across fork), and its numbers for it. */
+export interface DescriptionHolder {
+  pid: number;
+  fds: DescriptorNumber[];
+}
+
+/** A description as first collected: its object's id, and the other processes found holding it since. */
+export interface SharedDescription {
+  readonly id: string;
+  readonly holders: DescriptionHolder[];
+}
+
+/**
+ * The open file descriptions collected so far in the processes of one checkpoint, by the plugin
+ * type that saves them: a description that several processes hold (stdio inherited by fork, a
+ * file whose offset parent and child move together) is saved once, by the object of the first
+ * process found holding it, and given at restore to every holder. Told apart by kcmp(2).
+ */
+export class SharedDescriptions {
+  private readonly found = new Map<string, { pid: number; fd: number; link: string; shared: SharedDescription }[]>();
+
+  constructor(private readonly kernel: Kernel) {}
+
+  /**
+   * The description that `fds` of `pid` (one description: `info` is its lowest descriptor) is:
+   * one already collected in another process, to which `pid` is then added as a holder, or a new
+   * one with the id `id`.
+   */
+  holderOf(type: string, pid: number, info: FdInfo, fds: readonly DescriptorNumber[], id: string): SharedDescription {
+    const list = this.found.get(type) ?? [];
+    this.found.set(type, list);
+    const first = list.find((d) => d.pid !== pid && d.link === info.link && this.kernel.sameOpenFile(d.pid, d.fd, pid, info.fd));
+    if (first) {
+      first.shared.holders.push({ pid, fds: [...fds] });
+      return first.shared;
+    }
+    const shared = { id, holders: [] };
+    list.push({ pid, fd: info.fd, link: info.link, shared });
+    return shared;
+  }
+}
+
 /** Gives the task cr's descriptor `local` on every number of `fds`, with the description's status flags. */
 export function installDescription(task: RemoteTask, local: number, fds: readonly DescriptorNumber[], statusFlags: number): void {
   for (const { fd, closeOnExec } of fds) task.installFd(local, fd, closeOnExec);
@@ -57,11 +99,23 @@ export function installDescription(task: RemoteTask, local: number, fds: readonl
  * What is wrong with a saved description of object `PID:FD` (the id descriptionsOfKind's users
  * give): it must hang below `tasks:PID`, start at FD, and name each descriptor once.
  */
-export function descriptionProblems(fds: readonly DescriptorNumber[], ctx: Pick<RecordCheckContext, 'id' | 'parents'>): string[] {
+export function descriptionProblems(fds: readonly DescriptorNumber[], ctx: Pick<RecordCheckContext, 'id' | 'parents'>, holders: readonly DescriptionHolder[] = []): string[] {
   const problems: string[] = [];
   const [pid, fd] = ctx.id.split(':');
   if (!ctx.parents.includes(`tasks:${pid}`)) problems.push(`it belongs to PID ${pid} but does not hang below tasks:${pid}`);
   if (String(fds[0]?.fd) !== fd) problems.push(`its first descriptor is ${fds[0]?.fd}, not ${fd}`);
   if (new Set(fds.map((d) => d.fd)).size !== fds.length) problems.push('it names one descriptor twice');
+  return [...problems, ...holderProblems(holders, pid!, ctx.parents)];
+}
+
+/** What is wrong with the other holders of a description first held by `pid`: each hangs below its tasks object, once, with distinct numbers. */
+export function holderProblems(holders: readonly { pid: number; fds: readonly { fd: number }[] }[], pid: string, parents: readonly string[]): string[] {
+  const problems: string[] = [];
+  const pids = holders.map((h) => h.pid);
+  if (pids.includes(Number(pid)) || new Set(pids).size !== pids.length) problems.push('it names one holding process twice');
+  for (const h of holders) {
+    if (!parents.includes(`tasks:${h.pid}`)) problems.push(`PID ${h.pid} holds it but it does not hang below tasks:${h.pid}`);
+    if (h.fds.length === 0 || new Set(h.fds.map((d) => d.fd)).size !== h.fds.length) problems.push(`PID ${h.pid} holds it on no descriptor, or on one twice`);
+  }
   return problems;
 }

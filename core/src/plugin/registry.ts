@@ -176,7 +176,7 @@ function assertPluginShape(plugin: ResourcePlugin, source: string): void {
   }
   for (const [name, type] of Object.entries(plugin.selectableBy ?? {})) {
     if (!/^[a-z][a-zA-Z0-9]*$/.test(name)) fail(`selectableBy names ${JSON.stringify(name)}, not an attribute name like "fd" or "nsems"`);
-    if (!isAttributeType(type)) fail(`selectableBy.${name} is ${JSON.stringify(type)}, not "uint", "key", "string" or {oneOf: [words]}`);
+    if (!isAttributeType(type)) fail(`selectableBy.${name} is ${JSON.stringify(type)}, not "uint", "key", "string", "lineage" or {oneOf: [words]}`);
   }
   for (const method of ['collect', 'save', 'restore'] as const) {
     if (typeof plugin[method] !== 'function') fail(`it has no ${method}() method`);
@@ -184,7 +184,7 @@ function assertPluginShape(plugin: ResourcePlugin, source: string): void {
 }
 
 function isAttributeType(type: unknown): type is AttributeType {
-  if (type === 'uint' || type === 'key' || type === 'string') return true;
+  if (type === 'uint' || type === 'key' || type === 'string' || type === 'lineage') return true;
   const oneOf = (type as { oneOf?: unknown } | undefined)?.oneOf;
   return Array.isArray(oneOf) && oneOf.length > 0 && oneOf.every((w) => typeof w === 'string' && w !== '');
 }

@@ -87,6 +87,8 @@ export function matchesSelector(match: Readonly<Record<string, string | number>>
   return Object.entries(match).every(([name, wanted]) => {
     const actual = attributes[name];
     if (typeof actual === 'string' && typeof wanted === 'string' && GLOB_CHARS.test(wanted)) return picomatch.isMatch(actual, wanted, { dot: true });
+    // A lineage ("4242 4250 4260", see selector-types.ts) is selected by any number in it.
+    if (typeof actual === 'string' && typeof wanted === 'number') return actual.split(' ').includes(String(wanted));
     return actual === wanted;
   });
 }

@@ -7,11 +7,16 @@ export type SelectableAttributes = Readonly<Record<string, AttributeType>>;
 
 const MAX_KEY = 0xffff_ffff;
 const INTEGER = /^(?:0x[0-9a-f]+|[0-9]+)$/i;
+/**
+ * How objects hold a lineage: their own number and those of the objects they descend from, in
+ * decimal, separated by spaces, the topmost first ("4242 4250 4260"); a selector gives one number.
+ */
+const LINEAGE = /^[0-9]+(?: [0-9]+)*$/;
 
 /** "unsigned integer", "IPC key" …: what a value of `type` is, for messages. */
 export function describeAttributeType(type: AttributeType): string {
   if (typeof type === 'object') return `one of ${type.oneOf.join(', ')}`;
-  return { uint: 'unsigned integer', key: 'IPC key, e.g. 0x0000abcd', string: 'text or glob' }[type];
+  return { uint: 'unsigned integer', key: 'IPC key, e.g. 0x0000abcd', string: 'text or glob', lineage: 'PID: that process and every one below it' }[type];
 }
 
 /**
@@ -23,7 +28,7 @@ export function typedValue(type: AttributeType, raw: string | number): { value: 
   if (typeof type === 'object') return type.oneOf.includes(String(raw)) ? { value: String(raw) } : { problem: `must be one of ${type.oneOf.join(', ')}` };
   if (type === 'string') return { value: String(raw) };
   const n = typeof raw === 'number' ? raw : INTEGER.test(raw) ? Number(raw) : Number.NaN;
-  if (type === 'uint') return Number.isSafeInteger(n) && n >= 0 ? { value: n } : { problem: 'must be an unsigned integer, in decimal or 0x hex' };
+  if (type === 'uint' || type === 'lineage') return Number.isSafeInteger(n) && n >= 0 ? { value: n } : { problem: 'must be an unsigned integer, in decimal or 0x hex' };
   if (Number.isInteger(n) && n >= 0 && n <= MAX_KEY) return { value: hex(n) };
   const signed = typeof raw === 'number' ? raw : /^-[0-9]+$/.test(raw) ? Number(raw) : Number.NaN;
   if (Number.isInteger(signed) && signed < 0 && signed >= -(2 ** 31)) {
@@ -64,6 +69,7 @@ export function untypedAttributes(attributes: Attributes, selectable: Selectable
   return Object.entries(selectable).flatMap(([name, type]) => {
     const value = attributes[name];
     if (value === undefined) return [];
+    if (type === 'lineage') return typeof value === 'string' && LINEAGE.test(value) ? [] : [`${name} ${JSON.stringify(value)} (PIDs separated by spaces)`];
     const checked = typedValue(type, value);
     return 'value' in checked && checked.value === value ? [] : [`${name} ${JSON.stringify(value)} (${describeAttributeType(type)})`];
   });

@@ -4,6 +4,7 @@ import {
   descriptionsOf,
   installDescription,
   type CollectedObject,
+  type DescriptionHolder,
   type DescriptorNumber,
   type FdInfo,
   type Kernel,
@@ -15,6 +16,7 @@ import {
   type SaveContext,
 } from '@cr/core';
 import { TASKS, restoredTaskOf } from '@cr/plugin-tasks';
+import { descriptionHoldersSchema } from '@cr/schemas';
 import { closeSync } from 'node:fs';
 import type { ZodType } from 'zod';
 
@@ -23,6 +25,8 @@ export interface DescriptionRecord {
   /** The file status flags of the description (O_NONBLOCK …). */
   statusFlags: number;
   fds: DescriptorNumber[];
+  /** Other processes holding it (after fork). */
+  holders?: DescriptionHolder[];
 }
 
 /** Where a description's state is read: its process and lowest descriptor, and the checkpoint's warnings. */
@@ -33,10 +37,14 @@ export interface DescriptionSite {
   warn(message: string): void;
 }
 
-/** A description being checkpointed: the process, and the description with every fd on it. */
+/** The `holders` field of a description record (see DescriptionRecord). */
+export const holdersField = { holders: descriptionHoldersSchema };
+
+/** A description being checkpointed: the process, the description with every fd on it, and the other processes holding it. */
 export interface DescriptionHandle {
   pid: number;
   description: OpenDescription;
+  holders: readonly DescriptionHolder[];
 }
 
 /**
@@ -68,30 +76,40 @@ export abstract class DescriptionPlugin<R extends DescriptionRecord> implements 
   collect(parent: ResourceNode): CollectedObject<DescriptionHandle>[] {
     const task = TASKS.handleOf(parent);
     const { pid } = task;
-    return descriptionsOf(this.kernel, pid, task.fds(), (info) => this.owns(info, pid)).map((description) => ({
-      id: `${pid}:${description.info.fd}`,
-      handle: { pid, description },
-      attributes: { pid, fd: description.info.fd },
-      claims: description.fds.map((d) => `fd:${pid}:${d.fd}`),
-    }));
+    return descriptionsOf(this.kernel, pid, task.fds(), (info) => this.owns(info, pid)).map((description) => {
+      // One another process of the tree holds too (inherited across fork) is one object, saved with the first.
+      const shared = task.tree.descriptions.holderOf(this.type, pid, description.info, description.fds, `${pid}:${description.info.fd}`);
+      return {
+        id: shared.id,
+        handle: { pid, description, holders: shared.holders },
+        attributes: { pid, fd: description.info.fd },
+        claims: description.fds.map((d) => `fd:${pid}:${d.fd}`),
+      };
+    });
   }
 
   save(node: ResourceNode<DescriptionHandle>, ctx: SaveContext): R {
-    const { pid, description } = node.handle;
+    const { pid, description, holders } = node.handle;
     const { info } = description;
     const at = { pid, fd: info.fd, info, warn: (message: string) => ctx.warn(message) };
-    return { ...this.state(this.kernel.procfs.fdinfo(pid, info.fd), at), statusFlags: description.statusFlags, fds: description.fds } as R;
+    const shared = holders.length > 0 ? { holders: holders.map((h) => ({ pid: h.pid, fds: [...h.fds] })) } : {};
+    return { ...this.state(this.kernel.procfs.fdinfo(pid, info.fd), at), statusFlags: description.statusFlags, fds: description.fds, ...shared } as R;
   }
 
   checkRecord(record: R, ctx: RecordCheckContext): string[] {
-    return descriptionProblems(record.fds, ctx);
+    return descriptionProblems(record.fds, ctx, record.holders);
   }
 
+  /** One new description, given to the process and to every other holder that was restored. */
   restore(record: R, ctx: RestoreContext): void {
     const task = restoredTaskOf(ctx);
     const local = this.create(record, `a ${this.type} of PID ${task.pid}`);
     try {
       installDescription(task, local, record.fds, record.statusFlags);
+      for (const { pid, fds } of record.holders ?? []) {
+        const holder = TASKS.restored(ctx, pid)?.task;
+        if (holder) installDescription(holder, local, fds, record.statusFlags);
+      }
     } finally {
       closeSync(local);
     }

@@ -1,3 +1,4 @@
+import { holdersField } from '@cr/descriptor-base';
 import { z } from 'zod';
 
 const descriptor = z.strictObject({ fd: z.number().int().min(0).max(0x7fff_ffff), closeOnExec: z.boolean() });
@@ -8,5 +9,6 @@ export const eventfdRecordSchema = z.strictObject({
   semaphore: z.boolean().describe('EFD_SEMAPHORE: each read takes 1'),
   statusFlags: z.number().int().nonnegative().describe('O_NONBLOCK …'),
   fds: z.array(descriptor).min(1),
+  ...holdersField,
 });
 export type EventfdRecord = z.infer<typeof eventfdRecordSchema>;

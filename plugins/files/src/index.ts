@@ -1,10 +1,13 @@
 import {
   Kernel,
   PLUGIN_API_VERSION,
+  O_CLOEXEC,
   blobProblems,
+  holderProblems,
   inject,
   injectable,
   type CollectedObject,
+  type DescriptionHolder,
   type FdInfo,
   type RecordCheckContext,
   type ResourceNode,
@@ -18,11 +21,15 @@ import { ownership } from './ownership.js';
 import { restoreFd } from './restore.js';
 import { saveFd } from './save.js';
 
-/** A descriptor being checkpointed, and the lower descriptor it shares its open file with (dup), if any. */
+/**
+ * A descriptor being checkpointed, and the lower descriptor it shares its open file with (dup), if
+ * any; or the other processes that hold its open file too (after fork).
+ */
 export interface FdHandle {
   pid: number;
   info: FdInfo;
   twin?: FdInfo;
+  holders: readonly DescriptionHolder[];
 }
 
 /**
@@ -52,9 +59,11 @@ export class FilesPlugin implements ResourcePlugin<FilesRecord, FdHandle> {
     const fds = task.fds();
     return fds.map((info, i) => {
       const twin = fds.slice(0, i).find((l) => l.link === info.link && this.kernel.sameOpenFile(pid, l.fd, pid, info.fd));
+      // An open file another process of the tree holds too is one object, saved with the first.
+      const shared = twin ? undefined : task.tree.descriptions.holderOf(this.type, pid, info, [{ fd: info.fd, closeOnExec: (info.flags & O_CLOEXEC) !== 0 }], `${pid}:${info.fd}`);
       return {
-        id: `${pid}:${info.fd}`,
-        handle: { pid, info, ...(twin ? { twin } : {}) },
+        id: shared?.id ?? `${pid}:${info.fd}`,
+        handle: { pid, info, ...(twin ? { twin } : {}), holders: shared?.holders ?? [] },
         attributes: { pid, fd: info.fd, path: info.link },
         ...ownership(pid, info, twin),
       };
@@ -62,8 +71,8 @@ export class FilesPlugin implements ResourcePlugin<FilesRecord, FdHandle> {
   }
 
   save(node: ResourceNode<FdHandle>, ctx: SaveContext): Promise<FilesRecord> {
-    const { pid, info, twin } = node.handle;
-    return saveFd(pid, info, twin, ctx);
+    const { pid, info, twin, holders } = node.handle;
+    return saveFd(pid, info, twin, holders, ctx);
   }
 
   /**
@@ -76,11 +85,17 @@ export class FilesPlugin implements ResourcePlugin<FilesRecord, FdHandle> {
     if (String(record.fd) !== fd) problems.push(`it holds fd ${record.fd}, not ${fd}`);
     if (!TASKS.isAmong(ctx.parents, pid!)) problems.push(`it is an fd of PID ${pid} but does not hang below ${TASKS.key(pid!)}`);
     if (record.kind === 'duplicate' && record.of >= record.fd) problems.push(`it duplicates fd ${record.of}, which is not a lower fd`);
+    if (record.kind !== 'duplicate') problems.push(...holderProblems(record.holders ?? [], pid!, ctx.parents));
     return [...problems, ...blobProblems(ctx, record.kind === 'deleted' ? { contents: record.size } : {})];
   }
 
+  /** Into the process, and into every other holder that was restored (a process left out has none to give it to). */
   restore(record: FilesRecord, ctx: RestoreContext): Promise<void> {
-    return restoreFd(restoredTaskOf(ctx), record, ctx);
+    const holders = record.kind === 'duplicate' ? [] : (record.holders ?? []).flatMap(({ pid, fds }) => {
+      const task = TASKS.restored(ctx, pid)?.task;
+      return task ? fds.map((d) => ({ task, ...d })) : [];
+    });
+    return restoreFd(restoredTaskOf(ctx), record, ctx, holders);
   }
 }
 

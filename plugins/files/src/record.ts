@@ -1,14 +1,15 @@
 import { z } from 'zod';
-import { intIdSchema, uidSchema } from '@cr/schemas';
+import { descriptionHoldersSchema, intIdSchema, uidSchema } from '@cr/schemas';
 
 const common = {
   fd: intIdSchema,
   closeOnExec: z.boolean(),
 };
 
-/** An open file: path, open flags (O_CLOEXEC aside) and position. */
+/** An open file: path, open flags (O_CLOEXEC aside) and position; maybe held by other processes too. */
 const opened = {
   ...common,
+  holders: descriptionHoldersSchema,
   path: z.string().startsWith('/'),
   flags: z.number().int().nonnegative(),
   offset: z.string().regex(/^[0-9]+$/),
@@ -30,7 +31,7 @@ export const filesRecordSchema = z.discriminatedUnion('kind', [
     .describe('a regular file unlinked while open: its contents are in the "contents" blob'),
   z.strictObject({ kind: z.literal('duplicate'), ...common, of: intIdSchema }).describe('the same open file description as fd `of` (dup)'),
   z
-    .strictObject({ kind: z.literal('inherited'), ...common, flags: z.number().int().nonnegative(), description: z.string() })
+    .strictObject({ kind: z.literal('inherited'), ...common, holders: descriptionHoldersSchema, flags: z.number().int().nonnegative(), description: z.string() })
     .describe('stdio pointing outside the checkpoint (a terminal, a pipe): given again at restore'),
 ]);
 export type FilesRecord = z.infer<typeof filesRecordSchema>;

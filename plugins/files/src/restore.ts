@@ -9,8 +9,15 @@ const O_ACCMODE = 3;
 /** The open-file status flags fcntl(F_SETFL) can change: O_APPEND, O_ASYNC, O_DIRECT, O_NOATIME, O_NONBLOCK. */
 const STATUS_FLAGS = 0o2000 | 0o20000 | 0o40000 | 0o1000000 | 0o4000;
 
-/** Puts descriptor `record.fd` back into the task being restored. */
-export async function restoreFd(task: RemoteTask, record: FilesRecord, ctx: RestoreContext): Promise<void> {
+/** Another restored process that holds the same open file, on descriptor `fd`. */
+export interface RestoredHolder {
+  task: RemoteTask;
+  fd: number;
+  closeOnExec: boolean;
+}
+
+/** Puts descriptor `record.fd` back into the task being restored, and the same open file into every other holder. */
+export async function restoreFd(task: RemoteTask, record: FilesRecord, ctx: RestoreContext, holders: readonly RestoredHolder[]): Promise<void> {
   const who = `fd ${record.fd} of PID ${task.pid}`;
   if (record.kind === 'duplicate') {
     if (!task.hasFd(record.of)) {
@@ -19,10 +26,11 @@ export async function restoreFd(task: RemoteTask, record: FilesRecord, ctx: Rest
     task.dup3(record.of, record.fd, record.closeOnExec ? O_CLOEXEC : 0);
     return;
   }
-  if (record.kind === 'inherited') return restoreInherited(task, record, ctx, who);
+  if (record.kind === 'inherited') return restoreInherited(task, record, ctx, who, holders);
   const local = await openLocally(record, ctx, who);
   try {
     task.installFd(local, record.fd, record.closeOnExec);
+    for (const h of holders) h.task.installFd(local, h.fd, h.closeOnExec);
   } finally {
     closeSync(local);
   }
@@ -61,7 +69,7 @@ function openExisting(path: string, flags: number, who: string): number {
  * status flags again (Node may have made cr's stdio non-blocking). A pipe of cr's is opened anew
  * instead, when it can be, for Node puts back the flags of its stdio as cr exits.
  */
-function restoreInherited(task: RemoteTask, record: Extract<FilesRecord, { kind: 'inherited' }>, ctx: RestoreContext, who: string): void {
+function restoreInherited(task: RemoteTask, record: Extract<FilesRecord, { kind: 'inherited' }>, ctx: RestoreContext, who: string, holders: readonly RestoredHolder[]): void {
   const given = ctx.options.inheritFds?.[record.fd];
   let local = record.fd;
   let statusFlags = record.flags;
@@ -72,6 +80,7 @@ function restoreInherited(task: RemoteTask, record: Extract<FilesRecord, { kind:
   }
   try {
     task.installFd(local, record.fd, record.closeOnExec);
+    for (const h of holders) h.task.installFd(local, h.fd, h.closeOnExec);
   } finally {
     if (local !== record.fd) closeSync(local);
   }

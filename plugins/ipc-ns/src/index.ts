@@ -44,6 +44,7 @@ export class IpcNsPlugin implements ResourcePlugin<IpcNsRecord, NamespaceHandle,
 
   collect(parent: ResourceNode): CollectedObject<NamespaceHandle>[] {
     const fromProcess = !IPC_NS_TARGET.is(parent);
+    if (fromProcess && TASKS.handleOf(parent).zombie) return [];
     const ns = fromProcess
       ? this.kernel.namespaces.ofProcess(TASKS.handleOf(parent).pid, 'ipc')
       : this.kernel.namespaces.fromPath(IPC_NS_TARGET.handleOf(parent).path, 'ipc');

@@ -30,6 +30,7 @@ export class MmPlugin implements ResourcePlugin<MmRecord, ResourceNode<TaskHandl
 
   collect(parent: ResourceNode): CollectedObject<ResourceNode<TaskHandle>>[] {
     const task = TASKS.node(parent);
+    if (task.handle.zombie) return [];
     const { pid } = task.handle;
     return [{ id: String(pid), handle: task, attributes: { pid }, uses: this.sharedMemory(pid) }];
   }

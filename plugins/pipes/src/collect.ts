@@ -6,11 +6,15 @@ const O_WRONLY = 1;
 const O_CLOEXEC = 0o2000000;
 const PIPE = /^pipe:\[(\d+)\]$/;
 
-/** A pipe of one process: its inode, every descriptor the process has on it, and the end it lacks, if any. */
+/**
+ * A pipe of the checkpoint: its inode, the first process holding it with its descriptors on it,
+ * the other processes holding it, and the end only processes outside the checkpoint hold, if any.
+ */
 export interface HeldPipe {
   inode: number;
+  pid: number;
   ends: PipeEnd[];
-  /** The end only processes outside the checkpoint hold. */
+  holders: { pid: number; ends: PipeEnd[] }[];
   outside?: PipeEnd['end'];
 }
 
@@ -25,13 +29,39 @@ export function pipeEnd(info: FdInfo): PipeEnd {
 }
 
 /**
- * The pipes among a process's descriptors (`pipe:[INODE]` on pipefs). A pipe whose read and write
- * ends the process both holds (a self-pipe) is wholly inside the checkpoint. A pipe with one end
- * here leads outside (`cmd | cat`): its descriptors are kept as an end to be given again at
- * restore, except stdio and the descriptors sharing stdio's open file (`2>&1`), which the files
+ * The pipes among the descriptors of process `pid`. A pipe whose read and write ends the
+ * processes of the checkpoint (`tree`, parents first) hold between them (a self-pipe, a shell
+ * pipeline) is wholly inside it: one object, of the first process holding it. A pipe with an end
+ * here and the other only outside (`cmd | cat`) is kept as this process's end, to be given again
+ * at restore, except stdio and the descriptors sharing stdio's open file (`2>&1`), which the files
  * plugin inherits as the shell's pipe; `sameOpenFile` tells the latter (kcmp).
  */
-export function heldPipes(fds: readonly FdInfo[], sameOpenFile: (a: number, b: number) => boolean): HeldPipe[] {
+export function heldPipes(pid: number, tree: readonly { pid: number; fds(): readonly FdInfo[] }[], sameOpenFile: (a: number, b: number) => boolean): HeldPipe[] {
+  const ends = new Map<number, Map<number, PipeEnd[]>>();
+  for (const task of tree) {
+    for (const [inode, infos] of pipeDescriptors(task.fds())) {
+      const byPid = ends.get(inode) ?? new Map<number, PipeEnd[]>();
+      byPid.set(task.pid, infos.map(pipeEnd));
+      ends.set(inode, byPid);
+    }
+  }
+  const own = pipeDescriptors(tree.find((t) => t.pid === pid)?.fds() ?? []);
+  return [...own].flatMap(([inode, infos]): HeldPipe[] => {
+    const byPid = [...ends.get(inode)!];
+    const all = byPid.flatMap(([, list]) => list);
+    if (all.some((e) => e.end === 'read') && all.some((e) => e.end === 'write')) {
+      const [[first, firstEnds], ...others] = byPid as [[number, PipeEnd[]], ...[number, PipeEnd[]][]];
+      return [{ inode, pid: first, ends: firstEnds, holders: others.map(([holder, list]) => ({ pid: holder, ends: list })) }];
+    }
+    const stdio = infos.filter((i) => i.fd <= 2);
+    const given = infos.filter((i) => i.fd > 2 && !stdio.some((s) => sameOpenFile(s.fd, i.fd))).map(pipeEnd);
+    if (given.length === 0) return [];
+    return [{ inode, pid, ends: given, holders: [], outside: given[0]!.end === 'read' ? 'write' : 'read' }];
+  });
+}
+
+/** A process's descriptors on pipes, by pipe inode. */
+function pipeDescriptors(fds: readonly FdInfo[]): Map<number, FdInfo[]> {
   const byInode = new Map<number, FdInfo[]>();
   for (const info of fds) {
     const m = PIPE.exec(info.link);
@@ -39,16 +69,5 @@ export function heldPipes(fds: readonly FdInfo[], sameOpenFile: (a: number, b: n
     const inode = Number(m[1]);
     byInode.set(inode, [...(byInode.get(inode) ?? []), info]);
   }
-  const pipes: HeldPipe[] = [];
-  for (const [inode, infos] of byInode) {
-    const ends = infos.map(pipeEnd);
-    if (ends.some((e) => e.end === 'read') && ends.some((e) => e.end === 'write')) {
-      pipes.push({ inode, ends });
-      continue;
-    }
-    const stdio = infos.filter((i) => i.fd <= 2);
-    const own = infos.filter((i) => i.fd > 2 && !stdio.some((s) => sameOpenFile(s.fd, i.fd))).map(pipeEnd);
-    if (own.length > 0) pipes.push({ inode, ends: own, outside: own[0]!.end === 'read' ? 'write' : 'read' });
-  }
-  return pipes;
+  return byInode;
 }

@@ -3,6 +3,7 @@ import {
   PLUGIN_API_VERSION,
   TargetError,
   blobProblems,
+  holderProblems,
   inject,
   injectable,
   installDescription,
@@ -26,9 +27,8 @@ import { readAll } from './read-all.js';
 export { pipeRecordSchema, fifoRecordSchema, type PipeRecord, type FifoRecord } from './record.js';
 export { FifosPlugin } from './fifos.js';
 
-/** A pipe being checkpointed: the process that holds it, and its descriptors on it. */
+/** A pipe being checkpointed: the processes that hold it, and their descriptors on it. */
 export interface PipeHandle {
-  pid: number;
   pipe: HeldPipe;
 }
 
@@ -45,7 +45,7 @@ export class PipesPlugin implements ResourcePlugin<PipeRecord, PipeHandle> {
   readonly apiVersion = PLUGIN_API_VERSION;
   readonly type = 'pipes';
   readonly version = 1;
-  readonly description = 'Pipes: both ends with the bytes queued in them, or an end leading outside, given with --inherit-fd';
+  readonly description = 'Pipes: both ends held by the checkpointed processes (a self-pipe, a pipeline) with the bytes queued in them, or an end leading outside, given with --inherit-fd';
   readonly collectsFrom = [TASKS.type];
   readonly recordSchema = pipeRecordSchema;
   readonly selectableBy = { pid: 'uint', inode: 'uint' } as const;
@@ -55,20 +55,21 @@ export class PipesPlugin implements ResourcePlugin<PipeRecord, PipeHandle> {
   collect(parent: ResourceNode): CollectedObject<PipeHandle>[] {
     const task = TASKS.handleOf(parent);
     const { pid } = task;
-    return heldPipes(task.fds(), (a, b) => this.kernel.sameOpenFile(pid, a, pid, b)).map((pipe) => ({
-      id: `${pid}:${pipe.inode}`,
-      handle: { pid, pipe },
-      attributes: { pid, inode: pipe.inode },
-      claims: pipe.ends.map((e) => `fd:${pid}:${e.fd}`),
+    // Each process holding an end of a pipe wholly inside reports it under the id of the first: one object, which claims every end.
+    return heldPipes(pid, task.tree.tasks, (a, b) => this.kernel.sameOpenFile(pid, a, pid, b)).map((pipe) => ({
+      id: `${pipe.pid}:${pipe.inode}`,
+      handle: { pipe },
+      attributes: { pid: pipe.pid, inode: pipe.inode },
+      claims: [pipe, ...pipe.holders].filter((h) => h.pid === pid).flatMap((h) => h.ends.map((e) => `fd:${pid}:${e.fd}`)),
     }));
   }
 
   async save(node: ResourceNode<PipeHandle>, ctx: SaveContext): Promise<PipeRecord> {
-    const { pid, pipe } = node.handle;
-    const { data, capacity } = this.kernel.pipes.peek(pid, pipe.ends[0]!.fd);
+    const { pipe } = node.handle;
+    const { data, capacity } = this.kernel.pipes.peek(pipe.pid, pipe.ends[0]!.fd);
     if (pipe.outside) return { inode: pipe.inode, capacity, queued: 0, ends: pipe.ends, outside: pipe.outside };
     if (data.length > 0) await ctx.writeBlob('data', data);
-    return { inode: pipe.inode, capacity, queued: data.length, ends: pipe.ends };
+    return { inode: pipe.inode, capacity, queued: data.length, ends: pipe.ends, ...(pipe.holders.length > 0 ? { holders: pipe.holders } : {}) };
   }
 
   /** The ends are of PID's own (`PID:INODE` below `tasks:PID`), both kinds are there or one with the other outside, and the blob holds what was queued. */
@@ -76,10 +77,14 @@ export class PipesPlugin implements ResourcePlugin<PipeRecord, PipeHandle> {
     const problems: string[] = [];
     const [pid] = ctx.id.split(':');
     if (!ctx.parents.includes(`tasks:${pid}`)) problems.push(`it is a pipe of PID ${pid} but does not hang below tasks:${pid}`);
-    const kinds = new Set(record.ends.map((e) => e.end));
+    const all = [...record.ends, ...(record.holders ?? []).flatMap((h) => h.ends)];
+    const kinds = new Set(all.map((e) => e.end));
     if (record.outside === undefined && kinds.size < 2) problems.push('it lacks a read end or a write end');
-    if (record.outside !== undefined && (kinds.has(record.outside) || record.queued > 0)) problems.push(`its ${record.outside} end is outside, yet it holds that end or queued bytes`);
+    if (record.outside !== undefined && (kinds.has(record.outside) || record.queued > 0 || (record.holders ?? []).length > 0)) {
+      problems.push(`its ${record.outside} end is outside, yet it holds that end, other holders or queued bytes`);
+    }
     if (new Set(record.ends.map((e) => e.fd)).size !== record.ends.length) problems.push('it names one fd twice');
+    problems.push(...holderProblems((record.holders ?? []).map((h) => ({ pid: h.pid, fds: h.ends })), pid!, ctx.parents));
     if (record.queued > record.capacity) problems.push(`${record.queued} bytes are queued in a pipe of ${record.capacity}`);
     return [...problems, ...blobProblems(ctx, record.queued > 0 ? { data: record.queued } : {})];
   }
@@ -96,16 +101,26 @@ export class PipesPlugin implements ResourcePlugin<PipeRecord, PipeHandle> {
     );
   }
 
+  /** Into the process, and into every other holder that was restored (a process left out has none to give it to). */
   async restore(record: PipeRecord, ctx: RestoreContext): Promise<void> {
     const task = restoredTaskOf(ctx);
     if (record.outside !== undefined) return this.restoreGivenEnd(task, record, ctx);
     const data = record.queued > 0 ? await readAll(ctx.readBlob('data')) : Buffer.alloc(0);
     const [read, write] = this.kernel.pipes.create({ data, capacity: record.capacity }, `a pipe of PID ${task.pid}`);
+    const holders = [
+      { task, ends: record.ends },
+      ...(record.holders ?? []).flatMap(({ pid, ends }) => {
+        const holder = TASKS.restored(ctx, pid)?.task;
+        return holder ? [{ task: holder, ends }] : [];
+      }),
+    ];
     try {
-      // Each end is one open file description, shared by its dups, as after pipe2.
+      // Each end is one open file description, shared by its dups and by the processes holding it, as after pipe2 and fork.
       for (const [end, local] of [['read', read], ['write', write]] as const) {
-        const fds = record.ends.filter((e) => e.end === end);
-        installDescription(task, local, fds, fds[0]!.flags);
+        for (const holder of holders) {
+          const fds = holder.ends.filter((e) => e.end === end);
+          if (fds.length > 0) installDescription(holder.task, local, fds, fds[0]!.flags);
+        }
       }
     } finally {
       closeSync(read);

@@ -1,3 +1,4 @@
+import { pidSchema } from '@cr/schemas';
 import { z } from 'zod';
 import { uidSchema } from '@cr/schemas';
 
@@ -13,16 +14,20 @@ export const pipeEndSchema = z.strictObject({
 });
 
 /**
- * A pipe of the process, and the bytes queued in it (the "data" blob): one whose both ends the
- * process holds, or (`outside`) one whose other end only processes outside the checkpoint hold;
- * the bytes then stay in the pipe, and the ends here are given again with --inherit-fd.
+ * A pipe of the checkpoint, and the bytes queued in it (the "data" blob): one whose both ends the
+ * processes of the checkpoint hold, or (`outside`) one whose other end only processes outside the
+ * checkpoint hold; the bytes then stay in the pipe, and the ends here are given again with --inherit-fd.
  */
 export const pipeRecordSchema = z.strictObject({
   inode: z.number().int().positive().describe('the pipe as /proc/PID/fd/N names it, pipe:[INODE]'),
   capacity: z.number().int().positive().describe('F_GETPIPE_SZ'),
   queued: z.number().int().nonnegative().describe('bytes queued in the pipe, in the "data" blob'),
-  ends: z.array(pipeEndSchema).min(1),
+  ends: z.array(pipeEndSchema).min(1).describe('the descriptors of the process the object is of'),
   outside: z.enum(['read', 'write']).optional().describe('the end outside the checkpoint; absent for a pipe whose both ends are here'),
+  holders: z
+    .array(z.strictObject({ pid: pidSchema, ends: z.array(pipeEndSchema).min(1) }))
+    .optional()
+    .describe('the other processes holding an end (a pipeline between processes); images before process trees left it out'),
 });
 export type PipeRecord = z.infer<typeof pipeRecordSchema>;
 export type PipeEnd = z.infer<typeof pipeEndSchema>;

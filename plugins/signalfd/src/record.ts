@@ -1,3 +1,4 @@
+import { holdersField } from '@cr/descriptor-base';
 import { z } from 'zod';
 
 const descriptor = z.strictObject({ fd: z.number().int().min(0).max(0x7fff_ffff), closeOnExec: z.boolean() });
@@ -7,5 +8,6 @@ export const signalfdRecordSchema = z.strictObject({
   mask: z.string().regex(/^0x[0-9a-f]{1,16}$/).describe('the signals it takes, bit N-1 for signal N'),
   statusFlags: z.number().int().nonnegative().describe('O_NONBLOCK …'),
   fds: z.array(descriptor).min(1),
+  ...holdersField,
 });
 export type SignalfdRecord = z.infer<typeof signalfdRecordSchema>;

@@ -1,6 +1,8 @@
 import {
   Kernel,
   PLUGIN_API_VERSION,
+  PR_SET_NAME,
+  SharedDescriptions,
   PROCESS_TARGET,
   TARGET_PROCESS,
   ImageError,
@@ -9,6 +11,7 @@ import {
   inject,
   injectable,
   objectType,
+  type CollectContext,
   type CollectedObject,
   type FdInfo,
   type RecordCheckContext,
@@ -19,10 +22,13 @@ import {
   type RestoredProcess,
   type ThawContext,
 } from '@cr/core';
-import { tasksRecordSchema, type TasksRecord } from './record.js';
+import { isZombieRecord, tasksRecordSchema, type TasksRecord } from './record.js';
 import { awaitFreePid, checkRlimits, checkWorkingDirectory, createTask, resumeTask } from './restore.js';
 import { taskRefusals } from './refusals.js';
-import { readTaskState } from './save.js';
+import { readTaskState, readZombie } from './save.js';
+import { assertForkShared, entryOf, type TreeLinks } from './sessions.js';
+import { checkFrozenTask, exitedMeanwhile, listTree, refuseSharedMemoryChildren, type ListedTask } from './tree-collect.js';
+import { RestoredTree } from './tree-restore.js';
 import { threadProblems } from './threads-check.js';
 import { readThreads } from './threads-save.js';
 
@@ -35,20 +41,40 @@ const SIGINFO_SIZE = 128;
  */
 export interface TaskHandle {
   readonly pid: number;
-  /** The main thread, once frozen. */
   task: RemoteTask | undefined;
-  /** The other threads, once frozen. */
-  threads: RemoteTask[];
   /**
    * Its descriptors, identified (Procfs.fds), read once for all the plugins that look for theirs
    * among them: they are collected while the process is frozen, where every read counts.
    */
   fds(): readonly FdInfo[];
+  /** The other threads, once frozen. */
+  threads: RemoteTask[];
+  /** It had exited, and its parent had not reaped it: a zombie, with no memory, files or namespaces. */
+  zombie: boolean;
+  /** What the processes of one checkpoint share. */
+  readonly tree: TaskTree;
+}
+
+/** The processes of one checkpoint (the target and its descendants, or the target alone with --no-tree). */
+export interface TaskTree {
+  /** Parents before children. */
+  readonly tasks: readonly TaskHandle[];
+  /** The open file descriptions collected so far, so that one that several processes hold is saved once. */
+  readonly descriptions: SharedDescriptions;
+}
+
+/** The handle the tasks plugin itself keeps: what was listed of the process, to check once it is frozen. */
+interface TreeTaskHandle extends TaskHandle {
+  readonly listed: ListedTask;
+  readonly root: number;
+  readonly whole: boolean;
 }
 
 /** A process being restored: the stopped seed that mm, files and resume turn into it. */
 export interface RestoredTask extends RestoredProcess {
   readonly task: RemoteTask;
+  /** The tree it belongs to, which lets all its processes run at once. */
+  readonly tree: RestoredTree;
 }
 
 /** The processes, for the plugins below them: keys `tasks:PID`, handles TaskHandle, restored as RestoredTask. */
@@ -62,33 +88,96 @@ export const TASKS = objectType<TaskHandle, RestoredTask>('tasks');
  * finishes and lets run.
  */
 @injectable()
-export class TasksPlugin implements ResourcePlugin<TasksRecord, TaskHandle, RestoredTask> {
+export class TasksPlugin implements ResourcePlugin<TasksRecord, TreeTaskHandle, RestoredTask> {
   readonly apiVersion = PLUGIN_API_VERSION;
   readonly type = TASKS.type;
-  readonly version = 1;
-  readonly description = 'Processes: PID, credentials, registers, FPU state, signals, rlimits, session, rseq, prctl state';
+  /** 2: process trees (parent links, groups, sessions, zombies); records of version 1 are single processes, read as before. */
+  readonly version = 2;
+  readonly description = 'Processes and their trees: PID, parent, session, group, credentials, registers, FPU state, signals, rlimits, rseq, prctl state, zombies';
   readonly collectsFrom = [TARGET_PROCESS];
   readonly holdsNamespaces = true;
   readonly recordSchema = tasksRecordSchema;
-  readonly selectableBy = { pid: 'uint', comm: 'string' } as const;
+  /** `subtree=PID` selects that process and every one below it. */
+  readonly selectableBy = { pid: 'uint', comm: 'string', subtree: 'lineage' } as const;
+
+  private readonly treeLinks = new WeakMap<TaskTree, Map<number, TreeLinks>>();
 
   constructor(@inject(Kernel) private readonly kernel: Kernel) {}
 
-  collect(parent: ResourceNode): CollectedObject<TaskHandle>[] {
-    const { pid } = PROCESS_TARGET.handleOf(parent);
-    const { comm } = this.kernel.procfs.stat(pid);
-    let fds: readonly FdInfo[] | undefined;
-    const handle: TaskHandle = { pid, task: undefined, threads: [], fds: () => (fds ??= this.kernel.procfs.fds(pid)) };
-    return [{ id: String(pid), handle, attributes: { pid, comm } }];
+  /**
+   * The target and, unless --no-tree, every process below it, parents before children. Each
+   * requires its parent and children in the tree: a tree is saved whole, or not at all.
+   */
+  collect(parent: ResourceNode, ctx: CollectContext): CollectedObject<TreeTaskHandle>[] {
+    const { pid: root } = PROCESS_TARGET.handleOf(parent);
+    const whole = ctx.target.kind !== 'process' || ctx.target.tree !== false;
+    const listed = listTree(this.kernel, root, whole);
+    const tasks: TaskHandle[] = [];
+    const tree: TaskTree = { tasks, descriptions: new SharedDescriptions(this.kernel) };
+    const inTree = new Map(listed.map((t) => [t.pid, t]));
+    return listed.map((t) => {
+      let fds: readonly FdInfo[] | undefined;
+      const handle: TreeTaskHandle = {
+        pid: t.pid,
+        task: undefined,
+        threads: [],
+        fds: () => (fds ??= handle.zombie ? [] : this.kernel.procfs.fds(t.pid)),
+        zombie: t.zombie,
+        tree,
+        listed: t,
+        root,
+        whole,
+      };
+      tasks.push(handle);
+      const parentOf = t.pid !== root ? inTree.get(t.ppid) : undefined;
+      const requires = [
+        ...t.children.map((c) => ({
+          key: TASKS.key(c),
+          why: `is its parent: the restored PID ${t.pid} (${t.comm}) would miss its child PID ${c}; a tree is saved whole (to save only the subtree of PID ${c}, checkpoint PID ${c})`,
+        })),
+        ...(parentOf
+          ? [{ key: TASKS.key(parentOf.pid), why: `is its child: restored without its parent PID ${parentOf.pid} (${parentOf.comm}) it would be an orphan; a tree is saved whole (to save only this subtree, checkpoint PID ${t.pid})` }]
+          : []),
+      ];
+      return { id: String(t.pid), handle, attributes: { pid: t.pid, comm: t.comm, subtree: t.lineage }, requires };
+    });
   }
 
-  freeze(node: ResourceNode<TaskHandle>): void {
-    const { pid } = node.handle;
-    const { tracerPid } = this.kernel.procfs.status(pid);
-    if (tracerPid !== 0) {
-      throw new TargetError(`PID ${pid} is being traced by PID ${tracerPid} (${this.kernel.procfs.stat(tracerPid).comm}); detach that debugger or tracer first`);
+  /**
+   * Stops the process, parents before children: once a process is stopped its children can no
+   * longer change but by exiting, so they are checked against what was listed, and the tree is
+   * listed and frozen again when they differ. A child that exits meanwhile is a zombie, saved as one.
+   */
+  freeze(node: ResourceNode<TreeTaskHandle>): void {
+    const handle = node.handle;
+    const { pid, listed } = handle;
+    if (listed.zombie) return;
+    const isRoot = pid === handle.root;
+    const status = isRoot ? this.kernel.procfs.status(pid) : statusOrUndefined(this.kernel, pid);
+    if (!status) {
+      handle.zombie = exitedMeanwhile(this.kernel, listed, new TargetError(`PID ${pid} is gone`)) === 'zombie';
+      return;
     }
-    [node.handle.task, ...node.handle.threads] = this.kernel.seizeThreads(pid);
+    if (status.tracerPid !== 0) {
+      throw new TargetError(`PID ${pid} is being traced by PID ${status.tracerPid} (${this.kernel.procfs.stat(status.tracerPid).comm}); detach that debugger or tracer first`);
+    }
+    if (handle.whole) refuseSharedMemoryChildren(this.kernel, listed);
+    try {
+      [handle.task, ...handle.threads] = this.kernel.seizeThreads(pid);
+    } catch (err) {
+      if (isRoot) throw err;
+      handle.zombie = exitedMeanwhile(this.kernel, listed, err) === 'zombie';
+      return;
+    }
+    if (!handle.whole) return;
+    try {
+      checkFrozenTask(this.kernel, listed, isRoot);
+    } catch (err) {
+      releaseAll([...handle.threads, handle.task]);
+      handle.task = undefined;
+      handle.threads = [];
+      throw err;
+    }
   }
 
   thaw(node: ResourceNode<TaskHandle>, ctx: ThawContext): void {
@@ -99,18 +188,51 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TaskHandle, Rest
     else releaseAll([...threads, ...(task ? [task] : [])]);
   }
 
-  refusals(node: ResourceNode<TaskHandle>): string[] {
-    return taskRefusals(this.kernel, node.handle.pid);
+  refusals(node: ResourceNode<TreeTaskHandle>): string[] {
+    return node.handle.zombie ? [] : taskRefusals(this.kernel, node.handle.pid, !node.handle.whole);
   }
 
-  save(node: ResourceNode<TaskHandle>): TasksRecord {
-    const task = frozenTask(node);
-    return { ...readTaskState(this.kernel, task), ...readThreads(this.kernel, task, node.handle.threads) };
+  save(node: ResourceNode<TreeTaskHandle>): TasksRecord {
+    const handle = node.handle;
+    const enterVia = this.treeEntry(handle);
+    const task = handle.zombie ? undefined : frozenTask(node);
+    const record = task ? { ...readTaskState(this.kernel, task), ...readThreads(this.kernel, task, handle.threads) } : readZombie(this.kernel, handle.pid);
+    return enterVia ? { ...record, enterVia } : record;
+  }
+
+  /**
+   * How restore rebuilds the process's place in the tree, when its session or group leader had
+   * exited (sessions.ts); refuses what it could not rebuild.
+   */
+  private treeEntry(handle: TreeTaskHandle): ReturnType<typeof entryOf> {
+    if (!handle.whole) return undefined;
+    const links = this.linksOf(handle.tree);
+    const self = links.get(handle.pid)!;
+    const parent = handle.tree.tasks.find((t) => t.pid === self.ppid);
+    if (!handle.zombie && parent && !parent.zombie && handle.pid !== handle.root) {
+      assertForkShared(`PID ${self.pid} (${self.comm})`, parent.pid, this.kernel.sharedBetween(parent.pid, handle.pid));
+    }
+    return entryOf(self, links, links.get(handle.root)!);
+  }
+
+  /** Where each process of a frozen tree sits, read once per checkpoint. */
+  private linksOf(tree: TaskTree): ReadonlyMap<number, TreeLinks> {
+    let links = this.treeLinks.get(tree);
+    if (!links) {
+      links = new Map();
+      for (const t of tree.tasks) {
+        const stat = this.kernel.procfs.stat(t.pid);
+        links.set(t.pid, { pid: t.pid, ppid: stat.ppid, pgid: stat.pgid, sid: stat.sid, comm: stat.comm });
+      }
+      this.treeLinks.set(tree, links);
+    }
+    return links;
   }
 
   /** The record is the process its object names; no soft limit is above its hard one; every queued signal has a whole siginfo_t. */
   checkRecord(record: TasksRecord, ctx: RecordCheckContext): string[] {
     const problems = String(record.pid) === ctx.id ? [] : [`it holds PID ${record.pid}, not ${ctx.id}`];
+    if (isZombieRecord(record)) return [...problems, ...blobProblems(ctx, {})];
     for (const { resource, soft, hard } of record.rlimits) {
       if (BigInt(soft) > BigInt(hard)) problems.push(`its RLIMIT_${resource.toUpperCase()} has a soft limit ${soft} above its hard limit ${hard}`);
     }
@@ -122,36 +244,50 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TaskHandle, Rest
   }
 
   async preflight(record: TasksRecord): Promise<void> {
-    checkWorkingDirectory(record);
-    checkRlimits(this.kernel, record);
-    for (const id of [record.pid, ...(record.threads ?? []).map((t) => t.tid)]) await awaitFreePid(this.kernel, id);
-  }
-
-  restore(record: TasksRecord, ctx: RestoreContext): RestoredTask {
-    const task = createTask(this.kernel, record, ctx.namespaces());
-    return { pid: record.pid, task };
-  }
-
-  resume(record: TasksRecord, restored: RestoredTask): void {
-    resumeTask(this.kernel, restored.task, record);
-  }
-
-  rollback(_record: TasksRecord, restored: RestoredTask): void {
-    restored.task.kill();
-  }
-}
-
-/** Lets every task go, even when letting one go fails; the first failure is thrown after. */
-function releaseAll(tasks: readonly RemoteTask[]): void {
-  const failures = tasks.flatMap((task) => {
-    try {
-      task.release();
-      return [];
-    } catch (err) {
-      return [err];
+    if (!isZombieRecord(record)) {
+      checkWorkingDirectory(record);
+      checkRlimits(this.kernel, record);
     }
-  });
-  if (failures.length > 0) throw failures[0];
+    for (const id of [record.pid, ...(isZombieRecord(record) ? [] : (record.threads ?? []).map((t) => t.tid))]) await awaitFreePid(this.kernel, id);
+    if (record.enterVia) await awaitFreePid(this.kernel, record.enterVia.pid);
+  }
+
+  /**
+   * A process whose parent's record is in the image (restored before it: parents come first) is
+   * made by fork inside its parent's seed; any other, the root, as a child of cr.
+   */
+  restore(record: TasksRecord, ctx: RestoreContext): RestoredTask {
+    const parent = TASKS.restored(ctx, record.ppid);
+    const tree = parent?.tree ?? new RestoredTree(this.kernel, record.pid);
+    const make = parent ? () => tree.createChild(parent.task, record) : undefined;
+    const task = createTask(this.kernel, record.pid, ctx.namespaces(), make);
+    try {
+      tree.add(task, record);
+    } catch (err) {
+      task.kill();
+      throw err;
+    }
+    return { pid: record.pid, task, tree };
+  }
+
+  /** Everything but running: the tree's root, resumed last of its tree, lets every process of it run at once. */
+  async resume(record: TasksRecord, restored: RestoredTask): Promise<void> {
+    const { task, tree } = restored;
+    if (isZombieRecord(record)) {
+      task.prctl('prctl(PR_SET_NAME)', PR_SET_NAME, task.put(Buffer.from(`${record.comm}\0`)));
+      tree.settle(record.pid);
+      task.exitOnRelease(record.exited.waitStatus);
+    } else {
+      tree.addThreads(record.pid, resumeTask(this.kernel, task, record, () => tree.settle(record.pid)));
+    }
+    if (tree.root === record.pid) await tree.releaseAll();
+  }
+
+  /** Kills the seed; the root, rolled back last of its tree, then reaps the others (tree-restore.ts). */
+  rollback(record: TasksRecord, restored: RestoredTask): void {
+    restored.task.kill();
+    if (restored.tree.root === record.pid) restored.tree.reapKilled();
+  }
 }
 
 /** The stopped task of a process node; save runs only after freeze. */
@@ -168,6 +304,27 @@ export function restoredTaskOf(ctx: RestoreContext): RemoteTask {
   throw new ImageError(`${ctx.key} belongs to a process whose tasks record is not in the image (it was left out at checkpoint); it cannot be restored on its own`);
 }
 
-export { RLIMIT_NAMES, signalActionSchema, tasksRecordSchema, type TasksRecord } from './record.js';
+/** Releases every task, even when one fails; the first failure is thrown. */
+function releaseAll(tasks: readonly RemoteTask[]): void {
+  const failures = tasks.flatMap((task) => {
+    try {
+      task.release();
+      return [];
+    } catch (err) {
+      return [err];
+    }
+  });
+  if (failures.length > 0) throw failures[0];
+}
+
+function statusOrUndefined(kernel: Kernel, pid: number): ReturnType<Kernel['procfs']['status']> | undefined {
+  try {
+    return kernel.procfs.status(pid);
+  } catch {
+    return undefined;
+  }
+}
+
+export { RLIMIT_NAMES, isZombieRecord, signalActionSchema, tasksRecordSchema, type LiveTaskRecord, type TasksRecord, type ZombieRecord } from './record.js';
 
 export default TasksPlugin;

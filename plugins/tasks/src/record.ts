@@ -53,10 +53,29 @@ export const threadRecordSchema = z.strictObject({
 });
 export type ThreadRecord = z.infer<typeof threadRecordSchema>;
 
-export const tasksRecordSchema = z.strictObject({
+const treeLinks = {
   pid: pidSchema,
   comm: z.string().max(15).describe('the command name (prctl PR_SET_NAME)'),
-  ppid: z.number().int().nonnegative().describe('the parent at checkpoint time, for information'),
+  ppid: z.number().int().nonnegative().describe('the parent: when its tasks record is in the image, the process is restored as its child'),
+  pgid: z.number().int().nonnegative().optional().describe('the process group; images before tree support (version 1) left it out'),
+  sid: z.number().int().nonnegative().optional().describe('the session; images before tree support (version 1) left it out'),
+  enterVia: z
+    .strictObject({ pid: pidSchema, session: z.boolean() })
+    .optional()
+    .describe('the leader of its session (session: true) or process group had exited: restore makes a helper with the leader\'s PID that calls setsid or setpgid, makes this process, and exits'),
+};
+
+/** A process that had exited and was not reaped yet: restored as a zombie its parent reaps. */
+export const zombieRecordSchema = z.strictObject({
+  ...treeLinks,
+  exited: z.strictObject({
+    waitStatus: z.number().int().min(0).max(0xffff).describe('what wait() reports: the exit code << 8, or the signal that killed it'),
+  }),
+});
+export type ZombieRecord = z.infer<typeof zombieRecordSchema>;
+
+export const liveTaskRecordSchema = z.strictObject({
+  ...treeLinks,
   sessionLeader: z.boolean().describe('sid == pid: restored with setsid()'),
   groupLeader: z.boolean().describe('pgid == pid: restored with setpgid(0, 0)'),
   credentials: z.strictObject({
@@ -96,4 +115,11 @@ export const tasksRecordSchema = z.strictObject({
   robustList: robustListSchema.optional().describe('of the main thread; absent in images of cr before threads'),
   threads: z.array(threadRecordSchema).optional().describe('the threads other than the main one, whose state is the rest of this record'),
 });
+export type LiveTaskRecord = z.infer<typeof liveTaskRecordSchema>;
+
+export const tasksRecordSchema = z.union([liveTaskRecordSchema, zombieRecordSchema]);
 export type TasksRecord = z.infer<typeof tasksRecordSchema>;
+
+export function isZombieRecord(record: TasksRecord): record is ZombieRecord {
+  return 'exited' in record;
+}

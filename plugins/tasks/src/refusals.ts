@@ -6,17 +6,18 @@ const UNSAVED_NAMESPACES = ['mnt', 'net', 'pid', 'user', 'cgroup'] as const;
 
 /**
  * What cr cannot checkpoint yet about a process, every item naming it; read from /proc, so that a
- * dry run finds the same on a process that runs on.
+ * dry run finds the same on a process that runs on. `alone`: the process is checkpointed without
+ * its children (--no-tree), so it must have none.
  */
-export function taskRefusals(kernel: Kernel, pid: number): string[] {
+export function taskRefusals(kernel: Kernel, pid: number, alone: boolean): string[] {
   const { comm } = kernel.procfs.stat(pid);
   const status = kernel.procfs.status(pid);
   const who = `PID ${pid} (${comm})`;
   const refusals: string[] = [];
   // cr itself traces a process it froze.
   if (status.tracerPid !== 0 && status.tracerPid !== process.pid) refusals.push(`PID ${pid} is being traced by PID ${status.tracerPid} (${kernel.procfs.stat(status.tracerPid).comm}); detach that debugger or tracer first`);
-  const children = kernel.procfs.children(pid);
-  if (children.length > 0) refusals.push(`${who} has child processes (${children.join(', ')}); cr checkpoints a single process, not a process tree, so far`);
+  const children = alone ? kernel.procfs.children(pid) : [];
+  if (children.length > 0) refusals.push(`${who} has child processes (${children.join(', ')}); --no-tree checkpoints a process alone: leave --no-tree out to save them with it`);
   if (status.seccomp !== 0) refusals.push(`${who} runs under seccomp (mode ${status.seccomp}), which cr cannot restore`);
   const root = kernel.procfs.link(pid, 'root');
   if (root !== '/') refusals.push(`${who} runs chrooted in ${root}, which cr cannot restore`);

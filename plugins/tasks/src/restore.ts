@@ -25,11 +25,13 @@ import {
   type Registers,
   type RemoteTask,
 } from '@cr/core';
-import { RLIMIT_NAMES, type TasksRecord } from './record.js';
+import { RLIMIT_NAMES, type LiveTaskRecord } from './record.js';
 import { fromHex } from './hex.js';
 import { createThreads } from './threads-restore.js';
 
 const CAP_SYS_RESOURCE = 24;
+const SETFSUID = { name: 'setfsuid', nr: 122 };
+const SETFSGID = { name: 'setfsgid', nr: 123 };
 
 /** Waits (up to `ms`) for a PID to be free: PID 1 may take seconds to reap an orphan that was killed. */
 export async function awaitFreePid(kernel: Kernel, pid: number, ms = 5000): Promise<void> {
@@ -51,9 +53,17 @@ export async function awaitFreePid(kernel: Kernel, pid: number, ms = 5000): Prom
   }
 }
 
-/** The seed of the process, with the saved PID, inside the restored namespaces. */
-export function createTask(kernel: Kernel, record: TasksRecord, namespaces: Partial<Record<NamespaceKind, NamespaceHandle>>): RemoteTask {
-  const seed = kernel.createSeed(record.pid);
+/**
+ * The seed of the process, with the saved PID, inside the restored namespaces: a child of cr, or
+ * what `make` makes (a child of its restored parent).
+ */
+export function createTask(
+  kernel: Kernel,
+  pid: number,
+  namespaces: Partial<Record<NamespaceKind, NamespaceHandle>>,
+  make: () => RemoteTask = () => kernel.createSeed(pid),
+): RemoteTask {
+  const seed = make();
   try {
     for (const ns of Object.values(namespaces)) {
       const fd = seed.pullFd(ns.fd);
@@ -69,10 +79,11 @@ export function createTask(kernel: Kernel, record: TasksRecord, namespaces: Part
 
 /**
  * The last steps of a restore, once memory and files are back: every piece of process state,
- * then the credentials (after which cr could no longer do privileged things in the task), then
- * the registers; then the process runs.
+ * its session and group (`settle`), its other threads, then the credentials (after which cr
+ * could no longer do privileged things in the task), then the registers. Returns the threads
+ * made; the process and they run once released, all together.
  */
-export function resumeTask(kernel: Kernel, task: RemoteTask, record: TasksRecord): void {
+export function resumeTask(kernel: Kernel, task: RemoteTask, record: LiveTaskRecord, settle: () => void): RemoteTask[] {
   task.prctl('prctl(PR_SET_NAME)', PR_SET_NAME, task.put(Buffer.from(`${record.comm}\0`)));
   restoreSignalActions(task, record);
   restoreAltStack(task, record.signals.altStack);
@@ -82,8 +93,7 @@ export function resumeTask(kernel: Kernel, task: RemoteTask, record: TasksRecord
   task.personality(record.personality);
   task.umask(record.umask);
   changeDirectory(task, record.cwd);
-  if (record.sessionLeader) task.setsid();
-  else if (record.groupLeader) task.setpgid(0);
+  settle();
   const { prctl } = record;
   task.prctl('prctl(PR_SET_PDEATHSIG)', PR_SET_PDEATHSIG, prctl.pdeathsig);
   task.prctl('prctl(PR_SET_CHILD_SUBREAPER)', PR_SET_CHILD_SUBREAPER, prctl.childSubreaper ? 1 : 0);
@@ -106,26 +116,24 @@ export function resumeTask(kernel: Kernel, task: RemoteTask, record: TasksRecord
     thread.task.dropScratch();
     restoreRegisters(thread.task, thread.record);
   }
-  // Every thread is ready: they run together from here.
-  for (const thread of threads) thread.task.release();
-  task.release();
+  return threads.map((t) => t.task);
 }
 
 /** The registers and FPU state, with an interrupted sleep rebuilt; the last thing before the task runs. */
-export function restoreRegisters(task: RemoteTask, saved: Pick<TasksRecord, 'registers' | 'xstate' | 'restartSleep'>): void {
+export function restoreRegisters(task: RemoteTask, saved: Pick<LiveTaskRecord, 'registers' | 'xstate' | 'restartSleep'>): void {
   const regs = Object.fromEntries(REGISTER_NAMES.map((name) => [name, fromHex(saved.registers[name])])) as Registers;
   if (saved.restartSleep) rebuildInterruptedSleep(task, saved.restartSleep, regs);
   task.setXstate(Buffer.from(saved.xstate, 'base64'));
   task.setRegs(regs);
 }
 
-export function restoreAltStack(task: RemoteTask, altStack: TasksRecord['signals']['altStack']): void {
+export function restoreAltStack(task: RemoteTask, altStack: LiveTaskRecord['signals']['altStack']): void {
   // SS_ONSTACK only says the task was running on it; the kernel refuses it as a request.
   task.setAltStack({ sp: fromHex(altStack.sp), flags: altStack.flags & ~1, size: fromHex(altStack.size) });
 }
 
 /** Every catchable signal: the saved disposition, or the default (the seed may have inherited SIG_IGN). */
-function restoreSignalActions(task: RemoteTask, record: TasksRecord): void {
+function restoreSignalActions(task: RemoteTask, record: LiveTaskRecord): void {
   const saved = new Map(record.signals.actions.map((a) => [a.signal, a]));
   for (let signal = 1; signal <= 64; signal++) {
     if (signal === SIGKILL || signal === SIGSTOP) continue;
@@ -139,7 +147,7 @@ function restoreSignalActions(task: RemoteTask, record: TasksRecord): void {
   }
 }
 
-function restoreRlimits(task: RemoteTask, record: TasksRecord): void {
+function restoreRlimits(task: RemoteTask, record: LiveTaskRecord): void {
   for (const { resource, soft, hard } of record.rlimits) {
     const index = RLIMIT_NAMES.indexOf(resource);
     const now = task.getRlimit(index);
@@ -151,7 +159,7 @@ function restoreRlimits(task: RemoteTask, record: TasksRecord): void {
  * The seed inherits cr's limits; a hard limit above cr's cannot be restored without
  * CAP_SYS_RESOURCE. Checked before anything is created.
  */
-export function checkRlimits(kernel: Kernel, record: TasksRecord): void {
+export function checkRlimits(kernel: Kernel, record: LiveTaskRecord): void {
   if (kernel.procfs.hasCapability(CAP_SYS_RESOURCE)) return;
   for (const { resource, hard } of record.rlimits) {
     const own = kernel.ownRlimit(RLIMIT_NAMES.indexOf(resource));
@@ -165,7 +173,7 @@ export function checkRlimits(kernel: Kernel, record: TasksRecord): void {
 }
 
 /** The working directory must still be there; checked before anything is created. */
-export function checkWorkingDirectory(record: TasksRecord): void {
+export function checkWorkingDirectory(record: LiveTaskRecord): void {
   if (!existsSync(record.cwd) || !statSync(record.cwd).isDirectory()) {
     throw new TargetError(`cannot restore PID ${record.pid}: its working directory ${record.cwd} no longer exists or is not a directory; recreate it`);
   }
@@ -174,7 +182,7 @@ export function checkWorkingDirectory(record: TasksRecord): void {
 const limit = (v: bigint) => (v === 0xffffffffffffffffn ? 'unlimited' : String(v));
 
 /** Nice value, scheduling policy and CPU affinity of one thread, where they differ from the seed's (cr's). */
-export function restoreScheduling(kernel: Kernel, task: RemoteTask, scheduling: TasksRecord['scheduling']): void {
+export function restoreScheduling(kernel: Kernel, task: RemoteTask, scheduling: LiveTaskRecord['scheduling']): void {
   const { nice, policy, rtPriority, affinity } = scheduling;
   const now = kernel.procfs.stat(task.pid);
   if (now.policy !== policy || now.rtPriority !== rtPriority) task.setScheduler(policy, rtPriority);
@@ -207,7 +215,7 @@ function changeDirectory(task: RemoteTask, cwd: string): void {
  * Groups, gids, then uids, keeping capabilities across the uid change, then the capability sets.
  * Skipped when the task had the credentials the seed has (cr's own).
  */
-function restoreCredentials(kernel: Kernel, task: RemoteTask, record: TasksRecord): void {
+function restoreCredentials(kernel: Kernel, task: RemoteTask, record: LiveTaskRecord): void {
   const now = kernel.procfs.status(task.pid);
   const c = record.credentials;
   const caps = c.capabilities;
@@ -227,8 +235,11 @@ function restoreCredentials(kernel: Kernel, task: RemoteTask, record: TasksRecor
     for (let cap = 0; cap < 64; cap++) if ((dropped >> BigInt(cap)) & 1n) task.prctl(`prctl(PR_CAPBSET_DROP, ${cap})`, PR_CAPBSET_DROP, cap);
     task.prctl('prctl(PR_SET_KEEPCAPS)', PR_SET_KEEPCAPS, 1);
     task.setGroups(c.groups);
+    // setres[ug]id make the filesystem id the effective one; a program may have set it apart.
     task.setresgid(c.gids[0], c.gids[1], c.gids[2]);
+    task.syscall(SETFSGID, [c.gids[3]]);
     task.setresuid(c.uids[0], c.uids[1], c.uids[2]);
+    task.syscall(SETFSUID, [c.uids[3]]);
     task.capset(fromHex(caps.effective), fromHex(caps.permitted), fromHex(caps.inheritable));
     // Ambient capabilities must be permitted and inheritable first.
     const ambient = fromHex(caps.ambient);
@@ -243,7 +254,7 @@ function restoreCredentials(kernel: Kernel, task: RemoteTask, record: TasksRecor
  * the program's own `rem` buffer, restored with its memory) and interrupted at once. On release
  * the kernel then restarts the program's call through restart_syscall, as it would have done.
  */
-function rebuildInterruptedSleep(task: RemoteTask, sleep: NonNullable<TasksRecord['restartSleep']>, regs: Registers): void {
+function rebuildInterruptedSleep(task: RemoteTask, sleep: NonNullable<LiveTaskRecord['restartSleep']>, regs: Registers): void {
   const remainder = fromHex(sleep.remainder);
   const result = task.interruptedSleep(sleep.clockId, remainder, remainder);
   if (result === BigInt(-ERESTART_RESTARTBLOCK)) return;

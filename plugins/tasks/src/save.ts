@@ -16,14 +16,14 @@ import {
   type ProcessStatus,
   type RemoteTask,
 } from '@cr/core';
-import { RLIMIT_NAMES, type TasksRecord } from './record.js';
+import { RLIMIT_NAMES, type LiveTaskRecord, type ZombieRecord } from './record.js';
 import { toHex } from './hex.js';
 
 const CLOCK_MONOTONIC = 1;
 const ITIMERS = ['real', 'virtual', 'prof'] as const;
 
 /** Everything of a stopped process that is not its memory, its files or its other threads (threads-save.ts). */
-export function readTaskState(kernel: Kernel, task: RemoteTask): TasksRecord {
+export function readTaskState(kernel: Kernel, task: RemoteTask): LiveTaskRecord {
   const { pid } = task;
   const stat = kernel.procfs.stat(pid);
   const status = kernel.procfs.status(pid);
@@ -33,6 +33,8 @@ export function readTaskState(kernel: Kernel, task: RemoteTask): TasksRecord {
       pid,
       comm: stat.comm,
       ppid: stat.ppid,
+      pgid: stat.pgid,
+      sid: stat.sid,
       sessionLeader: stat.sid === pid,
       groupLeader: stat.pgid === pid,
       credentials: {
@@ -96,19 +98,19 @@ export function readTaskState(kernel: Kernel, task: RemoteTask): TasksRecord {
  * restart-block syscalls (poll, futex with a timeout …) cannot be rebuilt: like CRIU, cr lets
  * them fail with EINTR after restore, which programs must handle for signals anyway.
  */
-export function savedRegisters(task: RemoteTask): Pick<TasksRecord, 'registers' | 'restartSleep'> {
+export function savedRegisters(task: RemoteTask): Pick<LiveTaskRecord, 'registers' | 'restartSleep'> {
   const regs = { ...task.stoppedRegs };
   const restartSleep = interruptedSleep(task);
   if (!restartSleep && BigInt.asIntN(64, regs.rax) === BigInt(-ERESTART_RESTARTBLOCK)) regs.rax = BigInt(-EINTR);
   return {
-    registers: Object.fromEntries(REGISTER_NAMES.map((name) => [name, toHex(regs[name])])) as TasksRecord['registers'],
+    registers: Object.fromEntries(REGISTER_NAMES.map((name) => [name, toHex(regs[name])])) as LiveTaskRecord['registers'],
     ...(restartSleep ? { restartSleep } : {}),
   };
 }
 
 /** Every catchable signal whose disposition is not the default one. */
-function signalActions(task: RemoteTask): TasksRecord['signals']['actions'] {
-  const actions: TasksRecord['signals']['actions'] = [];
+function signalActions(task: RemoteTask): LiveTaskRecord['signals']['actions'] {
+  const actions: LiveTaskRecord['signals']['actions'] = [];
   for (let signal = 1; signal <= 64; signal++) {
     if (signal === SIGKILL || signal === SIGSTOP) continue;
     const a = task.getSignalAction(signal);
@@ -118,17 +120,23 @@ function signalActions(task: RemoteTask): TasksRecord['signals']['actions'] {
   return actions;
 }
 
-export function altStackOf(task: RemoteTask): TasksRecord['signals']['altStack'] {
+/** A process that had exited and that its (frozen) parent had not reaped: what wait() will report of it. */
+export function readZombie(kernel: Kernel, pid: number): ZombieRecord {
+  const stat = kernel.procfs.stat(pid);
+  return { pid, comm: stat.comm, ppid: stat.ppid, pgid: stat.pgid, sid: stat.sid, exited: { waitStatus: stat.exitCode & 0xffff } };
+}
+
+export function altStackOf(task: RemoteTask): LiveTaskRecord['signals']['altStack'] {
   const { sp, flags, size } = task.getAltStack();
   return { sp: toHex(sp), flags, size: toHex(size) };
 }
 
 /** Nice value, policy and affinity are each thread's own: `stat` and `status` are the thread's. */
-export function schedulingOf(stat: ProcessStat, status: ProcessStatus): TasksRecord['scheduling'] {
+export function schedulingOf(stat: ProcessStat, status: ProcessStatus): LiveTaskRecord['scheduling'] {
   return { nice: stat.nice, policy: stat.policy, rtPriority: stat.rtPriority, affinity: status.cpusAllowed };
 }
 
-export function rseqOf(task: RemoteTask): Pick<TasksRecord, 'rseq'> {
+export function rseqOf(task: RemoteTask): Pick<LiveTaskRecord, 'rseq'> {
   const rseq = task.rseqConfiguration();
   return rseq ? { rseq: { address: toHex(rseq.address), size: rseq.size, signature: rseq.signature } } : {};
 }
@@ -138,7 +146,7 @@ export function rseqOf(task: RemoteTask): Pick<TasksRecord, 'rseq'> {
  * time left into the program's `rem` buffer, which restore uses to sleep exactly that long again.
  * Without a `rem` buffer the time left is unknown and the call fails with EINTR instead.
  */
-export function interruptedSleep(task: RemoteTask): TasksRecord['restartSleep'] {
+export function interruptedSleep(task: RemoteTask): LiveTaskRecord['restartSleep'] {
   const call = task.stoppedSyscall();
   if (call?.result !== BigInt(-ERESTART_RESTARTBLOCK)) return undefined;
   let clockId: number;

@@ -1,7 +1,7 @@
-import type { TasksRecord } from './record.js';
+import type { LiveTaskRecord } from './record.js';
 
 /** What is wrong with the threads of a record: a thread id used twice (or the PID's), a siginfo of the wrong size. */
-export function threadProblems(record: TasksRecord, siginfoSize: number): string[] {
+export function threadProblems(record: LiveTaskRecord, siginfoSize: number): string[] {
   const problems: string[] = [];
   const seen = new Set([record.pid]);
   for (const thread of record.threads ?? []) {

@@ -1,5 +1,5 @@
 import { PR_SET_NAME, type Kernel, type RemoteTask } from '@cr/core';
-import type { TasksRecord, ThreadRecord } from './record.js';
+import type { LiveTaskRecord, ThreadRecord } from './record.js';
 import { fromHex } from './hex.js';
 import { restoreAltStack, restoreScheduling } from './restore.js';
 
@@ -17,7 +17,7 @@ export interface RestoredThread {
  * registers come last (see resumeTask). A failure leaves the threads made so far to the
  * process's rollback, which kills them with it.
  */
-export function createThreads(kernel: Kernel, leader: RemoteTask, record: TasksRecord): RestoredThread[] {
+export function createThreads(kernel: Kernel, leader: RemoteTask, record: LiveTaskRecord): RestoredThread[] {
   if (record.clearChildTid !== undefined) leader.setTidAddress(fromHex(record.clearChildTid));
   if (record.robustList) leader.setRobustList(fromHex(record.robustList.head), fromHex(record.robustList.length));
   return (record.threads ?? []).map((thread) => {

@@ -1,5 +1,5 @@
 import { UnsupportedError, type Kernel, type ProcessStatus, type RemoteTask } from '@cr/core';
-import type { TasksRecord, ThreadRecord } from './record.js';
+import type { LiveTaskRecord, ThreadRecord } from './record.js';
 import { altStackOf, rseqOf, savedRegisters, schedulingOf } from './save.js';
 import { toHex } from './hex.js';
 
@@ -7,7 +7,7 @@ import { toHex } from './hex.js';
  * What each thread of a stopped process has of its own, beyond what `readTaskState` saves of the
  * main thread: the main thread's exit futex and robust list, and a record for every other thread.
  */
-export function readThreads(kernel: Kernel, main: RemoteTask, others: readonly RemoteTask[]): Pick<TasksRecord, 'clearChildTid' | 'robustList' | 'threads'> {
+export function readThreads(kernel: Kernel, main: RemoteTask, others: readonly RemoteTask[]): Pick<LiveTaskRecord, 'clearChildTid' | 'robustList' | 'threads'> {
   const mainStatus = kernel.procfs.status(main.pid);
   const threads = others.map((task) => readThreadState(kernel, task, main.pid, mainStatus));
   return { ...threadLinks(kernel, main), ...(threads.length > 0 ? { threads } : {}) };

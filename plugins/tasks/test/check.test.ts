@@ -1,5 +1,5 @@
 import { Kernel, REGISTER_NAMES } from '@cr/core';
-import { TasksPlugin, tasksRecordSchema, type TasksRecord } from '@cr/plugin-tasks';
+import { TasksPlugin, tasksRecordSchema, type LiveTaskRecord, type TasksRecord } from '@cr/plugin-tasks';
 import { describe, expect, it } from 'vitest';
 import { recordCheckContext } from '../../../test/helpers/record-check.js';
 
@@ -49,10 +49,10 @@ describe('tasks checkRecord', () => {
 });
 
 describe('tasks checkRecord of a threaded process', () => {
-  const thread = (tid: number, pending: string[] = []): NonNullable<TasksRecord['threads']>[number] => ({
+  const thread = (tid: number, pending: string[] = []): NonNullable<LiveTaskRecord['threads']>[number] => ({
     tid,
     comm: 'worker',
-    registers: Object.fromEntries(REGISTER_NAMES.map((name) => [name, zero])) as TasksRecord['registers'],
+    registers: Object.fromEntries(REGISTER_NAMES.map((name) => [name, zero])) as LiveTaskRecord['registers'],
     xstate: Buffer.alloc(576).toString('base64'),
     blocked: zero,
     pending,

@@ -1,3 +1,4 @@
+import { holdersField } from '@cr/descriptor-base';
 import { z } from 'zod';
 
 const descriptor = z.strictObject({ fd: z.number().int().min(0).max(0x7fff_ffff), closeOnExec: z.boolean() });
@@ -11,5 +12,6 @@ export const timerfdRecordSchema = z.strictObject({
   ticks: nanoseconds.describe('expirations not read yet'),
   statusFlags: z.number().int().nonnegative().describe('O_NONBLOCK …'),
   fds: z.array(descriptor).min(1),
+  ...holdersField,
 });
 export type TimerfdRecord = z.infer<typeof timerfdRecordSchema>;

@@ -30,7 +30,8 @@ export class UtsNsPlugin implements ResourcePlugin<UtsNsRecord, NamespaceHandle,
   constructor(@inject(Kernel) private readonly kernel: Kernel) {}
 
   collect(parent: ResourceNode): CollectedObject<NamespaceHandle>[] {
-    const { pid } = TASKS.handleOf(parent);
+    const { pid, zombie } = TASKS.handleOf(parent);
+    if (zombie) return [];
     const ns = this.kernel.namespaces.ofProcess(pid, 'uts');
     return [{ id: String(ns.inode), handle: ns, attributes: { inode: ns.inode }, release: () => ns.close(), ...ownNamespaceDefault(this.kernel, ns) }];
   }

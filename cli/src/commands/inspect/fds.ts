@@ -1,6 +1,6 @@
 import type { FilesRecord } from '@cr/plugin-files';
 import type { MmRecord } from '@cr/plugin-mm';
-import type { TasksRecord } from '@cr/plugin-tasks';
+import { isZombieRecord, type TasksRecord } from '@cr/plugin-tasks';
 import { CrCommand } from '../../base-command.js';
 import { imageDirArg } from '../../image/image-arg.js';
 import { readSoundImage, savedOfType } from '../../image/read-image.js';
@@ -37,6 +37,7 @@ export default class InspectFds extends CrCommand {
     const rows: FdRow[] = [];
     for (const { entry: task, record } of savedOfType<TasksRecord>(image, 'tasks')) {
       const pid = record.pid;
+      if (isZombieRecord(record)) continue;
       rows.push({ pid, fd: 'cwd', kind: 'directory', target: record.cwd, access: '', decision: 'include' });
       const exe = exes.get(task.id);
       if (exe) rows.push({ pid, fd: 'exe', kind: 'file', target: exe, access: '', decision: 'include' });

@@ -20,7 +20,7 @@ export default class InspectPs extends CrCommand {
     if (!this.jsonEnabled()) {
       const rows: string[][] = [];
       const walk = (node: ProcessNode, depth: number) => {
-        rows.push([String(node.pid), String(node.ppid), String(node.uid), `${depth > 0 ? `${'  '.repeat(depth - 1)}\\_ ` : ''}${node.comm}`]);
+        rows.push([String(node.pid), String(node.ppid), node.uid === undefined ? '-' : String(node.uid), `${depth > 0 ? `${'  '.repeat(depth - 1)}\\_ ` : ''}${node.comm}`]);
         for (const child of node.children) walk(child, depth + 1);
       };
       for (const root of roots) walk(root, 0);
