@@ -259,7 +259,7 @@ export class RestoreEngine {
       readBlobInto: async (name, target) => {
         const task = this.progress.start(progress(name, target.byteLength));
         try {
-          reader.readBlobInto(blob(name), target);
+          await reader.readBlobInto(blob(name), target);
           task.advance(target.byteLength);
         } finally {
           task.end();

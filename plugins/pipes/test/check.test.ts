@@ -18,7 +18,7 @@ describe('pipes checkRecord', () => {
   it('names a missing end that is not outside, an end both here and outside, and bytes kept for an outside pipe', () => {
     expect(plugin.checkRecord(pipe({ ends: [end(5, 'write')] }), ctx())).toEqual(['it lacks a read end or a write end']);
     expect(plugin.checkRecord(pipe({ ends: [end(5, 'write')], outside: 'write', queued: 3 }), ctx({ data: 3 }))).toEqual([
-      'its write end is outside, yet it holds that end or queued bytes',
+      'its write end is outside, yet it holds that end, other holders or queued bytes',
     ]);
   });
 });
