@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The main job, end to end (`npm run demo`): a real program — a perl counter that keeps its state
-# in variables and writes one line per tick to a file — runs in its own UTS and IPC namespaces,
-# with a custom hostname and changed IPC limits. cr checkpoints it and kills it, the image is
-# inspected, cr restores it, and the same PID carries on counting from where it stopped, with no
-# gap and no repeat, in namespaces with the saved hostname and limits.
+# The main job, end to end (`npm run demo`): a real program — a python3 process with a worker
+# thread and a child process it talks to through two pipes, which keeps its state in variables
+# and writes one line per tick to a file — runs in its own UTS and IPC namespaces, with a custom
+# hostname and changed IPC limits. cr checkpoints the whole tree and kills it, the image is
+# inspected, cr restores it, and the same PIDs and thread carry on counting from where they
+# stopped, with no gap and no repeat, in namespaces with the saved hostname and limits.
 # Exits non-zero if any step fails or anything differs. Cleans up after itself, also on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,8 +17,8 @@ step() { echo; bold "== $*"; }
 die() { echo "demo FAILED: $*" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "run it as root (ptrace, namespaces and setns need it)"
-for tool in perl unshare nsenter hostname domainname; do
-  command -v "$tool" >/dev/null || die "$tool is missing (perl / util-linux / hostname packages)"
+for tool in python3 unshare nsenter hostname domainname; do
+  command -v "$tool" >/dev/null || die "$tool is missing (python3 / util-linux / hostname packages)"
 done
 [ -x node_modules/.bin/cr ] && [ -f cli/dist/commands/checkpoint.js ] || die "cr is not built: run npm install first (it builds)"
 cr() { node_modules/.bin/cr "$@"; }
@@ -26,6 +27,7 @@ work=$(mktemp -d /tmp/cr-demo.XXXXXX)
 out=$work/ticks.txt
 pid=""      # the program as first started: a child of this shell
 restored="" # the PID a restore was started for: once restored, a child of PID 1
+child=""    # its child process
 # Waits until no process has PID $1: a killed child of this shell is reaped at once, a restored
 # program (a child of PID 1 once cr has exited) when PID 1 gets to it, which can take seconds.
 await_gone() {
@@ -34,9 +36,9 @@ await_gone() {
 }
 cleanup() {
   local rc=$?
-  for p in $pid $restored; do
+  for p in $pid $restored $child; do
     # Only the program: its PID may have been given to another process meanwhile.
-    tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF "$work/counter.pl" || continue
+    tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF "$work/counter.py" || continue
     kill -9 "$p" 2>/dev/null || true
     await_gone "$p" || echo "demo: PID $p is still there after SIGKILL" >&2
   done
@@ -46,19 +48,36 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# The program. Its state lives only in its variables: the tick number, a running sum and a hash
-# with one key per tick. It sleeps 0.2 s between ticks (in select(2)).
-cat >"$work/counter.pl" <<'PERL'
-$| = 1;
-my ($n, $sum, %seen) = (0, 0);
-while (1) {
-  $n++;
-  $sum += $n;
-  $seen{"tick$n"} = 1;
-  printf "tick %d sum %d keys %d pid %d\n", $n, $sum, scalar(keys %seen), $$;
-  select(undef, undef, undef, 0.2);
-}
-PERL
+# The program. Its state lives only in its variables: the tick number and a running sum. A worker
+# thread does the ticks (the main thread waits for it in join); for each tick it sends N to a
+# child process through one pipe and adds the N*N the child sends back through another.
+cat >"$work/counter.py" <<'PY'
+import os, sys, threading, time
+from_parent, to_child = os.pipe()
+from_child, to_parent = os.pipe()
+child = os.fork()
+if child == 0:
+    os.close(to_child); os.close(from_child)
+    while True:
+        got = os.read(from_parent, 8)
+        if not got:
+            os._exit(0)
+        os.write(to_parent, (int(got) ** 2).to_bytes(8, 'little'))
+os.close(from_parent); os.close(to_parent)
+
+def ticks():
+    n, total = 0, 0
+    while True:
+        n += 1
+        os.write(to_child, b'%8d' % n)
+        total += int.from_bytes(os.read(from_child, 8), 'little')
+        print(f'tick {n} sum {total} threads {threading.active_count()} pid {os.getpid()} child {child}', flush=True)
+        time.sleep(0.2)
+
+worker = threading.Thread(target=ticks)
+worker.start()
+worker.join()
+PY
 
 ticks() { if [ -f "$out" ]; then wc -l <"$out"; else echo 0; fi; }
 # Waits until the file holds at least $1 lines, while the program is alive.
@@ -70,11 +89,11 @@ await_ticks() {
   done
   die "the program (PID $2) wrote $(ticks) lines in 10 s, expected $1"
 }
-# Every line must be tick N with N = its line number, the sum 1+…+N, N hash keys, and the PID.
+# Every line must be tick N with N = its line number, the sum of the squares 1+…+N*N, two threads, and the PIDs.
 check_ticks() {
-  awk -v pid="$1" '
-    $0 != sprintf("tick %d sum %d keys %d pid %d", NR, NR * (NR + 1) / 2, NR, pid) {
-      printf "line %d is \"%s\", expected \"tick %d sum %d keys %d pid %d\"\n", NR, $0, NR, NR * (NR + 1) / 2, NR, pid; bad = 1; exit
+  awk -v pid="$1" -v child="$2" '
+    $0 != sprintf("tick %d sum %d threads 2 pid %d child %d", NR, NR * (NR + 1) * (2 * NR + 1) / 6, pid, child) {
+      printf "line %d is \"%s\", expected \"tick %d sum %d threads 2 pid %d child %d\"\n", NR, $0, NR, NR * (NR + 1) * (2 * NR + 1) / 6, pid, child; bad = 1; exit
     }
     END { exit bad }' "$out" || die "the ticks in $out are not one count with no gap or repeat"
 }
@@ -91,17 +110,18 @@ step "start the program in new UTS+IPC namespaces (hostname $HOST, domainname $D
     [ "$fd" -gt 2 ] && eval "exec $fd>&-"
   done
   exec unshare --uts --ipc sh -c "hostname $HOST && domainname $DOMAIN && echo $MSGMAX > /proc/sys/kernel/msgmax &&
-    echo $SHMMNI > /proc/sys/kernel/shmmni && exec perl \"\$0\"" "$work/counter.pl" </dev/null >"$out" 2>&1
+    echo $SHMMNI > /proc/sys/kernel/shmmni && exec python3 \"\$0\"" "$work/counter.py" </dev/null >"$out" 2>&1
 ) &
 pid=$!
 disown "$pid" # this shell still reaps it, without a "Killed" job report when cr kills it
 await_ticks "$TICKS" "$pid"
-[ "$(cat "/proc/$pid/comm")" = perl ] || die "PID $pid is $(cat "/proc/$pid/comm"), expected perl"
+[ "$(cat "/proc/$pid/comm")" = python3 ] || die "PID $pid is $(cat "/proc/$pid/comm"), expected python3"
+child=$(cat "/proc/$pid/task/$pid/children" | tr -d ' ')
+tids=$(ls "/proc/$pid/task" | tr '\n' ' ')
+echo "PID $pid has threads $tids and a child process, PID $child"
 echo "PID $pid: hostname $(nsenter -t "$pid" --uts hostname), domainname $(nsenter -t "$pid" --uts domainname)," \
   "msgmax $(nsenter -t "$pid" --ipc cat /proc/sys/kernel/msgmax), shmmni $(nsenter -t "$pid" --ipc cat /proc/sys/kernel/shmmni)"
 echo "its descriptors: $(cd "/proc/$pid/fd" && for fd in *; do printf '%s -> %s, ' "$fd" "$(readlink "$fd")"; done | sed 's/, $//')"
-fds=$(ls "/proc/$pid/fd" | tr '\n' ' ')
-[ "$fds" = "0 1 2 " ] || die "the program holds descriptors $fds, expected only 0 1 2"
 echo "$out so far:"
 tail -n 3 "$out" | sed 's/^/  /'
 
@@ -113,7 +133,7 @@ pid=""
 before=$(ticks)
 last=$(tail -n 1 "$out")
 echo "the program is gone; its last line: $last"
-check_ticks "$pid_was"
+check_ticks "$pid_was" "$child"
 sleep 0.5
 [ "$(ticks)" -eq "$before" ] || die "$out grew after the program was killed"
 
@@ -124,14 +144,16 @@ step "cr restore -D $work/img --detach"
 restored=$pid_was
 cr restore -D "$work/img" --detach
 [ -e "/proc/$restored" ] || die "no process has PID $restored after cr restore"
-[ "$(cat "/proc/$restored/comm")" = perl ] || die "PID $restored is $(cat "/proc/$restored/comm"), expected perl"
+[ "$(cat "/proc/$restored/comm")" = python3 ] || die "PID $restored is $(cat "/proc/$restored/comm"), expected python3"
+[ "$(ls "/proc/$restored/task" | tr '\n' ' ')" = "$tids" ] || die "PID $restored has threads $(ls "/proc/$restored/task" | tr '\n' ' '), expected $tids"
+[ "$(cat "/proc/$restored/task/$restored/children" | tr -d ' ')" = "$child" ] || die "PID $restored's children are not PID $child"
 await_ticks $((before + TICKS)) "$restored"
 
-step "the same PID carries on counting where it stopped"
+step "the same PIDs and threads carry on counting where they stopped"
 echo "last line before the checkpoint, then the first lines after the restore:"
 sed -n "${before},$((before + 3))p" "$out" | sed 's/^/  /'
-check_ticks "$restored"
-echo "all $(ticks) lines are one count, 1 to $(ticks), with no gap or repeat, from PID $restored"
+check_ticks "$restored" "$child"
+echo "all $(ticks) lines are one count, 1 to $(ticks), with no gap or repeat, from PID $restored (threads $tids) and its child PID $child"
 
 step "its namespaces, with nsenter -t $restored"
 host=$(nsenter -t "$restored" --uts hostname)
@@ -149,8 +171,12 @@ printf '%-11s %-14s %s\n' WHAT SAVED RESTORED hostname "$HOST" "$host" domainnam
 step "stop the restored program"
 kill -9 "$restored"
 await_gone "$restored" || die "PID $restored is still there after SIGKILL"
-echo "PID $restored is gone"
+# The child reads the end of its pipe and exits.
+await_gone "$child" || die "PID $child is still there after its parent was killed"
+echo "PID $restored and its child PID $child are gone"
 restored=""
+child_was=$child
+child=""
 
 echo
-bold "demo OK: PID $pid_was came back, carried on counting with no gap or repeat, with the saved hostname, domainname and IPC limits"
+bold "demo OK: PID $pid_was, its thread and its child PID $child_was came back, carried on counting with no gap or repeat, with the saved hostname, domainname and IPC limits"
