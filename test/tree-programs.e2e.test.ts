@@ -52,6 +52,36 @@ describe('real programs that fork, checkpointed and restored as trees', () => {
       expect(mine).toEqual(mine.map((_, i) => i + 1));
     }
   });
+  it('python3 multiprocessing: a pool of two workers, its threads, pipes and POSIX semaphores (deleted /dev/shm files) carry on', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const script = [
+      'import multiprocessing as mp, time',
+      'def square(x): return x * x',
+      "if __name__ == '__main__':",
+      '    with mp.Pool(2) as pool:',
+      "        print('ready', flush=True)",
+      '        n = 0',
+      '        while True:',
+      '            n += 1',
+      "            print('pool', n, sum(pool.map(square, range(n))), flush=True)",
+      '            time.sleep(0.05)',
+    ].join('\n');
+    const root = await startLogged(cleanup, 'python3', ['-c', script], out);
+    await waitFor('the pool to answer', () => (linesMatching(out, /^pool /).length >= 3 ? true : undefined));
+    for (const pid of descendants(root.pid!)) cleanup.orphan(pid);
+    const before = await checkpointAndRestore(cleanup, root, join(dir, 'img'));
+    // The pool's parent goes first (cleanups run last registered first): it would replace killed workers.
+    for (const pid of [...before.keys()].filter((p) => p !== root.pid)) cleanup.orphan(pid);
+    cleanup.orphan(root.pid!);
+    expect(before.size).toBe(3);
+    const count = linesMatching(out, /^pool /).length;
+    await waitFor('the pool to answer again', () => (linesMatching(out, /^pool /).length >= count + 5 ? true : undefined), 30_000);
+    expectSameLinks(before, root.pid!);
+    // Each answer is the sum of the squares below n, counted with no gap or repeat.
+    const answers = linesMatching(out, /^pool /).map((l) => l.split(' ').slice(1).map(Number));
+    expect(answers).toEqual(answers.map((_, i) => [i + 1, (i * (i + 1) * (2 * i + 1)) / 6]));
+  });
 });
 
 describe('freezing a tree', () => {

@@ -1,9 +1,9 @@
-import { closeSync, ftruncateSync, openSync } from 'node:fs';
+import { closeSync, constants, ftruncateSync, openSync, unlinkSync } from 'node:fs';
 import { O_RDWR } from 'node:constants';
 import type { FileRegion } from '../io/file-regions.js';
 import { nodeFsError } from './sysctl.js';
 import type { Libc } from './libc.js';
-import { MAP_ANONYMOUS, MAP_SHARED, PROT_READ, PROT_WRITE } from './syscalls.js';
+import { MAP_ANONYMOUS, MAP_SHARED, O_CLOEXEC, PROT_READ, PROT_WRITE } from './syscalls.js';
 
 const F_ADD_SEALS = 1033;
 const F_GET_SEALS = 1034;
@@ -68,6 +68,27 @@ export class Shmem {
     } catch (err) {
       closeSync(fd);
       throw nodeFsError('ftruncate', target, err);
+    }
+    return fd;
+  }
+
+  /**
+   * A new tmpfs file at `path` (where a file deleted while mapped was), created exclusively and
+   * unlinked at once, as a read-write descriptor of cr's: its mappings show "PATH (deleted)" as
+   * they did. A file at `path` is refused rather than replaced.
+   */
+  createDeleted(path: string, target: string): number {
+    let fd: number;
+    try {
+      fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | O_CLOEXEC | constants.O_NOFOLLOW, 0o600);
+    } catch (err) {
+      throw nodeFsError('open', `${path} (${target})`, err);
+    }
+    try {
+      unlinkSync(path);
+    } catch (err) {
+      closeSync(fd);
+      throw nodeFsError('unlink', `${path} (${target})`, err);
     }
     return fd;
   }

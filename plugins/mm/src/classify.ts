@@ -10,11 +10,11 @@ const DELETED = ' (deleted)';
  * the process's to save ([vsyscall], the same fixed page in every process), and an error message
  * for what cr cannot restore.
  */
-export function classify(vma: Vma): VmaRecord['kind'] | undefined | { unsupported: string } {
+export function classify(vma: Vma, pid: number): VmaRecord['kind'] | undefined | { unsupported: string } {
   const { path } = vma;
   if (path === '[vsyscall]') return undefined;
   if (SPECIAL[path]) return SPECIAL[path];
-  if (shmemOfVma(vma)) return 'shmem';
+  if (shmemOfVma(vma, pid)) return 'shmem';
   if (path === '' || path === '[heap]' || path === '[stack]' || path.startsWith('[anon:')) return 'anon';
   if (/^\/SYSV[0-9a-f]{8}( \(deleted\))?$/.test(path)) return 'sysv-shm';
   if (path.endsWith(DELETED)) return { unsupported: `mapping of the deleted file ${path.slice(0, -DELETED.length)}` };

@@ -42,7 +42,7 @@ export class MmPlugin implements ResourcePlugin<MmRecord, ResourceNode<TaskHandl
    */
   private sharedMemory(pid: number): string[] {
     const keys = this.kernel.vmas(pid).flatMap((vma) => {
-      const kind = classify(vma);
+      const kind = classify(vma, pid);
       return kind === 'sysv-shm' ? [SHM_SEGMENTS.key(vma.inode)] : kind === 'shmem' ? [SHMEM.key(vma.inode)] : [];
     });
     return [...new Set(keys)];

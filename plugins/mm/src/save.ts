@@ -16,7 +16,7 @@ export async function saveAddressSpace(kernel: Kernel, task: RemoteTask, ctx: Sa
   const vmas: VmaRecord[] = [];
   const runs: SourceRun[] = [];
   for (const vma of kernel.vmas(pid)) {
-    const kind = classify(vma);
+    const kind = classify(vma, pid);
     if (kind === undefined) continue;
     const where = mappingName(pid, vma);
     if (typeof kind === 'object') throw new UnsupportedError(unsupportedMapping(pid, vma, kind));
@@ -58,7 +58,7 @@ const unsupportedMapping = (pid: number, vma: Vma, kind: { unsupported: string }
 /** Every mapping of `pid` that cr cannot checkpoint, each named. */
 export function mappingRefusals(kernel: Kernel, pid: number): string[] {
   return kernel.vmas(pid).flatMap((vma) => {
-    const kind = classify(vma);
+    const kind = classify(vma, pid);
     return typeof kind === 'object' ? [unsupportedMapping(pid, vma, kind)] : [];
   });
 }

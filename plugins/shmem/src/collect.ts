@@ -4,8 +4,11 @@ import { FS_MAGIC, UnsupportedError, type FdInfo, type Vma } from '@cr/core';
 const MEMFD = '/memfd:';
 const DELETED = ' (deleted)';
 
-/** What a shared memory object is: a memfd (with its name) or shared anonymous memory. */
-export type ShmemKind = { kind: 'memfd'; name: string } | { kind: 'anonymous' };
+/**
+ * What a shared memory object is: a memfd (with its name), shared anonymous memory, or a tmpfs
+ * file deleted while mapped (a POSIX semaphore or shm_open object after shm_unlink, /dev/shm/NAME).
+ */
+export type ShmemKind = { kind: 'memfd'; name: string } | { kind: 'anonymous' } | { kind: 'deleted'; path: string };
 
 /** A shared memory object as a process reaches it, and where cr can open it. */
 export interface ShmemSource {
@@ -28,15 +31,31 @@ export function shmemOfFd(info: FdInfo): ShmemKind | undefined {
 }
 
 /**
- * The shared memory object behind a mapping: a memfd mapped shared or private, or shared
- * anonymous memory, which the kernel backs with a shmem file it calls "/dev/zero (deleted)"
- * ("[anon_shmem:NAME]" once named with PR_SET_VMA_ANON_NAME).
+ * The shared memory object behind a mapping of process `pid`: a memfd mapped shared or private,
+ * shared anonymous memory, which the kernel backs with a shmem file it calls "/dev/zero (deleted)"
+ * ("[anon_shmem:NAME]" once named with PR_SET_VMA_ANON_NAME), or a file deleted while mapped whose
+ * filesystem (statfs of the mapping itself, not its name) is tmpfs.
  */
-export function shmemOfVma(vma: Pick<Vma, 'path' | 'shared'>): ShmemKind | undefined {
+export function shmemOfVma(vma: Pick<Vma, 'path' | 'shared' | 'start' | 'end'>, pid: number): ShmemKind | undefined {
   const name = memfdName(vma.path);
   if (name !== undefined) return { kind: 'memfd', name };
   if (vma.shared && (vma.path === `/dev/zero${DELETED}` || vma.path.startsWith('[anon_shmem:'))) return { kind: 'anonymous' };
+  if (vma.path.startsWith('/') && vma.path.endsWith(DELETED) && onTmpfs(mappedFile(pid, vma))) return { kind: 'deleted', path: vma.path.slice(0, -DELETED.length) };
   return undefined;
+}
+
+/** The file a mapping maps, as /proc/PID/map_files opens it. */
+export function mappedFile(pid: number, vma: Pick<Vma, 'start' | 'end'>): string {
+  return `/proc/${pid}/map_files/${vma.start.toString(16)}-${vma.end.toString(16)}`;
+}
+
+function onTmpfs(path: string): boolean {
+  try {
+    return statfsSync(path).type === FS_MAGIC.TMPFS;
+  } catch {
+    // The mapping went away while we looked (a dry run of a running process).
+    return false;
+  }
 }
 
 /** Whether the file at `path` is on hugetlbfs (a memfd made with MFD_HUGETLB), which cr cannot save yet. */
@@ -61,9 +80,9 @@ export function shmemSources(pid: number, fds: readonly FdInfo[], vmas: readonly
     if (what && !onHugePages(path)) add(path, what);
   }
   for (const vma of vmas) {
-    const what = shmemOfVma(vma);
+    const what = shmemOfVma(vma, pid);
     if (!what) continue;
-    const path = `/proc/${pid}/map_files/${vma.start.toString(16)}-${vma.end.toString(16)}`;
+    const path = mappedFile(pid, vma);
     if (onHugePages(path)) {
       throw new UnsupportedError(`PID ${pid}: mapping 0x${vma.start.toString(16)}-0x${vma.end.toString(16)} maps a memfd on huge pages (${vma.path}), which cr cannot checkpoint yet`);
     }

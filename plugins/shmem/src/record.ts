@@ -5,12 +5,14 @@ const inode = z.number().int().positive();
 const byteCount = z.number().int().nonnegative();
 
 /**
- * A shared memory object: a memfd, or the shmem file behind shared anonymous memory
- * (MAP_SHARED|MAP_ANONYMOUS), with the parts of it that hold data in the "contents" blob.
+ * A shared memory object: a memfd, the shmem file behind shared anonymous memory
+ * (MAP_SHARED|MAP_ANONYMOUS), or a tmpfs file deleted while mapped, with the parts of it that
+ * hold data in the "contents" blob.
  */
 export const shmemRecordSchema = z.strictObject({
-  kind: z.enum(['memfd', 'anonymous']),
+  kind: z.enum(['memfd', 'anonymous', 'deleted']),
   name: z.string().optional().describe('a memfd\'s name, as /proc shows "/memfd:NAME (deleted)"'),
+  path: z.string().startsWith('/').optional().describe('where a deleted tmpfs file was (/dev/shm/sem.NAME): made there again and deleted at once'),
   inode: inode.describe('its inode at the checkpoint, for information'),
   size: byteCount,
   mode: z.number().int().min(0).max(0o7777),

@@ -1,6 +1,8 @@
 import { O_RDONLY } from 'node:constants';
-import { closeSync, fchmodSync, fchownSync, fstatSync, ftruncateSync, openSync } from 'node:fs';
+import { closeSync, existsSync, fchmodSync, fchownSync, fstatSync, ftruncateSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
 import {
+  TargetError,
   Kernel,
   PLUGIN_API_VERSION,
   blobProblems,
@@ -60,7 +62,7 @@ export class ShmemPlugin implements ResourcePlugin<ShmemRecord, ShmemSource, Res
   readonly description = 'Shared memory objects (memfds, shared anonymous memory): name, size, seals, every page';
   readonly collectsFrom = [TASKS.type];
   readonly recordSchema = shmemRecordSchema;
-  readonly selectableBy = { inode: 'uint', kind: { oneOf: ['memfd', 'anonymous'] }, name: 'string' } as const;
+  readonly selectableBy = { inode: 'uint', kind: { oneOf: ['memfd', 'anonymous', 'deleted'] }, name: 'string' } as const;
 
   constructor(@inject(Kernel) private readonly kernel: Kernel) {}
 
@@ -69,7 +71,7 @@ export class ShmemPlugin implements ResourcePlugin<ShmemRecord, ShmemSource, Res
     return shmemSources(task.pid, task.fds(), this.kernel.vmas(task.pid)).map((source) => ({
       id: String(source.inode),
       handle: source,
-      attributes: { inode: source.inode, kind: source.what.kind, name: source.what.kind === 'memfd' ? source.what.name : '' },
+      attributes: { inode: source.inode, kind: source.what.kind, name: nameOf(source.what) },
     }));
   }
 
@@ -84,6 +86,7 @@ export class ShmemPlugin implements ResourcePlugin<ShmemRecord, ShmemSource, Res
       return {
         kind: what.kind,
         ...(what.kind === 'memfd' ? { name: what.name } : {}),
+        ...(what.kind === 'deleted' ? { path: what.path } : {}),
         inode,
         size: st.size,
         mode: st.mode & 0o7777,
@@ -101,6 +104,7 @@ export class ShmemPlugin implements ResourcePlugin<ShmemRecord, ShmemSource, Res
   checkRecord(record: ShmemRecord, ctx: RecordCheckContext): string[] {
     const problems: string[] = [];
     if ((record.kind === 'memfd') !== (record.name !== undefined)) problems.push('a memfd must have a name, and only a memfd');
+    if ((record.kind === 'deleted') !== (record.path !== undefined)) problems.push('a deleted file must have a path, and only a deleted file');
     let end = 0;
     for (const r of record.regions) {
       if (r.offset < end || r.offset + r.length > record.size) problems.push(`its region at ${r.offset} overlaps another or lies beyond its ${record.size} bytes`);
@@ -110,9 +114,22 @@ export class ShmemPlugin implements ResourcePlugin<ShmemRecord, ShmemSource, Res
     return [...problems, ...blobProblems(ctx, length > 0 ? { contents: length } : {})];
   }
 
+  /** A deleted file is made again where it was, for a moment: the path must be free and its directory there. */
+  preflight(record: ShmemRecord, ctx: RestoreContext): void {
+    if (record.kind !== 'deleted') return;
+    const path = record.path!;
+    if (existsSync(path)) throw new TargetError(`cannot restore ${ctx.key} (${describeShmem(record)}): ${path} exists now; remove it, or restore where it is free`);
+    if (!existsSync(dirname(path))) throw new TargetError(`cannot restore ${ctx.key} (${describeShmem(record)}): its directory ${dirname(path)} is gone; recreate it`);
+  }
+
   async restore(record: ShmemRecord, ctx: RestoreContext): Promise<RestoredShmem> {
-    const who = `${ctx.key} (${record.kind === 'memfd' ? `memfd ${record.name}` : 'shared anonymous memory'})`;
-    const fd = record.kind === 'memfd' ? this.kernel.shmem.createMemfd(record.name!, who) : this.kernel.shmem.createSharedAnonymous(record.size, who);
+    const who = `${ctx.key} (${describeShmem(record)})`;
+    const fd =
+      record.kind === 'memfd'
+        ? this.kernel.shmem.createMemfd(record.name!, who)
+        : record.kind === 'deleted'
+          ? this.kernel.shmem.createDeleted(record.path!, who)
+          : this.kernel.shmem.createSharedAnonymous(record.size, who);
     try {
       ftruncateSync(fd, record.size);
       fchownSync(fd, record.uid, record.gid);
@@ -138,4 +155,13 @@ export class ShmemPlugin implements ResourcePlugin<ShmemRecord, ShmemSource, Res
   rollback(_record: ShmemRecord, restored: RestoredShmem): void {
     restored.close();
   }
+}
+
+/** What a shmem object is called in messages and selected by (`name`): a memfd's name, a deleted file's path. */
+function nameOf(what: ShmemSource['what']): string {
+  return what.kind === 'memfd' ? what.name : what.kind === 'deleted' ? what.path : '';
+}
+
+function describeShmem(record: ShmemRecord): string {
+  return record.kind === 'memfd' ? `memfd ${record.name}` : record.kind === 'deleted' ? `the deleted file ${record.path}` : 'shared anonymous memory';
 }

@@ -13,11 +13,12 @@ describe('what is shared memory', () => {
   });
 
   it('memfd mappings shared or private, and shared anonymous memory, named or not; not private anonymous memory', () => {
-    expect(shmemOfVma({ path: '/memfd:buf (deleted)', shared: false })).toEqual({ kind: 'memfd', name: 'buf' });
-    expect(shmemOfVma({ path: '/dev/zero (deleted)', shared: true })).toEqual({ kind: 'anonymous' });
-    expect(shmemOfVma({ path: '[anon_shmem:ring]', shared: true })).toEqual({ kind: 'anonymous' });
-    expect(shmemOfVma({ path: '', shared: false })).toBeUndefined();
-    expect(shmemOfVma({ path: '/dev/zero (deleted)', shared: false })).toBeUndefined();
+    const at = { start: 0x1000n, end: 0x2000n };
+    expect(shmemOfVma({ ...at, path: '/memfd:buf (deleted)', shared: false }, 1)).toEqual({ kind: 'memfd', name: 'buf' });
+    expect(shmemOfVma({ ...at, path: '/dev/zero (deleted)', shared: true }, 1)).toEqual({ kind: 'anonymous' });
+    expect(shmemOfVma({ ...at, path: '[anon_shmem:ring]', shared: true }, 1)).toEqual({ kind: 'anonymous' });
+    expect(shmemOfVma({ ...at, path: '', shared: false }, 1)).toBeUndefined();
+    expect(shmemOfVma({ ...at, path: '/dev/zero (deleted)', shared: false }, 1)).toBeUndefined();
   });
 });
 
