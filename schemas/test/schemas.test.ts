@@ -1,4 +1,4 @@
-import { IMAGE_FORMAT_VERSION, configSchema, manifestHeaderSchema, manifestSchema, policyRuleSchema, recordFileSchema } from '@cr/schemas';
+import { IMAGE_FORMAT_VERSION, PLAIN_IMAGE_FORMAT_VERSION, configSchema, manifestHeaderSchema, manifestSchema, policyRuleSchema, recordFileSchema } from '@cr/schemas';
 import { describe, expect, it } from 'vitest';
 
 describe('config schema', () => {
@@ -76,7 +76,8 @@ describe('manifest schema', () => {
   it('the header schema reads only what decides whether an image is readable at all', () => {
     expect(manifestHeaderSchema.safeParse({ format: 'cr-image', formatVersion: 99, anything: 'else' }).success).toBe(true);
     expect(manifestHeaderSchema.safeParse({ format: 'other', formatVersion: 1 }).success).toBe(false);
-    expect(IMAGE_FORMAT_VERSION).toBe(1);
+    // Format 2 only adds compressed blobs: an image without them is still written as format 1.
+    expect([IMAGE_FORMAT_VERSION, PLAIN_IMAGE_FORMAT_VERSION]).toEqual([2, 1]);
   });
 });
 

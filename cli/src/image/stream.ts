@@ -24,7 +24,8 @@ export class StreamSpool {
   }
 
   remove(): void {
-    rmSync(this.dir, { recursive: true, force: true });
+    // A failed stream may still be closing a file it was writing in there: a removal that meets it tries again.
+    rmSync(this.dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
   }
 }
 

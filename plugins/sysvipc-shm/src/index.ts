@@ -13,7 +13,7 @@ import {
   type ShmInfo,
   type ByteRange,
 } from '@cr/core';
-import { IPC_OBJECT_SELECTABLE, SHM_SEGMENTS, SysvIpcObjectPlugin, createWithSavedId, recreateIpcObject, withinIntoNamespace, type IpcObjectHandle, type StandIn } from '@cr/sysvipc-base';
+import { IPC_OBJECT_SELECTABLE, SHM_SEGMENTS, SysvIpcObjectPlugin, createWithSavedId, ipcNamespaceForRestore, recreateIpcObject, withinIntoNamespace, type IpcObjectHandle, type StandIn } from '@cr/sysvipc-base';
 import { shmRecordSchema, type ShmRecord } from './record.js';
 import { nonZeroPages, scatter } from './sparse.js';
 
@@ -104,10 +104,18 @@ export class SysvShmPlugin extends SysvIpcObjectPlugin<ShmRecord, 'shm'> impleme
 
   /**
    * A segment removed while attached (SHM_DEST) is removed again once every restored process has
-   * attached it: it then lives as long as they keep it, as it did.
+   * attached it: it then lives as long as they keep it, as it did. Restored without any process
+   * that attaches it (an IPC namespace on its own), it is left in place: removed, it would vanish.
    */
   resume(record: ShmRecord, id: number, ctx: RestoreContext): void {
-    if (record.markedForDestruction) this.removeRestored(id, ctx);
+    if (!record.markedForDestruction) return;
+    const { ns, opened } = ipcNamespaceForRestore(this.kernel, ctx);
+    try {
+      const attached = this.kernel.namespaces.within(ns, () => this.kernel.sysvipc.list('shm').find((s) => s.id === id)?.nattch ?? 0);
+      if (attached > 0) this.removeRestored(id, ctx);
+    } finally {
+      if (opened) ns.close();
+    }
   }
 }
 
