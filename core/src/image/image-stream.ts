@@ -56,6 +56,8 @@ export async function readImageStream(input: Readable, dir: string, signal?: Abo
   const extract = tar.extract();
   const received = pipeline(input, extract, ...(signal ? [{ signal }] : []));
   const names = new Set<string>();
+  // The file being written, which a failure must close before the caller removes `dir`.
+  let writing: Writable | undefined;
   const unpacked = (async () => {
     for await (const entry of extract) {
       const { name, type } = entry.header;
@@ -69,12 +71,14 @@ export async function readImageStream(input: Readable, dir: string, signal?: Abo
       let file: Writable;
       try {
         file = createWriteStream(path, { flags: 'wx', mode: FILE_MODE });
+        writing = file;
         await new Promise<void>((ok, fail) => file.once('open', () => ok()).once('error', fail));
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new ImageError(`the image stream holds ${name} twice`);
         throw new ImageError(`cannot write ${name} of the image stream: ${nodeFsError('open', path, err).message}`);
       }
       await pipeline(entry, file);
+      writing = undefined;
     }
   })();
   // Whichever fails first is the error: an archive cut short fails the pipeline while the entries wait for more.
@@ -82,6 +86,12 @@ export async function readImageStream(input: Readable, dir: string, signal?: Abo
   try {
     await Promise.all([unpacked, received]);
   } catch (err) {
+    const open = writing;
+    if (open && !open.closed) {
+      const closed = new Promise((done) => open.once('close', done));
+      open.destroy();
+      await closed;
+    }
     throw streamError('read the image stream', err);
   }
   if (names.size === 0) throw new ImageError('the image stream is empty: the writer sent nothing (see its error)');
