@@ -3,6 +3,7 @@ import { FS_MAGIC, UnsupportedError, type FdInfo, type Vma } from '@cr/core';
 
 const MEMFD = '/memfd:';
 const DELETED = ' (deleted)';
+const SYSV_SEGMENT = /^\/SYSV[0-9a-f]{8}( \(deleted\))?$/;
 
 /**
  * What a shared memory object is: a memfd (with its name), shared anonymous memory, or a tmpfs
@@ -40,6 +41,8 @@ export function shmemOfVma(vma: Pick<Vma, 'path' | 'shared' | 'start' | 'end'>, 
   const name = memfdName(vma.path);
   if (name !== undefined) return { kind: 'memfd', name };
   if (vma.shared && (vma.path === `/dev/zero${DELETED}` || vma.path.startsWith('[anon_shmem:'))) return { kind: 'anonymous' };
+  // A SysV segment is a tmpfs file too, on the kernel's own mount: the sysvipc-shm plugin's.
+  if (SYSV_SEGMENT.test(vma.path)) return undefined;
   if (vma.path.startsWith('/') && vma.path.endsWith(DELETED) && onTmpfs(mappedFile(pid, vma))) return { kind: 'deleted', path: vma.path.slice(0, -DELETED.length) };
   return undefined;
 }
