@@ -4,11 +4,13 @@
 // heap checked by the process itself after every restore.
 // Then, on segments of the same size: compression (--compress zstd|lz4 against none, on data that
 // is half text, half random) and a sparse segment (1 page in 64 written, the rest never touched).
+// And trees: a process alone, with 99 children, and with 99 threads, each checkpointed and
+// restored by the command, to see that cost grows linearly and that a thread costs less than a process.
 // CR_BENCH_BYTES (a whole number of MiB), CR_BENCH_RUNS, CR_BENCH_DIR,
-// CR_BENCH_CASES=shm,compress,sparse,process.
+// CR_BENCH_CASES=shm,compress,sparse,process,tree.
 import 'reflect-metadata';
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readlinkSync, readSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, writeSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomFillSync } from 'node:crypto';
@@ -22,7 +24,7 @@ const CHUNK = 8 << 20;
 const MB = 1e6;
 
 const RUNS = Number(process.env.CR_BENCH_RUNS ?? 3);
-const CASES = (process.env.CR_BENCH_CASES ?? 'shm,compress,sparse,process').split(',');
+const CASES = (process.env.CR_BENCH_CASES ?? 'shm,compress,sparse,process,tree').split(',');
 const MIB = 1 << 20;
 const CR = join(import.meta.dirname, '..', 'cli', 'bin', 'run.js');
 
@@ -502,6 +504,67 @@ async function processBench(dir) {
   console.log(`on a VM, times vary from run to run (first touches of memory the host took back): compare rows of one run`);
 }
 
+/** The PIDs below `pid`, children first found first. */
+function descendantsOf(pid) {
+  const found = [];
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    for (const child of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number)) found.push(child, ...descendantsOf(child));
+  }
+  return found;
+}
+
+/**
+ * A process alone, with 99 children, and with 99 threads: checkpoint --kill and restore --detach
+ * by the command, round after round, each restore checked for every process and thread.
+ */
+async function treeBench(dir) {
+  const binary = join(dir, 'tree');
+  const built = spawnSync('cc', ['-O2', '-Wall', '-pthread', '-o', binary, join(import.meta.dirname, 'tree.c')], { encoding: 'utf8' });
+  if (built.status !== 0) throw new Error(`cc bench/tree.c failed: ${built.error?.message ?? built.stderr}`);
+  const libc = new Libc();
+  libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 'prctl(PR_SET_CHILD_SUBREAPER)');
+  const processes = new Processes(binary);
+  const shapes = [
+    ['1 process, 1 thread', 'procs', 1],
+    ['100 processes (a parent and 99 children)', 'procs', 100],
+    ['1 process with 100 threads', 'threads', 100],
+  ];
+  const rows = [];
+  for (const [name, mode, n] of shapes) {
+    const { pid } = await processes.start([mode, String(n)], join(dir, `tree-${mode}-${n}.out`));
+    const tasks = () => ({ processes: 1 + descendantsOf(pid).length, threads: readdirSync(`/proc/${pid}/task`).length });
+    const shape = tasks();
+    const img = join(dir, 'tree-img');
+    const checkpoints = [];
+    const restores = [];
+    for (let i = 0; i <= RUNS; i++) {
+      const pids = [pid, ...descendantsOf(pid)];
+      const c = await cr('checkpoint', String(pid), '-D', img, '--kill', '--json');
+      checkpoints.push({ seconds: c.seconds, frozenMs: JSON.parse(c.stdout).frozenMs });
+      for (const p of pids) await waitGone(libc, p, i > 0 || p !== pid);
+      const r = await cr('restore', '-D', img, '--detach', '--json');
+      restores.push({ seconds: r.seconds });
+      processes.pids.add(pid);
+      const now = tasks();
+      if (now.processes !== shape.processes || now.threads !== shape.threads) {
+        throw new Error(`restore ${i + 1} of ${name} is wrong: ${now.processes} process(es) and ${now.threads} thread(s), not ${shape.processes} and ${shape.threads}`);
+      }
+      rmSync(img, { recursive: true });
+    }
+    const pids = [pid, ...descendantsOf(pid)];
+    process.kill(pid, 'SIGKILL');
+    for (const p of pids.slice(1)) process.kill(p, 'SIGKILL');
+    for (const p of pids) await waitGone(libc, p, true);
+    processes.pids.delete(pid);
+    const fastest = (list) => Math.min(...list.slice(1).map((r) => r.seconds));
+    rows.push([name, fastest(checkpoints), Math.min(...checkpoints.slice(1).map((r) => r.frozenMs)), fastest(restores)]);
+  }
+  console.log(`cr bench: process trees and threads, Linux ${release()}`);
+  console.log(`${'case'.padEnd(44)}checkpoint --kill   frozen    restore --detach`);
+  for (const [name, c, f, r] of rows) console.log(`${name.padEnd(44)}${`${c.toFixed(3)} s`.padStart(17)}   ${`${f.toFixed(0)} ms`.padStart(7)}   ${`${r.toFixed(3)} s`.padStart(16)}`);
+  console.log(`best of ${RUNS} runs after a warm-up each; whole commands (node start-up included); after every restore each process and thread was there again`);
+}
+
 async function main() {
   const dir = mkdtempSync(join(process.env.CR_BENCH_DIR ?? tmpdir(), 'cr-bench-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
@@ -511,6 +574,7 @@ async function main() {
       ['compress', compressBench],
       ['sparse', sparseBench],
       ['process', processBench],
+      ['tree', treeBench],
     ].filter(([name]) => CASES.includes(name));
     for (const [i, [, run]] of cases.entries()) {
       if (i > 0) console.log('');
