@@ -144,14 +144,14 @@ export abstract class SysvIpcObjectPlugin<R extends { id: number; key: number },
   }
 
   rollback(_record: R, id: number, ctx: RestoreContext): void {
-    this.removeRestored(id, ctx);
+    this.withinRestoreNamespace(ctx, () => this.kernel.sysvipc.remove(this.kind, id));
   }
 
-  /** IPC_RMID of the object restored as `id`, in the namespace it was restored into. */
-  protected removeRestored(id: number, ctx: RestoreContext): void {
+  /** Runs `work` inside the IPC namespace this object was restored into. */
+  protected withinRestoreNamespace<T>(ctx: RestoreContext, work: () => T): T {
     const { ns, opened } = ipcNamespaceForRestore(this.kernel, ctx);
     try {
-      this.kernel.namespaces.within(ns, () => this.kernel.sysvipc.remove(this.kind, id));
+      return this.kernel.namespaces.within(ns, work);
     } finally {
       if (opened) ns.close();
     }

@@ -13,7 +13,7 @@ import {
   type ShmInfo,
   type ByteRange,
 } from '@cr/core';
-import { IPC_OBJECT_SELECTABLE, SHM_SEGMENTS, SysvIpcObjectPlugin, createWithSavedId, ipcNamespaceForRestore, recreateIpcObject, withinIntoNamespace, type IpcObjectHandle, type StandIn } from '@cr/sysvipc-base';
+import { IPC_OBJECT_SELECTABLE, SHM_SEGMENTS, SysvIpcObjectPlugin, createWithSavedId, recreateIpcObject, withinIntoNamespace, type IpcObjectHandle, type StandIn } from '@cr/sysvipc-base';
 import { shmRecordSchema, type ShmRecord } from './record.js';
 import { nonZeroPages, scatter } from './sparse.js';
 
@@ -109,14 +109,12 @@ export class SysvShmPlugin extends SysvIpcObjectPlugin<ShmRecord, 'shm'> impleme
    */
   resume(record: ShmRecord, id: number, ctx: RestoreContext): void {
     if (!record.markedForDestruction) return;
-    const { ns, opened } = ipcNamespaceForRestore(this.kernel, ctx);
-    try {
-      const attached = this.kernel.namespaces.within(ns, () => this.kernel.sysvipc.list('shm').find((s) => s.id === id)?.nattch ?? 0);
-      if (attached > 0) this.removeRestored(id, ctx);
-    } finally {
-      if (opened) ns.close();
-    }
+    this.withinRestoreNamespace(ctx, () => {
+      const attached = this.kernel.sysvipc.list('shm').find((s) => s.id === id)?.nattch ?? 0;
+      if (attached > 0) this.kernel.sysvipc.remove('shm', id);
+    });
   }
+
 }
 
 /** The ranges a record's blob holds: the whole segment in images made before sparse saving. */
