@@ -19,7 +19,19 @@ export interface ReadImage {
  * handles is read unchecked (and reported by recordProblems).
  */
 export function readImage(dir: string, registry: PluginRegistry): ReadImage {
+  return recordsOf(ImageReader.open(dir), registry);
+}
+
+/** readImage, and every blob's digest checked too, which reads (and decompresses) the whole image; the blobs' problems come first. */
+export async function readVerifiedImage(dir: string, registry: PluginRegistry): Promise<ReadImage> {
   const reader = ImageReader.open(dir);
+  const blobProblems = await reader.verifyAll();
+  const image = recordsOf(reader, registry);
+  image.problems.unshift(...blobProblems);
+  return image;
+}
+
+function recordsOf(reader: ImageReader, registry: PluginRegistry): ReadImage {
   const { manifest } = reader;
   const problems: string[] = [];
   const records: Record<string, unknown> = {};
@@ -37,10 +49,3 @@ export function readImage(dir: string, registry: PluginRegistry): ReadImage {
   return { reader, manifest, records, problems };
 }
 
-/** readImage, and every blob's digest checked too, which reads (and decompresses) the whole image; the blobs' problems come first. */
-export async function readVerifiedImage(dir: string, registry: PluginRegistry): Promise<ReadImage> {
-  const blobProblems = await ImageReader.open(dir).verifyAll();
-  const image = readImage(dir, registry);
-  image.problems.unshift(...blobProblems);
-  return image;
-}
