@@ -19,7 +19,7 @@ export interface HeldPipe {
 }
 
 /** One descriptor on a pipe end, as a record keeps it. */
-export function pipeEnd(info: FdInfo): PipeEnd {
+function pipeEnd(info: FdInfo): PipeEnd {
   return {
     fd: info.fd,
     end: (info.flags & O_ACCMODE) === O_WRONLY ? 'write' : 'read',
