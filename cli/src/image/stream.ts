@@ -24,8 +24,7 @@ export class StreamSpool {
   }
 
   remove(): void {
-    // A failed stream may still be closing a file it was writing in there: a removal that meets it tries again.
-    rmSync(this.dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+    rmSync(this.dir, { recursive: true, force: true });
   }
 }
 
