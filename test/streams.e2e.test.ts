@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, existsSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Cleanup, REPO, crJson, tempDir, type CliResult } from './helpers/cli.js';
@@ -77,6 +77,30 @@ describe('cr checkpoint --stream | cr restore --stream', () => {
     await waitFor('the process to run again', () => (processState(child.pid!) !== 't' && tracerOf(child.pid!) === 0 ? true : undefined));
     process.kill(child.pid!, 'SIGUSR1');
     expect(await waitForLine(out, /^(same|DIFFERENT)/)).toBe(`same ${sum}`);
+  });
+
+  it('the spool of a cr killed with SIGKILL is removed by the next stream', async () => {
+    const tmp = cleanup.dir(tempDir());
+    const env = { ...process.env, TMPDIR: tmp };
+    const spools = () => readdirSync(tmp).filter((name) => name.startsWith('cr-stream-'));
+    // A restore whose stream never ends holds its spool until it is killed.
+    const stuck = spawn('bash', ['-c', `sleep 600 | exec ${CR} restore --stream`], { cwd: REPO, env, stdio: 'ignore', detached: true });
+    cleanup.add(() => {
+      try {
+        process.kill(-stuck.pid!, 'SIGKILL');
+      } catch {
+        // Already gone: the test killed it.
+      }
+    });
+    const [abandoned] = await waitFor('the restore to make its spool', () => (spools().length === 1 ? spools() : undefined), 60_000);
+    expect(abandoned).toMatch(/^cr-stream-\d+-/);
+    const exited = once(stuck, 'exit');
+    process.kill(-stuck.pid!, 'SIGKILL');
+    await exited;
+    expect(spools()).toEqual([abandoned]);
+    const next = await pipeline(`TMPDIR=${tmp} ${CR} restore --stream < /dev/null`);
+    expect(next.stderr).toMatch(/^cr: /);
+    expect(spools()).toEqual([]);
   });
 
   it('a stream cut short is refused before anything is restored, naming what is missing', async () => {

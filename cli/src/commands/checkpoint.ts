@@ -94,7 +94,7 @@ export default class Checkpoint extends CrCommand {
     }
     // A selector that matches nothing is found without freezing the target first; the checkpoint checks again what it froze.
     if (flags.strict) await engine.plan(target, policy, true);
-    const spool = output ? StreamSpool.create() : undefined;
+    const spool = output ? StreamSpool.create((pid) => this.container.resolve(Kernel).procfs.isRunning(pid)) : undefined;
     const interrupts = abortOnSignals('checkpoint');
     let result;
     try {

@@ -59,7 +59,7 @@ export default class Restore extends CrCommand {
     const fromStdin = flags.stream || flags['images-dir'] === STDIO;
     if (!fromStdin && !flags['images-dir']) throw new CrError('missing -D/--images-dir: say which image to restore, e.g. -D ./img, or --stream', ExitCode.Usage);
     const input = fromStdin ? standardInput() : undefined;
-    const spool = input ? StreamSpool.create() : undefined;
+    const spool = input ? StreamSpool.create((pid) => kernel.procfs.isRunning(pid)) : undefined;
     const imageDir = spool?.imageDir ?? flags['images-dir']!;
     const interrupts = abortOnSignals('restore');
     let result;

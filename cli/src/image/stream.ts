@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable, type Readable } from 'node:stream';
@@ -7,16 +7,21 @@ import { CrError, ExitCode } from '@cr/core';
 /** `-D -`: the image goes to standard output (checkpoint) or comes from standard input (restore), as with --stream. */
 export const STDIO = '-';
 
+/** `cr-stream-PID-XXXXXX`: the spool of the cr with that PID. */
+const SPOOL_NAME = /^cr-stream-(\d+)-[A-Za-z0-9]{6}$/;
+
 /**
  * A private directory (0700) under $TMPDIR that holds a streamed image while cr puts it
  * together (checkpoint) or takes it apart (restore): the image is checked and used exactly as an
- * image directory is. Removed when the command is done.
+ * image directory is. Removed when the command is done; a cr killed by SIGKILL cannot remove
+ * it, so the next stream removes the spools of this user's cr processes that are gone.
  */
 export class StreamSpool {
   private constructor(private readonly dir: string) {}
 
-  static create(): StreamSpool {
-    return new StreamSpool(mkdtempSync(join(tmpdir(), 'cr-stream-')));
+  static create(isRunning: (pid: number) => boolean): StreamSpool {
+    removeAbandonedSpools(tmpdir(), isRunning);
+    return new StreamSpool(mkdtempSync(join(tmpdir(), `cr-stream-${process.pid}-`)));
   }
 
   get imageDir(): string {
@@ -25,6 +30,17 @@ export class StreamSpool {
 
   remove(): void {
     rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+function removeAbandonedSpools(dir: string, isRunning: (pid: number) => boolean): void {
+  for (const name of readdirSync(dir)) {
+    const pid = SPOOL_NAME.exec(name)?.[1];
+    if (pid === undefined || isRunning(Number(pid))) continue;
+    const path = join(dir, name);
+    // Someone else's directory of that name is theirs to remove.
+    if (statSync(path, { throwIfNoEntry: false })?.uid !== process.getuid?.()) continue;
+    rmSync(path, { recursive: true, force: true });
   }
 }
 

@@ -94,6 +94,17 @@ export class Procfs {
     };
   }
 
+  /** Whether a process with this PID runs: not gone, and not a zombie waiting for its parent. */
+  isRunning(pid: number): boolean {
+    let state: string;
+    try {
+      state = this.stat(pid).state;
+    } catch {
+      return false;
+    }
+    return state !== 'Z' && state !== 'X';
+  }
+
   /** Throws a clear error unless `pid` is a live user-space process cr may act on. */
   assertUserProcess(pid: number): ProcessStat {
     if (!Number.isInteger(pid) || pid <= 0) {
