@@ -494,6 +494,10 @@ describe('stdio that pointed outside the checkpoint', () => {
     await once(child.stdout!, 'data');
     await checkpointAndKill(child, join(dir, 'img'));
     const out = join(dir, 'out.txt');
+    const typo = await crAsync(['restore', '-D', join(dir, 'img'), '--detach', '--inherit-fd', `7=${out}`]);
+    expect(typo.stderr).toMatch(/^cr: --inherit-fd 7=\S+: no descriptor 7 of the image pointed outside the checkpoint \(those that did: (\d+, )*1\b.*\); leave it out or give one of those\n$/);
+    expect(typo.status).toBe(2);
+    expect(existsSync(`/proc/${child.pid}`)).toBe(false);
     await restoreDetached(cleanup, join(dir, 'img'), child.pid!, ['--inherit-fd', `1=${out}`]);
     await waitFor('ticks in the named file', () => (numbers(out).length >= 5 ? true : undefined));
     const seen = numbers(out);

@@ -14,6 +14,7 @@ import { PROGRESS, type ProgressReporter, type ProgressWork } from '../log/progr
 import type { RestoreContext, RestoreOptions, ResourcePlugin, RestoredProcess } from '../plugin/contract.js';
 import { PluginRegistry } from '../plugin/registry.js';
 import { externalReferences, findExternals, resolveMappings, type ExternalMapping } from './external-references.js';
+import { assertInheritFdsUsed } from './inherited-fds.js';
 import { IntoNamespaces } from './into-namespaces.js';
 
 export interface RestoreRequest {
@@ -118,6 +119,7 @@ export class RestoreEngine {
     // Opened now, so that a wrong path is reported before anything is changed.
     into.all();
     const plan = this.plan(records, request.options, contextFor);
+    assertInheritFdsUsed(request.options.inheritFds, plan);
     const pinDir = request.options.pinDir === undefined ? undefined : resolve(request.options.pinDir);
     const madePinDir = pinDir !== undefined && this.preparePinDir(pinDir, plan);
     try {

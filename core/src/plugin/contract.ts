@@ -15,9 +15,9 @@ import type { Logger } from '../log/logger.js';
  * example, is docs/plugins.md.
  *
  * Version 2 only added optional members (freeze, thaw, resume, groups, findExternal, selectableBy,
- * optionsSchema), collected object fields (defaultDecision, uses) and context members (readBlob,
- * namespaces, saved, options.inheritFds, pluginOptions, log, writeBlob's options), so plugins
- * written for version 1 load unchanged.
+ * optionsSchema, refusals, inheritableFds), collected object fields (defaultDecision, uses) and
+ * context members (readBlob, namespaces, saved, options.inheritFds, pluginOptions, log,
+ * writeBlob's options), so plugins written for version 1 load unchanged.
  *
  * Plugins are tsyringe-injectable classes: take services (`Kernel`) through `@inject` from
  * '@cr/core', never from a second copy of tsyringe, and never call libc yourself.
@@ -345,6 +345,13 @@ export interface ResourcePlugin<R = unknown, H = unknown, T = unknown, O = unkno
    * image (exit 4), naming the record. `blobProblems` checks the blobs the record implies.
    */
   checkRecord?(record: R, ctx: RecordCheckContext): readonly string[];
+  /**
+   * The descriptor numbers of `record` that pointed outside the checkpoint, for which
+   * `--inherit-fd N=PATH` can name what to open instead (stdio from a terminal, a pipe end whose
+   * other end was outside). cr refuses, before anything is changed, an `--inherit-fd` whose N is
+   * none of any record's, so a typo is not silently ignored.
+   */
+  inheritableFds?(record: R): readonly number[];
   /** Checks, before anything is changed, that `record` can be restored (an id still free …). */
   preflight?(record: R, ctx: RestoreContext<O>): Promise<void> | void;
   /**

@@ -75,6 +75,10 @@ export class FilesPlugin implements ResourcePlugin<FilesRecord, FdHandle> {
     return saveFd(pid, info, twin, holders, ctx);
   }
 
+  inheritableFds(record: FilesRecord): number[] {
+    return record.kind === 'inherited' ? [record.fd] : [];
+  }
+
   /**
    * The record is fd N of the process its object (`PID:N`) and parent (`tasks:PID`) name; a dup
    * refers to a lower fd, restored before it; a deleted file's contents blob has its size.

@@ -89,6 +89,10 @@ export class PipesPlugin implements ResourcePlugin<PipeRecord, PipeHandle> {
     return [...problems, ...blobProblems(ctx, record.queued > 0 ? { data: record.queued } : {})];
   }
 
+  inheritableFds(record: PipeRecord): number[] {
+    return record.outside === undefined ? [] : record.ends.map((e) => e.fd);
+  }
+
   /** An end whose other end was outside needs --inherit-fd, checked before anything is changed. */
   preflight(record: PipeRecord, ctx: RestoreContext): void {
     if (record.outside === undefined || inheritedPath(record.ends, ctx)) return;
