@@ -67,7 +67,11 @@ export class PipesPlugin implements ResourcePlugin<PipeRecord, PipeHandle> {
   async save(node: ResourceNode<PipeHandle>, ctx: SaveContext): Promise<PipeRecord> {
     const { pipe } = node.handle;
     const { data, capacity } = this.kernel.pipes.peek(pipe.pid, pipe.ends[0]!.fd);
-    if (pipe.outside) return { inode: pipe.inode, capacity, queued: 0, ends: pipe.ends, outside: pipe.outside };
+    if (pipe.outside) {
+      const fds = pipe.ends.map((e) => e.fd);
+      ctx.warn(`PID ${pipe.pid}: fd ${fds.join(', ')} is the ${pipe.ends[0]!.end} end of pipe:[${pipe.inode}], whose ${pipe.outside} end is outside the checkpoint; restore will need --inherit-fd ${fds[0]}=PATH`);
+      return { inode: pipe.inode, capacity, queued: 0, ends: pipe.ends, outside: pipe.outside };
+    }
     if (data.length > 0) await ctx.writeBlob('data', data);
     return { inode: pipe.inode, capacity, queued: data.length, ends: pipe.ends, ...(pipe.holders.length > 0 ? { holders: pipe.holders } : {}) };
   }
