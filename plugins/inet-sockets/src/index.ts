@@ -86,7 +86,7 @@ export class InetSocketsPlugin extends DescriptionPlugin<InetSocketRecord> {
       const base = { protocol, family, options, ...(bound ? { local: local as InetSocketRecord['local'] & object } : {}) } as const;
       if (protocol === 'tcp' && sockets.tcpState(fd, target) === TCP_LISTEN) {
         const diag = this.kernel.sockDiag.tcpListeners(kind.family).get(socketInode(at.info));
-        if (diag && diag.pending > 0) at.warn(`PID ${at.pid}: fd ${at.fd}, the TCP listener on ${shown(local)}, has ${diag.pending} connection(s) not accepted yet; they are not saved, and their clients see them reset`);
+        if (diag && diag.pending > 0) at.warn(`PID ${at.pid}: fd ${at.fd}, the TCP listener on ${shown(local)}, has ${diag.pending} connection(s) not accepted yet; they are not in the image (if the process is killed before it accepts them, their clients see them reset)`);
         return { ...base, state: 'listen', backlog: diag?.backlog ?? 0 };
       }
       if (protocol === 'udp' && sockets.queuedBytes(fd, target) > 0) at.warn(`PID ${at.pid}: fd ${at.fd}, the UDP socket on ${shown(local)}, has datagrams not read yet; they are not saved, and the restored program will not see them`);
