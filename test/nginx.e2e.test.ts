@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cleanup, tempDir } from './helpers/cli.js';
 import { checkpointAndKill, restoreDetached, waitFor, waitGone } from './helpers/processes.js';
-import { LoadLoop, checkpointUnderLoad, freePort, httpGet } from './helpers/servers.js';
+import { checkpointWhileLoaded, freePort, httpGet } from './helpers/servers.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -126,16 +126,9 @@ describe('nginx: a master and 2 workers serving a file', () => {
   it('checkpointed while curl fetches the file again and again: none fails, it serves on, and the image restores', async () => {
     const dir = cleanup.dir(tempDir());
     const { master, workers, known, port } = await startNginx(dir);
-    const load = new LoadLoop(() => get(port, '/hello.txt'));
-    cleanup.add(() => load.stop());
-    await load.more(5);
-
-    const { image, stdout } = await checkpointUnderLoad(master.pid!, join(dir, 'img'));
+    const { image, stdout, answers } = await checkpointWhileLoaded(cleanup, master.pid!, join(dir, 'img'), () => get(port, '/hello.txt'));
     expect(stdout).toContain(`tasks:${workers[1]}`);
-    await load.more(5);
-    await load.stop();
-    expect(load.failures).toEqual([]);
-    expect(new Set(load.answers)).toEqual(new Set([`hello from nginx on ${port}`]));
+    expect(new Set(answers)).toEqual(new Set([`hello from nginx on ${port}`]));
     expect(childrenOf(master.pid!)).toEqual(workers);
 
     const exited = new Promise((ok) => master.once('exit', ok));

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cleanup, REPO, tempDir } from './helpers/cli.js';
 import { checkpointAndKill, restoreDetached, startFixture, waitForLine } from './helpers/processes.js';
-import { LoadLoop, checkpointUnderLoad, httpGet } from './helpers/servers.js';
+import { checkpointWhileLoaded, httpGet } from './helpers/servers.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -58,18 +58,9 @@ describe('a Node.js HTTP server (a timer, a count in memory, pbkdf2 on libuv thr
   it('checkpointed while a client makes request after request: none fails, it serves on, and the image restores with the count it had', async () => {
     const dir = cleanup.dir(tempDir());
     const { server, port } = await startServer(dir);
-    const load = new LoadLoop(() => ask(port, '/load'));
-    cleanup.add(() => load.stop());
-    await load.more(5);
-
-    const before = load.answers.length;
-    const { image } = await checkpointUnderLoad(server.pid!, join(dir, 'img'));
-    const during = load.answers.length;
-    await load.more(5);
-    await load.stop();
-    expect(load.failures).toEqual([]);
+    const { image, answers, before, during } = await checkpointWhileLoaded(cleanup, server.pid!, join(dir, 'img'), () => ask(port, '/load'));
     // Every request was counted once, in order.
-    expect(load.answers.map((a) => a.request)).toEqual(load.answers.map((_, i) => i + 1));
+    expect(answers.map((a) => a.request)).toEqual(answers.map((_, i) => i + 1));
 
     const exited = new Promise((ok) => server.once('exit', ok));
     server.kill('SIGKILL');

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cleanup, tempDir } from './helpers/cli.js';
 import { checkpointAndKill, restoreDetached, waitFor } from './helpers/processes.js';
-import { LoadLoop, checkpointUnderLoad, freePort, runClient } from './helpers/servers.js';
+import { checkpointWhileLoaded, freePort, runClient } from './helpers/servers.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -56,22 +56,13 @@ describe('redis-server', () => {
   it('checkpointed while redis-cli runs INCR after INCR, each a new connection: none fails, it counts on, and the image restores with the count it had', async () => {
     const dir = cleanup.dir(tempDir());
     const { server, port } = await startRedis(dir);
-    const load = new LoadLoop(async () => {
+    const { image, answers, before, during } = await checkpointWhileLoaded(cleanup, server.pid!, join(dir, 'img'), async () => {
       const r = await runClient('redis-cli', ['-p', String(port), 'INCR', 'hits']);
       if (r.status !== 0 || r.stderr !== '' || !/^\d+$/.test(r.stdout)) throw new Error(`redis-cli exit ${r.status}: ${r.stderr}${r.stdout}`);
       return Number(r.stdout);
     });
-    cleanup.add(() => load.stop());
-    await load.more(5);
-
-    const before = load.answers.length;
-    const { image } = await checkpointUnderLoad(server.pid!, join(dir, 'img'));
-    const during = load.answers.length;
-    await load.more(5);
-    await load.stop();
-    expect(load.failures).toEqual([]);
-    expect(load.answers).toEqual(load.answers.map((_, i) => i + 1));
-    expect(redis(port, ['GET', 'hits'])).toBe(String(load.answers.length));
+    expect(answers).toEqual(answers.map((_, i) => i + 1));
+    expect(redis(port, ['GET', 'hits'])).toBe(String(answers.length));
 
     const exited = new Promise((ok) => server.once('exit', ok));
     server.kill('SIGKILL');

@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
+import { expect } from 'vitest';
+import type { Cleanup } from './cli.js';
 import { crAsync } from './processes.js';
 
 /** A TCP port nobody listens on now. */
@@ -93,4 +95,23 @@ export async function checkpointUnderLoad(pid: number, img: string): Promise<{ i
     const inFlight = r.status === 7 && reasons.every((l) => /is (an established TCP connection|a TCP connection in state) /.test(l));
     if (!inFlight || attempt === 20) throw new Error(`cr checkpoint ${pid} failed (${r.status}) on try ${attempt}: ${r.stderr}${r.stdout}`);
   }
+}
+
+/**
+ * Checkpoints `pid` without --kill while `request` runs in a loop (see LoadLoop and
+ * checkpointUnderLoad), with requests answered before the checkpoint and after it; none may
+ * fail. Returns the image, every answer in order, and how many were in before and when the
+ * checkpoint returned.
+ */
+export async function checkpointWhileLoaded<T>(cleanup: Cleanup, pid: number, img: string, request: () => Promise<T>) {
+  const load = new LoadLoop(request);
+  cleanup.add(() => load.stop());
+  await load.more(5);
+  const before = load.answers.length;
+  const checkpoint = await checkpointUnderLoad(pid, img);
+  const during = load.answers.length;
+  await load.more(5);
+  await load.stop();
+  expect(load.failures).toEqual([]);
+  return { ...checkpoint, answers: load.answers, before, during };
 }
