@@ -14,6 +14,7 @@ import {
 import { closeSync } from 'node:fs';
 import { DescriptionPlugin, type DescriptionHandle, type DescriptionSite } from '@cr/descriptor-base';
 import { SOCKET_OPTIONS, appliesTo } from './options.js';
+import { bindReclaiming } from './port.js';
 import { inetSocketRecordSchema, type InetSocketRecord } from './record.js';
 
 export { inetSocketRecordSchema, type InetSocketRecord } from './record.js';
@@ -108,7 +109,7 @@ export class InetSocketsPlugin extends DescriptionPlugin<InetSocketRecord> {
         // does, with SO_REUSEADDR for the moment, then the program's own setting.
         const reuse = SOCKET_OPTIONS.reuseaddr;
         sockets.setIntOption(fd, reuse.level, reuse.name, 1, target);
-        sockets.bind(fd, record.local, `${target} (${shown(record.local)})`);
+        bindReclaiming(this.kernel, fd, record.local, record.protocol === 'tcp', `${target} (${shown(record.local)})`);
         sockets.setIntOption(fd, reuse.level, reuse.name, record.options.reuseaddr ?? 0, target);
       }
       if (record.state === 'listen') sockets.listen(fd, record.backlog ?? 0, target);
