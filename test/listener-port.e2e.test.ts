@@ -1,7 +1,6 @@
-import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { createConnection } from 'node:net';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cleanup, REPO, tempDir } from './helpers/cli.js';
@@ -18,10 +17,14 @@ async function ask(port: number): Promise<string> {
   return text.trim();
 }
 
-/** The TCP sockets on local port `port` in TIME_WAIT. */
+/** The IPv4 TCP sockets on local port `port` in TIME_WAIT (state 06 in /proc/net/tcp). */
 function timeWait(port: number): number {
-  const r = spawnSync('ss', ['-Htn', 'state', 'time-wait', `( sport = :${port} )`], { encoding: 'utf8' });
-  return r.stdout.split('\n').filter(Boolean).length;
+  const local = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  return readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter((f) => f[1]?.endsWith(local) && f[3] === '06').length;
 }
 
 async function startServer(dir: string, args: string[] = []) {
