@@ -108,8 +108,9 @@ export async function checkpointAndKill(child: ChildProcess, img: string, extra:
 
 /** Restores a process image detached and registers the restored process for cleanup. */
 export async function restoreDetached(cleanup: Cleanup, img: string, pid: number, extra: string[] = []): Promise<void> {
-  const r = await crAsync(['restore', '-D', img, '--detach', ...extra]);
+  // Registered first: a restore that fails or never returns may have left the process running.
   cleanup.orphan(pid);
+  const r = await crAsync(['restore', '-D', img, '--detach', ...extra]);
   expect(r.stderr).toBe('');
   expect(r.status).toBe(0);
   expect(r.stdout).toContain(`tasks:${pid} running as PID ${pid}`);

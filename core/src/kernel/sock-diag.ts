@@ -7,7 +7,9 @@ import { decodeStruct, encodeStruct, inetDiagMsg, inetDiagReqV2, nlmsghdr, rtatt
 const AF_NETLINK = 16;
 const NETLINK_SOCK_DIAG = 4;
 const SOCK_DIAG_BY_FAMILY = 20;
+const SOCK_DESTROY = 21;
 const NLM_F_REQUEST = 1;
+const NLM_F_ACK = 4;
 const NLM_F_DUMP = 0x300;
 const NLMSG_ERROR = 2;
 const NLMSG_DONE = 3;
@@ -18,6 +20,7 @@ const UNIX_DIAG_VFS = 1;
 const UNIX_DIAG_PEER = 2;
 const UNIX_DIAG_RQLEN = 4;
 const TCP_LISTEN = 10;
+const IPPROTO_TCP = 6;
 
 /** What sock_diag says of one unix socket. */
 export interface UnixSocketDiag {
@@ -39,6 +42,17 @@ export interface UnixSocketDiag {
 export interface InetListenerDiag {
   pending: number;
   backlog: number;
+}
+
+/** What sock_diag names one TCP socket by (struct inet_diag_sockid), as it gave it. */
+export type InetDiagSockId = Record<string, unknown>;
+
+/** The TCP sockets on one local port: how many a process holds, and those none holds any more. */
+export interface TcpPortUse {
+  /** Listeners and connections some process has a descriptor on. */
+  held: number;
+  /** Connections whose program closed them or ended (TIME_WAIT, FIN_WAIT2, LAST_ACK …), by family. */
+  orphans: { family: number; id: InetDiagSockId }[];
 }
 
 const align4 = (n: number) => (n + 3) & ~3;
@@ -84,15 +98,7 @@ export class SockDiag {
 
   /** Every listening TCP socket of `family` (AF_INET, AF_INET6) in cr's network namespace, by inode. */
   tcpListeners(family: number): Map<number, InetListenerDiag> {
-    const IPPROTO_TCP = 6;
-    const request = encodeStruct(inetDiagReqV2, {
-      sdiag_family: family,
-      sdiag_protocol: IPPROTO_TCP,
-      idiag_ext: 0,
-      pad: 0,
-      idiag_states: 1 << TCP_LISTEN,
-      id: { idiag_sport: 0, idiag_dport: 0, idiag_src: [0, 0, 0, 0], idiag_dst: [0, 0, 0, 0], idiag_if: 0, idiag_cookie: [0xffffffff, 0xffffffff] },
-    });
+    const request = this.inetRequest(family, 1 << TCP_LISTEN, {});
     const found = new Map<number, InetListenerDiag>();
     for (const { body } of this.dump(request, structSize(inetDiagMsg))) {
       const msg = decodeStruct<{ idiag_rqueue: number; idiag_wqueue: number; idiag_inode: number }>(body, inetDiagMsg);
@@ -101,11 +107,45 @@ export class SockDiag {
     return found;
   }
 
+  /** The TCP sockets of both families on local port `port`, in cr's network namespace. */
+  tcpPort(port: number, families: readonly number[]): TcpPortUse {
+    const use: TcpPortUse = { held: 0, orphans: [] };
+    for (const family of families) {
+      for (const { body } of this.dump(this.inetRequest(family, 0xffffffff, {}), structSize(inetDiagMsg))) {
+        const msg = decodeStruct<{ id: InetDiagSockId & { idiag_sport: number }; idiag_inode: number }>(body, inetDiagMsg);
+        if (msg.id.idiag_sport !== port) continue;
+        if (msg.idiag_inode !== 0) use.held++;
+        else use.orphans.push({ family, id: msg.id });
+      }
+    }
+    return use;
+  }
+
+  /** Ends a TCP socket no process holds (SOCK_DESTROY; needs CONFIG_INET_DIAG_DESTROY). One already gone is not an error. */
+  destroyTcp(family: number, id: InetDiagSockId): void {
+    const ENOENT = 2;
+    try {
+      this.exchange(SOCK_DESTROY, NLM_F_REQUEST | NLM_F_ACK, this.inetRequest(family, 0xffffffff, id), 0);
+    } catch (err) {
+      if (!(err instanceof KernelError && err.errno === ENOENT)) throw err;
+    }
+  }
+
+  private inetRequest(family: number, states: number, id: InetDiagSockId): Buffer {
+    const none = { idiag_sport: 0, idiag_dport: 0, idiag_src: [0, 0, 0, 0], idiag_dst: [0, 0, 0, 0], idiag_if: 0, idiag_cookie: [0xffffffff, 0xffffffff] };
+    return encodeStruct(inetDiagReqV2, { sdiag_family: family, sdiag_protocol: IPPROTO_TCP, idiag_ext: 0, pad: 0, idiag_states: states, id: { ...none, ...id } });
+  }
+
   /** Sends one dump request and gathers every answer: each message (whose fixed part is `fixed` bytes) and its attributes by type. */
   private dump(request: Buffer, fixed: number): { body: Buffer; attributes: Map<number, Buffer> }[] {
+    return this.exchange(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, request, fixed);
+  }
+
+  /** Sends one request and gathers the answers up to the end of a dump or the acknowledgement (an error message with errno 0). */
+  private exchange(type: number, flags: number, request: Buffer, fixed: number): { body: Buffer; attributes: Map<number, Buffer> }[] {
     const header = structSize(nlmsghdr);
     const message = Buffer.concat([
-      encodeStruct(nlmsghdr, { nlmsg_len: header + request.length, nlmsg_type: SOCK_DIAG_BY_FAMILY, nlmsg_flags: NLM_F_REQUEST | NLM_F_DUMP, nlmsg_seq: 1, nlmsg_pid: 0 }),
+      encodeStruct(nlmsghdr, { nlmsg_len: header + request.length, nlmsg_type: type, nlmsg_flags: flags, nlmsg_seq: 1, nlmsg_pid: 0 }),
       request,
     ]);
     const fd = this.libc.socket(AF_NETLINK, SOCK_DGRAM, NETLINK_SOCK_DIAG, 'sock_diag');
@@ -121,7 +161,8 @@ export class SockDiag {
           if (h.nlmsg_type === NLMSG_ERROR) {
             // struct nlmsgerr starts with the negative errno.
             const errno = -buffer.subarray(at + header).readInt32LE();
-            throw new KernelError('sock_diag', errno, 'NETLINK_SOCK_DIAG');
+            if (errno === 0) return answers;
+            throw new KernelError(type === SOCK_DESTROY ? 'sock_diag(SOCK_DESTROY)' : 'sock_diag', errno, 'NETLINK_SOCK_DIAG');
           }
           const body = Buffer.from(buffer.subarray(at + header, at + h.nlmsg_len));
           answers.push({ body, attributes: attributesOf(body, fixed) });

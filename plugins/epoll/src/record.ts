@@ -1,3 +1,4 @@
+import { holdersField } from '@cr/descriptor-base';
 import { z } from 'zod';
 
 const descriptor = z.strictObject({ fd: z.number().int().min(0).max(0x7fff_ffff), closeOnExec: z.boolean() });
@@ -15,5 +16,6 @@ export const epollRecordSchema = z.strictObject({
   targets: z.array(epollTargetSchema),
   statusFlags: z.number().int().nonnegative().describe('O_NONBLOCK …'),
   fds: z.array(descriptor).min(1),
+  ...holdersField,
 });
 export type EpollRecord = z.infer<typeof epollRecordSchema>;

@@ -14,6 +14,7 @@ import {
 import { closeSync } from 'node:fs';
 import { DescriptionPlugin, type DescriptionHandle, type DescriptionSite } from '@cr/descriptor-base';
 import { SOCKET_OPTIONS, appliesTo } from './options.js';
+import { bindReclaiming } from './port.js';
 import { inetSocketRecordSchema, type InetSocketRecord } from './record.js';
 
 export { inetSocketRecordSchema, type InetSocketRecord } from './record.js';
@@ -86,7 +87,7 @@ export class InetSocketsPlugin extends DescriptionPlugin<InetSocketRecord> {
       const base = { protocol, family, options, ...(bound ? { local: local as InetSocketRecord['local'] & object } : {}) } as const;
       if (protocol === 'tcp' && sockets.tcpState(fd, target) === TCP_LISTEN) {
         const diag = this.kernel.sockDiag.tcpListeners(kind.family).get(socketInode(at.info));
-        if (diag && diag.pending > 0) at.warn(`PID ${at.pid}: fd ${at.fd}, the TCP listener on ${shown(local)}, has ${diag.pending} connection(s) not accepted yet; they are not saved, and their clients see them reset`);
+        if (diag && diag.pending > 0) at.warn(`PID ${at.pid}: fd ${at.fd}, the TCP listener on ${shown(local)}, has ${diag.pending} connection(s) not accepted yet; they are not in the image (if the process is killed before it accepts them, their clients see them reset)`);
         return { ...base, state: 'listen', backlog: diag?.backlog ?? 0 };
       }
       if (protocol === 'udp' && sockets.queuedBytes(fd, target) > 0) at.warn(`PID ${at.pid}: fd ${at.fd}, the UDP socket on ${shown(local)}, has datagrams not read yet; they are not saved, and the restored program will not see them`);
@@ -108,7 +109,7 @@ export class InetSocketsPlugin extends DescriptionPlugin<InetSocketRecord> {
         // does, with SO_REUSEADDR for the moment, then the program's own setting.
         const reuse = SOCKET_OPTIONS.reuseaddr;
         sockets.setIntOption(fd, reuse.level, reuse.name, 1, target);
-        sockets.bind(fd, record.local, `${target} (${shown(record.local)})`);
+        bindReclaiming(this.kernel, fd, record.local, record.protocol === 'tcp', `${target} (${shown(record.local)})`);
         sockets.setIntOption(fd, reuse.level, reuse.name, record.options.reuseaddr ?? 0, target);
       }
       if (record.state === 'listen') sockets.listen(fd, record.backlog ?? 0, target);

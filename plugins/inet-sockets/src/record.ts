@@ -1,3 +1,4 @@
+import { holdersField } from '@cr/descriptor-base';
 import { z } from 'zod';
 
 const descriptor = z.strictObject({ fd: z.number().int().min(0).max(0x7fff_ffff), closeOnExec: z.boolean() });
@@ -24,5 +25,6 @@ export const inetSocketRecordSchema = z.strictObject({
   options: z.partialRecord(z.enum(SOCKET_OPTION_NAMES), z.number().int()),
   statusFlags: z.number().int().nonnegative().describe('O_NONBLOCK …'),
   fds: z.array(descriptor).min(1),
+  ...holdersField,
 });
 export type InetSocketRecord = z.infer<typeof inetSocketRecordSchema>;
