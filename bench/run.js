@@ -1,16 +1,17 @@
 // npm run bench: what cr costs, next to the raw cost of moving the same bytes in the same run.
 // Cases: a 1 GiB SysV shm segment in a fresh IPC namespace, checkpointed and restored on its own;
-// and a process with 1 GiB of heap, checkpointed (and killed) and restored by the cr command, its
+// and a process with 1 MiB and with 1 GiB of heap, checkpointed (and killed) and restored by the cr command (and by CRIU, when given), its
 // heap checked by the process itself after every restore.
 // Then, on segments of the same size: compression (--compress zstd|lz4 against none, on data that
 // is half text, half random) and a sparse segment (1 page in 64 written, the rest never touched).
 // And trees: a process alone, with 99 children, and with 99 threads, each checkpointed and
 // restored by the command, to see that cost grows linearly and that a thread costs less than a process.
 // CR_BENCH_BYTES (a whole number of MiB), CR_BENCH_RUNS, CR_BENCH_DIR,
-// CR_BENCH_CASES=shm,compress,sparse,process,tree.
+// CR_BENCH_CASES=shm,compress,sparse,process,tree; CRIU=/path/to/criu runs CRIU beside cr in the
+// process case (bench/criu/build.sh builds one).
 import 'reflect-metadata';
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, writeSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomFillSync } from 'node:crypto';
@@ -418,6 +419,18 @@ function dd(...args) {
   });
 }
 
+/** CRIU, when the bench is given one (CRIU=/path/to/criu, as bench/criu/build.sh builds it): run beside cr, never instead of it. */
+const CRIU = process.env.CRIU;
+
+/** Runs CRIU with `args` (child-rss.js around it, as cr is); its log goes to `log`. */
+function criu(log, ...args) {
+  return measured(CRIU, [...args, '--shell-job', '-o', log]);
+}
+
+/**
+ * The process case at 1 MiB (start-up dominates) and at CR_BENCH_BYTES (moving the bytes does),
+ * each with CRIU beside cr when CRIU is set.
+ */
 async function processBench(dir) {
   if (SIZE % MIB !== 0) throw new Error(`CR_BENCH_BYTES must be a whole number of MiB for the process case, not ${SIZE}`);
   const binary = join(dir, 'heap');
@@ -427,81 +440,124 @@ async function processBench(dir) {
   const libc = new Libc();
   libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 'prctl(PR_SET_CHILD_SUBREAPER)');
   const processes = new Processes(binary);
-  const out = join(dir, 'heap.out');
-  const heap = await processes.start(['heap', String(SIZE / MIB)], out);
+  const sizes = [...new Set([MIB, SIZE])];
+  for (const [i, bytes] of sizes.entries()) {
+    if (i > 0) console.log('');
+    await heapBench(dir, bytes, libc, processes);
+  }
+  const startup = [];
+  for (let i = 0; i <= RUNS; i++) startup.push(await cr('types', '--json'));
+  const version = [];
+  for (let i = 0; i <= RUNS; i++) version.push(await cr('--version'));
+  const fastest = (list) => Math.min(...list.slice(1).map((r) => r.seconds));
+  const rss = (list) => `${(Math.max(...list.slice(1).map((r) => r.maxRss)) / MIB).toFixed(0)} MiB`;
+  console.log('');
+  console.log(`cr start-up alone: cr types ${fastest(startup).toFixed(3)} s (peak RSS ${rss(startup)}), cr --version ${fastest(version).toFixed(3)} s (${rss(version)}); node -e 0 ${(await nodeAlone()).toFixed(3)} s`);
+}
+
+/** How long node takes to start and exit doing nothing: the floor under every cr command. */
+async function nodeAlone() {
+  const runs = [];
+  for (let i = 0; i <= RUNS; i++) runs.push((await measured(process.execPath, ['-e', '0'])).seconds);
+  return Math.min(...runs.slice(1));
+}
+
+/**
+ * A process with `bytes` of heap: the raw copies of its bytes, then cr (checkpoint --kill, restore
+ * --detach) and, when CRIU is set, CRIU (dump, restore -d) in turn, round after round, on the same
+ * process: each round checkpoints the process the one before restored. After each restore the
+ * process sums its heap again (SIGUSR1) and must find the sum it had at the start.
+ */
+async function heapBench(dir, bytes, libc, processes) {
+  const mib = bytes / MIB;
+  const rate = (s) => `${(bytes / MB / s).toFixed(0)} MB/s`;
+  const out = join(dir, `heap-${mib}.out`);
+  const heap = await processes.start(['heap', String(mib)], out);
   const { pid } = heap;
   const [address, expected] = heap.words;
 
   // Raw cost, checkpoint side: the heap's bytes from /proc/PID/mem into a file.
   const rawPath = join(dir, 'raw.bin');
   const rawCheckpoint = await best(
-    () => dd(`if=/proc/${pid}/mem`, `of=${rawPath}`, 'iflag=skip_bytes,count_bytes', `skip=${BigInt(address)}`, `count=${SIZE}`),
+    () => dd(`if=/proc/${pid}/mem`, `of=${rawPath}`, 'iflag=skip_bytes,count_bytes', `skip=${BigInt(address)}`, `count=${bytes}`),
     () => rmSync(rawPath),
   );
   // Restore side: that file into the fresh, untouched memory of a new process, through its
   // /proc/PID/mem (a new sink process for each run, started untimed).
-  await dd(`if=/proc/${pid}/mem`, `of=${rawPath}`, 'iflag=skip_bytes,count_bytes', `skip=${BigInt(address)}`, `count=${SIZE}`);
+  await dd(`if=/proc/${pid}/mem`, `of=${rawPath}`, 'iflag=skip_bytes,count_bytes', `skip=${BigInt(address)}`, `count=${bytes}`);
   let sink;
   let sinks = 0;
   const rawRestore = await best(
     () => dd(`if=${rawPath}`, `of=/proc/${sink.pid}/mem`, 'oflag=seek_bytes', 'conv=notrunc', `seek=${BigInt(sink.words[0])}`),
     () => processes.kill(sink.pid),
-    async () => (sink = await processes.start(['sink', String(SIZE / MIB)], join(dir, `sink-${sinks++}.out`))),
+    async () => (sink = await processes.start(['sink', String(mib)], join(dir, `sink-${mib}-${sinks++}.out`))),
   );
   rmSync(rawPath);
 
-  // cr: checkpoint --kill, then restore --detach of that image, round after round: each round
-  // checkpoints the process the one before restored. After each restore the process sums its
-  // heap again (SIGUSR1) and must find the sum it had at the start.
   // Every timed step starts right after the memory it will fill was freed (the image of the round
   // before, the killed process, the raw file, the last sink): on a VM, memory that stays free for
   // a few seconds may be handed back to the host, and touching it again then costs far more and
-  // varies from run to run. Raw copies and cr are measured alike in this respect.
+  // varies from run to run. Raw copies, cr and CRIU are measured alike in this respect.
   const img = join(dir, 'process-img');
-  const checkpoints = [];
-  const restores = [];
-  for (let i = 0; i <= RUNS; i++) {
-    const c = await cr('checkpoint', String(pid), '-D', img, '--kill', '--json');
-    checkpoints.push({ seconds: c.seconds, maxRss: c.maxRss, frozenMs: JSON.parse(c.stdout).frozenMs });
-    await waitGone(libc, pid, i > 0);
-    const r = await cr('restore', '-D', img, '--detach', '--json');
-    restores.push({ seconds: r.seconds, maxRss: r.maxRss });
+  const runs = { cr: { checkpoints: [], restores: [] }, criu: { checkpoints: [], restores: [] } };
+  let reaped = false;
+  const checkRestored = async (who, round) => {
     processes.pids.add(pid);
     const before = lines(out).length;
     process.kill(pid, 'SIGUSR1');
-    const sum = await waitFor(`PID ${pid} to sum its heap after restore ${i + 1}`, () => lines(out).slice(before).find((l) => l.startsWith('sum ')));
-    if (sum !== `sum ${expected}`) throw new Error(`restore ${i + 1} is wrong: the restored process sums its heap to ${sum.slice(4)}, not ${expected} as before the checkpoint`);
+    const sum = await waitFor(`PID ${pid} to sum its heap after ${who}'s restore ${round}`, () => lines(out).slice(before).find((l) => l.startsWith('sum ')));
+    if (sum !== `sum ${expected}`) throw new Error(`${who}'s restore ${round} is wrong: the restored process sums its heap to ${sum.slice(4)}, not ${expected} as before the checkpoint`);
     rmSync(img, { recursive: true });
+  };
+  for (let i = 0; i <= RUNS; i++) {
+    const c = await cr('checkpoint', String(pid), '-D', img, '--kill', '--json');
+    runs.cr.checkpoints.push({ seconds: c.seconds, maxRss: c.maxRss, frozenMs: JSON.parse(c.stdout).frozenMs });
+    await waitGone(libc, pid, reaped);
+    reaped = true;
+    const r = await cr('restore', '-D', img, '--detach', '--json');
+    runs.cr.restores.push({ seconds: r.seconds, maxRss: r.maxRss });
+    await checkRestored('cr', i + 1);
+    if (!CRIU) continue;
+    mkdirSync(img);
+    const d = await criu(join(dir, 'criu-dump.log'), 'dump', '-t', String(pid), '-D', img);
+    runs.criu.checkpoints.push({ seconds: d.seconds, maxRss: d.maxRss });
+    await waitGone(libc, pid, true);
+    const u = await criu(join(dir, 'criu-restore.log'), 'restore', '-d', '-D', img);
+    runs.criu.restores.push({ seconds: u.seconds, maxRss: u.maxRss });
+    await checkRestored('CRIU', i + 1);
   }
   processes.kill(pid);
-  const startup = [];
-  for (let i = 0; i <= RUNS; i++) startup.push(await cr('types', '--json'));
-  const version = [];
-  for (let i = 0; i <= RUNS; i++) version.push(await cr('--version'));
 
   const timed = (list) => list.slice(1);
   const fastest = (list) => Math.min(...timed(list).map((r) => r.seconds));
-  const checkpoint = fastest(checkpoints);
-  const restore = fastest(restores);
-  const frozen = Math.min(...timed(checkpoints).map((r) => r.frozenMs));
   const rss = (list) => `${(Math.max(...timed(list).map((r) => r.maxRss)) / MIB).toFixed(0)} MiB`;
+  const checkpoint = fastest(runs.cr.checkpoints);
+  const restore = fastest(runs.cr.restores);
+  const frozen = Math.min(...timed(runs.cr.checkpoints).map((r) => r.frozenMs));
+  const row = (name, s, raw, frozenText, peak) => [name, s, rate(s), (raw / s).toFixed(2), frozenText, peak];
   const rows = [
-    ['raw copy, /proc/PID/mem → file (dd bs=8M)', rawCheckpoint, rate(rawCheckpoint), '1.00', '', ''],
-    ['cr checkpoint --kill (the whole command)', checkpoint, rate(checkpoint), (rawCheckpoint / checkpoint).toFixed(2), `${frozen.toFixed(0)} ms`, rss(checkpoints)],
-    ['raw copy, file → new process (dd to /proc/PID/mem)', rawRestore, rate(rawRestore), '1.00', '', ''],
-    ['cr restore --detach (the whole command)', restore, rate(restore), (rawRestore / restore).toFixed(2), '-', rss(restores)],
-    ['  for reference: cr types (start-up alone)', fastest(startup), '', '', '', rss(startup)],
-    ['  for reference: cr --version', fastest(version), '', '', '', rss(version)],
+    row('raw copy, /proc/PID/mem → file (dd bs=8M)', rawCheckpoint, rawCheckpoint, '', ''),
+    row('cr checkpoint --kill (the whole command)', checkpoint, rawCheckpoint, `${frozen.toFixed(0)} ms`, rss(runs.cr.checkpoints)),
+    ...(CRIU ? [row('criu dump (the whole command)', fastest(runs.criu.checkpoints), rawCheckpoint, '-', rss(runs.criu.checkpoints))] : []),
+    row('raw copy, file → new process (dd to /proc/PID/mem)', rawRestore, rawRestore, '', ''),
+    row('cr restore --detach (the whole command)', restore, rawRestore, '-', rss(runs.cr.restores)),
+    ...(CRIU ? [row('criu restore -d (the whole command)', fastest(runs.criu.restores), rawRestore, '-', rss(runs.criu.restores))] : []),
   ];
-  console.log(`cr bench: process with ${SIZE / MIB} MiB of heap (random data), Linux ${release()}`);
-  console.log(`${'case'.padEnd(56)}seconds   throughput   vs raw   frozen   cr peak RSS`);
+  console.log(`cr bench: process with ${mib} MiB of heap (random data), Linux ${release()}${CRIU ? `, beside ${criuVersion()}` : ''}`);
+  console.log(`${'case'.padEnd(56)}seconds   throughput   vs raw   frozen   peak RSS`);
   for (const [name, s, r, ratio, f, m] of rows) {
-    console.log(`${name.padEnd(56)}${s.toFixed(3).padStart(7)}   ${r.padStart(10)}   ${ratio.padStart(6)}   ${f.padStart(6)}   ${m.padStart(11)}`);
+    console.log(`${name.padEnd(56)}${s.toFixed(3).padStart(7)}   ${r.padStart(10)}   ${ratio.padStart(6)}   ${f.padStart(6)}   ${m.padStart(8)}`);
   }
-  console.log(`best of ${RUNS} runs after a warm-up each (frozen: the shortest; peak RSS: the largest); cr runs as a command (node start-up included),`);
-  console.log(`its peak RSS is getrusage(RUSAGE_CHILDREN) around it; frozen is the checkpoint's frozenMs (from the freeze to the kill);`);
-  console.log(`after each of the ${RUNS + 1} restores the process summed its heap again and found the sum it started with;`);
+  if (CRIU) console.log(`cr / CRIU: checkpoint ${(checkpoint / fastest(runs.criu.checkpoints)).toFixed(2)}×, restore ${(restore / fastest(runs.criu.restores)).toFixed(2)}×, both ${((checkpoint + restore) / (fastest(runs.criu.checkpoints) + fastest(runs.criu.restores))).toFixed(2)}× CRIU's time`);
+  console.log(`best of ${RUNS} runs after a warm-up each (frozen: the shortest; peak RSS: the largest); cr${CRIU ? ' and CRIU' : ''} run as commands (node start-up included${CRIU ? ', taking turns' : ''}),`);
+  console.log(`peak RSS is getrusage(RUSAGE_CHILDREN) around the command; frozen is the checkpoint's frozenMs (from the freeze to the kill);`);
+  console.log(`after each of the ${RUNS + 1} restores${CRIU ? ' of each tool' : ''} the process summed its heap again and found the sum it started with;`);
   console.log(`on a VM, times vary from run to run (first touches of memory the host took back): compare rows of one run`);
+}
+
+function criuVersion() {
+  const printed = spawnSync(CRIU, ['--version'], { encoding: 'utf8' }).stdout ?? '';
+  return `CRIU ${/Version: (\S+)/.exec(printed)?.[1] ?? '(version unknown)'}`;
 }
 
 /** The PIDs below `pid`, children first found first. */

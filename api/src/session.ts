@@ -8,6 +8,7 @@ import {
   assertTrustedFile,
   createCrContainer,
   loadPlugins,
+  registerPluginModule,
   resolveConfig,
   typeSelectionRules,
   typedRules,
@@ -19,7 +20,7 @@ import {
   type Selections,
 } from '@cr/core/engine';
 import type { PolicyRule } from '@cr/schemas';
-import { BUILTIN_PLUGINS } from './builtin-plugins.js';
+import { BUILTIN_PLUGIN_MODULES } from './builtin-plugins.js';
 
 /** cr's own install: the built-in plugins are resolved from here only, never from a node_modules near the working directory. */
 export const OWN_INSTALL = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -55,7 +56,9 @@ export async function openSession(request: SessionRequest): Promise<Session> {
   if (request.logger) container.register(LOGGER, { useValue: request.logger });
   if (request.progress) container.register(PROGRESS, { useValue: request.progress });
   const registry = container.resolve(PluginRegistry);
-  if (request.builtinPlugins !== false) await loadPlugins(BUILTIN_PLUGINS, [OWN_INSTALL], container, registry);
+  if (request.builtinPlugins !== false) {
+    for (const [spec, load] of Object.entries(BUILTIN_PLUGIN_MODULES)) await registerPluginModule(spec, `cr's own install`, load, container, registry);
+  }
   await loadPlugins(resolved.config.plugins ?? [], [...request.searchFrom, OWN_INSTALL], container, registry, (path, spec) =>
     assertTrustedFile(path, `plugin ${spec}`, PluginError),
   );

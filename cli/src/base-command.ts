@@ -18,6 +18,7 @@ import { configSchema, type CrConfig, type CrProfile } from '@cr/schemas';
 import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
 import { errorJson, usageError } from './errors.js';
 import { createLogger } from './logging/create-logger.js';
+import { shareBundledModules } from './shared-modules.js';
 import { DEFAULT_PROGRESS_DELAY_MS, TerminalProgress } from './logging/terminal-progress.js';
 
 /** oclif's FlagOutput and ArgOutput, which it does not export. */
@@ -73,6 +74,7 @@ export abstract class CrCommand extends Command {
     for (const [flag, config] of Object.entries(flagLayer)) layers.push({ source: `flag ${flag}`, config });
     if (file.filepath) this.logger.debug({ config: file.filepath }, `config file ${file.filepath}`);
     const searchFrom = [...(file.filepath ? [dirname(file.filepath)] : []), process.cwd()];
+    if (layers.some((layer) => (layer.config.plugins ?? []).length > 0)) shareBundledModules();
     const session = await openSession({ layers, searchFrom, logger: this.logger, progress: this.progress });
     this.container = session.container;
     this.registry = session.registry;

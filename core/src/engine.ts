@@ -9,7 +9,7 @@ import 'reflect-metadata';
 export type { DependencyContainer } from 'tsyringe';
 
 export { NAMESPACES_GROUP, PluginRegistry, type RegisteredPlugin } from './plugin/registry.js';
-export { loadPlugins } from './plugin/loader.js';
+export { loadPlugins, registerPluginModule } from './plugin/loader.js';
 export { orderTypes, type TypeDependencies } from './graph/type-order.js';
 export { ResourceGraph } from './graph/resource-graph.js';
 export {

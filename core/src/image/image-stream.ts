@@ -3,7 +3,6 @@ import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { manifestSchema } from '@cr/schemas';
-import tar from 'tar-stream';
 import { CrError, ImageError } from '../errors.js';
 import { nodeFsError } from '../kernel/sysctl.js';
 import { MANIFEST_DIGEST_FILE, MANIFEST_FILE } from './layout.js';
@@ -11,6 +10,11 @@ import { isImageFileName } from './manifest-check.js';
 
 const DIR_MODE = 0o700;
 const FILE_MODE = 0o600;
+
+/** tar-stream and the stream modules it brings, loaded only by the commands that stream an image. */
+async function tarStream(): Promise<typeof import('tar-stream')> {
+  return (await import('tar-stream')).default;
+}
 
 /**
  * An image as one byte stream (`cr checkpoint --stream`): a POSIX tar archive of the image
@@ -22,7 +26,7 @@ const FILE_MODE = 0o600;
 export async function writeImageStream(imageDir: string, output: Writable, signal?: AbortSignal): Promise<void> {
   const manifest = manifestSchema.parse(JSON.parse(readFileSync(join(imageDir, MANIFEST_FILE), 'utf8')));
   const names = [...Object.keys(manifest.files), MANIFEST_FILE, MANIFEST_DIGEST_FILE];
-  const pack = tar.pack();
+  const pack = (await tarStream()).pack();
   // The output failing (the reader went away) must end the file being packed too, not leave it waiting for room.
   const stop = new AbortController();
   const onAbort = () => stop.abort(signal!.reason);
@@ -53,7 +57,7 @@ export async function writeImageStream(imageDir: string, output: Writable, signa
  * a name given twice, and a stream that ends before the archive does.
  */
 export async function readImageStream(input: Readable, dir: string, signal?: AbortSignal): Promise<void> {
-  const extract = tar.extract();
+  const extract = (await tarStream()).extract();
   const received = pipeline(input, extract, ...(signal ? [{ signal }] : []));
   const names = new Set<string>();
   // The file being written, which a failure must close before the caller removes `dir`.

@@ -23,26 +23,35 @@ export async function loadPlugins(
   for (const spec of specs) {
     const path = resolvePlugin(spec, searchFrom);
     check?.(path, spec);
-    let mod: { default?: unknown };
+    await registerPluginModule(spec, path, () => import(pathToFileURL(path).href), container, registry);
+  }
+}
+
+/**
+ * Registers the plugin classes of one plugin module, which `load` imports: what loadPlugins does
+ * once it has found the module. Also for a caller that imports a plugin package itself (cr's
+ * built-in plugins, which a bundle holds); `where` names the module in errors.
+ */
+export async function registerPluginModule(spec: string, where: string, load: () => Promise<unknown>, container: DependencyContainer, registry: PluginRegistry): Promise<void> {
+  let mod: { default?: unknown };
+  try {
+    mod = (await load()) as { default?: unknown };
+  } catch (err) {
+    throw new PluginError(`plugin ${spec} (${where}) failed to load: ${(err as Error).message}`, { cause: err });
+  }
+  const exported = mod.default;
+  const classes = Array.isArray(exported) ? exported : [exported];
+  if (classes.length === 0 || classes.some((c) => typeof c !== 'function')) {
+    throw new PluginError(`plugin ${spec} (${where}) must export a plugin class, or an array of them, as its default export; see docs/plugins.md`);
+  }
+  for (const cls of classes as PluginClass[]) {
+    let plugin: ResourcePlugin;
     try {
-      mod = (await import(pathToFileURL(path).href)) as { default?: unknown };
+      plugin = container.resolve(cls);
     } catch (err) {
-      throw new PluginError(`plugin ${spec} (${path}) failed to load: ${(err as Error).message}`, { cause: err });
+      throw new PluginError(`plugin ${spec}: cannot construct ${cls.name}: ${(err as Error).message}`, { cause: err });
     }
-    const exported = mod.default;
-    const classes = Array.isArray(exported) ? exported : [exported];
-    if (classes.length === 0 || classes.some((c) => typeof c !== 'function')) {
-      throw new PluginError(`plugin ${spec} (${path}) must export a plugin class, or an array of them, as its default export; see docs/plugins.md`);
-    }
-    for (const cls of classes as PluginClass[]) {
-      let plugin: ResourcePlugin;
-      try {
-        plugin = container.resolve(cls);
-      } catch (err) {
-        throw new PluginError(`plugin ${spec}: cannot construct ${cls.name}: ${(err as Error).message}`, { cause: err });
-      }
-      registry.register(plugin, spec);
-    }
+    registry.register(plugin, spec);
   }
 }
 
