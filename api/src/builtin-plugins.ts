@@ -8,6 +8,7 @@ export const BUILTIN_PLUGINS = [
   '@cr/plugin-mm',
   '@cr/plugin-files',
   '@cr/plugin-pipes',
+  '@cr/plugin-ttys',
   '@cr/plugin-shmem',
   '@cr/plugin-eventfd',
   '@cr/plugin-signalfd',
