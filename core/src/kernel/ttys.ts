@@ -110,6 +110,11 @@ export class Ttys {
     return statSync('/dev/pts', { bigint: true }).dev;
   }
 
+  /** The index N of the pair `master` (cr's descriptor on a master) is the master of: its slave is /dev/pts/N. */
+  index(master: number, target: string): number {
+    return this.libc.ioctlInt(master, TIOCGPTN, 'ioctl(TIOCGPTN)', target);
+  }
+
   /** Whether pair `index` exists in /dev/pts. */
   inUse(index: number): boolean {
     return existsSync(`/dev/pts/${index}`);
@@ -182,7 +187,7 @@ export class Ttys {
     try {
       for (;;) {
         const master = openSync('/dev/ptmx', O_RDWR | O_NOCTTY | O_CLOEXEC);
-        const got = this.libc.ioctlInt(master, TIOCGPTN, 'ioctl(TIOCGPTN)', target);
+        const got = this.index(master, target);
         if (got === index) return master;
         others.push(master);
         if (got > index) throw new TargetError(`cannot restore ${target}: /dev/pts/${index} is taken by another terminal; close it, or restore where that index is free`);
