@@ -145,7 +145,7 @@ while True:
 });
 
 describe('a terminal whose master is outside', () => {
-  it('fd 5 on a terminal whose master is outside: a warning at checkpoint, refused at restore without --inherit-fd, given again with it', cleaned(async (cleanup) => {
+  it('fd 5 on a terminal whose master is outside, the controlling terminal of the session the process leads: warnings at checkpoint, refused at restore without --inherit-fd, given again with it (as no controlling terminal)', cleaned(async (cleanup) => {
     const dir = cleanup.dir(tempDir());
     const out = join(dir, 'out');
     const kernel = new Kernel();
@@ -156,7 +156,7 @@ describe('a terminal whose master is outside', () => {
     const slave = kernel.ttys.openSlave(master, 2, 'the test');
     const outFd = openSync(out, 'a');
     const child = cleanup.process(
-      spawn('python3', ['-c', "import os, time\nprint('ready', flush=True)\nn = 0\nwhile True:\n    n += 1\n    os.write(5, b'tick %d\\n' % n)\n    time.sleep(0.05)\n"], {
+      spawn('python3', ['-c', "import fcntl, os, termios, time\nos.setsid()\nfcntl.ioctl(5, termios.TIOCSCTTY, 0)\nprint('ready', flush=True)\nn = 0\nwhile True:\n    n += 1\n    os.write(5, b'tick %d\\n' % n)\n    time.sleep(0.05)\n"], {
         stdio: ['ignore', outFd, outFd, 'ignore', 'ignore', slave],
       }),
     );
@@ -168,6 +168,7 @@ describe('a terminal whose master is outside', () => {
     const saved = await crAsync(['checkpoint', String(child.pid), '-D', img, '--kill']);
     expect(saved.status).toBe(0);
     expect(saved.stderr).toContain(`fd 5 is /dev/pts/${index}, a terminal whose master is outside the checkpoint; restore will need --inherit-fd 5=PATH`);
+    expect(saved.stderr).toContain(`PID ${child.pid} leads a session whose controlling terminal (device 136:${index}) is outside the checkpoint; the restored session has no controlling terminal`);
     await exited;
     await waitGone(child.pid!);
     const refused = await crAsync(['restore', '-D', img, '--detach']);
@@ -182,6 +183,7 @@ describe('a terminal whose master is outside', () => {
     });
     const resumed = Number(/tick (\d+)/.exec(seen)![1]);
     expect(resumed).toBeGreaterThan(Number([...drained.matchAll(/tick (\d+)/g)].at(-1)?.[1] ?? 0));
+    expect(statField(child.pid!, 7)).toBe(0);
   }));
 });
 

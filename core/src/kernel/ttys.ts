@@ -84,6 +84,14 @@ export class Ttys {
     private readonly procfs: Procfs,
   ) {}
 
+  /** The pty index of a Unix98 slave's device number (st_rdev, or tty_nr of /proc/PID/stat); undefined for any other device. */
+  slaveIndex(rdev: bigint): number | undefined {
+    const major = Number((rdev >> 8n) & 0xfffn);
+    const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & 0xfff00n));
+    if (major < UNIX98_PTY_SLAVE_MAJOR || major >= UNIX98_PTY_SLAVE_MAJOR + UNIX98_PTY_MAJOR_COUNT) return undefined;
+    return (major - UNIX98_PTY_SLAVE_MAJOR) * 256 + minor;
+  }
+
   /** Whether descriptor `fd` of `pid` is a pty master or slave (by its device number), and of which pair; undefined for any other file. */
   ptyEnd(pid: number, fd: number): PtyEnd | undefined {
     let st;
@@ -99,10 +107,8 @@ export class Ttys {
       const index = this.procfs.fdinfo(pid, fd)['tty-index'];
       return index === undefined ? undefined : { end: 'master', index: Number(index) };
     }
-    if (major >= UNIX98_PTY_SLAVE_MAJOR && major < UNIX98_PTY_SLAVE_MAJOR + UNIX98_PTY_MAJOR_COUNT) {
-      return { end: 'slave', index: (major - UNIX98_PTY_SLAVE_MAJOR) * 256 + minor, devpts: st.dev };
-    }
-    return undefined;
+    const index = this.slaveIndex(st.rdev);
+    return index === undefined ? undefined : { end: 'slave', index, devpts: st.dev };
   }
 
   /** The device of the devpts instance mounted at /dev/pts, where new pairs are made. */

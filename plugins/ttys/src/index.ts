@@ -28,7 +28,10 @@ export { ttysRecordSchema, type TtysRecord, type PtyRecord, type GivenTerminalRe
 const O_ACCMODE = 3;
 
 /** A pty pair whose master is in the checkpoint (every descriptor of the tree on it), or a process's descriptors on a slave whose master is outside. */
-export type TtyHandle = { kind: 'pty'; index: number; descriptors: PtyDescriptor[]; pids: number[] } | { kind: 'given'; pid: number; descriptors: PtyDescriptor[] };
+export type TtyHandle =
+  | { kind: 'pty'; index: number; descriptors: PtyDescriptor[]; pids: number[] }
+  | { kind: 'given'; pid: number; descriptors: PtyDescriptor[] }
+  | { kind: 'outside-ctty'; pid: number; ttyNr: number };
 
 /**
  * Pseudo-terminals (Unix98: /dev/ptmx masters, /dev/pts/N slaves). A pair whose master a process
@@ -66,7 +69,16 @@ export class TtysPlugin implements ResourcePlugin<TtysRecord, TtyHandle, Restore
         claims: own.filter((d) => d.end.index === index).map((d) => `fd:${pid}:${d.info.fd}`),
       };
     });
-    return [...pairs, ...this.givenSlaves(pid, own.filter((d) => !masters.has(d.end.index)))];
+    return [...pairs, ...this.givenSlaves(pid, own.filter((d) => !masters.has(d.end.index))), ...this.outsideTerminal(pid, masters)];
+  }
+
+  /** A session leader whose controlling terminal is not a pty of the checkpoint: an object that warns when saved. */
+  private outsideTerminal(pid: number, masters: ReadonlySet<number>): CollectedObject<TtyHandle>[] {
+    const { sid, ttyNr } = this.kernel.procfs.stat(pid);
+    if (sid !== pid || ttyNr === 0) return [];
+    const index = this.kernel.ttys.slaveIndex(BigInt(ttyNr));
+    if (index !== undefined && masters.has(index)) return [];
+    return [{ id: `${pid}:ctty`, handle: { kind: 'outside-ctty', pid, ttyNr }, attributes: { pid, ...(index === undefined ? {} : { index }) } }];
   }
 
   /** Slaves of outside terminals above stdio, one object per open file description; a dup of stdio stays with the files plugin, as stdio does. */
@@ -88,6 +100,11 @@ export class TtysPlugin implements ResourcePlugin<TtysRecord, TtyHandle, Restore
   async save(node: ResourceNode<TtyHandle>, ctx: SaveContext): Promise<TtysRecord> {
     const { handle } = node;
     if (handle.kind === 'pty') return savePty(this.kernel, handle.index, handle.descriptors, handle.pids, ctx);
+    if (handle.kind === 'outside-ctty') {
+      const terminal = `${(handle.ttyNr >> 8) & 0xfff}:${(handle.ttyNr & 0xff) | ((handle.ttyNr >> 12) & 0xfff00)}`;
+      ctx.warn(`PID ${handle.pid} leads a session whose controlling terminal (device ${terminal}) is outside the checkpoint; the restored session has no controlling terminal (job control and /dev/tty will not work in it)`);
+      return { kind: 'outside-ctty', terminal };
+    }
     const first = handle.descriptors[0]!;
     const fds = handle.descriptors.map((d) => d.info.fd);
     ctx.warn(`PID ${handle.pid}: fd ${fds.join(', ')} is ${first.info.link}, a terminal whose master is outside the checkpoint; restore will need --inherit-fd ${fds[0]}=PATH`);
@@ -101,6 +118,10 @@ export class TtysPlugin implements ResourcePlugin<TtysRecord, TtyHandle, Restore
   }
 
   checkRecord(record: TtysRecord, ctx: RecordCheckContext): string[] {
+    if (record.kind === 'outside-ctty') {
+      const [pid] = ctx.id.split(':');
+      return TASKS.isAmong(ctx.parents, pid!) ? blobProblems(ctx, {}) : [`it is the terminal of PID ${pid} but does not hang below ${TASKS.key(pid!)}`];
+    }
     if (record.kind === 'given') {
       const [pid, fd] = ctx.id.split(':');
       const problems = String(record.fds[0]!.fd) === fd ? [] : [`its first descriptor is ${record.fds[0]!.fd}, not ${fd}`];
@@ -125,6 +146,7 @@ export class TtysPlugin implements ResourcePlugin<TtysRecord, TtyHandle, Restore
 
   /** The pair's index must be free (a new pair cannot take a used one), and a given terminal needs --inherit-fd; checked before anything changes. */
   preflight(record: TtysRecord, ctx: RestoreContext): void {
+    if (record.kind === 'outside-ctty') return;
     if (record.kind === 'pty') {
       if (this.kernel.ttys.inUse(record.index)) {
         throw new TargetError(`cannot restore ${ctx.key}: /dev/pts/${record.index} is in use by another terminal, and a restored pty gets its saved index back; close that terminal first`);
@@ -141,7 +163,7 @@ export class TtysPlugin implements ResourcePlugin<TtysRecord, TtyHandle, Restore
 
   async restore(record: TtysRecord, ctx: RestoreContext): Promise<RestoredPty | undefined> {
     if (record.kind === 'pty') return restorePty(this.kernel, record, ctx);
-    this.restoreGiven(record, ctx);
+    if (record.kind === 'given') this.restoreGiven(record, ctx);
     return undefined;
   }
 

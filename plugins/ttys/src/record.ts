@@ -55,7 +55,16 @@ export const givenTerminalRecordSchema = z.strictObject({
   fds: z.array(descriptorNumberSchema).min(1),
 });
 
-export const ttysRecordSchema = z.discriminatedUnion('kind', [ptyRecordSchema, givenTerminalRecordSchema]);
+/**
+ * A session leader of the checkpoint whose controlling terminal is outside it (a shell's terminal,
+ * a tmux pane): saved so that the checkpoint warns; the restored session has no controlling terminal.
+ */
+export const outsideTerminalRecordSchema = z.strictObject({
+  kind: z.literal('outside-ctty'),
+  terminal: z.string().describe('the terminal, as its device number major:minor'),
+});
+
+export const ttysRecordSchema = z.discriminatedUnion('kind', [ptyRecordSchema, givenTerminalRecordSchema, outsideTerminalRecordSchema]);
 export type TtysRecord = z.infer<typeof ttysRecordSchema>;
 export type PtyRecord = z.infer<typeof ptyRecordSchema>;
 export type GivenTerminalRecord = z.infer<typeof givenTerminalRecordSchema>;

@@ -36,7 +36,7 @@ export async function restorePty(kernel: Kernel, record: PtyRecord, ctx: Restore
     }
     const controls = record.session !== 0 && TASKS.restored(ctx, record.session) !== undefined;
     if (slaves.length === 0 && (controls || record.output > 0)) slaves.push(ttys.openSlave(master, 2, target));
-    ttys.putOutput(master, slaves[0]!, record.termios, output, target);
+    if (record.output > 0) ttys.putOutput(master, slaves[0]!, record.termios, output, target);
     ttys.setPacket(master, record.packet, target);
     if (record.exclusive && slaves.length > 0) ttys.setExclusive(slaves[0]!, target);
     if (record.locked) ttys.setLocked(master, true, target);
