@@ -4,17 +4,19 @@ import {
   PLUGIN_API_VERSION,
   TargetError,
   blobProblems,
+  holderProblems,
   inject,
   injectable,
   installDescription,
   type CollectedObject,
+  type DescriptionHolder,
   type RecordCheckContext,
   type ResourceNode,
   type ResourcePlugin,
   type RestoreContext,
   type SaveContext,
 } from '@cr/core';
-import { TASKS, restoredTaskOf } from '@cr/plugin-tasks';
+import { TASKS, restoredTaskOf, type TaskHandle } from '@cr/plugin-tasks';
 import { inheritedPath } from '@cr/descriptor-base';
 import { O_NOCTTY } from 'node:constants';
 import { closeSync, openSync } from 'node:fs';
@@ -30,7 +32,7 @@ const O_ACCMODE = 3;
 /** A pty pair whose master is in the checkpoint (every descriptor of the tree on it), or a process's descriptors on a slave whose master is outside. */
 export type TtyHandle =
   | { kind: 'pty'; index: number; descriptors: PtyDescriptor[]; pids: number[] }
-  | { kind: 'given'; pid: number; descriptors: PtyDescriptor[] }
+  | { kind: 'given'; pid: number; descriptors: PtyDescriptor[]; holders: readonly DescriptionHolder[] }
   | { kind: 'outside-ctty'; pid: number; ttyNr: number };
 
 /**
@@ -69,7 +71,30 @@ export class TtysPlugin implements ResourcePlugin<TtysRecord, TtyHandle, Restore
         claims: own.filter((d) => d.end.index === index).map((d) => `fd:${pid}:${d.info.fd}`),
       };
     });
-    return [...pairs, ...this.givenSlaves(pid, own.filter((d) => !masters.has(d.end.index))), ...this.outsideTerminal(pid, masters)];
+    return [...pairs, ...this.givenSlaves(task, own.filter((d) => !masters.has(d.end.index))), ...this.outsideTerminal(pid, masters)];
+  }
+
+  /**
+   * Slaves of outside terminals above stdio, one object per open file description, saved with the
+   * first process of the tree found holding it (after fork, the others are its holders); a dup of
+   * stdio stays with the files plugin, as stdio does.
+   */
+  private givenSlaves(task: TaskHandle, slaves: readonly PtyDescriptor[]): CollectedObject<TtyHandle>[] {
+    const { pid } = task;
+    const stdio = slaves.filter((d) => d.info.fd <= 2);
+    const above = slaves.filter((d) => d.info.fd > 2 && !stdio.some((s) => this.kernel.sameOpenFile(pid, s.info.fd, pid, d.info.fd)));
+    return ptyDescriptions(this.kernel, above).map((description) => {
+      const fds = description.holders[0]!.fds;
+      const descriptors = above.filter((d) => fds.some((n) => n.fd === d.info.fd));
+      const { first } = description;
+      const shared = task.tree.descriptions.holderOf(this.type, pid, first.info, fds, `${pid}:${first.info.fd}`);
+      return {
+        id: shared.id,
+        handle: { kind: 'given', pid, descriptors, holders: shared.holders },
+        attributes: { index: first.end.index, pid, fd: first.info.fd },
+        claims: descriptors.map((d) => `fd:${pid}:${d.info.fd}`),
+      };
+    });
   }
 
   /** A session leader whose controlling terminal is not a pty of the checkpoint: an object that warns when saved. */
@@ -79,22 +104,6 @@ export class TtysPlugin implements ResourcePlugin<TtysRecord, TtyHandle, Restore
     const index = this.kernel.ttys.slaveIndex(BigInt(ttyNr));
     if (index !== undefined && masters.has(index)) return [];
     return [{ id: `${pid}:ctty`, handle: { kind: 'outside-ctty', pid, ttyNr }, attributes: { pid, ...(index === undefined ? {} : { index }) } }];
-  }
-
-  /** Slaves of outside terminals above stdio, one object per open file description; a dup of stdio stays with the files plugin, as stdio does. */
-  private givenSlaves(pid: number, slaves: readonly PtyDescriptor[]): CollectedObject<TtyHandle>[] {
-    const stdio = slaves.filter((d) => d.info.fd <= 2);
-    const above = slaves.filter((d) => d.info.fd > 2 && !stdio.some((s) => this.kernel.sameOpenFile(pid, s.info.fd, pid, d.info.fd)));
-    return ptyDescriptions(this.kernel, above).map((description) => {
-      const descriptors = above.filter((d) => description.holders[0]!.fds.some((n) => n.fd === d.info.fd));
-      const { first } = description;
-      return {
-        id: `${pid}:${first.info.fd}`,
-        handle: { kind: 'given', pid, descriptors },
-        attributes: { index: first.end.index, pid, fd: first.info.fd },
-        claims: descriptors.map((d) => `fd:${pid}:${d.info.fd}`),
-      };
-    });
   }
 
   async save(node: ResourceNode<TtyHandle>, ctx: SaveContext): Promise<TtysRecord> {
@@ -114,6 +123,7 @@ export class TtysPlugin implements ResourcePlugin<TtysRecord, TtyHandle, Restore
       path: first.info.link,
       flags: first.info.flags & ~O_CLOEXEC,
       fds: handle.descriptors.map((d) => ({ fd: d.info.fd, closeOnExec: (d.info.flags & O_CLOEXEC) !== 0 })),
+      ...(handle.holders.length > 0 ? { holders: handle.holders.map((h) => ({ pid: h.pid, fds: [...h.fds] })) } : {}),
     };
   }
 
@@ -126,7 +136,7 @@ export class TtysPlugin implements ResourcePlugin<TtysRecord, TtyHandle, Restore
       const [pid, fd] = ctx.id.split(':');
       const problems = String(record.fds[0]!.fd) === fd ? [] : [`its first descriptor is ${record.fds[0]!.fd}, not ${fd}`];
       if (!TASKS.isAmong(ctx.parents, pid!)) problems.push(`it is a terminal of PID ${pid} but does not hang below ${TASKS.key(pid!)}`);
-      return [...problems, ...blobProblems(ctx, {})];
+      return [...problems, ...holderProblems(record.holders ?? [], pid!, ctx.parents), ...blobProblems(ctx, {})];
     }
     const problems: string[] = [];
     if (String(record.index) !== ctx.id) problems.push(`it is pty ${record.index}, not ${ctx.id}`);
@@ -191,6 +201,10 @@ export class TtysPlugin implements ResourcePlugin<TtysRecord, TtyHandle, Restore
     }
     try {
       installDescription(restoredTaskOf(ctx), local, record.fds, record.flags & ~O_ACCMODE);
+      for (const { pid, fds } of record.holders ?? []) {
+        const holder = TASKS.restored(ctx, pid)?.task;
+        if (holder) installDescription(holder, local, fds, record.flags & ~O_ACCMODE);
+      }
     } finally {
       closeSync(local);
     }

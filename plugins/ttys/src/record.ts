@@ -1,4 +1,4 @@
-import { descriptorNumberSchema, pidSchema } from '@cr/schemas';
+import { descriptionHoldersSchema, descriptorNumberSchema, pidSchema } from '@cr/schemas';
 import { z } from 'zod';
 
 const u32 = z.number().int().min(0).max(0xffff_ffff);
@@ -53,6 +53,7 @@ export const givenTerminalRecordSchema = z.strictObject({
   path: z.string().describe('the terminal as /proc/PID/fd/N named it'),
   flags: z.number().int().nonnegative().describe('open(2) flags, without close-on-exec'),
   fds: z.array(descriptorNumberSchema).min(1),
+  holders: descriptionHoldersSchema,
 });
 
 /**

@@ -5,7 +5,7 @@ import type { PtyRecord } from './record.js';
 
 const O_ACCMODE = 3;
 
-/** A restored pair: cr's descriptor on its slave kept for the controlling terminal, until resume. */
+/** A restored pair: cr's descriptor on its slave kept for the controlling terminal, until resume (or a rollback) closes it. */
 export interface RestoredPty {
   slave: number | undefined;
   close(): void;
@@ -41,10 +41,22 @@ export async function restorePty(kernel: Kernel, record: PtyRecord, ctx: Restore
     if (record.exclusive && slaves.length > 0) ttys.setExclusive(slaves[0]!, target);
     if (record.locked) ttys.setLocked(master, true, target);
     const kept = controls ? slaves.shift() : undefined;
-    return { slave: kept, close: () => kept !== undefined && closeSync(kept) };
+    return keptSlave(kept);
   } finally {
     for (const fd of [master, ...slaves]) closeSync(fd);
   }
+}
+
+/** cr's slave descriptor kept until resume, closed once however often `close` is called (resume, then a rollback). */
+function keptSlave(fd: number | undefined): RestoredPty {
+  let open = fd !== undefined;
+  return {
+    slave: fd,
+    close: () => {
+      if (open) closeSync(fd!);
+      open = false;
+    },
+  };
 }
 
 /**
