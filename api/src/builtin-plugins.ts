@@ -8,6 +8,7 @@ export const BUILTIN_PLUGIN_MODULES = {
   '@cr/plugin-mm': () => import('@cr/plugin-mm'),
   '@cr/plugin-files': () => import('@cr/plugin-files'),
   '@cr/plugin-pipes': () => import('@cr/plugin-pipes'),
+  '@cr/plugin-ttys': () => import('@cr/plugin-ttys'),
   '@cr/plugin-shmem': () => import('@cr/plugin-shmem'),
   '@cr/plugin-eventfd': () => import('@cr/plugin-eventfd'),
   '@cr/plugin-signalfd': () => import('@cr/plugin-signalfd'),

@@ -36,6 +36,7 @@ export { AF_INET, AF_INET6, AF_UNIX, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, SO
 export { Inotify, inotifyWatches, type InotifyWatch, type InotifyWatchInfo } from './kernel/inotify.js';
 export type { InetDiagSockId, InetListenerDiag, SockDiag, TcpPortUse, UnixSocketDiag } from './kernel/sock-diag.js';
 export { Directory } from './kernel/directory.js';
+export { Ttys, type PtyEnd, type PtyState, type Termios, type WindowSize } from './kernel/ttys.js';
 export { KernelError, errnoName } from './kernel/kernel-error.js';
 export { NAMESPACE_FLAGS, NamespaceHandle, Namespaces, type NamespaceKind } from './kernel/namespaces.js';
 export type { FeatureResult } from './kernel/features.js';

@@ -21,6 +21,7 @@ import { SysvIpc } from './sysvipc.js';
 import { KCMP_FILES, KCMP_FS, KCMP_SIGHAND, KCMP_VM, SYS, type RawSyscall } from './syscalls.js';
 import { createThread, seizeThreads } from './thread-group.js';
 import { TaskMemory } from './task-memory.js';
+import { Ttys } from './ttys.js';
 
 /**
  * The kernel layer as plugins see it: one injectable service (inject `Kernel`) whose parts wrap
@@ -43,6 +44,7 @@ export class Kernel {
   readonly sockets = new Sockets(this.libc);
   readonly inotify = new Inotify(this.libc);
   readonly sockDiag = new SockDiag(this.libc);
+  readonly ttys = new Ttys(this.libc, this.procfs);
 
   /** Opens a directory for *at calls that never follow a symlink planted in it (see directory.ts). */
   openDirectory(path: string): Directory {

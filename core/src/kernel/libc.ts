@@ -492,6 +492,16 @@ export class Libc {
     return value[0]!;
   }
 
+  /** ioctl(2) whose argument is a pointer to `arg`, which the kernel reads or fills (a struct); returns ioctl's result. */
+  ioctlPointer(fd: number, request: number, arg: Uint8Array, name: string, target: string): number {
+    return check(raw.ioctl(fd, request, 'void *', arg), name, target);
+  }
+
+  /** ioctl(2) whose argument is an int given by value (TIOCGPTPEER's open flags); returns ioctl's result. */
+  ioctlValue(fd: number, request: number, value: number, name: string, target: string): number {
+    return check(raw.ioctl(fd, request, 'int', value), name, target);
+  }
+
   /** signalfd(2): a new signalfd for the signals of `mask` (bit N-1 for signal N). */
   signalfd(mask: bigint, flags: number, target: string): number {
     const set = Buffer.alloc(128);

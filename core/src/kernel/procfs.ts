@@ -13,6 +13,8 @@ export interface ProcessStat {
   ppid: number;
   pgid: number;
   sid: number;
+  /** The device number of its controlling terminal (0: none). */
+  ttyNr: number;
   flags: number;
   nice: number;
   threads: number;
@@ -84,6 +86,7 @@ export class Procfs {
       ppid: Number(f.rest[1]),
       pgid: Number(f.rest[2]),
       sid: Number(f.rest[3]),
+      ttyNr: Number(f.rest[4]),
       flags: Number(f.rest[6]),
       nice: Number(f.rest[16]),
       threads: Number(f.rest[17]),

@@ -215,6 +215,25 @@ export const ipcPermHead = ipc64Perm;
 /** A buffer that holds any *id64_ds (shmid64_ds, the largest, has 112 bytes). */
 export const IPC_STAT_SIZE = 128;
 
+// --- terminals (ttys.ts) ---
+
+/** struct termios2 of TCGETS2/TCSETS2: the termios with its input and output speeds as numbers. */
+export const termios2 = koffi.struct('cr_termios2', {
+  c_iflag: 'uint32_t',
+  c_oflag: 'uint32_t',
+  c_cflag: 'uint32_t',
+  c_lflag: 'uint32_t',
+  c_line: 'uint8_t',
+  c_cc: koffi.array('uint8_t', 19, 'Array'),
+  c_ispeed: 'uint32_t',
+  c_ospeed: 'uint32_t',
+});
+
+/** struct winsize of TIOCGWINSZ/TIOCSWINSZ. */
+export const winsize = koffi.struct('cr_winsize', { ws_row: 'uint16_t', ws_col: 'uint16_t', ws_xpixel: 'uint16_t', ws_ypixel: 'uint16_t' });
+
+// --- end of terminals ---
+
 /** sizeof(type). */
 export const structSize = (type: TypeObject): number => koffi.sizeof(type);
 

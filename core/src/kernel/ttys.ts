@@ -1,0 +1,267 @@
+import { closeSync, existsSync, openSync, readSync, statSync, writeSync } from 'node:fs';
+import { O_NOCTTY, O_RDWR } from 'node:constants';
+import { TargetError } from '../errors.js';
+import { KernelError } from './kernel-error.js';
+import type { Libc } from './libc.js';
+import type { Procfs } from './procfs.js';
+import type { RemoteTask } from './remote-task.js';
+import { decodeStruct, encodeStruct, structSize, termios2, winsize } from './structs.js';
+import { O_CLOEXEC } from './syscalls.js';
+
+/** ioctl request numbers of asm-generic/ioctls.h (x86_64). */
+const TCGETS2 = 0x802c542a;
+const TCSETS2 = 0x402c542b;
+const TIOCEXCL = 0x540c;
+const TIOCSCTTY = 0x540e;
+const TIOCSPGRP = 0x5410;
+const TIOCGWINSZ = 0x5413;
+const TIOCSWINSZ = 0x5414;
+const SYS_IOCTL = { name: 'ioctl', nr: 16 };
+const FIONREAD = 0x541b;
+const TIOCPKT = 0x5420;
+const TIOCGSID = 0x5429;
+const TIOCGPGRP = 0x540f;
+const TIOCGPTN = 0x80045430;
+const TIOCSPTLCK = 0x40045431;
+const TIOCGPKT = 0x80045438;
+const TIOCGPTLCK = 0x80045439;
+const TIOCGEXCL = 0x80045440;
+const TIOCGPTPEER = 0x5441;
+const OPOST = 0o1;
+const ENOTTY = 25;
+
+/** Device numbers: /dev/ptmx is 5:2; the Unix98 slaves are majors 136-143 (linux/major.h). */
+const TTYAUX_MAJOR = 5;
+const PTMX_MINOR = 2;
+const UNIX98_PTY_SLAVE_MAJOR = 136;
+const UNIX98_PTY_MAJOR_COUNT = 8;
+
+/** The terminal settings (struct termios2: flags, line discipline, control characters, speeds). */
+export interface Termios {
+  iflag: number;
+  oflag: number;
+  cflag: number;
+  lflag: number;
+  line: number;
+  cc: number[];
+  ispeed: number;
+  ospeed: number;
+}
+
+export interface WindowSize {
+  rows: number;
+  cols: number;
+  xpixel: number;
+  ypixel: number;
+}
+
+/** What a pseudo-terminal pair is, as its master shows it. */
+export interface PtyState {
+  termios: Termios;
+  winsize: WindowSize;
+  /** TIOCSPTLCK: the slave cannot be opened. */
+  locked: boolean;
+  /** TIOCPKT: reads from the master carry a status byte. */
+  packet: boolean;
+  /** The session whose controlling terminal it is (0: none). */
+  session: number;
+  /** Its foreground process group (0: none). */
+  foreground: number;
+}
+
+/** A descriptor on a Unix98 pseudo-terminal: its master (/dev/ptmx) or a slave (/dev/pts/N), and the pair's index N. */
+export interface PtyEnd {
+  end: 'master' | 'slave';
+  index: number;
+  /** For a slave, the device of the devpts instance it is on (st_dev). */
+  devpts?: bigint;
+}
+
+/** Pseudo-terminals: what a pair is and holds, read through a master; new pairs with a chosen index. */
+export class Ttys {
+  constructor(
+    private readonly libc: Libc,
+    private readonly procfs: Procfs,
+  ) {}
+
+  /** The pty index of a Unix98 slave's device number (st_rdev, or tty_nr of /proc/PID/stat); undefined for any other device. */
+  slaveIndex(rdev: bigint): number | undefined {
+    const major = Number((rdev >> 8n) & 0xfffn);
+    const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & 0xfff00n));
+    if (major < UNIX98_PTY_SLAVE_MAJOR || major >= UNIX98_PTY_SLAVE_MAJOR + UNIX98_PTY_MAJOR_COUNT) return undefined;
+    return (major - UNIX98_PTY_SLAVE_MAJOR) * 256 + minor;
+  }
+
+  /** Whether descriptor `fd` of `pid` is a pty master or slave (by its device number), and of which pair; undefined for any other file. */
+  ptyEnd(pid: number, fd: number): PtyEnd | undefined {
+    let st;
+    try {
+      st = statSync(`/proc/${pid}/fd/${fd}`, { bigint: true });
+    } catch {
+      return undefined;
+    }
+    if (!st.isCharacterDevice()) return undefined;
+    const major = Number((st.rdev >> 8n) & 0xfffn);
+    const minor = Number((st.rdev & 0xffn) | ((st.rdev >> 12n) & 0xfff00n));
+    if (major === TTYAUX_MAJOR && minor === PTMX_MINOR) {
+      const index = this.procfs.fdinfo(pid, fd)['tty-index'];
+      return index === undefined ? undefined : { end: 'master', index: Number(index) };
+    }
+    const index = this.slaveIndex(st.rdev);
+    return index === undefined ? undefined : { end: 'slave', index, devpts: st.dev };
+  }
+
+  /** The device of the devpts instance mounted at /dev/pts, where new pairs are made. */
+  devptsDevice(): bigint {
+    return statSync('/dev/pts', { bigint: true }).dev;
+  }
+
+  /** The index N of the pair `master` (cr's descriptor on a master) is the master of: its slave is /dev/pts/N. */
+  index(master: number, target: string): number {
+    return this.libc.ioctlInt(master, TIOCGPTN, 'ioctl(TIOCGPTN)', target);
+  }
+
+  /** Whether pair `index` exists in /dev/pts. */
+  inUse(index: number): boolean {
+    return existsSync(`/dev/pts/${index}`);
+  }
+
+  /** The pair's state, read through `master` (a descriptor of cr's on its master): the ioctls on a master act on the slave side. */
+  state(master: number, target: string): PtyState {
+    const t = decodeStruct<{ c_iflag: number; c_oflag: number; c_cflag: number; c_lflag: number; c_line: number; c_cc: number[]; c_ispeed: number; c_ospeed: number }>(
+      this.get(master, TCGETS2, structSize(termios2), 'ioctl(TCGETS2)', target),
+      termios2,
+    );
+    const w = decodeStruct<{ ws_row: number; ws_col: number; ws_xpixel: number; ws_ypixel: number }>(this.get(master, TIOCGWINSZ, structSize(winsize), 'ioctl(TIOCGWINSZ)', target), winsize);
+    return {
+      termios: { iflag: t.c_iflag, oflag: t.c_oflag, cflag: t.c_cflag, lflag: t.c_lflag, line: t.c_line, cc: [...t.c_cc], ispeed: t.c_ispeed, ospeed: t.c_ospeed },
+      winsize: { rows: w.ws_row, cols: w.ws_col, xpixel: w.ws_xpixel, ypixel: w.ws_ypixel },
+      locked: this.libc.ioctlInt(master, TIOCGPTLCK, 'ioctl(TIOCGPTLCK)', target) !== 0,
+      packet: this.libc.ioctlInt(master, TIOCGPKT, 'ioctl(TIOCGPKT)', target) !== 0,
+      session: this.orZeroWithoutSession(() => this.libc.ioctlInt(master, TIOCGSID, 'ioctl(TIOCGSID)', target)),
+      foreground: this.orZeroWithoutSession(() => this.libc.ioctlInt(master, TIOCGPGRP, 'ioctl(TIOCGPGRP)', target)),
+    };
+  }
+
+  /** Whether the terminal of descriptor `fd` is in exclusive mode (TIOCEXCL). */
+  exclusive(fd: number, target: string): boolean {
+    return this.libc.ioctlInt(fd, TIOCGEXCL, 'ioctl(TIOCGEXCL)', target) !== 0;
+  }
+
+  /** The bytes that a read of descriptor `fd` would find now (FIONREAD). */
+  readable(fd: number, target: string): number {
+    return this.libc.ioctlInt(fd, FIONREAD, 'ioctl(FIONREAD)', target);
+  }
+
+  /**
+   * Takes out what the slave side wrote and nobody read from the master yet: reads `master`
+   * while FIONREAD says there is something, so no read ever waits. In packet mode each read
+   * starts with a status byte, which is left out (a pending status alone is dropped).
+   */
+  takeOutput(master: number, packet: boolean, target: string): Buffer {
+    const chunks: Buffer[] = [];
+    for (let n = this.readable(master, target); n > 0; n = this.readable(master, target)) {
+      const chunk = Buffer.alloc(n + (packet ? 1 : 0));
+      const got = readSync(master, chunk, 0, chunk.length, null);
+      chunks.push(packet ? chunk.subarray(1, got) : chunk.subarray(0, got));
+    }
+    return Buffer.concat(chunks);
+  }
+
+  /**
+   * Puts `data` back where the master reads it, as written by the slave side: written to `slave`
+   * with output processing (OPOST) off for the moment, since the bytes were processed when first
+   * written; `termios` is what the pair is set to again after.
+   */
+  putOutput(master: number, slave: number, termios: Termios, data: Uint8Array, target: string): void {
+    if (data.length === 0) return;
+    this.setTermios(master, { ...termios, oflag: termios.oflag & ~OPOST }, target);
+    try {
+      for (let at = 0; at < data.length; ) at += writeSync(slave, data, at, data.length - at);
+    } finally {
+      this.setTermios(master, termios, target);
+    }
+  }
+
+  /**
+   * A new pair with exactly index `index`, as cr's descriptor on its master (locked, as every new
+   * pair is). The kernel gives the lowest free index: cr opens pairs until it gets `index`, and
+   * closes the others; when a pair with a higher index comes first, `index` is taken.
+   */
+  openPty(index: number, target: string): number {
+    const others: number[] = [];
+    try {
+      for (;;) {
+        const master = openSync('/dev/ptmx', O_RDWR | O_NOCTTY | O_CLOEXEC);
+        const got = this.index(master, target);
+        if (got === index) return master;
+        others.push(master);
+        if (got > index) throw new TargetError(`cannot restore ${target}: /dev/pts/${index} is taken by another terminal; close it, or restore where that index is free`);
+      }
+    } finally {
+      for (const fd of others) closeSync(fd);
+    }
+  }
+
+  /** A new descriptor of cr's on the slave of the pair `master` is the master of (TIOCGPTPEER), with open flags `flags`; never a controlling terminal of cr's. */
+  openSlave(master: number, flags: number, target: string): number {
+    return this.libc.ioctlValue(master, TIOCGPTPEER, (flags & ~O_CLOEXEC) | O_NOCTTY | O_CLOEXEC, 'ioctl(TIOCGPTPEER)', target);
+  }
+
+  /** Sets the pair's termios and window size through its master. */
+  setSettings(master: number, termios: Termios, size: WindowSize, target: string): void {
+    this.setTermios(master, termios, target);
+    this.set(master, TIOCSWINSZ, encodeStruct(winsize, { ws_row: size.rows, ws_col: size.cols, ws_xpixel: size.xpixel, ws_ypixel: size.ypixel }), 'ioctl(TIOCSWINSZ)', target);
+  }
+
+  setLocked(master: number, locked: boolean, target: string): void {
+    this.set(master, TIOCSPTLCK, Buffer.from(new Int32Array([locked ? 1 : 0]).buffer), 'ioctl(TIOCSPTLCK)', target);
+  }
+
+  setPacket(master: number, packet: boolean, target: string): void {
+    this.set(master, TIOCPKT, Buffer.from(new Int32Array([packet ? 1 : 0]).buffer), 'ioctl(TIOCPKT)', target);
+  }
+
+  setExclusive(fd: number, target: string): void {
+    this.libc.ioctlValue(fd, TIOCEXCL, 0, 'ioctl(TIOCEXCL)', target);
+  }
+
+  /**
+   * Makes the terminal behind the task's descriptor `fd` the controlling terminal of its session
+   * (TIOCSCTTY, run by the task, which must lead a session that has none).
+   */
+  setControllingTerminal(task: RemoteTask, fd: number): void {
+    task.syscall({ ...SYS_IOCTL, name: 'ioctl(TIOCSCTTY)' }, [fd, TIOCSCTTY, 0]);
+  }
+
+  /** Makes `group` the foreground process group of the task's controlling terminal behind its descriptor `fd` (TIOCSPGRP, run by the task). */
+  setForeground(task: RemoteTask, fd: number, group: number): void {
+    const pgrp = task.put(Buffer.from(new Int32Array([group]).buffer));
+    task.syscall({ ...SYS_IOCTL, name: 'ioctl(TIOCSPGRP)' }, [fd, TIOCSPGRP, pgrp]);
+  }
+
+  private setTermios(master: number, t: Termios, target: string): void {
+    const bytes = encodeStruct(termios2, { c_iflag: t.iflag, c_oflag: t.oflag, c_cflag: t.cflag, c_lflag: t.lflag, c_line: t.line, c_cc: t.cc, c_ispeed: t.ispeed, c_ospeed: t.ospeed });
+    this.set(master, TCSETS2, bytes, 'ioctl(TCSETS2)', target);
+  }
+
+  private get(fd: number, request: number, size: number, name: string, target: string): Buffer {
+    const bytes = Buffer.alloc(size);
+    this.libc.ioctlPointer(fd, request, bytes, name, target);
+    return bytes;
+  }
+
+  private set(fd: number, request: number, bytes: Buffer, name: string, target: string): void {
+    this.libc.ioctlPointer(fd, request, bytes, name, target);
+  }
+
+  /** TIOCGSID and TIOCGPGRP fail with ENOTTY on a terminal that is no session's. */
+  private orZeroWithoutSession(read: () => number): number {
+    try {
+      return read();
+    } catch (err) {
+      if (err instanceof KernelError && err.errno === ENOTTY) return 0;
+      throw err;
+    }
+  }
+}
