@@ -3,6 +3,7 @@ import { SOCK_DGRAM, socketInode, type DescriptorNumber, type FdInfo, type UnixS
 const O_CLOEXEC = 0o2000000;
 const O_ACCMODE = 3;
 const STATE_LISTEN = 10;
+const STATE_ESTABLISHED = 1;
 
 /** A process of the checkpoint and its descriptors on one socket (a socket is one open file description). */
 export interface SocketHolder {
@@ -16,7 +17,7 @@ export interface HeldSocket {
   inode: number;
   /** Undefined for a unix socket sock_diag does not show (of another network namespace). */
   diag: UnixSocketDiag | undefined;
-  /** A stream or seqpacket socket whose peer was closed: sock_diag names a peer it no longer lists, and both directions are shut. */
+  /** A stream or seqpacket socket whose peer was closed: still connected, to no socket sock_diag lists (a closed one has inode 0), and shut both ways. */
   peerGone: boolean;
   holders: SocketHolder[];
 }
@@ -45,7 +46,7 @@ export function socketsOfTree(tree: readonly { pid: number; fds(): readonly FdIn
       const inode = socketInode(info);
       const diag = diags.get(inode);
       if (!diag) continue;
-      const peerGone = diag.type !== SOCK_DGRAM && connected(diag) && !diags.has(diag.peer) && diag.shutdown === 3;
+      const peerGone = diag.type !== SOCK_DGRAM && diag.state === STATE_ESTABLISHED && (diag.peer === 0 || !diags.has(diag.peer)) && diag.shutdown === 3;
       const socket = held.get(inode) ?? { inode, diag, peerGone, holders: [] };
       held.set(inode, socket);
       const number = { fd: info.fd, closeOnExec: (info.flags & O_CLOEXEC) !== 0 };

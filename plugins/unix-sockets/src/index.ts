@@ -290,7 +290,7 @@ export class UnixSocketsPlugin implements ResourcePlugin<UnixSocketRecord, UnixS
     return this.kernel.withFdOf(first!.pid, first!.fds[0]!.fd, (local, target) => {
       const sockets = this.kernel.sockets;
       const name = paired ? undefined : nameOf(sockets.localAddress(local, target));
-      const state = diag.state === STATE_LISTEN ? 'listen' : connected(diag) ? 'connected' : 'unconnected';
+      const state = diag.state === STATE_LISTEN ? 'listen' : connected(diag) || socket.peerGone ? 'connected' : 'unconnected';
       const peer = !paired && state === 'connected' && !socket.peerGone ? nameOf(sockets.peerAddress(local, target)) : undefined;
       const file = name && 'path' in name ? socketFile(name.path, diag.fileInode) : undefined;
       const queue = state === 'listen' ? { messages: [] } : sockets.peekQueue(local, diag.type, target);

@@ -1,0 +1,41 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Cleanup, tempDir } from './helpers/cli.js';
+import { compileFixture, crAsync, startFixture, waitFor, waitForLine } from './helpers/processes.js';
+import { checkpointAndRestore, startLogged } from './helpers/trees.js';
+
+const cleanup = new Cleanup();
+afterEach(() => cleanup.run());
+
+let bin: string;
+beforeAll(() => {
+  bin = tempDir('cr-unix-inflight-bin-');
+  compileFixture('unixinflight', bin);
+});
+afterAll(() => cleanup.dir(bin) && cleanup.run());
+
+const RESULT = /^stream=/;
+
+describe('unix sockets with descriptors in flight (SCM_RIGHTS), checkpointed with --kill and restored', () => {
+  it('a parent and child keep their socketpair; the pipe, eventfd and file in flight come back working; seqpacket boundaries, shutdown, a closed peer, credentials, SO_RCVBUF and O_NONBLOCK are kept', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const root = await startLogged(cleanup, join(bin, 'unixinflight'), [join(dir, 'held.txt')], out);
+    const child = Number((await waitForLine(out, /^ready \d+/)).split(' ')[1]);
+    await checkpointAndRestore(cleanup, root, join(dir, 'img'));
+    process.kill(child, 'SIGUSR1');
+    const line = await waitForLine(out, RESULT);
+    expect(line).toBe('stream=fds creds=parent pipe=pipe-data,eof eventfd=5 file=234 seq=a,bb:7,ccc shut=x,eof,back=y gone=bye,eof rcvbuf=600000 nonblock=1');
+  });
+
+  it('without a checkpoint, the fixture prints the same line (what the test above expects is the program itself)', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    await startFixture(cleanup, join(bin, 'unixinflight'), [join(dir, 'held.txt')], out);
+    const child = Number((await waitForLine(out, /^ready \d+/)).split(' ')[1]);
+    process.kill(child, 'SIGUSR1');
+    expect(await waitForLine(out, RESULT)).toBe('stream=fds creds=parent pipe=pipe-data,eof eventfd=5 file=234 seq=a,bb:7,ccc shut=x,eof,back=y gone=bye,eof rcvbuf=600000 nonblock=1');
+  });
+});
