@@ -1,9 +1,7 @@
-import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Cleanup, tempDir } from './helpers/cli.js';
-import { compileFixture, crAsync, startFixture, waitFor, waitForLine } from './helpers/processes.js';
+import { Cleanup, REPO, tempDir } from './helpers/cli.js';
+import { compileFixture, startFixture, waitForLine } from './helpers/processes.js';
 import { checkpointAndRestore, startLogged } from './helpers/trees.js';
 
 const cleanup = new Cleanup();
@@ -37,5 +35,15 @@ describe('unix sockets with descriptors in flight (SCM_RIGHTS), checkpointed wit
     const child = Number((await waitForLine(out, /^ready \d+/)).split(' ')[1]);
     process.kill(child, 'SIGUSR1');
     expect(await waitForLine(out, RESULT)).toBe('stream=fds creds=parent pipe=pipe-data,eof eventfd=5 file=234 seq=a,bb:7,ccc shut=x,eof,back=y gone=bye,eof rcvbuf=600000 nonblock=1');
+  });
+
+  it("python's multiprocessing: a descriptor sent with reduction.send_handle and a pickled object behind it, both still queued, reach the child after the restore", async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const root = await startLogged(cleanup, 'python3', [join(REPO, 'test/fixtures/unix-mp.py')], out);
+    const child = Number((await waitForLine(out, /^ready \d+/)).split(' ')[1]);
+    await checkpointAndRestore(cleanup, root, join(dir, 'img'));
+    process.kill(child, 'SIGUSR1');
+    expect(await waitForLine(out, /^child got/)).toBe("child got through multiprocessing {'counter': 42}");
   });
 });

@@ -31,7 +31,6 @@ export class InflightFiles {
   constructor(
     private readonly kernel: Kernel,
     private readonly tree: readonly TreeTask[],
-    private readonly where: string,
   ) {}
 
   /** The files found, for the record; only once there are no problems. */
@@ -40,18 +39,18 @@ export class InflightFiles {
     return this.found.map((f) => f!);
   }
 
-  /** The index in `files` of the file behind cr's descriptor `local`. */
-  indexOf(local: number): number {
+  /** The index in `files` of the file behind cr's descriptor `local`, in flight to the socket `where` names ("PID 7: fd 3, a unix stream socket,"). */
+  indexOf(local: number, where: string): number {
     const same = this.locals.findIndex((l) => this.kernel.sameOpenFile(process.pid, l, process.pid, local));
     if (same >= 0) return same;
     const info = this.kernel.procfs.fds(process.pid).find((i) => i.fd === local);
     if (!info) throw new Error(`internal error: cr's descriptor ${local} of a file in flight is gone`);
     this.locals.push(local);
-    this.found.push(this.identify(info));
+    this.found.push(this.identify(info, where));
     return this.found.length - 1;
   }
 
-  private identify(info: FdInfo): InflightFile | undefined {
+  private identify(info: FdInfo, where: string): InflightFile | undefined {
     for (const task of this.tree) {
       const fd = task.fds().find((i) => i.link === info.link && this.kernel.sameOpenFile(process.pid, info.fd, task.pid, i.fd))?.fd;
       if (fd !== undefined) return { held: { pid: task.pid, fd } };
@@ -65,14 +64,14 @@ export class InflightFiles {
     if (pipe && info.kind.kind === 'pipe') {
       const holder = this.tree.flatMap((t) => t.fds().filter((i) => i.link === info.link).map((i) => `fd ${i.fd} of PID ${t.pid}`))[0];
       if (holder) {
-        this.problems.push(`${this.where} has an end of ${info.link} in flight that no process holds, while ${holder} is an end of that pipe; cr cannot restore a pipe split that way; let the program read the message first`);
+        this.problems.push(`${where} has in flight (SCM_RIGHTS) an end of ${info.link} that no process holds, while ${holder} is an end of that pipe; cr cannot restore a pipe split that way; let the program read the message first`);
         return undefined;
       }
       const { data, capacity } = this.kernel.pipes.peek(process.pid, info.fd);
       return { pipe: { inode: Number(pipe[1]), end: (info.flags & O_ACCMODE) === O_WRONLY ? 'write' : 'read', capacity, data: data.toString('base64') }, statusFlags };
     }
-    const what = info.kind.kind === 'socket' ? `a socket (${info.link}) that no process holds, which may hold descriptors in flight itself` : `${info.link} (${info.kind.kind}) that no process holds`;
-    this.problems.push(`${this.where} has ${what} in flight (SCM_RIGHTS); cr can restore a file in flight that a process of the checkpoint still holds, or an eventfd or pipe that none holds; let the program read the message first`);
+    const what = info.kind.kind === 'socket' ? `a socket (${info.link}) that no process holds, which may have descriptors in flight itself` : `${info.link} (${info.kind.kind}), which no process holds`;
+    this.problems.push(`${where} has in flight (SCM_RIGHTS) ${what}; cr restores a file in flight that a process of the checkpoint holds too, or an eventfd or pipe that none holds; let the program read the message first`);
     return undefined;
   }
 }

@@ -24,6 +24,7 @@ import {
   type SocketAddress,
   type SocketQueue,
 } from '@cr/core';
+import { inheritedPath } from '@cr/descriptor-base';
 import { TASKS, restoredTaskOf } from '@cr/plugin-tasks';
 import { connected, groupsOf, socketsOfTree, type HeldSocket, type SocketGroup } from './collect.js';
 import { InflightFiles, openInflight } from './in-flight.js';
@@ -118,7 +119,7 @@ export class UnixSocketsPlugin implements ResourcePlugin<UnixSocketRecord, UnixS
     const { group, tree } = node.handle;
     const paired = group.sockets.length === 2;
     const leaveOut = `or leave it out with --exclude unix-sockets:fd=${firstOf(group.sockets[0]!).fd}`;
-    const inflight = new InflightFiles(this.kernel, tree, `${node.key}`);
+    const inflight = new InflightFiles(this.kernel, tree);
     const queues: SocketQueue[] = [];
     try {
       const refusals = group.sockets.flatMap((socket) => {
@@ -135,17 +136,17 @@ export class UnixSocketsPlugin implements ResourcePlugin<UnixSocketRecord, UnixS
             }
             return refusals;
           }
-          if (connected(diag) && !paired && !socket.peerGone) {
-            const peer = nameOf(this.kernel.sockets.peerAddress(local, target));
-            if (type !== 'dgram' || !peer) {
-              refusals.push(`${where} is a unix ${type} socket connected to ${peer ? shown(peer) : `an unnamed socket (socket:[${diag.peer}])`}, outside the checkpointed processes; cr cannot restore that connection; close it first, ${leaveOut}`);
-            }
+          const outside = connected(diag) && !paired && !socket.peerGone ? nameOf(this.kernel.sockets.peerAddress(local, target)) : undefined;
+          if (connected(diag) && !paired && !socket.peerGone && !outside) {
+            refusals.push(`${where} is a unix ${type} socket connected to an unnamed socket (socket:[${diag.peer}]), outside the checkpointed processes; cr cannot restore that connection; close it first, ${leaveOut}`);
           }
           const queue = this.kernel.sockets.peekQueue(local, diag.type, target);
           queues.push(queue);
-          queue.messages.forEach((m) => m.fds.forEach((f) => inflight.indexOf(f)));
-          // Queued datagrams come back sent to the socket's name: one without a name cannot get them.
-          if (queue.messages.length > 0 && !paired && !socket.peerGone && !nameOf(this.kernel.sockets.localAddress(local, target))) {
+          queue.messages.forEach((m) => m.fds.forEach((f) => inflight.indexOf(f, `${where}, a unix ${type} socket,`)));
+          if (queue.messages.length > 0 && outside && type !== 'dgram') {
+            refusals.push(`${where} is a unix ${type} socket connected to ${shown(outside)}, outside the checkpointed processes, with ${queue.messages.length} message(s) from it not read yet, which cr cannot put back; let the program read them first, ${leaveOut}`);
+          } else if (queue.messages.length > 0 && !paired && !socket.peerGone && !nameOf(this.kernel.sockets.localAddress(local, target))) {
+            // Queued datagrams come back sent to the socket's name: one without a name cannot get them.
             refusals.push(`${where} is an unnamed unix ${type} socket with messages queued, which cr cannot put back; let the program read them first, ${leaveOut}`);
           }
           return refusals;
@@ -159,7 +160,7 @@ export class UnixSocketsPlugin implements ResourcePlugin<UnixSocketRecord, UnixS
 
   save(node: ResourceNode<UnixSocketHandle>): UnixSocketRecord {
     const { group, tree } = node.handle;
-    const inflight = new InflightFiles(this.kernel, tree, node.key);
+    const inflight = new InflightFiles(this.kernel, tree);
     const queues: SocketQueue[] = [];
     try {
       const objectPid = firstOf(group.sockets[0]!).pid;
@@ -199,6 +200,13 @@ export class UnixSocketsPlugin implements ResourcePlugin<UnixSocketRecord, UnixS
   /** A bound path that holds another kind of file, or whose directory is gone, is refused before anything is changed. */
   preflight(record: UnixSocketRecord, ctx: RestoreContext): void {
     for (const end of record.ends) {
+      if (end.outside && !inheritedPath(end.fds, ctx)) {
+        const fds = end.fds.map((d) => d.fd);
+        throw new TargetError(
+          `cannot restore fd ${fds.join(', ')} of PID ${end.pid ?? ctx.key.split(':')[1]}: a unix ${record.type} socket connected to ${shown(end.outside)}, outside the checkpoint; ` +
+            `give it with --inherit-fd ${fds[0]}=PATH, the listening socket to connect it to again (PATH, or @NAME for an abstract name; e.g. --inherit-fd ${fds[0]}=${'path' in end.outside ? end.outside.path : shown(end.outside)})`,
+        );
+      }
       if (!end.name || !('path' in end.name)) continue;
       const { path } = end.name;
       const st = lstatOrUndefined(path);
@@ -225,6 +233,9 @@ export class UnixSocketsPlugin implements ResourcePlugin<UnixSocketRecord, UnixS
         made.sockets.push(socket);
         made.others.push(peer);
         made.senders.push(peer);
+      } else if (first!.outside) {
+        made.sockets.push(this.connectedTo(inheritedPath(first!.fds, ctx)!, type, target));
+        made.senders.push(undefined);
       } else {
         made.sockets.push(this.lone(first!, type, target));
         const sender = first!.queue.length > 0 && first!.name ? this.senderTo(first!.name, type, target) : undefined;
@@ -292,6 +303,7 @@ export class UnixSocketsPlugin implements ResourcePlugin<UnixSocketRecord, UnixS
       const name = paired ? undefined : nameOf(sockets.localAddress(local, target));
       const state = diag.state === STATE_LISTEN ? 'listen' : connected(diag) || socket.peerGone ? 'connected' : 'unconnected';
       const peer = !paired && state === 'connected' && !socket.peerGone ? nameOf(sockets.peerAddress(local, target)) : undefined;
+      const connection = peer && diag.type === SOCK_DGRAM ? { peer } : peer ? { outside: peer } : {};
       const file = name && 'path' in name ? socketFile(name.path, diag.fileInode) : undefined;
       const queue = state === 'listen' ? { messages: [] } : sockets.peekQueue(local, diag.type, target);
       queues.push(queue);
@@ -299,7 +311,7 @@ export class UnixSocketsPlugin implements ResourcePlugin<UnixSocketRecord, UnixS
         state,
         ...(name ? { name } : {}),
         ...(file ? { file } : {}),
-        ...(peer ? { peer } : {}),
+        ...connection,
         ...(socket.peerGone ? { peerGone: true as const } : {}),
         ...(state === 'listen' ? { backlog: diag.backlog } : {}),
         passcred: sockets.intOption(local, SOL_SOCKET, SO_PASSCRED, target) !== 0,
@@ -308,7 +320,7 @@ export class UnixSocketsPlugin implements ResourcePlugin<UnixSocketRecord, UnixS
         queue: queue.messages.map((m): QueuedMessage => {
           const data = m.data.toString('base64');
           if (m.fds.length === 0 && !m.credentials) return data;
-          return { data, ...(m.fds.length > 0 ? { fds: m.fds.map((f) => inflight.indexOf(f)) } : {}), ...(m.credentials ? { credentials: m.credentials } : {}) };
+          return { data, ...(m.fds.length > 0 ? { fds: m.fds.map((f) => inflight.indexOf(f, `PID ${first!.pid}: fd ${first!.fds[0]!.fd}`)) } : {}), ...(m.credentials ? { credentials: m.credentials } : {}) };
         }),
         statusFlags: first!.statusFlags,
         ...(first!.pid !== objectPid ? { pid: first!.pid } : {}),
@@ -334,6 +346,19 @@ export class UnixSocketsPlugin implements ResourcePlugin<UnixSocketRecord, UnixS
       return fd;
     } catch (err) {
       closeSync(fd);
+      throw err;
+    }
+  }
+
+  /** A socket connected to the listener `--inherit-fd FD=PATH` names (`@NAME`: an abstract name), for one that was connected outside the checkpoint. */
+  private connectedTo({ fd, path }: { fd: number; path: string }, type: number, target: string): number {
+    const name: UnixName = path.startsWith('@') ? { abstract: Buffer.from(path.slice(1)).toString('hex') } : { path };
+    const socket = this.kernel.sockets.create({ family: AF_UNIX, type, protocol: 0 }, target);
+    try {
+      this.kernel.sockets.connect(socket, addressOf(name), `--inherit-fd ${fd}=${path}`);
+      return socket;
+    } catch (err) {
+      closeSync(socket);
       throw err;
     }
   }

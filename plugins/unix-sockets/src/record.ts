@@ -51,6 +51,9 @@ export const unixEndSchema = z.strictObject({
     .optional()
     .describe('the socket file of a name that is a path, as it was'),
   peer: unixNameSchema.optional().describe('the named socket outside the process a datagram socket is connected to'),
+  outside: unixNameSchema
+    .optional()
+    .describe('the listener outside the checkpoint a stream or seqpacket socket was connected to; restored connected to what --inherit-fd names'),
   peerGone: z.literal(true).optional().describe('a stream or seqpacket socket whose peer was closed: it reads its queue, then end of file'),
   backlog: z.number().int().nonnegative().optional().describe('listen(2) backlog of a listener'),
   passcred: z.boolean().describe('SO_PASSCRED'),
