@@ -37,13 +37,15 @@ describe('unix sockets with descriptors in flight (SCM_RIGHTS), checkpointed wit
     expect(await waitForLine(out, RESULT)).toBe('stream=fds creds=parent pipe=pipe-data,eof eventfd=5 file=234 seq=a,bb:7,ccc shut=x,eof,back=y gone=bye,eof rcvbuf=600000 nonblock=1');
   });
 
-  it("python's multiprocessing: a descriptor sent with reduction.send_handle and a pickled object behind it, both still queued, reach the child after the restore", async () => {
+  it("python's multiprocessing: a descriptor sent with reduction.send_handle and a pickled object behind it reach the child after the restore; a message from the child through a Listener connection reaches the parent", async () => {
     const dir = cleanup.dir(tempDir());
     const out = join(dir, 'out.txt');
-    const root = await startLogged(cleanup, 'python3', [join(REPO, 'test/fixtures/unix-mp.py')], out);
+    const root = await startLogged(cleanup, 'python3', [join(REPO, 'test/fixtures/unix-mp.py'), join(dir, 'listener.sock')], out);
     const child = Number((await waitForLine(out, /^ready \d+/)).split(' ')[1]);
     await checkpointAndRestore(cleanup, root, join(dir, 'img'));
     process.kill(child, 'SIGUSR1');
     expect(await waitForLine(out, /^child got/)).toBe("child got through multiprocessing {'counter': 42}");
+    process.kill(root.pid!, 'SIGUSR1');
+    expect(await waitForLine(out, /^parent got/)).toBe('parent got hello from the child');
   });
 });
