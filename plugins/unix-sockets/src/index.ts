@@ -238,7 +238,7 @@ export class UnixSocketsPlugin implements ResourcePlugin<UnixSocketRecord, UnixS
         made.senders.push(undefined);
       } else {
         made.sockets.push(this.lone(first!, type, target));
-        const sender = first!.queue.length > 0 && first!.name ? this.senderTo(first!.name, type, target) : undefined;
+        const sender = first!.queue.length > 0 && first!.name ? this.senderTo(first!.name, queuedBytes(first!), type, target) : undefined;
         if (sender !== undefined) made.others.push(sender);
         made.senders.push(sender);
       }
@@ -363,11 +363,16 @@ export class UnixSocketsPlugin implements ResourcePlugin<UnixSocketRecord, UnixS
     }
   }
 
-  /** A socket connected to a named one, to send it its queued datagrams again. */
-  private senderTo(name: UnixName, type: number, target: string): number {
+  /**
+   * A socket connected to a named one, to send it its queued datagrams again: they count against
+   * its send buffer until read, which must hold what several senders had queued.
+   */
+  private senderTo(name: UnixName, bytes: number, type: number, target: string): number {
     const sockets = this.kernel.sockets;
     const sender = sockets.create({ family: AF_UNIX, type, protocol: 0 }, target);
     try {
+      const own = sockets.buffers(sender, target);
+      if (2 * bytes > own.send) sockets.setBuffers(sender, { ...own, send: 4 * bytes }, target);
       sockets.connect(sender, addressOf(name), `${target} (${shown(name)})`);
       return sender;
     } catch (err) {
@@ -375,6 +380,11 @@ export class UnixSocketsPlugin implements ResourcePlugin<UnixSocketRecord, UnixS
       throw err;
     }
   }
+}
+
+/** The bytes of a socket's queued messages. */
+function queuedBytes(end: UnixEnd): number {
+  return end.queue.reduce((sum, m) => sum + Buffer.byteLength(typeof m === 'string' ? m : m.data, 'base64'), 0);
 }
 
 /** Closes cr's descriptors of a restored object, once. */
