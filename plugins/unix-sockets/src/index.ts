@@ -99,11 +99,10 @@ export class UnixSocketsPlugin implements ResourcePlugin<UnixSocketRecord, UnixS
     // A unix socket sock_diag does not list (another network namespace's) is an object too, to be refused by name.
     const unlisted = unlistedSockets(pid, own, diags, (fd) => this.kernel.withFdOf(pid, fd, (local, target) => this.kernel.sockets.kind(local, target).family === AF_UNIX));
     const objects: CollectedObject<UnixSocketHandle>[] = [];
-    for (const group of [...groups, ...unlisted.map((socket) => ({ id: `${pid}:${firstOf(socket).fd}`, sockets: [socket] }))]) {
-      const mine = group.sockets.flatMap((s) => s.holders.filter((h) => h.pid === pid).flatMap((h) => h.fds));
-      const lone = group.sockets.length === 1 ? group.sockets[0]! : undefined;
-      // stdin, stdout or stderr connected outside the checkpoint is the files plugin's: it is given again at restore.
-      if (lone && connected(lone.diag) && !lone.peerGone && mine.every((d) => d.fd <= 2)) continue;
+    for (const found of [...groups, ...unlisted.map((socket) => ({ id: `${pid}:${firstOf(socket).fd}`, sockets: [socket] }))]) {
+      const group = withoutStdioHolders(found);
+      const mine = group?.sockets.flatMap((s) => s.holders.filter((h) => h.pid === pid).flatMap((h) => h.fds)) ?? [];
+      if (!group || mine.length === 0) continue;
       const first = firstOf(group.sockets[0]!);
       objects.push({
         id: group.id,
@@ -380,6 +379,19 @@ export class UnixSocketsPlugin implements ResourcePlugin<UnixSocketRecord, UnixS
       throw err;
     }
   }
+}
+
+/**
+ * A socket connected outside the checkpoint that a process has on stdin, stdout or stderr only is,
+ * in that process, the files plugin's (given again at restore): the group without those holders,
+ * under its first other holder's id, or none when no other holder is left.
+ */
+function withoutStdioHolders(group: SocketGroup): SocketGroup | undefined {
+  const socket = group.sockets[0]!;
+  if (group.sockets.length !== 1 || !connected(socket.diag) || socket.peerGone) return group;
+  const holders = socket.holders.filter((h) => h.fds.some((d) => d.fd > 2));
+  if (holders.length === 0) return undefined;
+  return holders.length === socket.holders.length ? group : { id: `${holders[0]!.pid}:${holders[0]!.fds[0]!.fd}`, sockets: [{ ...socket, holders }] };
 }
 
 /** The bytes of a socket's queued messages. */
