@@ -1,7 +1,8 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Cleanup, REPO, tempDir } from './helpers/cli.js';
-import { compileFixture, startFixture, waitForLine } from './helpers/processes.js';
+import { checkpointAndKill, compileFixture, crAsync, startFixture, waitForLine, waitGone } from './helpers/processes.js';
 import { checkpointAndRestore, startLogged } from './helpers/trees.js';
 
 const cleanup = new Cleanup();
@@ -26,6 +27,20 @@ describe('unix sockets with descriptors in flight (SCM_RIGHTS), checkpointed wit
     process.kill(child, 'SIGUSR1');
     const line = await waitForLine(out, RESULT);
     expect(line).toBe('stream=fds creds=parent pipe=pipe-data,eof eventfd=5 file=234 seq=a,bb:7,ccc shut=x,eof,back=y gone=bye,eof rcvbuf=600000 nonblock=1');
+  });
+
+  it('a file in flight whose holder was left out fails the restore by name, and leaves no process behind', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const root = await startLogged(cleanup, join(bin, 'unixinflight'), [join(dir, 'held.txt')], out);
+    const child = Number((await waitForLine(out, /^ready \d+/)).split(' ')[1]);
+    // The parent's fd 4 is the file it sent and keeps.
+    await checkpointAndKill(root, join(dir, 'img'), ['--exclude', 'files:fd=4']);
+    await waitGone(child);
+    const r = await crAsync(['restore', '-D', join(dir, 'img'), '--detach']);
+    expect(r.status).toBe(5);
+    expect(r.stderr).toContain(`a file in flight in its queue was fd 4 of PID ${root.pid}, which was not restored; include it`);
+    expect(existsSync(`/proc/${root.pid}`) || existsSync(`/proc/${child}`)).toBe(false);
   });
 
   it('without a checkpoint, the fixture prints the same line (what the test above expects is the program itself)', async () => {
