@@ -412,7 +412,7 @@ describe('bad input: a clear error, and nothing lost', () => {
     const refused = await crAsync(['checkpoint', String(child.pid), '-D', join(dir, 'img')]);
     expect(refused.status).toBe(7);
     // node's 'pipe' is a unix socketpair whose other end node holds.
-    expect(refused.stderr).toMatch(new RegExp(`PID ${child.pid}: fd 3 is a unix stream socket connected to an unnamed socket \\(socket:\\[\\d+\\]\\), outside the process`));
+    expect(refused.stderr).toMatch(new RegExp(`PID ${child.pid}: fd 3 is a unix stream socket connected to an unnamed socket \\(socket:\\[\\d+\\]\\), outside the checkpointed processes`));
     expect(refused.stderr).toContain('--exclude unix-sockets:fd=3');
     expect(existsSync(join(dir, 'img'))).toBe(false);
     expect(processState(child.pid!)).toMatch(/^[RS]$/);

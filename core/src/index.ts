@@ -32,7 +32,7 @@ export * from './errors.js';
 export { Kernel } from './kernel/kernel.js';
 export type { TimerfdState } from './kernel/event-fds.js';
 export type { FileLock, FileLockKind, LockRequest } from './kernel/file-locks.js';
-export { AF_INET, AF_INET6, AF_UNIX, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, SOL_SOCKET, Sockets, socketInode, withFd, type SocketAddress, type SocketKind, type SocketQueue } from './kernel/sockets.js';
+export { AF_INET, AF_INET6, AF_UNIX, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, SOL_SOCKET, Sockets, socketInode, withFd, type SocketAddress, type SocketKind, type SocketQueue, closeQueue, shutdownHow, type Credentials, type SocketMessage, type SocketBuffers } from './kernel/sockets.js';
 export { Inotify, inotifyWatches, type InotifyWatch, type InotifyWatchInfo } from './kernel/inotify.js';
 export type { InetDiagSockId, InetListenerDiag, SockDiag, TcpPortUse, UnixSocketDiag } from './kernel/sock-diag.js';
 export { Directory } from './kernel/directory.js';

@@ -53,6 +53,8 @@ const raw = {
   getpeername: lib.func('int getpeername(int fd, void *addr, void *len)'),
   send: lib.func('long send(int fd, const void *buf, size_t len, int flags)'),
   recvmsg: lib.func('long recvmsg(int fd, void *msg, int flags)'),
+  sendmsg: lib.func('long sendmsg(int fd, const void *msg, int flags)'),
+  shutdown: lib.func('int shutdown(int fd, int how)'),
   recv: lib.func('long recv(int fd, void *buf, size_t len, int flags)'),
   signalfd: lib.func('int signalfd(int fd, const uint8_t *mask, int flags)'),
   timerfdCreate: lib.func('int timerfd_create(int clockid, int flags)'),
@@ -483,6 +485,15 @@ export class Libc {
   /** recvmsg(2) with a msghdr cr encoded (its buffers stay referenced by the caller); returns the bytes received. */
   recvmsg(fd: number, message: Buffer, flags: number, target: string): number {
     return check(raw.recvmsg(fd, message, flags), 'recvmsg', target);
+  }
+
+  /** sendmsg(2) with a msghdr cr encoded (its buffers stay referenced by the caller); returns the bytes sent. */
+  sendmsg(fd: number, message: Buffer, flags: number, target: string): number {
+    return check(raw.sendmsg(fd, message, flags), 'sendmsg', target);
+  }
+
+  shutdown(fd: number, how: number, target: string): void {
+    check(raw.shutdown(fd, how), 'shutdown', target);
   }
 
   /** ioctl(2) whose argument is an int the kernel fills (FIONREAD, SIOCINQ). */

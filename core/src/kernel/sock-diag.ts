@@ -19,6 +19,7 @@ const UDIAG_SHOW_RQLEN = 0x10;
 const UNIX_DIAG_VFS = 1;
 const UNIX_DIAG_PEER = 2;
 const UNIX_DIAG_RQLEN = 4;
+const UNIX_DIAG_SHUTDOWN = 6;
 const TCP_LISTEN = 10;
 const IPPROTO_TCP = 6;
 
@@ -36,6 +37,8 @@ export interface UnixSocketDiag {
   backlog: number;
   /** The inode of a bound path's socket file. */
   fileInode?: number;
+  /** Its shutdown bits: 1 no more receiving (SHUT_RD, or the peer's SHUT_WR), 2 no more sending; 3 once a connected peer is gone. */
+  shutdown: number;
 }
 
 /** A listening TCP socket: connections not accepted yet, and its backlog. */
@@ -83,6 +86,7 @@ export class SockDiag {
       const queue = rqlen ? decodeStruct<{ udiag_rqueue: number; udiag_wqueue: number }>(rqlen, unixDiagRqlen) : { udiag_rqueue: 0, udiag_wqueue: 0 };
       const vfs = attributes.get(UNIX_DIAG_VFS);
       const peer = attributes.get(UNIX_DIAG_PEER);
+      const shutdown = attributes.get(UNIX_DIAG_SHUTDOWN);
       found.set(msg.udiag_ino, {
         inode: msg.udiag_ino,
         type: msg.udiag_type,
@@ -90,6 +94,7 @@ export class SockDiag {
         peer: peer ? peer.readUInt32LE() : 0,
         queued: queue.udiag_rqueue,
         backlog: queue.udiag_wqueue,
+        shutdown: shutdown ? shutdown.readUInt8() : 0,
         ...(vfs ? { fileInode: decodeStruct<{ udiag_vfs_ino: number }>(vfs, unixDiagVfs).udiag_vfs_ino } : {}),
       });
     }

@@ -2,7 +2,7 @@ import { chmodSync, chownSync, closeSync, lstatSync, unlinkSync } from 'node:fs'
 import { TargetError } from '../errors.js';
 import { KernelError } from './kernel-error.js';
 import type { Libc } from './libc.js';
-import { SUN_PATH_OFFSET, decodeStruct, encodeStruct, iovec, msghdr, sockaddrFamily, sockaddrIn, sockaddrIn6, sockaddrUn, structSize, tcpInfoHead } from './structs.js';
+import { SUN_PATH_OFFSET, cmsgAlign, cmsghdr, decodeStruct, encodeStruct, iovec, msghdr, scmRights, sockaddrFamily, sockaddrIn, sockaddrIn6, sockaddrUn, structSize, tcpInfoHead, ucred } from './structs.js';
 
 export const AF_UNIX = 1;
 export const AF_INET = 2;
@@ -21,6 +21,16 @@ const MSG_TRUNC = 0x20;
 const MSG_CTRUNC = 0x08;
 const MSG_DONTWAIT = 0x40;
 const MSG_NOSIGNAL = 0x4000;
+const MSG_CMSG_CLOEXEC = 0x40000000;
+const SCM_RIGHTS = 1;
+const SCM_CREDENTIALS = 2;
+const SCM_PIDFD = 4;
+/** Room for the control messages of one queued message: SCM_MAX_FD (253) descriptors, credentials, a pidfd. */
+const CONTROL_SIZE = 4096;
+const SO_SNDBUF = 7;
+const SO_RCVBUF = 8;
+const SO_SNDBUFFORCE = 32;
+const SO_RCVBUFFORCE = 33;
 /** ioctl(2): bytes in a socket's receive queue. */
 const SIOCINQ = 0x541b;
 /** The largest datagram cr takes from a queue (a unix datagram is bounded by the send buffer, at most a few MiB). */
@@ -40,11 +50,37 @@ export interface SocketKind {
   protocol: number;
 }
 
-/** The messages queued for a socket to read, left queued; `withFds` when one carries descriptors or credentials. */
-export interface SocketQueue {
-  messages: Buffer[];
-  withFds: boolean;
+/** Who sent a message, as SCM_CREDENTIALS tells a unix socket with SO_PASSCRED. */
+export interface Credentials {
+  pid: number;
+  uid: number;
+  gid: number;
 }
+
+/**
+ * One message queued for a socket to read: its bytes, the descriptors in flight with it
+ * (SCM_RIGHTS), as descriptors of cr's own (close-on-exec; whoever peeked closes them), and its
+ * sender's credentials when the socket is shown them (SO_PASSCRED).
+ */
+export interface SocketMessage {
+  data: Buffer;
+  fds: number[];
+  credentials?: Credentials;
+}
+
+/** The messages queued for a socket to read, left queued (see Sockets.peekQueue). */
+export interface SocketQueue {
+  messages: SocketMessage[];
+}
+
+/** A socket's buffer sizes (SO_SNDBUF, SO_RCVBUF), as getsockopt shows them (twice what was asked). */
+export interface SocketBuffers {
+  send: number;
+  receive: number;
+}
+
+/** shutdown(2)'s `how` for a socket's shutdown bits (1 receiving, 2 sending): SHUT_RD, SHUT_WR, SHUT_RDWR. */
+export const shutdownHow = (bits: number): number => (bits & 3) - 1;
 
 /**
  * Sockets as cr sees them from its own side: a process's socket is looked at through a copy of
@@ -148,47 +184,137 @@ export class Sockets {
   }
 
   /**
-   * The messages queued for the socket, without taking them: a stream's bytes as one message, or
-   * each datagram. Datagrams after the first are reached with the socket's peek offset
-   * (SO_PEEK_OFF), which is set for the moment and put back. A message that carries descriptors
-   * or credentials ends the look (`withFds`): peeking at it would give cr those descriptors.
+   * The messages queued for the socket, without taking them, each with the descriptors in flight
+   * with it (MSG_PEEK gives cr a copy of each; close them with closeQueue) and its credentials. A
+   * message is a datagram, or a stream's bytes up to a write that carried descriptors or came from
+   * another writer (the kernel does not glue those). Each message after the first is reached with
+   * the socket's peek offset (SO_PEEK_OFF), set for the moment and put back.
    */
   peekQueue(fd: number, type: number, target: string): SocketQueue {
-    const queued = this.queuedBytes(fd, target);
-    if (queued === 0) return { messages: [], withFds: false };
-    if (type === SOCK_STREAM) {
-      const { data, flags } = this.peekOne(fd, Buffer.alloc(queued), target);
-      return { messages: data.length > 0 ? [data] : [], withFds: (flags & MSG_CTRUNC) !== 0 };
-    }
+    // A datagram socket's SIOCINQ is its first datagram only; the others, the bytes of all.
+    const total = type === SOCK_DGRAM ? Number.POSITIVE_INFINITY : this.queuedBytes(fd, target);
+    const buffer = Buffer.alloc(type === SOCK_DGRAM ? LARGEST_MESSAGE : Math.max(total, 1));
     const previous = this.intOption(fd, SOL_SOCKET, SO_PEEK_OFF, target);
-    this.setIntOption(fd, SOL_SOCKET, SO_PEEK_OFF, 0, target);
+    const messages: SocketMessage[] = [];
     try {
-      const messages: Buffer[] = [];
-      const buffer = Buffer.alloc(LARGEST_MESSAGE);
-      for (;;) {
+      for (let offset = 0; ; ) {
+        this.setIntOption(fd, SOL_SOCKET, SO_PEEK_OFF, offset, target);
         let peeked;
         try {
           peeked = this.peekOne(fd, buffer, target);
         } catch (err) {
-          if (err instanceof KernelError && err.code === 'EAGAIN') return { messages, withFds: false };
+          if (err instanceof KernelError && err.code === 'EAGAIN') return { messages };
           throw err;
         }
-        if (peeked.flags & MSG_CTRUNC) return { messages, withFds: true };
-        if (peeked.flags & MSG_TRUNC) throw new KernelError('recvmsg', 90, target, `a queued message is larger than ${LARGEST_MESSAGE} bytes`);
-        messages.push(Buffer.from(peeked.data));
+        const { message, flags } = peeked;
+        // A stream or seqpacket socket whose peer is gone reads as empty once the queue is read.
+        if (type !== SOCK_DGRAM && message.data.length === 0 && message.fds.length === 0 && offset >= total) return { messages };
+        messages.push(message);
+        if (flags & MSG_CTRUNC) throw new KernelError('recvmsg', 90, target, `a queued message carries more than ${CONTROL_SIZE} bytes of control messages`);
+        if (flags & MSG_TRUNC) throw new KernelError('recvmsg', 90, target, `a queued message is larger than ${LARGEST_MESSAGE} bytes`);
+        offset += message.data.length;
       }
+    } catch (err) {
+      closeQueue({ messages });
+      throw err;
     } finally {
       this.setIntOption(fd, SOL_SOCKET, SO_PEEK_OFF, previous, target);
     }
   }
 
-  private peekOne(fd: number, into: Buffer, target: string): { data: Buffer; flags: number } {
-    const iov = encodeStruct(iovec, { iov_base: this.libc.addressOf(into), iov_len: into.length });
-    const message = encodeStruct(msghdr, { msg_name: 0, msg_namelen: 0, msg_iov: this.libc.addressOf(iov), msg_iovlen: 1, msg_control: 0, msg_controllen: 0, msg_flags: 0 });
-    const length = this.libc.recvmsg(fd, message, MSG_PEEK | MSG_DONTWAIT, target);
-    const { msg_flags: flags } = decodeStruct<{ msg_flags: number }>(message, msghdr);
-    return { data: into.subarray(0, length), flags };
+  /**
+   * Sends one message whole, with descriptors of cr's in flight (SCM_RIGHTS) and the credentials
+   * of its sender (SCM_CREDENTIALS: root may give any existing process's); never raises SIGPIPE.
+   */
+  sendMessage(fd: number, data: Uint8Array, extra: { fds?: readonly number[]; credentials?: Credentials }, target: string): void {
+    const control = Buffer.concat([
+      ...(extra.fds?.length ? [controlMessage(SCM_RIGHTS, encodeStruct(scmRights(extra.fds.length), extra.fds))] : []),
+      ...(extra.credentials ? [controlMessage(SCM_CREDENTIALS, encodeStruct(ucred, extra.credentials))] : []),
+    ]);
+    const body = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    const iov = encodeStruct(iovec, { iov_base: this.libc.addressOf(body.length > 0 ? body : Buffer.alloc(1)), iov_len: body.length });
+    const message = encodeStruct(msghdr, {
+      msg_name: 0,
+      msg_namelen: 0,
+      msg_iov: this.libc.addressOf(iov),
+      msg_iovlen: 1,
+      msg_control: control.length > 0 ? this.libc.addressOf(control) : 0,
+      msg_controllen: control.length,
+      msg_flags: 0,
+    });
+    const sent = this.libc.sendmsg(fd, message, MSG_DONTWAIT | MSG_NOSIGNAL, target);
+    if (sent !== data.byteLength) throw new KernelError('sendmsg', 11, target, `sent ${sent} of ${data.byteLength} bytes`);
   }
+
+  /** shutdown(2): `how` is SHUT_RD (0), SHUT_WR (1) or SHUT_RDWR (2). */
+  shutdown(fd: number, how: number, target: string): void {
+    this.libc.shutdown(fd, how, target);
+  }
+
+  buffers(fd: number, target: string): SocketBuffers {
+    return { send: this.intOption(fd, SOL_SOCKET, SO_SNDBUF, target), receive: this.intOption(fd, SOL_SOCKET, SO_RCVBUF, target) };
+  }
+
+  /**
+   * Gives a socket the buffer sizes another had, where they differ from its own: set with the
+   * *FORCE options (CAP_NET_ADMIN), beyond net.core.[rw]mem_max as the first may have been,
+   * with half the value shown, which the kernel doubles.
+   */
+  setBuffers(fd: number, wanted: SocketBuffers, target: string): void {
+    const now = this.buffers(fd, target);
+    if (now.send !== wanted.send) this.setIntOption(fd, SOL_SOCKET, SO_SNDBUFFORCE, Math.floor(wanted.send / 2), target);
+    if (now.receive !== wanted.receive) this.setIntOption(fd, SOL_SOCKET, SO_RCVBUFFORCE, Math.floor(wanted.receive / 2), target);
+  }
+
+  private peekOne(fd: number, into: Buffer, target: string): { message: SocketMessage; flags: number } {
+    const control = Buffer.alloc(CONTROL_SIZE);
+    const iov = encodeStruct(iovec, { iov_base: this.libc.addressOf(into), iov_len: into.length });
+    const header = encodeStruct(msghdr, {
+      msg_name: 0,
+      msg_namelen: 0,
+      msg_iov: this.libc.addressOf(iov),
+      msg_iovlen: 1,
+      msg_control: this.libc.addressOf(control),
+      msg_controllen: control.length,
+      msg_flags: 0,
+    });
+    const length = this.libc.recvmsg(fd, header, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC, target);
+    const { msg_flags: flags, msg_controllen: controlLength } = decodeStruct<{ msg_flags: number; msg_controllen: number }>(header, msghdr);
+    return { message: { data: Buffer.from(into.subarray(0, length)), ...controlMessages(control.subarray(0, Number(controlLength))) }, flags };
+  }
+}
+
+/** Closes the descriptors in flight that peekQueue gave cr. */
+export function closeQueue(queue: SocketQueue): void {
+  for (const m of queue.messages) for (const fd of m.fds) closeSync(fd);
+}
+
+/** One control message (a cmsghdr, then `data`), padded to CMSG_SPACE. */
+function controlMessage(type: number, data: Buffer): Buffer {
+  const at = cmsgAlign(structSize(cmsghdr));
+  const bytes = Buffer.alloc(at + cmsgAlign(data.length));
+  encodeStruct(cmsghdr, { cmsg_len: at + data.length, cmsg_level: SOL_SOCKET, cmsg_type: type }).copy(bytes);
+  data.copy(bytes, at);
+  return bytes;
+}
+
+/** The descriptors and credentials of a received message's control messages; a pidfd (SO_PASSPIDFD) cr has no use for is closed. */
+function controlMessages(control: Buffer): { fds: number[]; credentials?: Credentials } {
+  const header = structSize(cmsghdr);
+  const at = cmsgAlign(header);
+  const fds: number[] = [];
+  let credentials: Credentials | undefined;
+  for (let offset = 0; offset + header <= control.length; ) {
+    const h = decodeStruct<{ cmsg_len: number; cmsg_level: number; cmsg_type: number }>(control.subarray(offset), cmsghdr);
+    const length = Number(h.cmsg_len);
+    if (length < at) break;
+    const data = control.subarray(offset + at, offset + length);
+    if (h.cmsg_level === SOL_SOCKET && h.cmsg_type === SCM_RIGHTS) fds.push(...decodeStruct<number[]>(data, scmRights(data.length / 4)));
+    else if (h.cmsg_level === SOL_SOCKET && h.cmsg_type === SCM_CREDENTIALS) credentials = { ...decodeStruct<Credentials>(data, ucred) };
+    else if (h.cmsg_level === SOL_SOCKET && h.cmsg_type === SCM_PIDFD) closeSync(decodeStruct<number[]>(data, scmRights(1))[0]!);
+    offset += cmsgAlign(length);
+  }
+  return credentials ? { fds, credentials } : { fds };
 }
 
 function decodeAddress(bytes: Buffer): SocketAddress {

@@ -256,3 +256,14 @@ export function patchStruct(bytes: Uint8Array, type: TypeObject, change: object)
 
 /** A 64-bit field as koffi decodes it (a number, or a bigint beyond 2^53), as a bigint. */
 export const u64 = (v: number | bigint): bigint => BigInt(v);
+
+// ---- unix sockets: the control messages of sendmsg(2) and recvmsg(2) (SCM_RIGHTS, SCM_CREDENTIALS) ----
+
+/** struct cmsghdr, which starts each control message; its data follows at CMSG_ALIGN(sizeof(struct cmsghdr)). */
+export const cmsghdr = koffi.struct('cr_cmsghdr', { cmsg_len: 'uint64_t', cmsg_level: 'int32_t', cmsg_type: 'int32_t' });
+/** struct ucred, the data of an SCM_CREDENTIALS message. */
+export const ucred = koffi.struct('cr_ucred', { pid: 'int32_t', uid: 'uint32_t', gid: 'uint32_t' });
+/** The data of an SCM_RIGHTS message: `count` descriptors. */
+export const scmRights = (count: number): TypeObject => koffi.array('int32_t', count, 'Array');
+/** CMSG_ALIGN: control messages start on 8-byte boundaries. */
+export const cmsgAlign = (length: number): number => (length + 7) & ~7;
