@@ -148,6 +148,12 @@ export class ImageWriter {
     this.done = true;
   }
 
+  /** Takes a file written earlier out of the image again. */
+  remove(rel: string): void {
+    rmSync(join(this.workDir, rel), { force: true });
+    delete this.files[rel];
+  }
+
   /** Removes everything written so far; safe to call after commit (then it does nothing). */
   abort(): void {
     if (!this.done) rmSync(this.workDir, { recursive: true, force: true });

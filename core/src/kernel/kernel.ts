@@ -21,6 +21,7 @@ import { SysvIpc } from './sysvipc.js';
 import { KCMP_FILES, KCMP_FS, KCMP_SIGHAND, KCMP_VM, SYS, type RawSyscall } from './syscalls.js';
 import { createThread, seizeThreads } from './thread-group.js';
 import { TaskMemory } from './task-memory.js';
+import { WriteTracker } from './userfaultfd.js';
 
 /**
  * The kernel layer as plugins see it: one injectable service (inject `Kernel`) whose parts wrap
@@ -100,6 +101,14 @@ export class Kernel {
   /** The runs of pages of [start, end) whose contents must be saved (see pagemap.ts). */
   pageRuns(pid: number, start: bigint, end: bigint, selection: PageSelection): PageRun[] {
     return pageRuns(pid, start, end, selection);
+  }
+
+  /**
+   * Starts tracking which pages running process `pid` writes (see userfaultfd.ts): it is stopped
+   * for a moment to create the userfaultfd in it. The caller closes the tracker, on every path.
+   */
+  trackWrites(pid: number): WriteTracker {
+    return WriteTracker.start(this.libc, this.ptrace, pid);
   }
 
   /** hostname and domainname of the UTS namespace the calling thread is in. */

@@ -3,6 +3,8 @@ import { Kernel, PAGE_SIZE, TargetError, UnsupportedError, type PageRun, type Re
 import type { MmRecord, VmaRecord } from './record.js';
 import { classify } from './classify.js';
 import { withoutZeroPages, type SourceRun } from './zero-pages.js';
+import { MemoryPreCopy, type Settled } from './pre-copy.js';
+import { runsOf, spansOf, subtract } from './page-spans.js';
 
 const hex = (v: bigint | number) => `0x${BigInt(v).toString(16)}`;
 
@@ -13,6 +15,8 @@ const hex = (v: bigint | number) => `0x${BigInt(v).toString(16)}`;
  */
 export async function saveAddressSpace(kernel: Kernel, task: RemoteTask, ctx: SaveContext): Promise<MmRecord> {
   const { pid } = task;
+  // Settled first: the tracking ends there, so that the mappings are read as the process has them.
+  const settled = ctx.preCopy instanceof MemoryPreCopy ? settle(kernel, ctx.preCopy) : undefined;
   const vmas: VmaRecord[] = [];
   const runs: SourceRun[] = [];
   for (const vma of kernel.vmas(pid)) {
@@ -21,7 +25,7 @@ export async function saveAddressSpace(kernel: Kernel, task: RemoteTask, ctx: Sa
     const where = mappingName(pid, vma);
     if (typeof kind === 'object') throw new UnsupportedError(unsupportedMapping(pid, vma, kind));
     vmas.push(describe(pid, vma, kind, where));
-    if (kind === 'anon') runs.push(...kernel.pageRuns(pid, vma.start, vma.end, 'present').map((r) => ({ ...r, zeroFree: true })));
+    if (kind === 'anon') runs.push(...notPreCopied(kernel.pageRuns(pid, vma.start, vma.end, 'present'), settled).map((r) => ({ ...r, zeroFree: true })));
     // A private copy of a file page that the program zeroed must be written back over the file's.
     if ((kind === 'file' || kind === 'shmem') && !vma.shared) runs.push(...kernel.pageRuns(pid, vma.start, vma.end, 'private-copies').map((r) => ({ ...r, zeroFree: false })));
   }
@@ -49,7 +53,20 @@ export async function saveAddressSpace(kernel: Kernel, task: RemoteTask, ctx: Sa
     auxv: kernel.procfs.readBytes(pid, 'auxv').toString('base64'),
     exe: { path: exePath, file: identity(`/proc/${pid}/exe`, `PID ${pid}: its executable ${exePath}`) },
     pages: saved.map((r) => ({ address: hex(r.address), pages: r.pages })),
+    ...(settled ? { precopied: settled.precopied } : {}),
   };
+}
+
+/** What the pre-copy of a now frozen process holds of its private anonymous memory as it is (see MemoryPreCopy.settle). */
+function settle(kernel: Kernel, preCopy: MemoryPreCopy): Settled {
+  const anon = kernel.vmas(preCopy.pid).filter((v) => classify(v, preCopy.pid) === 'anon');
+  const present = spansOf(anon.flatMap((v) => kernel.pageRuns(preCopy.pid, v.start, v.end, 'present')));
+  return preCopy.settle(present, anon);
+}
+
+/** The pages of `present` (runs within one mapping) that the pre-copy does not hold as they are now. */
+function notPreCopied(present: PageRun[], settled: Settled | undefined): PageRun[] {
+  return settled ? runsOf(subtract(spansOf(present), settled.covered)) : present;
 }
 
 const mappingName = (pid: number, vma: Vma) => `PID ${pid}: mapping ${hex(vma.start)}-${hex(vma.end)}`;

@@ -1,0 +1,149 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Cleanup, tempDir } from './helpers/cli.js';
+import { compileFixture, crAsync, processState, restoreDetached, startFixture, waitFor, waitForLine } from './helpers/processes.js';
+import { REPO } from './helpers/cli.js';
+
+const cleanup = new Cleanup();
+afterEach(() => cleanup.run());
+
+const PAGE = 4096;
+const MIB = 1 << 20;
+
+interface PageRun {
+  address: string;
+  pages: number;
+  stale?: true;
+}
+interface MmRecord {
+  pages: PageRun[];
+  precopied?: { blob: string; runs: PageRun[] }[];
+}
+interface Result {
+  frozenMs: number;
+  phases: Record<string, number>;
+  preCopy?: { rounds: { copied: number; ms: number }[] };
+}
+
+const pagesOf = (runs: readonly PageRun[]) => runs.reduce((n, r) => n + r.pages, 0);
+
+function mmRecord(img: string, pid: number): MmRecord {
+  return (JSON.parse(readFileSync(join(img, 'records', 'mm', `${pid}.json`), 'utf8')) as { record: MmRecord }).record;
+}
+
+/** Bytes of the blobs of one object of the image, by blob name. */
+function blobSizes(img: string, key: string): Record<string, number> {
+  const manifest = JSON.parse(readFileSync(join(img, 'manifest.json'), 'utf8')) as { objects: { key: string; blobs?: Record<string, string> }[] };
+  const blobs = manifest.objects.find((o) => o.key === key)!.blobs ?? {};
+  return Object.fromEntries(Object.entries(blobs).map(([name, rel]) => [name, statSync(join(img, rel)).size]));
+}
+
+/** What the process shows of cr's work: whether a mapping is still registered for write-protection ("uw"), and its descriptors. */
+function traces(pid: number): { uffdWp: boolean; fds: string[] } {
+  const smaps = readFileSync(`/proc/${pid}/smaps`, 'utf8');
+  return { uffdWp: /^VmFlags:.* uw\b/m.test(smaps), fds: readdirSync(`/proc/${pid}/fd`).sort() };
+}
+
+async function dirtier(dir: string, args: string[]) {
+  const bin = compileFixture('dirtier', dir);
+  const out = join(dir, 'out');
+  const child = await startFixture(cleanup, bin, args, out);
+  return { child, pid: child.pid!, out };
+}
+
+describe('cr checkpoint --pre-copy', () => {
+  it('copies a mostly idle 256 MiB process while it runs, freezes it only for what it wrote meanwhile, and the restored memory is exact', async () => {
+    const dir = cleanup.dir(tempDir());
+    const { child, pid, out } = await dirtier(dir, ['256', '0', '0', '4']);
+    const img = join(dir, 'img');
+    const exited = once(child, 'exit');
+    const r = await crAsync(['checkpoint', String(pid), '-D', img, '--pre-copy', '--kill', '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    await exited;
+    const result = JSON.parse(r.stdout) as Result;
+    const rounds = result.preCopy!.rounds;
+    expect(rounds.length).toBeGreaterThan(0);
+    expect(rounds[0]!.copied).toBeGreaterThanOrEqual((256 * MIB) / PAGE);
+    expect(result.phases['pre-copy']).toBeGreaterThan(0);
+
+    const record = mmRecord(img, pid);
+    const frozenPages = pagesOf(record.pages);
+    const preCopied = (record.precopied ?? []).reduce((n, round) => n + pagesOf(round.runs.filter((x) => !x.stale)), 0);
+    expect(record.precopied!.map((round) => round.blob)).toEqual(rounds.map((_, i) => `precopy-${i}`));
+    // What was copied while frozen is what the program wrote during the last round: a small part.
+    expect(frozenPages).toBeLessThan((frozenPages + preCopied) / 10);
+    expect(preCopied).toBeGreaterThanOrEqual((256 * MIB) / PAGE - frozenPages);
+
+    await restoreDetached(cleanup, img, pid);
+    process.kill(pid, 'SIGUSR1');
+    expect(await waitForLine(out, /^(same|DIFFERENT)/, 30_000)).toMatch(/^same [0-9]+$/);
+  });
+
+  it('--pre-copy=N runs at most N rounds; the process carries on without the tracking, and the image restores', async () => {
+    const dir = cleanup.dir(tempDir());
+    const { pid, out } = await dirtier(dir, ['64', '0', '0', '64']);
+    const before = traces(pid);
+    const img = join(dir, 'img');
+    const r = await crAsync(['checkpoint', String(pid), '-D', img, '--pre-copy=2', '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    expect((JSON.parse(r.stdout) as Result).preCopy!.rounds.length).toBeLessThanOrEqual(2);
+    expect(traces(pid)).toEqual({ ...before, uffdWp: false });
+
+    const usage = await crAsync(['checkpoint', String(pid), '-D', join(dir, 'other'), '--pre-copy-rounds', '3']);
+    expect(usage.status).toBe(2);
+    expect(usage.stderr).toMatch(/pre-copy/);
+
+    process.kill(pid, 'SIGUSR1');
+    expect(await waitForLine(out, /^(same|DIFFERENT)/, 30_000)).toMatch(/^same /);
+    await waitFor(`PID ${pid} to exit`, () => (processState(pid) === undefined || processState(pid) === 'Z' ? true : undefined));
+    await restoreDetached(cleanup, img, pid);
+    process.kill(pid, 'SIGUSR1');
+    await waitFor('the restored program to check its memory', () => (readFileSync(out, 'utf8').match(/^same /gm)?.length === 2 ? true : undefined), 30_000);
+    expect(readFileSync(out, 'utf8')).not.toMatch(/DIFFERENT/);
+  });
+
+  for (const signal of ['SIGINT', 'SIGKILL'] as const) {
+    it(`${signal} to cr in the middle of a pre-copy leaves the process running as it was, untracked, and no image`, async () => {
+      const dir = cleanup.dir(tempDir());
+      const { pid, out } = await dirtier(dir, ['256', '0', '0', '4']);
+      const before = traces(pid);
+      const img = join(dir, 'img');
+      const crProcess = spawn(process.execPath, [join(REPO, 'cli', 'bin', 'run.js'), 'checkpoint', String(pid), '-D', img, '--pre-copy'], { stdio: 'ignore' });
+      const ended = once(crProcess, 'exit');
+      await waitFor('the pre-copy to write-protect the memory', () => (traces(pid).uffdWp ? true : undefined), 30_000);
+      crProcess.kill(signal);
+      await ended;
+      await waitFor('the write-protection to be gone', () => (traces(pid).uffdWp ? undefined : true), 10_000);
+      expect(traces(pid)).toEqual(before);
+      expect(['S', 'R']).toContain(processState(pid));
+      expect(readdirSync(dir).filter((name) => name.includes('img'))).toEqual(signal === 'SIGINT' ? [] : [expect.stringMatching(/^\.img\.cr-partial-/)]);
+      process.kill(pid, 'SIGUSR1');
+      expect(await waitForLine(out, /^(same|DIFFERENT)/, 30_000)).toMatch(/^same /);
+    });
+  }
+});
+
+describe('what is left out of an image', () => {
+  it('zero pages and pages never touched are not saved, and restore as zeros without being faulted in', async () => {
+    const dir = cleanup.dir(tempDir());
+    const { child, pid, out } = await dirtier(dir, ['16', '32', '64', '0']);
+    const img = join(dir, 'img');
+    const exited = once(child, 'exit');
+    const r = await crAsync(['checkpoint', String(pid), '-D', img, '--kill']);
+    expect(r.status, r.stderr).toBe(0);
+    await exited;
+    const saved = blobSizes(img, `mm:${pid}`).pages!;
+    // The 16 MiB of data and its bookkeeping, libc's and the stack's pages; not the 96 MiB of zeros.
+    expect(saved).toBeGreaterThanOrEqual(16 * MIB);
+    expect(saved).toBeLessThan(17 * MIB);
+
+    await restoreDetached(cleanup, img, pid);
+    const rss = Number(/^VmRSS:\s+([0-9]+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+    expect(rss).toBeLessThan(32 * MIB);
+    process.kill(pid, 'SIGUSR1');
+    expect(await waitForLine(out, /^(same|DIFFERENT)/, 30_000)).toMatch(/^same /);
+  });
+});
