@@ -22,6 +22,7 @@ import { KCMP_FILES, KCMP_FS, KCMP_SIGHAND, KCMP_VM, SYS, type RawSyscall } from
 import { createThread, seizeThreads } from './thread-group.js';
 import { TaskMemory } from './task-memory.js';
 import { WriteTracker } from './userfaultfd.js';
+import { presentPages } from './pagemap-scan.js';
 
 /**
  * The kernel layer as plugins see it: one injectable service (inject `Kernel`) whose parts wrap
@@ -44,6 +45,8 @@ export class Kernel {
   readonly sockets = new Sockets(this.libc);
   readonly inotify = new Inotify(this.libc);
   readonly sockDiag = new SockDiag(this.libc);
+  /** Whether the PAGEMAP_SCAN ioctl is there (false once the kernel said it is not). */
+  private pagemapScan = true;
 
   /** Opens a directory for *at calls that never follow a symlink planted in it (see directory.ts). */
   openDirectory(path: string): Directory {
@@ -98,8 +101,20 @@ export class Kernel {
     return readVmas(pid);
   }
 
-  /** The runs of pages of [start, end) whose contents must be saved (see pagemap.ts). */
+  /**
+   * The runs of pages of [start, end) whose contents must be saved (see pagemap.ts); present
+   * anonymous pages through PAGEMAP_SCAN where the kernel has it (6.7+), which reports runs rather
+   * than a word per page and leaves out pages that are the shared zero page.
+   */
   pageRuns(pid: number, start: bigint, end: bigint, selection: PageSelection): PageRun[] {
+    if (selection === 'present' && this.pagemapScan) {
+      try {
+        return presentPages(this.libc, pid, start, end);
+      } catch (err) {
+        if (!(err instanceof KernelError && (err.code === 'ENOTTY' || err.code === 'EINVAL'))) throw err;
+        this.pagemapScan = false;
+      }
+    }
     return pageRuns(pid, start, end, selection);
   }
 

@@ -1,6 +1,6 @@
 import { closeSync, openSync } from 'node:fs';
 import type { Libc } from './libc.js';
-import { PAGE_SIZE } from './pagemap.js';
+import { PAGE_SIZE, type PageRun } from './pagemap.js';
 import { decodeStruct, pageRegion, structSize, u64 } from './structs.js';
 import { nodeFsError } from './sysctl.js';
 
@@ -22,10 +22,11 @@ export interface PageRegion {
   categories: number;
 }
 
-/** Which pages a scan selects: those whose categories, with `inverted` flipped, have all of `mask`. */
+/** Which pages a scan selects: those whose categories, with `inverted` flipped, have all of `mask` and one of `anyOf` (if given). */
 export interface PageFilter {
   mask: number;
   inverted?: number;
+  anyOf?: number;
   /** The categories reported for each region (the regions are split where these differ). */
   returned: number;
 }
@@ -60,7 +61,7 @@ export class PagemapScanner {
       const { filled, walkEnd } = this.libc.pagemapScan(
         this.fd,
         PAGEMAP_SCAN,
-        { start: from, end, flags: protect ? PM_SCAN_WP_MATCHING : 0, inverted: filter.inverted ?? 0, mask: filter.mask, anyOf: 0, returned: filter.returned },
+        { start: from, end, flags: protect ? PM_SCAN_WP_MATCHING : 0, inverted: filter.inverted ?? 0, mask: filter.mask, anyOf: filter.anyOf ?? 0, returned: filter.returned },
         this.regions,
         target,
       );
@@ -77,5 +78,18 @@ export class PagemapScanner {
 
   close(): void {
     closeSync(this.fd);
+  }
+}
+
+/**
+ * The pages of [start, end) of `pid` that hold data of their own: present in RAM or swapped out,
+ * but not the shared zero page (memory only read, never written, which restores as zeros by itself).
+ */
+export function presentPages(libc: Libc, pid: number, start: bigint, end: bigint): PageRun[] {
+  const scanner = new PagemapScanner(libc, pid);
+  try {
+    return scanner.scan(start, end, { mask: PAGE_IS_PFNZERO, inverted: PAGE_IS_PFNZERO, anyOf: PAGE_IS_PRESENT | PAGE_IS_SWAPPED, returned: PAGE_IS_PRESENT | PAGE_IS_SWAPPED }).map(({ address, pages }) => ({ address, pages }));
+  } finally {
+    scanner.close();
   }
 }
