@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cleanup, tempDir } from './helpers/cli.js';
@@ -21,6 +21,7 @@ interface PageRun {
 interface MmRecord {
   pages: PageRun[];
   precopied?: { blob: string; runs: PageRun[] }[];
+  fromParent?: PageRun[];
 }
 interface Result {
   frozenMs: number;
@@ -124,6 +125,64 @@ describe('cr checkpoint --pre-copy', () => {
       expect(await waitForLine(out, /^(same|DIFFERENT)/, 30_000)).toMatch(/^same /);
     });
   }
+});
+
+describe('cr checkpoint --parent (incremental images)', () => {
+  it('saves only the pages changed since the parent, and a chain of three images restores exactly', async () => {
+    const dir = cleanup.dir(tempDir());
+    const { child, pid, out } = await dirtier(dir, ['64', '0', '0', '1']);
+    const [img1, img2, img3] = ['img1', 'img2', 'img3'].map((name) => join(dir, name));
+    for (const [img, extra] of [[img1, []], [img2, ['--parent', img1]]] as const) {
+      const r = await crAsync(['checkpoint', String(pid), '-D', img, ...extra]);
+      expect(r.status, r.stderr).toBe(0);
+    }
+    const full = blobSizes(img1, `mm:${pid}`).pages!;
+    expect(full).toBeGreaterThan(64 * MIB);
+    expect(blobSizes(img2, `mm:${pid}`).pages!).toBeLessThan(full / 10);
+    expect(pagesOf(mmRecord(img2, pid).fromParent!)).toBeGreaterThan((60 * MIB) / PAGE);
+    const manifest = JSON.parse(readFileSync(join(img2, 'manifest.json'), 'utf8')) as { formatVersion: number; parent: { path: string } };
+    expect(manifest).toMatchObject({ formatVersion: 3, parent: { path: img1 } });
+
+    const exited = once(child, 'exit');
+    const r = await crAsync(['checkpoint', String(pid), '-D', img3, '--parent', img2, '--pre-copy', '--kill']);
+    expect(r.status, r.stderr).toBe(0);
+    await exited;
+    expect(pagesOf(mmRecord(img3, pid).fromParent!)).toBeGreaterThan((32 * MIB) / PAGE);
+
+    // Without its grandparent the image is refused before any process is made.
+    renameSync(img1, `${img1}.away`);
+    const refused = await crAsync(['restore', '-D', img3, '--detach']);
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toMatch(new RegExp(`^cr: .*${img1}`));
+    expect(existsSync(`/proc/${pid}`)).toBe(false);
+    renameSync(`${img1}.away`, img1);
+
+    await restoreDetached(cleanup, img3, pid);
+    process.kill(pid, 'SIGUSR1');
+    expect(await waitForLine(out, /^(same|DIFFERENT)/, 30_000)).toMatch(/^same [0-9]+$/);
+  });
+
+  it('a parent that is no image, or one of another process, is refused before the process is touched', async () => {
+    const dir = cleanup.dir(tempDir());
+    const { pid, out } = await dirtier(dir, ['4', '0', '0', '1']);
+    const other = await dirtier(cleanup.dir(tempDir()), ['4', '0', '0', '1']);
+    const otherImg = join(dir, 'other');
+    expect((await crAsync(['checkpoint', String(other.pid), '-D', otherImg])).status).toBe(0);
+    const before = traces(pid);
+    for (const [parent, message] of [
+      [otherImg, `is an image of PID ${other.pid}, not of PID ${pid}`],
+      [join(dir, 'nothing'), 'no image at'],
+    ] as const) {
+      const r = await crAsync(['checkpoint', String(pid), '-D', join(dir, 'img'), '--parent', parent, '--pre-copy']);
+      expect(r.status).not.toBe(0);
+      expect(r.stderr).toContain(message);
+      expect(r.stderr).toMatch(/^cr: /);
+      expect(traces(pid)).toEqual(before);
+      expect(existsSync(join(dir, 'img'))).toBe(false);
+    }
+    process.kill(pid, 'SIGUSR1');
+    expect(await waitForLine(out, /^(same|DIFFERENT)/, 30_000)).toMatch(/^same /);
+  });
 });
 
 describe('what is left out of an image', () => {

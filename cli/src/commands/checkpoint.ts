@@ -33,9 +33,10 @@ export default class Checkpoint extends CrCommand {
     { description: 'Move process 1234 to another machine: stream the image, kill it once all is sent', command: '<%= config.bin %> checkpoint 1234 --stream --kill | ssh other cr restore --stream --detach' },
     { description: 'Store its memory compressed with zstd', command: '<%= config.bin %> checkpoint 1234 -D img --compress zstd' },
     { description: 'Copy its memory while it runs, so that it is frozen only to copy what it wrote meanwhile', command: '<%= config.bin %> checkpoint 1234 -D img --pre-copy' },
+    { description: 'Save only the memory that changed since the image img1', command: '<%= config.bin %> checkpoint 1234 -D img2 --parent img1' },
   ];
   static override usage = [
-    '<%= command.id %> PID (-D DIR | --stream) [--no-tree] [--pre-copy[=N]] [--compress zstd|lz4] [--kill] [--strict] [--only TYPE,...] [--include SELECTOR,...] [--exclude SELECTOR,...] [--external SELECTOR,...] [--profile NAME] [--config FILE] [--json]',
+    '<%= command.id %> PID (-D DIR | --stream) [--no-tree] [--pre-copy[=N]] [--parent IMG] [--compress zstd|lz4] [--kill] [--strict] [--only TYPE,...] [--include SELECTOR,...] [--exclude SELECTOR,...] [--external SELECTOR,...] [--profile NAME] [--config FILE] [--json]',
     '<%= command.id %> --ipc-ns TARGET (-D DIR | --stream) [--compress zstd|lz4] [--strict] [--only TYPE,...] [--include SELECTOR,...] [--exclude SELECTOR,...] [--external SELECTOR,...] [--profile NAME] [--config FILE] [--json]',
     '<%= command.id %> (PID | --ipc-ns TARGET) --dry-run [--strict] [selection flags as above] [--json]',
   ];
@@ -72,6 +73,12 @@ export default class Checkpoint extends CrCommand {
     }),
     'pre-copy': Flags.boolean({
       description: `Copy the memory while the process runs, tracking the pages it writes (userfaultfd write-protection in async mode: the process never waits), again and again until what it wrote meanwhile stops shrinking, then freeze it only to copy the rest. --pre-copy=N runs at most N rounds (default ${DEFAULT_PRE_COPY_ROUNDS}).`,
+      exclusive: ['dry-run', 'ipc-ns'],
+    }),
+    parent: Flags.string({
+      helpValue: 'IMG',
+      description:
+        'Write an incremental image: only the memory pages that differ from those in IMG, an earlier image of the same process (written without --compress); restore reads the rest from IMG (and its own parents), which must stay where it is.',
       exclusive: ['dry-run', 'ipc-ns'],
     }),
     'pre-copy-rounds': Flags.integer({ helpValue: 'N', min: 1, description: 'At most N rounds of --pre-copy (as --pre-copy=N).', dependsOn: ['pre-copy'] }),
@@ -120,6 +127,7 @@ export default class Checkpoint extends CrCommand {
         signal: interrupts.signal,
         ...(advice ? { advice } : {}),
         ...(flags.compress ? { compression: flags.compress } : {}),
+        ...(flags.parent ? { parent: flags.parent } : {}),
         ...(flags['pre-copy'] ? { preCopy: { rounds: flags['pre-copy-rounds'] ?? DEFAULT_PRE_COPY_ROUNDS } } : {}),
         ...(output ? { deliver: (dir: string) => writeImageStream(dir, output, interrupts.signal) } : {}),
       });

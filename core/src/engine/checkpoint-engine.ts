@@ -4,6 +4,7 @@ import { inject, injectable } from 'tsyringe';
 import { CollectAgainError, CrError, ExitCode, PluginError, TargetError } from '../errors.js';
 import { ResourceGraph } from '../graph/resource-graph.js';
 import { ImageWriter } from '../image/image-writer.js';
+import { ParentImage } from '../image/parent-image.js';
 import { blobPath, recordPath } from '../image/layout.js';
 import { Kernel } from '../kernel/kernel.js';
 import { LOGGER, type Logger } from '../log/logger.js';
@@ -48,6 +49,8 @@ export interface CheckpointRequest {
    * target is then frozen only to copy the rest.
    */
   preCopy?: { rounds: number };
+  /** A previous image of the same target (`--parent`): what is unchanged since is left to it (an incremental image). */
+  parent?: string;
 }
 
 /** What each pre-copy round copied while the target ran, in the plugins' units (pages), and how long it took. */
@@ -145,13 +148,14 @@ export class CheckpointEngine {
     const started = performance.now();
     this.log.info({ target, imageDir: request.imageDir, kill: request.kill ?? false }, `checkpoint of ${describeTarget(target)} into ${request.imageDir}`);
     // The image path is checked and the partial directory made before anything is frozen.
+    const parent = request.parent === undefined ? undefined : await clock.time('validate', () => this.openParent(request.parent!, target), (p) => `parent image ${p.imageDir}`);
     const writer = await clock.time('validate', () => ImageWriter.create(request.imageDir, signal, request.compression), (w) => `image path ${w.imageDir} is free`);
     let collected: Collected;
     let preCopy: PreCopyReport | undefined;
     try {
       if (request.preCopy) {
         const rounds = request.preCopy.rounds;
-        preCopy = await clock.time('pre-copy', () => this.preCopy(target, rounds, writer, preCopies, signal), (r) => describePreCopy(r));
+        preCopy = await clock.time('pre-copy', () => this.preCopy(target, rounds, writer, preCopies, parent, signal), (r) => describePreCopy(r));
       }
       collected = await this.collect(target, true, clock, signal);
     } catch (err) {
@@ -176,7 +180,7 @@ export class CheckpointEngine {
             const entry: ObjectEntry = decided.get(node.key)!;
             signal?.throwIfAborted();
             if (entry.policy.decision === 'include') {
-              bytes += await clock.piece('save', node.key, () => this.save(node, entry, writer, target, warnings, preCopies.get(node.key)), (b) => `${Object.keys(entry.blobs ?? {}).length} blob(s), ${describeBytes(b)}`);
+              bytes += await clock.piece('save', node.key, () => this.save(node, entry, writer, target, warnings, preCopies.get(node.key), parent), (b) => `${Object.keys(entry.blobs ?? {}).length} blob(s), ${describeBytes(b)}`);
               progress.advance(1);
             }
             objects.push(entry);
@@ -198,6 +202,7 @@ export class CheckpointEngine {
         plugins: this.registry.all().map(({ plugin, source }) => ({ type: plugin.type, version: plugin.version, package: source })),
         objects,
         ...(request.advice ? { advice: request.advice } : {}),
+        ...(parent ? { parent: { path: parent.imageDir, manifest: parent.manifestDigest } } : {}),
       }), () => `image written at ${writer.imageDir}`);
       if (request.kill) await request.deliver?.(writer.imageDir);
     } catch (err) {
@@ -384,7 +389,7 @@ export class CheckpointEngine {
   }
 
   /** Saves one object's record and blobs; returns how many bytes of blobs it wrote. */
-  private async save(node: ResourceNode, entry: ObjectEntry, writer: ImageWriter, target: CheckpointTarget, warnings: string[], started?: StartedPreCopy): Promise<number> {
+  private async save(node: ResourceNode, entry: ObjectEntry, writer: ImageWriter, target: CheckpointTarget, warnings: string[], started?: StartedPreCopy, parent?: ParentImage): Promise<number> {
     const { plugin } = this.registry.get(node.type);
     const blobs: Record<string, string> = { ...started?.blobs };
     let bytes = 0;
@@ -395,6 +400,7 @@ export class CheckpointEngine {
       writeBlob: this.blobWriter(node, writer, blobs, 'save', (b) => (bytes += b)),
       warn: (message) => void warnings.push(message),
       ...(started ? { preCopy: started.preCopy } : {}),
+      ...(parent?.objectOf(node.key) ? { parent: parent.objectOf(node.key)! } : {}),
     };
     const record = await plugin.save(node, ctx);
     const { source } = this.registry.get(node.type);
@@ -437,7 +443,7 @@ export class CheckpointEngine {
    * types and those above them, nothing frozen), starts a pre-copy of each, and runs rounds over
    * all of them until what a round copies stops shrinking, or `maxRounds` rounds ran.
    */
-  private async preCopy(target: CheckpointTarget, maxRounds: number, writer: ImageWriter, preCopies: Map<string, StartedPreCopy>, signal?: AbortSignal): Promise<PreCopyReport> {
+  private async preCopy(target: CheckpointTarget, maxRounds: number, writer: ImageWriter, preCopies: Map<string, StartedPreCopy>, parent: ParentImage | undefined, signal?: AbortSignal): Promise<PreCopyReport> {
     const types = this.registry.orderedTypes().filter((type) => this.registry.get(type).plugin.preCopy);
     const rounds: PreCopyReport['rounds'] = [];
     if (types.length === 0) return { rounds };
@@ -451,6 +457,7 @@ export class CheckpointEngine {
             pluginOptions: this.registry.optionsOf(type),
             log: this.objectLog(node),
             writeBlob: this.blobWriter(node, writer, blobs, 'pre-copy', () => undefined),
+            ...(parent?.objectOf(node.key) ? { parent: parent.objectOf(node.key)! } : {}),
           };
           preCopies.set(node.key, { preCopy: await plugin.preCopy!(node, ctx), blobs });
         }
@@ -482,6 +489,20 @@ export class CheckpointEngine {
     };
     types.forEach(visit);
     return found;
+  }
+
+  /**
+   * The image given with `--parent`, checked before anything is frozen: a whole cr image, of the
+   * same target, with its blobs stored as they are (they are compared with in place).
+   */
+  private openParent(path: string, target: CheckpointTarget): ParentImage {
+    const parent = ParentImage.open(path, this.registry);
+    const saved = parent.manifest.target;
+    if (target.kind !== 'process' || saved.kind !== 'process' || saved.pid !== target.pid) {
+      throw new TargetError(`--parent ${path} is an image of ${describeTarget(saved)}, not of ${describeTarget(target)}; give an earlier image of the same process`);
+    }
+    if (parent.compressed()) throw new TargetError(`--parent ${path} is stored compressed; an incremental image needs a parent written without --compress`);
+    return parent;
   }
 
   /** Ends every pre-copy (each once; a failure to end one is logged, the others still end). */

@@ -182,6 +182,8 @@ export interface SaveContext<O = unknown> {
   warn(message: string): void;
   /** What this plugin's `preCopy` started for this object while the target ran (`--pre-copy`), if it did. */
   readonly preCopy?: PreCopy;
+  /** The object in the image given with `--parent`, if that image holds it: what need not be saved again. */
+  readonly parent?: ParentObject;
 }
 
 /**
@@ -199,12 +201,31 @@ export interface PreCopy {
   end(): void;
 }
 
+/**
+ * The same object in the image a checkpoint is taken against (`cr checkpoint --parent IMG`), and
+ * through `parent()` in that image's parent: an incremental image saves only what changed since,
+ * and restore reads the rest from there.
+ */
+export interface ParentObject {
+  readonly imageDir: string;
+  /** Its record there, checked against this plugin's schema. */
+  readonly record: unknown;
+  /** Where one of its blobs is stored, as it is (a checkpoint refuses a compressed parent): to read parts of it in place. */
+  blobFile(name: string): string;
+  /** Streams one of its blobs, verified (as RestoreContext.readBlob). */
+  readBlob(name: string): AsyncIterable<Uint8Array>;
+  /** The same object in the parent of that image, if there is one and it holds the object. */
+  parent(): ParentObject | undefined;
+}
+
 /** What `preCopy` is given: as SaveContext, for an object that is not frozen. */
 export interface PreCopyContext<O = unknown> {
   readonly pluginOptions: O;
   readonly log: Logger;
   /** As SaveContext.writeBlob: the blob belongs to the object, whose record must account for it. */
   writeBlob(name: string, data: Uint8Array | AsyncIterable<Uint8Array>, options?: BlobOptions): Promise<void>;
+  /** As SaveContext.parent. */
+  readonly parent?: ParentObject;
 }
 
 export interface RestoreOptions {
@@ -250,6 +271,8 @@ export interface RestoreContext<O = unknown> {
    * namespaces), by kind: what a process must be created in. Namespace types are restored first.
    */
   namespaces(): Readonly<Partial<Record<NamespaceKind, NamespaceHandle>>>;
+  /** For an incremental image: the object in its parent image, if that holds it (see SaveContext.parent). */
+  readonly parent?: ParentObject;
 }
 
 /** An object of the image as its manifest lists it: saved, left out, or an external reference. */

@@ -72,7 +72,7 @@ function kindProblems(vma: VmaRecord, where: string, ctx: RecordCheckContext): s
 function pageProblems(record: MmRecord): string[] {
   const problems: string[] = [];
   const private_ = record.vmas.filter((v) => v.kind === 'anon' || ((v.kind === 'file' || v.kind === 'shmem') && !v.shared));
-  const restored = [...record.pages, ...(record.precopied ?? []).flatMap((round) => round.runs.filter((r) => !r.stale))];
+  const restored = [...record.pages, ...(record.precopied ?? []).flatMap((round) => round.runs.filter((r) => !r.stale)), ...(record.fromParent ?? [])];
   const runs = restored.map((r) => ({ start: BigInt(r.address), end: BigInt(r.address) + BigInt(r.pages) * PAGE, address: r.address }));
   for (const run of runs) {
     const home = private_.some((v) => BigInt(v.start) <= run.start && run.end <= BigInt(v.end));

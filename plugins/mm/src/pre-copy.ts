@@ -3,19 +3,23 @@ import type { MmRecord } from './record.js';
 import { classify } from './classify.js';
 import { intersect, pageCount, spansOf, splitByMembership, subtract, union, type Span } from './page-spans.js';
 import { withoutZeroPages } from './zero-pages.js';
+import { ParentPages } from './parent-pages.js';
 
-/** One round's copy: its blob, the runs it holds (in the blob's order), and every page it read (the all-zero ones too). */
+/** One round's copy: its blob, the runs it holds (in the blob's order), the pages the parent image holds as read, and every page it read (the all-zero ones too). */
 interface Round {
   blob: string;
   stored: PageRun[];
+  reused: Span[];
   copied: Span[];
 }
 
 /** What save takes from a pre-copy: the blobs' records, and the pages they restore correctly. */
 export interface Settled {
   precopied: NonNullable<MmRecord['precopied']>;
-  /** Pages whose contents the pre-copy holds as they are now (or knows to be all zeros). */
+  /** Pages whose contents the pre-copy holds as they are now (or knows to be all zeros, or to be in the parent image). */
   covered: Span[];
+  /** Of those, the pages the parent image holds (`--parent`). */
+  fromParent: Span[];
 }
 
 const hex = (v: bigint) => `0x${v.toString(16)}`;
@@ -63,8 +67,15 @@ export class MemoryPreCopy implements PreCopy {
     let lost: Span[] = [];
     const pages = runs.reduce((n, r) => n + r.pages, 0);
     const read = this.kernel.memory.read(this.pid, runs, (range) => (lost = union(lost, spansOf([{ address: range.address, pages: Math.ceil(range.length / PAGE_SIZE) }]))));
-    await this.ctx.writeBlob(blob, withoutZeroPages(read, runs.map((r) => ({ ...r, zeroFree: true })), stored), { expectedSize: pages * PAGE_SIZE });
-    this.rounds.push({ blob, stored, copied: subtract(spansOf(runs), lost) });
+    const parent = this.ctx.parent ? new ParentPages(this.ctx.parent) : undefined;
+    const unchanged = parent ? { same: (address: bigint, page: Uint8Array) => parent.same(address, page), reused: [] as PageRun[] } : undefined;
+    try {
+      await this.ctx.writeBlob(blob, withoutZeroPages(read, runs.map((r) => ({ ...r, zeroFree: true })), stored, unchanged), { expectedSize: pages * PAGE_SIZE });
+    } finally {
+      parent?.close();
+    }
+    const copied = subtract(spansOf(runs), lost);
+    this.rounds.push({ blob, stored, reused: intersect(spansOf(unchanged?.reused ?? []), copied), copied });
     this.ctx.log.debug({ round: this.rounds.length - 1, pages, stored: stored.reduce((n, r) => n + r.pages, 0) }, `pre-copy round ${this.rounds.length - 1} of PID ${this.pid}: ${pages} page(s)`);
     return pages;
   }
@@ -94,11 +105,13 @@ export class MemoryPreCopy implements PreCopy {
     const current = intersect(unwritten, present);
     let later: Span[] = [];
     let covered: Span[] = [];
+    let fromParent: Span[] = [];
     const valid: Span[][] = [];
     for (let i = this.rounds.length - 1; i >= 0; i--) {
-      const { copied } = this.rounds[i]!;
+      const { copied, reused } = this.rounds[i]!;
       valid[i] = subtract(intersect(copied, current), later);
       covered = union(covered, valid[i]!);
+      fromParent = union(fromParent, intersect(reused, valid[i]!));
       later = union(later, copied);
     }
     const precopied = this.rounds.map((round, i) => ({
@@ -106,7 +119,7 @@ export class MemoryPreCopy implements PreCopy {
       runs: splitByMembership(round.stored, valid[i]!).map(({ run, kept }) => ({ address: hex(run.address), pages: run.pages, ...(kept ? {} : { stale: true as const }) })),
     }));
     this.ctx.log.debug({ covered: pageCount(covered) }, `pre-copy of PID ${this.pid}: ${pageCount(covered)} page(s) still as copied`);
-    return { precopied, covered };
+    return { precopied, covered, fromParent };
   }
 
   end(): void {

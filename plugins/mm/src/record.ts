@@ -54,5 +54,9 @@ export const mmRecordSchema = z.strictObject({
     )
     .optional()
     .describe('pages copied while the process still ran (--pre-copy), one blob per round, runs in the order of its bytes; pages not stale are restored from here'),
+  fromParent: z
+    .array(pageRunSchema)
+    .optional()
+    .describe('pages unchanged since the parent image (an incremental image, --parent), restored from the same process there'),
 });
 export type MmRecord = z.infer<typeof mmRecordSchema>;

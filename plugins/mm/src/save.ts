@@ -5,6 +5,7 @@ import { classify } from './classify.js';
 import { withoutZeroPages, type SourceRun } from './zero-pages.js';
 import { MemoryPreCopy, type Settled } from './pre-copy.js';
 import { runsOf, spansOf, subtract } from './page-spans.js';
+import { ParentPages } from './parent-pages.js';
 
 const hex = (v: bigint | number) => `0x${BigInt(v).toString(16)}`;
 
@@ -32,7 +33,13 @@ export async function saveAddressSpace(kernel: Kernel, task: RemoteTask, ctx: Sa
   const saved: PageRun[] = [];
   const pages = runs.reduce((n, r) => n + r.pages, 0);
   ctx.log.debug({ mappings: vmas.length, pages }, `${vmas.length} mapping(s), ${pages} page(s) to read (all-zero anonymous pages are left out)`);
-  await ctx.writeBlob('pages', withoutZeroPages(kernel.memory.read(pid, runs), runs, saved), { expectedSize: pages * PAGE_SIZE });
+  const parent = ctx.parent ? new ParentPages(ctx.parent) : undefined;
+  const unchanged = parent ? { same: (address: bigint, page: Uint8Array) => parent.same(address, page), reused: [] as PageRun[] } : undefined;
+  try {
+    await ctx.writeBlob('pages', withoutZeroPages(kernel.memory.read(pid, runs), runs, saved, unchanged), { expectedSize: pages * PAGE_SIZE });
+  } finally {
+    parent?.close();
+  }
   const bounds = kernel.procfs.mmBounds(pid);
   const exePath = kernel.procfs.link(pid, 'exe');
   return {
@@ -54,6 +61,7 @@ export async function saveAddressSpace(kernel: Kernel, task: RemoteTask, ctx: Sa
     exe: { path: exePath, file: identity(`/proc/${pid}/exe`, `PID ${pid}: its executable ${exePath}`) },
     pages: saved.map((r) => ({ address: hex(r.address), pages: r.pages })),
     ...(settled ? { precopied: settled.precopied } : {}),
+    ...(unchanged || settled?.fromParent.length ? { fromParent: [...(unchanged?.reused ?? []), ...runsOf(settled?.fromParent ?? [])].map((r) => ({ address: hex(r.address), pages: r.pages })) } : {}),
   };
 }
 
