@@ -3,9 +3,8 @@ import { once } from 'node:events';
 import { existsSync, readFileSync, readdirSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Cleanup, tempDir } from './helpers/cli.js';
-import { compileFixture, crAsync, processState, restoreDetached, startFixture, waitFor, waitForLine } from './helpers/processes.js';
-import { REPO } from './helpers/cli.js';
+import { checkpointAndKill, compileFixture, crAsync, processState, restoreDetached, startFixture, waitFor, waitForLine } from './helpers/processes.js';
+import { Cleanup, REPO, tempDir } from './helpers/cli.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -48,6 +47,12 @@ function traces(pid: number): { uffdWp: boolean; fds: string[] } {
   return { uffdWp: /^VmFlags:.* uw\b/m.test(smaps), fds: readdirSync(`/proc/${pid}/fd`).sort() };
 }
 
+/** Has the fixture check every word of its memory (SIGUSR1) and expects it to find all as it must be. */
+async function expectMemoryIntact(pid: number, out: string): Promise<void> {
+  process.kill(pid, 'SIGUSR1');
+  expect(await waitForLine(out, /^(same|DIFFERENT)/, 30_000)).toMatch(/^same [0-9]+$/);
+}
+
 async function dirtier(dir: string, args: string[]) {
   const bin = compileFixture('dirtier', dir);
   const out = join(dir, 'out');
@@ -60,11 +65,7 @@ describe('cr checkpoint --pre-copy', () => {
     const dir = cleanup.dir(tempDir());
     const { child, pid, out } = await dirtier(dir, ['256', '0', '0', '4']);
     const img = join(dir, 'img');
-    const exited = once(child, 'exit');
-    const r = await crAsync(['checkpoint', String(pid), '-D', img, '--pre-copy', '--kill', '--json']);
-    expect(r.status, r.stderr).toBe(0);
-    await exited;
-    const result = JSON.parse(r.stdout) as Result;
+    const result = JSON.parse(await checkpointAndKill(child, img, ['--pre-copy', '--json'])) as Result;
     const rounds = result.preCopy!.rounds;
     expect(rounds.length).toBeGreaterThan(0);
     expect(rounds[0]!.copied).toBeGreaterThanOrEqual((256 * MIB) / PAGE);
@@ -79,8 +80,7 @@ describe('cr checkpoint --pre-copy', () => {
     expect(preCopied).toBeGreaterThanOrEqual((256 * MIB) / PAGE - frozenPages);
 
     await restoreDetached(cleanup, img, pid);
-    process.kill(pid, 'SIGUSR1');
-    expect(await waitForLine(out, /^(same|DIFFERENT)/, 30_000)).toMatch(/^same [0-9]+$/);
+    await expectMemoryIntact(pid, out);
   });
 
   it('--pre-copy=N runs at most N rounds; the process carries on without the tracking, and the image restores', async () => {
@@ -97,8 +97,7 @@ describe('cr checkpoint --pre-copy', () => {
     expect(usage.status).toBe(2);
     expect(usage.stderr).toMatch(/pre-copy/);
 
-    process.kill(pid, 'SIGUSR1');
-    expect(await waitForLine(out, /^(same|DIFFERENT)/, 30_000)).toMatch(/^same /);
+    await expectMemoryIntact(pid, out);
     await waitFor(`PID ${pid} to exit`, () => (processState(pid) === undefined || processState(pid) === 'Z' ? true : undefined));
     await restoreDetached(cleanup, img, pid);
     process.kill(pid, 'SIGUSR1');
@@ -121,8 +120,7 @@ describe('cr checkpoint --pre-copy', () => {
       expect(traces(pid)).toEqual(before);
       expect(['S', 'R']).toContain(processState(pid));
       expect(readdirSync(dir).filter((name) => name.includes('img'))).toEqual(signal === 'SIGINT' ? [] : [expect.stringMatching(/^\.img\.cr-partial-/)]);
-      process.kill(pid, 'SIGUSR1');
-      expect(await waitForLine(out, /^(same|DIFFERENT)/, 30_000)).toMatch(/^same /);
+      await expectMemoryIntact(pid, out);
     });
   }
 });
@@ -143,10 +141,7 @@ describe('cr checkpoint --parent (incremental images)', () => {
     const manifest = JSON.parse(readFileSync(join(img2, 'manifest.json'), 'utf8')) as { formatVersion: number; parent: { path: string } };
     expect(manifest).toMatchObject({ formatVersion: 3, parent: { path: img1 } });
 
-    const exited = once(child, 'exit');
-    const r = await crAsync(['checkpoint', String(pid), '-D', img3, '--parent', img2, '--pre-copy', '--kill']);
-    expect(r.status, r.stderr).toBe(0);
-    await exited;
+    await checkpointAndKill(child, img3, ['--parent', img2, '--pre-copy']);
     expect(pagesOf(mmRecord(img3, pid).fromParent!)).toBeGreaterThan((32 * MIB) / PAGE);
 
     // Without its grandparent the image is refused before any process is made.
@@ -158,8 +153,7 @@ describe('cr checkpoint --parent (incremental images)', () => {
     renameSync(`${img1}.away`, img1);
 
     await restoreDetached(cleanup, img3, pid);
-    process.kill(pid, 'SIGUSR1');
-    expect(await waitForLine(out, /^(same|DIFFERENT)/, 30_000)).toMatch(/^same [0-9]+$/);
+    await expectMemoryIntact(pid, out);
   });
 
   it('a parent that is no image, or one of another process, is refused before the process is touched', async () => {
@@ -180,8 +174,7 @@ describe('cr checkpoint --parent (incremental images)', () => {
       expect(traces(pid)).toEqual(before);
       expect(existsSync(join(dir, 'img'))).toBe(false);
     }
-    process.kill(pid, 'SIGUSR1');
-    expect(await waitForLine(out, /^(same|DIFFERENT)/, 30_000)).toMatch(/^same /);
+    await expectMemoryIntact(pid, out);
   });
 });
 
@@ -190,10 +183,7 @@ describe('what is left out of an image', () => {
     const dir = cleanup.dir(tempDir());
     const { child, pid, out } = await dirtier(dir, ['16', '32', '64', '0']);
     const img = join(dir, 'img');
-    const exited = once(child, 'exit');
-    const r = await crAsync(['checkpoint', String(pid), '-D', img, '--kill']);
-    expect(r.status, r.stderr).toBe(0);
-    await exited;
+    await checkpointAndKill(child, img);
     const saved = blobSizes(img, `mm:${pid}`).pages!;
     // The 16 MiB of data and its bookkeeping, libc's and the stack's pages; not the 96 MiB of zeros.
     expect(saved).toBeGreaterThanOrEqual(16 * MIB);
@@ -202,7 +192,6 @@ describe('what is left out of an image', () => {
     await restoreDetached(cleanup, img, pid);
     const rss = Number(/^VmRSS:\s+([0-9]+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
     expect(rss).toBeLessThan(32 * MIB);
-    process.kill(pid, 'SIGUSR1');
-    expect(await waitForLine(out, /^(same|DIFFERENT)/, 30_000)).toMatch(/^same /);
+    await expectMemoryIntact(pid, out);
   });
 });
