@@ -78,6 +78,8 @@ describe('cr checkpoint --pre-copy', () => {
     // What was copied while frozen is what the program wrote during the last round: a small part.
     expect(frozenPages).toBeLessThan((frozenPages + preCopied) / 10);
     expect(preCopied).toBeGreaterThanOrEqual((256 * MIB) / PAGE - frozenPages);
+    // The write-protection is cr's: the mappings are saved with the VmFlags the program gave them.
+    expect(readFileSync(join(img, 'records', 'mm', `${pid}.json`), 'utf8')).not.toContain('"uw"');
 
     await restoreDetached(cleanup, img, pid);
     await expectMemoryIntact(pid, out);

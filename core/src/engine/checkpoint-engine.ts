@@ -134,6 +134,7 @@ export class CheckpointEngine {
   }
 
   async checkpoint(request: CheckpointRequest): Promise<CheckpointResult> {
+    // Ended once the target runs again: ending a pre-copy (lifting write-protection) takes time the freeze need not include.
     const preCopies = new Map<string, StartedPreCopy>();
     try {
       return await this.checkpointWith(request, preCopies);
@@ -190,7 +191,6 @@ export class CheckpointEngine {
         progress.end();
       }
       clock.report('save', `${included} object(s), ${describeBytes(bytes)} of blobs`);
-      this.endPreCopies(preCopies);
       dropUnsavedBlobs(preCopies, objects, writer);
       signal?.throwIfAborted();
       await clock.time('commit', () => writer.commit({

@@ -96,12 +96,12 @@ export class MemoryPreCopy implements PreCopy {
   /**
    * Of a frozen process whose present private anonymous pages are `present`: which pages the
    * rounds hold as they are now, and the rounds' blobs as the record lists them (what is stale
-   * marked so). Ends the tracking, which leaves the mappings as they were.
+   * marked so). The tracking goes on until `end`, which cr calls once the process runs again:
+   * lifting the protection of a large mapping takes a while.
    */
   settle(present: readonly Span[], mappings: readonly { start: bigint; end: bigint }[]): Settled {
     const tracker = this.tracker;
     const unwritten = tracker ? spansOf(mappings.flatMap((m) => tracker.unwritten(m.start, m.end))) : [];
-    this.end();
     const current = intersect(unwritten, present);
     let later: Span[] = [];
     let covered: Span[] = [];
@@ -120,6 +120,11 @@ export class MemoryPreCopy implements PreCopy {
     }));
     this.ctx.log.debug({ covered: pageCount(covered) }, `pre-copy of PID ${this.pid}: ${pageCount(covered)} page(s) still as copied`);
     return { precopied, covered, fromParent };
+  }
+
+  /** Whether the mapping [start, end) is write-protected by this pre-copy (its VmFlags then show "uw", which is cr's, not the program's). */
+  protects(start: bigint, end: bigint): boolean {
+    return this.tracker !== undefined && this.ranges.some((r) => r.start <= start && end <= r.end);
   }
 
   end(): void {

@@ -8,6 +8,8 @@ import { runsOf, spansOf, subtract } from './page-spans.js';
 import { ParentPages } from './parent-pages.js';
 
 const hex = (v: bigint | number) => `0x${BigInt(v).toString(16)}`;
+/** The VmFlags code of a mapping registered for userfaultfd write-protection. */
+const UFFD_WP_FLAG = 'uw';
 
 /**
  * The address space of a stopped process: every mapping, the mm bounds (code, data, brk, stack,
@@ -16,8 +18,8 @@ const hex = (v: bigint | number) => `0x${BigInt(v).toString(16)}`;
  */
 export async function saveAddressSpace(kernel: Kernel, task: RemoteTask, ctx: SaveContext): Promise<MmRecord> {
   const { pid } = task;
-  // Settled first: the tracking ends there, so that the mappings are read as the process has them.
-  const settled = ctx.preCopy instanceof MemoryPreCopy ? settle(kernel, ctx.preCopy) : undefined;
+  const preCopy = ctx.preCopy instanceof MemoryPreCopy ? ctx.preCopy : undefined;
+  const settled = preCopy ? settle(kernel, preCopy) : undefined;
   const vmas: VmaRecord[] = [];
   const runs: SourceRun[] = [];
   for (const vma of kernel.vmas(pid)) {
@@ -25,7 +27,7 @@ export async function saveAddressSpace(kernel: Kernel, task: RemoteTask, ctx: Sa
     if (kind === undefined) continue;
     const where = mappingName(pid, vma);
     if (typeof kind === 'object') throw new UnsupportedError(unsupportedMapping(pid, vma, kind));
-    vmas.push(describe(pid, vma, kind, where));
+    vmas.push(describe(pid, preCopy?.protects(vma.start, vma.end) ? { ...vma, flags: vma.flags.filter((f) => f !== UFFD_WP_FLAG) } : vma, kind, where));
     if (kind === 'anon') runs.push(...notPreCopied(kernel.pageRuns(pid, vma.start, vma.end, 'present'), settled).map((r) => ({ ...r, zeroFree: true })));
     // A private copy of a file page that the program zeroed must be written back over the file's.
     if ((kind === 'file' || kind === 'shmem') && !vma.shared) runs.push(...kernel.pageRuns(pid, vma.start, vma.end, 'private-copies').map((r) => ({ ...r, zeroFree: false })));
