@@ -4,7 +4,7 @@ import { existsSync, readFileSync, readdirSync, renameSync, statSync } from 'nod
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { checkpointAndKill, compileFixture, crAsync, processState, restoreDetached, startFixture, waitFor, waitForLine } from './helpers/processes.js';
-import { Cleanup, REPO, tempDir } from './helpers/cli.js';
+import { Cleanup, REPO, crJson, tempDir } from './helpers/cli.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -78,6 +78,8 @@ describe('cr checkpoint --pre-copy', () => {
     // What was copied while frozen is what the program wrote during the last round: a small part.
     expect(frozenPages).toBeLessThan((frozenPages + preCopied) / 10);
     expect(preCopied).toBeGreaterThanOrEqual((256 * MIB) / PAGE - frozenPages);
+    const [view] = crJson<{ processes: { mappings: { savedPages: number }[] }[] }>(['inspect', 'mems', img]).processes;
+    expect(view!.mappings.reduce((n, m) => n + m.savedPages, 0)).toBe(frozenPages + preCopied);
     // The write-protection is cr's: the mappings are saved with the VmFlags the program gave them.
     expect(readFileSync(join(img, 'records', 'mm', `${pid}.json`), 'utf8')).not.toContain('"uw"');
 
