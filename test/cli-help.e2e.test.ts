@@ -54,7 +54,7 @@ describe('help', () => {
 
   it("checkpoint's usage lines say which flags exclude which", () => {
     const usage = cr(['checkpoint', '--help'], REPO, { OCLIF_COLUMNS: '300' }).stdout;
-    expect(usage).toContain('$ cr checkpoint PID (-D DIR | --stream) [--no-tree] [--compress zstd|lz4] [--kill]');
+    expect(usage).toContain('$ cr checkpoint PID (-D DIR | --stream) [--no-tree] [--pre-copy[=N]] [--parent IMG] [--compress zstd|lz4] [--kill]');
     expect(usage).toContain('$ cr checkpoint --ipc-ns TARGET (-D DIR | --stream) [--compress zstd|lz4]');
     expect(usage).toContain('$ cr checkpoint (PID | --ipc-ns TARGET) --dry-run');
     expect(usage).not.toContain('--kill | --dry-run');

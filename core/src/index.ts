@@ -49,6 +49,7 @@ export type { StoppedSyscall, SyscallName } from './kernel/stopped-syscall.js';
 export type { Vma } from './kernel/proc-maps.js';
 export { SEALS } from './kernel/shmem.js';
 export { PAGE_SIZE, type PageRun, type PageSelection } from './kernel/pagemap.js';
+export type { WriteTracker } from './kernel/userfaultfd.js';
 export type { ByteRange } from './kernel/libc.js';
 export type { FdInfo, MmBounds, ProcessStat, ProcessStatus } from './kernel/procfs.js';
 export { FS_MAGIC, classifyFd, type FdIdentity, type FdKind, type FdStat, type OpaqueFdKind, type ReopenableFdKind } from './kernel/fd-kind.js';

@@ -6,9 +6,14 @@ import { decisionSchema, typeNameSchema } from './config.js';
  * The newest image format this code reads and writes; readers refuse images with a higher number.
  * Format 2 adds compressed blobs (a file entry's `compression`): a reader of format 1 would take
  * them for corrupt files. An image with no compressed file is still written as format 1
- * (PLAIN_IMAGE_FORMAT_VERSION), so that an older cr reads it.
+ * (PLAIN_IMAGE_FORMAT_VERSION), so that an older cr reads it. Format 3 adds incremental images
+ * (the manifest's `parent`): a reader of format 2 would restore them without the pages they leave
+ * to their parent.
  */
-export const IMAGE_FORMAT_VERSION = 2;
+export const INCREMENTAL_IMAGE_FORMAT_VERSION = 3;
+/** The format of an image with compressed files and no parent. */
+export const COMPRESSED_IMAGE_FORMAT_VERSION = 2;
+export const IMAGE_FORMAT_VERSION = 3;
 /** The format of an image whose files are all stored as they are. */
 export const PLAIN_IMAGE_FORMAT_VERSION = 1;
 
@@ -88,6 +93,13 @@ export const manifestSchema = z.strictObject({
     .optional()
     .describe('The advice the checkpointed process had given (cr advise, or its own advice file), as it was applied.'),
   files: z.record(z.string(), fileEntrySchema).describe('Every file of the image but the manifest, with its size and digest.'),
+  parent: z
+    .strictObject({
+      path: z.string().startsWith('/').describe('Where the parent image is; restore reads it there.'),
+      manifest: digestSchema.describe('The digest of its manifest (its manifest.sha256), so that another image at that path is refused.'),
+    })
+    .optional()
+    .describe('Set on an incremental image (cr checkpoint --parent, format 3): what it does not hold is read from this image.'),
 });
 export type Manifest = z.infer<typeof manifestSchema>;
 

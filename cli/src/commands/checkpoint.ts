@@ -9,6 +9,9 @@ import { STDIO, StreamSpool, standardOutput } from '../image/stream.js';
 import { abortOnSignals } from '../interrupts.js';
 import { renderTable } from '../table.js';
 
+/** Enough for a mostly idle program: what it writes while a round runs is what it writes in the next. */
+const DEFAULT_PRE_COPY_ROUNDS = 4;
+
 export default class Checkpoint extends CrCommand {
   static override summary = "Save a process's resources, or an IPC namespace on its own, into an image.";
   static override description = `Saves every resource of the target that the installed plugins cover (see cr types), unless policy leaves it out. --only and --exclude select whole resource types (or groups: sysvipc, namespaces), like the kernel proposal's CHECKPOINT_ALL & ~CHECKPOINT_SYSVIPC, and single objects by their attributes (TYPE:ATTR=VALUE). Rules come from the config file (and its --profile), then the process's own advice (cr advise), then flags. An object left out that the saved process uses (a shared memory segment it has attached), or one marked --external, is recorded as an external reference: restore must find it alive. A selector that matches no collected object is a warning, or with --strict an error before anything is saved. The image is written atomically: if the checkpoint fails, no image appears at the path and the target is left as it was.`;
@@ -29,9 +32,11 @@ export default class Checkpoint extends CrCommand {
     { description: 'Show what would be saved, and why, without saving', command: '<%= config.bin %> checkpoint 1234 --dry-run' },
     { description: 'Move process 1234 to another machine: stream the image, kill it once all is sent', command: '<%= config.bin %> checkpoint 1234 --stream --kill | ssh other cr restore --stream --detach' },
     { description: 'Store its memory compressed with zstd', command: '<%= config.bin %> checkpoint 1234 -D img --compress zstd' },
+    { description: 'Copy its memory while it runs, so that it is frozen only to copy what it wrote meanwhile', command: '<%= config.bin %> checkpoint 1234 -D img --pre-copy' },
+    { description: 'Save only the memory that changed since the image img1', command: '<%= config.bin %> checkpoint 1234 -D img2 --parent img1' },
   ];
   static override usage = [
-    '<%= command.id %> PID (-D DIR | --stream) [--no-tree] [--compress zstd|lz4] [--kill] [--strict] [--only TYPE,...] [--include SELECTOR,...] [--exclude SELECTOR,...] [--external SELECTOR,...] [--profile NAME] [--config FILE] [--json]',
+    '<%= command.id %> PID (-D DIR | --stream) [--no-tree] [--pre-copy[=N]] [--parent IMG] [--compress zstd|lz4] [--kill] [--strict] [--only TYPE,...] [--include SELECTOR,...] [--exclude SELECTOR,...] [--external SELECTOR,...] [--profile NAME] [--config FILE] [--json]',
     '<%= command.id %> --ipc-ns TARGET (-D DIR | --stream) [--compress zstd|lz4] [--strict] [--only TYPE,...] [--include SELECTOR,...] [--exclude SELECTOR,...] [--external SELECTOR,...] [--profile NAME] [--config FILE] [--json]',
     '<%= command.id %> (PID | --ipc-ns TARGET) --dry-run [--strict] [selection flags as above] [--json]',
   ];
@@ -66,10 +71,25 @@ export default class Checkpoint extends CrCommand {
       description: 'Save the process with all its descendants, with their PIDs, parent links, sessions and process groups (the default); --no-tree saves the process alone and refuses one with children.',
       exclusive: ['ipc-ns'],
     }),
+    'pre-copy': Flags.boolean({
+      description: `Copy the memory while the process runs, tracking the pages it writes (userfaultfd write-protection in async mode: the process never waits), again and again until what it wrote meanwhile stops shrinking, then freeze it only to copy the rest. --pre-copy=N runs at most N rounds (default ${DEFAULT_PRE_COPY_ROUNDS}).`,
+      exclusive: ['dry-run', 'ipc-ns'],
+    }),
+    parent: Flags.string({
+      helpValue: 'IMG',
+      description:
+        'Write an incremental image: only the memory pages that differ from those in IMG, an earlier image of the same process (written without --compress); restore reads the rest from IMG (and its own parents), which must stay where it is.',
+      exclusive: ['dry-run', 'ipc-ns'],
+    }),
+    'pre-copy-rounds': Flags.integer({ helpValue: 'N', min: 1, description: 'At most N rounds of --pre-copy (as --pre-copy=N).', dependsOn: ['pre-copy'] }),
     kill: Flags.boolean({ description: 'Kill the process once the image is committed (by default it carries on running); a process the policy leaves out is not killed.', exclusive: ['dry-run', 'ipc-ns'] }),
   };
 
   async run(): Promise<unknown> {
+    this.argv = this.argv.flatMap((arg) => {
+      const rounds = /^--pre-copy=(.*)$/.exec(arg)?.[1];
+      return rounds === undefined ? [arg] : ['--pre-copy', '--pre-copy-rounds', rounds];
+    });
     const { args, flags } = await this.parse(Checkpoint);
     const target = targetOf(args.pid, flags['ipc-ns'], flags.tree);
     const toStdout = flags.stream || flags['images-dir'] === STDIO;
@@ -107,6 +127,8 @@ export default class Checkpoint extends CrCommand {
         signal: interrupts.signal,
         ...(advice ? { advice } : {}),
         ...(flags.compress ? { compression: flags.compress } : {}),
+        ...(flags.parent ? { parent: flags.parent } : {}),
+        ...(flags['pre-copy'] ? { preCopy: { rounds: flags['pre-copy-rounds'] ?? DEFAULT_PRE_COPY_ROUNDS } } : {}),
         ...(output ? { deliver: (dir: string) => writeImageStream(dir, output, interrupts.signal) } : {}),
       });
     } finally {
@@ -118,6 +140,7 @@ export default class Checkpoint extends CrCommand {
       const log = output ? (line: string) => this.logToStderr(line) : (line: string) => this.log(line);
       const saved = result.objects.filter((o) => o.record);
       const frozen = result.frozenMs > 0 ? ` (frozen for ${result.frozenMs.toFixed(0)} ms${result.killed.length > 0 ? ', then killed' : ''})` : '';
+      if (result.preCopy) log(`pre-copied while it ran, ${result.preCopy.rounds.length} round(s): ${result.preCopy.rounds.map((r) => `${r.copied} pages`).join(', ')}`);
       log(`checkpointed ${describeTarget(target)} into ${output ? 'standard output' : result.imageDir}${frozen}`);
       log(`saved ${saved.length} object(s): ${saved.map((o) => o.key).join(', ') || 'none'}`);
       const left = result.objects.filter((o) => !o.record);

@@ -4,12 +4,13 @@ import { inject, injectable } from 'tsyringe';
 import { CollectAgainError, CrError, ExitCode, PluginError, TargetError } from '../errors.js';
 import { ResourceGraph } from '../graph/resource-graph.js';
 import { ImageWriter } from '../image/image-writer.js';
+import { ParentImage } from '../image/parent-image.js';
 import { blobPath, recordPath } from '../image/layout.js';
 import { Kernel } from '../kernel/kernel.js';
 import { LOGGER, type Logger } from '../log/logger.js';
 import { PhaseClock, describeBytes, type PhaseTimings } from '../log/phases.js';
 import { PROGRESS, type ProgressReporter } from '../log/progress.js';
-import type { ResourceNode, SaveContext } from '../plugin/contract.js';
+import type { BlobOptions, PreCopy, PreCopyContext, ResourceNode, SaveContext } from '../plugin/contract.js';
 import { PluginRegistry } from '../plugin/registry.js';
 import type { AppliedAdvice } from '../policy/from-config.js';
 import { describeSelection, type Policy } from '../policy/policy.js';
@@ -42,6 +43,19 @@ export interface CheckpointRequest {
    * Without `kill`, it runs once the target runs again.
    */
   deliver?: (imageDir: string) => Promise<void>;
+  /**
+   * Copy what plugins can copy while the target runs first (`--pre-copy`), in at most `rounds`
+   * rounds, each copying what changed during the one before, until that stops shrinking; the
+   * target is then frozen only to copy the rest.
+   */
+  preCopy?: { rounds: number };
+  /** A previous image of the same target (`--parent`): what is unchanged since is left to it (an incremental image). */
+  parent?: string;
+}
+
+/** What each pre-copy round copied while the target ran, in the plugins' units (pages), and how long it took. */
+export interface PreCopyReport {
+  rounds: { copied: number; ms: number }[];
 }
 
 /** What a dry run found: every object with its decision, and what the user should hear of. */
@@ -66,8 +80,16 @@ export interface CheckpointResult {
   killed: string[];
   /** One line each: a selector that matched no collected object. */
   warnings: string[];
-  /** How long each phase took, in milliseconds: validate, collect, freeze, decide, save, commit, then thaw or kill. */
+  /** How long each phase took, in milliseconds: validate, (pre-copy,) collect, freeze, decide, save, commit, then thaw or kill. */
   phases: PhaseTimings;
+  /** With `preCopy`: the rounds run before the freeze. */
+  preCopy?: PreCopyReport;
+}
+
+/** A plugin's pre-copy of one object, with the blobs it wrote. */
+interface StartedPreCopy {
+  preCopy: PreCopy;
+  blobs: Record<string, string>;
 }
 
 /** How often collect and freeze start again when a freeze finds that what was collected changed meanwhile. */
@@ -112,14 +134,30 @@ export class CheckpointEngine {
   }
 
   async checkpoint(request: CheckpointRequest): Promise<CheckpointResult> {
+    // Ended once the target runs again: ending a pre-copy (lifting write-protection) takes time the freeze need not include.
+    const preCopies = new Map<string, StartedPreCopy>();
+    try {
+      return await this.checkpointWith(request, preCopies);
+    } finally {
+      this.endPreCopies(preCopies);
+    }
+  }
+
+  private async checkpointWith(request: CheckpointRequest, preCopies: Map<string, StartedPreCopy>): Promise<CheckpointResult> {
     const { target, policy, signal } = request;
     const clock = new PhaseClock(this.log);
     const started = performance.now();
     this.log.info({ target, imageDir: request.imageDir, kill: request.kill ?? false }, `checkpoint of ${describeTarget(target)} into ${request.imageDir}`);
     // The image path is checked and the partial directory made before anything is frozen.
+    const parent = request.parent === undefined ? undefined : await clock.time('validate', () => this.openParent(request.parent!, target), (p) => `parent image ${p.imageDir}`);
     const writer = await clock.time('validate', () => ImageWriter.create(request.imageDir, signal, request.compression), (w) => `image path ${w.imageDir} is free`);
     let collected: Collected;
+    let preCopy: PreCopyReport | undefined;
     try {
+      if (request.preCopy) {
+        const rounds = request.preCopy.rounds;
+        preCopy = await clock.time('pre-copy', () => this.preCopy(target, rounds, writer, preCopies, parent, signal), (r) => describePreCopy(r));
+      }
       collected = await this.collect(target, true, clock, signal);
     } catch (err) {
       writer.abort();
@@ -143,7 +181,7 @@ export class CheckpointEngine {
             const entry: ObjectEntry = decided.get(node.key)!;
             signal?.throwIfAborted();
             if (entry.policy.decision === 'include') {
-              bytes += await clock.piece('save', node.key, () => this.save(node, entry, writer, target, warnings), (b) => `${Object.keys(entry.blobs ?? {}).length} blob(s), ${describeBytes(b)}`);
+              bytes += await clock.piece('save', node.key, () => this.save(node, entry, writer, target, warnings, preCopies.get(node.key), parent), (b) => `${Object.keys(entry.blobs ?? {}).length} blob(s), ${describeBytes(b)}`);
               progress.advance(1);
             }
             objects.push(entry);
@@ -153,6 +191,7 @@ export class CheckpointEngine {
         progress.end();
       }
       clock.report('save', `${included} object(s), ${describeBytes(bytes)} of blobs`);
+      dropUnsavedBlobs(preCopies, objects, writer);
       signal?.throwIfAborted();
       await clock.time('commit', () => writer.commit({
         format: 'cr-image',
@@ -163,6 +202,7 @@ export class CheckpointEngine {
         plugins: this.registry.all().map(({ plugin, source }) => ({ type: plugin.type, version: plugin.version, package: source })),
         objects,
         ...(request.advice ? { advice: request.advice } : {}),
+        ...(parent ? { parent: { path: parent.imageDir, manifest: parent.manifestDigest } } : {}),
       }), () => `image written at ${writer.imageDir}`);
       if (request.kill) await request.deliver?.(writer.imageDir);
     } catch (err) {
@@ -188,7 +228,7 @@ export class CheckpointEngine {
       `checkpoint done: ${saved.size} object(s), ${describeBytes(bytes)} of blobs, frozen for ${frozenMs.toFixed(1)} ms, in ${(performance.now() - started).toFixed(1)} ms`,
     );
     if (!request.kill) await request.deliver?.(writer.imageDir);
-    return { imageDir: writer.imageDir, objects, frozenMs, killed, warnings, phases: clock.timings };
+    return { imageDir: writer.imageDir, objects, frozenMs, killed, warnings, phases: clock.timings, ...(preCopy ? { preCopy } : {}) };
   }
 
   /** Every object's decision, checked for claims nobody owns and for selectors that match nothing. */
@@ -285,10 +325,10 @@ export class CheckpointEngine {
    * object with the rule that decided it. Plugins report unsupported objects in save, or through
    * `defers.unsupported`, not here. Once every type is collected, every claim has its one owner.
    */
-  private async collect(target: CheckpointTarget, freeze: boolean, clock: PhaseClock, signal?: AbortSignal): Promise<Collected> {
+  private async collect(target: CheckpointTarget, freeze: boolean, clock: PhaseClock, signal?: AbortSignal, only?: ReadonlySet<string>): Promise<Collected> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.collectOnce(target, freeze, clock, signal);
+        return await this.collectOnce(target, freeze, clock, signal, only);
       } catch (err) {
         if (!(err instanceof CollectAgainError)) throw err;
         if (attempt >= COLLECT_TRIES) {
@@ -301,8 +341,8 @@ export class CheckpointEngine {
     }
   }
 
-  /** One try of collect (see collect): a freeze that throws CollectAgainError lets everything go again. */
-  private async collectOnce(target: CheckpointTarget, freeze: boolean, clock: PhaseClock, signal?: AbortSignal): Promise<Collected> {
+  /** One try of collect (see collect), of the types in `only` if given: a freeze that throws CollectAgainError lets everything go again. */
+  private async collectOnce(target: CheckpointTarget, freeze: boolean, clock: PhaseClock, signal?: AbortSignal, only?: ReadonlySet<string>): Promise<Collected> {
     const graph = new ResourceGraph();
     const root = rootOf(target, this.kernel);
     graph.add(root.type, { id: root.id, handle: root.handle });
@@ -310,6 +350,7 @@ export class CheckpointEngine {
     let frozenAt = 0;
     try {
       for (const type of this.registry.orderedTypes()) {
+        if (only && !only.has(type)) continue;
         const { plugin, source } = this.registry.get(type);
         for (const parentType of plugin.collectsFrom) {
           for (const parent of graph.ofType(parentType)) {
@@ -348,34 +389,21 @@ export class CheckpointEngine {
   }
 
   /** Saves one object's record and blobs; returns how many bytes of blobs it wrote. */
-  private async save(node: ResourceNode, entry: ObjectEntry, writer: ImageWriter, target: CheckpointTarget, warnings: string[]): Promise<number> {
-    const { plugin, source } = this.registry.get(node.type);
-    const blobs: Record<string, string> = {};
+  private async save(node: ResourceNode, entry: ObjectEntry, writer: ImageWriter, target: CheckpointTarget, warnings: string[], started?: StartedPreCopy, parent?: ParentImage): Promise<number> {
+    const { plugin } = this.registry.get(node.type);
+    const blobs: Record<string, string> = { ...started?.blobs };
     let bytes = 0;
     const ctx: SaveContext = {
       target,
       pluginOptions: this.registry.optionsOf(node.type),
       log: this.objectLog(node),
-      writeBlob: async (name, data, options) => {
-        if (blobs[name]) throw new PluginError(`plugin ${source} wrote blob "${name}" of ${node.key} twice`);
-        blobs[name] = blobPath(node.type, node.id, name);
-        const total = data instanceof Uint8Array ? data.byteLength : options?.expectedSize;
-        const progress = this.progress.start({ phase: 'save', label: `${node.key} ${name}`, unit: 'bytes', ...(total === undefined ? {} : { total }) });
-        let blobBytes = 0;
-        try {
-          await writer.writeStream(blobs[name], data, (written) => {
-            blobBytes += written;
-            progress.advance(written);
-          });
-        } finally {
-          progress.end();
-          bytes += blobBytes;
-        }
-        ctx.log.trace({ blob: name, bytes: blobBytes }, `wrote blob ${name} of ${node.key}: ${describeBytes(blobBytes)}`);
-      },
+      writeBlob: this.blobWriter(node, writer, blobs, 'save', (b) => (bytes += b)),
       warn: (message) => void warnings.push(message),
+      ...(started ? { preCopy: started.preCopy } : {}),
+      ...(parent?.objectOf(node.key) ? { parent: parent.objectOf(node.key)! } : {}),
     };
     const record = await plugin.save(node, ctx);
+    const { source } = this.registry.get(node.type);
     const checked = plugin.recordSchema.safeParse(record);
     if (!checked.success) {
       throw new PluginError(`plugin ${source} produced an invalid record for ${node.key}:\n  ${describeZodError(checked.error, record).join('\n  ')}`);
@@ -385,6 +413,121 @@ export class CheckpointEngine {
     writer.writeFile(entry.record, `${JSON.stringify({ type: node.type, id: node.id, version: plugin.version, record: checked.data }, null, 2)}\n`);
     return bytes;
   }
+
+  /** writeBlob for `node`: streams a blob into the image, records its path in `blobs`, shows progress and counts its bytes. */
+  private blobWriter(node: ResourceNode, writer: ImageWriter, blobs: Record<string, string>, phase: string, counted: (bytes: number) => void) {
+    const { source } = this.registry.get(node.type);
+    const log = this.objectLog(node);
+    return async (name: string, data: Uint8Array | AsyncIterable<Uint8Array>, options?: BlobOptions): Promise<void> => {
+      if (blobs[name]) throw new PluginError(`plugin ${source} wrote blob "${name}" of ${node.key} twice`);
+      const rel = blobPath(node.type, node.id, name);
+      blobs[name] = rel;
+      const total = data instanceof Uint8Array ? data.byteLength : options?.expectedSize;
+      const progress = this.progress.start({ phase, label: `${node.key} ${name}`, unit: 'bytes', ...(total === undefined ? {} : { total }) });
+      let blobBytes = 0;
+      try {
+        await writer.writeStream(rel, data, (written) => {
+          blobBytes += written;
+          progress.advance(written);
+        });
+      } finally {
+        progress.end();
+        counted(blobBytes);
+      }
+      log.trace({ blob: name, bytes: blobBytes }, `wrote blob ${name} of ${node.key}: ${describeBytes(blobBytes)}`);
+    };
+  }
+
+  /**
+   * Before the freeze: finds the objects of the plugins that can pre-copy (collecting only their
+   * types and those above them, nothing frozen), starts a pre-copy of each, and runs rounds over
+   * all of them until what a round copies stops shrinking, or `maxRounds` rounds ran.
+   */
+  private async preCopy(target: CheckpointTarget, maxRounds: number, writer: ImageWriter, preCopies: Map<string, StartedPreCopy>, parent: ParentImage | undefined, signal?: AbortSignal): Promise<PreCopyReport> {
+    const types = this.registry.orderedTypes().filter((type) => this.registry.get(type).plugin.preCopy);
+    const rounds: PreCopyReport['rounds'] = [];
+    if (types.length === 0) return { rounds };
+    const { graph } = await this.collect(target, false, new PhaseClock(this.log), signal, this.typesAbove(types));
+    try {
+      for (const type of types) {
+        const { plugin } = this.registry.get(type);
+        for (const node of graph.ofType(type)) {
+          const blobs: Record<string, string> = {};
+          const ctx: PreCopyContext = {
+            pluginOptions: this.registry.optionsOf(type),
+            log: this.objectLog(node),
+            writeBlob: this.blobWriter(node, writer, blobs, 'pre-copy', () => undefined),
+            ...(parent?.objectOf(node.key) ? { parent: parent.objectOf(node.key)! } : {}),
+          };
+          preCopies.set(node.key, { preCopy: await plugin.preCopy!(node, ctx), blobs });
+        }
+      }
+    } finally {
+      graph.release();
+    }
+    for (let round = 0; round < maxRounds; round++) {
+      signal?.throwIfAborted();
+      const start = performance.now();
+      let copied = 0;
+      for (const { preCopy } of preCopies.values()) copied += await preCopy.round();
+      const ms = performance.now() - start;
+      rounds.push({ copied, ms });
+      this.log.debug({ round, copied, ms }, `pre-copy round ${round}: ${copied} unit(s) in ${ms.toFixed(1)} ms`);
+      const previous = rounds[round - 1]?.copied;
+      if (previous !== undefined && (copied === 0 || copied >= previous)) break;
+    }
+    return { rounds };
+  }
+
+  /** `types` and every type they are collected below, up to the target. */
+  private typesAbove(types: readonly string[]): Set<string> {
+    const found = new Set<string>();
+    const visit = (type: string) => {
+      if (found.has(type) || !this.registry.has(type)) return;
+      found.add(type);
+      for (const parent of this.registry.get(type).plugin.collectsFrom) visit(parent);
+    };
+    types.forEach(visit);
+    return found;
+  }
+
+  /**
+   * The image given with `--parent`, checked before anything is frozen: a whole cr image, of the
+   * same target, with its blobs stored as they are (they are compared with in place).
+   */
+  private openParent(path: string, target: CheckpointTarget): ParentImage {
+    const parent = ParentImage.open(path, this.registry);
+    const saved = parent.manifest.target;
+    if (target.kind !== 'process' || saved.kind !== 'process' || saved.pid !== target.pid) {
+      throw new TargetError(`--parent ${path} is an image of ${describeTarget(saved)}, not of ${describeTarget(target)}; give an earlier image of the same process`);
+    }
+    if (parent.compressed()) throw new TargetError(`--parent ${path} is stored compressed; an incremental image needs a parent written without --compress`);
+    return parent;
+  }
+
+  /** Ends every pre-copy (each once; a failure to end one is logged, the others still end). */
+  private endPreCopies(preCopies: Map<string, StartedPreCopy>): void {
+    for (const [key, { preCopy }] of preCopies) {
+      try {
+        preCopy.end();
+      } catch (err) {
+        this.log.warn({ object: key, err }, `ending the pre-copy of ${key} failed: ${(err as Error).message}`);
+      }
+    }
+  }
+}
+
+/** Blobs a pre-copy wrote for objects that were not saved after all (excluded, or gone meanwhile) are no part of the image. */
+function dropUnsavedBlobs(preCopies: ReadonlyMap<string, StartedPreCopy>, objects: readonly ObjectEntry[], writer: ImageWriter): void {
+  const saved = new Set(objects.filter((o) => o.record).map((o) => o.key));
+  for (const [key, { blobs }] of preCopies) {
+    if (!saved.has(key)) for (const rel of Object.values(blobs)) writer.remove(rel);
+  }
+}
+
+/** "3 round(s): 65536, 120, 14": what each pre-copy round copied. */
+function describePreCopy(report: PreCopyReport): string {
+  return `${report.rounds.length} round(s): ${report.rounds.map((r) => r.copied).join(', ')}`;
 }
 
 function describeTarget(target: CheckpointTarget): string {

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import type { ObjectEntry } from '@cr/schemas';
 import { inject, injectable } from 'tsyringe';
 import { CrError, ImageError, PluginError, TargetError } from '../errors.js';
+import { ParentImage } from '../image/parent-image.js';
 import { ImageReader } from '../image/image-reader.js';
 import { recordProblems } from '../image/record-checks.js';
 import { Kernel } from '../kernel/kernel.js';
@@ -113,7 +114,10 @@ export class RestoreEngine {
     values: Map<string, unknown>,
     clock: PhaseClock,
   ): Promise<{ plan: Planned[]; pinDir: string | undefined; madePinDir: boolean }> {
-    const contextFor = (entry: ObjectEntry) => this.context(reader, entry, request.options, values, into);
+    const { parent: link } = reader.manifest;
+    // An incremental image: its parents are found and checked before anything is changed.
+    const parent = link ? ParentImage.open(link.path, this.registry, link.manifest) : undefined;
+    const contextFor = (entry: ObjectEntry) => this.context(reader, entry, request.options, values, into, parent);
     const references = externalReferences(reader.manifest.objects);
     const mapTo = resolveMappings(request.mapExternal ?? [], references);
     // Opened now, so that a wrong path is reported before anything is changed.
@@ -241,7 +245,8 @@ export class RestoreEngine {
   }
 
   /** What the plugin restoring (or finding) `entry` is told about the image and the restore. */
-  private context(reader: ImageReader, entry: ObjectEntry, options: RestoreOptions, values: ReadonlyMap<string, unknown>, into: IntoNamespaces): RestoreContext {
+  private context(reader: ImageReader, entry: ObjectEntry, options: RestoreOptions, values: ReadonlyMap<string, unknown>, into: IntoNamespaces, parent?: ParentImage): RestoreContext {
+    const inParent = parent?.objectOf(entry.key);
     const { manifest } = reader;
     const blobs = entry.blobs ?? {};
     const blob = (name: string) => {
@@ -270,6 +275,7 @@ export class RestoreEngine {
       readBlob: (name) => this.reported(reader.readBlobChunks(blob(name)), progress(name, reader.blobSize(blob(name)))),
       blobSize: (name) => reader.blobSize(blob(name)),
       namespaces: () => ({ ...into.all(), ...this.namespacesBelow(entry.key, manifest.objects, values) }),
+      ...(inParent ? { parent: inParent } : {}),
     };
   }
 

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmdirSync, rmSync, write, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { dirname, join } from 'node:path';
-import { IMAGE_FORMAT_VERSION, PLAIN_IMAGE_FORMAT_VERSION, type Compression, type FileEntry, type Manifest } from '@cr/schemas';
+import { COMPRESSED_IMAGE_FORMAT_VERSION, INCREMENTAL_IMAGE_FORMAT_VERSION, PLAIN_IMAGE_FORMAT_VERSION, type Compression, type FileEntry, type Manifest } from '@cr/schemas';
 import { CrError, ImageError } from '../errors.js';
 import { nodeFsError } from '../kernel/sysctl.js';
 import { codecFor, FRAME_SIZE } from './compression.js';
@@ -129,11 +129,13 @@ export class ImageWriter {
 
   /**
    * Writes the manifest (with the digest of every file) and makes the image appear at its path.
-   * The format is the oldest that says all the image holds: 1 unless a file is compressed.
+   * The format is the oldest that says all the image holds: 1 unless a file is compressed (2) or
+   * the image has a parent (3).
    */
   commit(manifest: Omit<Manifest, 'files' | 'formatVersion'>): void {
     const compressed = Object.values(this.files).some((f) => f.compression);
-    const full: Manifest = { ...manifest, formatVersion: compressed ? IMAGE_FORMAT_VERSION : PLAIN_IMAGE_FORMAT_VERSION, files: { ...this.files } };
+    const formatVersion = manifest.parent ? INCREMENTAL_IMAGE_FORMAT_VERSION : compressed ? COMPRESSED_IMAGE_FORMAT_VERSION : PLAIN_IMAGE_FORMAT_VERSION;
+    const full: Manifest = { ...manifest, formatVersion, files: { ...this.files } };
     const text = `${JSON.stringify(full, null, 2)}\n`;
     this.writeFile(MANIFEST_FILE, text);
     this.writeFile(MANIFEST_DIGEST_FILE, `${digestOf(text)}\n`);
@@ -146,6 +148,12 @@ export class ImageWriter {
     renameSync(this.workDir, this.imageDir);
     syncPath(dirname(this.imageDir));
     this.done = true;
+  }
+
+  /** Takes a file written earlier out of the image again. */
+  remove(rel: string): void {
+    rmSync(join(this.workDir, rel), { force: true });
+    delete this.files[rel];
   }
 
   /** Removes everything written so far; safe to call after commit (then it does nothing). */

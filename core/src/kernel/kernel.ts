@@ -22,6 +22,8 @@ import { KCMP_FILES, KCMP_FS, KCMP_SIGHAND, KCMP_VM, SYS, type RawSyscall } from
 import { createThread, seizeThreads } from './thread-group.js';
 import { TaskMemory } from './task-memory.js';
 import { Ttys } from './ttys.js';
+import { WriteTracker } from './userfaultfd.js';
+import { presentPages } from './pagemap-scan.js';
 
 /**
  * The kernel layer as plugins see it: one injectable service (inject `Kernel`) whose parts wrap
@@ -45,6 +47,8 @@ export class Kernel {
   readonly inotify = new Inotify(this.libc);
   readonly sockDiag = new SockDiag(this.libc);
   readonly ttys = new Ttys(this.libc, this.procfs);
+  /** Whether the PAGEMAP_SCAN ioctl is there (false once the kernel said it is not). */
+  private pagemapScan = true;
 
   /** Opens a directory for *at calls that never follow a symlink planted in it (see directory.ts). */
   openDirectory(path: string): Directory {
@@ -99,9 +103,29 @@ export class Kernel {
     return readVmas(pid);
   }
 
-  /** The runs of pages of [start, end) whose contents must be saved (see pagemap.ts). */
+  /**
+   * The runs of pages of [start, end) whose contents must be saved (see pagemap.ts); present
+   * anonymous pages through PAGEMAP_SCAN where the kernel has it (6.7+), which reports runs rather
+   * than a word per page and leaves out pages that are the shared zero page.
+   */
   pageRuns(pid: number, start: bigint, end: bigint, selection: PageSelection): PageRun[] {
+    if (selection === 'present' && this.pagemapScan) {
+      try {
+        return presentPages(this.libc, pid, start, end);
+      } catch (err) {
+        if (!(err instanceof KernelError && (err.code === 'ENOTTY' || err.code === 'EINVAL'))) throw err;
+        this.pagemapScan = false;
+      }
+    }
     return pageRuns(pid, start, end, selection);
+  }
+
+  /**
+   * Starts tracking which pages running process `pid` writes (see userfaultfd.ts): it is stopped
+   * for a moment to create the userfaultfd in it. The caller closes the tracker, on every path.
+   */
+  trackWrites(pid: number): WriteTracker {
+    return WriteTracker.start(this.libc, this.ptrace, pid);
   }
 
   /** hostname and domainname of the UTS namespace the calling thread is in. */

@@ -1,12 +1,22 @@
 import { closeSync, openSync } from 'node:fs';
 import koffi from 'koffi';
 import { KernelError } from './kernel-error.js';
-import { cloneArgs, decodeStruct, encodeStruct, iovec, kcmpEpollSlot, itimerspec, rlimit64, structSize, u64, utsname } from './structs.js';
+import { cloneArgs, decodeStruct, encodeStruct, iovec, kcmpEpollSlot, itimerspec, pageRegion, pmScanArg, rlimit64, structSize, u64, utsname } from './structs.js';
 import { KCMP_EPOLL_TFD, KCMP_FILE, O_CLOEXEC, SHM_RDONLY, SIGCHLD, SOCK_CLOEXEC, SYS } from './syscalls.js';
 import { PAGE_SIZE } from './pagemap.js';
 import { nodeFsError } from './sysctl.js';
 import type { FileRegion } from '../io/file-regions.js';
 
+/** What a PAGEMAP_SCAN walks and selects (struct pm_scan_arg without its buffer). */
+export interface PagemapScan {
+  start: bigint;
+  end: bigint;
+  flags: number;
+  inverted: number;
+  mask: number;
+  anyOf: number;
+  returned: number;
+}
 /**
  * The one place cr binds libc. Everything above this file calls the typed methods of `Libc`,
  * which throw KernelError on failure; nothing else in cr (or in a plugin) touches koffi.
@@ -528,6 +538,34 @@ export class Libc {
   timerfdSettime(fd: number, valueNs: bigint, intervalNs: bigint, target: string): void {
     const spec = (ns: bigint) => ({ tv_sec: ns / 1_000_000_000n, tv_nsec: ns % 1_000_000_000n });
     check(raw.timerfdSettime(fd, 0, { it_interval: spec(intervalNs), it_value: spec(valueNs) }, null), 'timerfd_settime', target);
+  }
+
+  /** ioctl(2) whose argument is a struct, `arg` its bytes, which the kernel may update in place; returns the result. */
+  ioctlStruct(fd: number, request: number, arg: Uint8Array, name: string, target: string): number {
+    return check(raw.ioctl(fd, request, 'void *', arg), name, target);
+  }
+
+  /**
+   * The PAGEMAP_SCAN ioctl on an open /proc/PID/pagemap: fills `regions` with struct page_region
+   * entries for `scan`; returns how many it filled and the address the walk stopped at.
+   */
+  pagemapScan(fd: number, request: number, scan: PagemapScan, regions: Buffer, target: string): { filled: number; walkEnd: bigint } {
+    const arg = encodeStruct(pmScanArg, {
+      size: structSize(pmScanArg),
+      flags: scan.flags,
+      start: scan.start,
+      end: scan.end,
+      walk_end: 0,
+      vec: koffi.address(regions),
+      vec_len: Math.floor(regions.byteLength / structSize(pageRegion)),
+      max_pages: 0,
+      category_inverted: scan.inverted,
+      category_mask: scan.mask,
+      category_anyof_mask: scan.anyOf,
+      return_mask: scan.returned,
+    });
+    const filled = check(raw.ioctl(fd, request, 'void *', arg), 'ioctl(PAGEMAP_SCAN)', target);
+    return { filled, walkEnd: u64(decodeStruct<{ walk_end: number | bigint }>(arg, pmScanArg).walk_end) };
   }
 
   /** ioctl(2) whose argument is a pointer to one u64 (TFD_IOC_SET_TICKS). */

@@ -267,3 +267,31 @@ export const ucred = koffi.struct('cr_ucred', { pid: 'int32_t', uid: 'uint32_t',
 export const scmRights = (count: number): TypeObject => koffi.array('int32_t', count, 'Array');
 /** CMSG_ALIGN: control messages start on 8-byte boundaries. */
 export const cmsgAlign = (length: number): number => (length + 7) & ~7;
+
+// ---- memory: userfaultfd write-protection and PAGEMAP_SCAN ----
+
+/** struct uffdio_api of UFFDIO_API. */
+export const uffdioApi = koffi.struct('cr_uffdio_api', { api: 'uint64_t', features: 'uint64_t', ioctls: 'uint64_t' });
+const uffdioRange = koffi.struct('cr_uffdio_range', { start: 'uint64_t', len: 'uint64_t' });
+/** struct uffdio_register of UFFDIO_REGISTER. */
+export const uffdioRegister = koffi.struct('cr_uffdio_register', { range: uffdioRange, mode: 'uint64_t', ioctls: 'uint64_t' });
+/** struct uffdio_writeprotect of UFFDIO_WRITEPROTECT. */
+export const uffdioWriteprotect = koffi.struct('cr_uffdio_writeprotect', { range: uffdioRange, mode: 'uint64_t' });
+
+/** struct pm_scan_arg of the PAGEMAP_SCAN ioctl (Linux 6.7+; newer than the installed uapi headers). */
+export const pmScanArg = koffi.struct('cr_pm_scan_arg', {
+  size: 'uint64_t',
+  flags: 'uint64_t',
+  start: 'uint64_t',
+  end: 'uint64_t',
+  walk_end: 'uint64_t',
+  vec: 'uint64_t',
+  vec_len: 'uint64_t',
+  max_pages: 'uint64_t',
+  category_inverted: 'uint64_t',
+  category_mask: 'uint64_t',
+  category_anyof_mask: 'uint64_t',
+  return_mask: 'uint64_t',
+});
+/** struct page_region, what PAGEMAP_SCAN fills its vector with. */
+export const pageRegion = koffi.struct('cr_page_region', { start: 'uint64_t', end: 'uint64_t', categories: 'uint64_t' });

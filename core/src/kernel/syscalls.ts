@@ -43,6 +43,7 @@ export const SYS = {
   kcmp: 312,
   rseq: 334,
   mlock2: 325,
+  userfaultfd: 323,
   pidfd_open: 434,
   clone3: 435,
   close_range: 436,

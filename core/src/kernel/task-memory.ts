@@ -26,18 +26,37 @@ export class TaskMemory {
     private readonly chunkSize = CHUNK_SIZE,
   ) {}
 
-  /** Streams the pages of `runs`, in order, in chunks of at most 8 MiB, read ahead (see readAhead). */
-  async *read(pid: number, runs: readonly PageRun[]): AsyncGenerator<Uint8Array> {
+  /**
+   * Streams the pages of `runs`, in order, in chunks of at most 8 MiB, read ahead (see readAhead).
+   * With `unreadable`, memory that cannot be read (a running process unmapped it meanwhile, or is
+   * gone) comes as zeros and is reported, a range at a time, instead of failing the read.
+   */
+  async *read(pid: number, runs: readonly PageRun[], unreadable?: (range: RemoteRange) => void): AsyncGenerator<Uint8Array> {
     const chunks = packChunks(runs, this.chunkSize);
     if (chunks.length === 0) return;
-    const mem = new ProcMem(pid, 'r');
+    let mem: ProcMem | undefined;
+    try {
+      mem = new ProcMem(pid, 'r');
+    } catch (err) {
+      if (!unreadable) throw err;
+    }
+    const readRest = (range: RemoteRange, into: Uint8Array) => {
+      if (!unreadable) return mem!.read(into, range.address);
+      try {
+        if (!mem) throw new CrError(`PID ${pid} is gone`);
+        mem.read(into, range.address);
+      } catch {
+        into.fill(0);
+        unreadable(range);
+      }
+    };
     try {
       yield* readAhead(
         chunks.map((c) => c.length),
-        (i, target) => this.readChunk(pid, mem, target, chunks[i]!),
+        (i, target) => this.readChunk(pid, readRest, target, chunks[i]!),
       );
     } finally {
-      mem.close();
+      mem?.close();
     }
   }
 
@@ -64,7 +83,7 @@ export class TaskMemory {
     }
   }
 
-  private async readChunk(pid: number, mem: ProcMem, target: Uint8Array, chunk: Chunk): Promise<Uint8Array> {
+  private async readChunk(pid: number, readRest: (range: RemoteRange, into: Uint8Array) => void, target: Uint8Array, chunk: Chunk): Promise<Uint8Array> {
     let done = 0;
     if (this.fast) {
       try {
@@ -73,7 +92,7 @@ export class TaskMemory {
         done = this.failed(err);
       }
     }
-    if (done < chunk.length) eachRest(chunk.ranges, done, (r, at) => mem.read(target.subarray(at, at + r.length), r.address));
+    if (done < chunk.length) eachRest(chunk.ranges, done, (r, at) => readRest(r, target.subarray(at, at + r.length)));
     return target;
   }
 

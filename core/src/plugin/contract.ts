@@ -15,9 +15,9 @@ import type { Logger } from '../log/logger.js';
  * example, is docs/plugins.md.
  *
  * Version 2 only added optional members (freeze, thaw, resume, groups, findExternal, selectableBy,
- * optionsSchema, refusals, inheritableFds), collected object fields (defaultDecision, uses) and
- * context members (readBlob, namespaces, saved, options.inheritFds, pluginOptions, log,
- * writeBlob's options), so plugins written for version 1 load unchanged.
+ * optionsSchema, refusals, inheritableFds, preCopy), collected object fields (defaultDecision,
+ * uses) and context members (readBlob, namespaces, saved, options.inheritFds, pluginOptions, log,
+ * writeBlob's options, preCopy), so plugins written for version 1 load unchanged.
  *
  * Plugins are tsyringe-injectable classes: take services (`Kernel`) through `@inject` from
  * '@cr/core', never from a second copy of tsyringe, and never call libc yourself.
@@ -180,6 +180,52 @@ export interface SaveContext<O = unknown> {
    * read yet that are dropped): one `cr: warning:` line, naming the object, in the checkpoint's output.
    */
   warn(message: string): void;
+  /** What this plugin's `preCopy` started for this object while the target ran (`--pre-copy`), if it did. */
+  readonly preCopy?: PreCopy;
+  /** The object in the image given with `--parent`, if that image holds it: what need not be saved again. */
+  readonly parent?: ParentObject;
+}
+
+/**
+ * What a plugin copies of one object while the target still runs (`cr checkpoint --pre-copy`),
+ * so that less is left to copy once it is frozen: the memory of a process, copied whole and then
+ * again where it was written since, until that stops shrinking.
+ */
+export interface PreCopy {
+  /**
+   * Copies what changed since the previous round (everything, in the first) and returns how much
+   * that was, in the plugin's own unit (pages): the engine stops the rounds once it stops shrinking.
+   */
+  round(): Promise<number>;
+  /** Stops copying and leaves the object as it was; called once however the checkpoint ends (save may have ended it already). */
+  end(): void;
+}
+
+/**
+ * The same object in the image a checkpoint is taken against (`cr checkpoint --parent IMG`), and
+ * through `parent()` in that image's parent: an incremental image saves only what changed since,
+ * and restore reads the rest from there.
+ */
+export interface ParentObject {
+  readonly imageDir: string;
+  /** Its record there, checked against this plugin's schema. */
+  readonly record: unknown;
+  /** Where one of its blobs is stored, as it is (a checkpoint refuses a compressed parent): to read parts of it in place. */
+  blobFile(name: string): string;
+  /** Streams one of its blobs, verified (as RestoreContext.readBlob). */
+  readBlob(name: string): AsyncIterable<Uint8Array>;
+  /** The same object in the parent of that image, if there is one and it holds the object. */
+  parent(): ParentObject | undefined;
+}
+
+/** What `preCopy` is given: as SaveContext, for an object that is not frozen. */
+export interface PreCopyContext<O = unknown> {
+  readonly pluginOptions: O;
+  readonly log: Logger;
+  /** As SaveContext.writeBlob: the blob belongs to the object, whose record must account for it. */
+  writeBlob(name: string, data: Uint8Array | AsyncIterable<Uint8Array>, options?: BlobOptions): Promise<void>;
+  /** As SaveContext.parent. */
+  readonly parent?: ParentObject;
 }
 
 export interface RestoreOptions {
@@ -225,6 +271,8 @@ export interface RestoreContext<O = unknown> {
    * namespaces), by kind: what a process must be created in. Namespace types are restored first.
    */
   namespaces(): Readonly<Partial<Record<NamespaceKind, NamespaceHandle>>>;
+  /** For an incremental image: the object in its parent image, if that holds it (see SaveContext.parent). */
+  readonly parent?: ParentObject;
 }
 
 /** An object of the image as its manifest lists it: saved, left out, or an external reference. */
@@ -336,6 +384,13 @@ export interface ResourcePlugin<R = unknown, H = unknown, T = unknown, O = unkno
    * a checkpoint on frozen ones. cr reports every refusal of every object at once.
    */
   refusals?(node: ResourceNode<H>): Promise<readonly string[]> | readonly string[];
+  /**
+   * Starts copying an object before the target is frozen (`--pre-copy`), for objects whose state is
+   * large and changes little (memory); `save` then gets it as `ctx.preCopy` and copies only the
+   * rest. Called on an unfrozen object found by a collect without freezing; the object must be
+   * left as it was whatever happens, cr's death included.
+   */
+  preCopy?(node: ResourceNode<H>, ctx: PreCopyContext<O>): Promise<PreCopy> | PreCopy;
   save(node: ResourceNode<H>, ctx: SaveContext<O>): Promise<R> | R;
   /**
    * Checks that a record, which passed `recordSchema`, agrees with its blobs and with the rest of

@@ -36,8 +36,14 @@ export function mmRecordProblems(record: MmRecord, ctx: RecordCheckContext): str
   const auxv = Buffer.from(record.auxv, 'base64').length;
   if (auxv % 16 !== 0 || auxv > MAX_AUXV) problems.push(`its auxv is ${auxv} bytes, not whole (type, value) pairs of at most ${MAX_AUXV} bytes`);
   problems.push(...pageProblems(record));
-  const pages = record.pages.reduce((sum, run) => sum + run.pages, 0);
-  return [...problems, ...blobProblems(ctx, { pages: pages * PAGE_SIZE })];
+  const bytes = (runs: readonly { pages: number }[]) => runs.reduce((sum, run) => sum + run.pages, 0) * PAGE_SIZE;
+  const blobs: Record<string, number> = { pages: bytes(record.pages) };
+  for (const round of record.precopied ?? []) {
+    if (Object.hasOwn(blobs, round.blob)) problems.push(`it lists the "${round.blob}" blob twice`);
+    blobs[round.blob] = bytes(round.runs);
+    for (const run of round.runs) if (!aligned(BigInt(run.address))) problems.push(`the pre-copied pages at ${run.address} are not page-aligned`);
+  }
+  return [...problems, ...blobProblems(ctx, blobs)];
 }
 
 function kindProblems(vma: VmaRecord, where: string, ctx: RecordCheckContext): string[] {
@@ -59,11 +65,15 @@ function kindProblems(vma: VmaRecord, where: string, ctx: RecordCheckContext): s
   }
 }
 
-/** Saved pages come from anonymous and private file and memfd mappings, one run within one mapping. */
+/**
+ * Saved pages (pre-copied ones that are not stale too) come from anonymous and private file and
+ * memfd mappings, one run within one mapping, and are restored from one place only.
+ */
 function pageProblems(record: MmRecord): string[] {
   const problems: string[] = [];
   const private_ = record.vmas.filter((v) => v.kind === 'anon' || ((v.kind === 'file' || v.kind === 'shmem') && !v.shared));
-  const runs = record.pages.map((r) => ({ start: BigInt(r.address), end: BigInt(r.address) + BigInt(r.pages) * PAGE, address: r.address }));
+  const restored = [...record.pages, ...(record.precopied ?? []).flatMap((round) => round.runs.filter((r) => !r.stale)), ...(record.fromParent ?? [])];
+  const runs = restored.map((r) => ({ start: BigInt(r.address), end: BigInt(r.address) + BigInt(r.pages) * PAGE, address: r.address }));
   for (const run of runs) {
     const home = private_.some((v) => BigInt(v.start) <= run.start && run.end <= BigInt(v.end));
     if (!aligned(run.start) || !home) problems.push(`the saved pages at ${run.address} do not lie page-aligned in one private mapping`);

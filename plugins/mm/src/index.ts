@@ -1,4 +1,4 @@
-import { Kernel, PLUGIN_API_VERSION, inject, injectable, type CollectedObject, type RecordCheckContext, type ResourceNode, type ResourcePlugin, type RestoreContext, type SaveContext } from '@cr/core';
+import { Kernel, PLUGIN_API_VERSION, inject, injectable, type CollectedObject, type PreCopy, type PreCopyContext, type RecordCheckContext, type ResourceNode, type ResourcePlugin, type RestoreContext, type SaveContext } from '@cr/core';
 import { TASKS, frozenTask, restoredTaskOf, type TaskHandle } from '@cr/plugin-tasks';
 import { SHM_SEGMENTS } from '@cr/sysvipc-base';
 import { SHMEM } from '@cr/plugin-shmem';
@@ -7,6 +7,7 @@ import { mmRecordProblems } from './check.js';
 import { classify } from './classify.js';
 import { checkMappedFiles, restoreAddressSpace } from './restore.js';
 import { mappingRefusals, saveAddressSpace } from './save.js';
+import { MemoryPreCopy } from './pre-copy.js';
 
 /**
  * A process's address space: every mapping (anonymous, file, SysV shm, memfd and shared
@@ -50,6 +51,11 @@ export class MmPlugin implements ResourcePlugin<MmRecord, ResourceNode<TaskHandl
 
   refusals(node: ResourceNode<ResourceNode<TaskHandle>>): string[] {
     return mappingRefusals(this.kernel, TASKS.handleOf(node.handle).pid);
+  }
+
+  /** Copies the process's private memory while it runs, tracking what it writes since (see MemoryPreCopy). */
+  preCopy(node: ResourceNode<ResourceNode<TaskHandle>>, ctx: PreCopyContext): PreCopy {
+    return new MemoryPreCopy(this.kernel, TASKS.handleOf(node.handle).pid, ctx);
   }
 
   save(node: ResourceNode<ResourceNode<TaskHandle>>, ctx: SaveContext): Promise<MmRecord> {

@@ -23,6 +23,8 @@ export const vmaSchema = z.strictObject({
 });
 export type VmaRecord = z.infer<typeof vmaSchema>;
 
+const pageRunSchema = z.strictObject({ address: u64Schema, pages: z.number().int().positive() });
+
 export const mmRecordSchema = z.strictObject({
   vmas: z.array(vmaSchema),
   bounds: z.strictObject({
@@ -41,7 +43,20 @@ export const mmRecordSchema = z.strictObject({
   auxv: base64Schema,
   exe: z.strictObject({ path: z.string().startsWith('/'), file: fileIdentitySchema }),
   pages: z
-    .array(z.strictObject({ address: u64Schema, pages: z.number().int().positive() }))
+    .array(pageRunSchema)
     .describe('runs of 4 KiB pages, in the order their contents follow one another in the "pages" blob'),
+  precopied: z
+    .array(
+      z.strictObject({
+        blob: z.string().regex(/^precopy-[0-9]+$/),
+        runs: z.array(pageRunSchema.extend({ stale: z.literal(true).optional().describe('written again after this copy: not restored from here') })),
+      }),
+    )
+    .optional()
+    .describe('pages copied while the process still ran (--pre-copy), one blob per round, runs in the order of its bytes; pages not stale are restored from here'),
+  fromParent: z
+    .array(pageRunSchema)
+    .optional()
+    .describe('pages unchanged since the parent image (an incremental image, --parent), restored from the same process there'),
 });
 export type MmRecord = z.infer<typeof mmRecordSchema>;

@@ -19,6 +19,9 @@ import {
 import { SHM_SEGMENTS } from '@cr/sysvipc-base';
 import { SHMEM } from '@cr/plugin-shmem';
 import type { MmRecord, VmaRecord } from './record.js';
+import { withoutStale } from './stale-pages.js';
+import { restoreFromParents } from './parent-restore.js';
+import { spansOf } from './page-spans.js';
 
 /** The end of the user address space (x86_64, 4-level page tables). */
 export const TASK_SIZE = 0x7ffffffff000n;
@@ -73,6 +76,11 @@ export async function restoreAddressSpace(kernel: Kernel, task: RemoteTask, reco
   try {
     for (const vma of record.vmas) mapOne(task, vma, files, ctx);
     await kernel.memory.write(task.pid, record.pages.map((r) => ({ address: big(r.address), pages: r.pages })), ctx.readBlob('pages'));
+    for (const round of record.precopied ?? []) {
+      const kept = round.runs.filter((r) => !r.stale).map((r) => ({ address: big(r.address), pages: r.pages }));
+      await kernel.memory.write(task.pid, kept, withoutStale(ctx.readBlob(round.blob), round.runs));
+    }
+    await restoreFromParents(kernel, task.pid, spansOf((record.fromParent ?? []).map((r) => ({ address: big(r.address), pages: r.pages }))), ctx.parent, ctx.key);
     for (const vma of record.vmas) advise(task, vma);
     setMmFields(task, record, files);
   } finally {

@@ -3,8 +3,13 @@ import { Kernel, PAGE_SIZE, TargetError, UnsupportedError, type PageRun, type Re
 import type { MmRecord, VmaRecord } from './record.js';
 import { classify } from './classify.js';
 import { withoutZeroPages, type SourceRun } from './zero-pages.js';
+import { MemoryPreCopy, type Settled } from './pre-copy.js';
+import { runsOf, spansOf, subtract } from './page-spans.js';
+import { ParentPages } from './parent-pages.js';
 
 const hex = (v: bigint | number) => `0x${BigInt(v).toString(16)}`;
+/** The VmFlags code of a mapping registered for userfaultfd write-protection. */
+const UFFD_WP_FLAG = 'uw';
 
 /**
  * The address space of a stopped process: every mapping, the mm bounds (code, data, brk, stack,
@@ -13,6 +18,8 @@ const hex = (v: bigint | number) => `0x${BigInt(v).toString(16)}`;
  */
 export async function saveAddressSpace(kernel: Kernel, task: RemoteTask, ctx: SaveContext): Promise<MmRecord> {
   const { pid } = task;
+  const preCopy = ctx.preCopy instanceof MemoryPreCopy ? ctx.preCopy : undefined;
+  const settled = preCopy ? settle(kernel, preCopy) : undefined;
   const vmas: VmaRecord[] = [];
   const runs: SourceRun[] = [];
   for (const vma of kernel.vmas(pid)) {
@@ -20,15 +27,21 @@ export async function saveAddressSpace(kernel: Kernel, task: RemoteTask, ctx: Sa
     if (kind === undefined) continue;
     const where = mappingName(pid, vma);
     if (typeof kind === 'object') throw new UnsupportedError(unsupportedMapping(pid, vma, kind));
-    vmas.push(describe(pid, vma, kind, where));
-    if (kind === 'anon') runs.push(...kernel.pageRuns(pid, vma.start, vma.end, 'present').map((r) => ({ ...r, zeroFree: true })));
+    vmas.push(describe(pid, preCopy?.protects(vma.start, vma.end) ? { ...vma, flags: vma.flags.filter((f) => f !== UFFD_WP_FLAG) } : vma, kind, where));
+    if (kind === 'anon') runs.push(...notPreCopied(kernel.pageRuns(pid, vma.start, vma.end, 'present'), settled).map((r) => ({ ...r, zeroFree: true })));
     // A private copy of a file page that the program zeroed must be written back over the file's.
     if ((kind === 'file' || kind === 'shmem') && !vma.shared) runs.push(...kernel.pageRuns(pid, vma.start, vma.end, 'private-copies').map((r) => ({ ...r, zeroFree: false })));
   }
   const saved: PageRun[] = [];
   const pages = runs.reduce((n, r) => n + r.pages, 0);
   ctx.log.debug({ mappings: vmas.length, pages }, `${vmas.length} mapping(s), ${pages} page(s) to read (all-zero anonymous pages are left out)`);
-  await ctx.writeBlob('pages', withoutZeroPages(kernel.memory.read(pid, runs), runs, saved), { expectedSize: pages * PAGE_SIZE });
+  const parent = ctx.parent ? new ParentPages(ctx.parent) : undefined;
+  const unchanged = parent ? { same: (address: bigint, page: Uint8Array) => parent.same(address, page), reused: [] as PageRun[] } : undefined;
+  try {
+    await ctx.writeBlob('pages', withoutZeroPages(kernel.memory.read(pid, runs), runs, saved, unchanged), { expectedSize: pages * PAGE_SIZE });
+  } finally {
+    parent?.close();
+  }
   const bounds = kernel.procfs.mmBounds(pid);
   const exePath = kernel.procfs.link(pid, 'exe');
   return {
@@ -49,7 +62,21 @@ export async function saveAddressSpace(kernel: Kernel, task: RemoteTask, ctx: Sa
     auxv: kernel.procfs.readBytes(pid, 'auxv').toString('base64'),
     exe: { path: exePath, file: identity(`/proc/${pid}/exe`, `PID ${pid}: its executable ${exePath}`) },
     pages: saved.map((r) => ({ address: hex(r.address), pages: r.pages })),
+    ...(settled ? { precopied: settled.precopied } : {}),
+    ...(unchanged || settled?.fromParent.length ? { fromParent: [...(unchanged?.reused ?? []), ...runsOf(settled?.fromParent ?? [])].map((r) => ({ address: hex(r.address), pages: r.pages })) } : {}),
   };
+}
+
+/** What the pre-copy of a now frozen process holds of its private anonymous memory as it is (see MemoryPreCopy.settle). */
+function settle(kernel: Kernel, preCopy: MemoryPreCopy): Settled {
+  const anon = kernel.vmas(preCopy.pid).filter((v) => classify(v, preCopy.pid) === 'anon');
+  const present = spansOf(anon.flatMap((v) => kernel.pageRuns(preCopy.pid, v.start, v.end, 'present')));
+  return preCopy.settle(present, anon);
+}
+
+/** The pages of `present` (runs within one mapping) that the pre-copy does not hold as they are now. */
+function notPreCopied(present: PageRun[], settled: Settled | undefined): PageRun[] {
+  return settled ? runsOf(subtract(spansOf(present), settled.covered)) : present;
 }
 
 const mappingName = (pid: number, vma: Vma) => `PID ${pid}: mapping ${hex(vma.start)}-${hex(vma.end)}`;

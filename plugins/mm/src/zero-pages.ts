@@ -15,33 +15,51 @@ const ZERO_PAGE = new Uint8Array(PAGE_SIZE);
  * cleared buffers, the zero page behind memory it only read): they cost nothing to restore.
  * Each slice handed on is valid until the next one is asked for, like the chunks it comes from.
  */
-export async function* withoutZeroPages(pages: AsyncIterable<Uint8Array>, sources: readonly SourceRun[], kept: PageRun[]): AsyncGenerator<Uint8Array> {
+export async function* withoutZeroPages(
+  pages: AsyncIterable<Uint8Array>,
+  sources: readonly SourceRun[],
+  kept: PageRun[],
+  /** For an incremental image: pages the parent image holds as they are, left out and listed in `reused`. */
+  unchanged?: { same(address: bigint, page: Uint8Array): boolean; reused: PageRun[] },
+): AsyncGenerator<Uint8Array> {
   let run = 0;
   let page = 0;
   let last: PageRun | undefined;
-  const keep = (address: bigint) => {
-    if (last && last.address + BigInt(last.pages * PAGE_SIZE) === address) last.pages++;
-    else kept.push((last = { address, pages: 1 }));
+  let lastReused: PageRun | undefined;
+  const add = (runs: PageRun[], previous: PageRun | undefined, address: bigint): PageRun => {
+    if (previous && previous.address + BigInt(previous.pages * PAGE_SIZE) === address) {
+      previous.pages++;
+      return previous;
+    }
+    const added = { address, pages: 1 };
+    runs.push(added);
+    return added;
   };
   for await (const chunk of pages) {
     let from = -1;
     for (let at = 0; at < chunk.byteLength; at += PAGE_SIZE) {
       const source = sources[run]!;
       const address = source.address + BigInt(page * PAGE_SIZE);
-      const skip = source.zeroFree && Buffer.compare(chunk.subarray(at, at + PAGE_SIZE), ZERO_PAGE) === 0;
-      if (skip) {
+      const bytes = chunk.subarray(at, at + PAGE_SIZE);
+      const zero = source.zeroFree && Buffer.compare(bytes, ZERO_PAGE) === 0;
+      const reused = !zero && unchanged !== undefined && unchanged.same(address, bytes);
+      if (zero || reused) {
         if (from >= 0) yield chunk.subarray(from, at);
         from = -1;
         last = undefined;
+        if (reused) lastReused = add(unchanged.reused, lastReused, address);
+        else lastReused = undefined;
       } else {
         if (from < 0) from = at;
-        keep(address);
+        last = add(kept, last, address);
+        lastReused = undefined;
       }
       if (++page === source.pages) {
         // A saved run stays within the mapping it was read from, even where the next one adjoins it.
         run++;
         page = 0;
         last = undefined;
+        lastReused = undefined;
       }
     }
     if (from >= 0) yield chunk.subarray(from);

@@ -45,6 +45,33 @@ describe('mm checkRecord', () => {
   });
 });
 
+describe('mm checkRecord of pre-copied and parent pages', () => {
+  const vmas = [anon('0x10000', '0x20000')];
+  const withRounds = (precopied: MmRecord['precopied'], fromParent?: MmRecord['fromParent']) =>
+    mmRecordSchema.parse({ ...mm(vmas, [{ address: '0x10000', pages: 1 }]), precopied, ...(fromParent ? { fromParent } : {}) });
+
+  it('accepts rounds whose blobs hold their runs, stale ones too, and pages restored from one place each', () => {
+    const record = withRounds(
+      [
+        { blob: 'precopy-0', runs: [{ address: '0x10000', pages: 1, stale: true }, { address: '0x11000', pages: 2 }] },
+        { blob: 'precopy-1', runs: [{ address: '0x11000', pages: 1, stale: true }] },
+      ],
+      [{ address: '0x14000', pages: 4 }],
+    );
+    expect(plugin.checkRecord(record, below({ pages: 4096, 'precopy-0': 3 * 4096, 'precopy-1': 4096 }))).toEqual([]);
+  });
+
+  it('names a page restored twice, a round blob of another size, and one it does not list', () => {
+    const record = withRounds([{ blob: 'precopy-0', runs: [{ address: '0x10000', pages: 2 }] }], [{ address: '0x11000', pages: 1 }]);
+    expect(plugin.checkRecord(record, below({ pages: 4096, 'precopy-0': 4096, 'precopy-7': 0 }))).toEqual([
+      'the saved pages at 0x10000 overlap those at 0x10000',
+      'the saved pages at 0x11000 overlap those at 0x10000',
+      'its "precopy-0" blob holds 4096 bytes where the record implies 8192',
+      'it has a "precopy-7" blob, which its type never writes',
+    ]);
+  });
+});
+
 describe('mm checkRecord of shared memory mappings', () => {
   const memfd: VmaRecord = { start: '0x50000', end: '0x52000', prot: 3, shared: true, kind: 'shmem', shmem: 9, path: '/memfd:buf (deleted)', offset: '0x0', flags: [] };
   const withShmem = (saved: boolean, pages = 0) =>

@@ -42,10 +42,11 @@ export default class InspectMems extends CrCommand {
   }
 }
 
-/** Each mapping of the record, with the saved page runs that fall inside it counted. */
+/** Each mapping of the record, with the page runs restore writes into it counted (pre-copied ones and those left to a parent image too). */
 export function mappingsOf(record: MmRecord): MappingView[] {
   const page = BigInt(PAGE_SIZE);
-  const runs = record.pages.map((r) => ({ start: BigInt(r.address), end: BigInt(r.address) + BigInt(r.pages) * page }));
+  const restored = [...record.pages, ...(record.precopied ?? []).flatMap((round) => round.runs.filter((r) => !r.stale)), ...(record.fromParent ?? [])];
+  const runs = restored.map((r) => ({ start: BigInt(r.address), end: BigInt(r.address) + BigInt(r.pages) * page }));
   return record.vmas.map((vma) => {
     const start = BigInt(vma.start);
     const end = BigInt(vma.end);

@@ -1,0 +1,95 @@
+import { closeSync, openSync } from 'node:fs';
+import type { Libc } from './libc.js';
+import { PAGE_SIZE, type PageRun } from './pagemap.js';
+import { decodeStruct, pageRegion, structSize, u64 } from './structs.js';
+import { nodeFsError } from './sysctl.js';
+
+/** _IOWR('f', 16, struct pm_scan_arg): declared here, the installed uapi headers predate it. */
+const PAGEMAP_SCAN = 0xc0606610;
+/** Write-protect the pages that match, in the same walk that reports them. */
+const PM_SCAN_WP_MATCHING = 1 << 0;
+export const PAGE_IS_WPALLOWED = 1 << 0;
+export const PAGE_IS_WRITTEN = 1 << 1;
+export const PAGE_IS_PRESENT = 1 << 3;
+export const PAGE_IS_SWAPPED = 1 << 4;
+export const PAGE_IS_PFNZERO = 1 << 5;
+const REGIONS_PER_CALL = 4096;
+
+/** A run of pages that share the categories asked for. */
+export interface PageRegion {
+  address: bigint;
+  pages: number;
+  categories: number;
+}
+
+/** Which pages a scan selects: those whose categories, with `inverted` flipped, have all of `mask` and one of `anyOf` (if given). */
+export interface PageFilter {
+  mask: number;
+  inverted?: number;
+  anyOf?: number;
+  /** The categories reported for each region (the regions are split where these differ). */
+  returned: number;
+}
+
+/**
+ * The PAGEMAP_SCAN ioctl on /proc/PID/pagemap (Linux 6.7+): the categories of a process's pages
+ * (present, swapped, the shared zero page, written since write-protected …) in one walk of its
+ * page tables, as runs rather than a word per page; with `protect`, the pages found are
+ * write-protected again in that same walk, so that no write between report and protection is lost.
+ */
+export class PagemapScanner {
+  private readonly fd: number;
+  private readonly regions = Buffer.alloc(REGIONS_PER_CALL * structSize(pageRegion));
+
+  constructor(
+    private readonly libc: Libc,
+    readonly pid: number,
+  ) {
+    const path = `/proc/${pid}/pagemap`;
+    try {
+      this.fd = openSync(path, 'r');
+    } catch (err) {
+      throw nodeFsError('open', path, err);
+    }
+  }
+
+  /** The regions of [start, end) that `filter` selects, in address order. */
+  scan(start: bigint, end: bigint, filter: PageFilter, protect = false): PageRegion[] {
+    const found: PageRegion[] = [];
+    const target = `/proc/${this.pid}/pagemap`;
+    for (let from = start; from < end; ) {
+      const { filled, walkEnd } = this.libc.pagemapScan(
+        this.fd,
+        PAGEMAP_SCAN,
+        { start: from, end, flags: protect ? PM_SCAN_WP_MATCHING : 0, inverted: filter.inverted ?? 0, mask: filter.mask, anyOf: filter.anyOf ?? 0, returned: filter.returned },
+        this.regions,
+        target,
+      );
+      for (let i = 0; i < filled; i++) {
+        const r = decodeStruct<{ start: number | bigint; end: number | bigint; categories: number | bigint }>(this.regions.subarray(i * structSize(pageRegion)), pageRegion);
+        const address = u64(r.start);
+        found.push({ address, pages: Number((u64(r.end) - address) / BigInt(PAGE_SIZE)), categories: Number(r.categories) });
+      }
+      if (walkEnd <= from) break;
+      from = walkEnd;
+    }
+    return found;
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+}
+
+/**
+ * The pages of [start, end) of `pid` that hold data of their own: present in RAM or swapped out,
+ * but not the shared zero page (memory only read, never written, which restores as zeros by itself).
+ */
+export function presentPages(libc: Libc, pid: number, start: bigint, end: bigint): PageRun[] {
+  const scanner = new PagemapScanner(libc, pid);
+  try {
+    return scanner.scan(start, end, { mask: PAGE_IS_PFNZERO, inverted: PAGE_IS_PFNZERO, anyOf: PAGE_IS_PRESENT | PAGE_IS_SWAPPED, returned: PAGE_IS_PRESENT | PAGE_IS_SWAPPED }).map(({ address, pages }) => ({ address, pages }));
+  } finally {
+    scanner.close();
+  }
+}
