@@ -4,7 +4,7 @@ import { CrError, ExitCode, Kernel } from '@cr/core';
 import { CheckpointEngine, adviceDir, policyFromConfig, readAdvice, writeImageStream, type AppliedAdvice, type CollectedObjectEntry } from '@cr/core/engine';
 import { COMPRESSIONS, type CheckpointTarget } from '@cr/schemas';
 import { assertSelections } from '@cr/api';
-import { CrCommand, profileFlag, selectionFlags, typeSelectionFlags } from '../base-command.js';
+import { CrCommand, profileFlag, selectionFlags, typeSelectionFlags, type CrConfigFlags } from '../base-command.js';
 import { STDIO, StreamSpool, standardOutput } from '../image/stream.js';
 import { abortOnSignals } from '../interrupts.js';
 import { renderTable } from '../table.js';
@@ -29,9 +29,10 @@ export default class Checkpoint extends CrCommand {
     { description: 'Show what would be saved, and why, without saving', command: '<%= config.bin %> checkpoint 1234 --dry-run' },
     { description: 'Move process 1234 to another machine: stream the image, kill it once all is sent', command: '<%= config.bin %> checkpoint 1234 --stream --kill | ssh other cr restore --stream --detach' },
     { description: 'Store its memory compressed with zstd', command: '<%= config.bin %> checkpoint 1234 -D img --compress zstd' },
+    { description: 'Save a server with its clients connected, kill it, and let cr restore bring the connections back', command: '<%= config.bin %> checkpoint 1234 -D img --kill --tcp-established' },
   ];
   static override usage = [
-    '<%= command.id %> PID (-D DIR | --stream) [--no-tree] [--compress zstd|lz4] [--kill] [--strict] [--only TYPE,...] [--include SELECTOR,...] [--exclude SELECTOR,...] [--external SELECTOR,...] [--profile NAME] [--config FILE] [--json]',
+    '<%= command.id %> PID (-D DIR | --stream) [--no-tree] [--compress zstd|lz4] [--kill] [--tcp-established] [--strict] [--only TYPE,...] [--include SELECTOR,...] [--exclude SELECTOR,...] [--external SELECTOR,...] [--profile NAME] [--config FILE] [--json]',
     '<%= command.id %> --ipc-ns TARGET (-D DIR | --stream) [--compress zstd|lz4] [--strict] [--only TYPE,...] [--include SELECTOR,...] [--exclude SELECTOR,...] [--external SELECTOR,...] [--profile NAME] [--config FILE] [--json]',
     '<%= command.id %> (PID | --ipc-ns TARGET) --dry-run [--strict] [selection flags as above] [--json]',
   ];
@@ -67,6 +68,11 @@ export default class Checkpoint extends CrCommand {
       exclusive: ['ipc-ns'],
     }),
     kill: Flags.boolean({ description: 'Kill the process once the image is committed (by default it carries on running); a process the policy leaves out is not killed.', exclusive: ['dry-run', 'ipc-ns'] }),
+    'tcp-established': Flags.boolean({
+      description:
+        "Save established TCP connections with TCP_REPAIR (sequence numbers, queues, options, windows) instead of refusing them; each is blocked with an nftables rule from the freeze until the process carries on, or, with --kill, until cr restore has made it again (config: pluginOptions.inet-sockets.tcpEstablished).",
+      exclusive: ['ipc-ns'],
+    }),
   };
 
   async run(): Promise<unknown> {
@@ -76,7 +82,9 @@ export default class Checkpoint extends CrCommand {
     if (!flags['dry-run'] && !flags['images-dir'] && !toStdout) throw new CrError('missing -D/--images-dir: say where to write the image, e.g. -D ./img, or --stream', ExitCode.Usage);
     if (toStdout && this.jsonEnabled()) throw new CrError('--json and --stream both want standard output; leave one out', ExitCode.Usage);
     const output = toStdout ? standardOutput() : undefined;
-    await this.setUp(flags.config, typeSelectionFlags(flags), flags.profile);
+    const flagLayers: CrConfigFlags = typeSelectionFlags(flags);
+    if (flags['tcp-established']) flagLayers['--tcp-established'] = { pluginOptions: { 'inet-sockets': { tcpEstablished: true } } };
+    await this.setUp(flags.config, flagLayers, flags.profile);
     const advice = this.adviceFor(target);
     const policy = policyFromConfig(this.resolved, this.registry, advice);
     const engine = this.container.resolve(CheckpointEngine);

@@ -1,0 +1,119 @@
+import type { Kernel, RestoreContext, SaveContext, SocketAddress, TcpConnectionState } from '@cr/core';
+import type { InetSocketRecord, TcpConnection } from './record.js';
+
+const SOL_SOCKET = 1;
+const SO_REUSEADDR = 2;
+
+type InetAddress = Extract<SocketAddress, { port: number }>;
+
+/** A connection cr has paused at the freeze: blocked by `block`, in repair mode, its address reuse as the program had set it. */
+export interface PausedConnection {
+  local: InetAddress;
+  peer: InetAddress;
+  block: string;
+  reuseaddr: number;
+}
+
+const SEND_QUEUE = 'send-queue';
+const RECEIVE_QUEUE = 'receive-queue';
+
+/**
+ * Pauses an established connection of a frozen process: first a block on its packets (a peer
+ * sending meanwhile, or after a --kill, would otherwise be reset, or change what cr reads), then
+ * repair mode, in which its state can be read and its socket closed without a word to the peer.
+ * Undone (the block lifted) if repair mode cannot be entered.
+ */
+export function pause(kernel: Kernel, fd: number, target: string): PausedConnection {
+  const local = kernel.sockets.localAddress(fd, target) as InetAddress;
+  const peer = kernel.sockets.peerAddress(fd, target) as InetAddress;
+  // Repair mode forces address reuse on the socket, so what the program set is read first.
+  const reuseaddr = kernel.sockets.intOption(fd, SOL_SOCKET, SO_REUSEADDR, target);
+  const block = kernel.connectionBlocks.block(local, peer);
+  try {
+    kernel.tcpRepair.enter(fd, target);
+  } catch (err) {
+    kernel.connectionBlocks.lift(block);
+    throw err;
+  }
+  return { local, peer, block, reuseaddr };
+}
+
+/** Lets a paused connection of a program that carries on run again, and lifts its block. */
+export function unpause(kernel: Kernel, fd: number, paused: PausedConnection, target: string): void {
+  try {
+    kernel.tcpRepair.leave(fd, false, target);
+    kernel.sockets.setIntOption(fd, SOL_SOCKET, SO_REUSEADDR, paused.reuseaddr, target);
+  } finally {
+    kernel.connectionBlocks.lift(paused.block);
+  }
+}
+
+/** The record part of a paused connection, its queues written as blobs. */
+export async function saveConnection(kernel: Kernel, fd: number, paused: PausedConnection, target: string, ctx: SaveContext): Promise<TcpConnection> {
+  const state = kernel.tcpRepair.read(fd, target);
+  if (state.sendQueue.length > 0) await ctx.writeBlob(SEND_QUEUE, state.sendQueue);
+  if (state.receiveQueue.length > 0) await ctx.writeBlob(RECEIVE_QUEUE, state.receiveQueue);
+  return {
+    sendSeq: state.sendSeq,
+    sendQueue: state.sendQueue.length,
+    unsent: state.unsent,
+    receiveSeq: state.receiveSeq,
+    receiveQueue: state.receiveQueue.length,
+    mss: state.mss,
+    sack: state.sack,
+    ...(state.windowScale ? { windowScale: state.windowScale } : {}),
+    ...(state.timestamp !== undefined ? { timestamp: state.timestamp } : {}),
+    window: state.window,
+    buffers: state.buffers,
+    block: paused.block,
+  };
+}
+
+/** The blobs a connection's record implies, by name and size. */
+export function connectionBlobs(connection: TcpConnection): Record<string, number> {
+  return {
+    ...(connection.sendQueue > 0 ? { [SEND_QUEUE]: connection.sendQueue } : {}),
+    ...(connection.receiveQueue > 0 ? { [RECEIVE_QUEUE]: connection.receiveQueue } : {}),
+  };
+}
+
+/**
+ * Makes `fd`, a new socket of cr's with the program's options set, into the saved connection,
+ * left in repair mode: the program's process is not running yet, and the block is still there.
+ */
+export async function rebuildConnection(kernel: Kernel, fd: number, record: InetSocketRecord & { connection: TcpConnection; local: InetAddress; peer: InetAddress }, target: string, ctx: RestoreContext): Promise<void> {
+  const { connection } = record;
+  const queue = async (name: string, size: number) => {
+    const bytes = Buffer.alloc(size);
+    if (size > 0) await ctx.readBlobInto(name, bytes);
+    return bytes;
+  };
+  const state: TcpConnectionState = {
+    sendSeq: connection.sendSeq,
+    sendQueue: await queue(SEND_QUEUE, connection.sendQueue),
+    unsent: connection.unsent,
+    receiveSeq: connection.receiveSeq,
+    receiveQueue: await queue(RECEIVE_QUEUE, connection.receiveQueue),
+    mss: connection.mss,
+    sack: connection.sack,
+    ...(connection.windowScale ? { windowScale: connection.windowScale } : {}),
+    ...(connection.timestamp !== undefined ? { timestamp: connection.timestamp } : {}),
+    window: connection.window,
+    buffers: connection.buffers,
+  };
+  kernel.tcpRepair.enter(fd, target);
+  kernel.tcpRepair.rebuild(fd, state, record.local, record.peer, `${target} (${shown(record.local)} -> ${shown(record.peer)})`);
+}
+
+/**
+ * The last step of a restored connection, once every object of the process is back: out of
+ * repair mode (with a window probe, so that the peer hears of it at once), the program's address
+ * reuse again, and the block lifted.
+ */
+export function resumeConnection(kernel: Kernel, fd: number, record: InetSocketRecord & { connection: TcpConnection }, target: string): void {
+  kernel.tcpRepair.leave(fd, true, target);
+  kernel.sockets.setIntOption(fd, SOL_SOCKET, SO_REUSEADDR, record.options.reuseaddr ?? 0, target);
+  kernel.connectionBlocks.lift(record.connection.block);
+}
+
+export const shown = (a: SocketAddress | undefined) => (a && 'port' in a ? (a.family === 'inet6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`) : '?');
