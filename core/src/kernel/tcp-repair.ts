@@ -131,9 +131,9 @@ export class TcpRepair {
   /**
    * Makes `fd`, a new TCP socket of cr's that is in repair mode, into the connection `state`
    * between `local` and `peer`: bound, given its sequence numbers, connected
-   * (repair mode sends no SYN), with its options, clock, queues and windows. It stays in repair
-   * mode: nothing reaches the peer until `leave`, except the bytes the program had not sent yet,
-   * which the kernel sends as any others (a block on the connection keeps them in until then).
+   * (repair mode sends no SYN), with its options, clock, queues and windows, but without the
+   * bytes never sent (`writeUnsent` writes those once it has left repair mode). It stays in repair
+   * mode: nothing reaches the peer until `leave`.
    */
   rebuild(fd: number, state: TcpConnectionState, local: SocketAddress, peer: SocketAddress, target: string): void {
     this.sockets.bind(fd, local, target);
@@ -163,12 +163,15 @@ export class TcpRepair {
       encodeStruct(tcpRepairWindow, { snd_wl1: w.sndWl1, snd_wnd: w.sndWnd, max_window: w.maxWindow, rcv_wnd: w.rcvWnd, rcv_wup: w.rcvWup }),
       `${target}, TCP_REPAIR_WINDOW`,
     );
-    if (state.unsent > 0) {
-      // Bytes never sent are written as the program would write them, outside repair mode.
-      this.leave(fd, false, target);
-      this.sendAll(fd, state.sendQueue.subarray(sent), MSG_DONTWAIT, target);
-      this.enter(fd, target);
-    }
+  }
+
+  /**
+   * Writes the bytes of the send queue that were never sent (the last `unsent` of it), as the
+   * program would have, on a rebuilt connection out of repair mode: the kernel sends them when
+   * the peer's window allows.
+   */
+  writeUnsent(fd: number, bytes: Uint8Array, target: string): void {
+    this.sendAll(fd, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), MSG_DONTWAIT, target);
   }
 
   private info(fd: number, target: string): { tcpi_state: number; tcpi_options: number; tcpi_wscale: number } {

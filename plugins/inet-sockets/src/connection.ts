@@ -48,9 +48,8 @@ export function unpause(kernel: Kernel, fd: number, paused: PausedConnection, ta
   }
 }
 
-/** The record part of a paused connection, its queues written as blobs. */
-export async function saveConnection(kernel: Kernel, fd: number, paused: PausedConnection, target: string, ctx: SaveContext): Promise<TcpConnection> {
-  const state = kernel.tcpRepair.read(fd, target);
+/** The record part of a paused connection's state (read with TcpRepair.read), its queues written as blobs. */
+export async function saveConnection(state: TcpConnectionState, paused: PausedConnection, ctx: SaveContext): Promise<TcpConnection> {
   if (state.sendQueue.length > 0) await ctx.writeBlob(SEND_QUEUE, state.sendQueue);
   if (state.receiveQueue.length > 0) await ctx.writeBlob(RECEIVE_QUEUE, state.receiveQueue);
   return {
@@ -106,14 +105,25 @@ export async function rebuildConnection(kernel: Kernel, fd: number, record: Inet
 }
 
 /**
- * The last step of a restored connection, once every object of the process is back: out of
- * repair mode (with a window probe, so that the peer hears of it at once), the program's address
- * reuse again, and the block lifted.
+ * The last step of a restored connection, once every object of the process is back: the block
+ * lifted, then out of repair mode (with a window probe, so that the peer hears of it at once),
+ * the program's address reuse again, and the bytes it had not sent yet written. Lifted first, so
+ * that what the kernel sends from here on reaches the peer, rather than being dropped and sent
+ * again only after a retransmission timeout.
  */
-export function resumeConnection(kernel: Kernel, fd: number, record: InetSocketRecord & { connection: TcpConnection }, target: string): void {
+export function resumeConnection(kernel: Kernel, fd: number, record: InetSocketRecord & { connection: TcpConnection }, unsent: Uint8Array, target: string): void {
+  kernel.connectionBlocks.lift(record.connection.block);
   kernel.tcpRepair.leave(fd, true, target);
   kernel.sockets.setIntOption(fd, SOL_SOCKET, SO_REUSEADDR, record.options.reuseaddr ?? 0, target);
-  kernel.connectionBlocks.lift(record.connection.block);
+  if (unsent.length > 0) kernel.tcpRepair.writeUnsent(fd, unsent, target);
+}
+
+/** The bytes of a saved connection's send queue that were never sent. */
+export async function unsentBytes(connection: TcpConnection, ctx: RestoreContext): Promise<Uint8Array> {
+  if (connection.unsent === 0) return new Uint8Array(0);
+  const queue = Buffer.alloc(connection.sendQueue);
+  await ctx.readBlobInto(SEND_QUEUE, queue);
+  return queue.subarray(connection.sendQueue - connection.unsent);
 }
 
 export const shown = (a: SocketAddress | undefined) => (a && 'port' in a ? (a.family === 'inet6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`) : '?');

@@ -19,7 +19,7 @@ import {
 import { closeSync } from 'node:fs';
 import { DescriptionPlugin, type DescriptionHandle, type DescriptionSite } from '@cr/descriptor-base';
 import { restoredTaskOf } from '@cr/plugin-tasks';
-import { connectionBlobs, pause, rebuildConnection, resumeConnection, saveConnection, shown, unpause, type PausedConnection } from './connection.js';
+import { connectionBlobs, pause, rebuildConnection, resumeConnection, saveConnection, shown, unpause, unsentBytes, type PausedConnection } from './connection.js';
 import { SOCKET_OPTIONS, appliesTo } from './options.js';
 import { inetSocketRecordSchema, inetSocketsOptionsSchema, type InetSocketRecord, type InetSocketsOptions } from './record.js';
 
@@ -120,7 +120,8 @@ export class InetSocketsPlugin extends DescriptionPlugin<InetSocketRecord> {
     const record = await super.save(node, ctx);
     const { pid, description, paused } = node.handle;
     if (!paused) return record;
-    const connection = await this.kernel.withFdOf(pid, description.info.fd, (fd, target) => saveConnection(this.kernel, fd, paused, target, ctx));
+    const state = this.kernel.withFdOf(pid, description.info.fd, (fd, target) => this.kernel.tcpRepair.read(fd, target));
+    const connection = await saveConnection(state, paused, ctx);
     return { ...record, state: 'established', local: paused.local, peer: paused.peer, options: { ...record.options, reuseaddr: paused.reuseaddr }, connection };
   }
 
@@ -188,11 +189,12 @@ export class InetSocketsPlugin extends DescriptionPlugin<InetSocketRecord> {
   }
 
   /** A restored connection leaves repair mode, and its block is lifted, once everything of the process is back. */
-  resume(record: InetSocketRecord, _restored: void, ctx: RestoreContext): void {
+  async resume(record: InetSocketRecord, _restored: void, ctx: RestoreContext): Promise<void> {
     const { connection } = record;
     if (!connection) return;
     const task = restoredTaskOf(ctx);
-    this.kernel.withFdOf(task.pid, record.fds[0]!.fd, (fd, target) => resumeConnection(this.kernel, fd, { ...record, connection }, target));
+    const unsent = await unsentBytes(connection, ctx);
+    this.kernel.withFdOf(task.pid, record.fds[0]!.fd, (fd, target) => resumeConnection(this.kernel, fd, { ...record, connection }, unsent, target));
   }
 }
 
