@@ -1,6 +1,7 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cleanup, REPO, tempDir } from './helpers/cli.js';
@@ -11,17 +12,19 @@ afterEach(() => cleanup.run());
 
 const PAIR = join(REPO, 'test/fixtures/tcp-pair.py');
 const CLIENT = join(REPO, 'test/fixtures/tcp-client.py');
+/** nft, also where root's PATH may not reach it. */
+const NFT = existsSync('/usr/sbin/nft') ? '/usr/sbin/nft' : 'nft';
 
 /** The connection blocks (nftables tables cr-tcp-…) on connections to or from `port`. */
 function blocksOn(port: number): string[] {
-  const tables = execFileSync('nft', ['list', 'tables'], { encoding: 'utf8' });
+  const tables = execFileSync(NFT, ['list', 'tables'], { encoding: 'utf8' });
   return [...tables.matchAll(/^table inet (cr-tcp-\S+)$/gm)].map((m) => m[1]!).filter((name) => name.split('-').some((end) => end.endsWith(`.${port}`)));
 }
 
 /** Removes, after the test, any block a failed test left on connections of `port`. */
 function liftBlocksAfter(port: number): void {
   cleanup.add(() => {
-    for (const name of blocksOn(port)) spawnSync('nft', ['delete', 'table', 'inet', name]);
+    for (const name of blocksOn(port)) spawnSync(NFT, ['delete', 'table', 'inet', name]);
   });
 }
 
