@@ -47,22 +47,20 @@ export class ConnectionBlocks {
   /** Removes block `name`; false when there was none. */
   lift(name: string): boolean {
     if (!/^cr-tcp-[0-9a-f._-]+$/.test(name)) throw new TargetError(`${name} is not the name of a connection block of cr`);
-    if (!this.exists(name)) return false;
-    this.nft(`delete table inet ${name}`, name);
-    return true;
+    return this.nft(`delete table inet ${name}`, name, true);
   }
 
-  exists(name: string): boolean {
-    return this.nft('list tables', name).split('\n').some((line) => line.trim() === `table inet ${name}`);
-  }
-
-  private nft(script: string, name: string): string {
+  /** Runs an nft script; false when it failed only because the table was not there and `missingIsFine`. */
+  private nft(script: string, name: string, missingIsFine = false): boolean {
     try {
-      return execFileSync(nftCommand(), ['-f', '-'], { input: script, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+      execFileSync(nftCommand(), ['-f', '-'], { input: script, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+      return true;
     } catch (err) {
       const failure = err as NodeJS.ErrnoException & { stderr?: string };
       if (failure.code === 'ENOENT') throw new UnsupportedError('blocking a TCP connection needs the nft command (Debian package nftables), which is not installed');
-      throw new TargetError(`nft, for the connection block ${name}: ${(failure.stderr ?? failure.message).trim().split('\n')[0]}`);
+      const message = (failure.stderr ?? failure.message).trim().split('\n')[0]!;
+      if (missingIsFine && message.endsWith('No such file or directory')) return false;
+      throw new TargetError(`nft, for the connection block ${name}: ${message}`);
     }
   }
 }
