@@ -1,7 +1,7 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cleanup, REPO, tempDir } from './helpers/cli.js';
@@ -150,6 +150,25 @@ describe('established TCP connections (--tcp-established)', () => {
     expect(kept.status).toBe(0);
     expect(blocksOn(port)).toEqual([]);
 
+    process.kill(pair.pid!, 'SIGUSR1');
+    expect(await waitForLine(out, /^(ok|bad) /, 30_000)).toMatch(/^ok /);
+  });
+
+  it('a cr killed with SIGKILL while the connections are blocked leaves no block behind: its watchdog lifts them, and the program carries on', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const pair = await startFixture(cleanup, 'python3', [PAIR], out);
+    const port = portOf(lines(out)[0]!);
+    liftBlocksAfter(port);
+
+    const checkpoint = cleanup.process(spawn(process.execPath, [join(REPO, 'cli/bin/run.js'), 'checkpoint', String(pair.pid), '-D', join(dir, 'img'), '--tcp-established'], { stdio: 'ignore' }));
+    const exited = once(checkpoint, 'exit');
+    await waitFor('the connections to be blocked', () => (blocksOn(port).length > 0 ? true : undefined), 30_000);
+    checkpoint.kill('SIGKILL');
+    expect(await exited).toEqual([null, 'SIGKILL']);
+
+    await waitFor('the blocks to be lifted', () => (blocksOn(port).length === 0 ? true : undefined), 10_000);
+    await waitFor('the program to run on', () => (/^State:\s+[RS]/m.test(readFileSync(`/proc/${pair.pid}/status`, 'utf8')) ? true : undefined), 10_000);
     process.kill(pair.pid!, 'SIGUSR1');
     expect(await waitForLine(out, /^(ok|bad) /, 30_000)).toMatch(/^ok /);
   });

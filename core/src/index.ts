@@ -36,7 +36,7 @@ export { AF_INET, AF_INET6, AF_UNIX, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, SO
 export { Inotify, inotifyWatches, type InotifyWatch, type InotifyWatchInfo } from './kernel/inotify.js';
 export type { InetListenerDiag, SockDiag, UnixSocketDiag } from './kernel/sock-diag.js';
 export type { TcpConnectionState, TcpRepair, TcpWindow } from './kernel/tcp-repair.js';
-export type { ConnectionBlocks, ConnectionEnd } from './kernel/connection-blocks.js';
+export type { ConnectionBlocks, ConnectionEnd, HeldBlock } from './kernel/connection-blocks.js';
 export { Directory } from './kernel/directory.js';
 export { KernelError, errnoName } from './kernel/kernel-error.js';
 export { NAMESPACE_FLAGS, NamespaceHandle, Namespaces, type NamespaceKind } from './kernel/namespaces.js';

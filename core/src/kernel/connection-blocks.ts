@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { TargetError, UnsupportedError } from '../errors.js';
 
@@ -7,6 +7,18 @@ export interface ConnectionEnd {
   family: 'inet' | 'inet6';
   address: string;
   port: number;
+}
+
+/**
+ * A block cr has set and must decide about: `lift` it (the program carries on), or `keep` it for
+ * the restore (the program was killed). Until one of them is called, a watchdog process waits
+ * on a pipe from cr, and lifts the block if cr dies (SIGKILL): a connection is never left blocked
+ * by a cr that is gone.
+ */
+export interface HeldBlock {
+  readonly name: string;
+  lift(): void;
+  keep(): void;
 }
 
 /** Where `nft` is looked for when it is not on the PATH (root's PATH may lack the sbin directories). */
@@ -42,6 +54,32 @@ export class ConnectionBlocks {
       name,
     );
     return name;
+  }
+
+  /** `block`, with a watchdog that lifts it if cr dies before saying what becomes of it (see HeldBlock). */
+  hold(local: ConnectionEnd, peer: ConnectionEnd): HeldBlock {
+    const name = this.block(local, peer);
+    // The watchdog reads one line from cr; end of file without "keep" (cr died) lifts the block.
+    const watchdog = spawn('sh', ['-c', `read -r word; [ "$word" = keep ] || exec "$0" delete table inet ${name}`, nftCommand()], {
+      stdio: ['pipe', 'ignore', 'ignore'],
+      detached: true,
+    });
+    // Without a watchdog (or once it is gone) the block is cr's alone to lift, as it is anyway.
+    watchdog.on('error', () => undefined);
+    watchdog.stdin!.on('error', () => undefined);
+    watchdog.unref();
+    const release = () => watchdog.stdin!.end('keep\n');
+    return {
+      name,
+      lift: () => {
+        try {
+          this.lift(name);
+        } finally {
+          release();
+        }
+      },
+      keep: release,
+    };
   }
 
   /** Removes block `name`; false when there was none. */

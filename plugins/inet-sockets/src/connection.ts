@@ -1,4 +1,4 @@
-import type { Kernel, RestoreContext, SaveContext, SocketAddress, TcpConnectionState } from '@cr/core';
+import type { HeldBlock, Kernel, RestoreContext, SaveContext, SocketAddress, TcpConnectionState } from '@cr/core';
 import type { InetSocketRecord, TcpConnection } from './record.js';
 
 const SOL_SOCKET = 1;
@@ -6,11 +6,11 @@ const SO_REUSEADDR = 2;
 
 type InetAddress = Extract<SocketAddress, { port: number }>;
 
-/** A connection cr has paused at the freeze: blocked by `block`, in repair mode, its address reuse as the program had set it. */
+/** A connection cr has paused at the freeze: blocked by `block`, its address reuse as the program had set it. */
 export interface PausedConnection {
   local: InetAddress;
   peer: InetAddress;
-  block: string;
+  block: HeldBlock;
   reuseaddr: number;
 }
 
@@ -18,33 +18,42 @@ const SEND_QUEUE = 'send-queue';
 const RECEIVE_QUEUE = 'receive-queue';
 
 /**
- * Pauses an established connection of a frozen process: first a block on its packets (a peer
- * sending meanwhile, or after a --kill, would otherwise be reset, or change what cr reads), then
- * repair mode, in which its state can be read and its socket closed without a word to the peer.
- * Undone (the block lifted) if repair mode cannot be entered.
+ * Pauses an established connection of a frozen process: a block on its packets, so that nothing
+ * the peer sends changes what cr reads, and so that the peer is not reset if the program is
+ * killed. The socket is left as it is; repair mode comes only for the moments it is needed.
  */
 export function pause(kernel: Kernel, fd: number, target: string): PausedConnection {
   const local = kernel.sockets.localAddress(fd, target) as InetAddress;
   const peer = kernel.sockets.peerAddress(fd, target) as InetAddress;
-  // Repair mode forces address reuse on the socket, so what the program set is read first.
   const reuseaddr = kernel.sockets.intOption(fd, SOL_SOCKET, SO_REUSEADDR, target);
-  const block = kernel.connectionBlocks.block(local, peer);
-  try {
-    kernel.tcpRepair.enter(fd, target);
-  } catch (err) {
-    kernel.connectionBlocks.lift(block);
-    throw err;
-  }
-  return { local, peer, block, reuseaddr };
+  return { local, peer, block: kernel.connectionBlocks.hold(local, peer), reuseaddr };
 }
 
-/** Lets a paused connection of a program that carries on run again, and lifts its block. */
-export function unpause(kernel: Kernel, fd: number, paused: PausedConnection, target: string): void {
+/**
+ * A paused connection's state, read in repair mode, which it leaves at once (without a window
+ * probe: it is blocked) with the program's address reuse back. What the kernel sends meanwhile
+ * is dropped by the block, and sent again by a restored connection.
+ */
+export function readPaused(kernel: Kernel, fd: number, paused: PausedConnection, target: string): TcpConnectionState {
+  kernel.tcpRepair.enter(fd, target);
   try {
+    return kernel.tcpRepair.read(fd, target);
+  } finally {
     kernel.tcpRepair.leave(fd, false, target);
     kernel.sockets.setIntOption(fd, SOL_SOCKET, SO_REUSEADDR, paused.reuseaddr, target);
+  }
+}
+
+/**
+ * The end of a pause for a program about to be killed: its socket goes into repair mode, so that
+ * closing it sends the peer neither FIN nor reset, and the block is kept for the restore. (One
+ * that carries on only has its block lifted.)
+ */
+export function keepForRestore(kernel: Kernel, fd: number, paused: PausedConnection, target: string): void {
+  try {
+    kernel.tcpRepair.enter(fd, target);
   } finally {
-    kernel.connectionBlocks.lift(paused.block);
+    paused.block.keep();
   }
 }
 
@@ -64,7 +73,7 @@ export async function saveConnection(state: TcpConnectionState, paused: PausedCo
     ...(state.timestamp !== undefined ? { timestamp: state.timestamp } : {}),
     window: state.window,
     buffers: state.buffers,
-    block: paused.block,
+    block: paused.block.name,
   };
 }
 

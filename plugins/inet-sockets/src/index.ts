@@ -19,7 +19,7 @@ import {
 import { closeSync } from 'node:fs';
 import { DescriptionPlugin, type DescriptionHandle, type DescriptionSite } from '@cr/descriptor-base';
 import { restoredTaskOf } from '@cr/plugin-tasks';
-import { connectionBlobs, pause, rebuildConnection, resumeConnection, saveConnection, shown, unpause, unsentBytes, type PausedConnection } from './connection.js';
+import { connectionBlobs, keepForRestore, pause, readPaused, rebuildConnection, resumeConnection, saveConnection, shown, unsentBytes, type PausedConnection } from './connection.js';
 import { SOCKET_OPTIONS, appliesTo } from './options.js';
 import { inetSocketRecordSchema, inetSocketsOptionsSchema, type InetSocketRecord, type InetSocketsOptions } from './record.js';
 
@@ -94,7 +94,7 @@ export class InetSocketsPlugin extends DescriptionPlugin<InetSocketRecord> {
     });
   }
 
-  /** An established connection to be saved is paused: blocked, then in repair mode (see connection.ts). */
+  /** An established connection to be saved is paused: blocked (see connection.ts). */
   freeze(node: ResourceNode<InetSocketHandle>): void {
     const { pid, description, tcpEstablished } = node.handle;
     if (!tcpEstablished) return;
@@ -105,22 +105,20 @@ export class InetSocketsPlugin extends DescriptionPlugin<InetSocketRecord> {
     });
   }
 
-  /**
-   * A program that carries on gets its connection back as it was. One that is killed keeps it in
-   * repair mode, so that closing it sends the peer nothing, and the block stays for the restore.
-   */
+  /** A program that carries on gets its connection back; one that is killed leaves it blocked for the restore. */
   thaw(node: ResourceNode<InetSocketHandle>, ctx: ThawContext): void {
     const { pid, description, paused } = node.handle;
-    if (!paused || ctx.kill) return;
+    if (!paused) return;
     node.handle.paused = undefined;
-    this.kernel.withFdOf(pid, description.info.fd, (fd, target) => unpause(this.kernel, fd, paused, target));
+    if (ctx.kill) this.kernel.withFdOf(pid, description.info.fd, (fd, target) => keepForRestore(this.kernel, fd, paused, target));
+    else paused.block.lift();
   }
 
   override async save(node: ResourceNode<InetSocketHandle>, ctx: SaveContext): Promise<InetSocketRecord> {
     const record = await super.save(node, ctx);
     const { pid, description, paused } = node.handle;
     if (!paused) return record;
-    const state = this.kernel.withFdOf(pid, description.info.fd, (fd, target) => this.kernel.tcpRepair.read(fd, target));
+    const state = this.kernel.withFdOf(pid, description.info.fd, (fd, target) => readPaused(this.kernel, fd, paused, target));
     const connection = await saveConnection(state, paused, ctx);
     return { ...record, state: 'established', local: paused.local, peer: paused.peer, options: { ...record.options, reuseaddr: paused.reuseaddr }, connection };
   }
