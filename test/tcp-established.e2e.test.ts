@@ -69,7 +69,7 @@ describe('established TCP connections (--tcp-established)', () => {
     expect(await waitForLine(out, /^(ok|bad) /, 30_000)).toBe(`ok received=${sent} bad=0 reply=True ping/pong`);
   });
 
-  it('a client whose server is outside the checkpoint keeps its connection across --kill and restore; the server never sees a reset', async () => {
+  it('a client whose server is outside the checkpoint keeps its connection and its options across --kill and restore; the server never sees a reset', async () => {
     const dir = cleanup.dir(tempDir());
     const server = createServer();
     cleanup.add(() => void server.close());
@@ -90,9 +90,9 @@ describe('established TCP connections (--tcp-established)', () => {
     socket.write('two\n');
     await restoreDetached(cleanup, join(dir, 'img'), client.pid!);
     await waitFor('the restored client to answer what was sent while it was gone', () => (peer.received().endsWith('2 two\n') ? true : undefined), 30_000);
-    socket.write('three\n');
-    await waitFor('one more answer', () => (peer.received().endsWith('3 three\n') ? true : undefined), 10_000);
-    expect(peer.received()).toBe('1 one\n2 two\n3 three\n');
+    socket.write('options\n');
+    await waitFor('one more answer', () => (peer.received().endsWith('\n3 nodelay=1 keepalive=1 keepidle=77 usertimeout=12345\n') ? true : undefined), 10_000);
+    expect(peer.received()).toBe('1 one\n2 two\n3 nodelay=1 keepalive=1 keepidle=77 usertimeout=12345\n');
     expect(peer.events).toEqual([]);
     expect(blocksOn(port)).toEqual([]);
   });

@@ -1,6 +1,8 @@
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, existsSync, writeSync } from 'node:fs';
 import { TargetError, UnsupportedError } from '../errors.js';
+import type { Libc } from './libc.js';
+import { O_CLOEXEC } from './syscalls.js';
 
 /** One end of a TCP connection: an IPv4 address (dotted) or IPv6 address (eight hex groups), and a port. */
 export interface ConnectionEnd {
@@ -23,6 +25,8 @@ export interface HeldBlock {
 
 /** Where `nft` is looked for when it is not on the PATH (root's PATH may lack the sbin directories). */
 const NFT_PLACES = ['/usr/sbin/nft', '/sbin/nft'];
+/** The exit status of a shell that did not find a command. */
+const NOT_FOUND = 127;
 
 /**
  * Blocks on TCP connections with nftables, one table per connection (`inet cr-tcp-…`, named by
@@ -33,73 +37,90 @@ const NFT_PLACES = ['/usr/sbin/nft', '/sbin/nft'];
  * Blocks live in the kernel, not in cr: they outlast cr, and are found again by name.
  */
 export class ConnectionBlocks {
+  constructor(private readonly libc: Libc) {}
+
   /** The name of the block on the connection from `local` to `peer`. */
   nameOf(local: ConnectionEnd, peer: ConnectionEnd): string {
     return `cr-tcp-${nameOfEnd(local)}-${nameOfEnd(peer)}`;
   }
 
-  /** Drops the connection's packets until `lift`; a block left by an earlier cr on it is replaced. */
-  block(local: ConnectionEnd, peer: ConnectionEnd): string {
-    const name = this.nameOf(local, peer);
-    const [inbound, outbound] = [matchOf(peer, local), matchOf(local, peer)];
-    this.nft(
-      [
-        `table inet ${name} {}`,
-        `delete table inet ${name}`,
-        `table inet ${name} {`,
-        `  chain inbound { type filter hook input priority -150; policy accept; ${inbound} drop; }`,
-        `  chain outbound { type filter hook output priority -150; policy accept; ${outbound} drop; }`,
-        `}`,
-      ].join('\n'),
-      name,
-    );
-    return name;
+  /** Whether the nft command is there to set blocks with. */
+  available(): boolean {
+    return NFT_PLACES.some((path) => existsSync(path)) || (process.env.PATH ?? '').split(':').some((dir) => dir !== '' && existsSync(`${dir}/nft`));
   }
 
-  /** `block`, with a watchdog that lifts it if cr dies before saying what becomes of it (see HeldBlock). */
+  /**
+   * Drops the connection's packets until the block is lifted or kept (see HeldBlock); a block
+   * left by an earlier cr on it is replaced. One shell sets the block and leaves the watchdog
+   * behind, reading the pipe whose other end only cr holds: whenever cr dies, even while the
+   * shell runs, the watchdog finds the end of the pipe after the block exists, and lifts it.
+   */
   hold(local: ConnectionEnd, peer: ConnectionEnd): HeldBlock {
-    const name = this.block(local, peer);
-    // The watchdog reads one line from cr; end of file without "keep" (cr died) lifts the block.
-    const watchdog = spawn('sh', ['-c', `read -r word; [ "$word" = keep ] || exec "$0" delete table inet ${name}`, nftCommand()], {
-      stdio: ['pipe', 'ignore', 'ignore'],
-      detached: true,
-    });
-    // Without a watchdog (or once it is gone) the block is cr's alone to lift, as it is anyway.
-    watchdog.on('error', () => undefined);
-    watchdog.stdin!.on('error', () => undefined);
-    watchdog.unref();
-    const release = () => watchdog.stdin!.end('keep\n');
+    const name = this.nameOf(local, peer);
+    const [inbound, outbound] = [matchOf(peer, local), matchOf(local, peer)];
+    const rules = [
+      `table inet ${name} {}`,
+      `delete table inet ${name}`,
+      `table inet ${name} {`,
+      `  chain inbound { type filter hook input priority -150; policy accept; ${inbound} drop; }`,
+      `  chain outbound { type filter hook output priority -150; policy accept; ${outbound} drop; }`,
+      `}`,
+    ].join('\n');
+    const watchdog = `( read -r word; [ "$word" = keep ] || exec "$0" delete table inet ${name} ) <&3 >/dev/null 2>&1 3<&- &`;
+    const [fromCr, toWatchdog] = this.libc.pipe2(O_CLOEXEC);
+    try {
+      run(['sh', '-c', `"$0" -f - || exit; ${watchdog}`, nftCommand()], rules, name, fromCr);
+    } catch (err) {
+      closeSync(toWatchdog);
+      throw err;
+    } finally {
+      closeSync(fromCr);
+    }
+    let decided = false;
+    const keep = () => {
+      if (decided) return;
+      decided = true;
+      try {
+        writeSync(toWatchdog, 'keep\n');
+      } catch {
+        // A watchdog that is gone has nothing left to do.
+      }
+      closeSync(toWatchdog);
+    };
     return {
       name,
       lift: () => {
         try {
           this.lift(name);
         } finally {
-          release();
+          keep();
         }
       },
-      keep: release,
+      keep,
     };
   }
 
   /** Removes block `name`; false when there was none. */
   lift(name: string): boolean {
     if (!/^cr-tcp-[0-9a-f._-]+$/.test(name)) throw new TargetError(`${name} is not the name of a connection block of cr`);
-    return this.nft(`delete table inet ${name}`, name, true);
-  }
-
-  /** Runs an nft script; false when it failed only because the table was not there and `missingIsFine`. */
-  private nft(script: string, name: string, missingIsFine = false): boolean {
     try {
-      execFileSync(nftCommand(), ['-f', '-'], { input: script, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+      run([nftCommand(), 'delete', 'table', 'inet', name], '', name);
       return true;
     } catch (err) {
-      const failure = err as NodeJS.ErrnoException & { stderr?: string };
-      if (failure.code === 'ENOENT') throw new UnsupportedError('blocking a TCP connection needs the nft command (Debian package nftables), which is not installed');
-      const message = (failure.stderr ?? failure.message).trim().split('\n')[0]!;
-      if (missingIsFine && message.endsWith('No such file or directory')) return false;
-      throw new TargetError(`nft, for the connection block ${name}: ${message}`);
+      if (err instanceof TargetError && err.message.endsWith('No such file or directory')) return false;
+      throw err;
     }
+  }
+}
+
+/** Runs a command with `input` on its stdin (and `fd3` as its fd 3), or throws what it said. */
+function run(command: string[], input: string, name: string, fd3?: number): void {
+  try {
+    execFileSync(command[0]!, command.slice(1), { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe', ...(fd3 === undefined ? [] : [fd3])] });
+  } catch (err) {
+    const failure = err as NodeJS.ErrnoException & { stderr?: string; status?: number };
+    if (failure.code === 'ENOENT' || failure.status === NOT_FOUND) throw new UnsupportedError('blocking a TCP connection needs the nft command (Debian package nftables), which is not installed');
+    throw new TargetError(`nft, for the connection block ${name}: ${(failure.stderr || failure.message).trim().split('\n')[0]}`);
   }
 }
 

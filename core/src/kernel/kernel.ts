@@ -46,7 +46,7 @@ export class Kernel {
   readonly inotify = new Inotify(this.libc);
   readonly sockDiag = new SockDiag(this.libc);
   readonly tcpRepair = new TcpRepair(this.libc, this.sockets);
-  readonly connectionBlocks = new ConnectionBlocks();
+  readonly connectionBlocks = new ConnectionBlocks(this.libc);
 
   /** Opens a directory for *at calls that never follow a symlink planted in it (see directory.ts). */
   openDirectory(path: string): Directory {

@@ -84,9 +84,12 @@ export class InetSocketsPlugin extends DescriptionPlugin<InetSocketRecord> {
       const { type } = this.kernel.sockets.kind(fd, target);
       if (type !== SOCK_STREAM) return [];
       const state = this.kernel.sockets.tcpState(fd, target);
-      if (state === TCP_LISTEN || state === TCP_CLOSE || (state === TCP_ESTABLISHED && tcpEstablished)) return [];
+      if (state === TCP_LISTEN || state === TCP_CLOSE) return [];
       const ends = `${shown(this.kernel.sockets.localAddress(fd, target))} -> ${shown(this.kernel.sockets.peerAddress(fd, target))}`;
       const leaveOut = `leave it out with --exclude inet-sockets:fd=${description.info.fd}`;
+      if (state === TCP_ESTABLISHED && tcpEstablished) {
+        return this.kernel.connectionBlocks.available() ? [] : [`PID ${pid}: fd ${description.info.fd} is an established TCP connection (${ends}), which --tcp-established blocks with nftables while it is saved, but the nft command is not installed; install it (Debian package nftables), or ${leaveOut}`];
+      }
       if (state === TCP_ESTABLISHED) {
         return [`PID ${pid}: fd ${description.info.fd} is an established TCP connection (${ends}); pass --tcp-established to save it (with TCP_REPAIR), close it first, or ${leaveOut}`];
       }

@@ -10,7 +10,7 @@ export const inetAddressSchema = z.strictObject({
 });
 
 /** The socket options cr carries over, by name (see options.ts). */
-export const SOCKET_OPTION_NAMES = ['reuseaddr', 'reuseport', 'keepalive', 'broadcast', 'v6only', 'nodelay', 'deferAccept'] as const;
+export const SOCKET_OPTION_NAMES = ['reuseaddr', 'reuseport', 'keepalive', 'broadcast', 'v6only', 'nodelay', 'deferAccept', 'keepIdle', 'keepInterval', 'keepCount', 'userTimeout'] as const;
 
 const u32 = z.number().int().min(0).max(0xffff_ffff);
 const length = z.number().int().min(0).max(0x7fff_ffff);
@@ -40,7 +40,8 @@ export type TcpConnection = z.infer<typeof tcpConnectionSchema>;
 
 /**
  * A TCP socket that listens, is connected (`--tcp-established`), or neither, or a UDP socket, and
- * the descriptors of the process on it. Version 2 added established connections.
+ * the descriptors of the process on it. Version 2 added established connections, and the
+ * options keepIdle, keepInterval, keepCount and userTimeout.
  */
 export const inetSocketRecordSchema = z.strictObject({
   protocol: z.enum(['tcp', 'udp']),
