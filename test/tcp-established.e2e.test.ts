@@ -1,7 +1,7 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cleanup, REPO, tempDir } from './helpers/cli.js';
@@ -128,7 +128,7 @@ describe('established TCP connections (--tcp-established)', () => {
     expect(blocksOn(port)).toEqual([]);
   });
 
-  it('a checkpoint that fails after the freeze, or leaves the process running, lifts every block and leaves the connections working', async () => {
+  it('a checkpoint that fails after the freeze, or leaves the process running (the option set in a config file), lifts every block and leaves the connections working', async () => {
     const dir = cleanup.dir(tempDir());
     const out = join(dir, 'out.txt');
     const pair = await startFixture(cleanup, 'python3', [PAIR, 'half-closed'], out);
@@ -145,7 +145,10 @@ describe('established TCP connections (--tcp-established)', () => {
     expect(failed.stderr).toMatch(/fd 6 is a TCP connection in state CLOSE_WAIT .*only established connections, with --tcp-established/);
     expect(blocksOn(port)).toEqual([]);
 
-    const kept = await crAsync(['checkpoint', String(pair.pid), '-D', join(dir, 'kept'), '--tcp-established', '--exclude', 'inet-sockets:fd=6']);
+    // The config key does what the flag does.
+    const config = join(dir, 'crrc.json');
+    writeFileSync(config, JSON.stringify({ pluginOptions: { 'inet-sockets': { tcpEstablished: true } } }), { mode: 0o600 });
+    const kept = await crAsync(['checkpoint', String(pair.pid), '-D', join(dir, 'kept'), '--config', config, '--exclude', 'inet-sockets:fd=6']);
     expect(kept.stderr).toBe('');
     expect(kept.status).toBe(0);
     expect(blocksOn(port)).toEqual([]);

@@ -4,7 +4,7 @@ import { CrError, ExitCode, Kernel } from '@cr/core';
 import { CheckpointEngine, adviceDir, policyFromConfig, readAdvice, writeImageStream, type AppliedAdvice, type CollectedObjectEntry } from '@cr/core/engine';
 import { COMPRESSIONS, type CheckpointTarget } from '@cr/schemas';
 import { assertSelections } from '@cr/api';
-import { CrCommand, profileFlag, selectionFlags, typeSelectionFlags, type CrConfigFlags } from '../base-command.js';
+import { CrCommand, TCP_ESTABLISHED_DESCRIPTION, profileFlag, selectionFlags, tcpEstablishedLayer, typeSelectionFlags } from '../base-command.js';
 import { STDIO, StreamSpool, standardOutput } from '../image/stream.js';
 import { abortOnSignals } from '../interrupts.js';
 import { renderTable } from '../table.js';
@@ -68,11 +68,7 @@ export default class Checkpoint extends CrCommand {
       exclusive: ['ipc-ns'],
     }),
     kill: Flags.boolean({ description: 'Kill the process once the image is committed (by default it carries on running); a process the policy leaves out is not killed.', exclusive: ['dry-run', 'ipc-ns'] }),
-    'tcp-established': Flags.boolean({
-      description:
-        "Save established TCP connections with TCP_REPAIR (sequence numbers, queues, options, windows) instead of refusing them; each is blocked with an nftables rule from the freeze until the process carries on, or, with --kill, until cr restore has made it again (config: pluginOptions.inet-sockets.tcpEstablished).",
-      exclusive: ['ipc-ns'],
-    }),
+    'tcp-established': Flags.boolean({ description: TCP_ESTABLISHED_DESCRIPTION, exclusive: ['ipc-ns'] }),
   };
 
   async run(): Promise<unknown> {
@@ -82,9 +78,7 @@ export default class Checkpoint extends CrCommand {
     if (!flags['dry-run'] && !flags['images-dir'] && !toStdout) throw new CrError('missing -D/--images-dir: say where to write the image, e.g. -D ./img, or --stream', ExitCode.Usage);
     if (toStdout && this.jsonEnabled()) throw new CrError('--json and --stream both want standard output; leave one out', ExitCode.Usage);
     const output = toStdout ? standardOutput() : undefined;
-    const flagLayers: CrConfigFlags = typeSelectionFlags(flags);
-    if (flags['tcp-established']) flagLayers['--tcp-established'] = { pluginOptions: { 'inet-sockets': { tcpEstablished: true } } };
-    await this.setUp(flags.config, flagLayers, flags.profile);
+    await this.setUp(flags.config, { ...typeSelectionFlags(flags), ...tcpEstablishedLayer(flags['tcp-established']) }, flags.profile);
     const advice = this.adviceFor(target);
     const policy = policyFromConfig(this.resolved, this.registry, advice);
     const engine = this.container.resolve(CheckpointEngine);
