@@ -100,9 +100,10 @@ export class ConnectionBlocks {
     };
   }
 
-  /** Removes block `name`; false when there was none. */
+  /** Removes block `name`; false when there was none (or no nft to have set one with). */
   lift(name: string): boolean {
     if (!/^cr-tcp-[0-9a-f._-]+$/.test(name)) throw new TargetError(`${name} is not the name of a connection block of cr`);
+    if (!this.available()) return false;
     try {
       run([nftCommand(), 'delete', 'table', 'inet', name], '', name);
       return true;
