@@ -26,7 +26,7 @@ describe('--dry-run lists every refusal, before any freeze', () => {
     expect(dry.stdout).toMatch(/^OBJECT\s+TYPE\s+DECISION/);
     expect(dry.stderr).toContain('cr: a checkpoint would refuse 4 object(s):\n');
     expect(dry.stderr).toContain(`  epoll:${pid}:6: PID ${pid}: fd 6 is an epoll instance watching a file it was given as fd 7, which the process has closed since`);
-    expect(dry.stderr).toMatch(new RegExp(`  inet-sockets:${pid}:4: PID ${pid}: fd 4 is an established TCP connection \\(127\\.0\\.0\\.1:\\d+ -> 127\\.0\\.0\\.1:\\d+\\), which cr cannot checkpoint yet \\(--tcp-established is a later step\\)`));
+    expect(dry.stderr).toMatch(new RegExp(`  inet-sockets:${pid}:4: PID ${pid}: fd 4 is an established TCP connection \\(127\\.0\\.0\\.1:\\d+ -> 127\\.0\\.0\\.1:\\d+\\); pass --tcp-established to save it \\(with TCP_REPAIR\\)`));
     expect(dry.stderr).toContain(`  inet-sockets:${pid}:5: PID ${pid}: fd 5 is an established TCP connection`);
     expect(dry.stderr).toMatch(new RegExp(`  unix-sockets:${pid}:10: PID ${pid}: fd 10, a unix stream socket, has in flight \\(SCM_RIGHTS\\) a socket \\(socket:\\[\\d+\\]\\) that no process holds, which may have descriptors in flight itself; .* or leave it out with --exclude unix-sockets:fd=10`));
 

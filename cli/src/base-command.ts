@@ -195,3 +195,12 @@ export const selectionFlags = {
 export const profileFlag = {
   profile: Flags.string({ helpValue: 'NAME', description: 'Apply the settings of this profile of the config file (its "profiles" key) over the rest of the file.' }),
 };
+
+/** What `--tcp-established` does, for the commands that take it (checkpoint, and config to show it). */
+export const TCP_ESTABLISHED_DESCRIPTION =
+  "Save established TCP connections with TCP_REPAIR (sequence numbers, queues, options, windows) instead of refusing them; each is blocked with an nftables rule from the freeze until the process carries on, or, with --kill, until cr restore has made it again (config: pluginOptions.inet-sockets.tcpEstablished).";
+
+/** The config layer `--tcp-established` stands for: the inet-sockets plugin's option. */
+export function tcpEstablishedLayer(given: boolean | undefined): CrConfigFlags {
+  return given ? { '--tcp-established': { pluginOptions: { 'inet-sockets': { tcpEstablished: true } } } } : {};
+}

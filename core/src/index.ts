@@ -35,6 +35,8 @@ export type { FileLock, FileLockKind, LockRequest } from './kernel/file-locks.js
 export { AF_INET, AF_INET6, AF_UNIX, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, SOL_SOCKET, Sockets, socketInode, withFd, type SocketAddress, type SocketKind, type SocketQueue, closeQueue, shutdownHow, type Credentials, type SocketMessage, type SocketBuffers } from './kernel/sockets.js';
 export { Inotify, inotifyWatches, type InotifyWatch, type InotifyWatchInfo } from './kernel/inotify.js';
 export type { InetDiagSockId, InetListenerDiag, SockDiag, TcpPortUse, UnixSocketDiag } from './kernel/sock-diag.js';
+export type { TcpConnectionState, TcpRepair, TcpWindow } from './kernel/tcp-repair.js';
+export type { ConnectionBlocks, ConnectionEnd, HeldBlock } from './kernel/connection-blocks.js';
 export { Directory } from './kernel/directory.js';
 export { Ttys, type PtyEnd, type PtyState, type Termios, type WindowSize } from './kernel/ttys.js';
 export { KernelError, errnoName } from './kernel/kernel-error.js';

@@ -4,7 +4,7 @@ import { CrError, ExitCode, Kernel } from '@cr/core';
 import { CheckpointEngine, adviceDir, policyFromConfig, readAdvice, writeImageStream, type AppliedAdvice, type CollectedObjectEntry } from '@cr/core/engine';
 import { COMPRESSIONS, type CheckpointTarget } from '@cr/schemas';
 import { assertSelections } from '@cr/api';
-import { CrCommand, profileFlag, selectionFlags, typeSelectionFlags } from '../base-command.js';
+import { CrCommand, TCP_ESTABLISHED_DESCRIPTION, profileFlag, selectionFlags, tcpEstablishedLayer, typeSelectionFlags } from '../base-command.js';
 import { STDIO, StreamSpool, standardOutput } from '../image/stream.js';
 import { abortOnSignals } from '../interrupts.js';
 import { renderTable } from '../table.js';
@@ -34,9 +34,10 @@ export default class Checkpoint extends CrCommand {
     { description: 'Store its memory compressed with zstd', command: '<%= config.bin %> checkpoint 1234 -D img --compress zstd' },
     { description: 'Copy its memory while it runs, so that it is frozen only to copy what it wrote meanwhile', command: '<%= config.bin %> checkpoint 1234 -D img --pre-copy' },
     { description: 'Save only the memory that changed since the image img1', command: '<%= config.bin %> checkpoint 1234 -D img2 --parent img1' },
+    { description: 'Save a server with its clients connected, kill it, and let cr restore bring the connections back', command: '<%= config.bin %> checkpoint 1234 -D img --kill --tcp-established' },
   ];
   static override usage = [
-    '<%= command.id %> PID (-D DIR | --stream) [--no-tree] [--pre-copy[=N]] [--parent IMG] [--compress zstd|lz4] [--kill] [--strict] [--only TYPE,...] [--include SELECTOR,...] [--exclude SELECTOR,...] [--external SELECTOR,...] [--profile NAME] [--config FILE] [--json]',
+    '<%= command.id %> PID (-D DIR | --stream) [--no-tree] [--pre-copy[=N]] [--parent IMG] [--compress zstd|lz4] [--kill] [--tcp-established] [--strict] [--only TYPE,...] [--include SELECTOR,...] [--exclude SELECTOR,...] [--external SELECTOR,...] [--profile NAME] [--config FILE] [--json]',
     '<%= command.id %> --ipc-ns TARGET (-D DIR | --stream) [--compress zstd|lz4] [--strict] [--only TYPE,...] [--include SELECTOR,...] [--exclude SELECTOR,...] [--external SELECTOR,...] [--profile NAME] [--config FILE] [--json]',
     '<%= command.id %> (PID | --ipc-ns TARGET) --dry-run [--strict] [selection flags as above] [--json]',
   ];
@@ -83,6 +84,7 @@ export default class Checkpoint extends CrCommand {
     }),
     'pre-copy-rounds': Flags.integer({ helpValue: 'N', min: 1, description: 'At most N rounds of --pre-copy (as --pre-copy=N).', dependsOn: ['pre-copy'] }),
     kill: Flags.boolean({ description: 'Kill the process once the image is committed (by default it carries on running); a process the policy leaves out is not killed.', exclusive: ['dry-run', 'ipc-ns'] }),
+    'tcp-established': Flags.boolean({ description: TCP_ESTABLISHED_DESCRIPTION, exclusive: ['ipc-ns'] }),
   };
 
   async run(): Promise<unknown> {
@@ -96,7 +98,7 @@ export default class Checkpoint extends CrCommand {
     if (!flags['dry-run'] && !flags['images-dir'] && !toStdout) throw new CrError('missing -D/--images-dir: say where to write the image, e.g. -D ./img, or --stream', ExitCode.Usage);
     if (toStdout && this.jsonEnabled()) throw new CrError('--json and --stream both want standard output; leave one out', ExitCode.Usage);
     const output = toStdout ? standardOutput() : undefined;
-    await this.setUp(flags.config, typeSelectionFlags(flags), flags.profile);
+    await this.setUp(flags.config, { ...typeSelectionFlags(flags), ...tcpEstablishedLayer(flags['tcp-established']) }, flags.profile);
     const advice = this.adviceFor(target);
     const policy = policyFromConfig(this.resolved, this.registry, advice);
     const engine = this.container.resolve(CheckpointEngine);

@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { CrCommand, profileFlag, selectionFlags, typeSelectionFlags, type CrConfigFlags } from '../base-command.js';
+import { CrCommand, TCP_ESTABLISHED_DESCRIPTION, profileFlag, selectionFlags, tcpEstablishedLayer, typeSelectionFlags, type CrConfigFlags } from '../base-command.js';
 import { renderTable } from '../table.js';
 
 export default class Config extends CrCommand {
@@ -11,12 +11,14 @@ export default class Config extends CrCommand {
     ...selectionFlags,
     ...profileFlag,
     'pin-ns': Flags.string({ helpValue: 'DIR', description: 'As for cr restore.' }),
+    'tcp-established': Flags.boolean({ description: `As for cr checkpoint: ${TCP_ESTABLISHED_DESCRIPTION}` }),
   };
 
   async run(): Promise<unknown> {
     const { flags } = await this.parse(Config);
     const layers: CrConfigFlags = {
       ...typeSelectionFlags(flags),
+      ...tcpEstablishedLayer(flags['tcp-established']),
       ...(flags['pin-ns'] === undefined ? {} : { '--pin-ns': { restore: { pinNs: flags['pin-ns'] } } }),
     };
     await this.setUp(flags.config, layers, flags.profile);

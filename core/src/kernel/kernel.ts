@@ -9,6 +9,8 @@ import { Inotify } from './inotify.js';
 import { Pipes } from './pipes.js';
 import { SockDiag } from './sock-diag.js';
 import { Sockets, withFd } from './sockets.js';
+import { TcpRepair } from './tcp-repair.js';
+import { ConnectionBlocks } from './connection-blocks.js';
 import { EventFds } from './event-fds.js';
 import { readVmas, type Vma } from './proc-maps.js';
 import { Procfs } from './procfs.js';
@@ -49,6 +51,8 @@ export class Kernel {
   readonly ttys = new Ttys(this.libc, this.procfs);
   /** Whether the PAGEMAP_SCAN ioctl is there (false once the kernel said it is not). */
   private pagemapScan = true;
+  readonly tcpRepair = new TcpRepair(this.libc, this.sockets);
+  readonly connectionBlocks = new ConnectionBlocks(this.libc);
 
   /** Opens a directory for *at calls that never follow a symlink planted in it (see directory.ts). */
   openDirectory(path: string): Directory {

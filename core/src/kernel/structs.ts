@@ -99,8 +99,30 @@ export const sockaddrIn6 = koffi.struct('cr_sockaddr_in6', {
   sin6_addr: koffi.array('uint8_t', 16),
   sin6_scope_id: 'uint32_t',
 });
-/** The start of struct tcp_info (TCP_INFO): the connection's state, as the kernel's TCP_* numbers. */
-export const tcpInfoHead = koffi.struct('cr_tcp_info_head', { tcpi_state: 'uint8_t' });
+/**
+ * The start of struct tcp_info (TCP_INFO): the connection's state, as the kernel's TCP_* numbers,
+ * the options it negotiated (TCPI_OPT_*) and its window scales (the send scale in the low four
+ * bits of tcpi_wscale, the receive scale in the high four: the bitfields on x86_64).
+ */
+export const tcpInfoHead = koffi.struct('cr_tcp_info_head', {
+  tcpi_state: 'uint8_t',
+  tcpi_ca_state: 'uint8_t',
+  tcpi_retransmits: 'uint8_t',
+  tcpi_probes: 'uint8_t',
+  tcpi_backoff: 'uint8_t',
+  tcpi_options: 'uint8_t',
+  tcpi_wscale: 'uint8_t',
+});
+/** struct tcp_repair_opt of TCP_REPAIR_OPTIONS: one option the connection negotiated (TCPOPT_*) and its value. */
+export const tcpRepairOpt = koffi.struct('cr_tcp_repair_opt', { opt_code: 'uint32_t', opt_val: 'uint32_t' });
+/** struct tcp_repair_window of TCP_REPAIR_WINDOW: both windows of a connection in repair mode. */
+export const tcpRepairWindow = koffi.struct('cr_tcp_repair_window', {
+  snd_wl1: 'uint32_t',
+  snd_wnd: 'uint32_t',
+  max_window: 'uint32_t',
+  rcv_wnd: 'uint32_t',
+  rcv_wup: 'uint32_t',
+});
 /** struct msghdr of recvmsg(2). */
 export const msghdr = koffi.struct('cr_msghdr', {
   msg_name: 'uint64_t',

@@ -3,6 +3,7 @@ import {
   descriptionProblems,
   descriptionsOf,
   installDescription,
+  type CollectContext,
   type CollectedObject,
   type DescriptionHolder,
   type DescriptorNumber,
@@ -70,10 +71,10 @@ export abstract class DescriptionPlugin<R extends DescriptionRecord> implements 
   protected abstract owns(info: FdInfo, pid: number): boolean;
   /** The state of a description, from the fdinfo of its descriptor `at.fd` (whose lines are in `fdinfo`). */
   protected abstract state(fdinfo: Readonly<Record<string, string>>, at: DescriptionSite): Omit<R, keyof DescriptionRecord>;
-  /** A new description in the saved state, as a descriptor of cr's; `target` names it in errors. */
-  protected abstract create(record: R, target: string): number;
+  /** A new description in the saved state, as a descriptor of cr's; `target` names it in errors, `ctx` has the record's blobs. */
+  protected abstract create(record: R, target: string, ctx: RestoreContext): number | Promise<number>;
 
-  collect(parent: ResourceNode): CollectedObject<DescriptionHandle>[] {
+  collect(parent: ResourceNode, _ctx?: CollectContext<unknown>): CollectedObject<DescriptionHandle>[] {
     const task = TASKS.handleOf(parent);
     const { pid } = task;
     return descriptionsOf(this.kernel, pid, task.fds(), (info) => this.owns(info, pid)).map((description) => {
@@ -88,7 +89,7 @@ export abstract class DescriptionPlugin<R extends DescriptionRecord> implements 
     });
   }
 
-  save(node: ResourceNode<DescriptionHandle>, ctx: SaveContext): R {
+  save(node: ResourceNode<DescriptionHandle>, ctx: SaveContext): R | Promise<R> {
     const { pid, description, holders } = node.handle;
     const { info } = description;
     const at = { pid, fd: info.fd, info, warn: (message: string) => ctx.warn(message) };
@@ -101,9 +102,9 @@ export abstract class DescriptionPlugin<R extends DescriptionRecord> implements 
   }
 
   /** One new description, given to the process and to every other holder that was restored. */
-  restore(record: R, ctx: RestoreContext): void {
+  async restore(record: R, ctx: RestoreContext): Promise<void> {
     const task = restoredTaskOf(ctx);
-    const local = this.create(record, `a ${this.type} of PID ${task.pid}`);
+    const local = await this.create(record, `a ${this.type} of PID ${task.pid}`, ctx);
     try {
       installDescription(task, local, record.fds, record.statusFlags);
       for (const { pid, fds } of record.holders ?? []) {

@@ -4,20 +4,33 @@ import {
   Kernel,
   SOCK_DGRAM,
   SOCK_STREAM,
+  blobProblems,
   inject,
   injectable,
   socketInode,
+  type CollectContext,
   type FdInfo,
+  type RecordCheckContext,
   type ResourceNode,
-  type SocketAddress,
+  type RestoreContext,
+  type SaveContext,
+  type ThawContext,
 } from '@cr/core';
 import { closeSync } from 'node:fs';
 import { DescriptionPlugin, type DescriptionHandle, type DescriptionSite } from '@cr/descriptor-base';
+import { restoredTaskOf } from '@cr/plugin-tasks';
+import { connectionBlobs, keepForRestore, pause, readPaused, rebuildConnection, resumeConnection, saveConnection, shown, unsentBytes, type PausedConnection } from './connection.js';
 import { SOCKET_OPTIONS, appliesTo } from './options.js';
 import { bindReclaiming } from './port.js';
-import { inetSocketRecordSchema, type InetSocketRecord } from './record.js';
+import { inetSocketRecordSchema, inetSocketsOptionsSchema, type InetSocketRecord, type InetSocketsOptions } from './record.js';
 
-export { inetSocketRecordSchema, type InetSocketRecord } from './record.js';
+export { inetSocketRecordSchema, inetSocketsOptionsSchema, type InetSocketRecord, type InetSocketsOptions } from './record.js';
+
+/** A socket being checkpointed, with whether established connections are saved, and the connection cr paused. */
+export interface InetSocketHandle extends DescriptionHandle {
+  tcpEstablished: boolean;
+  paused?: PausedConnection;
+}
 
 const TCP_ESTABLISHED = 1;
 const TCP_CLOSE = 7;
@@ -26,25 +39,32 @@ const TCP_STATES = ['', 'ESTABLISHED', 'SYN_SENT', 'SYN_RECV', 'FIN_WAIT1', 'FIN
 const IPPROTO_TCP = 6;
 const IPPROTO_UDP = 17;
 
-const shown = (a: SocketAddress | undefined) => (a && 'port' in a ? (a.family === 'inet6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`) : '?');
-
 /**
  * TCP and UDP sockets of cr's network namespace: a listening TCP socket with its address, port,
  * backlog and options, a TCP socket not connected yet, a UDP socket bound and maybe connected,
- * each with every descriptor the process has on it (see DescriptionPlugin). Each is looked at
- * from cr through a copy of its descriptor. An established TCP connection (or one opening or
- * closing) is refused by name. Restored as a new socket bound to the same address and port:
- * the port must be free, as it is once the checkpointed program was killed.
+ * and, with the option `tcpEstablished` (`cr checkpoint --tcp-established`), an established TCP
+ * connection with TCP_REPAIR; each with every descriptor the process has on it (see
+ * DescriptionPlugin). Each is looked at from cr through a copy of its descriptor. A connection
+ * is paused at the freeze (blocked with nftables, then in repair mode), and let go at the thaw,
+ * unless the program is killed: then the block stays until restore has made the connection again.
+ * Without the option, and in any state but established, a connection is refused by name.
+ * Restored as a new socket bound to the same address and port: the port must be free, as it is
+ * once the checkpointed program was killed.
  */
 @injectable()
 export class InetSocketsPlugin extends DescriptionPlugin<InetSocketRecord> {
   readonly type = 'inet-sockets';
-  readonly version = 1;
-  readonly description = 'TCP listeners and UDP sockets: address, port, backlog, options, flags, every descriptor on each';
+  readonly version = 2;
+  readonly description = 'TCP listeners and established connections (TCP_REPAIR), UDP sockets: address, port, backlog, options, queues, flags, every descriptor on each';
   readonly recordSchema = inetSocketRecordSchema;
+  readonly optionsSchema = inetSocketsOptionsSchema;
 
   constructor(@inject(Kernel) kernel: Kernel) {
     super(kernel);
+  }
+
+  override collect(parent: ResourceNode, ctx: CollectContext<InetSocketsOptions>) {
+    return super.collect(parent).map((object) => ({ ...object, handle: { ...object.handle, tcpEstablished: ctx.pluginOptions.tcpEstablished } }));
   }
 
   protected owns(info: FdInfo, pid: number): boolean {
@@ -59,17 +79,59 @@ export class InetSocketsPlugin extends DescriptionPlugin<InetSocketRecord> {
     });
   }
 
-  refusals(node: ResourceNode<DescriptionHandle>): string[] {
-    const { pid, description } = node.handle;
+  refusals(node: ResourceNode<InetSocketHandle>): string[] {
+    const { pid, description, tcpEstablished } = node.handle;
     return this.kernel.withFdOf(pid, description.info.fd, (fd, target) => {
       const { type } = this.kernel.sockets.kind(fd, target);
       if (type !== SOCK_STREAM) return [];
       const state = this.kernel.sockets.tcpState(fd, target);
       if (state === TCP_LISTEN || state === TCP_CLOSE) return [];
-      const what = state === TCP_ESTABLISHED ? 'an established TCP connection' : `a TCP connection in state ${TCP_STATES[state] ?? state}`;
       const ends = `${shown(this.kernel.sockets.localAddress(fd, target))} -> ${shown(this.kernel.sockets.peerAddress(fd, target))}`;
-      return [`PID ${pid}: fd ${description.info.fd} is ${what} (${ends}), which cr cannot checkpoint yet (--tcp-established is a later step); close it first, or leave it out with --exclude inet-sockets:fd=${description.info.fd}`];
+      const leaveOut = `leave it out with --exclude inet-sockets:fd=${description.info.fd}`;
+      if (state === TCP_ESTABLISHED && tcpEstablished) {
+        return this.kernel.connectionBlocks.available() ? [] : [`PID ${pid}: fd ${description.info.fd} is an established TCP connection (${ends}), which --tcp-established blocks with nftables while it is saved, but the nft command is not installed; install it (Debian package nftables), or ${leaveOut}`];
+      }
+      if (state === TCP_ESTABLISHED) {
+        return [`PID ${pid}: fd ${description.info.fd} is an established TCP connection (${ends}); pass --tcp-established to save it (with TCP_REPAIR), close it first, or ${leaveOut}`];
+      }
+      return [`PID ${pid}: fd ${description.info.fd} is a TCP connection in state ${TCP_STATES[state] ?? state} (${ends}), which cr cannot checkpoint (only established connections, with --tcp-established); checkpoint when it is established or closed, or ${leaveOut}`];
     });
+  }
+
+  /** An established connection to be saved is paused: blocked (see connection.ts). */
+  freeze(node: ResourceNode<InetSocketHandle>): void {
+    const { pid, description, tcpEstablished } = node.handle;
+    if (!tcpEstablished) return;
+    this.kernel.withFdOf(pid, description.info.fd, (fd, target) => {
+      const { type } = this.kernel.sockets.kind(fd, target);
+      if (type !== SOCK_STREAM || this.kernel.sockets.tcpState(fd, target) !== TCP_ESTABLISHED) return;
+      node.handle.paused = pause(this.kernel, fd, target);
+    });
+  }
+
+  /** A program that carries on gets its connection back; one that is killed leaves it blocked for the restore. */
+  thaw(node: ResourceNode<InetSocketHandle>, ctx: ThawContext): void {
+    const { pid, description, paused } = node.handle;
+    if (!paused) return;
+    node.handle.paused = undefined;
+    if (ctx.kill) this.kernel.withFdOf(pid, description.info.fd, (fd, target) => keepForRestore(this.kernel, fd, paused, target));
+    else paused.block.lift();
+  }
+
+  override async save(node: ResourceNode<InetSocketHandle>, ctx: SaveContext): Promise<InetSocketRecord> {
+    const record = await super.save(node, ctx);
+    const { pid, description, paused } = node.handle;
+    if (!paused) return record;
+    const state = this.kernel.withFdOf(pid, description.info.fd, (fd, target) => readPaused(this.kernel, fd, paused, target));
+    const connection = await saveConnection(state, paused, ctx);
+    return { ...record, state: 'established', local: paused.local, peer: paused.peer, options: { ...record.options, reuseaddr: paused.reuseaddr }, connection };
+  }
+
+  override checkRecord(record: InetSocketRecord, ctx: RecordCheckContext): string[] {
+    const problems = super.checkRecord(record, ctx);
+    if ((record.state === 'established') !== (record.connection !== undefined)) problems.push('only an established TCP socket, and every one, has a connection');
+    if (record.state === 'established' && (record.protocol !== 'tcp' || !record.local || !record.peer)) problems.push('an established connection is a TCP socket with a local and a peer address');
+    return [...problems, ...blobProblems(ctx, record.connection ? connectionBlobs(record.connection) : {})];
   }
 
   protected state(_fdinfo: Readonly<Record<string, string>>, at: DescriptionSite): Omit<InetSocketRecord, 'statusFlags' | 'fds'> {
@@ -96,24 +158,31 @@ export class InetSocketsPlugin extends DescriptionPlugin<InetSocketRecord> {
     });
   }
 
-  protected create(record: InetSocketRecord, target: string): number {
+  protected async create(record: InetSocketRecord, target: string, ctx: RestoreContext): Promise<number> {
     const sockets = this.kernel.sockets;
     const fd = sockets.create({ family: record.family === 'inet6' ? AF_INET6 : AF_INET, type: record.protocol === 'tcp' ? SOCK_STREAM : SOCK_DGRAM, protocol: 0 }, target);
     try {
+      const { connection, local, peer } = record;
       for (const [name, value] of Object.entries(record.options)) {
+        // Repair mode forces address reuse until the connection is resumed, which sets the program's.
+        if (connection && name === 'reuseaddr') continue;
         const option = SOCKET_OPTIONS[name as keyof typeof SOCKET_OPTIONS];
         sockets.setIntOption(fd, option.level, option.name, value, target);
       }
-      if (record.local) {
+      if (connection && local && peer) {
+        await rebuildConnection(this.kernel, fd, { ...record, connection, local, peer }, target, ctx);
+        return fd;
+      }
+      if (local) {
         // The port may still have connections of the killed program in TIME_WAIT: bind as CRIU
         // does, with SO_REUSEADDR for the moment, then the program's own setting.
         const reuse = SOCKET_OPTIONS.reuseaddr;
         sockets.setIntOption(fd, reuse.level, reuse.name, 1, target);
-        bindReclaiming(this.kernel, fd, record.local, record.protocol === 'tcp', `${target} (${shown(record.local)})`);
+        bindReclaiming(this.kernel, fd, local, record.protocol === 'tcp', `${target} (${shown(local)})`);
         sockets.setIntOption(fd, reuse.level, reuse.name, record.options.reuseaddr ?? 0, target);
       }
       if (record.state === 'listen') sockets.listen(fd, record.backlog ?? 0, target);
-      if (record.peer) sockets.connect(fd, record.peer, `${target} (to ${shown(record.peer)})`);
+      if (peer) sockets.connect(fd, peer, `${target} (to ${shown(peer)})`);
       return fd;
     } catch (err) {
       closeSync(fd);
@@ -121,6 +190,14 @@ export class InetSocketsPlugin extends DescriptionPlugin<InetSocketRecord> {
     }
   }
 
+  /** A restored connection leaves repair mode, and its block is lifted, once everything of the process is back. */
+  async resume(record: InetSocketRecord, _restored: void, ctx: RestoreContext): Promise<void> {
+    const { connection } = record;
+    if (!connection) return;
+    const task = restoredTaskOf(ctx);
+    const unsent = await unsentBytes(connection, ctx);
+    this.kernel.withFdOf(task.pid, record.fds[0]!.fd, (fd, target) => resumeConnection(this.kernel, fd, { ...record, connection }, unsent, target));
+  }
 }
 
 export default InetSocketsPlugin;

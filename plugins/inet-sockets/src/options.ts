@@ -23,6 +23,10 @@ export const SOCKET_OPTIONS: Readonly<Record<(typeof SOCKET_OPTION_NAMES)[number
   v6only: { level: IPPROTO_IPV6, name: 26, only: 'inet6' },
   nodelay: { level: IPPROTO_TCP, name: 1, only: 'tcp' },
   deferAccept: { level: IPPROTO_TCP, name: 9, only: 'tcp' },
+  keepIdle: { level: IPPROTO_TCP, name: 4, only: 'tcp' },
+  keepInterval: { level: IPPROTO_TCP, name: 5, only: 'tcp' },
+  keepCount: { level: IPPROTO_TCP, name: 6, only: 'tcp' },
+  userTimeout: { level: IPPROTO_TCP, name: 18, only: 'tcp' },
 };
 
 export const appliesTo = (option: SocketOption, protocol: 'tcp' | 'udp', family: 'inet' | 'inet6') =>
