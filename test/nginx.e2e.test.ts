@@ -6,6 +6,9 @@ import { Cleanup, tempDir } from './helpers/cli.js';
 import { checkpointAndKill, restoreDetached, waitFor, waitGone } from './helpers/processes.js';
 import { checkpointWhileLoaded, freePort, httpGet } from './helpers/servers.js';
 
+/** Debian installs nginx in /usr/sbin, which a CI job's PATH may not have. */
+const NGINX = existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx';
+
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
 
@@ -80,7 +83,7 @@ async function startNginx(dir: string) {
     ].join('\n'),
   );
   const args = ['-p', dir, '-e', join(dir, 'error.log'), '-c', conf];
-  const master = spawn('nginx', args, { stdio: 'ignore' });
+  const master = spawn(NGINX, args, { stdio: 'ignore' });
   cleanup.process(master);
   const known = new Set<number>();
   killedWithWorkers(master.pid!, known);
@@ -110,7 +113,7 @@ describe('nginx: a master and 2 workers serving a file', () => {
 
     // The master still hears signals and talks to its workers over their channels: a reload
     // starts two new workers and tells the old ones to quit.
-    const reload = spawnSync('nginx', [...args, '-s', 'reload'], { encoding: 'utf8' });
+    const reload = spawnSync(NGINX, [...args, '-s', 'reload'], { encoding: 'utf8' });
     expect(reload.status).toBe(0);
     const fresh = await waitFor('the reload to replace both workers', () => {
       const now = childrenOf(master.pid!);
