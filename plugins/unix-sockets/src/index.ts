@@ -196,6 +196,10 @@ export class UnixSocketsPlugin implements ResourcePlugin<UnixSocketRecord, UnixS
     return problems;
   }
 
+  inheritableFds(record: UnixSocketRecord): number[] {
+    return record.ends.filter((end) => end.outside).flatMap((end) => end.fds.map((d) => d.fd));
+  }
+
   /** A bound path that holds another kind of file, or whose directory is gone, is refused before anything is changed. */
   preflight(record: UnixSocketRecord, ctx: RestoreContext): void {
     for (const end of record.ends) {
