@@ -1,4 +1,5 @@
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { procDir } from './proc-dir.js';
 import { CHUNK_SIZE, readAhead } from '../io/file-regions.js';
 import { CrError } from '../errors.js';
 import { KernelError } from './kernel-error.js';
@@ -154,7 +155,7 @@ class ProcMem {
   private readonly path: string;
 
   constructor(pid: number, flags: 'r' | 'r+') {
-    this.path = `/proc/${pid}/mem`;
+    this.path = `${procDir(pid)}/mem`;
     try {
       this.fd = openSync(this.path, flags);
     } catch (err) {

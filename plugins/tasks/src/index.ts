@@ -26,7 +26,8 @@ import { isZombieRecord, tasksRecordSchema, type TasksRecord } from './record.js
 import { awaitFreePid, checkRlimits, checkWorkingDirectory, createTask, resumeTask } from './restore.js';
 import { taskRefusals } from './refusals.js';
 import { readTaskState, readZombie } from './save.js';
-import { assertForkShared, entryOf, type TreeLinks } from './sessions.js';
+import { entryOf, type TreeLinks } from './sessions.js';
+import { refuseSharing, tableSharing, type SharedWithParent } from './sharing.js';
 import { checkFrozenTask, exitedMeanwhile, listTree, refuseSharedMemoryChildren, type ListedTask } from './tree-collect.js';
 import { RestoredTree } from './tree-restore.js';
 import { threadProblems } from './threads-check.js';
@@ -101,6 +102,7 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TreeTaskHandle, 
   readonly selectableBy = { pid: 'uint', comm: 'string', subtree: 'lineage' } as const;
 
   private readonly treeLinks = new WeakMap<TaskTree, Map<number, TreeLinks>>();
+  private readonly treeSharing = new WeakMap<TaskTree, Map<number, SharedWithParent[]>>();
 
   constructor(@inject(Kernel) private readonly kernel: Kernel) {}
 
@@ -196,8 +198,17 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TreeTaskHandle, 
     const handle = node.handle;
     const enterVia = this.treeEntry(handle);
     const task = handle.zombie ? undefined : frozenTask(node);
-    const record = task ? { ...readTaskState(this.kernel, task), ...readThreads(this.kernel, task, handle.threads) } : readZombie(this.kernel, handle.pid);
-    return enterVia ? { ...record, enterVia } : record;
+    if (!task) {
+      const zombie = readZombie(this.kernel, handle.pid);
+      return enterVia ? { ...zombie, enterVia } : zombie;
+    }
+    const shares = this.sharingOf(handle.tree).get(handle.pid) ?? [];
+    return {
+      ...readTaskState(this.kernel, handle.pid, task),
+      ...readThreads(this.kernel, handle.pid, task, handle.threads),
+      ...(enterVia ? { enterVia } : {}),
+      ...(shares.length > 0 ? { sharesWithParent: shares } : {}),
+    };
   }
 
   /**
@@ -207,12 +218,23 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TreeTaskHandle, 
   private treeEntry(handle: TreeTaskHandle): ReturnType<typeof entryOf> {
     if (!handle.whole) return undefined;
     const links = this.linksOf(handle.tree);
-    const self = links.get(handle.pid)!;
-    const parent = handle.tree.tasks.find((t) => t.pid === self.ppid);
-    if (!handle.zombie && parent && !parent.zombie && handle.pid !== handle.root) {
-      assertForkShared(`PID ${self.pid} (${self.comm})`, parent.pid, this.kernel.sharedBetween(parent.pid, handle.pid));
+    return entryOf(links.get(handle.pid)!, links, links.get(handle.root)!);
+  }
+
+  /**
+   * The tables each live process of a frozen tree shares with its parent (sharing.ts), found once
+   * per checkpoint; what cannot be restored shared is refused.
+   */
+  private sharingOf(tree: TaskTree): ReadonlyMap<number, SharedWithParent[]> {
+    let shares = this.treeSharing.get(tree);
+    if (!shares) {
+      const live = tree.tasks.filter((t) => !t.zombie).map((t) => ({ pid: t.pid, ppid: this.kernel.procfs.stat(t.pid).ppid, comm: this.kernel.procfs.stat(t.pid).comm }));
+      const found = tableSharing(this.kernel, live);
+      refuseSharing(found.refusals);
+      shares = found.shares;
+      this.treeSharing.set(tree, shares);
     }
-    return entryOf(self, links, links.get(handle.root)!);
+    return shares;
   }
 
   /** Where each process of a frozen tree sits, read once per checkpoint. */

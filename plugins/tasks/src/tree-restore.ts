@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { TargetError, type Kernel, type RemoteTask } from '@cr/core';
 import { isZombieRecord, type TasksRecord } from './record.js';
+import type { SharedWithParent } from './sharing.js';
 
 /** How long a restored zombie may take to exit before the tree is let run. */
 const ZOMBIE_EXIT_MS = 5000;
@@ -41,8 +42,9 @@ export class RestoredTree {
   createChild(parent: RemoteTask, record: TasksRecord): RemoteTask {
     if (record.sid === parent.pid) this.leaveOldSession(parent.pid);
     const via = record.enterVia;
-    if (!via || this.groups.has(via.pid)) return this.kernel.createChildSeed(parent, record.pid);
-    return this.createThroughHelper(parent, record.pid, via);
+    const share = isZombieRecord(record) ? [] : (record.sharesWithParent ?? []);
+    if (!via || this.groups.has(via.pid)) return this.kernel.createChildSeed(parent, record.pid, false, share);
+    return this.createThroughHelper(parent, record.pid, via, share);
   }
 
   /**
@@ -50,13 +52,14 @@ export class RestoredTree {
    * `parent`, calls setsid or setpgid(0, 0) and makes the process as `parent`'s child; then it
    * exits and `parent` reaps it. Later members of a group join it in `settle`.
    */
-  private createThroughHelper(parent: RemoteTask, pid: number, via: { pid: number; session: boolean }): RemoteTask {
-    const helper = this.kernel.createChildSeed(parent, via.pid);
+  private createThroughHelper(parent: RemoteTask, pid: number, via: { pid: number; session: boolean }, share: readonly SharedWithParent[]): RemoteTask {
+    // The helper shares what the process shares with the parent, and passes it on.
+    const helper = this.kernel.createChildSeed(parent, via.pid, false, share);
     let child: RemoteTask;
     try {
       if (via.session) helper.setsid();
       else helper.setpgid(0);
-      child = this.kernel.createChildSeed(helper, pid, true);
+      child = this.kernel.createChildSeed(helper, pid, true, share);
     } catch (err) {
       helper.kill();
       throw err;

@@ -1,0 +1,56 @@
+import { mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Cleanup, tempDir } from './helpers/cli.js';
+import { compileFixture, lines, waitFor, waitForLine } from './helpers/processes.js';
+import { checkpointAndRestore, descendants, manifestObjects, startLogged } from './helpers/trees.js';
+
+const cleanup = new Cleanup();
+afterEach(() => cleanup.run());
+
+let bin: string;
+beforeAll(() => {
+  bin = tempDir('cr-tree-tables-bin-');
+  compileFixture('shared-tables', bin);
+});
+afterAll(() => cleanup.dir(bin) && cleanup.run());
+
+/** Starts `shared-tables MODE` with two paths of its own, and checkpoints and restores its tree. */
+async function restoredPair(mode: 'files' | 'fs'): Promise<{ out: string; parent: number; child: number; paths: [string, string]; img: string }> {
+  const dir = realpathSync(cleanup.dir(tempDir()));
+  const out = join(dir, 'out.txt');
+  const paths: [string, string] = [join(dir, 'of-child'), join(dir, 'of-parent')];
+  for (const path of paths) {
+    if (mode === 'files') writeFileSync(path, 'x');
+    else mkdirSync(path);
+  }
+  const root = await startLogged(cleanup, join(bin, 'shared-tables'), [mode, ...paths], out);
+  const child = cleanup.orphan(descendants(root.pid!)[0]!);
+  const img = join(dir, 'img');
+  await checkpointAndRestore(cleanup, root, img);
+  return { out, parent: root.pid!, child, paths, img };
+}
+
+const sharesWithParent = (img: string, pid: number) =>
+  (JSON.parse(readFileSync(join(img, manifestObjects(img).find((o) => o.type === 'tasks' && o.id === String(pid))!.record!), 'utf8')) as { record: { sharesWithParent?: string[] } }).record.sharesWithParent;
+
+describe('tables a parent and child made by clone() share', () => {
+  it('CLONE_FILES: one fd table after restore; a file one process opens, the other has', async () => {
+    const { out, parent, child, paths, img } = await restoredPair('files');
+    expect(sharesWithParent(img, child)).toEqual(['files']);
+    process.kill(child, 'SIGUSR1');
+    await waitForLine(out, /^parent sees fd 42 /);
+    process.kill(parent, 'SIGUSR1');
+    await waitForLine(out, /^child sees fd 43 /);
+    expect(lines(out).filter((l) => l.includes(' sees '))).toEqual([`parent sees fd 42 ${paths[0]}`, `child sees fd 43 ${paths[1]}`]);
+  });
+
+  it('CLONE_FS: one working directory after restore; a chdir by one process moves the other', async () => {
+    const { out, parent, child, paths, img } = await restoredPair('fs');
+    expect(sharesWithParent(img, child)).toEqual(['fs']);
+    process.kill(child, 'SIGUSR1');
+    await waitFor('both to be in the child\'s directory', () => (['parent', 'child'].every((who) => lines(out).includes(`${who} cwd ${paths[0]}`)) ? true : undefined));
+    process.kill(parent, 'SIGUSR1');
+    await waitFor('both to be in the parent\'s directory', () => (['parent', 'child'].every((who) => lines(out).includes(`${who} cwd ${paths[1]}`)) ? true : undefined));
+  });
+});
