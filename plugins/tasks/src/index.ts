@@ -27,7 +27,7 @@ import { awaitFreePid, checkRlimits, checkWorkingDirectory, createTask, resumeTa
 import { taskRefusals } from './refusals.js';
 import { readTaskState, readZombie } from './save.js';
 import { entryOf, type TreeLinks } from './sessions.js';
-import { refuseSharing, tableSharing, type SharedWithParent } from './sharing.js';
+import { tableSharing, type TableSharing } from './sharing.js';
 import { checkFrozenTask, exitedMeanwhile, listTree, refuseSharedMemoryChildren, type ListedTask } from './tree-collect.js';
 import { RestoredTree } from './tree-restore.js';
 import { threadProblems } from './threads-check.js';
@@ -102,7 +102,7 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TreeTaskHandle, 
   readonly selectableBy = { pid: 'uint', comm: 'string', subtree: 'lineage' } as const;
 
   private readonly treeLinks = new WeakMap<TaskTree, Map<number, TreeLinks>>();
-  private readonly treeSharing = new WeakMap<TaskTree, Map<number, SharedWithParent[]>>();
+  private readonly treeSharing = new WeakMap<TaskTree, TableSharing>();
 
   constructor(@inject(Kernel) private readonly kernel: Kernel) {}
 
@@ -191,7 +191,9 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TreeTaskHandle, 
   }
 
   refusals(node: ResourceNode<TreeTaskHandle>): string[] {
-    return node.handle.zombie ? [] : taskRefusals(this.kernel, node.handle.pid, !node.handle.whole);
+    const { pid, zombie, tree } = node.handle;
+    if (zombie) return [];
+    return [...taskRefusals(this.kernel, pid, !node.handle.whole), ...this.sharingOf(tree).refusals.filter((r) => r.startsWith(`PID ${pid} (`))];
   }
 
   save(node: ResourceNode<TreeTaskHandle>): TasksRecord {
@@ -202,7 +204,7 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TreeTaskHandle, 
       const zombie = readZombie(this.kernel, handle.pid);
       return enterVia ? { ...zombie, enterVia } : zombie;
     }
-    const shares = this.sharingOf(handle.tree).get(handle.pid) ?? [];
+    const shares = this.sharingOf(handle.tree).shares.get(handle.pid) ?? [];
     return {
       ...readTaskState(this.kernel, handle.pid, task),
       ...readThreads(this.kernel, handle.pid, task, handle.threads),
@@ -222,19 +224,21 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TreeTaskHandle, 
   }
 
   /**
-   * The tables each live process of a frozen tree shares with its parent (sharing.ts), found once
-   * per checkpoint; what cannot be restored shared is refused.
+   * The tables each live process of a tree shares with its parent, and the refusals of what cannot
+   * be restored shared (sharing.ts): found once per checkpoint, once the tree is frozen (or, for a
+   * dry run, as it runs).
    */
-  private sharingOf(tree: TaskTree): ReadonlyMap<number, SharedWithParent[]> {
-    let shares = this.treeSharing.get(tree);
-    if (!shares) {
-      const live = tree.tasks.filter((t) => !t.zombie).map((t) => ({ pid: t.pid, ppid: this.kernel.procfs.stat(t.pid).ppid, comm: this.kernel.procfs.stat(t.pid).comm }));
-      const found = tableSharing(this.kernel, live);
-      refuseSharing(found.refusals);
-      shares = found.shares;
-      this.treeSharing.set(tree, shares);
+  private sharingOf(tree: TaskTree): TableSharing {
+    let sharing = this.treeSharing.get(tree);
+    if (!sharing) {
+      const live = tree.tasks.filter((t) => !t.zombie).map((t) => {
+        const { ppid, comm } = this.kernel.procfs.stat(t.pid);
+        return { pid: t.pid, ppid, comm };
+      });
+      sharing = tableSharing(this.kernel, live);
+      this.treeSharing.set(tree, sharing);
     }
-    return shares;
+    return sharing;
   }
 
   /** Where each process of a frozen tree sits, read once per checkpoint. */

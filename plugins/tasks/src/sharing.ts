@@ -1,4 +1,4 @@
-import { UnsupportedError, type Kernel, type SharedTable } from '@cr/core';
+import type { Kernel, SharedTable } from '@cr/core';
 
 /** Tables a process can share with its parent that restore gives back, by the clone flag it is made with. */
 export type SharedWithParent = 'files' | 'fs';
@@ -17,17 +17,25 @@ const NAMES: Record<SharedTable, string> = {
   sighand: 'signal handlers (CLONE_SIGHAND)',
 };
 
+/** What the processes of a tree share with their parents. */
+export interface TableSharing {
+  /** By PID: the tables it shares with its parent, to restore. */
+  shares: Map<number, SharedWithParent[]>;
+  /** One line each, naming the process. */
+  refusals: string[];
+}
+
 /**
  * For every process of a tree, the tables it shares with its parent (a process made by clone()
  * with CLONE_FILES or CLONE_FS), found by sorting the processes by kcmp(2)'s order of each table,
  * so that those that share one are next to each other. Restore makes a process with the flags of
  * what it shares with its parent, so a table is restorable when every process holding it but the
- * topmost is a child of another holder. `outsideParent` is the root's parent, not saved: a table
- * shared with it would be split. Returns the refusals, each naming a process, instead when some
- * sharing cannot be restored: signal handlers (CLONE_SIGHAND, which comes with CLONE_VM), a table
- * shared with another process than the parent, or with the root's parent.
+ * topmost is a child of another holder. `tasks` come parents first, the root first, whose
+ * parent is not saved. The refusals name what cannot be restored shared: signal handlers
+ * (CLONE_SIGHAND, which comes with CLONE_VM), a table shared with another process than the
+ * parent, or with the root's parent, which a restore would split.
  */
-export function tableSharing(kernel: Kernel, tasks: readonly SharingTask[]): { shares: Map<number, SharedWithParent[]>; refusals: string[] } {
+export function tableSharing(kernel: Kernel, tasks: readonly SharingTask[]): TableSharing {
   const shares = new Map<number, SharedWithParent[]>(tasks.map((t) => [t.pid, []]));
   const refusals: string[] = [];
   const byPid = new Map(tasks.map((t) => [t.pid, t]));
@@ -70,9 +78,4 @@ function sharedOrNone(kernel: Kernel, pid1: number, pid2: number): SharedTable[]
   } catch {
     return []; // the parent is gone, or cr may not look at it: nothing shared that cr could keep
   }
-}
-
-/** Throws the refusals, one line each, as one error. */
-export function refuseSharing(refusals: readonly string[]): void {
-  if (refusals.length > 0) throw new UnsupportedError(refusals.join('\n'));
 }

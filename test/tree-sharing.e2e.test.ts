@@ -3,15 +3,15 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Cleanup, tempDir } from './helpers/cli.js';
 import { compileFixture, lines, waitFor, waitForLine } from './helpers/processes.js';
-import { checkpointAndRestore, descendants, manifestObjects, startLogged } from './helpers/trees.js';
+import { checkpointAndRestore, descendants, linesMatching, manifestObjects, startLogged } from './helpers/trees.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
 
 let bin: string;
 beforeAll(() => {
-  bin = tempDir('cr-tree-tables-bin-');
-  compileFixture('shared-tables', bin);
+  bin = tempDir('cr-tree-sharing-bin-');
+  for (const name of ['shared-tables', 'sharedmem']) compileFixture(name, bin);
 });
 afterAll(() => cleanup.dir(bin) && cleanup.run());
 
@@ -52,5 +52,27 @@ describe('tables a parent and child made by clone() share', () => {
     await waitFor('both to be in the child\'s directory', () => (['parent', 'child'].every((who) => lines(out).includes(`${who} cwd ${paths[0]}`)) ? true : undefined));
     process.kill(parent, 'SIGUSR1');
     await waitFor('both to be in the parent\'s directory', () => (['parent', 'child'].every((who) => lines(out).includes(`${who} cwd ${paths[1]}`)) ? true : undefined));
+  });
+});
+
+/** The counts of `name` ("anon" or "memfd") in the order they were printed, with who printed each. */
+const turns = (out: string, name: string) => linesMatching(out, new RegExp(`^${name} `)).map((l) => l.split(' ').slice(1));
+
+describe('memory shared between the processes of a tree', () => {
+  it('shared anonymous memory and a memfd mapped by parent and child stay shared: each still sees what the other writes', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const root = await startLogged(cleanup, join(bin, 'sharedmem'), [], out);
+    cleanup.orphan(descendants(root.pid!)[0]!);
+    await waitFor('a few turns', () => (turns(out, 'memfd').length >= 6 ? true : undefined));
+    await checkpointAndRestore(cleanup, root, join(dir, 'img'));
+    const before = lines(out).length;
+    // Each turn is handed over through memory: no turns after restore unless it is still shared.
+    await waitFor('twenty more turns of each', () => (['anon', 'memfd'].every((name) => turns(out, name).length >= before / 2 + 20) ? true : undefined));
+    for (const name of ['anon', 'memfd']) {
+      const seen = turns(out, name);
+      expect(seen.map(([, n]) => Number(n))).toEqual(seen.map((_, i) => i + 1));
+      expect(seen.map(([who]) => who)).toEqual(seen.map((_, i) => (i % 2 === 0 ? 'parent' : 'child')));
+    }
   });
 });
