@@ -73,7 +73,8 @@ interface TreeTaskHandle extends TaskHandle {
 
 /** A process being restored: the stopped seed that mm, files and resume turn into it. */
 export interface RestoredTask extends RestoredProcess {
-  readonly task: RemoteTask;
+  /** Replaced when the process is made again by a later fork of its parent (RestoredTree.refork). */
+  task: RemoteTask;
   /** The tree it belongs to, which lets all its processes run at once. */
   readonly tree: RestoredTree;
 }
@@ -286,9 +287,10 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TreeTaskHandle, 
     const parent = TASKS.restored(ctx, record.ppid);
     const tree = parent?.tree ?? new RestoredTree(this.kernel, record.pid);
     const make = parent ? () => tree.createChild(parent.task, record) : undefined;
-    const task = createTask(this.kernel, record.pid, ctx.namespaces(), make);
+    const create = () => createTask(this.kernel, record.pid, ctx.namespaces(), make);
+    const task = create();
     try {
-      tree.add(task, record);
+      tree.add(task, record, make ? create : undefined);
     } catch (err) {
       task.kill();
       throw err;
