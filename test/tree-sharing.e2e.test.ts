@@ -11,7 +11,7 @@ afterEach(() => cleanup.run());
 let bin: string;
 beforeAll(() => {
   bin = tempDir('cr-tree-sharing-bin-');
-  for (const name of ['shared-tables', 'sharedmem']) compileFixture(name, bin);
+  for (const name of ['shared-tables', 'sharedmem', 'cowshare']) compileFixture(name, bin);
 });
 afterAll(() => cleanup.dir(bin) && cleanup.run());
 
@@ -74,5 +74,29 @@ describe('memory shared between the processes of a tree', () => {
       expect(seen.map(([, n]) => Number(n))).toEqual(seen.map((_, i) => i + 1));
       expect(seen.map(([who]) => who)).toEqual(seen.map((_, i) => (i % 2 === 0 ? 'parent' : 'child')));
     }
+  });
+});
+
+/** A field of /proc/PID/smaps_rollup, in KiB. */
+const rollup = (pid: number, field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))![1]);
+
+describe('private memory a parent and its children share copy-on-write after fork', () => {
+  it('stays shared after restore: 64 MiB read by 4 children are not copied into each, and each still sums them right', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const root = await startLogged(cleanup, join(bin, 'cowshare'), [], out);
+    const children = descendants(root.pid!);
+    for (const child of children) cleanup.orphan(child);
+    const expected = lines(out)[0]!.split(' ')[1];
+    expect(children).toHaveLength(4);
+    await checkpointAndRestore(cleanup, root, join(dir, 'img'));
+    for (const child of children) {
+      // Each child's copy of the 64 MiB would be private to it, dirty, had the restore written it.
+      expect({ child, privateDirtyKiB: rollup(child, 'Private_Dirty') < 8 * 1024 }).toEqual({ child, privateDirtyKiB: true });
+      expect(rollup(child, 'Shared_Dirty')).toBeGreaterThan(60 * 1024);
+      process.kill(child, 'SIGUSR1');
+    }
+    await waitFor('every child to sum', () => (linesMatching(out, /^child /).length === 4 ? true : undefined), 30_000);
+    expect(new Set(linesMatching(out, /^child /).map((l) => l.split(' ')[3]))).toEqual(new Set([expected]));
   });
 });
