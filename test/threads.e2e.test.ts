@@ -231,19 +231,27 @@ describe('a multi-threaded process, checkpointed and restored with the same thre
     expect(tracerOf(child.pid!)).toBe(0);
   });
 
-  it('a process whose main thread has exited is refused by name and keeps running', async () => {
+  it('a process whose main thread has exited comes back so: its main thread a zombie, its threads counting on from their counts', async () => {
     const dir = cleanup.dir(tempDir());
     const out = join(dir, 'out.txt');
     const child = await startFixture(cleanup, fixture('zombie-leader'), [], out);
     const pid = child.pid!;
     await waitFor('the main thread to exit', () => (processState(pid) === 'Z' ? true : undefined));
-    const r = await crAsync(['checkpoint', String(pid), '-D', join(dir, 'img')]);
-    expect(r.stderr).toBe(
-      `cr: PID ${pid} (zombie-leader): its main thread has exited (pthread_exit) while 2 other thread(s) run on; cr cannot checkpoint such a process yet: /proc shows no memory, files or working directory for it\n`,
-    );
-    expect(r.status).toBe(7);
-    const count = lines(out).length;
-    await waitFor('the threads to count on', () => (lines(out).length > count + 4 ? true : undefined));
+    const tids = readdirSync(`/proc/${pid}/task`).map(Number).sort((a, b) => a - b);
+    await checkpointAndKill(child, join(dir, 'img'));
+    const counted = lines(out).length;
+    const last = (i: number) => Math.max(0, ...lines(out).filter((l) => l.startsWith(`t${i} `)).map((l) => Number(l.split('=')[1])));
+    const before = [last(0), last(1)];
+    await restoreDetached(cleanup, join(dir, 'img'), pid);
+    await waitFor('both threads to count on', () => ([0, 1].every((i) => last(i) > before[i]! + 3) ? true : undefined));
+    expect(processState(pid)).toBe('Z');
+    expect(readdirSync(`/proc/${pid}/task`).map(Number).sort((a, b) => a - b)).toEqual(tids);
+    expect(readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8')).toMatch(/\) Z /);
+    // Each thread goes on from its own count, with no gap or repeat.
+    for (const i of [0, 1]) {
+      const counts = lines(out).slice(counted).filter((l) => l.startsWith(`t${i} `)).map((l) => Number(l.split('=')[1]));
+      expect(counts).toEqual(counts.map((_, k) => before[i]! + 1 + k));
+    }
   });
 });
 

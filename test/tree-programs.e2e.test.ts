@@ -132,16 +132,18 @@ describe('freezing a tree', () => {
     expect([root.pid!, ...descendants(root.pid!)].every((pid) => tracerOf(pid) === 0)).toBe(true);
   });
 
-  it('refuses a child that shares its fd table with its parent (CLONE_FILES), by name', async () => {
+  it('refuses a child that shares its address space and signal handlers with its parent (CLONE_VM | CLONE_SIGHAND), by name', async () => {
     const dir = cleanup.dir(tempDir());
     const out = join(dir, 'out.txt');
-    const root = await startLogged(cleanup, tree, ['clonefiles'], out);
+    const root = await startLogged(cleanup, tree, ['clonevm'], out);
     const child = cleanup.orphan(descendants(root.pid!)[0]!);
     // The parent first, so that PID 1 (not a parent that never waits) gets the child.
     cleanup.add(() => void root.kill('SIGKILL'));
     const refused = await crAsync(['checkpoint', String(root.pid), '-D', join(dir, 'img')]);
     expect(refused.status).toBe(7);
-    expect(refused.stderr).toBe(`cr: PID ${child} (tree) shares its fd table (CLONE_FILES) with its parent PID ${root.pid}; cr restores processes that share only what fork() shares, so far\n`);
+    expect(refused.stderr).toBe(
+      `cr: PID ${root.pid} (tree) shares its memory with its child PID ${child} (tree), as after vfork() or clone(CLONE_VM); cr cannot checkpoint two processes in one address space yet: checkpoint once the child has called exec or exited\n`,
+    );
     expect([root.pid!, child].map((pid) => [tracerOf(pid), processState(pid)])).toEqual([
       [0, 'S'],
       [0, 'S'],
@@ -157,7 +159,7 @@ describe('freezing a tree', () => {
     const refused = await crAsync(['checkpoint', String(root.pid), '-D', join(dir, 'img')]);
     expect(refused.status).toBe(7);
     expect(refused.stderr).toBe(
-      `cr: PID ${root.pid} (tree) shares its memory with its child PID ${child} (tree), as after vfork(); cr cannot checkpoint a vfork child yet: checkpoint once the child has called exec or exited\n`,
+      `cr: PID ${root.pid} (tree) shares its memory with its child PID ${child} (tree), as after vfork() or clone(CLONE_VM); cr cannot checkpoint two processes in one address space yet: checkpoint once the child has called exec or exited\n`,
     );
     expect([root.pid!, child].map((pid) => [tracerOf(pid), processState(pid)])).toEqual([
       [0, 'D'],

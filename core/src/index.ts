@@ -29,7 +29,7 @@ export {
 } from './plugin/fd-descriptions.js';
 export type { ProcessTargetHandle, IpcNsTargetHandle } from './engine/targets.js';
 export * from './errors.js';
-export { Kernel } from './kernel/kernel.js';
+export { Kernel, SHARED_TABLES, type SharedTable } from './kernel/kernel.js';
 export type { TimerfdState } from './kernel/event-fds.js';
 export type { FileLock, FileLockKind, LockRequest } from './kernel/file-locks.js';
 export { AF_INET, AF_INET6, AF_UNIX, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, SOL_SOCKET, Sockets, socketInode, withFd, type SocketAddress, type SocketKind, type SocketQueue, closeQueue, shutdownHow, type Credentials, type SocketMessage, type SocketBuffers } from './kernel/sockets.js';
@@ -54,6 +54,7 @@ export { PAGE_SIZE, type PageRun, type PageSelection } from './kernel/pagemap.js
 export type { WriteTracker } from './kernel/userfaultfd.js';
 export type { ByteRange } from './kernel/libc.js';
 export type { FdInfo, MmBounds, ProcessStat, ProcessStatus } from './kernel/procfs.js';
+export { exitedLeaderThread, procDir } from './kernel/proc-dir.js';
 export { FS_MAGIC, classifyFd, type FdIdentity, type FdKind, type FdStat, type OpaqueFdKind, type ReopenableFdKind } from './kernel/fd-kind.js';
 export * from './kernel/syscalls.js';
 export { readRegions, writeRegions, type FileRegion } from './io/file-regions.js';

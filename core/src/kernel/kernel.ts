@@ -27,6 +27,11 @@ import { Ttys } from './ttys.js';
 import { WriteTracker } from './userfaultfd.js';
 import { presentPages } from './pagemap-scan.js';
 
+/** The tables a process may share with another beyond what fork shares (kcmp(2) compares them). */
+export const SHARED_TABLES = ['vm', 'files', 'fs', 'sighand'] as const;
+export type SharedTable = (typeof SHARED_TABLES)[number];
+const KCMP_TYPES: Record<SharedTable, number> = { vm: KCMP_VM, files: KCMP_FILES, fs: KCMP_FS, sighand: KCMP_SIGHAND };
+
 /**
  * The kernel layer as plugins see it: one injectable service (inject `Kernel`) whose parts wrap
  * libc calls and /proc with typed methods that throw KernelError or a CrError subclass. libc and
@@ -181,19 +186,28 @@ export class Kernel {
    * address space (CLONE_VM, as vfork), fd table (CLONE_FILES), cwd/umask/root (CLONE_FS) or
    * signal handlers (CLONE_SIGHAND).
    */
-  sharedBetween(pid1: number, pid2: number): ('vm' | 'files' | 'fs' | 'sighand')[] {
-    const kinds = [['vm', KCMP_VM], ['files', KCMP_FILES], ['fs', KCMP_FS], ['sighand', KCMP_SIGHAND]] as const;
-    return kinds.filter(([, type]) => this.libc.kcmp(pid1, pid2, type) === 0).map(([name]) => name);
+  sharedBetween(pid1: number, pid2: number): SharedTable[] {
+    return SHARED_TABLES.filter((kind) => this.compareTables(pid1, pid2, kind) === 0);
+  }
+
+  /**
+   * How the `kind` table of `pid1` compares with that of `pid2` (kcmp(2)): 0 when they are one
+   * table, otherwise -1 or 1, an order by which processes can be sorted to find those that share one.
+   */
+  compareTables(pid1: number, pid2: number, kind: SharedTable): -1 | 0 | 1 {
+    const order = this.libc.kcmp(pid1, pid2, KCMP_TYPES[kind]);
+    return order === 0 ? 0 : order === 1 ? -1 : 1;
   }
 
   /**
    * A child of the stopped seed `parent` with exactly `pid`, made by fork inside it (see seed.ts):
    * stopped from its first instruction, a copy of the parent. `fromParentOf` makes it the
    * parent's sibling instead (CLONE_PARENT), for a task that creates members of its session or
-   * group and then exits.
+   * group and then exits. `share`: the tables it shares with the parent (CLONE_FILES, CLONE_FS),
+   * as a process made by clone() with those flags did.
    */
-  createChildSeed(parent: RemoteTask, pid: number, fromParentOf = false): RemoteTask {
-    return createChildSeed(this.ptrace, parent, pid, fromParentOf);
+  createChildSeed(parent: RemoteTask, pid: number, fromParentOf = false, share: readonly ('files' | 'fs')[] = []): RemoteTask {
+    return createChildSeed(this.ptrace, parent, pid, fromParentOf, share);
   }
 
   /** cr's own limit on `resource` (an RLIMIT_* number), as prlimit(2) reports it. */

@@ -6,6 +6,10 @@ import { KCMP_EPOLL_TFD, KCMP_FILE, O_CLOEXEC, SHM_RDONLY, SIGCHLD, SOCK_CLOEXEC
 import { PAGE_SIZE } from './pagemap.js';
 import { nodeFsError } from './sysctl.js';
 import type { FileRegion } from '../io/file-regions.js';
+import { liveTask } from './proc-dir.js';
+
+/** pidfd_open(2) of a thread other than a main thread (O_EXCL). */
+const PIDFD_THREAD = 0o200;
 
 /** What a PAGEMAP_SCAN walks and selects (struct pm_scan_arg without its buffer). */
 export interface PagemapScan {
@@ -143,7 +147,7 @@ function crossMemoryArgs(name: string, pid: number, local: Uint8Array, remote: r
   const localIov = encodeStruct(iovec, { iov_base: koffi.address(bytes), iov_len: bytes.byteLength });
   const remoteIov = Buffer.alloc(structSize(iovec) * remote.length);
   koffi.encode(remoteIov, 0, koffi.array(iovec, remote.length), remote.map((r) => ({ iov_base: r.address, iov_len: r.length })));
-  return [pid, localIov, 1, remoteIov, remote.length, 0];
+  return [liveTask(pid), localIov, 1, remoteIov, remote.length, 0];
 }
 
 const crossTarget = (pid: number, remote: readonly RemoteRange[]) => `pid ${pid} at ${remote[0] ? `0x${remote[0].address.toString(16)}` : 'nothing'}`;
@@ -316,7 +320,7 @@ export class Libc {
    * another value when they are not.
    */
   kcmpFiles(pid1: number, fd1: number, pid2: number, fd2: number): number {
-    return check(raw.syscall(SYS.kcmp, 'long', pid1, 'long', pid2, 'long', KCMP_FILE, 'long', fd1, 'long', fd2), 'kcmp', `pid ${pid1} fd ${fd1}`);
+    return check(raw.syscall(SYS.kcmp, 'long', liveTask(pid1), 'long', liveTask(pid2), 'long', KCMP_FILE, 'long', fd1, 'long', fd2), 'kcmp', `pid ${pid1} fd ${fd1}`);
   }
 
   /**
@@ -325,7 +329,7 @@ export class Libc {
    */
   kcmpEpollTarget(pid: number, fd: number, epfd: number, tfd: number, toff: number): number {
     const slot = encodeStruct(kcmpEpollSlot, { efd: epfd, tfd, toff });
-    return check(raw.syscall(SYS.kcmp, 'long', pid, 'long', pid, 'long', KCMP_EPOLL_TFD, 'long', fd, 'void *', slot), 'kcmp(KCMP_EPOLL_TFD)', `pid ${pid} fd ${epfd}`);
+    return check(raw.syscall(SYS.kcmp, 'long', liveTask(pid), 'long', liveTask(pid), 'long', KCMP_EPOLL_TFD, 'long', fd, 'void *', slot), 'kcmp(KCMP_EPOLL_TFD)', `pid ${pid} fd ${epfd}`);
   }
 
   /**
@@ -333,7 +337,8 @@ export class Libc {
    * open file description, to look at it from here. The process is not touched.
    */
   takeFd(pid: number, fd: number, target: string): number {
-    const pidfd = check(raw.syscall(SYS.pidfd_open, 'long', pid, 'long', 0), 'pidfd_open', `pid ${pid}`);
+    const task = liveTask(pid);
+    const pidfd = check(raw.syscall(SYS.pidfd_open, 'long', task, 'long', task === pid ? 0 : PIDFD_THREAD), 'pidfd_open', `pid ${pid}`);
     try {
       return check(raw.syscall(SYS.pidfd_getfd, 'long', pidfd, 'long', fd, 'long', 0), 'pidfd_getfd', target);
     } finally {
@@ -343,7 +348,7 @@ export class Libc {
 
   /** kcmp(2) of a per-process object (KCMP_VM, KCMP_FILES, KCMP_FS, KCMP_SIGHAND): 0 when the two processes share it. */
   kcmp(pid1: number, pid2: number, type: number): number {
-    return check(raw.syscall(SYS.kcmp, 'long', pid1, 'long', pid2, 'long', type, 'long', 0, 'long', 0), 'kcmp', `pid ${pid1} and ${pid2}`);
+    return check(raw.syscall(SYS.kcmp, 'long', liveTask(pid1), 'long', liveTask(pid2), 'long', type, 'long', 0, 'long', 0), 'kcmp', `pid ${pid1} and ${pid2}`);
   }
 
   /** Where a buffer's bytes are in this process's memory (they stay there while it is referenced). */

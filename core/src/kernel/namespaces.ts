@@ -1,4 +1,5 @@
 import { closeSync, fstatSync, openSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { procDir } from './proc-dir.js';
 import { CrError, TargetError } from '../errors.js';
 import { KernelError } from './kernel-error.js';
 import {
@@ -59,7 +60,7 @@ export class Namespaces {
 
   /** The namespace of kind `kind` that process `pid` is in. */
   ofProcess(pid: number, kind: NamespaceKind): NamespaceHandle {
-    return this.openFile(`/proc/${pid}/ns/${kind}`, kind, () => new TargetError(`no process with PID ${pid}: /proc/${pid} does not exist; check the PID with ps`));
+    return this.openFile(`${procDir(pid)}/ns/${kind}`, kind, () => new TargetError(`no process with PID ${pid}: /proc/${pid} does not exist; check the PID with ps`));
   }
 
   /** A namespace from an nsfs path: /proc/PID/ns/KIND or a file it was bind-mounted on. */

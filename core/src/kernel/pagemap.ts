@@ -1,4 +1,5 @@
 import { closeSync, openSync, readSync } from 'node:fs';
+import { procDir } from './proc-dir.js';
 import { nodeFsError } from './sysctl.js';
 
 export const PAGE_SIZE = 4096;
@@ -26,7 +27,7 @@ export type PageSelection = 'present' | 'private-copies';
  * the file's.
  */
 export function pageRuns(pid: number, start: bigint, end: bigint, selection: PageSelection): PageRun[] {
-  const path = `/proc/${pid}/pagemap`;
+  const path = `${procDir(pid)}/pagemap`;
   let fd: number;
   try {
     fd = openSync(path, 'r');

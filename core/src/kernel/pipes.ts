@@ -1,4 +1,5 @@
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { procDir } from './proc-dir.js';
 import { O_NONBLOCK, O_RDONLY } from 'node:constants';
 import { KernelError } from './kernel-error.js';
 import type { Libc } from './libc.js';
@@ -26,7 +27,7 @@ export class Pipes {
    */
   peek(pid: number, fd: number): PipeContents {
     const target = `fd ${fd} of PID ${pid}`;
-    const pipe = openSync(`/proc/${pid}/fd/${fd}`, O_RDONLY | O_NONBLOCK);
+    const pipe = openSync(`${procDir(pid)}/fd/${fd}`, O_RDONLY | O_NONBLOCK);
     try {
       const capacity = this.libc.fcntl(pipe, F_GETPIPE_SZ, 0, target);
       const [copyIn, copyOut] = this.libc.pipe2(O_NONBLOCK | O_CLOEXEC);

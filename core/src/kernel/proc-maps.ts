@@ -1,4 +1,5 @@
 import { closeSync, openSync, readSync } from 'node:fs';
+import { procDir } from './proc-dir.js';
 import { nodeFsError } from './sysctl.js';
 
 /** One mapping of an address space, as /proc/PID/smaps shows it. */
@@ -25,9 +26,9 @@ const HEADER = /^([0-9a-f]+)-([0-9a-f]+) ([r-])([w-])([x-])([ps]) ([0-9a-f]+) ([
 export function readVmas(pid: number): Vma[] {
   let text: string;
   try {
-    text = readProcText(`/proc/${pid}/smaps`);
+    text = readProcText(`${procDir(pid)}/smaps`);
   } catch (err) {
-    throw nodeFsError('read', `/proc/${pid}/smaps`, err);
+    throw nodeFsError('read', `${procDir(pid)}/smaps`, err);
   }
   const vmas: Vma[] = [];
   for (const line of text.split('\n')) {

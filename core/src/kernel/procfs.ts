@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync, readlinkSync, statfsSync, statSync, writeFileSync } from 'node:fs';
+import { exitedLeaderThread, procDir } from './proc-dir.js';
 import { TargetError, UnsupportedError } from '../errors.js';
 import { classifyFd, FS_MAGIC, type FdKind } from './fd-kind.js';
 import { parseFileLocks, type FileLock } from './file-locks.js';
@@ -117,20 +118,16 @@ export class Procfs {
     if (stat.flags & PF_KTHREAD) {
       throw new UnsupportedError(`PID ${pid} (${stat.comm}) is a kernel thread; cr checkpoints user processes only`);
     }
-    if (stat.state === 'Z' && stat.threads > 1) {
-      throw new UnsupportedError(
-        `PID ${pid} (${stat.comm}): its main thread has exited (pthread_exit) while ${stat.threads - 1} other thread(s) run on; ` +
-          'cr cannot checkpoint such a process yet: /proc shows no memory, files or working directory for it',
-      );
-    }
-    if (stat.state === 'Z' || stat.state === 'X') {
+    // A main thread that has exited while other threads run on leaves a live process, read through one of them.
+    if ((stat.state === 'Z' || stat.state === 'X') && exitedLeaderThread(pid) === undefined) {
       throw new TargetError(`PID ${pid} (${stat.comm}) is a zombie: it has exited and has nothing left to checkpoint`);
     }
     return stat;
   }
 
   mmBounds(pid: number): MmBounds {
-    const f = this.statFields(pid).rest;
+    // The address space's fields, which a main thread that has exited no longer shows.
+    const f = this.statFields(pid, procDir(pid)).rest;
     // Fields 26-28 and 45-51 of proc(5), counted from 1 with pid and comm as the first two.
     const at = (field: number) => BigInt(f[field - 3]!);
     return {
@@ -189,7 +186,7 @@ export class Procfs {
 
   /** The open file descriptors of `pid`, in ascending order, each identified (see fd-kind.ts). */
   fds(pid: number): FdInfo[] {
-    const fds = readdirSync(`/proc/${pid}/fd`).map(Number).sort((a, b) => a - b);
+    const fds = readdirSync(`${procDir(pid)}/fd`).map(Number).sort((a, b) => a - b);
     const reachableMounts = new Set([...this.mountIds(pid), ...this.mountIds('self')]);
     return fds.flatMap((fd) => this.fdInfo(pid, fd, reachableMounts) ?? []);
   }
@@ -206,9 +203,9 @@ export class Procfs {
 
   /** One descriptor, or undefined when it was closed while we looked (a running process, for a dry run). */
   private fdInfo(pid: number, fd: number, reachableMounts: ReadonlySet<number>): FdInfo | undefined {
-    const path = `/proc/${pid}/fd/${fd}`;
+    const path = `${procDir(pid)}/fd/${fd}`;
     const link = unlessGone('readlink', path, () => readlinkSync(path));
-    const info = unlessGone('read', `/proc/${pid}/fdinfo/${fd}`, () => readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
+    const info = unlessGone('read', `${procDir(pid)}/fdinfo/${fd}`, () => readFileSync(`${procDir(pid)}/fdinfo/${fd}`, 'utf8'));
     const st = unlessGone('stat', path, () => statSync(path, { bigint: true }));
     const fs = unlessGone('statfs', path, () => statfsSync(path));
     if (link === undefined || info === undefined || st === undefined || fs === undefined) return undefined;
@@ -223,7 +220,7 @@ export class Procfs {
       flags: Number.parseInt(field('flags') ?? '0', 8),
       mntId,
       kind: classifyFd({ link, st, fsType, reachable: reachableMounts.has(mntId), ...(pidfdPid === undefined ? {} : { pidfdPid: Number(pidfdPid) }) }),
-      locks: parseFileLocks(info, `/proc/${pid}/fdinfo/${fd}`),
+      locks: parseFileLocks(info, `${procDir(pid)}/fdinfo/${fd}`),
     };
   }
 
@@ -238,39 +235,41 @@ export class Procfs {
 
   link(pid: number, name: string): string {
     try {
-      return readlinkSync(`/proc/${pid}/${name}`);
+      return readlinkSync(`${procDir(pid)}/${name}`);
     } catch (err) {
-      throw nodeFsError('readlink', `/proc/${pid}/${name}`, err);
+      throw nodeFsError('readlink', `${procDir(pid)}/${name}`, err);
     }
   }
 
   /** A file of /proc/PID as text. */
   read(pid: number, name: string): string {
+    // A process's own stat (its state, its name), not that of the thread it is read through.
+    const dir = name === 'stat' ? `/proc/${pid}` : procDir(pid);
     try {
-      return readFileSync(`/proc/${pid}/${name}`, 'utf8');
+      return readFileSync(`${dir}/${name}`, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT' && name === 'stat') {
         throw new TargetError(`no process with PID ${pid}: /proc/${pid} does not exist; check the PID with ps`);
       }
-      throw nodeFsError('read', `/proc/${pid}/${name}`, err);
+      throw nodeFsError('read', `${dir}/${name}`, err);
     }
   }
 
   /** Writes a setting of /proc/PID (coredump_filter, oom_score_adj …) as one write, as the kernel wants it. */
   write(pid: number, name: string, value: string): void {
     try {
-      writeFileSync(`/proc/${pid}/${name}`, value);
+      writeFileSync(`${procDir(pid)}/${name}`, value);
     } catch (err) {
-      throw nodeFsError('write', `/proc/${pid}/${name}`, err);
+      throw nodeFsError('write', `${procDir(pid)}/${name}`, err);
     }
   }
 
   /** A file of /proc/PID as bytes (auxv). */
   readBytes(pid: number, name: string): Buffer {
     try {
-      return readFileSync(`/proc/${pid}/${name}`);
+      return readFileSync(`${procDir(pid)}/${name}`);
     } catch (err) {
-      throw nodeFsError('read', `/proc/${pid}/${name}`, err);
+      throw nodeFsError('read', `${procDir(pid)}/${name}`, err);
     }
   }
 
@@ -280,8 +279,8 @@ export class Procfs {
     return line !== undefined && ((BigInt(`0x${line.slice(7).trim()}`) >> BigInt(cap)) & 1n) === 1n;
   }
 
-  private statFields(pid: number): { comm: string; rest: string[] } {
-    const text = this.read(pid, 'stat');
+  private statFields(pid: number, dir = `/proc/${pid}`): { comm: string; rest: string[] } {
+    const text = dir === `/proc/${pid}` ? this.read(pid, 'stat') : readFileSync(`${dir}/stat`, 'utf8');
     // comm may hold spaces and parentheses; it ends at the last ')'.
     const close = text.lastIndexOf(')');
     return { comm: text.slice(text.indexOf('(') + 1, close), rest: text.slice(close + 2).trim().split(' ') };

@@ -264,6 +264,15 @@ export class RemoteTask {
     this.ptrace.callOnRelease(this.pid, SYS.kill, [BigInt(this.pid), BigInt(signal)]);
   }
 
+  /**
+   * Makes the task's first act, once let go, to end as a thread (exit(2), not exit_group): the
+   * main thread of a restored process whose main thread had exited, while its other threads run on.
+   */
+  exitThreadOnRelease(): void {
+    this.dropScratch();
+    this.ptrace.callOnRelease(this.pid, SYS.exit, [0n]);
+  }
+
   /** wait4(2) inside the task for its child `pid`, which has exited or is about to: reaps it, returns its wait status. */
   reap(pid: number): number {
     const at = this.scratchAt(0);

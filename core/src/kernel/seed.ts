@@ -5,7 +5,7 @@ import type { Libc } from './libc.js';
 import { PTRACE_O_EXITKILL, PTRACE_O_TRACECLONE, PTRACE_O_TRACEFORK, PTRACE_O_TRACESYSGOOD, type Ptrace } from './ptrace.js';
 import { RemoteTask } from './remote-task.js';
 import { cloneArgs, encodeStruct, structSize } from './structs.js';
-import { CLONE_PARENT, PR_SET_CHILD_SUBREAPER, SIGCHLD, SYS } from './syscalls.js';
+import { CLONE_FILES, CLONE_FS, CLONE_PARENT, PR_SET_CHILD_SUBREAPER, SIGCHLD, SYS } from './syscalls.js';
 
 const EEXIST = 17;
 
@@ -39,11 +39,13 @@ export function createSeed(libc: Libc, ptrace: Ptrace, pid: number): RemoteTask 
  * waits for it as for any child. PTRACE_O_TRACEFORK attaches it from its first instruction, with
  * the seed's options (PTRACE_O_EXITKILL among them).
  */
-export function createChildSeed(ptrace: Ptrace, parent: RemoteTask, pid: number, fromParentOf: boolean): RemoteTask {
+export function createChildSeed(ptrace: Ptrace, parent: RemoteTask, pid: number, fromParentOf: boolean, share: readonly ('files' | 'fs')[]): RemoteTask {
   ptrace.setOptions(parent.pid, PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_EXITKILL);
+  const shareFlags = (share.includes('files') ? CLONE_FILES : 0) | (share.includes('fs') ? CLONE_FS : 0);
   // clone3 takes no exit signal with CLONE_PARENT: the child gets the caller's, which is SIGCHLD.
-  cloneWithPid(ptrace, parent, pid, fromParentOf ? CLONE_PARENT : 0, fromParentOf ? 0 : SIGCHLD);
-  return adoptSeed(ptrace, pid);
+  cloneWithPid(ptrace, parent, pid, (fromParentOf ? CLONE_PARENT : 0) | shareFlags, fromParentOf ? 0 : SIGCHLD);
+  // A table shared with the parent is the parent's: the files already closed there, or being restored.
+  return adoptSeed(ptrace, pid, !share.includes('files'));
 }
 
 /** clone3(set_tid = pid) inside the stopped task `in`, and the wait for the new task's first stop. */
@@ -61,13 +63,13 @@ function cloneWithPid(ptrace: Ptrace, task: RemoteTask, pid: number, flags: numb
   ptrace.waitNewChild(pid);
 }
 
-/** The new task as a seed: no rseq registration, no open files. */
-function adoptSeed(ptrace: Ptrace, pid: number): RemoteTask {
+/** The new task as a seed: no rseq registration, no open files (unless `closeFiles` is false: a table it shares). */
+function adoptSeed(ptrace: Ptrace, pid: number, closeFiles = true): RemoteTask {
   const seed = new RemoteTask(pid, ptrace, ptrace.getRegs(pid));
   try {
     const rseq = ptrace.rseqConfiguration(pid);
     if (rseq) seed.unregisterRseq(rseq.address, rseq.size, rseq.signature);
-    seed.closeRange(0, 0x7fffffff);
+    if (closeFiles) seed.closeRange(0, 0x7fffffff);
     return seed;
   } catch (err) {
     seed.kill();

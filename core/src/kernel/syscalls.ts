@@ -57,6 +57,7 @@ export const SYS = {
   kill: 62,
   wait4: 61,
   exit_group: 231,
+  exit: 60,
 } as const;
 
 /**
@@ -110,6 +111,8 @@ export const PR_GET_THP_DISABLE = 42;
 export const PR_TIMER_CREATE_RESTORE_IDS = 77;
 
 export const CLONE_PARENT = 0x00008000;
+export const CLONE_FS = 0x00000200;
+export const CLONE_FILES = 0x00000400;
 export const PR_GET_TID_ADDRESS = 40;
 export const F_GETFD = 1;
 export const F_SETFD = 2;

@@ -1,4 +1,5 @@
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { procDir } from './proc-dir.js';
 import { CHUNK_SIZE, readAhead } from '../io/file-regions.js';
 import { CrError } from '../errors.js';
 import { KernelError } from './kernel-error.js';
@@ -81,6 +82,22 @@ export class TaskMemory {
     } finally {
       mem.close();
     }
+  }
+
+  /**
+   * The pages of `run`, read through /proc/PID/mem, which does not pin them: process_vm_readv
+   * pins the pages it reads, and the kernel gives a process its own copy of an anonymous page
+   * shared copy-on-write before pinning it, so reading would unshare what is read.
+   */
+  readUnpinned(pid: number, run: PageRun): Buffer {
+    const target = Buffer.alloc(run.pages * PAGE_SIZE);
+    const mem = new ProcMem(pid, 'r');
+    try {
+      mem.read(target, run.address);
+    } finally {
+      mem.close();
+    }
+    return target;
   }
 
   private async readChunk(pid: number, readRest: (range: RemoteRange, into: Uint8Array) => void, target: Uint8Array, chunk: Chunk): Promise<Uint8Array> {
@@ -173,7 +190,7 @@ class ProcMem {
   private readonly path: string;
 
   constructor(pid: number, flags: 'r' | 'r+') {
-    this.path = `/proc/${pid}/mem`;
+    this.path = `${procDir(pid)}/mem`;
     try {
       this.fd = openSync(this.path, flags);
     } catch (err) {

@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { TargetError } from '../errors.js';
 import { KernelError } from './kernel-error.js';
+import { isLiveThread } from './proc-dir.js';
 import { threadIds } from './procfs.js';
 import type { Ptrace } from './ptrace.js';
 import { RemoteTask } from './remote-task.js';
@@ -22,21 +22,24 @@ const EEXIST = 17;
  * (RemoteTask.seize), and returns them main thread first. A thread still running can create
  * threads while the others are being seized, so /proc/PID/task is listed again until a listing
  * shows no thread that is not seized yet: then every thread is stopped and none can create
- * another. A thread that exits meanwhile is left out. If one cannot be seized, every thread
+ * another. A thread that exits meanwhile is left out, and so is a main thread that had exited
+ * (the first thread returned is then another). If one cannot be seized, every thread
  * seized so far is let go and the error is thrown.
  */
 export function seizeThreads(ptrace: Ptrace, pid: number): RemoteTask[] {
   const seized = new Map<number, RemoteTask>();
+  // A main thread that has exited (pthread_exit) stays a zombie while the others run: it never stops.
+  const leaderExited = !isLiveThread(pid, pid) && threadIds(pid).some((tid) => tid !== pid && isLiveThread(pid, tid));
   try {
     for (;;) {
-      const fresh = threadIds(pid).filter((tid) => !seized.has(tid));
+      const fresh = threadIds(pid).filter((tid) => !seized.has(tid) && !(leaderExited && tid === pid));
       if (fresh.length === 0) break;
       for (const tid of fresh) {
         try {
           seized.set(tid, RemoteTask.seize(ptrace, tid));
         } catch (err) {
           // A thread other than the main one may exit at any time; the main thread may not.
-          if (tid === pid || isLive(pid, tid)) throw err;
+          if (tid === pid || isLiveThread(pid, tid)) throw err;
         }
       }
     }
@@ -66,18 +69,6 @@ export function createThread(ptrace: Ptrace, leader: RemoteTask, tid: number): R
   }
   ptrace.waitNewChild(tid);
   return new RemoteTask(tid, ptrace, ptrace.getRegs(tid));
-}
-
-/** Whether thread `tid` of `pid` still exists and has not exited. */
-function isLive(pid: number, tid: number): boolean {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-  } catch {
-    return false;
-  }
-  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  return state !== 'Z' && state !== 'X';
 }
 
 function releaseQuietly(task: RemoteTask): void {

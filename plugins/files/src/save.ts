@@ -1,6 +1,6 @@
 import { closeSync, openSync } from 'node:fs';
 import { O_RDONLY } from 'node:constants';
-import { O_CLOEXEC, UnsupportedError, readRegions, type DescriptionHolder, type FdInfo, type SaveContext } from '@cr/core';
+import { O_CLOEXEC, UnsupportedError, readRegions, type DescriptionHolder, type FdInfo, type SaveContext, procDir } from '@cr/core';
 import type { FilesRecord } from './record.js';
 import { isInheritable, unsupportedFd } from './ownership.js';
 
@@ -24,7 +24,7 @@ export async function saveFd(pid: number, info: FdInfo, twin: FdInfo | undefined
     case 'device':
       return { kind: 'device', fd, closeOnExec, ...holders, path: found.path, flags, offset, rdev: Number(found.st.rdev) };
     case 'deleted': {
-      const local = openSync(`/proc/${pid}/fd/${fd}`, O_RDONLY);
+      const local = openSync(`${procDir(pid)}/fd/${fd}`, O_RDONLY);
       try {
         await ctx.writeBlob('contents', readRegions(local, [{ position: 0, length: Number(found.st.size) }], `deleted file ${found.path} (fd ${fd} of PID ${pid})`));
       } finally {

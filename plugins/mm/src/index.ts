@@ -6,6 +6,7 @@ import { mmRecordSchema, type MmRecord } from './record.js';
 import { mmRecordProblems } from './check.js';
 import { classify } from './classify.js';
 import { checkMappedFiles, restoreAddressSpace } from './restore.js';
+import { inheritsFrom, restoreOverInherited } from './inherit.js';
 import { mappingRefusals, saveAddressSpace } from './save.js';
 import { MemoryPreCopy } from './pre-copy.js';
 
@@ -26,6 +27,9 @@ export class MmPlugin implements ResourcePlugin<MmRecord, ResourceNode<TaskHandl
   readonly dependsOn = [SHMEM.type];
   readonly recordSchema = mmRecordSchema;
   readonly selectableBy = { pid: 'uint' } as const;
+
+  /** The address spaces restored so far, by tree and PID: what a child's is restored on top of. */
+  private readonly restoredSpaces = new WeakMap<object, Map<number, MmRecord>>();
 
   constructor(@inject(Kernel) private readonly kernel: Kernel) {}
 
@@ -70,8 +74,22 @@ export class MmPlugin implements ResourcePlugin<MmRecord, ResourceNode<TaskHandl
     checkMappedFiles(record, ctx.key);
   }
 
+  /**
+   * A child whose parent's memory is back is made again by a new fork of the parent (see
+   * RestoredTree.refork), and its memory restored on top of what it inherits, so that private
+   * memory parent and child still shared copy-on-write stays shared (inherit.ts); any other
+   * address space is made from nothing. Parents come before their children.
+   */
   async restore(record: MmRecord, ctx: RestoreContext): Promise<void> {
-    await restoreAddressSpace(this.kernel, restoredTaskOf(ctx), record, ctx);
+    const task = restoredTaskOf(ctx);
+    const restored = TASKS.restoredParent(ctx)!;
+    let spaces = this.restoredSpaces.get(restored.tree);
+    if (!spaces) this.restoredSpaces.set(restored.tree, (spaces = new Map()));
+    const ppid = restored.tree.parentOf(restored.pid);
+    const parent = ppid === undefined ? undefined : spaces.get(ppid);
+    if (parent && inheritsFrom(record, parent) && restored.tree.refork(restored)) await restoreOverInherited(this.kernel, restored.task, record, ctx);
+    else await restoreAddressSpace(this.kernel, task, record, ctx);
+    spaces.set(restored.pid, record);
   }
 }
 

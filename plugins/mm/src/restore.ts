@@ -133,7 +133,7 @@ function moveBlock(task: RemoteTask, moves: readonly { from: bigint; length: big
 }
 
 /** Files cr opened and handed to the task, one per path, for its file mappings and exe link. */
-class OpenFiles {
+export class OpenFiles {
   private readonly fds = new Map<string, { local: number; remote: number }>();
   constructor(private readonly task: RemoteTask) {}
 
@@ -172,7 +172,7 @@ class OpenFiles {
   }
 }
 
-function mapOne(task: RemoteTask, vma: VmaRecord, files: OpenFiles, ctx: RestoreContext): void {
+export function mapOne(task: RemoteTask, vma: VmaRecord, files: OpenFiles, ctx: RestoreContext): void {
   const start = big(vma.start);
   const length = big(vma.end) - start;
   const extra = (vma.flags.includes('gd') ? MAP_GROWSDOWN : 0) | (vma.flags.includes('nr') ? MAP_NORESERVE : 0);
@@ -221,7 +221,7 @@ function restoreProt(task: RemoteTask, vma: VmaRecord, start: bigint, length: bi
   if (accountedReadOnly(vma)) task.mprotect(start, length, vma.prot);
 }
 
-function advise(task: RemoteTask, vma: VmaRecord): void {
+export function advise(task: RemoteTask, vma: VmaRecord): void {
   const start = big(vma.start);
   const length = big(vma.end) - start;
   for (const flag of vma.flags) {
@@ -243,7 +243,7 @@ function sameFile(a: string, b: string): boolean {
 }
 
 /** The mm bounds, auxv and exe link, with one PR_SET_MM_MAP. */
-function setMmFields(task: RemoteTask, record: MmRecord, files: OpenFiles): void {
+export function setMmFields(task: RemoteTask, record: MmRecord, files: OpenFiles): void {
   const b = record.bounds;
   task.setMmMap({
     startCode: big(b.startCode),

@@ -1,5 +1,5 @@
 import { statSync } from 'node:fs';
-import { Kernel, PAGE_SIZE, TargetError, UnsupportedError, type PageRun, type RemoteTask, type SaveContext, type Vma } from '@cr/core';
+import { Kernel, PAGE_SIZE, TargetError, UnsupportedError, type PageRun, type RemoteTask, type SaveContext, type Vma, procDir } from '@cr/core';
 import type { MmRecord, VmaRecord } from './record.js';
 import { classify } from './classify.js';
 import { withoutZeroPages, type SourceRun } from './zero-pages.js';
@@ -60,7 +60,7 @@ export async function saveAddressSpace(kernel: Kernel, task: RemoteTask, ctx: Sa
       envEnd: hex(bounds.envEnd),
     },
     auxv: kernel.procfs.readBytes(pid, 'auxv').toString('base64'),
-    exe: { path: exePath, file: identity(`/proc/${pid}/exe`, `PID ${pid}: its executable ${exePath}`) },
+    exe: { path: exePath, file: identity(`${procDir(pid)}/exe`, `PID ${pid}: its executable ${exePath}`) },
     pages: saved.map((r) => ({ address: hex(r.address), pages: r.pages })),
     ...(settled ? { precopied: settled.precopied } : {}),
     ...(unchanged || settled?.fromParent.length ? { fromParent: [...(unchanged?.reused ?? []), ...runsOf(settled?.fromParent ?? [])].map((r) => ({ address: hex(r.address), pages: r.pages })) } : {}),
@@ -100,7 +100,7 @@ function describe(pid: number, vma: Vma, kind: VmaRecord['kind'], where: string)
     record.shmem = vma.inode;
   }
   if (kind === 'file') {
-    const mapped = `/proc/${pid}/map_files/${vma.start.toString(16)}-${vma.end.toString(16)}`;
+    const mapped = `${procDir(pid)}/map_files/${vma.start.toString(16)}-${vma.end.toString(16)}`;
     const onDisk = statOrUndefined(vma.path);
     const inMemory = statSync(mapped, { bigint: true });
     if (!onDisk || onDisk.ino !== inMemory.ino || onDisk.dev !== inMemory.dev) {

@@ -17,6 +17,7 @@ import {
   type ResourcePlugin,
   type RestoreContext,
   type SaveContext,
+  procDir,
 } from '@cr/core';
 import { TASKS, restoredTaskOf } from '@cr/plugin-tasks';
 import { fifoRecordSchema, type FifoDescription, type FifoRecord } from './record.js';
@@ -63,7 +64,7 @@ export class FifosPlugin implements ResourcePlugin<FifoRecord, FifoHandle, Resto
     const descriptions = descriptionsOf(this.kernel, pid, task.fds(), (info) => info.fd > 2 && 'what' in info.kind && info.kind.kind === 'fifo');
     const byInode = new Map<string, FifoHandle>();
     for (const description of descriptions) {
-      const st = statSync(`/proc/${pid}/fd/${description.info.fd}`, { bigint: true });
+      const st = statSync(`${procDir(pid)}/fd/${description.info.fd}`, { bigint: true });
       const inode = `${st.dev}:${st.ino}`;
       const held = byInode.get(inode) ?? { pid, path: description.info.link, descriptions: [] };
       held.descriptions.push(description);
@@ -80,7 +81,7 @@ export class FifosPlugin implements ResourcePlugin<FifoRecord, FifoHandle, Resto
   async save(node: ResourceNode<FifoHandle>, ctx: SaveContext): Promise<FifoRecord> {
     const { pid, path, descriptions } = node.handle;
     const first = descriptions[0]!.info.fd;
-    const st = statSync(`/proc/${pid}/fd/${first}`);
+    const st = statSync(`${procDir(pid)}/fd/${first}`);
     const { data, capacity } = this.kernel.pipes.peek(pid, first);
     if (data.length > 0) await ctx.writeBlob('data', data);
     return {

@@ -1,5 +1,5 @@
 import { statSync, statfsSync } from 'node:fs';
-import { FS_MAGIC, UnsupportedError, type FdInfo, type Vma } from '@cr/core';
+import { FS_MAGIC, UnsupportedError, type FdInfo, type Vma, procDir } from '@cr/core';
 
 const MEMFD = '/memfd:';
 const DELETED = ' (deleted)';
@@ -49,7 +49,7 @@ export function shmemOfVma(vma: Pick<Vma, 'path' | 'shared' | 'start' | 'end'>, 
 
 /** The file a mapping maps, as /proc/PID/map_files opens it. */
 export function mappedFile(pid: number, vma: Pick<Vma, 'start' | 'end'>): string {
-  return `/proc/${pid}/map_files/${vma.start.toString(16)}-${vma.end.toString(16)}`;
+  return `${procDir(pid)}/map_files/${vma.start.toString(16)}-${vma.end.toString(16)}`;
 }
 
 function onTmpfs(path: string): boolean {
@@ -79,7 +79,7 @@ export function shmemSources(pid: number, fds: readonly FdInfo[], vmas: readonly
   };
   for (const info of fds) {
     const what = shmemOfFd(info);
-    const path = `/proc/${pid}/fd/${info.fd}`;
+    const path = `${procDir(pid)}/fd/${info.fd}`;
     if (what && !onHugePages(path)) add(path, what);
   }
   for (const vma of vmas) {

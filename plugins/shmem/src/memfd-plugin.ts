@@ -14,6 +14,7 @@ import {
   type ResourceNode,
   type ResourcePlugin,
   type RestoreContext,
+  procDir,
 } from '@cr/core';
 import { TASKS, restoredTaskOf } from '@cr/plugin-tasks';
 import { onHugePages, shmemOfFd } from './collect.js';
@@ -51,8 +52,8 @@ export class MemfdPlugin implements ResourcePlugin<MemfdRecord, MemfdHandle> {
   collect(parent: ResourceNode): CollectedObject<MemfdHandle>[] {
     const task = TASKS.handleOf(parent);
     const { pid } = task;
-    return descriptionsOf(this.kernel, pid, task.fds(), (info) => shmemOfFd(info) !== undefined && !onHugePages(`/proc/${pid}/fd/${info.fd}`)).map((description) => {
-      const inode = Number(statSync(`/proc/${pid}/fd/${description.info.fd}`).ino);
+    return descriptionsOf(this.kernel, pid, task.fds(), (info) => shmemOfFd(info) !== undefined && !onHugePages(`${procDir(pid)}/fd/${info.fd}`)).map((description) => {
+      const inode = Number(statSync(`${procDir(pid)}/fd/${description.info.fd}`).ino);
       return {
         id: `${pid}:${description.info.fd}`,
         handle: { pid, description, inode },

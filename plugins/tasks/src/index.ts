@@ -26,7 +26,8 @@ import { isZombieRecord, tasksRecordSchema, type TasksRecord } from './record.js
 import { awaitFreePid, checkRlimits, checkWorkingDirectory, createTask, resumeTask } from './restore.js';
 import { taskRefusals } from './refusals.js';
 import { readTaskState, readZombie } from './save.js';
-import { assertForkShared, entryOf, type TreeLinks } from './sessions.js';
+import { entryOf, type TreeLinks } from './sessions.js';
+import { tableSharing, type TableSharing } from './sharing.js';
 import { checkFrozenTask, exitedMeanwhile, listTree, refuseSharedMemoryChildren, type ListedTask } from './tree-collect.js';
 import { RestoredTree } from './tree-restore.js';
 import { threadProblems } from './threads-check.js';
@@ -72,7 +73,8 @@ interface TreeTaskHandle extends TaskHandle {
 
 /** A process being restored: the stopped seed that mm, files and resume turn into it. */
 export interface RestoredTask extends RestoredProcess {
-  readonly task: RemoteTask;
+  /** Replaced when the process is made again by a later fork of its parent (RestoredTree.refork). */
+  task: RemoteTask;
   /** The tree it belongs to, which lets all its processes run at once. */
   readonly tree: RestoredTree;
 }
@@ -101,6 +103,7 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TreeTaskHandle, 
   readonly selectableBy = { pid: 'uint', comm: 'string', subtree: 'lineage' } as const;
 
   private readonly treeLinks = new WeakMap<TaskTree, Map<number, TreeLinks>>();
+  private readonly treeSharing = new WeakMap<TaskTree, TableSharing>();
 
   constructor(@inject(Kernel) private readonly kernel: Kernel) {}
 
@@ -189,15 +192,26 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TreeTaskHandle, 
   }
 
   refusals(node: ResourceNode<TreeTaskHandle>): string[] {
-    return node.handle.zombie ? [] : taskRefusals(this.kernel, node.handle.pid, !node.handle.whole);
+    const { pid, zombie, tree } = node.handle;
+    if (zombie) return [];
+    return [...taskRefusals(this.kernel, pid, !node.handle.whole), ...this.sharingOf(tree).refusals.filter((r) => r.startsWith(`PID ${pid} (`))];
   }
 
   save(node: ResourceNode<TreeTaskHandle>): TasksRecord {
     const handle = node.handle;
     const enterVia = this.treeEntry(handle);
     const task = handle.zombie ? undefined : frozenTask(node);
-    const record = task ? { ...readTaskState(this.kernel, task), ...readThreads(this.kernel, task, handle.threads) } : readZombie(this.kernel, handle.pid);
-    return enterVia ? { ...record, enterVia } : record;
+    if (!task) {
+      const zombie = readZombie(this.kernel, handle.pid);
+      return enterVia ? { ...zombie, enterVia } : zombie;
+    }
+    const shares = this.sharingOf(handle.tree).shares.get(handle.pid) ?? [];
+    return {
+      ...readTaskState(this.kernel, handle.pid, task),
+      ...readThreads(this.kernel, handle.pid, task, handle.threads),
+      ...(enterVia ? { enterVia } : {}),
+      ...(shares.length > 0 ? { sharesWithParent: shares } : {}),
+    };
   }
 
   /**
@@ -207,12 +221,25 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TreeTaskHandle, 
   private treeEntry(handle: TreeTaskHandle): ReturnType<typeof entryOf> {
     if (!handle.whole) return undefined;
     const links = this.linksOf(handle.tree);
-    const self = links.get(handle.pid)!;
-    const parent = handle.tree.tasks.find((t) => t.pid === self.ppid);
-    if (!handle.zombie && parent && !parent.zombie && handle.pid !== handle.root) {
-      assertForkShared(`PID ${self.pid} (${self.comm})`, parent.pid, this.kernel.sharedBetween(parent.pid, handle.pid));
+    return entryOf(links.get(handle.pid)!, links, links.get(handle.root)!);
+  }
+
+  /**
+   * The tables each live process of a tree shares with its parent, and the refusals of what cannot
+   * be restored shared (sharing.ts): found once per checkpoint, once the tree is frozen (or, for a
+   * dry run, as it runs).
+   */
+  private sharingOf(tree: TaskTree): TableSharing {
+    let sharing = this.treeSharing.get(tree);
+    if (!sharing) {
+      const live = tree.tasks.filter((t) => !t.zombie).map((t) => {
+        const { ppid, comm } = this.kernel.procfs.stat(t.pid);
+        return { pid: t.pid, ppid, comm };
+      });
+      sharing = tableSharing(this.kernel, live);
+      this.treeSharing.set(tree, sharing);
     }
-    return entryOf(self, links, links.get(handle.root)!);
+    return sharing;
   }
 
   /** Where each process of a frozen tree sits, read once per checkpoint. */
@@ -260,9 +287,10 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TreeTaskHandle, 
     const parent = TASKS.restored(ctx, record.ppid);
     const tree = parent?.tree ?? new RestoredTree(this.kernel, record.pid);
     const make = parent ? () => tree.createChild(parent.task, record) : undefined;
-    const task = createTask(this.kernel, record.pid, ctx.namespaces(), make);
+    const create = () => createTask(this.kernel, record.pid, ctx.namespaces(), make);
+    const task = create();
     try {
-      tree.add(task, record);
+      tree.add(task, record, make ? create : undefined);
     } catch (err) {
       task.kill();
       throw err;

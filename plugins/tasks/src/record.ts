@@ -114,6 +114,16 @@ export const liveTaskRecordSchema = z.strictObject({
   clearChildTid: clearChildTidSchema.optional().describe('of the main thread; absent in images of cr before threads'),
   robustList: robustListSchema.optional().describe('of the main thread; absent in images of cr before threads'),
   threads: z.array(threadRecordSchema).optional().describe('the threads other than the main one, whose state is the rest of this record'),
+  sharesWithParent: z
+    .array(z.enum(['files', 'fs']))
+    .optional()
+    .describe('what it shares with its parent, as a process made by clone() with CLONE_FILES (its fd table) or CLONE_FS (working directory, root, umask): restored with those flags'),
+  mainThreadExited: z
+    .literal(true)
+    .optional()
+    .describe(
+      'the main thread had exited (pthread_exit) while the threads listed ran on: restore sets the process up through a main thread that exits (exit(2), the process living on) when the threads run; the per-thread fields of this record (registers, mask, rseq …) are then those of the first listed thread, and are not restored on the main thread',
+    ),
 });
 export type LiveTaskRecord = z.infer<typeof liveTaskRecordSchema>;
 

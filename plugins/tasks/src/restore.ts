@@ -86,7 +86,9 @@ export function createTask(
 export function resumeTask(kernel: Kernel, task: RemoteTask, record: LiveTaskRecord, settle: () => void): RemoteTask[] {
   task.prctl('prctl(PR_SET_NAME)', PR_SET_NAME, task.put(Buffer.from(`${record.comm}\0`)));
   restoreSignalActions(task, record);
-  restoreAltStack(task, record.signals.altStack);
+  // A main thread that had exited only sets the process up, and exits when it runs (below).
+  const mainLives = !record.mainThreadExited;
+  if (mainLives) restoreAltStack(task, record.signals.altStack);
   restoreRlimits(task, record);
   restoreScheduling(kernel, task, record.scheduling);
   record.itimers.forEach(({ which, intervalUs, valueUs }) => task.setItimer(ITIMERS.indexOf(which), { intervalUs: BigInt(intervalUs), valueUs: BigInt(valueUs) }));
@@ -99,8 +101,8 @@ export function resumeTask(kernel: Kernel, task: RemoteTask, record: LiveTaskRec
   task.prctl('prctl(PR_SET_CHILD_SUBREAPER)', PR_SET_CHILD_SUBREAPER, prctl.childSubreaper ? 1 : 0);
   task.prctl('prctl(PR_SET_TIMERSLACK)', PR_SET_TIMERSLACK, prctl.timerSlackNs);
   task.prctl('prctl(PR_SET_THP_DISABLE)', PR_SET_THP_DISABLE, prctl.thpDisable ? 1 : 0);
-  if (record.rseq) task.registerRseq(fromHex(record.rseq.address), record.rseq.size, record.rseq.signature);
-  for (const { siginfo, shared } of record.signals.pending) task.queueSignal(Buffer.from(siginfo, 'base64'), shared);
+  if (record.rseq && mainLives) task.registerRseq(fromHex(record.rseq.address), record.rseq.size, record.rseq.signature);
+  for (const { siginfo, shared } of record.signals.pending) if (shared || mainLives) task.queueSignal(Buffer.from(siginfo, 'base64'), shared);
   task.setBlockedSignals(fromHex(record.signals.blocked));
   // Made while the process still has cr's credentials: choosing a thread id needs them.
   const threads = createThreads(kernel, task, record);
@@ -111,7 +113,8 @@ export function resumeTask(kernel: Kernel, task: RemoteTask, record: LiveTaskRec
   }
   task.prctl('prctl(PR_SET_DUMPABLE)', PR_SET_DUMPABLE, prctl.dumpable);
   task.dropScratch();
-  restoreRegisters(task, record);
+  if (mainLives) restoreRegisters(task, record);
+  else task.exitThreadOnRelease();
   for (const thread of threads) {
     thread.task.dropScratch();
     restoreRegisters(thread.task, thread.record);

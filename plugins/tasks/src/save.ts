@@ -22,9 +22,11 @@ import { toHex } from './hex.js';
 const CLOCK_MONOTONIC = 1;
 const ITIMERS = ['real', 'virtual', 'prof'] as const;
 
-/** Everything of a stopped process that is not its memory, its files or its other threads (threads-save.ts). */
-export function readTaskState(kernel: Kernel, task: RemoteTask): LiveTaskRecord {
-  const { pid } = task;
+/**
+ * Everything of stopped process `pid` that is not its memory, its files or its other threads
+ * (threads-save.ts), read through `task`: its main thread, or, when that had exited, another.
+ */
+export function readTaskState(kernel: Kernel, pid: number, task: RemoteTask): LiveTaskRecord {
   const stat = kernel.procfs.stat(pid);
   const status = kernel.procfs.status(pid);
   const { registers, restartSleep } = savedRegisters(task);

@@ -52,16 +52,3 @@ export function entryOf(task: TreeLinks, tree: ReadonlyMap<number, TreeLinks>, r
     `${who} is in process group ${task.pgid}, whose leader is not below PID ${root.pid} or is in another session; cr cannot recreate that group`,
   );
 }
-
-/**
- * Refuses a process that shares with its parent what fork does not share: a process made by
- * clone with CLONE_FILES, CLONE_FS or CLONE_SIGHAND (and not as a thread). Restore makes every
- * process by fork, which would split what they share.
- */
-export function assertForkShared(who: string, parent: number, shared: readonly string[]): void {
-  const names: Record<string, string> = { files: 'fd table (CLONE_FILES)', fs: 'working directory, root and umask (CLONE_FS)', sighand: 'signal handlers (CLONE_SIGHAND)', vm: 'memory (CLONE_VM)' };
-  if (shared.length === 0) return;
-  throw new UnsupportedError(
-    `${who} shares its ${shared.map((s) => names[s] ?? s).join(', ')} with its parent PID ${parent}; cr restores processes that share only what fork() shares, so far`,
-  );
-}

@@ -18,7 +18,9 @@ export interface RestoredThread {
  * process's rollback, which kills them with it.
  */
 export function createThreads(kernel: Kernel, leader: RemoteTask, record: LiveTaskRecord): RestoredThread[] {
-  if (record.clearChildTid !== undefined) leader.setTidAddress(fromHex(record.clearChildTid));
+  // A main thread that had exited has its exit done: when it exits again, no word of the program's is cleared.
+  if (record.mainThreadExited) leader.setTidAddress(0n);
+  else if (record.clearChildTid !== undefined) leader.setTidAddress(fromHex(record.clearChildTid));
   if (record.robustList) leader.setRobustList(fromHex(record.robustList.head), fromHex(record.robustList.length));
   return (record.threads ?? []).map((thread) => {
     const task = kernel.createThread(leader, thread.tid);

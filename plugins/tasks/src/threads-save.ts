@@ -4,12 +4,15 @@ import { altStackOf, rseqOf, savedRegisters, schedulingOf } from './save.js';
 import { toHex } from './hex.js';
 
 /**
- * What each thread of a stopped process has of its own, beyond what `readTaskState` saves of the
- * main thread: the main thread's exit futex and robust list, and a record for every other thread.
+ * What each thread of stopped process `pid` has of its own, beyond what `readTaskState` saves of
+ * the main thread: the main thread's exit futex and robust list, and a record for every other
+ * thread. When the main thread had exited, `main` is the first of the others (seizeThreads), and
+ * every thread left has a record of its own.
  */
-export function readThreads(kernel: Kernel, main: RemoteTask, others: readonly RemoteTask[]): Pick<LiveTaskRecord, 'clearChildTid' | 'robustList' | 'threads'> {
-  const mainStatus = kernel.procfs.status(main.pid);
-  const threads = others.map((task) => readThreadState(kernel, task, main.pid, mainStatus));
+export function readThreads(kernel: Kernel, pid: number, main: RemoteTask, others: readonly RemoteTask[]): Pick<LiveTaskRecord, 'clearChildTid' | 'robustList' | 'threads' | 'mainThreadExited'> {
+  const mainStatus = kernel.procfs.status(pid);
+  if (main.pid !== pid) return { mainThreadExited: true, threads: [main, ...others].map((task) => readThreadState(kernel, task, pid, mainStatus)) };
+  const threads = others.map((task) => readThreadState(kernel, task, pid, mainStatus));
   return { ...threadLinks(kernel, main), ...(threads.length > 0 ? { threads } : {}) };
 }
 

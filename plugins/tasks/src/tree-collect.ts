@@ -1,4 +1,4 @@
-import { CollectAgainError, UnsupportedError, type Kernel, type ProcessStat } from '@cr/core';
+import { CollectAgainError, UnsupportedError, exitedLeaderThread, type Kernel, type ProcessStat } from '@cr/core';
 
 /** One process of the tree as listed before it is frozen. */
 export interface ListedTask {
@@ -24,8 +24,10 @@ export function listTree(kernel: Kernel, root: number, whole: boolean): ListedTa
   for (let next = queue.shift(); next; next = queue.shift()) {
     const stat = statOrUndefined(kernel, next.pid);
     if (!stat) continue;
-    const children = whole && stat.state !== 'Z' ? childrenOf(kernel, next.pid) : [];
-    listed.push({ pid: next.pid, ppid: stat.ppid, comm: stat.comm, children, lineage: next.lineage, zombie: stat.state === 'Z' });
+    // A main thread that exited while other threads run on leaves a live process, read through one of them.
+    const zombie = stat.state === 'Z' && exitedLeaderThread(next.pid) === undefined;
+    const children = whole && !zombie ? childrenOf(kernel, next.pid) : [];
+    listed.push({ pid: next.pid, ppid: stat.ppid, comm: stat.comm, children, lineage: next.lineage, zombie });
     const stats = children.flatMap((pid) => statOrUndefined(kernel, pid) ?? []);
     for (const child of creationOrder(stat, stats)) queue.push({ pid: child.pid, lineage: `${next.lineage} ${child.pid}` });
   }
@@ -100,7 +102,7 @@ export function refuseSharedMemoryChildren(kernel: Kernel, task: ListedTask): vo
     if (shared.includes('vm')) {
       const comm = statOrUndefined(kernel, child)?.comm ?? '?';
       throw new UnsupportedError(
-        `PID ${task.pid} (${task.comm}) shares its memory with its child PID ${child} (${comm}), as after vfork(); cr cannot checkpoint a vfork child yet: checkpoint once the child has called exec or exited`,
+        `PID ${task.pid} (${task.comm}) shares its memory with its child PID ${child} (${comm}), as after vfork() or clone(CLONE_VM); cr cannot checkpoint two processes in one address space yet: checkpoint once the child has called exec or exited`,
       );
     }
   }

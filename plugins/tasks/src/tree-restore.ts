@@ -1,6 +1,7 @@
-import { existsSync } from 'node:fs';
-import { TargetError, type Kernel, type RemoteTask } from '@cr/core';
+import { closeSync, existsSync } from 'node:fs';
+import { O_CLOEXEC, TargetError, type Kernel, type RemoteTask } from '@cr/core';
 import { isZombieRecord, type TasksRecord } from './record.js';
+import type { SharedWithParent } from './sharing.js';
 
 /** How long a restored zombie may take to exit before the tree is let run. */
 const ZOMBIE_EXIT_MS = 5000;
@@ -8,6 +9,8 @@ const ZOMBIE_EXIT_MS = 5000;
 interface Member {
   task: RemoteTask;
   record: TasksRecord;
+  /** Makes its seed again, by fork inside its parent: for a child of a restored parent. */
+  remake: (() => RemoteTask) | undefined;
   /** Its threads other than the main one, made at resume. */
   threads: RemoteTask[];
 }
@@ -41,8 +44,9 @@ export class RestoredTree {
   createChild(parent: RemoteTask, record: TasksRecord): RemoteTask {
     if (record.sid === parent.pid) this.leaveOldSession(parent.pid);
     const via = record.enterVia;
-    if (!via || this.groups.has(via.pid)) return this.kernel.createChildSeed(parent, record.pid);
-    return this.createThroughHelper(parent, record.pid, via);
+    const share = isZombieRecord(record) ? [] : (record.sharesWithParent ?? []);
+    if (!via || this.groups.has(via.pid)) return this.kernel.createChildSeed(parent, record.pid, false, share);
+    return this.createThroughHelper(parent, record.pid, via, share);
   }
 
   /**
@@ -50,13 +54,14 @@ export class RestoredTree {
    * `parent`, calls setsid or setpgid(0, 0) and makes the process as `parent`'s child; then it
    * exits and `parent` reaps it. Later members of a group join it in `settle`.
    */
-  private createThroughHelper(parent: RemoteTask, pid: number, via: { pid: number; session: boolean }): RemoteTask {
-    const helper = this.kernel.createChildSeed(parent, via.pid);
+  private createThroughHelper(parent: RemoteTask, pid: number, via: { pid: number; session: boolean }, share: readonly SharedWithParent[]): RemoteTask {
+    // The helper shares what the process shares with the parent, and passes it on.
+    const helper = this.kernel.createChildSeed(parent, via.pid, false, share);
     let child: RemoteTask;
     try {
       if (via.session) helper.setsid();
       else helper.setpgid(0);
-      child = this.kernel.createChildSeed(helper, pid, true);
+      child = this.kernel.createChildSeed(helper, pid, true, share);
     } catch (err) {
       helper.kill();
       throw err;
@@ -69,8 +74,50 @@ export class RestoredTree {
   }
 
   /** Takes a new seed in: a session leader calls setsid later (see createChild), a group leader setpgid now. */
-  add(task: RemoteTask, record: TasksRecord): void {
-    this.members.set(record.pid, { task, record, threads: [] });
+  add(task: RemoteTask, record: TasksRecord, remake?: () => RemoteTask): void {
+    this.members.set(record.pid, { task, record, threads: [], remake });
+    this.place(task, record);
+  }
+
+  /**
+   * Makes process `restored` again by a new fork of its parent, once the parent's memory is back:
+   * its private memory is then the parent's, shared copy-on-write as after the program's own fork,
+   * for the mm plugin to keep where it is the same. The old seed is killed and reaped by the
+   * parent. The descriptors restored into it so far move to the new seed, on the same numbers.
+   * Only a live process with no child in the tree (whose children a new fork would not have),
+   * made straight by its parent (not through a session or group helper), holding no file lock
+   * (which its death would release); false otherwise.
+   */
+  refork(restored: { task: RemoteTask; pid: number }): boolean {
+    const member = this.members.get(restored.pid);
+    if (!member?.remake || isZombieRecord(member.record) || member.record.enterVia) return false;
+    if ([...this.members.values()].some((m) => m.record.ppid === restored.pid)) return false;
+    const parent = this.members.get(member.record.ppid);
+    if (!parent) return false;
+    const ownTable = !(member.record.sharesWithParent ?? []).includes('files');
+    const fds = ownTable ? this.kernel.procfs.fds(restored.pid) : [];
+    if (fds.some((fd) => fd.locks.length > 0)) return false;
+    const held = fds.map((fd) => ({ fd: fd.fd, cloexec: (fd.flags & O_CLOEXEC) !== 0, local: this.kernel.takeFd(restored.pid, fd.fd) }));
+    try {
+      member.task.kill();
+      parent.task.reap(restored.pid);
+      member.task = member.remake();
+      restored.task = member.task;
+      this.place(member.task, member.record);
+      for (const { fd, cloexec, local } of held) member.task.installFd(local, fd, cloexec);
+    } finally {
+      for (const { local } of held) closeSync(local);
+    }
+    return true;
+  }
+
+  /** The parent process `pid` was restored as the child of, if it is in the tree. */
+  parentOf(pid: number): number | undefined {
+    const ppid = this.members.get(pid)?.record.ppid;
+    return ppid !== undefined && this.members.has(ppid) ? ppid : undefined;
+  }
+
+  private place(task: RemoteTask, record: TasksRecord): void {
     const sessionLeader = isZombieRecord(record) ? record.sid === record.pid : record.sessionLeader;
     const groupLeader = isZombieRecord(record) ? record.pgid === record.pid : record.groupLeader;
     if (sessionLeader) this.pendingSetsid.add(record.pid);

@@ -74,4 +74,11 @@ describe('tasks checkRecord of a threaded process', () => {
       'the pending signal 0 of its thread 42 has a siginfo of 64 bytes, not 128',
     ]);
   });
+
+  it('accepts a main thread that had exited with threads left, and names one with none left', () => {
+    expect(plugin.checkRecord(task({ mainThreadExited: true, threads: [thread(43)] }), recordCheckContext('tasks:42'))).toEqual([]);
+    expect(plugin.checkRecord(task({ mainThreadExited: true }), recordCheckContext('tasks:42'))).toEqual([
+      'its main thread had exited, but it has no other thread: the process would end as soon as it ran',
+    ]);
+  });
 });
