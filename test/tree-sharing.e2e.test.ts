@@ -99,4 +99,17 @@ describe('private memory a parent and its children share copy-on-write after for
     await waitFor('every child to sum', () => (linesMatching(out, /^child /).length === 4 ? true : undefined), 30_000);
     expect(new Set(linesMatching(out, /^child /).map((l) => l.split(' ')[3]))).toEqual(new Set([expected]));
   });
+
+  it('with --pre-copy, whose pages are not all in one blob, each child is restored whole and sums right', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const root = await startLogged(cleanup, join(bin, 'cowshare'), [], out);
+    const children = descendants(root.pid!);
+    for (const child of children) cleanup.orphan(child);
+    const expected = lines(out)[0]!.split(' ')[1];
+    await checkpointAndRestore(cleanup, root, join(dir, 'img'), ['--pre-copy']);
+    for (const child of children) process.kill(child, 'SIGUSR1');
+    await waitFor('every child to sum', () => (linesMatching(out, /^child /).length === 4 ? true : undefined), 30_000);
+    expect(new Set(linesMatching(out, /^child /).map((l) => l.split(' ')[3]))).toEqual(new Set([expected]));
+  });
 });

@@ -48,9 +48,9 @@ export function manifestObjects(img: string): { type: string; id: string; record
  * detached, and registers every restored process for cleanup. Returns the saved PIDs with their
  * links as the image recorded them, which the restored tree must have again.
  */
-export async function checkpointAndRestore(cleanup: Cleanup, root: ChildProcess, img: string): Promise<Map<number, Links>> {
+export async function checkpointAndRestore(cleanup: Cleanup, root: ChildProcess, img: string, extra: readonly string[] = []): Promise<Map<number, Links>> {
   const exited = once(root, 'exit');
-  const saved = await crAsync(['checkpoint', String(root.pid), '-D', img, '--kill']);
+  const saved = await crAsync(['checkpoint', String(root.pid), '-D', img, '--kill', ...extra]);
   expect(saved.stderr).toBe('');
   expect(saved.status).toBe(0);
   await exited;

@@ -16,6 +16,8 @@ const spanOf = (v: { start: bigint | string; end: bigint | string }) => `${BigIn
  * (memory inherited across fork, whose pages stay shared where they are still the same).
  */
 export function inheritsFrom(child: MmRecord, parent: MmRecord): boolean {
+  // Pages of a pre-copy round or of a parent image are written from there, not from `pages`: such a child is made from nothing.
+  if ((child.precopied?.length ?? 0) > 0 || (child.fromParent?.length ?? 0) > 0) return false;
   const specials = (r: MmRecord) => r.vmas.filter((v) => SPECIAL_KINDS.includes(v.kind)).map(spanOf).join(' ');
   const parentAnon = new Set(parent.vmas.filter(isPrivateAnon).map(spanOf));
   return specials(child) === specials(parent) && child.vmas.some((v) => isPrivateAnon(v) && parentAnon.has(spanOf(v)));
