@@ -80,14 +80,19 @@ describe('memory shared between the processes of a tree', () => {
 /** A field of /proc/PID/smaps_rollup, in KiB. */
 const rollup = (pid: number, field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))![1]);
 
+/** The cowshare fixture: a parent with 64 MiB touched and 4 children that only read it; `expected` is its sum. */
+async function startCowshare() {
+  const dir = cleanup.dir(tempDir());
+  const out = join(dir, 'out.txt');
+  const root = await startLogged(cleanup, join(bin, 'cowshare'), [], out);
+  const children = descendants(root.pid!);
+  for (const child of children) cleanup.orphan(child);
+  return { dir, out, root, children, expected: lines(out)[0]!.split(' ')[1] };
+}
+
 describe('private memory a parent and its children share copy-on-write after fork', () => {
   it('stays shared after restore: 64 MiB read by 4 children are not copied into each, and each still sums them right', async () => {
-    const dir = cleanup.dir(tempDir());
-    const out = join(dir, 'out.txt');
-    const root = await startLogged(cleanup, join(bin, 'cowshare'), [], out);
-    const children = descendants(root.pid!);
-    for (const child of children) cleanup.orphan(child);
-    const expected = lines(out)[0]!.split(' ')[1];
+    const { dir, out, root, children, expected } = await startCowshare();
     expect(children).toHaveLength(4);
     await checkpointAndRestore(cleanup, root, join(dir, 'img'));
     for (const child of children) {
@@ -101,12 +106,7 @@ describe('private memory a parent and its children share copy-on-write after for
   });
 
   it('with --pre-copy, whose pages are not all in one blob, each child is restored whole and sums right', async () => {
-    const dir = cleanup.dir(tempDir());
-    const out = join(dir, 'out.txt');
-    const root = await startLogged(cleanup, join(bin, 'cowshare'), [], out);
-    const children = descendants(root.pid!);
-    for (const child of children) cleanup.orphan(child);
-    const expected = lines(out)[0]!.split(' ')[1];
+    const { dir, out, root, children, expected } = await startCowshare();
     await checkpointAndRestore(cleanup, root, join(dir, 'img'), ['--pre-copy']);
     for (const child of children) process.kill(child, 'SIGUSR1');
     await waitFor('every child to sum', () => (linesMatching(out, /^child /).length === 4 ? true : undefined), 30_000);
