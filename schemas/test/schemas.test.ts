@@ -1,4 +1,4 @@
-import { IMAGE_FORMAT_VERSION, PLAIN_IMAGE_FORMAT_VERSION, configSchema, manifestHeaderSchema, manifestSchema, policyRuleSchema, recordFileSchema } from '@cr/schemas';
+import { COMPRESSED_IMAGE_FORMAT_VERSION, IMAGE_FORMAT_VERSION, INCREMENTAL_IMAGE_FORMAT_VERSION, PLAIN_IMAGE_FORMAT_VERSION, configSchema, manifestHeaderSchema, manifestSchema, policyRuleSchema, recordFileSchema } from '@cr/schemas';
 import { describe, expect, it } from 'vitest';
 
 describe('config schema', () => {
@@ -76,8 +76,8 @@ describe('manifest schema', () => {
   it('the header schema reads only what decides whether an image is readable at all', () => {
     expect(manifestHeaderSchema.safeParse({ format: 'cr-image', formatVersion: 99, anything: 'else' }).success).toBe(true);
     expect(manifestHeaderSchema.safeParse({ format: 'other', formatVersion: 1 }).success).toBe(false);
-    // Format 2 only adds compressed blobs: an image without them is still written as format 1.
-    expect([IMAGE_FORMAT_VERSION, PLAIN_IMAGE_FORMAT_VERSION]).toEqual([2, 1]);
+    // Format 2 only adds compressed blobs and format 3 a parent image: an image with neither is still written as format 1.
+    expect([IMAGE_FORMAT_VERSION, INCREMENTAL_IMAGE_FORMAT_VERSION, COMPRESSED_IMAGE_FORMAT_VERSION, PLAIN_IMAGE_FORMAT_VERSION]).toEqual([3, 3, 2, 1]);
   });
 });
 
