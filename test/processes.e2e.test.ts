@@ -296,6 +296,23 @@ describe('syscalls interrupted by the checkpoint restart as the kernel would res
     expect(await waitForLine(out, /^woke/)).toBe('woke');
   });
 
+  it('a poll() with no timeout goes on waiting (not EINTR), and returns when its descriptor is readable', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const before = fifo(join(dir, 'before'), cleanup);
+    const child = await startFixture(cleanup, fixture('sleeper'), ['poll'], out, before);
+    await waitFor('the fixture to wait in poll', () => (readFileSync(`/proc/${child.pid}/syscall`, 'utf8').startsWith('7 ') ? true : undefined));
+    await checkpointAndKill(child, join(dir, 'img'));
+    const after = fifo(join(dir, 'after'), cleanup);
+    const r = await crAsync(['restore', '-D', join(dir, 'img'), '--detach'], { stdin: after });
+    cleanup.orphan(child.pid!);
+    expect(r.status, r.stderr).toBe(0);
+    await sleep(300);
+    expect(lines(out)).toEqual([`ready ${child.pid}`]);
+    writeSync(after, 'x');
+    expect(await waitForLine(out, /^(polled|ERROR)/)).toBe('polled 1 1');
+  });
+
   it('a blocking read on stdin (a pipe) reads what is written to the restoring cr\'s stdin', async () => {
     const dir = cleanup.dir(tempDir());
     const out = join(dir, 'out.txt');

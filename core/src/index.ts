@@ -45,6 +45,7 @@ export type { FeatureResult } from './kernel/features.js';
 export { SysvIpc, SHM_DEST, SHM_LOCKED, hex, type IpcInfoOf, type IpcKind, type IpcObjectInfo, type IpcOwnership, type MsgInfo, type QueuedMessage, type SemInfo, type ShmInfo } from './kernel/sysvipc.js';
 export type { ShmMapping, SyscallArg } from './kernel/libc.js';
 export { REGISTER_NAMES, type RegisterName, type Registers, type RseqConfiguration } from './kernel/ptrace.js';
+export { withoutRestartBlock } from './kernel/return-frame.js';
 export { RemoteTask, type AltStack, type ItimerValue, type PosixTimerNotification, type PosixTimerSetting, type SignalAction } from './kernel/remote-task.js';
 export type { MmMap } from './kernel/mm-map.js';
 export type { StoppedSyscall, SyscallName } from './kernel/stopped-syscall.js';

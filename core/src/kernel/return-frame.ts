@@ -2,6 +2,7 @@ import koffi from 'koffi';
 import { stackT } from './structs.js';
 import { TargetError } from '../errors.js';
 import type { Registers } from './ptrace.js';
+import { SYS } from './syscalls.js';
 
 /**
  * A signal frame that cr writes below a stopped task's stack pointer before it runs anything
@@ -112,7 +113,7 @@ export interface ReturnFrame {
  */
 export function resumeRegisters(regs: Registers): Registers {
   if (BigInt.asIntN(64, regs.orig_rax) < 0n) return regs;
-  switch (BigInt.asIntN(64, regs.rax)) {
+  switch (BigInt.asIntN(64, withoutRestartBlock(regs).rax)) {
     case ERESTARTSYS:
     case ERESTARTNOINTR:
     case ERESTARTNOHAND:
@@ -122,6 +123,19 @@ export function resumeRegisters(regs: Registers): Registers {
     default:
       return regs;
   }
+}
+
+/**
+ * `regs` with an interrupted poll() that has no timeout (a negative one) marked as restarting from
+ * the start (ERESTARTNOHAND): poll always restarts through its restart block, which a restored
+ * task or rt_sigreturn does not have, so it would fail with EINTR, which programs that wait
+ * forever rarely expect (util-linux `script` ends on it); without a timeout the same call again
+ * is the same wait. A poll with a timeout keeps its restart block (the time left is unknown).
+ */
+export function withoutRestartBlock(regs: Registers): Registers {
+  const timeout = BigInt.asIntN(32, regs.rdx);
+  if (BigInt.asIntN(64, regs.rax) !== ERESTART_RESTARTBLOCK || BigInt.asIntN(64, regs.orig_rax) !== BigInt(SYS.poll) || timeout >= 0n) return regs;
+  return { ...regs, rax: BigInt.asUintN(64, ERESTARTNOHAND) };
 }
 
 /**

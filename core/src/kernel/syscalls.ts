@@ -4,6 +4,7 @@
  */
 export const SYS = {
   close: 3,
+  poll: 7,
   lseek: 8,
   mmap: 9,
   mprotect: 10,
@@ -70,6 +71,7 @@ export interface RawSyscall {
 }
 
 /** rax of a task stopped in a syscall the kernel restarts through restart_syscall() (-516). */
+export const ERESTARTNOHAND = 514;
 export const ERESTART_RESTARTBLOCK = 516;
 export const EINTR = 4;
 

@@ -10,6 +10,7 @@ import {
   PR_GET_THP_DISABLE,
   PR_GET_TIMERSLACK,
   REGISTER_NAMES,
+  withoutRestartBlock,
   SIGKILL,
   SIGSTOP,
   type ProcessStat,
@@ -96,12 +97,13 @@ export function readTaskState(kernel: Kernel, pid: number, task: RemoteTask): Li
 }
 
 /**
- * The registers of a stopped task as they are saved, and the interrupted sleep to rebuild. Other
- * restart-block syscalls (poll, futex with a timeout …) cannot be rebuilt: like CRIU, cr lets
- * them fail with EINTR after restore, which programs must handle for signals anyway.
+ * The registers of a stopped task as they are saved, and the interrupted sleep to rebuild. A
+ * poll() without a timeout is run again from the start (withoutRestartBlock). Other
+ * restart-block syscalls (poll with a timeout, futex with a timeout …) cannot be rebuilt: like
+ * CRIU, cr lets them fail with EINTR after restore, which programs must handle for signals anyway.
  */
 export function savedRegisters(task: RemoteTask): Pick<LiveTaskRecord, 'registers' | 'restartSleep'> {
-  const regs = { ...task.stoppedRegs };
+  const regs = withoutRestartBlock(task.stoppedRegs);
   const restartSleep = interruptedSleep(task);
   if (!restartSleep && BigInt.asIntN(64, regs.rax) === BigInt(-ERESTART_RESTARTBLOCK)) regs.rax = BigInt(-EINTR);
   return {
