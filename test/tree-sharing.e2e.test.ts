@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Cleanup, tempDir } from './helpers/cli.js';
-import { compileFixture, lines, waitFor, waitForLine } from './helpers/processes.js';
+import { compileFixture, crAsync, lines, waitFor, waitForLine } from './helpers/processes.js';
 import { checkpointAndRestore, descendants, linesMatching, manifestObjects, startLogged } from './helpers/trees.js';
 
 const cleanup = new Cleanup();
@@ -101,6 +101,20 @@ describe('private memory a parent and its children share copy-on-write after for
       expect(rollup(child, 'Shared_Dirty')).toBeGreaterThan(60 * 1024);
       process.kill(child, 'SIGUSR1');
     }
+    await waitFor('every child to sum', () => (linesMatching(out, /^child /).length === 4 ? true : undefined), 30_000);
+    expect(new Set(linesMatching(out, /^child /).map((l) => l.split(' ')[3]))).toEqual(new Set([expected]));
+  });
+
+  it('a checkpoint that leaves the tree running does not copy what parent and children share: their memory stays the same size', async () => {
+    const { dir, out, root, children, expected } = await startCowshare();
+    const tree = [root.pid!, ...children];
+    const pss = () => tree.reduce((sum, pid) => sum + rollup(pid, 'Pss'), 0);
+    const before = pss();
+    const r = await crAsync(['checkpoint', String(root.pid), '-D', join(dir, 'img')]);
+    expect(r.status, r.stderr).toBe(0);
+    // Reading pages that pin them would have given each process its own copy of the 64 MiB.
+    expect(pss() - before).toBeLessThan(8 * 1024);
+    for (const child of children) process.kill(child, 'SIGUSR1');
     await waitFor('every child to sum', () => (linesMatching(out, /^child /).length === 4 ? true : undefined), 30_000);
     expect(new Set(linesMatching(out, /^child /).map((l) => l.split(' ')[3]))).toEqual(new Set([expected]));
   });

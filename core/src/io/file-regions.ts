@@ -93,7 +93,8 @@ function splitRegions(regions: readonly FileRegion[], chunkSize: number): FileRe
   return pieces;
 }
 
-async function readFully(fd: number, buffer: Buffer, piece: FileRegion, what: string): Promise<Buffer> {
+/** Reads `piece` of an open file into `buffer` on libuv's pool; a short read is an error naming `what`. */
+export async function readFully(fd: number, buffer: Buffer, piece: FileRegion, what: string): Promise<Buffer> {
   let done = 0;
   while (done < piece.length) {
     const { bytesRead } = await readAsync(fd, buffer, done, piece.length - done, piece.position + done);

@@ -93,9 +93,6 @@ const raw = {
   semctl: lib.func('int semctl(int id, int semnum, int cmd, ...)'),
   prctl: lib.func('int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5)'),
   getrusage: lib.func('int getrusage(int who, _Out_ uint8_t *usage)'),
-  process_vm_readv: lib.func(
-    'long process_vm_readv(int pid, const void *local_iov, unsigned long liovcnt, const void *remote_iov, unsigned long riovcnt, unsigned long flags)',
-  ),
   process_vm_writev: lib.func(
     'long process_vm_writev(int pid, const void *local_iov, unsigned long liovcnt, const void *remote_iov, unsigned long riovcnt, unsigned long flags)',
   ),
@@ -138,7 +135,7 @@ function check(result: number | bigint, syscall: string, target?: string): numbe
 }
 
 /**
- * process_vm_readv/writev with one local iovec over `local` (its own memory, not a copy:
+ * process_vm_writev with one local iovec over `local` (its own memory, not a copy:
  * koffi.address of a Buffer is where its bytes are) and one remote iovec per range.
  */
 function crossMemoryArgs(name: string, pid: number, local: Uint8Array, remote: readonly RemoteRange[]): [number, Buffer, number, Buffer, number, number] {
@@ -152,32 +149,8 @@ function crossMemoryArgs(name: string, pid: number, local: Uint8Array, remote: r
 
 const crossTarget = (pid: number, remote: readonly RemoteRange[]) => `pid ${pid} at ${remote[0] ? `0x${remote[0].address.toString(16)}` : 'nothing'}`;
 
-function crossMemory(fn: (typeof raw)['process_vm_readv'], name: string, pid: number, local: Uint8Array, remote: readonly RemoteRange[]): number {
+function crossMemory(fn: (typeof raw)['process_vm_writev'], name: string, pid: number, local: Uint8Array, remote: readonly RemoteRange[]): number {
   return check(fn(...crossMemoryArgs(name, pid, local, remote)), name, crossTarget(pid, remote));
-}
-
-/**
- * crossMemory on a thread of libuv's pool (koffi's async call). errno does not come back from
- * there, so a call that failed is made once more on this thread to learn it: having copied
- * nothing, it does no harm.
- */
-function crossMemoryAsync(fn: (typeof raw)['process_vm_readv'], name: string, pid: number, local: Uint8Array, remote: readonly RemoteRange[]): Promise<number> {
-  const args = crossMemoryArgs(name, pid, local, remote);
-  return new Promise((ok, fail) => {
-    fn.async(...args, (err: unknown, result: number | bigint) => {
-      // `local` stays referenced until the kernel is done with its memory.
-      void local;
-      if (err) fail(err);
-      else if (Number(result) !== -1) ok(Number(result));
-      else {
-        try {
-          ok(crossMemory(fn, name, pid, local, remote));
-        } catch (again) {
-          fail(again);
-        }
-      }
-    });
-  });
 }
 
 /** What uname(2) reports. */
@@ -388,28 +361,11 @@ export class Libc {
   }
 
   /**
-   * process_vm_readv(2): copies the `remote` ranges of process `pid` (at most IOV_MAX), in order,
-   * into `local` (as long as they are together) with one copy, and returns how many bytes it copied.
-   * That is fewer than asked when it met a page the process itself could not read (PROT_NONE):
-   * nothing after that page is copied. Throws KernelError when not even the first page could be
-   * read (EFAULT), or the call is refused (ESRCH, EPERM, ENOSYS).
-   */
-  processVmRead(pid: number, local: Uint8Array, remote: readonly RemoteRange[]): number {
-    return crossMemory(raw.process_vm_readv, 'process_vm_readv', pid, local, remote);
-  }
-
-  /**
-   * processVmRead on a thread of libuv's pool, so that this thread goes on meanwhile (hashing,
-   * writing the bytes read before); `local` must be left alone until the promise settles. Rejects
-   * with a KernelError, as processVmRead throws.
-   */
-  processVmReadAsync(pid: number, local: Uint8Array, remote: readonly RemoteRange[]): Promise<number> {
-    return crossMemoryAsync(raw.process_vm_readv, 'process_vm_readv', pid, local, remote);
-  }
-
-  /**
-   * process_vm_writev(2): the inverse of processVmRead, with the same partial results: a page
-   * the process itself could not write (read-only) stops the copy.
+   * process_vm_writev(2): copies `local` into the `remote` ranges of process `pid` (at most
+   * IOV_MAX), in order, with one copy, and returns how many bytes it copied. That is fewer than
+   * asked when it met a page the process itself could not write (read-only): nothing after that
+   * page is copied. Throws KernelError when not even the first page could be written (EFAULT),
+   * or the call is refused (ESRCH, EPERM, ENOSYS).
    */
   processVmWrite(pid: number, local: Uint8Array, remote: readonly RemoteRange[]): number {
     return crossMemory(raw.process_vm_writev, 'process_vm_writev', pid, local, remote);

@@ -1,6 +1,6 @@
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { procDir } from './proc-dir.js';
-import { CHUNK_SIZE, readAhead } from '../io/file-regions.js';
+import { CHUNK_SIZE, readAhead, readFully } from '../io/file-regions.js';
 import { CrError } from '../errors.js';
 import { KernelError } from './kernel-error.js';
 import { IOV_MAX, Libc, type RemoteRange } from './libc.js';
@@ -10,13 +10,15 @@ import { nodeFsError } from './sysctl.js';
 const ENOSYS = 38;
 
 /**
- * Bulk access to another process's memory. The bytes move with process_vm_readv/writev: one copy
- * between cr's buffer and the process's pages, up to IOV_MAX ranges per call (/proc/PID/mem
- * copies twice, through a kernel page, and takes a call per range). Those calls stop at a page
- * the process itself may not read or write (a PROT_NONE guard that holds data, a read-only page
- * that was patched); from there on, the chunk goes through /proc/PID/mem, which reaches every
- * page. Reads run on libuv's pool, ahead of the consumer; writes run on the JS thread while the
- * next chunk of their source is read on the pool.
+ * Bulk access to another process's memory. Reads go through /proc/PID/mem, a pread per range on
+ * libuv's pool, ahead of the consumer: process_vm_readv pins the pages it reads, and the kernel
+ * gives a process its own copy of an anonymous page it shares copy-on-write (with its parent or
+ * children since fork) before it pins it, so reading that way would grow a process left running
+ * by every page it shares. Writes (into a restored process, whose pages are its own) move with
+ * process_vm_writev, up to IOV_MAX ranges per call, one copy; it stops at a page the process
+ * itself may not write (a read-only page that was patched), and from there on the chunk goes
+ * through /proc/PID/mem, which reaches every page. Writes run on the JS thread while the next
+ * chunk of their source is read on the pool.
  */
 export class TaskMemory {
   /** Whether process_vm_readv/writev exist here (false after ENOSYS). */
@@ -41,11 +43,11 @@ export class TaskMemory {
     } catch (err) {
       if (!unreadable) throw err;
     }
-    const readRest = (range: RemoteRange, into: Uint8Array) => {
-      if (!unreadable) return mem!.read(into, range.address);
+    const readRange = async (range: RemoteRange, into: Buffer) => {
+      if (!unreadable) return mem!.readAsync(into, range.address);
       try {
         if (!mem) throw new CrError(`PID ${pid} is gone`);
-        mem.read(into, range.address);
+        await mem.readAsync(into, range.address);
       } catch {
         into.fill(0);
         unreadable(range);
@@ -54,7 +56,14 @@ export class TaskMemory {
     try {
       yield* readAhead(
         chunks.map((c) => c.length),
-        (i, target) => this.readChunk(pid, readRest, target, chunks[i]!),
+        async (i, target) => {
+          let at = 0;
+          for (const range of chunks[i]!.ranges) {
+            await readRange(range, target.subarray(at, at + range.length));
+            at += range.length;
+          }
+          return target;
+        },
       );
     } finally {
       mem?.close();
@@ -97,19 +106,6 @@ export class TaskMemory {
     } finally {
       mem.close();
     }
-    return target;
-  }
-
-  private async readChunk(pid: number, readRest: (range: RemoteRange, into: Uint8Array) => void, target: Uint8Array, chunk: Chunk): Promise<Uint8Array> {
-    let done = 0;
-    if (this.fast) {
-      try {
-        done = await this.libc.processVmReadAsync(pid, target, chunk.ranges);
-      } catch (err) {
-        done = this.failed(err);
-      }
-    }
-    if (done < chunk.length) eachRest(chunk.ranges, done, (r, at) => readRest(r, target.subarray(at, at + r.length)));
     return target;
   }
 
@@ -184,7 +180,7 @@ function eachRest(ranges: readonly RemoteRange[], skip: number, each: (range: Re
   }
 }
 
-/** /proc/PID/mem, for what process_vm_readv/writev cannot reach. Addresses fit in 47 bits: exact as positions. */
+/** /proc/PID/mem: every read, and the writes process_vm_writev cannot make. Addresses fit in 47 bits: exact as positions. */
 class ProcMem {
   private readonly fd: number;
   private readonly path: string;
@@ -195,6 +191,15 @@ class ProcMem {
       this.fd = openSync(this.path, flags);
     } catch (err) {
       throw nodeFsError('open', this.path, err);
+    }
+  }
+
+  async readAsync(target: Buffer, address: bigint): Promise<void> {
+    const where = `${this.path} at 0x${address.toString(16)}`;
+    try {
+      await readFully(this.fd, target, { position: Number(address), length: target.byteLength }, where);
+    } catch (err) {
+      throw err instanceof CrError ? err : nodeFsError('read', where, err);
     }
   }
 
