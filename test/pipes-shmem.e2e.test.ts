@@ -123,6 +123,36 @@ describe.concurrent('pipes that lead outside the process', () => {
     await carriesOn(out2, last);
   }));
 
+  it('a pipe whose writer had closed it comes back with its bytes, then end of file, and needs no --inherit-fd', cleaned(async (cleanup) => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out');
+    // The read end is fd 3 or above; the write end is closed once the bytes are in, as a finished command substitution leaves it.
+    const program = [
+      'import os, signal',
+      'signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})',
+      'r, w = os.pipe()',
+      "os.write(w, b'left in the pipe')",
+      'os.close(w)',
+      "print('ready', r, flush=True)",
+      'signal.sigwait({signal.SIGUSR1})',
+      "data = b''",
+      'while True:',
+      '    chunk = os.read(r, 4096)',
+      '    if not chunk: break',
+      '    data += chunk',
+      "print('read', data.decode(), 'then EOF', flush=True)",
+    ].join('\n');
+    const child = await startFixture(cleanup, 'python3', ['-c', program], out);
+    const exited = once(child, 'exit');
+    const saved = await crAsync(['checkpoint', String(child.pid), '-D', join(dir, 'img'), '--kill']);
+    expect(saved.stderr).toBe('');
+    expect(saved.status).toBe(0);
+    await exited;
+    await restoreDetached(cleanup, join(dir, 'img'), child.pid!);
+    process.kill(child.pid!, 'SIGUSR1');
+    expect(await waitForLine(out, /^read /)).toBe('read left in the pipe then EOF');
+  }));
+
   it('fd 5, a pipe whose reader is another process, is refused at restore without --inherit-fd and carries on into that pipe with it', cleaned(async (cleanup) => {
     const dir = cleanup.dir(tempDir());
     const [log, out] = ['log', 'out'].map((f) => join(dir, f));

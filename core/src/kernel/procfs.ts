@@ -98,6 +98,33 @@ export class Procfs {
     };
   }
 
+  /**
+   * Whether a process other than those of `except` has a descriptor leading to `link` (as
+   * /proc/PID/fd/N reads, `pipe:[123]`): a walk of every process's descriptors, for the rare
+   * question of whether the other end of a pipe is still open anywhere. Processes that vanish or
+   * that cr may not look into meanwhile are passed over.
+   */
+  heldElsewhere(link: string, except: ReadonlySet<number>): boolean {
+    for (const entry of readdirSync('/proc')) {
+      const pid = Number(entry);
+      if (!Number.isInteger(pid) || except.has(pid)) continue;
+      let fds: string[];
+      try {
+        fds = readdirSync(`/proc/${pid}/fd`);
+      } catch {
+        continue;
+      }
+      for (const fd of fds) {
+        try {
+          if (readlinkSync(`/proc/${pid}/fd/${fd}`) === link) return true;
+        } catch {
+          // Closed meanwhile.
+        }
+      }
+    }
+    return false;
+  }
+
   /** Whether a process with this PID runs: not gone, and not a zombie waiting for its parent. */
   isRunning(pid: number): boolean {
     let state: string;

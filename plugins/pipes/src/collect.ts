@@ -16,6 +16,8 @@ export interface HeldPipe {
   ends: PipeEnd[];
   holders: { pid: number; ends: PipeEnd[] }[];
   outside?: PipeEnd['end'];
+  /** The end nobody holds any more. */
+  closed?: PipeEnd['end'];
 }
 
 /** One descriptor on a pipe end, as a record keeps it. */
@@ -34,9 +36,16 @@ function pipeEnd(info: FdInfo): PipeEnd {
  * pipeline) is wholly inside it: one object, of the first process holding it. A pipe with an end
  * here and the other only outside (`cmd | cat`) is kept as this process's end, to be given again
  * at restore, except stdio and the descriptors sharing stdio's open file (`2>&1`), which the files
- * plugin inherits as the shell's pipe; `sameOpenFile` tells the latter (kcmp).
+ * plugin inherits as the shell's pipe; `sameOpenFile` tells the latter (kcmp). A pipe with an end
+ * here whose other end no process holds at all (`heldElsewhere` says none outside the checkpoint
+ * does: the writer of a command substitution that had just exited) is inside, with that end closed.
  */
-export function heldPipes(pid: number, tree: readonly { pid: number; fds(): readonly FdInfo[] }[], sameOpenFile: (a: number, b: number) => boolean): HeldPipe[] {
+export function heldPipes(
+  pid: number,
+  tree: readonly { pid: number; fds(): readonly FdInfo[] }[],
+  sameOpenFile: (a: number, b: number) => boolean,
+  heldElsewhere: (inode: number) => boolean,
+): HeldPipe[] {
   const ends = new Map<number, Map<number, PipeEnd[]>>();
   for (const task of tree) {
     for (const [inode, infos] of pipeDescriptors(task.fds())) {
@@ -56,7 +65,8 @@ export function heldPipes(pid: number, tree: readonly { pid: number; fds(): read
     const stdio = infos.filter((i) => i.fd <= 2);
     const given = infos.filter((i) => i.fd > 2 && !stdio.some((s) => sameOpenFile(s.fd, i.fd))).map(pipeEnd);
     if (given.length === 0) return [];
-    return [{ inode, pid, ends: given, holders: [], outside: given[0]!.end === 'read' ? 'write' : 'read' }];
+    const other = given[0]!.end === 'read' ? 'write' : 'read';
+    return [{ inode, pid, ends: given, holders: [], ...(heldElsewhere(inode) ? { outside: other } : { closed: other }) }];
   });
 }
 

@@ -56,7 +56,9 @@ export class PipesPlugin implements ResourcePlugin<PipeRecord, PipeHandle> {
     const task = TASKS.handleOf(parent);
     const { pid } = task;
     // Each process holding an end of a pipe wholly inside reports it under the id of the first: one object, which claims every end.
-    return heldPipes(pid, task.tree.tasks, (a, b) => this.kernel.sameOpenFile(pid, a, pid, b)).map((pipe) => ({
+    const tree = new Set([...task.tree.tasks.map((t) => t.pid), process.pid]);
+    const heldElsewhere = (inode: number) => this.kernel.procfs.heldElsewhere(`pipe:[${inode}]`, tree);
+    return heldPipes(pid, task.tree.tasks, (a, b) => this.kernel.sameOpenFile(pid, a, pid, b), heldElsewhere).map((pipe) => ({
       id: `${pipe.pid}:${pipe.inode}`,
       handle: { pipe },
       attributes: { pid: pipe.pid, inode: pipe.inode },
@@ -73,7 +75,14 @@ export class PipesPlugin implements ResourcePlugin<PipeRecord, PipeHandle> {
       return { inode: pipe.inode, capacity, queued: 0, ends: pipe.ends, outside: pipe.outside };
     }
     if (data.length > 0) await ctx.writeBlob('data', data);
-    return { inode: pipe.inode, capacity, queued: data.length, ends: pipe.ends, ...(pipe.holders.length > 0 ? { holders: pipe.holders } : {}) };
+    return {
+      inode: pipe.inode,
+      capacity,
+      queued: data.length,
+      ends: pipe.ends,
+      ...(pipe.holders.length > 0 ? { holders: pipe.holders } : {}),
+      ...(pipe.closed ? { closed: pipe.closed } : {}),
+    };
   }
 
   /** The ends are of PID's own (`PID:INODE` below `tasks:PID`), both kinds are there or one with the other outside, and the blob holds what was queued. */
@@ -83,7 +92,8 @@ export class PipesPlugin implements ResourcePlugin<PipeRecord, PipeHandle> {
     if (!ctx.parents.includes(`tasks:${pid}`)) problems.push(`it is a pipe of PID ${pid} but does not hang below tasks:${pid}`);
     const all = [...record.ends, ...(record.holders ?? []).flatMap((h) => h.ends)];
     const kinds = new Set(all.map((e) => e.end));
-    if (record.outside === undefined && kinds.size < 2) problems.push('it lacks a read end or a write end');
+    if (record.outside === undefined && record.closed === undefined && kinds.size < 2) problems.push('it lacks a read end or a write end');
+    if (record.closed !== undefined && (kinds.has(record.closed) || record.outside !== undefined)) problems.push(`its ${record.closed} end is closed, yet it holds that end or has one outside`);
     if (record.outside !== undefined && (kinds.has(record.outside) || record.queued > 0 || (record.holders ?? []).length > 0)) {
       problems.push(`its ${record.outside} end is outside, yet it holds that end, other holders or queued bytes`);
     }

@@ -16,7 +16,8 @@ export const pipeEndSchema = z.strictObject({
 /**
  * A pipe of the checkpoint, and the bytes queued in it (the "data" blob): one whose both ends the
  * processes of the checkpoint hold, or (`outside`) one whose other end only processes outside the
- * checkpoint hold; the bytes then stay in the pipe, and the ends here are given again with --inherit-fd.
+ * checkpoint hold; the bytes then stay in the pipe, and the ends here are given again with --inherit-fd;
+ * or (`closed`) one whose other end no process holds at all.
  */
 export const pipeRecordSchema = z.strictObject({
   inode: z.number().int().positive().describe('the pipe as /proc/PID/fd/N names it, pipe:[INODE]'),
@@ -24,6 +25,10 @@ export const pipeRecordSchema = z.strictObject({
   queued: z.number().int().nonnegative().describe('bytes queued in the pipe, in the "data" blob'),
   ends: z.array(pipeEndSchema).min(1).describe('the descriptors of the process the object is of'),
   outside: z.enum(['read', 'write']).optional().describe('the end outside the checkpoint; absent for a pipe whose both ends are here'),
+  closed: z
+    .enum(['read', 'write'])
+    .optional()
+    .describe('the end no process held any more (a command substitution whose writer had exited): restored closed, the bytes queued kept'),
   holders: z
     .array(z.strictObject({ pid: pidSchema, ends: z.array(pipeEndSchema).min(1) }))
     .optional()
