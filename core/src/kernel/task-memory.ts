@@ -93,12 +93,8 @@ export class TaskMemory {
     }
   }
 
-  /**
-   * The pages of `run`, read through /proc/PID/mem, which does not pin them: process_vm_readv
-   * pins the pages it reads, and the kernel gives a process its own copy of an anonymous page
-   * shared copy-on-write before pinning it, so reading would unshare what is read.
-   */
-  readUnpinned(pid: number, run: PageRun): Buffer {
+  /** The pages of one `run`, read at once, as `read` reads them (without pinning them). */
+  readRun(pid: number, run: PageRun): Buffer {
     const target = Buffer.alloc(run.pages * PAGE_SIZE);
     const mem = new ProcMem(pid, 'r');
     try {

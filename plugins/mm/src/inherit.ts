@@ -72,7 +72,7 @@ async function writeChangedPages(kernel: Kernel, pid: number, record: MmRecord, 
     for (let first = 0; first < run.pages; first += SLICE_PAGES) {
       const slice: PageRun = { address: big(run.address) + BigInt(first * PAGE_SIZE), pages: Math.min(SLICE_PAGES, run.pages - first) };
       const data = await blob.take(slice.pages * PAGE_SIZE);
-      const now = kernel.memory.readUnpinned(pid, slice);
+      const now = kernel.memory.readRun(pid, slice);
       const writes: { run: PageRun; data: Uint8Array }[] = [];
       for (let i = 0; i < slice.pages; i++) {
         const address = slice.address + BigInt(i * PAGE_SIZE);

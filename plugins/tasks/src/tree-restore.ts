@@ -1,4 +1,4 @@
-import { closeSync, existsSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { O_CLOEXEC, TargetError, type Kernel, type RemoteTask } from '@cr/core';
 import { isZombieRecord, type TasksRecord } from './record.js';
 import type { SharedWithParent } from './sharing.js';
@@ -181,7 +181,7 @@ export class RestoredTree {
 
   private async awaitZombie(pid: number): Promise<void> {
     for (let waited = 0; waited < ZOMBIE_EXIT_MS; waited += 10) {
-      if (!existsSync(`/proc/${pid}`) || this.kernel.procfs.stat(pid).state === 'Z') return;
+      if (!this.kernel.procfs.isRunning(pid)) return;
       await new Promise((ok) => setTimeout(ok, 10));
     }
     throw new TargetError(`the restored zombie PID ${pid} did not exit within ${ZOMBIE_EXIT_MS / 1000} s`);
