@@ -56,8 +56,8 @@ export class PipesPlugin implements ResourcePlugin<PipeRecord, PipeHandle> {
     const task = TASKS.handleOf(parent);
     const { pid } = task;
     // Each process holding an end of a pipe wholly inside reports it under the id of the first: one object, which claims every end.
-    const tree = new Set([...task.tree.tasks.map((t) => t.pid), process.pid]);
-    const heldElsewhere = (inode: number) => this.kernel.procfs.heldElsewhere(`pipe:[${inode}]`, tree);
+    let checkpointed: Set<number> | undefined;
+    const heldElsewhere = (inode: number) => this.kernel.procfs.heldElsewhere(`pipe:[${inode}]`, (checkpointed ??= new Set([...task.tree.tasks.map((t) => t.pid), process.pid])));
     return heldPipes(pid, task.tree.tasks, (a, b) => this.kernel.sameOpenFile(pid, a, pid, b), heldElsewhere).map((pipe) => ({
       id: `${pipe.pid}:${pipe.inode}`,
       handle: { pipe },
