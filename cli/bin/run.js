@@ -7,7 +7,8 @@ if (argv.length === 1 && argv[0] === '--version') {
   const { versionLine } = await import('../dist/version.js');
   console.log(versionLine(new URL('../package.json', import.meta.url)));
 } else {
-  // Loaded only now: oclif reads HOME as it loads. The bundle is made by the build (scripts/bundle.js).
-  const { main } = await import('../dist/bundle/main.js');
-  await main(argv, import.meta.url);
+  // Loaded only now: oclif reads HOME as it loads. The bundle keeps a code cache per command word.
+  const { loadBundle } = await import('../dist/bundle-loader.js');
+  const word = /^[a-z][a-z-]{0,31}$/.test(argv[0] ?? '') ? argv[0] : 'cr';
+  await loadBundle(word).main(argv, import.meta.url);
 }

@@ -1,15 +1,17 @@
-// Bundles cr's command line for start-up speed: bin/run.js loads dist/bundle/main.js, and oclif
-// loads each command from dist/bundle/commands. Node 20 spends most of cr's start-up finding,
-// reading and compiling modules (it has no compile cache): oclif alone is some 200 files, zod 100,
-// @cr/core 75. The bundle holds them, cr's own packages and the built-in plugins, in a few chunks
-// that the commands share. Left outside it: native addons (koffi, @node-rs/xxhash, and the
+// Bundles cr's command line for start-up speed into one CommonJS file, dist/bundle/cr.cjs, that
+// src/bundle-loader.ts compiles with V8's code cache (node 20 has no compile cache of its own, and
+// caches code only for scripts, not ES modules). It holds oclif, zod, tsyringe, cr's own packages
+// and the built-in plugins. Left outside it: native addons (koffi, @node-rs/xxhash, and the
 // compressors core requires when asked), pino (its transports run files in worker threads),
 // cosmiconfig (it imports config files and loaders of its own), oclif's plugins (loaded by
 // package name) and TypeScript (which oclif loads only for .ts commands in development).
 //
-// A plugin from outside cr's install imports @cr/core, zod … by name: the bundle also has one
-// module per such package (shared/*.js) that exports the bundle's copy, and
-// dist/bundle/shared-modules.json maps each package's name to it, for the resolve hook of
+// oclif finds the commands through explicit discovery (package.json oclif.commands), in
+// src/bundled-commands.ts, which hands it the bundle's COMMANDS.
+//
+// A plugin from outside cr's install imports @cr/core, zod … by name: the bundle also exports each
+// such package's namespace, dist/bundle/shared/*.js are ES modules with its names, and
+// dist/bundle/shared-modules.json maps each package's name to its file, for the resolve hook of
 // src/shared-modules-hook.ts, so that such a plugin shares them with cr as it does without a bundle.
 //
 // import.meta.url in a bundled module of cr's is the URL of the module it came from, where it is
@@ -17,11 +19,12 @@
 // not the bundle's.
 //
 // Then writes oclif.manifest.json (what `oclif manifest` writes): the commands' ids, flags, args
-// and help, so that a run imports only the command it runs instead of every command file.
-import { existsSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+// and help, which oclif reads instead of loading the commands.
+import { existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
+import { init as initLexer, parse as lexModule } from 'es-module-lexer';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist');
@@ -74,27 +77,59 @@ function jsFiles(dir) {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? jsFiles(join(dir, e.name)) : e.name.endsWith('.js') ? [join(dir, e.name)] : []));
 }
 
-const shared = sharedSpecifiers();
-const sharedEntry = (spec) => `shared/${spec.replaceAll('/', '+')}`;
-
-/** Whether module `spec` has a default export (read, not run: cr's modules cannot be loaded twice in one process, and the manifest below loads the bundle's). */
-async function hasDefaultExport(spec) {
-  const file = fileURLToPath(import.meta.resolve(spec, pathToFileURL(join(root, 'noop.js')).href));
-  const { metafile } = await build({ entryPoints: [file], bundle: false, write: false, metafile: true, format: 'esm', platform: 'node', logLevel: 'silent' });
-  return Object.values(metafile.outputs).some((o) => o.exports.includes('default'));
+/**
+ * The bundle's entry: `main`, every command class by oclif id (from the file's path under
+ * dist/commands, `inspect/ps.js` → `inspect:ps`), and the namespace of every module shared with
+ * plugins from outside.
+ */
+function entrySource(shared) {
+  const commandsDir = join(dist, 'commands');
+  const commands = jsFiles(commandsDir).map((file) => ({ file, id: relative(commandsDir, file).slice(0, -'.js'.length).split(sep).join(':') }));
+  return [
+    `export { main } from ${JSON.stringify(join(dist, 'main.js'))};`,
+    ...commands.map((c, i) => `import command${i} from ${JSON.stringify(c.file)};`),
+    `export const COMMANDS = { ${commands.map((c, i) => `${JSON.stringify(c.id)}: command${i}`).join(', ')} };`,
+    ...shared.map((spec, i) => `import * as shared${i} from ${JSON.stringify(spec)};`),
+    `export const shared = { ${shared.map((spec, i) => `${JSON.stringify(spec)}: shared${i}`).join(', ')} };`,
+  ].join('\n');
 }
 
-/** shared:SPEC is a module that re-exports SPEC, its default export too where it has one. */
-const sharedModules = {
-  name: 'cr-shared-modules',
-  setup(b) {
-    b.onResolve({ filter: /^shared:/ }, (args) => ({ path: args.path.slice('shared:'.length), namespace: 'cr-shared' }));
-    b.onLoad({ filter: /.*/, namespace: 'cr-shared' }, async (args) => {
-      const quoted = JSON.stringify(args.path);
-      return { contents: `export * from ${quoted};${(await hasDefaultExport(args.path)) ? ` export { default } from ${quoted};` : ''}`, resolveDir: root, loader: 'js' };
-    });
-  },
-};
+/**
+ * shared/SPEC.js: an ES module with the names of the bundle's copy of SPEC, for the resolve hook
+ * to hand a plugin from outside (src/shared-modules-hook.ts).
+ */
+function sharedModuleSource(namespace, spec) {
+  const names = Object.keys(namespace);
+  return [
+    "import { loadBundle } from '../../bundle-loader.js';",
+    '',
+    `const namespace = loadBundle().shared[${JSON.stringify(spec)}];`,
+    ...names.map((name, i) => `const export${i} = namespace[${JSON.stringify(name)}];`),
+    `export { ${names.map((name, i) => `export${i} as ${JSON.stringify(name)}`).join(', ')} };`,
+    '',
+  ].join('\n');
+}
+
+/**
+ * Turns every import() of the bundle into __crImport(), the loader's (src/bundle-loader.ts): node
+ * 20 loses a script's import() handler when it compiles the script from a code cache, and oclif
+ * (its ES module plugins), pino and plugins from outside are loaded with import(). The lexer
+ * tells real import() calls from the word in strings and comments.
+ */
+function sendDynamicImportsToLoader(file) {
+  const source = readFileSync(file, 'utf8');
+  const [imports] = lexModule(source);
+  const starts = imports.filter((i) => i.d > -1).map((i) => i.ss);
+  let rewritten = '';
+  let from = 0;
+  for (const start of starts) {
+    if (source.slice(start, start + 'import'.length) !== 'import') throw new Error(`cr: bundling: no import() at ${start} of ${file}`);
+    rewritten += `${source.slice(from, start)}__crImport`;
+    from = start + 'import'.length;
+  }
+  writeFileSync(file, rewritten + source.slice(from));
+  if (imports.some((i) => i.d === -2)) throw new Error(`cr: bundling: import.meta left in ${file}`);
+}
 
 /** The directory of the package.json nearest above `file`, and that package's name. */
 function packageOf(file) {
@@ -145,31 +180,42 @@ const zodEnglishOnly = {
   },
 };
 
+await initLexer;
 rmSync(out, { recursive: true, force: true });
+const shared = sharedSpecifiers();
 await build({
-  entryPoints: [join(dist, 'main.js'), ...jsFiles(join(dist, 'commands')), ...shared.map((spec) => ({ in: `shared:${spec}`, out: sharedEntry(spec) }))],
-  outdir: out,
-  outbase: dist,
+  stdin: { contents: entrySource(shared), resolveDir: root, sourcefile: 'cr-entry.js', loader: 'js' },
+  outfile: join(out, 'cr.cjs'),
   bundle: true,
-  splitting: true,
-  format: 'esm',
+  format: 'cjs',
   platform: 'node',
   target: 'node20',
   external,
-  plugins: [sharedModules, ownImportMetaUrl, zodEnglishOnly],
+  plugins: [ownImportMetaUrl, zodEnglishOnly],
   // cr tells oclif's parser errors apart by their class names.
   keepNames: true,
   logLevel: 'warning',
-  // oclif's CommonJS modules call require(); an ES module bundle has none of its own. And the
-  // Reflect metadata polyfill must be there before tsyringe loads: chunks do not keep the order
-  // of the CommonJS modules they hold, but each chunk runs its banner first.
-  banner: { js: "import { createRequire as __crCreateRequire } from 'node:module'; const require = __crCreateRequire(import.meta.url); require('reflect-metadata');" },
+  // Parameters of the module wrapper src/bundle-loader.ts runs the bundle in.
+  define: { 'import.meta.url': '__crImportMetaUrl', 'import.meta.resolve': '__crImportMetaResolve' },
+  // The Reflect metadata polyfill must be there before tsyringe loads.
+  banner: { js: "require('reflect-metadata');" },
 });
-const sharedFiles = Object.fromEntries(shared.map((spec) => [spec, `${sharedEntry(spec)}.js`]));
-writeFileSync(join(out, 'shared-modules.json'), `${JSON.stringify(sharedFiles, null, 2)}\n`);
+sendDynamicImportsToLoader(join(out, 'cr.cjs'));
 
 const { Plugin } = await import('@oclif/core');
 const plugin = new Plugin({ root, type: 'core', ignoreManifest: true, errorOnManifestCreate: true });
 await plugin.load();
 writeFileSync(join(root, 'oclif.manifest.json'), `${JSON.stringify(plugin.manifest, null, 2)}\n`);
-console.log(`cr: bundled ${relative(root, out)} (sharing ${shared.length} modules with plugins from outside) and wrote oclif.manifest.json (${plugin.commandIDs.length} commands)`);
+
+// The manifest loaded the bundle (through src/bundled-commands.ts): its shared namespaces are those a plugin will get.
+const { loadBundle } = await import(pathToFileURL(join(dist, 'bundle-loader.js')).href);
+const bundle = loadBundle();
+mkdirSync(join(out, 'shared'));
+const sharedFiles = {};
+for (const spec of shared) {
+  const file = `shared/${spec.replaceAll('/', '+')}.js`;
+  writeFileSync(join(out, file), sharedModuleSource(bundle.shared[spec], spec));
+  sharedFiles[spec] = file;
+}
+writeFileSync(join(out, 'shared-modules.json'), `${JSON.stringify(sharedFiles, null, 2)}\n`);
+console.log(`cr: bundled ${relative(root, join(out, 'cr.cjs'))} (sharing ${shared.length} modules with plugins from outside) and wrote oclif.manifest.json (${plugin.commandIDs.length} commands)`);

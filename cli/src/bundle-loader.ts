@@ -1,0 +1,78 @@
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Script } from 'node:vm';
+import type { Command } from '@oclif/core';
+
+/** What the bundle (dist/bundle/cr.cjs, made by scripts/bundle.js) exports. */
+export interface CrBundle {
+  main(argv: string[], root: string): Promise<void>;
+  /** Every command class by oclif id: the target of oclif's explicit command discovery. */
+  COMMANDS: Record<string, Command.Class>;
+  /** The namespace of each module a plugin from outside shares with cr, by specifier. */
+  shared: Record<string, Record<string, unknown>>;
+}
+
+const BUNDLE = fileURLToPath(new URL('./bundle/cr.cjs', import.meta.url));
+/** Made afresh by every build (scripts/bundle.js empties it): a cache never outlives its bundle. */
+const CACHE_DIR = join(dirname(BUNDLE), 'code-cache');
+
+let loaded: CrBundle | undefined;
+
+/**
+ * The bundle, compiled once per process. Node 20 has no compile cache of its own, and compiling
+ * the bundle's 2.5 MB is most of cr's start-up: this keeps V8's code cache of it, one per command
+ * word (`cache`; none without one). The first run of a command that succeeds writes it as it
+ * exits, so that it holds the functions the command compiled on the way and not just the top
+ * level. V8 checks a cache against the source and against its own version and flags, and a cache
+ * it refuses is written anew. An install cr cannot write to runs without one.
+ */
+export function loadBundle(cache?: string): CrBundle {
+  if (loaded) return loaded;
+  const cacheFile = cache === undefined ? undefined : join(CACHE_DIR, `${cache}-${process.version}-${process.arch}.bin`);
+  let cachedData: Buffer | undefined;
+  try {
+    if (cacheFile) cachedData = readFileSync(cacheFile);
+  } catch {
+    cachedData = undefined;
+  }
+  // The CommonJS module wrapper: the bundle is CommonJS so that its code can be cached, which
+  // node 20 allows only for scripts. import.meta, which esbuild renames to these two, is this
+  // loader's: it lies next to the bundle and resolves packages as an ES module does. And the
+  // bundle's import() calls are this loader's too (see dynamicImport).
+  const wrapper = `(function (exports, require, module, __filename, __dirname, __crImportMetaUrl, __crImportMetaResolve, __crImport) {${readFileSync(BUNDLE, 'utf8')}\n})`;
+  const script = new Script(wrapper, { filename: BUNDLE, cachedData });
+  const module = { exports: {} as CrBundle };
+  const run = script.runInThisContext() as (...args: unknown[]) => void;
+  const url = pathToFileURL(BUNDLE).href;
+  run(module.exports, createRequire(BUNDLE), module, BUNDLE, dirname(BUNDLE), url, (specifier: string) => import.meta.resolve(specifier), dynamicImport(url));
+  loaded = module.exports;
+  if (cacheFile && (cachedData === undefined || script.cachedDataRejected)) {
+    process.once('exit', (code) => {
+      if (code === 0) writeCache(cacheFile, script);
+    });
+  }
+  return loaded;
+}
+
+/** Best effort: a read-only install, or a full disk, only costs the next run its compile. */
+function writeCache(file: string, script: Script): void {
+  const partial = `${file}.${process.pid}`;
+  try {
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(partial, script.createCachedData());
+    renameSync(partial, file);
+  } catch {
+    rmSync(partial, { force: true });
+  }
+}
+
+/**
+ * import() for the bundle (scripts/bundle.js renames its calls): a script compiled from a code
+ * cache by node 20 has lost its own import() handler. oclif's plugins, pino and plugins from
+ * outside are ES modules it loads this way. Relative specifiers are the bundle's.
+ */
+function dynamicImport(bundleUrl: string): (specifier: string, options?: ImportCallOptions) => Promise<unknown> {
+  return (specifier, options) => import(/^\.\.?\//.test(specifier) ? new URL(specifier, bundleUrl).href : specifier, options);
+}
