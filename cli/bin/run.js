@@ -1,14 +1,18 @@
 #!/usr/bin/env node
-import { settleUserEnvironment } from '../dist/user-environment.js';
+// CommonJS (bin/package.json), as is all cr loads for a command: an ES module entry would start
+// node's ES module loader, which costs a command more than the rest of its start-up.
+const { join } = require('node:path');
+const { settleUserEnvironment } = require('../dist/user-environment.cjs');
 
 settleUserEnvironment();
 const argv = process.argv.slice(2);
+const root = join(__dirname, '..');
 if (argv.length === 1 && argv[0] === '--version') {
-  const { versionLine } = await import('../dist/version.js');
-  console.log(versionLine(new URL('../package.json', import.meta.url)));
+  const { versionLine } = require('../dist/version.cjs');
+  console.log(versionLine(join(root, 'package.json')));
 } else {
   // Loaded only now: oclif reads HOME as it loads. The bundle keeps a code cache per command word.
-  const { loadBundle } = await import('../dist/bundle-loader.js');
+  const { loadBundle } = require('../dist/bundle-loader.cjs');
   const word = /^[a-z][a-z-]{0,31}$/.test(argv[0] ?? '') ? argv[0] : 'cr';
-  await loadBundle(word).main(argv, import.meta.url);
+  loadBundle(word).main(argv, root);
 }

@@ -1,5 +1,5 @@
 // Bundles cr's command line for start-up speed into one CommonJS file, dist/bundle/cr.cjs, that
-// src/bundle-loader.ts compiles with V8's code cache (node 20 has no compile cache of its own, and
+// src/bundle-loader.cts compiles with V8's code cache (node 20 has no compile cache of its own, and
 // caches code only for scripts, not ES modules). It holds oclif, zod, tsyringe, cr's own packages
 // and the built-in plugins. Left outside it: native addons (koffi, @node-rs/xxhash, and the
 // compressors core requires when asked), pino (its transports run files in worker threads),
@@ -7,7 +7,7 @@
 // package name) and TypeScript (which oclif loads only for .ts commands in development).
 //
 // oclif finds the commands through explicit discovery (package.json oclif.commands), in
-// src/bundled-commands.ts, which hands it the bundle's COMMANDS.
+// src/bundled-commands.cts, which hands it the bundle's COMMANDS.
 //
 // A plugin from outside cr's install imports @cr/core, zod … by name: the bundle also exports each
 // such package's namespace, dist/bundle/shared/*.js are ES modules with its names, and
@@ -22,7 +22,8 @@
 // and help, which oclif reads instead of loading the commands.
 import { existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { init as initLexer, parse as lexModule } from 'es-module-lexer';
 
@@ -101,9 +102,9 @@ function entrySource(shared) {
 function sharedModuleSource(namespace, spec) {
   const names = Object.keys(namespace);
   return [
-    "import { loadBundle } from '../../bundle-loader.js';",
+    "import loader from '../../bundle-loader.cjs';",
     '',
-    `const namespace = loadBundle().shared[${JSON.stringify(spec)}];`,
+    `const namespace = loader.loadBundle().shared[${JSON.stringify(spec)}];`,
     ...names.map((name, i) => `const export${i} = namespace[${JSON.stringify(name)}];`),
     `export { ${names.map((name, i) => `export${i} as ${JSON.stringify(name)}`).join(', ')} };`,
     '',
@@ -111,7 +112,7 @@ function sharedModuleSource(namespace, spec) {
 }
 
 /**
- * Turns every import() of the bundle into __crImport(), the loader's (src/bundle-loader.ts): node
+ * Turns every import() of the bundle into __crImport(), the loader's (src/bundle-loader.cts): node
  * 20 loses a script's import() handler when it compiles the script from a code cache, and oclif
  * (its ES module plugins), pino and plugins from outside are loaded with import(). The lexer
  * tells real import() calls from the word in strings and comments.
@@ -157,8 +158,8 @@ const ownImportMetaUrl = {
         const cliRoot = 'import.meta.url.slice(0, import.meta.url.lastIndexOf("/dist/bundle/") + 1)';
         url = `new URL(${JSON.stringify(relative(dir, args.path))}, ${cliRoot}).href`;
       } else {
-        const entry = fileURLToPath(import.meta.resolve(name, pathToFileURL(join(root, 'noop.js')).href));
-        url = `new URL(${JSON.stringify(`./${relative(dirname(entry), args.path)}`)}, import.meta.resolve(${JSON.stringify(name)})).href`;
+        const entry = createRequire(join(root, 'noop.js')).resolve(name);
+        url = `new URL(${JSON.stringify(`./${relative(dirname(entry), args.path)}`)}, __crPackageUrl(${JSON.stringify(name)})).href`;
       }
       return { contents: source.replaceAll('import.meta.url', url), loader: 'js' };
     });
@@ -195,8 +196,8 @@ await build({
   // cr tells oclif's parser errors apart by their class names.
   keepNames: true,
   logLevel: 'warning',
-  // Parameters of the module wrapper src/bundle-loader.ts runs the bundle in.
-  define: { 'import.meta.url': '__crImportMetaUrl', 'import.meta.resolve': '__crImportMetaResolve' },
+  // Parameters of the module wrapper src/bundle-loader.cts runs the bundle in.
+  define: { 'import.meta.url': '__crImportMetaUrl' },
   // The Reflect metadata polyfill must be there before tsyringe loads.
   banner: { js: "require('reflect-metadata');" },
 });
@@ -207,8 +208,8 @@ const plugin = new Plugin({ root, type: 'core', ignoreManifest: true, errorOnMan
 await plugin.load();
 writeFileSync(join(root, 'oclif.manifest.json'), `${JSON.stringify(plugin.manifest, null, 2)}\n`);
 
-// The manifest loaded the bundle (through src/bundled-commands.ts): its shared namespaces are those a plugin will get.
-const { loadBundle } = await import(pathToFileURL(join(dist, 'bundle-loader.js')).href);
+// The manifest loaded the bundle (through src/bundled-commands.cts): its shared namespaces are those a plugin will get.
+const { loadBundle } = createRequire(import.meta.url)(join(dist, 'bundle-loader.cjs'));
 const bundle = loadBundle();
 mkdirSync(join(out, 'shared'));
 const sharedFiles = {};

@@ -13,6 +13,6 @@ export function shareBundledModules(): void {
   registered = true;
   // Package name → the bundle's module for it, written by scripts/bundle.js next to the bundle.
   const files = JSON.parse(readFileSync(new URL('./bundle/shared-modules.json', import.meta.url), 'utf8')) as Record<string, string>;
-  const shared = Object.fromEntries(Object.entries(files).map(([spec, file]) => [import.meta.resolve(spec), new URL(`./bundle/${file}`, import.meta.url).href]));
-  register('./shared-modules-hook.js', import.meta.url, { data: { shared } });
+  const data = { files: Object.fromEntries(Object.entries(files).map(([spec, file]) => [spec, new URL(`./bundle/${file}`, import.meta.url).href])), parentURL: import.meta.url };
+  register('./shared-modules-hook.js', import.meta.url, { data });
 }

@@ -6,7 +6,7 @@ import { arch, platform } from 'node:os';
  * platform-arch node-version), made without loading oclif: cr --version is what scripts call to
  * see whether cr is there, and oclif alone takes longer to load than the rest of the answer.
  */
-export function versionLine(packageJson: URL): string {
+export function versionLine(packageJson: string): string {
   const { name, version } = JSON.parse(readFileSync(packageJson, 'utf8')) as { name: string; version: string };
   return `${name}/${version} ${platform()}-${arch()} node-${process.version}`;
 }

@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { Script } from 'node:vm';
 import type { Command } from '@oclif/core';
 
@@ -14,7 +14,7 @@ export interface CrBundle {
   shared: Record<string, Record<string, unknown>>;
 }
 
-const BUNDLE = fileURLToPath(new URL('./bundle/cr.cjs', import.meta.url));
+const BUNDLE = join(__dirname, 'bundle', 'cr.cjs');
 /** Made afresh by every build (scripts/bundle.js empties it): a cache never outlives its bundle. */
 const CACHE_DIR = join(dirname(BUNDLE), 'code-cache');
 
@@ -38,15 +38,17 @@ export function loadBundle(cache?: string): CrBundle {
     cachedData = undefined;
   }
   // The CommonJS module wrapper: the bundle is CommonJS so that its code can be cached, which
-  // node 20 allows only for scripts. import.meta, which esbuild renames to these two, is this
-  // loader's: it lies next to the bundle and resolves packages as an ES module does. And the
-  // bundle's import() calls are this loader's too (see dynamicImport).
-  const wrapper = `(function (exports, require, module, __filename, __dirname, __crImportMetaUrl, __crImportMetaResolve, __crImport) {${readFileSync(BUNDLE, 'utf8')}\n})`;
+  // node 20 allows only for scripts. esbuild renames import.meta.url to __crImportMetaUrl, and
+  // scripts/bundle.js every import() to __crImport (see dynamicImport). __crPackageUrl tells the
+  // bundled modules of cr's packages where their package is installed.
+  const wrapper = `(function (exports, require, module, __filename, __dirname, __crImportMetaUrl, __crImport, __crPackageUrl) {${readFileSync(BUNDLE, 'utf8')}\n})`;
   const script = new Script(wrapper, { filename: BUNDLE, cachedData });
   const module = { exports: {} as CrBundle };
   const run = script.runInThisContext() as (...args: unknown[]) => void;
   const url = pathToFileURL(BUNDLE).href;
-  run(module.exports, createRequire(BUNDLE), module, BUNDLE, dirname(BUNDLE), url, (specifier: string) => import.meta.resolve(specifier), dynamicImport(url));
+  const require = createRequire(BUNDLE);
+  const packageUrl = (name: string) => pathToFileURL(require.resolve(name)).href;
+  run(module.exports, require, module, BUNDLE, dirname(BUNDLE), url, dynamicImport(url), packageUrl);
   loaded = module.exports;
   if (cacheFile && (cachedData === undefined || script.cachedDataRejected)) {
     process.once('exit', (code) => {
@@ -71,7 +73,9 @@ function writeCache(file: string, script: Script): void {
 /**
  * import() for the bundle (scripts/bundle.js renames its calls): a script compiled from a code
  * cache by node 20 has lost its own import() handler. oclif's plugins, pino and plugins from
- * outside are ES modules it loads this way. Relative specifiers are the bundle's.
+ * outside are loaded this way, and only they start node's ES module loader: cr itself is
+ * CommonJS from bin/run.js on, which saves a plain command the loader's start-up. Relative
+ * specifiers are the bundle's.
  */
 function dynamicImport(bundleUrl: string): (specifier: string, options?: ImportCallOptions) => Promise<unknown> {
   return (specifier, options) => import(/^\.\.?\//.test(specifier) ? new URL(specifier, bundleUrl).href : specifier, options);
