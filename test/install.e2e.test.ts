@@ -48,6 +48,9 @@ describe('installing cr', () => {
     const installed = run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', ...tarballs.map((t) => join(packs, t))], project, {});
     expect(installed.status, installed.stderr).toBe(0);
     const cr = (...args: string[]) => run(join(project, 'node_modules', '.bin', 'cr'), args, project, {});
+    // The tarball holds no code cache of the build's: the installed cr writes its own.
+    const codeCache = join(project, 'node_modules', '@cr', 'cli', 'dist', 'bundle', 'code-cache');
+    expect(existsSync(codeCache)).toBe(false);
     expect(cr('--version').stdout).toMatch(/^@cr\/cli\/0\.1\.0 /);
     const plugins = JSON.parse(cr('types', '--json').stdout) as { plugins: { package: string }[] };
     // A package may hold several types (pipes and fifos, shmem and memfd).
@@ -64,5 +67,6 @@ describe('installing cr', () => {
     cleanup.orphan(pid);
     expect(restored.stdout).toContain(`tasks:${pid} running as PID ${pid}`);
     expect(JSON.parse(cr('inspect', 'ps', img, '--json').stdout).processes[0].comm).toBe('sleep');
+    expect(readdirSync(codeCache).map((f) => f.split('-')[0]).sort()).toEqual(['checkpoint', 'inspect', 'restore', 'types']);
   });
 });
