@@ -228,6 +228,29 @@ describe('image format, more ways to break it', () => {
     expect(statSync(join(img, big)).mode & 0o777).toBe(0o600);
   });
 
+  it('reserves the space of a blob announced larger than it turns out, and keeps only what was written', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cr-image-'));
+    const img = join(dir, 'img');
+    const writer = ImageWriter.create(img);
+    const data = randomBytes(3 << 20);
+    const smaller = blobPath('uts-ns', '7', 'smaller');
+    const larger = blobPath('uts-ns', '7', 'larger');
+    await writer.writeStream(smaller, data, { expectedSize: 64 << 20 });
+    await writer.writeStream(larger, data, { expectedSize: 2 << 20 });
+    writer.writeFile(object.record!, '{}');
+    writer.commit({ ...baseManifest, plugins: [{ type: 'uts-ns', version: 1, package: 'p' }], objects: [{ ...object, blobs: { smaller, larger } }] });
+    const reader = ImageReader.open(img);
+    for (const blob of [smaller, larger]) {
+      const st = statSync(join(img, blob));
+      expect(st.size).toBe(data.byteLength);
+      // The reservation beyond the data is given back (allocated blocks no more than the data's, plus a block).
+      expect(st.blocks * 512).toBeLessThanOrEqual(data.byteLength + 4096);
+      const back = new Uint8Array(reader.blobSize(blob));
+      await reader.readBlobInto(blob, back);
+      expect(Buffer.from(back).equals(data)).toBe(true);
+    }
+  });
+
   it('leaves nothing behind when a blob stream fails half-way and the write is aborted', async () => {
     dir = mkdtempSync(join(tmpdir(), 'cr-image-'));
     const writer = ImageWriter.create(join(dir, 'img'));

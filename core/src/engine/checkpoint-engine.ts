@@ -426,9 +426,12 @@ export class CheckpointEngine {
       const progress = this.progress.start({ phase, label: `${node.key} ${name}`, unit: 'bytes', ...(total === undefined ? {} : { total }) });
       let blobBytes = 0;
       try {
-        await writer.writeStream(rel, data, (written) => {
-          blobBytes += written;
-          progress.advance(written);
+        await writer.writeStream(rel, data, {
+          onWritten: (written) => {
+            blobBytes += written;
+            progress.advance(written);
+          },
+          expectedSize: options?.expectedSize,
         });
       } finally {
         progress.end();

@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmdirSync, rmSync, write, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, renameSync, rmdirSync, rmSync, statfsSync, write, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { dirname, join } from 'node:path';
 import { COMPRESSED_IMAGE_FORMAT_VERSION, INCREMENTAL_IMAGE_FORMAT_VERSION, PLAIN_IMAGE_FORMAT_VERSION, type Compression, type FileEntry, type Manifest } from '@cr/schemas';
 import { CrError, ImageError } from '../errors.js';
+import { KernelError } from '../kernel/kernel-error.js';
+import { Libc } from '../kernel/libc.js';
 import { nodeFsError } from '../kernel/sysctl.js';
 import { codecFor, FRAME_SIZE } from './compression.js';
 import { digestOf, newDigest } from './digest.js';
@@ -13,6 +15,23 @@ import { MANIFEST_DIGEST_FILE, MANIFEST_FILE } from './layout.js';
 const writeAsync = promisify(write);
 const DIR_MODE = 0o700;
 const FILE_MODE = 0o600;
+/**
+ * File systems on which fallocate(2) reserves disk blocks (ext2/3/4, XFS): writing into reserved
+ * blocks skips delayed allocation, and 1 GiB goes into the page cache in about 0.11 s instead of
+ * 0.18 s here (ext4). On tmpfs it would allocate (and zero) memory instead, for nothing when the
+ * blob turns out smaller (all-zero pages are left out).
+ */
+const PREALLOCATING_FILE_SYSTEMS = new Set([0xef53, 0x58465342]);
+/** Below this, a blob's allocation costs too little to be worth a call. */
+const PREALLOCATE_FROM = 1 << 20;
+
+/** How a blob is streamed into the image. */
+export interface StreamOptions {
+  /** Told the size of each chunk once it is on disk (progress). */
+  onWritten?: (bytes: number) => void;
+  /** About how many bytes the blob will have (an upper bound is fine): the file's space is reserved at once. */
+  expectedSize?: number;
+}
 
 /**
  * Writes an image atomically: everything goes into a hidden sibling directory, the manifest and
@@ -23,6 +42,7 @@ const FILE_MODE = 0o600;
 export class ImageWriter {
   private readonly files: Record<string, FileEntry> = {};
   private done = false;
+  private preallocates: boolean | undefined;
 
   private constructor(
     readonly imageDir: string,
@@ -67,15 +87,16 @@ export class ImageWriter {
   /**
    * Streams a blob to disk chunk by chunk, checksumming as it goes; never holds it whole. Each
    * chunk is written on libuv's pool while the JS thread hashes it, so the digest costs little
-   * more than the write. `source` must not change until the promise settles. `onWritten` is told
-   * the size of each chunk once it is on disk (progress).
+   * more than the write. `source` must not change until the promise settles.
    */
-  async writeStream(rel: string, source: Uint8Array | AsyncIterable<Uint8Array>, onWritten?: (bytes: number) => void): Promise<void> {
+  async writeStream(rel: string, source: Uint8Array | AsyncIterable<Uint8Array>, options: StreamOptions = {}): Promise<void> {
+    const { onWritten, expectedSize } = options;
     if (this.compression) return this.writeCompressed(rel, source, this.compression, onWritten);
     const fd = this.openNew(rel);
     const hash = newDigest('xxh3-64');
     let size = 0;
     try {
+      const reserved = this.preallocate(fd, rel, expectedSize);
       for await (const chunk of slices(source)) {
         this.signal?.throwIfAborted();
         const written = writeAllAsync(fd, chunk);
@@ -84,12 +105,31 @@ export class ImageWriter {
         size += chunk.byteLength;
         onWritten?.(chunk.byteLength);
       }
+      if (size < reserved) ftruncateSync(fd, size);
     } catch (err) {
       throw this.writeError('write', rel, err);
     } finally {
       closeSync(fd);
     }
     this.files[rel] = { size, digest: hash.digest() };
+  }
+
+  /**
+   * Reserves the disk space of a blob of about `bytes` (see PREALLOCATING_FILE_SYSTEMS); returns
+   * the file's size now, which the caller cuts back to what it wrote. Where the space cannot be
+   * had (too little room for an upper bound the data may not reach), the blob is written as it comes.
+   */
+  private preallocate(fd: number, rel: string, bytes: number | undefined): number {
+    if (bytes === undefined || bytes < PREALLOCATE_FROM) return 0;
+    this.preallocates ??= PREALLOCATING_FILE_SYSTEMS.has(statfsSync(this.workDir).type);
+    if (!this.preallocates) return 0;
+    try {
+      new Libc().fallocate(fd, 0, bytes, join(this.workDir, rel));
+      return bytes;
+    } catch (err) {
+      if (err instanceof KernelError) return 0;
+      throw err;
+    }
   }
 
   /**

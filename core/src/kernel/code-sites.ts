@@ -1,4 +1,4 @@
-import type { Vma } from './proc-maps.js';
+import type { Mapping } from './proc-maps.js';
 
 /** Instruction sequences cr runs inside a task without writing any code into it. */
 export const SYSCALL_RET = Buffer.from([0x0f, 0x05, 0xc3]);
@@ -22,9 +22,9 @@ export interface CodeSites {
  * small), then the rest; a statically linked program has its own copies in its text. Undefined
  * if some sequence is nowhere (then cr cannot run code in the task safely; see docs/safety.md).
  */
-export function findCodeSites(vmas: readonly Vma[], read: (start: bigint, length: number) => Buffer): CodeSites | undefined {
-  const executable = vmas.filter((v) => (v.prot & 4) !== 0 && (v.prot & 1) !== 0 && !v.path.startsWith('[v'));
-  const rank = (v: Vma) => (/\/ld-linux[^/]*$/.test(v.path) ? 0 : /\/libc[.-][^/]*$/.test(v.path) ? 1 : 2);
+export function findCodeSites(mappings: readonly Mapping[], read: (start: bigint, length: number) => Buffer): CodeSites | undefined {
+  const executable = mappings.filter((v) => (v.prot & 4) !== 0 && (v.prot & 1) !== 0 && !v.path.startsWith('[v'));
+  const rank = (v: Mapping) => (/\/ld-linux[^/]*$/.test(v.path) ? 0 : /\/libc[.-][^/]*$/.test(v.path) ? 1 : 2);
   let syscallRet: bigint | undefined;
   let sigreturn: bigint | undefined;
   for (const vma of [...executable].sort((a, b) => rank(a) - rank(b))) {

@@ -47,6 +47,7 @@ const raw = {
   mkfifo: lib.func('int mkfifo(const char *path, uint32_t mode)'),
   memfdCreate: lib.func('int memfd_create(const char *name, unsigned int flags)'),
   lseek: lib.func('int64_t lseek(int fd, int64_t offset, int whence)'),
+  fallocate: lib.func('int fallocate(int fd, int mode, int64_t offset, int64_t len)'),
   mmap: lib.func('uintptr_t mmap(uintptr_t addr, size_t length, int prot, int flags, int fd, int64_t offset)'),
   munmap: lib.func('int munmap(uintptr_t addr, size_t length)'),
   fcntlInt: lib.func('int fcntl(int fd, int cmd, int arg)'),
@@ -554,6 +555,11 @@ export class Libc {
     const result = BigInt(raw.lseek(fd, offset, whence) as number | bigint);
     if (result === -1n && koffi.errno() === ENXIO) return undefined;
     return BigInt(check(result, 'lseek', target));
+  }
+
+  /** fallocate(2) with mode 0: disk space for `length` bytes from `offset`, the file grown to cover them. */
+  fallocate(fd: number, offset: number, length: number, target: string): void {
+    check(raw.fallocate(fd, 0, offset, length), 'fallocate', target);
   }
 
   /** mmap(2) in cr itself, MAP_ANONYMOUS: the address of the new mapping. */

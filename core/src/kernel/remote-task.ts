@@ -4,7 +4,7 @@ import { findCodeSites, SYSCALL_RET, type CodeSites } from './code-sites.js';
 import { KernelError } from './kernel-error.js';
 import { __WALL } from './libc.js';
 import { setMmMap, type MmMap } from './mm-map.js';
-import { readVmas } from './proc-maps.js';
+import { readMappings } from './proc-maps.js';
 import { stoppedSyscall, type StoppedSyscall } from './stopped-syscall.js';
 import { checkRemote, type Ptrace, type Registers, type RseqConfiguration } from './ptrace.js';
 import { buildReturnFrame, OUT_AREA_SIZE, type ReturnFrame } from './return-frame.js';
@@ -611,13 +611,13 @@ function prepareReturnFrame(ptrace: Ptrace, pid: number, regs: Registers): Retur
   if (SHADOW_STACK.test(readFileSync(`/proc/${pid}/status`, 'utf8'))) {
     throw new UnsupportedError(`PID ${pid} runs with a CET shadow stack, under which cr cannot run code in it safely`);
   }
-  const vmas = readVmas(pid);
-  const sites = findCodeSites(vmas, (start, length) => ptrace.readMemory(pid, start, length));
+  const mappings = readMappings(pid);
+  const sites = findCodeSites(mappings, (start, length) => ptrace.readMemory(pid, start, length));
   if (!sites) {
     throw new UnsupportedError(`PID ${pid} maps no "syscall; ret" and no rt_sigreturn code (no libc or dynamic loader), which cr needs to run code in it safely`);
   }
   const frame = buildReturnFrame(pid, regs, ptrace.getSigmask(pid), ptrace.getXstate(pid), sites.sigreturn);
-  const stack = vmas.find((v) => v.start <= regs.rsp - 1n && regs.rsp - 1n < v.end);
+  const stack = mappings.find((v) => v.start <= regs.rsp - 1n && regs.rsp - 1n < v.end);
   if (!stack || frame.lowest < stack.start || (stack.prot & 3) !== 3) {
     throw new TargetError(`PID ${pid}: its stack pointer 0x${regs.rsp.toString(16)} leaves no ${frame.bytes.length} writable bytes below it for cr's return frame`);
   }

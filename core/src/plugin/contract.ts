@@ -155,7 +155,8 @@ export interface ThawContext {
 export interface BlobOptions {
   /**
    * About how many bytes a streamed blob will have (an upper bound is fine), for the progress
-   * bar the CLI shows while a long blob is written; a Uint8Array's own size is known.
+   * bar the CLI shows while a long blob is written, and to reserve the blob's disk space at once
+   * (a blob much smaller than this costs the reservation for nothing); a Uint8Array's own size is known.
    */
   readonly expectedSize?: number;
 }

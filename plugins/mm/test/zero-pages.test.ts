@@ -44,4 +44,17 @@ describe('withoutZeroPages', () => {
       { address: 0x31000n, pages: 1 },
     ]);
   });
+
+  it('keeps a page whose only set byte is anywhere in it, first, last or between the bytes looked at first', async () => {
+    const withByteAt = (offset: number) => {
+      const p = page(0);
+      p[offset] = 9;
+      return p;
+    };
+    const offsets = [0, 1, 100, 2047, 4000, PAGE - 1];
+    const sources = [{ address: 0x40000n, pages: offsets.length + 1, zeroFree: true }];
+    const { kept, bytes } = await run([concat([...offsets.map(withByteAt), page(0)])], sources);
+    expect(kept).toEqual([{ address: 0x40000n, pages: offsets.length }]);
+    expect(bytes).toEqual(concat(offsets.map(withByteAt)));
+  });
 });
