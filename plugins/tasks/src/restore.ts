@@ -89,7 +89,7 @@ export function resumeTask(kernel: Kernel, task: RemoteTask, record: LiveTaskRec
   // A main thread that had exited only sets the process up, and exits when it runs (below).
   const mainLives = !record.mainThreadExited;
   if (mainLives) restoreAltStack(task, record.signals.altStack);
-  restoreRlimits(task, record);
+  restoreRlimits(kernel, task, record);
   restoreScheduling(kernel, task, record.scheduling);
   record.itimers.forEach(({ which, intervalUs, valueUs }) => task.setItimer(ITIMERS.indexOf(which), { intervalUs: BigInt(intervalUs), valueUs: BigInt(valueUs) }));
   task.personality(record.personality);
@@ -150,11 +150,13 @@ function restoreSignalActions(task: RemoteTask, record: LiveTaskRecord): void {
   }
 }
 
-function restoreRlimits(task: RemoteTask, record: LiveTaskRecord): void {
+/** Each limit that differs from the seed's (/proc/PID/limits shows them all at once). */
+function restoreRlimits(kernel: Kernel, task: RemoteTask, record: LiveTaskRecord): void {
+  const seed = kernel.procfs.limits(task.pid);
   for (const { resource, soft, hard } of record.rlimits) {
     const index = RLIMIT_NAMES.indexOf(resource);
-    const now = task.getRlimit(index);
-    if (now.soft !== fromHex(soft) || now.hard !== fromHex(hard)) task.setRlimit(index, fromHex(soft), fromHex(hard));
+    const now = seed[index];
+    if (now?.soft !== fromHex(soft) || now.hard !== fromHex(hard)) task.setRlimit(index, fromHex(soft), fromHex(hard));
   }
 }
 
