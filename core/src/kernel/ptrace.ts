@@ -4,6 +4,7 @@ import { KernelError } from './kernel-error.js';
 import { Libc, __WALL } from './libc.js';
 import { Procfs, threadIds } from './procfs.js';
 import { decodeStruct, encodeStruct, peeksiginfoArgs, rseqConfiguration, structSize, u64 } from './structs.js';
+import { SIGSTOP } from './syscalls.js';
 
 const PTRACE_CONT = 7;
 const PTRACE_GETREGS = 12;
@@ -285,6 +286,29 @@ export class Ptrace {
       }
       this.assertSyscallStop(pid, status);
       return { value: this.rawRegs(pid).readBigInt64LE(REG.rax), ...(eventMessage === undefined ? {} : { eventMessage }) };
+    } finally {
+      this.setRawRegs(pid, saved);
+    }
+  }
+
+  /**
+   * Runs the stopped task from `entry`, with the registers `set` changed, until it stops itself
+   * with SIGSTOP (see syscall-batch.ts), which is swallowed: cr never lets it through. Its
+   * registers are put back; a stop of any other kind is a TargetError.
+   */
+  runUntilSelfStop(pid: number, entry: bigint, set: Partial<Registers>): void {
+    const saved = this.rawRegs(pid);
+    const regs = Buffer.from(saved);
+    for (const [name, value] of Object.entries(set) as [RegisterName, bigint][]) regs.writeBigUInt64LE(unsigned(value), REG[name]);
+    regs.writeBigUInt64LE(unsigned(entry), REG.rip);
+    regs.writeBigUInt64LE(unsigned(-1n), REG.orig_rax);
+    this.setRawRegs(pid, regs);
+    try {
+      this.libc.ptrace(PTRACE_CONT, pid, 0, 0, 'ptrace(PTRACE_CONT)');
+      const status = this.waitStop(pid);
+      if (status >> 16 !== 0 || ((status >> 8) & 0xff) !== SIGSTOP) {
+        throw new TargetError(`PID ${pid} stopped with status 0x${status.toString(16)} while running cr's batch of syscalls, not by the SIGSTOP that ends it`);
+      }
     } finally {
       this.setRawRegs(pid, saved);
     }

@@ -24,6 +24,7 @@ import {
   type NamespaceKind,
   type Registers,
   type RemoteTask,
+  type SignalAction,
 } from '@cr/core';
 import { RLIMIT_NAMES, type LiveTaskRecord } from './record.js';
 import { fromHex } from './hex.js';
@@ -135,19 +136,24 @@ export function restoreAltStack(task: RemoteTask, altStack: LiveTaskRecord['sign
   task.setAltStack({ sp: fromHex(altStack.sp), flags: altStack.flags & ~1, size: fromHex(altStack.size) });
 }
 
-/** Every catchable signal: the saved disposition, or the default (the seed may have inherited SIG_IGN). */
+/**
+ * Every catchable signal, all at once: the saved disposition, or the default (the seed may have
+ * inherited SIG_IGN, or flags with SIG_DFL, from whatever started it).
+ */
 function restoreSignalActions(task: RemoteTask, record: LiveTaskRecord): void {
   const saved = new Map(record.signals.actions.map((a) => [a.signal, a]));
+  const actions = new Map<number, SignalAction>();
   for (let signal = 1; signal <= 64; signal++) {
     if (signal === SIGKILL || signal === SIGSTOP) continue;
     const a = saved.get(signal);
-    task.setSignalAction(
+    actions.set(
       signal,
       a
         ? { handler: fromHex(a.handler), flags: fromHex(a.flags), restorer: fromHex(a.restorer), mask: fromHex(a.mask) }
         : { handler: 0n, flags: 0n, restorer: 0n, mask: 0n },
     );
   }
+  task.setSignalActions(actions);
 }
 
 /** Each limit that differs from the seed's (/proc/PID/limits shows them all at once). */
