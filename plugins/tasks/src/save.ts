@@ -80,7 +80,7 @@ export function readTaskState(kernel: Kernel, pid: number, task: RemoteTask): Li
       prctl: {
         pdeathsig: task.prctlGetInt('prctl(PR_GET_PDEATHSIG)', PR_GET_PDEATHSIG),
         dumpable: Number(task.prctl('prctl(PR_GET_DUMPABLE)', PR_GET_DUMPABLE)),
-        noNewPrivs: kernel.procfs.status(task.pid).noNewPrivs,
+        noNewPrivs: (task.pid === pid ? status : kernel.procfs.status(task.pid)).noNewPrivs,
         childSubreaper: task.prctlGetInt('prctl(PR_GET_CHILD_SUBREAPER)', PR_GET_CHILD_SUBREAPER) !== 0,
         timerSlackNs: Number(task.prctl('prctl(PR_GET_TIMERSLACK)', PR_GET_TIMERSLACK)),
         thpDisable: task.prctl('prctl(PR_GET_THP_DISABLE)', PR_GET_THP_DISABLE) === 1n,
