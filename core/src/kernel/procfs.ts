@@ -206,7 +206,6 @@ export class Procfs {
     };
   }
 
-  /** PIDs of the processes whose parent is `pid`. */
   /**
    * The process's resource limits, indexed by RLIMIT_* number, as /proc/PID/limits shows them
    * (one line per limit in that order, RLIM_INFINITY as "unlimited"): one file read instead of
@@ -226,6 +225,7 @@ export class Procfs {
     });
   }
 
+  /** PIDs of the processes whose parent is `pid`. */
   children(pid: number): number[] {
     const found: number[] = [];
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
