@@ -1,6 +1,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { RemoteTask, type SignalAction } from '@cr/core';
 import { Libc, Ptrace } from '@cr/core/engine';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Cleanup, REPO, tempDir } from './helpers/cli.js';
@@ -96,6 +97,39 @@ describe('ptrace layer: stop a task, run syscalls inside it, let it carry on', (
     exerciseRemoteSyscalls(pid);
     writeSync(pipe!, 'bc');
     expect(await ticks(out, 3)).toEqual([1, 2, 3]);
+  });
+});
+
+describe('a batch of syscalls in a task cr holds (what restore uses for signal dispositions)', () => {
+  it('runs every call in one stop, each checked by name, and leaves no page and no stop behind', async () => {
+    const out = join(dir, 'batch.out');
+    const pid = await startTicker('nanosleep', out);
+    const mapsBefore = readFileSync(`/proc/${pid}/maps`, 'utf8');
+    const SIGUSR2 = 12;
+    const SIGWINCH = 28;
+    const SIGRTMIN_2 = 36;
+    const SA_RESTART = 0x10000000n;
+    const SA_RESTORER = 0x04000000n;
+    const wanted = new Map<number, SignalAction>([
+      [SIGUSR2, { handler: 1n, flags: SA_RESTART, restorer: 0n, mask: 1n << 14n }],
+      [SIGWINCH, { handler: 0n, flags: SA_RESTART | SA_RESTORER, restorer: 0x1000n, mask: 0n }],
+      [SIGRTMIN_2, { handler: 1n, flags: 0n, restorer: 0n, mask: (1n << 9n) | (1n << 63n) }],
+    ]);
+    const task = new RemoteTask(pid, ptrace, ptrace.stop(pid));
+    try {
+      task.setSignalActions(wanted);
+      for (const [signal, action] of wanted) expect(task.getSignalAction(signal)).toEqual(action);
+      // SIGKILL's disposition cannot be set: the call fails, and says which it was.
+      expect(() => task.setSignalActions(new Map([[SIGUSR2, wanted.get(SIGUSR2)!], [9, wanted.get(SIGUSR2)!]]))).toThrowError(/rt_sigaction\(9\)\(in PID \d+\): EINVAL/);
+    } finally {
+      task.release();
+    }
+    expect(readFileSync(`/proc/${pid}/maps`, 'utf8')).toBe(mapsBefore);
+    const ignored = BigInt(`0x${/^SigIgn:\s*([0-9a-f]+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]}`);
+    expect(ignored & ((1n << BigInt(SIGUSR2 - 1)) | (1n << BigInt(SIGRTMIN_2 - 1)))).toBe((1n << BigInt(SIGUSR2 - 1)) | (1n << BigInt(SIGRTMIN_2 - 1)));
+    // The SIGSTOP that ended each batch was never let through: the task counts on.
+    const seen = await ticks(out, 5);
+    expect(seen).toEqual(seen.map((_, i) => i + 1));
   });
 });
 

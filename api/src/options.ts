@@ -1,6 +1,6 @@
 import { dirname } from 'node:path';
 import { ConfigError } from '@cr/core';
-import { DEFAULT_CONFIG, describeZodError, loadConfigFile, type ConfigLayer, type Logger, type ProgressReporter } from '@cr/core/engine';
+import { DEFAULT_CONFIG, ONE_SHOT, describeZodError, loadConfigFile, type ConfigLayer, type Logger, type ProgressReporter } from '@cr/core/engine';
 import { configSchema, type CrConfig } from '@cr/schemas';
 import { openSession, type Session } from './session.js';
 
@@ -64,7 +64,7 @@ export async function sessionFor(options: CommonOptions, extra: Readonly<Record<
 
 /** `config` if it is a valid config, else a ConfigError naming each bad key path. */
 function checkedConfig(config: unknown, source: string): CrConfig {
-  const parsed = configSchema.safeParse(config);
+  const parsed = configSchema.safeParse(config, ONE_SHOT);
   if (!parsed.success) throw new ConfigError(`invalid ${source}:\n  ${describeZodError(parsed.error, config).join('\n  ')}`);
   return parsed.data;
 }

@@ -61,6 +61,7 @@ export { LOGGER, silentLogger, type LogFn, type Logger } from './log/logger.js';
 export { PROGRESS, noProgress, type ProgressReporter, type ProgressTask, type ProgressWork } from './log/progress.js';
 export { describeBytes, type PhaseTimings } from './log/phases.js';
 export { describeZodError, formatPath } from './zod-issues.js';
+export { ONE_SHOT } from './one-shot-parse.js';
 export { pinnedNamespacePaths } from './kernel/namespaces.js';
 /** The raw kernel bindings under the Kernel service, for cr's own kernel tests and the benchmark. */
 export { Libc } from './kernel/libc.js';

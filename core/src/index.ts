@@ -54,7 +54,7 @@ export { SEALS } from './kernel/shmem.js';
 export { PAGE_SIZE, type PageRun, type PageSelection } from './kernel/pagemap.js';
 export type { WriteTracker } from './kernel/userfaultfd.js';
 export type { ByteRange } from './kernel/libc.js';
-export type { FdInfo, MmBounds, ProcessStat, ProcessStatus } from './kernel/procfs.js';
+export type { FdInfo, MmBounds, ProcessStat, ProcessStatus, ResourceLimit } from './kernel/procfs.js';
 export { exitedLeaderThread, procDir } from './kernel/proc-dir.js';
 export { FS_MAGIC, classifyFd, type FdIdentity, type FdKind, type FdStat, type OpaqueFdKind, type ReopenableFdKind } from './kernel/fd-kind.js';
 export * from './kernel/syscalls.js';

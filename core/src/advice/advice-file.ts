@@ -8,6 +8,7 @@ import { KernelError } from '../kernel/kernel-error.js';
 import type { AppliedAdvice } from '../policy/from-config.js';
 import { describeOwners, ownershipProblem } from '../trust/ownership.js';
 import { describeZodError } from '../zod-issues.js';
+import { ONE_SHOT } from '../one-shot-parse.js';
 
 /** Where advice is kept, unless the environment variable ADVICE_DIR_ENV names another directory. */
 export const DEFAULT_ADVICE_DIR = '/run/cr/advice';
@@ -132,7 +133,7 @@ export function parseAdvice(file: string, text: string): Advice {
   } catch (err) {
     throw new ConfigError(`invalid advice in ${file}: not JSON (${(err as Error).message}); see docs/selecting.md for the format`);
   }
-  const parsed = adviceSchema.safeParse(data);
+  const parsed = adviceSchema.safeParse(data, ONE_SHOT);
   if (!parsed.success) throw new ConfigError(`invalid advice in ${file}:\n  ${describeZodError(parsed.error, data).join('\n  ')}`);
   return parsed.data;
 }

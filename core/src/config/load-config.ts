@@ -6,6 +6,7 @@ import { defaultLoaders, getDefaultSearchPlaces, globalConfigSearchPlaces, type 
 import { ConfigError } from '../errors.js';
 import { assertTrustedFile } from '../trust/safe-directories.js';
 import { describeZodError } from '../zod-issues.js';
+import { ONE_SHOT } from '../one-shot-parse.js';
 
 export const CONFIG_MODULE_NAME = 'cr';
 
@@ -35,7 +36,7 @@ export async function loadConfigFile(options: { cwd: string; file?: string; env?
   } catch (err) {
     throw new ConfigError(`cannot read config ${found.filepath}: ${(err as Error).message.split('\n')[0]}`, { cause: err });
   }
-  const parsed = configSchema.safeParse(data ?? {});
+  const parsed = configSchema.safeParse(data ?? {}, ONE_SHOT);
   if (!parsed.success) {
     const lines = describeZodError(parsed.error, data);
     throw new ConfigError(`invalid config in ${found.filepath}:\n  ${lines.join('\n  ')}`);

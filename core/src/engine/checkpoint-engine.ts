@@ -21,6 +21,7 @@ import { refusalError, refusalsOf, type Refusal } from './refusals.js';
 import { refuseUnmetRequirements } from './requirements.js';
 import { rootOf } from './targets.js';
 import { CR_VERSION } from './version.js';
+import { ONE_SHOT } from '../one-shot-parse.js';
 
 export interface CheckpointRequest {
   target: CheckpointTarget;
@@ -404,7 +405,7 @@ export class CheckpointEngine {
     };
     const record = await plugin.save(node, ctx);
     const { source } = this.registry.get(node.type);
-    const checked = plugin.recordSchema.safeParse(record);
+    const checked = plugin.recordSchema.safeParse(record, ONE_SHOT);
     if (!checked.success) {
       throw new PluginError(`plugin ${source} produced an invalid record for ${node.key}:\n  ${describeZodError(checked.error, record).join('\n  ')}`);
     }

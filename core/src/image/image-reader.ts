@@ -18,6 +18,7 @@ import { codecFor } from './compression.js';
 import { algorithmOf, digestOf, newDigest } from './digest.js';
 import { MANIFEST_DIGEST_FILE, MANIFEST_FILE } from './layout.js';
 import { manifestProblem } from './manifest-check.js';
+import { ONE_SHOT } from '../one-shot-parse.js';
 
 /** Far above the manifest of any real checkpoint (a few KiB per object). */
 const MAX_MANIFEST_SIZE = 256 << 20;
@@ -57,7 +58,7 @@ export class ImageReader {
     } catch (err) {
       throw new ImageError(`${manifestPath} is not valid JSON: ${(err as Error).message}`);
     }
-    const header = manifestHeaderSchema.safeParse(data);
+    const header = manifestHeaderSchema.safeParse(data, ONE_SHOT);
     if (!header.success) throw new ImageError(`${manifestPath} is not a cr image manifest: ${describeZodError(header.error, data).join('; ')}`);
     if (header.data.formatVersion > IMAGE_FORMAT_VERSION) {
       throw new ImageError(
@@ -65,7 +66,7 @@ export class ImageReader {
           `this cr reads format ${IMAGE_FORMAT_VERSION} and older: upgrade cr to restore it`,
       );
     }
-    const parsed = manifestSchema.safeParse(data);
+    const parsed = manifestSchema.safeParse(data, ONE_SHOT);
     if (!parsed.success) throw new ImageError(`${manifestPath} is malformed: ${describeZodError(parsed.error, data).join('; ')}`);
     const problem = manifestProblem(parsed.data);
     if (problem) throw new ImageError(`${manifestPath} is inconsistent: ${problem}`);
@@ -96,7 +97,7 @@ export class ImageReader {
       if (err instanceof ImageError) throw err;
       throw new ImageError(`${where} is not valid JSON: ${(err as Error).message}`);
     }
-    const envelope = recordFileSchema.safeParse(data);
+    const envelope = recordFileSchema.safeParse(data, ONE_SHOT);
     if (!envelope.success) throw new ImageError(`${where} is malformed: ${describeZodError(envelope.error, data).join('; ')}`);
     if (envelope.data.type !== object.type || envelope.data.id !== object.id) {
       throw new ImageError(`${where} holds ${envelope.data.type}:${envelope.data.id} instead`);
@@ -105,7 +106,7 @@ export class ImageReader {
     if (envelope.data.version !== declared) {
       throw new ImageError(`${where} has record version ${envelope.data.version}, but the manifest says ${object.type} records are version ${declared}`);
     }
-    const record = schema.safeParse(envelope.data.record);
+    const record = schema.safeParse(envelope.data.record, ONE_SHOT);
     if (!record.success) {
       throw new ImageError(`${where} fails its schema: ${describeZodError(record.error, envelope.data.record).join('; ')}`);
     }

@@ -94,6 +94,10 @@ const raw = {
   semctl: lib.func('int semctl(int id, int semnum, int cmd, ...)'),
   prctl: lib.func('int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5)'),
   getrusage: lib.func('int getrusage(int who, _Out_ uint8_t *usage)'),
+  posixSpawnFileActionsInit: lib.func('int posix_spawn_file_actions_init(void *actions)'),
+  posixSpawnFileActionsAddopen: lib.func('int posix_spawn_file_actions_addopen(void *actions, int fd, const char *path, int flags, uint32_t mode)'),
+  posixSpawnFileActionsDestroy: lib.func('int posix_spawn_file_actions_destroy(void *actions)'),
+  posixSpawnp: lib.func('int posix_spawnp(_Out_ int *pid, const char *file, const void *actions, const void *attributes, const char **argv, const char **envp)'),
   process_vm_writev: lib.func(
     'long process_vm_writev(int pid, const void *local_iov, unsigned long liovcnt, const void *remote_iov, unsigned long riovcnt, unsigned long flags)',
   ),
@@ -721,4 +725,35 @@ export class Libc {
   kill(pid: number, signal: number): void {
     check(raw.kill(pid, signal), 'kill', `pid ${pid}`);
   }
+
+  /**
+   * Starts program `file` (looked up in PATH) with `argv` as a child of cr that libuv knows
+   * nothing of (posix_spawnp(3): one vfork and exec, no shell), its stdin, stdout and stderr on
+   * /dev/null so that it holds none of cr's. Returns its PID; cr reaps it.
+   */
+  spawnQuiet(file: string, argv: readonly string[]): number {
+    const actions = Buffer.alloc(POSIX_SPAWN_FILE_ACTIONS_SIZE);
+    checkErrno(raw.posixSpawnFileActionsInit(actions), 'posix_spawn_file_actions_init', file);
+    try {
+      for (const [fd, flags] of [[0, O_RDONLY], [1, O_WRONLY], [2, O_WRONLY]] as const) {
+        checkErrno(raw.posixSpawnFileActionsAddopen(actions, fd, '/dev/null', flags, 0), 'posix_spawn_file_actions_addopen', file);
+      }
+      const pid = [0];
+      const env = Object.entries(process.env).map(([name, value]) => `${name}=${value}`);
+      checkErrno(raw.posixSpawnp(pid, file, actions, null, [...argv, null], [...env, null]), 'posix_spawnp', file);
+      return pid[0]!;
+    } finally {
+      raw.posixSpawnFileActionsDestroy(actions);
+    }
+  }
+}
+
+/** sizeof(posix_spawn_file_actions_t) in glibc on x86_64. */
+const POSIX_SPAWN_FILE_ACTIONS_SIZE = 80;
+const O_RDONLY = 0;
+const O_WRONLY = 1;
+
+/** For the calls that return an error number instead of setting errno (posix_spawn and its helpers). */
+function checkErrno(result: number, name: string, target: string): void {
+  if (result !== 0) throw new KernelError(name, result, target, describe(result));
 }

@@ -61,6 +61,14 @@ export interface ProcessStatus {
   cpusAllowed: string;
 }
 
+/** One resource limit (prlimit(2)). */
+export interface ResourceLimit {
+  soft: bigint;
+  hard: bigint;
+}
+
+const RLIM_INFINITY = 0xffff_ffff_ffff_ffffn;
+
 /** One open file descriptor as /proc/PID/fd and /proc/PID/fdinfo show it. */
 export interface FdInfo {
   fd: number;
@@ -196,6 +204,25 @@ export class Procfs {
       tracerPid: Number(get('TracerPid') || 0),
       cpusAllowed: get('Cpus_allowed'),
     };
+  }
+
+  /**
+   * The process's resource limits, indexed by RLIMIT_* number, as /proc/PID/limits shows them
+   * (one line per limit in that order, RLIM_INFINITY as "unlimited"): one file read instead of
+   * a prlimit(2) per limit inside the task, and readable whoever owns the process.
+   */
+  limits(pid: number): ResourceLimit[] {
+    const rows = this.read(pid, 'limits').split('\n').slice(1).filter(Boolean);
+    const value = (v: string | undefined, row: string) => {
+      if (v === 'unlimited') return RLIM_INFINITY;
+      if (v === undefined || !/^[0-9]+$/.test(v)) throw new TargetError(`PID ${pid}: cannot read a limit from /proc/${pid}/limits line "${row.trim()}"`);
+      return BigInt(v);
+    };
+    return rows.map((row) => {
+      // The name is padded to 26 columns, each value to 21.
+      const [soft, hard] = row.slice(26).trim().split(/\s+/);
+      return { soft: value(soft, row), hard: value(hard, row) };
+    });
   }
 
   /** PIDs of the processes whose parent is `pid`. */

@@ -4,6 +4,7 @@ import { KernelError } from './kernel-error.js';
 import { Libc, __WALL } from './libc.js';
 import { Procfs, threadIds } from './procfs.js';
 import { decodeStruct, encodeStruct, peeksiginfoArgs, rseqConfiguration, structSize, u64 } from './structs.js';
+import { SIGSTOP } from './syscalls.js';
 
 const PTRACE_CONT = 7;
 const PTRACE_GETREGS = 12;
@@ -49,6 +50,9 @@ export const REGISTER_NAMES = [
 export type RegisterName = (typeof REGISTER_NAMES)[number];
 /** General registers as unsigned 64-bit values. */
 export type Registers = Record<RegisterName, bigint>;
+const REGS_SIZE = REGISTER_NAMES.length * 8;
+/** Where each register is in struct user_regs_struct. */
+const REG = Object.fromEntries(REGISTER_NAMES.map((name, i) => [name, i * 8])) as Record<RegisterName, number>;
 
 /** The rseq area a task registered (PTRACE_GET_RSEQ_CONFIGURATION). */
 export interface RseqConfiguration {
@@ -64,7 +68,6 @@ export interface RemoteResult {
   eventMessage?: number;
 }
 
-const signed = (v: bigint) => BigInt.asIntN(64, v);
 const unsigned = (v: bigint) => BigInt.asUintN(64, v);
 
 /**
@@ -110,7 +113,7 @@ export class Ptrace {
    * lets it go): for a task whose last act is that call (a restored zombie's exit).
    */
   callOnRelease(pid: number, nr: number, args: readonly bigint[]): void {
-    this.enterRemote(pid, this.getRegs(pid), nr, args);
+    this.enterRemote(pid, this.rawRegs(pid), nr, args);
   }
 
   /** Waits for the first stop of a task that was attached automatically (PTRACE_O_TRACECLONE). */
@@ -161,14 +164,27 @@ export class Ptrace {
   }
 
   getRegs(pid: number): Registers {
-    const buf = Buffer.alloc(REGISTER_NAMES.length * 8);
-    this.libc.ptrace(PTRACE_GETREGS, pid, 0, buf, 'ptrace(PTRACE_GETREGS)');
+    const buf = this.rawRegs(pid);
     return Object.fromEntries(REGISTER_NAMES.map((name, i) => [name, buf.readBigUInt64LE(i * 8)])) as Registers;
   }
 
   setRegs(pid: number, regs: Registers): void {
-    const buf = Buffer.alloc(REGISTER_NAMES.length * 8);
+    const buf = Buffer.alloc(REGS_SIZE);
     REGISTER_NAMES.forEach((name, i) => buf.writeBigUInt64LE(unsigned(regs[name]), i * 8));
+    this.setRawRegs(pid, buf);
+  }
+
+  /**
+   * struct user_regs_struct as the kernel gives it: remote syscalls save, change and put back a
+   * few words of it, without turning all 27 into BigInts and back (most of a call's own cost).
+   */
+  private rawRegs(pid: number): Buffer {
+    const buf = Buffer.alloc(REGS_SIZE);
+    this.libc.ptrace(PTRACE_GETREGS, pid, 0, buf, 'ptrace(PTRACE_GETREGS)');
+    return buf;
+  }
+
+  private setRawRegs(pid: number, buf: Buffer): void {
     this.libc.ptrace(PTRACE_SETREGS, pid, 0, buf, 'ptrace(PTRACE_SETREGS)');
   }
 
@@ -256,7 +272,7 @@ export class Ptrace {
    * PTRACE_O_TRACECLONE): the event's message (the new PID) is returned with the result.
    */
   remoteSyscallWithEvent(pid: number, nr: number, args: readonly bigint[] = []): RemoteResult {
-    const saved = this.getRegs(pid);
+    const saved = this.rawRegs(pid);
     this.enterRemote(pid, saved, nr, args);
     try {
       this.stepToSyscallStop(pid);
@@ -269,9 +285,32 @@ export class Ptrace {
         status = this.waitStop(pid);
       }
       this.assertSyscallStop(pid, status);
-      return { value: signed(this.getRegs(pid).rax), ...(eventMessage === undefined ? {} : { eventMessage }) };
+      return { value: this.rawRegs(pid).readBigInt64LE(REG.rax), ...(eventMessage === undefined ? {} : { eventMessage }) };
     } finally {
-      this.setRegs(pid, saved);
+      this.setRawRegs(pid, saved);
+    }
+  }
+
+  /**
+   * Runs the stopped task from `entry`, with the registers `set` changed, until it stops itself
+   * with SIGSTOP (see syscall-batch.ts), which is swallowed: cr never lets it through. Its
+   * registers are put back; a stop of any other kind is a TargetError.
+   */
+  runUntilSelfStop(pid: number, entry: bigint, set: Partial<Registers>): void {
+    const saved = this.rawRegs(pid);
+    const regs = Buffer.from(saved);
+    for (const [name, value] of Object.entries(set) as [RegisterName, bigint][]) regs.writeBigUInt64LE(unsigned(value), REG[name]);
+    regs.writeBigUInt64LE(unsigned(entry), REG.rip);
+    regs.writeBigUInt64LE(unsigned(-1n), REG.orig_rax);
+    this.setRawRegs(pid, regs);
+    try {
+      this.libc.ptrace(PTRACE_CONT, pid, 0, 0, 'ptrace(PTRACE_CONT)');
+      const status = this.waitStop(pid);
+      if (status >> 16 !== 0 || ((status >> 8) & 0xff) !== SIGSTOP) {
+        throw new TargetError(`PID ${pid} stopped with status 0x${status.toString(16)} while running cr's batch of syscalls, not by the SIGSTOP that ends it`);
+      }
+    } finally {
+      this.setRawRegs(pid, saved);
     }
   }
 
@@ -282,13 +321,12 @@ export class Ptrace {
    * The task's registers are NOT put back: the caller sets the ones it wants next.
    */
   remoteSyscallInterrupted(pid: number, nr: number, args: readonly bigint[]): bigint {
-    const saved = this.getRegs(pid);
-    this.enterRemote(pid, saved, nr, args);
+    this.enterRemote(pid, this.rawRegs(pid), nr, args);
     this.stepToSyscallStop(pid);
     this.libc.ptrace(PTRACE_SYSCALL, pid, 0, 0, 'ptrace(PTRACE_SYSCALL)');
     this.libc.ptrace(PTRACE_INTERRUPT, pid, 0, 0, 'ptrace(PTRACE_INTERRUPT)');
     this.assertSyscallStop(pid, this.waitStop(pid));
-    return signed(this.getRegs(pid).rax);
+    return this.rawRegs(pid).readBigInt64LE(REG.rax);
   }
 
   /**
@@ -323,9 +361,23 @@ export class Ptrace {
     this.memFds.delete(pid);
   }
 
-  private enterRemote(pid: number, saved: Registers, nr: number, args: readonly bigint[]): void {
+  /** Sets the registers of a call of syscall `nr` with `args` on top of `saved` (which stays as it is). */
+  private enterRemote(pid: number, saved: Buffer, nr: number, args: readonly bigint[]): void {
+    const regs = Buffer.from(saved);
     const [rdi = 0n, rsi = 0n, rdx = 0n, r10 = 0n, r8 = 0n, r9 = 0n] = args;
-    this.setRegs(pid, { ...saved, rax: BigInt(nr), rdi, rsi, rdx, r10, r8, r9, rip: this.syscallSite(pid), rsp: this.callStacks.get(pid) ?? saved.rsp, orig_rax: -1n });
+    const set = (at: number, v: bigint) => regs.writeBigUInt64LE(unsigned(v), at);
+    set(REG.rax, BigInt(nr));
+    set(REG.rdi, rdi);
+    set(REG.rsi, rsi);
+    set(REG.rdx, rdx);
+    set(REG.r10, r10);
+    set(REG.r8, r8);
+    set(REG.r9, r9);
+    set(REG.rip, this.syscallSite(pid));
+    const stack = this.callStacks.get(pid);
+    if (stack !== undefined) set(REG.rsp, stack);
+    set(REG.orig_rax, -1n);
+    this.setRawRegs(pid, regs);
   }
 
   private eventMessage(pid: number): number {

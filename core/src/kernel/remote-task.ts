@@ -6,6 +6,7 @@ import { __WALL } from './libc.js';
 import { setMmMap, type MmMap } from './mm-map.js';
 import { readMappings } from './proc-maps.js';
 import { stoppedSyscall, type StoppedSyscall } from './stopped-syscall.js';
+import { BATCH_CODE, batchResults, batchTable, type BatchedCall } from './syscall-batch.js';
 import { checkRemote, type Ptrace, type Registers, type RseqConfiguration } from './ptrace.js';
 import { buildReturnFrame, OUT_AREA_SIZE, type ReturnFrame } from './return-frame.js';
 import {
@@ -17,10 +18,12 @@ import {
   MAP_PRIVATE,
   MREMAP_FIXED,
   MREMAP_MAYMOVE,
+  PROT_EXEC,
   PROT_READ,
   PR_GET_TID_ADDRESS,
   RSEQ_FLAG_UNREGISTER,
   PROT_WRITE,
+  SIGSTOP,
   SYS,
   type RawSyscall,
 } from './syscalls.js';
@@ -29,6 +32,9 @@ import { capUserData, capUserHeader, decodeStruct, encodeStruct, epollEvent, iti
 /** capset(2) with 64-bit capability sets. */
 const _LINUX_CAPABILITY_VERSION_3 = 0x20080522;
 const SCRATCH_SIZE = 64 * 1024;
+/** Where a batch's table goes in the scratch area: its calls' memory arguments go below. */
+const BATCH_TABLE_OFFSET = 16 * 1024;
+const CODE_SIZE = 4096;
 /** x86_64 CET: a task with a shadow stack would fault on the `ret` of a parked task. */
 const SHADOW_STACK = /^x86_Thread_features:.*\bshstk\b/m;
 const ALL_SIGNALS = 0xffffffffffffffffn;
@@ -87,6 +93,8 @@ export interface AltStack {
  */
 export class RemoteTask {
   private scratchAddress: bigint | undefined;
+  /** The page of batch code (syscall-batch.ts), in a task cr made, while it is mapped. */
+  private codeAddress: bigint | undefined;
   /** The blocked-signal mask the task gets back when it is let go. */
   private maskOnRelease: bigint;
 
@@ -209,17 +217,23 @@ export class RemoteTask {
     return this.scratch() + BigInt(offset);
   }
 
-  /** Unmaps the scratch page, if one is mapped. */
+  /** Unmaps the scratch page and the batch code page, if they are mapped. */
   dropScratch(): void {
+    if (this.codeAddress !== undefined) {
+      const address = this.codeAddress;
+      this.codeAddress = undefined;
+      this.call('munmap', SYS.munmap, [address, CODE_SIZE]);
+    }
     if (this.scratchAddress === undefined || this.guarded) return;
     const address = this.scratchAddress;
     this.scratchAddress = undefined;
     this.call('munmap', SYS.munmap, [address, SCRATCH_SIZE]);
   }
 
-  /** The address space was replaced wholesale: the scratch page is gone with it. */
+  /** The address space was replaced wholesale: the scratch and code pages are gone with it. */
   forgetAddressSpace(): void {
     this.scratchAddress = undefined;
+    this.codeAddress = undefined;
     this.ptrace.forgetSyscallSite(this.pid);
   }
 
@@ -411,6 +425,25 @@ export class RemoteTask {
     this.call(`rt_sigaction(${signal})`, SYS.rt_sigaction, [signal, this.put(encodeStruct(kernelSigaction, action)), 0, 8]);
   }
 
+  /**
+   * Sets many dispositions at once: in a task cr made, in one round trip (see syscall-batch.ts);
+   * in a live program's task, one by one.
+   */
+  setSignalActions(actions: ReadonlyMap<number, SignalAction>): void {
+    if (this.guarded) {
+      for (const [signal, action] of actions) this.setSignalAction(signal, action);
+      return;
+    }
+    const size = structSize(kernelSigaction);
+    this.batch(
+      [...actions].map(([signal, action], i) => ({
+        name: `rt_sigaction(${signal})`,
+        nr: SYS.rt_sigaction,
+        args: [BigInt(signal), this.put(encodeStruct(kernelSigaction, action), i * size), 0n, 8n],
+      })),
+    );
+  }
+
   getAltStack(): AltStack {
     const at = this.scratchAt(0);
     this.call('sigaltstack', SYS.sigaltstack, [0, at]);
@@ -593,6 +626,27 @@ export class RemoteTask {
 
   unregisterRseq(address: bigint, size: number, signature: number): void {
     this.call('rseq(RSEQ_FLAG_UNREGISTER)', SYS.rseq, [address, size, RSEQ_FLAG_UNREGISTER, signature]);
+  }
+
+  /**
+   * Runs `calls` in the task in one round trip (syscall-batch.ts), their memory arguments already
+   * put in the scratch area below BATCH_TABLE_OFFSET; a failed call throws a KernelError naming it.
+   * Only in a task cr made: the code page it maps goes with the scratch area.
+   */
+  private batch(calls: readonly BatchedCall[]): void {
+    const table = batchTable(calls, this.pid, SYS.tkill, SIGSTOP);
+    const at = this.put(table, BATCH_TABLE_OFFSET);
+    this.ptrace.runUntilSelfStop(this.pid, this.batchCode(), { r12: at, r13: BigInt(calls.length + 1) });
+    batchResults(this.read(at, table.length), calls.length).forEach((result, i) => checkRemote(this.pid, calls[i]!.name, result));
+  }
+
+  private batchCode(): bigint {
+    if (this.codeAddress === undefined) {
+      const at = this.mmap(0n, BigInt(CODE_SIZE), PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS);
+      this.write(at, BATCH_CODE);
+      this.codeAddress = at;
+    }
+    return this.codeAddress;
   }
 
   private scratch(): bigint {

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { TargetError } from '../errors.js';
 import { KernelError } from './kernel-error.js';
 import type { Libc } from './libc.js';
@@ -14,21 +13,21 @@ const EEXIST = 17;
  * ptrace, with no open files and no rseq registration, whose address space is whatever the
  * launcher had (the mm plugin replaces it wholesale). It is a child of cr, so cr can wait for it.
  *
- * How: cr becomes a child subreaper and starts `sleep` in the background of a shell that exits,
- * so the launcher is cr's child without libuv knowing it (libuv would reap its ptrace stops).
- * Inside the launcher, a remote clone3(CLONE_PARENT, set_tid = PID) makes the seed a second
- * child of cr; PTRACE_O_TRACECLONE attaches it from its first instruction. The launcher is then
- * killed and reaped.
+ * How: cr starts `sleep` with posix_spawn (Libc.spawnQuiet: no shell, no libuv), so the
+ * launcher is cr's child without libuv knowing it (libuv would reap its ptrace stops). Inside it,
+ * a remote clone3(CLONE_PARENT, set_tid = PID) makes the seed a second child of cr;
+ * PTRACE_O_TRACECLONE attaches it from its first instruction. The launcher is then killed and
+ * reaped, whatever happened. cr is a child subreaper from here on: a restored process tree whose
+ * root dies leaves its orphans to cr, which reaps them (tree-restore.ts).
  */
 export function createSeed(libc: Libc, ptrace: Ptrace, pid: number): RemoteTask {
   libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 'prctl(PR_SET_CHILD_SUBREAPER)');
-  const launcherPid = Number(execFileSync('sh', ['-c', 'sleep 86400 </dev/null >/dev/null 2>&1 & echo $!'], { encoding: 'utf8' }).trim());
-  let launcher: RemoteTask | undefined;
+  const launcherPid = libc.spawnQuiet('sleep', ['sleep', '86400']);
   try {
-    launcher = new RemoteTask(launcherPid, ptrace, ptrace.stop(launcherPid, PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE | PTRACE_O_EXITKILL));
+    const launcher = new RemoteTask(launcherPid, ptrace, ptrace.stop(launcherPid, PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE | PTRACE_O_EXITKILL));
     cloneWithPid(ptrace, launcher, pid, CLONE_PARENT, 0);
   } finally {
-    launcher?.kill();
+    ptrace.kill(launcherPid);
   }
   return adoptSeed(ptrace, pid);
 }

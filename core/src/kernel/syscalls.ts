@@ -36,6 +36,7 @@ export const SYS = {
   setpriority: 141,
   sched_setscheduler: 144,
   prctl: 157,
+  tkill: 200,
   sched_setaffinity: 203,
   setns: 308,
   clock_nanosleep: 230,

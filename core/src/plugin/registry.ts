@@ -6,6 +6,7 @@ import { describeSelector } from '../policy/policy.js';
 import { describeZodError } from '../zod-issues.js';
 import { typedMatch, type SelectableAttributes } from '../policy/selector-types.js';
 import { MIN_PLUGIN_API_VERSION, PLUGIN_API_VERSION, type AttributeType, type ResourcePlugin } from './contract.js';
+import { ONE_SHOT } from '../one-shot-parse.js';
 
 export interface RegisteredPlugin {
   plugin: ResourcePlugin;
@@ -51,7 +52,7 @@ export class PluginRegistry {
     for (const { plugin, source } of this.byType.values()) {
       if (!plugin.optionsSchema) continue;
       const value = Object.hasOwn(given, plugin.type) ? given[plugin.type] : {};
-      const parsed = plugin.optionsSchema.safeParse(value);
+      const parsed = plugin.optionsSchema.safeParse(value, ONE_SHOT);
       if (!parsed.success) {
         const lines = describeZodError(parsed.error, value, ['pluginOptions', plugin.type]);
         throw new ConfigError(`invalid options for plugin ${source} (${Object.hasOwn(given, plugin.type) ? sourceOf(plugin.type) : 'none given'}):\n  ${lines.join('\n  ')}`);

@@ -24,6 +24,7 @@ import {
   type NamespaceKind,
   type Registers,
   type RemoteTask,
+  type SignalAction,
 } from '@cr/core';
 import { RLIMIT_NAMES, type LiveTaskRecord } from './record.js';
 import { fromHex } from './hex.js';
@@ -89,7 +90,7 @@ export function resumeTask(kernel: Kernel, task: RemoteTask, record: LiveTaskRec
   // A main thread that had exited only sets the process up, and exits when it runs (below).
   const mainLives = !record.mainThreadExited;
   if (mainLives) restoreAltStack(task, record.signals.altStack);
-  restoreRlimits(task, record);
+  restoreRlimits(kernel, task, record);
   restoreScheduling(kernel, task, record.scheduling);
   record.itimers.forEach(({ which, intervalUs, valueUs }) => task.setItimer(ITIMERS.indexOf(which), { intervalUs: BigInt(intervalUs), valueUs: BigInt(valueUs) }));
   task.personality(record.personality);
@@ -135,26 +136,33 @@ export function restoreAltStack(task: RemoteTask, altStack: LiveTaskRecord['sign
   task.setAltStack({ sp: fromHex(altStack.sp), flags: altStack.flags & ~1, size: fromHex(altStack.size) });
 }
 
-/** Every catchable signal: the saved disposition, or the default (the seed may have inherited SIG_IGN). */
+/**
+ * Every catchable signal, all at once: the saved disposition, or the default (the seed may have
+ * inherited SIG_IGN, or flags with SIG_DFL, from whatever started it).
+ */
 function restoreSignalActions(task: RemoteTask, record: LiveTaskRecord): void {
   const saved = new Map(record.signals.actions.map((a) => [a.signal, a]));
+  const actions = new Map<number, SignalAction>();
   for (let signal = 1; signal <= 64; signal++) {
     if (signal === SIGKILL || signal === SIGSTOP) continue;
     const a = saved.get(signal);
-    task.setSignalAction(
+    actions.set(
       signal,
       a
         ? { handler: fromHex(a.handler), flags: fromHex(a.flags), restorer: fromHex(a.restorer), mask: fromHex(a.mask) }
         : { handler: 0n, flags: 0n, restorer: 0n, mask: 0n },
     );
   }
+  task.setSignalActions(actions);
 }
 
-function restoreRlimits(task: RemoteTask, record: LiveTaskRecord): void {
+/** Each limit that differs from the seed's (/proc/PID/limits shows them all at once). */
+function restoreRlimits(kernel: Kernel, task: RemoteTask, record: LiveTaskRecord): void {
+  const seed = kernel.procfs.limits(task.pid);
   for (const { resource, soft, hard } of record.rlimits) {
     const index = RLIMIT_NAMES.indexOf(resource);
-    const now = task.getRlimit(index);
-    if (now.soft !== fromHex(soft) || now.hard !== fromHex(hard)) task.setRlimit(index, fromHex(soft), fromHex(hard));
+    const now = seed[index];
+    if (now?.soft !== fromHex(soft) || now.hard !== fromHex(hard)) task.setRlimit(index, fromHex(soft), fromHex(hard));
   }
 }
 

@@ -5,7 +5,6 @@ import {
   PR_GET_CHILD_SUBREAPER,
   PR_GET_DUMPABLE,
   PR_GET_KEEPCAPS,
-  PR_GET_NO_NEW_PRIVS,
   PR_GET_PDEATHSIG,
   PR_GET_THP_DISABLE,
   PR_GET_TIMERSLACK,
@@ -13,6 +12,7 @@ import {
   withoutRestartBlock,
   SIGKILL,
   SIGSTOP,
+  TargetError,
   type ProcessStat,
   type ProcessStatus,
   type RemoteTask,
@@ -63,10 +63,7 @@ export function readTaskState(kernel: Kernel, pid: number, task: RemoteTask): Li
         ],
         altStack: altStackOf(task),
       },
-      rlimits: RLIMIT_NAMES.map((resource, i) => {
-        const { soft, hard } = task.getRlimit(i);
-        return { resource, soft: toHex(soft), hard: toHex(hard) };
-      }),
+      rlimits: rlimitsOf(kernel, pid),
       scheduling: schedulingOf(stat, status),
       itimers: ITIMERS.flatMap((which, i) => {
         const { intervalUs, valueUs } = task.getItimer(i);
@@ -83,7 +80,7 @@ export function readTaskState(kernel: Kernel, pid: number, task: RemoteTask): Li
       prctl: {
         pdeathsig: task.prctlGetInt('prctl(PR_GET_PDEATHSIG)', PR_GET_PDEATHSIG),
         dumpable: Number(task.prctl('prctl(PR_GET_DUMPABLE)', PR_GET_DUMPABLE)),
-        noNewPrivs: task.prctl('prctl(PR_GET_NO_NEW_PRIVS)', PR_GET_NO_NEW_PRIVS) === 1n,
+        noNewPrivs: (task.pid === pid ? status : kernel.procfs.status(task.pid)).noNewPrivs,
         childSubreaper: task.prctlGetInt('prctl(PR_GET_CHILD_SUBREAPER)', PR_GET_CHILD_SUBREAPER) !== 0,
         timerSlackNs: Number(task.prctl('prctl(PR_GET_TIMERSLACK)', PR_GET_TIMERSLACK)),
         thpDisable: task.prctl('prctl(PR_GET_THP_DISABLE)', PR_GET_THP_DISABLE) === 1n,
@@ -110,6 +107,15 @@ export function savedRegisters(task: RemoteTask): Pick<LiveTaskRecord, 'register
     registers: Object.fromEntries(REGISTER_NAMES.map((name) => [name, toHex(regs[name])])) as LiveTaskRecord['registers'],
     ...(restartSleep ? { restartSleep } : {}),
   };
+}
+
+function rlimitsOf(kernel: Kernel, pid: number): LiveTaskRecord['rlimits'] {
+  const limits = kernel.procfs.limits(pid);
+  return RLIMIT_NAMES.map((resource, i) => {
+    const limit = limits[i];
+    if (!limit) throw new TargetError(`PID ${pid}: /proc/${pid}/limits does not show RLIMIT_${resource.toUpperCase()}`);
+    return { resource, soft: toHex(limit.soft), hard: toHex(limit.hard) };
+  });
 }
 
 /** Every catchable signal whose disposition is not the default one. */
