@@ -22,13 +22,17 @@ export interface Vma {
 
 const HEADER = /^([0-9a-f]+)-([0-9a-f]+) ([r-])([w-])([x-])([ps]) ([0-9a-f]+) ([0-9a-f]+:[0-9a-f]+) (\d+)\s*(.*)$/;
 
-/** The mappings of `pid`, in address order, with their VmFlags. */
-export function readVmas(pid: number): Vma[] {
+/**
+ * The mappings of `pid`, in address order, with their VmFlags; from `maps` without them (flags
+ * empty), which is cheaper: smaps walks the page tables of every mapping to count its pages.
+ */
+export function readVmas(pid: number, source: 'smaps' | 'maps' = 'smaps'): Vma[] {
+  const path = `${procDir(pid)}/${source}`;
   let text: string;
   try {
-    text = readProcText(`${procDir(pid)}/smaps`);
+    text = readProcText(path);
   } catch (err) {
-    throw nodeFsError('read', `${procDir(pid)}/smaps`, err);
+    throw nodeFsError('read', path, err);
   }
   const vmas: Vma[] = [];
   for (const line of text.split('\n')) {
@@ -52,7 +56,7 @@ export function readVmas(pid: number): Vma[] {
   return vmas;
 }
 
-/** smaps is generated as it is read; readFileSync's size guess from stat (0) is fine for it. */
+/** smaps and maps are generated as they are read; readFileSync's size guess from stat (0) is fine for them. */
 function readProcText(path: string): string {
   const fd = openSync(path, 'r');
   try {

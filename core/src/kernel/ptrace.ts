@@ -64,6 +64,12 @@ export interface RemoteResult {
   eventMessage?: number;
 }
 
+/** A remote syscall the task is running (Ptrace.startRemoteSyscall). */
+export interface RunningSyscall {
+  /** Waits for the call to end and returns its raw result (a negative errno on failure). */
+  finish(): bigint;
+}
+
 const signed = (v: bigint) => BigInt.asIntN(64, v);
 const unsigned = (v: bigint) => BigInt.asUintN(64, v);
 
@@ -273,6 +279,37 @@ export class Ptrace {
     } finally {
       this.setRegs(pid, saved);
     }
+  }
+
+  /**
+   * Starts syscall `nr` inside the stopped task and returns while the task runs it, so that cr can
+   * work meanwhile (the task runs on another CPU). Nothing else may be asked of the task until
+   * `finish` has waited for the call's end, which puts its registers back and returns the raw
+   * result; `finish` must be called whatever happens in between.
+   */
+  startRemoteSyscall(pid: number, nr: number, args: readonly bigint[] = []): RunningSyscall {
+    const saved = this.getRegs(pid);
+    this.enterRemote(pid, saved, nr, args);
+    try {
+      this.stepToSyscallStop(pid);
+      this.libc.ptrace(PTRACE_SYSCALL, pid, 0, 0, 'ptrace(PTRACE_SYSCALL)');
+    } catch (err) {
+      this.setRegs(pid, saved);
+      throw err;
+    }
+    let result: bigint | undefined;
+    return {
+      finish: () => {
+        if (result !== undefined) return result;
+        try {
+          this.assertSyscallStop(pid, this.waitStop(pid));
+          result = signed(this.getRegs(pid).rax);
+          return result;
+        } finally {
+          this.setRegs(pid, saved);
+        }
+      },
+    };
   }
 
   /**

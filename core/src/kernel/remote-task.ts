@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { TargetError, UnsupportedError } from '../errors.js';
 import { findCodeSites, SYSCALL_RET, type CodeSites } from './code-sites.js';
 import { KernelError } from './kernel-error.js';
-import { __WALL } from './libc.js';
+import { __WALL, IOV_MAX, type RemoteRange } from './libc.js';
 import { setMmMap, type MmMap } from './mm-map.js';
 import { readVmas } from './proc-maps.js';
 import { stoppedSyscall, type StoppedSyscall } from './stopped-syscall.js';
@@ -24,7 +24,7 @@ import {
   SYS,
   type RawSyscall,
 } from './syscalls.js';
-import { capUserData, capUserHeader, decodeStruct, encodeStruct, epollEvent, itimerspec, itimerval, sigevent, kernelSigaction, rlimit64, stackT, structSize, u64, type Timeval } from './structs.js';
+import { capUserData, capUserHeader, decodeStruct, encodeStruct, epollEvent, iovecs, itimerspec, itimerval, sigevent, kernelSigaction, rlimit64, stackT, structSize, u64, type Timeval } from './structs.js';
 
 /** capset(2) with 64-bit capability sets. */
 const _LINUX_CAPABILITY_VERSION_3 = 0x20080522;
@@ -323,6 +323,26 @@ export class RemoteTask {
   }
 
   // --- files ----------------------------------------------------------------------------------
+
+  /** How many memory ranges one `startPreadv` takes: its iovecs must fit the scratch area. */
+  iovecCapacity(): number {
+    return Math.min(IOV_MAX, Math.floor((this.guarded ? OUT_AREA_SIZE : SCRATCH_SIZE) / structSize(iovecs(1))));
+  }
+
+  /**
+   * Starts preadv(2) in the task and returns while it runs (see Ptrace.startRemoteSyscall): the
+   * task reads its descriptor `fd` from byte `position` on into `ranges` of its own memory, in
+   * order, one copy from the page cache to where the bytes belong. Nothing else may be asked of
+   * the task before `finish`, which returns how many bytes it read (fewer at the end of the file)
+   * and throws a KernelError naming preadv, the errno and the PID when the call failed.
+   */
+  startPreadv(fd: number, ranges: readonly RemoteRange[], position: number): { finish(): number } {
+    if (ranges.length > this.iovecCapacity()) throw new Error(`internal error: preadv of ${ranges.length} ranges, more than ${this.iovecCapacity()}`);
+    const list = encodeStruct(iovecs(ranges.length), ranges.map((r) => ({ iov_base: r.address, iov_len: r.length })));
+    const call = this.ptrace.startRemoteSyscall(this.pid, SYS.preadv, [fd, this.put(list), ranges.length, position, 0].map(u));
+    return { finish: () => Number(checkRemote(this.pid, 'preadv', call.finish())) };
+  }
+
 
   /**
    * Copies file descriptor `localFd` of *this* process (cr) into the task, on the lowest free

@@ -50,6 +50,7 @@ export const SYS = {
   close_range: 436,
   pidfd_getfd: 438,
   dup3: 292,
+  preadv: 295,
   epoll_ctl: 233,
   timer_create: 222,
   timer_settime: 223,

@@ -1,0 +1,134 @@
+import { CHUNK_SIZE } from '../io/file-regions.js';
+import { ImageError } from '../errors.js';
+import type { RemoteRange } from './libc.js';
+import { PAGE_SIZE, type PageRun } from './pagemap.js';
+import type { RemoteTask } from './remote-task.js';
+
+/** Pages of a task and where their bytes are in a file: `pages` pages at `address`, from byte `position` of the file on. */
+export interface FilePageRun extends PageRun {
+  position: number;
+}
+
+/** A file cr holds open, for a task to read from. */
+export interface SourceFile {
+  /** cr's descriptor of it. */
+  readonly fd: number;
+  /** What errors call it. */
+  readonly path: string;
+}
+
+/** What one preadv in the task reads: `length` bytes of the file from `position` on, into `ranges`. */
+interface Piece {
+  position: number;
+  length: number;
+  ranges: RemoteRange[];
+}
+
+/**
+ * Has the stopped `task` read its pages from `file` itself, as CRIU's restorer does: cr hands it
+ * the open file (pidfd_getfd, so that the task need not see the path) and runs preadv in it, at
+ * most CHUNK_SIZE bytes and as many ranges as its scratch area holds per call, each file-contiguous
+ * stretch of `runs` in order. The bytes go once, from the page cache to where they belong, and
+ * only the pages of `runs` are touched (nothing else is faulted in).
+ *
+ * While each preadv runs, `alongside` (cr's own pass over the same file, which checks its digest)
+ * is read up to the end of what that call reads, on this thread, beside the copy rather than after
+ * it; it is read to its end before this resolves, so that its failure fails the fill. A short read
+ * is an ImageError naming the file, the position and the address. The task's descriptor is closed
+ * again in every case.
+ */
+export async function fillFromFile(task: RemoteTask, file: SourceFile, runs: readonly FilePageRun[], alongside?: AsyncIterable<Uint8Array>): Promise<void> {
+  const follower = new Follower(alongside);
+  try {
+    const pieces = piecesOf(runs, task.iovecCapacity());
+    if (pieces.length > 0) await readPieces(task, file, pieces, follower);
+    await follower.reach(Infinity);
+  } finally {
+    await follower.close();
+  }
+}
+
+async function readPieces(task: RemoteTask, file: SourceFile, pieces: readonly Piece[], follower: Follower): Promise<void> {
+  const fd = task.pullFd(file.fd);
+  try {
+    for (const piece of pieces) {
+      const call = task.startPreadv(fd, piece.ranges, piece.position);
+      let failure: unknown;
+      try {
+        await follower.reach(piece.position + piece.length);
+      } catch (err) {
+        failure = err;
+      }
+      // The task must be done with the call before anything else, the failure of its companion included.
+      const read = call.finish();
+      if (failure !== undefined) throw failure;
+      if (read !== piece.length) throw shortRead(task.pid, file, piece, read);
+    }
+  } finally {
+    task.close(fd);
+  }
+}
+
+/** Cuts `runs` into preadv calls: each reads one stretch of the file, at most CHUNK_SIZE bytes into at most `capacity` ranges. */
+function piecesOf(runs: readonly FilePageRun[], capacity: number): Piece[] {
+  const pieces: Piece[] = [];
+  let current: Piece | undefined;
+  for (const run of runs) {
+    for (let done = 0; done < run.pages * PAGE_SIZE; ) {
+      const position = run.position + done;
+      if (!current || current.position + current.length !== position || current.length === CHUNK_SIZE || current.ranges.length === capacity) {
+        current = { position, length: 0, ranges: [] };
+        pieces.push(current);
+      }
+      const length = Math.min(run.pages * PAGE_SIZE - done, CHUNK_SIZE - current.length);
+      current.ranges.push({ address: run.address + BigInt(done), length });
+      current.length += length;
+      done += length;
+    }
+  }
+  return pieces;
+}
+
+function shortRead(pid: number, file: SourceFile, piece: Piece, read: number): ImageError {
+  return new ImageError(
+    `${file.path} is truncated: PID ${pid} read only ${read} of ${piece.length} bytes at position ${piece.position} of it, ` +
+      `stopping at 0x${addressAt(piece.ranges, read).toString(16)}, where its memory was to be restored`,
+  );
+}
+
+/** The address `offset` bytes into `ranges` taken one after another. */
+function addressAt(ranges: readonly RemoteRange[], offset: number): bigint {
+  for (const r of ranges) {
+    if (offset < r.length) return r.address + BigInt(offset);
+    offset -= r.length;
+  }
+  const last = ranges[ranges.length - 1]!;
+  return last.address + BigInt(last.length);
+}
+
+/** Reads an async stream of byte chunks up to a byte count, remembering how far it got. */
+class Follower {
+  private readonly chunks: AsyncIterator<Uint8Array> | undefined;
+  private consumed = 0;
+  private done = false;
+
+  constructor(source: AsyncIterable<Uint8Array> | undefined) {
+    this.chunks = source?.[Symbol.asyncIterator]();
+    this.done = source === undefined;
+  }
+
+  async reach(bytes: number): Promise<void> {
+    while (!this.done && this.consumed < bytes) {
+      const next = await this.chunks!.next();
+      if (next.done) this.done = true;
+      else this.consumed += next.value.byteLength;
+    }
+  }
+
+  /** Ends the stream where it is (its `finally` runs: files close) unless it ran to its end. */
+  async close(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    await this.chunks!.return?.();
+  }
+}
