@@ -28,8 +28,9 @@ interface Piece {
  * Has the stopped `task` read its pages from `file` itself, as CRIU's restorer does: cr hands it
  * the open file (pidfd_getfd, so that the task need not see the path) and runs preadv in it, at
  * most CHUNK_SIZE bytes and as many ranges as its scratch area holds per call, each file-contiguous
- * stretch of `runs` in order. The bytes go once, from the page cache to where they belong, and
- * only the pages of `runs` are touched (nothing else is faulted in).
+ * stretch of `runs` in order, each after the same ranges were faulted in at once (populateWrite).
+ * The bytes go once, from the page cache to where they belong, and only the pages of `runs` are
+ * touched (nothing else is faulted in).
  *
  * While each preadv runs, `alongside` (cr's own pass over the same file, which checks its digest)
  * is read up to the end of what that call reads, on this thread, beside the copy rather than after
@@ -50,8 +51,13 @@ export async function fillFromFile(task: RemoteTask, file: SourceFile, runs: rea
 
 async function readPieces(task: RemoteTask, file: SourceFile, pieces: readonly Piece[], follower: Follower): Promise<void> {
   const fd = task.pullFd(file.fd);
+  let pidfd: number | undefined;
   try {
+    pidfd = task.ownPidfd();
+    let populate = true;
     for (const piece of pieces) {
+      // Faulting the pages in first, in one call, costs a fraction of the faults the copy takes in fresh memory.
+      populate &&= task.populateWrite(pidfd, piece.ranges);
       const call = task.startPreadv(fd, piece.ranges, piece.position);
       let failure: unknown;
       try {
@@ -65,6 +71,7 @@ async function readPieces(task: RemoteTask, file: SourceFile, pieces: readonly P
       if (read !== piece.length) throw shortRead(task.pid, file, piece, read);
     }
   } finally {
+    if (pidfd !== undefined) task.close(pidfd);
     task.close(fd);
   }
 }

@@ -32,6 +32,9 @@ const SCRATCH_SIZE = 64 * 1024;
 /** x86_64 CET: a task with a shadow stack would fault on the `ret` of a parked task. */
 const SHADOW_STACK = /^x86_Thread_features:.*\bshstk\b/m;
 const ALL_SIGNALS = 0xffffffffffffffffn;
+const MADV_POPULATE_WRITE = 23;
+const EINVAL = 22;
+const ENOSYS = 38;
 const RLIMIT_CORE = 4;
 const u = (v: bigint | number) => BigInt.asUintN(64, BigInt(v));
 
@@ -329,6 +332,25 @@ export class RemoteTask {
     return Math.min(IOV_MAX, Math.floor((this.guarded ? OUT_AREA_SIZE : SCRATCH_SIZE) / structSize(iovecs(1))));
   }
 
+  /** A pidfd of the task on itself (pidfd_open of its own PID), for calls that take one; the caller closes it. */
+  ownPidfd(): number {
+    return Number(this.call('pidfd_open', SYS.pidfd_open, [this.call('getpid', SYS.getpid), 0]));
+  }
+
+  /**
+   * Faults in `ranges` of the task's memory for writing, all in one call: process_madvise(2) of
+   * MADV_POPULATE_WRITE on `pidfd`, the task's own (ownPidfd). Far cheaper than the page fault per
+   * page that a copy into fresh memory takes otherwise. False, with nothing done, where the kernel
+   * does not do it (EINVAL: before Linux 6.13 process_madvise took only a few advice values;
+   * ENOSYS: before 5.10 there was no process_madvise).
+   */
+  populateWrite(pidfd: number, ranges: readonly RemoteRange[]): boolean {
+    const result = this.ptrace.remoteSyscall(this.pid, SYS.process_madvise, [pidfd, this.putIovecs(ranges), ranges.length, MADV_POPULATE_WRITE, 0].map(u));
+    if (result === -BigInt(EINVAL) || result === -BigInt(ENOSYS)) return false;
+    checkRemote(this.pid, 'process_madvise(MADV_POPULATE_WRITE)', result);
+    return true;
+  }
+
   /**
    * Starts preadv(2) in the task and returns while it runs (see Ptrace.startRemoteSyscall): the
    * task reads its descriptor `fd` from byte `position` on into `ranges` of its own memory, in
@@ -337,10 +359,14 @@ export class RemoteTask {
    * and throws a KernelError naming preadv, the errno and the PID when the call failed.
    */
   startPreadv(fd: number, ranges: readonly RemoteRange[], position: number): { finish(): number } {
-    if (ranges.length > this.iovecCapacity()) throw new Error(`internal error: preadv of ${ranges.length} ranges, more than ${this.iovecCapacity()}`);
-    const list = encodeStruct(iovecs(ranges.length), ranges.map((r) => ({ iov_base: r.address, iov_len: r.length })));
-    const call = this.ptrace.startRemoteSyscall(this.pid, SYS.preadv, [fd, this.put(list), ranges.length, position, 0].map(u));
+    const call = this.ptrace.startRemoteSyscall(this.pid, SYS.preadv, [fd, this.putIovecs(ranges), ranges.length, position, 0].map(u));
     return { finish: () => Number(checkRemote(this.pid, 'preadv', call.finish())) };
+  }
+
+  /** `ranges` as struct iovecs in the scratch area, and their address there. */
+  private putIovecs(ranges: readonly RemoteRange[]): bigint {
+    if (ranges.length > this.iovecCapacity()) throw new Error(`internal error: ${ranges.length} iovecs, more than the ${this.iovecCapacity()} the scratch area holds`);
+    return this.put(encodeStruct(iovecs(ranges.length), ranges.map((r) => ({ iov_base: r.address, iov_len: r.length }))));
   }
 
 

@@ -49,6 +49,7 @@ export const SYS = {
   clone3: 435,
   close_range: 436,
   pidfd_getfd: 438,
+  process_madvise: 440,
   dup3: 292,
   preadv: 295,
   epoll_ctl: 233,

@@ -1,4 +1,4 @@
-import { PAGE_SIZE, type FilePageRun, type Kernel, type PageRun, type RemoteTask, type StoredBlob } from '@cr/core';
+import { PAGE_SIZE, type FilePageRun, type Kernel, type Logger, type PageRun, type RemoteTask, type StoredBlob } from '@cr/core';
 import { withoutStale } from './stale-pages.js';
 
 /** A run of pages of a blob, in the order of its bytes; a stale one stays in the blob but is not restored from it. */
@@ -8,6 +8,8 @@ export interface BlobRun extends PageRun {
 
 /** A blob of pages, from the image being restored or from a parent image. */
 export interface PageBlob {
+  /** What the log calls it. */
+  readonly name: string;
   /** The blob to be read in place, or undefined when it is stored compressed. */
   stored(): StoredBlob | undefined;
   /** The blob streamed through cr, verified. */
@@ -20,12 +22,15 @@ export interface PageBlob {
  * (one copy, as CRIU's restorer does) while cr reads it beside to check its digest; the bytes of
  * a compressed one only cr can decompress, and it writes them into the task.
  */
-export async function restoreBlobPages(kernel: Kernel, task: RemoteTask, blob: PageBlob, runs: readonly BlobRun[]): Promise<void> {
+export async function restoreBlobPages(kernel: Kernel, task: RemoteTask, blob: PageBlob, runs: readonly BlobRun[], log: Logger): Promise<void> {
   const stored = blob.stored();
+  const pages = runs.reduce((n, r) => n + (r.stale ? 0 : r.pages), 0);
   if (!stored) {
+    log.debug({ blob: blob.name, pages }, `${blob.name}: ${pages} page(s) written into PID ${task.pid} by cr (the blob is stored compressed)`);
     const kept = runs.filter((r) => !r.stale).map((r) => ({ address: r.address, pages: r.pages }));
     return kernel.memory.write(task.pid, kept, withoutStale(blob.stream(), runs));
   }
+  log.debug({ blob: blob.name, pages }, `${blob.name}: ${pages} page(s) read by PID ${task.pid} itself from ${stored.path}`);
   try {
     await kernel.memory.fillFromFile(task, stored, placed(runs), stored.verified());
   } finally {

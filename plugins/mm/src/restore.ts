@@ -76,10 +76,10 @@ export async function restoreAddressSpace(kernel: Kernel, task: RemoteTask, reco
   const files = new OpenFiles(task);
   try {
     for (const vma of record.vmas) mapOne(task, vma, files, ctx);
-    const blob = (name: string) => ({ stored: () => ctx.storedBlob(name), stream: () => ctx.readBlob(name) });
-    await restoreBlobPages(kernel, task, blob('pages'), record.pages.map(blobRun));
-    for (const round of record.precopied ?? []) await restoreBlobPages(kernel, task, blob(round.blob), round.runs.map(blobRun));
-    await restoreFromParents(kernel, task, spansOf((record.fromParent ?? []).map(blobRun)), ctx.parent, ctx.key);
+    const blob = (name: string) => ({ name, stored: () => ctx.storedBlob(name), stream: () => ctx.readBlob(name) });
+    await restoreBlobPages(kernel, task, blob('pages'), record.pages.map(blobRun), ctx.log);
+    for (const round of record.precopied ?? []) await restoreBlobPages(kernel, task, blob(round.blob), round.runs.map(blobRun), ctx.log);
+    await restoreFromParents(kernel, task, spansOf((record.fromParent ?? []).map(blobRun)), ctx);
     for (const vma of record.vmas) advise(task, vma);
     setMmFields(task, record, files);
   } finally {
