@@ -1,8 +1,13 @@
-import { CHUNK_SIZE } from '../io/file-regions.js';
 import { ImageError } from '../errors.js';
 import type { RemoteRange } from './libc.js';
 import { PAGE_SIZE, type PageRun } from './pagemap.js';
 import type { RemoteTask } from './remote-task.js';
+
+/**
+ * Bytes one call reads at most: few calls (each costs a few ptrace round trips), each short
+ * enough to end well within the time cr waits for a task to stop, even from a slow disk.
+ */
+const PIECE_SIZE = 64 << 20;
 
 /** Pages of a task and where their bytes are in a file: `pages` pages at `address`, from byte `position` of the file on. */
 export interface FilePageRun extends PageRun {
@@ -27,8 +32,8 @@ interface Piece {
 /**
  * Has the stopped `task` read its pages from `file` itself, as CRIU's restorer does: cr hands it
  * the open file (pidfd_getfd, so that the task need not see the path) and runs preadv in it, at
- * most CHUNK_SIZE bytes and as many ranges as its scratch area holds per call, each file-contiguous
- * stretch of `runs` in order, each after the same ranges were faulted in at once (populateWrite).
+ * most PIECE_SIZE bytes and as many ranges as its scratch area holds per call, each file-contiguous
+ * stretch of `runs` in order, each after the same ranges were faulted in at once (startPopulateWrite).
  * The bytes go once, from the page cache to where they belong, and only the pages of `runs` are
  * touched (nothing else is faulted in).
  *
@@ -57,17 +62,8 @@ async function readPieces(task: RemoteTask, file: SourceFile, pieces: readonly P
     let populate = true;
     for (const piece of pieces) {
       // Faulting the pages in first, in one call, costs a fraction of the faults the copy takes in fresh memory.
-      populate &&= task.populateWrite(pidfd, piece.ranges);
-      const call = task.startPreadv(fd, piece.ranges, piece.position);
-      let failure: unknown;
-      try {
-        await follower.reach(piece.position + piece.length);
-      } catch (err) {
-        failure = err;
-      }
-      // The task must be done with the call before anything else, the failure of its companion included.
-      const read = call.finish();
-      if (failure !== undefined) throw failure;
+      if (populate) populate = await beside(task.startPopulateWrite(pidfd, piece.ranges), follower, piece.position + piece.length / 2);
+      const read = await beside(task.startPreadv(fd, piece.ranges, piece.position), follower, piece.position + piece.length);
       if (read !== piece.length) throw shortRead(task.pid, file, piece, read);
     }
   } finally {
@@ -76,18 +72,34 @@ async function readPieces(task: RemoteTask, file: SourceFile, pieces: readonly P
   }
 }
 
-/** Cuts `runs` into preadv calls: each reads one stretch of the file, at most CHUNK_SIZE bytes into at most `capacity` ranges. */
+/**
+ * Reads `follower` up to `bytes` while `call` runs in the task, then waits for the call's end:
+ * the task must be done with it before anything else happens, the follower's failure included.
+ */
+async function beside<T>(call: { finish(): T }, follower: Follower, bytes: number): Promise<T> {
+  let failure: unknown;
+  try {
+    await follower.reach(bytes);
+  } catch (err) {
+    failure = err;
+  }
+  const result = call.finish();
+  if (failure !== undefined) throw failure;
+  return result;
+}
+
+/** Cuts `runs` into preadv calls: each reads one stretch of the file, at most PIECE_SIZE bytes into at most `capacity` ranges. */
 function piecesOf(runs: readonly FilePageRun[], capacity: number): Piece[] {
   const pieces: Piece[] = [];
   let current: Piece | undefined;
   for (const run of runs) {
     for (let done = 0; done < run.pages * PAGE_SIZE; ) {
       const position = run.position + done;
-      if (!current || current.position + current.length !== position || current.length === CHUNK_SIZE || current.ranges.length === capacity) {
+      if (!current || current.position + current.length !== position || current.length === PIECE_SIZE || current.ranges.length === capacity) {
         current = { position, length: 0, ranges: [] };
         pieces.push(current);
       }
-      const length = Math.min(run.pages * PAGE_SIZE - done, CHUNK_SIZE - current.length);
+      const length = Math.min(run.pages * PAGE_SIZE - done, PIECE_SIZE - current.length);
       current.ranges.push({ address: run.address + BigInt(done), length });
       current.length += length;
       done += length;

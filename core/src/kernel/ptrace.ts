@@ -29,6 +29,8 @@ const WNOHANG = 1;
 const STOP_TIMEOUT_MS = 10_000;
 /** Polls of waitpid before the wait starts to sleep between polls. */
 const SPIN_ROUNDS = 2000;
+/** How often the end of a long remote syscall (startRemoteSyscall) is looked for. */
+const LONG_CALL_POLL_MS = 0.1;
 /** Atomics.wait on this is a synchronous sleep: ptrace must stay on the JS thread. */
 const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
 
@@ -285,7 +287,8 @@ export class Ptrace {
    * Starts syscall `nr` inside the stopped task and returns while the task runs it, so that cr can
    * work meanwhile (the task runs on another CPU). Nothing else may be asked of the task until
    * `finish` has waited for the call's end, which puts its registers back and returns the raw
-   * result; `finish` must be called whatever happens in between.
+   * result; `finish` must be called whatever happens in between. It looks for the end every
+   * LONG_CALL_POLL_MS, sleeping in between: such a call takes milliseconds.
    */
   startRemoteSyscall(pid: number, nr: number, args: readonly bigint[] = []): RunningSyscall {
     const saved = this.getRegs(pid);
@@ -302,7 +305,7 @@ export class Ptrace {
       finish: () => {
         if (result !== undefined) return result;
         try {
-          this.assertSyscallStop(pid, this.waitStop(pid));
+          this.assertSyscallStop(pid, this.waitStop(pid, LONG_CALL_POLL_MS));
           result = signed(this.getRegs(pid).rax);
           return result;
         } finally {
@@ -385,9 +388,11 @@ export class Ptrace {
   /**
    * Waits for the task's next stop, for at most STOP_TIMEOUT_MS: a task in uninterruptible sleep
    * (a hung NFS mount, a device) does not stop, and cr must not hang with it. Stops after a
-   * remote syscall come within microseconds, so the wait spins briefly before it sleeps.
+   * remote syscall come within microseconds, so the wait spins briefly before it sleeps; for a
+   * call known to take a while, `pollMs` makes it sleep that long between looks from the start,
+   * leaving the CPU to the task (and overshooting its end by no more than that).
    */
-  private waitStop(pid: number): number {
+  private waitStop(pid: number, pollMs?: number): number {
     const deadline = performance.now() + STOP_TIMEOUT_MS;
     for (let round = 0; ; round++) {
       const { pid: reported, status } = this.libc.waitpid(pid, __WALL | WNOHANG);
@@ -401,7 +406,8 @@ export class Ptrace {
         const { state } = new Procfs().stat(pid);
         throw new TargetError(`PID ${pid} did not stop within ${STOP_TIMEOUT_MS / 1000} s (state ${state}${state === 'D' ? ', uninterruptible sleep' : ''}); try again when it is not blocked in the kernel`);
       }
-      if (round >= SPIN_ROUNDS) Atomics.wait(SLEEPER, 0, 0, Math.min(10, round - SPIN_ROUNDS + 1));
+      if (pollMs !== undefined) Atomics.wait(SLEEPER, 0, 0, pollMs);
+      else if (round >= SPIN_ROUNDS) Atomics.wait(SLEEPER, 0, 0, Math.min(10, round - SPIN_ROUNDS + 1));
     }
   }
 

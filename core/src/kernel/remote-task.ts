@@ -338,17 +338,23 @@ export class RemoteTask {
   }
 
   /**
-   * Faults in `ranges` of the task's memory for writing, all in one call: process_madvise(2) of
-   * MADV_POPULATE_WRITE on `pidfd`, the task's own (ownPidfd). Far cheaper than the page fault per
-   * page that a copy into fresh memory takes otherwise. False, with nothing done, where the kernel
-   * does not do it (EINVAL: before Linux 6.13 process_madvise took only a few advice values;
-   * ENOSYS: before 5.10 there was no process_madvise).
+   * Starts faulting in `ranges` of the task's memory for writing, all in one call, and returns
+   * while it runs (as startPreadv): process_madvise(2) of MADV_POPULATE_WRITE on `pidfd`, the
+   * task's own (ownPidfd). Far cheaper than the page fault per page that a copy into fresh memory
+   * takes otherwise. `finish` says false, with nothing done, where the kernel does not do it
+   * (EINVAL: before Linux 6.13 process_madvise took only a few advice values; ENOSYS: before 5.10
+   * there was no process_madvise).
    */
-  populateWrite(pidfd: number, ranges: readonly RemoteRange[]): boolean {
-    const result = this.ptrace.remoteSyscall(this.pid, SYS.process_madvise, [pidfd, this.putIovecs(ranges), ranges.length, MADV_POPULATE_WRITE, 0].map(u));
-    if (result === -BigInt(EINVAL) || result === -BigInt(ENOSYS)) return false;
-    checkRemote(this.pid, 'process_madvise(MADV_POPULATE_WRITE)', result);
-    return true;
+  startPopulateWrite(pidfd: number, ranges: readonly RemoteRange[]): { finish(): boolean } {
+    const call = this.ptrace.startRemoteSyscall(this.pid, SYS.process_madvise, [pidfd, this.putIovecs(ranges), ranges.length, MADV_POPULATE_WRITE, 0].map(u));
+    return {
+      finish: () => {
+        const result = call.finish();
+        if (result === -BigInt(EINVAL) || result === -BigInt(ENOSYS)) return false;
+        checkRemote(this.pid, 'process_madvise(MADV_POPULATE_WRITE)', result);
+        return true;
+      },
+    };
   }
 
   /**
