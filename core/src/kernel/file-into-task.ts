@@ -55,10 +55,11 @@ export async function fillFromFile(task: RemoteTask, file: SourceFile, runs: rea
 }
 
 async function readPieces(task: RemoteTask, file: SourceFile, pieces: readonly Piece[], follower: Follower): Promise<void> {
-  const fd = task.pullFd(file.fd);
-  let pidfd: number | undefined;
+  const fds = [task.pullFd(file.fd)];
   try {
-    pidfd = task.ownPidfd();
+    const [fd] = fds as [number];
+    const pidfd = task.ownPidfd();
+    fds.push(pidfd);
     let populate = true;
     for (const piece of pieces) {
       // Faulting the pages in first, in one call, costs a fraction of the faults the copy takes in fresh memory.
@@ -66,9 +67,19 @@ async function readPieces(task: RemoteTask, file: SourceFile, pieces: readonly P
       const read = await beside(task.startPreadv(fd, piece.ranges, piece.position), follower, piece.position + piece.length);
       if (read !== piece.length) throw shortRead(task.pid, file, piece, read);
     }
-  } finally {
-    if (pidfd !== undefined) task.close(pidfd);
+  } catch (err) {
+    // The failure is what the caller must hear of, not a close that fails after it (the task may be gone).
+    for (const fd of fds) closeQuietly(task, fd);
+    throw err;
+  }
+  for (const fd of fds) task.close(fd);
+}
+
+function closeQuietly(task: RemoteTask, fd: number): void {
+  try {
     task.close(fd);
+  } catch {
+    // The failure that brought us here is the one reported.
   }
 }
 
