@@ -52,6 +52,7 @@ export type { StoppedSyscall, SyscallName } from './kernel/stopped-syscall.js';
 export type { Vma } from './kernel/proc-maps.js';
 export { SEALS } from './kernel/shmem.js';
 export { PAGE_SIZE, type PageRun, type PageSelection } from './kernel/pagemap.js';
+export type { FilePageRun, SourceFile } from './kernel/file-into-task.js';
 export type { WriteTracker } from './kernel/userfaultfd.js';
 export type { ByteRange } from './kernel/libc.js';
 export type { FdInfo, MmBounds, ProcessStat, ProcessStatus, ResourceLimit } from './kernel/procfs.js';

@@ -273,6 +273,10 @@ export class RestoreEngine {
         }
       },
       readBlob: (name) => this.reported(reader.readBlobChunks(blob(name)), progress(name, reader.blobSize(blob(name)))),
+      storedBlob: (name) => {
+        const stored = reader.openStoredBlob(blob(name));
+        return stored && { ...stored, verified: () => this.reported(stored.verified(), progress(name, stored.size)) };
+      },
       blobSize: (name) => reader.blobSize(blob(name)),
       namespaces: () => ({ ...into.all(), ...this.namespacesBelow(entry.key, manifest.objects, values) }),
       ...(inParent ? { parent: inParent } : {}),

@@ -13,6 +13,7 @@ import {
 } from '@cr/schemas';
 import type { ZodType } from 'zod';
 import { ImageError } from '../errors.js';
+import type { StoredBlob } from '../plugin/contract.js';
 import { describeZodError } from '../zod-issues.js';
 import { codecFor } from './compression.js';
 import { algorithmOf, digestOf, newDigest } from './digest.js';
@@ -154,15 +155,39 @@ export class ImageReader {
     const { fd, size } = openInside(path, this.realDir);
     try {
       checkStoredSize(path, size, entry);
-      const hash = newDigest(algorithmOf(entry.digest));
-      for await (const chunk of dataOf(fd, path, entry)) {
-        hash.update(chunk);
-        yield chunk;
-      }
-      if (hash.digest() !== entry.digest) throw new ImageError(`${path} is corrupt: its digest does not match the manifest`);
+      yield* verifiedData(fd, path, entry);
     } finally {
       closeSync(fd);
     }
+  }
+
+  /**
+   * A blob stored as it is (not compressed), open for someone other than cr to read in place (a
+   * restored process reading its own pages), checked as readBlobChunks checks it before the first
+   * chunk; undefined when the blob is stored compressed.
+   */
+  openStoredBlob(rel: string): StoredBlob | undefined {
+    const entry = this.entry(rel);
+    if (entry.compression) return undefined;
+    const path = join(this.imageDir, rel);
+    const { fd, size } = openInside(path, this.realDir);
+    try {
+      checkStoredSize(path, size, entry);
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+    let open = true;
+    return {
+      fd,
+      path,
+      size: entry.size,
+      verified: () => verifiedData(fd, path, entry),
+      close: () => {
+        if (open) closeSync(fd);
+        open = false;
+      },
+    };
   }
 
   /** Checks every file of the image; returns one line per problem (empty when all is well). */
@@ -254,6 +279,16 @@ function checkStoredSize(path: string, size: number, entry: FileEntry): void {
   const expected = entry.compression.size;
   if (size < expected) throw new ImageError(`${path} is truncated: ${size} of ${expected} bytes (${entry.compression.algorithm}-compressed)`);
   if (size > expected) throw new ImageError(`${path} is longer than the manifest says: ${size} bytes, expected ${expected} (${entry.compression.algorithm}-compressed)`);
+}
+
+/** The data of an open image file, in chunks (see dataOf), and its digest checked after the last. */
+async function* verifiedData(fd: number, path: string, entry: FileEntry): AsyncGenerator<Uint8Array> {
+  const hash = newDigest(algorithmOf(entry.digest));
+  for await (const chunk of dataOf(fd, path, entry)) {
+    hash.update(chunk);
+    yield chunk;
+  }
+  if (hash.digest() !== entry.digest) throw new ImageError(`${path} is corrupt: its digest does not match the manifest`);
 }
 
 /** The data of an open image file, in chunks: as stored, or each frame decompressed. */

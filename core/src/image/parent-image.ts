@@ -64,6 +64,7 @@ export class ParentImage {
       record: this.image.records[key],
       blobFile: (name) => join(reader.imageDir, rel(name)),
       readBlob: (name) => reader.readBlobChunks(rel(name)),
+      storedBlob: (name) => reader.openStoredBlob(rel(name)),
       parent: () => this.parent?.objectOf(key),
     };
   }

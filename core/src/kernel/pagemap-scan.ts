@@ -70,8 +70,15 @@ export class PagemapScanner {
         const address = u64(r.start);
         found.push({ address, pages: Number((u64(r.end) - address) / BigInt(PAGE_SIZE)), categories: Number(r.categories) });
       }
-      if (walkEnd <= from) break;
-      from = walkEnd;
+      // A vector not filled means the walk reached `end`. walk_end may not say so: 6.18 leaves it
+      // where an earlier round of the same call stopped (its own buffer holds 512 regions), and
+      // going on from there would report the regions after it twice; so a full vector goes on
+      // from the end of its last region if that is further.
+      if (filled < REGIONS_PER_CALL) break;
+      const reported = found[found.length - 1]!;
+      const next = [walkEnd, reported.address + BigInt(reported.pages * PAGE_SIZE)].reduce((a, b) => (a > b ? a : b));
+      if (next <= from) break;
+      from = next;
     }
     return found;
   }

@@ -30,6 +30,8 @@ const WNOHANG = 1;
 const STOP_TIMEOUT_MS = 10_000;
 /** Polls of waitpid before the wait starts to sleep between polls. */
 const SPIN_ROUNDS = 2000;
+/** How often the end of a long remote syscall (startRemoteSyscall) is looked for. */
+const LONG_CALL_POLL_MS = 0.1;
 /** Atomics.wait on this is a synchronous sleep: ptrace must stay on the JS thread. */
 const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
 
@@ -66,6 +68,12 @@ export interface RseqConfiguration {
 export interface RemoteResult {
   value: bigint;
   eventMessage?: number;
+}
+
+/** A remote syscall the task is running (Ptrace.startRemoteSyscall). */
+export interface RunningSyscall {
+  /** Waits for the call to end and returns its raw result (a negative errno on failure). */
+  finish(): bigint;
 }
 
 const unsigned = (v: bigint) => BigInt.asUintN(64, v);
@@ -315,6 +323,38 @@ export class Ptrace {
   }
 
   /**
+   * Starts syscall `nr` inside the stopped task and returns while the task runs it, so that cr can
+   * work meanwhile (the task runs on another CPU). Nothing else may be asked of the task until
+   * `finish` has waited for the call's end, which puts its registers back and returns the raw
+   * result; `finish` must be called whatever happens in between. It looks for the end every
+   * LONG_CALL_POLL_MS, sleeping in between: such a call takes milliseconds.
+   */
+  startRemoteSyscall(pid: number, nr: number, args: readonly bigint[] = []): RunningSyscall {
+    const saved = this.rawRegs(pid);
+    this.enterRemote(pid, saved, nr, args);
+    try {
+      this.stepToSyscallStop(pid);
+      this.libc.ptrace(PTRACE_SYSCALL, pid, 0, 0, 'ptrace(PTRACE_SYSCALL)');
+    } catch (err) {
+      this.setRawRegs(pid, saved);
+      throw err;
+    }
+    let result: bigint | undefined;
+    return {
+      finish: () => {
+        if (result !== undefined) return result;
+        try {
+          this.assertSyscallStop(pid, this.waitStop(pid, LONG_CALL_POLL_MS));
+          result = this.rawRegs(pid).readBigInt64LE(REG.rax);
+          return result;
+        } finally {
+          this.setRawRegs(pid, saved);
+        }
+      },
+    };
+  }
+
+  /**
    * Starts a blocking syscall inside the task and interrupts it at once, as a signal would: the
    * kernel leaves what it needs to restart the call (its restart block) in the task, and returns
    * the raw result, normally -ERESTART_RESTARTBLOCK. Used to rebuild an interrupted nanosleep.
@@ -400,9 +440,11 @@ export class Ptrace {
   /**
    * Waits for the task's next stop, for at most STOP_TIMEOUT_MS: a task in uninterruptible sleep
    * (a hung NFS mount, a device) does not stop, and cr must not hang with it. Stops after a
-   * remote syscall come within microseconds, so the wait spins briefly before it sleeps.
+   * remote syscall come within microseconds, so the wait spins briefly before it sleeps; for a
+   * call known to take a while, `pollMs` makes it sleep that long between looks from the start,
+   * leaving the CPU to the task (and overshooting its end by no more than that).
    */
-  private waitStop(pid: number): number {
+  private waitStop(pid: number, pollMs?: number): number {
     const deadline = performance.now() + STOP_TIMEOUT_MS;
     for (let round = 0; ; round++) {
       const { pid: reported, status } = this.libc.waitpid(pid, __WALL | WNOHANG);
@@ -416,7 +458,8 @@ export class Ptrace {
         const { state } = new Procfs().stat(pid);
         throw new TargetError(`PID ${pid} did not stop within ${STOP_TIMEOUT_MS / 1000} s (state ${state}${state === 'D' ? ', uninterruptible sleep' : ''}); try again when it is not blocked in the kernel`);
       }
-      if (round >= SPIN_ROUNDS) Atomics.wait(SLEEPER, 0, 0, Math.min(10, round - SPIN_ROUNDS + 1));
+      if (pollMs !== undefined) Atomics.wait(SLEEPER, 0, 0, pollMs);
+      else if (round >= SPIN_ROUNDS) Atomics.wait(SLEEPER, 0, 0, Math.min(10, round - SPIN_ROUNDS + 1));
     }
   }
 

@@ -197,6 +197,8 @@ export const fileHandleHead = koffi.struct('cr_file_handle', { handle_bytes: 'ui
 
 /** struct iovec of readv(2), process_vm_readv(2), PTRACE_GETREGSET. */
 export const iovec = koffi.struct('cr_iovec', { iov_base: 'uint64_t', iov_len: 'uint64_t' });
+/** `count` struct iovec one after another, as readv(2) takes them. */
+export const iovecs = (count: number): TypeObject => koffi.array(iovec, count);
 
 /** struct __user_cap_header_struct of capset(2). */
 export const capUserHeader = koffi.struct('cr_cap_user_header', { version: 'uint32_t', pid: 'int32_t' });

@@ -1,6 +1,10 @@
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { procDir } from './proc-dir.js';
-import { CHUNK_SIZE, readAhead, readFully } from '../io/file-regions.js';
+import { fillFromFile, type FilePageRun, type SourceFile } from './file-into-task.js';
+import { readMappings, type Mapping } from './proc-maps.js';
+import type { RemoteTask } from './remote-task.js';
+import { PROT_WRITE } from './syscalls.js';
+import { CHUNK_SIZE, readAhead, readFully, readRegions } from '../io/file-regions.js';
 import { CrError } from '../errors.js';
 import { KernelError } from './kernel-error.js';
 import { IOV_MAX, Libc, type RemoteRange } from './libc.js';
@@ -93,6 +97,21 @@ export class TaskMemory {
     }
   }
 
+  /**
+   * Puts the pages of `runs` into a stopped task from a file cr holds open. The task reads those it
+   * may write itself, one copy from the page cache into its memory, with `alongside` (cr's digest
+   * check of the same file) read beside it: see fillFromFile. The pages of mappings it may not
+   * write (a read-only page that was patched, PROT_NONE) cr reads and writes through
+   * /proc/PID/mem, which reaches every page, after those.
+   */
+  async fillFromFile(task: RemoteTask, file: SourceFile, runs: readonly FilePageRun[], alongside?: AsyncIterable<Uint8Array>): Promise<void> {
+    const { writable, protectedRuns } = byWritability(runs, readMappings(task.pid));
+    await fillFromFile(task, file, writable, alongside);
+    if (protectedRuns.length === 0) return;
+    const regions = protectedRuns.map((r) => ({ position: r.position, length: r.pages * PAGE_SIZE }));
+    await this.write(task.pid, protectedRuns, readRegions(file.fd, regions, file.path));
+  }
+
   /** The pages of one `run`, read at once, as `read` reads them (without pinning them). */
   readRun(pid: number, run: PageRun): Buffer {
     const target = Buffer.alloc(run.pages * PAGE_SIZE);
@@ -124,6 +143,38 @@ export class TaskMemory {
     if (err.errno === ENOSYS) this.fast = false;
     return 0;
   }
+}
+
+/** `runs` cut where mappings begin and end: the parts in mappings with PROT_WRITE, and the others. */
+function byWritability(runs: readonly FilePageRun[], vmas: readonly Mapping[]): { writable: FilePageRun[]; protectedRuns: FilePageRun[] } {
+  const writable: FilePageRun[] = [];
+  const protectedRuns: FilePageRun[] = [];
+  const page = BigInt(PAGE_SIZE);
+  for (const run of runs) {
+    const end = run.address + BigInt(run.pages) * page;
+    for (let at = run.address; at < end; ) {
+      const next = vmas[firstEndingAfter(vmas, at)];
+      const inside = next !== undefined && next.start <= at;
+      const boundary = next === undefined ? end : inside ? next.end : next.start;
+      const stop = boundary < end ? boundary : end;
+      const part = { address: at, pages: Number((stop - at) / page), position: run.position + Number(at - run.address) };
+      (inside && next.prot & PROT_WRITE ? writable : protectedRuns).push(part);
+      at = stop;
+    }
+  }
+  return { writable, protectedRuns };
+}
+
+/** The index of the first of `vmas` (in address order) that ends after `address`: the one holding it, or the next. */
+function firstEndingAfter(vmas: readonly Mapping[], address: bigint): number {
+  let low = 0;
+  let high = vmas.length;
+  while (low < high) {
+    const mid = (low + high) >> 1;
+    if (vmas[mid]!.end <= address) low = mid + 1;
+    else high = mid;
+  }
+  return low;
 }
 
 /** The ranges of one chunk: at most IOV_MAX of them, `length` bytes in all. */

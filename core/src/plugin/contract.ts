@@ -215,6 +215,8 @@ export interface ParentObject {
   blobFile(name: string): string;
   /** Streams one of its blobs, verified (as RestoreContext.readBlob). */
   readBlob(name: string): AsyncIterable<Uint8Array>;
+  /** One of its blobs to be read in place (as RestoreContext.storedBlob). */
+  storedBlob(name: string): StoredBlob | undefined;
   /** The same object in the parent of that image, if there is one and it holds the object. */
   parent(): ParentObject | undefined;
 }
@@ -242,6 +244,23 @@ export interface RestoreOptions {
   readonly inheritFds?: Readonly<Record<number, string>>;
 }
 
+/**
+ * A blob of the image as it is stored, open for reading in place: checked to be a regular file
+ * inside the image of the size the manifest says, but its bytes are to be trusted only once
+ * `verified()`, the same file read through by cr, has ended without an error (its digest is checked
+ * after the last chunk). Whatever was built from the bytes must not take effect before that.
+ */
+export interface StoredBlob {
+  /** cr's descriptor of the file, read-only. */
+  readonly fd: number;
+  readonly path: string;
+  /** Bytes of data (the file's size). */
+  readonly size: number;
+  /** The blob's bytes in chunks, in order, as RestoreContext.readBlob streams them (digest checked after the last). */
+  verified(): AsyncIterable<Uint8Array>;
+  close(): void;
+}
+
 export interface RestoreContext<O = unknown> {
   readonly options: RestoreOptions;
   /** As in CollectContext: the options of the restoring cr's config, not of the one that checkpointed. */
@@ -265,6 +284,12 @@ export interface RestoreContext<O = unknown> {
    * The digest is checked after the last chunk: the iteration throws there if the blob is corrupt.
    */
   readBlob(name: string): AsyncIterable<Uint8Array>;
+  /**
+   * A blob saved with `writeBlob`, open for someone other than cr to read in place (a restored
+   * process reading its pages itself, one copy instead of two), when it is stored as it is:
+   * undefined when it is stored compressed, whose bytes only `readBlob` gives. Close it when done.
+   */
+  storedBlob(name: string): StoredBlob | undefined;
   /** Size in bytes of a blob saved with `writeBlob`. */
   blobSize(name: string): number;
   /**

@@ -1,14 +1,15 @@
-import { ImageError, type Kernel, type PageRun, type ParentObject } from '@cr/core';
+import { ImageError, type Kernel, type PageRun, type RemoteTask, type RestoreContext } from '@cr/core';
 import type { MmRecord } from './record.js';
 import { pageCount, runsOf, spansOf, splitByMembership, subtract, type Span } from './page-spans.js';
-import { withoutStale } from './stale-pages.js';
+import { restoreBlobPages } from './blob-pages.js';
 
 /**
- * Writes the pages `wanted` of process `pid` from its images up the parent chain (an incremental
- * image leaves its unchanged pages there): each image's blobs are streamed, verified, and the
- * wanted pages they hold written; what that image too left to its parent is taken from there.
+ * Puts the pages `wanted` back into the restored `task` from its images up the parent chain (an
+ * incremental image leaves its unchanged pages there): from each image's blobs the wanted pages
+ * they hold (restoreBlobPages, verified); what that image too left to its parent from there.
  */
-export async function restoreFromParents(kernel: Kernel, pid: number, wanted: readonly Span[], parent: ParentObject | undefined, key: string): Promise<void> {
+export async function restoreFromParents(kernel: Kernel, task: RemoteTask, wanted: readonly Span[], ctx: Pick<RestoreContext, 'key' | 'log' | 'parent'>): Promise<void> {
+  const { key, parent } = ctx;
   if (wanted.length === 0) return;
   if (!parent) throw new ImageError(`${key} leaves ${pageCount(wanted)} page(s) to its parent image, which does not hold ${key}`);
   const record = parent.record as MmRecord;
@@ -23,12 +24,13 @@ export async function restoreFromParents(kernel: Kernel, pid: number, wanted: re
     }
     const taken = pieces.filter((p) => !p.stale).map((p) => p.run);
     if (taken.length === 0) continue;
-    await kernel.memory.write(pid, taken, withoutStale(parent.readBlob(layer.blob), pieces.map((p) => ({ pages: p.run.pages, ...(p.stale ? { stale: true as const } : {}) }))));
+    const blob = { name: `${layer.blob} of ${parent.imageDir}`, stored: () => parent.storedBlob(layer.blob), stream: () => parent.readBlob(layer.blob) };
+    await restoreBlobPages(kernel, task, blob, pieces.map((p) => ({ ...p.run, ...(p.stale ? { stale: true as const } : {}) })), ctx.log);
     left = subtract(left, spansOf(taken));
   }
   const beyond = subtract(left, spansOf((record.fromParent ?? []).map((r) => ({ address: BigInt(r.address), pages: r.pages }))));
   if (beyond.length > 0) {
     throw new ImageError(`${key} leaves the pages at 0x${runsOf(beyond)[0]!.address.toString(16)} to its parent image ${parent.imageDir}, which does not hold them`);
   }
-  await restoreFromParents(kernel, pid, left, parent.parent(), key);
+  await restoreFromParents(kernel, task, left, { key, log: ctx.log, parent: parent.parent() });
 }

@@ -19,7 +19,7 @@ import {
 import { SHM_SEGMENTS } from '@cr/sysvipc-base';
 import { SHMEM } from '@cr/plugin-shmem';
 import type { MmRecord, VmaRecord } from './record.js';
-import { withoutStale } from './stale-pages.js';
+import { restoreBlobPages, type BlobRun } from './blob-pages.js';
 import { restoreFromParents } from './parent-restore.js';
 import { spansOf } from './page-spans.js';
 
@@ -30,6 +30,7 @@ export const SPECIAL_KINDS: readonly VmaRecord['kind'][] = ['vvar', 'vvar_vclock
 const ADVICE: Record<string, number> = { rr: 1, sr: 2, dc: 10, mg: 12, hg: 14, nh: 15, dd: 16, wf: 18 };
 
 const big = (v: string) => BigInt(v);
+const blobRun = (r: { address: string; pages: number; stale?: true }): BlobRun => ({ address: big(r.address), pages: r.pages, ...(r.stale ? { stale: r.stale } : {}) });
 
 const nsToIso = (ns: bigint) => new Date(Number(ns / 1_000_000n)).toISOString();
 
@@ -67,20 +68,18 @@ export function checkMappedFiles(record: MmRecord, key: string): void {
 /**
  * Turns the seed's address space into the saved one: everything of the seed is unmapped but its
  * vdso and vvar, which are moved to the saved addresses (the program calls into them there); every
- * mapping is recreated at its address with its protection and advice; the saved pages are written
- * back; and the mm bounds, auxv and exe link are set with one PR_SET_MM_MAP.
+ * mapping is recreated at its address with its protection and advice; the saved pages are put
+ * back (restoreBlobPages: the process reads them from the image itself); and the mm bounds, auxv and exe link are set with one PR_SET_MM_MAP.
  */
 export async function restoreAddressSpace(kernel: Kernel, task: RemoteTask, record: MmRecord, ctx: RestoreContext): Promise<void> {
   moveSpecialMappings(kernel, task, record);
   const files = new OpenFiles(task);
   try {
     for (const vma of record.vmas) mapOne(task, vma, files, ctx);
-    await kernel.memory.write(task.pid, record.pages.map((r) => ({ address: big(r.address), pages: r.pages })), ctx.readBlob('pages'));
-    for (const round of record.precopied ?? []) {
-      const kept = round.runs.filter((r) => !r.stale).map((r) => ({ address: big(r.address), pages: r.pages }));
-      await kernel.memory.write(task.pid, kept, withoutStale(ctx.readBlob(round.blob), round.runs));
-    }
-    await restoreFromParents(kernel, task.pid, spansOf((record.fromParent ?? []).map((r) => ({ address: big(r.address), pages: r.pages }))), ctx.parent, ctx.key);
+    const blob = (name: string) => ({ name, stored: () => ctx.storedBlob(name), stream: () => ctx.readBlob(name) });
+    await restoreBlobPages(kernel, task, blob('pages'), record.pages.map(blobRun), ctx.log);
+    for (const round of record.precopied ?? []) await restoreBlobPages(kernel, task, blob(round.blob), round.runs.map(blobRun), ctx.log);
+    await restoreFromParents(kernel, task, spansOf((record.fromParent ?? []).map(blobRun)), ctx);
     for (const vma of record.vmas) advise(task, vma);
     setMmFields(task, record, files);
   } finally {

@@ -1,0 +1,135 @@
+import 'reflect-metadata';
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ImageError } from '../src/errors.js';
+import { Kernel } from '../src/kernel/kernel.js';
+import { PAGE_SIZE } from '../src/kernel/pagemap.js';
+import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../src/kernel/syscalls.js';
+import type { FilePageRun } from '../src/kernel/file-into-task.js';
+import type { RemoteTask } from '../src/kernel/remote-task.js';
+
+const kernel = new Kernel();
+const PAGES = 64;
+const GETPID = { name: 'getpid', nr: 39 };
+
+let dir: string;
+let pid: number;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'cr-file-into-task-'));
+  // Not a child libuv knows of: it would reap the ptrace stops.
+  pid = Number(execFileSync('sh', ['-c', 'sleep 600 </dev/null >/dev/null 2>&1 & echo $!'], { encoding: 'utf8' }).trim());
+});
+
+afterAll(() => {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // Gone already.
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A file of `pages` pages, page i filled with the byte i + 1. */
+function pageFile(name: string, pages: number): string {
+  const path = join(dir, name);
+  writeFileSync(path, Buffer.concat(Array.from({ length: pages }, (_, i) => Buffer.alloc(PAGE_SIZE, i + 1))));
+  return path;
+}
+
+const fds = () => readdirSync(`/proc/${pid}/fd`).sort();
+
+/** Seizes the sleeper, maps PAGES fresh pages in it, and runs `body` with the task and their address; leaves it as it was. */
+async function withMapping(body: (task: RemoteTask, base: bigint) => Promise<void>): Promise<void> {
+  const task = kernel.seize(pid);
+  try {
+    const base = task.mmap(0n, BigInt(PAGES * PAGE_SIZE), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+    try {
+      await body(task, base);
+    } finally {
+      task.munmap(base, BigInt(PAGES * PAGE_SIZE));
+    }
+  } finally {
+    task.release();
+  }
+}
+
+/** What `fill` gives, its path and descriptor, closed afterwards. */
+async function withFile(path: string, body: (file: { fd: number; path: string }) => Promise<void>): Promise<void> {
+  const fd = openSync(path, 'r');
+  try {
+    await body({ fd, path });
+  } finally {
+    closeSync(fd);
+  }
+}
+
+describe('a stopped task reading its pages from a file itself (TaskMemory.fillFromFile)', () => {
+  it('reads runs from where they are in the file, in more calls than its scratch area holds ranges, read-only pages through cr; nothing else is touched', async () => {
+    const path = pageFile('pages', PAGES);
+    const before = fds();
+    await withMapping(async (task, base) => {
+      // Every other page of the first 48 (more ranges than a seized task's scratch area takes at once), then page 60 read-only.
+      const runs: FilePageRun[] = Array.from({ length: 24 }, (_, i) => ({ address: base + BigInt(2 * i * PAGE_SIZE), pages: 1, position: 2 * i * PAGE_SIZE }));
+      runs.push({ address: base + BigInt(60 * PAGE_SIZE), pages: 2, position: 60 * PAGE_SIZE });
+      task.mprotect(base + BigInt(60 * PAGE_SIZE), BigInt(PAGE_SIZE), PROT_READ);
+      const alongside: number[] = [];
+      await withFile(path, (file) =>
+        kernel.memory.fillFromFile(task, file, runs, (async function* () {
+          for (let i = 0; i < PAGES; i += 8) {
+            alongside.push(i);
+            yield Buffer.alloc(8 * PAGE_SIZE);
+          }
+        })()),
+      );
+      expect(task.iovecCapacity()).toBeLessThan(24);
+      // The companion stream was read to its end.
+      expect(alongside).toEqual([0, 8, 16, 24, 32, 40, 48, 56]);
+      const written = new Set(runs.flatMap((r) => Array.from({ length: r.pages }, (_, k) => Number(r.address - base) / PAGE_SIZE + k)));
+      // Before reading: a read of a page never touched could map the zero page there.
+      const present = kernel.pageRuns(pid, base, base + BigInt(PAGES * PAGE_SIZE), 'present');
+      expect(present.flatMap((r) => Array.from({ length: r.pages }, (_, k) => Number(r.address - base) / PAGE_SIZE + k))).toEqual([...written].sort((a, b) => a - b));
+      const memory = kernel.memory.readRun(pid, { address: base, pages: PAGES });
+      for (let i = 0; i < PAGES; i++) expect(memory[i * PAGE_SIZE], `page ${i}`).toBe(written.has(i) ? i + 1 : 0);
+    });
+    expect(fds()).toEqual(before);
+  });
+
+  it('a file shorter than its runs: an ImageError naming the file, the position and the address where the read stopped; the task goes on', async () => {
+    const path = pageFile('short', 10);
+    const before = fds();
+    await withMapping(async (task, base) => {
+      const fill = withFile(path, (file) => kernel.memory.fillFromFile(task, file, [{ address: base, pages: 16, position: 0 }]));
+      await expect(fill).rejects.toThrow(ImageError);
+      await expect(fill).rejects.toThrow(
+        `${path} is truncated: PID ${pid} read only ${10 * PAGE_SIZE} of ${16 * PAGE_SIZE} bytes at position 0 of it, stopping at 0x${(base + BigInt(10 * PAGE_SIZE)).toString(16)}, where its memory was to be restored`,
+      );
+      expect(task.syscall(GETPID)).toBe(BigInt(pid));
+    });
+    expect(fds()).toEqual(before);
+  });
+
+  it('a failure of the stream read alongside fails the fill once the task is done with its read; the task goes on', async () => {
+    const path = pageFile('pages', PAGES);
+    const before = fds();
+    let closed = false;
+    await withMapping(async (task, base) => {
+      const failing = (async function* () {
+        try {
+          yield Buffer.alloc(PAGE_SIZE);
+          throw new ImageError('the digest does not match');
+        } finally {
+          closed = true;
+        }
+      })();
+      const fill = withFile(path, (file) => kernel.memory.fillFromFile(task, file, [{ address: base, pages: PAGES, position: 0 }], failing));
+      await expect(fill).rejects.toThrow('the digest does not match');
+      expect(task.syscall(GETPID)).toBe(BigInt(pid));
+    });
+    expect(closed).toBe(true);
+    expect(fds()).toEqual(before);
+  });
+});
