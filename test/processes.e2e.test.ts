@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Kernel } from '@cr/core';
 import { Cleanup, crJson, nsenter, tempDir } from './helpers/cli.js';
-import { checkpointAndKill, compileFixture, crAsync, fifo, lines, processState, restoreDetached, sleep, startFixture, waitFor, waitForLine } from './helpers/processes.js';
+import { checkpointAndKill, compileFixture, crAsync, fifo, lines, processState, restoreDetached, seedLaunchers, sleep, startFixture, waitFor, waitForLine } from './helpers/processes.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -463,13 +463,13 @@ describe('bad input: a clear error, and nothing lost', () => {
     const bytes = readFileSync(pages);
     bytes[bytes.length - 100] ^= 0xff;
     writeFileSync(pages, bytes);
-    const launchers = sleepers();
+    const launchers = seedLaunchers();
     const r = await crAsync(['restore', '-D', join(dir, 'img'), '--detach']);
     expect(r.status).toBe(4);
     expect(r.stderr).toContain(`${pages} is corrupt`);
     expect(existsSync(`/proc/${child.pid}`)).toBe(false);
     // Another test file's restore may have a launcher alive for a moment; ours must not stay.
-    await waitFor('no launcher left behind', () => (sleepers().every((p) => launchers.includes(p)) ? true : undefined), 5000);
+    await waitFor('no launcher left behind', () => (seedLaunchers().every((p) => launchers.includes(p)) ? true : undefined), 5000);
   });
 
   it('a mapped file that changed since the checkpoint is refused before anything is created', async () => {
@@ -525,15 +525,3 @@ describe('stdio that pointed outside the checkpoint', () => {
   });
 });
 
-/** PIDs of `sleep 86400` processes: the launchers cr restore starts must never be left behind. */
-function sleepers(): string[] {
-  return readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .filter((p) => {
-      try {
-        return readFileSync(`/proc/${p}/cmdline`, 'utf8') === 'sleep\u000086400\u0000';
-      } catch {
-        return false;
-      }
-    });
-}

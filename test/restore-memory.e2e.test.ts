@@ -1,9 +1,9 @@
 import { once } from 'node:events';
-import { existsSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Cleanup, tempDir } from './helpers/cli.js';
-import { compileFixture, crAsync, startFixture, waitFor, waitForLine, waitGone } from './helpers/processes.js';
+import { compileFixture, crAsync, seedLaunchers, startFixture, waitFor, waitForLine, waitGone } from './helpers/processes.js';
 
 const cleanup = new Cleanup();
 afterEach(() => cleanup.run());
@@ -47,18 +47,6 @@ async function expectSameMemory(heap: { pid: number; out: string; sum: string })
   expect(await waitForLine(heap.out, /^(same|DIFFERENT)/, 30_000)).toBe(`same ${heap.sum} resident=0 zeros=1`);
 }
 
-/** The seeds cr restores processes from run `sleep 86400`. */
-function launchers(): string[] {
-  return readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .filter((p) => {
-      try {
-        return readFileSync(`/proc/${p}/cmdline`, 'utf8') === 'sleep\u000086400\u0000';
-      } catch {
-        return false;
-      }
-    });
-}
 
 describe('restored memory is read into place by the restored process itself', () => {
   it('a random heap, sparse mappings with gaps between them, read-only and PROT_NONE pages come back; never-touched pages stay untouched', async () => {
@@ -81,25 +69,25 @@ describe('restored memory is read into place by the restored process itself', ()
     const bytes = readFileSync(heap.pages);
     bytes[bytes.length - 3 * 4096] ^= 0xff;
     writeFileSync(heap.pages, bytes);
-    const before = launchers();
+    const before = seedLaunchers();
     const r = await crAsync(['restore', '-D', heap.img, '--detach']);
     cleanup.orphan(heap.pid);
     expect(r.status).toBe(4);
     expect(r.stderr).toBe(`cr: ${heap.pages} is corrupt: its digest does not match the manifest\n`);
     expect(existsSync(`/proc/${heap.pid}`)).toBe(false);
-    await waitFor('no launcher left behind', () => (launchers().every((p) => before.includes(p)) ? true : undefined), 5000);
+    await waitFor('no launcher left behind', () => (seedLaunchers().every((p) => before.includes(p)) ? true : undefined), 5000);
   });
 
   it('a truncated blob is refused before anything is restored: no process, no launcher left', async () => {
     const heap = await checkpointed(16);
     const size = statSync(heap.pages).size;
     truncateSync(heap.pages, size - 4096);
-    const before = launchers();
+    const before = seedLaunchers();
     const r = await crAsync(['restore', '-D', heap.img, '--detach']);
     cleanup.orphan(heap.pid);
     expect(r.status).toBe(4);
     expect(r.stderr).toBe(`cr: ${heap.pages} is truncated: ${size - 4096} of ${size} bytes\n`);
     expect(existsSync(`/proc/${heap.pid}`)).toBe(false);
-    await waitFor('no launcher left behind', () => (launchers().every((p) => before.includes(p)) ? true : undefined), 5000);
+    await waitFor('no launcher left behind', () => (seedLaunchers().every((p) => before.includes(p)) ? true : undefined), 5000);
   });
 });

@@ -1,6 +1,6 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { REPO, type Cleanup, type CliResult } from './cli.js';
@@ -114,4 +114,17 @@ export async function restoreDetached(cleanup: Cleanup, img: string, pid: number
   expect(r.stderr).toBe('');
   expect(r.status).toBe(0);
   expect(r.stdout).toContain(`tasks:${pid} running as PID ${pid}`);
+}
+
+/** PIDs of the `sleep 86400` processes cr restore launches its seeds from: none may be left behind. */
+export function seedLaunchers(): string[] {
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8') === 'sleep\u000086400\u0000';
+      } catch {
+        return false;
+      }
+    });
 }
