@@ -49,7 +49,7 @@ export { withoutRestartBlock } from './kernel/return-frame.js';
 export { RemoteTask, type AltStack, type ItimerValue, type PosixTimerNotification, type PosixTimerSetting, type SignalAction } from './kernel/remote-task.js';
 export type { MmMap } from './kernel/mm-map.js';
 export type { StoppedSyscall, SyscallName } from './kernel/stopped-syscall.js';
-export type { Vma } from './kernel/proc-maps.js';
+export type { Mapping, Vma } from './kernel/proc-maps.js';
 export { SEALS } from './kernel/shmem.js';
 export { PAGE_SIZE, type PageRun, type PageSelection } from './kernel/pagemap.js';
 export type { FilePageRun, SourceFile } from './kernel/file-into-task.js';

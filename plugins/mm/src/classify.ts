@@ -1,4 +1,4 @@
-import type { Vma } from '@cr/core';
+import type { Mapping } from '@cr/core';
 import { shmemOfVma } from '@cr/plugin-shmem';
 import type { VmaRecord } from './record.js';
 
@@ -10,7 +10,7 @@ const DELETED = ' (deleted)';
  * the process's to save ([vsyscall], the same fixed page in every process), and an error message
  * for what cr cannot restore.
  */
-export function classify(vma: Vma, pid: number): VmaRecord['kind'] | undefined | { unsupported: string } {
+export function classify(vma: Mapping, pid: number): VmaRecord['kind'] | undefined | { unsupported: string } {
   const { path } = vma;
   if (path === '[vsyscall]') return undefined;
   if (SPECIAL[path]) return SPECIAL[path];

@@ -46,7 +46,7 @@ export class MmPlugin implements ResourcePlugin<MmRecord, ResourceNode<TaskHandl
    * becomes an external reference, which restore must find (or fail up front).
    */
   private sharedMemory(pid: number): string[] {
-    const keys = this.kernel.vmas(pid).flatMap((vma) => {
+    const keys = this.kernel.mappings(pid).flatMap((vma) => {
       const kind = classify(vma, pid);
       return kind === 'sysv-shm' ? [SHM_SEGMENTS.key(vma.inode)] : kind === 'shmem' ? [SHMEM.key(vma.inode)] : [];
     });

@@ -1,5 +1,5 @@
 import { statSync } from 'node:fs';
-import { Kernel, PAGE_SIZE, TargetError, UnsupportedError, type PageRun, type RemoteTask, type SaveContext, type Vma, procDir } from '@cr/core';
+import { Kernel, PAGE_SIZE, TargetError, UnsupportedError, type PageRun, type RemoteTask, type Mapping, type SaveContext, type Vma, procDir } from '@cr/core';
 import type { MmRecord, VmaRecord } from './record.js';
 import { classify } from './classify.js';
 import { withoutZeroPages, type SourceRun } from './zero-pages.js';
@@ -19,16 +19,19 @@ const UFFD_WP_FLAG = 'uw';
 export async function saveAddressSpace(kernel: Kernel, task: RemoteTask, ctx: SaveContext): Promise<MmRecord> {
   const { pid } = task;
   const preCopy = ctx.preCopy instanceof MemoryPreCopy ? ctx.preCopy : undefined;
-  const settled = preCopy ? settle(kernel, preCopy) : undefined;
+  // Read once: smaps and the page-table scans cost time in proportion to the process's size, all
+  // of it frozen, and the pre-copy's settling needs the same mappings and present pages.
+  const mappings = kernel.vmas(pid).map((vma) => ({ vma, kind: classify(vma, pid) }));
+  const present = new Map(mappings.filter((m) => m.kind === 'anon').map(({ vma }) => [vma, kernel.pageRuns(pid, vma.start, vma.end, 'present')]));
+  const settled = preCopy ? preCopy.settle(spansOf([...present.values()].flat()), [...present.keys()]) : undefined;
   const vmas: VmaRecord[] = [];
   const runs: SourceRun[] = [];
-  for (const vma of kernel.vmas(pid)) {
-    const kind = classify(vma, pid);
+  for (const { vma, kind } of mappings) {
     if (kind === undefined) continue;
     const where = mappingName(pid, vma);
     if (typeof kind === 'object') throw new UnsupportedError(unsupportedMapping(pid, vma, kind));
     vmas.push(describe(pid, preCopy?.protects(vma.start, vma.end) ? { ...vma, flags: vma.flags.filter((f) => f !== UFFD_WP_FLAG) } : vma, kind, where));
-    if (kind === 'anon') runs.push(...notPreCopied(kernel.pageRuns(pid, vma.start, vma.end, 'present'), settled).map((r) => ({ ...r, zeroFree: true })));
+    if (kind === 'anon') runs.push(...notPreCopied(present.get(vma)!, settled).map((r) => ({ ...r, zeroFree: true })));
     // A private copy of a file page that the program zeroed must be written back over the file's.
     if ((kind === 'file' || kind === 'shmem') && !vma.shared) runs.push(...kernel.pageRuns(pid, vma.start, vma.end, 'private-copies').map((r) => ({ ...r, zeroFree: false })));
   }
@@ -67,24 +70,17 @@ export async function saveAddressSpace(kernel: Kernel, task: RemoteTask, ctx: Sa
   };
 }
 
-/** What the pre-copy of a now frozen process holds of its private anonymous memory as it is (see MemoryPreCopy.settle). */
-function settle(kernel: Kernel, preCopy: MemoryPreCopy): Settled {
-  const anon = kernel.vmas(preCopy.pid).filter((v) => classify(v, preCopy.pid) === 'anon');
-  const present = spansOf(anon.flatMap((v) => kernel.pageRuns(preCopy.pid, v.start, v.end, 'present')));
-  return preCopy.settle(present, anon);
-}
-
 /** The pages of `present` (runs within one mapping) that the pre-copy does not hold as they are now. */
 function notPreCopied(present: PageRun[], settled: Settled | undefined): PageRun[] {
   return settled ? runsOf(subtract(spansOf(present), settled.covered)) : present;
 }
 
-const mappingName = (pid: number, vma: Vma) => `PID ${pid}: mapping ${hex(vma.start)}-${hex(vma.end)}`;
-const unsupportedMapping = (pid: number, vma: Vma, kind: { unsupported: string }) => `${mappingName(pid, vma)} is a ${kind.unsupported}, which cr cannot checkpoint yet`;
+const mappingName = (pid: number, vma: Mapping) => `PID ${pid}: mapping ${hex(vma.start)}-${hex(vma.end)}`;
+const unsupportedMapping = (pid: number, vma: Mapping, kind: { unsupported: string }) => `${mappingName(pid, vma)} is a ${kind.unsupported}, which cr cannot checkpoint yet`;
 
 /** Every mapping of `pid` that cr cannot checkpoint, each named. */
 export function mappingRefusals(kernel: Kernel, pid: number): string[] {
-  return kernel.vmas(pid).flatMap((vma) => {
+  return kernel.mappings(pid).flatMap((vma) => {
     const kind = classify(vma, pid);
     return typeof kind === 'object' ? [unsupportedMapping(pid, vma, kind)] : [];
   });

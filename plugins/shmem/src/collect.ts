@@ -1,5 +1,5 @@
 import { statSync, statfsSync } from 'node:fs';
-import { FS_MAGIC, UnsupportedError, type FdInfo, type Vma, procDir } from '@cr/core';
+import { FS_MAGIC, UnsupportedError, type FdInfo, type Mapping, procDir } from '@cr/core';
 
 const MEMFD = '/memfd:';
 const DELETED = ' (deleted)';
@@ -37,7 +37,7 @@ export function shmemOfFd(info: FdInfo): ShmemKind | undefined {
  * ("[anon_shmem:NAME]" once named with PR_SET_VMA_ANON_NAME), or a file deleted while mapped whose
  * filesystem (statfs of the mapping itself, not its name) is tmpfs.
  */
-export function shmemOfVma(vma: Pick<Vma, 'path' | 'shared' | 'start' | 'end'>, pid: number): ShmemKind | undefined {
+export function shmemOfVma(vma: Pick<Mapping, 'path' | 'shared' | 'start' | 'end'>, pid: number): ShmemKind | undefined {
   const name = memfdName(vma.path);
   if (name !== undefined) return { kind: 'memfd', name };
   if (vma.shared && (vma.path === `/dev/zero${DELETED}` || vma.path.startsWith('[anon_shmem:'))) return { kind: 'anonymous' };
@@ -48,7 +48,7 @@ export function shmemOfVma(vma: Pick<Vma, 'path' | 'shared' | 'start' | 'end'>, 
 }
 
 /** The file a mapping maps, as /proc/PID/map_files opens it. */
-export function mappedFile(pid: number, vma: Pick<Vma, 'start' | 'end'>): string {
+export function mappedFile(pid: number, vma: Pick<Mapping, 'start' | 'end'>): string {
   return `${procDir(pid)}/map_files/${vma.start.toString(16)}-${vma.end.toString(16)}`;
 }
 
@@ -71,7 +71,7 @@ export function onHugePages(path: string): boolean {
  * huge pages is left to the files plugin, which refuses its descriptors by name (they can be
  * left out); a mapping of one is refused here.
  */
-export function shmemSources(pid: number, fds: readonly FdInfo[], vmas: readonly Vma[]): ShmemSource[] {
+export function shmemSources(pid: number, fds: readonly FdInfo[], vmas: readonly Mapping[]): ShmemSource[] {
   const found = new Map<number, ShmemSource>();
   const add = (path: string, what: ShmemKind) => {
     const inode = Number(statSync(path).ino);

@@ -68,7 +68,7 @@ export class ShmemPlugin implements ResourcePlugin<ShmemRecord, ShmemSource, Res
 
   collect(parent: ResourceNode): CollectedObject<ShmemSource>[] {
     const task = TASKS.handleOf(parent);
-    return shmemSources(task.pid, task.fds(), this.kernel.vmas(task.pid)).map((source) => ({
+    return shmemSources(task.pid, task.fds(), this.kernel.mappings(task.pid)).map((source) => ({
       id: String(source.inode),
       handle: source,
       attributes: { inode: source.inode, kind: source.what.kind, name: nameOf(source.what) },
