@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cleanup, REPO, tempDir } from './helpers/cli.js';
@@ -58,5 +58,17 @@ describe("the bundle's code cache", () => {
     const again = cr(bin, 'types');
     expect(again).toEqual(expected);
     expect(statSync(file).size).toBeGreaterThan(100_000);
+  });
+
+  it('that others can write is not run, but replaced by one only its owner can write', () => {
+    const { bin, cacheDir } = copyOfCli();
+    const expected = cr(bin, 'types');
+    const file = cacheFile(cacheDir, 'types');
+    expect(statSync(file).mode & 0o022).toBe(0);
+    chmodSync(file, 0o666);
+    const before = statSync(file).ino;
+    expect(cr(bin, 'types')).toEqual(expected);
+    expect(statSync(file).ino).not.toBe(before);
+    expect(statSync(file).mode & 0o022).toBe(0);
   });
 });

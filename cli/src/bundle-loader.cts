@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -31,12 +31,7 @@ let loaded: CrBundle | undefined;
 export function loadBundle(cache?: string): CrBundle {
   if (loaded) return loaded;
   const cacheFile = cache === undefined ? undefined : join(CACHE_DIR, `${cache}-${process.version}-${process.arch}.bin`);
-  let cachedData: Buffer | undefined;
-  try {
-    if (cacheFile) cachedData = readFileSync(cacheFile);
-  } catch {
-    cachedData = undefined;
-  }
+  const cachedData = cacheFile === undefined ? undefined : trustedCache(cacheFile);
   // The CommonJS module wrapper: the bundle is CommonJS so that its code can be cached, which
   // node 20 allows only for scripts. esbuild renames import.meta.url to __crImportMetaUrl, and
   // scripts/bundle.js every import() to __crImport (see dynamicImport). __crPackageUrl tells the
@@ -58,12 +53,34 @@ export function loadBundle(cache?: string): CrBundle {
   return loaded;
 }
 
+/**
+ * The cache in `file`, if there is one cr may run: a code cache is code, and cr usually runs as
+ * root, so, as for config files and plugins, it must belong to root or to the user running cr and
+ * be writable by no one else (a symbolic link is not followed).
+ */
+function trustedCache(file: string): Buffer | undefined {
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch {
+    return undefined;
+  }
+  try {
+    const { uid, mode } = fstatSync(fd);
+    if ((uid !== 0 && uid !== process.geteuid!()) || (mode & 0o022) !== 0) return undefined;
+    return readFileSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Best effort: a read-only install, or a full disk, only costs the next run its compile. */
 function writeCache(file: string, script: Script): void {
   const partial = `${file}.${process.pid}`;
   try {
-    mkdirSync(dirname(file), { recursive: true });
-    writeFileSync(partial, script.createCachedData());
+    mkdirSync(dirname(file), { recursive: true, mode: 0o755 });
+    // wx: never through a file or link someone else put there first.
+    writeFileSync(partial, script.createCachedData(), { flag: 'wx', mode: 0o644 });
     renameSync(partial, file);
   } catch {
     rmSync(partial, { force: true });
