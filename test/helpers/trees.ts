@@ -20,10 +20,14 @@ export function links(pid: number): Links {
   return { ppid, pgid, sid };
 }
 
+/** The children of `pid`. */
+export function childrenOf(pid: number): number[] {
+  return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+}
+
 /** Every process below `pid`, parents first. */
 export function descendants(pid: number): number[] {
-  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  return children.flatMap((c) => [c, ...descendants(c)]);
+  return childrenOf(pid).flatMap((c) => [c, ...descendants(c)]);
 }
 
 /** Starts `command` with its stdout and stderr appended to `out`, and waits for its "ready" line. */
