@@ -106,11 +106,27 @@ export async function checkpointAndKill(child: ChildProcess, img: string, extra:
   return r.stdout;
 }
 
+/**
+ * `cr restore -D img --detach extra…`. A restored pty gets its saved index back, and indexes are
+ * handed out lowest-free across the machine: another test file's terminal (logging.e2e runs cr
+ * under `script`) may hold the index a killed process freed, for as long as that command runs. A
+ * restore refused for that alone (it leaves nothing behind) waits for the index to be free and is
+ * made again.
+ */
+export async function restoreImage(img: string, extra: readonly string[] = []): Promise<CliResult> {
+  for (let attempt = 1; ; attempt++) {
+    const r = await crAsync(['restore', '-D', img, '--detach', ...extra]);
+    const taken = /\/dev\/pts\/(\d+) is in use by another terminal/.exec(r.stderr);
+    if (r.status !== 5 || !taken || attempt === 5) return r;
+    await waitFor(`/dev/pts/${taken[1]} to be free`, () => (existsSync(`/dev/pts/${taken[1]}`) ? undefined : true), 30_000);
+  }
+}
+
 /** Restores a process image detached and registers the restored process for cleanup. */
 export async function restoreDetached(cleanup: Cleanup, img: string, pid: number, extra: string[] = []): Promise<void> {
   // Registered first: a restore that fails or never returns may have left the process running.
   cleanup.orphan(pid);
-  const r = await crAsync(['restore', '-D', img, '--detach', ...extra]);
+  const r = await restoreImage(img, extra);
   expect(r.stderr).toBe('');
   expect(r.status).toBe(0);
   expect(r.stdout).toContain(`tasks:${pid} running as PID ${pid}`);

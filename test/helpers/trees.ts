@@ -4,7 +4,7 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import type { Cleanup } from './cli.js';
-import { crAsync, lines, waitForLine, waitGone } from './processes.js';
+import { crAsync, lines, restoreImage, waitForLine, waitGone } from './processes.js';
 
 /** A process's parent, process group and session. */
 export interface Links {
@@ -67,7 +67,7 @@ export async function checkpointAndRestore(cleanup: Cleanup, root: ChildProcess,
       }),
   );
   for (const pid of before.keys()) await waitGone(pid);
-  const restored = await crAsync(['restore', '-D', img, '--detach']);
+  const restored = await restoreImage(img);
   cleanup.add(async () => {
     // All at once, then one wait: PID 1 reaps the orphans slowly, but reaps them together.
     for (const pid of before.keys()) {
