@@ -30,8 +30,11 @@ export class TerminalProgress implements ProgressReporter {
     return {
       advance: (units) => {
         done += units;
-        if (!bar && performance.now() - started >= this.delayMs) bar = this.show(work);
+        const appearing = !bar && performance.now() - started >= this.delayMs;
+        if (appearing) bar = this.show(work);
         bar?.update(work.total === undefined ? 0 : Math.min(done, work.total), { done: describeSize(done, work.unit) });
+        // Drawn at once: work that ends before the next redraw (a tenth of a second) is seen too.
+        if (appearing) this.bars?.update();
       },
       end: () => {
         if (bar) this.hide(bar);
