@@ -15,7 +15,6 @@ export interface CrBundle {
 }
 
 const BUNDLE = join(__dirname, 'bundle', 'cr.cjs');
-/** Made afresh by every build (scripts/bundle.js empties it): a cache never outlives its bundle. */
 const CACHE_DIR = join(dirname(BUNDLE), 'code-cache');
 
 let loaded: CrBundle | undefined;
@@ -25,8 +24,9 @@ let loaded: CrBundle | undefined;
  * the bundle's 2.5 MB is most of cr's start-up: this keeps V8's code cache of it, one per command
  * word (`cache`; none without one). The first run of a command that succeeds writes it as it
  * exits, so that it holds the functions the command compiled on the way and not just the top
- * level. V8 checks a cache against the source and against its own version and flags, and a cache
- * it refuses is written anew. An install cr cannot write to runs without one.
+ * level. V8 checks a cache only against the source's length and its own version and flags, so
+ * each build empties the cache directory (scripts/bundle.js) and no cache meets another bundle; a
+ * cache V8 refuses is written anew. An install cr cannot write to runs without one.
  */
 export function loadBundle(cache?: string): CrBundle {
   if (loaded) return loaded;
