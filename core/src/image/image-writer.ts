@@ -22,12 +22,13 @@ const FILE_MODE = 0o600;
 const PREALLOCATING_FILE_SYSTEMS = new Set([0xef53, 0x58465342]);
 /**
  * The most a blob's write(2) asks for at once. ext4 (since 6.16) gives a write page-cache folios
- * as large as the write, up to 2 MiB, and those come from the large free blocks that a VM hands
- * back to its host (virtio-balloon free page reporting), which the host must then back again,
- * page by page. Measured on a Firecracker VM with 6.18, 1 GiB written right after as much was
- * freed: 8 MiB writes took 1.0-2.1 s, 128 KiB writes 0.44-0.68 s (64 KiB: 0.53-0.77 s, 1 MiB:
- * 0.49-1.67 s), and written through libuv's pool a piece at a time, 64 KiB took 1.2-1.7 s. So the
- * JS thread writes, piece by piece, and a piece is small.
+ * as large as the write, up to 2 MiB, and on a VM whose balloon reports free memory to the host
+ * (virtio-balloon free page reporting, of blocks from 128 KiB up on the VMs cr is tested on) such
+ * folios are mostly made of memory the host took back and must now back again, page by page.
+ * Measured there (Linux 6.18), 1 GiB written by node right after as much was freed: 8 MiB writes
+ * took 1.0-2.1 s, 128 KiB writes 0.44-0.68 s (64 KiB: 0.53-0.77 s, 1 MiB: 0.49-1.67 s); written
+ * through libuv's pool a piece at a time, 64 KiB took 1.2-1.7 s. So the JS thread writes, piece by
+ * piece, and a piece is small.
  */
 const WRITE_PIECE = 128 << 10;
 /** Below this, a blob's allocation costs too little to be worth a call. */
