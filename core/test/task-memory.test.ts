@@ -4,7 +4,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Libc, type RemoteRange } from '../src/kernel/libc.js';
 import { pageRuns, PAGE_SIZE, type PageRun } from '../src/kernel/pagemap.js';
+import { readVmas, type Vma } from '../src/kernel/proc-maps.js';
 import { TaskMemory } from '../src/kernel/task-memory.js';
 
 /**
@@ -74,11 +76,44 @@ afterAll(async () => {
 const page = (value: number) => Buffer.alloc(PAGE_SIZE, value);
 const expected = (values: readonly number[]) => Buffer.concat(values.map(page));
 
-async function readAll(memory: TaskMemory, runs: readonly PageRun[]): Promise<Buffer> {
+async function readAll(memory: TaskMemory, runs: readonly PageRun[], stopped?: readonly Vma[], from = pid): Promise<Buffer> {
   const chunks: Buffer[] = [];
   // Copied: the two buffers of the stream are reused.
-  for await (const chunk of memory.read(pid, runs)) chunks.push(Buffer.from(chunk));
+  for await (const chunk of memory.read(from, runs, { stopped })) chunks.push(Buffer.from(chunk));
   return Buffer.concat(chunks);
+}
+
+/** The real Libc, counting the bytes process_vm_readv copies. */
+class CountingLibc extends Libc {
+  pinned = 0;
+
+  override async processVmReadAsync(target: number, local: Uint8Array, remote: readonly RemoteRange[]): Promise<number> {
+    const copied = await super.processVmReadAsync(target, local, remote);
+    this.pinned += copied;
+    return copied;
+  }
+}
+
+/** The mappings of `pid` that hold part of [start, end), each as a run of pages cut to that range. */
+function runsByMapping(vmas: readonly Vma[], start: bigint, end: bigint): PageRun[] {
+  return vmas
+    .filter((v) => v.start < end && v.end > start)
+    .map((v) => {
+      const from = v.start > start ? v.start : start;
+      const to = v.end < end ? v.end : end;
+      return { address: from, pages: Number((to - from) / BigInt(PAGE_SIZE)) };
+    });
+}
+
+/** Runs `body` with `pids` stopped (SIGSTOP, waited for in /proc), and lets them go on after. */
+async function whileStopped<T>(pids: readonly number[], body: () => Promise<T>): Promise<T> {
+  for (const p of pids) process.kill(p, 'SIGSTOP');
+  for (const p of pids) while (!/\) T /.test(readFileSync(`/proc/${p}/stat`, 'utf8'))) await new Promise((ok) => setTimeout(ok, 5));
+  try {
+    return await body();
+  } finally {
+    for (const p of pids) process.kill(p, 'SIGCONT');
+  }
 }
 
 async function* pieces(data: Buffer, size: number): AsyncGenerator<Uint8Array> {
@@ -150,7 +185,95 @@ describe('TaskMemory', () => {
     expect(seen).toEqual([1]);
   });
 
+  it('reads the mappings of a stopped process with process_vm_readv, and a page it cannot read itself through /proc/PID/mem', async () => {
+    const libc = new CountingLibc();
+    const end = anon + 6n * BigInt(PAGE_SIZE);
+    const data = await whileStopped([pid], async () => {
+      const vmas = readVmas(pid);
+      // mprotect made four mappings of the six pages: 0-1, 2 (PROT_NONE), 3 (read-only), 4-5.
+      expect(runsByMapping(vmas, anon, end).map((r) => r.pages)).toEqual([2, 1, 1, 2]);
+      return readAll(new TaskMemory(libc), runsByMapping(vmas, anon, end), vmas);
+    });
+    expect(data.equals(expected([1, 2, 3, 4, 5, 6]))).toBe(true);
+    expect(libc.pinned).toBe(5 * PAGE_SIZE);
+  });
+
   it('leaves the process running and its memory as it was', () => {
     expect(readFileSync(`/proc/${pid}/stat`, 'utf8')).toMatch(/\) S /);
+  });
+});
+
+/**
+ * A parent and its child sharing 64 pages copy-on-write since the fork: each prints its PID and
+ * the pages' address, then waits.
+ */
+const FORKED = `
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+int main(void) {
+  long page = sysconf(_SC_PAGESIZE);
+  unsigned char *p = mmap(NULL, 64 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  for (int i = 0; i < 64; i++) memset(p + i * page, i + 1, page);
+  setvbuf(stdout, NULL, _IONBF, 0);
+  if (fork() == 0) {
+    printf("child %d %p\\n", getpid(), (void *)p);
+    pause();
+    return 0;
+  }
+  printf("parent %d %p\\n", getpid(), (void *)p);
+  pause();
+  return 0;
+}
+`;
+
+describe('TaskMemory of a process sharing pages with its child', () => {
+  let forked: ChildProcess;
+  let parent: number;
+  let childPid: number;
+  let shared: bigint;
+
+  beforeAll(async () => {
+    writeFileSync(join(dir, 'forked.c'), FORKED);
+    const built = spawnSync('cc', ['-O2', '-Wall', '-o', join(dir, 'forked'), join(dir, 'forked.c')], { encoding: 'utf8' });
+    if (built.status !== 0) throw new Error(`cc forked.c failed: ${built.stderr}`);
+    forked = spawn(join(dir, 'forked'), [], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const lines = await new Promise<string[]>((ok, fail) => {
+      let out = '';
+      forked.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        const done = out.split('\n').filter(Boolean);
+        if (done.length === 2) ok(done);
+      });
+      forked.once('exit', () => fail(new Error(`the fixture exited early: ${out}`)));
+    });
+    const words = Object.fromEntries(lines.map((l) => l.split(' ')).map(([who, p, a]) => [who!, { pid: Number(p), address: BigInt(a!) }]));
+    parent = words.parent!.pid;
+    childPid = words.child!.pid;
+    shared = words.parent!.address;
+  });
+
+  afterAll(async () => {
+    if (childPid) process.kill(childPid, 'SIGKILL');
+    if (forked && forked.exitCode === null && forked.signalCode === null) {
+      const exited = new Promise((ok) => forked.once('exit', ok));
+      forked.kill('SIGKILL');
+      await exited;
+    }
+  });
+
+  it('reads pages shared copy-on-write through /proc/PID/mem, so that the kernel does not copy them', async () => {
+    const libc = new CountingLibc();
+    const end = shared + 64n * BigInt(PAGE_SIZE);
+    const sharedBytes = () => readVmas(parent).find((v) => v.start <= shared && shared < v.end)!.sharedResident;
+    expect(sharedBytes()).toBe(64 * PAGE_SIZE);
+    const data = await whileStopped([parent, childPid], async () => {
+      const vmas = readVmas(parent);
+      return readAll(new TaskMemory(libc), runsByMapping(vmas, shared, end), vmas, parent);
+    });
+    expect(data.equals(Buffer.concat(Array.from({ length: 64 }, (_, i) => page(i + 1))))).toBe(true);
+    expect(libc.pinned).toBe(0);
+    expect(sharedBytes()).toBe(64 * PAGE_SIZE);
   });
 });

@@ -101,6 +101,9 @@ const raw = {
   process_vm_writev: lib.func(
     'long process_vm_writev(int pid, const void *local_iov, unsigned long liovcnt, const void *remote_iov, unsigned long riovcnt, unsigned long flags)',
   ),
+  process_vm_readv: lib.func(
+    'long process_vm_readv(int pid, const void *local_iov, unsigned long liovcnt, const void *remote_iov, unsigned long riovcnt, unsigned long flags)',
+  ),
 };
 
 export const CLONE_NEWNS = 0x00020000;
@@ -151,6 +154,9 @@ function crossMemoryArgs(name: string, pid: number, local: Uint8Array, remote: r
   koffi.encode(remoteIov, 0, koffi.array(iovec, remote.length), remote.map((r) => ({ iov_base: r.address, iov_len: r.length })));
   return [liveTask(pid), localIov, 1, remoteIov, remote.length, 0];
 }
+
+/** The memory that calls running on libuv's pool read or fill: kept from the garbage collector until they return. */
+const inFlight = new Set<object>();
 
 const crossTarget = (pid: number, remote: readonly RemoteRange[]) => `pid ${pid} at ${remote[0] ? `0x${remote[0].address.toString(16)}` : 'nothing'}`;
 
@@ -374,6 +380,28 @@ export class Libc {
    */
   processVmWrite(pid: number, local: Uint8Array, remote: readonly RemoteRange[]): number {
     return crossMemory(raw.process_vm_writev, 'process_vm_writev', pid, local, remote);
+  }
+
+  /**
+   * process_vm_readv(2) on libuv's pool: copies the `remote` ranges of process `pid` (at most
+   * IOV_MAX), in order, into `local`, with one copy, and resolves to how many bytes it copied.
+   * That is fewer than asked, down to none, when the call stopped at a page it could not read or
+   * failed: the caller reads the rest another way, which names what went wrong (koffi does not
+   * hand over the errno of a call on another thread). It pins every page it reads, and the kernel
+   * first gives the process its own copy of an anonymous page it shares copy-on-write: see
+   * TaskMemory.read for when that cannot happen.
+   */
+  processVmReadAsync(pid: number, local: Uint8Array, remote: readonly RemoteRange[]): Promise<number> {
+    const args = crossMemoryArgs('process_vm_readv', pid, local, remote);
+    const memory = { args, local };
+    inFlight.add(memory);
+    return new Promise((resolve, reject) => {
+      raw.process_vm_readv.async(...args, (err: unknown, copied: number) => {
+        inFlight.delete(memory);
+        if (err) reject(err);
+        else resolve(Math.max(copied, 0));
+      });
+    });
   }
 
   /** pipe2(2): a new pipe, as [read end, write end]. */

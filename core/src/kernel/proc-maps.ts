@@ -22,6 +22,8 @@ export interface Mapping {
 export interface Vma extends Mapping {
   /** The two-letter VmFlags codes: "rd", "gd" (grows down), "dd" (MADV_DONTDUMP) … */
   flags: string[];
+  /** Bytes of its resident pages that other mappings map too (Shared_Clean + Shared_Dirty): a fork's copy-on-write pages, a file's pages. */
+  sharedResident: number;
 }
 
 const HEADER = /^([0-9a-f]+)-([0-9a-f]+) ([r-])([w-])([x-])([ps]) ([0-9a-f]+) ([0-9a-f]+:[0-9a-f]+) (\d+)\s*(.*)$/;
@@ -31,8 +33,11 @@ export function readVmas(pid: number): Vma[] {
   const vmas: Vma[] = [];
   for (const line of readProcLines(pid, 'smaps')) {
     const mapping = parseMapping(line);
-    if (mapping) vmas.push({ ...mapping, flags: [] });
-    else if (line.startsWith('VmFlags:') && vmas.length > 0) vmas[vmas.length - 1]!.flags = line.slice(8).trim().split(/\s+/);
+    const last = vmas[vmas.length - 1];
+    if (mapping) vmas.push({ ...mapping, flags: [], sharedResident: 0 });
+    else if (!last) continue;
+    else if (line.startsWith('VmFlags:')) last.flags = line.slice(8).trim().split(/\s+/);
+    else if (line.startsWith('Shared_Clean:') || line.startsWith('Shared_Dirty:')) last.sharedResident += kib(line);
   }
   return vmas;
 }
@@ -44,6 +49,11 @@ export function readVmas(pid: number): Vma[] {
  */
 export function readMappings(pid: number): Mapping[] {
   return readProcLines(pid, 'maps').flatMap((line) => parseMapping(line) ?? []);
+}
+
+/** The size of an smaps line such as "Shared_Dirty:      12 kB", in bytes. */
+function kib(line: string): number {
+  return Number(/(\d+) kB$/.exec(line)?.[1] ?? 0) * 1024;
 }
 
 function parseMapping(line: string): Mapping | undefined {

@@ -1,9 +1,9 @@
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { procDir } from './proc-dir.js';
 import { fillFromFile, type FilePageRun, type SourceFile } from './file-into-task.js';
-import { readMappings, type Mapping } from './proc-maps.js';
+import { readMappings, type Mapping, type Vma } from './proc-maps.js';
 import type { RemoteTask } from './remote-task.js';
-import { PROT_WRITE } from './syscalls.js';
+import { PROT_READ, PROT_WRITE } from './syscalls.js';
 import { CHUNK_SIZE, readAhead, readFully, readRegions } from '../io/file-regions.js';
 import { CrError } from '../errors.js';
 import { KernelError } from './kernel-error.js';
@@ -13,15 +13,33 @@ import { nodeFsError } from './sysctl.js';
 
 const ENOSYS = 38;
 
+/** How TaskMemory.read reads. */
+export interface ReadOptions {
+  /**
+   * Memory that cannot be read (a running process unmapped it meanwhile, or is gone) comes as
+   * zeros and is reported here, a range at a time, instead of failing the read.
+   */
+  unreadable?: (range: RemoteRange) => void;
+  /**
+   * The mappings of the process, read from its smaps while it is stopped, and stopped until the
+   * read ends: the pages of a mapping no other process maps are then read with process_vm_readv.
+   */
+  stopped?: readonly Vma[];
+}
+
 /**
- * Bulk access to another process's memory. Reads go through /proc/PID/mem, a pread per range on
- * libuv's pool, ahead of the consumer: process_vm_readv pins the pages it reads, and the kernel
- * gives a process its own copy of an anonymous page it shares copy-on-write (with its parent or
- * children since fork) before it pins it, so reading that way would grow a process left running
- * by every page it shares. Writes (into a restored process, whose pages are its own) move with
- * process_vm_writev, up to IOV_MAX ranges per call, one copy; it stops at a page the process
- * itself may not write (a read-only page that was patched), and from there on the chunk goes
- * through /proc/PID/mem, which reaches every page. Writes run on the JS thread while the next
+ * Bulk access to another process's memory. Reads go, a chunk ahead of the consumer, on libuv's
+ * pool. process_vm_readv copies once where /proc/PID/mem copies twice (through a page of the
+ * kernel's) and looks pages up one by one: 1 GiB in 0.12 s against 0.33 s here. But it pins the
+ * pages it reads, and the kernel gives a process its own copy of an anonymous page it shares
+ * copy-on-write (with its parent or children since fork) before it pins it, so reading that way
+ * could grow a process left running by every page it shares. So it reads only the mappings of a
+ * stopped process in which smaps counts no page mapped elsewhere and that KSM may not merge
+ * (VmFlags "mg": a merged page is shared by nature), and everything else goes through
+ * /proc/PID/mem, which pins nothing. Writes (into a restored process, whose pages are its own)
+ * move with process_vm_writev, up to IOV_MAX ranges per call, one copy; it stops at a page the
+ * process itself may not write (a read-only page that was patched), and from there on the chunk
+ * goes through /proc/PID/mem, which reaches every page. Writes run on the JS thread while the next
  * chunk of their source is read on the pool.
  */
 export class TaskMemory {
@@ -33,12 +51,9 @@ export class TaskMemory {
     private readonly chunkSize = CHUNK_SIZE,
   ) {}
 
-  /**
-   * Streams the pages of `runs`, in order, in chunks of at most 8 MiB, read ahead (see readAhead).
-   * With `unreadable`, memory that cannot be read (a running process unmapped it meanwhile, or is
-   * gone) comes as zeros and is reported, a range at a time, instead of failing the read.
-   */
-  async *read(pid: number, runs: readonly PageRun[], unreadable?: (range: RemoteRange) => void): AsyncGenerator<Uint8Array> {
+  /** Streams the pages of `runs`, in order, in chunks of at most 8 MiB, read ahead (see readAhead). */
+  async *read(pid: number, runs: readonly PageRun[], options: ReadOptions = {}): AsyncGenerator<Uint8Array> {
+    const { unreadable, stopped } = options;
     const chunks = packChunks(runs, this.chunkSize);
     if (chunks.length === 0) return;
     let mem: ProcMem | undefined;
@@ -57,14 +72,17 @@ export class TaskMemory {
         unreadable(range);
       }
     };
+    const pinnable = stopped ? stopped.filter(mayPin) : [];
     try {
       yield* readAhead(
         chunks.map((c) => c.length),
         async (i, target) => {
           let at = 0;
-          for (const range of chunks[i]!.ranges) {
-            await readRange(range, target.subarray(at, at + range.length));
-            at += range.length;
+          for (const { ranges, length, pin } of byPinning(chunks[i]!.ranges, pinnable)) {
+            const into = target.subarray(at, at + length);
+            const copied = pin && this.fast ? await this.libc.processVmReadAsync(pid, into, ranges) : 0;
+            for (const [range, offset] of rest(ranges, copied)) await readRange(range, into.subarray(offset, offset + range.length));
+            at += length;
           }
           return target;
         },
@@ -133,7 +151,7 @@ export class TaskMemory {
         done = this.failed(err);
       }
     }
-    if (done < data.byteLength) eachRest(ranges, done, (r, at) => mem.write(data.subarray(at, at + r.length), r.address));
+    for (const [r, at] of rest(ranges, done)) mem.write(data.subarray(at, at + r.length), r.address);
   }
 
   /** A cross-memory call failed: 0 bytes moved, /proc/PID/mem does the whole chunk. */
@@ -217,14 +235,40 @@ class RunCursor {
   }
 }
 
-/** Calls `each` for what is left of `ranges` after their first `skip` bytes, with its offset among them. */
-function eachRest(ranges: readonly RemoteRange[], skip: number, each: (range: RemoteRange, at: number) => void): void {
+/** What is left of `ranges` after their first `skip` bytes, each part with its offset among them. */
+function rest(ranges: readonly RemoteRange[], skip: number): [RemoteRange, number][] {
+  const parts: [RemoteRange, number][] = [];
   let at = 0;
   for (const r of ranges) {
     const from = Math.max(0, skip - at);
-    if (from < r.length) each({ address: r.address + BigInt(from), length: r.length - from }, at + from);
+    if (from < r.length) parts.push([{ address: r.address + BigInt(from), length: r.length - from }, at + from]);
     at += r.length;
   }
+  return parts;
+}
+
+/**
+ * Whether process_vm_readv may read the pages of `vma` of a stopped process without the kernel
+ * copying any first (see TaskMemory), and can: unlike /proc/PID/mem, it does not force its way
+ * into memory the process itself may not read.
+ */
+function mayPin(vma: Vma): boolean {
+  return (vma.prot & PROT_READ) !== 0 && vma.sharedResident === 0 && !vma.flags.includes('mg');
+}
+
+/** `ranges` (consecutive in a buffer, each within one mapping) cut into groups of neighbours that lie, or do not lie, in the mappings of `pinnable`. */
+function byPinning(ranges: readonly RemoteRange[], pinnable: readonly Mapping[]): { ranges: RemoteRange[]; length: number; pin: boolean }[] {
+  const groups: { ranges: RemoteRange[]; length: number; pin: boolean }[] = [];
+  for (const range of ranges) {
+    const holder = pinnable[firstEndingAfter(pinnable, range.address)];
+    const pin = holder !== undefined && holder.start <= range.address && range.address + BigInt(range.length) <= holder.end;
+    const last = groups[groups.length - 1];
+    if (last && last.pin === pin) {
+      last.ranges.push(range);
+      last.length += range.length;
+    } else groups.push({ ranges: [range], length: range.length, pin });
+  }
+  return groups;
 }
 
 /** /proc/PID/mem: every read, and the writes process_vm_writev cannot make. Addresses fit in 47 bits: exact as positions. */

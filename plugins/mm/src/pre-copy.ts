@@ -66,7 +66,7 @@ export class MemoryPreCopy implements PreCopy {
     const stored: PageRun[] = [];
     let lost: Span[] = [];
     const pages = runs.reduce((n, r) => n + r.pages, 0);
-    const read = this.kernel.memory.read(this.pid, runs, (range) => (lost = union(lost, spansOf([{ address: range.address, pages: Math.ceil(range.length / PAGE_SIZE) }]))));
+    const read = this.kernel.memory.read(this.pid, runs, { unreadable: (range) => (lost = union(lost, spansOf([{ address: range.address, pages: Math.ceil(range.length / PAGE_SIZE) }]))) });
     const parent = this.ctx.parent ? new ParentPages(this.ctx.parent) : undefined;
     const unchanged = parent ? { same: (address: bigint, page: Uint8Array) => parent.same(address, page), reused: [] as PageRun[] } : undefined;
     try {

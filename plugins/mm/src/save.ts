@@ -41,7 +41,7 @@ export async function saveAddressSpace(kernel: Kernel, task: RemoteTask, ctx: Sa
   const parent = ctx.parent ? new ParentPages(ctx.parent) : undefined;
   const unchanged = parent ? { same: (address: bigint, page: Uint8Array) => parent.same(address, page), reused: [] as PageRun[] } : undefined;
   try {
-    await ctx.writeBlob('pages', withoutZeroPages(kernel.memory.read(pid, runs), runs, saved, unchanged), { expectedSize: pages * PAGE_SIZE });
+    await ctx.writeBlob('pages', withoutZeroPages(kernel.memory.read(pid, runs, { stopped: mappings.map(({ vma }) => vma) }), runs, saved, unchanged), { expectedSize: pages * PAGE_SIZE });
   } finally {
     parent?.close();
   }
