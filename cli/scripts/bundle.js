@@ -1,10 +1,11 @@
 // Bundles cr's command line for start-up speed into one CommonJS file, dist/bundle/cr.cjs, that
 // src/bundle-loader.cts compiles with V8's code cache (node 20 has no compile cache of its own, and
 // caches code only for scripts, not ES modules). It holds oclif, zod, tsyringe, cr's own packages
-// and the built-in plugins. Left outside it: native addons (koffi, @node-rs/xxhash, and the
-// compressors core requires when asked), pino (its transports run files in worker threads),
-// cosmiconfig (it imports config files and loaders of its own), oclif's plugins (loaded by
-// package name) and TypeScript (which oclif loads only for .ts commands in development).
+// and the built-in plugins, cosmiconfig and the Reflect metadata polyfill (each a few ms to load
+// and compile on every command from outside). Left outside it: native addons (koffi,
+// @node-rs/xxhash, and the compressors core requires when asked), pino (its transports run files
+// in worker threads), cli-progress (loaded only when a bar is drawn), oclif's plugins (loaded by
+// package name) and TypeScript (which oclif and cosmiconfig load only for .ts files).
 //
 // oclif finds the commands through explicit discovery (package.json oclif.commands), in
 // src/bundled-commands.cts, which hands it the bundle's COMMANDS.
@@ -38,8 +39,6 @@ const external = [
   '@mongodb-js/zstd',
   'lz4-napi',
   'pino',
-  'reflect-metadata',
-  'cosmiconfig',
   'cli-progress',
   ...pkg.oclif.plugins,
   'typescript',
@@ -87,6 +86,8 @@ function entrySource(shared) {
   const commandsDir = join(dist, 'commands');
   const commands = jsFiles(commandsDir).map((file) => ({ file, id: relative(commandsDir, file).slice(0, -'.js'.length).split(sep).join(':') }));
   return [
+    // First: the Reflect metadata polyfill must be there before tsyringe loads.
+    "import 'reflect-metadata';",
     `export { main } from ${JSON.stringify(join(dist, 'main.js'))};`,
     ...commands.map((c, i) => `import command${i} from ${JSON.stringify(c.file)};`),
     `export const COMMANDS = { ${commands.map((c, i) => `${JSON.stringify(c.id)}: command${i}`).join(', ')} };`,
@@ -198,8 +199,6 @@ await build({
   logLevel: 'warning',
   // Parameters of the module wrapper src/bundle-loader.cts runs the bundle in.
   define: { 'import.meta.url': '__crImportMetaUrl' },
-  // The Reflect metadata polyfill must be there before tsyringe loads.
-  banner: { js: "require('reflect-metadata');" },
 });
 sendDynamicImportsToLoader(join(out, 'cr.cjs'));
 
