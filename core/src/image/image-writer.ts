@@ -7,6 +7,7 @@ import { KernelError } from '../kernel/kernel-error.js';
 import { Libc } from '../kernel/libc.js';
 import { nodeFsError } from '../kernel/sysctl.js';
 import { codecFor, FRAME_SIZE } from './compression.js';
+import { writePieces } from '../io/file-regions.js';
 import { digestOf, newDigest } from './digest.js';
 import { partialDirFor, prepareImagePath, removeStalePartials } from './image-path.js';
 import { MANIFEST_DIGEST_FILE, MANIFEST_FILE } from './layout.js';
@@ -20,17 +21,6 @@ const FILE_MODE = 0o600;
  * blob turns out smaller (all-zero pages are left out).
  */
 const PREALLOCATING_FILE_SYSTEMS = new Set([0xef53, 0x58465342]);
-/**
- * The most a blob's write(2) asks for at once. ext4 (since 6.16) gives a write page-cache folios
- * as large as the write, up to 2 MiB, and on a VM whose balloon reports free memory to the host
- * (virtio-balloon free page reporting, of blocks from 128 KiB up on the VMs cr is tested on) such
- * folios are mostly made of memory the host took back and must now back again, page by page.
- * Measured there (Linux 6.18), 1 GiB written by node right after as much was freed: 8 MiB writes
- * took 1.0-2.1 s, 128 KiB writes 0.44-0.68 s (64 KiB: 0.53-0.77 s, 1 MiB: 0.49-1.67 s); written
- * through libuv's pool a piece at a time, 64 KiB took 1.2-1.7 s. So the JS thread writes, piece by
- * piece, and a piece is small.
- */
-const WRITE_PIECE = 128 << 10;
 /** Below this, a blob's allocation costs too little to be worth a call. */
 const PREALLOCATE_FROM = 1 << 20;
 
@@ -95,8 +85,8 @@ export class ImageWriter {
 
   /**
    * Streams a blob to disk chunk by chunk, checksumming as it goes; never holds it whole. Each
-   * chunk is written and hashed a WRITE_PIECE at a time, the hash reading the piece the write
-   * just brought into the CPU's cache, while the source reads its next chunk (on libuv's pool).
+   * chunk is written and hashed a piece at a time (see writePieces), while the source reads its
+   * next chunk (on libuv's pool).
    * `source` must not change until the promise settles.
    */
   async writeStream(rel: string, source: Uint8Array | AsyncIterable<Uint8Array>, options: StreamOptions = {}): Promise<void> {
@@ -109,7 +99,7 @@ export class ImageWriter {
       const reserved = this.preallocate(fd, rel, expectedSize);
       for await (const chunk of slices(source)) {
         this.signal?.throwIfAborted();
-        writeInPieces(fd, chunk, (piece) => hash.update(piece));
+        writePieces(fd, chunk, undefined, join(this.workDir, rel), (piece) => hash.update(piece));
         size += chunk.byteLength;
         onWritten?.(chunk.byteLength);
       }
@@ -162,7 +152,7 @@ export class ImageWriter {
         // Awaited below; until then a failure must not go unhandled.
         compressing.catch(() => undefined);
         if (previous) {
-          writeInPieces(fd, previous.frame);
+          writePieces(fd, previous.frame, undefined, join(this.workDir, rel));
           onWritten?.(previous.bytes);
         }
         const frame = await compressing;
@@ -171,7 +161,7 @@ export class ImageWriter {
         previous = { frame, bytes: data.byteLength };
       }
       if (previous) {
-        writeInPieces(fd, previous.frame);
+        writePieces(fd, previous.frame, undefined, join(this.workDir, rel));
         onWritten?.(previous.bytes);
       }
     } catch (err) {
@@ -276,14 +266,6 @@ async function* frameSlices(chunks: AsyncIterable<Uint8Array>): AsyncIterable<Ui
   if (filled > 0) yield gathered!.subarray(0, filled);
 }
 
-/** Writes `data` a WRITE_PIECE at a time, handing each piece to `each` once it is written. */
-function writeInPieces(fd: number, data: Uint8Array, each?: (piece: Uint8Array) => void): void {
-  for (let at = 0; at < data.byteLength; at += WRITE_PIECE) {
-    const piece = data.subarray(at, Math.min(at + WRITE_PIECE, data.byteLength));
-    writeAll(fd, piece);
-    each?.(piece);
-  }
-}
 
 function writeAll(fd: number, data: Uint8Array): void {
   let offset = 0;
