@@ -133,6 +133,18 @@ function sendDynamicImportsToLoader(file) {
   if (imports.some((i) => i.d === -2)) throw new Error(`cr: bundling: import.meta left in ${file}`);
 }
 
+/**
+ * Makes the bundle pure ASCII, which src/bundle-loader.cts reads as latin1: 0.25 ms instead of
+ * 5-7 ms decoding 2.5 MB of UTF-8, on every command. esbuild escapes non-ASCII characters in most
+ * strings but leaves them in comments and regular expressions; each becomes a \uXXXX escape,
+ * which means the same character in a string, a template, a regular expression or a name, and
+ * nothing in a comment.
+ */
+function escapeNonAscii(file) {
+  const source = readFileSync(file, 'utf8');
+  writeFileSync(file, source.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+}
+
 /** The directory of the package.json nearest above `file`, and that package's name. */
 function packageOf(file) {
   for (let dir = dirname(file); dir !== dirname(dir); dir = dirname(dir)) {
@@ -201,6 +213,7 @@ await build({
   define: { 'import.meta.url': '__crImportMetaUrl' },
 });
 sendDynamicImportsToLoader(join(out, 'cr.cjs'));
+escapeNonAscii(join(out, 'cr.cjs'));
 
 const { Plugin } = await import('@oclif/core');
 const plugin = new Plugin({ root, type: 'core', ignoreManifest: true, errorOnManifestCreate: true });

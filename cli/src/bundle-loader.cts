@@ -36,7 +36,8 @@ export function loadBundle(cache?: string): CrBundle {
   // node 20 allows only for scripts. esbuild renames import.meta.url to __crImportMetaUrl, and
   // scripts/bundle.js every import() to __crImport (see dynamicImport). __crPackageUrl tells the
   // bundled modules of cr's packages where their package is installed.
-  const wrapper = `(function (exports, require, module, __filename, __dirname, __crImportMetaUrl, __crImport, __crPackageUrl) {${readFileSync(BUNDLE, 'utf8')}\n})`;
+  // latin1: the bundle is ASCII (scripts/bundle.js escapes the rest), and latin1 needs no decoding.
+  const wrapper = `(function (exports, require, module, __filename, __dirname, __crImportMetaUrl, __crImport, __crPackageUrl) {${readFileSync(BUNDLE, 'latin1')}\n})`;
   const script = new Script(wrapper, { filename: BUNDLE, cachedData });
   const module = { exports: {} as CrBundle };
   const run = script.runInThisContext() as (...args: unknown[]) => void;
