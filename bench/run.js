@@ -8,7 +8,7 @@
 // restored by the command, to see that cost grows linearly and that a thread costs less than a process.
 // CR_BENCH_BYTES (a whole number of MiB), CR_BENCH_RUNS, CR_BENCH_DIR,
 // CR_BENCH_CASES=shm,compress,sparse,process,tree,precopy; CRIU=/path/to/criu runs CRIU beside cr in the
-// process case (bench/criu/build.sh builds one).
+// process and tree cases (bench/criu/build.sh builds one).
 import 'reflect-metadata';
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, writeSync } from 'node:fs';
@@ -593,19 +593,30 @@ async function treeBench(dir) {
     const img = join(dir, 'tree-img');
     const checkpoints = [];
     const restores = [];
+    const criuRuns = { checkpoints: [], restores: [] };
+    const checkRestored = (who, round) => {
+      processes.pids.add(pid);
+      const now = tasks();
+      if (now.processes !== shape.processes || now.threads !== shape.threads) {
+        throw new Error(`${who}'s restore ${round} of ${name} is wrong: ${now.processes} process(es) and ${now.threads} thread(s), not ${shape.processes} and ${shape.threads}`);
+      }
+      rmSync(img, { recursive: true });
+    };
     for (let i = 0; i <= RUNS; i++) {
-      const pids = [pid, ...descendantsOf(pid)];
+      let pids = [pid, ...descendantsOf(pid)];
       const c = await cr('checkpoint', String(pid), '-D', img, '--kill', '--json');
       checkpoints.push({ seconds: c.seconds, frozenMs: JSON.parse(c.stdout).frozenMs });
       for (const p of pids) await waitGone(libc, p, i > 0 || p !== pid);
       const r = await cr('restore', '-D', img, '--detach', '--json');
       restores.push({ seconds: r.seconds });
-      processes.pids.add(pid);
-      const now = tasks();
-      if (now.processes !== shape.processes || now.threads !== shape.threads) {
-        throw new Error(`restore ${i + 1} of ${name} is wrong: ${now.processes} process(es) and ${now.threads} thread(s), not ${shape.processes} and ${shape.threads}`);
-      }
-      rmSync(img, { recursive: true });
+      checkRestored('cr', i + 1);
+      if (!CRIU) continue;
+      pids = [pid, ...descendantsOf(pid)];
+      mkdirSync(img);
+      criuRuns.checkpoints.push(await criu(join(dir, 'criu-tree-dump.log'), 'dump', '-t', String(pid), '-D', img));
+      for (const p of pids) await waitGone(libc, p, true);
+      criuRuns.restores.push(await criu(join(dir, 'criu-tree-restore.log'), 'restore', '-d', '-D', img));
+      checkRestored('CRIU', i + 1);
     }
     const pids = [pid, ...descendantsOf(pid)];
     process.kill(pid, 'SIGKILL');
@@ -613,12 +624,15 @@ async function treeBench(dir) {
     for (const p of pids) await waitGone(libc, p, true);
     processes.pids.delete(pid);
     const fastest = (list) => Math.min(...list.slice(1).map((r) => r.seconds));
-    rows.push([name, fastest(checkpoints), Math.min(...checkpoints.slice(1).map((r) => r.frozenMs)), fastest(restores)]);
+    rows.push([name, fastest(checkpoints), Math.min(...checkpoints.slice(1).map((r) => r.frozenMs)), fastest(restores), ...(CRIU ? [fastest(criuRuns.checkpoints), fastest(criuRuns.restores)] : [])]);
   }
-  console.log(`cr bench: process trees and threads, Linux ${release()}`);
-  console.log(`${'case'.padEnd(44)}checkpoint --kill   frozen    restore --detach`);
-  for (const [name, c, f, r] of rows) console.log(`${name.padEnd(44)}${`${c.toFixed(3)} s`.padStart(17)}   ${`${f.toFixed(0)} ms`.padStart(7)}   ${`${r.toFixed(3)} s`.padStart(16)}`);
-  console.log(`best of ${RUNS} runs after a warm-up each; whole commands (node start-up included); after every restore each process and thread was there again`);
+  const seconds = (s, width) => `${s.toFixed(3)} s`.padStart(width);
+  console.log(`cr bench: process trees and threads, Linux ${release()}${CRIU ? `, beside ${criuVersion()}` : ''}`);
+  console.log(`${'case'.padEnd(44)}checkpoint --kill   frozen    restore --detach${CRIU ? '   criu dump   criu restore -d' : ''}`);
+  for (const [name, c, f, r, d, u] of rows) {
+    console.log(`${name.padEnd(44)}${seconds(c, 17)}   ${`${f.toFixed(0)} ms`.padStart(7)}   ${seconds(r, 16)}${CRIU ? `${seconds(d, 12)}${seconds(u, 16)}` : ''}`);
+  }
+  console.log(`best of ${RUNS} runs after a warm-up each; whole commands (node start-up included${CRIU ? ', cr and CRIU taking turns' : ''}); after every restore each process and thread was there again`);
 }
 
 /**
