@@ -12,7 +12,6 @@ import { buildReturnFrame, OUT_AREA_SIZE, type ReturnFrame } from './return-fram
 import {
   F_GETFD,
   F_SETFD,
-  FD_CLOEXEC,
   O_CLOEXEC,
   MAP_ANONYMOUS,
   MAP_PRIVATE,
@@ -396,28 +395,32 @@ export class RemoteTask {
    * dup(): cr opens a file with the flags the task needs, and hands it over.
    */
   pullFd(localFd: number): number {
-    const pidfd = Number(this.call('pidfd_open', SYS.pidfd_open, [process.pid, 0]));
-    try {
-      const fd = Number(this.call('pidfd_getfd', SYS.pidfd_getfd, [pidfd, localFd, 0]));
-      // pidfd_getfd always sets close-on-exec; the caller decides.
-      this.call('fcntl(F_SETFD)', SYS.fcntl, [fd, F_SETFD, 0]);
-      return fd;
-    } finally {
-      this.call('close', SYS.close, [pidfd]);
-    }
+    const fd = this.pullFdCloseOnExec(localFd);
+    this.call('fcntl(F_SETFD)', SYS.fcntl, [fd, F_SETFD, 0]);
+    return fd;
   }
 
   /**
-   * Gives the task cr's descriptor `localFd` as exactly descriptor `fd` (pullFd, then dup3 where
+   * Gives the task cr's descriptor `localFd` as exactly descriptor `fd` (pulled, then dup3 where
    * it landed elsewhere), close-on-exec or not. cr keeps its own copy: the caller closes it.
    */
   installFd(localFd: number, fd: number, closeOnExec: boolean): void {
-    const pulled = this.pullFd(localFd);
+    const pulled = this.pullFdCloseOnExec(localFd);
     if (pulled !== fd) {
       this.dup3(pulled, fd, closeOnExec ? O_CLOEXEC : 0);
       this.close(pulled);
-    } else if (closeOnExec) {
-      this.fcntl(fd, F_SETFD, FD_CLOEXEC);
+    } else if (!closeOnExec) {
+      this.fcntl(fd, F_SETFD, 0);
+    }
+  }
+
+  /** pullFd, the descriptor left close-on-exec as pidfd_getfd always makes it: one remote syscall less where the caller sets the flag anyway. */
+  private pullFdCloseOnExec(localFd: number): number {
+    const pidfd = Number(this.call('pidfd_open', SYS.pidfd_open, [process.pid, 0]));
+    try {
+      return Number(this.call('pidfd_getfd', SYS.pidfd_getfd, [pidfd, localFd, 0]));
+    } finally {
+      this.call('close', SYS.close, [pidfd]);
     }
   }
 
