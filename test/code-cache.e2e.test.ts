@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cleanup, REPO, tempDir } from './helpers/cli.js';
@@ -24,6 +24,13 @@ function cr(bin: string, ...args: string[]) {
 }
 
 const cacheFile = (dir: string, word: string) => join(dir, `${word}-${process.version}-${process.arch}.bin`);
+
+describe('the bundle', () => {
+  it('is pure ASCII, as the loader reads it (as latin1; test/inspect-views.e2e.test.ts sees an escaped arrow come out whole)', () => {
+    const bundle = readFileSync(join(REPO, 'cli', 'dist', 'bundle', 'cr.cjs'));
+    expect(bundle.findIndex((byte) => byte >= 0x80)).toBe(-1);
+  });
+});
 
 describe("the bundle's code cache", () => {
   it('is written by the first run of a command that succeeds, and used by the next', () => {

@@ -96,6 +96,8 @@ describe('cr inspect decode, encode and diff', () => {
       differences: [{ in: 'record', object: `files:${pid}:3`, path: 'offset', change: 'changed', old: '10', new: '11' }],
       warnings: [],
     });
+    // The arrow is written as an escape in the ASCII bundle (cli/scripts/bundle.js): it must come out as itself.
+    expect(cr(['inspect', 'diff', img, join(dir, 'edited')]).stdout).toContain('offset: "10" → "11"');
 
     const copy = join(dir, 'copy');
     const encoded = cr(['inspect', 'encode', doc, '-D', copy]);
