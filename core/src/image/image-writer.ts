@@ -6,8 +6,8 @@ import { CrError, ImageError } from '../errors.js';
 import { KernelError } from '../kernel/kernel-error.js';
 import { Libc } from '../kernel/libc.js';
 import { nodeFsError } from '../kernel/sysctl.js';
-import { codecFor, FRAME_SIZE } from './compression.js';
 import { writePieces } from '../io/file-regions.js';
+import { codecFor, FRAME_SIZE } from './compression.js';
 import { digestOf, newDigest } from './digest.js';
 import { partialDirFor, prepareImagePath, removeStalePartials } from './image-path.js';
 import { MANIFEST_DIGEST_FILE, MANIFEST_FILE } from './layout.js';
@@ -86,8 +86,7 @@ export class ImageWriter {
   /**
    * Streams a blob to disk chunk by chunk, checksumming as it goes; never holds it whole. Each
    * chunk is written and hashed a piece at a time (see writePieces), while the source reads its
-   * next chunk (on libuv's pool).
-   * `source` must not change until the promise settles.
+   * next chunk (on libuv's pool). `source` must not change until the promise settles.
    */
   async writeStream(rel: string, source: Uint8Array | AsyncIterable<Uint8Array>, options: StreamOptions = {}): Promise<void> {
     const { onWritten, expectedSize } = options;
@@ -265,7 +264,6 @@ async function* frameSlices(chunks: AsyncIterable<Uint8Array>): AsyncIterable<Ui
   }
   if (filled > 0) yield gathered!.subarray(0, filled);
 }
-
 
 function writeAll(fd: number, data: Uint8Array): void {
   let offset = 0;
