@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, renameSync, rmdirSync, rmSync, statfsSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, renameSync, rmdirSync, rmSync, statfsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { COMPRESSED_IMAGE_FORMAT_VERSION, INCREMENTAL_IMAGE_FORMAT_VERSION, PLAIN_IMAGE_FORMAT_VERSION, type Compression, type FileEntry, type Manifest } from '@cr/schemas';
 import { CrError, ImageError } from '../errors.js';
@@ -74,7 +74,7 @@ export class ImageWriter {
     const bytes = typeof data === 'string' ? Buffer.from(data) : data;
     const fd = this.openNew(rel);
     try {
-      writeAll(fd, bytes);
+      writePieces(fd, bytes, undefined, join(this.workDir, rel));
     } catch (err) {
       throw this.writeError('write', rel, err);
     } finally {
@@ -263,11 +263,6 @@ async function* frameSlices(chunks: AsyncIterable<Uint8Array>): AsyncIterable<Ui
     }
   }
   if (filled > 0) yield gathered!.subarray(0, filled);
-}
-
-function writeAll(fd: number, data: Uint8Array): void {
-  let offset = 0;
-  while (offset < data.byteLength) offset += writeSync(fd, data, offset, data.byteLength - offset);
 }
 
 function syncPath(path: string): void {
