@@ -116,7 +116,9 @@ export async function checkpointAndKill(child: ChildProcess, img: string, extra:
 export async function restoreImage(img: string, extra: readonly string[] = []): Promise<CliResult> {
   for (let attempt = 1; ; attempt++) {
     const r = await crAsync(['restore', '-D', img, '--detach', ...extra]);
-    const taken = /\/dev\/pts\/(\d+) is in use by another terminal/.exec(r.stderr);
+    // The plugin says "in use" when it finds the index held before it starts; the kernel layer
+    // "taken" when another terminal gets it between that check and the pty being made.
+    const taken = /\/dev\/pts\/(\d+) is (?:in use|taken) by another terminal/.exec(r.stderr);
     if (r.status !== 5 || !taken || attempt === 5) return r;
     await waitFor(`/dev/pts/${taken[1]} to be free`, () => (existsSync(`/dev/pts/${taken[1]}`) ? undefined : true), 30_000);
   }
