@@ -46,7 +46,7 @@ const fds = () => readdirSync(`/proc/${pid}/fd`).sort();
 async function withMapping(body: (task: RemoteTask, base: bigint) => Promise<void>): Promise<void> {
   const task = kernel.seize(pid);
   try {
-    const base = task.mmap(0n, BigInt(PAGES * PAGE_SIZE), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+    const base = task.mmapAnywhere(BigInt(PAGES * PAGE_SIZE), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
     try {
       await body(task, base);
     } finally {

@@ -27,7 +27,7 @@ describe('present pages (PAGEMAP_SCAN)', () => {
     const task = kernel.seize(pid);
     try {
       const length = BigInt(2 * runs * PAGE_SIZE);
-      const base = task.mmap(0n, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+      const base = task.mmapAnywhere(length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
       try {
         const written = Array.from({ length: runs }, (_, i) => ({ address: base + BigInt(2 * i * PAGE_SIZE), pages: 1 }));
         await kernel.memory.write(pid, written, (async function* () {

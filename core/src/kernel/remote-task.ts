@@ -6,12 +6,13 @@ import { __WALL, IOV_MAX, type RemoteRange } from './libc.js';
 import { setMmMap, type MmMap } from './mm-map.js';
 import { readMappings } from './proc-maps.js';
 import { stoppedSyscall, type StoppedSyscall } from './stopped-syscall.js';
-import { BATCH_CODE, batchResults, batchTable, type BatchedCall } from './syscall-batch.js';
+import { BATCH_CODE, batchResults, batchTable, type BatchedCall, type ResultOf } from './syscall-batch.js';
 import { checkRemote, type Ptrace, type Registers, type RseqConfiguration } from './ptrace.js';
 import { buildReturnFrame, OUT_AREA_SIZE, type ReturnFrame } from './return-frame.js';
 import {
   F_GETFD,
   F_SETFD,
+  F_SETFL,
   O_CLOEXEC,
   MAP_ANONYMOUS,
   MAP_PRIVATE,
@@ -34,6 +35,21 @@ const SCRATCH_SIZE = 64 * 1024;
 /** Where a batch's table goes in the scratch area: its calls' memory arguments go below. */
 const BATCH_TABLE_OFFSET = 16 * 1024;
 const CODE_SIZE = 4096;
+/** In a task cr made, its work area: the scratch area, then the page of batch code. */
+const WORK_AREA_SIZE = BigInt(SCRATCH_SIZE + CODE_SIZE);
+/** Entries a batch's table has room for, the closing tkill among them. */
+const BATCH_CAPACITY = (SCRATCH_SIZE - BATCH_TABLE_OFFSET) / 64;
+/** Calls queued by `together` are sent once this many are waiting, leaving room for the calls a batch adds. */
+const QUEUE_LIMIT = BATCH_CAPACITY - 128;
+/**
+ * Room kept free on each side of the work area where it is moved: more than the kernel's stack
+ * guard gap (1 MiB by default), so that it never stops a stack from growing.
+ */
+const WORK_AREA_MARGIN = 2n << 20n;
+/** The work area is never moved below 4 GiB, where programs built without PIE are mapped. */
+const WORK_AREA_LOWEST = 1n << 32n;
+/** The end of the user address space (x86_64, 4-level page tables). */
+const TASK_SIZE = 0x7ffffffff000n;
 /** x86_64 CET: a task with a shadow stack would fault on the `ret` of a parked task. */
 const SHADOW_STACK = /^x86_Thread_features:.*\bshstk\b/m;
 const ALL_SIGNALS = 0xffffffffffffffffn;
@@ -79,6 +95,20 @@ interface Timespec {
 }
 const nanoseconds = (t: Timespec) => BigInt(t.tv_sec) * 1_000_000_000n + BigInt(t.tv_nsec);
 
+/** A range of addresses in a task, `end` excluded. */
+export interface AddressRange {
+  start: bigint;
+  end: bigint;
+}
+
+/** A call `together` holds back: what it must return, and what part of the address space it changes. */
+interface QueuedCall extends BatchedCall {
+  expect?: bigint;
+  touches?: readonly AddressRange[];
+}
+
+const overlaps = (a: AddressRange, b: AddressRange) => a.start < b.end && b.start < a.end;
+
 /** An alternate signal stack (stack_t). */
 export interface AltStack {
   sp: bigint;
@@ -94,11 +124,14 @@ export interface AltStack {
  * Every method throws a KernelError naming the syscall, the errno and the PID when the call fails.
  */
 export class RemoteTask {
-  private scratchAddress: bigint | undefined;
-  /** The page of batch code (syscall-batch.ts), in a task cr made, while it is mapped. */
-  private codeAddress: bigint | undefined;
+  /** In a task cr made, while it is mapped: the scratch area and the page of batch code (syscall-batch.ts). */
+  private workAreaAddress: bigint | undefined;
   /** The blocked-signal mask the task gets back when it is let go. */
   private maskOnRelease: bigint;
+  /** Calls `together` holds back, sent in one batch when cr next needs the task. */
+  private queued: QueuedCall[] = [];
+  /** How many `together` scopes are open. */
+  private gathering = 0;
 
   /**
    * Takes over a task stopped under ptrace. Every signal is blocked while cr works in it: a signal
@@ -112,7 +145,10 @@ export class RemoteTask {
     readonly stoppedRegs: Registers,
     /** A live program's task: where its return frame keeps the results of remote syscalls. */
     private readonly guarded?: { outArea: bigint },
+    /** In a task cr made by fork inside another: the work area it inherited from it, at the same address. */
+    inheritedWorkArea?: bigint,
   ) {
+    this.workAreaAddress = guarded ? undefined : inheritedWorkArea;
     this.maskOnRelease = ptrace.getSigmask(pid);
     ptrace.setSigmask(pid, ALL_SIGNALS);
   }
@@ -164,27 +200,115 @@ export class RemoteTask {
     return this.call(call.name, call.nr, args);
   }
 
-  /** Runs syscall `nr` inside the task; a -errno result is thrown as a KernelError named `name`. */
+  /** Runs syscall `nr` inside the task now (after the calls `together` held back); a -errno result is thrown as a KernelError named `name`. */
   private call(name: string, nr: number, args: readonly (bigint | number)[] = []): bigint {
+    this.flush();
+    return this.callNow(name, nr, args);
+  }
+
+  private callNow(name: string, nr: number, args: readonly (bigint | number)[] = []): bigint {
     return checkRemote(this.pid, name, this.ptrace.remoteSyscall(this.pid, nr, args.map(u)));
+  }
+
+  /**
+   * Runs `work`, holding back the calls it makes that answer nothing cr waits for (munmap, mmap at
+   * a fixed address, mprotect, madvise, close, dup3, setting prctl options, ...) and sending them to
+   * the task together: in one round trip (syscall-batch.ts) when cr next needs an answer from the
+   * task, its memory or its registers, and when `work` returns. What answers cr (a descriptor
+   * pulled, a value read) runs in order after them. A failed call throws then, naming the call;
+   * every call of its batch has run. In a live program's task every call runs at once.
+   *
+   * cr's work area in the task is kept out of the way of what the calls map and unmap (moved
+   * elsewhere first). The escape hatch `syscall` is not watched: it must not map over it.
+   */
+  together<T>(work: () => T): T {
+    this.gathering++;
+    let done = false;
+    try {
+      const result = work();
+      done = true;
+      return result;
+    } finally {
+      if (--this.gathering === 0) {
+        if (done) this.flush();
+        else this.queued = [];
+      }
+    }
+  }
+
+  /** A call whose result cr does not wait for: held back inside `together` in a task cr made, else run now. */
+  private send(name: string, nr: number, args: readonly (bigint | number)[], options: { expect?: bigint; touches?: readonly AddressRange[] } = {}): void {
+    if (this.gathering > 0 && !this.guarded) {
+      this.queued.push({ name, nr, args: args.map(u), ...options });
+      if (this.queued.length >= QUEUE_LIMIT) this.flush();
+      return;
+    }
+    if (this.workAreaIn(options.touches)) this.dropScratch();
+    const result = this.call(name, nr, args);
+    if (options.expect !== undefined && result !== options.expect) throw unexpected(this.pid, name, options.expect, result);
+  }
+
+  /** Sends the calls `together` held back, if any. */
+  private flush(): void {
+    if (this.queued.length > 0) this.runBatch([]);
+  }
+
+  /**
+   * Runs the held-back calls and then `calls` in one round trip, and returns the results of
+   * `calls` (whose references to earlier results count from their own first call).
+   */
+  private runBatch(calls: readonly BatchedCall[]): bigint[] {
+    const queued = this.queued;
+    this.queued = [];
+    const shift = (arg: bigint | ResultOf) => (typeof arg === 'bigint' ? arg : { resultOf: arg.resultOf + queued.length });
+    const all: QueuedCall[] = [...queued, ...calls.map((c) => ({ ...c, args: c.args.map(shift) }))];
+    if (all.length === 0) return [];
+    if (all.length >= BATCH_CAPACITY) throw new Error(`internal error: ${all.length} calls do not fit one batch`);
+    const area = this.workAreaClearOf(queued.flatMap((c) => c.touches ?? []));
+    if (area === undefined) {
+      // Nowhere to keep the work area out of their way (they unmap nearly everything): one by one.
+      for (const c of queued) this.sendNow(c);
+      return this.runBatch(calls);
+    }
+    const table = batchTable(all, this.pid, SYS.tkill, SIGSTOP);
+    const at = area + BigInt(BATCH_TABLE_OFFSET);
+    this.ptrace.writeMemory(this.pid, at, table);
+    this.ptrace.runUntilSelfStop(this.pid, area + BigInt(SCRATCH_SIZE), { r12: at, r13: BigInt(all.length + 1), r14: at });
+    const results = batchResults(this.ptrace.readMemory(this.pid, at, table.length), all.length);
+    results.forEach((result, i) => {
+      const c = all[i]!;
+      checkRemote(this.pid, c.name, result);
+      if (c.expect !== undefined && result !== c.expect) throw unexpected(this.pid, c.name, c.expect, result);
+    });
+    return results.slice(queued.length);
+  }
+
+  private sendNow(c: QueuedCall): void {
+    if (this.workAreaIn(c.touches)) this.dropWorkArea();
+    const result = this.callNow(c.name, c.nr, c.args as bigint[]);
+    if (c.expect !== undefined && result !== c.expect) throw unexpected(this.pid, c.name, c.expect, result);
   }
 
   /** The FPU, SSE and AVX state (XSAVE area), exactly as the CPU saved it. */
   xstate(): Buffer {
+    this.flush();
     return this.ptrace.getXstate(this.pid);
   }
 
   setXstate(xstate: Buffer): void {
+    this.flush();
     this.ptrace.setXstate(this.pid, xstate);
   }
 
   /** The signals queued for the task (or, shared, for its process), each as its raw siginfo, left queued. */
   pendingSignals(shared: boolean): Buffer[] {
+    this.flush();
     return this.ptrace.peekSiginfo(this.pid, shared);
   }
 
   /** The rseq area the task registered, or undefined. */
   rseqConfiguration(): RseqConfiguration | undefined {
+    this.flush();
     return this.ptrace.rseqConfiguration(this.pid);
   }
 
@@ -194,14 +318,17 @@ export class RemoteTask {
    * normally -ERESTART_RESTARTBLOCK. The registers are NOT put back: the caller sets them next.
    */
   interruptedSleep(clockId: number, request: bigint, remain: bigint): bigint {
+    this.flush();
     return this.ptrace.remoteSyscallInterrupted(this.pid, SYS.clock_nanosleep, [BigInt(clockId), 0n, request, remain]);
   }
 
   read(address: bigint, length: number): Buffer {
+    this.flush();
     return this.ptrace.readMemory(this.pid, address, length);
   }
 
   write(address: bigint, data: Uint8Array): void {
+    this.flush();
     this.ptrace.writeMemory(this.pid, address, data);
   }
 
@@ -219,24 +346,20 @@ export class RemoteTask {
     return this.scratch() + BigInt(offset);
   }
 
-  /** Unmaps the scratch page and the batch code page, if they are mapped. */
+  /** Unmaps cr's work area (scratch area and batch code) in a task cr made, after the calls held back. */
   dropScratch(): void {
-    if (this.codeAddress !== undefined) {
-      const address = this.codeAddress;
-      this.codeAddress = undefined;
-      this.call('munmap', SYS.munmap, [address, CODE_SIZE]);
-    }
-    if (this.scratchAddress === undefined || this.guarded) return;
-    const address = this.scratchAddress;
-    this.scratchAddress = undefined;
-    this.call('munmap', SYS.munmap, [address, SCRATCH_SIZE]);
+    this.flush();
+    this.dropWorkArea();
   }
 
-  /** The address space was replaced wholesale: the scratch and code pages are gone with it. */
-  forgetAddressSpace(): void {
-    this.scratchAddress = undefined;
-    this.codeAddress = undefined;
-    this.ptrace.forgetSyscallSite(this.pid);
+  /** Whether the mapping at `start` is cr's work area in the task, not the program's. */
+  isWorkArea(start: bigint): boolean {
+    return this.workAreaAddress === start;
+  }
+
+  /** The work area, for a task forked inside this one to use as its own copy (see createChildSeed). */
+  workAreaForChild(): bigint | undefined {
+    return this.workAreaAddress;
   }
 
   /**
@@ -258,6 +381,7 @@ export class RemoteTask {
   }
 
   kill(): void {
+    this.queued = [];
     this.ptrace.kill(this.pid);
   }
 
@@ -297,45 +421,57 @@ export class RemoteTask {
   }
 
   setRegs(regs: Registers): void {
+    this.flush();
     this.ptrace.setRegs(this.pid, regs);
   }
 
   // --- memory ---------------------------------------------------------------------------------
 
-  mmap(address: bigint, length: bigint, prot: number, flags: number, fd = -1, offset = 0n): bigint {
-    const at = this.call('mmap', SYS.mmap, [address, length, prot, flags, fd, offset]);
-    if (address !== 0n && at !== address) throw new KernelError('mmap', 17, `in PID ${this.pid}, at 0x${address.toString(16)}`, `mapped at 0x${at.toString(16)} instead`);
-    return at;
+  /** A new mapping where the kernel finds room; returns its address. */
+  mmapAnywhere(length: bigint, prot: number, flags: number, fd = -1, offset = 0n): bigint {
+    return this.call('mmap', SYS.mmap, [0, length, prot, flags, fd, offset]);
+  }
+
+  /** A mapping at exactly `address` (the caller passes MAP_FIXED or MAP_FIXED_NOREPLACE). */
+  mmap(address: bigint, length: bigint, prot: number, flags: number, fd = -1, offset = 0n): void {
+    this.send('mmap', SYS.mmap, [address, length, prot, flags, fd, offset], { expect: address, touches: [{ start: address, end: address + length }] });
   }
 
   munmap(address: bigint, length: bigint): void {
-    this.call('munmap', SYS.munmap, [address, length]);
+    this.send('munmap', SYS.munmap, [address, length], { touches: [{ start: address, end: address + length }] });
   }
 
   mprotect(address: bigint, length: bigint, prot: number): void {
-    this.call('mprotect', SYS.mprotect, [address, length, prot]);
+    this.send('mprotect', SYS.mprotect, [address, length, prot], { touches: [{ start: address, end: address + length }] });
   }
 
-  /** Moves a mapping to exactly `to` (MREMAP_MAYMOVE | MREMAP_FIXED). */
+  /** Moves a mapping to exactly `to` (MREMAP_MAYMOVE | MREMAP_FIXED); a moved vdso's syscall instruction is looked for again. */
   mremapTo(from: bigint, length: bigint, to: bigint): void {
-    this.call('mremap', SYS.mremap, [from, length, length, MREMAP_MAYMOVE | MREMAP_FIXED, to]);
+    this.send('mremap', SYS.mremap, [from, length, length, MREMAP_MAYMOVE | MREMAP_FIXED, to], {
+      expect: to,
+      touches: [
+        { start: from, end: from + length },
+        { start: to, end: to + length },
+      ],
+    });
+    this.ptrace.forgetSyscallSite(this.pid);
   }
 
   madvise(address: bigint, length: bigint, advice: number): void {
-    this.call(`madvise(${advice})`, SYS.madvise, [address, length, advice]);
+    this.send(`madvise(${advice})`, SYS.madvise, [address, length, advice]);
   }
 
   mlock(address: bigint, length: bigint): void {
-    this.call('mlock2', SYS.mlock2, [address, length, 0]);
+    this.send('mlock2', SYS.mlock2, [address, length, 0]);
   }
 
   brk(address: bigint): bigint {
     return this.call('brk', SYS.brk, [address]);
   }
 
-  shmat(shmid: number, address: bigint, flags: number): void {
-    const at = this.call('shmat', SYS.shmat, [shmid, address, flags]);
-    if (at !== address) throw new KernelError('shmat', 17, `in PID ${this.pid}, shm id ${shmid}`, `attached at 0x${at.toString(16)} instead of 0x${address.toString(16)}`);
+  /** Attaches SysV segment `shmid`, `length` bytes long, at exactly `address`. */
+  shmat(shmid: number, address: bigint, length: bigint, flags: number): void {
+    this.send(`shmat(${shmid})`, SYS.shmat, [shmid, address, flags], { expect: address, touches: [{ start: address, end: address + length }] });
   }
 
   // --- files ----------------------------------------------------------------------------------
@@ -395,9 +531,11 @@ export class RemoteTask {
    * dup(): cr opens a file with the flags the task needs, and hands it over.
    */
   pullFd(localFd: number): number {
-    const fd = this.pullFdCloseOnExec(localFd);
-    this.call('fcntl(F_SETFD)', SYS.fcntl, [fd, F_SETFD, 0]);
-    return fd;
+    return this.together(() => {
+      const fd = this.pullFdCloseOnExec(localFd);
+      this.send('fcntl(F_SETFD)', SYS.fcntl, [fd, F_SETFD, 0]);
+      return fd;
+    });
   }
 
   /**
@@ -405,20 +543,42 @@ export class RemoteTask {
    * it landed elsewhere), close-on-exec or not. cr keeps its own copy: the caller closes it.
    */
   installFd(localFd: number, fd: number, closeOnExec: boolean): void {
-    const pulled = this.pullFdCloseOnExec(localFd);
-    if (pulled !== fd) {
-      this.dup3(pulled, fd, closeOnExec ? O_CLOEXEC : 0);
-      this.close(pulled);
-    } else if (!closeOnExec) {
-      this.fcntl(fd, F_SETFD, 0);
-    }
+    this.together(() => {
+      const pulled = this.pullFdCloseOnExec(localFd);
+      if (pulled !== fd) {
+        this.dup3(pulled, fd, closeOnExec ? O_CLOEXEC : 0);
+        this.close(pulled);
+      } else if (!closeOnExec) {
+        this.send('fcntl(F_SETFD)', SYS.fcntl, [fd, F_SETFD, 0]);
+      }
+    });
   }
 
-  /** pullFd, the descriptor left close-on-exec as pidfd_getfd always makes it: one remote syscall less where the caller sets the flag anyway. */
-  private pullFdCloseOnExec(localFd: number): number {
+  /**
+   * cr's descriptor `localFd` in the task, close-on-exec as pidfd_getfd always makes it, for a
+   * caller that closes it again or sets the flag anyway.
+   */
+  pullFdCloseOnExec(localFd: number): number {
+    return this.pullFdsCloseOnExec([localFd])[0]!;
+  }
+
+  /**
+   * pullFdCloseOnExec of several descriptors, in order. In a task cr made, pidfd_open of cr, every
+   * pidfd_getfd and the close of the pidfd go in one round trip (with the calls held back).
+   */
+  pullFdsCloseOnExec(localFds: readonly number[]): number[] {
+    if (localFds.length === 0) return [];
+    if (!this.guarded) {
+      const results = this.runBatch([
+        { name: 'pidfd_open', nr: SYS.pidfd_open, args: [BigInt(process.pid), 0n] },
+        ...localFds.map((fd) => ({ name: `pidfd_getfd(${fd})`, nr: SYS.pidfd_getfd, args: [{ resultOf: 0 }, BigInt(fd), 0n] })),
+        { name: 'close', nr: SYS.close, args: [{ resultOf: 0 }] },
+      ]);
+      return results.slice(1, -1).map(Number);
+    }
     const pidfd = Number(this.call('pidfd_open', SYS.pidfd_open, [process.pid, 0]));
     try {
-      return Number(this.call('pidfd_getfd', SYS.pidfd_getfd, [pidfd, localFd, 0]));
+      return localFds.map((fd) => Number(this.call(`pidfd_getfd(${fd})`, SYS.pidfd_getfd, [pidfd, fd, 0])));
     } finally {
       this.call('close', SYS.close, [pidfd]);
     }
@@ -426,35 +586,41 @@ export class RemoteTask {
 
   /** Whether the task has descriptor `fd` open. */
   hasFd(fd: number): boolean {
+    this.flush();
     return this.ptrace.remoteSyscall(this.pid, SYS.fcntl, [u(fd), u(F_GETFD)]) >= 0n;
   }
 
   close(fd: number): void {
-    this.call('close', SYS.close, [fd]);
+    this.send('close', SYS.close, [fd]);
   }
 
   closeRange(first: number, last: number): void {
-    this.call('close_range', SYS.close_range, [first, last, 0]);
+    this.send('close_range', SYS.close_range, [first, last, 0]);
   }
 
   dup3(oldFd: number, newFd: number, flags: number): void {
-    this.call('dup3', SYS.dup3, [oldFd, newFd, flags]);
+    this.send('dup3', SYS.dup3, [oldFd, newFd, flags]);
   }
 
   fcntl(fd: number, cmd: number, arg: number | bigint = 0): bigint {
     return this.call(`fcntl(${cmd})`, SYS.fcntl, [fd, cmd, arg]);
   }
 
+  /** fcntl(F_SETFL): the status flags of the open file behind `fd`. */
+  setStatusFlags(fd: number, flags: number): void {
+    this.send('fcntl(F_SETFL)', SYS.fcntl, [fd, F_SETFL, flags]);
+  }
+
   lseek(fd: number, offset: bigint, whence = 0): void {
-    this.call('lseek', SYS.lseek, [fd, offset, whence]);
+    this.send('lseek', SYS.lseek, [fd, offset, whence]);
   }
 
   fchdir(fd: number): void {
-    this.call('fchdir', SYS.fchdir, [fd]);
+    this.send('fchdir', SYS.fchdir, [fd]);
   }
 
   setns(fd: number, nstype: number): void {
-    this.call('setns', SYS.setns, [fd, nstype]);
+    this.send('setns', SYS.setns, [fd, nstype]);
   }
 
   /**
@@ -490,13 +656,12 @@ export class RemoteTask {
       return;
     }
     const size = structSize(kernelSigaction);
-    this.batch(
-      [...actions].map(([signal, action], i) => ({
-        name: `rt_sigaction(${signal})`,
-        nr: SYS.rt_sigaction,
-        args: [BigInt(signal), this.put(encodeStruct(kernelSigaction, action), i * size), 0n, 8n],
-      })),
-    );
+    const calls = [...actions].map(([signal, action], i) => ({
+      name: `rt_sigaction(${signal})`,
+      nr: SYS.rt_sigaction,
+      args: [BigInt(signal), this.put(encodeStruct(kernelSigaction, action), i * size), 0n, 8n],
+    }));
+    this.runBatch(calls);
   }
 
   getAltStack(): AltStack {
@@ -533,18 +698,27 @@ export class RemoteTask {
   }
 
   setTidAddress(address: bigint): void {
-    this.call('set_tid_address', SYS.set_tid_address, [address]);
+    this.send('set_tid_address', SYS.set_tid_address, [address]);
   }
 
   /** Registers the thread's robust futex list (set_robust_list(2)); `length` is the size of its head. */
   setRobustList(head: bigint, length: bigint): void {
-    this.call('set_robust_list', SYS.set_robust_list, [head, length]);
+    this.send('set_robust_list', SYS.set_robust_list, [head, length]);
   }
 
   // --- process state --------------------------------------------------------------------------
 
   prctl(name: string, option: number, ...args: (bigint | number)[]): bigint {
     return this.call(name, SYS.prctl, [option, ...args]);
+  }
+
+  /**
+   * A prctl that sets an option and whose result cr does not need: held back inside `together`.
+   * Integer arguments only: a call held back must not point into the scratch area, which the
+   * next `put` reuses.
+   */
+  setPrctl(name: string, option: number, ...args: (bigint | number)[]): void {
+    this.send(name, SYS.prctl, [option, ...args]);
   }
 
   /** prctl that reports through an int the kernel writes (PR_GET_PDEATHSIG). */
@@ -619,7 +793,7 @@ export class RemoteTask {
 
   /** setpriority(PRIO_PROCESS, self, nice). */
   setNice(nice: number): void {
-    this.call('setpriority', SYS.setpriority, [0, 0, BigInt.asUintN(64, BigInt(nice))]);
+    this.send('setpriority', SYS.setpriority, [0, 0, BigInt.asUintN(64, BigInt(nice))]);
   }
 
   setScheduler(policy: number, priority: number): void {
@@ -633,20 +807,20 @@ export class RemoteTask {
     this.call('sched_setaffinity', SYS.sched_setaffinity, [0, mask.length, this.put(mask)]);
   }
 
-  umask(mask: number): number {
-    return Number(this.call('umask', SYS.umask, [mask]));
+  umask(mask: number): void {
+    this.send('umask', SYS.umask, [mask]);
   }
 
   personality(value: number): void {
-    this.call('personality', SYS.personality, [value]);
+    this.send('personality', SYS.personality, [value]);
   }
 
   setsid(): void {
-    this.call('setsid', SYS.setsid);
+    this.send('setsid', SYS.setsid, []);
   }
 
   setpgid(pgid: number): void {
-    this.call('setpgid', SYS.setpgid, [0, pgid]);
+    this.send('setpgid', SYS.setpgid, [0, pgid]);
   }
 
   setGroups(groups: readonly number[]): void {
@@ -656,11 +830,11 @@ export class RemoteTask {
   }
 
   setresgid(real: number, effective: number, saved: number): void {
-    this.call('setresgid', SYS.setresgid, [real, effective, saved]);
+    this.send('setresgid', SYS.setresgid, [real, effective, saved]);
   }
 
   setresuid(real: number, effective: number, saved: number): void {
-    this.call('setresuid', SYS.setresuid, [real, effective, saved]);
+    this.send('setresuid', SYS.setresuid, [real, effective, saved]);
   }
 
   /** capset(2) with version 3 (64-bit sets): effective, permitted, inheritable. */
@@ -676,39 +850,84 @@ export class RemoteTask {
   }
 
   registerRseq(address: bigint, size: number, signature: number): void {
-    this.call('rseq', SYS.rseq, [address, size, 0, signature]);
+    this.send('rseq', SYS.rseq, [address, size, 0, signature]);
   }
 
   unregisterRseq(address: bigint, size: number, signature: number): void {
-    this.call('rseq(RSEQ_FLAG_UNREGISTER)', SYS.rseq, [address, size, RSEQ_FLAG_UNREGISTER, signature]);
-  }
-
-  /**
-   * Runs `calls` in the task in one round trip (syscall-batch.ts), their memory arguments already
-   * put in the scratch area below BATCH_TABLE_OFFSET; a failed call throws a KernelError naming it.
-   * Only in a task cr made: the code page it maps goes with the scratch area.
-   */
-  private batch(calls: readonly BatchedCall[]): void {
-    const table = batchTable(calls, this.pid, SYS.tkill, SIGSTOP);
-    const at = this.put(table, BATCH_TABLE_OFFSET);
-    this.ptrace.runUntilSelfStop(this.pid, this.batchCode(), { r12: at, r13: BigInt(calls.length + 1) });
-    batchResults(this.read(at, table.length), calls.length).forEach((result, i) => checkRemote(this.pid, calls[i]!.name, result));
-  }
-
-  private batchCode(): bigint {
-    if (this.codeAddress === undefined) {
-      const at = this.mmap(0n, BigInt(CODE_SIZE), PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS);
-      this.write(at, BATCH_CODE);
-      this.codeAddress = at;
-    }
-    return this.codeAddress;
+    this.send('rseq(RSEQ_FLAG_UNREGISTER)', SYS.rseq, [address, size, RSEQ_FLAG_UNREGISTER, signature]);
   }
 
   private scratch(): bigint {
-    this.scratchAddress ??= this.guarded?.outArea;
-    this.scratchAddress ??= this.mmap(0n, BigInt(SCRATCH_SIZE), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
-    return this.scratchAddress;
+    return this.guarded?.outArea ?? this.workArea();
   }
+
+  /**
+   * cr's work area in a task cr made, mapped where the kernel finds room if it is not there yet:
+   * the scratch area, then the batch code (readable, writable and executable: one mapping).
+   */
+  private workArea(): bigint {
+    if (this.guarded) throw new Error('internal error: cr maps no work area into a live program');
+    if (this.workAreaAddress === undefined) {
+      const at = this.callNow('mmap', SYS.mmap, [0, WORK_AREA_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0]);
+      this.ptrace.writeMemory(this.pid, at + BigInt(SCRATCH_SIZE), BATCH_CODE);
+      this.workAreaAddress = at;
+    }
+    return this.workAreaAddress;
+  }
+
+  private workAreaIn(ranges: readonly AddressRange[] | undefined): boolean {
+    const at = this.workAreaAddress;
+    return at !== undefined && (ranges ?? []).some((r) => overlaps(r, { start: at, end: at + WORK_AREA_SIZE }));
+  }
+
+  private dropWorkArea(): void {
+    const at = this.workAreaAddress;
+    if (at === undefined) return;
+    this.workAreaAddress = undefined;
+    this.callNow('munmap', SYS.munmap, [at, WORK_AREA_SIZE]);
+  }
+
+  /**
+   * The work area, mapped and moved (mremap) if need be to where none of `ranges` reaches and
+   * nothing is mapped now; undefined if there is no such place.
+   */
+  private workAreaClearOf(ranges: readonly AddressRange[]): bigint | undefined {
+    const at = this.workArea();
+    if (!this.workAreaIn(ranges)) return at;
+    const busy = [...readMappings(this.pid).map((m) => ({ start: m.start, end: m.end })), ...ranges];
+    const to = placeBetween(busy, WORK_AREA_SIZE);
+    if (to === undefined) return undefined;
+    this.callNow('mremap', SYS.mremap, [at, WORK_AREA_SIZE, WORK_AREA_SIZE, MREMAP_MAYMOVE | MREMAP_FIXED, to]);
+    this.workAreaAddress = to;
+    return to;
+  }
+}
+
+/**
+ * Where `size` bytes fit with WORK_AREA_MARGIN free on both sides, none of `busy` touched, between
+ * 4 GiB and the end of user space: the highest such place, or undefined.
+ */
+function placeBetween(busy: readonly AddressRange[], size: bigint): bigint | undefined {
+  const merged: AddressRange[] = [];
+  for (const r of [...busy].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0))) {
+    const last = merged[merged.length - 1];
+    if (last && r.start <= last.end) last.end = r.end > last.end ? r.end : last.end;
+    else merged.push({ ...r });
+  }
+  let above = TASK_SIZE;
+  for (let i = merged.length - 1; i >= -1; i--) {
+    const end = i >= 0 ? merged[i]!.end : 0n;
+    const below = end > WORK_AREA_LOWEST ? end : WORK_AREA_LOWEST;
+    if (above > below && above - below >= size + 2n * WORK_AREA_MARGIN) return above - WORK_AREA_MARGIN - size;
+    if (i >= 0 && merged[i]!.start < above) above = merged[i]!.start;
+    if (above <= WORK_AREA_LOWEST) return undefined;
+  }
+  return undefined;
+}
+
+/** A call held back that did not return what it had to (an mmap placed elsewhere). */
+function unexpected(pid: number, name: string, expected: bigint, result: bigint): KernelError {
+  return new KernelError(name, 17, `in PID ${pid}`, `returned 0x${result.toString(16)} instead of 0x${expected.toString(16)}`);
 }
 
 /**

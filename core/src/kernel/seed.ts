@@ -23,13 +23,15 @@ const EEXIST = 17;
 export function createSeed(libc: Libc, ptrace: Ptrace, pid: number): RemoteTask {
   libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 'prctl(PR_SET_CHILD_SUBREAPER)');
   const launcherPid = libc.spawnQuiet('sleep', ['sleep', '86400']);
+  let workArea: bigint | undefined;
   try {
     const launcher = new RemoteTask(launcherPid, ptrace, ptrace.stop(launcherPid, PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE | PTRACE_O_EXITKILL));
     cloneWithPid(ptrace, launcher, pid, CLONE_PARENT, 0);
+    workArea = launcher.workAreaForChild();
   } finally {
     ptrace.kill(launcherPid);
   }
-  return adoptSeed(ptrace, pid);
+  return adoptSeed(ptrace, pid, true, workArea);
 }
 
 /**
@@ -44,7 +46,7 @@ export function createChildSeed(ptrace: Ptrace, parent: RemoteTask, pid: number,
   // clone3 takes no exit signal with CLONE_PARENT: the child gets the caller's, which is SIGCHLD.
   cloneWithPid(ptrace, parent, pid, (fromParentOf ? CLONE_PARENT : 0) | shareFlags, fromParentOf ? 0 : SIGCHLD);
   // A table shared with the parent is the parent's: the files already closed there, or being restored.
-  return adoptSeed(ptrace, pid, !share.includes('files'));
+  return adoptSeed(ptrace, pid, !share.includes('files'), parent.workAreaForChild());
 }
 
 /** clone3(set_tid = pid) inside the stopped task `in`, and the wait for the new task's first stop. */
@@ -62,9 +64,13 @@ function cloneWithPid(ptrace: Ptrace, task: RemoteTask, pid: number, flags: numb
   ptrace.waitNewChild(pid);
 }
 
-/** The new task as a seed: no rseq registration, no open files (unless `closeFiles` is false: a table it shares). */
-function adoptSeed(ptrace: Ptrace, pid: number, closeFiles = true): RemoteTask {
-  const seed = new RemoteTask(pid, ptrace, ptrace.getRegs(pid));
+/**
+ * The new task as a seed: no rseq registration, no open files (unless `closeFiles` is false: a
+ * table it shares). Its copy of the work area of the task it was forked in (`workArea`, mapped
+ * there by the clone's own arguments) becomes its own.
+ */
+function adoptSeed(ptrace: Ptrace, pid: number, closeFiles: boolean, workArea: bigint | undefined): RemoteTask {
+  const seed = new RemoteTask(pid, ptrace, ptrace.getRegs(pid), undefined, workArea);
   try {
     const rseq = ptrace.rseqConfiguration(pid);
     if (rseq) seed.unregisterRseq(rseq.address, rseq.size, rseq.signature);

@@ -2,7 +2,7 @@ import type { RecordCheckContext } from './contract.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { FdInfo } from '../kernel/procfs.js';
 import type { RemoteTask } from '../kernel/remote-task.js';
-import { F_SETFL, O_CLOEXEC } from '../kernel/syscalls.js';
+import { O_CLOEXEC } from '../kernel/syscalls.js';
 
 /** One descriptor number of an open file description, as a plugin records it. */
 export interface DescriptorNumber {
@@ -91,8 +91,10 @@ export class SharedDescriptions {
 
 /** Gives the task cr's descriptor `local` on every number of `fds`, with the description's status flags. */
 export function installDescription(task: RemoteTask, local: number, fds: readonly DescriptorNumber[], statusFlags: number): void {
-  for (const { fd, closeOnExec } of fds) task.installFd(local, fd, closeOnExec);
-  task.fcntl(fds[0]!.fd, F_SETFL, statusFlags);
+  task.together(() => {
+    for (const { fd, closeOnExec } of fds) task.installFd(local, fd, closeOnExec);
+    task.setStatusFlags(fds[0]!.fd, statusFlags);
+  });
 }
 
 /**

@@ -1,6 +1,6 @@
 import { O_NONBLOCK } from 'node:constants';
 import { closeSync, fstatSync, openSync } from 'node:fs';
-import { F_SETFL, O_CLOEXEC, TargetError, type RemoteTask, type RestoreContext } from '@cr/core';
+import { O_CLOEXEC, TargetError, type RemoteTask, type RestoreContext } from '@cr/core';
 import { openInherited } from '@cr/descriptor-base';
 import { recreateDeleted } from './deleted-file.js';
 import type { FilesRecord } from './record.js';
@@ -84,7 +84,7 @@ function restoreInherited(task: RemoteTask, record: Extract<FilesRecord, { kind:
   } finally {
     if (local !== record.fd) closeSync(local);
   }
-  task.fcntl(record.fd, F_SETFL, statusFlags & STATUS_FLAGS);
+  task.setStatusFlags(record.fd, statusFlags & STATUS_FLAGS);
 }
 
 /** cr's own fd `record.fd` opened again when it is a pipe or named pipe with someone at the other end, with the program's access mode. */

@@ -33,28 +33,34 @@ export function inheritsFrom(child: MmRecord, parent: MmRecord): boolean {
 export async function restoreOverInherited(kernel: Kernel, task: RemoteTask, record: MmRecord, ctx: RestoreContext): Promise<void> {
   const saved = new Map(record.vmas.filter(isPrivateAnon).map((v) => [spanOf(v), v]));
   const kept: VmaRecord[] = [];
-  // cr's own scratch page is not the program's: gone before the mappings are sorted out.
-  task.dropScratch();
-  for (const vma of kernel.vmas(task.pid)) {
-    if (vma.path.startsWith('[v')) continue; // vdso and vvar, the same as saved; [vsyscall]
-    const same = inheritedAnon(vma) ? saved.get(spanOf(vma)) : undefined;
-    if (same) kept.push(same);
-    else task.munmap(vma.start, vma.end - vma.start);
-  }
-  const keptSpans = new Set(kept.map(spanOf));
+  const inherited = kernel.vmas(task.pid);
   const files = new OpenFiles(task);
   try {
-    for (const vma of record.vmas) {
-      if (keptSpans.has(spanOf(vma))) {
-        if (kernel.vmas(task.pid).find((v) => v.start === big(vma.start))?.prot !== vma.prot) task.mprotect(big(vma.start), big(vma.end) - big(vma.start), vma.prot);
-      } else if (!SPECIAL_KINDS.includes(vma.kind)) {
-        mapOne(task, vma, files, ctx);
+    task.together(() => {
+      for (const vma of inherited) {
+        // vdso and vvar are the same as saved ([vsyscall] is no mapping); cr's work area is cr's.
+        if (vma.path.startsWith('[v') || task.isWorkArea(vma.start)) continue;
+        const same = inheritedAnon(vma) ? saved.get(spanOf(vma)) : undefined;
+        if (same) kept.push(same);
+        else task.munmap(vma.start, vma.end - vma.start);
       }
-    }
+      const keptSpans = new Set(kept.map(spanOf));
+      files.openFor(record, ctx);
+      for (const vma of record.vmas) {
+        if (keptSpans.has(spanOf(vma))) {
+          if (inherited.find((v) => v.start === big(vma.start))?.prot !== vma.prot) task.mprotect(big(vma.start), big(vma.end) - big(vma.start), vma.prot);
+        } else if (!SPECIAL_KINDS.includes(vma.kind)) {
+          mapOne(task, vma, files, ctx);
+        }
+      }
+    });
     await writeChangedPages(kernel, task.pid, record, kept, ctx);
-    for (const vma of kept) dropUnsaved(task, vma, record.pages);
-    for (const vma of record.vmas) advise(task, vma);
-    setMmFields(task, record, files);
+    task.together(() => {
+      for (const vma of kept) dropUnsaved(task, vma, record.pages);
+      for (const vma of record.vmas) advise(task, vma);
+      setMmFields(task, record, files);
+      files.close();
+    });
   } finally {
     files.close();
   }

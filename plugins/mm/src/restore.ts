@@ -70,18 +70,25 @@ export function checkMappedFiles(record: MmRecord, key: string): void {
  * vdso and vvar, which are moved to the saved addresses (the program calls into them there); every
  * mapping is recreated at its address with its protection and advice; the saved pages are put
  * back (restoreBlobPages: the process reads them from the image itself); and the mm bounds, auxv and exe link are set with one PR_SET_MM_MAP.
+ * The calls that make the mappings, and those that advise them, go to the task in one batch each (RemoteTask.together).
  */
 export async function restoreAddressSpace(kernel: Kernel, task: RemoteTask, record: MmRecord, ctx: RestoreContext): Promise<void> {
   moveSpecialMappings(kernel, task, record);
   const files = new OpenFiles(task);
   try {
-    for (const vma of record.vmas) mapOne(task, vma, files, ctx);
+    task.together(() => {
+      files.openFor(record, ctx);
+      for (const vma of record.vmas) mapOne(task, vma, files, ctx);
+    });
     const blob = (name: string) => ({ name, stored: () => ctx.storedBlob(name), stream: () => ctx.readBlob(name) });
     await restoreBlobPages(kernel, task, blob('pages'), record.pages.map(blobRun), ctx.log);
     for (const round of record.precopied ?? []) await restoreBlobPages(kernel, task, blob(round.blob), round.runs.map(blobRun), ctx.log);
     await restoreFromParents(kernel, task, spansOf((record.fromParent ?? []).map(blobRun)), ctx);
-    for (const vma of record.vmas) advise(task, vma);
-    setMmFields(task, record, files);
+    task.together(() => {
+      for (const vma of record.vmas) advise(task, vma);
+      setMmFields(task, record, files);
+      files.close();
+    });
   } finally {
     files.close();
   }
@@ -123,11 +130,7 @@ function moveSpecialMappings(kernel: Kernel, task: RemoteTask, record: MmRecord)
 }
 
 function moveBlock(task: RemoteTask, moves: readonly { from: bigint; length: bigint; to: bigint }[]): bigint[] {
-  for (const m of moves) {
-    if (m.from !== m.to) task.mremapTo(m.from, m.length, m.to);
-    // The remote syscall instruction lives in the vdso, which may just have moved.
-    task.forgetAddressSpace();
-  }
+  for (const m of moves) if (m.from !== m.to) task.mremapTo(m.from, m.length, m.to);
   return moves.map((m) => m.to);
 }
 
@@ -136,26 +139,41 @@ export class OpenFiles {
   private readonly fds = new Map<string, { local: number; remote: number }>();
   constructor(private readonly task: RemoteTask) {}
 
-  remoteFd(path: string, writable: boolean): number {
-    const key = `${writable ? 'rw' : 'r'}:${path}`;
-    let entry = this.fds.get(key);
-    if (!entry) {
-      let local: number;
-      try {
-        local = openSync(path, writable ? O_RDWR : O_RDONLY);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        throw new TargetError(`cannot restore the memory of PID ${this.task.pid}: ${path}, which it had mapped${writable ? ' shared and writable' : ''}, cannot be opened again (${code})`);
-      }
-      try {
-        entry = { local, remote: this.task.pullFd(local) };
-      } catch (err) {
-        closeSync(local);
-        throw err;
-      }
-      this.fds.set(key, entry);
+  /** Hands over every file `record`'s mappings map, all in one round trip. */
+  openFor(record: MmRecord, ctx: RestoreContext): void {
+    const wanted = new Map<string, { path: string; writable: boolean }>();
+    for (const vma of record.vmas) {
+      if (vma.kind !== 'file' && vma.kind !== 'shmem') continue;
+      const file = { path: mappedPath(this.task, vma, ctx), writable: mapsWritable(vma) };
+      const key = keyOf(file.path, file.writable);
+      if (!this.fds.has(key)) wanted.set(key, file);
     }
-    return entry.remote;
+    this.pull([...wanted.values()]);
+  }
+
+  remoteFd(path: string, writable: boolean): number {
+    const key = keyOf(path, writable);
+    if (!this.fds.has(key)) this.pull([{ path, writable }]);
+    return this.fds.get(key)!.remote;
+  }
+
+  private pull(files: readonly { path: string; writable: boolean }[]): void {
+    const locals: number[] = [];
+    try {
+      for (const { path, writable } of files) {
+        try {
+          locals.push(openSync(path, writable ? O_RDWR : O_RDONLY));
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          throw new TargetError(`cannot restore the memory of PID ${this.task.pid}: ${path}, which it had mapped${writable ? ' shared and writable' : ''}, cannot be opened again (${code})`);
+        }
+      }
+      const remotes = this.task.pullFdsCloseOnExec(locals);
+      files.forEach(({ path, writable }, i) => this.fds.set(keyOf(path, writable), { local: locals[i]!, remote: remotes[i]! }));
+    } catch (err) {
+      for (const fd of locals) closeSync(fd);
+      throw err;
+    }
   }
 
   close(): void {
@@ -182,9 +200,7 @@ export function mapOne(task: RemoteTask, vma: VmaRecord, files: OpenFiles, ctx: 
       return;
     case 'file':
     case 'shmem': {
-      // Writable only where the program's mapping could be made writable: a memfd sealed
-      // against writing refuses the seal while a mapping may write.
-      const fd = files.remoteFd(mappedPath(task, vma, ctx), vma.shared && vma.flags.includes('mw'));
+      const fd = files.remoteFd(mappedPath(task, vma, ctx), mapsWritable(vma));
       task.mmap(start, length, createdProt(vma), (vma.shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED | extra, fd, big(vma.offset!));
       restoreProt(task, vma, start, length);
       return;
@@ -192,13 +208,21 @@ export function mapOne(task: RemoteTask, vma: VmaRecord, files: OpenFiles, ctx: 
     case 'sysv-shm': {
       // The segment as restored, or the live one an external reference was found as (--map-external).
       const shmid = SHM_SEGMENTS.restored(ctx, vma.shmid!) ?? vma.shmid!;
-      task.shmat(shmid, start, SHM_REMAP | (vma.prot & PROT_WRITE ? 0 : SHM_RDONLY));
+      task.shmat(shmid, start, length, SHM_REMAP | (vma.prot & PROT_WRITE ? 0 : SHM_RDONLY));
       return;
     }
     default:
       return;
   }
 }
+
+const keyOf = (path: string, writable: boolean) => `${writable ? 'rw' : 'r'}:${path}`;
+
+/**
+ * Whether a mapping's file is opened writable: only where the program's mapping could be made
+ * writable, as a memfd sealed against writing refuses the seal while a mapping may write.
+ */
+const mapsWritable = (vma: VmaRecord) => vma.shared && vma.flags.includes('mw');
 
 /** The file a mapping maps: its path, or for shared memory, the object the shmem plugin restored. */
 function mappedPath(task: RemoteTask, vma: VmaRecord, ctx: RestoreContext): string {
@@ -259,5 +283,4 @@ export function setMmFields(task: RemoteTask, record: MmRecord, files: OpenFiles
     auxv: Buffer.from(record.auxv, 'base64'),
     exeFd: sameFile(`/proc/${task.pid}/exe`, record.exe.path) ? undefined : files.remoteFd(record.exe.path, false),
   });
-  task.dropScratch();
 }

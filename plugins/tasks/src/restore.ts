@@ -67,7 +67,7 @@ export function createTask(
   const seed = make();
   try {
     for (const ns of Object.values(namespaces)) {
-      const fd = seed.pullFd(ns.fd);
+      const fd = seed.pullFdCloseOnExec(ns.fd);
       seed.setns(fd, NAMESPACE_FLAGS[ns.kind]);
       seed.close(fd);
     }
@@ -85,34 +85,40 @@ export function createTask(
  * made; the process and they run once released, all together.
  */
 export function resumeTask(kernel: Kernel, task: RemoteTask, record: LiveTaskRecord, settle: () => void): RemoteTask[] {
-  task.prctl('prctl(PR_SET_NAME)', PR_SET_NAME, task.put(Buffer.from(`${record.comm}\0`)));
-  restoreSignalActions(task, record);
   // A main thread that had exited only sets the process up, and exits when it runs (below).
   const mainLives = !record.mainThreadExited;
-  if (mainLives) restoreAltStack(task, record.signals.altStack);
-  restoreRlimits(kernel, task, record);
-  restoreScheduling(kernel, task, record.scheduling);
-  record.itimers.forEach(({ which, intervalUs, valueUs }) => task.setItimer(ITIMERS.indexOf(which), { intervalUs: BigInt(intervalUs), valueUs: BigInt(valueUs) }));
-  task.personality(record.personality);
-  task.umask(record.umask);
-  changeDirectory(task, record.cwd);
+  task.together(() => {
+    task.prctl('prctl(PR_SET_NAME)', PR_SET_NAME, task.put(Buffer.from(`${record.comm}\0`)));
+    restoreSignalActions(task, record);
+    if (mainLives) restoreAltStack(task, record.signals.altStack);
+    restoreRlimits(kernel, task, record);
+    restoreScheduling(kernel, task, record.scheduling);
+    record.itimers.forEach(({ which, intervalUs, valueUs }) => task.setItimer(ITIMERS.indexOf(which), { intervalUs: BigInt(intervalUs), valueUs: BigInt(valueUs) }));
+    task.personality(record.personality);
+    task.umask(record.umask);
+    changeDirectory(task, record.cwd);
+  });
   settle();
   const { prctl } = record;
-  task.prctl('prctl(PR_SET_PDEATHSIG)', PR_SET_PDEATHSIG, prctl.pdeathsig);
-  task.prctl('prctl(PR_SET_CHILD_SUBREAPER)', PR_SET_CHILD_SUBREAPER, prctl.childSubreaper ? 1 : 0);
-  task.prctl('prctl(PR_SET_TIMERSLACK)', PR_SET_TIMERSLACK, prctl.timerSlackNs);
-  task.prctl('prctl(PR_SET_THP_DISABLE)', PR_SET_THP_DISABLE, prctl.thpDisable ? 1 : 0);
-  if (record.rseq && mainLives) task.registerRseq(fromHex(record.rseq.address), record.rseq.size, record.rseq.signature);
-  for (const { siginfo, shared } of record.signals.pending) if (shared || mainLives) task.queueSignal(Buffer.from(siginfo, 'base64'), shared);
-  task.setBlockedSignals(fromHex(record.signals.blocked));
-  // Made while the process still has cr's credentials: choosing a thread id needs them.
-  const threads = createThreads(kernel, task, record);
+  const threads = task.together(() => {
+    task.setPrctl('prctl(PR_SET_PDEATHSIG)', PR_SET_PDEATHSIG, prctl.pdeathsig);
+    task.setPrctl('prctl(PR_SET_CHILD_SUBREAPER)', PR_SET_CHILD_SUBREAPER, prctl.childSubreaper ? 1 : 0);
+    task.setPrctl('prctl(PR_SET_TIMERSLACK)', PR_SET_TIMERSLACK, prctl.timerSlackNs);
+    task.setPrctl('prctl(PR_SET_THP_DISABLE)', PR_SET_THP_DISABLE, prctl.thpDisable ? 1 : 0);
+    if (record.rseq && mainLives) task.registerRseq(fromHex(record.rseq.address), record.rseq.size, record.rseq.signature);
+    for (const { siginfo, shared } of record.signals.pending) if (shared || mainLives) task.queueSignal(Buffer.from(siginfo, 'base64'), shared);
+    task.setBlockedSignals(fromHex(record.signals.blocked));
+    // Made while the process still has cr's credentials: choosing a thread id needs them.
+    return createThreads(kernel, task, record);
+  });
   // Credentials and no_new_privs are each thread's own.
   for (const each of [task, ...threads.map((t) => t.task)]) {
-    restoreCredentials(kernel, each, record);
-    if (prctl.noNewPrivs) each.prctl('prctl(PR_SET_NO_NEW_PRIVS)', PR_SET_NO_NEW_PRIVS, 1);
+    each.together(() => {
+      restoreCredentials(kernel, each, record);
+      if (prctl.noNewPrivs) each.setPrctl('prctl(PR_SET_NO_NEW_PRIVS)', PR_SET_NO_NEW_PRIVS, 1);
+    });
   }
-  task.prctl('prctl(PR_SET_DUMPABLE)', PR_SET_DUMPABLE, prctl.dumpable);
+  task.together(() => task.setPrctl('prctl(PR_SET_DUMPABLE)', PR_SET_DUMPABLE, prctl.dumpable));
   task.dropScratch();
   if (mainLives) restoreRegisters(task, record);
   else task.exitThreadOnRelease();
@@ -214,7 +220,7 @@ const ITIMERS = ['real', 'virtual', 'prof'] as const;
 function changeDirectory(task: RemoteTask, cwd: string): void {
   const local = openSync(cwd, O_RDONLY | O_DIRECTORY);
   try {
-    const fd = task.pullFd(local);
+    const fd = task.pullFdCloseOnExec(local);
     task.fchdir(fd);
     task.close(fd);
   } finally {
@@ -243,8 +249,8 @@ function restoreCredentials(kernel: Kernel, task: RemoteTask, record: LiveTaskRe
   if (!same) {
     // Dropping from the bounding set needs CAP_SETPCAP, so it comes while the task is still root.
     const dropped = now.capBounding & ~fromHex(caps.bounding);
-    for (let cap = 0; cap < 64; cap++) if ((dropped >> BigInt(cap)) & 1n) task.prctl(`prctl(PR_CAPBSET_DROP, ${cap})`, PR_CAPBSET_DROP, cap);
-    task.prctl('prctl(PR_SET_KEEPCAPS)', PR_SET_KEEPCAPS, 1);
+    for (let cap = 0; cap < 64; cap++) if ((dropped >> BigInt(cap)) & 1n) task.setPrctl(`prctl(PR_CAPBSET_DROP, ${cap})`, PR_CAPBSET_DROP, cap);
+    task.setPrctl('prctl(PR_SET_KEEPCAPS)', PR_SET_KEEPCAPS, 1);
     task.setGroups(c.groups);
     // setres[ug]id make the filesystem id the effective one; a program may have set it apart.
     task.setresgid(c.gids[0], c.gids[1], c.gids[2]);
@@ -254,9 +260,9 @@ function restoreCredentials(kernel: Kernel, task: RemoteTask, record: LiveTaskRe
     task.capset(fromHex(caps.effective), fromHex(caps.permitted), fromHex(caps.inheritable));
     // Ambient capabilities must be permitted and inheritable first.
     const ambient = fromHex(caps.ambient);
-    for (let cap = 0; cap < 64; cap++) if ((ambient >> BigInt(cap)) & 1n) task.prctl(`prctl(PR_CAP_AMBIENT_RAISE, ${cap})`, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap);
+    for (let cap = 0; cap < 64; cap++) if ((ambient >> BigInt(cap)) & 1n) task.setPrctl(`prctl(PR_CAP_AMBIENT_RAISE, ${cap})`, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap);
   }
-  task.prctl('prctl(PR_SET_KEEPCAPS)', PR_SET_KEEPCAPS, record.prctl.keepCaps ? 1 : 0);
+  task.setPrctl('prctl(PR_SET_KEEPCAPS)', PR_SET_KEEPCAPS, record.prctl.keepCaps ? 1 : 0);
 }
 
 /**

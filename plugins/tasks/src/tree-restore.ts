@@ -104,7 +104,9 @@ export class RestoredTree {
       member.task = member.remake();
       restored.task = member.task;
       this.place(member.task, member.record);
-      for (const { fd, cloexec, local } of held) member.task.installFd(local, fd, cloexec);
+      member.task.together(() => {
+        for (const { fd, cloexec, local } of held) member.task.installFd(local, fd, cloexec);
+      });
     } finally {
       for (const { local } of held) closeSync(local);
     }
