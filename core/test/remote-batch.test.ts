@@ -1,0 +1,141 @@
+import 'reflect-metadata';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Libc } from '../src/kernel/libc.js';
+import { Ptrace } from '../src/kernel/ptrace.js';
+import { readMappings } from '../src/kernel/proc-maps.js';
+import type { RemoteTask } from '../src/kernel/remote-task.js';
+import { createSeed } from '../src/kernel/seed.js';
+import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../src/kernel/syscalls.js';
+
+/** Ptrace that counts round trips: remote syscalls (two stops each) and batches (one stop). */
+class CountingPtrace extends Ptrace {
+  single = 0;
+  batches = 0;
+  override remoteSyscall(pid: number, nr: number, args: readonly bigint[] = []): bigint {
+    this.single++;
+    return super.remoteSyscall(pid, nr, args);
+  }
+  override runUntilSelfStop(...args: Parameters<Ptrace['runUntilSelfStop']>): void {
+    this.batches++;
+    super.runUntilSelfStop(...args);
+  }
+  reset(): void {
+    this.single = 0;
+    this.batches = 0;
+  }
+}
+
+const PAGE = 4096n;
+const libc = new Libc();
+const ptrace = new CountingPtrace(libc);
+let dir: string;
+let seed: RemoteTask | undefined;
+
+/** A PID nobody has, well above the last one handed out. */
+function freePid(): number {
+  const last = Number(readFileSync('/proc/sys/kernel/ns_last_pid', 'utf8'));
+  const max = Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
+  for (let pid = ((last + 3000) % (max - 1000)) + 300; ; pid++) if (!existsSync(`/proc/${pid}`)) return pid;
+}
+
+const mapped = (pid: number, start: bigint) => readMappings(pid).find((m) => m.start === start);
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'cr-remote-batch-'));
+});
+
+afterEach(() => {
+  seed?.kill();
+  seed = undefined;
+});
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('calls held back in a seed (RemoteTask.together)', () => {
+  it('go in one stop with a descriptor pulled after them, in order, through the pidfd the same batch opens', () => {
+    seed = createSeed(libc, ptrace, freePid());
+    const file = join(dir, 'pulled');
+    writeFileSync(file, 'x');
+    const local = openSync(file, 'r');
+    try {
+      const probe = seed.mmapAnywhere(16n * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+      ptrace.reset();
+      const fd = seed.together(() => {
+        seed!.munmap(probe, 8n * PAGE);
+        seed!.mprotect(probe + 8n * PAGE, 8n * PAGE, PROT_READ);
+        return seed!.pullFdCloseOnExec(local);
+      });
+      expect({ single: ptrace.single, batches: ptrace.batches }).toEqual({ single: 0, batches: 1 });
+      expect(mapped(seed.pid, probe)).toBeUndefined();
+      expect(mapped(seed.pid, probe + 8n * PAGE)?.prot).toBe(PROT_READ);
+      expect(readlinkSync(`/proc/${seed.pid}/fd/${fd}`)).toBe(file);
+      const flags = Number.parseInt(/^flags:\s+(\d+)/m.exec(readFileSync(`/proc/${seed.pid}/fdinfo/${fd}`, 'utf8'))![1]!, 8);
+      expect(flags & 0o2000000).not.toBe(0);
+      // The pidfd the batch opened on cr is closed again: the pulled file is the task's only descriptor.
+      expect(readdirSync(`/proc/${seed.pid}/fd`).map(Number)).toEqual([fd]);
+    } finally {
+      closeSync(local);
+    }
+  });
+
+  it('move cr work area out of the way of a mapping made over it, and of a mapping about to be unmapped', () => {
+    seed = createSeed(libc, ptrace, freePid());
+    seed.together(() => seed!.mprotect(0n, 0n, PROT_READ));
+    const area = readMappings(seed.pid).find((m) => seed!.isWorkArea(m.start))!;
+    expect(area).toBeDefined();
+    const length = area.end - area.start;
+    seed.together(() => seed!.mmap(area.start, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED));
+    expect(seed.isWorkArea(area.start)).toBe(false);
+    const moved = readMappings(seed.pid).find((m) => seed!.isWorkArea(m.start))!;
+    expect(moved.end - moved.start).toBe(length);
+    expect(moved.start >= area.end + (1n << 20n) || moved.end + (1n << 20n) <= area.start).toBe(true);
+    // The program's new mapping is there, empty: not cr's code and table.
+    expect(seed.read(area.start, 4096).equals(Buffer.alloc(4096))).toBe(true);
+    seed.together(() => seed!.munmap(area.start, length));
+    expect(mapped(seed.pid, area.start)).toBeUndefined();
+    expect(readMappings(seed.pid).some((m) => seed!.isWorkArea(m.start))).toBe(true);
+  });
+
+  it('run one by one when they unmap nearly everything, and the seed takes more batches after', () => {
+    seed = createSeed(libc, ptrace, freePid());
+    const vdso = readMappings(seed.pid).filter((m) => m.path === '[vvar]' || m.path === '[vvar_vclock]' || m.path === '[vdso]');
+    const first = vdso[0]!.start;
+    const last = vdso[vdso.length - 1]!.end;
+    seed.together(() => {
+      seed!.munmap(0n, first);
+      seed!.munmap(last, 0x7ffffffff000n - last);
+    });
+    expect(readMappings(seed.pid).map((m) => m.path).filter((p) => p !== '[vsyscall]')).toEqual(vdso.map((m) => m.path));
+    const at = 0x10000000000n;
+    ptrace.reset();
+    seed.together(() => {
+      seed!.mmap(at, 4n * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
+      seed!.mprotect(at, PAGE, PROT_READ);
+    });
+    // One call maps the work area anew; the rest is one batch.
+    expect({ single: ptrace.single, batches: ptrace.batches }).toEqual({ single: 1, batches: 1 });
+    expect(mapped(seed.pid, at)?.prot).toBe(PROT_READ);
+  });
+
+  it('throw the first failure by name once all of them ran; what work throws drops what it held back', () => {
+    seed = createSeed(libc, ptrace, freePid());
+    const probe = seed.mmapAnywhere(4n * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+    expect(() =>
+      seed!.together(() => {
+        seed!.close(977);
+        seed!.mprotect(probe, PAGE, PROT_READ);
+      }),
+    ).toThrow(/close\(in PID \d+\): EBADF/);
+    expect(mapped(seed.pid, probe)?.prot).toBe(PROT_READ);
+    expect(() =>
+      seed!.together(() => {
+        seed!.munmap(probe, 4n * PAGE);
+        throw new Error('given up');
+      }),
+    ).toThrow('given up');
+    expect(mapped(seed.pid, probe)).toBeDefined();
+  });
+});
