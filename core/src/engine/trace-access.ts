@@ -63,7 +63,7 @@ export function explainFreezeFailure(kernel: TraceView, err: unknown): TargetErr
   const yama = yamaRefusal(kernel.sysctl, kernel.procfs.hasCapability(CAP_SYS_PTRACE), true);
   if (yama) return new TargetError(`cannot checkpoint ${target}: ${yama}`, { cause: err });
   return new TargetError(
-    `cannot checkpoint ${target}: the kernel refused to let cr trace it (${err.message}), and neither another tracer nor a missing permission cr can see explains it; a security module may forbid it`,
+    `cannot checkpoint ${target}: the kernel refused to let cr trace it (${err.syscall}: ${err.code}), and neither another tracer nor a missing permission cr can see explains it; a security module may forbid it`,
     { cause: err },
   );
 }
@@ -74,7 +74,7 @@ export function explainFreezeFailure(kernel: TraceView, err: unknown): TargetErr
  * process that allowed it with prctl(PR_SET_PTRACER), which /proc does not show) is named only
  * when `seizeFailed`: only the seize tells.
  */
-export function yamaRefusal(sysctl: TraceView['sysctl'], hasPtraceCap: boolean, seizeFailed: boolean): string | undefined {
+function yamaRefusal(sysctl: TraceView['sysctl'], hasPtraceCap: boolean, seizeFailed: boolean): string | undefined {
   if (!sysctl.exists(YAMA_SCOPE)) return undefined;
   const scope = sysctl.read(YAMA_SCOPE);
   if (scope === '3') {
@@ -96,7 +96,8 @@ function traceProblem(kernel: TraceView, pid: number): TraceProblem | undefined 
   if (comm === undefined || !kernel.procfs.isRunning(pid)) return undefined;
   for (const tid of threadIds(pid)) {
     const tracer = tracerOf(kernel, tid);
-    if (tracer) return { pid, comm, kind: 'traced', tid, tracer };
+    // cr's own hold (a pre-copy's) is not another tracer's.
+    if (tracer && tracer !== process.pid) return { pid, comm, kind: 'traced', tid, tracer };
   }
   return accessDenied(kernel, pid) ? { pid, comm, kind: 'denied' } : undefined;
 }
