@@ -24,6 +24,19 @@ function commOf(pid: number): string {
   return stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
 }
 
+/** Runs `command` (one that runs cr another way than crAsync does) to its end, with its output. */
+function run(command: string, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((ok, fail) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('error', fail);
+    child.once('close', (status) => ok({ status, stdout, stderr }));
+  });
+}
+
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** The phases a checkpoint logged to `log`: none past validate and collect when the target was refused before the freeze. */
@@ -80,12 +93,7 @@ describe('a target cr may not trace is refused before anything is frozen, in one
   it('cr itself: a shell that execs cr on its own PID (exit 5)', async () => {
     const dir = cleanup.dir(tempDir());
     const log = join(dir, 'cr.log');
-    const r = await new Promise<{ status: number | null; stderr: string }>((ok) => {
-      const sh = spawn('sh', ['-c', 'exec "$0" "$1" checkpoint $$ -D "$2" --log-file "$3"', process.execPath, BIN, join(dir, 'img'), log], { stdio: ['ignore', 'ignore', 'pipe'] });
-      let stderr = '';
-      sh.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-      sh.once('close', (status) => ok({ status, stderr }));
-    });
+    const r = await run('sh', ['-c', 'exec "$0" "$1" checkpoint $$ -D "$2" --log-file "$3"', process.execPath, BIN, join(dir, 'img'), log]);
     expect(r.stderr).toMatch(/^cr: cannot checkpoint PID \d+ \([^)]+\): it is the process cr itself runs in, which cr cannot freeze; checkpoint it from another process\n$/);
     expect(r.status).toBe(5);
     expect(existsSync(join(dir, 'img'))).toBe(false);
@@ -145,14 +153,7 @@ describe('a target cr may not trace is refused before anything is frozen, in one
     const sleeper = cleanup.process(spawn('sleep', ['1000'], { stdio: 'ignore' }));
     const pid = sleeper.pid!;
     await waitFor('sleep to run', () => (commOf(pid) === 'sleep' ? true : undefined));
-    const r = await new Promise<{ status: number | null; stdout: string; stderr: string }>((ok) => {
-      const child = spawn('python3', [join(FIXTURES, 'landlocked.py'), process.execPath, BIN, 'checkpoint', String(pid), '-D', join(dir, 'img')], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.once('close', (status) => ok({ status, stdout, stderr }));
-    });
+    const r = await run('python3', [join(FIXTURES, 'landlocked.py'), process.execPath, BIN, 'checkpoint', String(pid), '-D', join(dir, 'img')]);
     if (r.status === 3 && r.stdout === 'no landlock\n') ctx.skip();
     expect(r.stderr).toBe(
       `cr: cannot checkpoint PID ${pid} (sleep): the kernel does not let cr trace it (reading /proc/PID/exe fails with EACCES) although cr has CAP_SYS_PTRACE, so a security module or a sandbox cr runs in forbids it (Landlock, for one, lets a sandboxed process trace only processes of its own sandbox); run cr outside that sandbox\n`,
