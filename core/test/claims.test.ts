@@ -5,11 +5,14 @@ import { PluginError, TARGET_PROCESS, UnsupportedError, type CollectedObject } f
 import { CheckpointEngine, Policy, PluginRegistry, createCrContainer } from '@cr/core/engine';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fakePlugin } from './fake-plugin.js';
+import { targetProcess } from './target-process.js';
+
+const sleeper = targetProcess();
 
 let dir: string;
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-const target = { kind: 'process' as const, pid: process.pid };
+const target = () => ({ kind: 'process' as const, pid: sleeper.pid });
 
 /**
  * A "desc" plugin that collects one object per descriptor (as the files plugin does) and a
@@ -37,7 +40,7 @@ function setUp(log: string[], desc: CollectedObject[], queue: CollectedObject[],
   return container.resolve(CheckpointEngine);
 }
 
-const checkpoint = (engine: CheckpointEngine, policy = new Policy()) => engine.checkpoint({ target, imageDir: join(dir, 'img'), policy });
+const checkpoint = (engine: CheckpointEngine, policy = new Policy()) => engine.checkpoint({ target: target(), imageDir: join(dir, 'img'), policy });
 
 describe('claims: one owner per kernel object', () => {
   it('two objects claiming one kernel object are refused, naming both and their plugins, before anything is saved', async () => {
@@ -50,7 +53,7 @@ describe('claims: one owner per kernel object', () => {
     );
     expect(log).toEqual(['freeze', 'thaw']);
     expect(readdirSync(dir)).toEqual([]);
-    await expect(engine.plan(target, new Policy())).rejects.toThrowError(/fd:1:3 is claimed twice/);
+    await expect(engine.plan(target(), new Policy())).rejects.toThrowError(/fd:1:3 is claimed twice/);
   });
 
   it('an object deferring to a claimed kernel object is left to its claimant, whatever the rules say', async () => {
@@ -64,7 +67,7 @@ describe('claims: one owner per kernel object', () => {
       [{ id: '1:3', handle: 3, claims: ['fd:1:3'] }],
     );
     const policy = new Policy('include', 'default', [{ rule: { type: 'desc', match: { fd: 3 }, decision: 'include' }, source: 'flag --include' }]);
-    const { objects: planned } = await engine.plan(target, policy);
+    const { objects: planned } = await engine.plan(target(), policy);
     expect(planned.find((o) => o.key === 'desc:1:3')!.policy).toEqual({ decision: 'exclude', rule: 'claim of queue:1:3', source: 'plugin queue' });
     const result = await checkpoint(engine, policy);
     expect(log).toEqual(['freeze', 'save proc:1', 'save desc:1:4', 'save queue:1:3', 'thaw']);
@@ -83,7 +86,7 @@ describe('claims: one owner per kernel object', () => {
     expect((err as Error).message).toBe('2 objects cannot be checkpointed:\n  PID 1: fd 3 is an eventfd\n  PID 1: fd 4 is a pipe');
     expect(log).toEqual(['freeze', 'thaw']);
     expect(readdirSync(dir)).toEqual([]);
-    expect((await engine.plan(target, new Policy())).refusals).toEqual([
+    expect((await engine.plan(target(), new Policy())).refusals).toEqual([
       { key: 'desc:1:3', reason: 'PID 1: fd 3 is an eventfd' },
       { key: 'desc:1:4', reason: 'PID 1: fd 4 is a pipe' },
     ]);
@@ -116,7 +119,7 @@ describe('claims: one owner per kernel object', () => {
       'desc-pkg',
     );
     const engine = container.resolve(CheckpointEngine);
-    expect((await engine.plan(target, new Policy())).refusals).toEqual([
+    expect((await engine.plan(target(), new Policy())).refusals).toEqual([
       { key: 'desc:1:6', reason: 'fd 6 is a memfd' },
       { key: 'sock:1:3', reason: 'fd 3 is connected outside' },
       { key: 'sock:1:5', reason: 'fd 5 is connected outside' },
@@ -128,7 +131,7 @@ describe('claims: one owner per kernel object', () => {
       { rule: { type: 'sock', match: { fd: 3 }, decision: 'exclude' }, source: 'flag --exclude' },
       { rule: { type: 'desc', decision: 'exclude' }, source: 'flag --exclude' },
     ]);
-    expect((await engine.plan(target, leaveOut)).refusals).toEqual([{ key: 'sock:1:5', reason: 'fd 5 is connected outside' }]);
+    expect((await engine.plan(target(), leaveOut)).refusals).toEqual([{ key: 'sock:1:5', reason: 'fd 5 is connected outside' }]);
   });
 
   it('an object deferring without a refusal is saved by its own plugin when nobody claims its kernel object', async () => {

@@ -26,6 +26,9 @@ import type { DependencyContainer } from 'tsyringe';
 import { z } from 'zod';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fakePlugin } from './fake-plugin.js';
+import { targetProcess } from './target-process.js';
+
+const sleeper = targetProcess();
 
 let dir: string;
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
@@ -67,8 +70,8 @@ describe('engine', () => {
     dir = mkdtempSync(join(tmpdir(), 'cr-engine-'));
     const log: string[] = [];
     const container = setUp(log);
-    const result = await container.resolve(CheckpointEngine).checkpoint({ target: { kind: 'process', pid: process.pid }, imageDir: join(dir, 'img'), policy: new Policy() });
-    expect(log).toEqual(['save side:left below target:process:' + process.pid, 'save side:right below target:process:' + process.pid, 'save shared:s below side:left+side:right', 'save leaf:1 below shared:s']);
+    const result = await container.resolve(CheckpointEngine).checkpoint({ target: { kind: 'process', pid: sleeper.pid }, imageDir: join(dir, 'img'), policy: new Policy() });
+    expect(log).toEqual(['save side:left below target:process:' + sleeper.pid, 'save side:right below target:process:' + sleeper.pid, 'save shared:s below side:left+side:right', 'save leaf:1 below shared:s']);
     expect(result.objects.map((o) => o.key)).toEqual(['side:left', 'side:right', 'shared:s', 'leaf:1']);
     expect(ImageReader.open(join(dir, 'img')).manifest.objects.find((o) => o.key === 'shared:s')!.parents).toEqual(['side:left', 'side:right']);
   });
@@ -76,7 +79,7 @@ describe('engine', () => {
   it('rolls back everything already restored, in reverse order, and surfaces the original error', async () => {
     dir = mkdtempSync(join(tmpdir(), 'cr-engine-'));
     const log: string[] = [];
-    await setUp(log).resolve(CheckpointEngine).checkpoint({ target: { kind: 'process', pid: process.pid }, imageDir: join(dir, 'img'), policy: new Policy() });
+    await setUp(log).resolve(CheckpointEngine).checkpoint({ target: { kind: 'process', pid: sleeper.pid }, imageDir: join(dir, 'img'), policy: new Policy() });
     log.length = 0;
     const failing = setUp(log, 'leaf');
     await expect(failing.resolve(RestoreEngine).restore({ imageDir: join(dir, 'img'), options: {} })).rejects.toThrowError('cannot restore leaf:1');
@@ -86,7 +89,7 @@ describe('engine', () => {
   it('changes nothing when a preflight check fails', async () => {
     dir = mkdtempSync(join(tmpdir(), 'cr-engine-'));
     const log: string[] = [];
-    await setUp(log).resolve(CheckpointEngine).checkpoint({ target: { kind: 'process', pid: process.pid }, imageDir: join(dir, 'img'), policy: new Policy() });
+    await setUp(log).resolve(CheckpointEngine).checkpoint({ target: { kind: 'process', pid: sleeper.pid }, imageDir: join(dir, 'img'), policy: new Policy() });
     log.length = 0;
     const container = setUp(log);
     const leaf = container.resolve(PluginRegistry).get('leaf').plugin;
@@ -106,13 +109,13 @@ describe('engine', () => {
     pluginOf(container, 'leaf').save = () => {
       throw new Error('unsupported leaf');
     };
-    await expect(container.resolve(CheckpointEngine).checkpoint({ target: { kind: 'process', pid: process.pid }, imageDir: join(dir, 'img'), policy: new Policy() })).rejects.toThrowError('unsupported leaf');
+    await expect(container.resolve(CheckpointEngine).checkpoint({ target: { kind: 'process', pid: sleeper.pid }, imageDir: join(dir, 'img'), policy: new Policy() })).rejects.toThrowError('unsupported leaf');
     expect(readdirSync(dir)).toEqual([]);
   });
 });
 
 describe('engine, policy and plugin faults', () => {
-  const target = () => ({ kind: 'process' as const, pid: process.pid });
+  const target = () => ({ kind: 'process' as const, pid: sleeper.pid });
 
   it('lists excluded objects in the manifest with the deciding rule, but saves no record for them', async () => {
     dir = mkdtempSync(join(tmpdir(), 'cr-engine-'));
@@ -123,7 +126,7 @@ describe('engine, policy and plugin faults', () => {
     const side = pluginOf(container, 'side');
     side.collect = () => ['left', 'right'].map((id) => ({ id, handle: id, attributes: { n: id } }));
     await container.resolve(CheckpointEngine).checkpoint({ target: target(), imageDir: join(dir, 'img'), policy });
-    expect(log).not.toContain(`save side:right below target:process:${process.pid}`);
+    expect(log).not.toContain(`save side:right below target:process:${sleeper.pid}`);
     const { manifest } = ImageReader.open(join(dir, 'img'));
     const right = manifest.objects.find((o) => o.key === 'side:right')!;
     expect(right.policy).toEqual({ decision: 'exclude', rule: 'object side n=right', source: 'test' });
@@ -290,7 +293,7 @@ describe('engine, policy and plugin faults', () => {
 });
 
 describe('engine: objects that change while frozen, that need each other, that several parents hold', () => {
-  const target = () => ({ kind: 'process' as const, pid: process.pid });
+  const target = () => ({ kind: 'process' as const, pid: sleeper.pid });
 
   it('collects and freezes again when a freeze finds the collected objects changed, letting go of what it froze', async () => {
     dir = mkdtempSync(join(tmpdir(), 'cr-engine-'));
@@ -359,7 +362,7 @@ describe('engine: objects that change while frozen, that need each other, that s
 });
 
 describe('restore refuses an image that does not hang together, before anything is restored', () => {
-  const target = () => ({ kind: 'process' as const, pid: process.pid });
+  const target = () => ({ kind: 'process' as const, pid: sleeper.pid });
   const checkpoint = (container = setUp([])) =>
     container.resolve(CheckpointEngine).checkpoint({ target: target(), imageDir: join(dir, 'img'), policy: new Policy() });
   const failure = (container: ReturnType<typeof setUp>) => container.resolve(RestoreEngine).restore({ imageDir: join(dir, 'img'), options: {} }).catch((e: unknown) => e);

@@ -5,11 +5,14 @@ import { CrError, TARGET_PROCESS, TargetError, type ExternalReference } from '@c
 import { CheckpointEngine, ImageReader, Policy, PluginRegistry, RestoreEngine, createCrContainer } from '@cr/core/engine';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fakePlugin } from './fake-plugin.js';
+import { targetProcess } from './target-process.js';
+
+const sleeper = targetProcess();
 
 let dir: string;
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-const target = () => ({ kind: 'process' as const, pid: process.pid });
+const target = () => ({ kind: 'process' as const, pid: sleeper.pid });
 
 /**
  * "proc" uses two of the three segments ("seg:1", "seg:2"; not "seg:3"), the way a process's

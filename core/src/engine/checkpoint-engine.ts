@@ -20,6 +20,7 @@ import { claimOwners, ownedElsewhere, type Owners } from './claims.js';
 import { refusalError, refusalsOf, type Refusal } from './refusals.js';
 import { refuseUnmetRequirements } from './requirements.js';
 import { rootOf } from './targets.js';
+import { explainFreezeFailure } from './trace-access.js';
 import { CR_VERSION } from './version.js';
 import { ONE_SHOT } from '../one-shot-parse.js';
 
@@ -374,7 +375,11 @@ export class CheckpointEngine {
         for (const node of graph.ofType(type)) {
           signal?.throwIfAborted();
           if (frozen.length === 0) frozenAt = performance.now();
-          await clock.piece('freeze', node.key, () => plugin.freeze!(node));
+          try {
+            await clock.piece('freeze', node.key, () => plugin.freeze!(node));
+          } catch (err) {
+            throw explainFreezeFailure(this.kernel, err) ?? err;
+          }
           frozen.push(node);
         }
       }

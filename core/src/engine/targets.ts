@@ -1,6 +1,7 @@
 import type { CheckpointTarget } from '@cr/schemas';
 import { TARGET_IPC_NS, TARGET_PROCESS } from '../plugin/contract.js';
 import type { Kernel } from '../kernel/kernel.js';
+import { refuseUntraceable } from './trace-access.js';
 
 /** Handle of the root node when the target is a process. */
 export interface ProcessTargetHandle {
@@ -12,10 +13,13 @@ export interface IpcNsTargetHandle {
   path: string;
 }
 
-/** The root node of a checkpoint: checks that the target exists before anything else happens. */
+/**
+ * The root node of a checkpoint: checks that the target exists, and that cr may trace every
+ * process of it, before anything is frozen.
+ */
 export function rootOf(target: CheckpointTarget, kernel: Kernel): { type: string; id: string; handle: ProcessTargetHandle | IpcNsTargetHandle } {
   if (target.kind === 'process') {
-    kernel.procfs.assertUserProcess(target.pid);
+    refuseUntraceable(kernel, target.pid, target.tree !== false);
     return { type: TARGET_PROCESS, id: String(target.pid), handle: { pid: target.pid } };
   }
   const ns = kernel.namespaces.fromPath(target.path, 'ipc');

@@ -55,6 +55,8 @@ export interface ProcessStatus {
   seccomp: number;
   umask: number;
   threads: number;
+  /** The PID of the process a thread belongs to (its own PID for a main thread). */
+  tgid: number;
   /** The PID of the process tracing this one (a debugger), or 0. */
   tracerPid: number;
   /** The CPUs it may run on, as /proc shows the mask: hex words, highest first, comma-separated. */
@@ -201,6 +203,7 @@ export class Procfs {
       seccomp: Number(get('Seccomp') || 0),
       umask: Number.parseInt(get('Umask') || '22', 8),
       threads: Number(get('Threads') || 1),
+      tgid: Number(get('Tgid')),
       tracerPid: Number(get('TracerPid') || 0),
       cpusAllowed: get('Cpus_allowed'),
     };
