@@ -638,8 +638,34 @@ export class RemoteTask {
   getSignalAction(signal: number): SignalAction {
     const at = this.scratchAt(0);
     this.call(`rt_sigaction(${signal})`, SYS.rt_sigaction, [signal, 0, at, 8]);
-    const a = decodeStruct<Record<keyof SignalAction, number | bigint>>(this.read(at, structSize(kernelSigaction)), kernelSigaction);
-    return { handler: u64(a.handler), flags: u64(a.flags), restorer: u64(a.restorer), mask: u64(a.mask) };
+    return decodeSignalAction(this.read(at, structSize(kernelSigaction)));
+  }
+
+  /**
+   * The dispositions of `signals` in each of `tasks` (for each task, in the order of `signals`),
+   * read in all the tasks at once (Ptrace.remoteSyscallsAcross): the processes of a frozen tree
+   * answer together, where one by one each read is a round trip of its own.
+   */
+  static getSignalActionsOf(tasks: readonly RemoteTask[], signals: readonly number[]): SignalAction[][] {
+    const ptrace = tasks[0]?.ptrace;
+    if (tasks.some((t) => t.ptrace !== ptrace)) throw new Error('internal error: the tasks have different tracers');
+    const size = structSize(kernelSigaction);
+    // The results of a group go side by side in each task's scratch area (a live task's is OUT_AREA_SIZE).
+    const perGroup = Math.floor(OUT_AREA_SIZE / size);
+    const found = tasks.map((): SignalAction[] => []);
+    for (const t of tasks) t.flush();
+    for (let first = 0; ptrace && first < signals.length; first += perGroup) {
+      const group = signals.slice(first, first + perGroup);
+      group.forEach((signal, slot) => {
+        const results = ptrace.remoteSyscallsAcross(tasks.map((t) => ({ pid: t.pid, nr: SYS.rt_sigaction, args: [signal, 0, t.scratchAt(slot * size), 8].map(u) })));
+        results.forEach((result, i) => checkRemote(tasks[i]!.pid, `rt_sigaction(${signal})`, result));
+      });
+      tasks.forEach((t, i) => {
+        const bytes = t.read(t.scratchAt(0), group.length * size);
+        group.forEach((_, slot) => found[i]!.push(decodeSignalAction(bytes.subarray(slot * size))));
+      });
+    }
+    return found;
   }
 
   setSignalAction(signal: number, action: SignalAction): void {
@@ -923,6 +949,11 @@ function placeBetween(busy: readonly AddressRange[], size: bigint): bigint | und
     if (above <= WORK_AREA_LOWEST) return undefined;
   }
   return undefined;
+}
+
+function decodeSignalAction(bytes: Buffer): SignalAction {
+  const a = decodeStruct<Record<keyof SignalAction, number | bigint>>(bytes.subarray(0, structSize(kernelSigaction)), kernelSigaction);
+  return { handler: u64(a.handler), flags: u64(a.flags), restorer: u64(a.restorer), mask: u64(a.mask) };
 }
 
 /** A call held back that did not return what it had to (an mmap placed elsewhere). */

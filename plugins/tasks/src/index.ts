@@ -11,21 +11,22 @@ import {
   inject,
   injectable,
   objectType,
+  RemoteTask,
   type CollectContext,
   type CollectedObject,
   type FdInfo,
   type RecordCheckContext,
-  type RemoteTask,
   type ResourceNode,
   type ResourcePlugin,
   type RestoreContext,
   type RestoredProcess,
+  type SignalAction,
   type ThawContext,
 } from '@cr/core';
 import { isZombieRecord, tasksRecordSchema, type TasksRecord } from './record.js';
 import { awaitFreePid, checkRlimits, checkWorkingDirectory, createTask, resumeTask } from './restore.js';
 import { taskRefusals } from './refusals.js';
-import { readTaskState, readZombie } from './save.js';
+import { DISPOSITION_SIGNALS, readTaskState, readZombie } from './save.js';
 import { entryOf, type TreeLinks } from './sessions.js';
 import { tableSharing, type TableSharing } from './sharing.js';
 import { checkFrozenTask, exitedMeanwhile, listTree, refuseSharedMemoryChildren, type ListedTask } from './tree-collect.js';
@@ -103,6 +104,8 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TreeTaskHandle, 
   readonly selectableBy = { pid: 'uint', comm: 'string', subtree: 'lineage' } as const;
 
   private readonly treeLinks = new WeakMap<TaskTree, Map<number, TreeLinks>>();
+  /** The signal dispositions of each frozen task, read for every process of its tree at once. */
+  private readonly dispositions = new WeakMap<RemoteTask, SignalAction[]>();
   private readonly treeSharing = new WeakMap<TaskTree, TableSharing>();
 
   constructor(@inject(Kernel) private readonly kernel: Kernel) {}
@@ -207,11 +210,25 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TreeTaskHandle, 
     }
     const shares = this.sharingOf(handle.tree).shares.get(handle.pid) ?? [];
     return {
-      ...readTaskState(this.kernel, handle.pid, task),
+      ...readTaskState(this.kernel, handle.pid, task, this.dispositionsOf(task, handle.tree)),
       ...readThreads(this.kernel, handle.pid, task, handle.threads),
       ...(enterVia ? { enterVia } : {}),
       ...(shares.length > 0 ? { sharesWithParent: shares } : {}),
     };
+  }
+
+  /**
+   * The signal dispositions of `task`: read, the first time one is asked for, in every frozen
+   * process of the tree not read yet, all at once (RemoteTask.getSignalActionsOf).
+   */
+  private dispositionsOf(task: RemoteTask, tree: TaskTree): SignalAction[] {
+    let found = this.dispositions.get(task);
+    if (!found) {
+      const unread = [task, ...tree.tasks.flatMap((t) => (t.task && t.task !== task && !this.dispositions.has(t.task) ? [t.task] : []))];
+      RemoteTask.getSignalActionsOf(unread, DISPOSITION_SIGNALS).forEach((actions, i) => this.dispositions.set(unread[i]!, actions));
+      found = this.dispositions.get(task)!;
+    }
+    return found;
   }
 
   /**

@@ -16,6 +16,7 @@ import {
   type ProcessStat,
   type ProcessStatus,
   type RemoteTask,
+  type SignalAction,
 } from '@cr/core';
 import { RLIMIT_NAMES, type LiveTaskRecord, type ZombieRecord } from './record.js';
 import { toHex } from './hex.js';
@@ -23,11 +24,16 @@ import { toHex } from './hex.js';
 const CLOCK_MONOTONIC = 1;
 const ITIMERS = ['real', 'virtual', 'prof'] as const;
 
+/** The signals whose dispositions a process has: all but SIGKILL's and SIGSTOP's, which cannot be changed. */
+export const DISPOSITION_SIGNALS = Array.from({ length: 64 }, (_, i) => i + 1).filter((s) => s !== SIGKILL && s !== SIGSTOP);
+
 /**
  * Everything of stopped process `pid` that is not its memory, its files or its other threads
  * (threads-save.ts), read through `task`: its main thread, or, when that had exited, another.
+ * `dispositions` are its signal dispositions, of DISPOSITION_SIGNALS in order, read beforehand
+ * with the other processes' (RemoteTask.getSignalActionsOf).
  */
-export function readTaskState(kernel: Kernel, pid: number, task: RemoteTask): LiveTaskRecord {
+export function readTaskState(kernel: Kernel, pid: number, task: RemoteTask, dispositions: readonly SignalAction[]): LiveTaskRecord {
   const stat = kernel.procfs.stat(pid);
   const status = kernel.procfs.status(pid);
   const { registers, restartSleep } = savedRegisters(task);
@@ -56,7 +62,7 @@ export function readTaskState(kernel: Kernel, pid: number, task: RemoteTask): Li
       xstate: task.xstate().toString('base64'),
       signals: {
         blocked: toHex(task.blockedSignals()),
-        actions: signalActions(task),
+        actions: signalActions(dispositions),
         pending: [
           ...task.pendingSignals(false).map((info) => ({ shared: false, siginfo: info.toString('base64') })),
           ...task.pendingSignals(true).map((info) => ({ shared: true, siginfo: info.toString('base64') })),
@@ -119,15 +125,12 @@ function rlimitsOf(kernel: Kernel, pid: number): LiveTaskRecord['rlimits'] {
 }
 
 /** Every catchable signal whose disposition is not the default one. */
-function signalActions(task: RemoteTask): LiveTaskRecord['signals']['actions'] {
-  const actions: LiveTaskRecord['signals']['actions'] = [];
-  for (let signal = 1; signal <= 64; signal++) {
-    if (signal === SIGKILL || signal === SIGSTOP) continue;
-    const a = task.getSignalAction(signal);
-    if (a.handler === 0n && a.flags === 0n && a.mask === 0n) continue;
-    actions.push({ signal, handler: toHex(a.handler), flags: toHex(a.flags), restorer: toHex(a.restorer), mask: toHex(a.mask) });
-  }
-  return actions;
+function signalActions(dispositions: readonly SignalAction[]): LiveTaskRecord['signals']['actions'] {
+  return DISPOSITION_SIGNALS.flatMap((signal, i) => {
+    const a = dispositions[i]!;
+    if (a.handler === 0n && a.flags === 0n && a.mask === 0n) return [];
+    return [{ signal, handler: toHex(a.handler), flags: toHex(a.flags), restorer: toHex(a.restorer), mask: toHex(a.mask) }];
+  });
 }
 
 /** A process that had exited and that its (frozen) parent had not reaped: what wait() will report of it. */
