@@ -1,4 +1,4 @@
-import { ImageError, PAGE_SIZE, type Kernel, type PageRun, type RemoteTask, type RestoreContext, type Vma } from '@cr/core';
+import { ImageError, PAGE_SIZE, type Kernel, type PageRun, type RemoteTask, type RestoreContext, type Mapping } from '@cr/core';
 import type { MmRecord, VmaRecord } from './record.js';
 import { OpenFiles, SPECIAL_KINDS, advise, mapOne, setMmFields } from './restore.js';
 
@@ -33,7 +33,7 @@ export function inheritsFrom(child: MmRecord, parent: MmRecord): boolean {
 export async function restoreOverInherited(kernel: Kernel, task: RemoteTask, record: MmRecord, ctx: RestoreContext): Promise<void> {
   const saved = new Map(record.vmas.filter(isPrivateAnon).map((v) => [spanOf(v), v]));
   const kept: VmaRecord[] = [];
-  const inherited = kernel.vmas(task.pid);
+  const inherited = kernel.mappings(task.pid);
   const files = new OpenFiles(task);
   try {
     task.together(() => {
@@ -66,7 +66,7 @@ export async function restoreOverInherited(kernel: Kernel, task: RemoteTask, rec
   }
 }
 
-function inheritedAnon(vma: Vma): boolean {
+function inheritedAnon(vma: Mapping): boolean {
   return !vma.shared && vma.inode === 0 && (vma.path === '' || vma.path === '[heap]' || vma.path === '[stack]' || vma.path.startsWith('[anon:'));
 }
 

@@ -95,7 +95,7 @@ export async function restoreAddressSpace(kernel: Kernel, task: RemoteTask, reco
 }
 
 function moveSpecialMappings(kernel: Kernel, task: RemoteTask, record: MmRecord): void {
-  const current = kernel.vmas(task.pid).filter((v) => ['[vvar]', '[vvar_vclock]', '[vdso]'].includes(v.path));
+  const current = kernel.mappings(task.pid).filter((v) => ['[vvar]', '[vvar_vclock]', '[vdso]'].includes(v.path));
   const saved = record.vmas.filter((v) => SPECIAL_KINDS.includes(v.kind));
   const names = (list: readonly string[]) => list.join(' ');
   const currentNames = current.map((v) => v.path.slice(1, -1));
