@@ -21,6 +21,7 @@ import {
   PROT_EXEC,
   PROT_READ,
   PR_GET_TID_ADDRESS,
+  PR_SET_NAME,
   RSEQ_FLAG_UNREGISTER,
   PROT_WRITE,
   SIGSTOP,
@@ -105,6 +106,8 @@ export interface AddressRange {
 interface QueuedCall extends BatchedCall {
   expect?: bigint;
   touches?: readonly AddressRange[];
+  /** It reads what `put` wrote into the work area: the area must stay where it is until it ran. */
+  usesScratch?: boolean;
 }
 
 const overlaps = (a: AddressRange, b: AddressRange) => a.start < b.end && b.start < a.end;
@@ -237,7 +240,7 @@ export class RemoteTask {
   }
 
   /** A call whose result cr does not wait for: held back inside `together` in a task cr made, else run now. */
-  private send(name: string, nr: number, args: readonly (bigint | number)[], options: { expect?: bigint; touches?: readonly AddressRange[] } = {}): void {
+  private send(name: string, nr: number, args: readonly (bigint | number)[], options: Pick<QueuedCall, 'expect' | 'touches' | 'usesScratch'> = {}): void {
     if (this.gathering > 0 && !this.guarded) {
       this.queued.push({ name, nr, args: args.map(u), ...options });
       if (this.queued.length >= QUEUE_LIMIT) this.flush();
@@ -264,7 +267,9 @@ export class RemoteTask {
     const all: QueuedCall[] = [...queued, ...calls.map((c) => ({ ...c, args: c.args.map(shift) }))];
     if (all.length === 0) return [];
     if (all.length >= BATCH_CAPACITY) throw new Error(`internal error: ${all.length} calls do not fit one batch`);
-    const area = this.workAreaClearOf(queued.flatMap((c) => c.touches ?? []));
+    const touched = queued.flatMap((c) => c.touches ?? []);
+    // The area may move out of their way, unless a call reads what was put in it.
+    const area = this.workAreaIn(touched) && queued.some((c) => c.usesScratch) ? undefined : this.workAreaClearOf(touched);
     if (area === undefined) {
       // Nowhere to keep the work area out of their way (they unmap nearly everything): one by one.
       for (const c of queued) this.sendNow(c);
@@ -284,6 +289,7 @@ export class RemoteTask {
   }
 
   private sendNow(c: QueuedCall): void {
+    if (c.usesScratch && this.workAreaAddress === undefined) throw new Error(`internal error: ${c.name} reads cr's work area, which an earlier call of its batch unmapped`);
     if (this.workAreaIn(c.touches)) this.dropWorkArea();
     const result = this.callNow(c.name, c.nr, c.args as bigint[]);
     if (c.expect !== undefined && result !== c.expect) throw unexpected(this.pid, c.name, c.expect, result);
@@ -698,7 +704,7 @@ export class RemoteTask {
   }
 
   setAltStack(stack: AltStack): void {
-    this.call('sigaltstack', SYS.sigaltstack, [this.put(encodeStruct(stackT, { ss_sp: stack.sp, ss_flags: stack.flags, ss_size: stack.size })), 0]);
+    this.send('sigaltstack', SYS.sigaltstack, [this.put(encodeStruct(stackT, { ss_sp: stack.sp, ss_flags: stack.flags, ss_size: stack.size })), 0], { usesScratch: true });
   }
 
   /** Sets the mm bounds, auxv and exe link at once (PR_SET_MM_MAP); uses the scratch area. */
@@ -740,11 +746,16 @@ export class RemoteTask {
 
   /**
    * A prctl that sets an option and whose result cr does not need: held back inside `together`.
-   * Integer arguments only: a call held back must not point into the scratch area, which the
-   * next `put` reuses.
+   * Integer arguments only: a call held back may run after cr's work area moved (setName is the
+   * one that points into it).
    */
   setPrctl(name: string, option: number, ...args: (bigint | number)[]): void {
     this.send(name, SYS.prctl, [option, ...args]);
+  }
+
+  /** The thread's name (PR_SET_NAME), 15 bytes at most; held back inside `together`. */
+  setName(comm: string): void {
+    this.send('prctl(PR_SET_NAME)', SYS.prctl, [PR_SET_NAME, this.put(Buffer.from(`${comm}\0`))], { usesScratch: true });
   }
 
   /** prctl that reports through an int the kernel writes (PR_GET_PDEATHSIG). */

@@ -1,7 +1,6 @@
 import {
   Kernel,
   PLUGIN_API_VERSION,
-  PR_SET_NAME,
   SharedDescriptions,
   PROCESS_TARGET,
   TARGET_PROCESS,
@@ -319,7 +318,7 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TreeTaskHandle, 
   async resume(record: TasksRecord, restored: RestoredTask): Promise<void> {
     const { task, tree } = restored;
     if (isZombieRecord(record)) {
-      task.prctl('prctl(PR_SET_NAME)', PR_SET_NAME, task.put(Buffer.from(`${record.comm}\0`)));
+      task.setName(record.comm);
       tree.settle(record.pid);
       task.exitOnRelease(record.exited.waitStatus);
     } else {

@@ -11,7 +11,6 @@ import {
   PR_SET_CHILD_SUBREAPER,
   PR_SET_DUMPABLE,
   PR_SET_KEEPCAPS,
-  PR_SET_NAME,
   PR_SET_NO_NEW_PRIVS,
   PR_SET_PDEATHSIG,
   PR_SET_THP_DISABLE,
@@ -88,7 +87,7 @@ export function resumeTask(kernel: Kernel, task: RemoteTask, record: LiveTaskRec
   // A main thread that had exited only sets the process up, and exits when it runs (below).
   const mainLives = !record.mainThreadExited;
   task.together(() => {
-    task.prctl('prctl(PR_SET_NAME)', PR_SET_NAME, task.put(Buffer.from(`${record.comm}\0`)));
+    task.setName(record.comm);
     restoreSignalActions(task, record);
     if (mainLives) restoreAltStack(task, record.signals.altStack);
     restoreRlimits(kernel, task, record);

@@ -1,4 +1,4 @@
-import { PR_SET_NAME, type Kernel, type RemoteTask } from '@cr/core';
+import type { Kernel, RemoteTask } from '@cr/core';
 import type { LiveTaskRecord, ThreadRecord } from './record.js';
 import { fromHex } from './hex.js';
 import { restoreAltStack, restoreScheduling } from './restore.js';
@@ -30,12 +30,14 @@ export function createThreads(kernel: Kernel, leader: RemoteTask, record: LiveTa
 }
 
 function restoreThreadState(kernel: Kernel, task: RemoteTask, thread: ThreadRecord): void {
-  task.prctl('prctl(PR_SET_NAME)', PR_SET_NAME, task.put(Buffer.from(`${thread.comm}\0`)));
-  restoreAltStack(task, thread.altStack);
-  restoreScheduling(kernel, task, thread.scheduling);
-  if (thread.rseq) task.registerRseq(fromHex(thread.rseq.address), thread.rseq.size, thread.rseq.signature);
-  task.setTidAddress(fromHex(thread.clearChildTid));
-  task.setRobustList(fromHex(thread.robustList.head), fromHex(thread.robustList.length));
-  for (const siginfo of thread.pending) task.queueSignal(Buffer.from(siginfo, 'base64'), false);
+  task.together(() => {
+    task.setName(thread.comm);
+    restoreAltStack(task, thread.altStack);
+    restoreScheduling(kernel, task, thread.scheduling);
+    if (thread.rseq) task.registerRseq(fromHex(thread.rseq.address), thread.rseq.size, thread.rseq.signature);
+    task.setTidAddress(fromHex(thread.clearChildTid));
+    task.setRobustList(fromHex(thread.robustList.head), fromHex(thread.robustList.length));
+    for (const siginfo of thread.pending) task.queueSignal(Buffer.from(siginfo, 'base64'), false);
+  });
   task.setBlockedSignals(fromHex(thread.blocked));
 }
