@@ -99,6 +99,19 @@ describe('calls held back in a seed (RemoteTask.together)', () => {
     expect(readMappings(seed.pid).some((m) => seed!.isWorkArea(m.start))).toBe(true);
   });
 
+  it('keep cr work area where it is while a call held back reads what was put in it: they then run one by one', () => {
+    seed = createSeed(libc, ptrace, freePid());
+    seed.together(() => seed!.mprotect(0n, 0n, PROT_READ));
+    const area = readMappings(seed.pid).find((m) => seed!.isWorkArea(m.start))!;
+    seed.together(() => {
+      seed!.setName('held-back');
+      seed!.mmap(area.start, area.end - area.start, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
+    });
+    expect(readFileSync(`/proc/${seed.pid}/comm`, 'utf8')).toBe('held-back\n');
+    expect(mapped(seed.pid, area.start)?.prot).toBe(PROT_READ);
+    expect(seed.isWorkArea(area.start)).toBe(false);
+  });
+
   it('run one by one when they unmap nearly everything, and the seed takes more batches after', () => {
     seed = createSeed(libc, ptrace, freePid());
     const vdso = readMappings(seed.pid).filter((m) => m.path === '[vvar]' || m.path === '[vvar_vclock]' || m.path === '[vdso]');
