@@ -4,7 +4,7 @@ import { findCodeSites, SYSCALL_RET, type CodeSites } from './code-sites.js';
 import { KernelError } from './kernel-error.js';
 import { __WALL, IOV_MAX, type RemoteRange } from './libc.js';
 import { setMmMap, type MmMap } from './mm-map.js';
-import { readMappings } from './proc-maps.js';
+import { readMappings, type Mapping } from './proc-maps.js';
 import { stoppedSyscall, type StoppedSyscall } from './stopped-syscall.js';
 import { BATCH_CODE, batchResults, batchTable, type BatchedCall, type ResultOf } from './syscall-batch.js';
 import { checkRemote, type Ptrace, type Registers, type RseqConfiguration } from './ptrace.js';
@@ -96,6 +96,15 @@ interface Timespec {
 }
 const nanoseconds = (t: Timespec) => BigInt(t.tv_sec) * 1_000_000_000n + BigInt(t.tv_nsec);
 
+/**
+ * What the threads of one process share and `RemoteTask.seize` looks up: its mappings and the code
+ * it runs remote syscalls from, found for the first thread seized and used for the others.
+ */
+export interface ProcessLayout {
+  mappings?: Mapping[];
+  sites?: CodeSites;
+}
+
 /** A range of addresses in a task, `end` excluded. */
 export interface AddressRange {
   start: bigint;
@@ -163,11 +172,11 @@ export class RemoteTask {
    * restore its registers, FPU state and signal mask if cr dies. No code and no mapping is added
    * to the task; results of remote syscalls land in dead stack memory past the red zone.
    */
-  static seize(ptrace: Ptrace, pid: number): RemoteTask {
+  static seize(ptrace: Ptrace, pid: number, sameProcess: ProcessLayout = {}): RemoteTask {
     const regs = ptrace.stop(pid);
     let parked = false;
     try {
-      const frame = prepareReturnFrame(ptrace, pid, regs);
+      const frame = prepareReturnFrame(ptrace, pid, regs, sameProcess);
       ptrace.setRegs(pid, { ...regs, rip: frame.sites.syscallRet + BigInt(SYSCALL_RET.length - 1), rsp: frame.stackPointer, rax: 0n, orig_rax: -1n });
       parked = true;
       ptrace.useCallSite(pid, frame.sites.syscallRet, frame.stackPointer);
@@ -977,18 +986,24 @@ function unexpected(pid: number, name: string, expected: bigint, result: bigint)
  * has the code to run from, a stack with room for the frame, and no shadow stack. Nothing is
  * changed in the task when a check fails.
  */
-function prepareReturnFrame(ptrace: Ptrace, pid: number, regs: Registers): ReturnFrame & { sites: CodeSites } {
+function prepareReturnFrame(ptrace: Ptrace, pid: number, regs: Registers, layout: ProcessLayout): ReturnFrame & { sites: CodeSites } {
   if (SHADOW_STACK.test(readFileSync(`/proc/${pid}/status`, 'utf8'))) {
     throw new UnsupportedError(`PID ${pid} runs with a CET shadow stack, under which cr cannot run code in it safely`);
   }
-  const mappings = readMappings(pid);
-  const sites = findCodeSites(mappings, (start, length) => ptrace.readMemory(pid, start, length));
+  const known = layout.mappings !== undefined;
+  layout.mappings ??= readMappings(pid);
+  layout.sites ??= findCodeSites(layout.mappings, (start, length) => ptrace.readMemory(pid, start, length));
+  const sites = layout.sites;
   if (!sites) {
     throw new UnsupportedError(`PID ${pid} maps no "syscall; ret" and no rt_sigreturn code (no libc or dynamic loader), which cr needs to run code in it safely`);
   }
   const frame = buildReturnFrame(pid, regs, ptrace.getSigmask(pid), ptrace.getXstate(pid), sites.sigreturn);
-  const stack = mappings.find((v) => v.start <= regs.rsp - 1n && regs.rsp - 1n < v.end);
-  if (!stack || frame.lowest < stack.start || (stack.prot & 3) !== 3) {
+  const stackOf = (mappings: readonly Mapping[]) => mappings.find((v) => v.start <= regs.rsp - 1n && regs.rsp - 1n < v.end);
+  const fits = (v: Mapping | undefined) => v !== undefined && frame.lowest >= v.start && (v.prot & 3) === 3;
+  let stack = stackOf(layout.mappings);
+  // Another thread, still running, may have mapped this one's stack since the mappings were read.
+  if (known && !fits(stack)) stack = stackOf((layout.mappings = readMappings(pid)));
+  if (!fits(stack)) {
     throw new TargetError(`PID ${pid}: its stack pointer 0x${regs.rsp.toString(16)} leaves no ${frame.bytes.length} writable bytes below it for cr's return frame`);
   }
   ptrace.writeMemory(pid, frame.lowest, frame.bytes);

@@ -3,7 +3,7 @@ import { KernelError } from './kernel-error.js';
 import { isLiveThread } from './proc-dir.js';
 import { threadIds } from './procfs.js';
 import type { Ptrace } from './ptrace.js';
-import { RemoteTask } from './remote-task.js';
+import { RemoteTask, type ProcessLayout } from './remote-task.js';
 import { cloneArgs, encodeStruct, structSize } from './structs.js';
 import { SYS } from './syscalls.js';
 
@@ -28,6 +28,7 @@ const EEXIST = 17;
  */
 export function seizeThreads(ptrace: Ptrace, pid: number): RemoteTask[] {
   const seized = new Map<number, RemoteTask>();
+  const layout: ProcessLayout = {};
   // A main thread that has exited (pthread_exit) stays a zombie while the others run: it never stops.
   const leaderExited = !isLiveThread(pid, pid) && threadIds(pid).some((tid) => tid !== pid && isLiveThread(pid, tid));
   try {
@@ -36,7 +37,7 @@ export function seizeThreads(ptrace: Ptrace, pid: number): RemoteTask[] {
       if (fresh.length === 0) break;
       for (const tid of fresh) {
         try {
-          seized.set(tid, RemoteTask.seize(ptrace, tid));
+          seized.set(tid, RemoteTask.seize(ptrace, tid, layout));
         } catch (err) {
           // A thread other than the main one may exit at any time; the main thread may not.
           if (tid === pid || isLiveThread(pid, tid)) throw err;
