@@ -144,6 +144,33 @@ while True:
   }));
 });
 
+describe('data queued in a pty, both ways', () => {
+  /** Starts `pty ARGS…`, checkpoints it with --kill while its queues are full, restores it, and lets it read them: its report lines after the signal. */
+  async function queuedAcross(cleanup: Cleanup, args: string[], report: RegExp, count: number): Promise<string[]> {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out');
+    const child = await startFixture(cleanup, pty, args, out);
+    await waitForLine(out, /^waiting 2$/);
+    const img = join(dir, 'img');
+    await checkpointAndKill(child, img);
+    await waitGone(child.pid!);
+    await restoreDetached(cleanup, img, child.pid!);
+    process.kill(child.pid!, 'SIGUSR1');
+    await waitFor(`${count} report lines in ${out}`, () => (lines(out).filter((l) => report.test(l) || l.startsWith('broken')).length >= count || lines(out).some((l) => l.startsWith('broken')) ? true : undefined), 20_000);
+    return lines(out).filter((l) => report.test(l) || l.startsWith('broken'));
+  }
+
+  it.each(['packet', 'plain'])('%s mode: 10000 bytes the master had not read (more than its line discipline holds) and 3000 typed bytes the slave had not read come back, each once, in order', (mode) =>
+    cleaned(async (cleanup) => {
+      expect(await queuedAcross(cleanup, ['backlog', mode], /^(output|input) /, 2)).toEqual(['output 10000 ok', 'input 3000 ok']);
+    })(),
+  );
+
+  it('canonical mode with echo: two typed lines and one half-typed line come back as lines, the half line still being edited, and their echo is not repeated', cleaned(async (cleanup) => {
+    expect(await queuedAcross(cleanup, ['canon'], /^(lines|echo) /, 2)).toEqual(['lines ok', 'echo 29 ok']);
+  }));
+});
+
 describe('a terminal whose master is outside', () => {
   it('fd 5 on a terminal whose master is outside, the controlling terminal of the session the process leads: warnings at checkpoint, refused at restore without --inherit-fd, given again with it (as no controlling terminal)', cleaned(async (cleanup) => {
     const dir = cleanup.dir(tempDir());

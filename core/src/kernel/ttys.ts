@@ -14,6 +14,7 @@ const TCSETS2 = 0x402c542b;
 const TIOCEXCL = 0x540c;
 const TIOCSCTTY = 0x540e;
 const TIOCSPGRP = 0x5410;
+const TIOCSTI = 0x5412;
 const TIOCGWINSZ = 0x5413;
 const TIOCSWINSZ = 0x5414;
 const SYS_IOCTL = { name: 'ioctl', nr: 16 };
@@ -29,6 +30,36 @@ const TIOCGEXCL = 0x80045440;
 const TIOCGPTPEER = 0x5441;
 const OPOST = 0o1;
 const ENOTTY = 25;
+const POLLIN = 0x1;
+
+/** termios c_lflag bits (asm-generic/termbits.h). */
+const ISIG = 0o1;
+const ICANON = 0o2;
+const ECHO = 0o10;
+const ECHONL = 0o100;
+
+/** Indexes in c_cc. */
+const VINTR = 0;
+const VQUIT = 1;
+const VERASE = 2;
+const VKILL = 3;
+const VEOF = 4;
+const VTIME = 5;
+const VMIN = 6;
+const VSTART = 8;
+const VSTOP = 9;
+const VSUSP = 10;
+const VEOL = 11;
+const VREPRINT = 12;
+const VDISCARD = 13;
+const VWERASE = 14;
+const VLNEXT = 15;
+const VEOL2 = 16;
+/** A control character set to this is disabled (_POSIX_VDISABLE). */
+const DISABLED = 0;
+
+/** What the line discipline (N_TTY) holds for its reader: N_TTY_BUF_SIZE less one. */
+const LINE_DISCIPLINE_ROOM = 4095;
 
 /** Device numbers: /dev/ptmx is 5:2; the Unix98 slaves are majors 136-143 (linux/major.h). */
 const TTYAUX_MAJOR = 5;
@@ -156,16 +187,74 @@ export class Ttys {
   /**
    * Takes out what the slave side wrote and nobody read from the master yet: reads `master`
    * while FIONREAD says there is something, so no read ever waits. In packet mode each read
-   * starts with a status byte, which is left out (a pending status alone is dropped).
+   * starts with a status byte, which is left out (a pending status alone is dropped). A pty
+   * carries what is written to one side to the other's line discipline later, in a kernel
+   * worker, and FIONREAD counts only what has arrived; before each FIONREAD a poll has the
+   * kernel finish that carrying (n_tty_poll flushes it when nothing has arrived).
    */
   takeOutput(master: number, packet: boolean, target: string): Buffer {
     const chunks: Buffer[] = [];
-    for (let n = this.readable(master, target); n > 0; n = this.readable(master, target)) {
+    for (let n = this.arrived(master, target); n > 0; n = this.arrived(master, target)) {
       const chunk = Buffer.alloc(n + (packet ? 1 : 0));
       const got = readSync(master, chunk, 0, chunk.length, null);
       chunks.push(packet ? chunk.subarray(1, got) : chunk.subarray(0, got));
     }
     return Buffer.concat(chunks);
+  }
+
+  /**
+   * Takes out what was typed into the master and the slave side has not read, as it would be
+   * typed again: in canonical mode the whole lines first, one a read (a line ended by VEOF comes
+   * without it and gets it back, an empty read is VEOF alone), then with the pair briefly
+   * non-canonical and not waiting (VMIN 0, VTIME 0) what is left: all of it, or the line being
+   * edited. A read that finds nothing has the kernel carry over what the pty still holds first.
+   * `termios` is what the pair is set to again after.
+   */
+  takeInput(master: number, slave: number, termios: Termios, target: string): Buffer {
+    const chunks: Buffer[] = [];
+    const buf = Buffer.alloc(LINE_DISCIPLINE_ROOM + 1);
+    if (termios.lflag & ICANON) {
+      while (this.libc.poll(slave, POLLIN, 0, target) & POLLIN) {
+        const got = readSync(slave, buf, 0, buf.length, null);
+        chunks.push(Buffer.from(buf.subarray(0, got)));
+        if (got === 0 || !endsLine(buf[got - 1]!, termios)) chunks.push(Buffer.of(termios.cc[VEOF]!));
+      }
+    }
+    this.setTermios(master, { ...termios, lflag: termios.lflag & ~ICANON, cc: withCc(termios.cc, [VMIN, VTIME], 0) }, target);
+    try {
+      for (let got = readSync(slave, buf, 0, buf.length, null); got > 0; got = readSync(slave, buf, 0, buf.length, null)) chunks.push(Buffer.from(buf.subarray(0, got)));
+    } finally {
+      this.setTermios(master, termios, target);
+    }
+    return Buffer.concat(chunks);
+  }
+
+  /**
+   * Gives `data` (from takeInput) back to the slave side's reader: put into its line discipline
+   * one byte a call (TIOCSTI, at once, where a write to the master is carried later), with echo,
+   * signals, input processing and the editing characters off, so that the bytes are neither
+   * echoed nor changed a second time, and in canonical mode make the same lines again. What
+   * does not fit in the line discipline is written to the master after, as if typed anew: how
+   * many bytes that was is returned.
+   */
+  putInput(master: number, slave: number, termios: Termios, data: Uint8Array, target: string): number {
+    if (data.length === 0) return 0;
+    const editing = [VINTR, VQUIT, VERASE, VKILL, VSTART, VSTOP, VSUSP, VREPRINT, VDISCARD, VWERASE, VLNEXT];
+    this.setTermios(master, { ...termios, iflag: 0, lflag: termios.lflag & ~(ECHO | ECHONL | ISIG), cc: withCc(termios.cc, editing, DISABLED) }, target);
+    const fits = Math.min(data.length, LINE_DISCIPLINE_ROOM);
+    try {
+      for (let at = 0; at < fits; at++) this.libc.ioctlPointer(slave, TIOCSTI, data.subarray(at, at + 1), 'ioctl(TIOCSTI)', target);
+    } finally {
+      this.setTermios(master, termios, target);
+    }
+    for (let at = fits; at < data.length; ) at += writeSync(master, data, at, data.length - at);
+    return data.length - fits;
+  }
+
+  /** The bytes that have arrived for a reader of `fd`, once the kernel has carried over what the pty held (see takeOutput). */
+  private arrived(fd: number, target: string): number {
+    this.libc.poll(fd, POLLIN, 0, target);
+    return this.readable(fd, target);
   }
 
   /**
@@ -264,4 +353,14 @@ export class Ttys {
       throw err;
     }
   }
+}
+
+/** Whether `byte` ends a line in canonical mode under `termios` (newline, VEOL, VEOL2). */
+function endsLine(byte: number, termios: Termios): boolean {
+  return byte === 0x0a || [VEOL, VEOL2].some((i) => termios.cc[i] !== DISABLED && termios.cc[i] === byte);
+}
+
+/** `cc` with the control characters at `indexes` set to `value`. */
+function withCc(cc: readonly number[], indexes: readonly number[], value: number): number[] {
+  return cc.map((c, i) => (indexes.includes(i) ? value : c));
 }
