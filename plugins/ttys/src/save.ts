@@ -23,9 +23,14 @@ export async function savePty(kernel: Kernel, index: number, descriptors: readon
     }
     return kernel.withFdOf(slave.pid, slave.info.fd, (s, slaveTarget) => {
       const input = ttys.takeInput(m, s, state.termios, slaveTarget);
-      const output = ttys.takeOutput(m, state.packet, target);
-      ttys.putOutput(m, s, state.termios, output, target);
-      const anew = ttys.putInput(m, s, state.termios, input, slaveTarget);
+      let output: Buffer = Buffer.alloc(0);
+      let anew = 0;
+      try {
+        output = ttys.takeOutput(m, state.packet, target);
+        ttys.putOutput(m, s, state.termios, output, target);
+      } finally {
+        anew = ttys.putInput(m, s, state.termios, input, slaveTarget);
+      }
       if (anew > 0) {
         ctx.warn(`pty ${index}: ${anew} byte(s) typed into it beyond what its line discipline holds come back as typed anew, after the rest (echoed and processed by the terminal settings again)`);
       }
