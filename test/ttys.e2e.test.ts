@@ -5,7 +5,7 @@ import { closeSync, openSync, readFileSync, readSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kernel } from '@cr/core';
-import { Cleanup, tempDir } from './helpers/cli.js';
+import { Cleanup, REPO, tempDir, type CliResult } from './helpers/cli.js';
 import { checkpointAndKill, compileFixture, crAsync, lines, restoreDetached, startFixture, waitFor, waitForLine, waitGone } from './helpers/processes.js';
 import { checkpointAndRestore, descendants, startLogged } from './helpers/trees.js';
 
@@ -49,6 +49,12 @@ async function ticksOn(out: string, more = 5): Promise<[number, string][]> {
 function statField(pid: number, n: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[n - 3]);
+}
+
+/** The state letter of /proc/PID/stat (R, S, T for stopped, t for stopped by a tracer …). */
+function processState(pid: number): string {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
 }
 
 /** The pty record of an image, parsed. */
@@ -141,6 +147,74 @@ while True:
     const after = await ticksOn(out, 5);
     expect(after.at(-1)![1]).toMatch(new RegExp(`^0 0 /dev/pts/\\d+ +${bash}$`));
     expect(statField(bash, 8)).toBe(bash);
+  }));
+});
+
+describe('data queued in a pty, both ways', () => {
+  /**
+   * cr ARGS…, SIGKILLed if it has not returned within `ms` (generous, the machine is shared),
+   * which fails the test: a checkpoint that hangs must fail this test, never hang the suite.
+   */
+  async function crWithin(cleanup: Cleanup, args: string[], ms = 40_000): Promise<CliResult> {
+    const child = cleanup.process(spawn(process.execPath, [join(REPO, 'cli', 'bin', 'run.js'), ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] }));
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    let hung = false;
+    const timer = setTimeout(() => {
+      hung = true;
+      child.kill('SIGKILL');
+    }, ms);
+    const [code] = (await once(child, 'close')) as [number | null];
+    clearTimeout(timer);
+    expect(hung, `cr ${args.join(' ')} did not return within ${ms} ms`).toBe(false);
+    return { status: code ?? -1, stdout, stderr };
+  }
+
+  /**
+   * Starts `pty ARGS…` and checkpoints it while its queues are full, `left` times leaving it
+   * running (each takes them out and gives them back); then, when `restored`, once more with
+   * --kill and restores it. Lets it read its queues then: its report lines after the signal.
+   */
+  async function queuedAcross(cleanup: Cleanup, args: string[], report: RegExp, count: number, left: number, restored: boolean): Promise<string[]> {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out');
+    const child = await startFixture(cleanup, pty, args, out);
+    await waitForLine(out, /^waiting 2$/);
+    for (let n = 1; n <= left; n++) {
+      const r = await crWithin(cleanup, ['checkpoint', String(child.pid), '-D', join(dir, `left${n}`)]);
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      expect(processState(child.pid!), 'the process is not left stopped').not.toMatch(/^[tT]$/);
+    }
+    if (restored) {
+      const img = join(dir, 'img');
+      const exited = once(child, 'exit');
+      const r = await crWithin(cleanup, ['checkpoint', String(child.pid), '-D', img, '--kill']);
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      await exited;
+      await waitGone(child.pid!);
+      await restoreDetached(cleanup, img, child.pid!);
+    }
+    process.kill(child.pid!, 'SIGUSR1');
+    await waitFor(`${count} report lines in ${out}`, () => (lines(out).filter((l) => report.test(l) || l.startsWith('broken')).length >= count || lines(out).some((l) => l.startsWith('broken')) ? true : undefined), 20_000);
+    return lines(out).filter((l) => report.test(l) || l.startsWith('broken'));
+  }
+
+  describe.each(['packet', 'plain'])('%s mode: 10000 bytes the master had not read (more than its line discipline holds) and 3000 typed bytes the slave had not read', (mode) => {
+    it('are still there, each once, in order, for the process left running by two checkpoints in a row', cleaned(async (cleanup) => {
+      expect(await queuedAcross(cleanup, ['backlog', mode], /^(output|input) /, 2, 2, false)).toEqual(['output 10000 ok', 'input 3000 ok']);
+    }));
+
+    it('come back, each once, in order, after two checkpoints that left it running and one with --kill', cleaned(async (cleanup) => {
+      expect(await queuedAcross(cleanup, ['backlog', mode], /^(output|input) /, 2, 2, true)).toEqual(['output 10000 ok', 'input 3000 ok']);
+    }));
+  });
+
+  it('canonical mode with echo: typed lines (one ended by ^D, one ^D alone) and a half-typed line come back as they were, the half line still being edited, and their echo is not repeated', cleaned(async (cleanup) => {
+    expect(await queuedAcross(cleanup, ['canon'], /^(lines|echo) /, 2, 2, true)).toEqual(['lines ok', 'echo 34 ok']);
   }));
 });
 

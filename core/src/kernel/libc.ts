@@ -1,7 +1,7 @@
 import { closeSync, openSync } from 'node:fs';
 import koffi from 'koffi';
 import { KernelError } from './kernel-error.js';
-import { cloneArgs, decodeStruct, encodeStruct, iovec, kcmpEpollSlot, itimerspec, pageRegion, pmScanArg, rlimit64, structSize, u64, utsname } from './structs.js';
+import { cloneArgs, decodeStruct, encodeStruct, iovec, kcmpEpollSlot, itimerspec, pageRegion, pmScanArg, pollfd, rlimit64, structSize, u64, utsname } from './structs.js';
 import { KCMP_EPOLL_TFD, KCMP_FILE, O_CLOEXEC, SHM_RDONLY, SIGCHLD, SOCK_CLOEXEC, SYS } from './syscalls.js';
 import { PAGE_SIZE } from './pagemap.js';
 import { nodeFsError } from './sysctl.js';
@@ -53,6 +53,7 @@ const raw = {
   fcntlInt: lib.func('int fcntl(int fd, int cmd, int arg)'),
   eventfd: lib.func('int eventfd(unsigned int initval, int flags)'),
   epollCreate1: lib.func('int epoll_create1(int flags)'),
+  poll: lib.func('int poll(void *fds, unsigned long nfds, int timeout)'),
   inotifyInit1: lib.func('int inotify_init1(int flags)'),
   inotifyAddWatch: lib.func('int inotify_add_watch(int fd, const char *path, uint32_t mask)'),
   inotifyRmWatch: lib.func('int inotify_rm_watch(int fd, int wd)'),
@@ -498,6 +499,13 @@ export class Libc {
 
   shutdown(fd: number, how: number, target: string): void {
     check(raw.shutdown(fd, how), 'shutdown', target);
+  }
+
+  /** poll(2) of one descriptor for `events`, waiting at most `timeout` ms: the events it has (revents), 0 when none. */
+  poll(fd: number, events: number, timeout: number, target: string): number {
+    const entry = encodeStruct(pollfd, { fd, events, revents: 0 });
+    check(raw.poll(entry, 1, timeout), 'poll', target);
+    return decodeStruct<{ revents: number }>(entry, pollfd).revents;
   }
 
   /** ioctl(2) whose argument is an int the kernel fills (FIONREAD, SIOCINQ). */

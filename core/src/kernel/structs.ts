@@ -256,6 +256,9 @@ export const termios2 = koffi.struct('cr_termios2', {
 /** struct winsize of TIOCGWINSZ/TIOCSWINSZ. */
 export const winsize = koffi.struct('cr_winsize', { ws_row: 'uint16_t', ws_col: 'uint16_t', ws_xpixel: 'uint16_t', ws_ypixel: 'uint16_t' });
 
+/** struct pollfd of poll(2). */
+export const pollfd = koffi.struct('cr_pollfd', { fd: 'int', events: 'int16_t', revents: 'int16_t' });
+
 // --- end of terminals ---
 
 /** sizeof(type). */

@@ -7,6 +7,7 @@ import type { Procfs } from './procfs.js';
 import type { RemoteTask } from './remote-task.js';
 import { decodeStruct, encodeStruct, structSize, termios2, winsize } from './structs.js';
 import { O_CLOEXEC } from './syscalls.js';
+import { nodeFsError } from './sysctl.js';
 
 /** ioctl request numbers of asm-generic/ioctls.h (x86_64). */
 const TCGETS2 = 0x802c542a;
@@ -14,6 +15,7 @@ const TCSETS2 = 0x402c542b;
 const TIOCEXCL = 0x540c;
 const TIOCSCTTY = 0x540e;
 const TIOCSPGRP = 0x5410;
+const TIOCSTI = 0x5412;
 const TIOCGWINSZ = 0x5413;
 const TIOCSWINSZ = 0x5414;
 const SYS_IOCTL = { name: 'ioctl', nr: 16 };
@@ -29,6 +31,55 @@ const TIOCGEXCL = 0x80045440;
 const TIOCGPTPEER = 0x5441;
 const OPOST = 0o1;
 const ENOTTY = 25;
+const POLLIN = 0x1;
+const POLLOUT = 0x4;
+const POLLERR = 0x8;
+const POLLHUP = 0x10;
+const EAGAIN = 11;
+
+/** termios c_iflag bits that change or drop received bytes, or ring on a full queue (asm-generic/termbits.h). */
+const PARMRK = 0o10;
+const ISTRIP = 0o40;
+const INLCR = 0o100;
+const IGNCR = 0o200;
+const ICRNL = 0o400;
+const IUCLC = 0o1000;
+const IMAXBEL = 0o20000;
+
+/** termios c_lflag bits. */
+const ISIG = 0o1;
+const ICANON = 0o2;
+const ECHO = 0o10;
+const ECHONL = 0o100;
+
+/** Indexes in c_cc. */
+const VINTR = 0;
+const VQUIT = 1;
+const VERASE = 2;
+const VKILL = 3;
+const VEOF = 4;
+const VTIME = 5;
+const VMIN = 6;
+const VSUSP = 10;
+const VEOL = 11;
+const VREPRINT = 12;
+const VDISCARD = 13;
+const VWERASE = 14;
+const VLNEXT = 15;
+const VEOL2 = 16;
+/** A control character set to this is disabled (_POSIX_VDISABLE). */
+const DISABLED = 0;
+
+/** What the line discipline (N_TTY) holds for its reader: N_TTY_BUF_SIZE less one. */
+const LINE_DISCIPLINE_ROOM = 4095;
+
+/**
+ * What one write into a pty is at most when given back: a write no larger than a tty buffer
+ * (TTY_BUFFER_PAGE, about 1.7 KiB) goes in whole whenever poll says POLLOUT, so it never waits.
+ */
+const GIVE_BACK_PIECE = 256;
+/** How long cr waits in all for a pty to take back bytes it gives back, before it gives up with an error rather than hang. */
+const GIVE_BACK_MS = 5000;
 
 /** Device numbers: /dev/ptmx is 5:2; the Unix98 slaves are majors 136-143 (linux/major.h). */
 const TTYAUX_MAJOR = 5;
@@ -156,11 +207,14 @@ export class Ttys {
   /**
    * Takes out what the slave side wrote and nobody read from the master yet: reads `master`
    * while FIONREAD says there is something, so no read ever waits. In packet mode each read
-   * starts with a status byte, which is left out (a pending status alone is dropped).
+   * starts with a status byte, which is left out (a pending status alone is dropped). A pty
+   * carries what is written to one side to the other's line discipline later, in a kernel
+   * worker, and FIONREAD counts only what has arrived; before each FIONREAD a poll has the
+   * kernel finish that carrying (n_tty_poll flushes it when nothing has arrived).
    */
   takeOutput(master: number, packet: boolean, target: string): Buffer {
     const chunks: Buffer[] = [];
-    for (let n = this.readable(master, target); n > 0; n = this.readable(master, target)) {
+    for (let n = this.arrived(master, target); n > 0; n = this.arrived(master, target)) {
       const chunk = Buffer.alloc(n + (packet ? 1 : 0));
       const got = readSync(master, chunk, 0, chunk.length, null);
       chunks.push(packet ? chunk.subarray(1, got) : chunk.subarray(0, got));
@@ -169,15 +223,119 @@ export class Ttys {
   }
 
   /**
-   * Puts `data` back where the master reads it, as written by the slave side: written to `slave`
-   * with output processing (OPOST) off for the moment, since the bytes were processed when first
-   * written; `termios` is what the pair is set to again after.
+   * Takes out what was typed into the master and the slave side has not read, as it would be
+   * typed again. Not in canonical mode, reads of exactly what FIONREAD counts (after a poll has
+   * the kernel carry over what the pty still holds, see takeOutput), so no read waits and the
+   * settings stay as they are. In canonical mode the whole lines first, one a read once poll
+   * says one is there (a line ended by VEOF comes without it and gets it back, an empty read is
+   * VEOF alone), then with the pair briefly non-canonical and not waiting (VMIN 0, VTIME 0) the
+   * line being edited; `termios` is what the pair is set to again after.
+   */
+  takeInput(master: number, slave: number, termios: Termios, target: string): Buffer {
+    const chunks: Buffer[] = [];
+    if (!(termios.lflag & ICANON)) {
+      for (let n = this.arrived(slave, target); n > 0; n = this.arrived(slave, target)) {
+        const chunk = Buffer.alloc(n);
+        chunks.push(chunk.subarray(0, readSync(slave, chunk, 0, n, null)));
+      }
+      return Buffer.concat(chunks);
+    }
+    const buf = Buffer.alloc(LINE_DISCIPLINE_ROOM + 1);
+    while (this.libc.poll(slave, POLLIN, 0, target) & POLLIN) {
+      const got = readSync(slave, buf, 0, buf.length, null);
+      chunks.push(Buffer.from(buf.subarray(0, got)));
+      if (got === 0 || !endsLine(buf[got - 1]!, termios)) chunks.push(Buffer.of(termios.cc[VEOF]!));
+    }
+    this.setTermios(master, { ...termios, lflag: termios.lflag & ~ICANON, cc: withCc(termios.cc, [VMIN, VTIME], 0) }, target);
+    try {
+      for (let got = readSync(slave, buf, 0, buf.length, null); got > 0; got = readSync(slave, buf, 0, buf.length, null)) chunks.push(Buffer.from(buf.subarray(0, got)));
+    } finally {
+      this.setTermios(master, termios, target);
+    }
+    return Buffer.concat(chunks);
+  }
+
+  /**
+   * Gives `data` (from takeInput) back to the slave side's reader: put into its line discipline
+   * one byte a call (TIOCSTI, at once, where a write to the master is carried later), under
+   * settings that neither echo nor change the bytes a second time and, in canonical mode, make
+   * the same lines again (echo, signals, byte-changing input processing and the editing
+   * characters off; flow control kept, whose change a master in packet mode would be told of).
+   * The settings are changed for the moment only when they differ from those. What does not fit
+   * in the line discipline is written to the master after, as if typed anew, without ever
+   * waiting long (see writeBack): how many bytes that was is returned.
+   */
+  putInput(master: number, slave: number, termios: Termios, data: Uint8Array, target: string): number {
+    if (data.length === 0) return 0;
+    const fits = Math.min(data.length, LINE_DISCIPLINE_ROOM);
+    this.withTermios(master, termios, quietInput(termios), target, () => {
+      for (let at = 0; at < fits; at++) this.libc.ioctlPointer(slave, TIOCSTI, data.subarray(at, at + 1), 'ioctl(TIOCSTI)', target);
+    });
+    this.writeBack(master, data.subarray(fits), 'typed input', target);
+    return data.length - fits;
+  }
+
+  /** The bytes that have arrived for a reader of `fd`, once the kernel has carried over what the pty held (see takeOutput). */
+  private arrived(fd: number, target: string): number {
+    this.libc.poll(fd, POLLIN, 0, target);
+    return this.readable(fd, target);
+  }
+
+  /**
+   * Puts `data` (from takeOutput) back where the master reads it, in order: what the master's
+   * line discipline has room for straight into it (TIOCSTI on the master, whose own settings are
+   * always raw, so nothing is changed and nothing waits), the rest written to `slave` as written
+   * by the slave side, into the pty's buffers behind it, without ever waiting long (see
+   * writeBack), with output processing (OPOST) off for the moment if it is on, since the bytes
+   * were processed when first written; `termios` is the pair's settings.
    */
   putOutput(master: number, slave: number, termios: Termios, data: Uint8Array, target: string): void {
-    if (data.length === 0) return;
-    this.setTermios(master, { ...termios, oflag: termios.oflag & ~OPOST }, target);
+    const held = this.readable(master, target);
+    const fits = Math.min(data.length, Math.max(0, LINE_DISCIPLINE_ROOM - held));
+    for (let at = 0; at < fits; at++) this.libc.ioctlPointer(master, TIOCSTI, data.subarray(at, at + 1), 'ioctl(TIOCSTI)', target);
+    const now = this.readable(master, target);
+    if (now !== held + fits) {
+      throw new TargetError(`${target}: ${held + fits - now} of ${data.length} byte(s) of the output its master had not read could not be given back (its line discipline took ${now - held} of ${fits}); the program goes on without them`);
+    }
+    if (fits === data.length) return;
+    this.withTermios(master, termios, { ...termios, oflag: termios.oflag & ~OPOST }, target, () => this.writeBack(slave, data.subarray(fits), 'output its master had not read', target));
+  }
+
+  /**
+   * Writes `data` to `fd`, a pty end, in pieces each written once poll says there is room, so
+   * that no write waits (a pty whose other side is stopped never makes room, and a write that
+   * waits for it would never return); gives up after GIVE_BACK_MS in all with an error saying
+   * how much did not go back.
+   */
+  private writeBack(fd: number, data: Uint8Array, what: string, target: string): void {
+    const deadline = Date.now() + GIVE_BACK_MS;
+    let at = 0;
+    while (at < data.length) {
+      const left = deadline - Date.now();
+      const events = left > 0 ? this.libc.poll(fd, POLLOUT, Math.min(left, 100), target) : 0;
+      if (events & (POLLERR | POLLHUP) || (!(events & POLLOUT) && left <= 0)) {
+        throw new TargetError(`${target}: ${data.length - at} byte(s) of the ${what} could not be given back within ${GIVE_BACK_MS / 1000} s (the pty took no more; is a process outside the checkpoint using it?); the program goes on without them`);
+      }
+      if (events & POLLOUT) at += this.writeSome(fd, data.subarray(at, at + GIVE_BACK_PIECE), target);
+    }
+  }
+
+  /** write(2) of `piece` to `fd` (which may be non-blocking): the bytes written, 0 on EAGAIN. */
+  private writeSome(fd: number, piece: Uint8Array, target: string): number {
     try {
-      for (let at = 0; at < data.length; ) at += writeSync(slave, data, at, data.length - at);
+      return writeSync(fd, piece);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).errno === -EAGAIN) return 0;
+      throw nodeFsError('write', target, err);
+    }
+  }
+
+  /** Runs `use` with the pair set to `during` (through `master`) when that differs from `termios`, which it is set to again after, however `use` ends. */
+  private withTermios<T>(master: number, termios: Termios, during: Termios, target: string, use: () => T): T {
+    if (sameTermios(termios, during)) return use();
+    this.setTermios(master, during, target);
+    try {
+      return use();
     } finally {
       this.setTermios(master, termios, target);
     }
@@ -264,4 +422,34 @@ export class Ttys {
       throw err;
     }
   }
+}
+
+/** Whether `byte` ends a line in canonical mode under `termios` (newline, VEOL, VEOL2). */
+function endsLine(byte: number, termios: Termios): boolean {
+  return byte === 0x0a || [VEOL, VEOL2].some((i) => termios.cc[i] !== DISABLED && termios.cc[i] === byte);
+}
+
+/**
+ * The settings under which bytes put into the slave's line discipline are taken as they are:
+ * echo, signals and the input processing that changes bytes off; in canonical mode the editing
+ * characters disabled, so that each byte is stored as itself and a newline or VEOF still ends a
+ * line. Flow control (IXON and its VSTART, VSTOP) is kept.
+ */
+function quietInput(termios: Termios): Termios {
+  const editing = [VINTR, VQUIT, VERASE, VKILL, VSUSP, VREPRINT, VDISCARD, VWERASE, VLNEXT];
+  return {
+    ...termios,
+    iflag: termios.iflag & ~(PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IUCLC | IMAXBEL),
+    lflag: termios.lflag & ~(ECHO | ECHONL | ISIG),
+    cc: termios.lflag & ICANON ? withCc(termios.cc, editing, DISABLED) : termios.cc,
+  };
+}
+
+function sameTermios(a: Termios, b: Termios): boolean {
+  return a.iflag === b.iflag && a.oflag === b.oflag && a.cflag === b.cflag && a.lflag === b.lflag && a.line === b.line && a.cc.every((c, i) => c === b.cc[i]);
+}
+
+/** `cc` with the control characters at `indexes` set to `value`. */
+function withCc(cc: readonly number[], indexes: readonly number[], value: number): number[] {
+  return cc.map((c, i) => (indexes.includes(i) ? value : c));
 }

@@ -37,7 +37,7 @@ export type TtyHandle =
 
 /**
  * Pseudo-terminals (Unix98: /dev/ptmx masters, /dev/pts/N slaves). A pair whose master a process
- * of the checkpoint holds is saved once, with its settings and the output its master had not read,
+ * of the checkpoint holds is saved once, with its settings, the output its master had not read and the input its slave side had not,
  * and restored as a new pair with the same index; every descriptor on either end is given back,
  * and the session it controlled gets it again as its controlling terminal, with its foreground
  * group. A slave above stdio whose master is outside (the user's terminal) is given again with
@@ -48,7 +48,7 @@ export class TtysPlugin implements ResourcePlugin<TtysRecord, TtyHandle, Restore
   readonly apiVersion = PLUGIN_API_VERSION;
   readonly type = 'ttys';
   readonly version = 1;
-  readonly description = 'Pseudo-terminals: pairs whose master is held here (settings, window size, modes, unread output, controlling terminal and foreground group), and slaves of outside terminals given with --inherit-fd';
+  readonly description = 'Pseudo-terminals: pairs whose master is held here (settings, window size, modes, unread output and input, controlling terminal and foreground group), and slaves of outside terminals given with --inherit-fd';
   readonly collectsFrom = [TASKS.type];
   readonly recordSchema = ttysRecordSchema;
   readonly selectableBy = { pid: 'uint', index: 'uint', fd: 'uint' } as const;
@@ -147,7 +147,7 @@ export class TtysPlugin implements ResourcePlugin<TtysRecord, TtyHandle, Restore
         if (new Set(h.fds.map((n) => n.fd)).size !== h.fds.length) problems.push(`PID ${h.pid} holds it on one descriptor twice`);
       }
     }
-    return [...problems, ...blobProblems(ctx, record.output > 0 ? { output: record.output } : {})];
+    return [...problems, ...blobProblems(ctx, { ...(record.output > 0 ? { output: record.output } : {}), ...(record.input ? { input: record.input } : {}) })];
   }
 
   inheritableFds(record: TtysRecord): number[] {

@@ -26,8 +26,9 @@ export const ptyDescriptionSchema = z.strictObject({
 
 /**
  * A pseudo-terminal pair whose master the processes of the checkpoint hold: its settings, the
- * bytes its slave side wrote that the master had not read yet ("output" blob), the session it
- * controls, and every descriptor on either end.
+ * bytes its slave side wrote that the master had not read yet ("output" blob) and those typed
+ * into the master that the slave side had not read ("input" blob), the session it controls, and
+ * every descriptor on either end.
  */
 export const ptyRecordSchema = z.strictObject({
   kind: z.literal('pty'),
@@ -40,6 +41,12 @@ export const ptyRecordSchema = z.strictObject({
   session: z.number().int().nonnegative().describe('the session it is the controlling terminal of (0: none); restored when its leader is in the image'),
   foreground: z.number().int().nonnegative().describe('its foreground process group (0: none)'),
   output: z.number().int().nonnegative().describe('bytes written by the slave side and not yet read from the master, in the "output" blob'),
+  input: z
+    .number()
+    .int()
+    .positive()
+    .optional()
+    .describe('bytes typed into the master and not yet read on the slave side, as typed again (a line ended by end-of-file ends with VEOF), in the "input" blob; absent when none (and in images made before it was saved)'),
   descriptions: z.array(ptyDescriptionSchema).min(1),
 });
 

@@ -13,7 +13,8 @@ export interface RestoredPty {
 
 /**
  * A new pair with the saved index and settings, each saved description opened again on it and
- * given to every process holding it, the master's unread output written back, then packet mode,
+ * given to every process holding it, the master's unread output and the slave side's unread
+ * input given back, then packet mode,
  * exclusive mode and the lock as they were.
  */
 export async function restorePty(kernel: Kernel, record: PtyRecord, ctx: RestoreContext): Promise<RestoredPty> {
@@ -21,6 +22,8 @@ export async function restorePty(kernel: Kernel, record: PtyRecord, ctx: Restore
   const target = `pty ${record.index} (${ctx.key})`;
   const output = Buffer.alloc(record.output);
   if (record.output > 0) await ctx.readBlobInto('output', output);
+  const input = Buffer.alloc(record.input ?? 0);
+  if (input.length > 0) await ctx.readBlobInto('input', input);
   const master = ttys.openPty(record.index, target);
   const slaves: number[] = [];
   try {
@@ -35,8 +38,9 @@ export async function restorePty(kernel: Kernel, record: PtyRecord, ctx: Restore
       }
     }
     const controls = record.session !== 0 && TASKS.restored(ctx, record.session) !== undefined;
-    if (slaves.length === 0 && (controls || record.output > 0)) slaves.push(ttys.openSlave(master, 2, target));
+    if (slaves.length === 0 && (controls || record.output > 0 || input.length > 0)) slaves.push(ttys.openSlave(master, 2, target));
     if (record.output > 0) ttys.putOutput(master, slaves[0]!, record.termios, output, target);
+    if (input.length > 0) ttys.putInput(master, slaves[0]!, record.termios, input, target);
     ttys.setPacket(master, record.packet, target);
     if (record.exclusive && slaves.length > 0) ttys.setExclusive(slaves[0]!, target);
     if (record.locked) ttys.setLocked(master, true, target);
