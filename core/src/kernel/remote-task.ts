@@ -130,8 +130,9 @@ export interface AltStack {
 
 /**
  * A task stopped under ptrace, and typed syscalls run inside it ("remote syscalls"). Arguments
- * that live in memory (a struct, a path) go through a scratch page cr maps into the task while it
- * needs one and removes again (`dropScratch`, `release`), so the task is left as it was.
+ * that live in memory (a struct, a path) go through a scratch area: in a live program's task, dead
+ * stack memory below its return frame; in a task cr made, cr's work area (scratch and batch code),
+ * mapped while it is needed and removed again (`dropScratch`, `release`).
  *
  * Every method throws a KernelError naming the syscall, the errno and the PID when the call fails.
  */
@@ -347,7 +348,7 @@ export class RemoteTask {
     this.ptrace.writeMemory(this.pid, address, data);
   }
 
-  /** Copies `data` into the scratch page at `offset` and returns its address in the task. */
+  /** Copies `data` into the scratch area at `offset` (after the calls held back) and returns its address in the task. */
   put(data: Uint8Array, offset = 0): bigint {
     const size = this.guarded ? OUT_AREA_SIZE : SCRATCH_SIZE;
     if (offset + data.byteLength > size) throw new Error(`internal error: ${data.byteLength} bytes do not fit the scratch area`);
@@ -356,7 +357,7 @@ export class RemoteTask {
     return address;
   }
 
-  /** Address of `offset` in the scratch page, for the kernel to fill. */
+  /** Address of `offset` in the scratch area, for the kernel to fill. */
   scratchAt(offset: number): bigint {
     return this.scratch() + BigInt(offset);
   }
