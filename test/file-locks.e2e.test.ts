@@ -91,7 +91,8 @@ describe('file locks', () => {
     await waitForLine(out, /^ready$/);
     const pid = child.pid!;
     await checkpointAndKill(child, join(dir, 'img'));
-    const holder = cleanup.process(spawn('flock', ['-x', join(dir, 'flock'), 'sleep', '600'], { stdio: 'ignore' }));
+    // The lock is on the open file the shell hands on to sleep: the process spawned holds it itself, and no child outlives its kill.
+    const holder = cleanup.process(spawn('sh', ['-c', 'exec 9>"$1" && flock -x 9 && exec sleep 600', 'sh', join(dir, 'flock')], { stdio: 'ignore' }));
     await waitFor('flock(1) to hold the file', () => (probe(dir, [PROBES[0]])[0] === 'held' ? true : undefined));
     const r = await crAsync(['restore', '-D', join(dir, 'img'), '--detach']);
     expect(r.stderr).toMatch(new RegExp(`^cr: cannot take back the write flock lock on fd \\d+ of PID ${pid}: another process holds a conflicting lock on that file`));
