@@ -256,9 +256,8 @@ export class RemoteTask {
       if (this.queued.length >= QUEUE_LIMIT) this.flush();
       return;
     }
-    if (this.workAreaIn(options.touches)) this.dropScratch();
-    const result = this.call(name, nr, args);
-    if (options.expect !== undefined && result !== options.expect) throw unexpected(this.pid, name, options.expect, result);
+    this.flush();
+    this.sendNow({ name, nr, args: args.map(u), ...options });
   }
 
   /** Sends the calls `together` held back, if any. */

@@ -246,12 +246,9 @@ export class Ttys {
       chunks.push(Buffer.from(buf.subarray(0, got)));
       if (got === 0 || !endsLine(buf[got - 1]!, termios)) chunks.push(Buffer.of(termios.cc[VEOF]!));
     }
-    this.setTermios(master, { ...termios, lflag: termios.lflag & ~ICANON, cc: withCc(termios.cc, [VMIN, VTIME], 0) }, target);
-    try {
+    this.withTermios(master, termios, { ...termios, lflag: termios.lflag & ~ICANON, cc: withCc(termios.cc, [VMIN, VTIME], 0) }, target, () => {
       for (let got = readSync(slave, buf, 0, buf.length, null); got > 0; got = readSync(slave, buf, 0, buf.length, null)) chunks.push(Buffer.from(buf.subarray(0, got)));
-    } finally {
-      this.setTermios(master, termios, target);
-    }
+    });
     return Buffer.concat(chunks);
   }
 
@@ -269,10 +266,15 @@ export class Ttys {
     if (data.length === 0) return 0;
     const fits = Math.min(data.length, LINE_DISCIPLINE_ROOM);
     this.withTermios(master, termios, quietInput(termios), target, () => {
-      for (let at = 0; at < fits; at++) this.libc.ioctlPointer(slave, TIOCSTI, data.subarray(at, at + 1), 'ioctl(TIOCSTI)', target);
+      this.insertInput(slave, data.subarray(0, fits), target);
     });
     this.writeBack(master, data.subarray(fits), 'typed input', target);
     return data.length - fits;
+  }
+
+  /** Puts `data` into the line discipline `fd` reads from, one byte an ioctl(TIOCSTI), at once: nothing waits. */
+  private insertInput(fd: number, data: Uint8Array, target: string): void {
+    for (let at = 0; at < data.length; at++) this.libc.ioctlPointer(fd, TIOCSTI, data.subarray(at, at + 1), 'ioctl(TIOCSTI)', target);
   }
 
   /** The bytes that have arrived for a reader of `fd`, once the kernel has carried over what the pty held (see takeOutput). */
@@ -292,7 +294,7 @@ export class Ttys {
   putOutput(master: number, slave: number, termios: Termios, data: Uint8Array, target: string): void {
     const held = this.readable(master, target);
     const fits = Math.min(data.length, Math.max(0, LINE_DISCIPLINE_ROOM - held));
-    for (let at = 0; at < fits; at++) this.libc.ioctlPointer(master, TIOCSTI, data.subarray(at, at + 1), 'ioctl(TIOCSTI)', target);
+    this.insertInput(master, data.subarray(0, fits), target);
     const now = this.readable(master, target);
     if (now !== held + fits) {
       throw new TargetError(`${target}: ${held + fits - now} of ${data.length} byte(s) of the output its master had not read could not be given back (its line discipline took ${now - held} of ${fits}); the program goes on without them`);
