@@ -198,8 +198,11 @@ describe('TaskMemory', () => {
     expect(libc.pinned).toBe(5 * PAGE_SIZE);
   });
 
-  it('leaves the process running and its memory as it was', () => {
-    expect(readFileSync(`/proc/${pid}/stat`, 'utf8')).toMatch(/\) S /);
+  it('leaves the process running and its memory as it was', async () => {
+    // Just continued (whileStopped), it runs for a moment on its way back into pause().
+    const state = () => readFileSync(`/proc/${pid}/stat`, 'utf8');
+    for (let i = 0; i < 1000 && /\) R /.test(state()); i++) await new Promise((ok) => setTimeout(ok, 10));
+    expect(state()).toMatch(/\) S /);
   });
 });
 
