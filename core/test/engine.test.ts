@@ -162,6 +162,35 @@ describe('engine, policy and plugin faults', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it('lets the target go before it checks and writes the records; with --kill, kills only once the image is committed', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cr-engine-'));
+    const log: string[] = [];
+    const container = setUp(log);
+    const side = pluginOf(container, 'side');
+    side.freeze = (node) => void log.push(`freeze ${node.key}`);
+    side.thaw = (node, ctx) => void log.push(`${ctx.kill ? 'kill' : 'thaw'} ${node.key}`);
+    const leaf = pluginOf(container, 'leaf');
+    leaf.recordSchema = z.strictObject({ size: z.number() }).refine(() => {
+      log.push('check leaf:1');
+      return true;
+    });
+    leaf.save = () => ({ size: 1 });
+    const engine = container.resolve(CheckpointEngine);
+    const steps = () => log.filter((l) => /^(thaw|kill|check)/.test(l)).splice(0);
+    await engine.checkpoint({ target: target(), imageDir: join(dir, 'img'), policy: new Policy() });
+    expect(steps()).toEqual(['thaw side:right', 'thaw side:left', 'check leaf:1']);
+    log.length = 0;
+    await engine.checkpoint({ target: target(), imageDir: join(dir, 'killed'), policy: new Policy(), kill: true });
+    expect(steps()).toEqual(['check leaf:1', 'kill side:right', 'kill side:left']);
+
+    log.length = 0;
+    leaf.save = () => ({ size: 'big' });
+    const err = await engine.checkpoint({ target: target(), imageDir: join(dir, 'bad'), policy: new Policy(), kill: true }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PluginError);
+    expect(log.filter((l) => /^(thaw|kill)/.test(l))).toEqual(['thaw side:right', 'thaw side:left']);
+    expect(readdirSync(dir).sort()).toEqual(['img', 'killed']);
+  });
+
   it('releases every collected handle, duplicates included, whether or not the checkpoint succeeds', async () => {
     for (const fail of [false, true]) {
       dir = mkdtempSync(join(tmpdir(), 'cr-engine-'));

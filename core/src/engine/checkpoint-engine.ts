@@ -82,7 +82,7 @@ export interface CheckpointResult {
   killed: string[];
   /** One line each: a selector that matched no collected object. */
   warnings: string[];
-  /** How long each phase took, in milliseconds: validate, (pre-copy,) collect, freeze, decide, save, commit, then thaw or kill. */
+  /** How long each phase took, in milliseconds: validate, (pre-copy,) collect, freeze, decide, save, then thaw and commit, or commit and kill. */
   phases: PhaseTimings;
   /** With `preCopy`: the rounds run before the freeze. */
   preCopy?: PreCopyReport;
@@ -92,6 +92,13 @@ export interface CheckpointResult {
 interface StartedPreCopy {
   preCopy: PreCopy;
   blobs: Record<string, string>;
+}
+
+/** What a plugin's save returned for one object, checked and written once the target is let go (or before it is killed). */
+interface SavedRecord {
+  node: ResourceNode;
+  entry: ObjectEntry;
+  record: unknown;
 }
 
 /** How often collect and freeze start again when a freeze finds that what was collected changed meanwhile. */
@@ -107,7 +114,8 @@ interface Collected {
 
 /**
  * checkpoint = check target → collect, freezing each object whose plugin can, before the objects
- * below it are collected → apply policy → save in dependency order → commit → thaw (or kill).
+ * below it are collected → apply policy → save in dependency order → thaw → check and write the
+ * records, commit (with --kill: check, write and commit while still frozen, then kill).
  * Any failure removes the partial image and thaws what was frozen, so the target carries on as
  * if nothing happened. Each phase is timed and logged (see PhaseClock), and long work reported to
  * the progress reporter.
@@ -167,8 +175,13 @@ export class CheckpointEngine {
     }
     const { graph, frozen, frozenAt, owners } = collected;
     const objects: ObjectEntry[] = [];
+    const records: SavedRecord[] = [];
     let warnings: string[];
     let bytes = 0;
+    // Without --kill the target runs again as soon as the last object is saved: checking and
+    // writing the records and committing the image need only what save returned.
+    let thawedAt: number | undefined;
+    let thawFailure: unknown;
     try {
       const decision = await clock.time('decide', () => this.decide(graph, policy, owners, request.strict ?? false), ({ objects }) => describeDecisions(objects));
       warnings = decision.warnings;
@@ -183,7 +196,9 @@ export class CheckpointEngine {
             const entry: ObjectEntry = decided.get(node.key)!;
             signal?.throwIfAborted();
             if (entry.policy.decision === 'include') {
-              bytes += await clock.piece('save', node.key, () => this.save(node, entry, writer, target, warnings, preCopies.get(node.key), parent), (b) => `${Object.keys(entry.blobs ?? {}).length} blob(s), ${describeBytes(b)}`);
+              const saved = await clock.piece('save', node.key, () => this.save(node, entry, writer, target, warnings, preCopies.get(node.key), parent), ({ bytes: b }) => `${Object.keys(entry.blobs ?? {}).length} blob(s), ${describeBytes(b)}`);
+              bytes += saved.bytes;
+              records.push({ node, entry, record: saved.record });
               progress.advance(1);
             }
             objects.push(entry);
@@ -193,44 +208,66 @@ export class CheckpointEngine {
         progress.end();
       }
       clock.report('save', `${included} object(s), ${describeBytes(bytes)} of blobs`);
-      dropUnsavedBlobs(preCopies, objects, writer);
       signal?.throwIfAborted();
-      await clock.time('commit', () => writer.commit({
-        format: 'cr-image',
-        tool: { name: 'cr', version: CR_VERSION },
-        createdAt: new Date().toISOString(),
-        host: { kernelRelease: release(), arch: arch(), hostname: hostname() },
-        target,
-        plugins: this.registry.all().map(({ plugin, source }) => ({ type: plugin.type, version: plugin.version, package: source })),
-        objects,
-        ...(request.advice ? { advice: request.advice } : {}),
-        ...(parent ? { parent: { path: parent.imageDir, manifest: parent.manifestDigest } } : {}),
-      }), () => `image written at ${writer.imageDir}`);
+      if (!request.kill) {
+        thawFailure = await this.thawAll(frozen, () => false, clock, graph);
+        thawedAt = performance.now();
+      }
+      await clock.time('commit', () => {
+        for (const { node, entry, record } of records) this.storeRecord(node, entry, record, writer);
+        dropUnsavedBlobs(preCopies, objects, writer);
+        writer.commit({
+          format: 'cr-image',
+          tool: { name: 'cr', version: CR_VERSION },
+          createdAt: new Date().toISOString(),
+          host: { kernelRelease: release(), arch: arch(), hostname: hostname() },
+          target,
+          plugins: this.registry.all().map(({ plugin, source }) => ({ type: plugin.type, version: plugin.version, package: source })),
+          objects,
+          ...(request.advice ? { advice: request.advice } : {}),
+          ...(parent ? { parent: { path: parent.imageDir, manifest: parent.manifestDigest } } : {}),
+        });
+      }, () => `${records.length} record(s) checked and written, image at ${writer.imageDir}`);
       if (request.kill) await request.deliver?.(writer.imageDir);
     } catch (err) {
       writer.abort();
-      await this.thawAfterFailure(frozen, err, clock);
+      if (thawedAt === undefined) await this.thawAfterFailure(frozen, err, clock);
+      else if (thawFailure !== undefined && err instanceof Error) err.message += `\nthe target could not be let go again: ${(thawFailure as Error).message}`;
       graph.release();
       throw err;
     }
     // --kill ends only what the image holds: a process left out by policy carries on.
     const saved = new Set(objects.filter((o) => o.record).map((o) => o.key));
     const killed = request.kill ? frozen.filter((n) => saved.has(n.key)).map((n) => n.key) : [];
-    const thawStart = performance.now();
-    try {
-      await clock.time(killed.length > 0 ? 'kill' : 'thaw', () => this.thaw(frozen, (node) => killed.includes(node.key), clock), () => `${frozen.length} object(s)`);
-    } finally {
-      graph.release();
+    if (thawedAt === undefined) {
+      // A process that is killed was frozen until the kill began.
+      thawedAt = performance.now();
+      thawFailure = await this.thawAll(frozen, (node) => killed.includes(node.key), clock, graph);
     }
-    // A process that is let go was frozen until the thaw; one that is killed, until the kill began.
-    const frozenUntil = killed.length > 0 ? thawStart : performance.now();
-    const frozenMs = frozen.length > 0 ? frozenUntil - frozenAt : 0;
+    if (thawFailure !== undefined) throw thawFailure;
+    const frozenMs = frozen.length > 0 ? thawedAt - frozenAt : 0;
     this.log.info(
       { ms: performance.now() - started, frozenMs, objects: saved.size, bytes },
       `checkpoint done: ${saved.size} object(s), ${describeBytes(bytes)} of blobs, frozen for ${frozenMs.toFixed(1)} ms, in ${(performance.now() - started).toFixed(1)} ms`,
     );
     if (!request.kill) await request.deliver?.(writer.imageDir);
     return { imageDir: writer.imageDir, objects, frozenMs, killed, warnings, phases: clock.timings, ...(preCopy ? { preCopy } : {}) };
+  }
+
+  /**
+   * The thaw (or kill) phase: lets every frozen node go, or ends those `kill` names, and releases
+   * the graph's handles. Returns what failed, for the caller to report once the image is dealt with.
+   */
+  private async thawAll(frozen: readonly ResourceNode[], kill: (node: ResourceNode) => boolean, clock: PhaseClock, graph: ResourceGraph): Promise<unknown> {
+    const killing = frozen.some(kill);
+    try {
+      await clock.time(killing ? 'kill' : 'thaw', () => this.thaw(frozen, kill, clock), () => `${frozen.length} object(s)`);
+      return undefined;
+    } catch (err) {
+      return err;
+    } finally {
+      graph.release();
+    }
   }
 
   /** Every object's decision, checked for claims nobody owns and for selectors that match nothing. */
@@ -395,7 +432,8 @@ export class CheckpointEngine {
   }
 
   /** Saves one object's record and blobs; returns how many bytes of blobs it wrote. */
-  private async save(node: ResourceNode, entry: ObjectEntry, writer: ImageWriter, target: CheckpointTarget, warnings: string[], started?: StartedPreCopy, parent?: ParentImage): Promise<number> {
+  /** Has the plugin save `node` (its blobs go into the image as it goes); returns the record it made and the bytes of its blobs. */
+  private async save(node: ResourceNode, entry: ObjectEntry, writer: ImageWriter, target: CheckpointTarget, warnings: string[], started?: StartedPreCopy, parent?: ParentImage): Promise<{ record: unknown; bytes: number }> {
     const { plugin } = this.registry.get(node.type);
     const blobs: Record<string, string> = { ...started?.blobs };
     let bytes = 0;
@@ -409,15 +447,19 @@ export class CheckpointEngine {
       ...(parent?.objectOf(node.key) ? { parent: parent.objectOf(node.key)! } : {}),
     };
     const record = await plugin.save(node, ctx);
-    const { source } = this.registry.get(node.type);
+    if (Object.keys(blobs).length > 0) entry.blobs = blobs;
+    return { record, bytes };
+  }
+
+  /** Checks the record a plugin made for `node` against its schema and writes it into the image. */
+  private storeRecord(node: ResourceNode, entry: ObjectEntry, record: unknown, writer: ImageWriter): void {
+    const { plugin, source } = this.registry.get(node.type);
     const checked = plugin.recordSchema.safeParse(record, ONE_SHOT);
     if (!checked.success) {
       throw new PluginError(`plugin ${source} produced an invalid record for ${node.key}:\n  ${describeZodError(checked.error, record).join('\n  ')}`);
     }
     entry.record = recordPath(node.type, node.id);
-    if (Object.keys(blobs).length > 0) entry.blobs = blobs;
     writer.writeFile(entry.record, `${JSON.stringify({ type: node.type, id: node.id, version: plugin.version, record: checked.data }, null, 2)}\n`);
-    return bytes;
   }
 
   /** writeBlob for `node`: streams a blob into the image, records its path in `blobs`, shows progress and counts its bytes. */
