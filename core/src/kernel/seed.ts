@@ -73,8 +73,11 @@ function adoptSeed(ptrace: Ptrace, pid: number, closeFiles: boolean, workArea: b
   const seed = new RemoteTask(pid, ptrace, ptrace.getRegs(pid), undefined, workArea);
   try {
     const rseq = ptrace.rseqConfiguration(pid);
-    if (rseq) seed.unregisterRseq(rseq.address, rseq.size, rseq.signature);
-    if (closeFiles) seed.closeRange(0, 0x7fffffff);
+    // One round trip for both (a seed is made for every process of a tree, a child twice).
+    seed.together(() => {
+      if (rseq) seed.unregisterRseq(rseq.address, rseq.size, rseq.signature);
+      if (closeFiles) seed.closeRange(0, 0x7fffffff);
+    });
     return seed;
   } catch (err) {
     seed.kill();
