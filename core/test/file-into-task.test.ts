@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,7 +8,8 @@ import { ImageError } from '../src/errors.js';
 import { Kernel } from '../src/kernel/kernel.js';
 import { PAGE_SIZE } from '../src/kernel/pagemap.js';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../src/kernel/syscalls.js';
-import type { FilePageRun } from '../src/kernel/file-into-task.js';
+import { fillFromFile, type FilePageRun } from '../src/kernel/file-into-task.js';
+import type { RemoteRange } from '../src/kernel/libc.js';
 import type { RemoteTask } from '../src/kernel/remote-task.js';
 
 const kernel = new Kernel();
@@ -42,15 +43,15 @@ function pageFile(name: string, pages: number): string {
 
 const fds = () => readdirSync(`/proc/${pid}/fd`).sort();
 
-/** Seizes the sleeper, maps PAGES fresh pages in it, and runs `body` with the task and their address; leaves it as it was. */
-async function withMapping(body: (task: RemoteTask, base: bigint) => Promise<void>): Promise<void> {
+/** Seizes the sleeper, maps `pages` fresh pages in it, and runs `body` with the task and their address; leaves it as it was. */
+async function withMapping(body: (task: RemoteTask, base: bigint) => Promise<void>, pages = PAGES): Promise<void> {
   const task = kernel.seize(pid);
   try {
-    const base = task.mmapAnywhere(BigInt(PAGES * PAGE_SIZE), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+    const base = task.mmapAnywhere(BigInt(pages * PAGE_SIZE), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
     try {
       await body(task, base);
     } finally {
-      task.munmap(base, BigInt(PAGES * PAGE_SIZE));
+      task.munmap(base, BigInt(pages * PAGE_SIZE));
     }
   } finally {
     task.release();
@@ -77,11 +78,12 @@ describe('a stopped task reading its pages from a file itself (TaskMemory.fillFr
       runs.push({ address: base + BigInt(60 * PAGE_SIZE), pages: 2, position: 60 * PAGE_SIZE });
       task.mprotect(base + BigInt(60 * PAGE_SIZE), BigInt(PAGE_SIZE), PROT_READ);
       const alongside: number[] = [];
+      const bytes = readFileSync(path);
       await withFile(path, (file) =>
         kernel.memory.fillFromFile(task, file, runs, (async function* () {
           for (let i = 0; i < PAGES; i += 8) {
             alongside.push(i);
-            yield Buffer.alloc(8 * PAGE_SIZE);
+            yield bytes.subarray(i * PAGE_SIZE, (i + 8) * PAGE_SIZE);
           }
         })()),
       );
@@ -130,6 +132,42 @@ describe('a stopped task reading its pages from a file itself (TaskMemory.fillFr
       expect(task.syscall(GETPID)).toBe(BigInt(pid));
     });
     expect(closed).toBe(true);
+    expect(fds()).toEqual(before);
+  });
+  it('shares a large fill with cr: the task reads pieces from the end of the file, cr writes whole pieces from its start as it reads it, and every page is right', async () => {
+    // 40 MiB: a piece of 32 MiB, then one of 8 MiB, which the task takes first and is still faulting in when cr reads its first chunk.
+    const pages = 40 * 256;
+    const path = pageFile('large', pages);
+    const bytes = readFileSync(path);
+    const before = fds();
+    await withMapping(async (task, base) => {
+      const mem = openSync(`/proc/${pid}/mem`, 'r+');
+      const written: { position: number; length: number }[] = [];
+      try {
+        await withFile(path, (file) =>
+          fillFromFile(task, file, [{ address: base, pages, position: 0 }], {
+            chunks: (async function* () {
+              for (let at = 0; at < bytes.length; at += 1 << 20) yield bytes.subarray(at, at + (1 << 20));
+            })(),
+            write: (data: Uint8Array, ranges: readonly RemoteRange[]) => {
+              written.push({ position: Number(ranges[0]!.address - base), length: data.byteLength });
+              let at = 0;
+              for (const r of ranges) {
+                writeSync(mem, data, at, r.length, Number(r.address));
+                at += r.length;
+              }
+            },
+          }),
+        );
+      } finally {
+        closeSync(mem);
+      }
+      // cr took the first piece, 32 MiB from the start of the file, and nothing else.
+      expect(written[0]!.position).toBe(0);
+      expect(written.reduce((sum, w) => sum + w.length, 0)).toBe(32 << 20);
+      const memory = kernel.memory.readRun(pid, { address: base, pages });
+      for (let i = 0; i < pages; i++) expect(memory[i * PAGE_SIZE], `page ${i}`).toBe((i + 1) & 0xff);
+    }, pages);
     expect(fds()).toEqual(before);
   });
 });

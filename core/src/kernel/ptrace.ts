@@ -74,6 +74,8 @@ export interface RemoteResult {
 export interface RunningSyscall {
   /** Waits for the call to end and returns its raw result (a negative errno on failure). */
   finish(): bigint;
+  /** The raw result if the call has ended (then as `finish`), undefined while it runs: a look, no wait. */
+  poll(): bigint | undefined;
 }
 
 const unsigned = (v: bigint) => BigInt.asUintN(64, v);
@@ -399,16 +401,21 @@ export class Ptrace {
       throw err;
     }
     let result: bigint | undefined;
+    const end = (status: number) => {
+      try {
+        this.assertSyscallStop(pid, status);
+        result = this.rawRegs(pid).readBigInt64LE(REG.rax);
+        return result;
+      } finally {
+        this.setRawRegs(pid, saved);
+      }
+    };
     return {
-      finish: () => {
+      finish: () => result ?? end(this.waitStop(pid, LONG_CALL_POLL_MS)),
+      poll: () => {
         if (result !== undefined) return result;
-        try {
-          this.assertSyscallStop(pid, this.waitStop(pid, LONG_CALL_POLL_MS));
-          result = this.rawRegs(pid).readBigInt64LE(REG.rax);
-          return result;
-        } finally {
-          this.setRawRegs(pid, saved);
-        }
+        const status = this.stopNow(pid);
+        return status === undefined ? undefined : end(status);
       },
     };
   }
@@ -506,13 +513,8 @@ export class Ptrace {
   private waitStop(pid: number, pollMs?: number): number {
     const deadline = performance.now() + STOP_TIMEOUT_MS;
     for (let round = 0; ; round++) {
-      const { pid: reported, status } = this.libc.waitpid(pid, __WALL | WNOHANG);
-      if (reported === pid) {
-        if ((status & 0xff) !== 0x7f) {
-          throw new TargetError(`PID ${pid} exited while cr was stopping it (wait status 0x${status.toString(16)})`);
-        }
-        return status;
-      }
+      const status = this.stopNow(pid);
+      if (status !== undefined) return status;
       if (performance.now() > deadline) {
         const { state } = new Procfs().stat(pid);
         throw new TargetError(`PID ${pid} did not stop within ${STOP_TIMEOUT_MS / 1000} s (state ${state}${state === 'D' ? ', uninterruptible sleep' : ''}); try again when it is not blocked in the kernel`);
@@ -520,6 +522,14 @@ export class Ptrace {
       if (pollMs !== undefined) Atomics.wait(SLEEPER, 0, 0, pollMs);
       else if (round >= SPIN_ROUNDS) Atomics.wait(SLEEPER, 0, 0, Math.min(10, round - SPIN_ROUNDS + 1));
     }
+  }
+
+  /** The wait status of the task's stop if it has stopped, undefined if it has not yet; a task that exited instead is a TargetError. */
+  private stopNow(pid: number): number | undefined {
+    const { pid: reported, status } = this.libc.waitpid(pid, __WALL | WNOHANG);
+    if (reported !== pid) return undefined;
+    if ((status & 0xff) !== 0x7f) throw new TargetError(`PID ${pid} exited while cr was stopping it (wait status 0x${status.toString(16)})`);
+    return status;
   }
 
   /** Address of a `syscall` instruction (0f 05) in the task's vdso. */

@@ -7,7 +7,7 @@ import { setMmMap, type MmMap } from './mm-map.js';
 import { readMappings, type Mapping } from './proc-maps.js';
 import { stoppedSyscall, type StoppedSyscall } from './stopped-syscall.js';
 import { BATCH_CODE, batchResults, batchTable, type BatchedCall, type ResultOf } from './syscall-batch.js';
-import { checkRemote, type Ptrace, type Registers, type RseqConfiguration } from './ptrace.js';
+import { checkRemote, type Ptrace, type Registers, type RseqConfiguration, type RunningSyscall } from './ptrace.js';
 import { buildReturnFrame, OUT_AREA_SIZE, type ReturnFrame } from './return-frame.js';
 import {
   F_GETFD,
@@ -61,6 +61,23 @@ const RLIMIT_CORE = 4;
 const u = (v: bigint | number) => BigInt.asUintN(64, BigInt(v));
 
 /** One signal's disposition as rt_sigaction(2) reports it (struct kernel_sigaction on x86_64). */
+/** A call the task is running (see startPreadv): `finish` waits for its end, `poll` only looks (undefined while it runs). */
+export interface RunningCall<T> {
+  finish(): T;
+  poll(): T | undefined;
+}
+
+/** `call` with its raw result turned into `T` by `outcome` (which throws a failure), once, however it is asked for. */
+function runningCall<T>(call: RunningSyscall, outcome: (result: bigint) => T): RunningCall<T> {
+  return {
+    finish: () => outcome(call.finish()),
+    poll: () => {
+      const result = call.poll();
+      return result === undefined ? undefined : outcome(result);
+    },
+  };
+}
+
 export interface SignalAction {
   handler: bigint;
   flags: bigint;
@@ -509,16 +526,13 @@ export class RemoteTask {
    * (EINVAL: before Linux 6.13 process_madvise took only a few advice values; ENOSYS: before 5.10
    * there was no process_madvise).
    */
-  startPopulateWrite(pidfd: number, ranges: readonly RemoteRange[]): { finish(): boolean } {
+  startPopulateWrite(pidfd: number, ranges: readonly RemoteRange[]): RunningCall<boolean> {
     const call = this.ptrace.startRemoteSyscall(this.pid, SYS.process_madvise, [pidfd, this.putIovecs(ranges), ranges.length, MADV_POPULATE_WRITE, 0].map(u));
-    return {
-      finish: () => {
-        const result = call.finish();
-        if (result === -BigInt(EINVAL) || result === -BigInt(ENOSYS)) return false;
-        checkRemote(this.pid, 'process_madvise(MADV_POPULATE_WRITE)', result);
-        return true;
-      },
-    };
+    return runningCall(call, (result) => {
+      if (result === -BigInt(EINVAL) || result === -BigInt(ENOSYS)) return false;
+      checkRemote(this.pid, 'process_madvise(MADV_POPULATE_WRITE)', result);
+      return true;
+    });
   }
 
   /**
@@ -528,9 +542,9 @@ export class RemoteTask {
    * the task before `finish`, which returns how many bytes it read (fewer at the end of the file)
    * and throws a KernelError naming preadv, the errno and the PID when the call failed.
    */
-  startPreadv(fd: number, ranges: readonly RemoteRange[], position: number): { finish(): number } {
+  startPreadv(fd: number, ranges: readonly RemoteRange[], position: number): RunningCall<number> {
     const call = this.ptrace.startRemoteSyscall(this.pid, SYS.preadv, [fd, this.putIovecs(ranges), ranges.length, position, 0].map(u));
-    return { finish: () => Number(checkRemote(this.pid, 'preadv', call.finish())) };
+    return runningCall(call, (result) => Number(checkRemote(this.pid, 'preadv', result)));
   }
 
   /** `ranges` as struct iovecs in the scratch area, and their address there. */

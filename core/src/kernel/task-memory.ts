@@ -116,15 +116,21 @@ export class TaskMemory {
   }
 
   /**
-   * Puts the pages of `runs` into a stopped task from a file cr holds open. The task reads those it
-   * may write itself, one copy from the page cache into its memory, with `alongside` (cr's digest
-   * check of the same file) read beside it: see fillFromFile. The pages of mappings it may not
+   * Puts the pages of `runs` into a stopped task from a file cr holds open. The pages it may write
+   * the task reads itself, one copy from the page cache into its memory, while cr reads `alongside`
+   * (the same file from its start, which checks its digest) beside it and writes a share of them
+   * itself as it goes (process_vm_writev): see fillFromFile. The pages of mappings it may not
    * write (a read-only page that was patched, PROT_NONE) cr reads and writes through
    * /proc/PID/mem, which reaches every page, after those.
    */
   async fillFromFile(task: RemoteTask, file: SourceFile, runs: readonly FilePageRun[], alongside?: AsyncIterable<Uint8Array>): Promise<void> {
     const { writable, protectedRuns } = byWritability(runs, readMappings(task.pid));
-    await fillFromFile(task, file, writable, alongside);
+    let mem: ProcMem | undefined;
+    try {
+      await fillFromFile(task, file, writable, alongside && { chunks: alongside, write: (data, ranges) => this.writeRanges(task.pid, (mem ??= new ProcMem(task.pid, 'r+')), data, ranges) });
+    } finally {
+      mem?.close();
+    }
     if (protectedRuns.length === 0) return;
     const regions = protectedRuns.map((r) => ({ position: r.position, length: r.pages * PAGE_SIZE }));
     await this.write(task.pid, protectedRuns, readRegions(file.fd, regions, file.path));
