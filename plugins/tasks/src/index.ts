@@ -209,9 +209,10 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TreeTaskHandle, 
     }
     const shares = this.sharingOf(handle.tree).shares.get(handle.pid) ?? [];
     const readings = this.readingsOf(task, handle);
+    const status = this.kernel.procfs.status(handle.pid);
     return {
-      ...readTaskState(this.kernel, handle.pid, task, readings),
-      ...readThreads(this.kernel, handle.pid, task, handle.threads, readings),
+      ...readTaskState(this.kernel, handle.pid, task, readings, status),
+      ...readThreads(this.kernel, handle.pid, task, handle.threads, readings, status),
       ...(enterVia ? { enterVia } : {}),
       ...(shares.length > 0 ? { sharesWithParent: shares } : {}),
     };

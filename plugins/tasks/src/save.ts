@@ -21,11 +21,10 @@ const CLOCK_MONOTONIC = 1;
  * Everything of stopped process `pid` that is not its memory, its files or its other threads
  * (threads-save.ts), read through `task`: its main thread, or, when that had exited, another.
  * `readings` are what syscalls inside it report, read beforehand with the other processes'
- * (readFrozenProcesses).
+ * (readFrozenProcesses); `status` is its /proc/PID/status.
  */
-export function readTaskState(kernel: Kernel, pid: number, task: RemoteTask, readings: ProcessReadings): LiveTaskRecord {
+export function readTaskState(kernel: Kernel, pid: number, task: RemoteTask, readings: ProcessReadings, status: ProcessStatus): LiveTaskRecord {
   const stat = kernel.procfs.stat(pid);
-  const status = kernel.procfs.status(pid);
   const { registers, restartSleep } = savedRegisters(task);
   try {
     return {

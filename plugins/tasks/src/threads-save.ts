@@ -8,7 +8,8 @@ import { toHex } from './hex.js';
  * What each thread of stopped process `pid` has of its own, beyond what `readTaskState` saves of
  * the main thread: the main thread's exit futex and robust list, and a record for every other
  * thread. When the main thread had exited, `main` is the first of the others (seizeThreads), and
- * every thread left has a record of its own. `readings` are the process's (readFrozenProcesses).
+ * every thread left has a record of its own. `readings` are the process's (readFrozenProcesses),
+ * `mainStatus` its /proc/PID/status.
  */
 export function readThreads(
   kernel: Kernel,
@@ -16,8 +17,8 @@ export function readThreads(
   main: RemoteTask,
   others: readonly RemoteTask[],
   readings: ProcessReadings,
+  mainStatus: ProcessStatus,
 ): Pick<LiveTaskRecord, 'clearChildTid' | 'robustList' | 'threads' | 'mainThreadExited'> {
-  const mainStatus = kernel.procfs.status(pid);
   const ownOf = (task: RemoteTask) => readings.own.get(task)!;
   if (main.pid !== pid) return { mainThreadExited: true, threads: [main, ...others].map((task) => readThreadState(kernel, task, ownOf(task), pid, mainStatus)) };
   const threads = others.map((task) => readThreadState(kernel, task, ownOf(task), pid, mainStatus));
