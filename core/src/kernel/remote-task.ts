@@ -205,7 +205,7 @@ export class RemoteTask {
     if (!ptrace) return [];
     if (requests.some((r) => r.task.ptrace !== ptrace)) throw new Error('internal error: the tasks have different tracers');
     // Each task's reads in groups whose bytes fit its scratch area side by side: one group a round.
-    const plans = new Map<RemoteTask, { groups: { index: number; offset: number }[][]; used: number }>();
+    const plans = new Map<RemoteTask, { groups: { read: TaskRead<unknown>; index: number; offset: number }[][]; used: number }>();
     requests.forEach(({ task, read }, index) => {
       let plan = plans.get(task);
       if (!plan) plans.set(task, (plan = { groups: [[]], used: 0 }));
@@ -214,7 +214,7 @@ export class RemoteTask {
         plan.groups.push([]);
         plan.used = 0;
       }
-      plan.groups[plan.groups.length - 1]!.push({ index, offset: plan.used });
+      plan.groups[plan.groups.length - 1]!.push({ read, index, offset: plan.used });
       plan.used += align8(read.outSize);
     });
     for (const task of plans.keys()) task.flush();
@@ -222,17 +222,13 @@ export class RemoteTask {
     const roundCount = Math.max(0, ...[...plans.values()].map((p) => p.groups.length));
     for (let round = 0; round < roundCount; round++) {
       const taking = [...plans].flatMap(([task, { groups }]) => (round < groups.length ? [{ task, group: groups[round]! }] : []));
-      const chains = taking.map(({ task, group }) => ({
-        pid: task.pid,
-        calls: group.map(({ index, offset }) => ({ nr: requests[index]!.read.nr, args: requests[index]!.read.args(task.scratchAt(offset)).map(u) })),
-      }));
+      const chains = taking.map(({ task, group }) => ({ pid: task.pid, calls: group.map(({ read, offset }) => ({ nr: read.nr, args: read.args(task.scratchAt(offset)).map(u) })) }));
       const results = ptrace.remoteSyscallsAcross(chains);
-      taking.forEach(({ task, group }, i) => group.forEach(({ index }, k) => checkRemote(task.pid, requests[index]!.read.name, results[i]![k]!)));
+      taking.forEach(({ task, group }, i) => group.forEach(({ read }, k) => checkRemote(task.pid, read.name, results[i]![k]!)));
       taking.forEach(({ task, group }, i) => {
-        const written = Math.max(0, ...group.map(({ index, offset }) => offset + requests[index]!.read.outSize));
+        const written = Math.max(0, ...group.map(({ read, offset }) => offset + read.outSize));
         const bytes = written > 0 ? task.read(task.scratchAt(0), written) : NOTHING;
-        group.forEach(({ index, offset }, k) => {
-          const { read } = requests[index]!;
+        group.forEach(({ read, index, offset }, k) => {
           answers[index] = read.answer(results[i]![k]!, bytes.subarray(offset, offset + read.outSize));
         });
       });

@@ -43,6 +43,20 @@ export interface ThreadReadings {
   timerSlackNs: number;
 }
 
+/** The reads, made once: a tree of 100 processes asks for each 100 times. */
+const READ = {
+  altStack: TASK_READS.altStack(),
+  clearChildTid: TASK_READS.tidAddress(),
+  timerSlack: TASK_READS.prctl('prctl(PR_GET_TIMERSLACK)', PR_GET_TIMERSLACK),
+  pdeathsig: TASK_READS.prctlInt('prctl(PR_GET_PDEATHSIG)', PR_GET_PDEATHSIG),
+  keepCaps: TASK_READS.prctl('prctl(PR_GET_KEEPCAPS)', PR_GET_KEEPCAPS),
+  dumpable: TASK_READS.prctl('prctl(PR_GET_DUMPABLE)', PR_GET_DUMPABLE),
+  childSubreaper: TASK_READS.prctlInt('prctl(PR_GET_CHILD_SUBREAPER)', PR_GET_CHILD_SUBREAPER),
+  thpDisable: TASK_READS.prctl('prctl(PR_GET_THP_DISABLE)', PR_GET_THP_DISABLE),
+  itimers: ITIMERS.map((_, which) => TASK_READS.itimer(which)),
+  dispositions: DISPOSITION_SIGNALS.map((signal) => TASK_READS.signalAction(signal)),
+};
+
 /**
  * The readings of every process of `processes`, made in all their tasks at once (TaskReads): what
  * a thread has of its own (alternate stack, exit futex, timer slack; parent death signal and
@@ -56,17 +70,17 @@ export function readFrozenProcesses(processes: readonly FrozenProcess[]): Proces
     const all = [task, ...threads];
     const own = all.map((t) => ({
       task: t,
-      altStack: reads.add(t, TASK_READS.altStack()),
-      clearChildTid: reads.add(t, TASK_READS.tidAddress()),
-      timerSlackNs: reads.add(t, TASK_READS.prctl('prctl(PR_GET_TIMERSLACK)', PR_GET_TIMERSLACK)),
+      altStack: reads.add(t, READ.altStack),
+      clearChildTid: reads.add(t, READ.clearChildTid),
+      timerSlackNs: reads.add(t, READ.timerSlack),
     }));
-    const pdeathsig = reads.add(task, TASK_READS.prctlInt('prctl(PR_GET_PDEATHSIG)', PR_GET_PDEATHSIG));
-    const keepCaps = reads.add(task, TASK_READS.prctl('prctl(PR_GET_KEEPCAPS)', PR_GET_KEEPCAPS));
-    const dumpable = reads.addShared(all, TASK_READS.prctl('prctl(PR_GET_DUMPABLE)', PR_GET_DUMPABLE));
-    const childSubreaper = reads.addShared(all, TASK_READS.prctlInt('prctl(PR_GET_CHILD_SUBREAPER)', PR_GET_CHILD_SUBREAPER));
-    const thpDisable = reads.addShared(all, TASK_READS.prctl('prctl(PR_GET_THP_DISABLE)', PR_GET_THP_DISABLE));
-    const itimers = ITIMERS.map((_, which) => reads.addShared(all, TASK_READS.itimer(which)));
-    const dispositions = DISPOSITION_SIGNALS.map((signal) => reads.addShared(all, TASK_READS.signalAction(signal)));
+    const pdeathsig = reads.add(task, READ.pdeathsig);
+    const keepCaps = reads.add(task, READ.keepCaps);
+    const dumpable = reads.addShared(all, READ.dumpable);
+    const childSubreaper = reads.addShared(all, READ.childSubreaper);
+    const thpDisable = reads.addShared(all, READ.thpDisable);
+    const itimers = READ.itimers.map((read) => reads.addShared(all, read));
+    const dispositions = READ.dispositions.map((read) => reads.addShared(all, read));
     return (): ProcessReadings => ({
       dispositions: dispositions.map((answer) => answer()),
       itimers: itimers.map((answer) => answer()),
