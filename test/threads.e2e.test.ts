@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Kernel } from '@cr/core';
 import { Cleanup, REPO, crJson, tempDir } from './helpers/cli.js';
 import { loadImage, writeMutant } from './helpers/image-mutants.js';
+import { checkpointAndRestore, startLogged } from './helpers/trees.js';
 import { checkpointAndKill, compileFixture, crAsync, lines, processState, restoreDetached, sleep, startFixture, tracerOf, waitFor } from './helpers/processes.js';
 
 const BIN = join(REPO, 'cli', 'bin', 'run.js');
@@ -18,7 +19,7 @@ const fixture = (name: string) => join(bin, name);
 beforeAll(() => {
   bin = tempDir('cr-threads-bin-');
   chmodSync(bin, 0o755);
-  for (const name of ['threads', 'blocked', 'chain', 'zombie-leader']) compileFixture(name, bin, ['-pthread']);
+  for (const name of ['threads', 'blocked', 'chain', 'zombie-leader', 'procstate']) compileFixture(name, bin, ['-pthread']);
 });
 afterAll(() => cleanup.dir(bin) && cleanup.run());
 
@@ -285,5 +286,29 @@ describe('cr SIGKILLed while it holds a threaded process', () => {
     // A sleep interrupted as cr died ends early with EINTR (docs/safety.md), and the thread sleeps
     // the rest; nothing else may go wrong.
     expect(lines(out).filter((l) => l.startsWith('BROKEN') || (l.startsWith('ERROR') && !/ 4$/.test(l)))).toEqual([]);
+  });
+});
+
+describe('what only syscalls inside a process show, read in all the threads of a tree at once', () => {
+  it('a parent and its child of 4 threads each read back their own prctl values, interval timers, dispositions and each thread\'s timer slack and alternate stack after restore', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const root = await startLogged(cleanup, fixture('procstate'), [], out);
+    /** What process `k` read last, once each of its threads has read its own (no "0/0" left), and how many lines it had written. */
+    const state = (k: number, after = 0) => {
+      const mine = lines(out).filter((l) => l.startsWith(`p${k} `));
+      const last = mine.at(-1);
+      return mine.length > after && last && !/t\d:0\/0,/.test(last) ? { state: last.split(' ')[1]!, count: mine.length } : undefined;
+    };
+    const before = [await waitFor('the parent\'s threads to read their state', () => state(0)), await waitFor('the child\'s threads to read their state', () => state(1))];
+    expect(before[0]!.state).toMatch(/pdeathsig:0,dumpable:1,subreaper:1,keepcaps:1,thp:0,itimers:3000\/4000\/5000,/);
+    expect(before[1]!.state).toMatch(/pdeathsig:9,dumpable:0,subreaper:0,keepcaps:0,thp:1,itimers:3001\/4001\/5001,.*12:h:/);
+    expect(before[1]!.state).toContain('t3:201003/30720,');
+    await checkpointAndRestore(cleanup, root, join(dir, 'img'));
+    const counted = before.map((_, k) => lines(out).filter((l) => l.startsWith(`p${k} `)).length);
+    for (const k of [0, 1]) {
+      const after = await waitFor(`process ${k} to read its state after restore`, () => state(k, counted[k]! + 1));
+      expect(after.state).toBe(before[k]!.state);
+    }
   });
 });

@@ -47,6 +47,8 @@ export type { ShmMapping, SyscallArg } from './kernel/libc.js';
 export { REGISTER_NAMES, type RegisterName, type Registers, type RseqConfiguration } from './kernel/ptrace.js';
 export { withoutRestartBlock } from './kernel/return-frame.js';
 export { RemoteTask, type AltStack, type ItimerValue, type PosixTimerNotification, type PosixTimerSetting, type SignalAction } from './kernel/remote-task.js';
+export { TASK_READS, type TaskRead } from './kernel/task-reads.js';
+export { TaskReads } from './kernel/reads-across.js';
 export type { MmMap } from './kernel/mm-map.js';
 export type { StoppedSyscall, SyscallName } from './kernel/stopped-syscall.js';
 export type { Mapping, Vma } from './kernel/proc-maps.js';

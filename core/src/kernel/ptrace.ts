@@ -78,6 +78,23 @@ export interface RunningSyscall {
   poll(): bigint | undefined;
 }
 
+/** One task's remote syscalls for Ptrace.remoteSyscallsAcross, made in order. */
+export interface SyscallChain {
+  pid: number;
+  calls: readonly { nr: number; args: readonly bigint[] }[];
+}
+
+/**
+ * A chain under way: the registers to give back, and where the task is. `parked`: stopped with no
+ * call of cr's under way (before the first, at the exit stop of the last); `entering`: heading for
+ * its syscall-entry stop; `exiting`: moved on from it, heading for the exit stop.
+ */
+interface ChainState extends SyscallChain {
+  saved: Buffer;
+  stage: 'parked' | 'entering' | 'exiting';
+  results: bigint[];
+}
+
 const unsigned = (v: bigint) => BigInt.asUintN(64, v);
 
 /**
@@ -302,40 +319,41 @@ export class Ptrace {
   }
 
   /**
-   * One remote syscall in each of several stopped tasks (a task once), all under way at the same
-   * time: every task is started, then each is moved on from its syscall-entry stop, then each
-   * exit stop is collected. The tasks run their calls while cr starts the next, so a call costs
-   * far less than remoteSyscall's round trip. Returns the raw results in the order of `calls`.
-   * Whatever fails, every task that was started is brought to the end of its call and gets its
-   * registers back before the error is thrown.
+   * Remote syscalls in several stopped tasks at once: each task's `calls` in order, all tasks side
+   * by side. Every task is started on its first call; then each is moved on from its syscall-entry
+   * stop, and each exit stop is collected and the task started at once on its next call. A task
+   * runs its call while cr serves the others, so a call costs far less than remoteSyscall's round
+   * trip. Returns each task's raw results, in the order of `chains` and of its calls. Whatever
+   * fails, every task that was started is brought to the end of its call and gets its registers
+   * back before the error is thrown.
    */
-  remoteSyscallsAcross(calls: readonly { pid: number; nr: number; args: readonly bigint[] }[]): bigint[] {
-    const running: { pid: number; saved: Buffer; entered: boolean; result?: bigint }[] = [];
+  remoteSyscallsAcross(chains: readonly SyscallChain[]): bigint[][] {
+    const running: ChainState[] = [];
     try {
-      for (const { pid, nr, args } of calls) {
-        const saved = this.rawRegs(pid);
-        this.enterRemote(pid, saved, nr, args);
-        try {
-          this.libc.ptrace(PTRACE_SYSCALL, pid, 0, 0, 'ptrace(PTRACE_SYSCALL)');
-        } catch (err) {
-          this.setRawRegs(pid, saved);
-          throw err;
+      for (const chain of chains) {
+        const state: ChainState = { ...chain, saved: this.rawRegs(chain.pid), stage: 'parked', results: [] };
+        running.push(state);
+        if (chain.calls.length > 0) this.startChained(state);
+      }
+      for (;;) {
+        const active = running.filter((c) => c.stage !== 'parked');
+        if (active.length === 0) break;
+        for (const c of active) this.moveOnFromEntry(c);
+        for (const c of active) {
+          this.assertSyscallStop(c.pid, this.waitStop(c.pid));
+          c.stage = 'parked';
+          c.results.push(this.rawRegs(c.pid).readBigInt64LE(REG.rax));
+          if (c.results.length < c.calls.length) this.startChained(c);
         }
-        running.push({ pid, saved, entered: false });
       }
-      for (const call of running) this.moveOnFromEntry(call);
-      for (const call of running) {
-        this.assertSyscallStop(call.pid, this.waitStop(call.pid));
-        call.result = this.rawRegs(call.pid).readBigInt64LE(REG.rax);
-      }
-      return running.map((call) => call.result!);
+      return running.map((c) => c.results);
     } catch (err) {
-      for (const call of running) this.settleAfterFailure(call);
+      for (const c of running) this.settleAfterFailure(c);
       throw err;
     } finally {
-      for (const call of running) {
+      for (const c of running) {
         try {
-          this.setRawRegs(call.pid, call.saved);
+          this.setRawRegs(c.pid, c.saved);
         } catch {
           // Gone, or still running after a failure: its return frame puts it back (return-frame.ts).
         }
@@ -343,21 +361,29 @@ export class Ptrace {
     }
   }
 
-  private moveOnFromEntry(call: { pid: number; entered: boolean }): void {
-    this.assertSyscallStop(call.pid, this.waitStop(call.pid));
-    call.entered = true;
-    this.libc.ptrace(PTRACE_SYSCALL, call.pid, 0, 0, 'ptrace(PTRACE_SYSCALL)');
+  /** Starts the next call of a chain of remoteSyscallsAcross: the task heads for its syscall-entry stop. */
+  private startChained(c: ChainState): void {
+    const { nr, args } = c.calls[c.results.length]!;
+    this.enterRemote(c.pid, c.saved, nr, args);
+    this.libc.ptrace(PTRACE_SYSCALL, c.pid, 0, 0, 'ptrace(PTRACE_SYSCALL)');
+    c.stage = 'entering';
   }
 
-  /** Brings a task of a failed remoteSyscallsAcross to its syscall-exit stop, if it can still get there. */
-  private settleAfterFailure(call: { pid: number; entered: boolean; result?: bigint }): void {
-    if (call.result !== undefined) return;
+  private moveOnFromEntry(c: ChainState): void {
+    this.assertSyscallStop(c.pid, this.waitStop(c.pid));
+    c.stage = 'exiting';
+    this.libc.ptrace(PTRACE_SYSCALL, c.pid, 0, 0, 'ptrace(PTRACE_SYSCALL)');
+  }
+
+  /** Brings a task of a failed remoteSyscallsAcross to the end of the call it is in, if it can still get there. */
+  private settleAfterFailure(c: ChainState): void {
     try {
-      if (!call.entered) this.moveOnFromEntry(call);
-      this.assertSyscallStop(call.pid, this.waitStop(call.pid));
+      if (c.stage === 'entering') this.moveOnFromEntry(c);
+      if (c.stage === 'exiting') this.assertSyscallStop(c.pid, this.waitStop(c.pid));
     } catch {
       // It exited, or stopped otherwise: nothing more to wait for.
     }
+    c.stage = 'parked';
   }
 
   /**

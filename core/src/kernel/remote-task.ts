@@ -9,6 +9,7 @@ import { stoppedSyscall, type StoppedSyscall } from './stopped-syscall.js';
 import { BATCH_CODE, batchResults, batchTable, type BatchedCall, type ResultOf } from './syscall-batch.js';
 import { checkRemote, type Ptrace, type Registers, type RseqConfiguration, type RunningSyscall } from './ptrace.js';
 import { buildReturnFrame, OUT_AREA_SIZE, type ReturnFrame } from './return-frame.js';
+import { TASK_READS, type AltStack, type ItimerValue, type PosixTimerSetting, type SignalAction, type TaskRead } from './task-reads.js';
 import {
   F_GETFD,
   F_SETFD,
@@ -20,7 +21,6 @@ import {
   MREMAP_MAYMOVE,
   PROT_EXEC,
   PROT_READ,
-  PR_GET_TID_ADDRESS,
   PR_SET_NAME,
   RSEQ_FLAG_UNREGISTER,
   PROT_WRITE,
@@ -28,7 +28,9 @@ import {
   SYS,
   type RawSyscall,
 } from './syscalls.js';
-import { capUserData, capUserHeader, decodeStruct, encodeStruct, epollEvent, iovecs, itimerspec, itimerval, sigevent, kernelSigaction, rlimit64, stackT, structSize, u64, type Timeval } from './structs.js';
+import { capUserData, capUserHeader, encodeStruct, epollEvent, iovecs, itimerspec, itimerval, sigevent, kernelSigaction, rlimit64, stackT, structSize, type Timeval } from './structs.js';
+
+export type { AltStack, ItimerValue, PosixTimerSetting, SignalAction, TaskRead } from './task-reads.js';
 
 /** capset(2) with 64-bit capability sets. */
 const _LINUX_CAPABILITY_VERSION_3 = 0x20080522;
@@ -59,8 +61,9 @@ const EINVAL = 22;
 const ENOSYS = 38;
 const RLIMIT_CORE = 4;
 const u = (v: bigint | number) => BigInt.asUintN(64, BigInt(v));
+const align8 = (n: number) => (n + 7) & ~7;
+const NOTHING = Buffer.alloc(0);
 
-/** One signal's disposition as rt_sigaction(2) reports it (struct kernel_sigaction on x86_64). */
 /** A call the task is running (see startPreadv): `finish` waits for its end, `poll` only looks (undefined while it runs). */
 export interface RunningCall<T> {
   finish(): T;
@@ -78,25 +81,6 @@ function runningCall<T>(call: RunningSyscall, outcome: (result: bigint) => T): R
   };
 }
 
-export interface SignalAction {
-  handler: bigint;
-  flags: bigint;
-  restorer: bigint;
-  mask: bigint;
-}
-
-/** One interval timer (struct itimerval), in microseconds. */
-export interface ItimerValue {
-  intervalUs: bigint;
-  valueUs: bigint;
-}
-
-/** How a POSIX timer is armed: the time to its next expiry and its interval, in nanoseconds. */
-export interface PosixTimerSetting {
-  valueNs: bigint;
-  intervalNs: bigint;
-}
-
 /** What a POSIX timer does when it expires (struct sigevent): SIGEV_SIGNAL 0, SIGEV_NONE 1, SIGEV_THREAD_ID 4. */
 export interface PosixTimerNotification {
   notify: number;
@@ -106,12 +90,6 @@ export interface PosixTimerNotification {
   /** The thread SIGEV_THREAD_ID signals. */
   tid: number;
 }
-
-interface Timespec {
-  tv_sec: number | bigint;
-  tv_nsec: number | bigint;
-}
-const nanoseconds = (t: Timespec) => BigInt(t.tv_sec) * 1_000_000_000n + BigInt(t.tv_nsec);
 
 /**
  * What the threads of one process share and `RemoteTask.seize` looks up: its mappings and the code
@@ -137,13 +115,6 @@ interface QueuedCall extends BatchedCall {
 }
 
 const overlaps = (a: AddressRange, b: AddressRange) => a.start < b.end && b.start < a.end;
-
-/** An alternate signal stack (stack_t). */
-export interface AltStack {
-  sp: bigint;
-  flags: number;
-  size: bigint;
-}
 
 /**
  * A task stopped under ptrace, and typed syscalls run inside it ("remote syscalls"). Arguments
@@ -228,6 +199,58 @@ export class RemoteTask {
    */
   syscall(call: RawSyscall, args: readonly (bigint | number)[] = []): bigint {
     return this.call(call.name, call.nr, args);
+  }
+
+  /** Makes `read` in the task now (after the calls `together` held back) and returns its answer. */
+  readNow<T>(read: TaskRead<T>): T {
+    const at = this.scratchAt(0);
+    const result = this.call(read.name, read.nr, read.args(at));
+    return read.answer(result, read.outSize > 0 ? this.read(at, read.outSize) : NOTHING);
+  }
+
+  /**
+   * Makes every read of `requests` in its task, all the tasks at once (Ptrace.remoteSyscallsAcross):
+   * each task runs its reads in order while cr serves the others, where one by one every read is a
+   * round trip of its own. Returns the answers in the order of `requests`. The bytes the kernel
+   * writes for a task's reads lie side by side in its scratch area, read back in one go; reads
+   * that do not fit wait for the next round. A read that fails throws a KernelError naming it and
+   * its PID, once every task is back where it was; so does a task that dies meanwhile, while the
+   * others are given back their registers (see `TaskReads` for a typed way to gather them).
+   */
+  static readAcross(requests: readonly { task: RemoteTask; read: TaskRead<unknown> }[]): unknown[] {
+    const ptrace = requests[0]?.task.ptrace;
+    if (!ptrace) return [];
+    if (requests.some((r) => r.task.ptrace !== ptrace)) throw new Error('internal error: the tasks have different tracers');
+    // Each task's reads in groups whose bytes fit its scratch area side by side: one group a round.
+    const plans = new Map<RemoteTask, { groups: { read: TaskRead<unknown>; index: number; offset: number }[][]; used: number }>();
+    requests.forEach(({ task, read }, index) => {
+      let plan = plans.get(task);
+      if (!plan) plans.set(task, (plan = { groups: [[]], used: 0 }));
+      if (read.outSize > task.scratchSize()) throw new Error(`internal error: ${read.name} writes ${read.outSize} bytes, more than the scratch area holds`);
+      if (plan.used + read.outSize > task.scratchSize()) {
+        plan.groups.push([]);
+        plan.used = 0;
+      }
+      plan.groups[plan.groups.length - 1]!.push({ read, index, offset: plan.used });
+      plan.used += align8(read.outSize);
+    });
+    for (const task of plans.keys()) task.flush();
+    const answers = new Array<unknown>(requests.length);
+    const roundCount = Math.max(0, ...[...plans.values()].map((p) => p.groups.length));
+    for (let round = 0; round < roundCount; round++) {
+      const taking = [...plans].flatMap(([task, { groups }]) => (round < groups.length ? [{ task, group: groups[round]! }] : []));
+      const chains = taking.map(({ task, group }) => ({ pid: task.pid, calls: group.map(({ read, offset }) => ({ nr: read.nr, args: read.args(task.scratchAt(offset)).map(u) })) }));
+      const results = ptrace.remoteSyscallsAcross(chains);
+      taking.forEach(({ task, group }, i) => group.forEach(({ read }, k) => checkRemote(task.pid, read.name, results[i]![k]!)));
+      taking.forEach(({ task, group }, i) => {
+        const written = Math.max(0, ...group.map(({ read, offset }) => offset + read.outSize));
+        const bytes = written > 0 ? task.read(task.scratchAt(0), written) : NOTHING;
+        group.forEach(({ read, index, offset }, k) => {
+          answers[index] = read.answer(results[i]![k]!, bytes.subarray(offset, offset + read.outSize));
+        });
+      });
+    }
+    return answers;
   }
 
   /** Runs syscall `nr` inside the task now (after the calls `together` held back); a -errno result is thrown as a KernelError named `name`. */
@@ -366,11 +389,15 @@ export class RemoteTask {
 
   /** Copies `data` into the scratch area at `offset` (after the calls held back) and returns its address in the task. */
   put(data: Uint8Array, offset = 0): bigint {
-    const size = this.guarded ? OUT_AREA_SIZE : SCRATCH_SIZE;
-    if (offset + data.byteLength > size) throw new Error(`internal error: ${data.byteLength} bytes do not fit the scratch area`);
+    if (offset + data.byteLength > this.scratchSize()) throw new Error(`internal error: ${data.byteLength} bytes do not fit the scratch area`);
     const address = this.scratch() + BigInt(offset);
     this.write(address, data);
     return address;
+  }
+
+  /** How many bytes the scratch area has: in a live program's task, the return frame's out area. */
+  private scratchSize(): number {
+    return this.guarded ? OUT_AREA_SIZE : SCRATCH_SIZE;
   }
 
   /** Address of `offset` in the scratch area, for the kernel to fill. */
@@ -510,7 +537,7 @@ export class RemoteTask {
 
   /** How many memory ranges one `startPreadv` takes: its iovecs must fit the scratch area. */
   iovecCapacity(): number {
-    return Math.min(IOV_MAX, Math.floor((this.guarded ? OUT_AREA_SIZE : SCRATCH_SIZE) / structSize(iovecs(1))));
+    return Math.min(IOV_MAX, Math.floor(this.scratchSize() / structSize(iovecs(1))));
   }
 
   /** A pidfd of the task on itself (pidfd_open of its own PID), for calls that take one; the caller closes it. */
@@ -665,36 +692,7 @@ export class RemoteTask {
   // --- signals --------------------------------------------------------------------------------
 
   getSignalAction(signal: number): SignalAction {
-    const at = this.scratchAt(0);
-    this.call(`rt_sigaction(${signal})`, SYS.rt_sigaction, [signal, 0, at, 8]);
-    return decodeSignalAction(this.read(at, structSize(kernelSigaction)));
-  }
-
-  /**
-   * The dispositions of `signals` in each of `tasks` (for each task, in the order of `signals`),
-   * read in all the tasks at once (Ptrace.remoteSyscallsAcross): the processes of a frozen tree
-   * answer together, where one by one each read is a round trip of its own.
-   */
-  static getSignalActionsOf(tasks: readonly RemoteTask[], signals: readonly number[]): SignalAction[][] {
-    const ptrace = tasks[0]?.ptrace;
-    if (tasks.some((t) => t.ptrace !== ptrace)) throw new Error('internal error: the tasks have different tracers');
-    const size = structSize(kernelSigaction);
-    // The results of a group go side by side in each task's scratch area (a live task's is OUT_AREA_SIZE).
-    const perGroup = Math.floor(OUT_AREA_SIZE / size);
-    const found = tasks.map((): SignalAction[] => []);
-    for (const t of tasks) t.flush();
-    for (let first = 0; ptrace && first < signals.length; first += perGroup) {
-      const group = signals.slice(first, first + perGroup);
-      group.forEach((signal, slot) => {
-        const results = ptrace.remoteSyscallsAcross(tasks.map((t) => ({ pid: t.pid, nr: SYS.rt_sigaction, args: [signal, 0, t.scratchAt(slot * size), 8].map(u) })));
-        results.forEach((result, i) => checkRemote(tasks[i]!.pid, `rt_sigaction(${signal})`, result));
-      });
-      tasks.forEach((t, i) => {
-        const bytes = t.read(t.scratchAt(0), group.length * size);
-        group.forEach((_, slot) => found[i]!.push(decodeSignalAction(bytes.subarray(slot * size))));
-      });
-    }
-    return found;
+    return this.readNow(TASK_READS.signalAction(signal));
   }
 
   setSignalAction(signal: number, action: SignalAction): void {
@@ -720,10 +718,7 @@ export class RemoteTask {
   }
 
   getAltStack(): AltStack {
-    const at = this.scratchAt(0);
-    this.call('sigaltstack', SYS.sigaltstack, [0, at]);
-    const s = decodeStruct<{ ss_sp: number | bigint; ss_flags: number; ss_size: number | bigint }>(this.read(at, structSize(stackT)), stackT);
-    return { sp: u64(s.ss_sp), flags: s.ss_flags, size: u64(s.ss_size) };
+    return this.readNow(TASK_READS.altStack());
   }
 
   setAltStack(stack: AltStack): void {
@@ -747,9 +742,7 @@ export class RemoteTask {
 
   /** Where the kernel clears the thread id and wakes a futex when this thread exits (PR_GET_TID_ADDRESS). */
   tidAddress(): bigint {
-    const at = this.scratchAt(0);
-    this.call('prctl(PR_GET_TID_ADDRESS)', SYS.prctl, [PR_GET_TID_ADDRESS, at]);
-    return this.read(at, 8).readBigUInt64LE();
+    return this.readNow(TASK_READS.tidAddress());
   }
 
   setTidAddress(address: bigint): void {
@@ -783,9 +776,7 @@ export class RemoteTask {
 
   /** prctl that reports through an int the kernel writes (PR_GET_PDEATHSIG). */
   prctlGetInt(name: string, option: number): number {
-    const at = this.scratchAt(0);
-    this.call(name, SYS.prctl, [option, at]);
-    return this.read(at, 4).readInt32LE();
+    return this.readNow(TASK_READS.prctlInt(name, option));
   }
 
   setRlimit(resource: number, soft: bigint, hard: bigint): void {
@@ -793,19 +784,12 @@ export class RemoteTask {
   }
 
   getRlimit(resource: number): { soft: bigint; hard: bigint } {
-    const at = this.scratchAt(0);
-    this.call(`prlimit64(${resource})`, SYS.prlimit64, [0, resource, 0, at]);
-    const r = decodeStruct<{ rlim_cur: number | bigint; rlim_max: number | bigint }>(this.read(at, structSize(rlimit64)), rlimit64);
-    return { soft: u64(r.rlim_cur), hard: u64(r.rlim_max) };
+    return this.readNow(TASK_READS.rlimit(resource));
   }
 
   /** getitimer(2): the interval and the time left of one interval timer, in microseconds. */
   getItimer(which: number): ItimerValue {
-    const at = this.scratchAt(0);
-    this.call(`getitimer(${which})`, SYS.getitimer, [which, at]);
-    const t = decodeStruct<Record<'it_interval' | 'it_value', Timeval>>(this.read(at, structSize(itimerval)), itimerval);
-    const us = (tv: Timeval) => BigInt(tv.tv_sec) * 1_000_000n + BigInt(tv.tv_usec);
-    return { intervalUs: us(t.it_interval), valueUs: us(t.it_value) };
+    return this.readNow(TASK_READS.itimer(which));
   }
 
   setItimer(which: number, timer: ItimerValue): void {
@@ -816,15 +800,12 @@ export class RemoteTask {
 
   /** timer_gettime(2) of the task's POSIX timer `id`: the time to its next expiry and its interval, in nanoseconds. */
   timerGettime(id: number): PosixTimerSetting {
-    const at = this.scratchAt(0);
-    this.call(`timer_gettime(${id})`, SYS.timer_gettime, [id, at]);
-    const t = decodeStruct<Record<'it_interval' | 'it_value', Timespec>>(this.read(at, structSize(itimerspec)), itimerspec);
-    return { valueNs: nanoseconds(t.it_value), intervalNs: nanoseconds(t.it_interval) };
+    return this.readNow(TASK_READS.timerSetting(id));
   }
 
   /** timer_getoverrun(2): the expirations of timer `id` its last signal stood for, beyond the one. */
   timerGetoverrun(id: number): number {
-    return Number(this.call(`timer_getoverrun(${id})`, SYS.timer_getoverrun, [id]));
+    return this.readNow(TASK_READS.timerOverrun(id));
   }
 
   /**
@@ -983,11 +964,6 @@ function placeBetween(busy: readonly AddressRange[], size: bigint): bigint | und
     if (above <= WORK_AREA_LOWEST) return undefined;
   }
   return undefined;
-}
-
-function decodeSignalAction(bytes: Buffer): SignalAction {
-  const a = decodeStruct<Record<keyof SignalAction, number | bigint>>(bytes.subarray(0, structSize(kernelSigaction)), kernelSigaction);
-  return { handler: u64(a.handler), flags: u64(a.flags), restorer: u64(a.restorer), mask: u64(a.mask) };
 }
 
 /** A call held back that did not return what it had to (an mmap placed elsewhere). */

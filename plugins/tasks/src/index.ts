@@ -10,7 +10,7 @@ import {
   inject,
   injectable,
   objectType,
-  RemoteTask,
+  type RemoteTask,
   type CollectContext,
   type CollectedObject,
   type FdInfo,
@@ -19,13 +19,13 @@ import {
   type ResourcePlugin,
   type RestoreContext,
   type RestoredProcess,
-  type SignalAction,
   type ThawContext,
 } from '@cr/core';
 import { isZombieRecord, tasksRecordSchema, type TasksRecord } from './record.js';
 import { awaitFreePid, checkRlimits, checkWorkingDirectory, createTask, resumeTask } from './restore.js';
 import { taskRefusals } from './refusals.js';
-import { DISPOSITION_SIGNALS, readTaskState, readZombie } from './save.js';
+import { readFrozenProcesses, type ProcessReadings } from './frozen-reads.js';
+import { readTaskState, readZombie } from './save.js';
 import { entryOf, type TreeLinks } from './sessions.js';
 import { tableSharing, type TableSharing } from './sharing.js';
 import { checkFrozenTask, exitedMeanwhile, listTree, refuseSharedMemoryChildren, type ListedTask } from './tree-collect.js';
@@ -103,8 +103,8 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TreeTaskHandle, 
   readonly selectableBy = { pid: 'uint', comm: 'string', subtree: 'lineage' } as const;
 
   private readonly treeLinks = new WeakMap<TaskTree, Map<number, TreeLinks>>();
-  /** The signal dispositions of each frozen task, read for every process of its tree at once. */
-  private readonly dispositions = new WeakMap<RemoteTask, SignalAction[]>();
+  /** What syscalls inside each frozen process report, read for every process of its tree at once. */
+  private readonly readings = new WeakMap<RemoteTask, ProcessReadings>();
   private readonly treeSharing = new WeakMap<TaskTree, TableSharing>();
 
   constructor(@inject(Kernel) private readonly kernel: Kernel) {}
@@ -208,24 +208,27 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TreeTaskHandle, 
       return enterVia ? { ...zombie, enterVia } : zombie;
     }
     const shares = this.sharingOf(handle.tree).shares.get(handle.pid) ?? [];
+    const readings = this.readingsOf(task, handle);
+    const status = this.kernel.procfs.status(handle.pid);
     return {
-      ...readTaskState(this.kernel, handle.pid, task, this.dispositionsOf(task, handle.tree)),
-      ...readThreads(this.kernel, handle.pid, task, handle.threads),
+      ...readTaskState(this.kernel, handle.pid, task, readings, status),
+      ...readThreads(this.kernel, handle.pid, task, handle.threads, readings, status),
       ...(enterVia ? { enterVia } : {}),
       ...(shares.length > 0 ? { sharesWithParent: shares } : {}),
     };
   }
 
   /**
-   * The signal dispositions of `task`: read, the first time one is asked for, in every frozen
-   * process of the tree not read yet, all at once (RemoteTask.getSignalActionsOf).
+   * What syscalls inside the process report (frozen-reads.ts): read, the first time one process
+   * asks, in every frozen process of the tree not read yet and all their threads, all at once.
    */
-  private dispositionsOf(task: RemoteTask, tree: TaskTree): SignalAction[] {
-    let found = this.dispositions.get(task);
+  private readingsOf(task: RemoteTask, handle: TaskHandle): ProcessReadings {
+    let found = this.readings.get(task);
     if (!found) {
-      const unread = [task, ...tree.tasks.flatMap((t) => (t.task && t.task !== task && !this.dispositions.has(t.task) ? [t.task] : []))];
-      RemoteTask.getSignalActionsOf(unread, DISPOSITION_SIGNALS).forEach((actions, i) => this.dispositions.set(unread[i]!, actions));
-      found = this.dispositions.get(task)!;
+      const others = handle.tree.tasks.flatMap((t) => (t.task && t.task !== task && !this.readings.has(t.task) ? [{ task: t.task, threads: t.threads }] : []));
+      const processes = [{ task, threads: handle.threads }, ...others];
+      readFrozenProcesses(processes).forEach((r, i) => this.readings.set(processes[i]!.task, r));
+      found = this.readings.get(task)!;
     }
     return found;
   }

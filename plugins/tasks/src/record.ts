@@ -2,6 +2,9 @@ import { z } from 'zod';
 import { REGISTER_NAMES } from '@cr/core';
 import { base64Schema, pidSchema, u64Schema, uidSchema } from '@cr/schemas';
 
+/** The interval timers by the names the record gives them, in the order of their numbers: ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF. */
+export const ITIMERS = ['real', 'virtual', 'prof'] as const;
+
 const signalNumber = z.number().int().min(1).max(64);
 
 export const signalActionSchema = z.strictObject({
@@ -49,6 +52,7 @@ export const threadRecordSchema = z.strictObject({
   clearChildTid: clearChildTidSchema,
   robustList: robustListSchema,
   scheduling: schedulingSchema,
+  timerSlackNs: z.number().int().nonnegative().optional().describe("the thread's own timer slack (prctl PR_SET_TIMERSLACK); absent in images of cr before it, where the thread gets the main thread's"),
   restartSleep: restartSleepSchema.optional(),
 });
 export type ThreadRecord = z.infer<typeof threadRecordSchema>;
@@ -95,7 +99,7 @@ export const liveTaskRecordSchema = z.strictObject({
   rlimits: z.array(z.strictObject({ resource: z.enum(RLIMIT_NAMES), soft: u64Schema, hard: u64Schema })),
   scheduling: schedulingSchema,
   itimers: z
-    .array(z.strictObject({ which: z.enum(['real', 'virtual', 'prof']), intervalUs: z.string().regex(/^[0-9]+$/), valueUs: z.string().regex(/^[0-9]+$/) }))
+    .array(z.strictObject({ which: z.enum(ITIMERS), intervalUs: z.string().regex(/^[0-9]+$/), valueUs: z.string().regex(/^[0-9]+$/) }))
     .describe('the armed interval timers (setitimer, alarm): the time left runs again from the restore'),
   personality: z.number().int().nonnegative(),
   umask: z.number().int().min(0).max(0o777),

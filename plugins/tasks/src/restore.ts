@@ -25,7 +25,7 @@ import {
   type RemoteTask,
   type SignalAction,
 } from '@cr/core';
-import { RLIMIT_NAMES, type LiveTaskRecord } from './record.js';
+import { ITIMERS, RLIMIT_NAMES, type LiveTaskRecord } from './record.js';
 import { fromHex } from './hex.js';
 import { createThreads } from './threads-restore.js';
 
@@ -213,8 +213,6 @@ function cpuMask(words: string): Buffer {
   list.forEach((word, i) => mask.writeUInt32LE(Number.parseInt(word, 16), i * 4));
   return mask;
 }
-
-const ITIMERS = ['real', 'virtual', 'prof'] as const;
 
 function changeDirectory(task: RemoteTask, cwd: string): void {
   const local = openSync(cwd, O_RDONLY | O_DIRECTORY);

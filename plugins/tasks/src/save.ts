@@ -2,40 +2,29 @@ import {
   ERESTART_RESTARTBLOCK,
   EINTR,
   Kernel,
-  PR_GET_CHILD_SUBREAPER,
-  PR_GET_DUMPABLE,
-  PR_GET_KEEPCAPS,
-  PR_GET_PDEATHSIG,
-  PR_GET_THP_DISABLE,
-  PR_GET_TIMERSLACK,
   REGISTER_NAMES,
   withoutRestartBlock,
-  SIGKILL,
-  SIGSTOP,
   TargetError,
   type ProcessStat,
   type ProcessStatus,
+  type AltStack,
   type RemoteTask,
   type SignalAction,
 } from '@cr/core';
-import { RLIMIT_NAMES, type LiveTaskRecord, type ZombieRecord } from './record.js';
+import { DISPOSITION_SIGNALS, type ProcessReadings } from './frozen-reads.js';
+import { ITIMERS, RLIMIT_NAMES, type LiveTaskRecord, type ZombieRecord } from './record.js';
 import { toHex } from './hex.js';
 
 const CLOCK_MONOTONIC = 1;
-const ITIMERS = ['real', 'virtual', 'prof'] as const;
-
-/** The signals whose dispositions a process has: all but SIGKILL's and SIGSTOP's, which cannot be changed. */
-export const DISPOSITION_SIGNALS = Array.from({ length: 64 }, (_, i) => i + 1).filter((s) => s !== SIGKILL && s !== SIGSTOP);
 
 /**
  * Everything of stopped process `pid` that is not its memory, its files or its other threads
  * (threads-save.ts), read through `task`: its main thread, or, when that had exited, another.
- * `dispositions` are its signal dispositions, of DISPOSITION_SIGNALS in order, read beforehand
- * with the other processes' (RemoteTask.getSignalActionsOf).
+ * `readings` are what syscalls inside it report, read beforehand with the other processes'
+ * (readFrozenProcesses); `status` is its /proc/PID/status.
  */
-export function readTaskState(kernel: Kernel, pid: number, task: RemoteTask, dispositions: readonly SignalAction[]): LiveTaskRecord {
+export function readTaskState(kernel: Kernel, pid: number, task: RemoteTask, readings: ProcessReadings, status: ProcessStatus): LiveTaskRecord {
   const stat = kernel.procfs.stat(pid);
-  const status = kernel.procfs.status(pid);
   const { registers, restartSleep } = savedRegisters(task);
   try {
     return {
@@ -62,36 +51,27 @@ export function readTaskState(kernel: Kernel, pid: number, task: RemoteTask, dis
       xstate: task.xstate().toString('base64'),
       signals: {
         blocked: toHex(task.blockedSignals()),
-        actions: signalActions(dispositions),
+        actions: signalActions(readings.dispositions),
         pending: [
           ...task.pendingSignals(false).map((info) => ({ shared: false, siginfo: info.toString('base64') })),
           ...task.pendingSignals(true).map((info) => ({ shared: true, siginfo: info.toString('base64') })),
         ],
-        altStack: altStackOf(task),
+        altStack: altStackRecord(readings.own.get(task)!.altStack),
       },
       rlimits: rlimitsOf(kernel, pid),
       scheduling: schedulingOf(stat, status),
-      itimers: ITIMERS.flatMap((which, i) => {
-        const { intervalUs, valueUs } = task.getItimer(i);
+      itimers: readings.itimers.flatMap(({ intervalUs, valueUs }, i) => {
         if (intervalUs === 0n && valueUs === 0n) return [];
         // A periodic timer that expired while its signal is still pending reads 0 until the
         // signal is taken, when the kernel re-arms it; restored with 0, it would be disarmed.
         const next = valueUs === 0n ? intervalUs : valueUs;
-        return [{ which, intervalUs: String(intervalUs), valueUs: String(next) }];
+        return [{ which: ITIMERS[i]!, intervalUs: String(intervalUs), valueUs: String(next) }];
       }),
       personality: Number.parseInt(kernel.procfs.read(pid, 'personality').trim(), 16),
       umask: status.umask,
       cwd: kernel.procfs.link(pid, 'cwd'),
       ...rseqOf(task),
-      prctl: {
-        pdeathsig: task.prctlGetInt('prctl(PR_GET_PDEATHSIG)', PR_GET_PDEATHSIG),
-        dumpable: Number(task.prctl('prctl(PR_GET_DUMPABLE)', PR_GET_DUMPABLE)),
-        noNewPrivs: (task.pid === pid ? status : kernel.procfs.status(task.pid)).noNewPrivs,
-        childSubreaper: task.prctlGetInt('prctl(PR_GET_CHILD_SUBREAPER)', PR_GET_CHILD_SUBREAPER) !== 0,
-        timerSlackNs: Number(task.prctl('prctl(PR_GET_TIMERSLACK)', PR_GET_TIMERSLACK)),
-        thpDisable: task.prctl('prctl(PR_GET_THP_DISABLE)', PR_GET_THP_DISABLE) === 1n,
-        keepCaps: task.prctl('prctl(PR_GET_KEEPCAPS)', PR_GET_KEEPCAPS) === 1n,
-      },
+      prctl: { ...readings.prctl, noNewPrivs: (task.pid === pid ? status : kernel.procfs.status(task.pid)).noNewPrivs },
       ...(restartSleep ? { restartSleep } : {}),
     };
   } finally {
@@ -139,8 +119,7 @@ export function readZombie(kernel: Kernel, pid: number): ZombieRecord {
   return { pid, comm: stat.comm, ppid: stat.ppid, pgid: stat.pgid, sid: stat.sid, exited: { waitStatus: stat.exitCode & 0xffff } };
 }
 
-export function altStackOf(task: RemoteTask): LiveTaskRecord['signals']['altStack'] {
-  const { sp, flags, size } = task.getAltStack();
+export function altStackRecord({ sp, flags, size }: AltStack): LiveTaskRecord['signals']['altStack'] {
   return { sp: toHex(sp), flags, size: toHex(size) };
 }
 

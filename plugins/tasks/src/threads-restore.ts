@@ -1,4 +1,4 @@
-import type { Kernel, RemoteTask } from '@cr/core';
+import { PR_SET_TIMERSLACK, type Kernel, type RemoteTask } from '@cr/core';
 import type { LiveTaskRecord, ThreadRecord } from './record.js';
 import { fromHex } from './hex.js';
 import { restoreAltStack, restoreScheduling } from './restore.js';
@@ -13,7 +13,7 @@ export interface RestoredThread {
  * Gives the main thread its exit futex and robust list back, then makes every other saved thread
  * again with its thread id, from `leader` (the restored process, its memory and files back), and
  * gives each the state it has of its own: name, alternate signal stack, scheduling and affinity,
- * rseq, exit futex, robust list, its own pending signals and its mask. Its credentials and
+ * timer slack, rseq, exit futex, robust list, its own pending signals and its mask. Its credentials and
  * registers come last (see resumeTask). A failure leaves the threads made so far to the
  * process's rollback, which kills them with it.
  */
@@ -34,6 +34,7 @@ function restoreThreadState(kernel: Kernel, task: RemoteTask, thread: ThreadReco
     task.setName(thread.comm);
     restoreAltStack(task, thread.altStack);
     restoreScheduling(kernel, task, thread.scheduling);
+    if (thread.timerSlackNs !== undefined) task.setPrctl('prctl(PR_SET_TIMERSLACK)', PR_SET_TIMERSLACK, thread.timerSlackNs);
     if (thread.rseq) task.registerRseq(fromHex(thread.rseq.address), thread.rseq.size, thread.rseq.signature);
     task.setTidAddress(fromHex(thread.clearChildTid));
     task.setRobustList(fromHex(thread.robustList.head), fromHex(thread.robustList.length));

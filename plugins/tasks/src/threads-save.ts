@@ -1,22 +1,31 @@
 import { UnsupportedError, type Kernel, type ProcessStatus, type RemoteTask } from '@cr/core';
 import type { LiveTaskRecord, ThreadRecord } from './record.js';
-import { altStackOf, rseqOf, savedRegisters, schedulingOf } from './save.js';
+import type { ProcessReadings, ThreadReadings } from './frozen-reads.js';
+import { altStackRecord, rseqOf, savedRegisters, schedulingOf } from './save.js';
 import { toHex } from './hex.js';
 
 /**
  * What each thread of stopped process `pid` has of its own, beyond what `readTaskState` saves of
  * the main thread: the main thread's exit futex and robust list, and a record for every other
  * thread. When the main thread had exited, `main` is the first of the others (seizeThreads), and
- * every thread left has a record of its own.
+ * every thread left has a record of its own. `readings` are the process's (readFrozenProcesses),
+ * `mainStatus` its /proc/PID/status.
  */
-export function readThreads(kernel: Kernel, pid: number, main: RemoteTask, others: readonly RemoteTask[]): Pick<LiveTaskRecord, 'clearChildTid' | 'robustList' | 'threads' | 'mainThreadExited'> {
-  const mainStatus = kernel.procfs.status(pid);
-  if (main.pid !== pid) return { mainThreadExited: true, threads: [main, ...others].map((task) => readThreadState(kernel, task, pid, mainStatus)) };
-  const threads = others.map((task) => readThreadState(kernel, task, pid, mainStatus));
-  return { ...threadLinks(kernel, main), ...(threads.length > 0 ? { threads } : {}) };
+export function readThreads(
+  kernel: Kernel,
+  pid: number,
+  main: RemoteTask,
+  others: readonly RemoteTask[],
+  readings: ProcessReadings,
+  mainStatus: ProcessStatus,
+): Pick<LiveTaskRecord, 'clearChildTid' | 'robustList' | 'threads' | 'mainThreadExited'> {
+  const ownOf = (task: RemoteTask) => readings.own.get(task)!;
+  if (main.pid !== pid) return { mainThreadExited: true, threads: [main, ...others].map((task) => readThreadState(kernel, task, ownOf(task), pid, mainStatus)) };
+  const threads = others.map((task) => readThreadState(kernel, task, ownOf(task), pid, mainStatus));
+  return { ...threadLinks(kernel, main.pid, ownOf(main)), ...(threads.length > 0 ? { threads } : {}) };
 }
 
-function readThreadState(kernel: Kernel, task: RemoteTask, pid: number, mainStatus: ProcessStatus): ThreadRecord {
+function readThreadState(kernel: Kernel, task: RemoteTask, own: ThreadReadings, pid: number, mainStatus: ProcessStatus): ThreadRecord {
   const stat = kernel.procfs.stat(task.pid);
   const status = kernel.procfs.status(task.pid);
   assertRestorable(`thread ${task.pid} (${stat.comm}) of PID ${pid}`, status, mainStatus);
@@ -27,10 +36,11 @@ function readThreadState(kernel: Kernel, task: RemoteTask, pid: number, mainStat
     xstate: task.xstate().toString('base64'),
     blocked: toHex(task.blockedSignals()),
     pending: task.pendingSignals(false).map((info) => info.toString('base64')),
-    altStack: altStackOf(task),
+    altStack: altStackRecord(own.altStack),
     ...rseqOf(task),
-    ...threadLinks(kernel, task),
+    ...threadLinks(kernel, task.pid, own),
     scheduling: schedulingOf(stat, status),
+    timerSlackNs: own.timerSlackNs,
   };
 }
 
@@ -51,7 +61,7 @@ function assertRestorable(who: string, status: ProcessStatus, main: ProcessStatu
 }
 
 /** The thread's links to its own memory that the kernel acts on when it exits. */
-function threadLinks(kernel: Kernel, task: RemoteTask): Required<Pick<ThreadRecord, 'clearChildTid' | 'robustList'>> {
-  const { head, length } = kernel.robustList(task.pid);
-  return { clearChildTid: toHex(task.tidAddress()), robustList: { head: toHex(head), length: toHex(length) } };
+function threadLinks(kernel: Kernel, tid: number, own: ThreadReadings): Required<Pick<ThreadRecord, 'clearChildTid' | 'robustList'>> {
+  const { head, length } = kernel.robustList(tid);
+  return { clearChildTid: toHex(own.clearChildTid), robustList: { head: toHex(head), length: toHex(length) } };
 }
