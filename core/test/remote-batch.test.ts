@@ -8,6 +8,7 @@ import { Ptrace } from '../src/kernel/ptrace.js';
 import { readMappings } from '../src/kernel/proc-maps.js';
 import type { RemoteTask } from '../src/kernel/remote-task.js';
 import { createSeed } from '../src/kernel/seed.js';
+import { createThread } from '../src/kernel/thread-group.js';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../src/kernel/syscalls.js';
 
 /** Ptrace that counts round trips: remote syscalls (two stops each) and batches (one stop). */
@@ -150,5 +151,34 @@ describe('calls held back in a seed (RemoteTask.together)', () => {
       }),
     ).toThrow('given up');
     expect(mapped(seed.pid, probe)).toBeDefined();
+  });
+});
+
+describe('a thread cr makes in a seed', () => {
+  const comm = (pid: number, tid: number) => readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+
+  it("uses the seed's work area: no mapping of its own, and what either held back runs before the other writes into the area", () => {
+    seed = createSeed(libc, ptrace, freePid());
+    seed.setName('leader-a');
+    const mappings = readMappings(seed.pid).length;
+    const thread = createThread(ptrace, seed, freePid());
+    thread.together(() => thread.setName('thread-a'));
+    expect(readMappings(seed.pid).length).toBe(mappings);
+    expect(comm(seed.pid, thread.pid)).toBe('thread-a');
+    // Each name waits in the area for its call while the other task puts its own name there.
+    seed.together(() => {
+      seed!.setName('leader-b');
+      thread.setName('thread-b');
+    });
+    expect([comm(seed.pid, seed.pid), comm(seed.pid, thread.pid)]).toEqual(['leader-b', 'thread-b']);
+    thread.together(() => {
+      thread.setName('thread-c');
+      seed!.setName('leader-c');
+    });
+    expect([comm(seed.pid, seed.pid), comm(seed.pid, thread.pid)]).toEqual(['leader-c', 'thread-c']);
+    thread.dropScratch();
+    expect(readMappings(seed.pid).length).toBe(mappings);
+    seed.dropScratch();
+    expect(readMappings(seed.pid).length).toBe(mappings - 1);
   });
 });

@@ -470,6 +470,16 @@ export class Ptrace {
     this.callStacks.set(pid, stack);
   }
 
+  /**
+   * Has the new thread `tid` run its remote syscalls where its thread group's `leader` runs them,
+   * if cr knows where that is: they share one address space, vdso included, which saves reading
+   * the thread's maps and searching its vdso again.
+   */
+  shareSyscallSite(leader: number, tid: number): void {
+    const site = this.syscallSites.get(leader);
+    if (site !== undefined && !this.callStacks.has(leader)) this.syscallSites.set(tid, site);
+  }
+
   /** Forgets the cached address of the vdso's `syscall` instruction (after the vdso moved). */
   forgetSyscallSite(pid: number): void {
     this.syscallSites.delete(pid);

@@ -127,6 +127,8 @@ const overlaps = (a: AddressRange, b: AddressRange) => a.start < b.end && b.star
 export class RemoteTask {
   /** In a task cr made, while it is mapped: the scratch area and the page of batch code (syscall-batch.ts). */
   private workAreaAddress: bigint | undefined;
+  /** A thread using this task's work area (see `lender`) that may have calls held back which read it. */
+  private borrower: RemoteTask | undefined;
   /** The blocked-signal mask the task gets back when it is let go. */
   private maskOnRelease: bigint;
   /** Calls `together` holds back, sent in one batch when cr next needs the task. */
@@ -148,6 +150,13 @@ export class RemoteTask {
     private readonly guarded?: { outArea: bigint },
     /** In a task cr made by fork inside another: the work area it inherited from it, at the same address. */
     inheritedWorkArea?: bigint,
+    /**
+     * In a thread cr made in the process of `lender`: the work area it uses is the lender's, in the
+     * address space they share, instead of one of its own (a mapping and an unmapping fewer per
+     * thread). cr works in one task at a time; before either uses the area, what the other held
+     * back is sent. The lender unmaps it.
+     */
+    private readonly lender?: RemoteTask,
   ) {
     this.workAreaAddress = guarded ? undefined : inheritedWorkArea;
     this.maskOnRelease = ptrace.getSigmask(pid);
@@ -338,8 +347,8 @@ export class RemoteTask {
   }
 
   private sendNow(c: QueuedCall): void {
-    if (c.usesScratch && this.workAreaAddress === undefined) throw new Error(`internal error: ${c.name} reads cr's work area, which an earlier call of its batch unmapped`);
-    if (this.workAreaIn(c.touches)) this.dropWorkArea();
+    if (c.usesScratch && this.area() === undefined) throw new Error(`internal error: ${c.name} reads cr's work area, which an earlier call of its batch unmapped`);
+    if (this.workAreaIn(c.touches)) (this.lender ?? this).dropWorkArea();
     const result = this.callNow(c.name, c.nr, c.args as bigint[]);
     if (c.expect !== undefined && result !== c.expect) throw unexpected(this.pid, c.name, c.expect, result);
   }
@@ -413,12 +422,12 @@ export class RemoteTask {
 
   /** Whether the mapping at `start` is cr's work area in the task, not the program's. */
   isWorkArea(start: bigint): boolean {
-    return this.workAreaAddress === start;
+    return this.area() === start;
   }
 
   /** The work area, for a task forked inside this one to use as its own copy (see createChildSeed). */
   workAreaForChild(): bigint | undefined {
-    return this.workAreaAddress;
+    return this.area();
   }
 
   /**
@@ -908,6 +917,14 @@ export class RemoteTask {
    */
   private workArea(): bigint {
     if (this.guarded) throw new Error('internal error: cr maps no work area into a live program');
+    return (this.lender ?? this).areaFor(this);
+  }
+
+  /** The work area of this task (the lender) for `user`, itself or a borrower, once what anyone else held back that may read it is sent. */
+  private areaFor(user: RemoteTask): bigint {
+    if (user !== this) this.flush();
+    if (this.borrower !== undefined && this.borrower !== user) this.borrower.flush();
+    this.borrower = user === this ? undefined : user;
     if (this.workAreaAddress === undefined) {
       const at = this.callNow('mmap', SYS.mmap, [0, WORK_AREA_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0]);
       this.ptrace.writeMemory(this.pid, at + BigInt(SCRATCH_SIZE), BATCH_CODE);
@@ -916,14 +933,22 @@ export class RemoteTask {
     return this.workAreaAddress;
   }
 
+  /** Where the work area is, if it is mapped: the lender's for a borrower. */
+  private area(): bigint | undefined {
+    return this.lender ? this.lender.workAreaAddress : this.workAreaAddress;
+  }
+
   private workAreaIn(ranges: readonly AddressRange[] | undefined): boolean {
-    const at = this.workAreaAddress;
+    const at = this.area();
     return at !== undefined && (ranges ?? []).some((r) => overlaps(r, { start: at, end: at + WORK_AREA_SIZE }));
   }
 
+  /** Unmaps the work area; a borrower leaves it to its lender. */
   private dropWorkArea(): void {
     const at = this.workAreaAddress;
-    if (at === undefined) return;
+    if (this.lender || at === undefined) return;
+    this.borrower?.flush();
+    this.borrower = undefined;
     this.workAreaAddress = undefined;
     this.callNow('munmap', SYS.munmap, [at, WORK_AREA_SIZE]);
   }
@@ -935,6 +960,8 @@ export class RemoteTask {
   private workAreaClearOf(ranges: readonly AddressRange[]): bigint | undefined {
     const at = this.workArea();
     if (!this.workAreaIn(ranges)) return at;
+    // A borrower does not move its lender's area under it.
+    if (this.lender) return undefined;
     const busy = [...readMappings(this.pid).map((m) => ({ start: m.start, end: m.end })), ...ranges];
     const to = placeBetween(busy, WORK_AREA_SIZE);
     if (to === undefined) return undefined;

@@ -69,7 +69,8 @@ export function createThread(ptrace: Ptrace, leader: RemoteTask, tid: number): R
     throw new KernelError('clone3(CLONE_THREAD, set_tid)', errno, `thread ${tid} of pid ${leader.pid}`);
   }
   ptrace.waitNewChild(tid);
-  return new RemoteTask(tid, ptrace, ptrace.getRegs(tid));
+  ptrace.shareSyscallSite(leader.pid, tid);
+  return new RemoteTask(tid, ptrace, ptrace.getRegs(tid), undefined, undefined, leader);
 }
 
 function releaseQuietly(task: RemoteTask): void {

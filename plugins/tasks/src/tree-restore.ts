@@ -155,6 +155,8 @@ export class RestoredTree {
     for (const z of zombies) await this.awaitZombie(z.record.pid);
     const live = [...this.members.values()].filter((m) => !isZombieRecord(m.record)).reverse();
     for (const m of live) {
+      // Its threads use its work area (RemoteTask's lender): gone before any of them runs.
+      m.task.dropScratch();
       for (const thread of m.threads) thread.release();
       m.task.release();
     }
