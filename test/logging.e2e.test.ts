@@ -194,7 +194,8 @@ describe('--json phases', () => {
       return timings;
     };
     check(await timed(['checkpoint', String(heap.pid), '--dry-run', '--json']), ['collect', 'decide']);
-    const saved = check(await timed(['checkpoint', String(heap.pid), '-D', join(dir, 'img'), '--json']), [...CHECKPOINT_PHASES, 'thaw']);
+    // Left running, the process is let go before the records are checked and the image committed.
+    const saved = check(await timed(['checkpoint', String(heap.pid), '-D', join(dir, 'img'), '--json']), [...CHECKPOINT_PHASES.slice(0, -1), 'thaw', 'commit']);
     // 16 MiB of pages take longer to save than the image to commit.
     expect(saved.save).toBeGreaterThan(0);
     const exited = once(heap.child, 'exit');
