@@ -53,7 +53,7 @@ export type { MmMap } from './kernel/mm-map.js';
 export type { StoppedSyscall, SyscallName } from './kernel/stopped-syscall.js';
 export type { Mapping, Vma } from './kernel/proc-maps.js';
 export { SEALS } from './kernel/shmem.js';
-export { PAGE_SIZE, type PageRun, type PageSelection } from './kernel/pagemap.js';
+export { PAGE_SIZE, type PageRange, type PageRun, type PageSelection } from './kernel/pagemap.js';
 export type { FilePageRun, SourceFile } from './kernel/file-into-task.js';
 export type { WriteTracker } from './kernel/userfaultfd.js';
 export type { ByteRange } from './kernel/libc.js';

@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Libc, type RemoteRange } from '../src/kernel/libc.js';
+import { Kernel } from '../src/kernel/kernel.js';
 import { pageRuns, PAGE_SIZE, type PageRun } from '../src/kernel/pagemap.js';
+import { PageScans } from '../src/kernel/pagemap-scan.js';
 import { readVmas, type Vma } from '../src/kernel/proc-maps.js';
 import { TaskMemory } from '../src/kernel/task-memory.js';
 
@@ -129,6 +131,23 @@ describe('pageRuns', () => {
     const end = file + 2n * BigInt(PAGE_SIZE);
     expect(pageRuns(pid, file, end, 'private-copies')).toEqual([{ address: file, pages: 1 }]);
     expect(pageRuns(pid, file, end, 'present').map((r) => r.address)).toEqual([file]);
+  });
+
+  it('PAGEMAP_SCAN finds the same pages, for several mappings with one open of the pagemap', () => {
+    const anonEnd = anon + 6n * BigInt(PAGE_SIZE);
+    const fileEnd = file + 2n * BigInt(PAGE_SIZE);
+    const scans = new PageScans(new Libc(), pid);
+    try {
+      expect(scans.present(anon, anonEnd)).toEqual(pageRuns(pid, anon, anonEnd, 'present'));
+      expect(scans.privateCopies(file, fileEnd)).toEqual(pageRuns(pid, file, fileEnd, 'private-copies'));
+    } finally {
+      scans.close();
+    }
+    const ranges = [
+      { start: anon, end: anonEnd, selection: 'present' as const },
+      { start: file, end: fileEnd, selection: 'private-copies' as const },
+    ];
+    expect(new Kernel().pageRunsOf(pid, ranges)).toEqual(ranges.map((r) => pageRuns(pid, r.start, r.end, r.selection)));
   });
 });
 

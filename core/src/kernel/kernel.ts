@@ -4,7 +4,7 @@ import { FileLocks } from './file-locks.js';
 import { KernelError } from './kernel-error.js';
 import { Libc, __WALL, type SyscallArg } from './libc.js';
 import { Namespaces } from './namespaces.js';
-import { pageRuns, type PageRun, type PageSelection } from './pagemap.js';
+import { pageRuns, type PageRange, type PageRun, type PageSelection } from './pagemap.js';
 import { Inotify } from './inotify.js';
 import { Pipes } from './pipes.js';
 import { SockDiag } from './sock-diag.js';
@@ -25,7 +25,7 @@ import { createThread, seizeThreads } from './thread-group.js';
 import { TaskMemory } from './task-memory.js';
 import { Ttys } from './ttys.js';
 import { WriteTracker } from './userfaultfd.js';
-import { presentPages } from './pagemap-scan.js';
+import { PageScans } from './pagemap-scan.js';
 
 /** The tables a process may share with another beyond what fork shares (kcmp(2) compares them). */
 export const SHARED_TABLES = ['vm', 'files', 'fs', 'sighand'] as const;
@@ -118,20 +118,34 @@ export class Kernel {
   }
 
   /**
-   * The runs of pages of [start, end) whose contents must be saved (see pagemap.ts); present
-   * anonymous pages through PAGEMAP_SCAN where the kernel has it (6.7+), which reports runs rather
-   * than a word per page and leaves out pages that are the shared zero page.
+   * The runs of pages of [start, end) whose contents must be saved (see pagemap.ts): see pageRunsOf.
    */
   pageRuns(pid: number, start: bigint, end: bigint, selection: PageSelection): PageRun[] {
-    if (selection === 'present' && this.pagemapScan) {
+    return this.pageRunsOf(pid, [{ start, end, selection }])[0]!;
+  }
+
+  /**
+   * The runs of pages of each range of `pid` whose contents must be saved (see pagemap.ts), in the
+   * order of `ranges`. Through PAGEMAP_SCAN where the kernel has it (6.7+), which reports runs
+   * rather than a word per page, leaves out pages that are the shared zero page, and opens the
+   * process's pagemap once for all of them (an open of a /proc file costs tens of µs, and a
+   * process has dozens of mappings).
+   */
+  pageRunsOf(pid: number, ranges: readonly PageRange[]): PageRun[][] {
+    if (this.pagemapScan) {
       try {
-        return presentPages(this.libc, pid, start, end);
+        const scans = new PageScans(this.libc, pid);
+        try {
+          return ranges.map(({ start, end, selection }) => (selection === 'present' ? scans.present(start, end) : scans.privateCopies(start, end)));
+        } finally {
+          scans.close();
+        }
       } catch (err) {
         if (!(err instanceof KernelError && (err.code === 'ENOTTY' || err.code === 'EINVAL'))) throw err;
         this.pagemapScan = false;
       }
     }
-    return pageRuns(pid, start, end, selection);
+    return ranges.map(({ start, end, selection }) => pageRuns(pid, start, end, selection));
   }
 
   /**

@@ -10,6 +10,8 @@ const PAGEMAP_SCAN = 0xc0606610;
 const PM_SCAN_WP_MATCHING = 1 << 0;
 export const PAGE_IS_WPALLOWED = 1 << 0;
 export const PAGE_IS_WRITTEN = 1 << 1;
+/** The page is a file page or shared anonymous memory, not a private anonymous (COW) copy. */
+export const PAGE_IS_FILE = 1 << 2;
 export const PAGE_IS_PRESENT = 1 << 3;
 export const PAGE_IS_SWAPPED = 1 << 4;
 export const PAGE_IS_PFNZERO = 1 << 5;
@@ -88,15 +90,39 @@ export class PagemapScanner {
   }
 }
 
-/**
- * The pages of [start, end) of `pid` that hold data of their own: present in RAM or swapped out,
- * but not the shared zero page (memory only read, never written, which restores as zeros by itself).
- */
-export function presentPages(libc: Libc, pid: number, start: bigint, end: bigint): PageRun[] {
-  const scanner = new PagemapScanner(libc, pid);
-  try {
-    return scanner.scan(start, end, { mask: PAGE_IS_PFNZERO, inverted: PAGE_IS_PFNZERO, anyOf: PAGE_IS_PRESENT | PAGE_IS_SWAPPED, returned: PAGE_IS_PRESENT | PAGE_IS_SWAPPED }).map(({ address, pages }) => ({ address, pages }));
-  } finally {
-    scanner.close();
+/** Ranges of a process's pages, in one scanner: its pagemap opened once for all of them (see Kernel.pageRunsOf). */
+export class PageScans {
+  private readonly scanner: PagemapScanner;
+
+  constructor(libc: Libc, pid: number) {
+    this.scanner = new PagemapScanner(libc, pid);
+  }
+
+  /**
+   * The pages of [start, end) that hold data of their own: present in RAM or swapped out, but not
+   * the shared zero page (memory only read, never written, which restores as zeros by itself).
+   */
+  present(start: bigint, end: bigint): PageRun[] {
+    return this.scanner.scan(start, end, { mask: PAGE_IS_PFNZERO, inverted: PAGE_IS_PFNZERO, anyOf: PAGE_IS_PRESENT | PAGE_IS_SWAPPED, returned: PAGE_IS_PRESENT | PAGE_IS_SWAPPED }).map(({ address, pages }) => ({ address, pages }));
+  }
+
+  /**
+   * The pages of a private file mapping [start, end) that the program wrote to: anonymous copies
+   * in RAM (not file pages), and pages swapped out, which only such copies can be.
+   */
+  privateCopies(start: bigint, end: bigint): PageRun[] {
+    const regions = this.scanner.scan(start, end, { mask: 0, anyOf: PAGE_IS_PRESENT | PAGE_IS_SWAPPED, returned: PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_FILE });
+    const runs: PageRun[] = [];
+    for (const { address, pages, categories } of regions) {
+      if ((categories & PAGE_IS_SWAPPED) === 0 && (categories & PAGE_IS_FILE) !== 0) continue;
+      const last = runs[runs.length - 1];
+      if (last && last.address + BigInt(last.pages * PAGE_SIZE) === address) last.pages += pages;
+      else runs.push({ address, pages });
+    }
+    return runs;
+  }
+
+  close(): void {
+    this.scanner.close();
   }
 }

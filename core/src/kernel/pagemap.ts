@@ -20,6 +20,13 @@ export interface PageRun {
 /** Which pages of a mapping hold data that exists nowhere else. */
 export type PageSelection = 'present' | 'private-copies';
 
+/** A range of a process's addresses and which of its pages to find (Kernel.pageRunsOf). */
+export interface PageRange {
+  start: bigint;
+  end: bigint;
+  selection: PageSelection;
+}
+
 /**
  * Reads /proc/PID/pagemap for [start, end) and returns the runs of pages to save: for anonymous
  * memory every page present in RAM or swapped out ("present"); for a private file mapping only the

@@ -87,10 +87,12 @@ export class MemoryPreCopy implements PreCopy {
    * whatever the process writes there is copied once it is frozen.
    */
   private protectAll(tracker: WriteTracker): PageRun[] {
-    const holding = this.kernel.vmas(this.pid).filter((v) => (v.prot & PROT_WRITE) !== 0 && classify(v, this.pid) === 'anon' && this.kernel.pageRuns(this.pid, v.start, v.end, 'present').length > 0);
+    const writable = this.kernel.vmas(this.pid).filter((v) => (v.prot & PROT_WRITE) !== 0 && classify(v, this.pid) === 'anon');
+    const present = this.kernel.pageRunsOf(this.pid, writable.map((v) => ({ start: v.start, end: v.end, selection: 'present' as const })));
+    const holding = writable.filter((_, i) => present[i]!.length > 0);
     this.ranges = holding.map((v) => ({ start: v.start, end: v.end }));
     for (const r of this.ranges) tracker.protect(r.start, r.end);
-    return this.ranges.flatMap((r) => this.kernel.pageRuns(this.pid, r.start, r.end, 'present'));
+    return this.kernel.pageRunsOf(this.pid, this.ranges.map((r) => ({ ...r, selection: 'present' as const }))).flat();
   }
 
   /**

@@ -22,7 +22,12 @@ export async function saveAddressSpace(kernel: Kernel, task: RemoteTask, ctx: Sa
   // Read once: smaps and the page-table scans cost time in proportion to the process's size, all
   // of it frozen, and the pre-copy's settling needs the same mappings and present pages.
   const mappings = kernel.vmas(pid).map((vma) => ({ vma, kind: classify(vma, pid) }));
-  const present = new Map(mappings.filter((m) => m.kind === 'anon').map(({ vma }) => [vma, kernel.pageRuns(pid, vma.start, vma.end, 'present')]));
+  // Each mapping's pages worth saving, in one pass over the process's pagemap: the present pages of
+  // anonymous memory; of a private file mapping, the copies the program wrote (the rest is the file's).
+  const withPages = mappings.filter(({ vma, kind }) => kind === 'anon' || ((kind === 'file' || kind === 'shmem') && !vma.shared));
+  const found = kernel.pageRunsOf(pid, withPages.map(({ vma, kind }) => ({ start: vma.start, end: vma.end, selection: kind === 'anon' ? ('present' as const) : ('private-copies' as const) })));
+  const pagesOf = new Map(withPages.map(({ vma }, i) => [vma, found[i]!]));
+  const present = new Map(mappings.filter((m) => m.kind === 'anon').map(({ vma }) => [vma, pagesOf.get(vma)!]));
   const settled = preCopy ? preCopy.settle(spansOf([...present.values()].flat()), [...present.keys()]) : undefined;
   const vmas: VmaRecord[] = [];
   const runs: SourceRun[] = [];
@@ -33,7 +38,7 @@ export async function saveAddressSpace(kernel: Kernel, task: RemoteTask, ctx: Sa
     vmas.push(describe(pid, preCopy?.protects(vma.start, vma.end) ? { ...vma, flags: vma.flags.filter((f) => f !== UFFD_WP_FLAG) } : vma, kind, where));
     if (kind === 'anon') runs.push(...notPreCopied(present.get(vma)!, settled).map((r) => ({ ...r, zeroFree: true })));
     // A private copy of a file page that the program zeroed must be written back over the file's.
-    if ((kind === 'file' || kind === 'shmem') && !vma.shared) runs.push(...kernel.pageRuns(pid, vma.start, vma.end, 'private-copies').map((r) => ({ ...r, zeroFree: false })));
+    if ((kind === 'file' || kind === 'shmem') && !vma.shared) runs.push(...pagesOf.get(vma)!.map((r) => ({ ...r, zeroFree: false })));
   }
   const saved: PageRun[] = [];
   const pages = runs.reduce((n, r) => n + r.pages, 0);
