@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { statSync, type BigIntStats } from 'node:fs';
 import { Kernel, PAGE_SIZE, TargetError, UnsupportedError, type PageRun, type RemoteTask, type Mapping, type SaveContext, type Vma, procDir } from '@cr/core';
 import type { MmRecord, VmaRecord } from './record.js';
 import { classify } from './classify.js';
@@ -109,7 +109,7 @@ function describe(pid: number, vma: Vma, kind: VmaRecord['kind'], where: string)
     }
     record.path = vma.path;
     record.offset = hex(vma.offset);
-    record.file = identity(mapped, `${where} (${vma.path})`);
+    record.file = identityOf(inMemory);
   }
   return record;
 }
@@ -126,5 +126,9 @@ function statOrUndefined(path: string) {
 export function identity(path: string, what: string): { size: number; mtimeNs: string } {
   const st = statOrUndefined(path);
   if (!st) throw new TargetError(`${what} cannot be examined: ${path} is gone`);
+  return identityOf(st);
+}
+
+function identityOf(st: BigIntStats): { size: number; mtimeNs: string } {
   return { size: Number(st.size), mtimeNs: String(st.mtimeNs) };
 }
