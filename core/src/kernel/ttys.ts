@@ -213,13 +213,7 @@ export class Ttys {
    * kernel finish that carrying (n_tty_poll flushes it when nothing has arrived).
    */
   takeOutput(master: number, packet: boolean, target: string): Buffer {
-    const chunks: Buffer[] = [];
-    for (let n = this.arrived(master, target); n > 0; n = this.arrived(master, target)) {
-      const chunk = Buffer.alloc(n + (packet ? 1 : 0));
-      const got = readSync(master, chunk, 0, chunk.length, null);
-      chunks.push(packet ? chunk.subarray(1, got) : chunk.subarray(0, got));
-    }
-    return Buffer.concat(chunks);
+    return this.takeArrived(master, packet, target);
   }
 
   /**
@@ -232,14 +226,8 @@ export class Ttys {
    * line being edited; `termios` is what the pair is set to again after.
    */
   takeInput(master: number, slave: number, termios: Termios, target: string): Buffer {
+    if (!(termios.lflag & ICANON)) return this.takeArrived(slave, false, target);
     const chunks: Buffer[] = [];
-    if (!(termios.lflag & ICANON)) {
-      for (let n = this.arrived(slave, target); n > 0; n = this.arrived(slave, target)) {
-        const chunk = Buffer.alloc(n);
-        chunks.push(chunk.subarray(0, readSync(slave, chunk, 0, n, null)));
-      }
-      return Buffer.concat(chunks);
-    }
     const buf = Buffer.alloc(LINE_DISCIPLINE_ROOM + 1);
     while (this.libc.poll(slave, POLLIN, 0, target) & POLLIN) {
       const got = readSync(slave, buf, 0, buf.length, null);
@@ -275,6 +263,20 @@ export class Ttys {
   /** Puts `data` into the line discipline `fd` reads from, one byte an ioctl(TIOCSTI), at once: nothing waits. */
   private insertInput(fd: number, data: Uint8Array, target: string): void {
     for (let at = 0; at < data.length; at++) this.libc.ioctlPointer(fd, TIOCSTI, data.subarray(at, at + 1), 'ioctl(TIOCSTI)', target);
+  }
+
+  /**
+   * Reads `fd` while bytes have arrived for it (see arrived), so that no read waits; with
+   * `statusByte` (a master in packet mode), each read's leading status byte is left out.
+   */
+  private takeArrived(fd: number, statusByte: boolean, target: string): Buffer {
+    const chunks: Buffer[] = [];
+    for (let n = this.arrived(fd, target); n > 0; n = this.arrived(fd, target)) {
+      const chunk = Buffer.alloc(n + (statusByte ? 1 : 0));
+      const got = readSync(fd, chunk, 0, chunk.length, null);
+      chunks.push(statusByte ? chunk.subarray(1, got) : chunk.subarray(0, got));
+    }
+    return Buffer.concat(chunks);
   }
 
   /** The bytes that have arrived for a reader of `fd`, once the kernel has carried over what the pty held (see takeOutput). */
