@@ -60,9 +60,9 @@ const READ = {
 /**
  * The readings of every process of `processes`, made in all their tasks at once (TaskReads): what
  * a thread has of its own (alternate stack, exit futex, timer slack; parent death signal and
- * keepcaps, which cr saves of the process's task) in that thread, and what the process's threads share (signal dispositions, interval
- * timers, dumpable, child subreaper, THP) in whichever of them has least to do, so that a
- * many-threaded process answers in a few rounds.
+ * keepcaps, which cr saves of the process's task) in that thread, and what the process's threads
+ * share (signal dispositions, interval timers, dumpable, child subreaper, THP) in whichever of
+ * them has least to do, so that a many-threaded process answers in a few rounds.
  */
 export function readFrozenProcesses(processes: readonly FrozenProcess[]): ProcessReadings[] {
   const reads = new TaskReads();
