@@ -59,4 +59,16 @@ describe('the port of a restored listener', () => {
     expect(existsSync(`/proc/${server.pid}`)).toBe(false);
     expect(timeWait(port)).toBe(waiting);
   });
+
+  it('is not asked of an accepted connection its client reset: that socket names the port without holding it, and comes back unbound beside the listener', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    const server = await startFixture(cleanup, 'python3', [join(REPO, 'test/fixtures/reset-kept.py')], out);
+    const [port, bound] = (await waitForLine(out, /^ready \d+ \d+$/)).split(' ').slice(1).map(Number);
+    expect(await ask(port!)).toBe(`reset ${port} bound ${bound}`);
+    await checkpointAndKill(server, join(dir, 'img'));
+    await restoreDetached(cleanup, join(dir, 'img'), server.pid!);
+    // The socket bound by the program keeps its port; the reset one is a socket bound to nothing.
+    expect(await ask(port!)).toBe(`reset 0 bound ${bound}`);
+  });
 });

@@ -52,7 +52,7 @@ export class Kernel {
   readonly shmem = new Shmem(this.libc);
   readonly sockets = new Sockets(this.libc);
   readonly inotify = new Inotify(this.libc);
-  readonly sockDiag = new SockDiag(this.libc);
+  readonly sockDiag = new SockDiag(this.libc, this.sockets);
   readonly ttys = new Ttys(this.libc, this.procfs);
   /** Whether the PAGEMAP_SCAN ioctl is there (false once the kernel said it is not). */
   private pagemapScan = true;

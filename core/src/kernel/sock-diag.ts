@@ -1,7 +1,7 @@
-import { closeSync } from 'node:fs';
+import { closeSync, fstatSync } from 'node:fs';
 import type { Libc } from './libc.js';
 import { KernelError } from './kernel-error.js';
-import { AF_UNIX, SOCK_DGRAM } from './sockets.js';
+import { AF_INET, AF_UNIX, SOCK_DGRAM, SOCK_STREAM, type Sockets } from './sockets.js';
 import { decodeStruct, encodeStruct, inetDiagMsg, inetDiagReqV2, nlmsghdr, rtattr, structSize, unixDiagMsg, unixDiagReq, unixDiagRqlen, unixDiagVfs } from './structs.js';
 
 const AF_NETLINK = 16;
@@ -21,6 +21,7 @@ const UNIX_DIAG_PEER = 2;
 const UNIX_DIAG_RQLEN = 4;
 const UNIX_DIAG_SHUTDOWN = 6;
 const TCP_LISTEN = 10;
+const TCP_BOUND_INACTIVE = 13;
 const IPPROTO_TCP = 6;
 
 /** What sock_diag says of one unix socket. */
@@ -66,7 +67,13 @@ const align4 = (n: number) => (n + 3) & ~3;
  * connected to, and a listener's backlog.
  */
 export class SockDiag {
-  constructor(private readonly libc: Libc) {}
+  /** Whether this kernel's sock_diag lists TCP sockets that are only bound, once a probe found out. */
+  private boundOnlyListed: boolean | undefined;
+
+  constructor(
+    private readonly libc: Libc,
+    private readonly sockets: Sockets,
+  ) {}
 
   /** Every unix socket of cr's network namespace, by inode. */
   unix(): Map<number, UnixSocketDiag> {
@@ -108,6 +115,34 @@ export class SockDiag {
     for (const { body } of this.dump(request, structSize(inetDiagMsg))) {
       const msg = decodeStruct<{ idiag_rqueue: number; idiag_wqueue: number; idiag_inode: number }>(body, inetDiagMsg);
       found.set(msg.idiag_inode, { pending: msg.idiag_rqueue, backlog: msg.idiag_wqueue });
+    }
+    return found;
+  }
+
+  /**
+   * The inodes of the TCP sockets of `family` that hold a port they were bound to while neither
+   * listening nor connected, or undefined on a kernel whose sock_diag does not list such sockets
+   * (before Linux 6.8). A TCP socket in state CLOSE still names the port of a connection that
+   * ended, but holds it only if it was bound to it.
+   */
+  tcpBoundOnly(family: number): Set<number> | undefined {
+    if (this.boundOnlyListed === undefined) {
+      // A kernel that does not know the state answers the request with nothing, as if none were bound.
+      const fd = this.sockets.create({ family: AF_INET, type: SOCK_STREAM, protocol: 0 }, 'a sock_diag probe socket');
+      try {
+        this.sockets.bind(fd, { family: 'inet', address: '0.0.0.0', port: 0 }, 'a sock_diag probe socket');
+        this.boundOnlyListed = this.boundOnly(AF_INET).has(fstatSync(fd).ino);
+      } finally {
+        closeSync(fd);
+      }
+    }
+    return this.boundOnlyListed ? this.boundOnly(family) : undefined;
+  }
+
+  private boundOnly(family: number): Set<number> {
+    const found = new Set<number>();
+    for (const { body } of this.dump(this.inetRequest(family, 1 << TCP_BOUND_INACTIVE, {}), structSize(inetDiagMsg))) {
+      found.add(decodeStruct<{ idiag_inode: number }>(body, inetDiagMsg).idiag_inode);
     }
     return found;
   }

@@ -145,9 +145,10 @@ export class InetSocketsPlugin extends DescriptionPlugin<InetSocketRecord> {
       for (const [name, option] of Object.entries(SOCKET_OPTIONS)) {
         if (appliesTo(option, protocol, family)) options[name as keyof typeof SOCKET_OPTIONS] = sockets.intOption(fd, option.level, option.name, target);
       }
-      const bound = 'port' in local && local.port !== 0;
+      const tcpState = protocol === 'tcp' ? sockets.tcpState(fd, target) : undefined;
+      const bound = 'port' in local && local.port !== 0 && (tcpState !== TCP_CLOSE || this.holdsItsPort(kind.family, socketInode(at.info)));
       const base = { protocol, family, options, ...(bound ? { local: local as InetSocketRecord['local'] & object } : {}) } as const;
-      if (protocol === 'tcp' && sockets.tcpState(fd, target) === TCP_LISTEN) {
+      if (tcpState === TCP_LISTEN) {
         const diag = this.kernel.sockDiag.tcpListeners(kind.family).get(socketInode(at.info));
         if (diag && diag.pending > 0) at.warn(`PID ${at.pid}: fd ${at.fd}, the TCP listener on ${shown(local)}, has ${diag.pending} connection(s) not accepted yet; they are not in the image (if the process is killed before it accepts them, their clients see them reset)`);
         return { ...base, state: 'listen', backlog: diag?.backlog ?? 0 };
@@ -156,6 +157,15 @@ export class InetSocketsPlugin extends DescriptionPlugin<InetSocketRecord> {
       const peer = protocol === 'udp' ? sockets.peerAddress(fd, target) : undefined;
       return { ...base, state: bound ? 'bound' : 'unbound', ...(peer && 'port' in peer ? { peer } : {}) };
     });
+  }
+
+  /**
+   * Whether a TCP socket in state CLOSE holds the port it names. One whose connection ended (reset,
+   * or accepted from a listener) still names the port, of its listener perhaps, without holding it;
+   * binding it again at restore would fail. On a kernel that cannot tell, it is taken to hold it.
+   */
+  private holdsItsPort(family: number, inode: number): boolean {
+    return this.kernel.sockDiag.tcpBoundOnly(family)?.has(inode) ?? true;
   }
 
   protected async create(record: InetSocketRecord, target: string, ctx: RestoreContext): Promise<number> {
