@@ -380,9 +380,9 @@ let running;
 cleanups.push(() => {
   if (running) process.kill(-running.pid, 'SIGKILL');
 });
-function measured(command, args) {
+function measured(command, args, env = process.env) {
   return new Promise((ok, fail) => {
-    const child = spawn(process.execPath, [join(import.meta.dirname, 'child-rss.js'), command, ...args], { stdio: ['ignore', 'pipe', 'inherit'], detached: true });
+    const child = spawn(process.execPath, [join(import.meta.dirname, 'child-rss.js'), command, ...args], { stdio: ['ignore', 'pipe', 'inherit'], detached: true, env });
     running = child;
     let out = '';
     child.stdout.on('data', (d) => (out += d));
@@ -401,7 +401,8 @@ function measured(command, args) {
   });
 }
 
-const cr = (...args) => measured(process.execPath, [CR, ...args]);
+/** cr run as a user runs it: the command itself, through its launcher's #! line. */
+const cr = (...args) => measured(CR, args);
 
 /** Runs dd, and returns how long it took from its start to its exit, in seconds. */
 function dd(...args) {
@@ -452,13 +453,15 @@ async function processBench(dir) {
   const fastest = (list) => Math.min(...list.slice(1).map((r) => r.seconds));
   const rss = (list) => `${(Math.max(...list.slice(1).map((r) => r.maxRss)) / MIB).toFixed(0)} MiB`;
   console.log('');
-  console.log(`cr start-up alone: cr types ${fastest(startup).toFixed(3)} s (peak RSS ${rss(startup)}), cr --version ${fastest(version).toFixed(3)} s (${rss(version)}); node -e 0 ${(await nodeAlone()).toFixed(3)} s`);
+  const { NODE_EXTRA_CA_CERTS: extraCerts, ...withoutCerts } = process.env;
+  const bare = extraCerts === undefined ? '' : ` (${(await nodeAlone(withoutCerts)).toFixed(3)} s without NODE_EXTRA_CA_CERTS, which cr's launcher keeps from node)`;
+  console.log(`cr start-up alone: cr types ${fastest(startup).toFixed(3)} s (peak RSS ${rss(startup)}), cr --version ${fastest(version).toFixed(3)} s (${rss(version)}); node -e 0 ${(await nodeAlone()).toFixed(3)} s${bare}`);
 }
 
-/** How long node takes to start and exit doing nothing: the floor under every cr command. */
-async function nodeAlone() {
+/** How long node takes to start and exit doing nothing in environment `env`: the floor under every cr command. */
+async function nodeAlone(env = process.env) {
   const runs = [];
-  for (let i = 0; i <= RUNS; i++) runs.push((await measured(process.execPath, ['-e', '0'])).seconds);
+  for (let i = 0; i <= RUNS; i++) runs.push((await measured(process.execPath, ['-e', '0'], env)).seconds);
   return Math.min(...runs.slice(1));
 }
 
