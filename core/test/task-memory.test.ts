@@ -85,12 +85,20 @@ async function readAll(memory: TaskMemory, runs: readonly PageRun[], stopped?: r
   return Buffer.concat(chunks);
 }
 
-/** The real Libc, counting the bytes process_vm_readv copies. */
+/** The real Libc, counting the bytes process_vm_readv copies, and its calls on libuv's pool. */
 class CountingLibc extends Libc {
   pinned = 0;
+  onPool = 0;
 
   override async processVmReadAsync(target: number, local: Uint8Array, remote: readonly RemoteRange[]): Promise<number> {
+    this.onPool++;
     const copied = await super.processVmReadAsync(target, local, remote);
+    this.pinned += copied;
+    return copied;
+  }
+
+  override processVmRead(target: number, local: Uint8Array, remote: readonly RemoteRange[]): number {
+    const copied = super.processVmRead(target, local, remote);
     this.pinned += copied;
     return copied;
   }
@@ -204,17 +212,21 @@ describe('TaskMemory', () => {
     expect(seen).toEqual([1]);
   });
 
-  it('reads the mappings of a stopped process with process_vm_readv, and a page it cannot read itself through /proc/PID/mem', async () => {
+  it.each([
+    ['at once, as a read this small is', undefined, 0],
+    ["on libuv's pool, as a larger read is", 0, 2],
+  ])('reads the mappings of a stopped process with process_vm_readv, and a page it cannot read itself through /proc/PID/mem (%s)', async (_how, readNowMax, onPool) => {
     const libc = new CountingLibc();
     const end = anon + 6n * BigInt(PAGE_SIZE);
     const data = await whileStopped([pid], async () => {
       const vmas = readVmas(pid);
       // mprotect made four mappings of the six pages: 0-1, 2 (PROT_NONE), 3 (read-only), 4-5.
       expect(runsByMapping(vmas, anon, end).map((r) => r.pages)).toEqual([2, 1, 1, 2]);
-      return readAll(new TaskMemory(libc), runsByMapping(vmas, anon, end), vmas);
+      return readAll(new TaskMemory(libc, undefined, readNowMax), runsByMapping(vmas, anon, end), vmas);
     });
     expect(data.equals(expected([1, 2, 3, 4, 5, 6]))).toBe(true);
     expect(libc.pinned).toBe(5 * PAGE_SIZE);
+    expect(libc.onPool).toBe(onPool);
   });
 
   it('leaves the process running and its memory as it was', async () => {

@@ -383,6 +383,11 @@ export class Libc {
     return crossMemory(raw.process_vm_writev, 'process_vm_writev', pid, local, remote);
   }
 
+  /** processVmReadAsync's call made at once, on the JS thread: for a read too small to be worth a trip to the pool. */
+  processVmRead(pid: number, local: Uint8Array, remote: readonly RemoteRange[]): number {
+    return Math.max(Number(raw.process_vm_readv(...crossMemoryArgs('process_vm_readv', pid, local, remote))), 0);
+  }
+
   /**
    * process_vm_readv(2) on libuv's pool: copies the `remote` ranges of process `pid` (at most
    * IOV_MAX), in order, into `local`, with one copy, and resolves to how many bytes it copied.

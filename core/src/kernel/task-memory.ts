@@ -27,20 +27,23 @@ export interface ReadOptions {
   stopped?: readonly Vma[];
 }
 
+/** Up to this many bytes in all, TaskMemory.read reads on the JS thread, not on libuv's pool. */
+const READ_NOW_MAX = 1 << 20;
+
 /**
  * Bulk access to another process's memory. Reads go, a chunk ahead of the consumer, on libuv's
- * pool. process_vm_readv copies once where /proc/PID/mem copies twice (through a page of the
- * kernel's) and looks pages up one by one: 1 GiB in 0.12 s against 0.33 s here. But it pins the
- * pages it reads, and the kernel gives a process its own copy of an anonymous page it shares
- * copy-on-write (with its parent or children since fork) before it pins it, so reading that way
- * could grow a process left running by every page it shares. So it reads only the mappings of a
- * stopped process in which smaps counts no page mapped elsewhere and that KSM may not merge
- * (VmFlags "mg": a merged page is shared by nature), and everything else goes through
- * /proc/PID/mem, which pins nothing. Writes (into a restored process, whose pages are its own)
- * move with process_vm_writev, up to IOV_MAX ranges per call, one copy; it stops at a page the
- * process itself may not write (a read-only page that was patched), and from there on the chunk
- * goes through /proc/PID/mem, which reaches every page. Writes run on the JS thread while the next
- * chunk of their source is read on the pool.
+ * pool; a read of READ_NOW_MAX bytes or less is made at once on the JS thread. process_vm_readv
+ * copies once where /proc/PID/mem copies twice (through a page of the kernel's) and looks pages up
+ * one by one: 1 GiB in 0.12 s against 0.33 s here. But it pins the pages it reads, and the kernel
+ * gives a process its own copy of an anonymous page it shares copy-on-write (with its parent or
+ * children since fork) before it pins it, so reading that way could grow a process left running by
+ * every page it shares. So it reads only the mappings of a stopped process in which smaps counts
+ * no page mapped elsewhere and that KSM may not merge (VmFlags "mg": a merged page is shared by
+ * nature), and everything else goes through /proc/PID/mem, which pins nothing. Writes (into a
+ * restored process, whose pages are its own) move with process_vm_writev, up to IOV_MAX ranges per
+ * call, one copy; it stops at a page the process itself may not write (a read-only page that was
+ * patched), and from there on the chunk goes through /proc/PID/mem, which reaches every page.
+ * Writes run on the JS thread while the next chunk of their source is read on the pool.
  */
 export class TaskMemory {
   /** Whether process_vm_readv/writev exist here (false after ENOSYS). */
@@ -49,6 +52,7 @@ export class TaskMemory {
   constructor(
     private readonly libc = new Libc(),
     private readonly chunkSize = CHUNK_SIZE,
+    private readonly readNowMax = READ_NOW_MAX,
   ) {}
 
   /** Streams the pages of `runs`, in order, in chunks of at most 8 MiB, read ahead (see readAhead). */
@@ -62,11 +66,15 @@ export class TaskMemory {
     } catch (err) {
       if (!unreadable) throw err;
     }
+    // A small read is made on the JS thread: a round trip to libuv's pool would cost more than
+    // the copy, once per range for a process of a tree (whose pages it shares are read by ranges).
+    const now = chunks.reduce((sum, c) => sum + c.length, 0) <= this.readNowMax;
+    const readFrom = (from: ProcMem, into: Buffer, address: bigint) => (now ? from.read(into, address) : from.readAsync(into, address));
     const readRange = async (range: RemoteRange, into: Buffer) => {
-      if (!unreadable) return mem!.readAsync(into, range.address);
+      if (!unreadable) return readFrom(mem!, into, range.address);
       try {
         if (!mem) throw new CrError(`PID ${pid} is gone`);
-        await mem.readAsync(into, range.address);
+        await readFrom(mem, into, range.address);
       } catch {
         into.fill(0);
         unreadable(range);
@@ -80,7 +88,7 @@ export class TaskMemory {
           let at = 0;
           for (const { ranges, length, pin } of byPinning(chunks[i]!.ranges, pinnable)) {
             const into = target.subarray(at, at + length);
-            const copied = pin && this.fast ? await this.libc.processVmReadAsync(pid, into, ranges) : 0;
+            const copied = pin && this.fast ? await (now ? this.libc.processVmRead(pid, into, ranges) : this.libc.processVmReadAsync(pid, into, ranges)) : 0;
             for (const [range, offset] of rest(ranges, copied)) await readRange(range, into.subarray(offset, offset + range.length));
             at += length;
           }
