@@ -1,5 +1,4 @@
 import koffi from 'koffi';
-import { PR_SET_MM, PR_SET_MM_MAP } from './syscalls.js';
 
 /** struct prctl_mm_map (linux/prctl.h), which PR_SET_MM_MAP takes. */
 const prctlMmMap = koffi.struct('cr_prctl_mm_map', {
@@ -40,15 +39,8 @@ export interface MmMap {
 /** prctl_mm_map.exe_fd that leaves the exe link as it is. */
 const NO_EXE_CHANGE = 0xffffffff;
 
-/** The part of RemoteTask that setting the mm map needs. */
-interface MmTask {
-  put(data: Uint8Array, offset?: number): bigint;
-  prctl(name: string, option: number, ...args: (bigint | number)[]): bigint;
-}
-
-/** Sets a stopped task's mm map: the auxv goes into its scratch area, then the struct after it. */
-export function setMmMap(task: MmTask, map: MmMap): void {
-  const auxvAt = task.put(map.auxv, 256);
+/** The struct prctl(PR_SET_MM, PR_SET_MM_MAP) reads, for `map` whose auxv the task holds at `auxvAt`. */
+export function mmMapStruct(map: MmMap, auxvAt: bigint): Buffer {
   const bytes = Buffer.alloc(koffi.sizeof(prctlMmMap));
   koffi.encode(bytes, 0, prctlMmMap, {
     start_code: map.startCode,
@@ -66,5 +58,5 @@ export function setMmMap(task: MmTask, map: MmMap): void {
     auxv_size: map.auxv.byteLength,
     exe_fd: map.exeFd ?? NO_EXE_CHANGE,
   });
-  task.prctl('prctl(PR_SET_MM, PR_SET_MM_MAP)', PR_SET_MM, PR_SET_MM_MAP, task.put(bytes), bytes.length);
+  return bytes;
 }

@@ -3,7 +3,7 @@ import { TargetError, UnsupportedError } from '../errors.js';
 import { findCodeSites, SYSCALL_RET, type CodeSites } from './code-sites.js';
 import { KernelError } from './kernel-error.js';
 import { __WALL, IOV_MAX, type RemoteRange } from './libc.js';
-import { setMmMap, type MmMap } from './mm-map.js';
+import { mmMapStruct, type MmMap } from './mm-map.js';
 import { readMappings, type Mapping } from './proc-maps.js';
 import { stoppedSyscall, type StoppedSyscall } from './stopped-syscall.js';
 import { BATCH_CODE, batchResults, batchTable, type BatchedCall, type ResultOf } from './syscall-batch.js';
@@ -21,6 +21,8 @@ import {
   MREMAP_MAYMOVE,
   PROT_EXEC,
   PROT_READ,
+  PR_SET_MM,
+  PR_SET_MM_MAP,
   PR_SET_NAME,
   RSEQ_FLAG_UNREGISTER,
   PROT_WRITE,
@@ -734,9 +736,13 @@ export class RemoteTask {
     this.send('sigaltstack', SYS.sigaltstack, [this.put(encodeStruct(stackT, { ss_sp: stack.sp, ss_flags: stack.flags, ss_size: stack.size })), 0], { usesScratch: true });
   }
 
-  /** Sets the mm bounds, auxv and exe link at once (PR_SET_MM_MAP); uses the scratch area. */
+  /**
+   * Sets the mm bounds, auxv and exe link at once (PR_SET_MM_MAP), held back inside `together`:
+   * the auxv goes into the scratch area, then the struct that points at it.
+   */
   setMmMap(map: MmMap): void {
-    setMmMap(this, map);
+    const struct = mmMapStruct(map, this.put(map.auxv, 256));
+    this.send('prctl(PR_SET_MM, PR_SET_MM_MAP)', SYS.prctl, [PR_SET_MM, PR_SET_MM_MAP, this.put(struct), struct.length], { usesScratch: true });
   }
 
   /** Queues a signal with its full siginfo, on the process (shared) or on this thread. */

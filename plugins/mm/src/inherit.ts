@@ -56,9 +56,10 @@ export async function restoreOverInherited(kernel: Kernel, task: RemoteTask, rec
     });
     await writeChangedPages(kernel, task.pid, record, kept, ctx);
     task.together(() => {
+      // First: its scratch writes would send the calls held back before them.
+      setMmFields(task, record, files);
       for (const vma of kept) dropUnsaved(task, vma, record.pages);
       for (const vma of record.vmas) advise(task, vma);
-      setMmFields(task, record, files);
       files.close();
     });
   } finally {

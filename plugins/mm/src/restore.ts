@@ -85,8 +85,9 @@ export async function restoreAddressSpace(kernel: Kernel, task: RemoteTask, reco
     for (const round of record.precopied ?? []) await restoreBlobPages(kernel, task, blob(round.blob), round.runs.map(blobRun), ctx.log);
     await restoreFromParents(kernel, task, spansOf((record.fromParent ?? []).map(blobRun)), ctx);
     task.together(() => {
-      for (const vma of record.vmas) advise(task, vma);
+      // First: its scratch writes would send the calls held back before them.
       setMmFields(task, record, files);
+      for (const vma of record.vmas) advise(task, vma);
       files.close();
     });
   } finally {
