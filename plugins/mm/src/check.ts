@@ -14,7 +14,7 @@ const MAX_AUXV = 4096;
  * What restore relies on in an mm record, checked against the image before anything is changed:
  * it belongs to the process it hangs below; the mappings are page-aligned, inside the user
  * address space, in order and without overlaps, each with what its kind needs (a file, a segment
- * of the image); the saved pages lie in the private mappings they were read from, without
+ * of the image) and shared exactly when its VmFlags say so; the saved pages lie in the private mappings they were read from, without
  * overlaps; the auxv is whole (type, value) pairs; and the "pages" blob holds exactly those pages.
  */
 export function mmRecordProblems(record: MmRecord, ctx: RecordCheckContext): string[] {
@@ -27,7 +27,7 @@ export function mmRecordProblems(record: MmRecord, ctx: RecordCheckContext): str
     const end = BigInt(vma.end);
     if (!(start < end && end <= TASK_SIZE && aligned(start) && aligned(end))) problems.push(`${where} is not a page-aligned range of user addresses`);
     if (previous && BigInt(previous.end) > start) problems.push(`${where} overlaps or comes before mapping ${previous.start}-${previous.end}`);
-    problems.push(...kindProblems(vma, where, ctx));
+    problems.push(...kindProblems(vma, where, ctx), ...sharingProblems(vma, where));
     previous = vma;
   }
   for (const kind of SPECIAL_KINDS) {
@@ -44,6 +44,19 @@ export function mmRecordProblems(record: MmRecord, ctx: RecordCheckContext): str
     for (const run of round.runs) if (!aligned(BigInt(run.address))) problems.push(`the pre-copied pages at ${run.address} are not page-aligned`);
   }
   return [...problems, ...blobProblems(ctx, blobs)];
+}
+
+/**
+ * Whether a mapping is shared is told twice, and the two must agree: by /proc/PID/maps ("s") and by
+ * VmFlags, where the kernel marks every shared mapping "ms", and "sh" only one whose file was open
+ * for writing, "mw" too unless the file is sealed against writes. Restore opens the file of a
+ * shared "mw" mapping for writing.
+ */
+function sharingProblems(vma: VmaRecord, where: string): string[] {
+  const flag = (name: string) => vma.flags.includes(name);
+  if (vma.shared !== flag('ms')) return [`${where} is ${vma.shared ? 'shared' : 'private'}, but its VmFlags ${flag('ms') ? 'have' : 'lack'} "ms"`];
+  if (vma.shared && flag('mw') && !flag('sh')) return [`${where} is shared and its VmFlags have "mw" without "sh"`];
+  return [];
 }
 
 function kindProblems(vma: VmaRecord, where: string, ctx: RecordCheckContext): string[] {

@@ -30,7 +30,7 @@ describe('mm checkRecord', () => {
   });
 
   it('wants the process it belongs to as its parent, and an attached segment in the image', () => {
-    const shm: VmaRecord = { start: '0x40000', end: '0x41000', prot: 3, shared: true, kind: 'sysv-shm', shmid: 7, flags: [] };
+    const shm: VmaRecord = { start: '0x40000', end: '0x41000', prot: 3, shared: true, kind: 'sysv-shm', shmid: 7, flags: ['rd', 'wr', 'sh', 'mr', 'mw', 'me', 'ms'] };
     const ctx = recordCheckContext('mm:42', { parents: ['tasks:41'], blobSizes: { pages: 0 } });
     expect(plugin.checkRecord(mm([shm]), ctx)).toEqual([
       'it is the memory of PID 42 but does not hang below tasks:42',
@@ -73,7 +73,7 @@ describe('mm checkRecord of pre-copied and parent pages', () => {
 });
 
 describe('mm checkRecord of shared memory mappings', () => {
-  const memfd: VmaRecord = { start: '0x50000', end: '0x52000', prot: 3, shared: true, kind: 'shmem', shmem: 9, path: '/memfd:buf (deleted)', offset: '0x0', flags: [] };
+  const memfd: VmaRecord = { start: '0x50000', end: '0x52000', prot: 3, shared: true, kind: 'shmem', shmem: 9, path: '/memfd:buf (deleted)', offset: '0x0', flags: ['rd', 'wr', 'sh', 'mr', 'mw', 'me', 'ms'] };
   const withShmem = (saved: boolean, pages = 0) =>
     recordCheckContext('mm:42', {
       parents: ['tasks:42'],
@@ -92,6 +92,15 @@ describe('mm checkRecord of shared memory mappings', () => {
   it('keeps saved pages to private mappings: a shared one holds none, a private memfd mapping may', () => {
     const pages = [{ address: '0x50000', pages: 1 }];
     expect(plugin.checkRecord(mm([memfd], pages), withShmem(true, 4096))).toEqual(['the saved pages at 0x50000 do not lie page-aligned in one private mapping']);
-    expect(plugin.checkRecord(mm([{ ...memfd, shared: false }], pages), withShmem(true, 4096))).toEqual([]);
+    expect(plugin.checkRecord(mm([{ ...memfd, shared: false, flags: ['rd', 'wr', 'mr', 'mw', 'me'] }], pages), withShmem(true, 4096))).toEqual([]);
+  });
+
+  it('is shared exactly when its VmFlags say so ("ms"), and may be written through its file ("mw") only if the file was open for writing ("sh"); a memfd sealed against writes has "sh" alone', () => {
+    const flags = (...names: string[]) => ['rd', 'mr', 'me', ...names];
+    expect(plugin.checkRecord(mm([{ ...memfd, flags: flags('ms', 'sh') }]), withShmem(true))).toEqual([]);
+    expect(plugin.checkRecord(mm([{ ...memfd, flags: flags('ms') }]), withShmem(true))).toEqual([]);
+    expect(plugin.checkRecord(mm([{ ...memfd, flags: flags('sh', 'mw') }]), withShmem(true))).toEqual(['mapping 0x50000-0x52000 is shared, but its VmFlags lack "ms"']);
+    expect(plugin.checkRecord(mm([{ ...memfd, flags: flags('ms', 'mw') }]), withShmem(true))).toEqual(['mapping 0x50000-0x52000 is shared and its VmFlags have "mw" without "sh"']);
+    expect(plugin.checkRecord(mm([{ ...memfd, shared: false, flags: flags('ms', 'mw') }]), withShmem(true))).toEqual(['mapping 0x50000-0x52000 is private, but its VmFlags have "ms"']);
   });
 });
