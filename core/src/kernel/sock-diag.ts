@@ -121,9 +121,9 @@ export class SockDiag {
 
   /**
    * The inodes of the TCP sockets of `family` that hold a port they were bound to while neither
-   * listening nor connected, or undefined on a kernel whose sock_diag does not list such sockets
-   * (before Linux 6.8). A TCP socket in state CLOSE still names the port of a connection that
-   * ended, but holds it only if it was bound to it.
+   * listening nor connected (TCP_BOUND_INACTIVE), or undefined on a kernel whose sock_diag does
+   * not list such sockets (older ones; this one does). A TCP socket in state CLOSE still names the
+   * port of a connection that ended, but holds it only if it was bound to it.
    */
   tcpBoundOnly(family: number): Set<number> | undefined {
     if (this.boundOnlyListed === undefined) {
