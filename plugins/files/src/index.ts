@@ -22,6 +22,17 @@ import { restoreFd } from './restore.js';
 import { saveFd } from './save.js';
 
 /**
+ * Open flags the kernel acts on at open and then drops from the open file (do_dentry_open), so
+ * no saved fd has them: restoring one that had would create or truncate its file.
+ */
+const OPEN_TIME_FLAGS = [
+  ['O_CREAT', 0o100],
+  ['O_EXCL', 0o200],
+  ['O_NOCTTY', 0o400],
+  ['O_TRUNC', 0o1000],
+] as const;
+
+/**
  * A descriptor being checkpointed, and the lower descriptor it shares its open file with (dup), if
  * any; or the other processes that hold its open file too (after fork).
  */
@@ -90,6 +101,10 @@ export class FilesPlugin implements ResourcePlugin<FilesRecord, FdHandle> {
     if (!TASKS.isAmong(ctx.parents, pid!)) problems.push(`it is an fd of PID ${pid} but does not hang below ${TASKS.key(pid!)}`);
     if (record.kind === 'duplicate' && record.of >= record.fd) problems.push(`it duplicates fd ${record.of}, which is not a lower fd`);
     if (record.kind !== 'duplicate') problems.push(...holderProblems(record.holders ?? [], pid!, ctx.parents));
+    if (record.kind !== 'duplicate') {
+      const held = OPEN_TIME_FLAGS.filter(([, bit]) => (record.flags & bit) !== 0).map(([name]) => name);
+      if (held.length > 0) problems.push(`its flags hold ${held.join(', ')}, which an open file never keeps`);
+    }
     return [...problems, ...blobProblems(ctx, record.kind === 'deleted' ? { contents: record.size } : {})];
   }
 

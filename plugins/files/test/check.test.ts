@@ -23,4 +23,12 @@ describe('files checkRecord', () => {
     expect(plugin.checkRecord(deleted, recordCheckContext('files:42:4', { ...below, blobSizes: { contents: 100 } }))).toEqual([]);
     expect(plugin.checkRecord(deleted, recordCheckContext('files:42:4', below))).toEqual(['it has no "contents" blob']);
   });
+
+  it('holds none of the flags open acts on and drops (O_CREAT, O_EXCL, O_NOCTTY, O_TRUNC): reopening with them would create or truncate the file', () => {
+    const file: FilesRecord = { kind: 'file', fd: 3, closeOnExec: false, path: '/etc/hosts', flags: 0o2 | 0o2000, offset: '0', size: 10 };
+    expect(plugin.checkRecord(file, recordCheckContext('files:42:3', below))).toEqual([]);
+    expect(plugin.checkRecord({ ...file, flags: 0o1 | 0o1000 }, recordCheckContext('files:42:3', below))).toEqual(['its flags hold O_TRUNC, which an open file never keeps']);
+    const stdio: FilesRecord = { kind: 'inherited', fd: 1, closeOnExec: false, flags: 0o100 | 0o200, description: 'pipe' };
+    expect(plugin.checkRecord(stdio, recordCheckContext('files:42:1', below))).toEqual(['its flags hold O_CREAT, O_EXCL, which an open file never keeps']);
+  });
 });
