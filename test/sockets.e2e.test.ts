@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, statSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -55,13 +55,16 @@ describe('unix sockets, checkpointed with --kill and restored', () => {
     const abstract = `cr-test-${process.pid}-${Date.now()}`;
     const child = await startFixture(cleanup, fixture('unixsockets'), [path, abstract], out);
     expect(await askPath(path)).toBe('hello 1\n');
-    const mode = statSync(path).mode;
+    // An owner and a mode of its own (with write bits a umask of 022 would drop), which restore
+    // gives the file it binds again.
+    chownSync(path, 4321, 8765);
+    chmodSync(path, 0o763);
     const saved = await checkpointAndKill(child, join(dir, 'img'));
     expect(saved).toMatch(/unix-sockets:\d+:3, unix-sockets:\d+:5, unix-sockets:\d+:7, unix-sockets:\d+:8, unix-sockets:\d+:9, unix-sockets:\d+:10/);
     // The killed program's socket file is left behind; restore binds the path again.
     expect(existsSync(path)).toBe(true);
     await restoreDetached(cleanup, join(dir, 'img'), child.pid!);
-    expect(statSync(path).mode).toBe(mode);
+    expect(statSync(path)).toMatchObject({ mode: 0o140763, uid: 4321, gid: 8765 });
     process.kill(child.pid!, 'SIGUSR1');
     expect(await waitForLine(out, /^four=/)).toBe('four=to-four three=to-three! dgram=one,two named=q1,q2,after');
     expect(await askPath(path)).toBe('hello 2\n');

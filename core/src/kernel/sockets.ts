@@ -1,4 +1,4 @@
-import { chmodSync, chownSync, closeSync, lstatSync, unlinkSync } from 'node:fs';
+import { closeSync, fchmodSync, lchownSync, lstatSync, unlinkSync } from 'node:fs';
 import { TargetError } from '../errors.js';
 import { KernelError } from './kernel-error.js';
 import type { Libc } from './libc.js';
@@ -157,11 +157,17 @@ export class Sockets {
       if (liveFileInodes.has(existing.ino)) throw new TargetError(`cannot restore ${target}: ${path} is bound by a running socket (another program, or the checkpointed one still running); stop it first`);
       unlinkSync(path);
     }
-    this.bind(fd, { family: 'unix', path }, target);
-    if (file) {
-      chownSync(path, file.uid, file.gid);
-      chmodSync(path, file.mode & 0o7777);
+    if (!file) return this.bind(fd, { family: 'unix', path }, target);
+    // The file takes its mode from the socket's own, set before the bind (without cr's umask),
+    // and its owner from lchown: neither follows a symbolic link someone put at the path meanwhile.
+    fchmodSync(fd, file.mode & 0o7777);
+    const umask = process.umask(0);
+    try {
+      this.bind(fd, { family: 'unix', path }, target);
+    } finally {
+      process.umask(umask);
     }
+    lchownSync(path, file.uid, file.gid);
   }
 
   listen(fd: number, backlog: number, target: string): void {
