@@ -1,5 +1,5 @@
-import { O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY } from 'node:constants';
-import { chmodSync, chownSync, closeSync, lstatSync, openSync, rmSync, statSync } from 'node:fs';
+import { O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY } from 'node:constants';
+import { closeSync, fchmodSync, fchownSync, fstatSync, lstatSync, openSync, rmSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {
   Kernel,
@@ -160,9 +160,17 @@ export class FifosPlugin implements ResourcePlugin<FifoRecord, FifoHandle, Resto
   private makeFifo(record: FifoRecord, who: string): void {
     try {
       this.kernel.pipes.makeFifo(record.path, 0o600);
-      chownSync(record.path, record.uid, record.gid);
-      // After the chown, which clears set-id bits, and never through cr's umask.
-      chmodSync(record.path, record.mode);
+      // Through a descriptor of the pipe just made (O_NOFOLLOW; O_RDWR does not wait for a peer),
+      // so that a symbolic link put at the path meanwhile is not followed.
+      const fd = openSync(record.path, O_RDWR | O_NONBLOCK | O_NOFOLLOW);
+      try {
+        if (!fstatSync(fd).isFIFO()) throw new TargetError(`cannot restore ${who}: something else took its path while cr made it`);
+        fchownSync(fd, record.uid, record.gid);
+        // After the chown, which clears set-id bits, and never through cr's umask.
+        fchmodSync(fd, record.mode);
+      } finally {
+        closeSync(fd);
+      }
     } catch (err) {
       if (err instanceof TargetError) throw err;
       throw new TargetError(`cannot restore ${who}: it is gone and cannot be made again (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
