@@ -14,8 +14,9 @@ const MAX_AUXV = 4096;
  * What restore relies on in an mm record, checked against the image before anything is changed:
  * it belongs to the process it hangs below; the mappings are page-aligned, inside the user
  * address space, in order and without overlaps, each with what its kind needs (a file, a segment
- * of the image) and shared exactly when its VmFlags say so; the saved pages lie in the private mappings they were read from, without
- * overlaps; the auxv is whole (type, value) pairs; and the "pages" blob holds exactly those pages.
+ * of the image) and shared exactly when its VmFlags say so; the saved pages lie in the private
+ * mappings they were read from, without overlaps; the auxv is whole (type, value) pairs; and the
+ * "pages" blob holds exactly those pages.
  */
 export function mmRecordProblems(record: MmRecord, ctx: RecordCheckContext): string[] {
   const problems: string[] = [];
