@@ -123,12 +123,11 @@ export class FifosPlugin implements ResourcePlugin<FifoRecord, FifoHandle, Resto
     const who = `the named pipe ${record.path} of PID ${task.pid}`;
     const made = !lstatOrUndefined(record.path);
     try {
-      if (made) this.makeFifo(record, who);
       // The saved bytes go back when nobody else holds the named pipe: it has no reader, and
       // nothing in it (a writer that kept it open would have kept the bytes in it too).
       const unused = made || !hasReader(record.path);
       // Holding both sides, so that opening either end does not wait for the other.
-      const anchor = openOrThrow(record.path, O_RDWR | O_NONBLOCK, who);
+      const anchor = made ? this.makeFifo(record, who) : openOrThrow(record.path, O_RDWR | O_NONBLOCK, who);
       try {
         if (unused && this.kernel.pipes.peek(process.pid, anchor).data.length === 0) {
           const data = record.queued > 0 ? await readAll(ctx.readBlob('data')) : Buffer.alloc(0);
@@ -157,19 +156,24 @@ export class FifosPlugin implements ResourcePlugin<FifoRecord, FifoHandle, Resto
     if (restored.made) rmSync(record.path, { force: true });
   }
 
-  private makeFifo(record: FifoRecord, who: string): void {
+  /**
+   * Makes the named pipe again, with its owner and mode, and returns a descriptor holding both of
+   * its sides (O_RDWR does not wait for a peer). Owner and mode go through that descriptor
+   * (O_NOFOLLOW), so that a symbolic link put at the path meanwhile is not followed.
+   */
+  private makeFifo(record: FifoRecord, who: string): number {
     try {
       this.kernel.pipes.makeFifo(record.path, 0o600);
-      // Through a descriptor of the pipe just made (O_NOFOLLOW; O_RDWR does not wait for a peer),
-      // so that a symbolic link put at the path meanwhile is not followed.
       const fd = openSync(record.path, O_RDWR | O_NONBLOCK | O_NOFOLLOW);
       try {
         if (!fstatSync(fd).isFIFO()) throw new TargetError(`cannot restore ${who}: something else took its path while cr made it`);
         fchownSync(fd, record.uid, record.gid);
         // After the chown, which clears set-id bits, and never through cr's umask.
         fchmodSync(fd, record.mode);
-      } finally {
+        return fd;
+      } catch (err) {
         closeSync(fd);
+        throw err;
       }
     } catch (err) {
       if (err instanceof TargetError) throw err;
