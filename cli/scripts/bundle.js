@@ -78,9 +78,9 @@ function jsFiles(dir) {
 }
 
 /**
- * The bundle's entry: `main`, every command class by oclif id (from the file's path under
- * dist/commands, `inspect/ps.js` → `inspect:ps`), and the namespace of every module shared with
- * plugins from outside.
+ * The bundle's entry: `main` (which is given cr's commands), every command class by oclif id
+ * (from the file's path under dist/commands, `inspect/ps.js` → `inspect:ps`), and the namespace
+ * of every module shared with plugins from outside.
  */
 function entrySource(shared) {
   const commandsDir = join(dist, 'commands');
@@ -88,9 +88,10 @@ function entrySource(shared) {
   return [
     // First: the Reflect metadata polyfill must be there before tsyringe loads.
     "import 'reflect-metadata';",
-    `export { main } from ${JSON.stringify(join(dist, 'main.js'))};`,
+    `import { main as runCommandLine } from ${JSON.stringify(join(dist, 'main.js'))};`,
     ...commands.map((c, i) => `import command${i} from ${JSON.stringify(c.file)};`),
     `export const COMMANDS = { ${commands.map((c, i) => `${JSON.stringify(c.id)}: command${i}`).join(', ')} };`,
+    'export const main = (argv, root) => runCommandLine(argv, root, COMMANDS);',
     ...shared.map((spec, i) => `import * as shared${i} from ${JSON.stringify(spec)};`),
     `export const shared = { ${shared.map((spec, i) => `${JSON.stringify(spec)}: shared${i}`).join(', ')} };`,
   ].join('\n');

@@ -8,6 +8,8 @@ import { Command, type Command as CommandNs } from '@oclif/core';
 export default class AutocompleteFish extends Command {
   static override summary = 'Print the completion script for fish.';
   static override description = 'Completes every command, subcommand and flag, with their descriptions; flags that take a value complete file names.';
+  /** The script completes oclif's plugins' commands too (see main.ts). */
+  static readonly listsAllCommands = true;
   static override examples = [
     { description: 'Install it for your user', command: '<%= config.bin %> autocomplete fish > ~/.config/fish/completions/<%= config.bin %>.fish' },
   ];
