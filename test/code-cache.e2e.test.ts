@@ -32,6 +32,19 @@ describe('the bundle', () => {
   });
 });
 
+describe('commands that make no kernel call', () => {
+  it('load no native addon: koffi and xxhash are loaded at their first use', () => {
+    const dir = cleanup.dir(tempDir('cr-addons-'));
+    const report = join(dir, 'report.cjs');
+    writeFileSync(report, "process.on('exit', () => process.stderr.write(`addons: ${Object.keys(require.cache).filter((f) => f.endsWith('.node')).join(' ') || 'none'}\\n`));\n");
+    for (const args of [['types'], ['--help'], ['checkpoint', '--help'], ['inspect', '--help']]) {
+      const r = spawnSync(process.execPath, ['-r', report, join(REPO, 'cli', 'bin', 'run.js'), ...args], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stderr, args.join(' ')).toContain('addons: none\n');
+    }
+  });
+});
+
 describe("the bundle's code cache", () => {
   it('is written by the first run of a command that succeeds, and used by the next', () => {
     const { bin, cacheDir } = copyOfCli();

@@ -1,6 +1,12 @@
 import { createHash } from 'node:crypto';
-import { xxh3 } from '@node-rs/xxhash';
+import { createRequire } from 'node:module';
 import { ImageError } from '../errors.js';
+
+type XxHash = typeof import('@node-rs/xxhash');
+const requireHere = createRequire(import.meta.url);
+let xxhash: XxHash | undefined;
+/** @node-rs/xxhash, loaded at its first use: its addon costs a command that hashes no blob (types, inspect) some ms. */
+const xxh3 = (): XxHash['xxh3'] => (xxhash ??= requireHere('@node-rs/xxhash') as XxHash).xxh3;
 
 /**
  * sha256 for the manifest and records; xxh3-64 for blobs, which can be gigabytes of memory:
@@ -20,7 +26,7 @@ export function newDigest(algorithm: DigestAlgorithm = 'sha256'): StreamingDiges
     const hash = createHash('sha256');
     return { update: (data) => void hash.update(data), digest: () => `sha256:${hash.digest('hex')}` };
   }
-  const hash = xxh3.Xxh3.withSeed(0n);
+  const hash = xxh3().Xxh3.withSeed(0n);
   return {
     update: (data) => void hash.update(Buffer.from(data.buffer, data.byteOffset, data.byteLength)),
     digest: () => `xxh3-64:${hash.digest().toString(16).padStart(16, '0')}`,

@@ -1,5 +1,6 @@
 import { closeSync, openSync } from 'node:fs';
-import koffi from 'koffi';
+import type { LibraryHandle } from 'koffi';
+import { ffi, onFirstUse } from './ffi.js';
 import { KernelError } from './kernel-error.js';
 import { cloneArgs, decodeStruct, encodeStruct, iovec, kcmpEpollSlot, itimerspec, pageRegion, pmScanArg, pollfd, rlimit64, structSize, u64, utsname } from './structs.js';
 import { KCMP_EPOLL_TFD, KCMP_FILE, O_CLOEXEC, SHM_RDONLY, SIGCHLD, SOCK_CLOEXEC, SYS } from './syscalls.js';
@@ -23,89 +24,90 @@ export interface PagemapScan {
 }
 /**
  * The one place cr binds libc. Everything above this file calls the typed methods of `Libc`,
- * which throw KernelError on failure; nothing else in cr (or in a plugin) touches koffi.
+ * which throw KernelError on failure; nothing else in cr (or in a plugin) touches koffi. Each
+ * function is bound at its first call.
  */
-const lib = koffi.load('libc.so.6');
+let libc: LibraryHandle | undefined;
+const lib = (): LibraryHandle => (libc ??= ffi().load('libc.so.6'));
 
-
-const raw = {
-  prlimit: lib.func('int prlimit(int pid, int resource, const void *limit, _Out_ void *old)'),
-  strerror: lib.func('const char *strerror(int errnum)'),
-  setns: lib.func('int setns(int fd, int nstype)'),
-  unshare: lib.func('int unshare(int flags)'),
-  mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data)'),
-  umount2: lib.func('int umount2(const char *target, int flags)'),
-  uname: lib.func('uname', 'int', [koffi.out(koffi.pointer(utsname))]),
-  sethostname: lib.func('int sethostname(const char *name, size_t len)'),
-  setdomainname: lib.func('int setdomainname(const char *name, size_t len)'),
-  syscall: lib.func('long syscall(long number, ...)'),
-  ptrace: lib.func('long ptrace(int request, ...)'),
-  waitpid: lib.func('int waitpid(int pid, _Out_ int *status, int options)'),
-  kill: lib.func('int kill(int pid, int sig)'),
-  pipe2: lib.func('int pipe2(_Out_ int *fds, int flags)'),
-  tee: lib.func('long tee(int fd_in, int fd_out, size_t len, unsigned int flags)'),
-  mkfifo: lib.func('int mkfifo(const char *path, uint32_t mode)'),
-  memfdCreate: lib.func('int memfd_create(const char *name, unsigned int flags)'),
-  lseek: lib.func('int64_t lseek(int fd, int64_t offset, int whence)'),
-  fallocate: lib.func('int fallocate(int fd, int mode, int64_t offset, int64_t len)'),
-  mmap: lib.func('uintptr_t mmap(uintptr_t addr, size_t length, int prot, int flags, int fd, int64_t offset)'),
-  munmap: lib.func('int munmap(uintptr_t addr, size_t length)'),
-  fcntlInt: lib.func('int fcntl(int fd, int cmd, int arg)'),
-  eventfd: lib.func('int eventfd(unsigned int initval, int flags)'),
-  epollCreate1: lib.func('int epoll_create1(int flags)'),
-  poll: lib.func('int poll(void *fds, unsigned long nfds, int timeout)'),
-  inotifyInit1: lib.func('int inotify_init1(int flags)'),
-  inotifyAddWatch: lib.func('int inotify_add_watch(int fd, const char *path, uint32_t mask)'),
-  inotifyRmWatch: lib.func('int inotify_rm_watch(int fd, int wd)'),
-  openByHandleAt: lib.func('int open_by_handle_at(int mount_fd, const void *handle, int flags)'),
-  socket: lib.func('int socket(int domain, int type, int protocol)'),
-  socketpair: lib.func('int socketpair(int domain, int type, int protocol, _Out_ int *sv)'),
-  bind: lib.func('int bind(int fd, const void *addr, uint32_t len)'),
-  listen: lib.func('int listen(int fd, int backlog)'),
-  connect: lib.func('int connect(int fd, const void *addr, uint32_t len)'),
-  getsockopt: lib.func('int getsockopt(int fd, int level, int name, void *value, void *len)'),
-  setsockopt: lib.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)'),
-  getsockname: lib.func('int getsockname(int fd, void *addr, void *len)'),
-  getpeername: lib.func('int getpeername(int fd, void *addr, void *len)'),
-  send: lib.func('long send(int fd, const void *buf, size_t len, int flags)'),
-  recvmsg: lib.func('long recvmsg(int fd, void *msg, int flags)'),
-  sendmsg: lib.func('long sendmsg(int fd, const void *msg, int flags)'),
-  shutdown: lib.func('int shutdown(int fd, int how)'),
-  recv: lib.func('long recv(int fd, void *buf, size_t len, int flags)'),
-  signalfd: lib.func('int signalfd(int fd, const uint8_t *mask, int flags)'),
-  timerfdCreate: lib.func('int timerfd_create(int clockid, int flags)'),
-  timerfdSettime: lib.func('timerfd_settime', 'int', ['int', 'int', koffi.pointer(itimerspec), koffi.pointer(itimerspec)]),
-  ioctlU64: lib.func('int ioctl(int fd, unsigned long request, const uint64_t *arg)'),
-  openat: lib.func('int openat(int dirfd, const char *path, int flags, ...)'),
-  mkdirat: lib.func('int mkdirat(int dirfd, const char *path, uint32_t mode)'),
-  renameat: lib.func('int renameat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath)'),
-  unlinkat: lib.func('int unlinkat(int dirfd, const char *path, int flags)'),
-  ioctl: lib.func('int ioctl(int fd, unsigned long request, ...)'),
-  shmget: lib.func('int shmget(int key, size_t size, int flags)'),
-  shmat: lib.func('void *shmat(int id, void *addr, int flags)'),
-  shmdt: lib.func('int shmdt(void *addr)'),
-  madvise: lib.func('int madvise(void *addr, size_t length, int advice)'),
-  madviseAt: lib.func('int madvise(uintptr_t addr, size_t length, int advice)'),
-  shmctl: lib.func('int shmctl(int id, int cmd, void *buf)'),
-  msgget: lib.func('int msgget(int key, int flags)'),
-  msgsnd: lib.func('int msgsnd(int id, const void *msg, size_t size, int flags)'),
-  msgrcv: lib.func('long msgrcv(int id, _Out_ void *msg, size_t size, long type, int flags)'),
-  msgctl: lib.func('int msgctl(int id, int cmd, void *buf)'),
-  semget: lib.func('int semget(int key, int nsems, int flags)'),
-  semctl: lib.func('int semctl(int id, int semnum, int cmd, ...)'),
-  prctl: lib.func('int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5)'),
-  getrusage: lib.func('int getrusage(int who, _Out_ uint8_t *usage)'),
-  posixSpawnFileActionsInit: lib.func('int posix_spawn_file_actions_init(void *actions)'),
-  posixSpawnFileActionsAddopen: lib.func('int posix_spawn_file_actions_addopen(void *actions, int fd, const char *path, int flags, uint32_t mode)'),
-  posixSpawnFileActionsDestroy: lib.func('int posix_spawn_file_actions_destroy(void *actions)'),
-  posixSpawnp: lib.func('int posix_spawnp(_Out_ int *pid, const char *file, const void *actions, const void *attributes, const char **argv, const char **envp)'),
-  process_vm_writev: lib.func(
+const raw = onFirstUse({
+  prlimit: () => lib().func('int prlimit(int pid, int resource, const void *limit, _Out_ void *old)'),
+  strerror: () => lib().func('const char *strerror(int errnum)'),
+  setns: () => lib().func('int setns(int fd, int nstype)'),
+  unshare: () => lib().func('int unshare(int flags)'),
+  mount: () => lib().func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data)'),
+  umount2: () => lib().func('int umount2(const char *target, int flags)'),
+  uname: () => lib().func('uname', 'int', [ffi().out(ffi().pointer(utsname))]),
+  sethostname: () => lib().func('int sethostname(const char *name, size_t len)'),
+  setdomainname: () => lib().func('int setdomainname(const char *name, size_t len)'),
+  syscall: () => lib().func('long syscall(long number, ...)'),
+  ptrace: () => lib().func('long ptrace(int request, ...)'),
+  waitpid: () => lib().func('int waitpid(int pid, _Out_ int *status, int options)'),
+  kill: () => lib().func('int kill(int pid, int sig)'),
+  pipe2: () => lib().func('int pipe2(_Out_ int *fds, int flags)'),
+  tee: () => lib().func('long tee(int fd_in, int fd_out, size_t len, unsigned int flags)'),
+  mkfifo: () => lib().func('int mkfifo(const char *path, uint32_t mode)'),
+  memfdCreate: () => lib().func('int memfd_create(const char *name, unsigned int flags)'),
+  lseek: () => lib().func('int64_t lseek(int fd, int64_t offset, int whence)'),
+  fallocate: () => lib().func('int fallocate(int fd, int mode, int64_t offset, int64_t len)'),
+  mmap: () => lib().func('uintptr_t mmap(uintptr_t addr, size_t length, int prot, int flags, int fd, int64_t offset)'),
+  munmap: () => lib().func('int munmap(uintptr_t addr, size_t length)'),
+  fcntlInt: () => lib().func('int fcntl(int fd, int cmd, int arg)'),
+  eventfd: () => lib().func('int eventfd(unsigned int initval, int flags)'),
+  epollCreate1: () => lib().func('int epoll_create1(int flags)'),
+  poll: () => lib().func('int poll(void *fds, unsigned long nfds, int timeout)'),
+  inotifyInit1: () => lib().func('int inotify_init1(int flags)'),
+  inotifyAddWatch: () => lib().func('int inotify_add_watch(int fd, const char *path, uint32_t mask)'),
+  inotifyRmWatch: () => lib().func('int inotify_rm_watch(int fd, int wd)'),
+  openByHandleAt: () => lib().func('int open_by_handle_at(int mount_fd, const void *handle, int flags)'),
+  socket: () => lib().func('int socket(int domain, int type, int protocol)'),
+  socketpair: () => lib().func('int socketpair(int domain, int type, int protocol, _Out_ int *sv)'),
+  bind: () => lib().func('int bind(int fd, const void *addr, uint32_t len)'),
+  listen: () => lib().func('int listen(int fd, int backlog)'),
+  connect: () => lib().func('int connect(int fd, const void *addr, uint32_t len)'),
+  getsockopt: () => lib().func('int getsockopt(int fd, int level, int name, void *value, void *len)'),
+  setsockopt: () => lib().func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)'),
+  getsockname: () => lib().func('int getsockname(int fd, void *addr, void *len)'),
+  getpeername: () => lib().func('int getpeername(int fd, void *addr, void *len)'),
+  send: () => lib().func('long send(int fd, const void *buf, size_t len, int flags)'),
+  recvmsg: () => lib().func('long recvmsg(int fd, void *msg, int flags)'),
+  sendmsg: () => lib().func('long sendmsg(int fd, const void *msg, int flags)'),
+  shutdown: () => lib().func('int shutdown(int fd, int how)'),
+  recv: () => lib().func('long recv(int fd, void *buf, size_t len, int flags)'),
+  signalfd: () => lib().func('int signalfd(int fd, const uint8_t *mask, int flags)'),
+  timerfdCreate: () => lib().func('int timerfd_create(int clockid, int flags)'),
+  timerfdSettime: () => lib().func('timerfd_settime', 'int', ['int', 'int', ffi().pointer(itimerspec), ffi().pointer(itimerspec)]),
+  ioctlU64: () => lib().func('int ioctl(int fd, unsigned long request, const uint64_t *arg)'),
+  openat: () => lib().func('int openat(int dirfd, const char *path, int flags, ...)'),
+  mkdirat: () => lib().func('int mkdirat(int dirfd, const char *path, uint32_t mode)'),
+  renameat: () => lib().func('int renameat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath)'),
+  unlinkat: () => lib().func('int unlinkat(int dirfd, const char *path, int flags)'),
+  ioctl: () => lib().func('int ioctl(int fd, unsigned long request, ...)'),
+  shmget: () => lib().func('int shmget(int key, size_t size, int flags)'),
+  shmat: () => lib().func('void *shmat(int id, void *addr, int flags)'),
+  shmdt: () => lib().func('int shmdt(void *addr)'),
+  madvise: () => lib().func('int madvise(void *addr, size_t length, int advice)'),
+  madviseAt: () => lib().func('int madvise(uintptr_t addr, size_t length, int advice)'),
+  shmctl: () => lib().func('int shmctl(int id, int cmd, void *buf)'),
+  msgget: () => lib().func('int msgget(int key, int flags)'),
+  msgsnd: () => lib().func('int msgsnd(int id, const void *msg, size_t size, int flags)'),
+  msgrcv: () => lib().func('long msgrcv(int id, _Out_ void *msg, size_t size, long type, int flags)'),
+  msgctl: () => lib().func('int msgctl(int id, int cmd, void *buf)'),
+  semget: () => lib().func('int semget(int key, int nsems, int flags)'),
+  semctl: () => lib().func('int semctl(int id, int semnum, int cmd, ...)'),
+  prctl: () => lib().func('int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5)'),
+  getrusage: () => lib().func('int getrusage(int who, _Out_ uint8_t *usage)'),
+  posixSpawnFileActionsInit: () => lib().func('int posix_spawn_file_actions_init(void *actions)'),
+  posixSpawnFileActionsAddopen: () => lib().func('int posix_spawn_file_actions_addopen(void *actions, int fd, const char *path, int flags, uint32_t mode)'),
+  posixSpawnFileActionsDestroy: () => lib().func('int posix_spawn_file_actions_destroy(void *actions)'),
+  posixSpawnp: () => lib().func('int posix_spawnp(_Out_ int *pid, const char *file, const void *actions, const void *attributes, const char **argv, const char **envp)'),
+  process_vm_writev: () => lib().func(
     'long process_vm_writev(int pid, const void *local_iov, unsigned long liovcnt, const void *remote_iov, unsigned long riovcnt, unsigned long flags)',
   ),
-  process_vm_readv: lib.func(
+  process_vm_readv: () => lib().func(
     'long process_vm_readv(int pid, const void *local_iov, unsigned long liovcnt, const void *remote_iov, unsigned long riovcnt, unsigned long flags)',
   ),
-};
+});
 
 export const CLONE_NEWNS = 0x00020000;
 export const CLONE_NEWUTS = 0x04000000;
@@ -137,7 +139,7 @@ function describe(errno: number): string {
 function check(result: number | bigint, syscall: string, target?: string): number {
   const value = Number(result);
   if (value === -1) {
-    const errno = koffi.errno();
+    const errno = ffi().errno();
     throw new KernelError(syscall, errno, target, describe(errno));
   }
   return value;
@@ -150,9 +152,9 @@ function check(result: number | bigint, syscall: string, target?: string): numbe
 function crossMemoryArgs(name: string, pid: number, local: Uint8Array, remote: readonly RemoteRange[]): [number, Buffer, number, Buffer, number, number] {
   if (remote.length > IOV_MAX) throw new Error(`internal error: ${name} of ${remote.length} ranges, more than ${IOV_MAX}`);
   const bytes = Buffer.isBuffer(local) ? local : Buffer.from(local.buffer, local.byteOffset, local.byteLength);
-  const localIov = encodeStruct(iovec, { iov_base: koffi.address(bytes), iov_len: bytes.byteLength });
+  const localIov = encodeStruct(iovec, { iov_base: ffi().address(bytes), iov_len: bytes.byteLength });
   const remoteIov = Buffer.alloc(structSize(iovec) * remote.length);
-  koffi.encode(remoteIov, 0, koffi.array(iovec, remote.length), remote.map((r) => ({ iov_base: r.address, iov_len: r.length })));
+  ffi().encode(remoteIov, 0, ffi().array(iovec, remote.length), remote.map((r) => ({ iov_base: r.address, iov_len: r.length })));
   return [liveTask(pid), localIov, 1, remoteIov, remote.length, 0];
 }
 
@@ -256,14 +258,14 @@ export class Libc {
    * EEXIST on a kernel that supports choosing PIDs, and creates no task.
    */
   clone3SetTidProbe(takenPid: number): number {
-    const tid = koffi.alloc('int', 1);
+    const tid = ffi().alloc('int', 1);
     try {
-      koffi.encode(tid, 'int', takenPid);
-      const args = encodeStruct(cloneArgs, { exit_signal: SIGCHLD, set_tid: koffi.address(tid), set_tid_size: 1 });
+      ffi().encode(tid, 'int', takenPid);
+      const args = encodeStruct(cloneArgs, { exit_signal: SIGCHLD, set_tid: ffi().address(tid), set_tid_size: 1 });
       const result = Number(raw.syscall(SYS.clone3, 'void *', args, 'size_t', args.length));
-      return result === -1 ? koffi.errno() : 0;
+      return result === -1 ? ffi().errno() : 0;
     } finally {
-      koffi.free(tid);
+      ffi().free(tid);
     }
   }
 
@@ -281,17 +283,17 @@ export class Libc {
    * what the kernel reads or fills; returns how many bytes it used.
    */
   ptraceIov(request: number, pid: number, addr: number, buf: Buffer, name: string): number {
-    const data = koffi.alloc('uint8_t', buf.length);
+    const data = ffi().alloc('uint8_t', buf.length);
     try {
-      const view = new Uint8Array(koffi.view(data, buf.length));
+      const view = new Uint8Array(ffi().view(data, buf.length));
       view.set(buf);
-      const iov = encodeStruct(iovec, { iov_base: koffi.address(data), iov_len: buf.length });
+      const iov = encodeStruct(iovec, { iov_base: ffi().address(data), iov_len: buf.length });
       check(raw.ptrace(request, 'int', pid, 'uintptr_t', addr, 'void *', iov), name, `pid ${pid}`);
       const used = Number(decodeStruct<{ iov_len: number | bigint }>(iov, iovec).iov_len);
       buf.set(view.subarray(0, used));
       return used;
     } finally {
-      koffi.free(data);
+      ffi().free(data);
     }
   }
 
@@ -338,12 +340,12 @@ export class Libc {
 
   /** Where a buffer's bytes are in this process's memory (they stay there while it is referenced). */
   addressOf(buf: Uint8Array): bigint {
-    return BigInt(koffi.address(buf));
+    return BigInt(ffi().address(buf));
   }
 
   /** This process's own limit on `resource` (RLIMIT_*), as prlimit(2) reports it. */
   getRlimit(resource: number): { soft: bigint; hard: bigint } {
-    const out = Buffer.alloc(koffi.sizeof(rlimit64));
+    const out = Buffer.alloc(ffi().sizeof(rlimit64));
     check(raw.prlimit(0, resource, null, out), 'prlimit', `resource ${resource}`);
     const limit = decodeStruct<{ rlim_cur: number | bigint; rlim_max: number | bigint }>(out, rlimit64);
     return { soft: u64(limit.rlim_cur), hard: u64(limit.rlim_max) };
@@ -357,7 +359,7 @@ export class Libc {
     const typed = args.flatMap((a): unknown[] => (typeof a === 'object' ? ['void *', a] : ['int64_t', BigInt(a)]));
     const result = BigInt(raw.syscall(nr, ...typed) as number | bigint);
     if (result === -1n) {
-      const errno = koffi.errno();
+      const errno = ffi().errno();
       throw new KernelError(name, errno, target, describe(errno));
     }
     return result;
@@ -563,7 +565,7 @@ export class Libc {
       start: scan.start,
       end: scan.end,
       walk_end: 0,
-      vec: koffi.address(regions),
+      vec: ffi().address(regions),
       vec_len: Math.floor(regions.byteLength / structSize(pageRegion)),
       max_pages: 0,
       category_inverted: scan.inverted,
@@ -598,7 +600,7 @@ export class Libc {
   /** lseek(2); -1 with ENXIO (SEEK_DATA or SEEK_HOLE past the last data) comes back as undefined. */
   lseek(fd: number, offset: bigint, whence: number, target: string): bigint | undefined {
     const result = BigInt(raw.lseek(fd, offset, whence) as number | bigint);
-    if (result === -1n && koffi.errno() === ENXIO) return undefined;
+    if (result === -1n && ffi().errno() === ENXIO) return undefined;
     return BigInt(check(result, 'lseek', target));
   }
 
@@ -611,7 +613,7 @@ export class Libc {
   mmapAnonymous(length: number, prot: number, flags: number, target: string): bigint {
     const address = BigInt(raw.mmap(0, length, prot, flags, -1, 0) as number | bigint);
     if (address === MAP_FAILED) {
-      const errno = koffi.errno();
+      const errno = ffi().errno();
       throw new KernelError('mmap', errno, target, describe(errno));
     }
     return address;
@@ -644,16 +646,16 @@ export class Libc {
 
   shmat(id: number, size: number, flags: number): ShmMapping {
     const addr = raw.shmat(id, null, flags);
-    const start = BigInt(koffi.address(addr));
+    const start = BigInt(ffi().address(addr));
     if (start === 0xffffffffffffffffn) {
-      const errno = koffi.errno();
+      const errno = ffi().errno();
       throw new KernelError('shmat', errno, `shm id ${id}`, describe(errno));
     }
     const readOnly = (flags & SHM_RDONLY) !== 0;
     let attached = true;
     return {
       size,
-      view: () => new Uint8Array(koffi.view(addr, size)),
+      view: () => new Uint8Array(ffi().view(addr, size)),
       dataRanges: () => this.dataRanges(`/proc/self/map_files/${start.toString(16)}-${(start + BigInt(Math.ceil(size / PAGE_SIZE) * PAGE_SIZE)).toString(16)}`, size, `shm id ${id}`),
       populate: (range) => void raw.madviseAt(start + BigInt(range.offset), range.length, readOnly ? MADV_POPULATE_READ : MADV_POPULATE_WRITE),
       detach: () => {
@@ -714,7 +716,7 @@ export class Libc {
   msgrcv(id: number, buf: Buffer, size: number, type: number, flags: number, quietErrnos: readonly number[] = []): number {
     const n = Number(raw.msgrcv(id, buf, size, type, flags));
     if (n === -1) {
-      const errno = koffi.errno();
+      const errno = ffi().errno();
       if (quietErrnos.includes(errno)) return -errno;
       throw new KernelError('msgrcv', errno, `msg id ${id}`, describe(errno));
     }

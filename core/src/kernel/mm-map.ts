@@ -1,7 +1,7 @@
-import koffi from 'koffi';
+import { declareStruct, encodeStruct } from './structs.js';
 
 /** struct prctl_mm_map (linux/prctl.h), which PR_SET_MM_MAP takes. */
-const prctlMmMap = koffi.struct('cr_prctl_mm_map', {
+const prctlMmMap = declareStruct('cr_prctl_mm_map', {
   start_code: 'uint64_t',
   end_code: 'uint64_t',
   start_data: 'uint64_t',
@@ -41,8 +41,7 @@ const NO_EXE_CHANGE = 0xffffffff;
 
 /** The struct prctl(PR_SET_MM, PR_SET_MM_MAP) reads, for `map` whose auxv the task holds at `auxvAt`. */
 export function mmMapStruct(map: MmMap, auxvAt: bigint): Buffer {
-  const bytes = Buffer.alloc(koffi.sizeof(prctlMmMap));
-  koffi.encode(bytes, 0, prctlMmMap, {
+  return encodeStruct(prctlMmMap, {
     start_code: map.startCode,
     end_code: map.endCode,
     start_data: map.startData,
@@ -58,5 +57,4 @@ export function mmMapStruct(map: MmMap, auxvAt: bigint): Buffer {
     auxv_size: map.auxv.byteLength,
     exe_fd: map.exeFd ?? NO_EXE_CHANGE,
   });
-  return bytes;
 }

@@ -1,5 +1,5 @@
-import koffi from 'koffi';
-import { stackT } from './structs.js';
+import { ffi } from './ffi.js';
+import { declareStruct, stackT } from './structs.js';
 import { TargetError } from '../errors.js';
 import type { Registers } from './ptrace.js';
 import { SYS } from './syscalls.js';
@@ -16,7 +16,7 @@ import { SYS } from './syscalls.js';
 
 
 /** struct sigcontext of x86_64, as rt_sigreturn reads it. */
-const sigcontext = koffi.struct('cr_sigcontext_64', {
+const sigcontext = declareStruct('cr_sigcontext_64', (koffi) => ({
   r8: 'uint64_t',
   r9: 'uint64_t',
   r10: 'uint64_t',
@@ -45,9 +45,9 @@ const sigcontext = koffi.struct('cr_sigcontext_64', {
   cr2: 'uint64_t',
   fpstate: 'uint64_t',
   reserved1: koffi.array('uint64_t', 8),
-});
+}));
 
-const ucontext = koffi.struct('cr_ucontext', {
+const ucontext = declareStruct('cr_ucontext', {
   uc_flags: 'uint64_t',
   uc_link: 'uint64_t',
   uc_stack: stackT,
@@ -56,13 +56,13 @@ const ucontext = koffi.struct('cr_ucontext', {
 });
 
 /** struct _fpx_sw_bytes: tells rt_sigreturn that an XSAVE area, not only FXSAVE, follows. */
-const fpxSwBytes = koffi.struct('cr_fpx_sw_bytes', {
+const fpxSwBytes = declareStruct('cr_fpx_sw_bytes', (koffi) => ({
   magic1: 'uint32_t',
   extended_size: 'uint32_t',
   xfeatures: 'uint64_t',
   xstate_size: 'uint32_t',
   padding: koffi.array('uint32_t', 7),
-});
+}));
 
 const UC_FP_XSTATE = 0x1n;
 const UC_SIGCONTEXT_SS = 0x2n;
@@ -150,6 +150,7 @@ export function buildReturnFrame(pid: number, regs: Registers, sigmask: bigint, 
   const xstateSize = xstate.length;
   const outArea = regs.rsp - RED_ZONE - BigInt(OUT_AREA_SIZE);
   const fpstate = (outArea - BigInt(xstateSize + 4)) & ~63n;
+  const koffi = ffi();
   const uc = (fpstate - BigInt(koffi.sizeof(ucontext))) & ~15n;
   const stackPointer = uc - 8n;
   const back = resumeRegisters(regs);

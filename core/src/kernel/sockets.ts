@@ -2,7 +2,7 @@ import { closeSync, fchmodSync, lchownSync, lstatSync, unlinkSync } from 'node:f
 import { TargetError } from '../errors.js';
 import { KernelError } from './kernel-error.js';
 import type { Libc } from './libc.js';
-import { SUN_PATH_OFFSET, cmsgAlign, cmsghdr, decodeStruct, encodeStruct, iovec, msghdr, scmRights, sockaddrFamily, sockaddrIn, sockaddrIn6, sockaddrUn, structSize, tcpInfoHead, ucred } from './structs.js';
+import { cmsgAlign, cmsghdr, decodeStruct, encodeStruct, iovec, msghdr, scmRights, sockaddrFamily, sockaddrIn, sockaddrIn6, sockaddrUn, structSize, sunPathOffset, tcpInfoHead, ucred } from './structs.js';
 
 export const AF_UNIX = 1;
 export const AF_INET = 2;
@@ -326,7 +326,7 @@ function controlMessages(control: Buffer): { fds: number[]; credentials?: Creden
 function decodeAddress(bytes: Buffer): SocketAddress {
   const family = decodeStruct<{ sa_family: number }>(bytes, sockaddrFamily).sa_family;
   if (family === AF_UNIX) {
-    const name = bytes.subarray(SUN_PATH_OFFSET);
+    const name = bytes.subarray(sunPathOffset());
     if (name.length === 0) return { family: 'unix' };
     if (name[0] === 0) return { family: 'unix', abstract: name.subarray(1).toString('hex') };
     const end = name.indexOf(0);
@@ -356,8 +356,8 @@ function encodeAddress(address: SocketAddress): Buffer {
   if (address.family === 'unix') {
     const name = 'path' in address ? Buffer.from(address.path, 'utf8') : 'abstract' in address ? Buffer.concat([Buffer.alloc(1), Buffer.from(address.abstract, 'hex')]) : Buffer.alloc(0);
     const bytes = encodeStruct(sockaddrUn, { sun_family: AF_UNIX, sun_path: new Uint8Array(108) });
-    name.copy(bytes, SUN_PATH_OFFSET);
-    return bytes.subarray(0, SUN_PATH_OFFSET + name.length);
+    name.copy(bytes, sunPathOffset());
+    return bytes.subarray(0, sunPathOffset() + name.length);
   }
   if (address.family === 'inet') {
     return encodeStruct(sockaddrIn, { sin_family: AF_INET, sin_port: address.port, sin_addr: address.address.split('.').map(Number), sin_zero: new Uint8Array(8) });

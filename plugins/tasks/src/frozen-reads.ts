@@ -43,8 +43,7 @@ export interface ThreadReadings {
   timerSlackNs: number;
 }
 
-/** The reads, made once: a tree of 100 processes asks for each 100 times. */
-const READ = {
+const makeReads = () => ({
   altStack: TASK_READS.altStack(),
   clearChildTid: TASK_READS.tidAddress(),
   timerSlack: TASK_READS.prctl('prctl(PR_GET_TIMERSLACK)', PR_GET_TIMERSLACK),
@@ -55,7 +54,11 @@ const READ = {
   thpDisable: TASK_READS.prctl('prctl(PR_GET_THP_DISABLE)', PR_GET_THP_DISABLE),
   itimers: ITIMERS.map((_, which) => TASK_READS.itimer(which)),
   dispositions: DISPOSITION_SIGNALS.map((signal) => TASK_READS.signalAction(signal)),
-};
+});
+
+/** The reads, made once, when a checkpoint first reads a task: a tree of 100 processes asks for each 100 times. */
+let made: ReturnType<typeof makeReads> | undefined;
+const READS = () => (made ??= makeReads());
 
 /**
  * The readings of every process of `processes`, made in all their tasks at once (TaskReads): what
@@ -70,17 +73,17 @@ export function readFrozenProcesses(processes: readonly FrozenProcess[]): Proces
     const all = [task, ...threads];
     const own = all.map((t) => ({
       task: t,
-      altStack: reads.add(t, READ.altStack),
-      clearChildTid: reads.add(t, READ.clearChildTid),
-      timerSlackNs: reads.add(t, READ.timerSlack),
+      altStack: reads.add(t, READS().altStack),
+      clearChildTid: reads.add(t, READS().clearChildTid),
+      timerSlackNs: reads.add(t, READS().timerSlack),
     }));
-    const pdeathsig = reads.add(task, READ.pdeathsig);
-    const keepCaps = reads.add(task, READ.keepCaps);
-    const dumpable = reads.addShared(all, READ.dumpable);
-    const childSubreaper = reads.addShared(all, READ.childSubreaper);
-    const thpDisable = reads.addShared(all, READ.thpDisable);
-    const itimers = READ.itimers.map((read) => reads.addShared(all, read));
-    const dispositions = READ.dispositions.map((read) => reads.addShared(all, read));
+    const pdeathsig = reads.add(task, READS().pdeathsig);
+    const keepCaps = reads.add(task, READS().keepCaps);
+    const dumpable = reads.addShared(all, READS().dumpable);
+    const childSubreaper = reads.addShared(all, READS().childSubreaper);
+    const thpDisable = reads.addShared(all, READS().thpDisable);
+    const itimers = READS().itimers.map((read) => reads.addShared(all, read));
+    const dispositions = READS().dispositions.map((read) => reads.addShared(all, read));
     return (): ProcessReadings => ({
       dispositions: dispositions.map((answer) => answer()),
       itimers: itimers.map((answer) => answer()),
