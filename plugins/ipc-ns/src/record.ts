@@ -18,11 +18,12 @@ export const IPC_NS_SYSCTLS = [
 ] as const;
 export type IpcNsSysctl = (typeof IPC_NS_SYSCTLS)[number];
 
-const oneValue = z.string().regex(/^[0-9]+$/, 'one unsigned integer');
-/** kernel.sem is four numbers: SEMMSL SEMMNS SEMOPM SEMMNI. Writing fewer changes only some. */
-const semValue = z.string().regex(/^[0-9]+([ \t]+[0-9]+){3}$/, 'four unsigned integers (SEMMSL SEMMNS SEMOPM SEMMNI)');
-
-export const ipcNsRecordSchema = z.strictObject({
-  sysctls: z.strictObject(Object.fromEntries(IPC_NS_SYSCTLS.map((name) => [name, (name === 'sem' ? semValue : oneValue).optional()])) as Record<IpcNsSysctl, z.ZodOptional<z.ZodString>>),
+export const ipcNsRecordSchema = z.lazy(() => {
+  const oneValue = z.string().regex(/^[0-9]+$/, 'one unsigned integer');
+  /** kernel.sem is four numbers: SEMMSL SEMMNS SEMOPM SEMMNI. Writing fewer changes only some. */
+  const semValue = z.string().regex(/^[0-9]+([ \t]+[0-9]+){3}$/, 'four unsigned integers (SEMMSL SEMMNS SEMOPM SEMMNI)');
+  return z.strictObject({
+    sysctls: z.strictObject(Object.fromEntries(IPC_NS_SYSCTLS.map((name) => [name, (name === 'sem' ? semValue : oneValue).optional()])) as Record<IpcNsSysctl, z.ZodOptional<z.ZodString>>),
+  });
 });
 export type IpcNsRecord = z.infer<typeof ipcNsRecordSchema>;
