@@ -8,13 +8,15 @@ import { z } from 'zod';
  * An image as one JSON document (crit's decode): the manifest without its file digests, the
  * record of every saved object, and every blob in base64, each under its object's key.
  */
-export const imageDocumentSchema = z.strictObject({
-  format: z.literal('cr-image-document'),
-  version: z.literal(1),
-  manifest: manifestSchema.omit({ files: true }),
-  records: z.record(z.string(), recordFileSchema).describe('object key → its record file: {type, id, version, record}'),
-  blobs: z.record(z.string(), z.record(z.string(), z.base64())).describe('object key → blob name → contents in base64'),
-});
+export const imageDocumentSchema = z.lazy(() =>
+  z.strictObject({
+    format: z.literal('cr-image-document'),
+    version: z.literal(1),
+    manifest: manifestSchema.unwrap().omit({ files: true }),
+    records: z.record(z.string(), recordFileSchema).describe('object key → its record file: {type, id, version, record}'),
+    blobs: z.record(z.string(), z.record(z.string(), z.base64())).describe('object key → blob name → contents in base64'),
+  }),
+);
 export type ImageDocument = z.infer<typeof imageDocumentSchema>;
 
 /** The document of an image already read (and checked): every blob is read, its digest checked on the way. */
