@@ -220,12 +220,38 @@ describe('image format, more ways to break it', () => {
     writer.commit({ ...baseManifest, plugins: [{ type: 'uts-ns', version: 1, package: 'p' }], objects: [{ ...object, blobs: { big, empty } }] });
     const reader = ImageReader.open(img);
     expect(reader.manifest.files[big]).toMatchObject({ size: data.byteLength, digest: expect.stringMatching(/^xxh3-64:[0-9a-f]{16}$/) });
+    expect(reader.manifest.files[empty]!.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     const back = new Uint8Array(reader.blobSize(big));
     await reader.readBlobInto(big, back);
     expect(Buffer.from(back).equals(data)).toBe(true);
     await reader.readBlobInto(empty, new Uint8Array(0));
     expect(statSync(join(img, 'blobs')).mode & 0o777).toBe(0o700);
     expect(statSync(join(img, big)).mode & 0o777).toBe(0o600);
+  });
+
+  it('digests a blob of up to 4 MiB, given whole or announced, with sha256, which needs no addon, and any other with xxh3-64', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'cr-image-'));
+    const img = join(dir, 'img');
+    const writer = ImageWriter.create(img);
+    const data = randomBytes(64 << 10);
+    const chunks = async function* () {
+      yield data;
+    };
+    const blobs = { whole: blobPath('uts-ns', '7', 'whole'), announced: blobPath('uts-ns', '7', 'announced'), unknown: blobPath('uts-ns', '7', 'unknown'), large: blobPath('uts-ns', '7', 'large') };
+    await writer.writeStream(blobs.whole, data);
+    await writer.writeStream(blobs.announced, chunks(), { expectedSize: 4 << 20 });
+    await writer.writeStream(blobs.unknown, chunks());
+    await writer.writeStream(blobs.large, chunks(), { expectedSize: (4 << 20) + 4096 });
+    writer.writeFile(object.record!, '{}');
+    writer.commit({ ...baseManifest, plugins: [{ type: 'uts-ns', version: 1, package: 'p' }], objects: [{ ...object, blobs }] });
+    const reader = ImageReader.open(img);
+    const algorithms = Object.values(blobs).map((blob) => reader.manifest.files[blob]!.digest.split(':')[0]);
+    expect(algorithms).toEqual(['sha256', 'sha256', 'xxh3-64', 'xxh3-64']);
+    for (const blob of Object.values(blobs)) {
+      const back = new Uint8Array(reader.blobSize(blob));
+      await reader.readBlobInto(blob, back);
+      expect(Buffer.from(back).equals(data)).toBe(true);
+    }
   });
 
   it('reserves the space of a blob announced larger than it turns out, and keeps only what was written', async () => {

@@ -8,7 +8,7 @@ import { Libc } from '../kernel/libc.js';
 import { nodeFsError } from '../kernel/sysctl.js';
 import { writePieces } from '../io/file-regions.js';
 import { codecFor, FRAME_SIZE } from './compression.js';
-import { digestOf, newDigest } from './digest.js';
+import { blobDigestAlgorithm, digestOf, newDigest } from './digest.js';
 import { partialDirFor, prepareImagePath, removeStalePartials } from './image-path.js';
 import { MANIFEST_DIGEST_FILE, MANIFEST_FILE } from './layout.js';
 
@@ -92,7 +92,7 @@ export class ImageWriter {
     const { onWritten, expectedSize } = options;
     if (this.compression) return this.writeCompressed(rel, source, this.compression, onWritten);
     const fd = this.openNew(rel);
-    const hash = newDigest('xxh3-64');
+    const hash = newDigest(blobDigestAlgorithm(source instanceof Uint8Array ? source.byteLength : expectedSize));
     let size = 0;
     try {
       const reserved = this.preallocate(fd, rel, expectedSize);
