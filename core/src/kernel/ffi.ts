@@ -10,7 +10,7 @@ let loaded: Ffi | undefined;
 
 /**
  * koffi, loaded at its first use, with every C type `declareTypes` was given declared. Loading it
- * (its addon and its JavaScript) is some 9 ms of a command, which those that make no kernel call
+ * (its addon and its JavaScript) is 4-11 ms of a command, which those that make no kernel call
  * (types, inspect, help) need not pay; and the modules of cr's kernel layer evaluate without it.
  */
 export function ffi(): Ffi {
