@@ -22,9 +22,33 @@ export type DigestAlgorithm = 'sha256' | 'xxh3-64';
  */
 const SMALL_BLOB = 4 << 20;
 
-/** The digest of a blob of `bytes` (undefined: not known before it is written). */
-export function blobDigestAlgorithm(bytes: number | undefined): DigestAlgorithm {
-  return bytes !== undefined && bytes <= SMALL_BLOB ? 'sha256' : 'xxh3-64';
+/**
+ * The digest of a blob, chosen by its size once it is all written, so that the same bytes get the
+ * same digest however they were written (whole, streamed, compressed; cr inspect diff compares
+ * digests): sha256 up to SMALL_BLOB, xxh3-64 beyond. Until it passes SMALL_BLOB, a copy of what
+ * was hashed is kept, to be hashed again with xxh3-64 if it does.
+ */
+export function newBlobDigest(): StreamingDigest {
+  const small = newDigest('sha256');
+  let kept: Buffer[] = [];
+  let keptBytes = 0;
+  let large: StreamingDigest | undefined;
+  return {
+    update(data) {
+      if (large) return large.update(data);
+      if (keptBytes + data.byteLength <= SMALL_BLOB) {
+        small.update(data);
+        kept.push(Buffer.from(data));
+        keptBytes += data.byteLength;
+        return;
+      }
+      large = newDigest('xxh3-64');
+      for (const piece of kept) large.update(piece);
+      kept = [];
+      large.update(data);
+    },
+    digest: () => (large ?? small).digest(),
+  };
 }
 
 export interface StreamingDigest {

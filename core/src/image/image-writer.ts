@@ -8,7 +8,7 @@ import { Libc } from '../kernel/libc.js';
 import { nodeFsError } from '../kernel/sysctl.js';
 import { writePieces } from '../io/file-regions.js';
 import { codecFor, FRAME_SIZE } from './compression.js';
-import { blobDigestAlgorithm, digestOf, newDigest } from './digest.js';
+import { digestOf, newBlobDigest } from './digest.js';
 import { partialDirFor, prepareImagePath, removeStalePartials } from './image-path.js';
 import { MANIFEST_DIGEST_FILE, MANIFEST_FILE } from './layout.js';
 
@@ -92,7 +92,7 @@ export class ImageWriter {
     const { onWritten, expectedSize } = options;
     if (this.compression) return this.writeCompressed(rel, source, this.compression, onWritten);
     const fd = this.openNew(rel);
-    const hash = newDigest(blobDigestAlgorithm(source instanceof Uint8Array ? source.byteLength : expectedSize));
+    const hash = newBlobDigest();
     let size = 0;
     try {
       const reserved = this.preallocate(fd, rel, expectedSize);
@@ -137,7 +137,7 @@ export class ImageWriter {
   private async writeCompressed(rel: string, source: Uint8Array | AsyncIterable<Uint8Array>, algorithm: Compression, onWritten?: (bytes: number) => void): Promise<void> {
     const codec = codecFor(algorithm);
     const fd = this.openNew(rel);
-    const hash = newDigest('xxh3-64');
+    const hash = newBlobDigest();
     const frames: number[] = [];
     let size = 0;
     let compressing: Promise<Uint8Array> | undefined;
