@@ -2,7 +2,7 @@ import { closeSync, openSync } from 'node:fs';
 import type { LibraryHandle } from 'koffi';
 import { ffi, onFirstUse } from './ffi.js';
 import { KernelError } from './kernel-error.js';
-import { cloneArgs, decodeStruct, encodeStruct, iovec, kcmpEpollSlot, itimerspec, pageRegion, pmScanArg, pollfd, rlimit64, structSize, u64, utsname } from './structs.js';
+import { cloneArgs, decodeStruct, encodeStruct, iovec, iovecs, kcmpEpollSlot, itimerspec, pageRegion, pmScanArg, pollfd, rlimit64, structSize, u64, utsname } from './structs.js';
 import { KCMP_EPOLL_TFD, KCMP_FILE, O_CLOEXEC, SHM_RDONLY, SIGCHLD, SOCK_CLOEXEC, SYS } from './syscalls.js';
 import { PAGE_SIZE } from './pagemap.js';
 import { nodeFsError } from './sysctl.js';
@@ -154,7 +154,7 @@ function crossMemoryArgs(name: string, pid: number, local: Uint8Array, remote: r
   const bytes = Buffer.isBuffer(local) ? local : Buffer.from(local.buffer, local.byteOffset, local.byteLength);
   const localIov = encodeStruct(iovec, { iov_base: ffi().address(bytes), iov_len: bytes.byteLength });
   const remoteIov = Buffer.alloc(structSize(iovec) * remote.length);
-  ffi().encode(remoteIov, 0, ffi().array(iovec, remote.length), remote.map((r) => ({ iov_base: r.address, iov_len: r.length })));
+  ffi().encode(remoteIov, 0, iovecs(remote.length), remote.map((r) => ({ iov_base: r.address, iov_len: r.length })));
   return [liveTask(pid), localIov, 1, remoteIov, remote.length, 0];
 }
 

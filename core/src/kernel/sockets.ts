@@ -356,8 +356,9 @@ function encodeAddress(address: SocketAddress): Buffer {
   if (address.family === 'unix') {
     const name = 'path' in address ? Buffer.from(address.path, 'utf8') : 'abstract' in address ? Buffer.concat([Buffer.alloc(1), Buffer.from(address.abstract, 'hex')]) : Buffer.alloc(0);
     const bytes = encodeStruct(sockaddrUn, { sun_family: AF_UNIX, sun_path: new Uint8Array(108) });
-    name.copy(bytes, sunPathOffset());
-    return bytes.subarray(0, sunPathOffset() + name.length);
+    const at = sunPathOffset();
+    name.copy(bytes, at);
+    return bytes.subarray(0, at + name.length);
   }
   if (address.family === 'inet') {
     return encodeStruct(sockaddrIn, { sin_family: AF_INET, sin_port: address.port, sin_addr: address.address.split('.').map(Number), sin_zero: new Uint8Array(8) });
