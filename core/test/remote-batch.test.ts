@@ -82,6 +82,23 @@ describe('calls held back in a seed (RemoteTask.together)', () => {
     }
   });
 
+  it('that read what was put in the work area go in one stop, each reading its own bytes', () => {
+    seed = createSeed(libc, ptrace, freePid());
+    seed.together(() => seed!.mprotect(0n, 0n, PROT_READ));
+    const actions = new Map([10, 12, 14].map((signal) => [signal, { handler: 0x1000n * BigInt(signal), flags: 0x4000000n, restorer: 0x2000n + BigInt(signal), mask: 1n << BigInt(signal) }]));
+    ptrace.reset();
+    seed.together(() => {
+      seed!.setName('first');
+      seed!.setSignalActions(actions);
+      seed!.setItimer(2, { intervalUs: 0n, valueUs: 3_000_000_000n });
+      seed!.setName('second');
+    });
+    expect({ single: ptrace.single, batches: ptrace.batches }).toEqual({ single: 0, batches: 1 });
+    expect(readFileSync(`/proc/${seed.pid}/comm`, 'utf8')).toBe('second\n');
+    for (const [signal, action] of actions) expect(seed.getSignalAction(signal)).toEqual(action);
+    expect(seed.getItimer(2).valueUs).toBeGreaterThan(2_000_000_000n);
+  });
+
   it('move cr work area out of the way of a mapping made over it, and of a mapping about to be unmapped', () => {
     seed = createSeed(libc, ptrace, freePid());
     seed.together(() => seed!.mprotect(0n, 0n, PROT_READ));

@@ -7,7 +7,7 @@ import { mmMapStruct, type MmMap } from './mm-map.js';
 import { readMappings, type Mapping } from './proc-maps.js';
 import { stoppedSyscall, type StoppedSyscall } from './stopped-syscall.js';
 import { BATCH_CODE, batchResults, batchTable, type BatchedCall, type ResultOf } from './syscall-batch.js';
-import { checkRemote, type Ptrace, type Registers, type RseqConfiguration, type RunningSyscall } from './ptrace.js';
+import { checkRemote, type Ptrace, type Registers, type RemoteResult, type RseqConfiguration, type RunningSyscall } from './ptrace.js';
 import { buildReturnFrame, OUT_AREA_SIZE, type ReturnFrame } from './return-frame.js';
 import { TASK_READS, type AltStack, type ItimerValue, type PosixTimerSetting, type SignalAction, type TaskRead } from './task-reads.js';
 import {
@@ -137,6 +137,11 @@ export class RemoteTask {
   private queued: QueuedCall[] = [];
   /** How many `together` scopes are open. */
   private gathering = 0;
+  /**
+   * Bytes at the start of the scratch area that `put` handed out for calls not made yet: the next
+   * `put` goes after them, so that putting an argument does not make the calls held back run first.
+   */
+  private scratchUsed = 0;
 
   /**
    * Takes over a task stopped under ptrace. Every signal is blocked while cr works in it: a signal
@@ -271,7 +276,24 @@ export class RemoteTask {
   }
 
   private callNow(name: string, nr: number, args: readonly (bigint | number)[] = []): bigint {
-    return checkRemote(this.pid, name, this.ptrace.remoteSyscall(this.pid, nr, args.map(u)));
+    try {
+      return checkRemote(this.pid, name, this.ptrace.remoteSyscall(this.pid, nr, args.map(u)));
+    } finally {
+      this.scratchUsed = 0;
+    }
+  }
+
+  /**
+   * Runs syscall `nr` now (after the calls held back) through Ptrace.remoteSyscallWithEvent: for a
+   * clone3 that stops with a ptrace event on the way. Returns the raw result and the event's message.
+   */
+  callWithEvent(nr: number, args: readonly bigint[]): RemoteResult {
+    this.flush();
+    try {
+      return this.ptrace.remoteSyscallWithEvent(this.pid, nr, args);
+    } finally {
+      this.scratchUsed = 0;
+    }
   }
 
   /**
@@ -338,7 +360,11 @@ export class RemoteTask {
     const table = batchTable(all, this.pid, SYS.tkill, SIGSTOP);
     const at = area + BigInt(BATCH_TABLE_OFFSET);
     this.ptrace.writeMemory(this.pid, at, table);
-    this.ptrace.runUntilSelfStop(this.pid, area + BigInt(SCRATCH_SIZE), { r12: at, r13: BigInt(all.length + 1), r14: at });
+    try {
+      this.ptrace.runUntilSelfStop(this.pid, area + BigInt(SCRATCH_SIZE), { r12: at, r13: BigInt(all.length + 1), r14: at });
+    } finally {
+      this.scratchUsed = 0;
+    }
     const results = batchResults(this.ptrace.readMemory(this.pid, at, table.length), all.length);
     results.forEach((result, i) => {
       const c = all[i]!;
@@ -398,11 +424,24 @@ export class RemoteTask {
     this.ptrace.writeMemory(this.pid, address, data);
   }
 
-  /** Copies `data` into the scratch area at `offset` (after the calls held back) and returns its address in the task. */
-  put(data: Uint8Array, offset = 0): bigint {
-    if (offset + data.byteLength > this.scratchSize()) throw new Error(`internal error: ${data.byteLength} bytes do not fit the scratch area`);
+  /**
+   * Copies `data` into the scratch area, after what earlier `put`s placed there for calls not made
+   * yet, and returns its address in the task: a call held back (`together`) reads it when its
+   * batch runs. Only where that room (below a batch's table) is used up do the calls held back
+   * run first. More than that room (iovecs for a call started at once) only as the first thing
+   * put since the last call.
+   */
+  put(data: Uint8Array): bigint {
+    const room = this.guarded ? OUT_AREA_SIZE : BATCH_TABLE_OFFSET;
+    let offset = align8(this.scratchUsed);
+    if (offset + data.byteLength > room && this.queued.length > 0) {
+      this.flush();
+      offset = 0;
+    }
+    if (offset + data.byteLength > (offset === 0 ? this.scratchSize() : room)) throw new Error(`internal error: ${data.byteLength} bytes do not fit the scratch area`);
     const address = this.scratch() + BigInt(offset);
-    this.write(address, data);
+    this.ptrace.writeMemory(this.pid, address, data);
+    this.scratchUsed = offset + data.byteLength;
     return address;
   }
 
@@ -565,7 +604,7 @@ export class RemoteTask {
    * there was no process_madvise).
    */
   startPopulateWrite(pidfd: number, ranges: readonly RemoteRange[]): RunningCall<boolean> {
-    const call = this.ptrace.startRemoteSyscall(this.pid, SYS.process_madvise, [pidfd, this.putIovecs(ranges), ranges.length, MADV_POPULATE_WRITE, 0].map(u));
+    const call = this.startCall(SYS.process_madvise, [pidfd, this.putIovecs(ranges), ranges.length, MADV_POPULATE_WRITE, 0]);
     return runningCall(call, (result) => {
       if (result === -BigInt(EINVAL) || result === -BigInt(ENOSYS)) return false;
       checkRemote(this.pid, 'process_madvise(MADV_POPULATE_WRITE)', result);
@@ -581,14 +620,28 @@ export class RemoteTask {
    * and throws a KernelError naming preadv, the errno and the PID when the call failed.
    */
   startPreadv(fd: number, ranges: readonly RemoteRange[], position: number): RunningCall<number> {
-    const call = this.ptrace.startRemoteSyscall(this.pid, SYS.preadv, [fd, this.putIovecs(ranges), ranges.length, position, 0].map(u));
+    const call = this.startCall(SYS.preadv, [fd, this.putIovecs(ranges), ranges.length, position, 0]);
     return runningCall(call, (result) => Number(checkRemote(this.pid, 'preadv', result)));
   }
 
-  /** `ranges` as struct iovecs in the scratch area, and their address there. */
+  /**
+   * `ranges` as struct iovecs in the scratch area, and their address there: for a call started at
+   * once (startCall), so what was held back goes first, and the whole scratch area is free.
+   */
   private putIovecs(ranges: readonly RemoteRange[]): bigint {
     if (ranges.length > this.iovecCapacity()) throw new Error(`internal error: ${ranges.length} iovecs, more than the ${this.iovecCapacity()} the scratch area holds`);
+    this.flush();
     return this.put(encodeStruct(iovecs(ranges.length), ranges.map((r) => ({ iov_base: r.address, iov_len: r.length }))));
+  }
+
+  /** Starts syscall `nr` (Ptrace.startRemoteSyscall); nothing may be asked of the task until it is finished, so the scratch area is free again. */
+  private startCall(nr: number, args: readonly (bigint | number)[]): RunningSyscall {
+    this.flush();
+    try {
+      return this.ptrace.startRemoteSyscall(this.pid, nr, args.map(u));
+    } finally {
+      this.scratchUsed = 0;
+    }
   }
 
 
@@ -707,12 +760,12 @@ export class RemoteTask {
   }
 
   setSignalAction(signal: number, action: SignalAction): void {
-    this.call(`rt_sigaction(${signal})`, SYS.rt_sigaction, [signal, this.put(encodeStruct(kernelSigaction, action)), 0, 8]);
+    this.send(`rt_sigaction(${signal})`, SYS.rt_sigaction, [signal, this.put(encodeStruct(kernelSigaction, action)), 0, 8], { usesScratch: true });
   }
 
   /**
-   * Sets many dispositions at once: in a task cr made, in one round trip (see syscall-batch.ts);
-   * in a live program's task, one by one.
+   * Sets many dispositions at once: in a task cr made, held back with the calls around them (in
+   * one round trip, see syscall-batch.ts); in a live program's task, one by one.
    */
   setSignalActions(actions: ReadonlyMap<number, SignalAction>): void {
     if (this.guarded) {
@@ -720,12 +773,12 @@ export class RemoteTask {
       return;
     }
     const size = structSize(kernelSigaction);
-    const calls = [...actions].map(([signal, action], i) => ({
-      name: `rt_sigaction(${signal})`,
-      nr: SYS.rt_sigaction,
-      args: [BigInt(signal), this.put(encodeStruct(kernelSigaction, action), i * size), 0n, 8n],
-    }));
-    this.runBatch(calls);
+    const all = [...actions];
+    this.together(() => {
+      // One write into the task for all of them.
+      const at = this.put(Buffer.concat(all.map(([, action]) => encodeStruct(kernelSigaction, action))));
+      all.forEach(([signal], i) => this.send(`rt_sigaction(${signal})`, SYS.rt_sigaction, [signal, at + BigInt(i * size), 0, 8], { usesScratch: true }));
+    });
   }
 
   getAltStack(): AltStack {
@@ -741,7 +794,7 @@ export class RemoteTask {
    * the auxv goes into the scratch area, then the struct that points at it.
    */
   setMmMap(map: MmMap): void {
-    const struct = mmMapStruct(map, this.put(map.auxv, 256));
+    const struct = mmMapStruct(map, this.put(map.auxv));
     this.send('prctl(PR_SET_MM, PR_SET_MM_MAP)', SYS.prctl, [PR_SET_MM, PR_SET_MM_MAP, this.put(struct), struct.length], { usesScratch: true });
   }
 
@@ -795,7 +848,7 @@ export class RemoteTask {
   }
 
   setRlimit(resource: number, soft: bigint, hard: bigint): void {
-    this.call(`prlimit64(${resource})`, SYS.prlimit64, [0, resource, this.put(encodeStruct(rlimit64, { rlim_cur: soft, rlim_max: hard })), 0]);
+    this.send(`prlimit64(${resource})`, SYS.prlimit64, [0, resource, this.put(encodeStruct(rlimit64, { rlim_cur: soft, rlim_max: hard })), 0], { usesScratch: true });
   }
 
   getRlimit(resource: number): { soft: bigint; hard: bigint } {
@@ -810,7 +863,7 @@ export class RemoteTask {
   setItimer(which: number, timer: ItimerValue): void {
     const tv = (us: bigint): Timeval => ({ tv_sec: us / 1_000_000n, tv_usec: us % 1_000_000n });
     const b = encodeStruct(itimerval, { it_interval: tv(timer.intervalUs), it_value: tv(timer.valueUs) });
-    this.call(`setitimer(${which})`, SYS.setitimer, [which, this.put(b), 0]);
+    this.send(`setitimer(${which})`, SYS.setitimer, [which, this.put(b), 0], { usesScratch: true });
   }
 
   /** timer_gettime(2) of the task's POSIX timer `id`: the time to its next expiry and its interval, in nanoseconds. */
@@ -835,8 +888,9 @@ export class RemoteTask {
       sigev_notify_thread_id: notification.tid,
       pad: new Array(11).fill(0),
     });
-    const idAt = this.put(new Uint8Array(new Int32Array([id]).buffer), structSize(sigevent));
-    this.call(`timer_create(${id})`, SYS.timer_create, [clockId, this.put(event), idAt]);
+    const eventAt = this.put(event);
+    const idAt = this.put(new Uint8Array(new Int32Array([id]).buffer));
+    this.call(`timer_create(${id})`, SYS.timer_create, [clockId, eventAt, idAt]);
     const created = this.read(idAt, 4).readInt32LE();
     if (created !== id) throw new KernelError('timer_create', 17, `in PID ${this.pid}`, `created timer ${created} instead of ${id}`);
   }
@@ -855,12 +909,12 @@ export class RemoteTask {
   setScheduler(policy: number, priority: number): void {
     const b = Buffer.alloc(4);
     b.writeInt32LE(priority);
-    this.call('sched_setscheduler', SYS.sched_setscheduler, [0, policy, this.put(b)]);
+    this.send('sched_setscheduler', SYS.sched_setscheduler, [0, policy, this.put(b)], { usesScratch: true });
   }
 
   /** sched_setaffinity(2) with a CPU mask, lowest CPU in the lowest bit of the first byte. */
   setAffinity(mask: Buffer): void {
-    this.call('sched_setaffinity', SYS.sched_setaffinity, [0, mask.length, this.put(mask)]);
+    this.send('sched_setaffinity', SYS.sched_setaffinity, [0, mask.length, this.put(mask)], { usesScratch: true });
   }
 
   umask(mask: number): void {
@@ -882,7 +936,7 @@ export class RemoteTask {
   setGroups(groups: readonly number[]): void {
     const b = Buffer.alloc(Math.max(4, groups.length * 4));
     groups.forEach((g, i) => b.writeUInt32LE(g, i * 4));
-    this.call('setgroups', SYS.setgroups, [groups.length, this.put(b)]);
+    this.send('setgroups', SYS.setgroups, [groups.length, this.put(b)], { usesScratch: true });
   }
 
   setresgid(real: number, effective: number, saved: number): void {
@@ -902,7 +956,7 @@ export class RemoteTask {
       inheritable: Number((inheritable >> shift) & 0xffffffffn),
     });
     const data = encodeStruct(capUserData, [half(0n), half(32n)]);
-    this.call('capset', SYS.capset, [this.put(header), this.put(data, 64)]);
+    this.send('capset', SYS.capset, [this.put(header), this.put(data)], { usesScratch: true });
   }
 
   registerRseq(address: bigint, size: number, signature: number): void {

@@ -54,8 +54,8 @@ function cloneWithPid(ptrace: Ptrace, task: RemoteTask, pid: number, flags: numb
   const tid = Buffer.alloc(4);
   tid.writeInt32LE(pid);
   const size = structSize(cloneArgs);
-  const args = encodeStruct(cloneArgs, { flags, exit_signal: exitSignal, set_tid: task.put(tid, size), set_tid_size: 1 });
-  const result = ptrace.remoteSyscallWithEvent(task.pid, SYS.clone3, [task.put(args), BigInt(size)]);
+  const args = encodeStruct(cloneArgs, { flags, exit_signal: exitSignal, set_tid: task.put(tid), set_tid_size: 1 });
+  const result = task.callWithEvent(SYS.clone3, [task.put(args), BigInt(size)]);
   if (result.value < 0n) {
     const errno = Number(-result.value);
     if (errno === EEXIST) throw new TargetError(`cannot restore PID ${pid}: a process with that PID exists; stop it (or wait for it to exit) and try again`);

@@ -61,8 +61,8 @@ export function createThread(ptrace: Ptrace, leader: RemoteTask, tid: number): R
   const wanted = Buffer.alloc(4);
   wanted.writeInt32LE(tid);
   const size = structSize(cloneArgs);
-  const args = encodeStruct(cloneArgs, { flags: THREAD_FLAGS, set_tid: leader.put(wanted, size), set_tid_size: 1 });
-  const result = ptrace.remoteSyscallWithEvent(leader.pid, SYS.clone3, [leader.put(args), BigInt(size)]);
+  const args = encodeStruct(cloneArgs, { flags: THREAD_FLAGS, set_tid: leader.put(wanted), set_tid_size: 1 });
+  const result = leader.callWithEvent(SYS.clone3, [leader.put(args), BigInt(size)]);
   if (result.value < 0n) {
     const errno = Number(-result.value);
     if (errno === EEXIST) throw new TargetError(`cannot restore thread ${tid} of PID ${leader.pid}: a task with that id exists; stop it (or wait for it to exit) and try again`);
