@@ -108,16 +108,19 @@ export function resumeTask(kernel: Kernel, task: RemoteTask, record: LiveTaskRec
     for (const { siginfo, shared } of record.signals.pending) if (shared || mainLives) task.queueSignal(Buffer.from(siginfo, 'base64'), shared);
     task.setBlockedSignals(fromHex(record.signals.blocked));
     // Made while the process still has cr's credentials: choosing a thread id needs them.
-    return createThreads(kernel, task, record);
+    const made = createThreads(kernel, task, record);
+    // Credentials and no_new_privs are each thread's own: another thread's go in a round trip of
+    // their own, the main thread's with the rest of its calls.
+    for (const each of [task, ...made.map((t) => t.task)]) {
+      each.together(() => {
+        restoreCredentials(kernel, each, record);
+        if (prctl.noNewPrivs) each.setPrctl('prctl(PR_SET_NO_NEW_PRIVS)', PR_SET_NO_NEW_PRIVS, 1);
+      });
+    }
+    // After the credentials: changing them resets it.
+    task.setPrctl('prctl(PR_SET_DUMPABLE)', PR_SET_DUMPABLE, prctl.dumpable);
+    return made;
   });
-  // Credentials and no_new_privs are each thread's own.
-  for (const each of [task, ...threads.map((t) => t.task)]) {
-    each.together(() => {
-      restoreCredentials(kernel, each, record);
-      if (prctl.noNewPrivs) each.setPrctl('prctl(PR_SET_NO_NEW_PRIVS)', PR_SET_NO_NEW_PRIVS, 1);
-    });
-  }
-  task.together(() => task.setPrctl('prctl(PR_SET_DUMPABLE)', PR_SET_DUMPABLE, prctl.dumpable));
   task.dropScratch();
   if (mainLives) restoreRegisters(task, record);
   else task.exitThreadOnRelease();
