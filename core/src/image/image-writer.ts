@@ -40,6 +40,8 @@ export interface StreamOptions {
  */
 export class ImageWriter {
   private readonly files: Record<string, FileEntry> = {};
+  /** Directories of the image made so far: a tree of 100 processes has some 400 files in a few. */
+  private readonly made = new Set<string>();
   private done = false;
   private preallocates: boolean | undefined;
 
@@ -213,7 +215,11 @@ export class ImageWriter {
     if (this.done) throw new Error(`image ${this.imageDir} is already committed or aborted`);
     const path = join(this.workDir, rel);
     try {
-      mkdirSync(dirname(path), { recursive: true, mode: DIR_MODE });
+      const dir = dirname(path);
+      if (!this.made.has(dir)) {
+        mkdirSync(dir, { recursive: true, mode: DIR_MODE });
+        this.made.add(dir);
+      }
       return openSync(path, 'wx', FILE_MODE);
     } catch (err) {
       throw this.writeError('open', rel, err);
