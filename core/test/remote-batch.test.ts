@@ -99,6 +99,29 @@ describe('calls held back in a seed (RemoteTask.together)', () => {
     expect(seed.getItimer(2).valueUs).toBeGreaterThan(2_000_000_000n);
   });
 
+  it('install a descriptor on exactly its number in one stop each, the lowest free one too, replacing what it held', () => {
+    seed = createSeed(libc, ptrace, freePid());
+    const file = join(dir, 'installed');
+    writeFileSync(file, 'x');
+    const local = openSync(file, 'r');
+    const closeOnExec = (fd: number) => (Number.parseInt(/^flags:\s+(\d+)/m.exec(readFileSync(`/proc/${seed!.pid}/fdinfo/${fd}`, 'utf8'))![1]!, 8) & 0o2000000) !== 0;
+    try {
+      seed.together(() => seed!.mprotect(0n, 0n, PROT_READ));
+      ptrace.reset();
+      // A seed has no descriptor: 0 is the number the pidfd of each install takes first.
+      seed.installFd(local, 0, false);
+      seed.installFd(local, 3, true);
+      seed.installFd(local, 7, true);
+      seed.installFd(local, 7, false);
+      expect({ single: ptrace.single, batches: ptrace.batches }).toEqual({ single: 0, batches: 4 });
+      expect(readdirSync(`/proc/${seed.pid}/fd`).map(Number).sort((a, b) => a - b)).toEqual([0, 3, 7]);
+      for (const fd of [0, 3, 7]) expect(readlinkSync(`/proc/${seed.pid}/fd/${fd}`)).toBe(file);
+      expect([0, 3, 7].map(closeOnExec)).toEqual([false, true, false]);
+    } finally {
+      closeSync(local);
+    }
+  });
+
   it('move cr work area out of the way of a mapping made over it, and of a mapping about to be unmapped', () => {
     seed = createSeed(libc, ptrace, freePid());
     seed.together(() => seed!.mprotect(0n, 0n, PROT_READ));

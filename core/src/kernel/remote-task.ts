@@ -659,10 +659,25 @@ export class RemoteTask {
   }
 
   /**
-   * Gives the task cr's descriptor `localFd` as exactly descriptor `fd` (pulled, then dup3 where
-   * it landed elsewhere), close-on-exec or not. cr keeps its own copy: the caller closes it.
+   * Gives the task cr's descriptor `localFd` as exactly descriptor `fd` (pulled, then dup3'd onto
+   * `fd`), close-on-exec or not: in a task cr made, in one round trip with the calls held back.
+   * Whatever `fd` held is closed. cr keeps its own copy: the caller closes it.
    */
   installFd(localFd: number, fd: number, closeOnExec: boolean): void {
+    if (!this.guarded) {
+      // One round trip, whatever number the pulled copy lands on: the pidfd's copy holds `fd`
+      // while the file is pulled (so that it lands elsewhere), and is gone before dup3 puts the
+      // file there. dup2, unlike dup3, takes the pidfd already being `fd`.
+      this.runBatch([
+        { name: 'pidfd_open', nr: SYS.pidfd_open, args: [BigInt(process.pid), 0n] },
+        { name: `dup2(${fd})`, nr: SYS.dup2, args: [{ resultOf: 0 }, BigInt(fd)] },
+        { name: `pidfd_getfd(${localFd})`, nr: SYS.pidfd_getfd, args: [{ resultOf: 0 }, BigInt(localFd), 0n] },
+        { name: 'close', nr: SYS.close, args: [{ resultOf: 0 }] },
+        { name: `dup3(${fd})`, nr: SYS.dup3, args: [{ resultOf: 2 }, BigInt(fd), BigInt(closeOnExec ? O_CLOEXEC : 0)] },
+        { name: 'close', nr: SYS.close, args: [{ resultOf: 2 }] },
+      ]);
+      return;
+    }
     this.together(() => {
       const pulled = this.pullFdCloseOnExec(localFd);
       if (pulled !== fd) {

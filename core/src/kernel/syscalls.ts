@@ -51,6 +51,7 @@ export const SYS = {
   close_range: 436,
   pidfd_getfd: 438,
   process_madvise: 440,
+  dup2: 33,
   dup3: 292,
   preadv: 295,
   epoll_ctl: 233,
