@@ -1,6 +1,6 @@
 import { O_NONBLOCK } from 'node:constants';
 import { closeSync, fstatSync, openSync } from 'node:fs';
-import { O_CLOEXEC, TargetError, type RemoteTask, type RestoreContext } from '@cr/core';
+import { KernelError, O_CLOEXEC, TargetError, type RemoteTask, type RestoreContext } from '@cr/core';
 import { openInherited } from '@cr/descriptor-base';
 import { recreateDeleted } from './deleted-file.js';
 import type { FilesRecord } from './record.js';
@@ -20,10 +20,15 @@ export interface RestoredHolder {
 export async function restoreFd(task: RemoteTask, record: FilesRecord, ctx: RestoreContext, holders: readonly RestoredHolder[]): Promise<void> {
   const who = `fd ${record.fd} of PID ${task.pid}`;
   if (record.kind === 'duplicate') {
-    if (!task.hasFd(record.of)) {
-      throw new TargetError(`cannot restore ${who}: it shares its open file with fd ${record.of}, which is not in the image; include files:fd=${record.of}`);
+    try {
+      task.dup3(record.of, record.fd, record.closeOnExec ? O_CLOEXEC : 0);
+    } catch (err) {
+      // Asked only when dup3 failed: a round trip less for every duplicate that comes back.
+      if (err instanceof KernelError && err.code === 'EBADF' && !task.hasFd(record.of)) {
+        throw new TargetError(`cannot restore ${who}: it shares its open file with fd ${record.of}, which is not in the image; include files:fd=${record.of}`);
+      }
+      throw err;
     }
-    task.dup3(record.of, record.fd, record.closeOnExec ? O_CLOEXEC : 0);
     return;
   }
   if (record.kind === 'inherited') return restoreInherited(task, record, ctx, who, holders);
