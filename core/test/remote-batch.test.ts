@@ -99,7 +99,7 @@ describe('calls held back in a seed (RemoteTask.together)', () => {
     expect(seed.getItimer(2).valueUs).toBeGreaterThan(2_000_000_000n);
   });
 
-  it('install a descriptor on exactly its number in one stop each, the lowest free one too, replacing what it held', () => {
+  it('install descriptors on exactly their numbers, the lowest free one too, replacing what they held: a hundred in one stop', () => {
     seed = createSeed(libc, ptrace, freePid());
     const file = join(dir, 'installed');
     writeFileSync(file, 'x');
@@ -108,15 +108,22 @@ describe('calls held back in a seed (RemoteTask.together)', () => {
     try {
       seed.together(() => seed!.mprotect(0n, 0n, PROT_READ));
       ptrace.reset();
-      // A seed has no descriptor: 0 is the number the pidfd of each install takes first.
-      seed.installFd(local, 0, false);
-      seed.installFd(local, 3, true);
-      seed.installFd(local, 7, true);
+      // A seed has no descriptor: 0 is the number the pidfd of the first install takes.
+      seed.installFds([
+        { localFd: local, fd: 0, closeOnExec: false },
+        { localFd: local, fd: 3, closeOnExec: true },
+        { localFd: local, fd: 7, closeOnExec: true },
+      ]);
       seed.installFd(local, 7, false);
-      expect({ single: ptrace.single, batches: ptrace.batches }).toEqual({ single: 0, batches: 4 });
+      expect({ single: ptrace.single, batches: ptrace.batches }).toEqual({ single: 0, batches: 2 });
       expect(readdirSync(`/proc/${seed.pid}/fd`).map(Number).sort((a, b) => a - b)).toEqual([0, 3, 7]);
       for (const fd of [0, 3, 7]) expect(readlinkSync(`/proc/${seed.pid}/fd/${fd}`)).toBe(file);
       expect([0, 3, 7].map(closeOnExec)).toEqual([false, true, false]);
+      ptrace.reset();
+      const many = Array.from({ length: 150 }, (_, i) => ({ localFd: local, fd: 10 + i, closeOnExec: false }));
+      seed.installFds(many);
+      expect(ptrace.batches).toBe(2);
+      expect(readdirSync(`/proc/${seed.pid}/fd`).length).toBe(153);
     } finally {
       closeSync(local);
     }

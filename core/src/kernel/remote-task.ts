@@ -44,6 +44,8 @@ const CODE_SIZE = 4096;
 const WORK_AREA_SIZE = BigInt(SCRATCH_SIZE + CODE_SIZE);
 /** Entries a batch's table has room for, the closing tkill among them. */
 const BATCH_CAPACITY = (SCRATCH_SIZE - BATCH_TABLE_OFFSET) / 64;
+/** Descriptors installFds puts in one batch: six calls each. */
+const INSTALLS_PER_BATCH = 100;
 /** Calls queued by `together` are sent once this many are waiting, leaving room for the calls a batch adds. */
 const QUEUE_LIMIT = BATCH_CAPACITY - 128;
 /**
@@ -660,24 +662,11 @@ export class RemoteTask {
 
   /**
    * Gives the task cr's descriptor `localFd` as exactly descriptor `fd` (pulled, then dup3'd onto
-   * `fd`), close-on-exec or not: in a task cr made, in one round trip with the calls held back.
-   * Whatever `fd` held is closed. cr keeps its own copy: the caller closes it.
+   * `fd`), close-on-exec or not: in a task cr made, in one round trip with the calls held back
+   * (see installFds). Whatever `fd` held is closed. cr keeps its own copy: the caller closes it.
    */
   installFd(localFd: number, fd: number, closeOnExec: boolean): void {
-    if (!this.guarded) {
-      // One round trip, whatever number the pulled copy lands on: the pidfd's copy holds `fd`
-      // while the file is pulled (so that it lands elsewhere), and is gone before dup3 puts the
-      // file there. dup2, unlike dup3, takes the pidfd already being `fd`.
-      this.runBatch([
-        { name: 'pidfd_open', nr: SYS.pidfd_open, args: [BigInt(process.pid), 0n] },
-        { name: `dup2(${fd})`, nr: SYS.dup2, args: [{ resultOf: 0 }, BigInt(fd)] },
-        { name: `pidfd_getfd(${localFd})`, nr: SYS.pidfd_getfd, args: [{ resultOf: 0 }, BigInt(localFd), 0n] },
-        { name: 'close', nr: SYS.close, args: [{ resultOf: 0 }] },
-        { name: `dup3(${fd})`, nr: SYS.dup3, args: [{ resultOf: 2 }, BigInt(fd), BigInt(closeOnExec ? O_CLOEXEC : 0)] },
-        { name: 'close', nr: SYS.close, args: [{ resultOf: 2 }] },
-      ]);
-      return;
-    }
+    if (!this.guarded) return this.installFds([{ localFd, fd, closeOnExec }]);
     this.together(() => {
       const pulled = this.pullFdCloseOnExec(localFd);
       if (pulled !== fd) {
@@ -687,6 +676,39 @@ export class RemoteTask {
         this.send('fcntl(F_SETFD)', SYS.fcntl, [fd, F_SETFD, 0]);
       }
     });
+  }
+
+  /**
+   * installFd of several descriptors: in a task cr made, in one round trip with the calls held
+   * back (a hundred at a time). For each, whatever number the pulled copy would land on, a dup2
+   * copy of a pidfd holds `fd` while the file is pulled (so that it lands elsewhere), and is gone
+   * before dup3 puts the file there; dup2, unlike dup3, takes the pidfd already being `fd`.
+   */
+  installFds(fds: readonly { localFd: number; fd: number; closeOnExec: boolean }[]): void {
+    if (this.guarded) {
+      for (const { localFd, fd, closeOnExec } of fds) this.installFd(localFd, fd, closeOnExec);
+      return;
+    }
+    for (let at = 0; at < fds.length; at += INSTALLS_PER_BATCH) this.installBatch(fds.slice(at, at + INSTALLS_PER_BATCH));
+  }
+
+  private installBatch(fds: readonly { localFd: number; fd: number; closeOnExec: boolean }[]): void {
+    const calls = fds.length * 6;
+    if (this.queued.length + calls >= BATCH_CAPACITY) this.flush();
+    this.runBatch(
+      fds.flatMap(({ localFd, fd, closeOnExec }, i) => {
+        const pidfd = { resultOf: 6 * i };
+        const pulled = { resultOf: 6 * i + 2 };
+        return [
+          { name: 'pidfd_open', nr: SYS.pidfd_open, args: [BigInt(process.pid), 0n] },
+          { name: `dup2(${fd})`, nr: SYS.dup2, args: [pidfd, BigInt(fd)] },
+          { name: `pidfd_getfd(${localFd})`, nr: SYS.pidfd_getfd, args: [pidfd, BigInt(localFd), 0n] },
+          { name: 'close', nr: SYS.close, args: [pidfd] },
+          { name: `dup3(${fd})`, nr: SYS.dup3, args: [pulled, BigInt(fd), BigInt(closeOnExec ? O_CLOEXEC : 0)] },
+          { name: 'close', nr: SYS.close, args: [pulled] },
+        ];
+      }),
+    );
   }
 
   /**

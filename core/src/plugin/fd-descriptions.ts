@@ -92,7 +92,7 @@ export class SharedDescriptions {
 /** Gives the task cr's descriptor `local` on every number of `fds`, with the description's status flags. */
 export function installDescription(task: RemoteTask, local: number, fds: readonly DescriptorNumber[], statusFlags: number): void {
   task.together(() => {
-    for (const { fd, closeOnExec } of fds) task.installFd(local, fd, closeOnExec);
+    task.installFds(fds.map(({ fd, closeOnExec }) => ({ localFd: local, fd, closeOnExec })));
     task.setStatusFlags(fds[0]!.fd, statusFlags);
   });
 }

@@ -104,9 +104,7 @@ export class RestoredTree {
       member.task = member.remake();
       restored.task = member.task;
       this.place(member.task, member.record);
-      member.task.together(() => {
-        for (const { fd, cloexec, local } of held) member.task.installFd(local, fd, cloexec);
-      });
+      member.task.installFds(held.map(({ fd, cloexec, local }) => ({ localFd: local, fd, closeOnExec: cloexec })));
     } finally {
       for (const { local } of held) closeSync(local);
     }
