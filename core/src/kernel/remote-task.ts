@@ -413,7 +413,11 @@ export class RemoteTask {
    */
   interruptedSleep(clockId: number, request: bigint, remain: bigint): bigint {
     this.flush();
-    return this.ptrace.remoteSyscallInterrupted(this.pid, SYS.clock_nanosleep, [BigInt(clockId), 0n, request, remain]);
+    try {
+      return this.ptrace.remoteSyscallInterrupted(this.pid, SYS.clock_nanosleep, [BigInt(clockId), 0n, request, remain]);
+    } finally {
+      this.scratchUsed = 0;
+    }
   }
 
   read(address: bigint, length: number): Buffer {
@@ -436,7 +440,9 @@ export class RemoteTask {
   put(data: Uint8Array): bigint {
     const room = this.guarded ? OUT_AREA_SIZE : BATCH_TABLE_OFFSET;
     let offset = align8(this.scratchUsed);
-    if (offset + data.byteLength > room && this.queued.length > 0) {
+    if (offset + data.byteLength > room) {
+      // Once what was held back ran, only a call about to be made may still read the room, from
+      // high in it, clear of `data` at its start.
       this.flush();
       offset = 0;
     }
