@@ -10,6 +10,7 @@ import type { RemoteTask } from '../src/kernel/remote-task.js';
 import { createSeed } from '../src/kernel/seed.js';
 import { createThread } from '../src/kernel/thread-group.js';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../src/kernel/syscalls.js';
+import { NAMESPACE_FLAGS, Namespaces } from '../src/kernel/namespaces.js';
 
 /** Ptrace that counts round trips: remote syscalls (two stops each) and batches (one stop). */
 class CountingPtrace extends Ptrace {
@@ -126,6 +127,29 @@ describe('calls held back in a seed (RemoteTask.together)', () => {
       expect(readdirSync(`/proc/${seed.pid}/fd`).length).toBe(153);
     } finally {
       closeSync(local);
+    }
+  });
+
+  it('enter a directory and a namespace cr holds open, one stop each with what was held back, keeping no descriptor', () => {
+    seed = createSeed(libc, ptrace, freePid());
+    const uts = new Namespaces(libc).create('uts');
+    const local = openSync(dir, 'r');
+    try {
+      seed.together(() => seed!.mprotect(0n, 0n, PROT_READ));
+      ptrace.reset();
+      seed.together(() => {
+        seed!.setName('entering');
+        seed!.enterDirectory(local);
+      });
+      seed.enterNamespace(uts.fd, NAMESPACE_FLAGS.uts);
+      expect({ single: ptrace.single, batches: ptrace.batches }).toEqual({ single: 0, batches: 2 });
+      expect(readFileSync(`/proc/${seed.pid}/comm`, 'utf8')).toBe('entering\n');
+      expect(readlinkSync(`/proc/${seed.pid}/cwd`)).toBe(dir);
+      expect(readlinkSync(`/proc/${seed.pid}/ns/uts`)).toBe(`uts:[${uts.inode}]`);
+      expect(readdirSync(`/proc/${seed.pid}/fd`)).toEqual([]);
+    } finally {
+      closeSync(local);
+      uts.close();
     }
   });
 

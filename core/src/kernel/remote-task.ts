@@ -786,6 +786,40 @@ export class RemoteTask {
     this.send('setns', SYS.setns, [fd, nstype]);
   }
 
+  /** Makes the directory cr holds open as `localFd` the task's working directory (see runOnPulledFd). */
+  enterDirectory(localFd: number): void {
+    this.runOnPulledFd(localFd, 'fchdir', SYS.fchdir, []);
+  }
+
+  /** Moves the task into the namespace cr holds `localFd` of, of kind `nstype` (see runOnPulledFd). */
+  enterNamespace(localFd: number, nstype: number): void {
+    this.runOnPulledFd(localFd, 'setns', SYS.setns, [BigInt(nstype)]);
+  }
+
+  /**
+   * Syscall `nr` on cr's descriptor `localFd` as the task's own (its first argument, then `args`),
+   * and the task's copy closed again: in a task cr made, one round trip with the calls held back,
+   * the batch passing on the number pidfd_getfd gave; in a live program's task, call by call.
+   */
+  private runOnPulledFd(localFd: number, name: string, nr: number, args: readonly bigint[]): void {
+    if (this.guarded) {
+      const fd = this.pullFdCloseOnExec(localFd);
+      try {
+        this.call(name, nr, [fd, ...args]);
+      } finally {
+        this.close(fd);
+      }
+      return;
+    }
+    this.runBatch([
+      { name: 'pidfd_open', nr: SYS.pidfd_open, args: [BigInt(process.pid), 0n] },
+      { name: `pidfd_getfd(${localFd})`, nr: SYS.pidfd_getfd, args: [{ resultOf: 0 }, BigInt(localFd), 0n] },
+      { name: 'close', nr: SYS.close, args: [{ resultOf: 0 }] },
+      { name, nr, args: [{ resultOf: 1 }, ...args] },
+      { name: 'close', nr: SYS.close, args: [{ resultOf: 1 }] },
+    ]);
+  }
+
   /**
    * epoll_ctl(EPOLL_CTL_ADD) in the task: its epoll instance `epfd` watches its descriptor `fd`
    * (an epoll item is known by the file and the number it was added with, so it is added by the

@@ -65,11 +65,7 @@ export function createTask(
 ): RemoteTask {
   const seed = make();
   try {
-    for (const ns of Object.values(namespaces)) {
-      const fd = seed.pullFdCloseOnExec(ns.fd);
-      seed.setns(fd, NAMESPACE_FLAGS[ns.kind]);
-      seed.close(fd);
-    }
+    for (const ns of Object.values(namespaces)) seed.enterNamespace(ns.fd, NAMESPACE_FLAGS[ns.kind]);
     return seed;
   } catch (err) {
     seed.kill();
@@ -220,9 +216,7 @@ function cpuMask(words: string): Buffer {
 function changeDirectory(task: RemoteTask, cwd: string): void {
   const local = openSync(cwd, O_RDONLY | O_DIRECTORY);
   try {
-    const fd = task.pullFdCloseOnExec(local);
-    task.fchdir(fd);
-    task.close(fd);
+    task.enterDirectory(local);
   } finally {
     closeSync(local);
   }
