@@ -125,6 +125,13 @@ describe('calls held back in a seed (RemoteTask.together)', () => {
       seed.installFds(many);
       expect(ptrace.batches).toBe(2);
       expect(readdirSync(`/proc/${seed.pid}/fd`).length).toBe(153);
+      // Held-back calls that would not fit one table with a hundred installs go first, alone.
+      ptrace.reset();
+      seed.together(() => {
+        for (let i = 0; i < 300; i++) seed!.umask(0o22);
+        seed!.installFds(many.slice(0, 100));
+      });
+      expect(ptrace.batches).toBe(2);
     } finally {
       closeSync(local);
     }

@@ -345,6 +345,8 @@ export class RemoteTask {
    * `calls` (whose references to earlier results count from their own first call).
    */
   private runBatch(calls: readonly BatchedCall[]): bigint[] {
+    // What was held back goes alone first where it and `calls` do not fit one table together.
+    if (this.queued.length > 0 && this.queued.length + calls.length >= BATCH_CAPACITY) this.flush();
     const queued = this.queued;
     this.queued = [];
     const shift = (arg: bigint | ResultOf) => (typeof arg === 'bigint' ? arg : { resultOf: arg.resultOf + queued.length });
@@ -699,8 +701,6 @@ export class RemoteTask {
   }
 
   private installBatch(fds: readonly { localFd: number; fd: number; closeOnExec: boolean }[]): void {
-    const calls = fds.length * 6;
-    if (this.queued.length + calls >= BATCH_CAPACITY) this.flush();
     this.runBatch(
       fds.flatMap(({ localFd, fd, closeOnExec }, i) => {
         const pidfd = { resultOf: 6 * i };
