@@ -66,6 +66,10 @@ const ENOSYS = 38;
 const RLIMIT_CORE = 4;
 const u = (v: bigint | number) => BigInt.asUintN(64, BigInt(v));
 const align8 = (n: number) => (n + 7) & ~7;
+/** pidfd_open of cr itself, in a batch: what the batch's pidfd_getfd calls pull cr's descriptors through. */
+const openPidfdOfCr = (): BatchedCall => ({ name: 'pidfd_open', nr: SYS.pidfd_open, args: [BigInt(process.pid), 0n] });
+/** pidfd_getfd of cr's descriptor `localFd`, through the pidfd an earlier call of the batch opened. */
+const getFd = (pidfd: ResultOf, localFd: number): BatchedCall => ({ name: `pidfd_getfd(${localFd})`, nr: SYS.pidfd_getfd, args: [pidfd, BigInt(localFd), 0n] });
 const NOTHING = Buffer.alloc(0);
 
 /** A call the task is running (see startPreadv): `finish` waits for its end, `poll` only looks (undefined while it runs). */
@@ -674,16 +678,7 @@ export class RemoteTask {
    * (see installFds). Whatever `fd` held is closed. cr keeps its own copy: the caller closes it.
    */
   installFd(localFd: number, fd: number, closeOnExec: boolean): void {
-    if (!this.guarded) return this.installFds([{ localFd, fd, closeOnExec }]);
-    this.together(() => {
-      const pulled = this.pullFdCloseOnExec(localFd);
-      if (pulled !== fd) {
-        this.dup3(pulled, fd, closeOnExec ? O_CLOEXEC : 0);
-        this.close(pulled);
-      } else if (!closeOnExec) {
-        this.send('fcntl(F_SETFD)', SYS.fcntl, [fd, F_SETFD, 0]);
-      }
-    });
+    this.installFds([{ localFd, fd, closeOnExec }]);
   }
 
   /**
@@ -694,7 +689,7 @@ export class RemoteTask {
    */
   installFds(fds: readonly { localFd: number; fd: number; closeOnExec: boolean }[]): void {
     if (this.guarded) {
-      for (const { localFd, fd, closeOnExec } of fds) this.installFd(localFd, fd, closeOnExec);
+      for (const { localFd, fd, closeOnExec } of fds) this.installPulled(localFd, fd, closeOnExec);
       return;
     }
     for (let at = 0; at < fds.length; at += INSTALLS_PER_BATCH) this.installBatch(fds.slice(at, at + INSTALLS_PER_BATCH));
@@ -706,15 +701,26 @@ export class RemoteTask {
         const pidfd = { resultOf: 6 * i };
         const pulled = { resultOf: 6 * i + 2 };
         return [
-          { name: 'pidfd_open', nr: SYS.pidfd_open, args: [BigInt(process.pid), 0n] },
+          openPidfdOfCr(),
           { name: `dup2(${fd})`, nr: SYS.dup2, args: [pidfd, BigInt(fd)] },
-          { name: `pidfd_getfd(${localFd})`, nr: SYS.pidfd_getfd, args: [pidfd, BigInt(localFd), 0n] },
+          getFd(pidfd, localFd),
           { name: 'close', nr: SYS.close, args: [pidfd] },
           { name: `dup3(${fd})`, nr: SYS.dup3, args: [pulled, BigInt(fd), BigInt(closeOnExec ? O_CLOEXEC : 0)] },
           { name: 'close', nr: SYS.close, args: [pulled] },
         ];
       }),
     );
+  }
+
+  /** installFd in a live program's task, call by call: pulled, then moved onto `fd` where it landed elsewhere. */
+  private installPulled(localFd: number, fd: number, closeOnExec: boolean): void {
+    const pulled = this.pullFdCloseOnExec(localFd);
+    if (pulled !== fd) {
+      this.dup3(pulled, fd, closeOnExec ? O_CLOEXEC : 0);
+      this.close(pulled);
+    } else if (!closeOnExec) {
+      this.send('fcntl(F_SETFD)', SYS.fcntl, [fd, F_SETFD, 0]);
+    }
   }
 
   /**
@@ -733,8 +739,8 @@ export class RemoteTask {
     if (localFds.length === 0) return [];
     if (!this.guarded) {
       const results = this.runBatch([
-        { name: 'pidfd_open', nr: SYS.pidfd_open, args: [BigInt(process.pid), 0n] },
-        ...localFds.map((fd) => ({ name: `pidfd_getfd(${fd})`, nr: SYS.pidfd_getfd, args: [{ resultOf: 0 }, BigInt(fd), 0n] })),
+        openPidfdOfCr(),
+        ...localFds.map((fd) => getFd({ resultOf: 0 }, fd)),
         { name: 'close', nr: SYS.close, args: [{ resultOf: 0 }] },
       ]);
       return results.slice(1, -1).map(Number);
@@ -812,8 +818,8 @@ export class RemoteTask {
       return;
     }
     this.runBatch([
-      { name: 'pidfd_open', nr: SYS.pidfd_open, args: [BigInt(process.pid), 0n] },
-      { name: `pidfd_getfd(${localFd})`, nr: SYS.pidfd_getfd, args: [{ resultOf: 0 }, BigInt(localFd), 0n] },
+      openPidfdOfCr(),
+      getFd({ resultOf: 0 }, localFd),
       { name: 'close', nr: SYS.close, args: [{ resultOf: 0 }] },
       { name, nr, args: [{ resultOf: 1 }, ...args] },
       { name: 'close', nr: SYS.close, args: [{ resultOf: 1 }] },
