@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { O_NOCTTY, O_RDWR } from 'node:constants';
 import { once } from 'node:events';
-import { closeSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Kernel } from '@cr/core';
@@ -125,12 +125,15 @@ describe('pseudo-terminals whose master is in the checkpoint', () => {
     const dir = cleanup.dir(tempDir());
     const out = join(dir, 'out');
     const program = join(dir, 'ptyfork.py');
+    // While `hold` exists bash only sleeps: a checkpoint that froze a ps it had running (its
+    // descriptors on /proc) would be refused.
+    const hold = join(dir, 'hold');
     writeFileSync(
       program,
       `import os, pty
 pid, master = pty.fork()
 if pid == 0:
-    os.execvp('bash', ['bash', '-c', 'i=0; while true; do i=$((i+1)); echo "tick $i $(stty size) $(tty) $(ps -o tpgid= -p $$)"; sleep 0.05; done'])
+    os.execvp('bash', ['bash', '-c', 'i=0; held=0; while true; do if [ -e ${hold} ]; then [ $held = 1 ] || echo held; held=1; sleep 0.05; continue; fi; held=0; i=$((i+1)); echo "tick $i $(stty size) $(tty) $(ps -o tpgid= -p $$)"; sleep 0.05; done'])
 print('ready', flush=True)
 buf = b''
 while True:
@@ -143,7 +146,10 @@ while True:
     const root = await startLogged(cleanup, 'python3', [program], out);
     await ticksOn(out, 3);
     const [bash] = descendants(root.pid!) as [number];
+    writeFileSync(hold, '');
+    await waitForLine(out, /^held$/);
     await checkpointAndRestore(cleanup, root, join(dir, 'img'));
+    unlinkSync(hold);
     const after = await ticksOn(out, 5);
     expect(after.at(-1)![1]).toMatch(new RegExp(`^0 0 /dev/pts/\\d+ +${bash}$`));
     expect(statField(bash, 8)).toBe(bash);
