@@ -15,7 +15,10 @@ import {
 } from '@cr/core/engine';
 import { openSession } from '@cr/api';
 import { configSchema, type CrConfig, type CrProfile } from '@cr/schemas';
-import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
+import { Command } from '@oclif/core/command';
+import * as Errors from '@oclif/core/errors';
+import * as Flags from '@oclif/core/flags';
+import type { Interfaces } from '@oclif/core';
 import { errorJson, usageError } from './errors.js';
 import { createLogger } from './logging/create-logger.js';
 import { shareBundledModules } from './shared-modules.js';

@@ -1,6 +1,6 @@
 import { stripVTControlCharacters } from 'node:util';
 import { CrError, ExitCode } from '@cr/core';
-import { Errors } from '@oclif/core';
+import * as Errors from '@oclif/core/errors';
 
 /** What `cr … --json` prints when it fails: the error, and the warnings given before it. */
 export interface ErrorJson {

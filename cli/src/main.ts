@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { flush, run, type Command, type Interfaces } from '@oclif/core';
+import { flush } from '@oclif/core/flush';
+import { run } from '@oclif/core/run';
+import type { Command, Interfaces } from '@oclif/core';
 import { z } from 'zod';
 
 /**

@@ -1,4 +1,5 @@
-import { Args, Flags } from '@oclif/core';
+import * as Args from '@oclif/core/args';
+import * as Flags from '@oclif/core/flags';
 import { Kernel } from '@cr/core';
 import { DEFAULT_ADVICE_DIR, ADVICE_DIR_ENV, adviceDir, assertMayAdvise, describeRule, pruneAdvice, readAdvice, removeAdvice, writeAdvice } from '@cr/core/engine';
 import { assertSelections } from '@cr/api';

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
-import { Args, Flags } from '@oclif/core';
+import * as Args from '@oclif/core/args';
+import * as Flags from '@oclif/core/flags';
 import { CrError, ExitCode, Kernel } from '@cr/core';
 import { CheckpointEngine, adviceDir, policyFromConfig, readAdvice, writeImageStream, type AppliedAdvice, type CollectedObjectEntry } from '@cr/core/engine';
 import { COMPRESSIONS, type CheckpointTarget } from '@cr/schemas';

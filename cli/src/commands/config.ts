@@ -1,4 +1,4 @@
-import { Flags } from '@oclif/core';
+import * as Flags from '@oclif/core/flags';
 import { CrCommand, TCP_ESTABLISHED_DESCRIPTION, profileFlag, selectionFlags, tcpEstablishedLayer, typeSelectionFlags, type CrConfigFlags } from '../base-command.js';
 import { renderTable } from '../table.js';
 

@@ -1,4 +1,4 @@
-import { Flags } from '@oclif/core';
+import * as Flags from '@oclif/core/flags';
 import { CrError, ExitCode, describeSelector } from '@cr/core';
 import { readVerifiedImage } from '@cr/core/engine';
 import { CrCommand } from '../base-command.js';

@@ -1,4 +1,4 @@
-import { Flags } from '@oclif/core';
+import * as Flags from '@oclif/core/flags';
 import { CrError, ExitCode, Kernel } from '@cr/core';
 import { ImageReader, RestoreEngine, adviceDir, readImageStream, writeAdvice } from '@cr/core/engine';
 import { parseMapExternal, typedMapping } from '@cr/api';

@@ -1,6 +1,6 @@
 import { rmdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { Args } from '@oclif/core';
+import * as Args from '@oclif/core/args';
 import { CrError, ExitCode, Kernel } from '@cr/core';
 import { pinnedNamespacePaths } from '@cr/core/engine';
 import { CrCommand } from '../base-command.js';

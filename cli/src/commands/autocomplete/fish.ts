@@ -1,4 +1,5 @@
-import { Command, type Command as CommandNs } from '@oclif/core';
+import { Command } from '@oclif/core/command';
+import type { Command as CommandNs } from '@oclif/core';
 
 /**
  * The fish completion script, generated from the installed commands (oclif's autocomplete plugin

@@ -1,5 +1,5 @@
 import { writeFileSync } from 'node:fs';
-import { Flags } from '@oclif/core';
+import * as Flags from '@oclif/core/flags';
 import { CrCommand } from '../../base-command.js';
 import { imageDirArg } from '../../image/image-arg.js';
 import { decodeImage } from '../../image/document.js';

@@ -1,4 +1,4 @@
-import { Args } from '@oclif/core';
+import * as Args from '@oclif/core/args';
 import { formatPath, type ReadImage } from '@cr/core/engine';
 import { fileEntrySchema, type ObjectEntry } from '@cr/schemas';
 import microdiff from 'microdiff';

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { text } from 'node:stream/consumers';
-import { Args, Flags } from '@oclif/core';
+import * as Args from '@oclif/core/args';
+import * as Flags from '@oclif/core/flags';
 import { CrError, ExitCode, ImageError } from '@cr/core';
 import { CrCommand } from '../../base-command.js';
 import { encodeImage } from '../../image/document.js';

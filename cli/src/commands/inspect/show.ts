@@ -1,4 +1,4 @@
-import { Args } from '@oclif/core';
+import * as Args from '@oclif/core/args';
 import { CrError, ExitCode } from '@cr/core';
 import { CrCommand } from '../../base-command.js';
 import { readSoundImage } from '../../image/read-image.js';

@@ -1,4 +1,5 @@
-import { Args, Flags } from '@oclif/core';
+import * as Args from '@oclif/core/args';
+import * as Flags from '@oclif/core/flags';
 import { scaffoldPlugin } from '@cr/plugin-kit';
 import { CrCommand } from '../../base-command.js';
 
