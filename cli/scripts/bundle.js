@@ -81,19 +81,26 @@ function jsFiles(dir) {
  * The bundle's entry: `main` (which is given cr's commands), every command class by oclif id
  * (from the file's path under dist/commands, `inspect/ps.js` → `inspect:ps`), and the namespace
  * of every module shared with plugins from outside.
+ *
+ * A command's module, and a shared one, is evaluated when first asked for (a getter that
+ * requires it; esbuild makes each such module run at its first require): oclif, which reads the
+ * commands from its manifest, asks only for the command it runs, and only a plugin from outside
+ * asks for a shared module; a command no longer evaluates the modules only other commands use.
+ * Shared packages that have a CommonJS build of their own (zod, tsyringe) are imported:
+ * a require would bundle that build, a second copy of the package.
  */
 function entrySource(shared) {
   const commandsDir = join(dist, 'commands');
   const commands = jsFiles(commandsDir).map((file) => ({ file, id: relative(commandsDir, file).slice(0, -'.js'.length).split(sep).join(':') }));
+  const lazy = (spec) => createRequire(join(root, 'noop.js')).resolve(spec) === fileURLToPath(import.meta.resolve(spec));
   return [
     // First: the Reflect metadata polyfill must be there before tsyringe loads.
     "import 'reflect-metadata';",
     `import { main as runCommandLine } from ${JSON.stringify(join(dist, 'main.js'))};`,
-    ...commands.map((c, i) => `import command${i} from ${JSON.stringify(c.file)};`),
-    `export const COMMANDS = { ${commands.map((c, i) => `${JSON.stringify(c.id)}: command${i}`).join(', ')} };`,
+    `export const COMMANDS = { ${commands.map((c) => `get ${JSON.stringify(c.id)}() { return require(${JSON.stringify(c.file)}).default; }`).join(', ')} };`,
     'export const main = (argv, root) => runCommandLine(argv, root, COMMANDS);',
-    ...shared.map((spec, i) => `import * as shared${i} from ${JSON.stringify(spec)};`),
-    `export const shared = { ${shared.map((spec, i) => `${JSON.stringify(spec)}: shared${i}`).join(', ')} };`,
+    ...shared.map((spec, i) => (lazy(spec) ? '' : `import * as shared${i} from ${JSON.stringify(spec)};`)),
+    `export const shared = { ${shared.map((spec, i) => `${lazy(spec) ? `get ${JSON.stringify(spec)}() { return require(${JSON.stringify(spec)}); }` : `${JSON.stringify(spec)}: shared${i}`}`).join(', ')} };`,
   ].join('\n');
 }
 
