@@ -86,8 +86,8 @@ function jsFiles(dir) {
  * requires it; esbuild makes each such module run at its first require): oclif, which reads the
  * commands from its manifest, asks only for the command it runs, and only a plugin from outside
  * asks for a shared module; a command no longer evaluates the modules only other commands use.
- * Shared packages that have a CommonJS build of their own (zod, tsyringe) are imported:
- * a require would bundle that build, a second copy of the package.
+ * A shared package whose require reaches another file than its import (zod, which has a
+ * CommonJS build beside its ES modules) is imported: a require would bundle a second copy of it.
  */
 function entrySource(shared) {
   const commandsDir = join(dist, 'commands');
