@@ -103,7 +103,8 @@ export class TaskMemory {
   /** Writes the bytes of `source` into the pages of `runs`, in order. */
   async write(pid: number, runs: readonly PageRun[], source: AsyncIterable<Uint8Array>): Promise<void> {
     const total = runs.reduce((sum, r) => sum + r.pages * PAGE_SIZE, 0);
-    const mem = new ProcMem(pid, 'r+');
+    // Opened only for what process_vm_writev leaves: usually nothing.
+    const mem = new LazyProcMem(pid, 'r+');
     try {
       const cursor = new RunCursor(runs);
       let written = 0;
@@ -133,11 +134,11 @@ export class TaskMemory {
    */
   async fillFromFile(task: RemoteTask, file: SourceFile, runs: readonly FilePageRun[], alongside?: AsyncIterable<Uint8Array>): Promise<void> {
     const { writable, protectedRuns } = byWritability(runs, readMappings(task.pid));
-    let mem: ProcMem | undefined;
+    const mem = new LazyProcMem(task.pid, 'r+');
     try {
-      await fillFromFile(task, file, writable, alongside && { chunks: alongside, write: (data, ranges) => this.writeRanges(task.pid, (mem ??= new ProcMem(task.pid, 'r+')), data, ranges) });
+      await fillFromFile(task, file, writable, alongside && { chunks: alongside, write: (data, ranges) => this.writeRanges(task.pid, mem, data, ranges) });
     } finally {
-      mem?.close();
+      mem.close();
     }
     if (protectedRuns.length === 0) return;
     const regions = protectedRuns.map((r) => ({ position: r.position, length: r.pages * PAGE_SIZE }));
@@ -146,7 +147,8 @@ export class TaskMemory {
 
   /** The pages of one `run`, read at once, as `read` reads them (without pinning them). */
   readRun(pid: number, run: PageRun): Buffer {
-    const target = Buffer.alloc(run.pages * PAGE_SIZE);
+    // Not zeroed: the read fills it or throws.
+    const target = Buffer.allocUnsafe(run.pages * PAGE_SIZE);
     const mem = new ProcMem(pid, 'r');
     try {
       mem.read(target, run.address);
@@ -156,7 +158,7 @@ export class TaskMemory {
     return target;
   }
 
-  private writeRanges(pid: number, mem: ProcMem, data: Uint8Array, ranges: readonly RemoteRange[]): void {
+  private writeRanges(pid: number, mem: LazyProcMem, data: Uint8Array, ranges: readonly RemoteRange[]): void {
     let done = 0;
     if (this.fast) {
       try {
@@ -165,7 +167,7 @@ export class TaskMemory {
         done = this.failed(err);
       }
     }
-    for (const [r, at] of rest(ranges, done)) mem.write(data.subarray(at, at + r.length), r.address);
+    for (const [r, at] of rest(ranges, done)) mem.get().write(data.subarray(at, at + r.length), r.address);
   }
 
   /** A cross-memory call failed: 0 bytes moved, /proc/PID/mem does the whole chunk. */
@@ -338,5 +340,23 @@ class ProcMem {
 
   close(): void {
     closeSync(this.fd);
+  }
+}
+
+/** A ProcMem opened at its first use, if there is one. */
+class LazyProcMem {
+  private mem: ProcMem | undefined;
+
+  constructor(
+    private readonly pid: number,
+    private readonly flags: 'r' | 'r+',
+  ) {}
+
+  get(): ProcMem {
+    return (this.mem ??= new ProcMem(this.pid, this.flags));
+  }
+
+  close(): void {
+    this.mem?.close();
   }
 }

@@ -120,7 +120,8 @@ class BlobReader {
   }
 
   async take(length: number): Promise<Buffer> {
-    const out = Buffer.alloc(length);
+    // Not zeroed: filled whole below, or an error.
+    const out = Buffer.allocUnsafe(length);
     for (let filled = 0; filled < length; ) {
       if (this.at >= this.buffered.byteLength) {
         const next = await this.chunks.next();
