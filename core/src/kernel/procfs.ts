@@ -248,6 +248,19 @@ export class Procfs {
     return fds.flatMap((fd) => this.fdInfo(pid, fd, reachableMounts) ?? []);
   }
 
+  /**
+   * The open file descriptors of `pid`, in ascending order, with their open(2) flags and whether
+   * fdinfo lists a lock on them: fdinfo alone, for a process whose descriptors cr made itself and
+   * need not identify (fds does that: a readlink, a stat and a statfs each, and the mount tables).
+   */
+  fdFlags(pid: number): { fd: number; flags: number; locked: boolean }[] {
+    const fds = readdirSync(`${procDir(pid)}/fd`).map(Number).sort((a, b) => a - b);
+    return fds.map((fd) => {
+      const info = this.read(pid, `fdinfo/${fd}`);
+      return { fd, flags: Number.parseInt(/^flags:\s*(\S+)/m.exec(info)?.[1] ?? '0', 8), locked: /^lock:/m.test(info) };
+    });
+  }
+
   /** Every "name: value" line of /proc/PID/fdinfo/FD (eventfd-count, sigmask, it_value …). */
   fdinfo(pid: number, fd: number): Record<string, string> {
     const fields: Record<string, string> = {};

@@ -95,8 +95,8 @@ export class RestoredTree {
     const parent = this.members.get(member.record.ppid);
     if (!parent) return false;
     const ownTable = !(member.record.sharesWithParent ?? []).includes('files');
-    const fds = ownTable ? this.kernel.procfs.fds(restored.pid) : [];
-    if (fds.some((fd) => fd.locks.length > 0)) return false;
+    const fds = ownTable ? this.kernel.procfs.fdFlags(restored.pid) : [];
+    if (fds.some((fd) => fd.locked)) return false;
     const held = fds.map((fd) => ({ fd: fd.fd, cloexec: (fd.flags & O_CLOEXEC) !== 0, local: this.kernel.takeFd(restored.pid, fd.fd) }));
     try {
       member.task.kill();
