@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { closeSync, mkdtempSync, openSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -98,6 +100,37 @@ describe('Procfs.fds identifies the descriptors of a live process', () => {
       expect(described(kinds.get(opened[2]!)!)).toEqual(['deleted', join(dir, 'gone')]);
     } finally {
       opened.forEach((fd) => closeSync(fd));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('Procfs.fdFlags lists the descriptors of a live process from fdinfo alone', () => {
+  it('with their flags, close-on-exec included, and whether a lock is held through them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cr-fdflags-'));
+    const file = join(dir, 'f');
+    writeFileSync(file, 'x');
+    // Two open files of one inode: the first kept across exec, the second flock'ed (an flock belongs to its open file alone).
+    const program = `import fcntl, os, sys
+a = os.open(sys.argv[1], os.O_RDWR | os.O_APPEND)
+os.set_inheritable(a, True)
+b = os.open(sys.argv[1], os.O_RDONLY)
+fcntl.flock(b, fcntl.LOCK_SH)
+print(a, b, flush=True)
+sys.stdin.read()`;
+    const child = spawn('python3', ['-c', program, file], { stdio: ['pipe', 'pipe', 'inherit'] });
+    try {
+      const [line] = (await once(child.stdout!, 'data')) as [Buffer];
+      const [a, b] = line.toString().trim().split(' ').map(Number) as [number, number];
+      const listed = new Kernel().procfs.fdFlags(child.pid!);
+      expect(listed.map((f) => f.fd)).toEqual([...listed.map((f) => f.fd)].sort((x, y) => x - y));
+      // The kernel shows O_LARGEFILE on every open file of a 64-bit process.
+      const [O_RDWR, O_APPEND, O_LARGEFILE, O_CLOEXEC] = [0o2, 0o2000, 0o100000, 0o2000000];
+      expect(listed.find((f) => f.fd === a)).toEqual({ fd: a, flags: O_RDWR | O_APPEND | O_LARGEFILE, locked: false });
+      expect(listed.find((f) => f.fd === b)).toEqual({ fd: b, flags: O_LARGEFILE | O_CLOEXEC, locked: true });
+    } finally {
+      child.kill('SIGKILL');
+      await once(child, 'exit');
       rmSync(dir, { recursive: true, force: true });
     }
   });
