@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { closeSync, mkdtempSync, openSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { FS_MAGIC, Kernel, classifyFd, type FdIdentity, type FdKind } from '@cr/core';
 import { describe, expect, it } from 'vitest';
 
@@ -120,8 +121,8 @@ print(a, b, flush=True)
 sys.stdin.read()`;
     const child = spawn('python3', ['-c', program, file], { stdio: ['pipe', 'pipe', 'inherit'] });
     try {
-      const [line] = (await once(child.stdout!, 'data')) as [Buffer];
-      const [a, b] = line.toString().trim().split(' ').map(Number) as [number, number];
+      const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
+      const [a, b] = line.trim().split(' ').map(Number) as [number, number];
       const listed = new Kernel().procfs.fdFlags(child.pid!);
       expect(listed.map((f) => f.fd)).toEqual([...listed.map((f) => f.fd)].sort((x, y) => x - y));
       // The kernel shows O_LARGEFILE on every open file of a 64-bit process.
