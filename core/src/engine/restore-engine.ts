@@ -214,14 +214,13 @@ export class RestoreEngine {
         throw new PluginError(`the image holds ${saved.type} records of version ${saved.version}; the installed ${source} reads version ${plugin.version} and older: upgrade it`);
       }
     }
-    reader.checkFiles();
-    const records: CheckedRecord[] = [];
-    for (const type of this.registry.restoreOrder()) {
-      const { plugin } = this.registry.get(type);
-      for (const entry of manifest.objects.filter((o) => o.type === type && o.record)) {
-        records.push({ entry, plugin, record: reader.readRecord(entry, plugin.recordSchema).record });
-      }
-    }
+    const saved = this.registry.restoreOrder().flatMap((type) => manifest.objects.filter((o) => o.type === type && o.record));
+    // Their records are read whole just below, which checks them.
+    reader.checkFiles(new Set(saved.map((o) => o.record!)));
+    const records: CheckedRecord[] = saved.map((entry) => {
+      const { plugin } = this.registry.get(entry.type);
+      return { entry, plugin, record: reader.readRecord(entry, plugin.recordSchema).record };
+    });
     const problems = recordProblems(reader, this.registry, records);
     if (problems.length > 0) {
       const more = problems.length > 1 ? ` (and ${problems.length - 1} more inconsistent record(s): cr inspect ${imageDir} lists them)` : '';
