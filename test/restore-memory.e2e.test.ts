@@ -12,14 +12,15 @@ let bin: string;
 beforeAll(() => {
   bin = tempDir('cr-restore-memory-bin-');
   compileFixture('scattered', bin);
+  compileFixture('heap', bin);
 });
 afterAll(() => cleanup.dir(bin) && cleanup.run());
 
-/** The scattered fixture with `mib` MiB of heap, checkpointed with --kill (and `extra`): its image, PID, output and sum. */
-async function checkpointed(mib: number, extra: string[] = []) {
+/** The scattered fixture (or `fixture`) with `mib` MiB of heap, checkpointed with --kill (and `extra`): its image, PID, output and sum. */
+async function checkpointed(mib: number, extra: string[] = [], fixture = 'scattered') {
   const dir = cleanup.dir(tempDir());
   const out = join(dir, 'out.txt');
-  const child = await startFixture(cleanup, join(bin, 'scattered'), [String(mib)], out);
+  const child = await startFixture(cleanup, join(bin, fixture), [String(mib)], out);
   const sum = (await waitForLine(out, /^ready/)).split(' ')[1]!;
   const img = join(dir, 'img');
   const exited = once(child, 'exit');
@@ -54,6 +55,15 @@ describe('restored memory is read into place by the restored process itself', ()
     const debug = await restoreVerbose(heap.img, heap.pid);
     expect(debug).toContainEqual(expect.stringMatching(new RegExp(`pages: \\d+ page\\(s\\) read by PID ${heap.pid} itself from ${heap.pages}$`)));
     await expectSameMemory(heap);
+  });
+
+  it('the pages of a blob under 2 MiB are written by cr instead (fewer round trips), with the same result', async () => {
+    const heap = await checkpointed(1, [], 'heap');
+    expect(statSync(heap.pages).size).toBeLessThan(2 << 20);
+    const debug = await restoreVerbose(heap.img, heap.pid);
+    expect(debug).toContainEqual(expect.stringMatching(new RegExp(`pages: \\d+ page\\(s\\) written into PID ${heap.pid} by cr \\(the blob is under 2 MiB\\)$`)));
+    process.kill(heap.pid, 'SIGUSR1');
+    expect(await waitForLine(heap.out, /^(same|DIFFERENT)/, 30_000)).toBe(`same ${heap.sum}`);
   });
 
   it('a compressed image is decompressed and written by cr instead, with the same result', async () => {
