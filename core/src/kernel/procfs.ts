@@ -256,8 +256,8 @@ export class Procfs {
   fdFlags(pid: number): { fd: number; flags: number; locked: boolean }[] {
     const fds = readdirSync(`${procDir(pid)}/fd`).map(Number).sort((a, b) => a - b);
     return fds.map((fd) => {
-      const info = this.read(pid, `fdinfo/${fd}`);
-      return { fd, flags: Number.parseInt(/^flags:\s*(\S+)/m.exec(info)?.[1] ?? '0', 8), locked: /^lock:/m.test(info) };
+      const fields = this.fdinfo(pid, fd);
+      return { fd, flags: Number.parseInt(fields.flags ?? '0', 8), locked: 'lock' in fields };
     });
   }
 
