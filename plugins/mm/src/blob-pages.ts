@@ -34,18 +34,17 @@ const READ_BY_TASK_FROM = 2 << 20;
 export async function restoreBlobPages(kernel: Kernel, task: RemoteTask, blob: PageBlob, runs: readonly BlobRun[], log: Logger): Promise<void> {
   const stored = blob.stored();
   const pages = runs.reduce((n, r) => n + (r.stale ? 0 : r.pages), 0);
-  if (!stored || stored.size < READ_BY_TASK_FROM) {
-    stored?.close();
+  try {
+    if (stored && stored.size >= READ_BY_TASK_FROM) {
+      log.debug({ blob: blob.name, pages }, `${blob.name}: ${pages} page(s) read by PID ${task.pid} itself from ${stored.path}`);
+      return await kernel.memory.fillFromFile(task, stored, placed(runs), stored.verified());
+    }
     const why = stored ? `the blob is under ${READ_BY_TASK_FROM >> 20} MiB` : 'the blob is stored compressed';
     log.debug({ blob: blob.name, pages }, `${blob.name}: ${pages} page(s) written into PID ${task.pid} by cr (${why})`);
     const kept = runs.filter((r) => !r.stale).map((r) => ({ address: r.address, pages: r.pages }));
-    return kernel.memory.write(task.pid, kept, withoutStale(blob.stream(), runs));
-  }
-  log.debug({ blob: blob.name, pages }, `${blob.name}: ${pages} page(s) read by PID ${task.pid} itself from ${stored.path}`);
-  try {
-    await kernel.memory.fillFromFile(task, stored, placed(runs), stored.verified());
+    await kernel.memory.write(task.pid, kept, withoutStale(stored ? stored.verified() : blob.stream(), runs));
   } finally {
-    stored.close();
+    stored?.close();
   }
 }
 
