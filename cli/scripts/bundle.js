@@ -32,6 +32,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist');
 const out = join(dist, 'bundle');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+/** require as from the CLI's root: where node finds the packages the bundle takes in. */
+const requireFromRoot = createRequire(join(root, 'noop.js'));
 
 const external = [
   'koffi',
@@ -92,7 +94,7 @@ function jsFiles(dir) {
 function entrySource(shared) {
   const commandsDir = join(dist, 'commands');
   const commands = jsFiles(commandsDir).map((file) => ({ file, id: relative(commandsDir, file).slice(0, -'.js'.length).split(sep).join(':') }));
-  const lazy = (spec) => createRequire(join(root, 'noop.js')).resolve(spec) === fileURLToPath(import.meta.resolve(spec));
+  const lazy = (spec) => requireFromRoot.resolve(spec) === fileURLToPath(import.meta.resolve(spec));
   return [
     // First: the Reflect metadata polyfill must be there before tsyringe loads.
     "import 'reflect-metadata';",
@@ -179,7 +181,7 @@ const ownImportMetaUrl = {
         const cliRoot = 'import.meta.url.slice(0, import.meta.url.lastIndexOf("/dist/bundle/") + 1)';
         url = `new URL(${JSON.stringify(relative(dir, args.path))}, ${cliRoot}).href`;
       } else {
-        const entry = createRequire(join(root, 'noop.js')).resolve(name);
+        const entry = requireFromRoot.resolve(name);
         url = `new URL(${JSON.stringify(`./${relative(dirname(entry), args.path)}`)}, __crPackageUrl(${JSON.stringify(name)})).href`;
       }
       return { contents: source.replaceAll('import.meta.url', url), loader: 'js' };
