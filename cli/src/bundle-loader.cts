@@ -21,7 +21,7 @@ let loaded: CrBundle | undefined;
 
 /**
  * The bundle, compiled once per process. Node 20 has no compile cache of its own, and compiling
- * the bundle's 2.5 MB is most of cr's start-up: this keeps V8's code cache of it, one per command
+ * the bundle's 1.2 MB is most of cr's start-up: this keeps V8's code cache of it, one per command
  * word (`cache`; none without one). The first run of a command that succeeds writes it as it
  * exits, so that it holds the functions the command compiled on the way and not just the top
  * level. V8 checks a cache only against the source's length and its own version and flags, so
