@@ -128,6 +128,16 @@ export abstract class CrCommand extends Command {
     this.logger.trace({ argv: this.argv, version: this.config.version }, `cr ${this.id} ${this.argv.join(' ')}`);
   }
 
+  /**
+   * --json output as oclif writes it, without its colouring pass unless a JSON theme asks for
+   * colours: that pass tokenises the text with a regular expression per token even when it adds
+   * nothing, 23 ms for the 135 KB report of a 100-process checkpoint.
+   */
+  override logJson(json: unknown): void {
+    if (this.config.theme?.json) super.logJson(json);
+    else console.log(JSON.stringify(json, null, 2));
+  }
+
   protected override async catch(err: Error): Promise<unknown> {
     if (err instanceof Errors.ExitError) throw err;
     const error = err instanceof CrError ? err : new CrError(err.message, ExitCode.Failure, { cause: err });
