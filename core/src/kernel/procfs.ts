@@ -243,7 +243,7 @@ export class Procfs {
 
   /** The open file descriptors of `pid`, in ascending order, each identified (see fd-kind.ts). */
   fds(pid: number): FdInfo[] {
-    const fds = readdirSync(`${procDir(pid)}/fd`).map(Number).sort((a, b) => a - b);
+    const fds = this.fdNumbers(pid);
     const reachableMounts = new Set([...this.mountIds(pid), ...this.mountIds('self')]);
     return fds.flatMap((fd) => this.fdInfo(pid, fd, reachableMounts) ?? []);
   }
@@ -254,11 +254,15 @@ export class Procfs {
    * need not identify (fds does that: a readlink, a stat and a statfs each, and the mount tables).
    */
   fdFlags(pid: number): { fd: number; flags: number; locked: boolean }[] {
-    const fds = readdirSync(`${procDir(pid)}/fd`).map(Number).sort((a, b) => a - b);
-    return fds.map((fd) => {
+    return this.fdNumbers(pid).map((fd) => {
       const fields = this.fdinfo(pid, fd);
       return { fd, flags: Number.parseInt(fields.flags ?? '0', 8), locked: 'lock' in fields };
     });
+  }
+
+  /** The descriptor numbers `pid` has open, in ascending order. */
+  private fdNumbers(pid: number): number[] {
+    return readdirSync(`${procDir(pid)}/fd`).map(Number).sort((a, b) => a - b);
   }
 
   /** Every "name: value" line of /proc/PID/fdinfo/FD (eventfd-count, sigmask, it_value …). */
