@@ -104,7 +104,7 @@ export class TaskMemory {
   async write(pid: number, runs: readonly PageRun[], source: AsyncIterable<Uint8Array>): Promise<void> {
     const total = runs.reduce((sum, r) => sum + r.pages * PAGE_SIZE, 0);
     // Opened only for what process_vm_writev leaves: usually nothing.
-    const mem = new LazyProcMem(pid, 'r+');
+    const mem = new LazyProcMem(pid);
     try {
       const cursor = new RunCursor(runs);
       let written = 0;
@@ -134,7 +134,7 @@ export class TaskMemory {
    */
   async fillFromFile(task: RemoteTask, file: SourceFile, runs: readonly FilePageRun[], alongside?: AsyncIterable<Uint8Array>): Promise<void> {
     const { writable, protectedRuns } = byWritability(runs, readMappings(task.pid));
-    const mem = new LazyProcMem(task.pid, 'r+');
+    const mem = new LazyProcMem(task.pid);
     try {
       await fillFromFile(task, file, writable, alongside && { chunks: alongside, write: (data, ranges) => this.writeRanges(task.pid, mem, data, ranges) });
     } finally {
@@ -343,17 +343,14 @@ class ProcMem {
   }
 }
 
-/** A ProcMem opened at its first use, if there is one. */
+/** A ProcMem for writing, opened at its first use, if there is one. */
 class LazyProcMem {
   private mem: ProcMem | undefined;
 
-  constructor(
-    private readonly pid: number,
-    private readonly flags: 'r' | 'r+',
-  ) {}
+  constructor(private readonly pid: number) {}
 
   get(): ProcMem {
-    return (this.mem ??= new ProcMem(this.pid, this.flags));
+    return (this.mem ??= new ProcMem(this.pid, 'r+'));
   }
 
   close(): void {
