@@ -1,3 +1,4 @@
+import { Cgroups } from './cgroups.js';
 import { Directory } from './directory.js';
 import { FeatureProbe } from './features.js';
 import { FileLocks } from './file-locks.js';
@@ -43,6 +44,7 @@ export class Kernel {
   readonly namespaces = new Namespaces(this.libc);
   readonly sysctl = new Sysctl();
   readonly procfs = new Procfs();
+  readonly cgroups = new Cgroups();
   readonly sysvipc = new SysvIpc(this.libc, this.sysctl);
   readonly features = new FeatureProbe(this.libc, this.namespaces);
   readonly memory = new TaskMemory();
@@ -105,6 +107,31 @@ export class Kernel {
       if ((status & 0x7f) === 0) return (status >> 8) & 0xff;
       if ((status & 0xff) !== 0x7f) return 128 + (status & 0x7f);
     }
+  }
+
+  /**
+   * Reaps `pid` if it is a child of cr that has exited, without waiting: true once it is gone
+   * (reaped now, or not a child of cr), false while it runs.
+   */
+  reapIfExited(pid: number): boolean {
+    const WNOHANG = 1;
+    try {
+      return this.libc.waitpid(pid, __WALL | WNOHANG).pid === pid;
+    } catch (err) {
+      if (err instanceof KernelError && err.code === 'ECHILD') return true;
+      throw err;
+    }
+  }
+
+  /** The file status flags (O_NONBLOCK, O_APPEND …) of cr's descriptor `fd` (fcntl F_GETFL). */
+  fdStatusFlags(fd: number): number {
+    const F_GETFL = 3;
+    return this.libc.fcntl(fd, F_GETFL, 0, `fd ${fd} of cr`);
+  }
+
+  /** Makes cr's descriptor `onto` (0, 1 or 2) another descriptor of what `fd` is (dup3(2)), closing what it was. */
+  replaceFd(fd: number, onto: number): void {
+    this.libc.dup3(fd, onto, `fd ${onto} of cr`);
   }
 
   /** The mappings of a process, with their VmFlags (/proc/PID/smaps, which walks every page table: about 12 ms a GiB). */

@@ -43,6 +43,7 @@ const raw = onFirstUse({
   syscall: () => lib().func('long syscall(long number, ...)'),
   ptrace: () => lib().func('long ptrace(int request, ...)'),
   waitpid: () => lib().func('int waitpid(int pid, _Out_ int *status, int options)'),
+  dup3: () => lib().func('int dup3(int oldfd, int newfd, int flags)'),
   kill: () => lib().func('int kill(int pid, int sig)'),
   pipe2: () => lib().func('int pipe2(_Out_ int *fds, int flags)'),
   tee: () => lib().func('long tee(int fd_in, int fd_out, size_t len, unsigned int flags)'),
@@ -632,6 +633,11 @@ export class Libc {
     const status = [0];
     const result = check(raw.waitpid(pid, status, options), 'waitpid', `pid ${pid}`);
     return { pid: result, status: status[0]! };
+  }
+
+  /** dup3(2): `fd` becomes also descriptor `onto` of cr, closing what `onto` was (not close-on-exec). */
+  dup3(fd: number, onto: number, target: string): void {
+    check(raw.dup3(fd, onto, 0), 'dup3', target);
   }
 
   /** The CLONE_NEW* flag of the namespace an nsfs fd refers to. */

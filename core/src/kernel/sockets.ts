@@ -115,6 +115,14 @@ export class Sockets {
     return decodeStruct<{ tcpi_state: number }>(info, tcpInfoHead).tcpi_state;
   }
 
+  /** Who is at the other end of a connected unix socket, as the kernel saw it connect (SO_PEERCRED). */
+  peerCredentials(fd: number, target: string): { pid: number; uid: number; gid: number } {
+    const SO_PEERCRED = 17;
+    const value = Buffer.alloc(structSize(ucred));
+    this.libc.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, value, target);
+    return decodeStruct<{ pid: number; uid: number; gid: number }>(value, ucred);
+  }
+
   /** The address the socket is bound to. */
   localAddress(fd: number, target: string): SocketAddress {
     return decodeAddress(this.libc.sockaddr(fd, false, target));
