@@ -20,7 +20,7 @@ import * as Errors from '@oclif/core/errors';
 import * as Flags from '@oclif/core/flags';
 import type { Interfaces } from '@oclif/core';
 import { errorJson, usageError } from './errors.js';
-import { createLogger } from './logging/create-logger.js';
+import { closeLogFile, createLogger } from './logging/create-logger.js';
 import { shareBundledModules } from './shared-modules.js';
 import { DEFAULT_PROGRESS_DELAY_MS, TerminalProgress } from './logging/terminal-progress.js';
 
@@ -136,6 +136,11 @@ export abstract class CrCommand extends Command {
   override logJson(json: unknown): void {
     if (this.config.theme?.json) super.logJson(json);
     else console.log(JSON.stringify(json, null, 2));
+  }
+
+  protected override async finally(err: Error | undefined): Promise<unknown> {
+    closeLogFile(this.logger);
+    return super.finally(err);
   }
 
   protected override async catch(err: Error): Promise<unknown> {

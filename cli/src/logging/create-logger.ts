@@ -1,4 +1,4 @@
-import { constants, openSync } from 'node:fs';
+import { closeSync, constants, openSync } from 'node:fs';
 import { getSystemErrorMap } from 'node:util';
 import { CrError, ExitCode } from '@cr/core';
 import { silentLogger, type Logger } from '@cr/core/engine';
@@ -17,6 +17,8 @@ export interface LogSettings {
 }
 
 const STDERR_LEVELS: readonly Level[] = ['info', 'debug', 'trace'];
+/** The log file each logger writes to, which closeLogFile closes. */
+const logFiles = new WeakMap<Logger, number>();
 
 /**
  * cr's logger for one command: pino, writing JSON lines to the log file and lines for people to
@@ -41,7 +43,20 @@ export async function createLogger(settings: LogSettings): Promise<Logger> {
     },
     pino.multistream(streams),
   );
+  if (fd !== undefined) logFiles.set(logger, fd);
   return logger;
+}
+
+/**
+ * Closes the log file of a logger createLogger made, once its command is over: cr's process may
+ * go on to run other commands (the cr service). Its lines are already written (pino writes it
+ * synchronously).
+ */
+export function closeLogFile(logger: Logger): void {
+  const fd = logFiles.get(logger);
+  if (fd === undefined) return;
+  logFiles.delete(logger);
+  closeSync(fd);
 }
 
 /**
