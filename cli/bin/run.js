@@ -17,6 +17,15 @@ if (argv.length === 1 && argv[0] === '--version') {
   const { versionLine } = require('../dist/version.cjs');
   console.log(versionLine(join(root, 'package.json')));
 } else {
+  // A running cr service (cr service start) is handed the command before cr's code is loaded:
+  // that is most of a short command's time. It may hand it back, to run here.
+  const { runThroughService, serviceFor } = require('../dist/service/client.cjs');
+  const socket = serviceFor(argv);
+  if (socket === undefined) runHere();
+  else runThroughService(argv, socket, root).then((code) => (code === undefined ? runHere() : (process.exitCode = code)));
+}
+
+function runHere() {
   // Loaded only now: oclif reads HOME as it loads. The bundle keeps a code cache per command word.
   const { loadBundle } = require('../dist/bundle-loader.cjs');
   const word = /^[a-z][a-z-]{0,31}$/.test(argv[0] ?? '') ? argv[0] : 'cr';

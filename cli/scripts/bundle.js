@@ -80,7 +80,8 @@ function jsFiles(dir) {
 }
 
 /**
- * The bundle's entry: `main` (which is given cr's commands), every command class by oclif id
+ * The bundle's entry: `main` (which is given cr's commands), `serve` (the cr service, which runs
+ * `main` for its callers), every command class by oclif id
  * (from the file's path under dist/commands, `inspect/ps.js` → `inspect:ps`), and the namespace
  * of every module shared with plugins from outside.
  *
@@ -101,6 +102,7 @@ function entrySource(shared) {
     `import { main as runCommandLine } from ${JSON.stringify(join(dist, 'main.js'))};`,
     `export const COMMANDS = { ${commands.map((c) => `get ${JSON.stringify(c.id)}() { return require(${JSON.stringify(c.file)}).default; }`).join(', ')} };`,
     'export const main = (argv, root) => runCommandLine(argv, root, COMMANDS);',
+    `export const serve = (options) => require(${JSON.stringify(join(dist, 'service', 'daemon-main.js'))}).runDaemon({ ...options, run: (argv) => runCommandLine(argv, options.root, COMMANDS) });`,
     ...shared.map((spec, i) => (lazy(spec) ? '' : `import * as shared${i} from ${JSON.stringify(spec)};`)),
     `export const shared = { ${shared.map((spec, i) => `${lazy(spec) ? `get ${JSON.stringify(spec)}() { return require(${JSON.stringify(spec)}); }` : `${JSON.stringify(spec)}: shared${i}`}`).join(', ')} };`,
   ].join('\n');

@@ -21,6 +21,7 @@ import * as Flags from '@oclif/core/flags';
 import type { Interfaces } from '@oclif/core';
 import { errorJson, usageError } from './errors.js';
 import { closeLogFile, createLogger } from './logging/create-logger.js';
+import { inServiceJob, RunLocally } from './service/job-state.js';
 import { shareBundledModules } from './shared-modules.js';
 import { DEFAULT_PROGRESS_DELAY_MS, TerminalProgress } from './logging/terminal-progress.js';
 
@@ -100,7 +101,20 @@ export abstract class CrCommand extends Command {
     return { ...(result as object), warnings: this.warnings };
   }
 
-  /** Any error the parser finds is a usage error (exit 2), in cr's words. */
+  /**
+   * Why this command line must run in the caller's own process rather than in the cr service
+   * (docs/service.md), or undefined when the service may run it: it reads the caller's stdin,
+   * streams to its stdout, or waits for processes it restores. Asked once the flags are parsed,
+   * before anything is done.
+   */
+  static runsLocally(_flags: ParsedValues, _args: ParsedValues): string | undefined {
+    return undefined;
+  }
+
+  /**
+   * Any error the parser finds is a usage error (exit 2), in cr's words. In the cr service, a
+   * command line that must run in its caller's process is handed back (runsLocally).
+   */
   protected override async parse<F extends ParsedValues, B extends ParsedValues, A extends ParsedValues>(
     options?: Interfaces.Input<F, B, A>,
     argv?: string[],
@@ -110,6 +124,10 @@ export abstract class CrCommand extends Command {
       parsed = await super.parse(options, argv);
     } catch (err) {
       throw usageError(err as Error, this.id);
+    }
+    if (inServiceJob()) {
+      const reason = (this.constructor as typeof CrCommand).runsLocally(parsed.flags, parsed.args);
+      if (reason !== undefined) throw new RunLocally(reason);
     }
     await this.startLogging(parsed.raw.filter((token) => token.type === 'flag' && token.flag === 'verbose').length, parsed.flags['log-file']);
     return parsed;
@@ -144,7 +162,7 @@ export abstract class CrCommand extends Command {
   }
 
   protected override async catch(err: Error): Promise<unknown> {
-    if (err instanceof Errors.ExitError) throw err;
+    if (err instanceof Errors.ExitError || err instanceof RunLocally) throw err;
     const error = err instanceof CrError ? err : new CrError(err.message, ExitCode.Failure, { cause: err });
     this.logger.error({ err: error, exitCode: error.exitCode }, `cr ${this.id} failed (exit ${error.exitCode}): ${error.message}`);
     if (this.jsonEnabled()) this.logJson(errorJson(error, this.warnings));

@@ -8,6 +8,8 @@ import type { Command } from '@oclif/core';
 /** What the bundle (dist/bundle/cr.cjs, made by scripts/bundle.js) exports. */
 export interface CrBundle {
   main(argv: string[], root: string): Promise<void>;
+  /** Runs the cr service (src/service/daemon-main.ts) until it is stopped. */
+  serve(options: { socket: string; root: string; logFile?: string; ready(): void }): Promise<void>;
   /** Every command class by oclif id: the target of oclif's explicit command discovery. */
   COMMANDS: Record<string, Command.Class>;
   /** The namespace of each module a plugin from outside shares with cr, by specifier. */

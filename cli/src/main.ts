@@ -4,6 +4,7 @@ import { flush } from '@oclif/core/flush';
 import { run } from '@oclif/core/run';
 import type { Command, Interfaces } from '@oclif/core';
 import { z } from 'zod';
+import { RunLocally } from './service/job-state.js';
 
 /**
  * Runs the cr command line; what goes wrong before a command runs (an unknown command) is
@@ -17,6 +18,7 @@ export async function main(argv: string[], root: string, commands: Record<string
     await run(argv, loadOptions(argv, root, commands));
     await flush();
   } catch (err) {
+    if (err instanceof RunLocally) throw err;
     // Loaded only on failure: errors.js brings in @cr/core (koffi, tsyringe), which --version and --help do not need.
     const { reportOutsideCommand } = await import('./errors.js');
     reportOutsideCommand(err, argv);

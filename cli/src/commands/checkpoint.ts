@@ -46,6 +46,10 @@ export default class Checkpoint extends CrCommand {
   static override args = {
     pid: Args.integer({ description: 'PID of the process to checkpoint.', min: 1 }),
   };
+  static override runsLocally(flags: { stream?: boolean; 'images-dir'?: string }): string | undefined {
+    return flags.stream || flags['images-dir'] === STDIO ? 'it writes the image to standard output' : undefined;
+  }
+
   static override flags = {
     'images-dir': Flags.string({ char: 'D', helpValue: 'DIR', description: 'Directory to write the image to; it must not exist or be empty. - writes it to standard output, as --stream.' }),
     stream: Flags.boolean({

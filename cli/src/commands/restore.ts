@@ -21,6 +21,11 @@ export default class Restore extends CrCommand {
     { description: 'Attach the segment that was shm id 5 as the live segment 7 (same size)', command: '<%= config.bin %> restore -D app-img --detach --map-external sysvipc-shm:id=5=id=7' },
   ];
   static override enableJsonFlag = true;
+
+  static override runsLocally(flags: { detach?: boolean; stream?: boolean; 'images-dir'?: string }): string | undefined {
+    if (flags.stream || flags['images-dir'] === STDIO) return 'it reads the image from standard input';
+    return flags.detach ? undefined : 'it waits for the processes it restores';
+  }
   static override flags = {
     'images-dir': Flags.string({ char: 'D', helpValue: 'DIR', description: 'Image directory written by cr checkpoint. - reads the image from standard input, as --stream.' }),
     stream: Flags.boolean({

@@ -12,6 +12,10 @@ export default class InspectEncode extends CrCommand {
     'Writes the image atomically, with every digest computed anew, then checks it as cr restore would (every record against its plugin, every blob against the records); an image that does not check out is removed again and the error lists why (exit 4).';
   static override examples = ['<%= config.bin %> inspect encode img.json -D img2', '<%= config.bin %> inspect decode img | jq … | <%= config.bin %> inspect encode - -D img2'];
   static override enableJsonFlag = true;
+  static override runsLocally(_flags: object, args: { file?: string }): string | undefined {
+    return args.file === '-' ? 'it reads the document from standard input' : undefined;
+  }
+
   static override args = { file: Args.string({ description: 'The document, or - for standard input.', required: true }) };
   static override flags = {
     'images-dir': Flags.string({ char: 'D', helpValue: 'DIR', description: 'Directory to write the image to; it must not exist or be empty.', required: true }),

@@ -1,0 +1,130 @@
+import { closeSync, openSync } from 'node:fs';
+import { isatty, WriteStream } from 'node:tty';
+import type { Kernel } from '@cr/core';
+
+const NAMESPACES = ['cgroup', 'ipc', 'mnt', 'net', 'pid', 'time', 'user', 'uts'] as const;
+const STDIO = [0, 1, 2] as const;
+const O_NONBLOCK = 0o4000;
+
+/**
+ * Why the cr service must not run a command for the process `pid` (its caller, as the kernel
+ * saw it connect), or undefined when it may: the service runs commands only for a caller that
+ * could have run them itself, with the same rights, and sees what the caller sees. So: root
+ * with at least the service's capabilities, under no seccomp filter the service is not under,
+ * with the same security label, in the service's namespaces and root directory.
+ */
+export function callerRefusal(kernel: Kernel, pid: number, uid: number): string | undefined {
+  const self = process.pid;
+  if (uid !== 0) return `the caller runs as uid ${uid}, and the service as root`;
+  const caller = statusFields(kernel, pid);
+  const own = statusFields(kernel, self);
+  if ((BigInt(`0x${own.CapEff ?? '0'}`) & ~BigInt(`0x${caller.CapEff ?? '0'}`)) !== 0n) return 'the caller lacks capabilities the service has';
+  if (caller.Seccomp !== own.Seccomp || caller.NoNewPrivs !== own.NoNewPrivs) return 'the caller is under seccomp or no_new_privs restrictions the service is not';
+  if (label(kernel, pid) !== label(kernel, self)) return 'the caller has another security label';
+  for (const kind of NAMESPACES) {
+    if (kernel.procfs.link(pid, `ns/${kind}`) !== kernel.procfs.link(self, `ns/${kind}`)) return `the caller is in another ${kind} namespace`;
+  }
+  if (kernel.procfs.link(pid, 'root') !== kernel.procfs.link(self, 'root')) return 'the caller has another root directory';
+  return undefined;
+}
+
+/**
+ * Puts the service in its caller's place for one command: the caller's stdin, stdout and stderr
+ * as its own descriptors 0 to 2 (so that output, and the stdio a restored process inherits, are
+ * the caller's), its working directory, umask, environment and cgroup (so that what a restore
+ * creates is accounted where the caller is, as if the caller had run cr), and its terminal, if
+ * stdout or stderr is one (terminalStreams). Returns what puts the service back. Throws, having changed nothing, when one of these cannot be taken: a closed or
+ * non-blocking stdio descriptor (the service writes with blocking writes), a cgroup it cannot
+ * join.
+ */
+export function enterCaller(kernel: Kernel, pid: number, env: Record<string, string>): () => void {
+  const taken: number[] = [];
+  const undo: (() => void)[] = [];
+  const leave = () => {
+    for (const step of undo.reverse()) step();
+  };
+  try {
+    for (const fd of STDIO) {
+      const copy = kernel.takeFd(pid, fd);
+      taken.push(copy);
+      if ((kernel.fdStatusFlags(copy) & O_NONBLOCK) !== 0) throw new Error(`fd ${fd} of the caller is non-blocking`);
+    }
+    const status = statusFields(kernel, pid);
+    const cgroups = kernel.cgroups.membership(pid);
+    const ownCgroups = kernel.cgroups.membership(process.pid);
+    if (cgroups !== ownCgroups) {
+      if (!kernel.cgroups.unifiedOnly()) throw new Error('the caller is in other cgroups than the service, and the service joins cgroups only where cgroup v2 runs alone');
+      kernel.cgroups.move(process.pid, cgroups);
+      undo.push(() => kernel.cgroups.move(process.pid, ownCgroups));
+    }
+    const ownCwd = process.cwd();
+    process.chdir(`/proc/${pid}/cwd`);
+    undo.push(() => process.chdir(ownCwd));
+    const ownUmask = process.umask(Number.parseInt(status.Umask ?? '022', 8));
+    undo.push(() => process.umask(ownUmask));
+    const ownEnv = { ...process.env };
+    replaceEnv(env);
+    undo.push(() => replaceEnv(ownEnv));
+    const devNull = openSync('/dev/null', 'r+');
+    undo.push(() => {
+      for (const fd of STDIO) kernel.replaceFd(devNull, fd);
+      closeSync(devNull);
+    });
+    for (const fd of STDIO) kernel.replaceFd(taken[fd]!, fd);
+    undo.push(...terminalStreams());
+  } catch (err) {
+    leave();
+    throw err;
+  } finally {
+    for (const fd of taken) closeSync(fd);
+  }
+  return leave;
+}
+
+/**
+ * process.stdout and process.stderr as cr has them when they are a terminal: node made the
+ * service's for /dev/null, which have no colours, width or cursor (progress bars need them).
+ * Returns what puts the service's back. Writes to a terminal stream are synchronous, as they are
+ * to the service's own.
+ */
+function terminalStreams(): (() => void)[] {
+  const undo: (() => void)[] = [];
+  for (const [fd, name] of [
+    [1, 'stdout'],
+    [2, 'stderr'],
+  ] as const) {
+    if (!isatty(fd)) continue;
+    const stream = new WriteStream(fd);
+    const own = Object.getOwnPropertyDescriptor(process, name)!;
+    Object.defineProperty(process, name, { configurable: true, enumerable: true, get: () => stream });
+    undo.push(() => {
+      Object.defineProperty(process, name, own);
+      // Closes node's handle, not descriptor 1 or 2 (libuv never closes those).
+      stream.destroy();
+    });
+  }
+  return undo;
+}
+
+function replaceEnv(env: NodeJS.ProcessEnv): void {
+  for (const name of Object.keys(process.env)) if (!(name in env)) delete process.env[name];
+  Object.assign(process.env, env);
+}
+
+function statusFields(kernel: Kernel, pid: number): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (const line of kernel.procfs.read(pid, 'status').split('\n')) {
+    const colon = line.indexOf(':');
+    if (colon > 0) fields[line.slice(0, colon)] = line.slice(colon + 1).trim();
+  }
+  return fields;
+}
+
+/** The process's LSM label (AppArmor profile, SELinux context), or '' where there is none. */
+function label(kernel: Kernel, pid: number): string {
+  try {
+    return kernel.procfs.read(pid, 'attr/current').replace(/\0/g, '').trim();
+  } catch {
+    return '';
+  }
+}
