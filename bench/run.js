@@ -8,7 +8,8 @@
 // restored by the command, to see that cost grows linearly and that a thread costs less than a process.
 // CR_BENCH_BYTES (a whole number of MiB), CR_BENCH_RUNS, CR_BENCH_DIR,
 // CR_BENCH_CASES=shm,compress,sparse,process,tree,precopy; CRIU=/path/to/criu runs CRIU beside cr in the
-// process and tree cases (bench/criu/build.sh builds one).
+// process and tree cases (bench/criu/build.sh builds one). The process case also runs each command
+// through a cr service (cr service start) the bench starts, beside cr's own runs.
 import 'reflect-metadata';
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, writeSync } from 'node:fs';
@@ -401,8 +402,36 @@ function measured(command, args, env = process.env) {
   });
 }
 
+/** The environment of cr's own runs: never handed to a cr service, even if one runs on this machine. */
+const ALONE = { ...process.env, CR_NO_SERVICE: '1' };
+
 /** cr run as a user runs it: the command itself, through its launcher's #! line. */
-const cr = (...args) => measured(CR, args);
+const cr = (...args) => measured(CR, args, ALONE);
+
+/**
+ * A cr service (cr service start) of the bench's own, on a socket in `dir`, for the rows of
+ * commands handed to it: `run` runs a cr command line through it, `served` says how many commands
+ * it ran (the bench checks that none ran elsewhere), `peakRss` is its VmHWM. Stopped at cleanup.
+ */
+async function startService(dir) {
+  const socketDir = join(dir, 'service');
+  mkdirSync(socketDir, { mode: 0o700 });
+  const socket = join(socketDir, 'cr.sock');
+  const { CR_NO_SERVICE: _, ...env } = { ...process.env, CR_SERVICE_SOCKET: socket };
+  const control = (...args) => {
+    const result = spawnSync(CR, ['service', ...args, '--socket', socket, '--json'], { encoding: 'utf8', env: ALONE });
+    if (result.status !== 0) throw new Error(`cr service ${args.join(' ')} failed (${result.status ?? result.signal}): ${(result.stderr || result.stdout).trim()}`);
+    return JSON.parse(result.stdout);
+  };
+  const { pid } = control('start');
+  cleanups.push(() => control('stop'));
+  return {
+    pid,
+    run: (...args) => measured(CR, args, env),
+    served: () => control('status').served,
+    peakRss: () => Number(/^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) * 1024,
+  };
+}
 
 /** Runs dd, and returns how long it took from its start to its exit, in seconds. */
 function dd(...args) {
@@ -441,10 +470,11 @@ async function processBench(dir) {
   const libc = new Libc();
   libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 'prctl(PR_SET_CHILD_SUBREAPER)');
   const processes = new Processes(binary);
+  const service = await startService(dir);
   const sizes = [...new Set([MIB, SIZE])];
   for (const [i, bytes] of sizes.entries()) {
     if (i > 0) console.log('');
-    await heapBench(dir, bytes, libc, processes);
+    await heapBench(dir, bytes, libc, processes, service);
   }
   const startup = [];
   for (let i = 0; i <= RUNS; i++) startup.push(await cr('types', '--json'));
@@ -471,7 +501,7 @@ async function nodeAlone(env = process.env) {
  * process: each round checkpoints the process the one before restored. After each restore the
  * process sums its heap again (SIGUSR1) and must find the sum it had at the start.
  */
-async function heapBench(dir, bytes, libc, processes) {
+async function heapBench(dir, bytes, libc, processes, service) {
   const mib = bytes / MIB;
   const rate = (s) => `${(bytes / MB / s).toFixed(0)} MB/s`;
   const out = join(dir, `heap-${mib}.out`);
@@ -502,7 +532,8 @@ async function heapBench(dir, bytes, libc, processes) {
   // a few seconds may be handed back to the host, and touching it again then costs far more and
   // varies from run to run. Raw copies, cr and CRIU are measured alike in this respect.
   const img = join(dir, 'process-img');
-  const runs = { cr: { checkpoints: [], restores: [] }, criu: { checkpoints: [], restores: [] } };
+  const runs = { cr: { checkpoints: [], restores: [] }, service: { checkpoints: [], restores: [] }, criu: { checkpoints: [], restores: [] } };
+  const servedBefore = service.served();
   let reaped = false;
   const checkRestored = async (who, round) => {
     processes.pids.add(pid);
@@ -520,6 +551,12 @@ async function heapBench(dir, bytes, libc, processes) {
     const r = await cr('restore', '-D', img, '--detach', '--json');
     runs.cr.restores.push({ seconds: r.seconds, maxRss: r.maxRss });
     await checkRestored('cr', i + 1);
+    const sc = await service.run('checkpoint', String(pid), '-D', img, '--kill', '--json');
+    runs.service.checkpoints.push({ seconds: sc.seconds, maxRss: sc.maxRss, frozenMs: JSON.parse(sc.stdout).frozenMs });
+    await waitGone(libc, pid, true);
+    const sr = await service.run('restore', '-D', img, '--detach', '--json');
+    runs.service.restores.push({ seconds: sr.seconds, maxRss: sr.maxRss });
+    await checkRestored('the cr service', i + 1);
     if (!CRIU) continue;
     mkdirSync(img);
     const d = await criu(join(dir, 'criu-dump.log'), 'dump', '-t', String(pid), '-D', img);
@@ -530,6 +567,8 @@ async function heapBench(dir, bytes, libc, processes) {
     await checkRestored('CRIU', i + 1);
   }
   processes.kill(pid);
+  const served = service.served() - servedBefore;
+  if (served !== 2 * (RUNS + 1)) throw new Error(`the cr service ran ${served} of the ${2 * (RUNS + 1)} commands handed to it: the others ran in their own process`);
 
   const timed = (list) => list.slice(1);
   const fastest = (list) => Math.min(...timed(list).map((r) => r.seconds));
@@ -537,13 +576,19 @@ async function heapBench(dir, bytes, libc, processes) {
   const checkpoint = fastest(runs.cr.checkpoints);
   const restore = fastest(runs.cr.restores);
   const frozen = Math.min(...timed(runs.cr.checkpoints).map((r) => r.frozenMs));
+  const serviceCheckpoint = fastest(runs.service.checkpoints);
+  const serviceRestore = fastest(runs.service.restores);
+  const serviceFrozen = Math.min(...timed(runs.service.checkpoints).map((r) => r.frozenMs));
+  const serviceRss = `${(service.peakRss() / MIB).toFixed(0)} MiB*`;
   const row = (name, s, raw, frozenText, peak) => [name, s, rate(s), (raw / s).toFixed(2), frozenText, peak];
   const rows = [
     row('raw copy, /proc/PID/mem → file (dd bs=8M)', rawCheckpoint, rawCheckpoint, '', ''),
     row('cr checkpoint --kill (the whole command)', checkpoint, rawCheckpoint, `${frozen.toFixed(0)} ms`, rss(runs.cr.checkpoints)),
+    row('cr checkpoint --kill, run by the cr service', serviceCheckpoint, rawCheckpoint, `${serviceFrozen.toFixed(0)} ms`, serviceRss),
     ...(CRIU ? [row('criu dump (the whole command)', fastest(runs.criu.checkpoints), rawCheckpoint, '-', rss(runs.criu.checkpoints))] : []),
     row('raw copy, file → new process (dd to /proc/PID/mem)', rawRestore, rawRestore, '', ''),
     row('cr restore --detach (the whole command)', restore, rawRestore, '-', rss(runs.cr.restores)),
+    row('cr restore --detach, run by the cr service', serviceRestore, rawRestore, '-', serviceRss),
     ...(CRIU ? [row('criu restore -d (the whole command)', fastest(runs.criu.restores), rawRestore, '-', rss(runs.criu.restores))] : []),
   ];
   console.log(`cr bench: process with ${mib} MiB of heap (random data), Linux ${release()}${CRIU ? `, beside ${criuVersion()}` : ''}`);
@@ -551,10 +596,15 @@ async function heapBench(dir, bytes, libc, processes) {
   for (const [name, s, r, ratio, f, m] of rows) {
     console.log(`${name.padEnd(56)}${s.toFixed(3).padStart(7)}   ${r.padStart(10)}   ${ratio.padStart(6)}   ${f.padStart(6)}   ${m.padStart(8)}`);
   }
-  if (CRIU) console.log(`cr / CRIU: checkpoint ${(checkpoint / fastest(runs.criu.checkpoints)).toFixed(2)}×, restore ${(restore / fastest(runs.criu.restores)).toFixed(2)}×, both ${((checkpoint + restore) / (fastest(runs.criu.checkpoints) + fastest(runs.criu.restores))).toFixed(2)}× CRIU's time`);
+  if (CRIU) {
+    const versus = (ck, rs) => `checkpoint ${(ck / fastest(runs.criu.checkpoints)).toFixed(2)}×, restore ${(rs / fastest(runs.criu.restores)).toFixed(2)}×, both ${((ck + rs) / (fastest(runs.criu.checkpoints) + fastest(runs.criu.restores))).toFixed(2)}× CRIU's time`;
+    console.log(`cr / CRIU: ${versus(checkpoint, restore)}`);
+    console.log(`cr run by the cr service / CRIU: ${versus(serviceCheckpoint, serviceRestore)}`);
+  }
   console.log(`best of ${RUNS} runs after a warm-up each (frozen: the shortest; peak RSS: the largest); cr${CRIU ? ' and CRIU' : ''} run as commands (node start-up included${CRIU ? ', taking turns' : ''}),`);
-  console.log(`peak RSS is getrusage(RUSAGE_CHILDREN) around the command; frozen is the checkpoint's frozenMs (from the freeze to the kill);`);
-  console.log(`after each of the ${RUNS + 1} restores${CRIU ? ' of each tool' : ''} the process summed its heap again and found the sum it started with;`);
+  console.log(`peak RSS is getrusage(RUSAGE_CHILDREN) around the command (* the service's VmHWM, its peak over every command it ran so far); frozen is the checkpoint's frozenMs (from the freeze to the kill);`);
+  console.log(`"run by the cr service": the same command line, handed by its launcher to a cr service the bench started before the first case (timed from the launcher's start to its exit);`);
+  console.log(`after each of the ${RUNS + 1} restores${CRIU ? ' of each tool' : ''} (and of the service) the process summed its heap again and found the sum it started with;`);
   console.log(`on a VM, times vary from run to run (first touches of memory the host took back): compare rows of one run`);
 }
 
