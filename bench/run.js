@@ -8,8 +8,8 @@
 // restored by the command, to see that cost grows linearly and that a thread costs less than a process.
 // CR_BENCH_BYTES (a whole number of MiB), CR_BENCH_RUNS, CR_BENCH_DIR,
 // CR_BENCH_CASES=shm,compress,sparse,process,tree,precopy; CRIU=/path/to/criu runs CRIU beside cr in the
-// process and tree cases (bench/criu/build.sh builds one). The process case also runs each command
-// through a cr service (cr service start) the bench starts, beside cr's own runs.
+// process and tree cases (bench/criu/build.sh builds one). The process and tree cases also run
+// each command through a cr service (cr service start) the bench starts, beside cr's own runs.
 import 'reflect-metadata';
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, writeSync } from 'node:fs';
@@ -413,6 +413,13 @@ const cr = (...args) => measured(CR, args, ALONE);
  * commands handed to it: `run` runs a cr command line through it, `served` says how many commands
  * it ran (the bench checks that none ran elsewhere), `peakRss` is its VmHWM. Stopped at cleanup.
  */
+let service;
+/** The bench's cr service, started by the first case that needs it. */
+async function benchService(dir) {
+  service ??= await startService(dir);
+  return service;
+}
+
 async function startService(dir) {
   const socketDir = join(dir, 'service');
   mkdirSync(socketDir, { mode: 0o700 });
@@ -470,7 +477,7 @@ async function processBench(dir) {
   const libc = new Libc();
   libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 'prctl(PR_SET_CHILD_SUBREAPER)');
   const processes = new Processes(binary);
-  const service = await startService(dir);
+  const service = await benchService(dir);
   const sizes = [...new Set([MIB, SIZE])];
   for (const [i, bytes] of sizes.entries()) {
     if (i > 0) console.log('');
@@ -633,6 +640,8 @@ async function treeBench(dir) {
   const libc = new Libc();
   libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 'prctl(PR_SET_CHILD_SUBREAPER)');
   const processes = new Processes(binary);
+  const service = await benchService(dir);
+  const servedBefore = service.served();
   const shapes = [
     ['1 process, 1 thread', 'procs', 1],
     ['100 processes (a parent and 99 children)', 'procs', 100],
@@ -646,6 +655,7 @@ async function treeBench(dir) {
     const img = join(dir, 'tree-img');
     const checkpoints = [];
     const restores = [];
+    const serviceRuns = { checkpoints: [], restores: [] };
     const criuRuns = { checkpoints: [], restores: [] };
     const checkRestored = (who, round) => {
       processes.pids.add(pid);
@@ -663,6 +673,11 @@ async function treeBench(dir) {
       const r = await cr('restore', '-D', img, '--detach', '--json');
       restores.push({ seconds: r.seconds });
       checkRestored('cr', i + 1);
+      pids = [pid, ...descendantsOf(pid)];
+      serviceRuns.checkpoints.push(await service.run('checkpoint', String(pid), '-D', img, '--kill', '--json'));
+      for (const p of pids) await waitGone(libc, p, true);
+      serviceRuns.restores.push(await service.run('restore', '-D', img, '--detach', '--json'));
+      checkRestored('the cr service', i + 1);
       if (!CRIU) continue;
       pids = [pid, ...descendantsOf(pid)];
       mkdirSync(img);
@@ -677,15 +692,17 @@ async function treeBench(dir) {
     for (const p of pids) await waitGone(libc, p, true);
     processes.pids.delete(pid);
     const fastest = (list) => Math.min(...list.slice(1).map((r) => r.seconds));
-    rows.push([name, fastest(checkpoints), Math.min(...checkpoints.slice(1).map((r) => r.frozenMs)), fastest(restores), ...(CRIU ? [fastest(criuRuns.checkpoints), fastest(criuRuns.restores)] : [])]);
+    rows.push([name, fastest(checkpoints), Math.min(...checkpoints.slice(1).map((r) => r.frozenMs)), fastest(restores), fastest(serviceRuns.checkpoints), fastest(serviceRuns.restores), ...(CRIU ? [fastest(criuRuns.checkpoints), fastest(criuRuns.restores)] : [])]);
   }
+  const served = service.served() - servedBefore;
+  if (served !== 2 * shapes.length * (RUNS + 1)) throw new Error(`the cr service ran ${served} of the ${2 * shapes.length * (RUNS + 1)} tree commands handed to it: the others ran in their own process`);
   const seconds = (s, width) => `${s.toFixed(3)} s`.padStart(width);
   console.log(`cr bench: process trees and threads, Linux ${release()}${CRIU ? `, beside ${criuVersion()}` : ''}`);
-  console.log(`${'case'.padEnd(44)}checkpoint --kill   frozen    restore --detach${CRIU ? '   criu dump   criu restore -d' : ''}`);
-  for (const [name, c, f, r, d, u] of rows) {
-    console.log(`${name.padEnd(44)}${seconds(c, 17)}   ${`${f.toFixed(0)} ms`.padStart(7)}   ${seconds(r, 16)}${CRIU ? `${seconds(d, 12)}${seconds(u, 16)}` : ''}`);
+  console.log(`${'case'.padEnd(44)}checkpoint --kill   frozen    restore --detach   by the service: checkpoint  restore${CRIU ? '   criu dump   criu restore -d' : ''}`);
+  for (const [name, c, f, r, sc, sr, d, u] of rows) {
+    console.log(`${name.padEnd(44)}${seconds(c, 17)}   ${`${f.toFixed(0)} ms`.padStart(7)}   ${seconds(r, 16)}${seconds(sc, 28)}${seconds(sr, 9)}${CRIU ? `${seconds(d, 12)}${seconds(u, 16)}` : ''}`);
   }
-  console.log(`best of ${RUNS} runs after a warm-up each; whole commands (node start-up included${CRIU ? ', cr and CRIU taking turns' : ''}); after every restore each process and thread was there again`);
+  console.log(`best of ${RUNS} runs after a warm-up each; whole commands (node start-up included${CRIU ? ', cr, the cr service and CRIU taking turns' : ', cr and the cr service taking turns'}); after every restore each process and thread was there again`);
 }
 
 /**
