@@ -161,6 +161,15 @@ describe('the cr service runs commands for their callers', () => {
     expect(served()).toBe(before);
   });
 
+  it('refuses to checkpoint a tree its caller runs in, as cr refuses one it runs in', () => {
+    const before = served();
+    const r = spawnSync('sh', ['-c', `${process.execPath} ${BIN} checkpoint $$ -D ${join(dir, 'own-img')}; echo "sh went on"`], { encoding: 'utf8', env: viaService() });
+    expect(r.stderr).toMatch(/^cr: cannot checkpoint PID (\d+) \(sh\): the cr command \(PID (\d+), run by the cr service\) runs below it, and cr cannot freeze a tree it runs in; run cr from outside that tree \(from another terminal, say\), or checkpoint a process beside cr\n$/);
+    expect(r.stdout).toBe('sh went on\n');
+    expect(existsSync(join(dir, 'own-img'))).toBe(false);
+    expect(served()).toBe(before + 1);
+  });
+
   it('runs the command of a caller in other namespaces in the caller itself', async () => {
     const before = served();
     const r = spawnSync('unshare', ['--uts', process.execPath, BIN, 'types', '--json'], { encoding: 'utf8', env: viaService() });

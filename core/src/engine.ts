@@ -10,6 +10,7 @@ export type { DependencyContainer } from 'tsyringe';
 
 export { NAMESPACES_GROUP, PluginRegistry, type RegisteredPlugin } from './plugin/registry.js';
 export { loadPlugins, registerPluginModule } from './plugin/loader.js';
+export { setCaller } from './engine/caller.js';
 export { orderTypes, type TypeDependencies } from './graph/type-order.js';
 export { ResourceGraph } from './graph/resource-graph.js';
 export {

@@ -61,7 +61,7 @@ const machine = (app: Partial<FakeProcess> = {}, child: Partial<FakeProcess> = {
 
 const refusal = (kernel: TraceView, pid: number, whole = true) => {
   try {
-    refuseUntraceable(kernel, pid, whole, CR);
+    refuseUntraceable(kernel, pid, whole, [CR]);
   } catch (err) {
     expect(err).toBeInstanceOf(TargetError);
     return (err as TargetError).message;

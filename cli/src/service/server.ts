@@ -2,7 +2,7 @@ import { chmodSync, closeSync, lstatSync, mkdirSync, openSync, unlinkSync, write
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { CrError, ExitCode, Kernel } from '@cr/core';
-import type { Logger } from '@cr/core/engine';
+import { setCaller, type Logger } from '@cr/core/engine';
 import { buildIdentity, jsonLines, type Reply, type Request } from './endpoint.cjs';
 import { callerRefusal, enterCaller } from './caller.js';
 import { askService } from './ask.js';
@@ -155,6 +155,7 @@ export async function serve(options: ServiceOptions): Promise<void> {
       conn.on('close', callerGone);
       jobRunning = true;
       setServiceJob(true);
+      setCaller(caller);
       const began = performance.now();
       let outcome: Reply;
       try {
@@ -168,6 +169,7 @@ export async function serve(options: ServiceOptions): Promise<void> {
         }
       } finally {
         process.exitCode = undefined;
+        setCaller(undefined);
         setServiceJob(false);
         jobRunning = false;
         conn.off('close', callerGone);

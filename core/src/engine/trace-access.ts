@@ -1,3 +1,4 @@
+import { crProcesses } from './caller.js';
 import { TargetError } from '../errors.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { KernelError } from '../kernel/kernel-error.js';
@@ -17,12 +18,13 @@ const YAMA_SCOPE = 'kernel.yama.ptrace_scope';
 
 /**
  * Refuses, before anything is frozen, a process target cr could not trace, or must not: PID 1,
- * cr itself or a process cr runs below, and in the tree to be saved (the target alone when not
+ * cr itself or a process cr runs below (and the same of the caller a command runs for, in the cr
+ * service), and in the tree to be saved (the target alone when not
  * `whole`) a process another tracer holds or that the kernel does not let cr trace, with every
  * such process named at once. The seize would otherwise find these one by one, with the
  * processes before them already stopped.
  */
-export function refuseUntraceable(kernel: TraceView, pid: number, whole: boolean, self = process.pid): void {
+export function refuseUntraceable(kernel: TraceView, pid: number, whole: boolean, selves: readonly number[] = crProcesses()): void {
   const { comm } = kernel.procfs.assertUserProcess(pid);
   const target = `PID ${pid} (${comm})`;
   if (pid === 1) {
@@ -30,11 +32,16 @@ export function refuseUntraceable(kernel: TraceView, pid: number, whole: boolean
       `cannot checkpoint ${target}: it is ${initialPidNamespace(kernel) ? "this system's init process" : 'the init process of the PID namespace cr runs in'}, which holds PID 1 for as long as the system runs (a restore could never give it back) and whose tree holds every process, cr included; checkpoint a process tree below it`,
     );
   }
-  if (pid === self || kernel.procfs.status(pid).tgid === self) {
-    throw new TargetError(`cannot checkpoint ${target}: it is the process cr itself runs in, which cr cannot freeze; checkpoint it from another process`);
-  }
-  if (ancestorsOf(kernel, self).includes(pid)) {
-    throw new TargetError(`cannot checkpoint ${target}: cr (PID ${self}) runs below it, and cr cannot freeze a tree it runs in; run cr from outside that tree (from another terminal, say), or checkpoint a process beside cr`);
+  const tgid = kernel.procfs.status(pid).tgid;
+  for (const [i, self] of selves.entries()) {
+    if (pid === self || tgid === self) {
+      const what = i === 0 ? 'the process cr itself runs in' : 'the process that ran this cr command (the cr service runs it)';
+      throw new TargetError(`cannot checkpoint ${target}: it is ${what}, which cr cannot freeze; checkpoint it from another process`);
+    }
+    if (ancestorsOf(kernel, self).includes(pid)) {
+      const who = i === 0 ? `cr (PID ${self})` : `the cr command (PID ${self}, run by the cr service)`;
+      throw new TargetError(`cannot checkpoint ${target}: ${who} runs below it, and cr cannot freeze a tree it runs in; run cr from outside that tree (from another terminal, say), or checkpoint a process beside cr`);
+    }
   }
   const yama = yamaRefusal(kernel.sysctl, kernel.procfs.hasCapability(CAP_SYS_PTRACE), false);
   if (yama) throw new TargetError(`cannot checkpoint ${target}: ${yama}`);
