@@ -49,7 +49,6 @@ export default class Checkpoint extends CrCommand {
   static override runsLocally(flags: { stream?: boolean; 'images-dir'?: string }): string | undefined {
     return flags.stream || flags['images-dir'] === STDIO ? 'it writes the image to standard output' : undefined;
   }
-
   static override flags = {
     'images-dir': Flags.string({ char: 'D', helpValue: 'DIR', description: 'Directory to write the image to; it must not exist or be empty. - writes it to standard output, as --stream.' }),
     stream: Flags.boolean({

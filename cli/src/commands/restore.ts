@@ -21,7 +21,6 @@ export default class Restore extends CrCommand {
     { description: 'Attach the segment that was shm id 5 as the live segment 7 (same size)', command: '<%= config.bin %> restore -D app-img --detach --map-external sysvipc-shm:id=5=id=7' },
   ];
   static override enableJsonFlag = true;
-
   static override runsLocally(flags: { detach?: boolean; stream?: boolean; 'images-dir'?: string }): string | undefined {
     if (flags.stream || flags['images-dir'] === STDIO) return 'it reads the image from standard input';
     return flags.detach ? undefined : 'it waits for the processes it restores';

@@ -15,7 +15,6 @@ export default class InspectEncode extends CrCommand {
   static override runsLocally(_flags: object, args: { file?: string }): string | undefined {
     return args.file === '-' ? 'it reads the document from standard input' : undefined;
   }
-
   static override args = { file: Args.string({ description: 'The document, or - for standard input.', required: true }) };
   static override flags = {
     'images-dir': Flags.string({ char: 'D', helpValue: 'DIR', description: 'Directory to write the image to; it must not exist or be empty.', required: true }),
