@@ -25,9 +25,9 @@ const viaService = (): NodeJS.ProcessEnv => {
 const ALONE = { ...process.env, CR_NO_SERVICE: '1' };
 
 /** Runs the real cr command line in `env`, its stdio as given, and resolves once it has exited. */
-function run(args: string[], env: NodeJS.ProcessEnv, stdio: ('ignore' | 'pipe' | number)[] = ['ignore', 'pipe', 'pipe']): Promise<CliResult> {
+function run(args: string[], env: NodeJS.ProcessEnv, stdio: ('ignore' | 'pipe' | number)[] = ['ignore', 'pipe', 'pipe'], cwd = dir): Promise<CliResult> {
   return new Promise((ok, fail) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: dir, env, stdio: stdio as ('ignore' | 'pipe')[] });
+    const child = spawn(process.execPath, [BIN, ...args], { cwd, env, stdio: stdio as ('ignore' | 'pipe')[] });
     let stdout = '';
     let stderr = '';
     child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -122,7 +122,7 @@ describe('the cr service runs commands for their callers', () => {
     await waitFor(`PID ${pid} to be reaped`, () => (existsSync(`/proc/${pid}`) ? undefined : true), 30_000);
   });
 
-  it('hands back what must run in the caller: a restore that waits, a document on stdin; it runs there and works', async () => {
+  it('hands back what must run in the caller: a restore that waits, a document on stdin, a config file that is a module or names a plugin; it runs there and works', async () => {
     const { child, sum } = await startHeap();
     const pid = child.pid!;
     const img = join(dir, 'waited-img');
@@ -158,6 +158,23 @@ describe('the cr service runs commands for their callers', () => {
       }
     };
     expect(await encode(viaService(), 'encoded-by-caller')).toEqual(await encode(ALONE, 'encoded-alone'));
+
+    // A config file that is a module runs once per process: the service would never read it again.
+    const project = join(dir, 'module-config');
+    mkdirSync(project);
+    writeFileSync(join(project, 'cr.config.cjs'), "module.exports = { plugins: [] };\n");
+    const shown = await run(['config', '--json'], viaService(), ['ignore', 'pipe', 'pipe'], project);
+    expect(shown).toEqual(await run(['config', '--json'], ALONE, ['ignore', 'pipe', 'pipe'], project));
+    expect(shown.status).toBe(0);
+    expect(shown.stdout).toContain(join(project, 'cr.config.cjs'));
+
+    // So does a plugin from outside.
+    const withPlugin = join(dir, 'plugin-config');
+    mkdirSync(withPlugin);
+    writeFileSync(join(withPlugin, '.crrc.json'), JSON.stringify({ plugins: [join(REPO, 'test/fixtures/hello-plugin/index.js')] }));
+    const types = await run(['types', '--json'], viaService(), ['ignore', 'pipe', 'pipe'], withPlugin);
+    expect(types).toEqual(await run(['types', '--json'], ALONE, ['ignore', 'pipe', 'pipe'], withPlugin));
+    expect(types.stdout).toContain('"type": "hello"');
     expect(served()).toBe(before);
   });
 

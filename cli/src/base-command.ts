@@ -28,6 +28,9 @@ import { DEFAULT_PROGRESS_DELAY_MS, TerminalProgress } from './logging/terminal-
 /** oclif's FlagOutput and ArgOutput, which it does not export. */
 type ParsedValues = { [name: string]: any };
 
+/** A config file that is code (cr.config.js, .ts …): loaded with import(), which runs a module once per process. */
+const CONFIG_MODULE = /\.[cm]?[jt]s$/;
+
 /** Config values set by flags, keyed by the flag that set them (shown by `cr config`). */
 export type CrConfigFlags = Record<string, CrConfig>;
 
@@ -67,10 +70,15 @@ export abstract class CrCommand extends Command {
 
   /**
    * Loads config and plugins: cr's defaults, the config file, the file's profile named by
-   * `--profile`, then `flagLayer`, the values the command's own flags set.
+   * `--profile`, then `flagLayer`, the values the command's own flags set. In the cr service, a
+   * command whose config file is a module (CONFIG_MODULE), or names plugins from outside, is
+   * handed back to its caller: import() runs a module once per process.
    */
   protected async setUp(configPath: string | undefined, flagLayer: CrConfigFlags = {}, profile?: string): Promise<void> {
     const file = await loadConfigFile({ cwd: process.cwd(), file: configPath });
+    if (inServiceJob() && file.filepath && CONFIG_MODULE.test(file.filepath)) {
+      throw new RunLocally(`its config file ${file.filepath} is a module, which the service would run once and never read again`);
+    }
     this.configFile = file.filepath;
     const layers: ConfigLayer[] = [{ source: 'default', config: DEFAULT_CONFIG }];
     if (file.filepath) layers.push({ source: `file ${file.filepath}`, config: file.config });
@@ -78,7 +86,10 @@ export abstract class CrCommand extends Command {
     for (const [flag, config] of Object.entries(flagLayer)) layers.push({ source: `flag ${flag}`, config });
     if (file.filepath) this.logger.debug({ config: file.filepath }, `config file ${file.filepath}`);
     const searchFrom = [...(file.filepath ? [dirname(file.filepath)] : []), process.cwd()];
-    if (layers.some((layer) => (layer.config.plugins ?? []).length > 0)) shareBundledModules();
+    if (layers.some((layer) => (layer.config.plugins ?? []).length > 0)) {
+      if (inServiceJob()) throw new RunLocally('its config names plugins from outside cr, which the service would load once and never again');
+      shareBundledModules();
+    }
     const session = await openSession({ layers, searchFrom, logger: this.logger, progress: this.progress });
     this.container = session.container;
     this.registry = session.registry;
