@@ -67,6 +67,14 @@ beforeAll(() => {
 afterEach(() => cleanup.run());
 afterAll(() => expect(existsSync(`/proc/${servicePid}`) && processState(servicePid) !== 'Z').toBe(true));
 
+/** `cr types --json` worked, and ran in its caller: the service ran no command since `before`. */
+function expectTypesRanInCaller(r: CliResult, before: number): void {
+  expect(r.stderr).toBe('');
+  expect(r.status).toBe(0);
+  expect(JSON.parse(r.stdout)).toHaveProperty('plugins');
+  expect(served()).toBe(before);
+}
+
 /** Starts heap.c with 4 MiB, its stdout a pipe this test holds: outside any checkpoint. */
 async function startHeap(): Promise<{ child: ChildProcess; sum: string }> {
   const child = cleanup.process(spawn(heap, ['4'], { stdio: ['ignore', 'pipe', 'inherit'] }));
@@ -190,10 +198,7 @@ describe('the cr service runs commands for their callers', () => {
   it('runs the command of a caller in other namespaces in the caller itself', async () => {
     const before = served();
     const r = spawnSync('unshare', ['--uts', process.execPath, BIN, 'types', '--json'], { encoding: 'utf8', env: viaService() });
-    expect(r.stderr).toBe('');
-    expect(r.status).toBe(0);
-    expect(JSON.parse(r.stdout)).toHaveProperty('plugins');
-    expect(served()).toBe(before);
+    expectTypesRanInCaller({ status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr }, before);
   });
 
   it('a caller runs its command itself when the service does not answer at once, and the service never runs it later', async () => {
@@ -205,10 +210,7 @@ describe('the cr service runs commands for their callers', () => {
     } finally {
       process.kill(servicePid, 'SIGCONT');
     }
-    expect(r.stderr).toBe('');
-    expect(r.status).toBe(0);
-    expect(JSON.parse(r.stdout)).toHaveProperty('plugins');
-    expect(served()).toBe(before);
+    expectTypesRanInCaller(r, before);
   });
 
   it('hands every command back once cr is rebuilt, until it is restarted', async () => {
