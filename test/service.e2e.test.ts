@@ -302,10 +302,13 @@ describe('cr service start, status and stop', () => {
     expect(alone.status).toBe(0);
   });
 
-  it('stop waits until the service has exited; commands then run alone', async () => {
+  it('logs each command it runs; stop waits until the service has exited; commands then run alone', async () => {
     const other = join(dir, 'run', 'other.sock');
-    const start = spawnSync(process.execPath, [BIN, 'service', 'start', '--socket', other, '--json'], { encoding: 'utf8', env: ALONE });
+    // Paths relative to where cr service start runs, not to the service's own directory.
+    const start = spawnSync(process.execPath, [BIN, 'service', 'start', '--socket', 'run/other.sock', '--log-file', 'other.log', '--json'], { cwd: dir, encoding: 'utf8', env: ALONE });
+    expect(start.stderr).toBe('');
     expect(start.status).toBe(0);
+    expect(JSON.parse(start.stdout)).toMatchObject({ socket: other });
     const { pid } = JSON.parse(start.stdout) as { pid: number };
     cleanup.orphan(pid);
     const env = { ...viaService(), CR_SERVICE_SOCKET: other };
@@ -316,6 +319,9 @@ describe('cr service start, status and stop', () => {
     expect(stop.stdout).toBe(`cr service (PID ${pid}) stopped\n`);
     expect(processState(pid) ?? 'gone').toMatch(/^(Z|gone)$/);
     expect(existsSync(other)).toBe(false);
+    const logged = readFileSync(join(dir, 'other.log'), 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as { msg: string; argv?: string[]; outcome?: unknown });
+    expect(logged.find((l) => l.outcome)).toMatchObject({ argv: ['types', '--json'], outcome: { type: 'exit', code: 0 } });
+    expect(logged.at(-1)!.msg).toBe('cr service stopped after 1 command(s)');
     expect((await run(['types', '--json'], env)).status).toBe(0);
   });
 });
