@@ -83,6 +83,7 @@ export async function serve(options: ServiceOptions): Promise<void> {
 
   function accept(conn: Socket): void {
     let jobRunning = false;
+    let asked = false;
     /** Settles once the caller says `go` (true), or goes away or says nothing in time (false). */
     let onGo: ((go: boolean) => void) | undefined;
     const reply = (message: Reply) => {
@@ -98,6 +99,9 @@ export async function serve(options: ServiceOptions): Promise<void> {
       } else if (request.type === 'signal') {
         if (jobRunning) forwardSignal(request.name);
       } else if (request.type === 'run') {
+        // One command a connection: any answer to a second would be taken for the first's.
+        if (asked) return;
+        asked = true;
         // One command at a time (each takes the service's stdio, directory, environment): a caller
         // that comes meanwhile runs its command itself, at once, as it would without a service.
         if (current) return reply({ type: 'local', reason: 'the service is running another command' });
