@@ -129,6 +129,23 @@ describe('a checkpoint that is interrupted or killed leaves the target unharmed'
   });
 });
 
+describe('Ctrl-Z during a checkpoint', () => {
+  it('SIGTSTP while the target is frozen: cr finishes with the target first, then stops; it exits once continued', async () => {
+    const target = await startProof('tstp');
+    const img = join(dir, 'tstp-img');
+    const { cr, exited } = startCheckpoint(target, img);
+    expect(await untilTraced(target.child.pid!, cr)).toBe(true);
+    cr.kill('SIGTSTP');
+    // The target runs again, untraced, while cr is stopped.
+    await waitFor(`cr (PID ${cr.pid}) to stop itself`, () => (processState(cr.pid!) === 'T' || cr.exitCode !== null ? true : undefined), 30_000);
+    await expectIntact(target, 'tstp');
+    cr.kill('SIGCONT');
+    const [code] = await exited;
+    expect(code).toBe(0);
+    expect(existsSync(join(img, 'manifest.sha256'))).toBe(true);
+  });
+});
+
 describe('a restore that is interrupted or killed leaves no half-restored process', () => {
   it.each(['SIGKILL', 'SIGINT'] as const)('%s once the process exists: it is removed again', async (name) => {
     const target = await startProof(`restore-${name}`);
