@@ -1,10 +1,9 @@
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, constants, openSync } from 'node:fs';
 import { isatty, WriteStream } from 'node:tty';
 import type { Kernel } from '@cr/core';
 
 const NAMESPACES = ['cgroup', 'ipc', 'mnt', 'net', 'pid', 'time', 'user', 'uts'] as const;
 const STDIO = [0, 1, 2] as const;
-const O_NONBLOCK = 0o4000;
 
 /**
  * Why the cr service must not run a command for the process `pid` (its caller, as the kernel
@@ -16,10 +15,10 @@ const O_NONBLOCK = 0o4000;
 export function callerRefusal(kernel: Kernel, pid: number, uid: number): string | undefined {
   const self = process.pid;
   if (uid !== 0) return `the caller runs as uid ${uid}, and the service as root`;
-  const caller = statusFields(kernel, pid);
-  const own = statusFields(kernel, self);
-  if ((BigInt(`0x${own.CapEff ?? '0'}`) & ~BigInt(`0x${caller.CapEff ?? '0'}`)) !== 0n) return 'the caller lacks capabilities the service has';
-  if (caller.Seccomp !== own.Seccomp || caller.NoNewPrivs !== own.NoNewPrivs) return 'the caller is under seccomp or no_new_privs restrictions the service is not';
+  const caller = kernel.procfs.status(pid);
+  const own = kernel.procfs.status(self);
+  if ((own.capEffective & ~caller.capEffective) !== 0n) return 'the caller lacks capabilities the service has';
+  if (caller.seccomp !== own.seccomp || caller.noNewPrivs !== own.noNewPrivs) return 'the caller is under seccomp or no_new_privs restrictions the service is not';
   if (label(kernel, pid) !== label(kernel, self)) return 'the caller has another security label';
   for (const kind of NAMESPACES) {
     if (kernel.procfs.link(pid, `ns/${kind}`) !== kernel.procfs.link(self, `ns/${kind}`)) return `the caller is in another ${kind} namespace`;
@@ -33,9 +32,9 @@ export function callerRefusal(kernel: Kernel, pid: number, uid: number): string 
  * as its own descriptors 0 to 2 (so that output, and the stdio a restored process inherits, are
  * the caller's), its working directory, umask, environment and cgroup (so that what a restore
  * creates is accounted where the caller is, as if the caller had run cr), and its terminal, if
- * stdout or stderr is one (terminalStreams). Returns what puts the service back. Throws, having changed nothing, when one of these cannot be taken: a closed or
- * non-blocking stdio descriptor (the service writes with blocking writes), a cgroup it cannot
- * join.
+ * stdout or stderr is one (terminalStreams). Returns what puts the service back. Throws, having
+ * changed nothing, when one of these cannot be taken: a closed or non-blocking stdio descriptor
+ * (the service writes with blocking writes), a cgroup it cannot join.
  */
 export function enterCaller(kernel: Kernel, pid: number, env: Record<string, string>): () => void {
   const taken: number[] = [];
@@ -47,9 +46,8 @@ export function enterCaller(kernel: Kernel, pid: number, env: Record<string, str
     for (const fd of STDIO) {
       const copy = kernel.takeFd(pid, fd);
       taken.push(copy);
-      if ((kernel.fdStatusFlags(copy) & O_NONBLOCK) !== 0) throw new Error(`fd ${fd} of the caller is non-blocking`);
+      if ((kernel.fdStatusFlags(copy) & constants.O_NONBLOCK) !== 0) throw new Error(`fd ${fd} of the caller is non-blocking`);
     }
-    const status = statusFields(kernel, pid);
     const cgroups = kernel.cgroups.membership(pid);
     const ownCgroups = kernel.cgroups.membership(process.pid);
     if (cgroups !== ownCgroups) {
@@ -60,7 +58,7 @@ export function enterCaller(kernel: Kernel, pid: number, env: Record<string, str
     const ownCwd = process.cwd();
     process.chdir(`/proc/${pid}/cwd`);
     undo.push(() => process.chdir(ownCwd));
-    const ownUmask = process.umask(Number.parseInt(status.Umask ?? '022', 8));
+    const ownUmask = process.umask(kernel.procfs.status(pid).umask);
     undo.push(() => process.umask(ownUmask));
     const ownEnv = { ...process.env };
     replaceEnv(env);
@@ -109,15 +107,6 @@ function terminalStreams(): (() => void)[] {
 function replaceEnv(env: NodeJS.ProcessEnv): void {
   for (const name of Object.keys(process.env)) if (!(name in env)) delete process.env[name];
   Object.assign(process.env, env);
-}
-
-function statusFields(kernel: Kernel, pid: number): Record<string, string> {
-  const fields: Record<string, string> = {};
-  for (const line of kernel.procfs.read(pid, 'status').split('\n')) {
-    const colon = line.indexOf(':');
-    if (colon > 0) fields[line.slice(0, colon)] = line.slice(colon + 1).trim();
-  }
-  return fields;
 }
 
 /** The process's LSM label (AppArmor profile, SELinux context), or '' where there is none. */
