@@ -3,7 +3,7 @@ import { Directory } from './directory.js';
 import { FeatureProbe } from './features.js';
 import { FileLocks } from './file-locks.js';
 import { KernelError } from './kernel-error.js';
-import { Libc, __WALL, type SyscallArg } from './libc.js';
+import { Libc, WNOHANG, __WALL, type SyscallArg } from './libc.js';
 import { Namespaces } from './namespaces.js';
 import { pageRuns, type PageRange, type PageRun, type PageSelection } from './pagemap.js';
 import { Inotify } from './inotify.js';
@@ -114,7 +114,6 @@ export class Kernel {
    * (reaped now, or not a child of cr), false while it runs.
    */
   reapIfExited(pid: number): boolean {
-    const WNOHANG = 1;
     try {
       return this.libc.waitpid(pid, __WALL | WNOHANG).pid === pid;
     } catch (err) {

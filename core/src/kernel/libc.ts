@@ -120,6 +120,7 @@ export const CLONE_NEWCGROUP = 0x02000000;
 export const MS_BIND = 0x1000;
 export const MNT_DETACH = 0x2;
 export const __WALL = 0x40000000;
+export const WNOHANG = 1;
 /** madvise(2) advice that faults a whole range in with one call (Linux 5.14+). */
 const SEEK_DATA = 3;
 const SEEK_HOLE = 4;

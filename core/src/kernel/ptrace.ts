@@ -1,7 +1,7 @@
 import { closeSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { TargetError } from '../errors.js';
 import { KernelError } from './kernel-error.js';
-import { Libc, __WALL } from './libc.js';
+import { Libc, WNOHANG, __WALL } from './libc.js';
 import { Procfs, threadIds } from './procfs.js';
 import { decodeStruct, encodeStruct, peeksiginfoArgs, rseqConfiguration, structSize, u64 } from './structs.js';
 import { SIGSTOP } from './syscalls.js';
@@ -25,7 +25,6 @@ const NT_X86_XSTATE = 0x202;
 /** Large enough for every xstate layout x86_64 CPUs have today (AMX included). */
 const XSTATE_MAX = 16384;
 const SIGINFO_SIZE = 128;
-const WNOHANG = 1;
 /** How long cr waits for a task to stop before it gives up on it. */
 const STOP_TIMEOUT_MS = 10_000;
 /** Polls of waitpid before the wait starts to sleep between polls: a few hundred microseconds. */

@@ -116,11 +116,11 @@ export class Sockets {
   }
 
   /** Who is at the other end of a connected unix socket, as the kernel saw it connect (SO_PEERCRED). */
-  peerCredentials(fd: number, target: string): { pid: number; uid: number; gid: number } {
+  peerCredentials(fd: number, target: string): Credentials {
     const SO_PEERCRED = 17;
     const value = Buffer.alloc(structSize(ucred));
     this.libc.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, value, target);
-    return decodeStruct<{ pid: number; uid: number; gid: number }>(value, ucred);
+    return decodeStruct<Credentials>(value, ucred);
   }
 
   /** The address the socket is bound to. */
