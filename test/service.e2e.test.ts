@@ -44,8 +44,7 @@ function control(args: string[]): CliResult {
 
 /** How many commands the service has run so far. */
 function served(): number {
-  const r = spawnSync(process.execPath, [BIN, 'service', 'status', '--socket', socket, '--json'], { encoding: 'utf8', env: ALONE });
-  return (JSON.parse(r.stdout) as { served: number }).served;
+  return (JSON.parse(control(['status', '--json']).stdout) as { served: number }).served;
 }
 
 beforeAll(() => {

@@ -24,3 +24,9 @@ export function askService(socket: string, request: Extract<Request, { type: 'st
     conn.on('close', () => reject(new Error(`the cr service at ${socket} closed the connection without answering`)));
   });
 }
+
+/** What the service at `socket` says of itself, or undefined when no service answers there. */
+export async function serviceStatus(socket: string): Promise<Extract<Reply, { type: 'status' }> | undefined> {
+  const reply = await askService(socket, { type: 'status' }).catch(() => undefined);
+  return reply?.type === 'status' ? reply : undefined;
+}

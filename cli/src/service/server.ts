@@ -5,7 +5,7 @@ import { CrError, ExitCode, Kernel } from '@cr/core';
 import { setCaller, type Logger } from '@cr/core/engine';
 import { buildIdentity, jsonLines, type Reply, type Request } from './endpoint.cjs';
 import { callerRefusal, enterCaller } from './caller.js';
-import { askService } from './ask.js';
+import { serviceStatus } from './ask.js';
 import { forwardSignal, RunLocally, setServiceJob } from './job-state.js';
 
 export interface ServiceOptions {
@@ -218,8 +218,8 @@ async function claimSocket(socket: string): Promise<void> {
     return;
   }
   if (!present) throw new CrError(`--socket ${socket}: something that is not a socket is there; remove it or choose another place`, ExitCode.Usage);
-  const answer = await askService(socket, { type: 'status' }).catch(() => undefined);
-  if (answer?.type === 'status') throw new CrError(`a cr service already runs at ${socket} (PID ${answer.pid}); stop it with cr service stop`, ExitCode.Usage);
+  const running = await serviceStatus(socket);
+  if (running) throw new CrError(`a cr service already runs at ${socket} (PID ${running.pid}); stop it with cr service stop`, ExitCode.Usage);
   unlinkSync(socket);
 }
 

@@ -1,7 +1,7 @@
 import * as Flags from '@oclif/core/flags';
 import { CrError, ExitCode } from '@cr/core';
 import { CrCommand } from '../../base-command.js';
-import { askService } from '../../service/ask.js';
+import { serviceStatus } from '../../service/ask.js';
 import { buildIdentity, serviceSocket } from '../../service/endpoint.cjs';
 
 export default class ServiceStatus extends CrCommand {
@@ -16,8 +16,8 @@ export default class ServiceStatus extends CrCommand {
   async run(): Promise<unknown> {
     const { flags } = await this.parse(ServiceStatus);
     const socket = flags.socket ?? serviceSocket();
-    const status = await askService(socket, { type: 'status' }).catch(() => undefined);
-    if (status?.type !== 'status') throw new CrError(`no cr service answers at ${socket}; start one with cr service start`, ExitCode.Target);
+    const status = await serviceStatus(socket);
+    if (!status) throw new CrError(`no cr service answers at ${socket}; start one with cr service start`, ExitCode.Target);
     const current = status.build === buildIdentity(this.config.root);
     if (!this.jsonEnabled()) {
       this.log(`cr service running as PID ${status.pid} on ${socket} since ${status.since}, ${status.served} command(s) run`);

@@ -1,7 +1,7 @@
 import * as Flags from '@oclif/core/flags';
 import { CrError, ExitCode, Kernel } from '@cr/core';
 import { CrCommand } from '../../base-command.js';
-import { askService } from '../../service/ask.js';
+import { askService, serviceStatus } from '../../service/ask.js';
 import { serviceSocket } from '../../service/endpoint.cjs';
 
 export default class ServiceStop extends CrCommand {
@@ -16,8 +16,8 @@ export default class ServiceStop extends CrCommand {
   async run(): Promise<unknown> {
     const { flags } = await this.parse(ServiceStop);
     const socket = flags.socket ?? serviceSocket();
-    const status = await askService(socket, { type: 'status' }).catch(() => undefined);
-    if (status?.type !== 'status') throw new CrError(`no cr service answers at ${socket}; cr service status tells whether one runs`, ExitCode.Target);
+    const status = await serviceStatus(socket);
+    if (!status) throw new CrError(`no cr service answers at ${socket}; cr service status tells whether one runs`, ExitCode.Target);
     await askService(socket, { type: 'stop' });
     const kernel = new Kernel();
     // The service exits once its command is done: however long that takes, it was asked to.
