@@ -408,11 +408,6 @@ const ALONE = { ...process.env, CR_NO_SERVICE: '1' };
 /** cr run as a user runs it: the command itself, through its launcher's #! line. */
 const cr = (...args) => measured(CR, args, ALONE);
 
-/**
- * A cr service (cr service start) of the bench's own, on a socket in `dir`, for the rows of
- * commands handed to it: `run` runs a cr command line through it, `served` says how many commands
- * it ran (the bench checks that none ran elsewhere), `peakRss` is its VmHWM. Stopped at cleanup.
- */
 let service;
 /** The bench's cr service, started by the first case that needs it. */
 async function benchService(dir) {
@@ -420,6 +415,12 @@ async function benchService(dir) {
   return service;
 }
 
+/**
+ * A cr service (cr service start) of the bench's own, on a socket in `dir`, for the rows of
+ * commands handed to it: `run` runs a cr command line through it, `served` says how many commands
+ * it ran and `expectServed` that it ran every one handed to it since (none ran elsewhere),
+ * `peakRss` is its VmHWM. Stopped at cleanup.
+ */
 async function startService(dir) {
   const socketDir = join(dir, 'service');
   mkdirSync(socketDir, { mode: 0o700 });
@@ -432,10 +433,15 @@ async function startService(dir) {
   };
   const { pid } = control('start');
   cleanups.push(() => control('stop'));
+  const served = () => control('status').served;
   return {
     pid,
     run: (...args) => measured(CR, args, env),
-    served: () => control('status').served,
+    served,
+    expectServed: (before, handed, what) => {
+      const ran = served() - before;
+      if (ran !== handed) throw new Error(`the cr service ran ${ran} of the ${handed} ${what} handed to it: the others ran in their own process`);
+    },
     peakRss: () => Number(/^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) * 1024,
   };
 }
@@ -574,8 +580,7 @@ async function heapBench(dir, bytes, libc, processes, service) {
     await checkRestored('CRIU', i + 1);
   }
   processes.kill(pid);
-  const served = service.served() - servedBefore;
-  if (served !== 2 * (RUNS + 1)) throw new Error(`the cr service ran ${served} of the ${2 * (RUNS + 1)} commands handed to it: the others ran in their own process`);
+  service.expectServed(servedBefore, 2 * (RUNS + 1), 'commands');
 
   const timed = (list) => list.slice(1);
   const fastest = (list) => Math.min(...timed(list).map((r) => r.seconds));
@@ -694,8 +699,7 @@ async function treeBench(dir) {
     const fastest = (list) => Math.min(...list.slice(1).map((r) => r.seconds));
     rows.push([name, fastest(checkpoints), Math.min(...checkpoints.slice(1).map((r) => r.frozenMs)), fastest(restores), fastest(serviceRuns.checkpoints), fastest(serviceRuns.restores), ...(CRIU ? [fastest(criuRuns.checkpoints), fastest(criuRuns.restores)] : [])]);
   }
-  const served = service.served() - servedBefore;
-  if (served !== 2 * shapes.length * (RUNS + 1)) throw new Error(`the cr service ran ${served} of the ${2 * shapes.length * (RUNS + 1)} tree commands handed to it: the others ran in their own process`);
+  service.expectServed(servedBefore, 2 * shapes.length * (RUNS + 1), 'tree commands');
   const seconds = (s, width) => `${s.toFixed(3)} s`.padStart(width);
   console.log(`cr bench: process trees and threads, Linux ${release()}${CRIU ? `, beside ${criuVersion()}` : ''}`);
   console.log(`${'case'.padEnd(44)}checkpoint --kill   frozen    restore --detach   by the service: checkpoint  restore${CRIU ? '   criu dump   criu restore -d' : ''}`);
