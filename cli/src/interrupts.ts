@@ -1,7 +1,6 @@
 import { InterruptedError } from '@cr/core';
+import { INTERRUPT_SIGNALS } from './service/endpoint.cjs';
 import { onForwardedSignal } from './service/job-state.js';
-
-const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 /**
  * Turns Ctrl-C, SIGTERM and SIGHUP into an abort of the command's work, so that cr lets its
@@ -18,7 +17,7 @@ export function abortOnSignals(what: string): { signal: AbortSignal; stop: () =>
     if (controller.signal.aborted) return;
     controller.abort(new InterruptedError(`${what} interrupted by ${name}; ${what === 'checkpoint' ? 'the target was let go and no image was written' : 'everything restored so far was removed'}`));
   };
-  for (const name of SIGNALS) process.on(name, onSignal);
+  for (const name of INTERRUPT_SIGNALS) process.on(name, onSignal);
   const stopForwarded = onForwardedSignal(onSignal);
   let suspend = false;
   const onSuspend = () => (suspend = true);
@@ -26,7 +25,7 @@ export function abortOnSignals(what: string): { signal: AbortSignal; stop: () =>
   return {
     signal: controller.signal,
     stop: () => {
-      for (const name of SIGNALS) process.off(name, onSignal);
+      for (const name of INTERRUPT_SIGNALS) process.off(name, onSignal);
       stopForwarded();
       process.off('SIGTSTP', onSuspend);
       // SIGSTOP, which the shell reports as it would Ctrl-Z's own stop; fg goes on from here.

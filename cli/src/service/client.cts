@@ -1,10 +1,9 @@
 import { lstatSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { buildIdentity, jsonLines, NO_SERVICE_ENV, serviceSocket, type Reply, type Request } from './endpoint.cjs';
+import { buildIdentity, INTERRUPT_SIGNALS, jsonLines, NO_SERVICE_ENV, serviceSocket, type Reply, type Request } from './endpoint.cjs';
 
 /** The commands a cr service runs for its callers; the rest (help, plugin, autocomplete, service) always run here. */
 const SERVED = new Set(['checkpoint', 'restore', 'check', 'inspect', 'types', 'advise', 'unpin', 'config']);
-const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 /** ExitCode.Failure and ExitCode.Interrupted of @cr/core, which this file does not load. */
 const FAILURE = 1;
 const INTERRUPTED = 130;
@@ -62,11 +61,11 @@ export function runThroughService(argv: string[], socket: string, root: string):
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      for (const name of SIGNALS) process.off(name, forward);
+      for (const name of INTERRUPT_SIGNALS) process.off(name, forward);
       conn.destroy();
       resolve(code);
     };
-    for (const name of SIGNALS) process.on(name, forward);
+    for (const name of INTERRUPT_SIGNALS) process.on(name, forward);
     conn.on('connect', () => {
       const env = Object.fromEntries(Object.entries(process.env).filter((entry): entry is [string, string] => entry[1] !== undefined));
       send({ type: 'run', argv, env, build: buildIdentity(root) });

@@ -1,6 +1,12 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 
+/**
+ * The signals that interrupt a cr command (cr lets its targets go, removes what it wrote, exits
+ * 130): those cr receives, those a caller of the service passes on, and those that stop the service.
+ */
+export const INTERRUPT_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
 /** Names the cr service's socket, instead of DEFAULT_SERVICE_SOCKET. */
 export const SERVICE_SOCKET_ENV = 'CR_SERVICE_SOCKET';
 /** Set (to anything but an empty string), commands run in cr's own process even when a cr service runs. */

@@ -3,7 +3,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { CrError, ExitCode, Kernel } from '@cr/core';
 import { setCaller, type Logger } from '@cr/core/engine';
-import { buildIdentity, jsonLines, type Reply, type Request } from './endpoint.cjs';
+import { buildIdentity, INTERRUPT_SIGNALS, jsonLines, type Reply, type Request } from './endpoint.cjs';
 import { callerRefusal, enterCaller } from './caller.js';
 import { serviceStatus } from './ask.js';
 import { forwardSignal, RunLocally, setServiceJob } from './job-state.js';
@@ -20,7 +20,6 @@ export interface ServiceOptions {
 }
 
 type RunRequest = Extract<Request, { type: 'run' }>;
-const STOP_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
 /** How long the service waits for a caller's `go` (which a live caller sends at once). */
 const GO_TIMEOUT_MS = 10_000;
 
@@ -66,7 +65,7 @@ export async function serve(options: ServiceOptions): Promise<void> {
     stopping = true;
     server.close();
     void Promise.resolve(current).then(() => {
-      for (const name of STOP_SIGNALS) process.off(name, stop);
+      for (const name of INTERRUPT_SIGNALS) process.off(name, stop);
       process.off('SIGCHLD', reapExited);
       // Ended, so that answers already written reach their caller; cut a second later.
       for (const conn of connections) {
@@ -77,7 +76,7 @@ export async function serve(options: ServiceOptions): Promise<void> {
       stopped();
     });
   };
-  for (const name of STOP_SIGNALS) process.on(name, stop);
+  for (const name of INTERRUPT_SIGNALS) process.on(name, stop);
   options.ready();
   await done;
 
