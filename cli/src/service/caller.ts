@@ -5,25 +5,39 @@ import type { Kernel } from '@cr/core';
 const NAMESPACES = ['cgroup', 'ipc', 'mnt', 'net', 'pid', 'time', 'user', 'uts'] as const;
 const STDIO = [0, 1, 2] as const;
 
+/** What of a process decides whether the service may run a command for it (callerRefusal). */
+export interface Standing {
+  capEffective: bigint;
+  seccomp: number;
+  noNewPrivs: boolean;
+  /** Its LSM label (AppArmor profile, SELinux context), or '' where there is none. */
+  label: string;
+  /** Its namespaces, by kind, as /proc/PID/ns/KIND reads. */
+  namespaces: Record<(typeof NAMESPACES)[number], string>;
+  root: string;
+}
+
+export function standingOf(kernel: Kernel, pid: number): Standing {
+  const { capEffective, seccomp, noNewPrivs } = kernel.procfs.status(pid);
+  const namespaces = Object.fromEntries(NAMESPACES.map((kind) => [kind, kernel.procfs.link(pid, `ns/${kind}`)])) as Standing['namespaces'];
+  return { capEffective, seccomp, noNewPrivs, label: label(kernel, pid), namespaces, root: kernel.procfs.link(pid, 'root') };
+}
+
 /**
- * Why the cr service must not run a command for the process `pid` (its caller, as the kernel
- * saw it connect), or undefined when it may: the service runs commands only for a caller that
- * could have run them itself, with the same rights, and sees what the caller sees. So: root
- * with at least the service's capabilities, under no seccomp filter the service is not under,
- * with the same security label, in the service's namespaces and root directory.
+ * Why the cr service (whose standing is `own`) must not run a command for its caller, or
+ * undefined when it may: the service runs commands only for a caller that could have run them
+ * itself, with the same rights, and sees what the caller sees. So: root with at least the
+ * service's capabilities, under no seccomp filter the service is not under, with the same
+ * security label, in the service's namespaces and root directory.
  */
-export function callerRefusal(kernel: Kernel, pid: number, uid: number): string | undefined {
-  const self = process.pid;
+export function callerRefusal(uid: number, caller: Standing, own: Standing): string | undefined {
   if (uid !== 0) return `the caller runs as uid ${uid}, and the service as root`;
-  const caller = kernel.procfs.status(pid);
-  const own = kernel.procfs.status(self);
   if ((own.capEffective & ~caller.capEffective) !== 0n) return 'the caller lacks capabilities the service has';
   if (caller.seccomp !== own.seccomp || caller.noNewPrivs !== own.noNewPrivs) return 'the caller is under seccomp or no_new_privs restrictions the service is not';
-  if (label(kernel, pid) !== label(kernel, self)) return 'the caller has another security label';
-  for (const kind of NAMESPACES) {
-    if (kernel.procfs.link(pid, `ns/${kind}`) !== kernel.procfs.link(self, `ns/${kind}`)) return `the caller is in another ${kind} namespace`;
-  }
-  if (kernel.procfs.link(pid, 'root') !== kernel.procfs.link(self, 'root')) return 'the caller has another root directory';
+  if (caller.label !== own.label) return 'the caller has another security label';
+  const kind = NAMESPACES.find((k) => caller.namespaces[k] !== own.namespaces[k]);
+  if (kind) return `the caller is in another ${kind} namespace`;
+  if (caller.root !== own.root) return 'the caller has another root directory';
   return undefined;
 }
 
@@ -109,7 +123,6 @@ function replaceEnv(env: NodeJS.ProcessEnv): void {
   Object.assign(process.env, env);
 }
 
-/** The process's LSM label (AppArmor profile, SELinux context), or '' where there is none. */
 function label(kernel: Kernel, pid: number): string {
   try {
     return kernel.procfs.read(pid, 'attr/current').replace(/\0/g, '').trim();

@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { CrError, ExitCode, Kernel } from '@cr/core';
 import { setCaller, type Logger } from '@cr/core/engine';
 import { buildIdentity, INTERRUPT_SIGNALS, jsonLines, type Reply, type Request } from './endpoint.cjs';
-import { callerRefusal, enterCaller } from './caller.js';
+import { callerRefusal, enterCaller, standingOf } from './caller.js';
 import { serviceStatus } from './ask.js';
 import { forwardSignal, RunLocally, setServiceJob } from './job-state.js';
 
@@ -32,6 +32,7 @@ const GO_TIMEOUT_MS = 10_000;
 export async function serve(options: ServiceOptions): Promise<void> {
   const kernel = new Kernel();
   const build = buildIdentity(options.root);
+  const own = standingOf(kernel, process.pid);
   settleOwnStdio(kernel);
   await claimSocket(options.socket);
   const since = new Date().toISOString();
@@ -142,7 +143,7 @@ export async function serve(options: ServiceOptions): Promise<void> {
       try {
         const peer = kernel.sockets.peerCredentials(socketFd(conn), 'the caller of the cr service');
         caller = peer.pid;
-        const refusal = callerRefusal(kernel, peer.pid, peer.uid);
+        const refusal = callerRefusal(peer.uid, standingOf(kernel, peer.pid), own);
         if (refusal !== undefined) return reply({ type: 'local', reason: refusal });
         leave = enterCaller(kernel, peer.pid, request.env);
       } catch (err) {
