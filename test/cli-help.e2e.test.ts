@@ -74,6 +74,12 @@ describe('help', () => {
     expect(r.stderr).toBe('cr: unknown command frob; see cr --help\n');
     expect(r.status).toBe(2);
   });
+
+  it("a usage error of a topic's command names it as it is typed", () => {
+    const r = cr(['inspect', 'encode']);
+    expect(r.stderr).toBe('cr: inspect encode: missing argument FILE (The document, or - for standard input); see cr inspect encode --help\n');
+    expect(r.status).toBe(2);
+  });
 });
 
 describe('autocomplete', () => {

@@ -15,9 +15,10 @@ export function errorJson(err: CrError, warnings: readonly string[] = []): Error
 /**
  * The one-line usage error (exit 2) that an oclif parser error stands for: "unknown flag
  * --bogus", "missing argument DIR", "--kill and --dry-run cannot be given together" …, naming
- * the command whose help says more.
+ * the command whose help says more, as it is typed (oclif's ids join topic and command with a colon).
  */
-export function usageError(err: Error, command: string | undefined): CrError {
+export function usageError(err: Error, id: string | undefined): CrError {
+  const command = id?.replaceAll(':', ' ');
   const help = command ? `; see cr ${command} --help` : '; see cr --help';
   return new CrError(`${command ? `${command}: ` : ''}${describeParseError(err)}${help}`, ExitCode.Usage);
 }
