@@ -44,7 +44,7 @@ export { NAMESPACE_FLAGS, NamespaceHandle, Namespaces, type NamespaceKind } from
 export type { FeatureResult } from './kernel/features.js';
 export { SysvIpc, SHM_DEST, SHM_LOCKED, hex, type IpcInfoOf, type IpcKind, type IpcObjectInfo, type IpcOwnership, type MsgInfo, type QueuedMessage, type SemInfo, type ShmInfo } from './kernel/sysvipc.js';
 export type { ShmMapping, SyscallArg } from './kernel/libc.js';
-export { REGISTER_NAMES, type RegisterName, type Registers, type RseqConfiguration } from './kernel/ptrace.js';
+export { REGISTER_NAMES, SOCK_FILTER_SIZE, type RegisterName, type Registers, type RseqConfiguration, type SeccompFilter } from './kernel/ptrace.js';
 export { withoutRestartBlock } from './kernel/return-frame.js';
 export { RemoteTask, type AltStack, type ItimerValue, type PosixTimerNotification, type PosixTimerSetting, type SignalAction } from './kernel/remote-task.js';
 export { TASK_READS, type TaskRead } from './kernel/task-reads.js';

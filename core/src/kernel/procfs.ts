@@ -53,6 +53,8 @@ export interface ProcessStatus {
   capAmbient: bigint;
   noNewPrivs: boolean;
   seccomp: number;
+  /** How many seccomp filters the thread has (in mode 2). */
+  seccompFilters: number;
   umask: number;
   threads: number;
   /** The PID of the process a thread belongs to (its own PID for a main thread). */
@@ -201,6 +203,7 @@ export class Procfs {
       capAmbient: hex('CapAmb'),
       noNewPrivs: get('NoNewPrivs') === '1',
       seccomp: Number(get('Seccomp') || 0),
+      seccompFilters: Number(get('Seccomp_filters') || 0),
       umask: Number.parseInt(get('Umask') || '22', 8),
       threads: Number(get('Threads') || 1),
       tgid: Number(get('Tgid')),
@@ -373,6 +376,17 @@ export function threadIds(pid: number): number[] {
     return [pid];
   }
   return [pid, ...tids.filter((tid) => tid !== pid).sort((a, b) => a - b)];
+}
+
+/** The seccomp mode of thread `tid` (0 none, 1 strict, 2 filter), from the Seccomp line of its status; 0 once it is gone. */
+export function seccompMode(tid: number): number {
+  let status: string;
+  try {
+    status = readFileSync(`/proc/${tid}/status`, 'utf8');
+  } catch {
+    return 0;
+  }
+  return Number(/^Seccomp:\s*(\d+)$/m.exec(status)?.[1] ?? 0);
 }
 
 /** A /proc read of one descriptor; undefined when the descriptor (or its process) is gone. */

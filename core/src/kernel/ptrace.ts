@@ -1,10 +1,10 @@
 import { closeSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
-import { TargetError } from '../errors.js';
+import { TargetError, UnsupportedError } from '../errors.js';
 import { KernelError } from './kernel-error.js';
 import { Libc, WNOHANG, __WALL } from './libc.js';
-import { Procfs, threadIds } from './procfs.js';
-import { decodeStruct, encodeStruct, peeksiginfoArgs, rseqConfiguration, structSize, u64 } from './structs.js';
-import { SIGSTOP } from './syscalls.js';
+import { Procfs, seccompMode, threadIds } from './procfs.js';
+import { decodeStruct, encodeStruct, peeksiginfoArgs, rseqConfiguration, seccompMetadata, structSize, u64 } from './structs.js';
+import { SECCOMP_FILTER_FLAG_LOG, SIGSTOP } from './syscalls.js';
 
 const PTRACE_CONT = 7;
 const PTRACE_GETREGS = 12;
@@ -19,6 +19,8 @@ export const PTRACE_INTERRUPT = 0x4207;
 const PTRACE_PEEKSIGINFO = 0x4209;
 const PTRACE_GETSIGMASK = 0x420a;
 const PTRACE_SETSIGMASK = 0x420b;
+const PTRACE_SECCOMP_GET_FILTER = 0x420c;
+const PTRACE_SECCOMP_GET_METADATA = 0x420d;
 const PTRACE_GET_RSEQ_CONFIGURATION = 0x420f;
 const PTRACE_PEEKSIGINFO_SHARED = 1;
 const NT_X86_XSTATE = 0x202;
@@ -40,6 +42,10 @@ export const PTRACE_O_TRACEFORK = 2;
 export const PTRACE_O_TRACECLONE = 8;
 /** The kernel kills the tracee when its tracer dies: for tasks cr creates at restore. */
 export const PTRACE_O_EXITKILL = 0x100000;
+/** What a task cr makes for a restore is traced with: its threads and children are attached from their start, and die with cr. */
+export const SEED_OPTIONS = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_EXITKILL;
+/** The task's seccomp filters or strict mode do not apply while cr traces it (needs CAP_SYS_ADMIN, and a cr not under seccomp itself). */
+export const PTRACE_O_SUSPEND_SECCOMP = 0x200000;
 const SIGTRAP = 5;
 const SYSCALL_STOP = SIGTRAP | 0x80;
 
@@ -96,6 +102,15 @@ interface ChainState extends SyscallChain {
 
 const unsigned = (v: bigint) => BigInt.asUintN(64, v);
 
+/** Bytes of one classic BPF instruction (struct sock_filter). */
+export const SOCK_FILTER_SIZE = 8;
+
+/** One seccomp filter of a thread, as installed (see Ptrace.seccompFilters). */
+export interface SeccompFilter {
+  program: Buffer;
+  log: boolean;
+}
+
 /**
  * ptrace, as cr uses it: seize and stop a task without a signal it could see, read and write
  * its registers and memory, and run syscalls inside it ("remote syscalls").
@@ -122,10 +137,28 @@ export class Ptrace {
     try {
       this.libc.ptrace(PTRACE_INTERRUPT, pid, 0, 0, 'ptrace(PTRACE_INTERRUPT)');
       this.waitStop(pid);
+      // Stopped, it cannot turn seccomp on any more; until cr lets it go, its filters must not judge cr's calls in it.
+      if (seccompMode(pid) !== 0) this.suspendSeccomp(pid, options);
       return this.getRegs(pid);
     } catch (err) {
       this.detachQuietly(pid);
       throw err;
+    }
+  }
+
+  /**
+   * Sets `options` and PTRACE_O_SUSPEND_SECCOMP on a task cr traces: its seccomp mode and filters
+   * stay, and apply again once cr lets it go (or dies). The kernel allows it only to a tracer with
+   * CAP_SYS_ADMIN that is not under seccomp itself.
+   */
+  suspendSeccomp(pid: number, options: number): void {
+    try {
+      this.setOptions(pid, options | PTRACE_O_SUSPEND_SECCOMP);
+    } catch (err) {
+      if (!(err instanceof KernelError) || err.code !== 'EPERM') throw err;
+      throw new UnsupportedError(
+        `PID ${pid} runs under seccomp, and the kernel does not let cr suspend it while cr works in the process (ptrace(PTRACE_O_SUSPEND_SECCOMP): EPERM): run cr as root with CAP_SYS_ADMIN, outside any seccomp sandbox`,
+      );
     }
   }
 
@@ -263,6 +296,24 @@ export class Ptrace {
     const address = u64(c.rseq_abi_pointer);
     if (address === 0n) return undefined;
     return { address, size: c.rseq_abi_size, signature: c.signature, flags: c.flags };
+  }
+
+  /**
+   * The seccomp filters of stopped thread `tid`, `count` of them (Seccomp_filters of its status),
+   * oldest first: each as the classic BPF program it was installed with (struct sock_filter
+   * array), and whether it logs its actions (SECCOMP_FILTER_FLAG_LOG). The kernel counts them
+   * from the oldest: PTRACE_SECCOMP_GET_FILTER with 0 gives the first one installed.
+   */
+  seccompFilters(tid: number, count: number): SeccompFilter[] {
+    return Array.from({ length: count }, (_, index) => {
+      const instructions = this.libc.ptrace(PTRACE_SECCOMP_GET_FILTER, tid, index, 0, `ptrace(PTRACE_SECCOMP_GET_FILTER, ${index})`);
+      const program = Buffer.alloc(instructions * SOCK_FILTER_SIZE);
+      this.libc.ptrace(PTRACE_SECCOMP_GET_FILTER, tid, index, program, `ptrace(PTRACE_SECCOMP_GET_FILTER, ${index})`);
+      const metadata = encodeStruct(seccompMetadata, { filter_off: index, flags: 0 });
+      this.libc.ptrace(PTRACE_SECCOMP_GET_METADATA, tid, metadata.length, metadata, `ptrace(PTRACE_SECCOMP_GET_METADATA, ${index})`);
+      const { flags } = decodeStruct<{ flags: number | bigint }>(metadata, seccompMetadata);
+      return { program, log: (u64(flags) & BigInt(SECCOMP_FILTER_FLAG_LOG)) !== 0n };
+    });
   }
 
   /** Reads the stopped task's memory through /proc/PID/mem (read-only pages included); user

@@ -7,7 +7,7 @@ import { mmMapStruct, type MmMap } from './mm-map.js';
 import { readMappings, type Mapping } from './proc-maps.js';
 import { stoppedSyscall, type StoppedSyscall } from './stopped-syscall.js';
 import { BATCH_CODE, batchResults, batchTable, type BatchedCall, type ResultOf } from './syscall-batch.js';
-import { checkRemote, type Ptrace, type Registers, type RemoteResult, type RseqConfiguration, type RunningSyscall } from './ptrace.js';
+import { checkRemote, SEED_OPTIONS, SOCK_FILTER_SIZE, type Ptrace, type Registers, type RemoteResult, type RseqConfiguration, type RunningSyscall, type SeccompFilter } from './ptrace.js';
 import { buildReturnFrame, OUT_AREA_SIZE, type ReturnFrame } from './return-frame.js';
 import { TASK_READS, type AltStack, type ItimerValue, type PosixTimerSetting, type SignalAction, type TaskRead } from './task-reads.js';
 import {
@@ -26,11 +26,14 @@ import {
   PR_SET_NAME,
   RSEQ_FLAG_UNREGISTER,
   PROT_WRITE,
+  SECCOMP_FILTER_FLAG_LOG,
+  SECCOMP_SET_MODE_FILTER,
+  SECCOMP_SET_MODE_STRICT,
   SIGSTOP,
   SYS,
   type RawSyscall,
 } from './syscalls.js';
-import { capUserData, capUserHeader, encodeStruct, epollEvent, iovecs, itimerspec, itimerval, sigevent, kernelSigaction, rlimit64, stackT, structSize, type Timeval } from './structs.js';
+import { capUserData, capUserHeader, encodeStruct, epollEvent, iovecs, itimerspec, itimerval, sigevent, kernelSigaction, rlimit64, sockFprog, stackT, structSize, type Timeval } from './structs.js';
 
 export type { AltStack, ItimerValue, PosixTimerSetting, SignalAction, TaskRead } from './task-reads.js';
 
@@ -137,6 +140,8 @@ export class RemoteTask {
   private workAreaAddress: bigint | undefined;
   /** A thread using this task's work area (see `lender`) that may have calls held back which read it. */
   private borrower: RemoteTask | undefined;
+  /** In a task cr made: whether its seccomp is suspended while cr traces it (see installSeccompFilter). */
+  private seccompSuspended = false;
   /** The blocked-signal mask the task gets back when it is let go. */
   private maskOnRelease: bigint;
   /** Calls `together` holds back, sent in one batch when cr next needs the task. */
@@ -1040,6 +1045,41 @@ export class RemoteTask {
     });
     const data = encodeStruct(capUserData, [half(0n), half(32n)]);
     this.send('capset', SYS.capset, [this.put(header), this.put(data)], { usesScratch: true });
+  }
+
+  /** The thread's `count` seccomp filters (Seccomp_filters of its status), oldest first (Ptrace.seccompFilters). */
+  seccompFilters(count: number): SeccompFilter[] {
+    return this.ptrace.seccompFilters(this.pid, count);
+  }
+
+  /**
+   * Puts `filter` over the thread's seccomp filters (seccomp(SECCOMP_SET_MODE_FILTER)): it judges
+   * the program's calls once cr lets the thread go, cr's own calls until then pass
+   * (PTRACE_O_SUSPEND_SECCOMP). Threads it makes after this inherit the filter, as they would
+   * have from the program. Needs CAP_SYS_ADMIN in the task or no_new_privs: give it before the
+   * credentials.
+   */
+  installSeccompFilter(filter: SeccompFilter): void {
+    this.suspendOwnSeccomp();
+    // One put for the program and its sock_fprog after it: a program too large for the room
+    // left would otherwise be moved to the start of the scratch area over the other.
+    const program = this.put(Buffer.concat([filter.program, Buffer.alloc(structSize(sockFprog))]));
+    const fprog = program + BigInt(filter.program.length);
+    this.ptrace.writeMemory(this.pid, fprog, encodeStruct(sockFprog, { len: filter.program.length / SOCK_FILTER_SIZE, filter: program }));
+    this.send('seccomp(SECCOMP_SET_MODE_FILTER)', SYS.seccomp, [SECCOMP_SET_MODE_FILTER, filter.log ? SECCOMP_FILTER_FLAG_LOG : 0, fprog], { usesScratch: true });
+  }
+
+  /** Puts the thread in seccomp's strict mode (read, write, exit and sigreturn only) once cr lets it go; see installSeccompFilter. */
+  enterSeccompStrict(): void {
+    this.suspendOwnSeccomp();
+    this.send('seccomp(SECCOMP_SET_MODE_STRICT)', SYS.seccomp, [SECCOMP_SET_MODE_STRICT, 0, 0]);
+  }
+
+  /** A seized program's task is suspended from its stop on (Ptrace.stop); one cr made, before it gets a mode. */
+  private suspendOwnSeccomp(): void {
+    if (this.guarded || this.seccompSuspended) return;
+    this.ptrace.suspendSeccomp(this.pid, SEED_OPTIONS);
+    this.seccompSuspended = true;
   }
 
   registerRseq(address: bigint, size: number, signature: number): void {

@@ -1,7 +1,7 @@
 import { TargetError } from '../errors.js';
 import { KernelError } from './kernel-error.js';
 import type { Libc } from './libc.js';
-import { PTRACE_O_EXITKILL, PTRACE_O_TRACECLONE, PTRACE_O_TRACEFORK, PTRACE_O_TRACESYSGOOD, type Ptrace } from './ptrace.js';
+import { PTRACE_O_EXITKILL, PTRACE_O_TRACECLONE, PTRACE_O_TRACESYSGOOD, SEED_OPTIONS, type Ptrace } from './ptrace.js';
 import { RemoteTask } from './remote-task.js';
 import { cloneArgs, encodeStruct, structSize } from './structs.js';
 import { CLONE_FILES, CLONE_FS, CLONE_PARENT, PR_SET_CHILD_SUBREAPER, SIGCHLD, SYS } from './syscalls.js';
@@ -41,7 +41,7 @@ export function createSeed(libc: Libc, ptrace: Ptrace, pid: number): RemoteTask 
  * the seed's options (PTRACE_O_EXITKILL among them).
  */
 export function createChildSeed(ptrace: Ptrace, parent: RemoteTask, pid: number, fromParentOf: boolean, share: readonly ('files' | 'fs')[]): RemoteTask {
-  ptrace.setOptions(parent.pid, PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_EXITKILL);
+  ptrace.setOptions(parent.pid, SEED_OPTIONS);
   const shareFlags = (share.includes('files') ? CLONE_FILES : 0) | (share.includes('fs') ? CLONE_FS : 0);
   // clone3 takes no exit signal with CLONE_PARENT: the child gets the caller's, which is SIGCHLD.
   cloneWithPid(ptrace, parent, pid, (fromParentOf ? CLONE_PARENT : 0) | shareFlags, fromParentOf ? 0 : SIGCHLD);

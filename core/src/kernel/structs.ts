@@ -72,6 +72,12 @@ export const cloneArgs = declareStruct('cr_clone_args', {
   cgroup: 'uint64_t',
 });
 
+/** struct seccomp_metadata of PTRACE_SECCOMP_GET_METADATA. */
+export const seccompMetadata = declareStruct('cr_seccomp_metadata', { filter_off: 'uint64_t', flags: 'uint64_t' });
+
+/** struct sock_fprog of seccomp(SECCOMP_SET_MODE_FILTER): how many instructions, and where they are. */
+export const sockFprog = declareStruct('cr_sock_fprog', { len: 'uint16_t', filter: 'uint64_t' });
+
 /** struct ptrace_peeksiginfo_args of PTRACE_PEEKSIGINFO. */
 export const peeksiginfoArgs = declareStruct('cr_ptrace_peeksiginfo_args', { off: 'uint64_t', flags: 'uint32_t', nr: 'int32_t' });
 

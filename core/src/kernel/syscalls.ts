@@ -44,6 +44,7 @@ export const SYS = {
   prlimit64: 302,
   kcmp: 312,
   rseq: 334,
+  seccomp: 317,
   mlock2: 325,
   userfaultfd: 323,
   pidfd_open: 434,
@@ -134,6 +135,10 @@ export const KCMP_FILES = 2;
 export const KCMP_FS = 3;
 export const KCMP_SIGHAND = 4;
 export const RSEQ_FLAG_UNREGISTER = 1;
+/** seccomp(2) operations, and the flag a filter that logs its actions is installed with. */
+export const SECCOMP_SET_MODE_STRICT = 0;
+export const SECCOMP_SET_MODE_FILTER = 1;
+export const SECCOMP_FILTER_FLAG_LOG = 2;
 export const SIGKILL = 9;
 export const SIGCHLD = 17;
 export const SIGSTOP = 19;
