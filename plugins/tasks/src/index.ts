@@ -24,6 +24,7 @@ import {
 import { isZombieRecord, tasksRecordSchema, type TasksRecord } from './record.js';
 import { awaitFreePid, checkRlimits, checkWorkingDirectory, createTask, resumeTask } from './restore.js';
 import { taskRefusals } from './refusals.js';
+import { checkSeccompRestorable } from './seccomp.js';
 import { readFrozenProcesses, type ProcessReadings } from './frozen-reads.js';
 import { readTaskState, readZombie } from './save.js';
 import { entryOf, type TreeLinks } from './sessions.js';
@@ -293,6 +294,7 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TreeTaskHandle, 
     if (!isZombieRecord(record)) {
       checkWorkingDirectory(record);
       checkRlimits(this.kernel, record);
+      checkSeccompRestorable(this.kernel, record);
     }
     for (const id of [record.pid, ...(isZombieRecord(record) ? [] : (record.threads ?? []).map((t) => t.tid))]) await awaitFreePid(this.kernel, id);
     if (record.enterVia) await awaitFreePid(this.kernel, record.enterVia.pid);

@@ -45,6 +45,29 @@ const robustListSchema = z.lazy(() =>
     .describe('the robust futex list (set_robust_list): its head and the size of the head'),
 );
 
+/** A thread's seccomp state, absent when it has none (mode 0). */
+const seccompSchema = z.lazy(() =>
+  z
+    .discriminatedUnion('mode', [
+      z.strictObject({ mode: z.literal('strict') }),
+      z.strictObject({
+        mode: z.literal('filter'),
+        filters: z
+          .array(
+            z.strictObject({
+              program: base64Schema
+                .refine((b64) => { const bytes = Buffer.from(b64, 'base64').length; return bytes > 0 && bytes % 8 === 0 && bytes <= 4096 * 8; }, 'a classic BPF program: 1 to 4096 instructions of 8 bytes')
+                .describe('the filter as installed: its struct sock_filter instructions'),
+              log: z.boolean().describe('installed with SECCOMP_FILTER_FLAG_LOG'),
+            }),
+          )
+          .min(1)
+          .describe('oldest first, the order they are installed in again'),
+      }),
+    ])
+    .describe('seccomp: strict mode, or the filters over the thread (seccomp(2)); restored last before the credentials, and applying once the thread runs'),
+);
+
 /** A thread other than the main one: what each thread has of its own. */
 export const threadRecordSchema = z.lazy(() =>
   z.strictObject({
@@ -61,6 +84,7 @@ export const threadRecordSchema = z.lazy(() =>
     scheduling: schedulingSchema,
     timerSlackNs: z.number().int().nonnegative().optional().describe("the thread's own timer slack (prctl PR_SET_TIMERSLACK); absent in images of cr before it, where the thread gets the main thread's"),
     restartSleep: restartSleepSchema.optional(),
+    seccomp: seccompSchema.optional(),
   }),
 );
 export type ThreadRecord = z.infer<typeof threadRecordSchema>;
@@ -127,6 +151,7 @@ export const liveTaskRecordSchema = z.lazy(() =>
       keepCaps: z.boolean(),
     }),
     restartSleep: restartSleepSchema.optional(),
+    seccomp: seccompSchema.optional().describe('of the main thread'),
     clearChildTid: clearChildTidSchema.optional().describe('of the main thread; absent in images of cr before threads'),
     robustList: robustListSchema.optional().describe('of the main thread; absent in images of cr before threads'),
     threads: z.array(threadRecordSchema).optional().describe('the threads other than the main one, whose state is the rest of this record'),

@@ -28,6 +28,7 @@ import {
 import { ITIMERS, RLIMIT_NAMES, type LiveTaskRecord } from './record.js';
 import { fromHex } from './hex.js';
 import { createThreads } from './threads-restore.js';
+import { installSeccompFilters, restoreOwnSeccomp, sharedSeccompFilters } from './seccomp.js';
 
 const CAP_SYS_RESOURCE = 24;
 const SETFSUID = { name: 'setfsuid', nr: 122 };
@@ -103,12 +104,16 @@ export function resumeTask(kernel: Kernel, task: RemoteTask, record: LiveTaskRec
     if (record.rseq && mainLives) task.registerRseq(fromHex(record.rseq.address), record.rseq.size, record.rseq.signature);
     for (const { siginfo, shared } of record.signals.pending) if (shared || mainLives) task.queueSignal(Buffer.from(siginfo, 'base64'), shared);
     task.setBlockedSignals(fromHex(record.signals.blocked));
+    const sharedFilters = sharedSeccompFilters([record.seccomp, ...(record.threads ?? []).map((t) => t.seccomp)]);
+    installSeccompFilters(task, sharedFilters);
     // Made while the process still has cr's credentials: choosing a thread id needs them.
     const made = createThreads(kernel, task, record);
-    // Credentials and no_new_privs are each thread's own: another thread's go in a round trip of
-    // their own, the main thread's with the rest of its calls.
-    for (const each of [task, ...made.map((t) => t.task)]) {
+    // Seccomp, credentials and no_new_privs are each thread's own: another thread's go in a round
+    // trip of their own, the main thread's with the rest of its calls. Seccomp comes first:
+    // installing a filter needs privileges the credentials may take away.
+    for (const [each, seccomp] of [[task, record.seccomp], ...made.map((t) => [t.task, t.record.seccomp] as const)] as const) {
       each.together(() => {
+        restoreOwnSeccomp(each, seccomp, sharedFilters.length);
         restoreCredentials(kernel, each, record);
         if (prctl.noNewPrivs) each.setPrctl('prctl(PR_SET_NO_NEW_PRIVS)', PR_SET_NO_NEW_PRIVS, 1);
       });

@@ -14,6 +14,7 @@ import {
 import { DISPOSITION_SIGNALS, type ProcessReadings } from './frozen-reads.js';
 import { ITIMERS, RLIMIT_NAMES, type LiveTaskRecord, type ZombieRecord } from './record.js';
 import { toHex } from './hex.js';
+import { seccompOf } from './seccomp.js';
 
 const CLOCK_MONOTONIC = 1;
 
@@ -26,6 +27,8 @@ const CLOCK_MONOTONIC = 1;
 export function readTaskState(kernel: Kernel, pid: number, task: RemoteTask, readings: ProcessReadings, status: ProcessStatus): LiveTaskRecord {
   const stat = kernel.procfs.stat(pid);
   const { registers, restartSleep } = savedRegisters(task);
+  // No-new-privs and seccomp are the thread's own: those of `task`, which is another than the main one when that had exited.
+  const threadStatus = task.pid === pid ? status : kernel.procfs.status(task.pid);
   try {
     return {
       pid,
@@ -71,7 +74,8 @@ export function readTaskState(kernel: Kernel, pid: number, task: RemoteTask, rea
       umask: status.umask,
       cwd: kernel.procfs.link(pid, 'cwd'),
       ...rseqOf(task),
-      prctl: { ...readings.prctl, noNewPrivs: (task.pid === pid ? status : kernel.procfs.status(task.pid)).noNewPrivs },
+      prctl: { ...readings.prctl, noNewPrivs: threadStatus.noNewPrivs },
+      ...seccompOf(task, threadStatus),
       ...(restartSleep ? { restartSleep } : {}),
     };
   } finally {

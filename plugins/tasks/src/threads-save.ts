@@ -3,6 +3,7 @@ import type { LiveTaskRecord, ThreadRecord } from './record.js';
 import type { ProcessReadings, ThreadReadings } from './frozen-reads.js';
 import { altStackRecord, rseqOf, savedRegisters, schedulingOf } from './save.js';
 import { toHex } from './hex.js';
+import { seccompOf } from './seccomp.js';
 
 /**
  * What each thread of stopped process `pid` has of its own, beyond what `readTaskState` saves of
@@ -41,16 +42,16 @@ function readThreadState(kernel: Kernel, task: RemoteTask, own: ThreadReadings, 
     ...threadLinks(kernel, task.pid, own),
     scheduling: schedulingOf(stat, status),
     timerSlackNs: own.timerSlackNs,
+    ...seccompOf(task, status),
   };
 }
 
 /**
- * The kernel keeps credentials and seccomp per thread, but a program's threads share them unless
- * it went around libc; cr restores the main thread's on every thread, so a thread with others is
- * refused by name rather than changed.
+ * The kernel keeps credentials per thread, but a program's threads share them unless it went
+ * around libc; cr restores the main thread's on every thread, so a thread with others is refused
+ * by name rather than changed.
  */
 function assertRestorable(who: string, status: ProcessStatus, main: ProcessStatus): void {
-  if (status.seccomp !== 0) throw new UnsupportedError(`${who} runs under seccomp (mode ${status.seccomp}), which cr cannot restore`);
   const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((v, i) => v === b[i]);
   const sameCaps = status.capEffective === main.capEffective && status.capPermitted === main.capPermitted && status.capInheritable === main.capInheritable;
   if (!same(status.uids, main.uids) || !same(status.gids, main.gids) || !same(status.groups, main.groups) || !sameCaps) {
