@@ -802,6 +802,16 @@ export class RemoteTask {
     this.runOnPulledFd(localFd, 'fchdir', SYS.fchdir, []);
   }
 
+  /**
+   * Makes the directory cr holds open as `localFd` the task's root directory: fchdir into it,
+   * then chroot("."), so that the path is never resolved from the task's root, whatever that is.
+   * The working directory is left there: set it afterwards.
+   */
+  enterRoot(localFd: number): void {
+    this.enterDirectory(localFd);
+    this.send('chroot(".")', SYS.chroot, [this.put(Buffer.from('.\0'))], { usesScratch: true });
+  }
+
   /** Moves the task into the namespace cr holds `localFd` of, of kind `nstype` (see runOnPulledFd). */
   enterNamespace(localFd: number, nstype: number): void {
     this.runOnPulledFd(localFd, 'setns', SYS.setns, [BigInt(nstype)]);

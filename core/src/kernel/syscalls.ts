@@ -19,6 +19,7 @@ export const SYS = {
   setitimer: 38,
   fcntl: 72,
   fchdir: 81,
+  chroot: 161,
   umask: 95,
   setpgid: 109,
   setsid: 112,
