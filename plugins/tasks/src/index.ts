@@ -22,7 +22,7 @@ import {
   type ThawContext,
 } from '@cr/core';
 import { isZombieRecord, tasksRecordSchema, type TasksRecord } from './record.js';
-import { awaitFreePid, checkRlimits, checkWorkingDirectory, createTask, resumeTask } from './restore.js';
+import { awaitFreePid, checkRlimits, checkDirectories, createTask, resumeTask } from './restore.js';
 import { taskRefusals } from './refusals.js';
 import { checkSeccompRestorable } from './seccomp.js';
 import { readFrozenProcesses, type ProcessReadings } from './frozen-reads.js';
@@ -292,7 +292,7 @@ export class TasksPlugin implements ResourcePlugin<TasksRecord, TreeTaskHandle, 
 
   async preflight(record: TasksRecord): Promise<void> {
     if (!isZombieRecord(record)) {
-      checkWorkingDirectory(record);
+      checkDirectories(record);
       checkRlimits(this.kernel, record);
       checkSeccompRestorable(this.kernel, record);
     }

@@ -139,7 +139,8 @@ export const liveTaskRecordSchema = z.lazy(() =>
       .describe('the armed interval timers (setitimer, alarm): the time left runs again from the restore'),
     personality: z.number().int().nonnegative(),
     umask: z.number().int().min(0).max(0o777),
-    cwd: z.string().startsWith('/'),
+    cwd: z.string().startsWith('/').describe("the working directory, as cr sees it (a chrooted process's is under its root)"),
+    root: z.string().startsWith('/').optional().describe("the root directory of a chrooted process, as cr sees it; absent when it is cr's"),
     rseq: rseqSchema.optional(),
     prctl: z.strictObject({
       pdeathsig: z.number().int().min(0).max(64),

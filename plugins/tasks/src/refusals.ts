@@ -22,8 +22,6 @@ export function taskRefusals(kernel: Kernel, pid: number, alone: boolean): strin
   if (status.seccomp !== 0 && kernel.procfs.status(process.pid).seccomp !== 0) {
     refusals.push(`${who} runs under seccomp (mode ${status.seccomp}), and so does cr: the kernel lets only a cr outside any seccomp sandbox work inside it`);
   }
-  const root = kernel.procfs.link(pid, 'root');
-  if (root !== '/') refusals.push(`${who} runs chrooted in ${root}, which cr cannot restore`);
   const cwd = kernel.procfs.link(pid, 'cwd');
   if (!existsSync(cwd)) refusals.push(`${who} has a working directory that was removed (${cwd}); cr cannot restore it`);
   for (const kind of UNSAVED_NAMESPACES) {

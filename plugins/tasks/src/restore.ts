@@ -92,6 +92,7 @@ export function resumeTask(kernel: Kernel, task: RemoteTask, record: LiveTaskRec
     record.itimers.forEach(({ which, intervalUs, valueUs }) => task.setItimer(ITIMERS.indexOf(which), { intervalUs: BigInt(intervalUs), valueUs: BigInt(valueUs) }));
     task.personality(record.personality);
     task.umask(record.umask);
+    if (record.root) changeRoot(task, record.root);
     changeDirectory(task, record.cwd);
   });
   settle();
@@ -192,10 +193,12 @@ export function checkRlimits(kernel: Kernel, record: LiveTaskRecord): void {
   }
 }
 
-/** The working directory must still be there; checked before anything is created. */
-export function checkWorkingDirectory(record: LiveTaskRecord): void {
-  if (!existsSync(record.cwd) || !statSync(record.cwd).isDirectory()) {
-    throw new TargetError(`cannot restore PID ${record.pid}: its working directory ${record.cwd} no longer exists or is not a directory; recreate it`);
+/** The working directory, and the root directory of a chrooted process, must still be there; checked before anything is created. */
+export function checkDirectories(record: LiveTaskRecord): void {
+  for (const [what, path] of [['root directory (chroot)', record.root], ['working directory', record.cwd]] as const) {
+    if (path !== undefined && (!existsSync(path) || !statSync(path).isDirectory())) {
+      throw new TargetError(`cannot restore PID ${record.pid}: its ${what} ${path} no longer exists or is not a directory; recreate it`);
+    }
   }
 }
 
@@ -219,9 +222,18 @@ function cpuMask(words: string): Buffer {
 }
 
 function changeDirectory(task: RemoteTask, cwd: string): void {
-  const local = openSync(cwd, O_RDONLY | O_DIRECTORY);
+  withDirectory(cwd, (local) => task.enterDirectory(local));
+}
+
+/** chroot: the working directory is set after it. */
+function changeRoot(task: RemoteTask, root: string): void {
+  withDirectory(root, (local) => task.enterRoot(local));
+}
+
+function withDirectory(path: string, body: (fd: number) => void): void {
+  const local = openSync(path, O_RDONLY | O_DIRECTORY);
   try {
-    task.enterDirectory(local);
+    body(local);
   } finally {
     closeSync(local);
   }

@@ -73,6 +73,7 @@ export function readTaskState(kernel: Kernel, pid: number, task: RemoteTask, rea
       personality: Number.parseInt(kernel.procfs.read(pid, 'personality').trim(), 16),
       umask: status.umask,
       cwd: kernel.procfs.link(pid, 'cwd'),
+      ...rootOf(kernel, pid),
       ...rseqOf(task),
       prctl: { ...readings.prctl, noNewPrivs: threadStatus.noNewPrivs },
       ...seccompOf(task, threadStatus),
@@ -97,6 +98,12 @@ export function savedRegisters(task: RemoteTask): Pick<LiveTaskRecord, 'register
     registers: Object.fromEntries(REGISTER_NAMES.map((name) => [name, toHex(regs[name])])) as LiveTaskRecord['registers'],
     ...(restartSleep ? { restartSleep } : {}),
   };
+}
+
+/** The root directory of a chrooted process; nothing for one whose root is cr's. */
+function rootOf(kernel: Kernel, pid: number): Pick<LiveTaskRecord, 'root'> {
+  const root = kernel.procfs.link(pid, 'root');
+  return root === '/' ? {} : { root };
 }
 
 function rlimitsOf(kernel: Kernel, pid: number): LiveTaskRecord['rlimits'] {

@@ -129,6 +129,13 @@ export class UnixSocketsPlugin implements ResourcePlugin<UnixSocketRecord, UnixS
         return this.kernel.withFdOf(pid, fd, (local, target) => {
           const type = typeName(diag.type);
           const refusals: string[] = [];
+          const root = this.kernel.procfs.link(pid, 'root');
+          if (root !== '/') {
+            // A path in a chroot is the program's, under its root; cr binds and connects from its own.
+            const names = [nameOf(this.kernel.sockets.localAddress(local, target)), connected(diag) ? nameOf(this.kernel.sockets.peerAddress(local, target)) : undefined];
+            const path = names.find((name) => name !== undefined && 'path' in name);
+            if (path) refusals.push(`${where} is a unix ${type} socket on the path ${shown(path)} of a process chrooted in ${root}, which cr cannot restore yet; ${leaveOut.replace(/^or /, '')}`);
+          }
           if (diag.state === STATE_LISTEN) {
             if (diag.queued > 0) {
               refusals.push(`${where} is a unix ${type} listener on ${shown(nameOf(this.kernel.sockets.localAddress(local, target)))} with ${diag.queued} connection(s) not accepted yet, which cr cannot checkpoint; checkpoint when they are accepted, ${leaveOut}`);
