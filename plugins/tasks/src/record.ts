@@ -45,6 +45,16 @@ const robustListSchema = z.lazy(() =>
     .describe('the robust futex list (set_robust_list): its head and the size of the head'),
 );
 
+const credentialsSchema = z.lazy(() =>
+  z.strictObject({
+    uids: z.tuple([uidSchema, uidSchema, uidSchema, uidSchema]).describe('real, effective, saved, filesystem'),
+    gids: z.tuple([uidSchema, uidSchema, uidSchema, uidSchema]),
+    groups: z.array(uidSchema),
+    capabilities: z.strictObject({ inheritable: u64Schema, permitted: u64Schema, effective: u64Schema, bounding: u64Schema, ambient: u64Schema }),
+  }),
+);
+export type Credentials = z.infer<typeof credentialsSchema>;
+
 /** A thread's seccomp state, absent when it has none (mode 0). */
 const seccompSchema = z.lazy(() =>
   z
@@ -85,6 +95,9 @@ export const threadRecordSchema = z.lazy(() =>
     timerSlackNs: z.number().int().nonnegative().optional().describe("the thread's own timer slack (prctl PR_SET_TIMERSLACK); absent in images of cr before it, where the thread gets the main thread's"),
     restartSleep: restartSleepSchema.optional(),
     seccomp: seccompSchema.optional(),
+    credentials: credentialsSchema
+      .optional()
+      .describe("the thread's own credentials, when they are not the process's (a program that changed one thread's ids with a raw syscall, around libc); absent, the thread gets the process's"),
   }),
 );
 export type ThreadRecord = z.infer<typeof threadRecordSchema>;
@@ -118,12 +131,7 @@ export const liveTaskRecordSchema = z.lazy(() =>
     ...treeLinks(),
     sessionLeader: z.boolean().describe('sid == pid: restored with setsid()'),
     groupLeader: z.boolean().describe('pgid == pid: restored with setpgid(0, 0)'),
-    credentials: z.strictObject({
-      uids: z.tuple([uidSchema, uidSchema, uidSchema, uidSchema]).describe('real, effective, saved, filesystem'),
-      gids: z.tuple([uidSchema, uidSchema, uidSchema, uidSchema]),
-      groups: z.array(uidSchema),
-      capabilities: z.strictObject({ inheritable: u64Schema, permitted: u64Schema, effective: u64Schema, bounding: u64Schema, ambient: u64Schema }),
-    }),
+    credentials: credentialsSchema,
     registers: z.record(z.enum(REGISTER_NAMES), u64Schema),
     xstate: base64Schema.describe('the XSAVE area (FPU, SSE, AVX …) as PTRACE_GETREGSET NT_X86_XSTATE returns it'),
     signals: z.strictObject({

@@ -25,7 +25,7 @@ import {
   type RemoteTask,
   type SignalAction,
 } from '@cr/core';
-import { ITIMERS, RLIMIT_NAMES, type LiveTaskRecord } from './record.js';
+import { ITIMERS, RLIMIT_NAMES, type Credentials, type LiveTaskRecord } from './record.js';
 import { fromHex } from './hex.js';
 import { createThreads } from './threads-restore.js';
 import { installSeccompFilters, restoreOwnSeccomp, sharedSeccompFilters } from './seccomp.js';
@@ -112,10 +112,11 @@ export function resumeTask(kernel: Kernel, task: RemoteTask, record: LiveTaskRec
     // Seccomp, credentials and no_new_privs are each thread's own: another thread's go in a round
     // trip of their own, the main thread's with the rest of its calls. Seccomp comes first:
     // installing a filter needs privileges the credentials may take away.
-    for (const [each, seccomp] of [[task, record.seccomp], ...made.map((t) => [t.task, t.record.seccomp] as const)] as const) {
+    const own = [{ each: task, seccomp: record.seccomp, credentials: record.credentials }, ...made.map((t) => ({ each: t.task, seccomp: t.record.seccomp, credentials: t.record.credentials ?? record.credentials }))];
+    for (const { each, seccomp, credentials } of own) {
       each.together(() => {
         restoreOwnSeccomp(each, seccomp, sharedFilters.length);
-        restoreCredentials(kernel, each, record);
+        restoreCredentials(kernel, each, credentials, prctl.keepCaps);
         if (prctl.noNewPrivs) each.setPrctl('prctl(PR_SET_NO_NEW_PRIVS)', PR_SET_NO_NEW_PRIVS, 1);
       });
     }
@@ -243,9 +244,8 @@ function withDirectory(path: string, body: (fd: number) => void): void {
  * Groups, gids, then uids, keeping capabilities across the uid change, then the capability sets.
  * Skipped when the task had the credentials the seed has (cr's own).
  */
-function restoreCredentials(kernel: Kernel, task: RemoteTask, record: LiveTaskRecord): void {
+function restoreCredentials(kernel: Kernel, task: RemoteTask, c: Credentials, keepCaps: boolean): void {
   const now = kernel.procfs.status(task.pid);
-  const c = record.credentials;
   const caps = c.capabilities;
   const same =
     c.uids.every((v, i) => v === now.uids[i]) &&
@@ -273,7 +273,7 @@ function restoreCredentials(kernel: Kernel, task: RemoteTask, record: LiveTaskRe
     const ambient = fromHex(caps.ambient);
     for (let cap = 0; cap < 64; cap++) if ((ambient >> BigInt(cap)) & 1n) task.setPrctl(`prctl(PR_CAP_AMBIENT_RAISE, ${cap})`, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap);
   }
-  task.setPrctl('prctl(PR_SET_KEEPCAPS)', PR_SET_KEEPCAPS, record.prctl.keepCaps ? 1 : 0);
+  task.setPrctl('prctl(PR_SET_KEEPCAPS)', PR_SET_KEEPCAPS, keepCaps ? 1 : 0);
 }
 
 /**

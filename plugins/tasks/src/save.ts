@@ -12,7 +12,7 @@ import {
   type SignalAction,
 } from '@cr/core';
 import { DISPOSITION_SIGNALS, type ProcessReadings } from './frozen-reads.js';
-import { ITIMERS, RLIMIT_NAMES, type LiveTaskRecord, type ZombieRecord } from './record.js';
+import { ITIMERS, RLIMIT_NAMES, type Credentials, type LiveTaskRecord, type ZombieRecord } from './record.js';
 import { toHex } from './hex.js';
 import { seccompOf } from './seccomp.js';
 
@@ -38,18 +38,7 @@ export function readTaskState(kernel: Kernel, pid: number, task: RemoteTask, rea
       sid: stat.sid,
       sessionLeader: stat.sid === pid,
       groupLeader: stat.pgid === pid,
-      credentials: {
-        uids: status.uids,
-        gids: status.gids,
-        groups: status.groups,
-        capabilities: {
-          inheritable: toHex(status.capInheritable),
-          permitted: toHex(status.capPermitted),
-          effective: toHex(status.capEffective),
-          bounding: toHex(status.capBounding),
-          ambient: toHex(status.capAmbient),
-        },
-      },
+      credentials: credentialsOf(status),
       registers,
       xstate: task.xstate().toString('base64'),
       signals: {
@@ -97,6 +86,22 @@ export function savedRegisters(task: RemoteTask): Pick<LiveTaskRecord, 'register
   return {
     registers: Object.fromEntries(REGISTER_NAMES.map((name) => [name, toHex(regs[name])])) as LiveTaskRecord['registers'],
     ...(restartSleep ? { restartSleep } : {}),
+  };
+}
+
+/** The credentials a thread's /proc status shows. */
+export function credentialsOf(status: ProcessStatus): Credentials {
+  return {
+    uids: status.uids,
+    gids: status.gids,
+    groups: status.groups,
+    capabilities: {
+      inheritable: toHex(status.capInheritable),
+      permitted: toHex(status.capPermitted),
+      effective: toHex(status.capEffective),
+      bounding: toHex(status.capBounding),
+      ambient: toHex(status.capAmbient),
+    },
   };
 }
 

@@ -1,7 +1,8 @@
-import { UnsupportedError, type Kernel, type ProcessStatus, type RemoteTask } from '@cr/core';
+import { isDeepStrictEqual } from 'node:util';
+import type { Kernel, ProcessStatus, RemoteTask } from '@cr/core';
 import type { LiveTaskRecord, ThreadRecord } from './record.js';
 import type { ProcessReadings, ThreadReadings } from './frozen-reads.js';
-import { altStackRecord, rseqOf, savedRegisters, schedulingOf } from './save.js';
+import { altStackRecord, credentialsOf, rseqOf, savedRegisters, schedulingOf } from './save.js';
 import { toHex } from './hex.js';
 import { seccompOf } from './seccomp.js';
 
@@ -21,15 +22,14 @@ export function readThreads(
   mainStatus: ProcessStatus,
 ): Pick<LiveTaskRecord, 'clearChildTid' | 'robustList' | 'threads' | 'mainThreadExited'> {
   const ownOf = (task: RemoteTask) => readings.own.get(task)!;
-  if (main.pid !== pid) return { mainThreadExited: true, threads: [main, ...others].map((task) => readThreadState(kernel, task, ownOf(task), pid, mainStatus)) };
-  const threads = others.map((task) => readThreadState(kernel, task, ownOf(task), pid, mainStatus));
+  if (main.pid !== pid) return { mainThreadExited: true, threads: [main, ...others].map((task) => readThreadState(kernel, task, ownOf(task), mainStatus)) };
+  const threads = others.map((task) => readThreadState(kernel, task, ownOf(task), mainStatus));
   return { ...threadLinks(kernel, main.pid, ownOf(main)), ...(threads.length > 0 ? { threads } : {}) };
 }
 
-function readThreadState(kernel: Kernel, task: RemoteTask, own: ThreadReadings, pid: number, mainStatus: ProcessStatus): ThreadRecord {
+function readThreadState(kernel: Kernel, task: RemoteTask, own: ThreadReadings, mainStatus: ProcessStatus): ThreadRecord {
   const stat = kernel.procfs.stat(task.pid);
   const status = kernel.procfs.status(task.pid);
-  assertRestorable(`thread ${task.pid} (${stat.comm}) of PID ${pid}`, status, mainStatus);
   return {
     tid: task.pid,
     comm: stat.comm,
@@ -43,22 +43,17 @@ function readThreadState(kernel: Kernel, task: RemoteTask, own: ThreadReadings, 
     scheduling: schedulingOf(stat, status),
     timerSlackNs: own.timerSlackNs,
     ...seccompOf(task, status),
+    ...ownCredentials(status, mainStatus),
   };
 }
 
 /**
- * The kernel keeps credentials per thread, but a program's threads share them unless it went
- * around libc; cr restores the main thread's on every thread, so a thread with others is refused
- * by name rather than changed.
+ * The kernel keeps credentials per thread; a program's threads share them unless it went around
+ * libc (a raw setresuid changes the calling thread only). A thread's own are saved with it.
  */
-function assertRestorable(who: string, status: ProcessStatus, main: ProcessStatus): void {
-  const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((v, i) => v === b[i]);
-  const sameCaps = status.capEffective === main.capEffective && status.capPermitted === main.capPermitted && status.capInheritable === main.capInheritable;
-  if (!same(status.uids, main.uids) || !same(status.gids, main.gids) || !same(status.groups, main.groups) || !sameCaps) {
-    throw new UnsupportedError(
-      `${who} has credentials other than its main thread's (uids ${status.uids.join(' ')}, gids ${status.gids.join(' ')}; the main thread's ${main.uids.join(' ')}, ${main.gids.join(' ')}, or other capabilities); cr restores one set of credentials on every thread`,
-    );
-  }
+function ownCredentials(status: ProcessStatus, main: ProcessStatus): Pick<ThreadRecord, 'credentials'> {
+  const credentials = credentialsOf(status);
+  return isDeepStrictEqual(credentials, credentialsOf(main)) ? {} : { credentials };
 }
 
 /** The thread's links to its own memory that the kernel acts on when it exits. */
