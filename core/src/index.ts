@@ -33,6 +33,7 @@ export { Kernel, SHARED_TABLES, type SharedTable } from './kernel/kernel.js';
 export type { TimerfdState } from './kernel/event-fds.js';
 export type { FileLock, FileLockKind, LockRequest } from './kernel/file-locks.js';
 export { AF_INET, AF_INET6, AF_UNIX, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, SOL_SOCKET, Sockets, socketInode, withFd, type SocketAddress, type SocketKind, type SocketQueue, closeQueue, shutdownHow, type Credentials, type SocketMessage, type SocketBuffers } from './kernel/sockets.js';
+export { AF_NETLINK, NETLINK_FLAG_OPTIONS, NetlinkSockets, type NetlinkFlagOption, type NetlinkQueue, type NetlinkState } from './kernel/netlink-sockets.js';
 export { Inotify, inotifyWatches, type InotifyWatch, type InotifyWatchInfo } from './kernel/inotify.js';
 export type { InetDiagSockId, InetListenerDiag, SockDiag, TcpPortUse, UnixSocketDiag } from './kernel/sock-diag.js';
 export type { TcpConnectionState, TcpRepair, TcpWindow } from './kernel/tcp-repair.js';

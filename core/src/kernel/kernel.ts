@@ -10,6 +10,7 @@ import { Inotify } from './inotify.js';
 import { Pipes } from './pipes.js';
 import { SockDiag } from './sock-diag.js';
 import { Sockets, withFd } from './sockets.js';
+import { NetlinkSockets } from './netlink-sockets.js';
 import { TcpRepair } from './tcp-repair.js';
 import { ConnectionBlocks } from './connection-blocks.js';
 import { EventFds } from './event-fds.js';
@@ -55,6 +56,7 @@ export class Kernel {
   readonly sockets = new Sockets(this.libc);
   readonly inotify = new Inotify(this.libc);
   readonly sockDiag = new SockDiag(this.libc, this.sockets);
+  readonly netlinkSockets = new NetlinkSockets(this.libc, this.sockets);
   readonly ttys = new Ttys(this.libc, this.procfs);
   /** Whether the PAGEMAP_SCAN ioctl is there (false once the kernel said it is not). */
   private pagemapScan = true;

@@ -78,6 +78,9 @@ export const seccompMetadata = declareStruct('cr_seccomp_metadata', { filter_off
 /** struct sock_fprog of seccomp(SECCOMP_SET_MODE_FILTER): how many instructions, and where they are. */
 export const sockFprog = declareStruct('cr_sock_fprog', { len: 'uint16_t', filter: 'uint64_t' });
 
+/** struct sockaddr_nl of a netlink socket: its port id and a mask of its first 32 groups. */
+export const sockaddrNl = declareStruct('cr_sockaddr_nl', { nl_family: 'uint16_t', nl_pad: 'uint16_t', nl_pid: 'uint32_t', nl_groups: 'uint32_t' });
+
 /** struct ptrace_peeksiginfo_args of PTRACE_PEEKSIGINFO. */
 export const peeksiginfoArgs = declareStruct('cr_ptrace_peeksiginfo_args', { off: 'uint64_t', flags: 'uint32_t', nr: 'int32_t' });
 
