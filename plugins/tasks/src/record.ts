@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { REGISTER_NAMES } from '@cr/core';
+import { REGISTER_NAMES, SOCK_FILTER_SIZE } from '@cr/core';
 import { base64Schema, pidSchema, u64Schema, uidSchema } from '@cr/schemas';
 
 /** The interval timers by the names the record gives them, in the order of their numbers: ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF. */
@@ -55,6 +55,10 @@ const credentialsSchema = z.lazy(() =>
 );
 export type Credentials = z.infer<typeof credentialsSchema>;
 
+/** The most instructions the kernel takes in one filter. */
+const BPF_MAXINSNS = 4096;
+const isBpfProgram = (bytes: number) => bytes > 0 && bytes % SOCK_FILTER_SIZE === 0 && bytes <= BPF_MAXINSNS * SOCK_FILTER_SIZE;
+
 /** A thread's seccomp state, absent when it has none (mode 0). */
 const seccompSchema = z.lazy(() =>
   z
@@ -66,7 +70,7 @@ const seccompSchema = z.lazy(() =>
           .array(
             z.strictObject({
               program: base64Schema
-                .refine((b64) => { const bytes = Buffer.from(b64, 'base64').length; return bytes > 0 && bytes % 8 === 0 && bytes <= 4096 * 8; }, 'a classic BPF program: 1 to 4096 instructions of 8 bytes')
+                .refine((b64) => isBpfProgram(Buffer.from(b64, 'base64').length), `a classic BPF program: 1 to ${BPF_MAXINSNS} instructions of ${SOCK_FILTER_SIZE} bytes`)
                 .describe('the filter as installed: its struct sock_filter instructions'),
               log: z.boolean().describe('installed with SECCOMP_FILTER_FLAG_LOG'),
             }),

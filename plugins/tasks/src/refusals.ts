@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import type { Kernel } from '@cr/core';
+import { crUnderSeccomp } from './seccomp.js';
 
 /** Namespaces a process may only share with cr: no plugin saves these kinds yet. */
 const UNSAVED_NAMESPACES = ['mnt', 'net', 'pid', 'user', 'cgroup'] as const;
@@ -18,8 +19,7 @@ export function taskRefusals(kernel: Kernel, pid: number, alone: boolean): strin
   if (status.tracerPid !== 0 && status.tracerPid !== process.pid) refusals.push(`PID ${pid} is being traced by PID ${status.tracerPid} (${kernel.procfs.stat(status.tracerPid).comm}); detach that debugger or tracer first`);
   const children = alone ? kernel.procfs.children(pid) : [];
   if (children.length > 0) refusals.push(`${who} has child processes (${children.join(', ')}); --no-tree checkpoints a process alone: leave --no-tree out to save them with it`);
-  // cr's calls inside a process under seccomp pass only while cr suspends it, which the kernel refuses to a tracer under seccomp itself.
-  if (status.seccomp !== 0 && kernel.procfs.status(process.pid).seccomp !== 0) {
+  if (status.seccomp !== 0 && crUnderSeccomp(kernel)) {
     refusals.push(`${who} runs under seccomp (mode ${status.seccomp}), and so does cr: the kernel lets only a cr outside any seccomp sandbox work inside it`);
   }
   const cwd = kernel.procfs.link(pid, 'cwd');

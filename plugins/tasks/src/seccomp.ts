@@ -16,13 +16,21 @@ export function seccompOf(task: RemoteTask, status: ProcessStatus): Pick<ThreadR
 }
 
 /**
+ * Whether cr itself runs under seccomp: its calls inside a process under seccomp pass only while
+ * cr suspends it, which the kernel refuses to a tracer under seccomp.
+ */
+export function crUnderSeccomp(kernel: Kernel): boolean {
+  return kernel.procfs.status(process.pid).seccomp !== 0;
+}
+
+/**
  * Before anything is restored: cr gives a process its seccomp state while it still works in it,
  * which the kernel lets through only while cr suspends it, and suspending is refused to a cr under
  * seccomp itself.
  */
 export function checkSeccompRestorable(kernel: Kernel, record: LiveTaskRecord): void {
   const mode = [record.seccomp, ...(record.threads ?? []).map((t) => t.seccomp)].find((s) => s !== undefined)?.mode;
-  if (mode === undefined || kernel.procfs.status(process.pid).seccomp === 0) return;
+  if (mode === undefined || !crUnderSeccomp(kernel)) return;
   throw new UnsupportedError(
     `cannot restore PID ${record.pid}: it ran under seccomp (${mode} mode), and cr runs under seccomp itself, so the kernel would not let cr suspend it while cr works in the process; run cr restore outside any seccomp sandbox`,
   );
