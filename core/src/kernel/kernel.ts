@@ -99,6 +99,24 @@ export class Kernel {
     return createSeed(this.libc, this.ptrace, pid);
   }
 
+  /** A pidfd of cr's on process `pid` (pidfd_open(2); close-on-exec): for a process being restored, to hand to another. */
+  openPidfd(pid: number, target: string): number {
+    return this.libc.pidfdOpen(pid, target);
+  }
+
+  /**
+   * A pidfd of cr's on a process that has exited and been reaped, as a program holds one of a
+   * child it has waited for: opened on a short-lived child of cr's, which cr then reaps.
+   */
+  exitedPidfd(target: string): number {
+    const pid = this.libc.spawnQuiet('true', ['true']);
+    try {
+      return this.libc.pidfdOpen(pid, target);
+    } finally {
+      this.waitForExit(pid);
+    }
+  }
+
   /**
    * Waits for a child of cr (a restored process) to exit and returns a shell-style status: its
    * exit code, or 128 + the signal that killed it.

@@ -321,6 +321,11 @@ export class Libc {
     return check(raw.syscall(SYS.kcmp, 'long', liveTask(pid), 'long', liveTask(pid), 'long', KCMP_EPOLL_TFD, 'long', fd, 'void *', slot), 'kcmp(KCMP_EPOLL_TFD)', `pid ${pid} fd ${epfd}`);
   }
 
+  /** pidfd_open(2) of process `pid`; the descriptor is close-on-exec. */
+  pidfdOpen(pid: number, target: string): number {
+    return check(raw.syscall(SYS.pidfd_open, 'long', pid, 'long', 0), 'pidfd_open', target);
+  }
+
   /**
    * A copy of descriptor `fd` of process `pid` in cr (pidfd_getfd(2), close-on-exec): the same
    * open file description, to look at it from here. The process is not touched.
