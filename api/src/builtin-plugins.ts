@@ -19,6 +19,7 @@ export const BUILTIN_PLUGIN_MODULES = {
   '@cr/plugin-unix-sockets': () => import('@cr/plugin-unix-sockets'),
   '@cr/plugin-inet-sockets': () => import('@cr/plugin-inet-sockets'),
   '@cr/plugin-netlink-sockets': () => import('@cr/plugin-netlink-sockets'),
+  '@cr/plugin-pidfds': () => import('@cr/plugin-pidfds'),
   '@cr/plugin-epoll': () => import('@cr/plugin-epoll'),
   '@cr/plugin-uts-ns': () => import('@cr/plugin-uts-ns'),
   '@cr/plugin-ipc-ns': () => import('@cr/plugin-ipc-ns'),
