@@ -63,3 +63,4 @@ export { exitedLeaderThread, procDir } from './kernel/proc-dir.js';
 export { FS_MAGIC, classifyFd, type FdIdentity, type FdKind, type FdStat, type OpaqueFdKind, type ReopenableFdKind } from './kernel/fd-kind.js';
 export * from './kernel/syscalls.js';
 export { readRegions, writeRegions, type FileRegion } from './io/file-regions.js';
+export { makeDeletedFile, type DeletedFile } from './io/deleted-file.js';
