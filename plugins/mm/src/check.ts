@@ -28,7 +28,7 @@ export function mmRecordProblems(record: MmRecord, ctx: RecordCheckContext): str
     const end = BigInt(vma.end);
     if (!(start < end && end <= TASK_SIZE && aligned(start) && aligned(end))) problems.push(`${where} is not a page-aligned range of user addresses`);
     if (previous && BigInt(previous.end) > start) problems.push(`${where} overlaps or comes before mapping ${previous.start}-${previous.end}`);
-    problems.push(...kindProblems(vma, where, ctx), ...sharingProblems(vma, where));
+    problems.push(...kindProblems(vma, where, ctx, record), ...sharingProblems(vma, where));
     previous = vma;
   }
   for (const kind of SPECIAL_KINDS) {
@@ -38,7 +38,9 @@ export function mmRecordProblems(record: MmRecord, ctx: RecordCheckContext): str
   if (auxv % 16 !== 0 || auxv > MAX_AUXV) problems.push(`its auxv is ${auxv} bytes, not whole (type, value) pairs of at most ${MAX_AUXV} bytes`);
   problems.push(...pageProblems(record));
   const bytes = (runs: readonly { pages: number }[]) => runs.reduce((sum, run) => sum + run.pages, 0) * PAGE_SIZE;
+  if (record.exe.deleted !== undefined && !record.deletedFiles?.[record.exe.deleted]) problems.push(`its executable is deleted file ${record.exe.deleted}, which the record does not list`);
   const blobs: Record<string, number> = { pages: bytes(record.pages) };
+  for (const [i, file] of (record.deletedFiles ?? []).entries()) blobs[`deleted-${i}`] = file.size;
   for (const round of record.precopied ?? []) {
     if (Object.hasOwn(blobs, round.blob)) problems.push(`it lists the "${round.blob}" blob twice`);
     blobs[round.blob] = bytes(round.runs);
@@ -60,12 +62,13 @@ function sharingProblems(vma: VmaRecord, where: string): string[] {
   return [];
 }
 
-function kindProblems(vma: VmaRecord, where: string, ctx: RecordCheckContext): string[] {
+function kindProblems(vma: VmaRecord, where: string, ctx: RecordCheckContext, record: MmRecord): string[] {
   switch (vma.kind) {
     case 'file':
-      if (vma.path === undefined || !vma.path.startsWith('/') || vma.offset === undefined || vma.file === undefined) {
+      if (vma.path === undefined || !vma.path.startsWith('/') || vma.offset === undefined || (vma.file === undefined && vma.deleted === undefined)) {
         return [`${where} maps a file but lacks its absolute path, offset or identity`];
       }
+      if (vma.deleted !== undefined && !record.deletedFiles?.[vma.deleted]) return [`${where} maps deleted file ${vma.deleted}, which the record does not list`];
       return aligned(BigInt(vma.offset)) ? [] : [`${where} maps ${vma.path} at offset ${vma.offset}, which is not page-aligned`];
     case 'sysv-shm':
       if (vma.shmid === undefined) return [`${where} attaches a SysV segment but lacks its shmid`];

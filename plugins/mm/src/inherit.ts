@@ -36,6 +36,7 @@ export async function restoreOverInherited(kernel: Kernel, task: RemoteTask, rec
   const inherited = kernel.mappings(task.pid);
   const files = new OpenFiles(task);
   try {
+    await files.makeDeleted(record, ctx);
     task.together(() => {
       for (const vma of inherited) {
         // vdso and vvar are the same as saved ([vsyscall] is no mapping); cr's work area is cr's.

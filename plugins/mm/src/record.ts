@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { base64Schema, intIdSchema, u64Schema } from '@cr/schemas';
+import { base64Schema, intIdSchema, u64Schema, uidSchema } from '@cr/schemas';
 
 /** What cr checks at restore that a mapped file is still the one the program had mapped. */
 export const fileIdentitySchema = z.lazy(() =>
@@ -20,7 +20,8 @@ export const vmaSchema = z.lazy(() =>
     path: z.string().optional().describe('the mapped file'),
     offset: u64Schema.optional().describe('file offset of start'),
     shmem: z.number().int().positive().optional().describe('the memfd or shared anonymous memory mapped here (shmem:INODE)'),
-    file: fileIdentitySchema.optional(),
+    file: fileIdentitySchema.optional().describe('of a file still on disk'),
+    deleted: z.number().int().nonnegative().optional().describe('the mapped file had been deleted: it is deletedFiles[N] of the record, its contents the blob "deleted-N"'),
     shmid: intIdSchema.optional().describe('the SysV segment attached here'),
     flags: z.array(z.string().regex(/^[a-z]{2}$/)).describe('VmFlags from /proc/PID/smaps'),
   }),
@@ -45,7 +46,23 @@ export const mmRecordSchema = z.lazy(() => {
       envEnd: u64Schema,
     }),
     auxv: base64Schema,
-    exe: z.strictObject({ path: z.string().startsWith('/'), file: fileIdentitySchema }),
+    exe: z.strictObject({
+      path: z.string().startsWith('/'),
+      file: fileIdentitySchema,
+      deleted: z.number().int().nonnegative().optional().describe('the executable had been deleted (a program upgraded while it ran): it is deletedFiles[N]'),
+    }),
+    deletedFiles: z
+      .array(
+        z.strictObject({
+          path: z.string().startsWith('/').describe('where it was, without " (deleted)"'),
+          mode: z.number().int().min(0).max(0o7777),
+          uid: uidSchema,
+          gid: uidSchema,
+          size: z.number().int().nonnegative(),
+        }),
+      )
+      .optional()
+      .describe('files the program mapped or ran that had been deleted (a library or binary replaced by an upgrade, a file unlinked once mapped): made again deleted, with the contents of the blob "deleted-N"'),
     pages: z
       .array(pageRunSchema)
       .describe('runs of 4 KiB pages, in the order their contents follow one another in the "pages" blob'),

@@ -13,6 +13,7 @@ import {
   SHM_REMAP,
   TargetError,
   UnsupportedError,
+  makeDeletedFile,
   type RemoteTask,
   type RestoreContext,
 } from '@cr/core';
@@ -39,8 +40,9 @@ const nsToIso = (ns: bigint) => new Date(Number(ns / 1_000_000n)).toISOString();
  * the program had: same size and modification time. A different libc would crash the program.
  */
 export function checkMappedFiles(record: MmRecord, key: string): void {
-  const files = new Map<string, { size: number; mtimeNs: string }>([[record.exe.path, record.exe.file]]);
-  for (const vma of record.vmas) if (vma.kind === 'file') files.set(vma.path!, vma.file!);
+  // Deleted files come from the image.
+  const files = new Map<string, { size: number; mtimeNs: string }>(record.exe.deleted === undefined ? [[record.exe.path, record.exe.file]] : []);
+  for (const vma of record.vmas) if (vma.kind === 'file' && vma.deleted === undefined) files.set(vma.path!, vma.file!);
   for (const [path, saved] of files) {
     let fd: number;
     try {
@@ -76,6 +78,7 @@ export async function restoreAddressSpace(kernel: Kernel, task: RemoteTask, reco
   moveSpecialMappings(kernel, task, record);
   const files = new OpenFiles(task);
   try {
+    await files.makeDeleted(record, ctx);
     task.together(() => {
       files.openFor(record, ctx);
       for (const vma of record.vmas) mapOne(task, vma, files, ctx);
@@ -135,17 +138,49 @@ function moveBlock(task: RemoteTask, moves: readonly { from: bigint; length: big
   return moves.map((m) => m.to);
 }
 
-/** Files cr opened and handed to the task, one per path, for its file mappings and exe link. */
+/**
+ * Files cr opened and handed to the task, one per path, for its file mappings and exe link; and
+ * the deleted files it made again for them.
+ */
 export class OpenFiles {
   private readonly fds = new Map<string, { local: number; remote: number }>();
+  /** cr's descriptor of each deleted file of the record, by its place in `deletedFiles`. */
+  private deleted: number[] = [];
   constructor(private readonly task: RemoteTask) {}
+
+  /** Makes the record's deleted files again (makeDeletedFile), with their contents from the image. */
+  async makeDeleted(record: MmRecord, ctx: RestoreContext): Promise<void> {
+    for (const [i, file] of (record.deletedFiles ?? []).entries()) {
+      this.deleted.push(await makeDeletedFile(file, ctx.readBlob(`deleted-${i}`), `the memory of PID ${this.task.pid}`));
+    }
+  }
+
+  /** The file a mapping maps: its path, a deleted file made again, or for shared memory, the object the shmem plugin restored. */
+  pathOf(vma: VmaRecord, ctx: RestoreContext): string {
+    if (vma.deleted !== undefined) return this.deletedPath(vma.deleted);
+    if (vma.kind !== 'shmem') return vma.path!;
+    const shmem = SHMEM.restored(ctx, vma.shmem!);
+    if (!shmem) throw new TargetError(`cannot restore the memory of PID ${this.task.pid}: ${SHMEM.key(vma.shmem!)}, mapped at ${vma.start}, was not restored`);
+    return shmem.path;
+  }
+
+  /** The executable the process is to have. */
+  exePath(record: MmRecord): string {
+    return record.exe.deleted === undefined ? record.exe.path : this.deletedPath(record.exe.deleted);
+  }
+
+  private deletedPath(index: number): string {
+    const fd = this.deleted[index];
+    if (fd === undefined) throw new Error(`internal error: deleted file ${index} was not made`);
+    return `/proc/self/fd/${fd}`;
+  }
 
   /** Hands over every file `record`'s mappings map, all in one round trip. */
   openFor(record: MmRecord, ctx: RestoreContext): void {
     const wanted = new Map<string, { path: string; writable: boolean }>();
     for (const vma of record.vmas) {
       if (vma.kind !== 'file' && vma.kind !== 'shmem') continue;
-      const file = { path: mappedPath(this.task, vma, ctx), writable: mapsWritable(vma) };
+      const file = { path: this.pathOf(vma, ctx), writable: mapsWritable(vma) };
       const key = keyOf(file.path, file.writable);
       if (!this.fds.has(key)) wanted.set(key, file);
     }
@@ -187,6 +222,8 @@ export class OpenFiles {
       }
     }
     this.fds.clear();
+    for (const fd of this.deleted) closeSync(fd);
+    this.deleted = [];
   }
 }
 
@@ -201,7 +238,7 @@ export function mapOne(task: RemoteTask, vma: VmaRecord, files: OpenFiles, ctx: 
       return;
     case 'file':
     case 'shmem': {
-      const fd = files.remoteFd(mappedPath(task, vma, ctx), mapsWritable(vma));
+      const fd = files.remoteFd(files.pathOf(vma, ctx), mapsWritable(vma));
       task.mmap(start, length, createdProt(vma), (vma.shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED | extra, fd, big(vma.offset!));
       restoreProt(task, vma, start, length);
       return;
@@ -224,14 +261,6 @@ const keyOf = (path: string, writable: boolean) => `${writable ? 'rw' : 'r'}:${p
  * writable, as a memfd sealed against writing refuses the seal while a mapping may write.
  */
 const mapsWritable = (vma: VmaRecord) => vma.shared && vma.flags.includes('mw');
-
-/** The file a mapping maps: its path, or for shared memory, the object the shmem plugin restored. */
-function mappedPath(task: RemoteTask, vma: VmaRecord, ctx: RestoreContext): string {
-  if (vma.kind !== 'shmem') return vma.path!;
-  const shmem = SHMEM.restored(ctx, vma.shmem!);
-  if (!shmem) throw new TargetError(`cannot restore the memory of PID ${task.pid}: ${SHMEM.key(vma.shmem!)}, mapped at ${vma.start}, was not restored`);
-  return shmem.path;
-}
 
 /**
  * A private mapping that was writable once and made read-only later (a library's RELRO part) keeps
@@ -282,6 +311,6 @@ export function setMmFields(task: RemoteTask, record: MmRecord, files: OpenFiles
     envStart: big(b.envStart),
     envEnd: big(b.envEnd),
     auxv: Buffer.from(record.auxv, 'base64'),
-    exeFd: sameFile(`/proc/${task.pid}/exe`, record.exe.path) ? undefined : files.remoteFd(record.exe.path, false),
+    exeFd: sameFile(`/proc/${task.pid}/exe`, files.exePath(record)) ? undefined : files.remoteFd(files.exePath(record), false),
   });
 }

@@ -1,7 +1,8 @@
-import { statSync, type BigIntStats } from 'node:fs';
-import { Kernel, PAGE_SIZE, TargetError, UnsupportedError, type PageRun, type RemoteTask, type Mapping, type SaveContext, type Vma, procDir } from '@cr/core';
+import { O_RDONLY } from 'node:constants';
+import { closeSync, fstatSync, openSync, statSync, type BigIntStats } from 'node:fs';
+import { Kernel, PAGE_SIZE, TargetError, UnsupportedError, readRegions, type PageRun, type RemoteTask, type Mapping, type SaveContext, type Vma, procDir } from '@cr/core';
 import type { MmRecord, VmaRecord } from './record.js';
-import { classify } from './classify.js';
+import { classify, isDeleted, withoutDeleted } from './classify.js';
 import { withoutZeroPages, type SourceRun } from './zero-pages.js';
 import { MemoryPreCopy, type Settled } from './pre-copy.js';
 import { runsOf, spansOf, subtract } from './page-spans.js';
@@ -31,11 +32,14 @@ export async function saveAddressSpace(kernel: Kernel, task: RemoteTask, ctx: Sa
   const settled = preCopy ? preCopy.settle(spansOf([...present.values()].flat()), [...present.keys()]) : undefined;
   const vmas: VmaRecord[] = [];
   const runs: SourceRun[] = [];
+  const deleted = new DeletedFiles(ctx);
   for (const { vma, kind } of mappings) {
     if (kind === undefined) continue;
     const where = mappingName(pid, vma);
     if (typeof kind === 'object') throw new UnsupportedError(unsupportedMapping(pid, vma, kind));
-    vmas.push(describe(pid, preCopy?.protects(vma.start, vma.end) ? { ...vma, flags: vma.flags.filter((f) => f !== UFFD_WP_FLAG) } : vma, kind, where));
+    const described = describe(pid, preCopy?.protects(vma.start, vma.end) ? { ...vma, flags: vma.flags.filter((f) => f !== UFFD_WP_FLAG) } : vma, kind, where);
+    if (kind === 'file' && isDeleted(vma.path)) described.deleted = await deleted.indexOf(mapFilesPath(pid, vma), described.path!, `${where}, of the deleted file ${described.path}`);
+    vmas.push(described);
     if (kind === 'anon') runs.push(...notPreCopied(present.get(vma)!, settled).map((r) => ({ ...r, zeroFree: true })));
     // A private copy of a file page that the program zeroed must be written back over the file's.
     if ((kind === 'file' || kind === 'shmem') && !vma.shared) runs.push(...pagesOf.get(vma)!.map((r) => ({ ...r, zeroFree: false })));
@@ -52,6 +56,9 @@ export async function saveAddressSpace(kernel: Kernel, task: RemoteTask, ctx: Sa
   }
   const bounds = kernel.procfs.mmBounds(pid);
   const exePath = kernel.procfs.link(pid, 'exe');
+  const exe = isDeleted(exePath)
+    ? { path: withoutDeleted(exePath), deleted: await deleted.indexOf(`${procDir(pid)}/exe`, withoutDeleted(exePath), `PID ${pid}: its deleted executable ${withoutDeleted(exePath)}`) }
+    : { path: exePath };
   return {
     vmas,
     bounds: {
@@ -68,7 +75,8 @@ export async function saveAddressSpace(kernel: Kernel, task: RemoteTask, ctx: Sa
       envEnd: hex(bounds.envEnd),
     },
     auxv: kernel.procfs.readBytes(pid, 'auxv').toString('base64'),
-    exe: { path: exePath, file: identity(`${procDir(pid)}/exe`, `PID ${pid}: its executable ${exePath}`) },
+    exe: { ...exe, file: identity(`${procDir(pid)}/exe`, `PID ${pid}: its executable ${exePath}`) },
+    ...(deleted.files.length > 0 ? { deletedFiles: deleted.files } : {}),
     pages: saved.map((r) => ({ address: hex(r.address), pages: r.pages })),
     ...(settled ? { precopied: settled.precopied } : {}),
     ...(unchanged || settled?.fromParent.length ? { fromParent: [...(unchanged?.reused ?? []), ...runsOf(settled?.fromParent ?? [])].map((r) => ({ address: hex(r.address), pages: r.pages })) } : {}),
@@ -100,8 +108,11 @@ function describe(pid: number, vma: Vma, kind: VmaRecord['kind'], where: string)
     record.offset = hex(vma.offset);
     record.shmem = vma.inode;
   }
-  if (kind === 'file') {
-    const mapped = `${procDir(pid)}/map_files/${vma.start.toString(16)}-${vma.end.toString(16)}`;
+  if (kind === 'file' && isDeleted(vma.path)) {
+    record.path = withoutDeleted(vma.path);
+    record.offset = hex(vma.offset);
+  } else if (kind === 'file') {
+    const mapped = mapFilesPath(pid, vma);
     const onDisk = statOrUndefined(vma.path);
     const inMemory = statSync(mapped, { bigint: true });
     if (!onDisk || onDisk.ino !== inMemory.ino || onDisk.dev !== inMemory.dev) {
@@ -112,6 +123,38 @@ function describe(pid: number, vma: Vma, kind: VmaRecord['kind'], where: string)
     record.file = identityOf(inMemory);
   }
   return record;
+}
+
+/** What opens the file a mapping maps, even one deleted since (/proc/PID/map_files). */
+const mapFilesPath = (pid: number, vma: Mapping) => `${procDir(pid)}/map_files/${vma.start.toString(16)}-${vma.end.toString(16)}`;
+
+/**
+ * The deleted files a process maps or runs, each saved once (by device and inode, however many
+ * mappings it has) into the blob "deleted-N", N its place in the list.
+ */
+class DeletedFiles {
+  readonly files: NonNullable<MmRecord['deletedFiles']> = [];
+  private readonly byInode = new Map<string, number>();
+
+  constructor(private readonly ctx: SaveContext) {}
+
+  /** The place of the deleted file that `opener` opens (a /proc path), saving its contents the first time; `path` is where it was. */
+  async indexOf(opener: string, path: string, what: string): Promise<number> {
+    const fd = openSync(opener, O_RDONLY);
+    try {
+      const st = fstatSync(fd, { bigint: true });
+      const key = `${st.dev}:${st.ino}`;
+      const known = this.byInode.get(key);
+      if (known !== undefined) return known;
+      const index = this.files.length;
+      this.byInode.set(key, index);
+      this.files.push({ path, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), size: Number(st.size) });
+      await this.ctx.writeBlob(`deleted-${index}`, readRegions(fd, [{ position: 0, length: Number(st.size) }], what), { expectedSize: Number(st.size) });
+      return index;
+    } finally {
+      closeSync(fd);
+    }
+  }
 }
 
 function statOrUndefined(path: string) {
