@@ -143,6 +143,7 @@ class DeletedFiles {
     const fd = openSync(opener, O_RDONLY);
     try {
       const st = fstatSync(fd, { bigint: true });
+      if (!st.isFile()) throw new UnsupportedError(`${what} is not a regular file, which cr cannot make again`);
       const key = `${st.dev}:${st.ino}`;
       const known = this.byInode.get(key);
       if (known !== undefined) return known;
