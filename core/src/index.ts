@@ -64,3 +64,4 @@ export { FS_MAGIC, classifyFd, type FdIdentity, type FdKind, type FdStat, type O
 export * from './kernel/syscalls.js';
 export { readRegions, writeRegions, type FileRegion } from './io/file-regions.js';
 export { makeDeletedFile, type DeletedFile } from './io/deleted-file.js';
+export { aioRingHeader, rebuildAioRing } from './kernel/aio-ring.js';

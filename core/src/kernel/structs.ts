@@ -81,6 +81,22 @@ export const sockFprog = declareStruct('cr_sock_fprog', { len: 'uint16_t', filte
 /** struct sockaddr_nl of a netlink socket: its port id and a mask of its first 32 groups. */
 export const sockaddrNl = declareStruct('cr_sockaddr_nl', { nl_family: 'uint16_t', nl_pad: 'uint16_t', nl_pid: 'uint32_t', nl_groups: 'uint32_t' });
 
+/** struct iocb of io_submit(2) (x86_64, little-endian: aio_key before aio_rw_flags). */
+export const iocbStruct = declareStruct('cr_iocb', {
+  aio_data: 'uint64_t',
+  aio_key: 'uint32_t',
+  aio_rw_flags: 'uint32_t',
+  aio_lio_opcode: 'uint16_t',
+  aio_reqprio: 'int16_t',
+  aio_fildes: 'uint32_t',
+  aio_buf: 'uint64_t',
+  aio_nbytes: 'uint64_t',
+  aio_offset: 'int64_t',
+  aio_reserved2: 'uint64_t',
+  aio_flags: 'uint32_t',
+  aio_resfd: 'uint32_t',
+});
+
 /** struct ptrace_peeksiginfo_args of PTRACE_PEEKSIGINFO. */
 export const peeksiginfoArgs = declareStruct('cr_ptrace_peeksiginfo_args', { off: 'uint64_t', flags: 'uint32_t', nr: 'int32_t' });
 

@@ -19,6 +19,8 @@ export const SYS = {
   setitimer: 38,
   fcntl: 72,
   fchdir: 81,
+  io_setup: 206,
+  io_submit: 209,
   chroot: 161,
   umask: 95,
   setpgid: 109,
