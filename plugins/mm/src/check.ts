@@ -41,6 +41,7 @@ export function mmRecordProblems(record: MmRecord, ctx: RecordCheckContext): str
   if (record.exe.deleted !== undefined && !record.deletedFiles?.[record.exe.deleted]) problems.push(`its executable is deleted file ${record.exe.deleted}, which the record does not list`);
   const blobs: Record<string, number> = { pages: bytes(record.pages) };
   for (const [i, file] of (record.deletedFiles ?? []).entries()) blobs[`deleted-${i}`] = file.size;
+  for (const vma of record.vmas) if (vma.aio !== undefined) blobs[`aio-${vma.aio}`] = Number(BigInt(vma.end) - BigInt(vma.start));
   for (const round of record.precopied ?? []) {
     if (Object.hasOwn(blobs, round.blob)) problems.push(`it lists the "${round.blob}" blob twice`);
     blobs[round.blob] = bytes(round.runs);
@@ -70,6 +71,8 @@ function kindProblems(vma: VmaRecord, where: string, ctx: RecordCheckContext, re
       }
       if (vma.deleted !== undefined && !record.deletedFiles?.[vma.deleted]) return [`${where} maps deleted file ${vma.deleted}, which the record does not list`];
       return aligned(BigInt(vma.offset)) ? [] : [`${where} maps ${vma.path} at offset ${vma.offset}, which is not page-aligned`];
+    case 'aio':
+      return vma.aio === undefined ? [`${where} is an AIO ring but does not name its blob`] : [];
     case 'sysv-shm':
       if (vma.shmid === undefined) return [`${where} attaches a SysV segment but lacks its shmid`];
       return SHM_SEGMENTS.inImage(ctx, vma.shmid) ? [] : [`${where} attaches shm id ${vma.shmid}, which the image neither holds nor refers to`];

@@ -23,7 +23,7 @@ export function classify(vma: Mapping, pid: number): VmaRecord['kind'] | undefin
   if (shmemOfVma(vma, pid)) return 'shmem';
   if (path === '' || path === '[heap]' || path === '[stack]' || path.startsWith('[anon:')) return 'anon';
   if (/^\/SYSV[0-9a-f]{8}( \(deleted\))?$/.test(path)) return 'sysv-shm';
-  if (path === AIO_RING) return { unsupported: 'Linux AIO ring (io_setup)' };
+  if (path === AIO_RING) return 'aio';
   if (isDeleted(path) && vma.shared && (vma.prot & PROT_WRITE) !== 0) {
     // Its bytes change under every process mapping it, and under any descriptor on it: one copy per process would split them.
     return { unsupported: `shared writable mapping of the deleted file ${withoutDeleted(path)}` };

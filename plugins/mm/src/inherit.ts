@@ -1,6 +1,6 @@
 import { ImageError, PAGE_SIZE, type Kernel, type PageRun, type RemoteTask, type RestoreContext, type Mapping } from '@cr/core';
 import type { MmRecord, VmaRecord } from './record.js';
-import { OpenFiles, SPECIAL_KINDS, advise, mapOne, setMmFields } from './restore.js';
+import { OpenFiles, SPECIAL_KINDS, advise, mapOne, rebuildAioRings, setMmFields } from './restore.js';
 
 const MADV_DONTNEED = 4;
 /** Pages compared and written at a time: a run of a large heap is not held whole in cr's memory. */
@@ -56,6 +56,7 @@ export async function restoreOverInherited(kernel: Kernel, task: RemoteTask, rec
       }
     });
     await writeChangedPages(kernel, task.pid, record, kept, ctx);
+    await rebuildAioRings(task, record, ctx);
     task.together(() => {
       // First: its scratch writes would send the calls held back before them.
       setMmFields(task, record, files);

@@ -15,7 +15,7 @@ export const vmaSchema = z.lazy(() =>
     end: u64Schema,
     prot: z.number().int().min(0).max(7).describe('PROT_READ 1 | PROT_WRITE 2 | PROT_EXEC 4'),
     shared: z.boolean(),
-    kind: z.enum(['anon', 'file', 'vdso', 'vvar', 'vvar_vclock', 'sysv-shm', 'shmem']),
+    kind: z.enum(['anon', 'file', 'vdso', 'vvar', 'vvar_vclock', 'sysv-shm', 'shmem', 'aio']),
     name: z.string().optional().describe('"[heap]", "[stack]" …, for information'),
     path: z.string().optional().describe('the mapped file'),
     offset: u64Schema.optional().describe('file offset of start'),
@@ -23,6 +23,7 @@ export const vmaSchema = z.lazy(() =>
     file: fileIdentitySchema.optional().describe('of a file still on disk'),
     deleted: z.number().int().nonnegative().optional().describe('the mapped file had been deleted: it is deletedFiles[N] of the record, its contents the blob "deleted-N"'),
     shmid: intIdSchema.optional().describe('the SysV segment attached here'),
+    aio: z.number().int().nonnegative().optional().describe('of the ring of an AIO context (io_setup) here, the program\'s aio_context_t: the blob "aio-N" holds its bytes'),
     flags: z.array(z.string().regex(/^[a-z]{2}$/)).describe('VmFlags from /proc/PID/smaps'),
   }),
 );

@@ -1,4 +1,4 @@
-import { O_RDONLY, O_RDWR } from 'node:constants';
+import { O_RDONLY, O_RDWR, O_WRONLY } from 'node:constants';
 import { closeSync, fstatSync, openSync, statSync } from 'node:fs';
 import {
   Kernel,
@@ -14,6 +14,7 @@ import {
   TargetError,
   UnsupportedError,
   makeDeletedFile,
+  rebuildAioRing,
   type RemoteTask,
   type RestoreContext,
 } from '@cr/core';
@@ -87,6 +88,7 @@ export async function restoreAddressSpace(kernel: Kernel, task: RemoteTask, reco
     await restoreBlobPages(kernel, task, blob('pages'), record.pages.map(blobRun), ctx.log);
     for (const round of record.precopied ?? []) await restoreBlobPages(kernel, task, blob(round.blob), round.runs.map(blobRun), ctx.log);
     await restoreFromParents(kernel, task, spansOf((record.fromParent ?? []).map(blobRun)), ctx);
+    await rebuildAioRings(task, record, ctx);
     task.together(() => {
       // First: its scratch writes would send the calls held back before them.
       setMmFields(task, record, files);
@@ -243,6 +245,9 @@ export function mapOne(task: RemoteTask, vma: VmaRecord, files: OpenFiles, ctx: 
       restoreProt(task, vma, start, length);
       return;
     }
+    case 'aio':
+      // Made by io_setup and moved here once the rest is mapped (rebuildAioRings).
+      return;
     case 'sysv-shm': {
       // The segment as restored, or the live one an external reference was found as (--map-external).
       const shmid = SHM_SEGMENTS.restored(ctx, vma.shmid!) ?? vma.shmid!;
@@ -251,6 +256,22 @@ export function mapOne(task: RemoteTask, vma: VmaRecord, files: OpenFiles, ctx: 
     }
     default:
       return;
+  }
+}
+
+/** The process's AIO contexts, each made again with its ring where it was (rebuildAioRing). */
+export async function rebuildAioRings(task: RemoteTask, record: MmRecord, ctx: RestoreContext): Promise<void> {
+  const rings = record.vmas.filter((vma) => vma.aio !== undefined);
+  if (rings.length === 0) return;
+  const devNull = openSync('/dev/null', O_WRONLY);
+  try {
+    for (const vma of rings) {
+      const ring = Buffer.alloc(Number(big(vma.end) - big(vma.start)));
+      await ctx.readBlobInto(`aio-${vma.aio}`, ring);
+      rebuildAioRing(task, big(vma.start), ring, devNull);
+    }
+  } finally {
+    closeSync(devNull);
   }
 }
 

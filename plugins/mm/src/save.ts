@@ -1,6 +1,6 @@
 import { O_RDONLY } from 'node:constants';
 import { closeSync, fstatSync, openSync, statSync, type BigIntStats } from 'node:fs';
-import { Kernel, PAGE_SIZE, TargetError, UnsupportedError, readRegions, type PageRun, type RemoteTask, type Mapping, type SaveContext, type Vma, procDir } from '@cr/core';
+import { Kernel, PAGE_SIZE, TargetError, UnsupportedError, aioRingHeader, readRegions, type PageRun, type RemoteTask, type Mapping, type SaveContext, type Vma, procDir } from '@cr/core';
 import type { MmRecord, VmaRecord } from './record.js';
 import { classify, isDeleted, withoutDeleted } from './classify.js';
 import { withoutZeroPages, type SourceRun } from './zero-pages.js';
@@ -33,12 +33,14 @@ export async function saveAddressSpace(kernel: Kernel, task: RemoteTask, ctx: Sa
   const vmas: VmaRecord[] = [];
   const runs: SourceRun[] = [];
   const deleted = new DeletedFiles(ctx);
+  let rings = 0;
   for (const { vma, kind } of mappings) {
     if (kind === undefined) continue;
     const where = mappingName(pid, vma);
     if (typeof kind === 'object') throw new UnsupportedError(unsupportedMapping(pid, vma, kind));
     const described = describe(pid, preCopy?.protects(vma.start, vma.end) ? { ...vma, flags: vma.flags.filter((f) => f !== UFFD_WP_FLAG) } : vma, kind, where);
     if (kind === 'file' && isDeleted(vma.path)) described.deleted = await deleted.indexOf(mapFilesPath(pid, vma), described.path!, `${where}, of the deleted file ${described.path}`);
+    if (kind === 'aio') described.aio = await saveAioRing(task, vma, rings++, ctx, where);
     vmas.push(described);
     if (kind === 'anon') runs.push(...notPreCopied(present.get(vma)!, settled).map((r) => ({ ...r, zeroFree: true })));
     // A private copy of a file page that the program zeroed must be written back over the file's.
@@ -123,6 +125,14 @@ function describe(pid: number, vma: Vma, kind: VmaRecord['kind'], where: string)
     record.file = identityOf(inMemory);
   }
   return record;
+}
+
+/** The bytes of an AIO context's ring, into the blob "aio-N"; returns N. Requests still in flight are not seen, as CRIU does not see them. */
+async function saveAioRing(task: RemoteTask, vma: Mapping, index: number, ctx: SaveContext, where: string): Promise<number> {
+  const ring = task.read(vma.start, Number(vma.end - vma.start));
+  if (!aioRingHeader(ring).sane) throw new UnsupportedError(`${where} is an AIO ring whose header is not one the kernel made, which cr cannot restore`);
+  await ctx.writeBlob(`aio-${index}`, ring);
+  return index;
 }
 
 /** What opens the file a mapping maps, even one deleted since (/proc/PID/map_files). */
