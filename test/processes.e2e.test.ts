@@ -16,7 +16,7 @@ beforeAll(() => {
   bin = tempDir('cr-proc-bin-');
   // Fixtures also run as nobody.
   chmodSync(bin, 0o755);
-  for (const name of ['counter', 'heap', 'signals', 'files', 'sleeper', 'shmuser', 'madvise', 'deleted', 'selfpipe', 'eventfds']) compileFixture(name, bin);
+  for (const name of ['counter', 'heap', 'signals', 'files', 'sleeper', 'shmuser', 'madvise', 'deleted', 'selfpipe', 'eventfds', 'ticker']) compileFixture(name, bin);
 });
 afterAll(() => cleanup.dir(bin) && cleanup.run());
 
@@ -265,6 +265,21 @@ describe('a process in its own namespaces', () => {
 });
 
 describe('syscalls interrupted by the checkpoint restart as the kernel would restart them', () => {
+  it('a checkpoint that lets the program run on leaves a nanosleep that asked for no remainder to sleep on: no EINTR', async () => {
+    const dir = cleanup.dir(tempDir());
+    const out = join(dir, 'out.txt');
+    // It sleeps 200 ms between ticks, so a freeze almost always lands in nanosleep(&ts, NULL).
+    await startFixture(cleanup, fixture('ticker'), ['nanosleep'], out);
+    const pid = Number(lines(out)[0]!.split(' ')[1]);
+    for (let i = 0; i < 3; i++) {
+      const r = await crAsync(['checkpoint', String(pid), '-D', join(dir, `img${i}`)]);
+      expect(r.status, r.stderr).toBe(0);
+    }
+    const after = numbers(out).length;
+    await waitFor('three more ticks', () => (numbers(out).length >= after + 3 ? true : undefined));
+    expect(lines(out).filter((l) => l.startsWith('ERROR'))).toEqual([]);
+  });
+
   it('a relative nanosleep sleeps the time that was left, then returns 0', async () => {
     const dir = cleanup.dir(tempDir());
     const out = join(dir, 'out.txt');

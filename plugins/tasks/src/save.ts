@@ -66,6 +66,7 @@ export function readTaskState(kernel: Kernel, pid: number, task: RemoteTask, rea
       ...rseqOf(task),
       prctl: { ...readings.prctl, noNewPrivs: threadStatus.noNewPrivs },
       ...seccompOf(task, threadStatus),
+      ...(task.jobControlStop === undefined ? {} : { stopped: task.jobControlStop }),
       ...(restartSleep ? { restartSleep } : {}),
     };
   } finally {
@@ -80,7 +81,8 @@ export function readTaskState(kernel: Kernel, pid: number, task: RemoteTask, rea
  * CRIU, cr lets them fail with EINTR after restore, which programs must handle for signals anyway.
  */
 export function savedRegisters(task: RemoteTask): Pick<LiveTaskRecord, 'registers' | 'restartSleep'> {
-  const regs = withoutRestartBlock(task.stoppedRegs);
+  // A copy: the task itself gets its own registers back when a checkpoint lets it run on.
+  const regs = { ...withoutRestartBlock(task.stoppedRegs) };
   const restartSleep = interruptedSleep(task);
   if (!restartSleep && BigInt.asIntN(64, regs.rax) === BigInt(-ERESTART_RESTARTBLOCK)) regs.rax = BigInt(-EINTR);
   return {
