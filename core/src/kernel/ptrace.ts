@@ -47,6 +47,10 @@ export const SEED_OPTIONS = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE | PTRACE
 /** The task's seccomp filters or strict mode do not apply while cr traces it (needs CAP_SYS_ADMIN, and a cr not under seccomp itself). */
 export const PTRACE_O_SUSPEND_SECCOMP = 0x200000;
 const SIGTRAP = 5;
+/** The signals that stop a process (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU). */
+const STOP_SIGNALS = new Set([19, 20, 21, 22]);
+/** The ptrace event of a group-stop or an interrupt of a seized task. */
+const PTRACE_EVENT_STOP = 128;
 const SYSCALL_STOP = SIGTRAP | 0x80;
 
 /** x86_64 struct user_regs_struct, in order (the tasks record names them too). */
@@ -120,6 +124,8 @@ export interface SeccompFilter {
  */
 export class Ptrace {
   private readonly syscallSites = new Map<number, bigint>();
+  /** The stop signal of each task seized in a job-control stop (see leaveJobControlStop). */
+  private readonly jobControlStops = new Map<number, number>();
   /** The stack pointer remote syscalls run with, for tasks that have a return frame (see useCallSite). */
   private readonly callStacks = new Map<number, bigint>();
   /** /proc/PID/mem of each task cr holds, opened once: a checkpoint reads it dozens of times. */
@@ -136,7 +142,8 @@ export class Ptrace {
     this.libc.ptrace(PTRACE_SEIZE, pid, 0, options, 'ptrace(PTRACE_SEIZE)');
     try {
       this.libc.ptrace(PTRACE_INTERRUPT, pid, 0, 0, 'ptrace(PTRACE_INTERRUPT)');
-      this.waitStop(pid);
+      const stopSignal = this.leaveJobControlStop(pid, this.waitStop(pid));
+      if (stopSignal !== undefined) this.jobControlStops.set(pid, stopSignal);
       // Stopped, it cannot turn seccomp on any more; until cr lets it go, its filters must not judge cr's calls in it.
       if (seccompMode(pid) !== 0) this.suspendSeccomp(pid, options);
       return this.getRegs(pid);
@@ -160,6 +167,43 @@ export class Ptrace {
         `PID ${pid} runs under seccomp, and the kernel does not let cr suspend it while cr works in the process (ptrace(PTRACE_O_SUSPEND_SECCOMP): EPERM): run cr as root with CAP_SYS_ADMIN, outside any seccomp sandbox`,
       );
     }
+  }
+
+  /**
+   * A task stopped by job control (SIGSTOP, Ctrl-Z's SIGTSTP …: state T) reports that stop first,
+   * and a stop signal about to be delivered is reported before it takes effect: such a task is let
+   * run on, still traced (the signal delivered as it would have been), and traps at once on cr's
+   * interrupt, so that cr can run calls in it. It is stopped again the moment cr lets it go, or
+   * dies: the kernel puts a detached tracee of a stopped process back into the stop. Returns the
+   * stop signal; undefined for a task that was not stopping.
+   */
+  private leaveJobControlStop(pid: number, status: number): number | undefined {
+    let stopSignal: number | undefined;
+    let leftStop = false;
+    for (let reported = status; ; reported = this.waitStop(pid)) {
+      const signal = (reported >> 8) & 0xff;
+      const event = reported >> 16;
+      if (!STOP_SIGNALS.has(signal) || (event !== 0 && event !== PTRACE_EVENT_STOP)) return stopSignal;
+      // Once let run on from the stop, the next is cr's interrupt, which the kernel reports with the stop signal while the process is stopped.
+      if (leftStop) return stopSignal;
+      stopSignal = signal;
+      if (event === 0) {
+        this.libc.ptrace(PTRACE_CONT, pid, 0, signal, 'ptrace(PTRACE_CONT)');
+        continue;
+      }
+      leftStop = true;
+      this.libc.ptrace(PTRACE_CONT, pid, 0, 0, 'ptrace(PTRACE_CONT)');
+    }
+  }
+
+  /** Sends `signal` to process `pid` (kill(2)): for a task cr holds, it is taken once cr lets the task go. */
+  signalProcess(pid: number, signal: number): void {
+    this.libc.kill(pid, signal);
+  }
+
+  /** The signal that stopped a task cr seized while job control had it stopped (see leaveJobControlStop); undefined for any other. */
+  jobControlStop(pid: number): number | undefined {
+    return this.jobControlStops.get(pid);
   }
 
   /** Sets the ptrace options of a task cr traces (PTRACE_O_*). */
@@ -547,6 +591,7 @@ export class Ptrace {
   /** Drops what cr kept about a task it no longer holds. */
   private forget(pid: number): void {
     this.syscallSites.delete(pid);
+    this.jobControlStops.delete(pid);
     this.callStacks.delete(pid);
     const fd = this.memFds.get(pid);
     if (fd !== undefined) closeSync(fd);

@@ -1057,6 +1057,16 @@ export class RemoteTask {
     this.send('capset', SYS.capset, [this.put(header), this.put(data)], { usesScratch: true });
   }
 
+  /** The signal job control had stopped the task with when cr seized it (SIGSTOP, SIGTSTP …); undefined if it was running. */
+  get jobControlStop(): number | undefined {
+    return this.ptrace.jobControlStop(this.pid);
+  }
+
+  /** Makes the process stop by job control as soon as cr lets it go (with `signal`: SIGSTOP, SIGTSTP …), as it was when it was saved. */
+  stopOnRelease(signal: number): void {
+    this.ptrace.signalProcess(this.pid, signal);
+  }
+
   /** The thread's `count` seccomp filters (Seccomp_filters of its status), oldest first (Ptrace.seccompFilters). */
   seccompFilters(count: number): SeccompFilter[] {
     return this.ptrace.seccompFilters(this.pid, count);
