@@ -46,15 +46,16 @@ describe('a process stopped by job control (state T)', () => {
     expect(lines(out).filter((l) => l.startsWith('ERROR'))).toEqual([]);
   });
 
-  it('comes back stopped by the same signal after --kill and restore, and counts on from its count when continued', async () => {
+  it('comes back stopped after --kill and restore, and counts on from its count when continued', async () => {
     const dir = cleanup.dir(tempDir());
     const out = join(dir, 'out.txt');
     const child = await startFixture(cleanup, join(bin, 'ticker'), ['nanosleep'], out);
     const pid = child.pid!;
     await waitFor('a count', () => (lastCount(out) >= 1 ? true : undefined));
-    await stop(pid, 'SIGTSTP');
+    // SIGSTOP: the kernel discards SIGTSTP sent to an orphaned process group, as the test runner's may be.
+    await stop(pid, 'SIGSTOP');
     await checkpointAndKill(child, join(dir, 'img'));
-    expect(savedStop(join(dir, 'img'), pid)).toBe(20);
+    expect(savedStop(join(dir, 'img'), pid)).toBe(19);
     const stoppedAt = lastCount(out);
     await restoreDetached(cleanup, join(dir, 'img'), pid);
     await waitFor('the restored process to stop', () => (processState(pid) === 'T' ? true : undefined));

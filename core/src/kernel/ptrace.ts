@@ -179,19 +179,18 @@ export class Ptrace {
    */
   private leaveJobControlStop(pid: number, status: number): number | undefined {
     let stopSignal: number | undefined;
-    let leftStop = false;
     for (let reported = status; ; reported = this.waitStop(pid)) {
       const signal = (reported >> 8) & 0xff;
       const event = reported >> 16;
       if (!STOP_SIGNALS.has(signal) || (event !== 0 && event !== PTRACE_EVENT_STOP)) return stopSignal;
-      // Once let run on from the stop, the next is cr's interrupt, which the kernel reports with the stop signal while the process is stopped.
-      if (leftStop) return stopSignal;
-      stopSignal = signal;
       if (event === 0) {
+        // Delivered as it would have been: it stops the process, or is discarded (a terminal stop signal in an orphaned group).
         this.libc.ptrace(PTRACE_CONT, pid, 0, signal, 'ptrace(PTRACE_CONT)');
         continue;
       }
-      leftStop = true;
+      // Once let run on from the stop, the next is cr's interrupt, which the kernel reports with the stop signal while the process is stopped.
+      if (stopSignal !== undefined) return stopSignal;
+      stopSignal = signal;
       this.libc.ptrace(PTRACE_CONT, pid, 0, 0, 'ptrace(PTRACE_CONT)');
     }
   }

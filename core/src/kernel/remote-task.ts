@@ -1062,9 +1062,13 @@ export class RemoteTask {
     return this.ptrace.jobControlStop(this.pid);
   }
 
-  /** Makes the process stop by job control as soon as cr lets it go (with `signal`: SIGSTOP, SIGTSTP …), as it was when it was saved. */
-  stopOnRelease(signal: number): void {
-    this.ptrace.signalProcess(this.pid, signal);
+  /**
+   * Makes the process stop by job control as soon as cr lets it go, as it was when it was saved:
+   * with SIGSTOP, whatever stopped it then, since the kernel discards SIGTSTP, SIGTTIN and SIGTTOU
+   * sent to an orphaned process group, which a restored process's often is.
+   */
+  stopOnRelease(): void {
+    this.ptrace.signalProcess(this.pid, SIGSTOP);
   }
 
   /** The thread's `count` seccomp filters (Seccomp_filters of its status), oldest first (Ptrace.seccompFilters). */

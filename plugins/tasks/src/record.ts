@@ -171,7 +171,7 @@ export const liveTaskRecordSchema = z.lazy(() =>
       .min(1)
       .max(64)
       .optional()
-      .describe('job control had stopped it (state T: SIGSTOP, SIGTSTP …), with this signal: restored stopped, as kill -STOP stops it'),
+      .describe('job control had stopped it (state T), with this signal (SIGSTOP, SIGTSTP …): restored stopped, by SIGSTOP'),
     clearChildTid: clearChildTidSchema.optional().describe('of the main thread; absent in images of cr before threads'),
     robustList: robustListSchema.optional().describe('of the main thread; absent in images of cr before threads'),
     threads: z.array(threadRecordSchema).optional().describe('the threads other than the main one, whose state is the rest of this record'),

@@ -155,7 +155,7 @@ export class RestoredTree {
     for (const m of live) {
       // Its threads use its work area (RemoteTask's lender): gone before any of them runs.
       m.task.dropScratch();
-      if (!isZombieRecord(m.record) && m.record.stopped !== undefined) m.task.stopOnRelease(m.record.stopped);
+      if (!isZombieRecord(m.record) && m.record.stopped !== undefined) m.task.stopOnRelease();
       for (const thread of m.threads) thread.release();
       m.task.release();
     }
