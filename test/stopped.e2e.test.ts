@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -17,10 +18,20 @@ afterAll(() => cleanup.dir(bin) && cleanup.run());
 /** The ticker's last count. */
 const lastCount = (out: string) => Math.max(0, ...lines(out).filter((l) => /^\d+$/.test(l)).map(Number));
 
-/** Stops the ticker with `signal` and waits until job control has it stopped (state T). */
-async function stop(pid: number, signal: NodeJS.Signals): Promise<void> {
-  process.kill(pid, signal);
+/**
+ * Starts the ticker in a new directory, lets it count once, and stops it with SIGSTOP (the kernel
+ * discards SIGTSTP sent to an orphaned process group, as the test runner's may be); returns once
+ * job control has it stopped (state T).
+ */
+async function stoppedTicker(): Promise<{ dir: string; out: string; child: ChildProcess; pid: number }> {
+  const dir = cleanup.dir(tempDir());
+  const out = join(dir, 'out.txt');
+  const child = await startFixture(cleanup, join(bin, 'ticker'), ['nanosleep'], out);
+  const pid = child.pid!;
+  await waitFor('a count', () => (lastCount(out) >= 1 ? true : undefined));
+  process.kill(pid, 'SIGSTOP');
   await waitFor(`PID ${pid} to stop`, () => (processState(pid) === 'T' ? true : undefined));
+  return { dir, out, child, pid };
 }
 
 /** The `stopped` field of the image's tasks record of `pid`. */
@@ -28,12 +39,7 @@ const savedStop = (img: string, pid: number) => (JSON.parse(readFileSync(join(im
 
 describe('a process stopped by job control (state T)', () => {
   it('is checkpointed and left stopped, untraced, as it was; it counts on when continued', async () => {
-    const dir = cleanup.dir(tempDir());
-    const out = join(dir, 'out.txt');
-    const child = await startFixture(cleanup, join(bin, 'ticker'), ['nanosleep'], out);
-    const pid = child.pid!;
-    await waitFor('a count', () => (lastCount(out) >= 1 ? true : undefined));
-    await stop(pid, 'SIGSTOP');
+    const { dir, out, pid } = await stoppedTicker();
     const r = await crAsync(['checkpoint', String(pid), '-D', join(dir, 'img')]);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
@@ -47,13 +53,7 @@ describe('a process stopped by job control (state T)', () => {
   });
 
   it('comes back stopped after --kill and restore, and counts on from its count when continued', async () => {
-    const dir = cleanup.dir(tempDir());
-    const out = join(dir, 'out.txt');
-    const child = await startFixture(cleanup, join(bin, 'ticker'), ['nanosleep'], out);
-    const pid = child.pid!;
-    await waitFor('a count', () => (lastCount(out) >= 1 ? true : undefined));
-    // SIGSTOP: the kernel discards SIGTSTP sent to an orphaned process group, as the test runner's may be.
-    await stop(pid, 'SIGSTOP');
+    const { dir, out, child, pid } = await stoppedTicker();
     await checkpointAndKill(child, join(dir, 'img'));
     expect(savedStop(join(dir, 'img'), pid)).toBe(19);
     const stoppedAt = lastCount(out);
