@@ -112,7 +112,10 @@ export function resumeTask(kernel: Kernel, task: RemoteTask, record: LiveTaskRec
     // Seccomp, credentials and no_new_privs are each thread's own: another thread's go in a round
     // trip of their own, the main thread's with the rest of its calls. Seccomp comes first:
     // installing a filter needs privileges the credentials may take away.
-    const own = [{ each: task, seccomp: record.seccomp, credentials: record.credentials }, ...made.map((t) => ({ each: t.task, seccomp: t.record.seccomp, credentials: t.record.credentials ?? record.credentials }))];
+    const own = [
+      { each: task, seccomp: record.seccomp, credentials: record.credentials },
+      ...made.map((t) => ({ each: t.task, seccomp: t.record.seccomp, credentials: t.record.credentials ?? record.credentials })),
+    ];
     for (const { each, seccomp, credentials } of own) {
       each.together(() => {
         restoreOwnSeccomp(each, seccomp, sharedFilters.length);
