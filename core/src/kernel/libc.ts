@@ -321,9 +321,9 @@ export class Libc {
     return check(raw.syscall(SYS.kcmp, 'long', liveTask(pid), 'long', liveTask(pid), 'long', KCMP_EPOLL_TFD, 'long', fd, 'void *', slot), 'kcmp(KCMP_EPOLL_TFD)', `pid ${pid} fd ${epfd}`);
   }
 
-  /** pidfd_open(2) of process `pid`; the descriptor is close-on-exec. */
-  pidfdOpen(pid: number, target: string): number {
-    return check(raw.syscall(SYS.pidfd_open, 'long', pid, 'long', 0), 'pidfd_open', target);
+  /** pidfd_open(2) of process `pid` (with PIDFD_THREAD, of thread `pid`); the descriptor is close-on-exec. */
+  pidfdOpen(pid: number, target: string, flags = 0): number {
+    return check(raw.syscall(SYS.pidfd_open, 'long', pid, 'long', flags), 'pidfd_open', target);
   }
 
   /**
@@ -332,7 +332,7 @@ export class Libc {
    */
   takeFd(pid: number, fd: number, target: string): number {
     const task = liveTask(pid);
-    const pidfd = check(raw.syscall(SYS.pidfd_open, 'long', task, 'long', task === pid ? 0 : PIDFD_THREAD), 'pidfd_open', `pid ${pid}`);
+    const pidfd = this.pidfdOpen(task, `pid ${pid}`, task === pid ? 0 : PIDFD_THREAD);
     try {
       return check(raw.syscall(SYS.pidfd_getfd, 'long', pidfd, 'long', fd, 'long', 0), 'pidfd_getfd', target);
     } finally {
