@@ -378,17 +378,6 @@ export function threadIds(pid: number): number[] {
   return [pid, ...tids.filter((tid) => tid !== pid).sort((a, b) => a - b)];
 }
 
-/** The seccomp mode of thread `tid` (0 none, 1 strict, 2 filter), from the Seccomp line of its status; 0 once it is gone. */
-export function seccompMode(tid: number): number {
-  let status: string;
-  try {
-    status = readFileSync(`/proc/${tid}/status`, 'utf8');
-  } catch {
-    return 0;
-  }
-  return Number(/^Seccomp:\s*(\d+)$/m.exec(status)?.[1] ?? 0);
-}
-
 /** A /proc read of one descriptor; undefined when the descriptor (or its process) is gone. */
 function unlessGone<T>(syscall: string, path: string, call: () => T): T | undefined {
   try {

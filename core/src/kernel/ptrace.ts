@@ -2,7 +2,7 @@ import { closeSync, openSync, readFileSync, readSync, writeSync } from 'node:fs'
 import { TargetError, UnsupportedError } from '../errors.js';
 import { KernelError } from './kernel-error.js';
 import { Libc, WNOHANG, __WALL } from './libc.js';
-import { Procfs, seccompMode, threadIds } from './procfs.js';
+import { Procfs, threadIds } from './procfs.js';
 import { decodeStruct, encodeStruct, peeksiginfoArgs, rseqConfiguration, seccompMetadata, structSize, u64 } from './structs.js';
 import { SECCOMP_FILTER_FLAG_LOG, SIGSTOP } from './syscalls.js';
 
@@ -145,7 +145,7 @@ export class Ptrace {
       const stopSignal = this.leaveJobControlStop(pid, this.waitStop(pid));
       if (stopSignal !== undefined) this.jobControlStops.set(pid, stopSignal);
       // Stopped, it cannot turn seccomp on any more; until cr lets it go, its filters must not judge cr's calls in it.
-      if (seccompMode(pid) !== 0) this.suspendSeccomp(pid, options);
+      if (new Procfs().status(pid).seccomp !== 0) this.suspendSeccomp(pid, options);
       return this.getRegs(pid);
     } catch (err) {
       this.detachQuietly(pid);
