@@ -1,6 +1,6 @@
 import { closeSync, readFileSync } from 'node:fs';
 import type { Libc } from './libc.js';
-import type { Sockets } from './sockets.js';
+import type { SocketBuffers, Sockets } from './sockets.js';
 import { decodeStruct, encodeStruct, sockaddrNl } from './structs.js';
 
 export const AF_NETLINK = 16;
@@ -55,12 +55,13 @@ export class NetlinkSockets {
   }
 
   /**
-   * A new netlink socket of cr's (close-on-exec) of `type` and `protocol`, in `state`: bound to its
-   * port id (when it had one) and groups, connected where it was, its options on.
+   * A new netlink socket of cr's (close-on-exec) of `type` and `protocol`, in `state`: with its
+   * buffer sizes, bound to its port id (when it had one) and groups, connected where it was, its options on.
    */
-  create(type: number, protocol: number, state: NetlinkState, target: string): number {
+  create(type: number, protocol: number, state: NetlinkState, buffers: SocketBuffers, target: string): number {
     const fd = this.libc.socket(AF_NETLINK, type, protocol, target);
     try {
+      this.sockets.setBuffers(fd, buffers, target);
       for (const name of state.options) this.sockets.setIntOption(fd, SOL_NETLINK, NETLINK_FLAG_OPTIONS[name], 1, target);
       // bind takes the first 32 groups as a mask; the others are joined one by one.
       const low = state.groups.filter((g) => g <= 32);

@@ -1,5 +1,4 @@
 import { AF_NETLINK, Kernel, inject, injectable, socketInode, type FdInfo, type ResourceNode } from '@cr/core';
-import { closeSync } from 'node:fs';
 import { DescriptionPlugin, type DescriptionHandle, type DescriptionSite } from '@cr/descriptor-base';
 import { netlinkSocketRecordSchema, type NetlinkSocketRecord } from './record.js';
 
@@ -59,14 +58,7 @@ export class NetlinkSocketsPlugin extends DescriptionPlugin<NetlinkSocketRecord>
   protected create(record: NetlinkSocketRecord, target: string): number {
     const type = record.type === 'dgram' ? SOCK_DGRAM : SOCK_RAW;
     const state = { portid: record.portid, groups: record.groups, peer: record.peer ?? { portid: 0, groups: 0 }, options: record.options };
-    const fd = this.kernel.netlinkSockets.create(type, record.protocol, state, target);
-    try {
-      this.kernel.sockets.setBuffers(fd, record.buffers, target);
-    } catch (err) {
-      closeSync(fd);
-      throw err;
-    }
-    return fd;
+    return this.kernel.netlinkSockets.create(type, record.protocol, state, record.buffers, target);
   }
 }
 
